@@ -1,0 +1,340 @@
+/**
+ * HostDO: one per server. Holds the agent's control link (a hibernatable WebSocket), the index of
+ * the server's sessions (SQLite, so listings work while the agent is away), and relays requests
+ * to the agent: create, kill, list. Reconciles the index with the agent's own list whenever the
+ * agent (re)connects.
+ */
+import { DurableObject } from "cloudflare:workers";
+import {
+  parseControl,
+  type AgentFacts,
+  type AgentToHost,
+  type ControlOp,
+  type ControlOps,
+  type CreateSessionParams,
+  type HostToAgent,
+  type LiveSession,
+  type SessionMeta,
+} from "../shared/agent-protocol.ts";
+import { ApiError } from "../shared/errors.ts";
+import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
+import { readConfig, terminalConfig, type Env } from "./env.ts";
+import { fail, ok, unwrap, type Result } from "./errors.ts";
+
+/** Most sessions one server may hold. */
+export const MAX_SESSIONS_PER_SERVER = 256;
+/** Most agent requests in flight at once. */
+export const MAX_PENDING_REQUESTS = 256;
+/** How long the agent has to answer a request, in milliseconds. */
+export const AGENT_REQUEST_TIMEOUT_MS = 20_000;
+/** Random picks tried before scanning for a free ephemeral id. */
+const EPHEMERAL_ID_PICKS = 32;
+
+const AGENT_TAG = "agent";
+
+/** A session as the terminal session API lists it. */
+export interface SessionListing {
+  id: number;
+  shell: string;
+  cwd: string;
+  started_at: string;
+  command_history: string[];
+  clients: number;
+  agent_online: boolean;
+  ephemeral: boolean;
+  cols?: number;
+  rows?: number;
+  title?: string;
+  display?: string;
+}
+
+export interface HostStatus {
+  online: boolean;
+  agent: AgentFacts | null;
+  sessions: number;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: ApiError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class HostDO extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly pending = new Map<number, Pending>();
+  private nextRequestId = 1;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS sessions (
+      terminal_id INTEGER PRIMARY KEY,
+      meta TEXT NOT NULL
+    )`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+  }
+
+  // --- agent control link -----------------------------------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const serverId = request.headers.get("X-Edgetty-Server");
+    if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("expected an agent WebSocket", { status: 400 });
+    }
+    this.setHostValue("server_id", serverId);
+    for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
+      try {
+        old.close(4000, "replaced by a newer agent link");
+      } catch {
+        /* already closed */
+      }
+    }
+    this.failPending(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [AGENT_TAG]);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    try {
+      if (typeof message !== "string") return;
+      const msg = parseControl<AgentToHost>(message);
+      switch (msg.t) {
+        case "hello":
+          this.setHostValue("agent", JSON.stringify(msg.agent));
+          await this.reconcile(msg.sessions);
+          break;
+        case "reply": {
+          const p = this.pending.get(msg.id);
+          if (!p) break;
+          this.pending.delete(msg.id);
+          clearTimeout(p.timer);
+          if (msg.ok) p.resolve(msg.result);
+          else p.reject(new ApiError(msg.error.status, msg.error.code, msg.error.message));
+          break;
+        }
+        case "exited":
+          await this.removeSession(msg.terminal_id, msg.exit);
+          break;
+      }
+    } catch (error) {
+      console.error("HostDO.webSocketMessage:", error);
+      try {
+        ws.close(4400, "malformed control frame");
+      } catch {
+        /* closed */
+      }
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    try {
+      if (this.ctx.getWebSockets(AGENT_TAG).every((s) => s === ws)) {
+        this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
+      }
+    } catch (error) {
+      console.error("HostDO.webSocketClose:", error);
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    console.warn("HostDO.webSocketError:", error);
+    await this.webSocketClose(ws);
+  }
+
+  private agentSocket(): WebSocket | null {
+    const sockets = this.ctx.getWebSockets(AGENT_TAG).filter((ws) => ws.readyState === WebSocket.OPEN);
+    return sockets[sockets.length - 1] ?? null;
+  }
+
+  private failPending(error: ApiError): void {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(error);
+    }
+    this.pending.clear();
+  }
+
+  /** Sends a request to the agent and waits for its reply. */
+  private request<K extends ControlOp>(op: K, params: ControlOps[K]["params"]): Promise<ControlOps[K]["result"]> {
+    const ws = this.agentSocket();
+    if (!ws) return Promise.reject(new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
+    if (this.pending.size >= MAX_PENDING_REQUESTS) {
+      return Promise.reject(new ApiError(429, "AGENT_BUSY", "Too many requests in flight to this host's agent"));
+    }
+    const id = this.nextRequestId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not answer ${op} in time`));
+      }, AGENT_REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      ws.send(JSON.stringify({ t: "req", id, op, params } satisfies HostToAgent));
+    });
+  }
+
+  // --- the session index ----------------------------------------------------------------------
+
+  private setHostValue(key: string, value: string): void {
+    this.sql.exec("INSERT INTO host (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  private hostValue(key: string): string | null {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM host WHERE key = ?", key).toArray()[0];
+    return row?.value ?? null;
+  }
+
+  private indexed(terminalId: number): SessionMeta | null {
+    const row = this.sql.exec<{ meta: string }>("SELECT meta FROM sessions WHERE terminal_id = ?", terminalId).toArray()[0];
+    return row ? (JSON.parse(row.meta) as SessionMeta) : null;
+  }
+
+  private allIndexed(): SessionMeta[] {
+    return this.sql
+      .exec<{ meta: string }>("SELECT meta FROM sessions ORDER BY terminal_id")
+      .toArray()
+      .map((r) => JSON.parse(r.meta) as SessionMeta);
+  }
+
+  private terminal(serverId: string, terminalId: number) {
+    return this.env.TERMINAL.get(this.env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
+  }
+
+  private serverId(): string {
+    return this.hostValue("server_id") ?? "";
+  }
+
+  /** The agent says what it runs: adopt what it has, forget what it lost. */
+  private async reconcile(live: LiveSession[]): Promise<void> {
+    const serverId = this.serverId();
+    const config = readConfig(this.env);
+    const liveIds = new Set(live.map((s) => s.terminal_id));
+    for (const meta of this.allIndexed()) {
+      if (!liveIds.has(meta.terminal_id)) await this.removeSession(meta.terminal_id, { exit_code: -1, signal: 0 });
+    }
+    for (const session of live) {
+      if (!this.indexed(session.terminal_id)) {
+        this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", session.terminal_id, JSON.stringify(session));
+        await this.terminal(serverId, session.terminal_id).configure(serverId, session, terminalConfig(config, session.ephemeral));
+      }
+    }
+  }
+
+  private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }): Promise<void> {
+    this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
+    await this.terminal(this.serverId(), terminalId).end(exit);
+  }
+
+  private allocateEphemeralId(): number {
+    const taken = new Set(this.allIndexed().map((m) => m.terminal_id));
+    const span = EPHEMERAL_ID_MAX - EPHEMERAL_ID_MIN + 1;
+    for (let i = 0; i < EPHEMERAL_ID_PICKS; i++) {
+      const id = EPHEMERAL_ID_MIN + Math.floor(Math.random() * span);
+      if (!taken.has(id)) return id;
+    }
+    for (let id = EPHEMERAL_ID_MIN; id <= EPHEMERAL_ID_MAX; id++) if (!taken.has(id)) return id;
+    throw new ApiError(429, "TOO_MANY_SESSIONS", "No free ephemeral terminal id");
+  }
+
+  // --- RPC from the Worker and TerminalDOs ------------------------------------------------------
+
+  /**
+   * Creates a session, or answers "exists" for a live one. `terminal_id` 0 asks for a free id
+   * (ephemeral sessions, and WebSocket attaches without an id).
+   */
+  async createSession(serverId: string, params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
+    try {
+      this.setHostValue("server_id", serverId);
+      if (params.terminal_id !== 0) {
+        const existing = this.indexed(params.terminal_id);
+        if (existing && this.agentSocket()) return ok({ status: "exists", meta: existing });
+      } else {
+        params = { ...params, terminal_id: this.allocateEphemeralId() };
+      }
+      const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sessions").one().n;
+      if (count >= MAX_SESSIONS_PER_SERVER) {
+        throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${MAX_SESSIONS_PER_SERVER} sessions per server`);
+      }
+      const result = await this.request("create", params);
+      const meta = result.meta;
+      this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
+      unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
+      return ok({ status: result.status, meta });
+    } catch (error) {
+      return fail(error, "HostDO.createSession");
+    }
+  }
+
+  /** Kills the session's process group and forgets it; clients get EXIT. */
+  async deleteSession(serverId: string, terminalId: number, why = "deleted"): Promise<Result<null>> {
+    try {
+      this.setHostValue("server_id", serverId);
+      if (!this.indexed(terminalId)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+      if (this.agentSocket()) {
+        try {
+          await this.request("kill", { terminal_id: terminalId });
+        } catch (error) {
+          if (!(error instanceof ApiError) || error.status !== 404) throw error;
+        }
+      }
+      // The agent reports the exit too; removing here makes DELETE final even while it is away.
+      await this.removeSession(terminalId, { exit_code: -1, signal: 9 });
+      console.log(`edgetty: session ${serverId}:${terminalId} removed (${why})`);
+      return ok(null);
+    } catch (error) {
+      return fail(error, "HostDO.deleteSession");
+    }
+  }
+
+  async listSessions(serverId: string, historyLimit: number): Promise<Result<SessionListing[]>> {
+    try {
+      this.setHostValue("server_id", serverId);
+      let live = new Map<number, LiveSession>();
+      if (this.agentSocket()) {
+        try {
+          live = new Map((await this.request("list", {})).sessions.map((s) => [s.terminal_id, s]));
+        } catch (error) {
+          console.warn("edgetty: listing live sessions failed:", error);
+        }
+      }
+      const metas = this.allIndexed();
+      const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(historyLimit)));
+      return ok(
+        metas.map((meta, i): SessionListing => {
+          const l = live.get(meta.terminal_id);
+          const info = infos[i]!;
+          const title = l?.title ?? info.title ?? undefined;
+          return {
+            id: meta.terminal_id,
+            shell: meta.shell,
+            cwd: l?.cwd ?? meta.cwd,
+            started_at: meta.started_at,
+            command_history: info.command_history,
+            clients: info.clients,
+            agent_online: info.agent_online,
+            ephemeral: meta.ephemeral,
+            ...(l ? { cols: l.cols, rows: l.rows } : {}),
+            ...(title ? { title } : {}),
+            ...(meta.display ? { display: meta.display } : {}),
+          };
+        }),
+      );
+    } catch (error) {
+      return fail(error, "HostDO.listSessions");
+    }
+  }
+
+  async hasSession(terminalId: number): Promise<boolean> {
+    return this.indexed(terminalId) !== null;
+  }
+
+  async status(): Promise<HostStatus> {
+    const agent = this.hostValue("agent");
+    return {
+      online: this.agentSocket() !== null,
+      agent: agent ? (JSON.parse(agent) as AgentFacts) : null,
+      sessions: this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sessions").one().n,
+    };
+  }
+}

@@ -1,0 +1,64 @@
+/** Small HTTP helpers shared by the routes: bounded JSON bodies and query values. */
+import { ApiError } from "../shared/errors.ts";
+
+/** Largest JSON body the API reads, in bytes. */
+export const JSON_BODY_MAX_BYTES = 64 << 10; // 64 KiB
+
+/** Reads a JSON object body of at most `maxBytes`; a clear 4xx for anything else. */
+export async function readJsonObject(request: Request, maxBytes = JSON_BODY_MAX_BYTES): Promise<Record<string, unknown>> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > maxBytes) throw new ApiError(413, "BODY_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
+  const reader = request.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (reader) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel();
+        throw new ApiError(413, "BODY_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+  }
+  if (size === 0) return {};
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new ApiError(400, "INVALID_JSON", "Request body is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ApiError(400, "INVALID_JSON", "Request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The first value of a query parameter (itty gives arrays for repeats). */
+export function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** All values of a query parameter. */
+export function all(value: string | string[] | undefined): string[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+/** An integer query parameter within [min, max]. */
+export function intParam(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === "") return fallback;
+  if (!/^\d+$/.test(value)) throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be an integer ${min}-${max}`);
+  return Math.min(max, Math.max(min, Number(value)));
+}
+
+export function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}

@@ -1,0 +1,90 @@
+/**
+ * The registry of servers (hosts running an agent) in D1: ids, names, public URLs and the
+ * SHA-256 of each server's agent token. The schema is applied once per isolate, idempotently.
+ */
+import { ApiError } from "../shared/errors.ts";
+import { isServerId } from "../shared/validation.ts";
+import { safeEqual, sha256Hex } from "./auth.ts";
+
+export interface ServerRecord {
+  id: string;
+  name: string;
+  url: string;
+  created_at: string;
+}
+
+/** Most servers one registry holds. */
+export const MAX_SERVERS = 1000;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS servers (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     url TEXT NOT NULL DEFAULT '',
+     token_hash TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   )`,
+];
+
+let schemaReady: Promise<void> | null = null;
+
+function ensureSchema(db: D1Database): Promise<void> {
+  schemaReady ??= db
+    .batch(SCHEMA.map((sql) => db.prepare(sql)))
+    .then(() => undefined)
+    .catch((error: unknown) => {
+      schemaReady = null;
+      throw error;
+    });
+  return schemaReady;
+}
+
+export async function listServers(db: D1Database): Promise<ServerRecord[]> {
+  await ensureSchema(db);
+  const { results } = await db
+    .prepare("SELECT id, name, url, created_at FROM servers ORDER BY id LIMIT ?")
+    .bind(MAX_SERVERS)
+    .all<ServerRecord>();
+  return results;
+}
+
+export async function getServer(db: D1Database, id: string): Promise<ServerRecord | null> {
+  if (!isServerId(id)) return null;
+  await ensureSchema(db);
+  return db.prepare("SELECT id, name, url, created_at FROM servers WHERE id = ?").bind(id).first<ServerRecord>();
+}
+
+/** Creates or updates a server; the agent token is stored only as its digest. */
+export async function putServer(
+  db: D1Database,
+  server: { id: string; name: string; url: string; token: string },
+): Promise<ServerRecord> {
+  if (!isServerId(server.id)) throw new ApiError(400, "INVALID_SERVER_ID", "server id must match [a-z0-9][a-z0-9-]{0,62}");
+  await ensureSchema(db);
+  const count = await db.prepare("SELECT COUNT(*) AS n FROM servers WHERE id != ?").bind(server.id).first<{ n: number }>();
+  if ((count?.n ?? 0) >= MAX_SERVERS) throw new ApiError(429, "TOO_MANY_SERVERS", `at most ${MAX_SERVERS} servers`);
+  const created = new Date().toISOString();
+  await db
+    .prepare(
+      `INSERT INTO servers (id, name, url, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+       ON CONFLICT(id) DO UPDATE SET name = ?2, url = ?3, token_hash = ?4`,
+    )
+    .bind(server.id, server.name, server.url, await sha256Hex(server.token), created)
+    .run();
+  return (await getServer(db, server.id))!;
+}
+
+export async function deleteServer(db: D1Database, id: string): Promise<boolean> {
+  await ensureSchema(db);
+  const result = await db.prepare("DELETE FROM servers WHERE id = ?").bind(id).run();
+  return (result.meta.changes ?? 0) > 0;
+}
+
+/** True when `token` is the agent token of server `id`. */
+export async function verifyAgentToken(db: D1Database, id: string, token: string): Promise<boolean> {
+  if (!isServerId(id)) return false;
+  await ensureSchema(db);
+  const row = await db.prepare("SELECT token_hash FROM servers WHERE id = ?").bind(id).first<{ token_hash: string }>();
+  // Compare against a digest even for unknown servers, so timing does not reveal which exist.
+  return (await safeEqual(await sha256Hex(token), row?.token_hash ?? "")) && row !== null;
+}

@@ -1,0 +1,113 @@
+/**
+ * The terminal session API (seed 002) for one server: list, create, delete, WebSocket attach.
+ * Validation happens here, before anything reaches a Durable Object or an agent.
+ */
+import type { IRequest, RouterType } from "itty-router";
+import { ApiError } from "../shared/errors.ts";
+import { parseBool, parseCreateParams, parseTerminalId, requireTerminalId } from "../shared/validation.ts";
+import { readConfig, type Config, type Env } from "./env.ts";
+import { unwrap } from "./errors.ts";
+import { all, first, intParam, isWebSocketUpgrade, readJsonObject } from "./http.ts";
+import { mountBoth, resolveScope } from "./scope.ts";
+
+/** Most command lines listed per session. */
+export const HISTORY_LIMIT_MAX = 1000;
+export const HISTORY_LIMIT_DEFAULT = 50;
+
+function host(env: Env, serverId: string) {
+  return env.HOST.get(env.HOST.idFromName(serverId));
+}
+
+function terminal(env: Env, serverId: string, terminalId: number) {
+  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
+}
+
+/** Browsers may open the WebSocket from the edge's own origin or an allowed one. */
+export function originAllowed(request: Request, config: Config): boolean {
+  const origin = request.headers.get("Origin");
+  if (!origin) return true; // not a browser
+  if (origin === new URL(request.url).origin) return true;
+  return config.allowedOrigins.includes("*") || config.allowedOrigins.includes(origin);
+}
+
+/** The query of a WebSocket attach as a flat record (env kept aside: it repeats). */
+function queryRecord(request: IRequest): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(request.query)) if (key !== "env") record[key] = first(value);
+  return record;
+}
+
+export function mountTerminalApi(router: RouterType<IRequest, [Env, ExecutionContext]>): void {
+  mountBoth(router, "get", "/api/v1/terminal/sessions", async (request, env) => {
+    const config = readConfig(env);
+    const { serverId } = await resolveScope(request, env, config);
+    const limitParam = first(request.query["history_limit"]) ?? first(request.query["history_lines"]);
+    const limit = intParam(limitParam, "history_limit", HISTORY_LIMIT_DEFAULT, 0, HISTORY_LIMIT_MAX);
+    return Response.json(unwrap(await host(env, serverId).listSessions(serverId, limit)));
+  });
+
+  mountBoth(router, "post", "/api/v1/terminal/create", async (request, env) => {
+    const config = readConfig(env);
+    const { serverId } = await resolveScope(request, env, config);
+    const body = await readJsonObject(request);
+    const ephemeral = parseBool(body["ephemeral"], "ephemeral", false);
+    const hasId = body["terminal_id"] !== undefined && body["terminal_id"] !== null && body["terminal_id"] !== "";
+    const terminalId = ephemeral && !hasId ? 0 : requireTerminalId(body["terminal_id"]);
+    const env_ = Array.isArray(body["env"]) ? body["env"].map(String) : [];
+    const params = parseCreateParams(body, terminalId, env_);
+    const { status, meta } = unwrap(await host(env, serverId).createSession(serverId, params));
+    return Response.json({
+      status,
+      terminal_id: meta.terminal_id,
+      shell: meta.shell,
+      ...(meta.display ? { display: meta.display } : {}),
+    });
+  });
+
+  mountBoth(router, "delete", "/api/v1/terminal/:terminal_id", async (request, env) => {
+    const config = readConfig(env);
+    const { serverId } = await resolveScope(request, env, config);
+    const terminalId = requireTerminalId(request.params["terminal_id"]);
+    unwrap(await host(env, serverId).deleteSession(serverId, terminalId));
+    return Response.json({ status: "deleted", terminal_id: terminalId });
+  });
+
+  mountBoth(router, "get", "/api/v1/terminal/ws", async (request, env) => {
+    const config = readConfig(env);
+    const { serverId } = await resolveScope(request, env, config);
+    if (!isWebSocketUpgrade(request)) {
+      throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint upgrades to a WebSocket; use a WebSocket client");
+    }
+    if (!originAllowed(request, config)) throw new ApiError(403, "ORIGIN_CHECK_FAILED", "Origin validation failed");
+    const query = queryRecord(request);
+    let terminalId = 0;
+    if (query["terminal_id"] !== undefined) {
+      const id = parseTerminalId(query["terminal_id"]);
+      if (id === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
+      terminalId = id;
+    }
+    const readonly = parseBool(query["readonly"], "readonly", false);
+    let params;
+    try {
+      params = parseCreateParams(query, terminalId, all(request.query["env"]));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 400) throw new ApiError(400, "INVALID_PARAMETERS", error.message);
+      throw error;
+    }
+    const hostStub = host(env, serverId);
+    if (!(await hostStub.status()).online) {
+      throw new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
+    }
+    if (readonly) {
+      if (terminalId === 0 || !(await hostStub.hasSession(terminalId))) {
+        throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found (read-only clients cannot create one)");
+      }
+    } else {
+      terminalId = unwrap(await hostStub.createSession(serverId, params)).meta.terminal_id;
+    }
+    const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);
+    const forward = new Request(url, { headers: request.headers });
+    forward.headers.set("X-Edgetty-Server", serverId);
+    return terminal(env, serverId, terminalId).fetch(forward);
+  });
+}

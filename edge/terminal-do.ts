@@ -1,0 +1,272 @@
+/**
+ * TerminalDO: one per (server_id, terminal_id). The meeting point of a terminal's agent data link
+ * and its clients, all hibernatable WebSockets accepted here; the fan-out logic lives in
+ * TerminalHub. Storage keeps what must outlive the instance: the session's metadata, its limits
+ * and its window title. An alarm removes the session after it has sat without clients too long.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { DataHello, SessionMeta } from "../shared/agent-protocol.ts";
+import type { ExitInfo, ServerFrame } from "../shared/protocol.ts";
+import type { Env, TerminalConfig } from "./env.ts";
+import { DEFAULT_MAX_CLIENTS } from "./env.ts";
+import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
+import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
+
+/** What a client socket's attachment remembers across hibernation. */
+interface ClientAttachment {
+  id: string;
+  readonly: boolean;
+  paused: boolean;
+}
+
+/** Live facts for listings. */
+export interface TerminalLiveInfo {
+  clients: number;
+  /** Most recent command lines, oldest first. */
+  command_history: string[];
+  agent_online: boolean;
+  meta: SessionMeta | null;
+  title: string | null;
+}
+
+const AGENT_TAG = "agent";
+const CLIENT_TAG = "client";
+
+/** Adapts a WebSocket to a Sink; writes after close are dropped, never thrown. */
+function sinkOf(ws: WebSocket): Sink {
+  return {
+    send(bytes) {
+      try {
+        ws.send(bytes);
+      } catch {
+        /* closed underneath us: its close event cleans up */
+      }
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    },
+  };
+}
+
+export class TerminalDO extends DurableObject<Env> {
+  private readonly hub: TerminalHub;
+  private readonly sinks = new Map<WebSocket, Sink>();
+  private serverId = "";
+  private meta: SessionMeta | null = null;
+  private config: TerminalConfig = { maxClients: DEFAULT_MAX_CLIENTS, idleTimeoutMs: 0 };
+  private title: string | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.hub = new TerminalHub({
+      info: (client) => this.infoFrame(client),
+      onHello: (hello) => this.onHello(hello),
+      onTitle: (title) => {
+        this.title = title;
+        void this.ctx.storage.put("title", title);
+      },
+      onExit: () => void this.forget(),
+      onClientChanged: (sink, client) => {
+        const ws = [...this.sinks].find(([, s]) => s === sink)?.[0];
+        ws?.serializeAttachment({ id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
+      },
+    });
+    void ctx.blockConcurrencyWhile(async () => {
+      const stored = await ctx.storage.get(["server_id", "meta", "config", "title"]);
+      this.serverId = (stored.get("server_id") as string | undefined) ?? "";
+      this.meta = (stored.get("meta") as SessionMeta | undefined) ?? null;
+      this.config = (stored.get("config") as TerminalConfig | undefined) ?? this.config;
+      this.title = (stored.get("title") as string | undefined) ?? null;
+      // After hibernation the sockets are still here; their in-memory state is not.
+      for (const ws of ctx.getWebSockets(AGENT_TAG)) this.hub.attachAgent(this.sinkFor(ws), true);
+      for (const ws of ctx.getWebSockets(CLIENT_TAG)) {
+        const a = ws.deserializeAttachment() as ClientAttachment | null;
+        if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
+      }
+    });
+  }
+
+  private sinkFor(ws: WebSocket): Sink {
+    let sink = this.sinks.get(ws);
+    if (!sink) {
+      sink = sinkOf(ws);
+      this.sinks.set(ws, sink);
+    }
+    return sink;
+  }
+
+  private infoFrame(client: ClientState): ServerFrame {
+    const meta = this.meta;
+    return {
+      t: "info",
+      info: {
+        server_id: this.serverId,
+        terminal_id: meta?.terminal_id ?? 0,
+        shell: meta?.shell ?? "",
+        cwd: meta?.cwd ?? "",
+        cols: this.size.cols,
+        rows: this.size.rows,
+        readonly: client.readonly,
+        clients: this.hub.clients.size,
+        started_at: meta?.started_at ?? "",
+        ephemeral: meta?.ephemeral ?? false,
+        agent_online: this.hub.agentOnline,
+        ...(this.title ? { title: this.title } : {}),
+      },
+    };
+  }
+
+  private size = { cols: 80, rows: 24 };
+
+  private onHello(hello: DataHello): void {
+    this.meta = hello.meta;
+    this.size = hello.size;
+    void this.ctx.storage.put("meta", hello.meta);
+  }
+
+  // --- HTTP: the two kinds of WebSocket that meet here ------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const serverId = request.headers.get("X-Edgetty-Server") ?? "";
+    if (serverId && serverId !== this.serverId) {
+      this.serverId = serverId;
+      await this.ctx.storage.put("server_id", serverId);
+    }
+    if (url.pathname === "/agent") return this.acceptAgent();
+    if (url.pathname === "/client") return this.acceptClient(url.searchParams.get("readonly") === "1");
+    return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
+  }
+
+  private acceptAgent(): Response {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
+      this.hub.detachAgent(this.sinkFor(old));
+      this.sinkFor(old).close(4000, "replaced by a newer link");
+    }
+    this.ctx.acceptWebSocket(server, [AGENT_TAG]);
+    this.hub.attachAgent(this.sinkFor(server), false);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private acceptClient(readonly: boolean): Response {
+    if (!this.meta) return errorResponse("terminal", new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found"));
+    if (!this.hub.agentOnline) {
+      return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
+    }
+    if (this.ctx.getWebSockets(CLIENT_TAG).length >= this.config.maxClients) {
+      return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false };
+    this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
+    server.serializeAttachment(attachment);
+    this.hub.addClient(this.sinkFor(server), { ...attachment, offset: null, trustNext: false });
+    void this.ctx.storage.deleteAlarm();
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  // --- hibernatable WebSocket handlers ----------------------------------------------------------
+
+  override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    try {
+      if (this.ctx.getTags(ws).includes(AGENT_TAG)) this.hub.onAgentMessage(this.sinkFor(ws), message);
+      else this.hub.onClientMessage(this.sinkFor(ws), message);
+    } catch (error) {
+      console.error("TerminalDO.webSocketMessage:", error);
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    try {
+      this.dropSocket(ws);
+      if (code !== 1005 && code !== 1006) this.sinkFor(ws).close(1000, "closed");
+      this.sinks.delete(ws);
+    } catch (error) {
+      console.error("TerminalDO.webSocketClose:", error);
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    try {
+      console.warn("TerminalDO.webSocketError:", error);
+      this.dropSocket(ws);
+      this.sinks.delete(ws);
+    } catch (e) {
+      console.error("TerminalDO.webSocketError:", e);
+    }
+  }
+
+  private dropSocket(ws: WebSocket): void {
+    const sink = this.sinkFor(ws);
+    if (this.ctx.getTags(ws).includes(AGENT_TAG)) {
+      this.hub.detachAgent(sink);
+      return;
+    }
+    this.hub.removeClient(sink);
+    if (this.hub.clients.size === 0 && this.meta && this.config.idleTimeoutMs > 0) {
+      void this.ctx.storage.setAlarm(Date.now() + this.config.idleTimeoutMs);
+    }
+  }
+
+  /** Idle clean-up: alarms are at-least-once, so check again before removing anything. */
+  override async alarm(): Promise<void> {
+    try {
+      if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
+      const host = this.env.HOST.get(this.env.HOST.idFromName(this.serverId));
+      await host.deleteSession(this.serverId, this.meta.terminal_id, "idle timeout");
+    } catch (error) {
+      console.error("TerminalDO.alarm:", error);
+    }
+  }
+
+  // --- RPC from the Worker and the HostDO -------------------------------------------------------
+
+  /** Sets the limits of a session that was just created or adopted. */
+  async configure(serverId: string, meta: SessionMeta, config: TerminalConfig): Promise<Result<null>> {
+    try {
+      this.serverId = serverId;
+      this.meta ??= meta;
+      this.config = config;
+      await this.ctx.storage.put({ server_id: serverId, meta: this.meta, config });
+      if (this.hub.clients.size === 0 && config.idleTimeoutMs > 0) {
+        await this.ctx.storage.setAlarm(Date.now() + config.idleTimeoutMs);
+      }
+      return ok(null);
+    } catch (error) {
+      return fail(error, "TerminalDO.configure");
+    }
+  }
+
+  async info(historyLimit = 0): Promise<TerminalLiveInfo> {
+    return {
+      clients: this.hub.clients.size,
+      command_history: this.commandHistory(historyLimit),
+      agent_online: this.hub.agentOnline,
+      meta: this.meta,
+      title: this.title,
+    };
+  }
+
+  /** The session is gone (deleted, or its process ended while the data link was down). */
+  async end(exit: ExitInfo): Promise<void> {
+    if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit);
+    else await this.forget();
+  }
+
+  private commandHistory(limit: number): string[] {
+    void limit;
+    return [];
+  }
+
+  private async forget(): Promise<void> {
+    this.meta = null;
+    this.title = null;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+}

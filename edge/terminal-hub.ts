@@ -1,0 +1,311 @@
+/**
+ * The core of one terminal at the edge, independent of transport: the agent's data link on one
+ * side, any number of clients on the other. It forwards input, fans output out, keeps each
+ * client's position in the output stream, repaints joiners and laggards from agent snapshots,
+ * and acknowledges output to the agent. TerminalDO adapts hibernatable WebSockets to `Sink`s.
+ */
+import {
+  decodeAgentFrame,
+  encodeEdgeFrame,
+  LinkProtocolError,
+  type DataHello,
+} from "../shared/agent-protocol.ts";
+import {
+  ClientOp,
+  decodeClientFrame,
+  encodeServerFrame,
+  frame,
+  ProtocolError,
+  type ExitInfo,
+  type ServerFrame,
+} from "../shared/protocol.ts";
+import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
+
+/** Largest frame accepted from a client, in bytes. */
+export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
+
+/** One end of a connection the hub can write to. */
+export interface Sink {
+  send(bytes: Uint8Array): void;
+  close(code: number, reason: string): void;
+}
+
+/** Where a client stands. `offset` is the next output byte it expects. */
+export interface ClientState {
+  id: string;
+  readonly: boolean;
+  paused: boolean;
+  /** Null until the client has been repainted (or, after hibernation, until output resumes). */
+  offset: number | null;
+  /** After a DO wake-up positions are unknown: take the next frame as the client's position. */
+  trustNext: boolean;
+}
+
+/** What the hub asks of its host (the Durable Object). */
+export interface HubHost {
+  /** The INFO frame for a client. */
+  info(client: ClientState): ServerFrame;
+  /** The agent (re)introduced the session. */
+  onHello(hello: DataHello): void;
+  onTitle(title: string): void;
+  /** The PTY's process ended; every client has been sent EXIT and closed. */
+  onExit(exit: ExitInfo): void;
+  /** A client's pause state changed (worth persisting across hibernation). */
+  onClientChanged(sink: Sink, client: ClientState): void;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+export class TerminalHub {
+  readonly clients = new Map<Sink, ClientState>();
+  private agent: Sink | null = null;
+  /** End of the output received from the agent; null when unknown (fresh or woken DO). */
+  private received: number | null = null;
+  private readonly ring = new OutputRing();
+  private snapshotSeq = 0;
+  private snapshotInFlight: number | null = null;
+
+  constructor(private readonly host: HubHost) {}
+
+  get agentOnline(): boolean {
+    return this.agent !== null;
+  }
+
+  // --- agent side -----------------------------------------------------------------------------
+
+  attachAgent(sink: Sink, known: boolean): void {
+    if (this.agent && this.agent !== sink) this.agent.close(4000, "replaced by a newer link");
+    this.agent = sink;
+    this.snapshotInFlight = null;
+    // A link found after a wake-up has said HELLO long ago: it may stream right away.
+    if (known) this.requestSnapshotIfNeeded();
+  }
+
+  detachAgent(sink: Sink): void {
+    if (this.agent !== sink) return;
+    this.agent = null;
+    this.snapshotInFlight = null;
+    this.broadcast({ t: "error", error: { code: "AGENT_OFFLINE", message: "The host's agent is offline; output resumes when it reconnects" } });
+  }
+
+  onAgentMessage(sink: Sink, message: ArrayBuffer | string): void {
+    if (typeof message === "string") return; // the data link is binary only
+    const f = decodeAgentFrame(new Uint8Array(message));
+    switch (f.t) {
+      case "output":
+        this.onOutput(f.offset, f.frame);
+        break;
+      case "snapshot":
+        this.onSnapshot(f.id, f.offset, f.frame);
+        break;
+      case "hello":
+        this.onHello(sink, f.hello);
+        break;
+      case "title":
+        this.host.onTitle(decoder.decode(f.frame.subarray(1)));
+        for (const [client, state] of this.clients) if (state.offset !== null) client.send(f.frame);
+        break;
+      case "size":
+        break;
+      case "exit":
+        this.exit(f.exit);
+        break;
+    }
+  }
+
+  private onHello(sink: Sink, hello: DataHello): void {
+    this.attachAgent(sink, false);
+    this.host.onHello(hello);
+    if (this.received === null) {
+      // Nothing held here (a fresh DO): nobody needs the past, carry on from the agent's end.
+      this.received = hello.end;
+      for (const state of this.clients.values()) if (state.offset !== null || state.trustNext) this.markStale(state);
+    }
+    const resumeFrom = Math.max(this.received, hello.oldest);
+    if (resumeFrom !== this.received) {
+      // The agent can no longer resend what we miss: everyone gets a fresh screen.
+      this.received = resumeFrom;
+      for (const state of this.clients.values()) this.markStale(state);
+    }
+    sink.send(encodeEdgeFrame({ t: "resume", offset: resumeFrom }));
+    for (const [client, state] of this.clients) client.send(encodeServerFrame(this.host.info(state)));
+    this.requestSnapshotIfNeeded();
+  }
+
+  private onOutput(offset: number, clientFrame: Uint8Array): void {
+    let start = offset;
+    let data = clientFrame;
+    const end = offset + payloadLength({ offset, frame: clientFrame });
+    if (this.received !== null) {
+      if (end <= this.received) return this.ack(); // a resend we already hold
+      if (start < this.received) {
+        data = frame(clientFrame[0]!, clientFrame.subarray(1 + this.received - start));
+        start = this.received;
+      } else if (start > this.received) {
+        console.warn(`edgetty: output gap ${this.received}..${start}; repainting clients`);
+        this.ring.clear();
+      }
+    }
+    const f: RingFrame = { offset: start, frame: data };
+    this.ring.push(f);
+    this.received = end;
+    for (const [client, state] of this.clients) if (!state.paused) this.deliver(client, state, f);
+    this.ack();
+    this.requestSnapshotIfNeeded();
+  }
+
+  private ack(): void {
+    if (this.agent && this.received !== null) this.agent.send(encodeEdgeFrame({ t: "ack", offset: this.received }));
+  }
+
+  /** Sends `f` to a live client, keeping its position exact (no gap, no duplicate). */
+  private deliver(client: Sink, state: ClientState, f: RingFrame): void {
+    if (state.offset === null) {
+      if (!state.trustNext) return; // waiting for its repaint
+      state.offset = f.offset;
+      state.trustNext = false;
+    }
+    const end = f.offset + payloadLength(f);
+    if (end <= state.offset) return;
+    if (f.offset > state.offset) return this.markStale(state);
+    client.send(f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset)));
+    state.offset = end;
+  }
+
+  private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
+    if (id !== this.snapshotInFlight) return;
+    this.snapshotInFlight = null;
+    const backlog = this.ring.from(offset);
+    if (backlog === null || (this.received !== null && offset > this.received)) {
+      this.requestSnapshotIfNeeded(); // the stream moved past what we hold: ask again
+      return;
+    }
+    for (const [client, state] of this.clients) {
+      if (state.offset !== null || state.trustNext || state.paused) continue;
+      client.send(snapshot);
+      state.offset = offset;
+      for (const f of backlog) this.deliver(client, state, f);
+    }
+  }
+
+  private markStale(state: ClientState): void {
+    state.offset = null;
+    state.trustNext = false;
+  }
+
+  private requestSnapshotIfNeeded(): void {
+    if (!this.agent || this.snapshotInFlight !== null) return;
+    let needed = false;
+    for (const state of this.clients.values()) needed ||= state.offset === null && !state.trustNext && !state.paused;
+    if (!needed) return;
+    this.snapshotInFlight = ++this.snapshotSeq;
+    this.agent.send(encodeEdgeFrame({ t: "snapshot-request", id: this.snapshotInFlight }));
+  }
+
+  // --- client side ----------------------------------------------------------------------------
+
+  /** A new client: INFO now, the repaint as soon as the agent's snapshot arrives. */
+  addClient(sink: Sink, state: ClientState): void {
+    this.clients.set(sink, state);
+    sink.send(encodeServerFrame(this.host.info(state)));
+    this.requestSnapshotIfNeeded();
+  }
+
+  /** A client found after a wake-up, with what its attachment remembered. */
+  restoreClient(sink: Sink, state: ClientState): void {
+    this.clients.set(sink, state);
+  }
+
+  removeClient(sink: Sink): void {
+    this.clients.delete(sink);
+  }
+
+  onClientMessage(sink: Sink, message: ArrayBuffer | string): void {
+    const state = this.clients.get(sink);
+    if (!state) return;
+    if (typeof message === "string") {
+      if (message.length > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
+      return this.input(sink, state, frame(ClientOp.INPUT, encoder.encode(message)));
+    }
+    const bytes = new Uint8Array(message);
+    if (bytes.byteLength > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
+    let f;
+    try {
+      f = decodeClientFrame(bytes);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.refuse(sink, "INVALID_FRAME", error.message);
+      throw error;
+    }
+    switch (f.t) {
+      case "input":
+        return this.input(sink, state, bytes);
+      case "resize":
+        if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
+        if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
+        this.agent.send(bytes); // a valid client RESIZE frame is also the agent's
+        return;
+      case "pause":
+        if (!state.paused) {
+          state.paused = true;
+          this.host.onClientChanged(sink, state);
+        }
+        return;
+      case "resume":
+        if (state.paused) {
+          state.paused = false;
+          this.host.onClientChanged(sink, state);
+          this.catchUp(sink, state);
+        }
+        return;
+      case "ping":
+        sink.send(encodeServerFrame({ t: "pong", data: f.data }));
+        return;
+    }
+  }
+
+  private input(sink: Sink, state: ClientState, inputFrame: Uint8Array): void {
+    if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
+    if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline; input was not delivered");
+    this.agent.send(inputFrame);
+  }
+
+  /** A resumed client gets what it missed from the ring, or a fresh repaint if the ring moved on. */
+  private catchUp(sink: Sink, state: ClientState): void {
+    if (state.offset !== null) {
+      const missed = this.ring.from(state.offset);
+      if (missed !== null) {
+        for (const f of missed) this.deliver(sink, state, f);
+        return;
+      }
+      this.markStale(state);
+    }
+    if (state.trustNext) this.markStale(state);
+    this.requestSnapshotIfNeeded();
+  }
+
+  private refuse(sink: Sink, code: string, message: string): void {
+    sink.send(encodeServerFrame({ t: "error", error: { code, message } }));
+  }
+
+  // --- both -----------------------------------------------------------------------------------
+
+  private broadcast(f: ServerFrame): void {
+    const bytes = encodeServerFrame(f);
+    for (const client of this.clients.keys()) client.send(bytes);
+  }
+
+  /** The session ended: EXIT to every client, then close everything. */
+  exit(exit: ExitInfo): void {
+    this.broadcast({ t: "exit", exit });
+    for (const client of this.clients.keys()) client.close(1000, "session ended");
+    this.clients.clear();
+    this.agent?.close(1000, "session ended");
+    this.agent = null;
+    this.ring.clear();
+    this.received = null;
+    this.host.onExit(exit);
+  }
+}
+
+export { LinkProtocolError };

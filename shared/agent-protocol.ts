@@ -1,0 +1,326 @@
+/**
+ * The agent ↔ edge links (see docs/protocol.md, "Agent link").
+ *
+ * Control link (agent ↔ HostDO): JSON text frames. The HostDO sends requests (`req`), the agent
+ * answers each with a `reply` carrying the same id; the agent also pushes events (`hello`,
+ * `exited`).
+ *
+ * Data link (agent ↔ TerminalDO, one per PTY): binary frames, first byte the type. Output carries
+ * its byte offset in the PTY's output stream (the sequence number): the DO acknowledges offsets,
+ * the agent resends from the DO's offset after a reconnect, so nothing is lost or duplicated.
+ * An OUTPUT or SNAPSHOT frame embeds a ready-made client OUTPUT frame at a fixed position, so the
+ * DO forwards a subarray to clients without copying.
+ */
+import { ServerOp } from "./protocol.ts";
+import type { ExitInfo, TerminalSize } from "./protocol.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Data link
+
+/** Agent → TerminalDO frame types. */
+export const AgentOp = {
+  /** [op][offset u64][client OUTPUT frame]: bytes starting at `offset` of the output stream. */
+  OUTPUT: 0x80,
+  /** [op][request id u32][offset u64][client OUTPUT frame]: the screen as of `offset`. */
+  SNAPSHOT: 0x81,
+  /** [op][JSON DataHello]: first frame of every data link. */
+  HELLO: 0x82,
+  /** [op][JSON ExitInfo]: the PTY's process ended. */
+  EXIT: 0x83,
+  /** [op][client TITLE frame]: the window title changed. */
+  TITLE: 0x84,
+  /** [op][JSON TerminalSize]: the PTY was resized. */
+  SIZE: 0x85,
+} as const;
+
+/** TerminalDO → agent frame types. INPUT and RESIZE reuse the client's bytes verbatim. */
+export const EdgeOp = {
+  /** [0x00][bytes]: input for the PTY (a client INPUT frame, forwarded as is). */
+  INPUT: 0x00,
+  /** [0x01][JSON TerminalSize] (a client RESIZE frame, forwarded as is). */
+  RESIZE: 0x01,
+  /** [op][offset u64]: the DO holds all output below `offset`. */
+  ACK: 0xa0,
+  /** [op][offset u64]: answer to HELLO; resend output from `offset` on. */
+  RESUME: 0xa1,
+  /** [op][request id u32]: send a SNAPSHOT of the current screen. */
+  SNAPSHOT_REQUEST: 0xa2,
+} as const;
+
+/** Where the embedded client frame starts inside an agent OUTPUT frame. */
+export const OUTPUT_HEADER_BYTES = 9;
+/** Where the embedded client frame starts inside an agent SNAPSHOT frame. */
+export const SNAPSHOT_HEADER_BYTES = 13;
+
+/** Sent by the agent when a data link opens. */
+export interface DataHello {
+  /** End of the output stream the agent has produced so far. */
+  end: number;
+  /** Oldest offset the agent can still resend. */
+  oldest: number;
+  size: TerminalSize;
+  /** Metadata the DO keeps so it can answer while the agent is away. */
+  meta: SessionMeta;
+}
+
+/** What the edge remembers about a session (HostDO index, TerminalDO storage). */
+export interface SessionMeta {
+  terminal_id: number;
+  shell: string;
+  cwd: string;
+  started_at: string;
+  ephemeral: boolean;
+  display?: string;
+  pid?: number;
+}
+
+export type AgentDataFrame =
+  | { t: "output"; offset: number; frame: Uint8Array }
+  | { t: "snapshot"; id: number; offset: number; frame: Uint8Array }
+  | { t: "hello"; hello: DataHello }
+  | { t: "exit"; exit: ExitInfo }
+  | { t: "title"; frame: Uint8Array }
+  | { t: "size"; size: TerminalSize };
+
+export type EdgeDataFrame =
+  | { t: "input"; data: Uint8Array }
+  | { t: "resize"; size: TerminalSize }
+  | { t: "ack"; offset: number }
+  | { t: "resume"; offset: number }
+  | { t: "snapshot-request"; id: number };
+
+export class LinkProtocolError extends Error {
+  override name = "LinkProtocolError";
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const TWO_32 = 2 ** 32;
+
+function writeU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, Math.floor(value / TWO_32));
+  view.setUint32(at + 4, value >>> 0);
+}
+
+function readU64(view: DataView, at: number): number {
+  return view.getUint32(at) * TWO_32 + view.getUint32(at + 4);
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function json(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new LinkProtocolError(`${what} payload is not JSON`);
+  }
+}
+
+function withJson(op: number, value: unknown): Uint8Array {
+  const body = encoder.encode(JSON.stringify(value));
+  const out = new Uint8Array(1 + body.byteLength);
+  out[0] = op;
+  out.set(body, 1);
+  return out;
+}
+
+/**
+ * An OUTPUT frame for `data` at `offset`. `data` is written once, into its final place; callers
+ * on the hot path pass the chunks they coalesced.
+ */
+export function encodeOutput(offset: number, chunks: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(OUTPUT_HEADER_BYTES + 1 + length);
+  out[0] = AgentOp.OUTPUT;
+  writeU64(viewOf(out), 1, offset);
+  out[OUTPUT_HEADER_BYTES] = ServerOp.OUTPUT;
+  let at = OUTPUT_HEADER_BYTES + 1;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+export function encodeSnapshot(id: number, offset: number, screen: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + 1 + screen.byteLength);
+  const view = viewOf(out);
+  out[0] = AgentOp.SNAPSHOT;
+  view.setUint32(1, id);
+  writeU64(view, 5, offset);
+  out[SNAPSHOT_HEADER_BYTES] = ServerOp.OUTPUT;
+  out.set(screen, SNAPSHOT_HEADER_BYTES + 1);
+  return out;
+}
+
+export function encodeAgentFrame(f: Exclude<AgentDataFrame, { t: "output" | "snapshot" }>): Uint8Array {
+  switch (f.t) {
+    case "hello":
+      return withJson(AgentOp.HELLO, f.hello);
+    case "exit":
+      return withJson(AgentOp.EXIT, f.exit);
+    case "size":
+      return withJson(AgentOp.SIZE, f.size);
+    case "title": {
+      const out = new Uint8Array(1 + f.frame.byteLength);
+      out[0] = AgentOp.TITLE;
+      out.set(f.frame, 1);
+      return out;
+    }
+  }
+}
+
+export function decodeAgentFrame(bytes: Uint8Array): AgentDataFrame {
+  if (bytes.byteLength === 0) throw new LinkProtocolError("empty frame");
+  const view = viewOf(bytes);
+  switch (bytes[0]) {
+    case AgentOp.OUTPUT:
+      if (bytes.byteLength < OUTPUT_HEADER_BYTES + 1) throw new LinkProtocolError("short OUTPUT frame");
+      return { t: "output", offset: readU64(view, 1), frame: bytes.subarray(OUTPUT_HEADER_BYTES) };
+    case AgentOp.SNAPSHOT:
+      if (bytes.byteLength < SNAPSHOT_HEADER_BYTES + 1) throw new LinkProtocolError("short SNAPSHOT frame");
+      return {
+        t: "snapshot",
+        id: view.getUint32(1),
+        offset: readU64(view, 5),
+        frame: bytes.subarray(SNAPSHOT_HEADER_BYTES),
+      };
+    case AgentOp.HELLO:
+      return { t: "hello", hello: json(bytes.subarray(1), "HELLO") as DataHello };
+    case AgentOp.EXIT:
+      return { t: "exit", exit: json(bytes.subarray(1), "EXIT") as ExitInfo };
+    case AgentOp.TITLE:
+      return { t: "title", frame: bytes.subarray(1) };
+    case AgentOp.SIZE:
+      return { t: "size", size: json(bytes.subarray(1), "SIZE") as TerminalSize };
+    default:
+      throw new LinkProtocolError(`unknown agent frame type 0x${bytes[0]!.toString(16)}`);
+  }
+}
+
+export function encodeEdgeFrame(f: EdgeDataFrame): Uint8Array {
+  switch (f.t) {
+    case "input": {
+      const out = new Uint8Array(1 + f.data.byteLength);
+      out[0] = EdgeOp.INPUT;
+      out.set(f.data, 1);
+      return out;
+    }
+    case "resize":
+      return withJson(EdgeOp.RESIZE, f.size);
+    case "ack":
+    case "resume": {
+      const out = new Uint8Array(9);
+      out[0] = f.t === "ack" ? EdgeOp.ACK : EdgeOp.RESUME;
+      writeU64(viewOf(out), 1, f.offset);
+      return out;
+    }
+    case "snapshot-request": {
+      const out = new Uint8Array(5);
+      out[0] = EdgeOp.SNAPSHOT_REQUEST;
+      viewOf(out).setUint32(1, f.id);
+      return out;
+    }
+  }
+}
+
+export function decodeEdgeFrame(bytes: Uint8Array): EdgeDataFrame {
+  if (bytes.byteLength === 0) throw new LinkProtocolError("empty frame");
+  const view = viewOf(bytes);
+  switch (bytes[0]) {
+    case EdgeOp.INPUT:
+      return { t: "input", data: bytes.subarray(1) };
+    case EdgeOp.RESIZE:
+      return { t: "resize", size: json(bytes.subarray(1), "RESIZE") as TerminalSize };
+    case EdgeOp.ACK:
+    case EdgeOp.RESUME:
+      if (bytes.byteLength < 9) throw new LinkProtocolError("short offset frame");
+      return { t: bytes[0] === EdgeOp.ACK ? "ack" : "resume", offset: readU64(view, 1) };
+    case EdgeOp.SNAPSHOT_REQUEST:
+      if (bytes.byteLength < 5) throw new LinkProtocolError("short SNAPSHOT_REQUEST frame");
+      return { t: "snapshot-request", id: view.getUint32(1) };
+    default:
+      throw new LinkProtocolError(`unknown edge frame type 0x${bytes[0]!.toString(16)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control link
+
+/** An error as the agent reports it; the edge renders it in the caller's API family shape. */
+export interface ApiErrorBody {
+  status: number;
+  code: string;
+  message: string;
+}
+
+/** Options for a new PTY session, validated by the edge, checked again by the agent. */
+export interface CreateSessionParams {
+  terminal_id: number;
+  ephemeral: boolean;
+  shell?: string;
+  user?: string;
+  cwd?: string;
+  cwd_auto_create: boolean;
+  startup_script?: string;
+  welcome: boolean;
+  debug: boolean;
+  display?: string;
+  cols: number;
+  rows: number;
+  /** Base64 command typed into the shell once it starts. */
+  cmd?: string;
+  env: Record<string, string>;
+}
+
+export interface CreateSessionResult {
+  status: "created" | "exists";
+  meta: SessionMeta;
+}
+
+/** Live facts the agent knows about a session, for listings. */
+export interface LiveSession extends SessionMeta {
+  cols: number;
+  rows: number;
+  title?: string;
+}
+
+/** Requests the HostDO sends to the agent, by op, with their results. */
+export interface ControlOps {
+  create: { params: CreateSessionParams; result: CreateSessionResult };
+  kill: { params: { terminal_id: number }; result: { killed: boolean } };
+  list: { params: Record<string, never>; result: { sessions: LiveSession[] } };
+}
+
+export type ControlOp = keyof ControlOps;
+
+export type HostToAgent = { t: "req"; id: number; op: ControlOp; params: unknown };
+
+export type AgentToHost =
+  | { t: "hello"; agent: AgentFacts; sessions: LiveSession[] }
+  | { t: "reply"; id: number; ok: true; result: unknown }
+  | { t: "reply"; id: number; ok: false; error: ApiErrorBody }
+  | { t: "exited"; terminal_id: number; exit: ExitInfo };
+
+/** What the agent says about itself on connect. */
+export interface AgentFacts {
+  version: string;
+  hostname: string;
+  platform: string;
+  is_root: boolean;
+}
+
+/** Parses a control frame; throws LinkProtocolError on anything malformed. */
+export function parseControl<T extends { t: string }>(text: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new LinkProtocolError("control frame is not JSON");
+  }
+  if (typeof value !== "object" || value === null || typeof (value as { t?: unknown }).t !== "string") {
+    throw new LinkProtocolError("control frame has no type");
+  }
+  return value as T;
+}

@@ -1,0 +1,193 @@
+/**
+ * The host agent: one control link to this server's HostDO, and a PtySession (with its own data
+ * link) per terminal. It answers the HostDO's requests (create, kill, list) and reports exits.
+ * Sessions keep running while links are down; links come back on their own.
+ */
+import { readlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import {
+  parseControl,
+  type AgentToHost,
+  type ControlOps,
+  type CreateSessionParams,
+  type HostToAgent,
+  type LiveSession,
+} from "../shared/agent-protocol.ts";
+import { ApiError } from "../shared/errors.ts";
+import type { ExitInfo } from "../shared/protocol.ts";
+import { parseTerminalId } from "../shared/validation.ts";
+import { Link } from "./link.ts";
+import { PtySession } from "./pty-session.ts";
+import { isRoot, planSpawn } from "./spawn.ts";
+
+/** Most PTY sessions one agent runs at once. */
+export const MAX_SESSIONS = 256;
+/** How long a new session's data link may take to come up, in milliseconds. */
+export const SESSION_READY_TIMEOUT_MS = 15_000;
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface AgentOptions {
+  /** Base URL of the edge, e.g. http://127.0.0.1:8787 */
+  edge: string;
+  server: string;
+  token: string;
+  /** Where the agent keeps files (screenshots). */
+  dataDir: string;
+  log?(line: string): void;
+}
+
+function wsUrl(edge: string, path: string): string {
+  const url = new URL(path, edge);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+export class Agent {
+  readonly sessions = new Map<number, PtySession>();
+  private readonly control: Link;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly options: AgentOptions) {
+    this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
+    this.control = new Link({
+      url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
+      token: options.token,
+      log: (line) => this.log(`control: ${line}`),
+      onOpen: (ws) => {
+        this.log(`connected to ${options.edge} as server "${options.server}"`);
+        ws.send(JSON.stringify(this.hello()));
+      },
+      onMessage: (data, isBinary) => {
+        if (!isBinary) void this.onControl(data.toString("utf8"));
+      },
+      onClose: (code, reason) => this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`),
+    });
+  }
+
+  start(): void {
+    this.control.start();
+  }
+
+  /** Stops the links and hangs up every session. */
+  stop(): void {
+    this.control.stop();
+    for (const session of this.sessions.values()) {
+      session.kill();
+      session.dispose();
+    }
+    this.sessions.clear();
+  }
+
+  private hello(): AgentToHost {
+    return {
+      t: "hello",
+      agent: { version: AGENT_VERSION, hostname: hostname(), platform: process.platform, is_root: isRoot() },
+      sessions: this.liveSessions(),
+    };
+  }
+
+  private liveSessions(): LiveSession[] {
+    return [...this.sessions.values()].map((s) => s.live(processCwd(s.pid)));
+  }
+
+  private async onControl(text: string): Promise<void> {
+    let msg: HostToAgent;
+    try {
+      msg = parseControl<HostToAgent>(text);
+    } catch (error) {
+      this.log(`ignoring malformed control frame: ${(error as Error).message}`);
+      return;
+    }
+    if (msg.t !== "req" || typeof msg.id !== "number") return;
+    try {
+      const result = await this.handle(msg.op, msg.params);
+      this.control.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result } satisfies AgentToHost));
+    } catch (error) {
+      const e = error instanceof ApiError ? error : new ApiError(500, "AGENT_ERROR", (error as Error).message ?? "agent error");
+      if (!(error instanceof ApiError)) this.log(`request ${msg.op} failed: ${(error as Error).stack ?? error}`);
+      this.control.send(JSON.stringify({ t: "reply", id: msg.id, ok: false, error: e.toBody() } satisfies AgentToHost));
+    }
+  }
+
+  private async handle(op: string, params: unknown): Promise<unknown> {
+    switch (op) {
+      case "create":
+        return this.create(params as CreateSessionParams);
+      case "kill":
+        return this.kill(params as ControlOps["kill"]["params"]);
+      case "list":
+        return { sessions: this.liveSessions() } satisfies ControlOps["list"]["result"];
+      default:
+        throw new ApiError(501, "NOT_IMPLEMENTED", `This agent does not support "${op}"`);
+    }
+  }
+
+  async create(params: CreateSessionParams): Promise<ControlOps["create"]["result"]> {
+    const id = parseTerminalId(params?.terminal_id);
+    if (id === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
+    const existing = this.sessions.get(id);
+    if (existing) return { status: "exists", meta: existing.meta };
+    if (this.sessions.size >= MAX_SESSIONS) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${MAX_SESSIONS} sessions`);
+    const plan = planSpawn(params);
+    let session: PtySession;
+    try {
+      session = new PtySession({
+        meta: {
+          terminal_id: id,
+          shell: plan.shell,
+          cwd: plan.cwd,
+          started_at: new Date().toISOString(),
+          ephemeral: params.ephemeral,
+          ...(params.display && !params.ephemeral ? { display: params.display } : {}),
+        },
+        plan,
+        file: plan.shellPath,
+        args: [],
+        env: plan.env,
+        size: { cols: params.cols, rows: params.rows },
+        ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
+        linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
+        token: this.options.token,
+        onExit: (exit) => this.onSessionExit(id, exit),
+        log: this.log,
+      });
+    } catch (error) {
+      this.log(`spawn failed for terminal ${id}: ${(error as Error).message}`);
+      throw new ApiError(500, "SPAWN_FAILED", `Failed to create terminal process: ${(error as Error).message}`);
+    }
+    this.sessions.set(id, session);
+    const timeout = new Promise<never>((_, reject) => {
+      setTimeout(() => reject(new ApiError(504, "AGENT_TIMEOUT", "The terminal's data link did not come up in time")), SESSION_READY_TIMEOUT_MS).unref();
+    });
+    await Promise.race([session.ready(), timeout]);
+    return { status: "created", meta: session.meta };
+  }
+
+  private kill({ terminal_id }: ControlOps["kill"]["params"]): ControlOps["kill"]["result"] {
+    const session = this.sessions.get(Number(terminal_id));
+    if (!session) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+    session.kill();
+    return { killed: true };
+  }
+
+  private onSessionExit(id: number, exit: ExitInfo): void {
+    this.sessions.delete(id);
+    this.log(`terminal ${id} exited (code ${exit.exit_code}, signal ${exit.signal})`);
+    this.control.send(JSON.stringify({ t: "exited", terminal_id: id, exit } satisfies AgentToHost));
+  }
+
+  /** Drops every link as a network failure would; they reconnect by themselves. */
+  dropLinks(): void {
+    this.control.drop();
+    for (const session of this.sessions.values()) session.dropLink();
+  }
+}
+
+function processCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}

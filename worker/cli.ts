@@ -1,0 +1,148 @@
+/**
+ * The `edgetty` command: `start` (the local stack), `agent` (a host agent), `exec` (run a command
+ * on a server through the edge), `bench` (the benchmark). Flags and environment are parsed once
+ * here into options objects.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Agent } from "./agent.ts";
+import { startLocalStack } from "./local-stack.ts";
+
+const USAGE = `edgetty — terminals on any machine, from anywhere
+
+  edgetty start [--port 8787] [--api-key KEY] [--host 127.0.0.1] [--state-dir .edgetty]
+      Run the local stack: the edge in workerd and an agent for this machine (server "local").
+  edgetty agent --edge URL --server ID [--token TOKEN] [--data-dir DIR]
+      Run a host agent (token also from EDGETTY_AGENT_TOKEN).
+  edgetty exec [--edge URL] [--api-key KEY] [--server ID] -- COMMAND [ARGS…]
+      Run a command on a server and stream its output; exits with its exit code.
+  edgetty bench
+      Measure throughput, echo latency and fan-out through the local stack.
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`edgetty: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+async function start(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string" },
+      "api-key": { type: "string" },
+      host: { type: "string" },
+      "state-dir": { type: "string" },
+    },
+  });
+  const port = Number(values.port ?? process.env.EDGETTY_PORT ?? 8787);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`invalid port "${values.port ?? process.env.EDGETTY_PORT}"`);
+  const apiKey = values["api-key"] ?? process.env.EDGETTY_API_KEY;
+  const stateDir = resolve(values["state-dir"] ?? process.env.EDGETTY_STATE_DIR ?? ".edgetty");
+  const log = (line: string) => console.log(line);
+  log(`edgetty: starting the edge (workerd) on port ${port}…`);
+  const stack = await startLocalStack({
+    port,
+    host: values.host ?? process.env.EDGETTY_HOST ?? "127.0.0.1",
+    ...(apiKey ? { apiKey } : {}),
+    stateDir,
+    log,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log("\nedgetty: stopping…");
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+  log(`
+edgetty is running.
+
+  URL      ${stack.url}
+  API key  ${stack.apiKey}
+
+  Web app:      open ${stack.url}/ and sign in with the API key
+  List servers: curl -H "Authorization: Bearer ${stack.apiKey}" ${stack.url}/api/v1/terminals/
+
+Press Ctrl-C to stop.`);
+}
+
+async function agent(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      edge: { type: "string" },
+      server: { type: "string" },
+      token: { type: "string" },
+      "data-dir": { type: "string" },
+    },
+  });
+  const edge = values.edge ?? process.env.EDGETTY_EDGE;
+  const server = values.server ?? process.env.EDGETTY_SERVER;
+  const token = values.token ?? process.env.EDGETTY_AGENT_TOKEN;
+  if (!edge || !server || !token) fail("agent needs --edge, --server and --token (or EDGETTY_AGENT_TOKEN)");
+  const dataDir = resolve(values["data-dir"] ?? join(homedir(), ".edgetty"));
+  mkdirSync(dataDir, { recursive: true });
+  const a = new Agent({ edge, server, token, dataDir });
+  a.start();
+  const stop = () => {
+    a.stop();
+    setTimeout(() => process.exit(0), 100).unref();
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  // SIGUSR2 drops every link as a network failure would; they reconnect by themselves.
+  process.on("SIGUSR2", () => a.dropLinks());
+}
+
+/** Edge URL and API key for client commands: flags, then environment, then the local stack's state. */
+export function clientDefaults(values: { edge?: string | undefined; "api-key"?: string | undefined }): { edge: string; apiKey: string } {
+  const stateDir = resolve(process.env.EDGETTY_STATE_DIR ?? ".edgetty");
+  let stored: { apiKey?: string } = {};
+  const file = join(stateDir, "secrets.json");
+  if (existsSync(file)) stored = JSON.parse(readFileSync(file, "utf8")) as { apiKey?: string };
+  const edge = values.edge ?? process.env.EDGETTY_EDGE ?? `http://127.0.0.1:${process.env.EDGETTY_PORT ?? 8787}`;
+  const apiKey = values["api-key"] ?? process.env.EDGETTY_API_KEY ?? stored.apiKey;
+  if (!apiKey) fail("no API key: pass --api-key or set EDGETTY_API_KEY");
+  return { edge, apiKey };
+}
+
+const [command, ...rest] = process.argv.slice(2);
+switch (command) {
+  case "start":
+    await start(rest);
+    break;
+  case "agent":
+    await agent(rest);
+    break;
+  case "bench": {
+    const { runBench } = await import("./bench.ts");
+    process.exit(await runBench(rest));
+    break;
+  }
+  case "exec": {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { edge: { type: "string" }, "api-key": { type: "string" }, server: { type: "string" } },
+    });
+    if (positionals.length === 0) fail("exec needs a command after --");
+    const { runExecCli } = await import("./cli-exec.ts");
+    const { edge, apiKey } = clientDefaults(values);
+    process.exit(await runExecCli({ edge, apiKey, command: positionals, ...(values.server ? { server: values.server } : {}) }));
+    break;
+  }
+  case undefined:
+  case "help":
+  case "--help":
+  case "-h":
+    process.stdout.write(USAGE);
+    break;
+  default:
+    fail(`unknown command "${command}"`);
+}

@@ -1,0 +1,235 @@
+/**
+ * The local stack: the Worker and its Durable Objects in workerd (wrangler's local mode, state
+ * persisted under the state folder) plus an agent for this machine registered as server "local".
+ * `npm start` and the end-to-end tests both run exactly this.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { hostname } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** How long workerd and the agent may take to come up, in milliseconds. */
+export const STARTUP_TIMEOUT_MS = 90_000;
+/** How long processes get to exit after SIGTERM before SIGKILL, in milliseconds. */
+export const STOP_GRACE_MS = 5_000;
+export const LOCAL_SERVER_ID = "local";
+
+export interface LocalStackOptions {
+  port: number;
+  host: string;
+  /** Admin API key; generated once and kept in the state folder when absent. */
+  apiKey?: string;
+  stateDir: string;
+  /** Where progress lines go. */
+  log(line: string): void;
+}
+
+export interface LocalStack {
+  url: string;
+  apiKey: string;
+  agentToken: string;
+  /** The agent's process (tests signal it: SIGUSR2 drops its links). */
+  agent: ChildProcess;
+  /** Restarts workerd on the same port and state, as a redeploy would. */
+  restartEdge(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface StoredSecrets {
+  apiKey: string;
+  agentToken: string;
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function token(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+function loadSecrets(stateDir: string, apiKey: string | undefined): StoredSecrets {
+  const file = join(stateDir, "secrets.json");
+  let stored: Partial<StoredSecrets> = {};
+  if (existsSync(file)) {
+    try {
+      stored = JSON.parse(readFileSync(file, "utf8")) as Partial<StoredSecrets>;
+    } catch {
+      stored = {};
+    }
+  }
+  const secrets = { apiKey: apiKey ?? stored.apiKey ?? token(), agentToken: stored.agentToken ?? token() };
+  writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
+  return secrets;
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((done) => {
+    const timer = setTimeout(() => done(false), ms);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      done(true);
+    });
+  });
+}
+
+async function stopProcess(child: ChildProcess, group: boolean): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (group && child.pid) process.kill(-child.pid, sig);
+      else child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  signal("SIGTERM");
+  if (!(await waitForExit(child, STOP_GRACE_MS))) {
+    signal("SIGKILL");
+    await waitForExit(child, STOP_GRACE_MS);
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | null>, failed: () => string | null): Promise<T> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (let delay = 50; Date.now() < deadline; delay = Math.min(delay * 2, 500)) {
+    const reason = failed();
+    if (reason) throw new Error(`${what}: ${reason}`);
+    const value = await probe().catch(() => null);
+    if (value !== null) return value;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+  throw new Error(`${what}: not ready after ${STARTUP_TIMEOUT_MS} ms`);
+}
+
+/** Builds the web app into dist/web when its sources are present. */
+function buildWeb(log: (line: string) => void): Promise<void> {
+  const script = join(REPO_ROOT, "web", "build.mjs");
+  mkdirSync(join(REPO_ROOT, "dist", "web"), { recursive: true });
+  if (!existsSync(script)) return Promise.resolve();
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, [script], { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("exit", (code) => {
+      if (code === 0) return done();
+      log(err.trim());
+      reject(new Error(`web build failed (exit ${code})`));
+    });
+  });
+}
+
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const stateDir = resolve(options.stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const secrets = loadSecrets(stateDir, options.apiKey);
+  const envFile = join(stateDir, "edge.env");
+  writeFileSync(envFile, `EDGETTY_API_KEY=${secrets.apiKey}\nEDGETTY_DEFAULT_SERVER=${LOCAL_SERVER_ID}\n`, { mode: 0o600 });
+  await buildWeb(options.log);
+
+  const displayHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
+  const url = `http://${displayHost}:${options.port}`;
+  const wranglerLog = createWriteStream(join(stateDir, "wrangler.log"), { flags: "a" });
+  let edge: ChildProcess;
+  let edgeFailure: string | null = null;
+
+  const startEdge = async () => {
+    edgeFailure = null;
+    const inspectorPort = await freePort();
+    const wrangler = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+    edge = spawn(
+      process.execPath,
+      [
+        wrangler, "dev",
+        "--config", join(REPO_ROOT, "wrangler.toml"),
+        "--ip", options.host,
+        "--port", String(options.port),
+        "--inspector-port", String(inspectorPort),
+        "--persist-to", join(stateDir, "state"),
+        "--env-file", envFile,
+        "--show-interactive-dev-session=false",
+        "--log-level", "warn",
+      ],
+      {
+        cwd: REPO_ROOT,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          // The closed network refuses these lookups; don't try them (no stack traces at start).
+          CLOUDFLARE_CF_FETCH_ENABLED: "false",
+          WRANGLER_SEND_METRICS: "false",
+          WRANGLER_LOG_PATH: join(stateDir, "wrangler-logs"),
+          NO_UPDATE_NOTIFIER: "1",
+          CI: process.env.CI ?? "",
+        },
+      },
+    );
+    edge.stdout!.pipe(wranglerLog, { end: false });
+    edge.stderr!.pipe(wranglerLog, { end: false });
+    edge.once("exit", (code, signal) => (edgeFailure = `workerd exited (${signal ?? code}); see ${join(stateDir, "wrangler.log")}`));
+    await waitFor(
+      "edge",
+      async () => ((await fetch(`${url}/health`)).ok ? true : null),
+      () => edgeFailure,
+    );
+  };
+
+  await startEdge();
+  const register = await fetch(`${url}/api/v1/admin/servers/${LOCAL_SERVER_ID}`, {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${secrets.apiKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: `${hostname()} (local)`, token: secrets.agentToken }),
+  });
+  if (!register.ok) throw new Error(`registering server "${LOCAL_SERVER_ID}" failed: HTTP ${register.status} ${await register.text()}`);
+
+  let agentFailure: string | null = null;
+  const agent = spawn(
+    process.execPath,
+    [join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
+    { cwd: process.cwd(), stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
+  );
+  agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));
+
+  const agentOnline = () =>
+    waitFor(
+      "agent",
+      async () => {
+        const res = await fetch(`${url}/api/v1/terminals/`, { headers: { Authorization: `Bearer ${secrets.apiKey}` } });
+        const servers = (await res.json()) as { id: string; online: boolean }[];
+        return servers.some((s) => s.id === LOCAL_SERVER_ID && s.online) ? true : null;
+      },
+      () => agentFailure ?? edgeFailure,
+    );
+  await agentOnline();
+
+  return {
+    url,
+    apiKey: secrets.apiKey,
+    agentToken: secrets.agentToken,
+    agent,
+    async restartEdge() {
+      await stopProcess(edge, true);
+      await startEdge();
+      await agentOnline();
+    },
+    async stop() {
+      await stopProcess(agent, false);
+      await stopProcess(edge, true);
+      wranglerLog.end();
+    },
+  };
+}

@@ -1,0 +1,285 @@
+/**
+ * One PTY on this host and its data link to the edge's TerminalDO.
+ *
+ * Output path (hot): PTY chunk → output log (offset-addressed, kept until acknowledged) → frame
+ * coalescing → data link. The first chunk after a quiet spell goes out at once (keystroke echo);
+ * chunks in a burst are coalesced into frames of up to FRAME_TARGET_BYTES. The screen model is
+ * fed off this path (see ScreenState). When too much output is unacknowledged the PTY is paused,
+ * so a flood never grows memory; the program simply blocks on its writes, as over ssh.
+ */
+import * as pty from "node-pty";
+import {
+  decodeEdgeFrame,
+  encodeAgentFrame,
+  encodeOutput,
+  encodeSnapshot,
+  type LiveSession,
+  type SessionMeta,
+} from "../shared/agent-protocol.ts";
+import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "../shared/protocol.ts";
+import { Link } from "./link.ts";
+import { OutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./output-log.ts";
+import { ScreenState } from "./screen/screen-state.ts";
+import type { SpawnPlan } from "./spawn.ts";
+
+/** Coalesced frames grow up to this size before they are sent, in bytes. */
+export const FRAME_TARGET_BYTES = 64 << 10; // 64 KiB
+/** Output within this long of the previous frame counts as a burst, in milliseconds. */
+export const BURST_WINDOW_MS = 2;
+/** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
+export const BURST_FLUSH_MS = 4;
+/** Grace between SIGHUP and SIGKILL when a session is killed, in milliseconds. */
+export const KILL_GRACE_MS = 2_000;
+
+export interface PtySessionOptions {
+  meta: SessionMeta;
+  plan: SpawnPlan;
+  /** The program and arguments to run (the shell, possibly with init injected). */
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  size: TerminalSize;
+  /** Text typed into the shell once it starts (the `cmd` option). */
+  initialInput?: string;
+  /** Data link URL and agent token. */
+  linkUrl: string;
+  token: string;
+  onExit(exit: ExitInfo): void;
+  /** Extra consumers of raw output (title scanner, command tracker…), called per chunk. */
+  onOutput?(chunk: Buffer): void;
+  log(line: string): void;
+}
+
+export class PtySession {
+  readonly meta: SessionMeta;
+  readonly screen: ScreenState;
+  private readonly proc: pty.IPty;
+  private readonly output = new OutputLog();
+  private readonly link: Link;
+  private size: TerminalSize;
+  title: string | undefined;
+  /** Offset up to which output has been handed to the link. */
+  private sent = 0;
+  /** False between a (re)connect and the edge's RESUME: output waits in the log. */
+  private streaming = false;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushImmediate: NodeJS.Immediate | null = null;
+  private lastFlushAt = 0;
+  private paused = false;
+  private exited: ExitInfo | null = null;
+  private readonly linkOpened: Promise<void>;
+
+  constructor(private readonly options: PtySessionOptions) {
+    this.size = options.size;
+    this.screen = new ScreenState(options.size.cols, options.size.rows);
+    const { plan } = options;
+    this.proc = pty.spawn(options.file, options.args, {
+      name: "xterm-256color",
+      cols: options.size.cols,
+      rows: options.size.rows,
+      cwd: plan.cwd,
+      env: options.env,
+      encoding: null,
+      ...(plan.switchUser ? { uid: plan.account.uid, gid: plan.account.gid } : {}),
+    });
+    this.meta = { ...options.meta, pid: this.proc.pid };
+    this.proc.onData((data) => this.onData(data as unknown as Buffer));
+    this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
+    if (options.initialInput) this.proc.write(options.initialInput);
+
+    let opened!: () => void;
+    this.linkOpened = new Promise((resolve) => (opened = resolve));
+    this.link = new Link({
+      url: options.linkUrl,
+      token: options.token,
+      finalCodes: [1000],
+      log: (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`),
+      onOpen: (ws) => {
+        this.streaming = false;
+        ws.send(
+          encodeAgentFrame({
+            t: "hello",
+            hello: { end: this.output.end, oldest: this.output.acked, size: this.size, meta: this.meta },
+          }),
+        );
+      },
+      onMessage: (data) => this.onEdgeFrame(data, opened),
+      onClose: () => {
+        this.streaming = false;
+      },
+    });
+    this.link.start();
+  }
+
+  /** Resolves once the edge has answered the data link's HELLO. */
+  ready(): Promise<void> {
+    return this.linkOpened;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  live(cwd: string | undefined): LiveSession {
+    return {
+      ...this.meta,
+      cwd: cwd ?? this.meta.cwd,
+      cols: this.size.cols,
+      rows: this.size.rows,
+      ...(this.title ? { title: this.title } : {}),
+    };
+  }
+
+  // --- output -----------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    this.output.append(chunk);
+    this.screen.push(chunk);
+    this.options.onOutput?.(chunk);
+    if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
+      this.paused = true;
+      this.proc.pause();
+    }
+    if (!this.streaming) return;
+    if (this.output.end - this.sent >= FRAME_TARGET_BYTES) return this.flush();
+    if (this.flushTimer || this.flushImmediate) return;
+    if (performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
+      this.flushTimer = setTimeout(() => this.flush(), BURST_FLUSH_MS);
+    } else {
+      this.flushImmediate = setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends everything produced but not yet sent, in frames of at most FRAME_TARGET_BYTES. */
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    this.flushTimer = null;
+    this.flushImmediate = null;
+    if (!this.streaming || this.sent >= this.output.end) return;
+    let frame: Buffer[] = [];
+    let frameBytes = 0;
+    let offset = this.sent;
+    for (const chunk of this.output.since(this.sent)) {
+      if (frameBytes > 0 && frameBytes + chunk.byteLength > FRAME_TARGET_BYTES) {
+        this.link.send(encodeOutput(offset, frame, frameBytes));
+        offset += frameBytes;
+        frame = [];
+        frameBytes = 0;
+      }
+      frame.push(chunk);
+      frameBytes += chunk.byteLength;
+    }
+    if (frameBytes > 0) this.link.send(encodeOutput(offset, frame, frameBytes));
+    this.sent = this.output.end;
+    this.lastFlushAt = performance.now();
+  }
+
+  // --- frames from the edge ---------------------------------------------------------------------
+
+  private onEdgeFrame(data: Buffer, opened: () => void): void {
+    let f;
+    try {
+      f = decodeEdgeFrame(data);
+    } catch (error) {
+      this.options.log(`terminal ${this.meta.terminal_id}: bad frame from edge: ${(error as Error).message}`);
+      return;
+    }
+    switch (f.t) {
+      case "input":
+        if (!this.exited) this.proc.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
+        return;
+      case "resize": {
+        const size = parseSize(f.size);
+        if (size) this.resize(size);
+        return;
+      }
+      case "ack":
+        this.output.ack(f.offset);
+        if (this.paused && this.output.unacked < UNACKED_RESUME_BYTES) {
+          this.paused = false;
+          this.proc.resume();
+        }
+        return;
+      case "resume":
+        this.output.ack(f.offset);
+        this.sent = Math.max(f.offset, this.output.acked);
+        this.streaming = true;
+        this.flush();
+        if (this.exited) this.sendExit();
+        opened();
+        return;
+      case "snapshot-request":
+        void this.sendSnapshot(f.id);
+        return;
+    }
+  }
+
+  private async sendSnapshot(id: number): Promise<void> {
+    this.flush();
+    const offset = this.output.end;
+    const screen = await this.screen.snapshot();
+    // The snapshot covers exactly the output up to `offset`, which was all sent before it.
+    this.link.send(encodeSnapshot(id, offset, Buffer.from(screen, "utf8")));
+  }
+
+  resize(size: TerminalSize): void {
+    if (this.exited || (size.cols === this.size.cols && size.rows === this.size.rows)) return;
+    this.size = size;
+    this.proc.resize(size.cols, size.rows);
+    this.screen.resize(size.cols, size.rows);
+    this.link.send(encodeAgentFrame({ t: "size", size }));
+  }
+
+  setTitle(title: string): void {
+    if (title === this.title) return;
+    this.title = title;
+    this.link.send(encodeAgentFrame({ t: "title", frame: encodeServerFrame({ t: "title", title }) }));
+  }
+
+  // --- ending -----------------------------------------------------------------------------------
+
+  private onProcessExit(exit: ExitInfo): void {
+    this.exited = exit;
+    this.flush();
+    this.sendExit();
+    this.options.onExit(exit);
+  }
+
+  private sendExit(): void {
+    if (this.exited && this.streaming && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
+      this.dispose();
+    }
+  }
+
+  /** Hangs up the session's process group, then kills it if it lingers. */
+  kill(): void {
+    if (this.exited) return;
+    const pgid = this.proc.pid;
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-pgid, sig);
+      } catch {
+        /* the group is gone */
+      }
+    };
+    signal("SIGHUP");
+    const timer = setTimeout(() => {
+      if (!this.exited) signal("SIGKILL");
+    }, KILL_GRACE_MS);
+    timer.unref();
+  }
+
+  /** Drops the data link as a network failure would (tests, diagnostics). */
+  dropLink(): void {
+    this.link.drop();
+  }
+
+  dispose(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    // Let the EXIT frame drain before the link closes.
+    setTimeout(() => this.link.stop(1000, "session ended"), 50).unref();
+    this.screen.dispose();
+  }
+}
