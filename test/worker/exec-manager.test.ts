@@ -1,0 +1,303 @@
+/** ExecManager with real processes: synchronous runs, streams, the background model. */
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { ExecSpec, ProcessView } from "../../shared/open-terminal.ts";
+import { ExecError, ExecManager } from "../../worker/exec/exec-manager.ts";
+import { PROCESS_OUTPUT_MAX_BYTES } from "../../worker/exec/output-log.ts";
+import { alive, collectTimed, eventually, pidsIn } from "./exec-helpers.ts";
+
+const spec = (command: string, extra: Partial<ExecSpec> = {}): ExecSpec => ({ command, cwd: null, env: null, ...extra });
+const noWait = { wait: null, tail: null };
+
+let dir: string;
+let managers: ExecManager[] = [];
+function manager(opts: ConstructorParameters<typeof ExecManager>[0] = {}): ExecManager {
+  const m = new ExecManager({ defaultCwd: dir, ...opts });
+  managers.push(m);
+  return m;
+}
+
+beforeAll(() => {
+  dir = realpathSync(mkdtempSync(join(tmpdir(), "edgetty-exec-")));
+});
+afterEach(async () => {
+  await Promise.all(managers.map((m) => m.shutdown()));
+  managers = [];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function rejection(p: Promise<unknown>): Promise<{ status: number; body: { detail: string; code: string } }> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(ExecError);
+  return (e as ExecError).reply as { status: number; body: { detail: string; code: string } };
+}
+
+describe("a synchronous run (v0.1.4)", () => {
+  it("answers exit_code, stdout and stderr, plus the background fields", async () => {
+    const r = await manager().run(spec("echo hello; echo oops >&2; exit 3"), 30);
+    expect(r).toMatchObject({ exit_code: 3, stdout: "hello\n", stderr: "oops\n", status: "done", next_offset: 2, truncated: false });
+    expect(r.id).toMatch(/^\d{8}-\d{6}-[0-9a-f]{6}$/);
+  });
+
+  it("runs in cwd with env merged into the agent's environment", async () => {
+    const r = await manager({ baseEnv: { PATH: process.env.PATH, KEEP: "kept" } }).run(spec("pwd; echo $KEEP $EXTRA", { cwd: "/tmp", env: { EXTRA: "x y" } }), 30);
+    expect(r.stdout).toBe("/tmp\nkept x y\n");
+  });
+
+  it("resolves a relative cwd against the default one and refuses a missing one", async () => {
+    const m = manager();
+    expect((await m.run(spec("pwd", { cwd: "." }), 30)).stdout).toBe(`${dir}\n`);
+    const reply = await rejection(m.run(spec("pwd", { cwd: "no/such/dir" }), 30));
+    expect(reply).toEqual({ status: 400, body: { detail: "Working directory not found: no/such/dir", code: "CWD_NOT_FOUND" } });
+  });
+
+  it("reports a signal as minus its number, as Python does", async () => {
+    expect((await manager().run(spec("kill -TERM $$"), 30)).exit_code).toBe(-15);
+  });
+
+  it("kills the whole process group on timeout and answers exit_code -1", async () => {
+    const started = performance.now();
+    const r = await manager().run(spec("echo $$; sleep 30 & echo $!; sh -c 'sleep 30' & echo $!; wait"), 1);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(r).toMatchObject({ exit_code: -1, stdout: "", stderr: "Command timed out after 1.0s", status: "killed" });
+    const pids = pidsIn(r.output.map((e) => e.data).join(""));
+    expect(pids).toHaveLength(3);
+    expect(await eventually(() => pids.every((pid) => !alive(pid)))).toBe(true);
+  });
+
+  it("gives commands /dev/null as stdin", async () => {
+    expect((await manager().run(spec("cat; echo done"), 5)).stdout).toBe("done\n");
+  });
+});
+
+describe("a stream", () => {
+  it("delivers each line when it is printed, one per second", async () => {
+    const m = manager();
+    const start = performance.now();
+    const events = await collectTimed(await m.stream(spec("for i in 1 2 3; do echo $i; sleep 1; done"), null), start);
+    expect(events.map((e) => e.value)).toEqual([
+      { type: "stdout", data: "1\n" },
+      { type: "stdout", data: "2\n" },
+      { type: "stdout", data: "3\n" },
+      { type: "exit", data: 0 },
+    ]);
+    const at = events.map((e) => e.at);
+    expect(at[0]).toBeLessThan(700);
+    for (const i of [1, 2]) {
+      expect(at[i]! - at[i - 1]!).toBeGreaterThan(800);
+      expect(at[i]! - at[i - 1]!).toBeLessThan(1_600);
+    }
+  });
+
+  it("keeps stdout and stderr apart and ends with the exit code", async () => {
+    const events = await collectTimed(await manager().stream(spec("echo a; echo b >&2; exit 7"), null));
+    const values = events.map((e) => e.value);
+    expect(values).toContainEqual({ type: "stdout", data: "a\n" });
+    expect(values).toContainEqual({ type: "stderr", data: "b\n" });
+    expect(values.at(-1)).toEqual({ type: "exit", data: 7 });
+  });
+
+  it("emits a prompt without a newline before the newline comes", async () => {
+    const start = performance.now();
+    const events = await collectTimed(await manager().stream(spec("printf 'Name: '; sleep 1; echo Ada"), null), start);
+    expect(events[0]!.value).toEqual({ type: "stdout", data: "Name: " });
+    expect(events[0]!.at).toBeLessThan(700);
+  });
+
+  it("ends with the timeout message and exit -1 when an explicit timeout runs out", async () => {
+    const events = await collectTimed(await manager().stream(spec("echo $$; sleep 30"), 0.5));
+    const values = events.map((e) => e.value);
+    expect(values.slice(-2)).toEqual([
+      { type: "stderr", data: "Command timed out after 0.5s" },
+      { type: "exit", data: -1 },
+    ]);
+    const [pid] = pidsIn(String(values[0]!.data));
+    expect(await eventually(() => !alive(pid!))).toBe(true);
+  });
+
+  it("kills the process group when the reader stops early", async () => {
+    const stream = await manager().stream(spec("sleep 30 & echo $!; while true; do echo tick; sleep 0.1; done"), null);
+    let pid = 0;
+    for await (const e of stream) {
+      pid = Number(e.data);
+      break;
+    }
+    expect(pid).toBeGreaterThan(0);
+    expect(await eventually(() => !alive(pid))).toBe(true);
+  });
+
+  it("pauses a command whose reader is slow instead of buffering 50 MB", async () => {
+    const stream = await manager().stream(spec("head -c 50000000 /dev/zero | tr '\\0' x"), null);
+    const heapBefore = process.memoryUsage().heapUsed;
+    await new Promise((r) => setTimeout(r, 1_000)); // nobody reads
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20 << 20);
+    let chars = 0;
+    let exit: unknown;
+    for await (const e of stream) {
+      if (e.type === "exit") exit = e.data;
+      else chars += e.data.length;
+    }
+    expect(chars).toBe(50_000_000);
+    expect(exit).toBe(0);
+  });
+});
+
+describe("the background model", () => {
+  it("returns at once without wait, and status waits for the end", async () => {
+    const m = manager();
+    const started = await m.start(spec("echo a; sleep 0.5; echo b >&2"), noWait);
+    expect(started).toMatchObject({ status: "running", exit_code: null, truncated: false });
+    const t0 = performance.now();
+    const done = await m.status(started.id, { wait: 10, offset: 0, tail: null });
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    expect(done).toEqual({
+      id: started.id,
+      command: "echo a; sleep 0.5; echo b >&2",
+      status: "done",
+      exit_code: 0,
+      output: [
+        { type: "stdout", data: "a\n" },
+        { type: "stderr", data: "b\n" },
+      ],
+      truncated: false,
+      next_offset: 2,
+    });
+    expect((await m.status(started.id, { wait: null, offset: 1, tail: null })).output).toEqual([{ type: "stderr", data: "b\n" }]);
+    expect(await m.status(started.id, { wait: null, offset: 2, tail: null })).toMatchObject({ output: [], next_offset: 2 });
+    expect(await m.status(started.id, { wait: null, offset: 0, tail: 1 })).toMatchObject({ output: [{ type: "stderr", data: "b\n" }], truncated: true });
+  });
+
+  it("POST wait returns early when the command ends, and after wait when it does not", async () => {
+    const m = manager();
+    let t0 = performance.now();
+    const quick = await m.start(spec("sleep 0.2; echo x"), { wait: 10, tail: null });
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    expect(quick).toMatchObject({ status: "done", exit_code: 0, output: [{ type: "stdout", data: "x\n" }] });
+    t0 = performance.now();
+    const slow = await m.start(spec("sleep 30"), { wait: 0.5, tail: null });
+    const waited = performance.now() - t0;
+    expect(slow.status).toBe("running");
+    expect(waited).toBeGreaterThan(400);
+    expect(waited).toBeLessThan(2_000);
+  });
+
+  it("a status wait ends early when the caller goes away", async () => {
+    const m = manager();
+    const p = await m.start(spec("sleep 30"), noWait);
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 200);
+    const t0 = performance.now();
+    expect((await m.status(p.id, { wait: 60, offset: 0, tail: null }, "", abort.signal)).status).toBe("running");
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+
+  it("feeds stdin through input, with literal escape sequences decoded", async () => {
+    const m = manager();
+    const p = await m.start(spec('read a; echo "got $a"; read b; echo "then $b"'), noWait);
+    expect(await m.input(p.id, "hello\n")).toEqual({ status: "ok" });
+    expect(await m.input(p.id, "caf\u00e9\\n")).toEqual({ status: "ok" });
+    const done = await m.status(p.id, { wait: 10, offset: 0, tail: null });
+    expect(done.output.map((e) => e.data)).toEqual(["got hello\n", "then caf\u00e9\n"]);
+    const reply = await rejection(m.input(p.id, "late\n"));
+    expect(reply).toEqual({ status: 400, body: { detail: "Process has already exited", code: "PROCESS_EXITED" } });
+  });
+
+  it("kill sends SIGTERM to the group, force sends SIGKILL", async () => {
+    const m = manager();
+    const term = await m.start(spec("sleep 30 & echo $!; wait"), { wait: 0.3, tail: null });
+    const [child] = pidsIn(term.output.map((e) => e.data).join(""));
+    expect(await m.kill(term.id, false)).toEqual({ status: "killed" });
+    expect(await m.status(term.id, { wait: null, offset: 0, tail: null })).toMatchObject({ status: "killed", exit_code: -15 });
+    expect(await eventually(() => !alive(child!))).toBe(true);
+
+    const forced = await m.start(spec("sleep 30"), noWait);
+    await m.kill(forced.id, true);
+    expect(m.list().find((p) => p.id === forced.id)).toMatchObject({ status: "killed", exit_code: -9 });
+  });
+
+  it("follows an ignored SIGTERM with SIGKILL", async () => {
+    const m = manager({ limits: { killEscalateMs: 300 } });
+    const p = await m.start(spec("trap '' TERM; echo ready; while :; do sleep 0.05; done"), { wait: 0.3, tail: null });
+    expect(p.output).toEqual([{ type: "stdout", data: "ready\n" }]);
+    const t0 = performance.now();
+    await m.kill(p.id, false);
+    expect(performance.now() - t0).toBeLessThan(3_000);
+    expect((await m.status(p.id, { wait: null, offset: 0, tail: null })).exit_code).toBe(-9);
+  });
+
+  it("keeps 50 MB of output bounded: newest entries kept, truncated set, offsets absolute", async () => {
+    const m = manager();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const p = await m.start(spec(`yes "$(printf '%0999d' 0)" | head -c 50000000`), { wait: 60, tail: null });
+    expect(p).toMatchObject({ status: "done", exit_code: 0, truncated: true, next_offset: 50_000 });
+    const kept = p.output.reduce((n, e) => n + e.data.length, 0);
+    expect(kept).toBeLessThanOrEqual(PROCESS_OUTPUT_MAX_BYTES);
+    expect(kept).toBeGreaterThan(PROCESS_OUTPUT_MAX_BYTES / 2);
+    expect(p.output.every((e) => e.data.length === 1000)).toBe(true);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(40 << 20);
+    const recent: ProcessView = await m.status(p.id, { wait: null, offset: 49_990, tail: null });
+    expect(recent).toMatchObject({ truncated: false, next_offset: 50_000 });
+    expect(recent.output).toHaveLength(10);
+    expect((await m.status(p.id, { wait: null, offset: 5, tail: null })).truncated).toBe(true);
+  });
+
+  it("scopes processes: another scope neither lists nor finds them", async () => {
+    const m = manager();
+    const p = await m.start(spec("true"), { wait: 5, tail: null }, "user-a");
+    expect(m.list("user-a").map((x) => x.id)).toEqual([p.id]);
+    expect(m.list("user-b")).toEqual([]);
+    const reply = await rejection(m.status(p.id, { wait: null, offset: 0, tail: null }, "user-b"));
+    expect(reply).toEqual({ status: 404, body: { detail: "Process not found", code: "PROCESS_NOT_FOUND" } });
+  });
+
+  it("forgets finished processes after the TTL", async () => {
+    const m = manager({ limits: { finishedTtlMs: 200 } });
+    const p = await m.start(spec("true"), { wait: 5, tail: null });
+    expect(m.list()).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(m.list()).toEqual([]);
+    expect((await rejection(m.kill(p.id, false))).status).toBe(404);
+  });
+
+  it("caps tracked and running processes, evicting the oldest finished first", async () => {
+    const m = manager({ limits: { maxTracked: 2, maxRunning: 2 } });
+    const first = await m.start(spec("true"), { wait: 5, tail: null });
+    const sleeper = await m.start(spec("sleep 30"), noWait);
+    const second = await m.start(spec("true"), { wait: 5, tail: null }); // evicts `first`
+    expect(m.list().map((p) => p.id)).toEqual([sleeper.id, second.id]);
+    expect(first.id).not.toBe(second.id);
+    await m.start(spec("sleep 30"), noWait); // evicts `second`
+    const full = await rejection(m.run(spec("true"), 5));
+    expect(full.status).toBe(429);
+    expect(full.body.code).toBe("TOO_MANY_PROCESSES");
+  });
+
+  it("handle() answers every op in HTTP terms", async () => {
+    const m = manager();
+    const started = await m.handle({ op: "execute", call: { mode: "background", spec: spec("echo hi"), wait: 5, tail: null } });
+    expect(started).toMatchObject({ status: 200, body: { status: "done", output: [{ type: "stdout", data: "hi\n" }] } });
+    const id = (started.body as ProcessView).id;
+    expect(await m.handle({ op: "list" })).toMatchObject({ status: 200, body: [{ id, status: "done", exit_code: 0 }] });
+    expect(await m.handle({ op: "input", id, input: "x" })).toMatchObject({ status: 400 });
+    expect(await m.handle({ op: "kill", id, force: false })).toEqual({ status: 200, body: { status: "killed" } });
+    expect(await m.handle({ op: "status", id: "nope", query: { wait: null, offset: 0, tail: null } })).toEqual({
+      status: 404,
+      body: { detail: "Process not found", code: "PROCESS_NOT_FOUND" },
+    });
+    const sync = await m.handle({ op: "execute", call: { mode: "sync", spec: spec("echo s"), timeout: 30 } });
+    expect(sync).toMatchObject({ status: 200, body: { exit_code: 0, stdout: "s\n", stderr: "" } });
+  });
+
+  it("shutdown kills every running command", async () => {
+    const m = manager();
+    const p = await m.start(spec("echo $$; sleep 30"), { wait: 0.3, tail: null });
+    const [pid] = pidsIn(p.output.map((e) => e.data).join(""));
+    await m.shutdown();
+    expect(alive(pid!)).toBe(false);
+  });
+});
