@@ -1,0 +1,131 @@
+/**
+ * Unit tests for the web client's pure pieces: reconnect backoff, flow-control water marks, the
+ * bounded input queue, key-bar sequences, shortcuts and routes. Node only, no browser needed.
+ */
+import { describe, expect, it } from "vitest";
+import { RECONNECT_BASE_MS, RECONNECT_CAP_MS, reconnectDelay } from "../../web/src/backoff.ts";
+import { RenderBacklog } from "../../web/src/flow-control.ts";
+import { InputQueue } from "../../web/src/input-queue.ts";
+import { applyModifiers, ctrlCode, keySequence } from "../../web/src/keys.ts";
+import { parseRoute, terminalHref } from "../../web/src/routes.ts";
+import { shortcutFor } from "../../web/src/shortcuts.ts";
+
+const none = { ctrl: false, alt: false };
+const key = (k: string, mods: Partial<{ ctrl: boolean; meta: boolean; shift: boolean; alt: boolean }> = {}) => ({
+  key: k,
+  ctrlKey: !!mods.ctrl,
+  metaKey: !!mods.meta,
+  shiftKey: !!mods.shift,
+  altKey: !!mods.alt,
+});
+
+describe("reconnect backoff", () => {
+  it("grows exponentially from the base and never passes the cap", () => {
+    const high = () => 0.999999;
+    expect(reconnectDelay(0, high)).toBeLessThanOrEqual(RECONNECT_BASE_MS);
+    expect(reconnectDelay(3, high)).toBeLessThanOrEqual(RECONNECT_BASE_MS * 8);
+    for (let attempt = 0; attempt < 100; attempt++) expect(reconnectDelay(attempt, high)).toBeLessThanOrEqual(RECONNECT_CAP_MS);
+  });
+
+  it("keeps at least half the delay fixed, so jitter never makes it zero", () => {
+    expect(reconnectDelay(0, () => 0)).toBe(RECONNECT_BASE_MS / 2);
+    expect(reconnectDelay(50, () => 0)).toBe(RECONNECT_CAP_MS / 2);
+  });
+});
+
+describe("render backlog", () => {
+  it("pauses above the high-water mark and resumes only under the low-water mark", () => {
+    const changes: boolean[] = [];
+    const backlog = new RenderBacklog((p) => changes.push(p), 100, 20);
+    backlog.wrote(60);
+    backlog.wrote(60);
+    expect(changes).toEqual([true]);
+    backlog.wrote(60); // Already paused: no second PAUSE.
+    backlog.rendered(60);
+    backlog.rendered(60);
+    expect(backlog.backlog).toBe(60);
+    expect(changes).toEqual([true]);
+    backlog.rendered(60);
+    expect(changes).toEqual([true, false]);
+    expect(backlog.paused).toBe(false);
+  });
+});
+
+describe("input queue", () => {
+  it("returns chunks in order and refuses what would pass the cap", () => {
+    const q = new InputQueue(5);
+    expect(q.push(new Uint8Array([1, 2]))).toBe(true);
+    expect(q.push(new Uint8Array([3, 4, 5]))).toBe(true);
+    expect(q.push(new Uint8Array([6]))).toBe(false);
+    expect(q.bytes).toBe(5);
+    expect(q.drain().map((c) => [...c])).toEqual([[1, 2], [3, 4, 5]]);
+    expect(q.bytes).toBe(0);
+  });
+});
+
+describe("key bar sequences", () => {
+  it("sends arrows as CSI, or SS3 in application cursor mode", () => {
+    expect(keySequence("ArrowUp", none, false)).toBe("\x1b[A");
+    expect(keySequence("ArrowUp", none, true)).toBe("\x1bOA");
+  });
+
+  it("encodes modified arrows the way xterm does", () => {
+    expect(keySequence("ArrowLeft", { ctrl: true, alt: false }, true)).toBe("\x1b[1;5D");
+    expect(keySequence("ArrowRight", { ctrl: false, alt: true }, false)).toBe("\x1b[1;3C");
+  });
+
+  it("sends Esc and Tab, with Alt as an ESC prefix", () => {
+    expect(keySequence("Escape", none, false)).toBe("\x1b");
+    expect(keySequence("Tab", { ctrl: false, alt: true }, false)).toBe("\x1b\t");
+  });
+
+  it("turns sticky Ctrl plus a letter into its control code", () => {
+    expect(applyModifiers("c", { ctrl: true, alt: false })).toBe("\x03");
+    expect(applyModifiers("C", { ctrl: true, alt: false })).toBe("\x03");
+    expect(applyModifiers("[", { ctrl: true, alt: false })).toBe("\x1b");
+    expect(ctrlCode("é")).toBeNull();
+    expect(applyModifiers("é", { ctrl: true, alt: false })).toBe("é");
+  });
+
+  it("prefixes ESC for Alt and modifies only the first character", () => {
+    expect(applyModifiers("b", { ctrl: false, alt: true })).toBe("\x1bb");
+    expect(applyModifiers("dd", { ctrl: true, alt: true })).toBe("\x1b\x04d");
+    expect(applyModifiers("x", none)).toBe("x");
+  });
+});
+
+describe("shortcuts", () => {
+  it("copies with Ctrl+Shift+C and pastes natively with Ctrl+Shift+V on Linux and Windows", () => {
+    expect(shortcutFor(key("C", { ctrl: true, shift: true }), false)).toBe("copy");
+    expect(shortcutFor(key("V", { ctrl: true, shift: true }), false)).toBe("native");
+    expect(shortcutFor(key("Insert", { shift: true }), false)).toBe("native");
+  });
+
+  it("leaves plain Ctrl+C to the shell", () => {
+    expect(shortcutFor(key("c", { ctrl: true }), false)).toBeNull();
+    expect(shortcutFor(key("c", { ctrl: true }), true)).toBeNull();
+  });
+
+  it("lets Cmd+C and Cmd+V go to the browser on a Mac", () => {
+    expect(shortcutFor(key("c", { meta: true }), true)).toBe("native");
+    expect(shortcutFor(key("v", { meta: true }), true)).toBe("native");
+  });
+
+  it("opens search with Ctrl+Shift+F or Cmd+Shift+F", () => {
+    expect(shortcutFor(key("F", { ctrl: true, shift: true }), false)).toBe("search");
+    expect(shortcutFor(key("f", { meta: true, shift: true }), true)).toBe("search");
+  });
+});
+
+describe("routes", () => {
+  it("round-trips terminal routes, read-only included", () => {
+    expect(parseRoute(terminalHref("local", 5))).toEqual({ page: "terminal", serverId: "local", terminalId: 5, readonly: false });
+    expect(parseRoute(terminalHref("gpu-1", 40001, true))).toEqual({ page: "terminal", serverId: "gpu-1", terminalId: 40001, readonly: true });
+  });
+
+  it("sends anything else to the sessions page", () => {
+    for (const hash of ["", "#/", "#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1"]) {
+      expect(parseRoute(hash)).toEqual({ page: "sessions" });
+    }
+  });
+});

@@ -1,0 +1,199 @@
+/**
+ * The web client end to end: Debian's Chromium against the real local stack (workerd + agent +
+ * real PTYs). Signs in, opens a terminal, watches it read-only, resizes, drops the connection,
+ * floods it, and ends it.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack } from "../support/stack.ts";
+import { type TestBrowser, launchBrowser, screenText, skipBrowserTests, termSize, waitForConnected, waitForLine } from "./browser.ts";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const ARTIFACTS = `${REPO}test-artifacts`;
+/** The prompt the tests give the shell, so "the shell is waiting" is easy to see. */
+const PROMPT = "ready>";
+/** How soon after Ctrl-C the flooding `yes` must be gone and the prompt back, in milliseconds. */
+const CTRL_C_DEADLINE_MS = 1_000;
+
+/** Waits until the line holding the cursor is the bare prompt. */
+async function waitForPrompt(page: Page, timeout = 10_000): Promise<void> {
+  await page.waitForFunction(
+    (prompt) => {
+      const lines: string[] = ((globalThis as any).edgettyDebug?.screenText() ?? "").split("\n");
+      const last = lines.filter((l) => l.trim() !== "").at(-1);
+      return last?.trim() === prompt;
+    },
+    PROMPT,
+    { timeout, polling: 20 },
+  );
+}
+
+/** Types into the terminal (which has focus) and presses Enter. */
+async function run(page: Page, command: string): Promise<void> {
+  await page.keyboard.type(command);
+  await page.keyboard.press("Enter");
+}
+
+function joins(page: Page): Promise<number> {
+  return page.evaluate(() => (globalThis as any).edgettyDebug.joins());
+}
+
+describe.skipIf(skipBrowserTests())("the web client", () => {
+  let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+  let browser: TestBrowser | undefined;
+  let page: Page;
+  let terminalHash = "";
+  const requestUrls: string[] = [];
+  const consoleLines: string[] = [];
+
+  beforeAll(async () => {
+    execFileSync(process.execPath, ["web/build.mjs"], { cwd: REPO, stdio: "inherit" });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    stack = await startStack();
+    browser = await launchBrowser();
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    page.on("request", (r) => requestUrls.push(r.url()));
+    page.on("console", (m) => consoleLines.push(m.text()));
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it("refuses a wrong token with a message", async () => {
+    await page.goto(stack!.url);
+    await page.getByLabel("Access token").fill("not-the-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "not accepted" }).waitFor();
+  });
+
+  it("signs in with the API key, which never shows up in a URL or the console", async () => {
+    await page.getByLabel("Access token").fill(stack!.apiKey);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "New terminal" }).waitFor();
+    await page.locator(".server").first().waitFor();
+    expect(page.url()).not.toContain(stack!.apiKey);
+    expect(requestUrls.filter((u) => u.includes(stack!.apiKey))).toEqual([]);
+    expect(consoleLines.filter((l) => l.includes(stack!.apiKey))).toEqual([]);
+    await page.screenshot({ path: `${ARTIFACTS}/web-sessions.png` });
+  });
+
+  it("starts a terminal, types echo hi and sees hi", async () => {
+    await page.getByLabel("Shell").selectOption("bash");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.waitForURL(/#\/t\/[^/]+\/\d+$/);
+    terminalHash = new URL(page.url()).hash;
+    await waitForConnected(page);
+    await page.locator(".xterm").click();
+    await run(page, `PS1='${PROMPT} '`);
+    await waitForPrompt(page);
+    await run(page, "echo hi");
+    await waitForLine(page, "hi");
+  });
+
+  it("shows a read-only viewer the same screen and lets it type nothing", async () => {
+    const viewer = await browser!.context.newPage();
+    try {
+      await viewer.goto(`${stack!.url}/${terminalHash}/ro`);
+      await waitForConnected(viewer);
+      await waitForLine(viewer, "hi");
+      await expect(viewer.locator(".badge-readonly").isVisible()).resolves.toBe(true);
+      await expect(viewer.locator(".key-bar").isVisible()).resolves.toBe(false);
+      await viewer.locator(".xterm").click();
+      await run(viewer, "echo nope");
+      await page.locator(".xterm").click();
+      await run(page, "echo marker-1");
+      await waitForLine(page, "marker-1");
+      await waitForLine(viewer, "marker-1");
+      expect(await screenText(page)).not.toContain("nope");
+      expect(await screenText(viewer)).not.toContain("nope");
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it("follows the window size: stty size changes when the viewport does", async () => {
+    const before = await termSize(page);
+    await page.setViewportSize({ width: 720, height: 420 });
+    await page.waitForFunction(
+      (b) => {
+        const s = (globalThis as any).edgettyDebug.size();
+        return s.cols < b.cols && s.rows < b.rows;
+      },
+      before,
+    );
+    const after = await termSize(page);
+    await run(page, "stty size");
+    await waitForLine(page, `${after.rows} ${after.cols}`);
+    await page.setViewportSize({ width: 1000, height: 640 });
+    await page.waitForFunction((a) => (globalThis as any).edgettyDebug.size().cols > a.cols, after);
+    const restored = await termSize(page);
+    await run(page, "clear; stty size");
+    await waitForLine(page, `${restored.rows} ${restored.cols}`);
+  });
+
+  it("reconnects after the network drops and repaints the screen", async () => {
+    await run(page, "clear; echo before-drop");
+    await waitForLine(page, "before-drop");
+    const joined = await joins(page);
+    await browser!.context.setOffline(true);
+    await page.getByRole("status").filter({ hasText: "offline" }).waitFor();
+    await browser!.context.setOffline(false);
+    await page.waitForFunction((j) => (globalThis as any).edgettyDebug.joins() > j, joined, { timeout: 20_000 });
+    await waitForConnected(page);
+    await waitForLine(page, "before-drop");
+    await run(page, "echo after-reconnect");
+    await waitForLine(page, "after-reconnect");
+  });
+
+  it("keeps what is typed while the socket is down and sends it after reconnecting", async () => {
+    const joined = await joins(page);
+    await page.evaluate(() => (globalThis as any).__sockets.at(-1).close());
+    await page.waitForFunction(() => (globalThis as any).edgettyDebug.phase().kind !== "open");
+    await run(page, "echo typed-while-away");
+    await page.waitForFunction((j) => (globalThis as any).edgettyDebug.joins() > j, joined, { timeout: 20_000 });
+    await waitForLine(page, "typed-while-away");
+  });
+
+  it("stops a flooding yes within a second of Ctrl-C", async () => {
+    await run(page, "clear; yes");
+    await page.waitForFunction(() => {
+      const lines: string[] = (globalThis as any).edgettyDebug.screenText().split("\n");
+      return lines.filter((l) => l === "y").length > 5;
+    });
+    await page.keyboard.press("Control+c");
+    await waitForPrompt(page, CTRL_C_DEADLINE_MS);
+  });
+
+  it("survives a large burst of output without freezing the tab", async () => {
+    await run(page, "clear; seq 1 300000");
+    await waitForLine(page, "300000", 60_000);
+    await waitForPrompt(page);
+    const started = Date.now();
+    await page.evaluate(() => 1);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    const sent = await page.evaluate(() => (globalThis as any).__sent);
+    console.log(`flow control during the burst: ${sent[2] ?? 0} PAUSE, ${sent[3] ?? 0} RESUME frames`);
+    expect(sent[2] ?? 0).toBe(sent[3] ?? 0);
+  });
+
+  it("saves a screenshot of the terminal page", async () => {
+    await run(page, "clear; echo edgetty; ls /");
+    await waitForLine(page, "edgetty");
+    await page.screenshot({ path: `${ARTIFACTS}/web-terminal.png` });
+    await page.getByRole("button", { name: /^Theme:/ }).click();
+    await page.screenshot({ path: `${ARTIFACTS}/web-terminal-theme-2.png` });
+  });
+
+  it("shows clearly when the shell exits", async () => {
+    await page.locator(".xterm").click();
+    await run(page, "exit 3");
+    await page.getByRole("alert").filter({ hasText: "Session ended" }).waitFor();
+    await expect(page.getByRole("alert").textContent()).resolves.toContain("code 3");
+    await page.getByRole("status").filter({ hasText: "exited" }).waitFor();
+  });
+});

@@ -1,0 +1,186 @@
+// The edge's HTTP API as the browser client uses it: sign-in, servers, sessions, history, raw
+// output and screenshots. Same origin; the session cookie (HttpOnly) authenticates every call, so
+// no token is ever held here beyond the sign-in request body.
+
+/** A server (host) the signed-in user may use, from `GET /api/v1/terminals/`. */
+export interface ServerEntry {
+  id: string;
+  url?: string;
+  name: string;
+  online?: boolean;
+  default?: boolean;
+}
+
+/** A terminal session on one server, from `GET …/api/v1/terminal/sessions`. */
+export interface SessionEntry {
+  id: number;
+  shell: string;
+  cwd: string;
+  started_at: string;
+  command_history?: string[];
+  clients?: number;
+  agent_online?: boolean;
+  ephemeral?: boolean;
+  cols?: number;
+  rows?: number;
+  title?: string;
+}
+
+/** Body of `POST …/api/v1/terminal/create`; every field optional. */
+export interface CreateRequest {
+  terminal_id?: string;
+  ephemeral?: boolean;
+  shell?: string;
+  cwd?: string;
+  cols?: number;
+  rows?: number;
+}
+
+export interface CreateResult {
+  status: "created" | "exists";
+  terminal_id: number;
+  shell: string;
+}
+
+/** One finished or running command, from `GET …/api/v1/terminal/history/{id}`. */
+export interface HistoryEntry {
+  command: string;
+  cwd?: string;
+  exit_code?: number | null;
+  started_at?: string;
+  finished_at?: string | null;
+  duration_ms?: number | null;
+  status?: string;
+}
+
+/** An HTTP answer other than success; `message` is the server's own words when it gave any. */
+export class ApiError extends Error {
+  override name = "ApiError";
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Shells the create form offers (the edge validates the same list). */
+export const SHELLS = ["bash", "zsh", "fish", "sh"] as const;
+
+const JSON_HEADERS = { "content-type": "application/json", accept: "application/json" };
+
+/** Reads the error message from any of the three API families' error shapes. */
+async function errorFrom(res: Response): Promise<ApiError> {
+  let message = `${res.status} ${res.statusText}`.trim();
+  let code: string | undefined;
+  try {
+    const body = (await res.json()) as Record<string, unknown>;
+    const text = body["message"] ?? body["detail"] ?? body["error"];
+    if (typeof text === "string" && text) message = text;
+    if (typeof body["code"] === "string") code = body["code"];
+  } catch {
+    // Not JSON: keep the status line.
+  }
+  return new ApiError(res.status, message, code);
+}
+
+/** The HTTP client. `onUnauthorized` runs whenever the edge answers 401 (the cookie expired). */
+export class Api {
+  constructor(private readonly onUnauthorized: () => void = () => {}) {}
+
+  /** The URL prefix that addresses one server's session API. */
+  static serverPrefix(serverId: string): string {
+    return `/api/v1/terminals/${encodeURIComponent(serverId)}`;
+  }
+
+  private async request(path: string, init: RequestInit = {}): Promise<Response> {
+    const res = await fetch(path, { credentials: "same-origin", cache: "no-store", ...init });
+    if (res.status === 401) this.onUnauthorized();
+    if (!res.ok) throw await errorFrom(res);
+    return res;
+  }
+
+  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+    const res = await this.request(path, { headers: JSON_HEADERS, ...init });
+    return (await res.json()) as T;
+  }
+
+  /** Exchanges a token for the session cookie. Throws ApiError(401) for a bad token. */
+  async signIn(token: string): Promise<void> {
+    const res = await fetch("/api/v1/auth/session", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: JSON_HEADERS,
+      body: JSON.stringify({ token }),
+    });
+    if (!res.ok) throw await errorFrom(res);
+  }
+
+  /** Ends the session (clears the cookie). */
+  async signOut(): Promise<void> {
+    await fetch("/api/v1/auth/session", { method: "DELETE", credentials: "same-origin" });
+  }
+
+  /** The signed-in role, or null when not signed in. Network failures throw. */
+  async whoAmI(): Promise<{ role: string } | null> {
+    const res = await fetch("/api/v1/auth/session", { credentials: "same-origin", cache: "no-store" });
+    if (res.status === 401) return null;
+    if (!res.ok) throw await errorFrom(res);
+    return (await res.json()) as { role: string };
+  }
+
+  servers(): Promise<ServerEntry[]> {
+    return this.json<ServerEntry[]>("/api/v1/terminals/");
+  }
+
+  sessions(serverId: string): Promise<SessionEntry[]> {
+    return this.json<SessionEntry[]>(`${Api.serverPrefix(serverId)}/api/v1/terminal/sessions`);
+  }
+
+  create(serverId: string, req: CreateRequest): Promise<CreateResult> {
+    return this.json<CreateResult>(`${Api.serverPrefix(serverId)}/api/v1/terminal/create`, {
+      method: "POST",
+      body: JSON.stringify(req),
+    });
+  }
+
+  async remove(serverId: string, terminalId: number): Promise<void> {
+    await this.request(`${Api.serverPrefix(serverId)}/api/v1/terminal/${terminalId}`, { method: "DELETE" });
+  }
+
+  /** The command history, or null when this server does not keep one (404/501). */
+  async history(serverId: string, terminalId: number): Promise<HistoryEntry[] | null> {
+    try {
+      return await this.json<HistoryEntry[]>(`${Api.serverPrefix(serverId)}/api/v1/terminal/history/${terminalId}`);
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 501)) return null;
+      throw err;
+    }
+  }
+
+  /** Where the raw output downloads from (the browser follows it with the cookie). */
+  rawDownloadUrl(serverId: string, terminalId: number): string {
+    return `${Api.serverPrefix(serverId)}/api/v1/terminal/raw?terminal_id=${terminalId}&format=download`;
+  }
+
+  /** A screenshot of the terminal's current screen as an image. */
+  async screenshot(serverId: string, terminalId: number): Promise<Blob> {
+    const res = await this.request(
+      `${Api.serverPrefix(serverId)}/api/v1/terminal/screenshot?terminal_id=${terminalId}&save=false`,
+    );
+    return res.blob();
+  }
+
+  /** The WebSocket URL of one terminal; the cookie authenticates it, never a query parameter. */
+  wsUrl(serverId: string, terminalId: number, opts: { readonly: boolean; cols?: number; rows?: number }): string {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const q = new URLSearchParams({ terminal_id: String(terminalId) });
+    if (opts.readonly) q.set("readonly", "1");
+    if (opts.cols && opts.rows) {
+      q.set("cols", String(opts.cols));
+      q.set("rows", String(opts.rows));
+    }
+    return `${proto}//${location.host}${Api.serverPrefix(serverId)}/api/v1/terminal/ws?${q}`;
+  }
+}

@@ -1,0 +1,4 @@
+// Ambient declarations for what esbuild bundles besides TypeScript.
+
+/** CSS imported for its side effect: esbuild emits it into the entry's CSS bundle. */
+declare module "*.css";

@@ -1,0 +1,193 @@
+// The home page: the servers this user may use with their agents' online state, each server's
+// terminal sessions (open, watch read-only, delete) and a form to start a new one.
+import { type Api, ApiError, type CreateRequest, SHELLS, type ServerEntry, type SessionEntry } from "./api.ts";
+import { button, h, relativeTime, replaceChildren } from "./dom.ts";
+import { notify } from "./notices.ts";
+import { terminalHref } from "./routes.ts";
+
+/** How often the lists refresh while the page is visible, in milliseconds. */
+export const SESSIONS_REFRESH_MS = 5_000;
+
+type ServerState = { server: ServerEntry; sessions: SessionEntry[] | null; error: string | null };
+
+/** Mounts the sessions page into `root`; returns its disposer. */
+export function mountSessionsPage(root: HTMLElement, api: Api): () => void {
+  const serverSelect = h("select", { name: "server", "aria-label": "Server", required: true });
+  const list = h("div", { class: "server-list", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading servers…"));
+  const form = createForm(api, serverSelect);
+  const page = h(
+    "main",
+    { class: "sessions-page" },
+    h("section", { class: "card new-session", "aria-labelledby": "new-session-title" }, h("h2", { id: "new-session-title" }, "New terminal"), form),
+    list,
+  );
+  root.replaceChildren(page);
+  document.title = "Sessions — edgetty";
+
+  let lastRendered = "";
+  let stopped = false;
+
+  async function refresh(): Promise<void> {
+    let servers: ServerEntry[];
+    try {
+      servers = await api.servers();
+    } catch (err) {
+      if (!stopped && !(err instanceof ApiError && err.status === 401)) {
+        list.setAttribute("aria-busy", "false");
+        replaceChildren(list, h("p", { class: "error" }, `Could not load servers: ${(err as Error).message}`));
+        lastRendered = "";
+      }
+      return;
+    }
+    const states = await Promise.all(
+      servers.map(async (server): Promise<ServerState> => {
+        try {
+          return { server, sessions: await api.sessions(server.id), error: null };
+        } catch (err) {
+          const offline = err instanceof ApiError && (err.status === 503 || err.status === 502);
+          return { server, sessions: null, error: offline ? "The agent is offline." : (err as Error).message };
+        }
+      }),
+    );
+    if (stopped) return;
+    // Unchanged data in the same minute: leave the DOM (and focus) alone.
+    const key = JSON.stringify([states, Math.floor(Date.now() / 60_000)]);
+    if (key === lastRendered) return;
+    lastRendered = key;
+    updateServerSelect(serverSelect, servers);
+    list.setAttribute("aria-busy", "false");
+    if (states.length === 0) {
+      replaceChildren(list, h("p", { class: "muted" }, "No servers yet: start an agent on a host to see it here."));
+      return;
+    }
+    replaceChildren(list, ...states.map((s) => serverCard(api, s, () => void refresh())));
+  }
+
+  void refresh();
+  const timer = setInterval(() => {
+    if (document.visibilityState === "visible") void refresh();
+  }, SESSIONS_REFRESH_MS);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+function updateServerSelect(select: HTMLSelectElement, servers: ServerEntry[]): void {
+  const chosen = select.value;
+  replaceChildren(
+    select,
+    ...servers.map((s) => h("option", { value: s.id }, `${s.name || s.id}${s.online === false ? " (offline)" : ""}`)),
+  );
+  const fallback = servers.find((s) => s.default) ?? servers[0];
+  select.value = servers.some((s) => s.id === chosen) ? chosen : (fallback?.id ?? "");
+}
+
+function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement {
+  const shell = h("select", { name: "shell", "aria-label": "Shell" }, h("option", { value: "" }, "default shell"), ...SHELLS.map((s) => h("option", { value: s }, s)));
+  const cwd = h("input", { name: "cwd", type: "text", placeholder: "home directory", "aria-label": "Working directory", autocomplete: "off", spellcheck: "false" });
+  const cols = h("input", { name: "cols", type: "number", min: 1, max: 1000, placeholder: "fit", "aria-label": "Columns" });
+  const rows = h("input", { name: "rows", type: "number", min: 1, max: 1000, placeholder: "fit", "aria-label": "Rows" });
+  const id = h("input", { name: "terminal_id", type: "number", min: 1, max: 65535, placeholder: "next free", "aria-label": "Terminal id" });
+  const ephemeral = h("input", { name: "ephemeral", type: "checkbox" });
+  const submit = h("button", { type: "submit", class: "primary" }, "Start");
+  const field = (label: string, control: HTMLElement): HTMLElement => h("label", { class: "field" }, h("span", {}, label), control);
+  const form = h(
+    "form",
+    { class: "create-form", method: "post" },
+    field("Server", serverSelect),
+    field("Shell", shell),
+    field("Directory", cwd),
+    h(
+      "details",
+      { class: "more" },
+      h("summary", {}, "More options"),
+      h("div", { class: "more-fields" }, field("Columns", cols), field("Rows", rows), field("Id", id)),
+    ),
+    h("label", { class: "check" }, ephemeral, h("span", {}, "Ephemeral (removed when the last viewer leaves)")),
+    submit,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const req: CreateRequest = {};
+    if (shell.value) req.shell = shell.value;
+    if (cwd.value.trim()) req.cwd = cwd.value.trim();
+    if (cols.value && rows.value) {
+      req.cols = Number(cols.value);
+      req.rows = Number(rows.value);
+    }
+    if (id.value) req.terminal_id = id.value;
+    if (ephemeral.checked) req.ephemeral = true;
+    submit.disabled = true;
+    try {
+      const res = await api.create(serverSelect.value, req);
+      if (res.status === "exists") notify(`Terminal #${res.terminal_id} already exists: opening it.`);
+      location.hash = terminalHref(serverSelect.value, res.terminal_id);
+    } catch (err) {
+      notify(`Could not start a terminal: ${(err as Error).message}`, "error");
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
+}
+
+function serverCard(api: Api, state: ServerState, refresh: () => void): HTMLElement {
+  const { server, sessions, error } = state;
+  const online = server.online !== false;
+  const header = h(
+    "header",
+    { class: "server-header" },
+    h("h2", {}, server.name || server.id),
+    h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
+    server.default ? h("span", { class: "badge" }, "default") : null,
+    h("span", { class: "muted server-id" }, server.id),
+  );
+  let body: HTMLElement;
+  if (error !== null) body = h("p", { class: "muted" }, error);
+  else if (!sessions || sessions.length === 0) body = h("p", { class: "muted" }, "No sessions. Start one above.");
+  else body = h("ul", { class: "session-list" }, ...sessions.map((s) => sessionRow(api, server.id, s, refresh)));
+  return h("section", { class: "card server", "aria-label": `Server ${server.name || server.id}` }, header, body);
+}
+
+function sessionRow(api: Api, serverId: string, s: SessionEntry, refresh: () => void): HTMLElement {
+  const last = s.command_history?.at(-1);
+  const remove = async (): Promise<void> => {
+    if (!confirm(`Delete terminal #${s.id} on ${serverId}? Its shell and everything running in it will be ended.`)) return;
+    try {
+      await api.remove(serverId, s.id);
+      notify(`Terminal #${s.id} deleted.`);
+    } catch (err) {
+      notify(`Could not delete terminal #${s.id}: ${(err as Error).message}`, "error");
+    }
+    refresh();
+  };
+  return h(
+    "li",
+    { class: "session", "data-terminal-id": s.id },
+    h(
+      "a",
+      { class: "session-main", href: terminalHref(serverId, s.id), "aria-label": `Open terminal ${s.id} (${s.shell} in ${s.cwd})` },
+      h("span", { class: "session-id" }, `#${s.id}`),
+      h("span", { class: "session-shell" }, s.shell),
+      h("span", { class: "session-cwd", title: s.cwd }, s.cwd),
+      s.title ? h("span", { class: "session-title", title: s.title }, s.title) : null,
+    ),
+    h(
+      "span",
+      { class: "session-meta" },
+      h("time", { datetime: s.started_at, title: `started ${s.started_at}` }, relativeTime(s.started_at)),
+      h("span", { title: "connected clients" }, `${s.clients ?? 0} ${s.clients === 1 ? "client" : "clients"}`),
+      s.ephemeral ? h("span", { class: "badge" }, "ephemeral") : null,
+      s.agent_online === false ? h("span", { class: "badge badge-fail" }, "agent offline") : null,
+      last ? h("code", { class: "session-last", title: `last command: ${last}` }, last) : null,
+    ),
+    h(
+      "span",
+      { class: "session-actions" },
+      h("a", { class: "text-button", href: terminalHref(serverId, s.id), "aria-label": `Open terminal ${s.id}` }, "Open"),
+      h("a", { class: "text-button", href: terminalHref(serverId, s.id, true), "aria-label": `Watch terminal ${s.id} read-only` }, "Watch"),
+      button(`Delete terminal ${s.id}`, "Delete", () => void remove(), { class: "text-button danger" }),
+    ),
+  );
+}

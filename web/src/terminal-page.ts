@@ -1,0 +1,345 @@
+// The terminal page: one session's terminal with its toolbar (connection state, read-only badge,
+// find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
+// self-healing connection.
+import type { ServerFrame, SessionInfo } from "../../shared/protocol.ts";
+import { type Api, ApiError } from "./api.ts";
+import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
+import { button, h, isApple } from "./dom.ts";
+import { HistoryPanel } from "./history-panel.ts";
+import { INPUT_QUEUE_MAX_BYTES } from "./input-queue.ts";
+import { KeyBar } from "./key-bar.ts";
+import { notify } from "./notices.ts";
+import { SearchBar } from "./search-bar.ts";
+import { shortcutFor } from "./shortcuts.ts";
+import { showScreenshot } from "./screenshot-dialog.ts";
+import { TerminalView } from "./terminal-view.ts";
+
+/** How often a read-only viewer checks the session's size to mirror it, in milliseconds. */
+export const READONLY_SIZE_POLL_MS = 5_000;
+
+export interface TerminalPageOptions {
+  api: Api;
+  serverId: string;
+  terminalId: number;
+  readonly: boolean;
+  /** Called when the edge says the cookie is no longer valid. */
+  onSignedOut(): void;
+}
+
+/** What the page exposes on `window.edgettyDebug` for tests and the browser console. */
+export interface TerminalDebug {
+  /** The visible screen, one line per row. */
+  screenText(): string;
+  /** The terminal's size in cells. */
+  size(): { cols: number; rows: number };
+  phase(): Phase;
+  readonly(): boolean;
+  /** How many times the edge has accepted this page (INFO frames received). */
+  joins(): number;
+}
+
+declare global {
+  interface Window {
+    edgettyDebug?: TerminalDebug;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** Mounts the terminal page into `root`; returns its disposer. */
+export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions): () => void {
+  const { api, serverId, terminalId } = opts;
+  let readonly = opts.readonly;
+  let agentOffline = false;
+  let exited = false;
+  let joins = 0;
+  let shell = "";
+  let cwd = "";
+
+  const status = h("span", { class: "conn-status", role: "status", "data-state": "connecting" }, "connecting…");
+  const retry = button("Reconnect now", "Retry now", () => conn.reconnectNow(), { class: "text-button", hidden: true });
+  const roBadge = h("span", { class: "badge badge-readonly", hidden: !readonly, title: "You can watch but not type" }, "read-only");
+  const name = h("span", { class: "term-name" }, `${serverId} · #${terminalId}`);
+  const host = h("div", { class: "term-host" });
+  const exitBanner = h("div", { class: "exit-banner", role: "alert", hidden: true });
+  const stage = h("div", { class: "term-stage" }, exitBanner, host);
+  const history = new HistoryPanel(api, serverId, terminalId, () => view.focus());
+  // Created first (started last) so the view's resize callbacks always find it.
+  const conn = new TerminalConnection({
+    url: () => api.wsUrl(serverId, terminalId, { readonly, ...view.size }),
+    probe,
+    onFrame,
+    onPhase: (phase) => {
+      renderPhase(phase);
+      if (phase.kind === "ended" && phase.why === "gone") showGone();
+      if (phase.kind === "ended" && phase.why === "unauthorized") opts.onSignedOut();
+    },
+  });
+
+  const view = new TerminalView(host, {
+    readonly,
+    onInput: (data) => sendInput(keyBar.consume(data)),
+    onResize: (size) => {
+      if (!readonly) conn.resize(size);
+    },
+    onFlow: (paused) => {
+      conn.setPaused(paused);
+      renderPhase(conn.phase);
+    },
+  });
+  const search = new SearchBar(view.search, () => view.focus());
+  const keyBar = new KeyBar({
+    send: (data) => sendInput(data),
+    appCursor: () => view.term.modes.applicationCursorKeysMode,
+    paste: () => void view.pasteFromClipboard(),
+    refocus: () => view.focus(),
+  });
+  keyBar.element.hidden = readonly;
+
+  const historyButton = button("Command history", h("span", { class: "label" }, "History"), () => history.toggle(), {
+    class: "tool-button",
+    hidden: true,
+    "data-icon": "history",
+  });
+  const toolbar = h(
+    "div",
+    { class: "toolbar", role: "toolbar", "aria-label": "Terminal" },
+    h("a", { href: "#/", class: "icon-button back", "aria-label": "Back to sessions", title: "Back to sessions" }, "←"),
+    name,
+    roBadge,
+    status,
+    retry,
+    h("span", { class: "spacer" }),
+    button("Find in terminal (Ctrl+Shift+F)", h("span", { class: "label" }, "Find"), () => search.toggle(), {
+      class: "tool-button",
+      "data-icon": "find",
+    }),
+    historyButton,
+    h(
+      "a",
+      {
+        class: "tool-button",
+        href: api.rawDownloadUrl(serverId, terminalId),
+        download: `edgetty-${serverId}-${terminalId}.txt`,
+        "aria-label": "Download raw output",
+        title: "Download raw output",
+        "data-icon": "download",
+      },
+      h("span", { class: "label" }, "Download"),
+    ),
+    button("Screenshot", h("span", { class: "label" }, "Screenshot"), () => void screenshot(), {
+      class: "tool-button",
+      "data-icon": "screenshot",
+    }),
+  );
+  const page = h(
+    "section",
+    { class: "terminal-page", "aria-label": `Terminal ${terminalId} on ${serverId}` },
+    toolbar,
+    search.element,
+    h("div", { class: "term-body" }, stage, history.element),
+    keyBar.element,
+  );
+  root.replaceChildren(page);
+  view.fit();
+
+  conn.start();
+  view.focus();
+  void history.available().then((ok) => (historyButton.hidden = !ok));
+
+  const countdown = setInterval(() => {
+    if (conn.phase.kind === "waiting" && conn.phase.retryAt !== null) renderPhase(conn.phase);
+  }, 1_000);
+  const sizePoll = setInterval(() => void mirrorSessionSize(), READONLY_SIZE_POLL_MS);
+
+  // Ctrl/Cmd+Shift+F opens search wherever the focus is on this page.
+  const onKeyDown = (ev: KeyboardEvent): void => {
+    if (shortcutFor(ev, isApple()) === "search") {
+      ev.preventDefault();
+      search.open();
+    }
+  };
+  document.addEventListener("keydown", onKeyDown);
+
+  window.edgettyDebug = {
+    screenText: () => view.screenText(),
+    size: () => view.size,
+    phase: () => conn.phase,
+    readonly: () => readonly,
+    joins: () => joins,
+  };
+
+  function sendInput(data: string): void {
+    if (readonly || data.length === 0) return;
+    const outcome = conn.sendInput(encoder.encode(data));
+    if (outcome === "refused") {
+      notify(
+        exited || conn.phase.kind === "ended"
+          ? "Input not sent: the session has ended."
+          : `Input not sent: still reconnecting and ${INPUT_QUEUE_MAX_BYTES / 1024} KiB of typing is already waiting.`,
+        "error",
+      );
+    } else if (outcome === "queued") {
+      renderPhase(conn.phase);
+    }
+  }
+
+  function onFrame(frame: ServerFrame): void {
+    switch (frame.t) {
+      case "info":
+        return applyInfo(frame.info);
+      case "output":
+        agentOffline = false;
+        return view.write(frame.data);
+      case "title":
+        return setTitle(frame.title);
+      case "exit":
+        return showExit(frame.exit.exit_code, frame.exit.signal);
+      case "error":
+        if (frame.error.code === "AGENT_OFFLINE") {
+          agentOffline = true;
+          renderPhase(conn.phase);
+        } else if (frame.error.code === "READ_ONLY") {
+          notify("This view is read-only: input was not sent.", "error");
+        } else {
+          notify(frame.error.message || frame.error.code, "error");
+        }
+        return;
+      case "pong":
+        return;
+    }
+  }
+
+  function applyInfo(info: SessionInfo): void {
+    // The repaint that follows INFO starts from a clean terminal (it begins with ESC c itself).
+    view.resetForRepaint();
+    joins++;
+    readonly = info.readonly;
+    shell = info.shell;
+    cwd = info.cwd;
+    agentOffline = !info.agent_online;
+    roBadge.hidden = !readonly;
+    keyBar.element.hidden = readonly;
+    view.setReadonly(readonly, { cols: info.cols, rows: info.rows });
+    name.textContent = `${serverId} · #${terminalId} · ${info.shell}`;
+    setTitle(info.title || `${info.shell} ${info.cwd}`);
+    if (!readonly && (info.cols !== view.size.cols || info.rows !== view.size.rows)) conn.resize(view.size);
+  }
+
+  function setTitle(title: string): void {
+    document.title = `${title} — edgetty`;
+    name.title = title;
+  }
+
+  function showExit(code: number, signal: number): void {
+    exited = true;
+    view.setReadonly(true, view.size);
+    keyBar.element.hidden = true;
+    const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
+    exitBanner.replaceChildren(
+      h("strong", {}, "Session ended"),
+      h("span", {}, ` — the shell ${how}.`),
+      h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
+      button("Start a new terminal like this one", "New terminal", () => void startAnother(), { class: "text-button" }),
+    );
+    exitBanner.hidden = false;
+    exitBanner.dataset["exitCode"] = String(code);
+  }
+
+  async function startAnother(): Promise<void> {
+    try {
+      const res = await api.create(serverId, { shell: shell || undefined, cwd: cwd || undefined, ...view.size });
+      location.hash = `#/t/${encodeURIComponent(serverId)}/${res.terminal_id}`;
+    } catch (err) {
+      notify(`Could not start a terminal: ${(err as Error).message}`, "error");
+    }
+  }
+
+  function renderPhase(phase: Phase): void {
+    let text: string;
+    let state: string = phase.kind;
+    retry.hidden = phase.kind !== "waiting";
+    switch (phase.kind) {
+      case "connecting":
+        text = phase.attempt === 0 ? "connecting…" : "reconnecting…";
+        break;
+      case "open":
+        text = agentOffline ? "agent offline" : view.paused ? "catching up…" : "connected";
+        if (agentOffline) state = "agent-offline";
+        break;
+      case "waiting": {
+        const secs = phase.retryAt === null ? 0 : Math.max(0, Math.ceil((phase.retryAt - Date.now()) / 1000));
+        const when = phase.retryAt === null ? "" : ` — retrying in ${secs} s`;
+        text = {
+          offline: "offline — waiting for the network",
+          "agent-offline": `agent offline${when}`,
+          network: `cannot reach the edge${when}`,
+          dropped: `reconnecting${when}`,
+        }[phase.why];
+        state = phase.why === "agent-offline" ? "agent-offline" : "waiting";
+        break;
+      }
+      case "ended":
+        text = { exit: "exited", gone: "session gone", unauthorized: "signed out", closed: "closed" }[phase.why];
+        break;
+    }
+    if (conn.queuedBytes > 0 && phase.kind !== "open") text += ` · ${conn.queuedBytes} B typed, waiting`;
+    status.textContent = text;
+    status.dataset["state"] = state;
+  }
+
+  function showGone(): void {
+    if (exited) return;
+    exitBanner.replaceChildren(
+      h("strong", {}, "Session gone"),
+      h("span", {}, " — this terminal no longer exists on the server."),
+      h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
+    );
+    exitBanner.hidden = false;
+  }
+
+  async function probe(): Promise<ProbeResult> {
+    try {
+      const sessions = await api.sessions(serverId);
+      const mine = sessions.find((s) => s.id === terminalId);
+      if (mine) return mine.agent_online === false ? "agent-offline" : "alive";
+      const server = (await api.servers()).find((s) => s.id === serverId);
+      return server && server.online === false ? "agent-offline" : "gone";
+    } catch (err) {
+      if (!(err instanceof ApiError)) return "network";
+      if (err.status === 401) return "unauthorized";
+      if (err.status === 503 || err.status === 502) return "agent-offline";
+      if (err.status === 404 || err.status === 403) return "gone";
+      return "network";
+    }
+  }
+
+  async function mirrorSessionSize(): Promise<void> {
+    if (!readonly || exited || conn.phase.kind !== "open") return;
+    try {
+      const mine = (await api.sessions(serverId)).find((s) => s.id === terminalId);
+      if (mine?.cols && mine.rows) view.setReadonly(true, { cols: mine.cols, rows: mine.rows });
+    } catch {
+      // The connection's own probing reports real trouble.
+    }
+  }
+
+  async function screenshot(): Promise<void> {
+    try {
+      showScreenshot(await api.screenshot(serverId, terminalId), `edgetty-${serverId}-${terminalId}.png`);
+    } catch (err) {
+      notify(`Screenshot failed: ${(err as Error).message}`, "error");
+    }
+  }
+
+  return () => {
+    clearInterval(countdown);
+    clearInterval(sizePoll);
+    document.removeEventListener("keydown", onKeyDown);
+    conn.close();
+    history.dispose();
+    view.dispose();
+    delete window.edgettyDebug;
+    document.title = "edgetty";
+  };
+}
