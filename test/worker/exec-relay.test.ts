@@ -1,0 +1,157 @@
+/** ExecRelay driven by a stand-in for the HostDO: requests, streams paced by acks, cancel, bad messages. */
+import { afterEach, describe, expect, it } from "vitest";
+import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/exec-protocol.ts";
+import type { ExecAgentMsg, ExecOp } from "../../shared/exec-protocol.ts";
+import { ExecManager } from "../../worker/exec/exec-manager.ts";
+import { ExecRelay } from "../../worker/exec/exec-relay.ts";
+import { alive, eventually, pidsIn } from "./exec-helpers.ts";
+
+const spec = (command: string, cwd: string | null = null) => ({ command, cwd, env: null });
+const streamOp = (command: string, cwd: string | null = null): ExecOp => ({ op: "execute", call: { mode: "stream", spec: spec(command, cwd), timeout: null } });
+
+/** The edge's side of one link: records what the agent sends, acknowledges data when told to. */
+class FakeEdge {
+  readonly got: { at: number; msg: ExecAgentMsg }[] = [];
+  readonly manager = new ExecManager({ defaultCwd: "/tmp" });
+  readonly relay: ExecRelay;
+  autoAck = true;
+  private readonly t0 = performance.now();
+
+  constructor() {
+    this.relay = new ExecRelay(this.manager, (msg) => {
+      this.got.push({ at: performance.now() - this.t0, msg });
+      if (this.autoAck && msg.t === "exec.data") queueMicrotask(() => this.relay.handle({ t: "exec.ack", rid: msg.rid, bytes: msg.ndjson.length }));
+    });
+  }
+
+  req(rid: number, op: ExecOp, scope = ""): void {
+    this.relay.handle({ t: "exec.req", rid, scope, op });
+  }
+
+  of(rid: number): ExecAgentMsg[] {
+    return this.got.filter((g) => g.msg.rid === rid).map((g) => g.msg);
+  }
+
+  async until(check: () => boolean, ms = 10_000): Promise<void> {
+    expect(await eventually(check, ms)).toBe(true);
+  }
+
+  ndjson(rid: number): string {
+    return this.of(rid)
+      .map((m) => (m.t === "exec.data" ? m.ndjson : ""))
+      .join("");
+  }
+
+  /** The stdout text streamed so far for `rid`. */
+  stdout(rid: number): string {
+    return this.ndjson(rid)
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as { type: string; data: unknown })
+      .map((ev) => (ev.type === "stdout" ? String(ev.data) : ""))
+      .join("");
+  }
+}
+
+let edges: FakeEdge[] = [];
+function edge(): FakeEdge {
+  const e = new FakeEdge();
+  edges.push(e);
+  return e;
+}
+afterEach(async () => {
+  for (const e of edges) e.relay.closeAll();
+  await Promise.all(edges.map((e) => e.manager.shutdown()));
+  edges = [];
+});
+
+describe("the exec relay", () => {
+  it("answers a plain request with exec.res", async () => {
+    const e = edge();
+    e.req(1, { op: "execute", call: { mode: "sync", spec: spec("echo hi"), timeout: 30 } });
+    await e.until(() => e.of(1).length > 0);
+    expect(e.of(1)).toEqual([{ t: "exec.res", rid: 1, status: 200, body: expect.objectContaining({ exit_code: 0, stdout: "hi\n", stderr: "" }) }]);
+  });
+
+  it("streams head, NDJSON lines as they are printed, then end", async () => {
+    const e = edge();
+    e.req(2, streamOp("for i in 1 2 3; do echo $i; sleep 1; done"));
+    await e.until(() => e.of(2).some((m) => m.t === "exec.end"));
+    const msgs = e.of(2);
+    expect(msgs[0]).toEqual({ t: "exec.head", rid: 2 });
+    expect(msgs.at(-1)).toEqual({ t: "exec.end", rid: 2 });
+    expect(e.ndjson(2)).toBe('{"type": "stdout", "data": "1\\n"}\n{"type": "stdout", "data": "2\\n"}\n{"type": "stdout", "data": "3\\n"}\n{"type": "exit", "data": 0}\n');
+    const times = e.got.filter((g) => g.msg.t === "exec.data" && g.msg.ndjson.includes('"stdout"')).map((g) => g.at);
+    expect(times).toHaveLength(3);
+    expect(times[1]! - times[0]!).toBeGreaterThan(800);
+    expect(times[2]! - times[1]!).toBeGreaterThan(800);
+  });
+
+  it("stops at the window until the edge acknowledges, then delivers everything", async () => {
+    const e = edge();
+    e.autoAck = false;
+    e.req(3, streamOp("head -c 5000000 /dev/zero | tr '\\0' x"));
+    await e.until(() => e.of(3).length > 1);
+    await new Promise((r) => setTimeout(r, 500));
+    const sent = () => e.ndjson(3).length;
+    expect(sent()).toBeLessThanOrEqual(EXEC_STREAM_WINDOW_BYTES + 2 * EXEC_STREAM_FRAME_BYTES + 1024);
+    e.autoAck = true;
+    e.relay.handle({ t: "exec.ack", rid: 3, bytes: sent() });
+    await e.until(() => e.of(3).some((m) => m.t === "exec.end"), 20_000);
+    const lines = e.ndjson(3).trimEnd().split("\n").map((l) => JSON.parse(l) as { type: string; data: string | number });
+    expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(5_000_000);
+    expect(lines.at(-1)).toEqual({ type: "exit", data: 0 });
+  });
+
+  it("kills the process group when the edge cancels, and sends nothing more", async () => {
+    const e = edge();
+    e.req(4, streamOp("echo $$; sleep 30 & echo $!; wait"));
+    await e.until(() => pidsIn(e.stdout(4)).length >= 2);
+    const pids = pidsIn(e.stdout(4));
+    const before = e.of(4).length;
+    e.relay.handle({ t: "exec.cancel", rid: 4 });
+    await e.until(() => pids.every((p) => !alive(p)));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(e.of(4)).toHaveLength(before);
+  });
+
+  it("answers a stream that cannot start with exec.res instead of a head", async () => {
+    const e = edge();
+    e.req(5, streamOp("true", "/no/such/dir"));
+    await e.until(() => e.of(5).length > 0);
+    expect(e.of(5)).toEqual([{ t: "exec.res", rid: 5, status: 400, body: { detail: "Working directory not found: /no/such/dir", code: "CWD_NOT_FOUND" } }]);
+  });
+
+  it("answers malformed and duplicate requests with 400 and never throws", async () => {
+    const e = edge();
+    expect(() => e.relay.handle("garbage")).not.toThrow();
+    expect(() => e.relay.handle({ t: "exec.req", rid: 6, scope: "", op: { op: "bogus" } })).not.toThrow();
+    expect(e.of(6)).toEqual([{ t: "exec.res", rid: 6, status: 400, body: { detail: "exec.req op is malformed", code: "BAD_RELAY_MESSAGE" } }]);
+    e.req(7, { op: "status", id: "x", query: { wait: 2, offset: 0, tail: null } });
+    e.req(7, { op: "list" });
+    await e.until(() => e.of(7).length === 2);
+    expect(e.of(7)[0]).toMatchObject({ status: 400, body: { detail: "request 7 is already in flight" } });
+    expect(e.of(7)[1]).toMatchObject({ status: 404, body: { detail: "Process not found" } });
+    expect(e.got.filter((g) => g.msg.rid !== 6 && g.msg.rid !== 7)).toEqual([]);
+  });
+
+  it("keeps processes per scope across requests", async () => {
+    const e = edge();
+    e.req(8, { op: "execute", call: { mode: "background", spec: spec("echo bg"), wait: 5, tail: null } }, "alice");
+    await e.until(() => e.of(8).length > 0);
+    e.req(9, { op: "list" }, "alice");
+    e.req(10, { op: "list" }, "bob");
+    await e.until(() => e.of(9).length > 0 && e.of(10).length > 0);
+    expect((e.of(9)[0] as { body: unknown[] }).body).toHaveLength(1);
+    expect((e.of(10)[0] as { body: unknown[] }).body).toEqual([]);
+  });
+
+  it("closeAll kills running streams when the link drops", async () => {
+    const e = edge();
+    e.req(11, streamOp("echo $$; sleep 30"));
+    await e.until(() => pidsIn(e.stdout(11)).length > 0);
+    const [pid] = pidsIn(e.stdout(11));
+    e.relay.closeAll();
+    await e.until(() => !alive(pid!));
+  });
+});
