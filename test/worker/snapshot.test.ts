@@ -1,0 +1,105 @@
+import xterm from "@xterm/headless";
+import type { IBuffer, Terminal } from "@xterm/headless";
+import { describe, expect, it } from "vitest";
+import { serializeScreen } from "../../worker/screen/snapshot.ts";
+
+const { Terminal: HeadlessTerminal } = xterm;
+const COLS = 40;
+const ROWS = 12;
+
+function term(): Terminal {
+  return new HeadlessTerminal({ cols: COLS, rows: ROWS, scrollback: 100, allowProposedApi: true });
+}
+function write(t: Terminal, data: string): Promise<void> {
+  return new Promise((resolve) => t.write(data, resolve));
+}
+
+/** Palette colour modes: `48;5;1` and `41` are the same colour, and the addon writes the latter. */
+const P16 = 16777216;
+const P256 = 33554432;
+const mode = (m: number, color: number): string => `${m === P256 && color < 16 ? P16 : m}:${color}`;
+
+/** Every cell of every line of a buffer, with its attributes, as comparable strings. */
+function cells(buffer: IBuffer): string[] {
+  const out: string[] = [];
+  const c = buffer.getNullCell();
+  for (let y = 0; y < buffer.length; y++) {
+    const line = buffer.getLine(y)!;
+    let row = line.isWrapped ? "+" : "";
+    for (let x = 0; x < line.length; x++) {
+      line.getCell(x, c);
+      row += `[${c.getChars()}|${c.getWidth()}|${mode(c.getFgColorMode(), c.getFgColor())}|${mode(c.getBgColorMode(), c.getBgColor())}|` +
+        `${+c.isBold()}${+c.isItalic()}${+c.isUnderline()}${+c.isInverse()}${+c.isDim()}${+c.isStrikethrough()}]`;
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+/** Everything about a terminal that a repaint must carry, public and core. */
+function state(t: Terminal): unknown {
+  const core = (t as any)._core;
+  const bufs = core._bufferService.buffers;
+  return {
+    type: t.buffer.active.type,
+    active: cells(t.buffer.active).slice(-ROWS),
+    normal: cells(t.buffer.normal),
+    cursor: [t.buffer.active.cursorX, t.buffer.active.cursorY],
+    modes: { ...t.modes },
+    hidden: core.coreService.isCursorHidden,
+    cursorStyle: core.coreService.decPrivateModes.cursorStyle,
+    cursorBlink: core.coreService.decPrivateModes.cursorBlink,
+    mouse: [core.coreMouseService.activeProtocol, core.coreMouseService.activeEncoding],
+    regions: [bufs.active.scrollTop, bufs.active.scrollBottom, bufs.normal.scrollTop, bufs.normal.scrollBottom],
+    charset: [core._charsetService.glevel, core._charsetService._charsets.map((s: any) => (s ? s["q"] ?? "?" : null))],
+  };
+}
+
+/** Repaints `a` into a fresh terminal, checks they match, then that they stay alike under `more`. */
+async function expectExactRepaint(a: Terminal, more: string[]): Promise<void> {
+  const b = term();
+  await write(b, serializeScreen(a));
+  expect(state(b)).toEqual(state(a));
+  for (const data of more) {
+    await write(a, data);
+    await write(b, data);
+    expect(state(b)).toEqual(state(a));
+  }
+}
+
+// What vi prints to start, draw and enter insert mode (abridged from a real capture).
+const VI_START =
+  "\x1b[?1049h\x1b[22;0;0t\x1b[?1h\x1b=\x1b[H\x1b[2J\x1b[?2004h\x1b[?1002h\x1b[?1006h\x1b[1;11r\x1b[?25l" +
+  "\x1b[1;1Hfirst line of the file\x1b[2;1H\x1b[1;31mhello\x1b[0m \x1b[4mworld\x1b[24m 世界" +
+  Array.from({ length: 8 }, (_, i) => `\x1b[${i + 3};1H\x1b[94m~\x1b[0m`).join("") +
+  "\x1b[12;1H\x1b[1m-- INSERT --\x1b[0m\x1b[12;30H1,1\x1b[2 q\x1b[1;1H\x1b[?25h\x1b[38;2;10;200;30m";
+
+describe("serializeScreen", () => {
+  it("repaints a shell screen with colours, wide characters and scrollback", async () => {
+    const a = term();
+    for (let i = 0; i < 30; i++) await write(a, `line ${i} \x1b[3${i % 8}mcolour\x1b[0m \x1b[48;5;${i}mbg\x1b[0m 日本語\r\n`);
+    await write(a, "a long line that wraps ".repeat(3) + "\r\n$ \x1b[7minv\x1b[27m");
+    await expectExactRepaint(a, ["typed\r\nnext line\r\n", "\x1b[2J\x1b[Hcleared"]);
+  });
+
+  it("repaints vi's alternate screen, modes, scroll region and cursor, and returns to the shell after it", async () => {
+    const a = term();
+    await write(a, "$ echo before\r\nbefore\r\n$ vi file\r\n");
+    await write(a, VI_START);
+    await expectExactRepaint(a, [
+      "x\x1b[Kmore typing\r\n\x1bM", // typing, then a reverse index at the top of the region
+      "\x1b[11;1H\r\n\r\n", // scroll inside the region
+      "\x1b[?1049l\x1b[?1l\x1b>\x1b[?1002l\x1b[?1006l\x1b[r\x1b[0 q$ after vi\r\n", // quit vi
+    ]);
+  });
+
+  it("repaints a hidden cursor, origin mode, insert mode and a line-drawing character set", async () => {
+    const a = term();
+    await write(a, "\x1b[?25l\x1b[3;9r\x1b[?6h\x1b[4h\x1b[?7l\x1b(0lqqk\x1b[2;1Hx  x\x1b[5;3H");
+    await expectExactRepaint(a, ["lqk\r\nabc\r\n\r\n\r\n\r\n\r\n\r\n\r\n", "\x1b(B\x1b[?6l\x1b[1;1Hplain"]);
+  });
+
+  it("starts with a full reset, so a client's stale screen does not show through", () => {
+    expect(serializeScreen(term()).startsWith("\x1bc")).toBe(true);
+  });
+});
