@@ -103,7 +103,8 @@ export class OscScanner {
       this.state = State.Skip;
       return;
     }
-    this.parts.push(chunk.slice(from, to));
+    // A copy: Buffer#slice would be a view, and the caller may reuse its buffer.
+    this.parts.push(Uint8Array.prototype.slice.call(chunk, from, to));
   }
 
   private finish(): void {

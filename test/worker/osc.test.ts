@@ -45,7 +45,7 @@ describe("OscScanner", () => {
   it("does not depend on the caller keeping its chunk buffers", () => {
     const found: string[] = [];
     const scanner = new OscScanner((_c, d) => found.push(d));
-    const buf = new Uint8Array(64);
+    const buf = Buffer.alloc(64); // node-pty hands out Buffers, whose slice() is a view
     buf.set(enc("\x1b]0;abc"));
     scanner.push(buf.subarray(0, 7));
     buf.fill(0x78); // the caller reuses its buffer

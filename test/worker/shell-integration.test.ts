@@ -137,6 +137,16 @@ describe("bash specifics", () => {
     expect(n).toBeGreaterThan(0);
   });
 
+  it("keeps the user's PS0 and works under set -u", async () => {
+    const s = await start("bash", { homeFiles: { ".bashrc": "set -u\nPS0='[user-ps0]\\n'\n" } });
+    s.type("false");
+    s.type("true");
+    const [a, b] = await s.finished(2);
+    expect([a!.exit_code, b!.exit_code]).toEqual([1, 0]);
+    expect(s.output()).toContain("[user-ps0]");
+    expect(s.output()).not.toContain("unbound variable");
+  });
+
   it("records a command that history leaves out (ignorespace) by the command bash runs", async () => {
     const s = await start("bash", { homeFiles: { ".bashrc": "HISTCONTROL=ignoreboth\n" } });
     s.type("echo first");

@@ -97,7 +97,7 @@ __edgetty_precmd() {
   __edgetty_histnum=$REPLY
   [[ $PS1 == *'\e]633;B\a'* ]] || PS1+='\[\e]633;B\a\]'
   # PS0 is expanded only when a command line was read; its arithmetic arms the DEBUG trap.
-  [[ $PS0 == *__edgetty_armed=1* ]] || PS0+='${__edgetty_armed:0:$((__edgetty_armed=1,0))}'
+  [[ ${PS0-} == *__edgetty_armed=1* ]] || PS0+='${__edgetty_armed:0:$((__edgetty_armed=1,0))}'
   return "$st"
 }
 
