@@ -1,9 +1,24 @@
-import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
 export default defineConfig({
   test: {
     projects: [
-      { plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })], test: { name: "edge", include: ["test/edge/**/*.test.ts"] } },
+      {
+        // Edge units inside workerd, with real Durable Objects, storage and D1.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
+      },
+      {
+        // Agent units, end-to-end tests through the real local stack, and browser tests.
+        test: {
+          name: "node",
+          include: ["test/worker/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          maxWorkers: 2,
+        },
+      },
     ],
   },
 });

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -26,6 +26,10 @@ export interface LocalStackOptions {
   stateDir: string;
   /** Where progress lines go. */
   log(line: string): void;
+  /** Send the agent's own lines to a log file in the state folder instead of the terminal. */
+  quiet?: boolean;
+  /** Extra environment for the agent (and so for its shells), e.g. a private HOME in tests. */
+  agentEnv?: Record<string, string>;
 }
 
 export interface LocalStack {
@@ -197,10 +201,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   if (!register.ok) throw new Error(`registering server "${LOCAL_SERVER_ID}" failed: HTTP ${register.status} ${await register.text()}`);
 
   let agentFailure: string | null = null;
+  const agentOut = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
   const agent = spawn(
     process.execPath,
     [join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
-    { cwd: process.cwd(), stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
+    { cwd: process.cwd(), stdio: ["ignore", agentOut, agentOut], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
   );
   agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));
 

@@ -28,6 +28,16 @@ export const FRAME_TARGET_BYTES = 64 << 10; // 64 KiB
 export const BURST_WINDOW_MS = 2;
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
 export const BURST_FLUSH_MS = 4;
+/**
+ * Input that arrives before the shell is ready is held back: shells flush typeahead while they
+ * set up the terminal. The shell counts as ready once it printed something and then went quiet
+ * for this long, in milliseconds (or a prompt marker says so, when shell integration is on)…
+ */
+export const INPUT_GATE_QUIET_MS = 60;
+/** …or, whatever it printed, this long after it started, in milliseconds. */
+export const INPUT_GATE_MAX_MS = 2_000;
+/** Input held back before the shell is ready, in bytes; more is refused. */
+export const INPUT_GATE_MAX_BYTES = 64 << 10; // 64 KiB
 /** Grace between SIGHUP and SIGKILL when a session is killed, in milliseconds. */
 export const KILL_GRACE_MS = 2_000;
 
@@ -68,6 +78,10 @@ export class PtySession {
   private paused = false;
   private exited: ExitInfo | null = null;
   private readonly linkOpened: Promise<void>;
+  /** Input waiting for the shell to be ready; null once it is. */
+  private heldInput: Buffer[] | null = [];
+  private heldBytes = 0;
+  private gateTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
@@ -85,7 +99,9 @@ export class PtySession {
     this.meta = { ...options.meta, pid: this.proc.pid };
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
-    if (options.initialInput) this.proc.write(options.initialInput);
+    if (options.initialInput) this.write(Buffer.from(options.initialInput));
+    this.gateTimer = setTimeout(() => this.shellReady(), INPUT_GATE_MAX_MS);
+    this.gateTimer.unref();
 
     let opened!: () => void;
     this.linkOpened = new Promise((resolve) => (opened = resolve));
@@ -132,7 +148,41 @@ export class PtySession {
 
   // --- output -----------------------------------------------------------------------------------
 
+  // --- input ------------------------------------------------------------------------------------
+
+  /** Writes input to the PTY, or holds it until the shell is ready for it. */
+  write(data: Buffer): void {
+    if (this.exited) return;
+    if (this.heldInput === null) {
+      this.proc.write(data);
+      return;
+    }
+    if (this.heldBytes + data.byteLength > INPUT_GATE_MAX_BYTES) {
+      this.options.log(`terminal ${this.meta.terminal_id}: dropped ${data.byteLength} bytes of input typed before the shell started`);
+      return;
+    }
+    this.heldInput.push(Buffer.from(data));
+    this.heldBytes += data.byteLength;
+  }
+
+  /** The shell is ready for input: release what was typed ahead. */
+  shellReady(): void {
+    if (this.heldInput === null) return;
+    const held = this.heldInput;
+    this.heldInput = null;
+    if (this.gateTimer) clearTimeout(this.gateTimer);
+    this.gateTimer = null;
+    for (const data of held) this.proc.write(data);
+  }
+
+  // --- output -----------------------------------------------------------------------------------
+
   private onData(chunk: Buffer): void {
+    if (this.heldInput !== null) {
+      if (this.gateTimer) clearTimeout(this.gateTimer);
+      this.gateTimer = setTimeout(() => this.shellReady(), INPUT_GATE_QUIET_MS);
+      this.gateTimer.unref();
+    }
     this.output.append(chunk);
     this.screen.push(chunk);
     this.options.onOutput?.(chunk);
@@ -187,7 +237,7 @@ export class PtySession {
     }
     switch (f.t) {
       case "input":
-        if (!this.exited) this.proc.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
+        this.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
         return;
       case "resize": {
         const size = parseSize(f.size);
@@ -276,6 +326,7 @@ export class PtySession {
   }
 
   dispose(): void {
+    if (this.gateTimer) clearTimeout(this.gateTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
     // Let the EXIT frame drain before the link closes.

@@ -69,7 +69,7 @@ export function lookupAccount(name: string): Account | null {
 
 function currentAccount(): Account {
   const info = userInfo();
-  return { name: info.username, uid: info.uid, gid: info.gid, home: info.homedir || homedir(), shell: info.shell ?? "/bin/sh" };
+  return { name: info.username, uid: info.uid, gid: info.gid, home: process.env.HOME || info.homedir || homedir(), shell: info.shell ?? "/bin/sh" };
 }
 
 function resolveShell(requested: ShellName | undefined, account: Account): { shell: ShellName; shellPath: string } {
