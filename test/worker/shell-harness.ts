@@ -2,7 +2,7 @@
  * Test harness: a real shell in a real PTY (node-pty), launched through planShellLaunch, its
  * output fed to an OscScanner and a CommandTracker as the agent does, with a private HOME.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import pty from "node-pty";
@@ -39,7 +39,14 @@ export interface StartOptions extends Partial<ShellLaunchOptions> {
   startupContent?: string;
 }
 
-export const SHELL_PATHS: Record<ShellName, string> = { bash: "/bin/bash", zsh: "/usr/bin/zsh", fish: "/usr/bin/fish", sh: "/bin/sh" };
+/** Where a program is on PATH; throws saying what to install when it is missing. */
+export function which(program: string): string {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":")) {
+    const path = join(dir, program);
+    if (existsSync(path)) return path;
+  }
+  throw new Error(`${program} is not installed; these tests need it (Debian: apt-get install -y ${program})`);
+}
 
 /** Starts `shell` and waits for its first prompt mark (or, for sh, its first cwd report). */
 export async function startShell(shell: ShellName, opts: StartOptions = {}): Promise<ShellUnderTest> {
@@ -62,7 +69,7 @@ export async function startShell(shell: ShellName, opts: StartOptions = {}): Pro
     ...Object.fromEntries(Object.entries(opts.extraEnv ?? {}).map(([k, v]) => [k, v.replaceAll("<home>", home)])),
   };
   const { homeFiles: _h, extraEnv: _e, startupContent: _s, ...launchOpts } = opts;
-  const launch = planShellLaunch({ shell, shellPath: SHELL_PATHS[shell], nonce, runtimeDir, env: baseEnv, ...launchOpts, startupScript });
+  const launch = planShellLaunch({ shell, shellPath: which(shell), nonce, runtimeDir, env: baseEnv, ...launchOpts, startupScript });
   const events: CommandRecord[] = [];
   const tracker = new CommandTracker(nonce, (r) => events.push(r), { cwd: home });
   const scanner = new OscScanner((code, data) => tracker.feed(code, data));

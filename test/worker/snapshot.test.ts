@@ -1,7 +1,12 @@
 import xterm from "@xterm/headless";
 import type { IBuffer, Terminal } from "@xterm/headless";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pty from "node-pty";
 import { describe, expect, it } from "vitest";
 import { serializeScreen } from "../../worker/screen/snapshot.ts";
+import { which, WAIT_TIMEOUT_MS } from "./shell-harness.ts";
 
 const { Terminal: HeadlessTerminal } = xterm;
 const COLS = 40;
@@ -101,5 +106,62 @@ describe("serializeScreen", () => {
 
   it("starts with a full reset, so a client's stale screen does not show through", () => {
     expect(serializeScreen(term()).startsWith("\x1bc")).toBe(true);
+  });
+});
+
+/**
+ * Runs a real full-screen program in a PTY, feeds a headless terminal with its output, and once
+ * `ready` holds for its screen, repaints that exact state into a second terminal and compares.
+ */
+async function repaintOfRealProgram(file: string, args: string[], ready: (screen: string) => boolean): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "edgetty-repaint-"));
+  writeFileSync(join(dir, "file.sh"), Array.from({ length: 40 }, (_, i) => `echo "line ${i}" # comment ${i}`).join("\n") + "\n");
+  const a = term();
+  const proc = pty.spawn(file, [...args, join(dir, "file.sh")], {
+    name: "xterm-256color", cols: COLS, rows: ROWS, cwd: dir,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, TERM: "xterm-256color", LANG: "C.UTF-8" },
+  });
+  const exited = new Promise<void>((resolve) => proc.onExit(() => resolve()));
+  const screen = (): string => {
+    const b = a.buffer.active;
+    return Array.from({ length: ROWS }, (_, y) => b.getLine(b.baseY + y)?.translateToString(true) ?? "").join("\n");
+  };
+  // Re-check `ready` after each chunk the headless terminal has parsed.
+  let onParsed = (): void => {};
+  proc.onData((d) => a.write(d, () => onParsed()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; screen:\n${screen()}`)), WAIT_TIMEOUT_MS);
+      onParsed = () => {
+        if (!ready(screen())) return;
+        clearTimeout(timer);
+        onParsed = () => {};
+        resolve();
+      };
+    });
+    // The snapshot and the expected state, taken at the same instant.
+    const snapshot = serializeScreen(a);
+    const expected = state(a);
+    const b = term();
+    await write(b, snapshot);
+    expect(state(b)).toEqual(expected);
+  } finally {
+    proc.kill("SIGKILL");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe("serializeScreen with real full-screen programs", () => {
+  it("repaints vim (alternate screen, syntax colours, mouse mode, cursor) exactly", async () => {
+    await repaintOfRealProgram(
+      which("vim"),
+      ["-N", "-u", "NONE", "-i", "NONE", "-n", "-c", "syntax on", "-c", "set number mouse=a", "-c", "5"],
+      (screen) => screen.includes("line 5") && /file\.sh/.test(screen),
+    );
+  });
+
+  it("repaints less exactly", async () => {
+    await repaintOfRealProgram(which("less"), [], (screen) => screen.includes("line 0") && screen.includes("file.sh"));
   });
 });

@@ -102,8 +102,8 @@ const PLANNERS: Record<ShellName, Planner> = {
     return { file: opts.shellPath, args: opts.login ? ["-l", "-i"] : ["-i"], env: { ZDOTDIR: dir } };
   },
 
-  fish(opts, _dir, write) {
-    const path = join(_dir, "init.fish");
+  fish(opts, dir, write) {
+    const path = join(dir, "init.fish");
     write("init.fish", fishHeader(opts, path) + script("edgetty.fish"));
     return { file: opts.shellPath, args: [...(opts.login ? ["-l"] : []), "-i", "--init-command", `source ${fq(path)}`], env: {} };
   },
