@@ -135,7 +135,8 @@ function checkOp(x: unknown): x is ExecOp {
       return true;
     case "status": {
       const q = x.query;
-      return isStr(x.id) && isObj(q) && isNumOrNull(q.wait, 0, EXECUTE_WAIT_MAX_SECONDS) && Number.isSafeInteger(q.offset) && (q.offset as number) >= 0 && isIntOrNull(q.tail, 1);
+      if (!isStr(x.id) || !isObj(q)) return false;
+      return isNumOrNull(q.wait, 0, EXECUTE_WAIT_MAX_SECONDS) && isIntOrNull(q.offset, 0) && q.offset !== null && isIntOrNull(q.tail, 1);
     }
     case "input":
       return isStr(x.id) && isStr(x.input);

@@ -118,7 +118,9 @@ export const OtCode = {
   TOO_MANY_PROCESSES: "TOO_MANY_PROCESSES",
   CWD_NOT_FOUND: "CWD_NOT_FOUND",
   SPAWN_FAILED: "SPAWN_FAILED",
+  TOO_MANY_REQUESTS: "TOO_MANY_REQUESTS",
   BAD_RELAY: "BAD_RELAY_MESSAGE",
+  INTERNAL: "INTERNAL_ERROR",
 } as const;
 
 /** An error in this family's shape: `{"detail": "…", "code": "…"}`. */
@@ -217,6 +219,11 @@ function hasNul(s: string): boolean {
   return s.includes("\0");
 }
 
+/** A too-long string; the echoed `input` is cut short so the error stays small. */
+function tooLong(loc: Loc, value: string, max: number, unit: string): ValidationIssue {
+  return { type: "string_too_long", loc, msg: `String should have at most ${max} ${unit}`, input: value.slice(0, 64), ctx: { max_length: max } };
+}
+
 function nulIssue(loc: Loc, input: unknown): ValidationIssue {
   return { type: "value_error", loc, msg: "Value error, must not contain NUL characters", input, ctx: { error: "embedded null byte" } };
 }
@@ -312,7 +319,7 @@ export function parseExecuteRequest(params: URLSearchParams, bodyText: string | 
   if (body) {
     const command = str(body, "command", issues, true);
     if (command !== null && utf8Length(command) > COMMAND_MAX_BYTES) {
-      issues.push({ type: "string_too_long", loc: ["body", "command"], msg: `String should have at most ${COMMAND_MAX_BYTES} bytes`, input: command.slice(0, 64), ctx: { max_length: COMMAND_MAX_BYTES } });
+      issues.push(tooLong(["body", "command"], command, COMMAND_MAX_BYTES, "bytes"));
     } else if (command !== null && hasNul(command)) issues.push(nulIssue(["body", "command"], command));
     const cwd = str(body, "cwd", issues, false);
     if (cwd !== null && hasNul(cwd)) issues.push(nulIssue(["body", "cwd"], cwd));
@@ -346,7 +353,7 @@ export function parseInputRequest(bodyText: string | null): Parsed<{ input: stri
   const body = parseJsonBody(bodyText, issues);
   const input = body ? str(body, "input", issues, true) : null;
   if (input !== null && input.length > INPUT_MAX_CHARS) {
-    issues.push({ type: "string_too_long", loc: ["body", "input"], msg: `String should have at most ${INPUT_MAX_CHARS} characters`, input: input.slice(0, 64), ctx: { max_length: INPUT_MAX_CHARS } });
+    issues.push(tooLong(["body", "input"], input, INPUT_MAX_CHARS, "characters"));
   }
   return done(issues, () => ({ input: input! }));
 }
@@ -419,6 +426,16 @@ export function apiConfig(opts: { terminal?: boolean } = {}): ApiConfig {
 /** A terminal-route error in the reference's shape, e.g. 404 `{"error":"Session not found"}`. */
 export function terminalError(status: number, error: string): HttpReply {
   return { status, body: { error } };
+}
+
+/**
+ * A terminal's `created_at` as the reference writes it (`datetime.utcnow().isoformat() + "Z"`):
+ * microseconds, or no fraction at all when they are zero.
+ */
+export function pyIsoUtc(date: Date): string {
+  const iso = date.toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  const ms = date.getUTCMilliseconds();
+  return ms === 0 ? `${iso.slice(0, 19)}Z` : `${iso.slice(0, 23)}000Z`;
 }
 
 /** Close codes and reasons of the terminal WebSocket `/api/terminals/{id}`. */

@@ -70,6 +70,13 @@ describe("a synchronous run (v0.1.4)", () => {
     expect(await eventually(() => pids.every((pid) => !alive(pid)))).toBe(true);
   });
 
+  it("returns all of 100,000 short lines, past the background entry cap", async () => {
+    const r = await manager().run(spec("seq 1 100000"), 30);
+    expect(r.stdout.length).toBe(588_895);
+    expect(r.stdout.endsWith("99999\n100000\n")).toBe(true);
+    expect(r).toMatchObject({ truncated: true, next_offset: 100_000 });
+  });
+
   it("gives commands /dev/null as stdin", async () => {
     expect((await manager().run(spec("cat; echo done"), 5)).stdout).toBe("done\n");
   });
@@ -87,10 +94,10 @@ describe("a stream", () => {
       { type: "exit", data: 0 },
     ]);
     const at = events.map((e) => e.at);
-    expect(at[0]).toBeLessThan(700);
+    expect(at[0]).toBeLessThan(1_500);
     for (const i of [1, 2]) {
       expect(at[i]! - at[i - 1]!).toBeGreaterThan(800);
-      expect(at[i]! - at[i - 1]!).toBeLessThan(1_600);
+      expect(at[i]! - at[i - 1]!).toBeLessThan(2_500);
     }
   });
 

@@ -10,11 +10,12 @@ import {
   parseStatusQuery,
   parseTerminalWsText,
   pyFloat,
+  pyIsoUtc,
   timeoutMessage,
 } from "../../shared/open-terminal.ts";
 import { decodeInputEscapes } from "../../worker/exec/input-escapes.ts";
 import { LineSplitter } from "../../worker/exec/line-splitter.ts";
-import { OutputLog } from "../../worker/exec/output-log.ts";
+import { OutputLog, TailText } from "../../worker/exec/output-log.ts";
 
 const q = (s = "") => new URLSearchParams(s);
 const body = (v: unknown) => JSON.stringify(v);
@@ -164,8 +165,12 @@ describe("small pieces", () => {
     expect(log.read(2)).toEqual({ output: [{ type: "stdout", data: "cc" }, { type: "stdout", data: "dd" }], next_offset: 4, truncated: false });
     expect(log.read(9)).toEqual({ output: [], next_offset: 4, truncated: false });
     expect(log.read(1, 1)).toEqual({ output: [{ type: "stdout", data: "dd" }], next_offset: 4, truncated: true });
-    log.append("stderr", "eeeeeeee");
-    expect(log.joined("stdout")).toBe("dd");
+  });
+
+  it("keeps the newest characters of a synchronous run's stream", () => {
+    const tail = new TailText(5);
+    for (const s of ["abc", "defg", "h"]) tail.append(s);
+    expect(tail.toString()).toBe("efgh".padStart(5, "d"));
   });
 
   it("splits lines, reassembles UTF-8 across reads and bounds line length", async () => {
@@ -185,5 +190,7 @@ describe("small pieces", () => {
     expect(parseTerminalWsText('{"type":"auth","token":"k"}')).toEqual({ type: "auth", token: "k" });
     expect(parseTerminalWsText('{"type":"resize","cols":120}')).toEqual({ type: "resize", cols: 120, rows: 24 });
     expect(parseTerminalWsText("ls\n")).toBeNull();
+    expect(pyIsoUtc(new Date(Date.UTC(2026, 2, 2, 12, 34, 56, 789)))).toBe("2026-03-02T12:34:56.789000Z");
+    expect(pyIsoUtc(new Date(Date.UTC(2026, 2, 2, 12, 34, 56)))).toBe("2026-03-02T12:34:56Z");
   });
 });

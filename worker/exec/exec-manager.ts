@@ -22,7 +22,7 @@ import type {
 } from "../../shared/open-terminal.ts";
 import { ExecStream } from "./exec-stream.ts";
 import { decodeInputEscapes } from "./input-escapes.ts";
-import { OutputLog } from "./output-log.ts";
+import { OutputLog, TailText } from "./output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
 
@@ -117,15 +117,16 @@ export class ExecManager {
 
   /** v0.1.4 `POST /execute`: runs to the end or `timeout` seconds (then kills the group, exit_code -1). */
   async run(spec: ExecSpec, timeout: number | null, scope = ""): Promise<SyncExecResult> {
-    const p = await this.track(spec, "ignore", timeout, scope);
+    const capture = { stdout: new TailText(), stderr: new TailText() };
+    const p = await this.track(spec, "ignore", timeout, scope, (type, data) => capture[type].append(data));
     await p.run.finished;
     const timedOut = p.run.timedOut;
     const view = this.view(p, 0, null);
     return {
       ...view,
       exit_code: view.exit_code ?? -1,
-      stdout: timedOut ? "" : p.log.joined("stdout"),
-      stderr: timedOut ? timeoutMessage(timeout ?? 0) : p.log.joined("stderr"),
+      stdout: timedOut ? "" : capture.stdout.toString(),
+      stderr: timedOut ? timeoutMessage(timeout ?? 0) : capture.stderr.toString(),
     };
   }
 
@@ -224,7 +225,7 @@ export class ExecManager {
       }
     } catch (e) {
       if (e instanceof ExecError) return e.reply;
-      return otError(500, OtCode.SPAWN_FAILED, `Internal error: ${e instanceof Error ? e.message : String(e)}`);
+      return otError(500, OtCode.INTERNAL, `Internal error: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -250,11 +251,14 @@ export class ExecManager {
   }
 
   /** Starts a command that gets an id and a place in the process table. */
-  private async track(spec: ExecSpec, stdin: RunSpec["stdin"], timeout: number | null, scope: string): Promise<Tracked> {
+  private async track(spec: ExecSpec, stdin: RunSpec["stdin"], timeout: number | null, scope: string, tee?: RunSpec["onOutput"]): Promise<Tracked> {
     this.sweep();
     this.makeRoom();
     const log = new OutputLog();
-    const run = await this.spawn(spec, stdin, timeout, (type, data) => log.append(type, data));
+    const run = await this.spawn(spec, stdin, timeout, (type, data) => {
+      log.append(type, data);
+      tee?.(type, data);
+    });
     const p: Tracked = { id: this.newId(), command: spec.command, scope, run, log, status: "running", exitCode: null, finishedAt: null };
     this.procs.set(p.id, p);
     void run.finished.then((code) => {

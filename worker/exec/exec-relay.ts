@@ -66,7 +66,7 @@ export class ExecRelay {
       return;
     }
     if (this.jobs.size >= RELAY_MAX_INFLIGHT) {
-      this.reply(msg.rid, otError(429, OtCode.TOO_MANY_PROCESSES, "Too many execute requests in flight"));
+      this.reply(msg.rid, otError(429, OtCode.TOO_MANY_REQUESTS, "Too many execute requests in flight"));
       return;
     }
     const job: Job = { abort: new AbortController(), unacked: 0 };
@@ -90,7 +90,7 @@ export class ExecRelay {
     } catch (e) {
       if (this.jobs.get(rid) !== job) return;
       this.jobs.delete(rid);
-      this.reply(rid, e instanceof ExecError ? e.reply : otError(500, OtCode.SPAWN_FAILED, `Internal error: ${String(e)}`));
+      this.reply(rid, e instanceof ExecError ? e.reply : otError(500, OtCode.INTERNAL, `Internal error: ${String(e)}`));
       return;
     }
     if (job.abort.signal.aborted) {

@@ -72,13 +72,39 @@ export class OutputLog {
     return { output, next_offset: total, truncated };
   }
 
-  /** All kept entries of one type joined: v0.1.4's `stdout`/`stderr` strings. */
-  joined(type: OutputEntry["type"]): string {
-    let s = "";
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      if (e.type === type) s += e.data;
+}
+
+/** Text kept per stream for a synchronous run's `stdout`/`stderr`, in UTF-16 units. */
+export const SYNC_OUTPUT_MAX_CHARS = 1 << 20; // 1 Mi characters per stream
+
+/**
+ * The newest SYNC_OUTPUT_MAX_CHARS of one stream, for v0.1.4's `stdout`/`stderr` strings (which
+ * the reference returned whole; a bounded tail keeps a 50 MB command from costing 50 MB here).
+ */
+export class TailText {
+  private parts: string[] = [];
+  private length = 0;
+
+  constructor(private readonly maxChars = SYNC_OUTPUT_MAX_CHARS) {}
+
+  append(s: string): void {
+    this.parts.push(s);
+    this.length += s.length;
+    while (this.length > this.maxChars) {
+      const first = this.parts[0]!;
+      const excess = this.length - this.maxChars;
+      if (first.length <= excess) {
+        this.parts.shift();
+        this.length -= first.length;
+      } else {
+        this.parts[0] = first.slice(excess);
+        this.length -= excess;
+      }
     }
-    return s;
+    if (this.parts.length > 1024) this.parts = [this.parts.join("")];
+  }
+
+  toString(): string {
+    return this.parts.join("");
   }
 }
