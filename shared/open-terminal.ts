@@ -21,8 +21,6 @@ export const DEFAULT_EXEC_TIMEOUT_SECONDS = 30;
 export const COMMAND_MAX_BYTES = 128 * 1024 - 1;
 /** Longest `input` for `POST /execute/{id}/input`, in characters. */
 export const INPUT_MAX_CHARS = 1 << 20; // 1 Mi characters
-/** Longest process id accepted in a path; longer ones are simply not found. */
-export const PROCESS_ID_MAX_CHARS = 128;
 /** How long a terminal WebSocket may take to send its first-message auth (reference: 10 s). */
 export const TERMINAL_WS_AUTH_TIMEOUT_MS = 10_000;
 
