@@ -38,6 +38,8 @@ export interface LocalStack {
   agentToken: string;
   /** The agent's process (tests signal it: SIGUSR2 drops its links). */
   agent: ChildProcess;
+  /** Resolves once the agent's control link is up (after a drop, say). */
+  waitForAgent(): Promise<void>;
   /** Restarts workerd on the same port and state, as a redeploy would. */
   restartEdge(): Promise<void>;
   stop(): Promise<void>;
@@ -226,6 +228,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     apiKey: secrets.apiKey,
     agentToken: secrets.agentToken,
     agent,
+    async waitForAgent() {
+      await agentOnline();
+    },
     async restartEdge() {
       await stopProcess(edge, true);
       await startEdge();

@@ -1,0 +1,73 @@
+/**
+ * Output survives broken links: the agent's links dropped mid-output (as a network failure
+ * would), and workerd restarted under a running session (as a redeploy would).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type TestStack } from "../support/stack.ts";
+import { TermClient } from "../support/term-client.ts";
+
+let stack: TestStack;
+const clients: TermClient[] = [];
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await stack?.stop();
+});
+
+async function session(id: number): Promise<TermClient> {
+  const res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
+  expect(res.status).toBe(200);
+  const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, screen: false });
+  clients.push(c);
+  return c;
+}
+
+/** The numbers printed one per line between `start` and `end` markers. */
+function numbersBetween(text: string, start: string, end: string): number[] {
+  const from = text.lastIndexOf(start);
+  const to = text.indexOf(end, from);
+  return text
+    .slice(from + start.length, to)
+    .split("\r\n")
+    .filter((line) => /^\d+$/.test(line))
+    .map(Number);
+}
+
+describe("resuming after broken links", () => {
+  it("loses and duplicates nothing when the agent's links drop mid-output", async () => {
+    const c = await session(41);
+    const count = 200_000;
+    // The quotes keep the markers out of the command line's own echo.
+    c.input(`echo BEG''IN; seq 1 ${count}; echo EN''D\r`);
+    await c.waitForText("BEGIN\r\n");
+    // Drop every link three times while the numbers stream.
+    for (const threshold of [200_000, 500_000, 900_000]) {
+      await c.waitFor(() => c.received > threshold, `${threshold} bytes`);
+      stack.agent.kill("SIGUSR2");
+    }
+    await c.waitForText(/END\r\n/, 60_000);
+    await stack.waitForAgent();
+    const numbers = numbersBetween(c.text(), "BEGIN\r\n", "END\r\n");
+    expect(numbers.length).toBe(count);
+    expect(numbers.every((n, i) => n === i + 1)).toBe(true);
+  });
+
+  it("keeps sessions across a workerd restart and repaints clients that reconnect", async () => {
+    const before = await session(42);
+    before.input("echo marker-before-restart\r");
+    await before.waitForText("marker-before-restart\r\n");
+    await stack.restartEdge(); // returns once the agent is back online
+    await before.waitFor(() => before.closed !== null, "the old client to be disconnected");
+
+    const after = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=42`, { apiKey: stack.apiKey });
+    clients.push(after);
+    expect(after.info).toMatchObject({ terminal_id: 42, agent_online: true });
+    await after.waitForScreen("marker-before-restart");
+    after.input("echo alive-after-restart\r");
+    await after.waitForText("alive-after-restart\r\n");
+  });
+});
