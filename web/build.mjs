@@ -3,7 +3,7 @@
 // all CSS) into content-hashed files and writes index.html pointing at them. The Worker serves
 // that folder as static assets. `node web/build.mjs` builds once; `--watch` rebuilds on change.
 import * as esbuild from "esbuild";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,21 +12,41 @@ const repoDir = dirname(webDir);
 const outDir = join(repoDir, "dist", "web");
 const watch = process.argv.includes("--watch");
 
-/** Writes index.html with the hashed names of the entry's JS and CSS once a build ends. */
-const writeIndex = {
-  name: "edgetty-index-html",
+/** Replaces `path` with `data` in one step (write a temporary file, rename over). */
+async function writeAtomic(path, data) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/**
+ * Writes a finished build into dist/web: every file atomically, then index.html naming the hashed
+ * JS and CSS, then removes files from older builds. Builds running at once (parallel test stacks)
+ * never leave the folder empty or half-written for a server reading it.
+ */
+const writeOutput = {
+  name: "edgetty-write-output",
   setup(build) {
     build.onEnd(async (result) => {
-      if (result.errors.length > 0 || !result.metafile) return;
+      if (result.errors.length > 0 || !result.metafile || !result.outputFiles) return;
       const entry = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint?.endsWith("src/main.ts"));
       if (!entry) throw new Error("build produced no output for src/main.ts");
       const [jsPath, output] = entry;
       if (!output.cssBundle) throw new Error("build produced no CSS bundle for src/main.ts");
+      await mkdir(outDir, { recursive: true });
+      const keep = new Set(["index.html"]);
+      for (const file of result.outputFiles) {
+        keep.add(basename(file.path));
+        await writeAtomic(join(outDir, basename(file.path)), file.contents);
+      }
       const template = await readFile(join(webDir, "index.html"), "utf8");
       const html = template
         .replace("{{JS}}", `/${basename(jsPath)}`)
         .replace("{{CSS}}", `/${basename(output.cssBundle)}`);
-      await writeFile(join(outDir, "index.html"), html);
+      await writeAtomic(join(outDir, "index.html"), html);
+      for (const name of await readdir(outDir)) {
+        if (!keep.has(name) && !name.endsWith(".tmp")) await rm(join(outDir, name), { force: true, recursive: true });
+      }
       const bytes = Object.entries(result.metafile.outputs)
         .filter(([path]) => /\.(js|css)$/.test(path))
         .reduce((n, [, o]) => n + o.bytes, 0);
@@ -34,9 +54,6 @@ const writeIndex = {
     });
   },
 };
-
-await rm(outDir, { recursive: true, force: true });
-await mkdir(outDir, { recursive: true });
 
 /** @type {import("esbuild").BuildOptions} */
 const options = {
@@ -54,9 +71,10 @@ const options = {
   minify: !watch,
   sourcemap: "linked",
   metafile: true,
+  write: false, // writeOutput puts the files in place
   legalComments: "linked",
   logLevel: "warning",
-  plugins: [writeIndex],
+  plugins: [writeOutput],
 };
 
 if (watch) {

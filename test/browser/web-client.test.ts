@@ -1,9 +1,8 @@
 /**
  * The web client end to end: Debian's Chromium against the real local stack (workerd + agent +
- * real PTYs). Signs in, opens a terminal, watches it read-only, resizes, drops the connection,
+ * real PTYs; starting it builds web/ into dist/web). Signs in, opens a terminal, watches it read-only, resizes, drops the connection,
  * floods it, and ends it.
  */
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
@@ -50,7 +49,6 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
   const consoleLines: string[] = [];
 
   beforeAll(async () => {
-    execFileSync(process.execPath, ["web/build.mjs"], { cwd: REPO, stdio: "inherit" });
     mkdirSync(ARTIFACTS, { recursive: true });
     stack = await startStack();
     browser = await launchBrowser();

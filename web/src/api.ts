@@ -65,6 +65,11 @@ export class ApiError extends Error {
   }
 }
 
+/** Highest id the client picks for a new non-ephemeral terminal (40000+ are ephemeral ids). */
+export const PICKED_ID_MAX = 39_999;
+/** How many free ids a new terminal tries before giving up (others may take ids meanwhile). */
+export const CREATE_ID_ATTEMPTS = 5;
+
 /** Shells the create form offers (the edge validates the same list). */
 export const SHELLS = ["bash", "zsh", "fish", "sh"] as const;
 
@@ -143,6 +148,25 @@ export class Api {
       method: "POST",
       body: JSON.stringify(req),
     });
+  }
+
+  /**
+   * Starts a new terminal. The session API needs an id unless the terminal is ephemeral, so when
+   * none is given this picks the lowest free one, and moves on if another client took it first
+   * (the edge answers "exists" for a taken id).
+   */
+  async createNew(serverId: string, req: CreateRequest): Promise<CreateResult> {
+    if (req.terminal_id || req.ephemeral) return this.create(serverId, req);
+    const taken = new Set((await this.sessions(serverId)).map((s) => s.id));
+    let id = 1;
+    for (let attempt = 0; attempt < CREATE_ID_ATTEMPTS; attempt++) {
+      while (taken.has(id)) id++;
+      if (id > PICKED_ID_MAX) break;
+      const res = await this.create(serverId, { ...req, terminal_id: String(id) });
+      if (res.status === "created") return res;
+      taken.add(id);
+    }
+    throw new ApiError(409, "No free terminal id: delete a terminal or give an id.", "NO_FREE_ID");
   }
 
   async remove(serverId: string, terminalId: number): Promise<void> {

@@ -17,6 +17,8 @@ export const PING_INTERVAL_MS = 10_000;
 export const PONG_TIMEOUT_MS = 10_000;
 /** A socket not open after this long is abandoned and retried, in milliseconds. */
 export const CONNECT_TIMEOUT_MS = 10_000;
+/** Input sent this recently may have been refused when the agent drops, in milliseconds. */
+export const INPUT_IN_FLIGHT_MS = 2_000;
 
 /** Why a connection is waiting to reconnect. */
 export type WaitReason = "dropped" | "network" | "agent-offline" | "offline";
@@ -51,6 +53,9 @@ export interface ConnectionOptions {
 export class TerminalConnection {
   private ws: WebSocket | null = null;
   private joined = false;
+  /** The edge is up but the host's agent is not: input waits here rather than being refused. */
+  private agentAway = false;
+  private lastInputAt = 0;
   private attempt = 0;
   private current: Phase = { kind: "connecting", attempt: 0 };
   private readonly queue = new InputQueue();
@@ -83,14 +88,31 @@ export class TerminalConnection {
     this.connect();
   }
 
-  /** Sends input now, queues it while reconnecting, or refuses it once ended or when full. */
+  /** Whether the edge reports the host's agent offline (input is held meanwhile). */
+  get agentOffline(): boolean {
+    return this.agentAway;
+  }
+
+  /**
+   * Sends input now; queues it while reconnecting or while the agent is away; refuses it once
+   * ended or when the queue is full.
+   */
   sendInput(data: Uint8Array): InputOutcome {
     if (this.current.kind === "ended") return "refused";
-    if (this.ws && this.joined && this.ws.readyState === WebSocket.OPEN) {
+    if (this.ws && this.joined && !this.agentAway && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(encodeClientFrame({ t: "input", data }));
+      this.lastInputAt = Date.now();
       return "sent";
     }
     return this.queue.push(data) ? "queued" : "refused";
+  }
+
+  /**
+   * Whether input may have been lost in flight: the agent went away (ERROR AGENT_OFFLINE) within
+   * moments of input being sent, and the edge does not deliver input without an agent.
+   */
+  inputMayBeLost(): boolean {
+    return Date.now() - this.lastInputAt < INPUT_IN_FLIGHT_MS;
   }
 
   /** Tells the edge the new size (dropped while disconnected: the next URL carries it). */
@@ -131,6 +153,7 @@ export class TerminalConnection {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.joined = false;
+    this.agentAway = false;
     this.awaitingSince = null;
     this.connectTimer = setTimeout(() => this.abandon(ws), CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
@@ -161,12 +184,15 @@ export class TerminalConnection {
     }
     if (frame.t === "pong") return;
     if (frame.t === "exit") this.end("exit");
+    if (frame.t === "error" && frame.error.code === "AGENT_OFFLINE") this.agentAway = true;
+    if (frame.t === "info") this.agentAway = !frame.info.agent_online;
     this.opts.onFrame(frame);
     if (frame.t === "info") {
+      // INFO comes on join and again whenever the agent returns.
       this.joined = true;
       this.attempt = 0;
       this.setPhase({ kind: "open" });
-      for (const chunk of this.queue.drain()) this.sendInput(chunk);
+      if (!this.agentAway) for (const chunk of this.queue.drain()) this.sendInput(chunk);
     }
   }
 

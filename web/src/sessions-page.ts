@@ -120,7 +120,7 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
     if (ephemeral.checked) req.ephemeral = true;
     submit.disabled = true;
     try {
-      const res = await api.create(serverSelect.value, req);
+      const res = await api.createNew(serverSelect.value, req);
       if (res.status === "exists") notify(`Terminal #${res.terminal_id} already exists: opening it.`);
       location.hash = terminalHref(serverSelect.value, res.terminal_id);
     } catch (err) {

@@ -50,7 +50,6 @@ const encoder = new TextEncoder();
 export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions): () => void {
   const { api, serverId, terminalId } = opts;
   let readonly = opts.readonly;
-  let agentOffline = false;
   let exited = false;
   let joins = 0;
   let shell = "";
@@ -176,7 +175,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       notify(
         exited || conn.phase.kind === "ended"
           ? "Input not sent: the session has ended."
-          : `Input not sent: still reconnecting and ${INPUT_QUEUE_MAX_BYTES / 1024} KiB of typing is already waiting.`,
+          : `Input not sent: not connected and ${INPUT_QUEUE_MAX_BYTES / 1024} KiB of typing is already waiting.`,
         "error",
       );
     } else if (outcome === "queued") {
@@ -189,7 +188,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       case "info":
         return applyInfo(frame.info);
       case "output":
-        agentOffline = false;
+        // A repaint (after INFO) starts with ESC c, a full reset that clears screen and scrollback
+        // in stream order; output that merely continues (the agent came back without a gap) does not.
         return view.write(frame.data);
       case "title":
         return setTitle(frame.title);
@@ -197,8 +197,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
         return showExit(frame.exit.exit_code, frame.exit.signal);
       case "error":
         if (frame.error.code === "AGENT_OFFLINE") {
-          agentOffline = true;
           renderPhase(conn.phase);
+          if (conn.inputMayBeLost()) notify("The agent went offline: what you typed just now may not have arrived.", "error");
         } else if (frame.error.code === "READ_ONLY") {
           notify("This view is read-only: input was not sent.", "error");
         } else {
@@ -211,13 +211,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   }
 
   function applyInfo(info: SessionInfo): void {
-    // The repaint that follows INFO starts from a clean terminal (it begins with ESC c itself).
-    view.resetForRepaint();
     joins++;
     readonly = info.readonly;
     shell = info.shell;
     cwd = info.cwd;
-    agentOffline = !info.agent_online;
     roBadge.hidden = !readonly;
     keyBar.element.hidden = readonly;
     view.setReadonly(readonly, { cols: info.cols, rows: info.rows });
@@ -248,7 +245,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   async function startAnother(): Promise<void> {
     try {
-      const res = await api.create(serverId, { shell: shell || undefined, cwd: cwd || undefined, ...view.size });
+      const res = await api.createNew(serverId, { shell: shell || undefined, cwd: cwd || undefined, ...view.size });
       location.hash = `#/t/${encodeURIComponent(serverId)}/${res.terminal_id}`;
     } catch (err) {
       notify(`Could not start a terminal: ${(err as Error).message}`, "error");
@@ -264,8 +261,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
         text = phase.attempt === 0 ? "connecting…" : "reconnecting…";
         break;
       case "open":
-        text = agentOffline ? "agent offline" : view.paused ? "catching up…" : "connected";
-        if (agentOffline) state = "agent-offline";
+        text = conn.agentOffline ? "agent offline — typing is held" : view.paused ? "catching up…" : "connected";
+        if (conn.agentOffline) state = "agent-offline";
         break;
       case "waiting": {
         const secs = phase.retryAt === null ? 0 : Math.max(0, Math.ceil((phase.retryAt - Date.now()) / 1000));
@@ -283,7 +280,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
         text = { exit: "exited", gone: "session gone", unauthorized: "signed out", closed: "closed" }[phase.why];
         break;
     }
-    if (conn.queuedBytes > 0 && phase.kind !== "open") text += ` · ${conn.queuedBytes} B typed, waiting`;
+    if (conn.queuedBytes > 0 && (phase.kind !== "open" || conn.agentOffline)) text += ` · ${conn.queuedBytes} B typed, waiting`;
     status.textContent = text;
     status.dataset["state"] = state;
   }
