@@ -28,6 +28,8 @@ export interface LocalStackOptions {
   log(line: string): void;
   /** Send the agent's own lines to a log file in the state folder instead of the terminal. */
   quiet?: boolean;
+  /** Extra variables for the Worker (see edge/env.ts), e.g. EDGETTY_MAX_CLIENTS. */
+  edgeVars?: Record<string, string>;
   /** Extra environment for the agent (and so for its shells), e.g. a private HOME in tests. */
   agentEnv?: Record<string, string>;
 }
@@ -143,7 +145,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const secrets = loadSecrets(stateDir, options.apiKey);
   const envFile = join(stateDir, "edge.env");
-  writeFileSync(envFile, `EDGETTY_API_KEY=${secrets.apiKey}\nEDGETTY_DEFAULT_SERVER=${LOCAL_SERVER_ID}\n`, { mode: 0o600 });
+  const vars = { EDGETTY_API_KEY: secrets.apiKey, EDGETTY_DEFAULT_SERVER: LOCAL_SERVER_ID, ...options.edgeVars };
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
   await buildWeb(options.log);
 
   const displayHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;

@@ -73,7 +73,6 @@ export class PtySession {
   /** False between a (re)connect and the edge's RESUME: output waits in the log. */
   private streaming = false;
   private flushTimer: NodeJS.Timeout | null = null;
-  private flushImmediate: NodeJS.Immediate | null = null;
   private lastFlushAt = 0;
   private paused = false;
   private exited: ExitInfo | null = null;
@@ -192,20 +191,19 @@ export class PtySession {
     }
     if (!this.streaming) return;
     if (this.output.end - this.sent >= FRAME_TARGET_BYTES) return this.flush();
-    if (this.flushTimer || this.flushImmediate) return;
+    if (this.flushTimer) return;
+    // After a quiet spell (a keystroke's echo) send at once; inside a burst, coalesce.
     if (performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
       this.flushTimer = setTimeout(() => this.flush(), BURST_FLUSH_MS);
     } else {
-      this.flushImmediate = setImmediate(() => this.flush());
+      this.flush();
     }
   }
 
   /** Sends everything produced but not yet sent, in frames of at most FRAME_TARGET_BYTES. */
   private flush(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushTimer = null;
-    this.flushImmediate = null;
     if (!this.streaming || this.sent >= this.output.end) return;
     let frame: Buffer[] = [];
     let frameBytes = 0;
@@ -328,7 +326,6 @@ export class PtySession {
   dispose(): void {
     if (this.gateTimer) clearTimeout(this.gateTimer);
     if (this.flushTimer) clearTimeout(this.flushTimer);
-    if (this.flushImmediate) clearImmediate(this.flushImmediate);
     // Let the EXIT frame drain before the link closes.
     setTimeout(() => this.link.stop(1000, "session ended"), 50).unref();
     this.screen.dispose();

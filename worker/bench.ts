@@ -1,0 +1,299 @@
+/**
+ * `npm run bench`: edgetty measured against a PTY read directly in-process, in one run, on this
+ * machine. Every figure is printed beside its in-process baseline and the ratio, with the target.
+ *
+ *   throughput   100 MB of text to one client (MB/s)
+ *   echo         keystroke → echo round trips through the edge (p50/p99, ms)
+ *   fan-out      the same output to 1/10/100 clients (per-client MB/s)
+ *   memory       agent and workerd RSS growth while `yes` runs for a minute
+ *
+ * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
+ * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60).
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pty from "node-pty";
+import WebSocket from "ws";
+import { ClientOp, decodeServerFrame, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { freePort, startLocalStack, type LocalStack } from "./local-stack.ts";
+
+const MB = 1e6;
+const LINE = "edgetty benchmark line: the quick brown fox jumps over the lazy dog 0123456789";
+const DONE = "BENCH-DONE";
+/** The command line prints the marker with quotes inside, so its echo never matches. */
+const DONE_CMD = "echo BENCH-DO''NE";
+
+function envInt(name: string, fallback: number): number {
+  const n = Number(process.env[name]);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+function textCommand(bytes: number): string {
+  return `yes '${LINE}' | head -c ${bytes}`;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+// --- the in-process baseline ---------------------------------------------------------------------
+
+/** Bytes per second reading `command`'s output straight from a PTY in this process. */
+function rawThroughput(command: string): Promise<{ bytes: number; seconds: number }> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    let bytes = 0;
+    const p = pty.spawn("/bin/sh", ["-c", command], { cols: 80, rows: 24, encoding: null });
+    p.onData((d) => (bytes += (d as unknown as Buffer).byteLength));
+    p.onExit(() => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
+  });
+}
+
+/** Keystroke round trips on a raw-mode `cat` in a PTY read in-process. */
+async function rawEcho(count: number): Promise<number[]> {
+  const p = pty.spawn("/bin/sh", ["-c", "stty raw -echo; echo READY; exec cat"], { cols: 80, rows: 24, encoding: null });
+  let onData: (d: Buffer) => void = () => {};
+  p.onData((d) => onData(d as unknown as Buffer));
+  await new Promise<void>((resolve) => (onData = (d) => d.includes("READY") && resolve()));
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = String.fromCharCode(97 + (i % 26));
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      onData = (d) => d.includes(key) && resolve();
+      p.write(key);
+    });
+    samples.push(performance.now() - t0);
+  }
+  p.kill();
+  return samples.sort((a, b) => a - b);
+}
+
+// --- a lean client (the test client keeps text and a screen; this one only counts) --------------
+
+class BenchClient {
+  bytes = 0;
+  private tail = "";
+  private watchers: { needle: string; resolve: () => void }[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (data: Buffer) => {
+      if (data[0] !== ServerOp.OUTPUT) return;
+      this.bytes += data.byteLength - 1;
+      if (this.watchers.length === 0) return;
+      // Search only the newest bytes (plus a carry), never the whole stream.
+      const text = this.tail + data.toString("latin1", Math.max(1, data.byteLength - 4096));
+      this.tail = text.slice(-64);
+      for (const w of [...this.watchers]) {
+        if (text.includes(w.needle)) {
+          this.watchers.splice(this.watchers.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+    });
+  }
+
+  static connect(url: string, apiKey: string): Promise<BenchClient> {
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
+    return new Promise((resolve, reject) => {
+      ws.once("open", () => resolve(new BenchClient(ws)));
+      ws.once("error", reject);
+    });
+  }
+
+  until(needle: string): Promise<void> {
+    return new Promise((resolve) => this.watchers.push({ needle, resolve }));
+  }
+
+  type(text: string): void {
+    this.ws.send(encodeClientFrame({ t: "input", data: Buffer.from(text) }));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+// --- measurements through the stack ---------------------------------------------------------------
+
+interface Ctx {
+  stack: LocalStack;
+  nextId: number;
+}
+
+async function session(ctx: Ctx, shellCmd?: string): Promise<string> {
+  const id = ctx.nextId++;
+  const res = await fetch(`${ctx.stack.url}/api/v1/terminal/create`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ctx.stack.apiKey}` },
+    body: JSON.stringify({ terminal_id: id, shell: "sh", ...(shellCmd ? { cmd: Buffer.from(shellCmd).toString("base64") } : {}) }),
+  });
+  if (!res.ok) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+  return `${ctx.stack.url.replace(/^http/, "ws")}/api/v1/terminal/ws?terminal_id=${id}`;
+}
+
+async function ready(client: BenchClient): Promise<void> {
+  const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
+  const wait = client.until(marker);
+  client.type(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`);
+  await wait;
+}
+
+async function edgeThroughput(ctx: Ctx, bytes: number, viewers: number): Promise<{ seconds: number[]; bytes: number[] }> {
+  const url = await session(ctx);
+  const clients = await Promise.all(Array.from({ length: viewers }, () => BenchClient.connect(url, ctx.stack.apiKey)));
+  await Promise.all(clients.map(ready));
+  const starts = clients.map((c) => c.bytes);
+  const t0 = performance.now();
+  const done = clients.map((c) => c.until(DONE).then(() => performance.now()));
+  clients[0]!.type(`${textCommand(bytes)}; ${DONE_CMD}\r`);
+  const ends = await Promise.all(done);
+  const result = { seconds: ends.map((t) => (t - t0) / 1000), bytes: clients.map((c, i) => c.bytes - starts[i]!) };
+  for (const c of clients) c.close();
+  return result;
+}
+
+async function edgeEcho(ctx: Ctx, count: number): Promise<number[]> {
+  const url = await session(ctx);
+  const client = await BenchClient.connect(url, ctx.stack.apiKey);
+  await ready(client);
+  const armed = client.until("ECHO-READY");
+  client.type("stty raw -echo; echo ECHO-RE''ADY; exec cat\r");
+  await armed;
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = `\u0001${String.fromCharCode(97 + (i % 26))}${i % 10}`;
+    const t0 = performance.now();
+    const echoed = client.until(key);
+    client.ws.send(frame(ClientOp.INPUT, Buffer.from(key)));
+    await echoed;
+    samples.push(performance.now() - t0);
+  }
+  client.close();
+  return samples.sort((a, b) => a - b);
+}
+
+/** RSS in MB of a process and its descendants matching `name`. */
+function rssMb(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return kb / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function findWorkerd(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmd.includes("workerd") && cmd.includes("serve")) pids.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+
+async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
+  const url = await session(ctx);
+  const client = await BenchClient.connect(url, ctx.stack.apiKey);
+  await ready(client);
+  const sample = () => ({ agent: rssMb(ctx.stack.agent.pid!), workerd: workerdPids.reduce((s, p) => s + rssMb(p), 0) });
+  const start = sample();
+  let peak = { ...start };
+  const startBytes = client.bytes;
+  client.type("yes\r");
+  const deadline = performance.now() + seconds * 1000;
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const s = sample();
+    peak = { agent: Math.max(peak.agent, s.agent), workerd: Math.max(peak.workerd, s.workerd) };
+  }
+  client.ws.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
+  const end = sample();
+  const bytes = client.bytes - startBytes;
+  client.close();
+  return { agent: [start.agent, peak.agent, end.agent], workerd: [start.workerd, peak.workerd, end.workerd], bytes };
+}
+
+// --- report ---------------------------------------------------------------------------------------
+
+function row(label: string, value: string, baseline: string, ratio: string, target: string, ok: boolean | null): void {
+  const verdict = ok === null ? "" : ok ? "ok" : "MISS";
+  console.log(`${label.padEnd(30)} ${value.padStart(14)} ${baseline.padStart(14)} ${ratio.padStart(8)}   ${target.padEnd(14)} ${verdict}`);
+}
+
+export async function runBench(_argv: string[]): Promise<number> {
+  const totalMb = envInt("EDGETTY_BENCH_MB", 100);
+  const fanoutMb = envInt("EDGETTY_BENCH_FANOUT_MB", 10);
+  const echoes = envInt("EDGETTY_BENCH_ECHOES", 1000);
+  const yesSeconds = envInt("EDGETTY_BENCH_YES_S", 60);
+
+  const stateDir = mkdtempSync(join(tmpdir(), "edgetty-bench-"));
+  const home = join(stateDir, "home");
+  mkdirSync(home);
+  console.log("edgetty bench: starting the local stack…");
+  const stack = await startLocalStack({ port: await freePort(), host: "127.0.0.1", stateDir, quiet: true, log: () => {}, agentEnv: { HOME: home }, edgeVars: { EDGETTY_MAX_CLIENTS: "128" } });
+  const ctx: Ctx = { stack, nextId: 100 };
+  let misses = 0;
+  const check = (ok: boolean) => {
+    if (!ok) misses++;
+    return ok;
+  };
+  try {
+    console.log(`\n${"".padEnd(30)} ${"edgetty".padStart(14)} ${"raw PTY".padStart(14)} ${"ratio".padStart(8)}   target`);
+
+    const raw = await rawThroughput(textCommand(totalMb * MB));
+    const rawRate = raw.bytes / MB / raw.seconds;
+    const edge = await edgeThroughput(ctx, totalMb * MB, 1);
+    const edgeRate = edge.bytes[0]! / MB / edge.seconds[0]!;
+    row(`throughput, ${totalMb} MB (MB/s)`, edgeRate.toFixed(1), rawRate.toFixed(1), (edgeRate / rawRate).toFixed(2), "≥ 0.80", check(edgeRate / rawRate >= 0.8));
+
+    const rawEchoes = await rawEcho(echoes);
+    const edgeEchoes = await edgeEcho(ctx, echoes);
+    for (const p of [50, 99]) {
+      const e = percentile(edgeEchoes, p);
+      const r = percentile(rawEchoes, p);
+      const limit = p === 50 ? 1 : 5;
+      row(`echo p${p} (ms)`, e.toFixed(3), r.toFixed(3), (e / r).toFixed(1), `≤ ${limit} ms`, check(e <= limit));
+    }
+
+    const fanRaw = await rawThroughput(textCommand(fanoutMb * MB));
+    const fanRawRate = fanRaw.bytes / MB / fanRaw.seconds;
+    let single = 0;
+    for (const viewers of [1, 10, 100]) {
+      const r = await edgeThroughput(ctx, fanoutMb * MB, viewers);
+      const rates = r.bytes.map((b, i) => b / MB / r.seconds[i]!);
+      const slowest = Math.min(...rates);
+      if (viewers === 1) single = slowest;
+      const vsSingle = slowest / single;
+      row(
+        `fan-out ${viewers} (slowest MB/s)`,
+        slowest.toFixed(1),
+        fanRawRate.toFixed(1),
+        (slowest / fanRawRate).toFixed(2),
+        viewers === 1 ? "" : `≥ 0.80 × 1`,
+        viewers === 1 ? null : check(vsSingle >= 0.8),
+      );
+      if (viewers > 1) console.log(`${"".padEnd(30)} ${`${vsSingle.toFixed(2)} × the single-viewer rate`.padStart(40)}`);
+    }
+
+    const mem = await memoryUnderYes(ctx, yesSeconds, findWorkerd());
+    const growth = (v: number[]) => v[1]! - v[0]!;
+    console.log(`\nmemory during ${yesSeconds} s of \`yes\` (${(mem.bytes / MB).toFixed(0)} MB delivered): start / peak / end RSS, MB`);
+    row("agent growth (MB)", growth(mem.agent).toFixed(1), "", "", "< 50 MB", check(growth(mem.agent) < 50));
+    console.log(`${"".padEnd(30)} ${mem.agent.map((v) => v.toFixed(0)).join(" / ")}`);
+    row("workerd growth (MB)", growth(mem.workerd).toFixed(1), "", "", "< 50 MB", check(growth(mem.workerd) < 50));
+    console.log(`${"".padEnd(30)} ${mem.workerd.map((v) => v.toFixed(0)).join(" / ")}`);
+    console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);
+  } finally {
+    await stack.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  return 0;
+}
