@@ -6,7 +6,12 @@ export default defineConfig({
     projects: [
       {
         // Edge units inside workerd, with real Durable Objects, storage and D1.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key" } },
+          }),
+        ],
         test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
       },
       {

@@ -1,0 +1,183 @@
+/**
+ * The terminal fan-out core, driven directly through its Sink interface (no transport): joins,
+ * repaints, resends, pauses, read-only clients and exits.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/agent-protocol.ts";
+import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/protocol.ts";
+import { TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
+
+/** A Sink that keeps what it was sent. */
+class RecordingSink implements Sink {
+  sent: Uint8Array[] = [];
+  closed: { code: number; reason: string } | null = null;
+  send(bytes: Uint8Array) {
+    this.sent.push(bytes.slice());
+  }
+  close(code: number, reason: string) {
+    this.closed = { code, reason };
+  }
+  frames(): ServerFrame[] {
+    return this.sent.map((b) => decodeServerFrame(b));
+  }
+  /** All OUTPUT payloads as text. */
+  output(): string {
+    return this.frames()
+      .filter((f): f is Extract<ServerFrame, { t: "output" }> => f.t === "output")
+      .map((f) => new TextDecoder().decode(f.data))
+      .join("");
+  }
+  take() {
+    const sent = this.sent;
+    this.sent = [];
+    return sent;
+  }
+}
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const buf = (u: Uint8Array) => u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
+const client = (over: Partial<ClientState> = {}): ClientState => ({ id: "c", readonly: false, paused: false, offset: null, trustNext: false, ...over });
+const hello = (end: number, oldest = end) => buf(encodeAgentFrame({ t: "hello", hello: { end, oldest, size: { cols: 80, rows: 24 }, meta: { terminal_id: 1, shell: "sh", cwd: "/", started_at: "t", ephemeral: false } } }));
+
+let hub: TerminalHub;
+let agent: RecordingSink;
+let exits: number;
+
+function output(offset: number, text: string) {
+  hub.onAgentMessage(agent, buf(encodeOutput(offset, [enc(text)], enc(text).byteLength)));
+}
+
+function agentFrames() {
+  return agent.take().map((b) => decodeEdgeFrame(b));
+}
+
+/** Answers the hub's pending snapshot request with `screen` at `offset`. */
+function answerSnapshot(offset: number, screen: string) {
+  const req = agentFrames().find((f) => f.t === "snapshot-request");
+  if (!req || req.t !== "snapshot-request") throw new Error("no snapshot request");
+  hub.onAgentMessage(agent, buf(encodeSnapshot(req.id, offset, enc(screen))));
+}
+
+beforeEach(() => {
+  exits = 0;
+  hub = new TerminalHub({
+    info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 80, rows: 24, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
+    onHello: () => {},
+    onTitle: () => {},
+    onExit: () => exits++,
+    onClientChanged: () => {},
+  });
+  agent = new RecordingSink();
+  hub.attachAgent(agent, false);
+  hub.onAgentMessage(agent, hello(0));
+  expect(agentFrames()).toEqual([{ t: "resume", offset: 0 }]);
+});
+
+describe("TerminalHub", () => {
+  it("sends a joiner INFO, then the repaint, then the output that followed it", () => {
+    output(0, "old ");
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    expect(c.frames()[0]!.t).toBe("info");
+    output(4, "during ");
+    answerSnapshot(4, "SCREEN|");
+    output(11, "after");
+    expect(c.output()).toBe("SCREEN|during after");
+  });
+
+  it("acknowledges output and drops resends it already holds", () => {
+    output(0, "abc");
+    expect(agentFrames()).toEqual([{ t: "ack", offset: 3 }]);
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    answerSnapshot(3, "");
+    output(0, "abc"); // resent after a reconnect
+    output(1, "bcdef"); // overlaps what we hold
+    expect(c.output()).toBe("def");
+    expect(agentFrames().filter((f) => f.t === "ack").pop()).toEqual({ t: "ack", offset: 6 });
+  });
+
+  it("resumes an agent that reconnects from exactly what it holds", () => {
+    output(0, "12345");
+    agentFrames();
+    const again = new RecordingSink();
+    hub.onAgentMessage(again, hello(9, 2));
+    expect(again.take().map((b) => decodeEdgeFrame(b))).toEqual([{ t: "resume", offset: 5 }]);
+  });
+
+  it("catches a paused client up from the ring when it resumes", () => {
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    answerSnapshot(0, "");
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "pause" })));
+    output(0, "while ");
+    output(6, "paused");
+    expect(c.output()).toBe("");
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "resume" })));
+    expect(c.output()).toBe("while paused");
+  });
+
+  it("skips a client forward with a fresh repaint when it fell out of the ring", () => {
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    answerSnapshot(0, "");
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "pause" })));
+    const big = "x".repeat(1 << 20);
+    for (let i = 0; i < 6; i++) output(i * big.length, big); // 6 MiB > the 4 MiB ring
+    agentFrames();
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "resume" })));
+    answerSnapshot(6 * big.length, "FRESH");
+    expect(c.output()).toBe("FRESH");
+  });
+
+  it("refuses a read-only client's input and resize, and forwards a writer's verbatim", () => {
+    const viewer = new RecordingSink();
+    const writer = new RecordingSink();
+    hub.addClient(viewer, client({ readonly: true }));
+    hub.addClient(writer, client());
+    agentFrames();
+    hub.onClientMessage(viewer, buf(encodeClientFrame({ t: "input", data: enc("rm") })));
+    hub.onClientMessage(viewer, buf(encodeClientFrame({ t: "resize", size: { cols: 10, rows: 10 } })));
+    expect(viewer.frames().filter((f) => f.t === "error").map((f) => f.t === "error" && f.error.code)).toEqual(["READ_ONLY", "READ_ONLY"]);
+    hub.onClientMessage(writer, "ls\r");
+    hub.onClientMessage(writer, buf(encodeClientFrame({ t: "resize", size: { cols: 100, rows: 30 } })));
+    expect(agentFrames()).toEqual([
+      { t: "input", data: enc("ls\r") },
+      { t: "resize", size: { cols: 100, rows: 30 } },
+    ]);
+  });
+
+  it("answers PING with PONG and malformed frames with ERROR, and keeps going", () => {
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "ping", data: enc("p1") })));
+    hub.onClientMessage(c, buf(new Uint8Array([0x42])));
+    hub.onClientMessage(c, buf(new Uint8Array([0x01, 0x7b])));
+    const frames = c.frames().slice(1);
+    expect(frames[0]).toEqual({ t: "pong", data: enc("p1") });
+    expect(frames.slice(1).map((f) => f.t === "error" && f.error.code)).toEqual(["INVALID_FRAME", "INVALID_FRAME"]);
+  });
+
+  it("tells clients when the agent goes away and refuses their input meanwhile", () => {
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    hub.detachAgent(agent);
+    hub.onClientMessage(c, "x");
+    expect(c.frames().filter((f) => f.t === "error").map((f) => f.t === "error" && f.error.code)).toEqual(["AGENT_OFFLINE", "AGENT_OFFLINE"]);
+    expect(hub.agentOnline).toBe(false);
+  });
+
+  it("sends EXIT to every client and closes them and the agent link", () => {
+    const a = new RecordingSink();
+    const b = new RecordingSink();
+    hub.addClient(a, client());
+    hub.addClient(b, client());
+    hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: 3, signal: 0 } })));
+    for (const c of [a, b]) {
+      expect(c.frames().pop()).toEqual({ t: "exit", exit: { exit_code: 3, signal: 0 } });
+      expect(c.closed?.code).toBe(1000);
+    }
+    expect(agent.closed?.code).toBe(1000);
+    expect(exits).toBe(1);
+  });
+});
