@@ -114,6 +114,11 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     }
   });
 
+  it("takes the window title from the terminal", async () => {
+    await run(page, "printf '\\033]0;%s\\007' title-from-shell");
+    await page.waitForFunction(() => document.title.startsWith("title-from-shell"), undefined, { timeout: 10_000 });
+  });
+
   it("follows the window size: stty size changes when the viewport does", async () => {
     const before = await termSize(page);
     await page.setViewportSize({ width: 720, height: 420 });
@@ -179,12 +184,38 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     expect(sent[2] ?? 0).toBe(sent[3] ?? 0);
   });
 
-  it("saves a screenshot of the terminal page", async () => {
+  it("saves screenshots of the terminal page in both themes", async () => {
     await run(page, "clear; echo edgetty; ls /");
     await waitForLine(page, "edgetty");
     await page.screenshot({ path: `${ARTIFACTS}/web-terminal.png` });
-    await page.getByRole("button", { name: /^Theme:/ }).click();
-    await page.screenshot({ path: `${ARTIFACTS}/web-terminal-theme-2.png` });
+    const themeOf = () => page.evaluate(() => document.documentElement.dataset["theme"]);
+    const first = await themeOf();
+    const toggle = page.getByRole("button", { name: /^Theme:/ });
+    await toggle.click(); // system → light
+    await toggle.click(); // light → dark
+    if ((await themeOf()) === first) await toggle.click(); // dark → system, when the system is dark
+    expect(await themeOf()).not.toBe(first);
+    await page.screenshot({ path: `${ARTIFACTS}/web-terminal-other-theme.png` });
+    await page.locator(".xterm").click();
+  });
+
+  it("lists sessions with their details and deletes one", async () => {
+    await page.goto(`${stack!.url}/#/`);
+    const mine = Number(terminalHash.split("/").at(-1));
+    await page.locator(`.session[data-terminal-id="${mine}"]`).waitFor();
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.waitForURL((u) => u.hash !== terminalHash && /#\/t\/[^/]+\/\d+$/.test(u.hash));
+    const extra = Number(new URL(page.url()).hash.split("/").at(-1));
+    await waitForConnected(page);
+    await page.goto(`${stack!.url}/#/`);
+    const row = page.locator(`.session[data-terminal-id="${extra}"]`);
+    await row.waitFor();
+    page.once("dialog", (d) => void d.accept());
+    await row.getByRole("button", { name: `Delete terminal ${extra}` }).click();
+    await row.waitFor({ state: "detached" });
+    await page.goto(`${stack!.url}/${terminalHash}`);
+    await waitForConnected(page);
+    await page.locator(".xterm").click();
   });
 
   it("shows clearly when the shell exits", async () => {

@@ -3,10 +3,15 @@
 // backlog is high. The edge skips a paused client forward and repaints it from a snapshot when it
 // resumes, so a flood (`yes`, `cat huge.log`) never queues unbounded work in the tab.
 
-/** Unparsed backlog above which the client sends PAUSE, in bytes. */
-export const FLOW_HIGH_WATER_BYTES = 512 * 1024;
+/**
+ * Unparsed backlog above which the client sends PAUSE, in bytes. Small on purpose: the backlog
+ * is what stands between Ctrl-C and the prompt, and xterm.js parses scrolling output like `yes`
+ * at only a few hundred KiB/s on a slow machine (software WebGL), so 128 KiB keeps that under
+ * half a second. Output this fast is skipped by the edge anyway (repainted on RESUME).
+ */
+export const FLOW_HIGH_WATER_BYTES = 128 * 1024;
 /** Backlog under which a paused client sends RESUME, in bytes. */
-export const FLOW_LOW_WATER_BYTES = 64 * 1024;
+export const FLOW_LOW_WATER_BYTES = 16 * 1024;
 
 /** Tracks the written-but-unparsed backlog and reports pause/resume transitions. */
 export class RenderBacklog {
