@@ -13,6 +13,8 @@
  */
 import { ServerOp } from "./protocol.ts";
 import type { ExitInfo, TerminalSize } from "./protocol.ts";
+import { parseCommandRecord, type CommandRecord } from "./history.ts";
+import type { ScreenRequest, ScreenResult } from "./screen.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Data link
@@ -31,6 +33,8 @@ export const AgentOp = {
   TITLE: 0x84,
   /** [op][JSON TerminalSize]: the PTY was resized. */
   SIZE: 0x85,
+  /** [op][JSON CommandRecord]: a command started or finished (upsert by id; resent after RESUME). */
+  HISTORY: 0x86,
 } as const;
 
 /** TerminalDO → agent frame types. INPUT and RESIZE reuse the client's bytes verbatim. */
@@ -80,7 +84,8 @@ export type AgentDataFrame =
   | { t: "hello"; hello: DataHello }
   | { t: "exit"; exit: ExitInfo }
   | { t: "title"; frame: Uint8Array }
-  | { t: "size"; size: TerminalSize };
+  | { t: "size"; size: TerminalSize }
+  | { t: "history"; record: CommandRecord };
 
 export type EdgeDataFrame =
   | { t: "input"; data: Uint8Array }
@@ -162,6 +167,8 @@ export function encodeAgentFrame(f: Exclude<AgentDataFrame, { t: "output" | "sna
       return withJson(AgentOp.EXIT, f.exit);
     case "size":
       return withJson(AgentOp.SIZE, f.size);
+    case "history":
+      return withJson(AgentOp.HISTORY, f.record);
     case "title": {
       const out = new Uint8Array(1 + f.frame.byteLength);
       out[0] = AgentOp.TITLE;
@@ -194,6 +201,11 @@ export function decodeAgentFrame(bytes: Uint8Array): AgentDataFrame {
       return { t: "title", frame: bytes.subarray(1) };
     case AgentOp.SIZE:
       return { t: "size", size: json(bytes.subarray(1), "SIZE") as TerminalSize };
+    case AgentOp.HISTORY: {
+      const record = parseCommandRecord(json(bytes.subarray(1), "HISTORY"));
+      if (!record) throw new LinkProtocolError("HISTORY payload is not a command record");
+      return { t: "history", record };
+    }
     default:
       throw new LinkProtocolError(`unknown agent frame type 0x${bytes[0]!.toString(16)}`);
   }
@@ -291,6 +303,8 @@ export interface ControlOps {
   create: { params: CreateSessionParams; result: CreateSessionResult };
   kill: { params: { terminal_id: number }; result: { killed: boolean } };
   list: { params: Record<string, never>; result: { sessions: LiveSession[] } };
+  /** The raw output tail, the screen as text/HTML, or a screenshot (shared/screen.ts). */
+  screen: { params: ScreenRequest; result: ScreenResult };
 }
 
 export type ControlOp = keyof ControlOps;

@@ -18,6 +18,8 @@ import type { ExitInfo } from "../shared/protocol.ts";
 import { parseTerminalId } from "../shared/validation.ts";
 import { Link } from "./link.ts";
 import { PtySession } from "./pty-session.ts";
+import { answerScreenRequest } from "./screen-requests.ts";
+import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
 import { isRoot, planSpawn } from "./spawn.ts";
 
 /** Most PTY sessions one agent runs at once. */
@@ -47,9 +49,12 @@ export class Agent {
   readonly sessions = new Map<number, PtySession>();
   private readonly control: Link;
   private readonly log: (line: string) => void;
+  /** Generated shell init files live here while their shells run (shell-integration.ts). */
+  private readonly runtimeDir: string;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
+    this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
       token: options.token,
@@ -77,6 +82,7 @@ export class Agent {
       session.dispose();
     }
     this.sessions.clear();
+    removeRuntimeDir(this.runtimeDir);
   }
 
   private hello(): AgentToHost {
@@ -118,6 +124,8 @@ export class Agent {
         return this.kill(params as ControlOps["kill"]["params"]);
       case "list":
         return { sessions: this.liveSessions() } satisfies ControlOps["list"]["result"];
+      case "screen":
+        return answerScreenRequest({ sessions: this.sessions, dataDir: this.options.dataDir }, params);
       default:
         throw new ApiError(501, "NOT_IMPLEMENTED", `This agent does not support "${op}"`);
     }
@@ -130,6 +138,7 @@ export class Agent {
     if (existing) return { status: "exists", meta: existing.meta };
     if (this.sessions.size >= MAX_SESSIONS) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${MAX_SESSIONS} sessions`);
     const plan = planSpawn(params);
+    const shell = startShellIntegration({ plan, params, runtimeDir: this.runtimeDir, log: this.log });
     let session: PtySession;
     try {
       session = new PtySession({
@@ -142,20 +151,26 @@ export class Agent {
           ...(params.display && !params.ephemeral ? { display: params.display } : {}),
         },
         plan,
-        file: plan.shellPath,
-        args: [],
-        env: plan.env,
+        file: shell.file,
+        args: shell.args,
+        env: shell.env,
+        onOutput: shell.onOutput,
         size: { cols: params.cols, rows: params.rows },
         ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
         linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
         token: this.options.token,
-        onExit: (exit) => this.onSessionExit(id, exit),
+        onExit: (exit) => {
+          shell.dispose();
+          this.onSessionExit(id, exit);
+        },
         log: this.log,
       });
     } catch (error) {
+      shell.dispose();
       this.log(`spawn failed for terminal ${id}: ${(error as Error).message}`);
       throw new ApiError(500, "SPAWN_FAILED", `Failed to create terminal process: ${(error as Error).message}`);
     }
+    shell.attach(session);
     this.sessions.set(id, session);
     const timeout = new Promise<never>((_, reject) => {
       setTimeout(() => reject(new ApiError(504, "AGENT_TIMEOUT", "The terminal's data link did not come up in time")), SESSION_READY_TIMEOUT_MS).unref();

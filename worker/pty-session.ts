@@ -17,8 +17,11 @@ import {
   type SessionMeta,
 } from "../shared/agent-protocol.ts";
 import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "../shared/protocol.ts";
+import type { CommandRecord } from "../shared/history.ts";
+import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
 import { OutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./output-log.ts";
+import { RawTail } from "./raw-tail.ts";
 import { ScreenState } from "./screen/screen-state.ts";
 import type { SpawnPlan } from "./spawn.ts";
 
@@ -65,6 +68,10 @@ export class PtySession {
   readonly screen: ScreenState;
   private readonly proc: pty.IPty;
   private readonly output = new OutputLog();
+  /** The newest raw output, for `/raw?format=download`. */
+  readonly raw = new RawTail();
+  /** Command records until the edge has stored them. */
+  private readonly history = new HistoryOutbox();
   private readonly link: Link;
   private size: TerminalSize;
   title: string | undefined;
@@ -111,6 +118,7 @@ export class PtySession {
       log: (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`),
       onOpen: (ws) => {
         this.streaming = false;
+        this.history.unsendAll();
         ws.send(
           encodeAgentFrame({
             t: "hello",
@@ -183,6 +191,7 @@ export class PtySession {
       this.gateTimer.unref();
     }
     this.output.append(chunk);
+    this.raw.push(chunk);
     this.screen.push(chunk);
     this.options.onOutput?.(chunk);
     if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
@@ -244,6 +253,7 @@ export class PtySession {
       }
       case "ack":
         this.output.ack(f.offset);
+        this.history.confirm(f.offset);
         if (this.paused && this.output.unacked < UNACKED_RESUME_BYTES) {
           this.paused = false;
           this.proc.resume();
@@ -253,6 +263,7 @@ export class PtySession {
         this.output.ack(f.offset);
         this.sent = Math.max(f.offset, this.output.acked);
         this.streaming = true;
+        this.sendHistory();
         this.flush();
         if (this.exited) this.sendExit();
         opened();
@@ -277,6 +288,17 @@ export class PtySession {
     this.proc.resize(size.cols, size.rows);
     this.screen.resize(size.cols, size.rows);
     this.link.send(encodeAgentFrame({ t: "size", size }));
+  }
+
+  /** A command record for the edge's history (sent now, or after the link's next RESUME). */
+  record(record: CommandRecord): void {
+    this.history.push(record);
+    this.sendHistory();
+  }
+
+  private sendHistory(): void {
+    if (!this.streaming) return;
+    for (const record of this.history.take(this.sent)) this.link.send(encodeAgentFrame({ t: "history", record }));
   }
 
   setTitle(title: string): void {

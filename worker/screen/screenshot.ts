@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import type { Terminal } from "@xterm/headless";
 import type { SKRSContext2D } from "@napi-rs/canvas";
 import { cssColor, type RGBA } from "../../shared/colors.ts";
+import { FONT_SIZE_MAX_PX, FONT_SIZE_MIN_PX } from "../../shared/screen.ts";
 import { cellColors } from "./render.ts";
 
 export interface ScreenshotOptions {
@@ -35,9 +36,8 @@ export class ToolNotAvailableError extends Error {
   override readonly name = "ToolNotAvailableError";
 }
 
-/** Accepted font sizes, in pixels. */
-export const FONT_SIZE_MIN_PX = 6;
-export const FONT_SIZE_MAX_PX = 96;
+/** Accepted font sizes, in pixels (shared, so the edge refuses bad ones before asking an agent). */
+export { FONT_SIZE_MAX_PX, FONT_SIZE_MIN_PX };
 /** Largest image drawn, in pixels (width × height): 8192 × 8192. */
 export const SCREENSHOT_MAX_PIXELS = 8192 * 8192;
 /** JPEG quality, 0–100. */

@@ -13,19 +13,10 @@
  * cannot end one.
  */
 
-/** One command run at the prompt, as the history endpoint reports it. */
-export interface CommandRecord {
-  id: number;
-  command: string;
-  cwd: string;
-  exit_code: number | null;
-  /** ISO 8601. */
-  started_at: string;
-  /** ISO 8601, or null while running. */
-  finished_at: string | null;
-  duration_ms: number | null;
-  status: "running" | "done";
-}
+import type { CommandRecord } from "../../shared/history.ts";
+
+/** One command run at the prompt, as the history endpoint reports it (the wire type). */
+export type { CommandRecord };
 
 /** Records kept in memory per terminal; the oldest is dropped first (the edge keeps them durably). */
 export const COMMAND_RECORDS_MAX = 1000;
