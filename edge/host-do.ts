@@ -17,9 +17,11 @@ import {
   type SessionMeta,
 } from "../shared/agent-protocol.ts";
 import { ApiError } from "../shared/errors.ts";
+import type { ExecOp } from "../shared/exec-protocol.ts";
 import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
+import { EdgeExecRelay } from "./exec-relay.ts";
 
 /** Most sessions one server may hold. */
 export const MAX_SESSIONS_PER_SERVER = 256;
@@ -64,6 +66,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
+  /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
+  private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -91,6 +95,7 @@ export class HostDO extends DurableObject<Env> {
       }
     }
     this.failPending(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
+    this.execRelay.agentGone();
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     return new Response(null, { status: 101, webSocket: client });
@@ -100,6 +105,7 @@ export class HostDO extends DurableObject<Env> {
     try {
       if (typeof message !== "string") return;
       const msg = parseControl<AgentToHost>(message);
+      if ((msg.t as string).startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
       switch (msg.t) {
         case "hello":
           this.setHostValue("agent", JSON.stringify(msg.agent));
@@ -132,6 +138,7 @@ export class HostDO extends DurableObject<Env> {
     try {
       if (this.ctx.getWebSockets(AGENT_TAG).every((s) => s === ws)) {
         this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
+        this.execRelay.agentGone();
       }
     } catch (error) {
       console.error("HostDO.webSocketClose:", error);
@@ -323,6 +330,16 @@ export class HostDO extends DurableObject<Env> {
     } catch (error) {
       return fail(error, "HostDO.listSessions");
     }
+  }
+
+  /** Relays an Open Terminal execute call to the agent; the answer is JSON or an NDJSON stream. */
+  async exec(scope: string, op: ExecOp): Promise<Response> {
+    return this.execRelay.start(scope, op);
+  }
+
+  /** The index's sessions, oldest id first (the Open Terminal API lists these). */
+  async sessionMetas(): Promise<SessionMeta[]> {
+    return this.allIndexed();
   }
 
   async hasSession(terminalId: number): Promise<boolean> {

@@ -16,6 +16,7 @@ import {
 import { ApiError } from "../shared/errors.ts";
 import type { ExitInfo } from "../shared/protocol.ts";
 import { parseTerminalId } from "../shared/validation.ts";
+import { ExecManager, ExecRelay } from "./exec/index.ts";
 import { Link } from "./link.ts";
 import { PtySession } from "./pty-session.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
@@ -51,6 +52,9 @@ export class Agent {
   private readonly log: (line: string) => void;
   /** Generated shell init files live here while their shells run (shell-integration.ts). */
   private readonly runtimeDir: string;
+  /** The Open Terminal execute API: commands run here, relayed over the control link (exec.*). */
+  private readonly execManager = new ExecManager();
+  private readonly execRelay: ExecRelay;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
@@ -66,7 +70,14 @@ export class Agent {
       onMessage: (data, isBinary) => {
         if (!isBinary) void this.onControl(data.toString("utf8"));
       },
-      onClose: (code, reason) => this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`),
+      onClose: (code, reason) => {
+        // The edge can no longer answer for these: streams are killed, waits end.
+        this.execRelay.closeAll();
+        this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
+      },
+    });
+    this.execRelay = new ExecRelay(this.execManager, (msg) => {
+      if (!this.control.send(JSON.stringify(msg))) throw new Error("control link is down");
     });
   }
 
@@ -77,6 +88,8 @@ export class Agent {
   /** Stops the links and hangs up every session. */
   stop(): void {
     this.control.stop();
+    this.execRelay.closeAll();
+    void this.execManager.shutdown();
     for (const session of this.sessions.values()) {
       session.kill();
       session.dispose();
@@ -105,6 +118,8 @@ export class Agent {
       this.log(`ignoring malformed control frame: ${(error as Error).message}`);
       return;
     }
+    const type: string = msg.t;
+    if (type.startsWith("exec.")) return this.execRelay.handle(msg);
     if (msg.t !== "req" || typeof msg.id !== "number") return;
     try {
       const result = await this.handle(msg.op, msg.params);
