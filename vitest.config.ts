@@ -1,5 +1,9 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { mkdirSync } from "node:fs";
 import { defineConfig } from "vitest/config";
+
+// wrangler.toml serves the web app from dist/web; the edge tests need the folder to exist.
+mkdirSync("dist/web", { recursive: true });
 
 export default defineConfig({
   test: {
