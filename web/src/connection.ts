@@ -23,7 +23,7 @@ export const INPUT_IN_FLIGHT_MS = 2_000;
 /** Why a connection is waiting to reconnect. */
 export type WaitReason = "dropped" | "network" | "agent-offline" | "offline";
 /** Why a connection stopped for good. */
-export type EndReason = "exit" | "gone" | "unauthorized" | "closed";
+export type EndReason = "exit" | "gone" | "forbidden" | "unauthorized" | "closed";
 
 /** The connection's state as the UI shows it. */
 export type Phase =
@@ -33,7 +33,7 @@ export type Phase =
   | { kind: "ended"; why: EndReason; detail?: string };
 
 /** What an HTTP look at the session list says about a failed connection. */
-export type ProbeResult = "alive" | "agent-offline" | "gone" | "unauthorized" | "network";
+export type ProbeResult = "alive" | "agent-offline" | "gone" | "forbidden" | "unauthorized" | "network";
 
 /** Outcome of offering input: sent now, held until reconnected, or refused (tell the user). */
 export type InputOutcome = "sent" | "queued" | "refused";
@@ -238,6 +238,8 @@ export class TerminalConnection {
     switch (result) {
       case "gone":
         return this.end("gone", "The session no longer exists on this server.");
+      case "forbidden":
+        return this.end("forbidden", "This user may no longer use the server.");
       case "unauthorized":
         return this.end("unauthorized", "Signed out.");
       case "agent-offline":

@@ -9,6 +9,7 @@ import { HistoryPanel } from "./history-panel.ts";
 import { INPUT_QUEUE_MAX_BYTES } from "./input-queue.ts";
 import { KeyBar } from "./key-bar.ts";
 import { notify } from "./notices.ts";
+import { terminalHref } from "./routes.ts";
 import { SearchBar } from "./search-bar.ts";
 import { shortcutFor } from "./shortcuts.ts";
 import { showScreenshot } from "./screenshot-dialog.ts";
@@ -70,7 +71,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     onFrame,
     onPhase: (phase) => {
       renderPhase(phase);
-      if (phase.kind === "ended" && phase.why === "gone") showGone();
+      if (phase.kind === "ended" && (phase.why === "gone" || phase.why === "forbidden")) showGone(phase.why);
       if (phase.kind === "ended" && phase.why === "unauthorized") opts.onSignedOut();
     },
   });
@@ -109,11 +110,13 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     status,
     retry,
     h("span", { class: "spacer" }),
+    // History first: it appears once the server says it keeps history, and the buttons after it
+    // are anchored to the right, so its arrival moves nothing else.
+    historyButton,
     button("Find in terminal (Ctrl+Shift+F)", h("span", { class: "label" }, "Find"), () => search.toggle(), {
       class: "tool-button",
       "data-icon": "find",
     }),
-    historyButton,
     h(
       "a",
       {
@@ -246,7 +249,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   async function startAnother(): Promise<void> {
     try {
       const res = await api.createNew(serverId, { shell: shell || undefined, cwd: cwd || undefined, ...view.size });
-      location.hash = `#/t/${encodeURIComponent(serverId)}/${res.terminal_id}`;
+      location.hash = terminalHref(serverId, res.terminal_id);
     } catch (err) {
       notify(`Could not start a terminal: ${(err as Error).message}`, "error");
     }
@@ -277,7 +280,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
         break;
       }
       case "ended":
-        text = { exit: "exited", gone: "session gone", unauthorized: "signed out", closed: "closed" }[phase.why];
+        text = { exit: "exited", gone: "session gone", forbidden: "no access", unauthorized: "signed out", closed: "closed" }[phase.why];
         break;
     }
     if (conn.queuedBytes > 0 && (phase.kind !== "open" || conn.agentOffline)) text += ` · ${conn.queuedBytes} B typed, waiting`;
@@ -285,11 +288,11 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     status.dataset["state"] = state;
   }
 
-  function showGone(): void {
+  function showGone(why: "gone" | "forbidden"): void {
     if (exited) return;
     exitBanner.replaceChildren(
-      h("strong", {}, "Session gone"),
-      h("span", {}, " — this terminal no longer exists on the server."),
+      h("strong", {}, why === "gone" ? "Session gone" : "No access"),
+      h("span", {}, why === "gone" ? " — this terminal no longer exists on the server." : " — you may no longer use this server."),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
     );
     exitBanner.hidden = false;
@@ -306,7 +309,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       if (!(err instanceof ApiError)) return "network";
       if (err.status === 401) return "unauthorized";
       if (err.status === 503 || err.status === 502) return "agent-offline";
-      if (err.status === 404 || err.status === 403) return "gone";
+      if (err.status === 403) return "forbidden";
+      if (err.status === 404) return "gone";
       return "network";
     }
   }
