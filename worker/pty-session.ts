@@ -44,6 +44,18 @@ export const INPUT_GATE_MAX_BYTES = 64 << 10; // 64 KiB
 /** Grace between SIGHUP and SIGKILL when a session is killed, in milliseconds. */
 export const KILL_GRACE_MS = 2_000;
 
+/**
+ * The command line that runs `file` as the plan's account. node-pty's own uid/gid switch keeps
+ * the agent's supplementary groups (root's among them), so the switch goes through setpriv,
+ * which sets the target user's groups too, then execs the shell under the same pid.
+ */
+function asAccount(plan: SpawnPlan, file: string, args: string[]): [string, string[]] {
+  if (!plan.switchUser) return [file, args];
+  if (!plan.setpriv) throw new Error("setpriv (util-linux) is needed to start shells as another user");
+  const { uid, gid } = plan.account;
+  return [plan.setpriv, [`--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", file, ...args]];
+}
+
 export interface PtySessionOptions {
   meta: SessionMeta;
   plan: SpawnPlan;
@@ -93,14 +105,14 @@ export class PtySession {
     this.size = options.size;
     this.screen = new ScreenState(options.size.cols, options.size.rows);
     const { plan } = options;
-    this.proc = pty.spawn(options.file, options.args, {
+    const [file, args] = asAccount(plan, options.file, options.args);
+    this.proc = pty.spawn(file, args, {
       name: "xterm-256color",
       cols: options.size.cols,
       rows: options.size.rows,
       cwd: plan.cwd,
       env: options.env,
       encoding: null,
-      ...(plan.switchUser ? { uid: plan.account.uid, gid: plan.account.gid } : {}),
     });
     this.meta = { ...options.meta, pid: this.proc.pid };
     this.proc.onData((data) => this.onData(data as unknown as Buffer));

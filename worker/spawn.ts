@@ -24,6 +24,8 @@ export interface SpawnPlan {
   account: Account;
   /** Set when the PTY must run as another user than the agent. */
   switchUser: boolean;
+  /** setpriv's path, which performs that switch (groups included). */
+  setpriv: string | null;
   cwd: string;
   env: Record<string, string>;
 }
@@ -105,7 +107,15 @@ function canEnter(dir: string, account: Account): boolean {
 }
 
 function resolveCwd(requested: string | undefined, autoCreate: boolean, account: Account, switchUser: boolean): string {
-  if (!requested) return account.home;
+  if (!requested) {
+    // Some accounts' homes don't exist (nobody's is /nonexistent): start at / then.
+    try {
+      if (statSync(account.home).isDirectory() && canEnter(account.home, account)) return account.home;
+    } catch {
+      /* fall through */
+    }
+    return "/";
+  }
   const cwd = resolve(requested.startsWith("~") ? account.home + requested.slice(1) : requested);
   let exists = false;
   try {
@@ -168,5 +178,7 @@ export function planSpawn(params: CreateSessionParams): SpawnPlan {
   if (params.ephemeral) delete env.DISPLAY;
   if (params.display && !params.ephemeral) env.DISPLAY = params.display;
   Object.assign(env, params.env);
-  return { shell, shellPath, account, switchUser, cwd, env };
+  const setpriv = switchUser ? which("setpriv", "/usr/bin:/bin:/usr/sbin:/sbin") : null;
+  if (switchUser && !setpriv) throw new ApiError(500, "SPAWN_FAILED", "setpriv (util-linux) is needed to start shells as another user");
+  return { shell, shellPath, account, switchUser, setpriv, cwd, env };
 }

@@ -145,6 +145,15 @@ describe("terminal sessions end to end", () => {
     await c.waitForText(dir);
   });
 
+  it.runIf(process.getuid?.() === 0)("starts the shell as another user, with that user's groups only", async () => {
+    const res = await create({ terminal_id: 23, user: "nobody", shell: "sh", cwd: "/tmp" });
+    expect(await res.json()).toMatchObject({ status: "created", terminal_id: 23 });
+    const c = await attach("terminal_id=23");
+    c.input("echo who=$(id -un) groups=$(id -G)\r");
+    await c.waitForText(/who=nobody groups=\d+\r\n/);
+    expect(c.text()).not.toMatch(/groups=[\d ]*\b0\b/);
+  });
+
   it("lists sessions with shell, cwd, start time, clients and agent state", async () => {
     await create({ terminal_id: 20, shell: "bash", cwd: "/tmp" });
     await attach("terminal_id=20");

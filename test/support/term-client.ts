@@ -108,7 +108,8 @@ export class TermClient {
     ws.binaryType = "nodebuffer";
     const client = new TermClient(ws, options);
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(client));
+      // Ready once INFO, the first frame of every attach, has arrived.
+      ws.once("open", () => client.waitFor(() => client.info !== null || client.closed !== null, "INFO").then(() => resolve(client), reject));
       ws.once("unexpected-response", (_req, res) => {
         let body = "";
         res.on("data", (d: Buffer) => (body += d.toString()));
