@@ -114,6 +114,28 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     }
   });
 
+  it("shows the command history, downloads raw output and takes a screenshot", async () => {
+    await page.getByRole("button", { name: "Command history" }).click();
+    await page.locator(".history-command", { hasText: "echo hi" }).first().waitFor();
+    await page.getByRole("button", { name: "Close history" }).click();
+
+    const href = await page.getByRole("link", { name: "Download raw output" }).getAttribute("href");
+    const raw = await page.evaluate(async (url) => {
+      const res = await fetch(url!);
+      return { status: res.status, text: await res.text() };
+    }, href);
+    expect(raw.status).toBe(200);
+    expect(raw.text).toContain("echo hi");
+
+    await page.getByRole("button", { name: "Screenshot" }).click();
+    const image = page.getByRole("img", { name: "Screenshot of the terminal screen" });
+    await image.waitFor();
+    await page.waitForFunction(() => ((document.querySelector(".screenshot-dialog img") as HTMLImageElement | null)?.naturalWidth ?? 0) > 0);
+    await page.getByRole("button", { name: "Close screenshot" }).click();
+    await image.waitFor({ state: "detached" });
+    await page.locator(".xterm").click();
+  });
+
   it("takes the window title from the terminal", async () => {
     await run(page, "printf '\\033]0;%s\\007' title-from-shell");
     await page.waitForFunction(() => document.title.startsWith("title-from-shell"), undefined, { timeout: 10_000 });
