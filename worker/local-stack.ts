@@ -170,7 +170,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         "--persist-to", join(stateDir, "state"),
         "--env-file", envFile,
         "--show-interactive-dev-session=false",
-        "--log-level", "warn",
+        "--log-level", process.env.EDGETTY_WRANGLER_LOG_LEVEL ?? "warn",
       ],
       {
         cwd: REPO_ROOT,
@@ -182,6 +182,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
           CLOUDFLARE_CF_FETCH_ENABLED: "false",
           WRANGLER_SEND_METRICS: "false",
           WRANGLER_LOG_PATH: join(stateDir, "wrangler-logs"),
+          // Each stack keeps its own dev registry, so stacks side by side don't trip over each other.
+          WRANGLER_REGISTRY_PATH: join(stateDir, "wrangler-registry"),
           NO_UPDATE_NOTIFIER: "1",
           CI: process.env.CI ?? "",
         },

@@ -15,7 +15,7 @@ export interface TestStack extends LocalStack {
   api(path: string, init?: RequestInit): Promise<Response>;
 }
 
-export async function startStack(opts: { apiKey?: string } = {}): Promise<TestStack> {
+export async function startStack(opts: { apiKey?: string; edgeVars?: Record<string, string> } = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "edgetty-test-"));
   const port = await freePort();
   // Shells in tests read a private, empty HOME, not this machine's rc files.
@@ -31,6 +31,7 @@ export async function startStack(opts: { apiKey?: string } = {}): Promise<TestSt
       agentEnv: { HOME: home },
       log: () => {},
       ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+      ...(opts.edgeVars ? { edgeVars: opts.edgeVars } : {}),
     });
   } catch (error) {
     rmSync(stateDir, { recursive: true, force: true });

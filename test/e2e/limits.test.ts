@@ -1,0 +1,83 @@
+/**
+ * Configured limits through the real stack: idle clean-up with DO alarms, clients per terminal,
+ * allowed origins.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type TestStack } from "../support/stack.ts";
+import { HttpRefusal, TermClient } from "../support/term-client.ts";
+
+let stack: TestStack;
+const clients: TermClient[] = [];
+
+beforeAll(async () => {
+  stack = await startStack({
+    edgeVars: {
+      EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S: "1",
+      EDGETTY_MAX_CLIENTS: "2",
+      EDGETTY_ALLOWED_ORIGINS: "https://console.example",
+    },
+  });
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await stack?.stop();
+});
+
+async function attach(id: number, headers: Record<string, string> = {}): Promise<TermClient> {
+  const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, headers });
+  clients.push(c);
+  return c;
+}
+
+async function sessionIds(): Promise<number[]> {
+  const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[];
+  return sessions.map((s) => s.id);
+}
+
+describe("limits", () => {
+  it("removes an ephemeral session once it has had no client for its idle timeout", async () => {
+    const { terminal_id: id } = (await (await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ ephemeral: true }) })).json()) as { terminal_id: number };
+    const c = await attach(id);
+    c.close();
+    // The alarm fires about a second later; watch the listing until the session is gone.
+    const deadline = Date.now() + 15_000;
+    while ((await sessionIds()).includes(id)) {
+      if (Date.now() > deadline) throw new Error(`ephemeral session ${id} was never cleaned up`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(await sessionIds()).not.toContain(id);
+  });
+
+  it("keeps a non-ephemeral session without clients", async () => {
+    await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 3 }) });
+    const c = await attach(3);
+    c.input("echo still-here\r");
+    await c.waitForText("still-here");
+    c.close();
+    const again = await attach(3);
+    await again.waitForScreen("still-here");
+    expect(await sessionIds()).toContain(3);
+  });
+
+  it("refuses clients past the configured maximum with MAX_CLIENTS_REACHED", async () => {
+    await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 4 }) });
+    await attach(4);
+    await attach(4);
+    const refused = await attach(4).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(HttpRefusal);
+    expect((refused as HttpRefusal).status).toBe(403);
+    expect((refused as HttpRefusal).json()).toMatchObject({ statusCode: 403, code: "MAX_CLIENTS_REACHED" });
+  });
+
+  it("lets browsers in from allowed origins only", async () => {
+    await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 5 }) });
+    const allowed = await attach(5, { Origin: "https://console.example" });
+    expect(allowed.info?.terminal_id).toBe(5);
+    const refused = await attach(5, { Origin: "https://other.example" }).catch((e: unknown) => e);
+    expect((refused as HttpRefusal).json()).toMatchObject({ code: "ORIGIN_CHECK_FAILED" });
+  });
+});
