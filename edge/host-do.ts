@@ -21,6 +21,7 @@ import type { ExecOp } from "../shared/exec-protocol.ts";
 import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
+import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
 import { EdgeExecRelay } from "./exec-relay.ts";
 
 /** Most sessions one server may hold. */
@@ -340,6 +341,17 @@ export class HostDO extends DurableObject<Env> {
   /** The index's sessions, oldest id first (the Open Terminal API lists these). */
   async sessionMetas(): Promise<SessionMeta[]> {
     return this.allIndexed();
+  }
+
+  /** Asks the agent for a terminal's raw output, rendered screen or screenshot (shared/screen.ts). */
+  async screen(serverId: string, params: ScreenRequest): Promise<Result<ScreenResult>> {
+    try {
+      this.setHostValue("server_id", serverId);
+      if (!this.indexed(params.terminal_id)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+      return ok(await this.request("screen", params));
+    } catch (error) {
+      return fail(error, "HostDO.screen");
+    }
   }
 
   async hasSession(terminalId: number): Promise<boolean> {

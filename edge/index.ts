@@ -12,6 +12,7 @@ import { errorResponse, toApiError, type Family } from "./errors.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
+import { mountScreenApi } from "./screen-api.ts";
 import { mountTerminalApi } from "./terminal-api.ts";
 
 export { HostDO } from "./host-do.ts";
@@ -139,6 +140,7 @@ router.get("/agent/v1/data", async (request, env) => {
 });
 
 mountTerminalApi(router);
+mountScreenApi(router);
 
 // Unknown server in the per-server prefix: the terminals family's 404, whatever the path.
 router.all("/api/v1/terminals/:server/*", async (request, env) => {

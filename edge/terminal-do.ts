@@ -10,6 +10,8 @@ import type { ExitInfo, ServerFrame } from "../shared/protocol.ts";
 import type { Env, TerminalConfig } from "./env.ts";
 import { DEFAULT_MAX_CLIENTS } from "./env.ts";
 import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
+import { HistoryStore } from "./history.ts";
+import type { CommandRecord } from "../shared/history.ts";
 import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
@@ -59,15 +61,21 @@ export class TerminalDO extends DurableObject<Env> {
   private meta: SessionMeta | null = null;
   private config: TerminalConfig = { maxClients: DEFAULT_MAX_CLIENTS, idleTimeoutMs: 0 };
   private title: string | null = null;
+  /** Command records from the shell (SQLite; see history.ts). */
+  private readonly history: HistoryStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.history = new HistoryStore(ctx.storage.sql);
     this.hub = new TerminalHub({
       info: (client) => this.infoFrame(client),
       onHello: (hello) => this.onHello(hello),
       onTitle: (title) => {
         this.title = title;
         void this.ctx.storage.put("title", title);
+      },
+      onHistory: (record) => {
+        if (this.meta) this.history.upsert(record);
       },
       onExit: () => void this.forget(),
       onClientChanged: (sink, client) => {
@@ -123,6 +131,8 @@ export class TerminalDO extends DurableObject<Env> {
   private size = { cols: 80, rows: 24 };
 
   private onHello(hello: DataHello): void {
+    // Another session under this terminal id: its history is not ours.
+    if (this.meta && this.meta.started_at !== hello.meta.started_at) this.history.clear();
     this.meta = hello.meta;
     this.size = hello.size;
     void this.ctx.storage.put("meta", hello.meta);
@@ -259,8 +269,17 @@ export class TerminalDO extends DurableObject<Env> {
   }
 
   private commandHistory(limit: number): string[] {
-    void limit;
-    return [];
+    return this.history.commandLines(limit);
+  }
+
+  /** Every stored command record, oldest first; served while the agent is offline too. */
+  async commandRecords(): Promise<Result<CommandRecord[]>> {
+    try {
+      if (!this.meta) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+      return ok(this.history.records());
+    } catch (error) {
+      return fail(error, "TerminalDO.commandRecords");
+    }
   }
 
   private async forget(): Promise<void> {
@@ -268,5 +287,6 @@ export class TerminalDO extends DurableObject<Env> {
     this.title = null;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    this.history.dropped();
   }
 }

@@ -10,6 +10,7 @@ import {
   LinkProtocolError,
   type DataHello,
 } from "../shared/agent-protocol.ts";
+import type { CommandRecord } from "../shared/history.ts";
 import {
   ClientOp,
   decodeClientFrame,
@@ -48,6 +49,8 @@ export interface HubHost {
   /** The agent (re)introduced the session. */
   onHello(hello: DataHello): void;
   onTitle(title: string): void;
+  /** A command started or finished in the shell (store it: upsert by id). */
+  onHistory?(record: CommandRecord): void;
   /** The PTY's process ended; every client has been sent EXIT and closed. */
   onExit(exit: ExitInfo): void;
   /** A client's pause state changed (worth persisting across hibernation). */
@@ -105,6 +108,9 @@ export class TerminalHub {
       case "title":
         this.host.onTitle(decoder.decode(f.frame.subarray(1)));
         for (const [client, state] of this.clients) if (state.offset !== null) client.send(f.frame);
+        break;
+      case "history":
+        this.host.onHistory?.(f.record);
         break;
       case "size":
         break;
