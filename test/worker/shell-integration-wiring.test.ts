@@ -28,6 +28,7 @@ function plan(): SpawnPlan {
     shellPath: "/bin/bash",
     account: { name: "u", uid: 1000, gid: 1000, home: "/home/u", shell: "/bin/bash" },
     switchUser: false,
+    setpriv: null,
     cwd: "/home/u",
     env: { PATH: "/usr/bin:/bin" },
   };
