@@ -10,6 +10,11 @@
  * Nothing is left hanging: a client that goes away cancels the command (exec.cancel), a reply that
  * does not come in time is a 504, and when the agent goes away every waiting call is answered 503
  * and every stream is ended.
+ *
+ * workerd notices that an HTTP client went away only when it next writes to the response (the
+ * cancellation does not reach a Durable Object's stream otherwise, and zero-byte writes do not
+ * count). So a stream that has been silent for STREAM_PROBE_INTERVAL_MS gets one space: JSON
+ * allows whitespace before a value, so the next line still parses, and a gone client is found.
  */
 import { isStreamOp, replyDeadlineMs } from "../shared/exec-protocol.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/exec-protocol.ts";
@@ -18,6 +23,17 @@ import { ApiError, errorResponse } from "./errors.ts";
 
 /** Execute calls in flight at once per server (waiting or streaming); more are answered 429. */
 export const EXEC_MAX_INFLIGHT = 256;
+/** The HostDO path execute calls are fetched at (see `execRequest`). */
+export const EXEC_PATH = "/exec";
+/** Largest execute call the Worker hands the HostDO, in bytes. */
+const EXEC_CALL_MAX_BYTES = 4 << 20; // 4 MiB
+
+/** A silent stream is probed (one space) this often, to find clients that went away, in ms. */
+export const STREAM_PROBE_INTERVAL_MS = 2_000;
+
+const PROBE = new Uint8Array([0x20]); // " "
+/** The last line of a stream: after it nothing (not even a probe) may be written. */
+const EXIT_LINE = /\{"type": "exit", "data": -?\d+\}\n$/;
 
 interface Job {
   rid: number;
@@ -26,6 +42,11 @@ interface Job {
   timer: ReturnType<typeof setTimeout> | null;
   /** Set once streaming. */
   writer: WritableStreamDefaultWriter<Uint8Array> | null;
+  probe: ReturnType<typeof setInterval> | null;
+  /** When bytes were last written into the response (epoch ms). */
+  wroteAt: number;
+  /** The exit line has been written: the stream is complete. */
+  exited: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -55,6 +76,11 @@ export function checkExecAgentMsg(x: unknown): ExecAgentMsg | null {
   }
 }
 
+/** The request the Worker sends the HostDO for one validated execute call. */
+export function execRequest(scope: string, op: ExecOp): Request {
+  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, op }) });
+}
+
 export class EdgeExecRelay {
   private readonly jobs = new Map<number, Job>();
   /** Request ids start at a random point so a restarted DO never reuses a live one. */
@@ -68,6 +94,22 @@ export class EdgeExecRelay {
     return this.jobs.size;
   }
 
+  /** Answers an `execRequest` from the Worker. */
+  async fetch(request: Request): Promise<Response> {
+    const text = await request.text();
+    let call: { scope?: unknown; op?: unknown } | null = null;
+    try {
+      if (text.length <= EXEC_CALL_MAX_BYTES) call = JSON.parse(text) as { scope?: unknown; op?: unknown };
+    } catch {
+      call = null;
+    }
+    if (!isObj(call) || typeof call.scope !== "string" || !isObj(call.op)) {
+      return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
+    }
+    // The Worker validated the op (parseExecHttp); the agent checks it again.
+    return this.start(call.scope, call.op as ExecOp);
+  }
+
   /** Relays one validated call; resolves with the HTTP answer (never rejects). */
   start(scope: string, op: ExecOp): Promise<Response> {
     if (!this.agent()) return Promise.resolve(offline());
@@ -76,7 +118,7 @@ export class EdgeExecRelay {
     }
     const rid = this.nextRid++;
     return new Promise((resolve) => {
-      const job: Job = { rid, resolve, timer: null, writer: null };
+      const job: Job = { rid, resolve, timer: null, writer: null, probe: null, wroteAt: 0, exited: false };
       const deadline = replyDeadlineMs(op);
       if (deadline !== null) job.timer = setTimeout(() => this.timedOut(job, isStreamOp(op)), deadline);
       this.jobs.set(rid, job);
@@ -127,7 +169,7 @@ export class EdgeExecRelay {
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
     for (const job of jobs) {
-      if (job.timer) clearTimeout(job.timer);
+      this.forget(job);
       if (job.resolve) this.answer(job, offline("The host's agent went offline before answering"));
       // Aborting (not closing) tells the HTTP client the output is incomplete.
       job.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
@@ -142,6 +184,12 @@ export class EdgeExecRelay {
     job.writer = writer;
     // The HTTP client went away (the response body was cancelled): kill the command.
     writer.closed.catch(() => this.clientGone(job));
+    job.wroteAt = Date.now();
+    job.probe = setInterval(() => {
+      if (job.exited || Date.now() - job.wroteAt < STREAM_PROBE_INTERVAL_MS) return;
+      job.wroteAt = Date.now();
+      writer.write(PROBE).catch(() => this.clientGone(job));
+    }, STREAM_PROBE_INTERVAL_MS);
     this.answer(
       job,
       new Response(readable, {
@@ -152,6 +200,8 @@ export class EdgeExecRelay {
   }
 
   private write(job: Job, writer: WritableStreamDefaultWriter<Uint8Array>, ndjson: string): void {
+    job.wroteAt = Date.now();
+    job.exited ||= EXIT_LINE.test(ndjson);
     writer.write(encoder.encode(ndjson)).then(
       () => {
         if (this.jobs.get(job.rid) === job) this.send({ t: "exec.ack", rid: job.rid, bytes: ndjson.length });
@@ -183,6 +233,8 @@ export class EdgeExecRelay {
   private forget(job: Job): void {
     if (job.timer) clearTimeout(job.timer);
     job.timer = null;
+    if (job.probe) clearInterval(job.probe);
+    job.probe = null;
     if (this.jobs.get(job.rid) === job) this.jobs.delete(job.rid);
   }
 

@@ -17,12 +17,11 @@ import {
   type SessionMeta,
 } from "../shared/agent-protocol.ts";
 import { ApiError } from "../shared/errors.ts";
-import type { ExecOp } from "../shared/exec-protocol.ts";
 import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
 import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
-import { EdgeExecRelay } from "./exec-relay.ts";
+import { EdgeExecRelay, EXEC_PATH } from "./exec-relay.ts";
 
 /** Most sessions one server may hold. */
 export const MAX_SESSIONS_PER_SERVER = 256;
@@ -83,6 +82,9 @@ export class HostDO extends DurableObject<Env> {
   // --- agent control link -----------------------------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
+    // An Open Terminal execute call (a fetch, not RPC: only a fetch's response stream tells this
+    // DO when the HTTP client has gone away).
+    if (new URL(request.url).pathname === EXEC_PATH) return this.execRelay.fetch(request);
     const serverId = request.headers.get("X-Edgetty-Server");
     if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
@@ -331,11 +333,6 @@ export class HostDO extends DurableObject<Env> {
     } catch (error) {
       return fail(error, "HostDO.listSessions");
     }
-  }
-
-  /** Relays an Open Terminal execute call to the agent; the answer is JSON or an NDJSON stream. */
-  async exec(scope: string, op: ExecOp): Promise<Response> {
-    return this.execRelay.start(scope, op);
   }
 
   /** The index's sessions, oldest id first (the Open Terminal API lists these). */

@@ -13,6 +13,7 @@ import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
 import { mountScreenApi } from "./screen-api.ts";
+import { isOpenTerminalPublic, mountOpenTerminalApi } from "./open-terminal-api.ts";
 import { mountTerminalApi } from "./terminal-api.ts";
 
 export { HostDO } from "./host-do.ts";
@@ -29,6 +30,7 @@ export function familyOf(pathname: string): Family {
 /** Routes that answer without the admin token. */
 function isPublic(request: Request, pathname: string): boolean {
   if (pathname === "/health" || pathname.startsWith("/agent/")) return true;
+  if (isOpenTerminalPublic(request, pathname)) return true;
   if (pathname === "/api/v1/auth/session" && request.method === "POST") return true;
   // The web app's static files; every API route is under /api/, /execute, /files or /openapi.json.
   return request.method === "GET" && !/^\/(api|execute|files|openapi\.json)(\/|$)/.test(pathname);
@@ -140,6 +142,7 @@ router.get("/agent/v1/data", async (request, env) => {
 });
 
 mountTerminalApi(router);
+mountOpenTerminalApi(router);
 mountScreenApi(router);
 
 // Unknown server in the per-server prefix: the terminals family's 404, whatever the path.

@@ -28,6 +28,9 @@ export const MAX_SESSIONS = 256;
 /** How long a new session's data link may take to come up, in milliseconds. */
 export const SESSION_READY_TIMEOUT_MS = 15_000;
 
+/** Period of the timer that keeps the agent's process alive between links, in milliseconds. */
+const KEEP_ALIVE_INTERVAL_MS = 60_000;
+
 export const AGENT_VERSION = "0.1.0";
 
 export interface AgentOptions {
@@ -55,6 +58,7 @@ export class Agent {
   /** The Open Terminal execute API: commands run here, relayed over the control link (exec.*). */
   private readonly execManager = new ExecManager();
   private readonly execRelay: ExecRelay;
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
@@ -82,11 +86,16 @@ export class Agent {
   }
 
   start(): void {
+    // The links' retry timers are unref'd: without this, an agent with no PTY open would exit
+    // the moment its control link dropped (a workerd restart, a network blip).
+    this.keepAlive ??= setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
     this.control.start();
   }
 
   /** Stops the links and hangs up every session. */
   stop(): void {
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
     this.control.stop();
     this.execRelay.closeAll();
     void this.execManager.shutdown();

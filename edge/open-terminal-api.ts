@@ -1,0 +1,228 @@
+/**
+ * The Open Terminal API family (seed 004 and the later API Open WebUI uses) for one server, on
+ * both mounts: `/health`, `/api/config`, `/openapi.json`, the execute routes (validated here,
+ * relayed by the server's HostDO to its agent) and `/api/terminals`, whose sessions are the very
+ * PTY sessions of the terminal session API: an Open Terminal session id is the terminal id in
+ * decimal, so one session has two doors. The WebSocket `/api/terminals/{id}` is a raw client of
+ * the session's TerminalDO (raw-terminal.ts), authenticated by its first message.
+ */
+import type { IRequest, RouterType } from "itty-router";
+import { ApiError } from "../shared/errors.ts";
+import { parseExecHttp } from "../shared/exec-protocol.ts";
+import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import type { TerminalInfo } from "../shared/open-terminal.ts";
+import type { SessionMeta } from "../shared/agent-protocol.ts";
+import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
+import { authenticate, sha256Hex } from "./auth.ts";
+import { readConfig, type Env } from "./env.ts";
+import { unwrap } from "./errors.ts";
+import { isWebSocketUpgrade } from "./http.ts";
+import { execRequest } from "./exec-relay.ts";
+import { refusedSocket } from "./raw-terminal.ts";
+import { mountBoth, resolveScope } from "./scope.ts";
+
+/** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
+export const EXEC_BODY_MAX_BYTES = 2 << 20; // 2 MiB
+/**
+ * Sessions `POST /api/terminals` may hold open per server (the reference's
+ * OPEN_TERMINAL_MAX_SESSIONS default). They are ephemeral sessions; the count covers every
+ * ephemeral session of the server, whichever door opened it.
+ */
+export const OPEN_TERMINAL_MAX_SESSIONS = 16;
+
+const PREFIX_RE = /^\/api\/v1\/terminals\/[^/]+(?=\/)/;
+const TERMINAL_WS_RE = /^\/api\/terminals\/[^/]+$/;
+
+/** The path as the family sees it: without the per-server prefix. */
+function familyPath(pathname: string): string {
+  return pathname.replace(PREFIX_RE, "");
+}
+
+/**
+ * Routes of this family that answer without a bearer token, on either mount: those the route
+ * list marks `auth: false`, and the terminal WebSocket (it authenticates by its first message).
+ */
+export function isOpenTerminalPublic(request: Request, pathname: string): boolean {
+  if (request.method !== "GET") return false;
+  const path = familyPath(pathname);
+  if (isWebSocketUpgrade(request) && TERMINAL_WS_RE.test(path)) return true;
+  return OPEN_TERMINAL_ROUTES.some((r) => !r.auth && !r.websocket && r.path === path);
+}
+
+function host(env: Env, serverId: string) {
+  return env.HOST.get(env.HOST.idFromName(serverId));
+}
+
+function terminal(env: Env, serverId: string, terminalId: number) {
+  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
+}
+
+/** FastAPI's answer for a path it does not serve, or serves for other methods. */
+function noRoute(status: 404 | 405): Response {
+  return Response.json({ detail: status === 404 ? "Not Found" : "Method Not Allowed" }, { status });
+}
+
+/** The request body as text, at most `maxBytes`. */
+async function readBodyText(request: Request, maxBytes: number): Promise<string | null> {
+  if (!request.body) return null;
+  const tooLarge = () => new ApiError(413, "BODY_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
+  if (Number(request.headers.get("Content-Length") ?? "0") > maxBytes) throw tooLarge();
+  const reader = request.body.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    text += decoder.decode(value, { stream: true });
+  }
+  return text + decoder.decode();
+}
+
+/**
+ * Who a background process belongs to: the authenticated principal plus the reference's
+ * X-User-Id and X-Session-Id headers (Open WebUI sets them per user and chat), hashed to a
+ * fixed length.
+ */
+async function execScope(request: Request): Promise<string> {
+  const user = request.headers.get("X-User-Id") ?? "";
+  const session = request.headers.get("X-Session-Id") ?? "";
+  return `admin:${await sha256Hex(JSON.stringify([user, session]))}`;
+}
+
+/** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
+function terminalError(status: number, code: string, error: string): Response {
+  return Response.json({ error, code }, { status });
+}
+
+function sessionNotFound(): Response {
+  return terminalError(404, "SESSION_NOT_FOUND", "Session not found");
+}
+
+/** A session id from the path: a terminal id in decimal, or null. */
+function sessionId(raw: string | undefined): number | null {
+  try {
+    return parseTerminalId(decodeURIComponent(raw ?? ""));
+  } catch {
+    return null;
+  }
+}
+
+function terminalInfo(meta: SessionMeta): TerminalInfo {
+  const started = new Date(meta.started_at);
+  return {
+    id: String(meta.terminal_id),
+    created_at: pyIsoUtc(Number.isNaN(started.getTime()) ? new Date(0) : started),
+    pid: meta.pid ?? 0,
+  };
+}
+
+/** Renders an ApiError from a DO in the terminal routes' shape. */
+async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 404) return sessionNotFound();
+    return terminalError(error.status, error.code, error.message);
+  }
+}
+
+/** A human line about the host for the OpenAPI description, as the reference appends one. */
+async function systemInfo(env: Env, serverId: string): Promise<string | undefined> {
+  const agent = (await host(env, serverId).status()).agent;
+  if (!agent) return undefined;
+  return `This system is running ${agent.platform} on ${agent.hostname}${agent.is_root ? " as root" : ""}.`;
+}
+
+export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, ExecutionContext]>): void {
+  // --- discovery (no auth) ---------------------------------------------------------------------
+
+  mountBoth(router, "get", "/health", async (request, env) => {
+    await resolveScope(request, env, readConfig(env));
+    return Response.json(healthBody());
+  });
+
+  mountBoth(router, "get", "/api/config", async (request, env) => {
+    await resolveScope(request, env, readConfig(env));
+    return Response.json(apiConfig());
+  });
+
+  mountBoth(router, "get", "/openapi.json", async (request, env) => {
+    const { serverId, base } = await resolveScope(request, env, readConfig(env));
+    // Facts about the host are for callers with the key (Open WebUI sends it); the rest is public.
+    const info = (await authenticate(request, env.EDGETTY_API_KEY)) ? await systemInfo(env, serverId) : undefined;
+    const serverUrl = new URL(request.url).origin + base;
+    return Response.json(openApiDocument({ serverUrl, ...(info ? { systemInfo: info } : {}) }));
+  });
+
+  // --- execute ---------------------------------------------------------------------------------
+
+  const execute = async (request: IRequest, env: Env): Promise<Response> => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    const url = new URL(request.url);
+    const path = request.params["server"] === undefined ? url.pathname : familyPath(url.pathname);
+    const body = request.method === "POST" ? await readBodyText(request, EXEC_BODY_MAX_BYTES) : null;
+    const parsed = parseExecHttp(request.method, path, url.searchParams, body);
+    if (parsed === null) {
+      const parts = path.split("/").filter(Boolean);
+      const known = parts.length === 1 || parts.length === 2 || (parts.length === 3 && (parts[2] === "status" || parts[2] === "input"));
+      return noRoute(known ? 405 : 404);
+    }
+    if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
+    return host(env, serverId).fetch(execRequest(await execScope(request), parsed.value));
+  };
+  mountBoth(router, "all", "/execute", execute);
+  mountBoth(router, "all", "/execute/*", execute);
+
+  // --- terminals: the session API's sessions, through the reference's door ---------------------
+
+  mountBoth(router, "post", "/api/terminals", async (request, env) => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    const stub = host(env, serverId);
+    if (!(await stub.status()).online) {
+      return terminalError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
+    }
+    const ephemeral = (await stub.sessionMetas()).filter((m) => m.ephemeral && m.terminal_id >= EPHEMERAL_ID_MIN).length;
+    if (ephemeral >= OPEN_TERMINAL_MAX_SESSIONS) {
+      return terminalError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`);
+    }
+    // Ephemeral: a free id, and removal once it has sat without clients for the ephemeral idle time.
+    const params = parseCreateParams({ ephemeral: true }, 0);
+    const created = await terminalCall(async () => unwrap(await stub.createSession(serverId, params)));
+    if (created instanceof Response) return created;
+    return Response.json(terminalInfo(created.meta));
+  });
+
+  mountBoth(router, "get", "/api/terminals", async (request, env) => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    return Response.json((await host(env, serverId).sessionMetas()).map(terminalInfo));
+  });
+
+  mountBoth(router, "get", "/api/terminals/:session_id", async (request, env) => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    const id = sessionId(request.params["session_id"]);
+    if (isWebSocketUpgrade(request)) {
+      if (id === null || !(await host(env, serverId).hasSession(id))) return refusedSocket(TerminalWsClose.NOT_FOUND);
+      const forward = new Request("https://terminal/raw", { headers: request.headers });
+      forward.headers.set("X-Edgetty-Server", serverId);
+      return terminal(env, serverId, id).fetch(forward);
+    }
+    const meta = id === null ? undefined : (await host(env, serverId).sessionMetas()).find((m) => m.terminal_id === id);
+    return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
+  });
+
+  mountBoth(router, "delete", "/api/terminals/:session_id", async (request, env) => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    const id = sessionId(request.params["session_id"]);
+    if (id === null) return sessionNotFound();
+    const deleted = await terminalCall(async () => unwrap(await host(env, serverId).deleteSession(serverId, id, "deleted via /api/terminals")));
+    if (deleted instanceof Response) return deleted;
+    return Response.json({ status: "deleted" });
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * Raw clients of a TerminalDO: the Open Terminal WebSocket `/api/terminals/{id}`. The socket is
+ * accepted without credentials; its first text message must be `{"type":"auth","token":…}`
+ * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
+ * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes.
+ *
+ * A raw client is an ordinary TerminalHub client behind an adapter: its Sink forwards only the
+ * payload of OUTPUT frames (live output and the joiner's repaint alike) and drops INFO, TITLE,
+ * ERROR and EXIT, which this protocol has no words for; its input is wrapped in INPUT/RESIZE
+ * frames before the hub sees it. So the hub needs no notion of raw clients.
+ */
+import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TerminalWsClose } from "../shared/open-terminal.ts";
+import { safeEqual } from "./auth.ts";
+import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
+
+/** Tag (beside the client tag) of raw client sockets. */
+export const RAW_TAG = "raw";
+/** Messages a raw client may send while its auth is being checked; more close it. */
+export const RAW_PREAUTH_QUEUE_MAX = 64;
+/** Close code when a session already has as many clients as it may (the reference's "already connected"). */
+const TOO_MANY_CLIENTS = { code: TerminalWsClose.ALREADY_CONNECTED.code, reason: "Too many clients on this session" };
+
+/** What a raw socket's attachment remembers across hibernation. */
+export interface RawAttachment {
+  id: string;
+  readonly: false;
+  paused: false;
+  raw: true;
+  authed: boolean;
+  /** Epoch ms by which an unauthenticated socket must have sent its auth message. */
+  authDeadline: number;
+}
+
+/** True for the attachment of a raw socket that has not authenticated yet. */
+export function isPendingRaw(a: unknown): a is RawAttachment {
+  return typeof a === "object" && a !== null && (a as RawAttachment).raw === true && (a as RawAttachment).authed !== true;
+}
+
+/** A Sink for a raw socket: PTY bytes only. Writes after close are dropped, never thrown. */
+export function rawSinkOf(ws: WebSocket): Sink {
+  return {
+    send(bytes) {
+      if (bytes[0] !== ServerOp.OUTPUT || bytes.byteLength <= 1) return;
+      try {
+        ws.send(bytes.subarray(1));
+      } catch {
+        /* closed underneath us: its close event cleans up */
+      }
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    },
+  };
+}
+
+/** What RawClients needs from its TerminalDO. */
+export interface RawHost {
+  readonly ctx: DurableObjectState;
+  readonly hub: TerminalHub;
+  /** The API key first messages are checked against. */
+  apiKey(): string | undefined;
+  /** The session exists here (it has metadata). */
+  sessionKnown(): boolean;
+  maxClients(): number;
+  /** Tag every client socket carries (raw ones too, so limits count them). */
+  readonly clientTag: string;
+  sinkFor(ws: WebSocket): Sink;
+  /** A raw client authenticated and joined (cancel idle clean-up). */
+  onJoin(): void;
+}
+
+interface Pending {
+  timer: ReturnType<typeof setTimeout>;
+  /** Set while the token is being checked; later messages wait here, in order. */
+  queue: (ArrayBuffer | string)[] | null;
+}
+
+function closeSocket(ws: WebSocket, close: { code: number; reason: string }): void {
+  try {
+    ws.close(close.code, close.reason);
+  } catch {
+    /* already closed */
+  }
+}
+
+/** An accepted-then-closed socket: WebSocket clients read a close code better than an HTTP status. */
+export function refusedSocket(close: { code: number; reason: string }): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  closeSocket(server, close);
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+export class RawClients {
+  private readonly pending = new Map<WebSocket, Pending>();
+
+  constructor(private readonly host: RawHost) {}
+
+  /** Accepts a raw client; it has TERMINAL_WS_AUTH_TIMEOUT_MS to authenticate. */
+  accept(): Response {
+    const { ctx } = this.host;
+    if (!this.host.sessionKnown()) return refusedSocket(TerminalWsClose.NOT_FOUND);
+    if (ctx.getWebSockets(this.host.clientTag).length >= this.host.maxClients()) return refusedSocket(TOO_MANY_CLIENTS);
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    ctx.acceptWebSocket(server, [this.host.clientTag, RAW_TAG]);
+    const attachment: RawAttachment = {
+      id: crypto.randomUUID(),
+      readonly: false,
+      paused: false,
+      raw: true,
+      authed: false,
+      authDeadline: Date.now() + TERMINAL_WS_AUTH_TIMEOUT_MS,
+    };
+    server.serializeAttachment(attachment);
+    this.watch(server, TERMINAL_WS_AUTH_TIMEOUT_MS);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** A socket found unauthenticated after a wake-up: its deadline still holds. */
+  restore(ws: WebSocket, attachment: RawAttachment): void {
+    const left = attachment.authDeadline - Date.now();
+    if (left <= 0) closeSocket(ws, TerminalWsClose.AUTH_TIMEOUT);
+    else this.watch(ws, left);
+  }
+
+  async onMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    const attachment = ws.deserializeAttachment() as RawAttachment | null;
+    if (!attachment) return;
+    if (attachment.authed) return this.forward(ws, message);
+    const pending = this.pending.get(ws);
+    if (!pending) return; // its deadline passed; it is being closed
+    if (pending.queue) {
+      if (pending.queue.length >= RAW_PREAUTH_QUEUE_MAX) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+      pending.queue.push(message);
+      return;
+    }
+    const token = firstMessageToken(message);
+    if (token === null) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    pending.queue = [];
+    const apiKey = this.host.apiKey();
+    const ok = token !== undefined && !!apiKey && (await safeEqual(token, apiKey));
+    if (this.pending.get(ws) !== pending) return; // timed out meanwhile
+    if (!ok) return this.reject(ws, TerminalWsClose.INVALID_KEY);
+    clearTimeout(pending.timer);
+    this.pending.delete(ws);
+    const joined: RawAttachment = { ...attachment, authed: true };
+    ws.serializeAttachment(joined);
+    const state: ClientState = { id: joined.id, readonly: false, paused: false, offset: null, trustNext: false };
+    this.host.hub.addClient(this.host.sinkFor(ws), state);
+    this.host.onJoin();
+    for (const queued of pending.queue) this.forward(ws, queued);
+  }
+
+  private watch(ws: WebSocket, ms: number): void {
+    const timer = setTimeout(() => {
+      if (this.pending.get(ws)?.timer !== timer) return;
+      this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    }, ms);
+    this.pending.set(ws, { timer, queue: null });
+  }
+
+  private reject(ws: WebSocket, close: { code: number; reason: string }): void {
+    const pending = this.pending.get(ws);
+    if (pending) clearTimeout(pending.timer);
+    this.pending.delete(ws);
+    closeSocket(ws, close);
+  }
+
+  /** An authenticated client's message, translated into the hub's client frames. */
+  private forward(ws: WebSocket, message: ArrayBuffer | string): void {
+    const sink = this.host.sinkFor(ws);
+    if (typeof message !== "string") {
+      this.host.hub.onClientMessage(sink, frame(ClientOp.INPUT, new Uint8Array(message)).buffer as ArrayBuffer);
+      return;
+    }
+    const parsed = parseTerminalWsText(message);
+    if (parsed?.type === "resize") {
+      const resize = encodeClientFrame({ t: "resize", size: { cols: parsed.cols, rows: parsed.rows } });
+      this.host.hub.onClientMessage(sink, resize.buffer as ArrayBuffer);
+    }
+    // Anything else (a repeated auth, unknown JSON) is ignored, as the reference does.
+  }
+}
+
+/**
+ * The token of a first message: a string for `{"type":"auth"}`, undefined for other JSON (a
+ * wrong key, as the reference treats it), null for a payload that is not a JSON text message.
+ */
+function firstMessageToken(message: ArrayBuffer | string): string | undefined | null {
+  if (typeof message !== "string") return null;
+  try {
+    JSON.parse(message);
+  } catch {
+    return null;
+  }
+  const parsed = parseTerminalWsText(message);
+  return parsed?.type === "auth" ? parsed.token : undefined;
+}

@@ -1,0 +1,352 @@
+/**
+ * The Open Terminal execute API end to end: real workerd, real agent, real commands. Health,
+ * auth, synchronous runs, NDJSON streams in real time, timeouts that leave no process behind,
+ * 50 MB of output with bounded memory, the background model with stdin, the OpenAPI document,
+ * and `edgetty exec`.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPEN_TERMINAL_ROUTES } from "../../shared/open-terminal.ts";
+import { REPO_ROOT } from "../../worker/local-stack.ts";
+import { ndjsonLines, pidsMatching, pidsRunning, processTree, rssBytes, until, writtenBytes, type Arrival } from "../support/ndjson.ts";
+import { startStack, type TestStack } from "../support/stack.ts";
+
+type Event = { type: string; data: string | number };
+
+let stack: TestStack;
+const PREFIX = "/api/v1/terminals/local";
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function post(path: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+  return stack.api(path, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" }, ...init });
+}
+
+async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+async function collect(res: Response): Promise<Arrival<Event>[]> {
+  const out: Arrival<Event>[] = [];
+  for await (const line of ndjsonLines<Event>(res)) out.push(line);
+  return out;
+}
+
+/** A marker no other process on this machine has in its command line. */
+function marker(): string {
+  return `${Math.floor(1e8 + Math.random() * 9e8)}`;
+}
+
+/** The workerd process serving this stack (a descendant of its wrangler). */
+function workerdPid(): number {
+  const wrangler = pidsMatching(join(stack.stateDir, "state")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("wrangler"));
+  for (const root of wrangler) {
+    for (const pid of processTree(root)) {
+      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("workerd")) return pid;
+    }
+  }
+  throw new Error("workerd not found");
+}
+
+describe("health and auth", () => {
+  it("answers /health without a key on both mounts", async () => {
+    for (const path of ["/health", `${PREFIX}/health`]) {
+      const res = await fetch(stack.url + path);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "ok" });
+    }
+  });
+
+  it("answers 401 {detail: Invalid API key} without a key or with a wrong one", async () => {
+    for (const path of ["/execute", `${PREFIX}/execute`, "/api/terminals"]) {
+      const variants: Record<string, string>[] = [{}, { Authorization: "Bearer wrong-key" }, { Authorization: `Bearer ${stack.apiKey}x` }];
+      for (const headers of variants) {
+        const res = await fetch(stack.url + path, { method: "POST", headers, body: JSON.stringify({ command: "true" }) });
+        expect(res.status).toBe(401);
+        expect(await res.json()).toMatchObject({ detail: "Invalid API key" });
+      }
+    }
+  });
+
+  it("serves /api/config without a key", async () => {
+    const res = await fetch(`${stack.url}/api/config`);
+    expect(await res.json()).toEqual({ features: { terminal: true, notebooks: false, system: false } });
+  });
+});
+
+describe("POST /execute (synchronous)", () => {
+  it("runs a command and answers exit_code, stdout and stderr", async () => {
+    const res = await post("/execute", { command: "echo hello; echo oops >&2; exit 3" });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ exit_code: 3, stdout: "hello\n", stderr: "oops\n", status: "done" });
+  });
+
+  it("honours cwd and env, on the per-server mount too", async () => {
+    const res = await post(`${PREFIX}/execute`, { command: 'pwd; echo "$GREETING"', cwd: "/tmp", env: { GREETING: "hi there" } });
+    expect(await json(res)).toMatchObject({ exit_code: 0, stdout: "/tmp\nhi there\n" });
+  });
+
+  it("answers 422 in FastAPI's shape for a bad body", async () => {
+    const res = await post("/execute", { timeout: "soon" });
+    expect(res.status).toBe(422);
+    const body = await json<{ detail: { loc: string[] }[] }>(res);
+    expect(body.detail.map((d) => d.loc.join("."))).toEqual(expect.arrayContaining(["body.command", "body.timeout"]));
+  });
+
+  it("kills the whole process group on timeout and says so", async () => {
+    const m = marker();
+    const started = performance.now();
+    const res = await post("/execute", { command: `sleep ${m} & sleep ${m}; echo never`, timeout: 1 });
+    expect(await json(res)).toMatchObject({ exit_code: -1, stdout: "", stderr: "Command timed out after 1.0s" });
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(await until(() => pidsRunning(["sleep", m]).length === 0, 5_000)).toBe(true);
+  });
+
+  it("keeps a bounded tail of 50 MB of output", async () => {
+    const res = await post("/execute", { command: "head -c 50000000 /dev/zero | tr '\\0' a | fold -w 99", timeout: 120 });
+    const body = await json<{ exit_code: number; stdout: string }>(res);
+    expect(body.exit_code).toBe(0);
+    expect(body.stdout.length).toBeGreaterThan(0);
+    expect(body.stdout.length).toBeLessThan(8 << 20);
+    expect(body.stdout.endsWith("\n" + "a".repeat(50))).toBe(true); // fold leaves the last 50 unterminated
+  });
+});
+
+describe("POST /execute?stream=true", () => {
+  it("delivers the seed's loop one line per second, as it happens", async () => {
+    const res = await post("/execute?stream=true", { command: "for i in 1 2 3; do echo $i; sleep 1; done" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toBe("application/x-ndjson");
+    const lines = await collect(res);
+    expect(lines.map((l) => l.value)).toEqual([
+      { type: "stdout", data: "1\n" },
+      { type: "stdout", data: "2\n" },
+      { type: "stdout", data: "3\n" },
+      { type: "exit", data: 0 },
+    ]);
+    const [one, two, three] = lines.map((l) => l.at);
+    // Spaced by the sleeps, not delivered at the end.
+    expect(two! - one!).toBeGreaterThan(700);
+    expect(three! - two!).toBeGreaterThan(700);
+    expect(two! - one!).toBeLessThan(2_000);
+    expect(three! - two!).toBeLessThan(2_000);
+  });
+
+  it("writes the reference's exact NDJSON bytes", async () => {
+    const res = await post("/execute?stream=true", { command: "printf 'caf\\303\\251\\n'; exit 2" });
+    expect(await res.text()).toBe('{"type": "stdout", "data": "caf\\u00e9\\n"}\n{"type": "exit", "data": 2}\n');
+  });
+
+  it("kills the command when the client goes away, even while it prints nothing", async () => {
+    const m = marker();
+    const abort = new AbortController();
+    const res = await post("/execute?stream=true", { command: `echo started; sleep ${m}` }, { signal: abort.signal });
+    const lines = ndjsonLines<Event>(res);
+    expect((await lines.next()).value?.value).toEqual({ type: "stdout", data: "started\n" });
+    expect(await until(() => pidsRunning(["sleep", m]).length === 1)).toBe(true);
+    abort.abort();
+    expect(await until(() => pidsRunning(["sleep", m]).length === 0, 10_000)).toBe(true);
+  });
+
+  it("streams 50 MB with bounded memory at the agent and in workerd, pausing the command for a stalled reader", async () => {
+    const total = 50_000_000;
+    const agentPid = stack.agent.pid!;
+    const workerd = workerdPid();
+    const base = { agent: rssBytes(agentPid), workerd: rssBytes(workerd) };
+    const peak = { ...base };
+    const sample = setInterval(() => {
+      peak.agent = Math.max(peak.agent, rssBytes(agentPid));
+      peak.workerd = Math.max(peak.workerd, rssBytes(workerd));
+    }, 50);
+    try {
+      const res = await post("/execute?stream=true", { command: `head -c ${total} /dev/zero | tr '\\0' a | fold -w 999` });
+      const reader = res.body!.getReader();
+      let received = 0;
+      // Read a little, then stop reading: the command must be held back, not buffered for.
+      while (received < 1 << 20) received += (await reader.read()).value!.byteLength;
+      const head = () => pidsRunning(["head", "-c", String(total), "/dev/zero"])[0];
+      let last = -1;
+      const stalled = await until(
+        () => {
+          const pid = head();
+          const now = pid === undefined ? -2 : writtenBytes(pid);
+          const same = now === last;
+          last = now;
+          return same;
+        },
+        30_000,
+        500,
+      );
+      expect(stalled).toBe(true);
+      expect(head()).toBeDefined(); // still running, blocked on its pipe
+      expect(last).toBeLessThan(total * 0.6);
+      // Now read everything.
+      let tail = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        received += value.byteLength;
+        tail = (tail + new TextDecoder().decode(value)).slice(-200);
+      }
+      expect(tail.endsWith('{"type": "exit", "data": 0}\n')).toBe(true);
+      // Every byte of output arrived: 50 MB of 'a' in lines of 999, each NDJSON-wrapped.
+      expect(received).toBeGreaterThan(total);
+    } finally {
+      clearInterval(sample);
+    }
+    expect(peak.agent - base.agent).toBeLessThan(96 << 20);
+    expect(peak.workerd - base.workerd).toBeLessThan(96 << 20);
+  });
+
+  it("ends the stream and stops the command when the agent's link drops", async () => {
+    const m = marker();
+    const res = await post("/execute?stream=true", { command: `echo up; sleep ${m}` });
+    const lines = ndjsonLines<Event>(res);
+    expect((await lines.next()).value?.value).toEqual({ type: "stdout", data: "up\n" });
+    stack.agent.kill("SIGUSR2"); // drops every link, as a network failure would
+    const rest = (async () => {
+      try {
+        for await (const line of lines) void line;
+        return "ended";
+      } catch {
+        return "aborted";
+      }
+    })();
+    expect(["ended", "aborted"]).toContain(await rest);
+    expect(await until(() => pidsRunning(["sleep", m]).length === 0, 10_000)).toBe(true);
+    await stack.waitForAgent();
+  });
+});
+
+describe("the background model", () => {
+  it("runs with ?wait=, lists, reports status from an offset, and forgets nothing it should keep", async () => {
+    const res = await post("/execute?wait=5", { command: "echo one; echo two >&2" });
+    const done = await json<{ id: string; status: string; exit_code: number; output: unknown[]; truncated: boolean; next_offset: number }>(res);
+    expect(done).toMatchObject({ status: "done", exit_code: 0, truncated: false, next_offset: 2 });
+    expect(done.output).toEqual([
+      { type: "stdout", data: "one\n" },
+      { type: "stderr", data: "two\n" },
+    ]);
+    const list = await json<{ id: string }[]>(await stack.api("/execute"));
+    expect(list.map((p) => p.id)).toContain(done.id);
+    const status = await json(await stack.api(`/execute/${done.id}/status?offset=1`));
+    expect(status).toMatchObject({ id: done.id, output: [{ type: "stderr", data: "two\n" }], next_offset: 2 });
+  });
+
+  it("keeps processes apart by X-User-Id and X-Session-Id", async () => {
+    const res = await post("/execute?wait=0", { command: "true" }, { headers: { "Content-Type": "application/json", "X-User-Id": "u1" } });
+    const { id } = await json<{ id: string }>(res);
+    expect((await stack.api(`/execute/${id}/status`)).status).toBe(404);
+    expect((await stack.api(`/execute/${id}/status`, { headers: { "X-User-Id": "u1" } })).status).toBe(200);
+  });
+
+  it("feeds stdin through /input and kills with DELETE", async () => {
+    const started = await json<{ id: string; status: string }>(await post("/execute?wait=0", { command: "read line; echo got:$line; cat" }));
+    expect(started.status).toBe("running");
+    const input = await post(`/execute/${started.id}/input`, { input: "hello\n" });
+    expect(await json(input)).toEqual({ status: "ok" });
+    const seen = await until(async () => {
+      const s = await json<{ output: { data: string }[] }>(await stack.api(`/execute/${started.id}/status`));
+      return s.output.some((o) => o.data === "got:hello\n");
+    });
+    expect(seen).toBe(true);
+    const killed = await stack.api(`/execute/${started.id}?force=true`, { method: "DELETE" });
+    expect(await json(killed)).toEqual({ status: "killed" });
+    const after = await json(await stack.api(`/execute/${started.id}/status`));
+    expect(after).toMatchObject({ status: "killed" });
+    const late = await post(`/execute/${started.id}/input`, { input: "x" });
+    expect(late.status).toBe(400);
+    expect(await json(late)).toMatchObject({ detail: "Process has already exited" });
+  });
+
+  it("bounds what a process keeps and says it was truncated", async () => {
+    const res = await post("/execute?wait=120", { command: "head -c 50000000 /dev/zero | tr '\\0' b | fold -w 999" });
+    const text = await res.text();
+    const body = JSON.parse(text) as { status: string; truncated: boolean; output: { data: string }[] };
+    expect(body).toMatchObject({ status: "done", truncated: true });
+    expect(text.length).toBeLessThan(4 << 20);
+  });
+
+  it("answers 404 in the family's shape for an unknown process", async () => {
+    const res = await stack.api("/execute/nope/status");
+    expect(res.status).toBe(404);
+    expect(await json(res)).toMatchObject({ detail: "Process not found", code: "PROCESS_NOT_FOUND" });
+  });
+});
+
+describe("GET /openapi.json", () => {
+  it("describes exactly the routes served, relative to the mount", async () => {
+    for (const base of ["", PREFIX]) {
+      const doc = await json<{ paths: Record<string, Record<string, unknown>>; servers: { url: string }[] }>(await fetch(`${stack.url}${base}/openapi.json`));
+      expect(doc.servers).toEqual([{ url: stack.url + base }]);
+      const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+      // As FastAPI's, the document does not describe itself.
+      const served = [...new Set(OPEN_TERMINAL_ROUTES.map((r) => `${r.method} ${r.path}`))].filter((r) => r !== "GET /openapi.json");
+      expect(documented.sort()).toEqual(served.sort());
+      // And each is really served: no route answers 404 Not Found for its path.
+      for (const route of OPEN_TERMINAL_ROUTES.filter((r) => !r.websocket)) {
+        const path = route.path.replace("{process_id}", "x").replace("{session_id}", "1");
+        const res = await stack.api(base + path, { method: route.method, ...(route.method === "POST" ? { body: "{}" } : {}) });
+        expect([404, 405].includes(res.status) ? await res.json() : null, `${route.method} ${path}`).not.toEqual({ detail: "Not Found" });
+        if (route.method === "POST" && route.path === "/api/terminals") {
+          const { id } = (await res.json()) as { id: string };
+          await stack.api(`${base}/api/terminals/${id}`, { method: "DELETE" });
+        }
+      }
+    }
+  });
+});
+
+describe("edgetty exec", () => {
+  function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; times: number[] }> {
+    const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "edgetty.js"), "exec", "--edge", stack.url, "--api-key", stack.apiKey, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const out = { stdout: "", stderr: "", times: [] as number[] };
+    const t0 = performance.now();
+    child.stdout.on("data", (d: Buffer) => {
+      out.stdout += d.toString();
+      out.times.push(performance.now() - t0);
+    });
+    child.stderr.on("data", (d: Buffer) => (out.stderr += d.toString()));
+    return new Promise((resolve) => child.on("exit", (code) => resolve({ code, ...out })));
+  }
+
+  it("streams output and exits with the command's exit code", async () => {
+    const r = await runCli(["--", "sh", "-c", "echo hi; echo err >&2; exit 3"]);
+    expect(r).toMatchObject({ code: 3, stdout: "hi\n", stderr: "err\n" });
+  });
+
+  it("prints lines as they come, on a named server", async () => {
+    const r = await runCli(["--server", "local", "--", "sh", "-c", "echo a; sleep 1; echo b"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("a\nb\n");
+    expect(r.times.length).toBe(2);
+    expect(r.times[1]! - r.times[0]!).toBeGreaterThan(700);
+  });
+});
+
+describe("an offline agent", () => {
+  it("answers 503 in the family's shape", async () => {
+    stack.agent.kill("SIGTERM");
+    expect(
+      await until(async () => {
+        const servers = await json<{ id: string; online: boolean }[]>(await stack.api("/api/v1/terminals/"));
+        return servers.some((s) => s.id === "local" && !s.online);
+      }),
+    ).toBe(true);
+    const res = await post("/execute", { command: "true" });
+    expect(res.status).toBe(503);
+    expect(await json(res)).toMatchObject({ code: "AGENT_OFFLINE", detail: expect.any(String) });
+    const terminals = await post("/api/terminals", {});
+    expect(terminals.status).toBe(503);
+  });
+});

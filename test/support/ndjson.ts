@@ -1,0 +1,107 @@
+/**
+ * Readers for the Open Terminal API in end-to-end tests: NDJSON stream lines with the time each
+ * one arrived, and facts about local processes (/proc) for kill and memory checks.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface Arrival<T> {
+  /** Milliseconds since the reader started. */
+  at: number;
+  value: T;
+}
+
+/** Every NDJSON line of `res`'s body, parsed, with its arrival time. */
+export async function* ndjsonLines<T = Record<string, unknown>>(res: Response, start = performance.now()): AsyncGenerator<Arrival<T>> {
+  if (!res.body) return;
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = pending.indexOf("\n")) !== -1) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (line.trim() !== "") yield { at: performance.now() - start, value: JSON.parse(line) as T };
+    }
+  }
+}
+
+/** Pids of live processes running exactly `argv` (e.g. `["sleep", "123"]`). */
+export function pidsRunning(argv: string[]): number[] {
+  return pidsMatching(argv.join("\0") + "\0", true);
+}
+
+/** Pids of live processes whose command line contains `marker` (or, with `exact`, is it). */
+export function pidsMatching(marker: string, exact = false): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const raw = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      const cmdline = exact ? raw : raw.replaceAll("\0", " ");
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const state = stat[stat.lastIndexOf(")") + 2];
+      if ((exact ? cmdline === marker : cmdline.includes(marker)) && state !== "Z" && state !== "X") out.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** The parent pid of `pid`, or null when it is gone. */
+function parentOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** `root` and every live descendant of it. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const parent = parentOf(Number(name));
+    if (parent !== null) children.set(parent, [...(children.get(parent) ?? []), Number(name)]);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    out.push(pid);
+    for (const child of children.get(pid) ?? []) walk(child);
+  };
+  walk(root);
+  return out;
+}
+
+/** A field of /proc/PID/status or /proc/PID/io as a number (kB for memory fields), or 0. */
+function procField(pid: number, file: "status" | "io", field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(readFileSync(`/proc/${pid}/${file}`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of `pid`, in bytes. */
+export function rssBytes(pid: number): number {
+  return procField(pid, "status", "VmRSS") * 1024;
+}
+
+/** Bytes `pid` has written so far (any fd). */
+export function writtenBytes(pid: number): number {
+  return procField(pid, "io", "wchar");
+}
+
+/** Polls `check` every few milliseconds until it holds or `ms` passes; returns whether it held. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000, everyMs = 25): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
