@@ -3,7 +3,7 @@
  * streams, chunk by chunk. The agent reads window titles (OSC 0/2), the working directory (OSC 7)
  * and shell-integration marks (OSC 633) from it.
  *
- * It sees every output byte, so plain text costs one native `indexOf(ESC)` per chunk; only the
+ * It sees every output byte, so text costs one native search for `ESC ]` per chunk; only the
  * bytes of an OSC itself are looked at individually. A sequence may be split across any number
  * of chunks; one longer than OSC_MAX_BYTES is dropped (scanning resumes after its terminator).
  */
@@ -53,11 +53,17 @@ export class OscScanner {
     while (i < n) {
       switch (this.state) {
         case State.Text: {
-          const esc = chunk.indexOf(ESC, i);
-          if (esc < 0) return;
-          i = esc + 1;
-          this.state = State.Esc;
-          break;
+          const start = findOscStart(chunk, i);
+          if (start >= 0) {
+            i = start + 2;
+            this.parts = [];
+            this.size = 0;
+            this.state = State.Body;
+            break;
+          }
+          // No OSC starts in this chunk; one may start across its end.
+          if (chunk[n - 1] === ESC) this.state = State.Esc;
+          return;
         }
         case State.Esc:
           if (chunk[i] === RIGHT_BRACKET) {
@@ -119,6 +125,20 @@ export class OscScanner {
     if (semi < 0) this.onOsc(text, "");
     else this.onOsc(text.slice(0, semi), text.slice(semi + 1));
   }
+}
+
+const OSC_START = Buffer.from([ESC, RIGHT_BRACKET]);
+
+/**
+ * Index of the first `ESC ]` at or after `from`, or -1. One native search over a Buffer (colour
+ * escapes, ESC followed by anything else, cost nothing extra); a plain Uint8Array is searched ESC by ESC.
+ */
+function findOscStart(chunk: Uint8Array, from: number): number {
+  if (Buffer.isBuffer(chunk)) return chunk.indexOf(OSC_START, from);
+  for (let esc = chunk.indexOf(ESC, from); esc >= 0 && esc + 1 < chunk.length; esc = chunk.indexOf(ESC, esc + 1)) {
+    if (chunk[esc + 1] === RIGHT_BRACKET) return esc;
+  }
+  return -1;
 }
 
 /** Index of the first BEL or ESC at or after `from`, or -1. */

@@ -42,6 +42,19 @@ describe("OscScanner", () => {
     expect(scan([...bytes].map((b) => Uint8Array.of(b)))).toEqual(EXPECTED);
   });
 
+  it("finds the same sequences in Buffers (node-pty's chunks), however split", () => {
+    const bytes = Buffer.from(STREAM);
+    for (let a = 0; a <= bytes.length; a++) {
+      for (let b = a; b <= bytes.length; b++) {
+        expect(scan([bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)]), `split at ${a}, ${b}`).toEqual(EXPECTED);
+      }
+    }
+    expect(scan([...bytes].map((b) => Buffer.of(b)))).toEqual(EXPECTED);
+    expect(scan([Buffer.from("hello \x1b[1;2H\x1b(B\x1bP1$r\x1b\\ world \x1b\x1b[m")])).toEqual([]);
+    expect(scan([Buffer.from("x\x1b"), Buffer.from("\x1b]2;t\x07")])).toEqual([["2", "t"]]);
+    expect(scan([Buffer.from("\x1b]0;broken\x1b[31m red \x1b]0;good\x07")])).toEqual([["0", "good"]]);
+  });
+
   it("does not depend on the caller keeping its chunk buffers", () => {
     const found: string[] = [];
     const scanner = new OscScanner((_c, d) => found.push(d));
