@@ -9,6 +9,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CommandRecord } from "../../shared/history.ts";
+import { RAW_TAIL_MAX_BYTES } from "../../worker/raw-tail.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 
@@ -174,6 +175,17 @@ describe("raw output", () => {
 
     const scoped = await stack.api(`/api/v1/terminals/local/api/v1/terminal/raw?terminal_id=${id}&format=text&tail=2`);
     expect(await scoped.text()).toBe("raw-three\np>");
+  });
+
+  it("keeps only the newest 2 MiB of raw output", async () => {
+    const { id, client } = await open({ shell: "bash" });
+    client.input("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo big-$((6*7))\r");
+    await client.waitForText("big-42", 30_000);
+    await sync(client);
+    const bytes = Buffer.from(await (await stack.api(`/api/v1/terminal/raw?terminal_id=${id}`)).arrayBuffer());
+    expect(bytes.byteLength).toBe(RAW_TAIL_MAX_BYTES);
+    expect(bytes.includes("big-42\r\n")).toBe(true);
+    expect(bytes.subarray(0, 1000).every((b) => b === 0x78)).toBe(true);
   });
 
   it("answers an unknown session in plain text, bad parameters in the seed's JSON", async () => {
