@@ -1,10 +1,10 @@
 /**
- * Unit tests for the web client's pure pieces: reconnect backoff, flow-control water marks, the
+ * Unit tests for the web client's pure pieces: reconnect backoff, the flow-control pump, the
  * bounded input queue, key-bar sequences, shortcuts and routes. Node only, no browser needed.
  */
 import { describe, expect, it } from "vitest";
 import { RECONNECT_BASE_MS, RECONNECT_CAP_MS, reconnectDelay } from "../../web/src/backoff.ts";
-import { RenderBacklog } from "../../web/src/flow-control.ts";
+import { OutputPump } from "../../web/src/flow-control.ts";
 import { InputQueue } from "../../web/src/input-queue.ts";
 import { applyModifiers, ctrlCode, keySequence } from "../../web/src/keys.ts";
 import { parseRoute, terminalHref } from "../../web/src/routes.ts";
@@ -33,21 +33,58 @@ describe("reconnect backoff", () => {
   });
 });
 
-describe("render backlog", () => {
+describe("output pump", () => {
+  /** A terminal that parses only when told to, recording what it was given. */
+  function fakeTerminal() {
+    const pending: (() => void)[] = [];
+    const written: number[] = [];
+    return {
+      written,
+      write: (data: Uint8Array, parsed: () => void) => {
+        written.push(data.byteLength);
+        pending.push(parsed);
+      },
+      parseOne: () => pending.shift()?.(),
+      get unparsed() {
+        return pending.length;
+      },
+    };
+  }
+  const limits = { feedAhead: 100, highWater: 200, lowWater: 50, heldMax: 1000 };
+  const chunk = (n: number) => new Uint8Array(n);
+
+  it("hands the terminal only a bounded amount at a time and holds the rest in order", () => {
+    const term = fakeTerminal();
+    const pump = new OutputPump(term.write, { onFlow: () => {}, onOverflow: () => {} }, limits);
+    for (const n of [60, 60, 60]) pump.push(chunk(n));
+    expect(term.written).toEqual([60, 60]); // 120 ≥ feedAhead: the third waits
+    term.parseOne();
+    expect(term.written).toEqual([60, 60, 60]);
+    expect(pump.backlog).toBe(120);
+  });
+
   it("pauses above the high-water mark and resumes only under the low-water mark", () => {
-    const changes: boolean[] = [];
-    const backlog = new RenderBacklog((p) => changes.push(p), 100, 20);
-    backlog.wrote(60);
-    backlog.wrote(60);
-    expect(changes).toEqual([true]);
-    backlog.wrote(60); // Already paused: no second PAUSE.
-    backlog.rendered(60);
-    backlog.rendered(60);
-    expect(backlog.backlog).toBe(60);
-    expect(changes).toEqual([true]);
-    backlog.rendered(60);
-    expect(changes).toEqual([true, false]);
-    expect(backlog.paused).toBe(false);
+    const term = fakeTerminal();
+    const flow: boolean[] = [];
+    const pump = new OutputPump(term.write, { onFlow: (p) => flow.push(p), onOverflow: () => {} }, limits);
+    for (let i = 0; i < 5; i++) pump.push(chunk(50));
+    expect(flow).toEqual([true]);
+    pump.push(chunk(50)); // already paused: no second PAUSE
+    expect(flow).toEqual([true]);
+    while (term.unparsed > 0 && pump.backlog >= 50) term.parseOne();
+    expect(flow).toEqual([true, false]);
+    expect(pump.paused).toBe(false);
+  });
+
+  it("drops held output past its cap and asks for a resync", () => {
+    const term = fakeTerminal();
+    let overflows = 0;
+    const pump = new OutputPump(term.write, { onFlow: () => {}, onOverflow: () => overflows++ }, limits);
+    for (let i = 0; i < 12; i++) pump.push(chunk(100));
+    expect(overflows).toBe(1);
+    expect(pump.backlog).toBeLessThanOrEqual(limits.heldMax + limits.feedAhead);
+    while (term.unparsed > 0) term.parseOne();
+    expect(pump.backlog).toBe(0);
   });
 });
 

@@ -126,6 +126,18 @@ export class TerminalConnection {
     this.sendFrame(encodeClientFrame({ t: paused ? "pause" : "resume" }));
   }
 
+  /**
+   * Leaves the current socket and joins again at once, for a fresh repaint (after the client
+   * dropped output it could not keep up with). No-op unless open.
+   */
+  resync(): void {
+    if (this.current.kind !== "open" || !this.ws) return;
+    const ws = this.ws;
+    this.detach();
+    ws.close(1000, "resync");
+    this.connect();
+  }
+
   /** Skips the backoff wait and reconnects now (the "Retry now" button). */
   reconnectNow(): void {
     if (this.current.kind !== "waiting") return;

@@ -1,33 +1,65 @@
-// Flow control between the socket and xterm.js: counts bytes handed to `term.write` against bytes
-// whose write callback has fired (parsed into the buffer), and asks the edge to pause while the
-// backlog is high. The edge skips a paused client forward and repaints it from a snapshot when it
-// resumes, so a flood (`yes`, `cat huge.log`) never queues unbounded work in the tab.
+// Flow control between the socket and xterm.js. Output goes through a pump that hands xterm.js a
+// bounded amount at a time (counting bytes given to `term.write` against bytes whose callback
+// fired) and holds the rest. The total backlog drives PAUSE/RESUME to the edge, which skips a
+// paused client forward. If output keeps coming anyway (frames already in flight, or a replay on
+// RESUME) and the held part grows past a cap, the pump drops it and asks for a resync: a fresh
+// join, whose repaint (ESC c + the current screen) replaces what was dropped. So a flood (`yes`,
+// `cat huge.log`) never queues unbounded work in the tab and Ctrl-C shows promptly.
 
+/** Most output handed to xterm.js and not yet parsed, in bytes. */
+export const FEED_AHEAD_BYTES = 64 * 1024;
 /**
- * Unparsed backlog above which the client sends PAUSE, in bytes. Small on purpose: the backlog
- * is what stands between Ctrl-C and the prompt, and xterm.js parses scrolling output like `yes`
- * at only a few hundred KiB/s on a slow machine (software WebGL), so 128 KiB keeps that under
- * half a second. Output this fast is skipped by the edge anyway (repainted on RESUME).
+ * Backlog (handed to xterm.js and held) above which the client sends PAUSE, in bytes. Small on
+ * purpose: the backlog is what stands between Ctrl-C and the prompt, and xterm.js parses
+ * scrolling output at 1–3 MB/s, far less on a loaded machine.
  */
 export const FLOW_HIGH_WATER_BYTES = 128 * 1024;
 /** Backlog under which a paused client sends RESUME, in bytes. */
 export const FLOW_LOW_WATER_BYTES = 16 * 1024;
+/** Held output beyond which the pump drops it and asks for a repaint instead, in bytes. */
+export const HELD_MAX_BYTES = 1024 * 1024;
 
-/** Tracks the written-but-unparsed backlog and reports pause/resume transitions. */
-export class RenderBacklog {
-  private written = 0;
-  private parsed = 0;
+export interface PumpLimits {
+  feedAhead: number;
+  highWater: number;
+  lowWater: number;
+  heldMax: number;
+}
+
+export interface PumpEvents {
+  /** The backlog crossed a water mark: pause (true) or resume (false) the edge. */
+  onFlow(paused: boolean): void;
+  /** Held output passed its cap and was dropped: rejoin to get a repaint. */
+  onOverflow(): void;
+}
+
+const DEFAULT_LIMITS: PumpLimits = {
+  feedAhead: FEED_AHEAD_BYTES,
+  highWater: FLOW_HIGH_WATER_BYTES,
+  lowWater: FLOW_LOW_WATER_BYTES,
+  heldMax: HELD_MAX_BYTES,
+};
+
+/** Feeds output to a terminal at the pace it parses, with pause/resume and overflow signals. */
+export class OutputPump {
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  private inFlight = 0;
   private pausedNow = false;
+  private readonly limits: PumpLimits;
 
+  /** `write` hands data to the terminal and calls `parsed` once the terminal has consumed it. */
   constructor(
-    private readonly onChange: (paused: boolean) => void,
-    private readonly highWater = FLOW_HIGH_WATER_BYTES,
-    private readonly lowWater = FLOW_LOW_WATER_BYTES,
-  ) {}
+    private readonly write: (data: Uint8Array, parsed: () => void) => void,
+    private readonly events: PumpEvents,
+    limits: Partial<PumpLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+  }
 
-  /** Bytes written to the terminal but not yet parsed by it. */
+  /** Bytes received and not yet parsed (handed over or held). */
   get backlog(): number {
-    return this.written - this.parsed;
+    return this.inFlight + this.heldBytes;
   }
 
   /** Whether the client currently wants the edge paused. */
@@ -35,21 +67,41 @@ export class RenderBacklog {
     return this.pausedNow;
   }
 
-  /** Call with the size of each chunk passed to `term.write`. */
-  wrote(bytes: number): void {
-    this.written += bytes;
-    if (!this.pausedNow && this.backlog > this.highWater) {
-      this.pausedNow = true;
-      this.onChange(true);
+  /** Takes output from the socket, in order. */
+  push(data: Uint8Array): void {
+    if (data.byteLength === 0) return;
+    this.held.push(data);
+    this.heldBytes += data.byteLength;
+    if (this.heldBytes > this.limits.heldMax) {
+      this.held = [];
+      this.heldBytes = 0;
+      this.events.onOverflow();
+    }
+    this.feed();
+    this.checkFlow();
+  }
+
+  private feed(): void {
+    while (this.held.length > 0 && this.inFlight < this.limits.feedAhead) {
+      const chunk = this.held.shift()!;
+      const n = chunk.byteLength;
+      this.heldBytes -= n;
+      this.inFlight += n;
+      this.write(chunk, () => {
+        this.inFlight -= n;
+        this.feed();
+        this.checkFlow();
+      });
     }
   }
 
-  /** Call from the write callback with the same size. */
-  rendered(bytes: number): void {
-    this.parsed += bytes;
-    if (this.pausedNow && this.backlog < this.lowWater) {
+  private checkFlow(): void {
+    if (!this.pausedNow && this.backlog > this.limits.highWater) {
+      this.pausedNow = true;
+      this.events.onFlow(true);
+    } else if (this.pausedNow && this.backlog < this.limits.lowWater) {
       this.pausedNow = false;
-      this.onChange(false);
+      this.events.onFlow(false);
     }
   }
 }

@@ -37,6 +37,10 @@ export interface TerminalDebug {
   readonly(): boolean;
   /** How many times the edge has accepted this page (INFO frames received). */
   joins(): number;
+  /** How many times output overflowed and the page rejoined for a repaint. */
+  resyncs(): number;
+  /** Which renderer draws the terminal. */
+  renderer(): "dom" | "webgl";
 }
 
 declare global {
@@ -53,6 +57,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   let readonly = opts.readonly;
   let exited = false;
   let joins = 0;
+  let resyncs = 0;
   let shell = "";
   let cwd = "";
 
@@ -85,6 +90,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     onFlow: (paused) => {
       conn.setPaused(paused);
       renderPhase(conn.phase);
+    },
+    onOverflow: () => {
+      resyncs++;
+      conn.resync();
     },
   });
   const search = new SearchBar(view.search, () => view.focus());
@@ -169,6 +178,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     phase: () => conn.phase,
     readonly: () => readonly,
     joins: () => joins,
+    resyncs: () => resyncs,
+    renderer: () => view.renderer,
   };
 
   function sendInput(data: string): void {

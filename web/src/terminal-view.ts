@@ -1,13 +1,13 @@
 // The xterm.js terminal on the page: addons (fit, web links, unicode 11, search, WebGL when the
-// browser has it), theme, copy/paste shortcuts, and byte accounting for flow control. It knows
-// nothing of sockets: the terminal page feeds it output and takes its input.
+// browser has a GPU for it), theme, copy/paste shortcuts, and output paced by flow-control.ts. It
+// knows nothing of sockets: the terminal page feeds it output and takes its input.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { SearchAddon } from "@xterm/addon-search";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import type { TerminalSize } from "../../shared/protocol.ts";
-import { RenderBacklog } from "./flow-control.ts";
+import { OutputPump } from "./flow-control.ts";
 import { notify } from "./notices.ts";
 import { isApple } from "./dom.ts";
 import { shortcutFor } from "./shortcuts.ts";
@@ -31,6 +31,20 @@ export interface TerminalViewOptions {
   onResize(size: TerminalSize): void;
   /** Output backlog crossed a water mark: pause or resume the edge. */
   onFlow(paused: boolean): void;
+  /** Output came faster than it could be shown and some was dropped: rejoin for a repaint. */
+  onOverflow(): void;
+}
+
+const SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+
+/** Whether this browser offers WebGL 2 backed by a GPU (not a software rasterizer). */
+function hardwareWebgl(): boolean {
+  const gl = document.createElement("canvas").getContext("webgl2", { failIfMajorPerformanceCaveat: true });
+  if (!gl) return false;
+  const info = gl.getExtension("WEBGL_debug_renderer_info");
+  const renderer = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+  gl.getExtension("WEBGL_lose_context")?.loseContext();
+  return !SOFTWARE_RENDERER.test(renderer);
 }
 
 /** An xterm.js terminal mounted in `container`. */
@@ -38,12 +52,13 @@ export class TerminalView {
   readonly term: Terminal;
   readonly search = new SearchAddon({ highlightLimit: 500 });
   private readonly fitAddon = new FitAddon();
-  private readonly backlog: RenderBacklog;
+  private readonly pump: OutputPump;
   private readonly observer: ResizeObserver;
   private readonly unsubscribeTheme: () => void;
   private fitTimer: ReturnType<typeof setTimeout> | undefined;
   private selectionTimer: ReturnType<typeof setTimeout> | undefined;
   private disposed = false;
+  private rendererName: "dom" | "webgl" = "dom";
   private fixedSize: TerminalSize | null = null;
   private readonlyNow: boolean;
 
@@ -52,7 +67,6 @@ export class TerminalView {
     private readonly opts: TerminalViewOptions,
   ) {
     this.readonlyNow = opts.readonly;
-    this.backlog = new RenderBacklog(opts.onFlow);
     const narrow = matchMedia("(max-width: 600px)").matches;
     this.term = new Terminal({
       allowProposedApi: true, // unicode11's activeVersion and search decorations are proposed API
@@ -65,6 +79,10 @@ export class TerminalView {
       rightClickSelectsWord: false,
     });
     const term = this.term;
+    this.pump = new OutputPump((data, parsed) => term.write(data, parsed), {
+      onFlow: opts.onFlow,
+      onOverflow: opts.onOverflow,
+    });
     term.loadAddon(this.fitAddon);
     term.loadAddon(this.search);
     term.loadAddon(new WebLinksAddon((_ev, uri) => window.open(uri, "_blank", "noopener,noreferrer")));
@@ -101,14 +119,12 @@ export class TerminalView {
 
   /** Whether output is flowing too fast to render (the edge is paused). */
   get paused(): boolean {
-    return this.backlog.paused;
+    return this.pump.paused;
   }
 
-  /** Writes output, counting it until xterm.js has parsed it. */
+  /** Writes output from the edge, paced by how fast xterm.js parses it. */
   write(data: Uint8Array): void {
-    const n = data.byteLength;
-    this.backlog.wrote(n);
-    this.term.write(data, () => this.backlog.rendered(n));
+    this.pump.push(data);
   }
 
   /** Read-only viewers mirror the session's size instead of fitting to the window. */
@@ -156,6 +172,11 @@ export class TerminalView {
     }
   }
 
+  /** Which renderer draws the terminal. */
+  get renderer(): "dom" | "webgl" {
+    return this.rendererName;
+  }
+
   /** The visible screen as text, one line per row (for tests and the console). */
   screenText(): string {
     const buf = this.term.buffer.active;
@@ -194,19 +215,25 @@ export class TerminalView {
     if (text && navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
   }
 
-  /** WebGL renderer when the browser can; the DOM renderer otherwise, without a word. */
+  /**
+   * WebGL renderer when the browser has a hardware one; the DOM renderer otherwise, silently.
+   * Software WebGL (SwiftShader, llvmpipe) parses-and-paints about 3x slower than the DOM
+   * renderer, and that speed is what bounds how fast Ctrl-C shows under a flood.
+   */
   private async loadWebgl(): Promise<void> {
     try {
-      const probe = document.createElement("canvas").getContext("webgl2");
-      if (!probe) return;
-      probe.getExtension("WEBGL_lose_context")?.loseContext();
+      if (!hardwareWebgl()) return;
       const { WebglAddon } = await import("@xterm/addon-webgl");
       if (this.disposed) return;
       const webgl = new WebglAddon();
-      webgl.onContextLoss(() => webgl.dispose());
+      webgl.onContextLoss(() => {
+        webgl.dispose();
+        this.rendererName = "dom";
+      });
       this.term.loadAddon(webgl);
+      this.rendererName = "webgl";
     } catch {
-      // No WebGL2 or the context failed: the DOM renderer stays.
+      // The context failed: the DOM renderer stays.
     }
   }
 }
