@@ -177,11 +177,23 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
 
   it("keeps what is typed while the socket is down and sends it after reconnecting", async () => {
     const joined = await joins(page);
-    await page.evaluate(() => (globalThis as any).__sockets.at(-1).close());
+    await page.evaluate(() => (globalThis as any).__sockets.at(-1).close(1000, "test drops the socket"));
     await page.waitForFunction(() => (globalThis as any).edgettyDebug.phase().kind !== "open");
     await run(page, "echo typed-while-away");
     await page.waitForFunction((j) => (globalThis as any).edgettyDebug.joins() > j, joined, { timeout: 20_000 });
     await waitForLine(page, "typed-while-away");
+  });
+
+  it("reconnects and repaints after the edge restarts, as on a redeploy", async () => {
+    await run(page, "clear; echo before-restart");
+    await waitForLine(page, "before-restart");
+    const joined = await joins(page);
+    await stack!.restartEdge();
+    await page.waitForFunction((j) => (globalThis as any).edgettyDebug.joins() > j, joined, { timeout: 30_000 });
+    await waitForConnected(page);
+    await waitForLine(page, "before-restart");
+    await run(page, "echo after-restart");
+    await waitForLine(page, "after-restart");
   });
 
   it("stops a flooding yes within a second of Ctrl-C", async () => {
