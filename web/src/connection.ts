@@ -81,8 +81,9 @@ export class TerminalConnection {
     return this.queue.bytes;
   }
 
-  /** Opens the first connection and starts watching the browser's online state. */
+  /** Opens the first connection and starts watching the browser's online state (once). */
   start(): void {
+    if (this.ended || this.ws) return;
     addEventListener("offline", this.onBrowserOffline);
     addEventListener("online", this.onBrowserOnline);
     this.connect();

@@ -1,7 +1,7 @@
 // The terminal page: one session's terminal with its toolbar (connection state, read-only badge,
 // find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
 // self-healing connection.
-import type { ServerFrame, SessionInfo } from "../../shared/protocol.ts";
+import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/protocol.ts";
 import { type Api, ApiError } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { button, h, isApple } from "./dom.ts";
@@ -17,6 +17,8 @@ import { TerminalView } from "./terminal-view.ts";
 
 /** How often a read-only viewer checks the session's size to mirror it, in milliseconds. */
 export const READONLY_SIZE_POLL_MS = 5_000;
+/** Longest a read-only viewer waits for the session's size before connecting, in milliseconds. */
+export const READONLY_SIZE_WAIT_MS = 1_500;
 
 export interface TerminalPageOptions {
   api: Api;
@@ -60,6 +62,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   let resyncs = 0;
   let shell = "";
   let cwd = "";
+  /** The session's size from the session list, which a read-only viewer mirrors. */
+  let sessionSize: TerminalSize | null = null;
 
   const status = h("span", { class: "conn-status", role: "status", "data-state": "connecting" }, "connecting…");
   const retry = button("Reconnect now", "Retry now", () => conn.reconnectNow(), { class: "text-button", hidden: true });
@@ -154,7 +158,13 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   root.replaceChildren(page);
   view.fit();
 
-  conn.start();
+  if (readonly) {
+    // Size the viewer before the repaint arrives: a repaint drawn at another width wraps wrongly.
+    const wait = new Promise((resolve) => setTimeout(resolve, READONLY_SIZE_WAIT_MS));
+    void Promise.race([mirrorSessionSize(), wait]).then(() => conn.start());
+  } else {
+    conn.start();
+  }
   view.focus();
   void history.available().then((ok) => (historyButton.hidden = !ok));
 
@@ -231,7 +241,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     cwd = info.cwd;
     roBadge.hidden = !readonly;
     keyBar.element.hidden = readonly;
-    view.setReadonly(readonly, { cols: info.cols, rows: info.rows });
+    view.setReadonly(readonly, sessionSize ?? { cols: info.cols, rows: info.rows });
+    if (readonly) void mirrorSessionSize();
     name.textContent = `${serverId} · #${terminalId} · ${info.shell}`;
     setTitle(info.title || `${info.shell} ${info.cwd}`);
     if (!readonly && (info.cols !== view.size.cols || info.rows !== view.size.rows)) conn.resize(view.size);
@@ -326,11 +337,17 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     }
   }
 
+  /**
+   * Read-only viewers take the session's size from the session list rather than INFO alone: the
+   * list follows every RESIZE, and INFO is only sent on joins.
+   */
   async function mirrorSessionSize(): Promise<void> {
-    if (!readonly || exited || conn.phase.kind !== "open") return;
+    if (!readonly || exited) return;
     try {
       const mine = (await api.sessions(serverId)).find((s) => s.id === terminalId);
-      if (mine?.cols && mine.rows) view.setReadonly(true, { cols: mine.cols, rows: mine.rows });
+      if (!mine?.cols || !mine.rows) return;
+      sessionSize = { cols: mine.cols, rows: mine.rows };
+      if (readonly && !exited) view.setReadonly(true, sessionSize);
     } catch {
       // The connection's own probing reports real trouble.
     }
