@@ -96,9 +96,12 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
   it("shows a read-only viewer the same screen and lets it type nothing", async () => {
     const viewer = await browser!.context.newPage();
     try {
+      await viewer.setViewportSize({ width: 1200, height: 700 }); // a bigger window than the writer's
       await viewer.goto(`${stack!.url}/${terminalHash}/ro`);
       await waitForConnected(viewer);
       await waitForLine(viewer, "hi");
+      // The viewer mirrors the session's size instead of fitting its own window.
+      expect(await termSize(viewer)).toEqual(await termSize(page));
       await expect(viewer.locator(".badge-readonly").isVisible()).resolves.toBe(true);
       await expect(viewer.locator(".key-bar").isVisible()).resolves.toBe(false);
       await viewer.locator(".xterm").click();
