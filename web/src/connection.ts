@@ -99,7 +99,7 @@ export class TerminalConnection {
    * ended or when the queue is full.
    */
   sendInput(data: Uint8Array): InputOutcome {
-    if (this.current.kind === "ended") return "refused";
+    if (this.ended) return "refused";
     if (this.ws && this.joined && !this.agentAway && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(encodeClientFrame({ t: "input", data }));
       this.lastInputAt = Date.now();
