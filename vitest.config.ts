@@ -16,7 +16,7 @@ export default defineConfig({
             miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key" } },
           }),
         ],
-        test: { name: "edge", include: ["test/edge/**/*.test.ts"] },
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"], sequence: { groupOrder: 0 } },
       },
       {
         // Agent units, end-to-end tests through the real local stack, and browser tests.
@@ -26,6 +26,7 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -19,8 +19,15 @@ import {
   ProtocolError,
   type ExitInfo,
   type ServerFrame,
+  type TerminalSize,
 } from "../shared/protocol.ts";
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
+
+/**
+ * A resumed client that missed more than this is repainted from a snapshot instead of being sent
+ * what it missed, in bytes: replaying megabytes would only delay what it wants to see now.
+ */
+export const CATCH_UP_MAX_BYTES = 256 << 10; // 256 KiB
 
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
@@ -49,6 +56,8 @@ export interface HubHost {
   /** The agent (re)introduced the session. */
   onHello(hello: DataHello): void;
   onTitle(title: string): void;
+  /** The PTY was resized (by any client). */
+  onSize(size: TerminalSize): void;
   /** A command started or finished in the shell (store it: upsert by id). */
   onHistory?(record: CommandRecord): void;
   /** The PTY's process ended; every client has been sent EXIT and closed. */
@@ -113,6 +122,7 @@ export class TerminalHub {
         this.host.onHistory?.(f.record);
         break;
       case "size":
+        this.host.onSize(f.size);
         break;
       case "exit":
         this.exit(f.exit);
@@ -276,19 +286,18 @@ export class TerminalHub {
     this.agent.send(inputFrame);
   }
 
-  /** A resumed client gets what it missed from the ring, or a fresh repaint if the ring moved on. */
+  /** A resumed client gets what it missed from the ring, or a fresh repaint if it missed a lot. */
   private catchUp(sink: Sink, state: ClientState): void {
-    if (state.offset !== null) {
-      const missed = this.ring.from(state.offset);
-      if (missed !== null) {
-        for (const f of missed) this.deliver(sink, state, f);
-        return;
-      }
-      this.markStale(state);
+    const behind = state.offset !== null && this.received !== null ? this.received - state.offset : Infinity;
+    const missed = behind <= CATCH_UP_MAX_BYTES ? this.ring.from(state.offset!) : null;
+    if (missed) {
+      for (const f of missed) this.deliver(sink, state, f);
+      return;
     }
-    if (state.trustNext) this.markStale(state);
+    this.markStale(state);
     this.requestSnapshotIfNeeded();
   }
+
 
   private refuse(sink: Sink, code: string, message: string): void {
     sink.send(encodeServerFrame({ t: "error", error: { code, message } }));

@@ -63,6 +63,14 @@ describe("resuming after broken links", () => {
     await stack.restartEdge(); // returns once the agent is back online
     await before.waitFor(() => before.closed !== null, "the old client to be disconnected");
 
+    // The control link is back; the terminal's own data link may still be redialling.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number; agent_online: boolean }[];
+      if (sessions.find((s) => s.id === 42)?.agent_online) break;
+      if (Date.now() > deadline) throw new Error("terminal 42's data link never came back");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const after = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=42`, { apiKey: stack.apiKey });
     clients.push(after);
     expect(after.info).toMatchObject({ terminal_id: 42, agent_online: true });

@@ -2,6 +2,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { expect, it } from "vitest";
+import type { Env } from "../../edge/env.ts";
 
 const KEY = "test-admin-key";
 const BASE = "http://edge.test";
@@ -31,7 +32,8 @@ it("removes an idle ephemeral session through its alarm and keeps the agent's li
   ws.send(JSON.stringify({ t: "hello", agent: { version: "t", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
 
   const created = (await (await api("/api/v1/terminals/idle/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ ephemeral: true }) })).json()) as { terminal_id: number };
-  const stub = env.TERMINAL.get(env.TERMINAL.idFromName(`idle:${created.terminal_id}`));
+  const bindings = env as unknown as Env;
+  const stub = bindings.TERMINAL.get(bindings.TERMINAL.idFromName(`idle:${created.terminal_id}`));
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   const sessions = (await (await api("/api/v1/terminals/idle/api/v1/terminal/sessions")).json()) as unknown[];
   expect(sessions).toEqual([]);

@@ -64,6 +64,7 @@ beforeEach(() => {
     info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 80, rows: 24, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
     onHello: () => {},
     onTitle: () => {},
+    onSize: () => {},
     onExit: () => exits++,
     onClientChanged: () => {},
   });
@@ -128,6 +129,20 @@ describe("TerminalHub", () => {
     hub.onClientMessage(c, buf(encodeClientFrame({ t: "resume" })));
     answerSnapshot(6 * big.length, "FRESH");
     expect(c.output()).toBe("FRESH");
+  });
+
+  it("repaints a resumed client that missed more than it is worth replaying", () => {
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    answerSnapshot(0, "");
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "pause" })));
+    const chunk = "y\n".repeat(100_000); // 200 KB, twice: past the catch-up limit, inside the ring
+    output(0, chunk);
+    output(chunk.length, chunk);
+    agentFrames();
+    hub.onClientMessage(c, buf(encodeClientFrame({ t: "resume" })));
+    answerSnapshot(2 * chunk.length, "NOW");
+    expect(c.output()).toBe("NOW");
   });
 
   it("refuses a read-only client's input and resize, and forwards a writer's verbatim", () => {
