@@ -57,7 +57,7 @@ export interface HubHost {
   onHello(hello: DataHello): void;
   onTitle(title: string): void;
   /** The PTY was resized (by any client). */
-  onSize(size: TerminalSize): void;
+  onSize?(size: TerminalSize): void;
   /** A command started or finished in the shell (store it: upsert by id). */
   onHistory?(record: CommandRecord): void;
   /** The PTY's process ended; every client has been sent EXIT and closed. */
@@ -122,7 +122,7 @@ export class TerminalHub {
         this.host.onHistory?.(f.record);
         break;
       case "size":
-        this.host.onSize(f.size);
+        this.host.onSize?.(f.size);
         break;
       case "exit":
         this.exit(f.exit);
