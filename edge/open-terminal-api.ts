@@ -9,7 +9,7 @@
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { parseExecHttp } from "../shared/exec-protocol.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
 import type { SessionMeta } from "../shared/agent-protocol.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
@@ -23,12 +23,6 @@ import { mountBoth, resolveScope } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
 export const EXEC_BODY_MAX_BYTES = 2 << 20; // 2 MiB
-/**
- * Sessions `POST /api/terminals` may hold open per server (the reference's
- * OPEN_TERMINAL_MAX_SESSIONS default). They are ephemeral sessions; the count covers every
- * ephemeral session of the server, whichever door opened it.
- */
-export const OPEN_TERMINAL_MAX_SESSIONS = 16;
 
 const PREFIX_RE = /^\/api\/v1\/terminals\/[^/]+(?=\/)/;
 const TERMINAL_WS_RE = /^\/api\/terminals\/[^/]+$/;

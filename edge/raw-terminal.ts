@@ -4,6 +4,10 @@
  * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
  * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes.
  *
+ * The auth window is kept by the TerminalDO's alarm (AlarmSlots), not a timer: timers do not
+ * keep a Durable Object in memory, and a hibernated one wakes only for an event. The deadline
+ * sits in the socket's attachment, so it survives hibernation too.
+ *
  * A raw client is an ordinary TerminalHub client behind an adapter: its Sink forwards only the
  * payload of OUTPUT frames (live output and the joiner's repaint alike) and drops INFO, TITLE,
  * ERROR and EXIT, which this protocol has no words for; its input is wrapped in INPUT/RESIZE
@@ -72,10 +76,11 @@ export interface RawHost {
   sinkFor(ws: WebSocket): Sink;
   /** A raw client authenticated and joined (cancel idle clean-up). */
   onJoin(): void;
+  /** Wake this object at `at` (epoch ms) to call `onDeadline()`; null: no auth window is open. */
+  armAuthDeadline(at: number | null): Promise<void>;
 }
 
 interface Pending {
-  timer: ReturnType<typeof setTimeout>;
   /** Set while the token is being checked; later messages wait here, in order. */
   queue: (ArrayBuffer | string)[] | null;
 }
@@ -117,23 +122,38 @@ export class RawClients {
       authDeadline: Date.now() + TERMINAL_WS_AUTH_TIMEOUT_MS,
     };
     server.serializeAttachment(attachment);
-    this.watch(server, TERMINAL_WS_AUTH_TIMEOUT_MS);
+    void this.rearm();
     return new Response(null, { status: 101, webSocket: client });
   }
 
   /** A socket found unauthenticated after a wake-up: its deadline still holds. */
   restore(ws: WebSocket, attachment: RawAttachment): void {
-    const left = attachment.authDeadline - Date.now();
-    if (left <= 0) closeSocket(ws, TerminalWsClose.AUTH_TIMEOUT);
-    else this.watch(ws, left);
+    if (attachment.authDeadline <= Date.now()) closeSocket(ws, TerminalWsClose.AUTH_TIMEOUT);
+  }
+
+  /** The auth deadline alarm: sockets still silent are closed 4001. */
+  onDeadline(now = Date.now()): void {
+    for (const [ws, attachment] of this.waiting()) {
+      if (attachment.authDeadline <= now) this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    }
+    void this.rearm();
+  }
+
+  /** The session ended: sockets still authenticating are told so. */
+  closePending(): void {
+    for (const [ws] of this.waiting()) this.reject(ws, TerminalWsClose.ENDED);
   }
 
   async onMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     const attachment = ws.deserializeAttachment() as RawAttachment | null;
     if (!attachment) return;
     if (attachment.authed) return this.forward(ws, message);
-    const pending = this.pending.get(ws);
-    if (!pending) return; // its deadline passed; it is being closed
+    if (attachment.authDeadline <= Date.now()) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    let pending = this.pending.get(ws);
+    if (!pending) {
+      pending = { queue: null };
+      this.pending.set(ws, pending);
+    }
     if (pending.queue) {
       if (pending.queue.length >= RAW_PREAUTH_QUEUE_MAX) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
       pending.queue.push(message);
@@ -146,27 +166,35 @@ export class RawClients {
     const ok = token !== undefined && !!apiKey && (await safeEqual(token, apiKey));
     if (this.pending.get(ws) !== pending) return; // timed out meanwhile
     if (!ok) return this.reject(ws, TerminalWsClose.INVALID_KEY);
-    clearTimeout(pending.timer);
     this.pending.delete(ws);
     const joined: RawAttachment = { ...attachment, authed: true };
     ws.serializeAttachment(joined);
     const state: ClientState = { id: joined.id, readonly: false, paused: false, offset: null, trustNext: false };
     this.host.hub.addClient(this.host.sinkFor(ws), state);
     this.host.onJoin();
+    void this.rearm();
     for (const queued of pending.queue) this.forward(ws, queued);
   }
 
-  private watch(ws: WebSocket, ms: number): void {
-    const timer = setTimeout(() => {
-      if (this.pending.get(ws)?.timer !== timer) return;
-      this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
-    }, ms);
-    this.pending.set(ws, { timer, queue: null });
+  /** Open raw sockets that have not authenticated yet, with their attachments. */
+  private waiting(): [WebSocket, RawAttachment][] {
+    const out: [WebSocket, RawAttachment][] = [];
+    for (const ws of this.host.ctx.getWebSockets(RAW_TAG)) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const attachment: unknown = ws.deserializeAttachment();
+      if (isPendingRaw(attachment)) out.push([ws, attachment]);
+    }
+    return out;
+  }
+
+  /** Points the auth alarm at the earliest open auth window. */
+  private async rearm(): Promise<void> {
+    let earliest: number | null = null;
+    for (const [, attachment] of this.waiting()) earliest = Math.min(earliest ?? Infinity, attachment.authDeadline);
+    await this.host.armAuthDeadline(earliest);
   }
 
   private reject(ws: WebSocket, close: { code: number; reason: string }): void {
-    const pending = this.pending.get(ws);
-    if (pending) clearTimeout(pending.timer);
     this.pending.delete(ws);
     closeSocket(ws, close);
   }

@@ -13,6 +13,8 @@ import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
 import { HistoryStore } from "./history.ts";
 import type { CommandRecord } from "../shared/history.ts";
 import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
+import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts";
+import { AlarmSlots } from "./alarm-slots.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 interface ClientAttachment {
@@ -56,6 +58,10 @@ function sinkOf(ws: WebSocket): Sink {
 
 export class TerminalDO extends DurableObject<Env> {
   private readonly hub: TerminalHub;
+  /** Open Terminal WebSocket clients (raw PTY bytes, first-message auth). */
+  private readonly raw: RawClients;
+  /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
+  private readonly alarms: AlarmSlots<"idle" | "raw-auth">;
   private readonly sinks = new Map<WebSocket, Sink>();
   private serverId = "";
   private meta: SessionMeta | null = null;
@@ -77,11 +83,26 @@ export class TerminalDO extends DurableObject<Env> {
       onHistory: (record) => {
         if (this.meta) this.history.upsert(record);
       },
-      onExit: () => void this.forget(),
+      onExit: () => {
+        this.raw.closePending();
+        void this.forget();
+      },
       onClientChanged: (sink, client) => {
         const ws = [...this.sinks].find(([, s]) => s === sink)?.[0];
         ws?.serializeAttachment({ id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
       },
+    });
+    this.alarms = new AlarmSlots(ctx.storage);
+    this.raw = new RawClients({
+      ctx,
+      hub: this.hub,
+      apiKey: () => this.env.EDGETTY_API_KEY,
+      sessionKnown: () => this.meta !== null,
+      maxClients: () => this.config.maxClients,
+      clientTag: CLIENT_TAG,
+      sinkFor: (ws) => this.sinkFor(ws),
+      onJoin: () => void this.alarms.clear("idle"),
+      armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
     });
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get(["server_id", "meta", "config", "title"]);
@@ -93,7 +114,8 @@ export class TerminalDO extends DurableObject<Env> {
       for (const ws of ctx.getWebSockets(AGENT_TAG)) this.hub.attachAgent(this.sinkFor(ws), true);
       for (const ws of ctx.getWebSockets(CLIENT_TAG)) {
         const a = ws.deserializeAttachment() as ClientAttachment | null;
-        if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
+        if (isPendingRaw(a)) this.raw.restore(ws, a);
+        else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
       }
     });
   }
@@ -101,7 +123,7 @@ export class TerminalDO extends DurableObject<Env> {
   private sinkFor(ws: WebSocket): Sink {
     let sink = this.sinks.get(ws);
     if (!sink) {
-      sink = sinkOf(ws);
+      sink = this.ctx.getTags(ws).includes(RAW_TAG) ? rawSinkOf(ws) : sinkOf(ws);
       this.sinks.set(ws, sink);
     }
     return sink;
@@ -149,6 +171,7 @@ export class TerminalDO extends DurableObject<Env> {
     }
     if (url.pathname === "/agent") return this.acceptAgent();
     if (url.pathname === "/client") return this.acceptClient(url.searchParams.get("readonly") === "1");
+    if (url.pathname === "/raw") return this.raw.accept();
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
   }
 
@@ -176,7 +199,7 @@ export class TerminalDO extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
     server.serializeAttachment(attachment);
     this.hub.addClient(this.sinkFor(server), { ...attachment, offset: null, trustNext: false });
-    void this.ctx.storage.deleteAlarm();
+    void this.alarms.clear("idle");
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -184,7 +207,9 @@ export class TerminalDO extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     try {
-      if (this.ctx.getTags(ws).includes(AGENT_TAG)) this.hub.onAgentMessage(this.sinkFor(ws), message);
+      const tags = this.ctx.getTags(ws);
+      if (tags.includes(AGENT_TAG)) this.hub.onAgentMessage(this.sinkFor(ws), message);
+      else if (tags.includes(RAW_TAG)) await this.raw.onMessage(ws, message);
       else this.hub.onClientMessage(this.sinkFor(ws), message);
     } catch (error) {
       console.error("TerminalDO.webSocketMessage:", error);
@@ -219,13 +244,16 @@ export class TerminalDO extends DurableObject<Env> {
     }
     this.hub.removeClient(sink);
     if (this.hub.clients.size === 0 && this.meta && this.config.idleTimeoutMs > 0) {
-      void this.ctx.storage.setAlarm(Date.now() + this.config.idleTimeoutMs);
+      void this.alarms.set("idle", Date.now() + this.config.idleTimeoutMs);
     }
   }
 
   /** Idle clean-up: alarms are at-least-once, so check again before removing anything. */
   override async alarm(): Promise<void> {
     try {
+      const due = await this.alarms.due();
+      if (due.includes("raw-auth")) this.raw.onDeadline();
+      if (!due.includes("idle")) return;
       if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
       const host = this.env.HOST.get(this.env.HOST.idFromName(this.serverId));
       await host.deleteSession(this.serverId, this.meta.terminal_id, "idle timeout");
@@ -244,7 +272,7 @@ export class TerminalDO extends DurableObject<Env> {
       this.config = config;
       await this.ctx.storage.put({ server_id: serverId, meta: this.meta, config });
       if (this.hub.clients.size === 0 && config.idleTimeoutMs > 0) {
-        await this.ctx.storage.setAlarm(Date.now() + config.idleTimeoutMs);
+        await this.alarms.set("idle", Date.now() + config.idleTimeoutMs);
       }
       return ok(null);
     } catch (error) {

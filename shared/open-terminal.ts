@@ -23,6 +23,12 @@ export const COMMAND_MAX_BYTES = 128 * 1024 - 1;
 export const INPUT_MAX_CHARS = 1 << 20; // 1 Mi characters
 /** How long a terminal WebSocket may take to send its first-message auth (reference: 10 s). */
 export const TERMINAL_WS_AUTH_TIMEOUT_MS = 10_000;
+/**
+ * Sessions `POST /api/terminals` may hold open per server (the reference's
+ * OPEN_TERMINAL_MAX_SESSIONS default). Its sessions are ephemeral; the count covers every
+ * ephemeral session of the server, whichever API opened it.
+ */
+export const OPEN_TERMINAL_MAX_SESSIONS = 16;
 
 /** One output record of a background process. */
 export interface OutputEntry {

@@ -1,0 +1,186 @@
+/**
+ * Open Terminal's `/api/terminals` end to end: one PTY session, two doors (this API and the
+ * terminal session API), the raw WebSocket with first-message auth and its close codes, and the
+ * session limit.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OPEN_TERMINAL_MAX_SESSIONS } from "../../shared/open-terminal.ts";
+import { startStack, type TestStack } from "../support/stack.ts";
+import { RawClient } from "../support/raw-client.ts";
+import { TermClient } from "../support/term-client.ts";
+import { until } from "../support/ndjson.ts";
+
+interface TerminalInfo {
+  id: string;
+  created_at: string;
+  pid: number;
+}
+
+let stack: TestStack;
+const clients: { close(): void }[] = [];
+const PREFIX = "/api/v1/terminals/local";
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await stack?.stop();
+});
+
+async function createTerminal(base = ""): Promise<TerminalInfo> {
+  const res = await stack.api(`${base}/api/terminals`, { method: "POST" });
+  expect(res.status).toBe(200);
+  return (await res.json()) as TerminalInfo;
+}
+
+async function sessionIds(): Promise<number[]> {
+  const res = await stack.api("/api/v1/terminal/sessions");
+  return ((await res.json()) as { id: number }[]).map((s) => s.id);
+}
+
+async function raw(id: string, base = ""): Promise<RawClient> {
+  const client = await RawClient.connect(`${stack.url}${base}/api/terminals/${id}`, stack.apiKey);
+  clients.push(client);
+  return client;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("/api/terminals", () => {
+  it("creates a session in the reference's shape, visible through both APIs", async () => {
+    const t = await createTerminal();
+    expect(Object.keys(t).sort()).toEqual(["created_at", "id", "pid"]);
+    expect(t.id).toMatch(/^\d+$/);
+    expect(t.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$/);
+    expect(alive(t.pid)).toBe(true);
+    expect(await sessionIds()).toContain(Number(t.id));
+    const list = (await (await stack.api("/api/terminals")).json()) as TerminalInfo[];
+    expect(list).toContainEqual(t);
+    expect(await (await stack.api(`/api/terminals/${t.id}`)).json()).toEqual(t);
+  });
+
+  it("lists a session the terminal session API created, under its terminal id", async () => {
+    await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 21 }) });
+    const list = (await (await stack.api("/api/terminals")).json()) as TerminalInfo[];
+    expect(list.map((t) => t.id)).toContain("21");
+  });
+
+  it("deletes a session for both doors, then answers 404 {error: Session not found}", async () => {
+    const t = await createTerminal(PREFIX);
+    const attached = await raw(t.id);
+    attached.type("echo attached\r");
+    await attached.waitForText("attached");
+    const res = await stack.api(`${PREFIX}/api/terminals/${t.id}`, { method: "DELETE" });
+    expect(await res.json()).toEqual({ status: "deleted" });
+    expect((await attached.waitForClose()).code).toBe(1000);
+    expect(await sessionIds()).not.toContain(Number(t.id));
+    expect(await until(() => !alive(t.pid))).toBe(true);
+    for (const init of [{}, { method: "DELETE" }]) {
+      const gone = await stack.api(`/api/terminals/${t.id}`, init);
+      expect(gone.status).toBe(404);
+      expect(await gone.json()).toMatchObject({ error: "Session not found" });
+    }
+    expect((await stack.api("/api/terminals/not-a-session")).status).toBe(404);
+  });
+
+  it("answers 401 {detail: Invalid API key} without the key", async () => {
+    for (const init of [{ method: "POST" }, {}]) {
+      const res = await fetch(`${stack.url}/api/terminals`, init);
+      expect(res.status).toBe(401);
+      expect(await res.json()).toMatchObject({ detail: "Invalid API key" });
+    }
+  });
+});
+
+describe("the WebSocket /api/terminals/{id}", () => {
+  it("carries raw PTY bytes both ways after first-message auth", async () => {
+    const t = await createTerminal();
+    const client = await raw(t.id);
+    client.type("echo raw-$((6*7))\r");
+    await client.waitForText("raw-42");
+    expect(client.texts).toEqual([]);
+  });
+
+  it("is one session with the terminal session API: each sees the other's typing", async () => {
+    const t = await createTerminal();
+    const rawClient = await raw(t.id, PREFIX);
+    const framed = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${t.id}`, { apiKey: stack.apiKey });
+    clients.push(framed);
+    rawClient.type("echo from-raw-$((1+1))\r");
+    await framed.waitForText("from-raw-2");
+    framed.input("echo from-framed-$((2+2))\r");
+    await rawClient.waitForText("from-framed-4");
+  });
+
+  it("repaints a raw client that joins a running session", async () => {
+    const t = await createTerminal();
+    const first = await raw(t.id);
+    first.type("printf 'painted-%s\\n' one two\r");
+    await first.waitForText("painted-two");
+    const late = await raw(t.id);
+    await late.waitForText("painted-two");
+  });
+
+  it("resizes the PTY with a text message", async () => {
+    const t = await createTerminal();
+    const client = await raw(t.id);
+    client.resize(111, 33);
+    client.type("stty size\r");
+    await client.waitForText("33 111");
+  });
+
+  it("closes 4001 for a wrong key, a payload that is not auth JSON, and silence", async () => {
+    const t = await createTerminal();
+    const wrong = await RawClient.open(`${stack.url}/api/terminals/${t.id}`);
+    wrong.auth("not-the-key");
+    expect(await wrong.waitForClose()).toEqual({ code: 4001, reason: "Invalid API key" });
+
+    const binary = await RawClient.open(`${stack.url}/api/terminals/${t.id}`);
+    binary.type("ls\r");
+    expect(await binary.waitForClose()).toEqual({ code: 4001, reason: "Auth timeout or invalid payload" });
+
+    const silent = await RawClient.open(`${stack.url}/api/terminals/${t.id}`);
+    const opened = Date.now();
+    // The close frame comes at 10 s; the local stack may hold the TCP close a while longer.
+    expect(await silent.waitForClose(40_000)).toEqual({ code: 4001, reason: "Auth timeout or invalid payload" });
+    expect(Date.now() - opened).toBeGreaterThan(9_000);
+    expect(silent.text()).toBe(""); // nothing of the session leaked before auth
+  });
+
+  it("closes 4004 for a session that does not exist, on both mounts", async () => {
+    for (const path of ["/api/terminals/39999", "/api/terminals/nope", `${PREFIX}/api/terminals/39999`]) {
+      const client = await RawClient.open(stack.url + path);
+      expect(await client.waitForClose()).toEqual({ code: 4004, reason: "Session not found" });
+    }
+  });
+});
+
+describe("the session limit", () => {
+  it(`answers 429 once the server holds ${OPEN_TERMINAL_MAX_SESSIONS} ephemeral sessions`, async () => {
+    const made: string[] = [];
+    let refused: Response | null = null;
+    for (let i = 0; i <= OPEN_TERMINAL_MAX_SESSIONS && !refused; i++) {
+      const res = await stack.api("/api/terminals", { method: "POST" });
+      if (res.status === 429) refused = res;
+      else made.push(((await res.json()) as TerminalInfo).id);
+    }
+    expect(refused).not.toBeNull();
+    expect(await refused!.json()).toEqual({
+      error: `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`,
+      code: "TOO_MANY_SESSIONS",
+    });
+    const list = (await (await stack.api("/api/terminals")).json()) as TerminalInfo[];
+    expect(list.filter((t) => Number(t.id) >= 40_000)).toHaveLength(OPEN_TERMINAL_MAX_SESSIONS);
+    for (const id of made) await stack.api(`/api/terminals/${id}`, { method: "DELETE" });
+    expect((await stack.api("/api/terminals", { method: "POST" })).status).toBe(200);
+  });
+});
