@@ -152,14 +152,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const displayHost = options.host === "0.0.0.0" ? "127.0.0.1" : options.host;
   const url = `http://${displayHost}:${options.port}`;
   const wranglerLog = createWriteStream(join(stateDir, "wrangler.log"), { flags: "a" });
-  let edge: ChildProcess;
+  let edge: ChildProcess | null = null;
   let edgeFailure: string | null = null;
 
   const startEdge = async () => {
     edgeFailure = null;
     const inspectorPort = await freePort();
     const wrangler = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-    edge = spawn(
+    const child = spawn(
       process.execPath,
       [
         wrangler, "dev",
@@ -189,9 +189,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         },
       },
     );
-    edge.stdout!.pipe(wranglerLog, { end: false });
-    edge.stderr!.pipe(wranglerLog, { end: false });
-    edge.once("exit", (code, signal) => (edgeFailure = `workerd exited (${signal ?? code}); see ${join(stateDir, "wrangler.log")}`));
+    edge = child;
+    child.stdout!.pipe(wranglerLog, { end: false });
+    child.stderr!.pipe(wranglerLog, { end: false });
+    child.once("exit", (code, signal) => (edgeFailure = `workerd exited (${signal ?? code}); see ${join(stateDir, "wrangler.log")}`));
     await waitFor(
       "edge",
       async () => ((await fetch(`${url}/health`)).ok ? true : null),
@@ -199,23 +200,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
   };
 
-  await startEdge();
-  const register = await fetch(`${url}/api/v1/admin/servers/${LOCAL_SERVER_ID}`, {
-    method: "PUT",
-    headers: { Authorization: `Bearer ${secrets.apiKey}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ name: `${hostname()} (local)`, token: secrets.agentToken }),
-  });
-  if (!register.ok) throw new Error(`registering server "${LOCAL_SERVER_ID}" failed: HTTP ${register.status} ${await register.text()}`);
-
+  let agent: ChildProcess | null = null;
+  const stopAll = async () => {
+    if (agent) await stopProcess(agent, false);
+    if (edge) await stopProcess(edge, true);
+    wranglerLog.end();
+  };
   let agentFailure: string | null = null;
-  const agentOut = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
-  const agent = spawn(
-    process.execPath,
-    [join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
-    { cwd: process.cwd(), stdio: ["ignore", agentOut, agentOut], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
-  );
-  agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));
-
   const agentOnline = () =>
     waitFor(
       "agent",
@@ -226,25 +217,43 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       },
       () => agentFailure ?? edgeFailure,
     );
-  await agentOnline();
+
+  try {
+    await startEdge();
+    const register = await fetch(`${url}/api/v1/admin/servers/${LOCAL_SERVER_ID}`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${secrets.apiKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ name: `${hostname()} (local)`, token: secrets.agentToken }),
+    });
+    if (!register.ok) throw new Error(`registering server "${LOCAL_SERVER_ID}" failed: HTTP ${register.status} ${await register.text()}`);
+    const agentOut = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
+    agent = spawn(
+      process.execPath,
+      [join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
+      { cwd: process.cwd(), stdio: ["ignore", agentOut, agentOut], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
+    );
+    agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));
+    await agentOnline();
+  } catch (error) {
+    // Whatever started is stopped again: a failed start leaves no processes behind.
+    await stopAll();
+    throw error;
+  }
+  const agentProcess = agent!;
 
   return {
     url,
     apiKey: secrets.apiKey,
     agentToken: secrets.agentToken,
-    agent,
+    agent: agentProcess,
     async waitForAgent() {
       await agentOnline();
     },
     async restartEdge() {
-      await stopProcess(edge, true);
+      if (edge) await stopProcess(edge, true);
       await startEdge();
       await agentOnline();
     },
-    async stop() {
-      await stopProcess(agent, false);
-      await stopProcess(edge, true);
-      wranglerLog.end();
-    },
+    stop: stopAll,
   };
 }
