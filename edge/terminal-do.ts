@@ -76,6 +76,9 @@ export class TerminalDO extends DurableObject<Env> {
     this.hub = new TerminalHub({
       info: (client) => this.infoFrame(client),
       onHello: (hello) => this.onHello(hello),
+      onSize: (size) => {
+        this.size = size;
+      },
       onTitle: (title) => {
         this.title = title;
         void this.ctx.storage.put("title", title);
@@ -216,10 +219,10 @@ export class TerminalDO extends DurableObject<Env> {
     }
   }
 
-  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+  /** The runtime has already answered the peer's close (compatibility date ≥ 2026-04-07). */
+  override async webSocketClose(ws: WebSocket): Promise<void> {
     try {
       this.dropSocket(ws);
-      if (code !== 1005 && code !== 1006) this.sinkFor(ws).close(1000, "closed");
       this.sinks.delete(ws);
     } catch (error) {
       console.error("TerminalDO.webSocketClose:", error);

@@ -14,6 +14,10 @@ const watch = process.argv.includes("--watch");
 
 /** Replaces `path` with `data` in one step (write a temporary file, rename over). */
 async function writeAtomic(path, data) {
+  // Unchanged files are left alone: wrangler watches this folder, and a rewrite reloads every
+  // running local stack's Worker (dropping all its WebSockets) for nothing.
+  const old = await readFile(path).catch(() => null);
+  if (old && Buffer.compare(old, Buffer.from(data)) === 0) return;
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data);
   await rename(tmp, path);
