@@ -27,8 +27,10 @@ import type { SpawnPlan } from "./spawn.ts";
 
 /** Coalesced frames grow up to this size before they are sent, in bytes. */
 export const FRAME_TARGET_BYTES = 64 << 10; // 64 KiB
-/** Output within this long of the previous frame counts as a burst, in milliseconds. */
+/** Output within this long of a bulk frame counts as a burst, in milliseconds… */
 export const BURST_WINDOW_MS = 2;
+/** …where a bulk frame is at least this big, in bytes (a keystroke's echo never is). */
+export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
 export const BURST_FLUSH_MS = 4;
 /**
@@ -93,6 +95,7 @@ export class PtySession {
   private streaming = false;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlushAt = 0;
+  private lastFrameBytes = 0;
   private paused = false;
   private exited: ExitInfo | null = null;
   private readonly linkOpened: Promise<void>;
@@ -213,8 +216,8 @@ export class PtySession {
     if (!this.streaming) return;
     if (this.output.end - this.sent >= FRAME_TARGET_BYTES) return this.flush();
     if (this.flushTimer) return;
-    // After a quiet spell (a keystroke's echo) send at once; inside a burst, coalesce.
-    if (performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
+    // Small output (a keystroke's echo) goes out at once; inside a burst of bulk output, coalesce.
+    if (this.lastFrameBytes >= BULK_FRAME_BYTES && performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
       this.flushTimer = setTimeout(() => this.flush(), BURST_FLUSH_MS);
     } else {
       this.flush();
@@ -240,6 +243,7 @@ export class PtySession {
       frameBytes += chunk.byteLength;
     }
     if (frameBytes > 0) this.link.send(encodeOutput(offset, frame, frameBytes));
+    this.lastFrameBytes = this.output.end - this.sent;
     this.sent = this.output.end;
     this.lastFlushAt = performance.now();
   }
