@@ -2,10 +2,16 @@
  * The recent output of one terminal, as ready-to-send client OUTPUT frames keyed by their byte
  * offset in the PTY's output stream. Bounded: the oldest frames drop out first. A client that
  * falls further behind than the ring reaches is repainted from a snapshot instead.
+ *
+ * While a snapshot is on its way the ring is pinned at the offset it was asked at: the repaint
+ * covers output up to some later offset S, and the frames from S on must still be here when it
+ * arrives, even under a flood. The pin holds at most PIN_MAX_BYTES.
  */
 
 /** Output kept per terminal for paused or catching-up clients, in bytes. */
-export const RING_MAX_BYTES = 4 << 20; // 4 MiB
+export const RING_MAX_BYTES = 1 << 20; // 1 MiB
+/** Output a pin may hold beyond RING_MAX_BYTES while a snapshot is on its way, in bytes. */
+export const PIN_MAX_BYTES = 16 << 20; // 16 MiB
 
 export interface RingFrame {
   /** Offset of the frame's first payload byte. */
@@ -22,8 +28,26 @@ export class OutputRing {
   private frames: RingFrame[] = [];
   private head = 0;
   private bytes = 0;
+  private pinnedAt: number | null = null;
 
-  constructor(private readonly maxBytes = RING_MAX_BYTES) {}
+  constructor(
+    private readonly maxBytes = RING_MAX_BYTES,
+    private readonly pinMaxBytes = PIN_MAX_BYTES,
+  ) {}
+
+  /** Keeps every frame that ends after `offset` (within PIN_MAX_BYTES) until `unpin()`. */
+  pin(offset: number): void {
+    this.pinnedAt = offset;
+  }
+
+  unpin(): void {
+    this.pinnedAt = null;
+  }
+
+  private evictable(f: RingFrame): boolean {
+    if (this.bytes > this.pinMaxBytes) return true;
+    return this.pinnedAt === null || f.offset + payloadLength(f) <= this.pinnedAt;
+  }
 
   /** Offset of the oldest byte held, or null when empty. */
   get start(): number | null {
@@ -33,7 +57,7 @@ export class OutputRing {
   push(f: RingFrame): void {
     this.frames.push(f);
     this.bytes += f.frame.byteLength;
-    while (this.bytes > this.maxBytes && this.frames.length - this.head > 1) {
+    while (this.bytes > this.maxBytes && this.frames.length - this.head > 1 && this.evictable(this.frames[this.head]!)) {
       this.bytes -= this.frames[this.head]!.frame.byteLength;
       this.frames[this.head++] = undefined as never;
     }
@@ -61,6 +85,7 @@ export class OutputRing {
   }
 
   clear(): void {
+    this.pinnedAt = null;
     this.frames = [];
     this.head = 0;
     this.bytes = 0;

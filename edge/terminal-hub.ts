@@ -90,6 +90,7 @@ export class TerminalHub {
     if (this.agent && this.agent !== sink) this.agent.close(4000, "replaced by a newer link");
     this.agent = sink;
     this.snapshotInFlight = null;
+    this.ring.unpin();
     // A link found after a wake-up has said HELLO long ago: it may stream right away.
     if (known) this.requestSnapshotIfNeeded();
   }
@@ -98,6 +99,7 @@ export class TerminalHub {
     if (this.agent !== sink) return;
     this.agent = null;
     this.snapshotInFlight = null;
+    this.ring.unpin();
     this.broadcast({ t: "error", error: { code: "AGENT_OFFLINE", message: "The host's agent is offline; output resumes when it reconnects" } });
   }
 
@@ -192,6 +194,7 @@ export class TerminalHub {
   private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
     if (id !== this.snapshotInFlight) return;
     this.snapshotInFlight = null;
+    this.ring.unpin();
     const backlog = this.ring.from(offset);
     if (backlog === null || (this.received !== null && offset > this.received)) {
       this.requestSnapshotIfNeeded(); // the stream moved past what we hold: ask again
@@ -216,6 +219,8 @@ export class TerminalHub {
     for (const state of this.clients.values()) needed ||= state.offset === null && !state.trustNext && !state.paused;
     if (!needed) return;
     this.snapshotInFlight = ++this.snapshotSeq;
+    // The repaint will cover output up to some offset at or past this one: keep what follows.
+    this.ring.pin(this.received ?? 0);
     this.agent.send(encodeEdgeFrame({ t: "snapshot-request", id: this.snapshotInFlight }));
   }
 

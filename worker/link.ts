@@ -88,6 +88,9 @@ export class Link {
       headers: { Authorization: `Bearer ${this.options.token}` },
       handshakeTimeout: DIAL_TIMEOUT_MS,
       perMessageDeflate: false,
+      // An all-zero mask lets ws skip masking (a copy of every byte sent). Masking protects
+      // intermediaries from script-chosen bytes in browsers; the agent is not a browser.
+      generateMask: (mask: Buffer) => void mask.fill(0),
       maxPayload: 64 << 20,
     });
     this.ws = ws;

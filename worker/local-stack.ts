@@ -229,7 +229,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const agentOut = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
     agent = spawn(
       process.execPath,
-      [join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
+      // The flag the bin's shebang carries (a small young generation: flat memory under floods).
+      ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
       { cwd: process.cwd(), stdio: ["ignore", agentOut, agentOut], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
     );
     agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));

@@ -86,6 +86,21 @@ describe("TerminalHub", () => {
     expect(c.output()).toBe("SCREEN|during after");
   });
 
+  it("repaints a client that joins during a flood larger than the ring", () => {
+    output(0, "start ");
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    const big = "z".repeat(512 << 10);
+    let at = 6;
+    for (let i = 0; i < 8; i++, at += big.length) output(at, big); // 4 MiB while the snapshot is away
+    answerSnapshot(6 + 2 * big.length, "SCREEN|");
+    output(at, "tail");
+    const text = c.output();
+    expect(text.startsWith("SCREEN|")).toBe(true);
+    expect(text.length).toBe("SCREEN|".length + 6 * big.length + "tail".length);
+    expect(text.endsWith("tail")).toBe(true);
+  });
+
   it("acknowledges output and drops resends it already holds", () => {
     output(0, "abc");
     expect(agentFrames()).toEqual([{ t: "ack", offset: 3 }]);
