@@ -4,6 +4,7 @@
  * (raw PTY bytes, text frames, the close) into state. Waits are driven by incoming frames.
  */
 import WebSocket from "ws";
+import { Waiters } from "./waiters.ts";
 
 /** Output a test client keeps, in bytes (older output is dropped). */
 export const RAW_CLIENT_OUTPUT_MAX_BYTES = 4 << 20; // 4 MiB
@@ -13,7 +14,7 @@ export class RawClient {
   /** Text frames received (the protocol sends none; kept to prove it). */
   readonly texts: string[] = [];
   private output = Buffer.alloc(0);
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
 
   private constructor(readonly ws: WebSocket) {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -71,24 +72,9 @@ export class RawClient {
 
   /** Resolves once `predicate` holds, checked on every frame; rejects after `timeoutMs`. */
   waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output tail: ${JSON.stringify(this.text().slice(-300))}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    return this.waiters.until(predicate, what, timeoutMs, () => `; output tail: ${JSON.stringify(this.text().slice(-300))}`);
   }
+
 
   waitForText(pattern: string | RegExp, timeoutMs?: number): Promise<void> {
     const test = typeof pattern === "string" ? (t: string) => t.includes(pattern) : (t: string) => pattern.test(t);
@@ -101,6 +87,7 @@ export class RawClient {
   }
 
   private notify(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waiters.notify();
   }
+
 }

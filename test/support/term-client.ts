@@ -14,6 +14,7 @@ import {
   type ExitInfo,
   type SessionInfo,
 } from "../../shared/protocol.ts";
+import { Waiters } from "./waiters.ts";
 
 /** Output a test client keeps, in bytes (older output is dropped from `text`). */
 export const CLIENT_OUTPUT_MAX_BYTES = 8 << 20; // 8 MiB
@@ -54,7 +55,7 @@ export class TermClient {
   /** Frames received so far. */
   frameCount = 0;
   readonly terminal: Terminal | null;
-  private waiters = new Set<() => void>();
+  private readonly waiters = new Waiters();
   private pongs = new Map<string, () => void>();
   private parsed: Promise<void> = Promise.resolve();
 
@@ -120,8 +121,9 @@ export class TermClient {
   }
 
   private notify(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waiters.notify();
   }
+
 
   /** All output kept so far as text. */
   text(): string {
@@ -130,24 +132,9 @@ export class TermClient {
 
   /** Resolves once `predicate` holds, checked on every frame; rejects after `timeoutMs`. */
   waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!predicate()) return;
-        cleanup();
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output tail: ${JSON.stringify(this.text().slice(-400))}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-    });
+    return this.waiters.until(predicate, what, timeoutMs, () => `; output tail: ${JSON.stringify(this.text().slice(-400))}`);
   }
+
 
   waitForText(pattern: string | RegExp, timeoutMs?: number): Promise<void> {
     const test = typeof pattern === "string" ? (t: string) => t.includes(pattern) : (t: string) => pattern.test(t);
