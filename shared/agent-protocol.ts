@@ -11,7 +11,7 @@
  * An OUTPUT or SNAPSHOT frame embeds a ready-made client OUTPUT frame at a fixed position, so the
  * DO forwards a subarray to clients without copying.
  */
-import { ServerOp } from "./protocol.ts";
+import { jsonFrame, parseJson, ServerOp } from "./protocol.ts";
 import type { ExitInfo, TerminalSize } from "./protocol.ts";
 import { parseCommandRecord, type CommandRecord } from "./history.ts";
 import type { ScreenRequest, ScreenResult } from "./screen.ts";
@@ -98,8 +98,6 @@ export class LinkProtocolError extends Error {
   override name = "LinkProtocolError";
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const TWO_32 = 2 ** 32;
 
 function writeU64(view: DataView, at: number, value: number): void {
@@ -116,19 +114,7 @@ function viewOf(bytes: Uint8Array): DataView {
 }
 
 function json(bytes: Uint8Array, what: string): unknown {
-  try {
-    return JSON.parse(decoder.decode(bytes));
-  } catch {
-    throw new LinkProtocolError(`${what} payload is not JSON`);
-  }
-}
-
-function withJson(op: number, value: unknown): Uint8Array {
-  const body = encoder.encode(JSON.stringify(value));
-  const out = new Uint8Array(1 + body.byteLength);
-  out[0] = op;
-  out.set(body, 1);
-  return out;
+  return parseJson(bytes, what, LinkProtocolError);
 }
 
 /**
@@ -162,13 +148,13 @@ export function encodeSnapshot(id: number, offset: number, screen: Uint8Array): 
 export function encodeAgentFrame(f: Exclude<AgentDataFrame, { t: "output" | "snapshot" }>): Uint8Array {
   switch (f.t) {
     case "hello":
-      return withJson(AgentOp.HELLO, f.hello);
+      return jsonFrame(AgentOp.HELLO, f.hello);
     case "exit":
-      return withJson(AgentOp.EXIT, f.exit);
+      return jsonFrame(AgentOp.EXIT, f.exit);
     case "size":
-      return withJson(AgentOp.SIZE, f.size);
+      return jsonFrame(AgentOp.SIZE, f.size);
     case "history":
-      return withJson(AgentOp.HISTORY, f.record);
+      return jsonFrame(AgentOp.HISTORY, f.record);
     case "title": {
       const out = new Uint8Array(1 + f.frame.byteLength);
       out[0] = AgentOp.TITLE;
@@ -220,7 +206,7 @@ export function encodeEdgeFrame(f: EdgeDataFrame): Uint8Array {
       return out;
     }
     case "resize":
-      return withJson(EdgeOp.RESIZE, f.size);
+      return jsonFrame(EdgeOp.RESIZE, f.size);
     case "ack":
     case "resume": {
       const out = new Uint8Array(9);

@@ -92,15 +92,17 @@ export function frame(op: number, payload: Uint8Array = new Uint8Array(0)): Uint
   return out;
 }
 
-function jsonFrame(op: number, value: unknown): Uint8Array {
+/** One type byte followed by `value` as JSON. */
+export function jsonFrame(op: number, value: unknown): Uint8Array {
   return frame(op, encoder.encode(JSON.stringify(value)));
 }
 
-function parseJson(payload: Uint8Array, what: string): unknown {
+/** The JSON in a frame's payload; `Err` (a ProtocolError by default) says which frame was bad. */
+export function parseJson(payload: Uint8Array, what: string, Err: new (message: string) => Error = ProtocolError): unknown {
   try {
     return JSON.parse(decoder.decode(payload));
   } catch {
-    throw new ProtocolError(`${what} payload is not JSON`);
+    throw new Err(`${what} payload is not JSON`);
   }
 }
 
