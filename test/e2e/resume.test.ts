@@ -19,7 +19,15 @@ afterAll(async () => {
 });
 
 async function session(id: number): Promise<TermClient> {
-  const res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
+  // Right after the links were dropped on purpose, a request can race the edge noticing it and
+  // get 503 AGENT_OFFLINE (as it should); ask again until the agent is back for good.
+  const deadline = Date.now() + 30_000;
+  let res: Response;
+  for (;;) {
+    res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
+    if (res.status !== 503 || Date.now() > deadline) break;
+    await stack.waitForAgent();
+  }
   expect(res.status).toBe(200);
   const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, screen: false });
   clients.push(c);
