@@ -26,6 +26,7 @@ async function session(id: number): Promise<TermClient> {
   for (;;) {
     res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
     if (res.status !== 503 || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 100)); // a retry interval, then wait for the link
     await stack.waitForAgent();
   }
   expect(res.status).toBe(200);
