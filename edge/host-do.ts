@@ -66,6 +66,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
+  /** Sessions a DELETE is ending right now (bounded by MAX_SESSIONS_PER_SERVER). */
+  private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
 
@@ -231,9 +233,14 @@ export class HostDO extends DurableObject<Env> {
     }
   }
 
-  private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }): Promise<void> {
+  /**
+   * Forgets a session and ends it at its TerminalDO. A session that ended by itself (its process
+   * exited, or the agent lost it) keeps its command history readable; a deleted one does not.
+   */
+  private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }, keepHistory = true): Promise<void> {
+    if (!this.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
-    await this.terminal(this.serverId(), terminalId).end(exit);
+    await this.terminal(this.serverId(), terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
   }
 
   private allocateEphemeralId(): number {
@@ -281,6 +288,8 @@ export class HostDO extends DurableObject<Env> {
     try {
       this.setHostValue("server_id", serverId);
       if (!this.indexed(terminalId)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+      // The agent's "exited" for this kill may arrive first: it must not keep the history.
+      this.deleting.add(terminalId);
       if (this.agentSocket()) {
         try {
           await this.request("kill", { terminal_id: terminalId });
@@ -289,11 +298,13 @@ export class HostDO extends DurableObject<Env> {
         }
       }
       // The agent reports the exit too; removing here makes DELETE final even while it is away.
-      await this.removeSession(terminalId, { exit_code: -1, signal: 9 });
+      await this.removeSession(terminalId, { exit_code: -1, signal: 9 }, false);
       console.log(`edgetty: session ${serverId}:${terminalId} removed (${why})`);
       return ok(null);
     } catch (error) {
       return fail(error, "HostDO.deleteSession");
+    } finally {
+      this.deleting.delete(terminalId);
     }
   }
 

@@ -69,6 +69,10 @@ export class TerminalDO extends DurableObject<Env> {
   private title: string | null = null;
   /** Command records from the shell (SQLite; see history.ts). */
   private readonly history: HistoryStore;
+  /** The session ended by itself and its history is still served. */
+  private historyKept = false;
+  /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
+  private keepHistoryOnExit = true;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -88,7 +92,7 @@ export class TerminalDO extends DurableObject<Env> {
       },
       onExit: () => {
         this.raw.closePending();
-        void this.forget();
+        void this.forget(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
         const ws = [...this.sinks].find(([, s]) => s === sink)?.[0];
@@ -108,7 +112,8 @@ export class TerminalDO extends DurableObject<Env> {
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
     });
     void ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get(["server_id", "meta", "config", "title"]);
+      const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept"]);
+      this.historyKept = stored.get("history_kept") === true;
       this.serverId = (stored.get("server_id") as string | undefined) ?? "";
       this.meta = (stored.get("meta") as SessionMeta | undefined) ?? null;
       this.config = (stored.get("config") as TerminalConfig | undefined) ?? this.config;
@@ -156,8 +161,12 @@ export class TerminalDO extends DurableObject<Env> {
   private size = { cols: 80, rows: 24 };
 
   private onHello(hello: DataHello): void {
-    // Another session under this terminal id: its history is not ours.
-    if (this.meta && this.meta.started_at !== hello.meta.started_at) this.history.clear();
+    // Another session under this terminal id (or the ended one's kept history): not ours.
+    if (this.historyKept || (this.meta && this.meta.started_at !== hello.meta.started_at)) this.history.clear();
+    if (this.historyKept) {
+      this.historyKept = false;
+      void this.ctx.storage.delete("history_kept");
+    }
     this.meta = hello.meta;
     this.size = hello.size;
     void this.ctx.storage.put("meta", hello.meta);
@@ -293,10 +302,15 @@ export class TerminalDO extends DurableObject<Env> {
     };
   }
 
-  /** The session is gone (deleted, or its process ended while the data link was down). */
-  async end(exit: ExitInfo): Promise<void> {
+  /**
+   * The session is gone: deleted (everything goes), or ended by itself while the data link was
+   * down or the agent restarted (`keepHistory`: its command history stays readable).
+   */
+  async end(exit: ExitInfo, keepHistory = false): Promise<void> {
+    this.keepHistoryOnExit = keepHistory;
     if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit);
-    else await this.forget();
+    else await this.forget(keepHistory);
+    this.keepHistoryOnExit = true;
   }
 
   private commandHistory(limit: number): string[] {
@@ -306,17 +320,25 @@ export class TerminalDO extends DurableObject<Env> {
   /** Every stored command record, oldest first; served while the agent is offline too. */
   async commandRecords(): Promise<Result<CommandRecord[]>> {
     try {
-      if (!this.meta) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+      if (!this.meta && !this.historyKept) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       return ok(this.history.records());
     } catch (error) {
       return fail(error, "TerminalDO.commandRecords");
     }
   }
 
-  private async forget(): Promise<void> {
+  /** Drops the session; with `keepHistory` its command records stay (until the id is reused). */
+  private async forget(keepHistory: boolean): Promise<void> {
     this.meta = null;
     this.title = null;
     await this.ctx.storage.deleteAlarm();
+    if (keepHistory) {
+      this.historyKept = true;
+      await this.ctx.storage.delete(["meta", "config", "title"]);
+      await this.ctx.storage.put("history_kept", true);
+      return;
+    }
+    this.historyKept = false;
     await this.ctx.storage.deleteAll();
     this.history.dropped();
   }

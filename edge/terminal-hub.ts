@@ -106,6 +106,8 @@ export class TerminalHub {
   onAgentMessage(sink: Sink, message: ArrayBuffer | string): void {
     if (typeof message === "string") return; // the data link is binary only
     const f = decodeAgentFrame(new Uint8Array(message));
+    // Frames still arriving on a link that was replaced or ended belong to nobody.
+    if (f.t !== "hello" && sink !== this.agent) return;
     switch (f.t) {
       case "output":
         this.onOutput(f.offset, f.frame);

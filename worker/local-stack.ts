@@ -42,6 +42,8 @@ export interface LocalStack {
   agent: ChildProcess;
   /** Resolves once the agent's control link is up (after a drop, say). */
   waitForAgent(): Promise<void>;
+  /** Stops the agent (its shells end with it) and starts a new one, as an upgrade would. */
+  restartAgent(): Promise<void>;
   /** Restarts workerd on the same port and state, as a redeploy would. */
   restartEdge(): Promise<void>;
   stop(): Promise<void>;
@@ -218,6 +220,21 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       () => agentFailure ?? edgeFailure,
     );
 
+  const startAgent = (): ChildProcess => {
+    agentFailure = null;
+    const out = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
+    const child = spawn(
+      process.execPath,
+      // The flag the bin's shebang carries (a small young generation: flat memory under floods).
+      ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
+      { cwd: process.cwd(), stdio: ["ignore", out, out], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
+    );
+    child.once("exit", (code, signal) => {
+      if (agent === child) agentFailure = `agent exited (${signal ?? code})`;
+    });
+    return child;
+  };
+
   try {
     await startEdge();
     const register = await fetch(`${url}/api/v1/admin/servers/${LOCAL_SERVER_ID}`, {
@@ -226,28 +243,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       body: JSON.stringify({ name: `${hostname()} (local)`, token: secrets.agentToken }),
     });
     if (!register.ok) throw new Error(`registering server "${LOCAL_SERVER_ID}" failed: HTTP ${register.status} ${await register.text()}`);
-    const agentOut = options.quiet ? openSync(join(stateDir, "agent.log"), "a") : "inherit";
-    agent = spawn(
-      process.execPath,
-      // The flag the bin's shebang carries (a small young generation: flat memory under floods).
-      ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
-      { cwd: process.cwd(), stdio: ["ignore", agentOut, agentOut], env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken } },
-    );
-    agent.once("exit", (code, signal) => (agentFailure = `agent exited (${signal ?? code})`));
+    agent = startAgent();
     await agentOnline();
   } catch (error) {
     // Whatever started is stopped again: a failed start leaves no processes behind.
     await stopAll();
     throw error;
   }
-  const agentProcess = agent!;
-
   return {
     url,
     apiKey: secrets.apiKey,
     agentToken: secrets.agentToken,
-    agent: agentProcess,
+    get agent() {
+      return agent!;
+    },
     async waitForAgent() {
+      await agentOnline();
+    },
+    async restartAgent() {
+      const old = agent!;
+      agent = null;
+      await stopProcess(old, false);
+      agent = startAgent();
       await agentOnline();
     },
     async restartEdge() {

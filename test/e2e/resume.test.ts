@@ -88,3 +88,46 @@ describe("resuming after broken links", () => {
     await after.waitForText("alive-after-restart\r\n");
   });
 });
+
+describe("command history after its session", () => {
+  async function history(id: number): Promise<Response> {
+    return stack.api(`/api/v1/terminal/history/${id}`);
+  }
+
+  async function recorded(id: number, count: number): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const records = (await (await history(id)).json()) as { status: string }[];
+      if (records.filter((r) => r.status === "done").length >= count) return;
+      if (Date.now() > deadline) throw new Error(`terminal ${id} never recorded ${count} commands`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it("stays readable when the agent restarts and its shells end with it", async () => {
+    const c = await session(44);
+    c.input("true\r");
+    c.input("false\r");
+    await recorded(44, 2);
+    await stack.restartAgent();
+    const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[];
+    expect(sessions.map((s) => s.id)).not.toContain(44);
+    const res = await history(44);
+    expect(res.status).toBe(200);
+    const records = (await res.json()) as { command: string; exit_code: number }[];
+    expect(records.map((r) => [r.command, r.exit_code])).toEqual([
+      ["true", 0],
+      ["false", 1],
+    ]);
+  });
+
+  it("goes with a deleted session", async () => {
+    const c = await session(45);
+    c.input("true\r");
+    await recorded(45, 1);
+    expect((await stack.api("/api/v1/terminal/45", { method: "DELETE" })).status).toBe(200);
+    const res = await history(45);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ code: "SESSION_NOT_FOUND" });
+  });
+});

@@ -37,17 +37,27 @@ export async function startStack(opts: { apiKey?: string; edgeVars?: Record<stri
     rmSync(stateDir, { recursive: true, force: true });
     throw error;
   }
+  const started = stack;
   return {
-    ...stack,
+    url: started.url,
+    apiKey: started.apiKey,
+    agentToken: started.agentToken,
+    // The agent process changes on restartAgent(): always the current one.
+    get agent() {
+      return started.agent;
+    },
+    waitForAgent: () => started.waitForAgent(),
+    restartAgent: () => started.restartAgent(),
+    restartEdge: () => started.restartEdge(),
     stateDir,
     home,
     api(path, init = {}) {
       const headers = new Headers(init.headers);
-      if (!headers.has("Authorization")) headers.set("Authorization", `Bearer ${stack.apiKey}`);
-      return fetch(stack.url + path, { ...init, headers });
+      if (!headers.has("Authorization")) headers.set("Authorization", `Bearer ${started.apiKey}`);
+      return fetch(started.url + path, { ...init, headers });
     },
     async stop() {
-      await stack.stop();
+      await started.stop();
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
