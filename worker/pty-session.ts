@@ -32,7 +32,7 @@ export const BURST_WINDOW_MS = 2;
 /** …where a bulk frame is at least this big, in bytes (a keystroke's echo never is). */
 export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
-export const BURST_FLUSH_MS = 8;
+export const BURST_FLUSH_MS = 4;
 /**
  * Input that arrives before the shell is ready is held back: shells flush typeahead while they
  * set up the terminal. The shell counts as ready once it printed something and then went quiet
