@@ -7,7 +7,6 @@
 import {
   decodeAgentFrame,
   encodeEdgeFrame,
-  LinkProtocolError,
   type DataHello,
 } from "../shared/agent-protocol.ts";
 import type { CommandRecord } from "../shared/history.ts";
@@ -330,4 +329,3 @@ export class TerminalHub {
   }
 }
 
-export { LinkProtocolError };

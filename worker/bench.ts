@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pty from "node-pty";
 import WebSocket from "ws";
-import { ClientOp, decodeServerFrame, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
 import { freePort, startLocalStack, type LocalStack } from "./local-stack.ts";
 
 const MB = 1e6;
