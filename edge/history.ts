@@ -10,16 +10,8 @@ import type { CommandRecord } from "../shared/history.ts";
 /** Records kept per terminal; the oldest are dropped first. */
 export const HISTORY_MAX_RECORDS = 1000;
 
-interface Row extends Record<string, SqlStorageValue> {
-  id: number;
-  command: string;
-  cwd: string;
-  exit_code: number | null;
-  started_at: string;
-  finished_at: string | null;
-  duration_ms: number | null;
-  status: string;
-}
+/** A row is a record: the table has exactly its columns, written from validated records. */
+type Row = CommandRecord & Record<string, SqlStorageValue>;
 
 export class HistoryStore {
   /** False until the table exists (again: `deleteAll()` drops it with everything else). */
@@ -63,16 +55,7 @@ export class HistoryStore {
     return this.table()
       .exec<Row>("SELECT * FROM (SELECT * FROM command_history ORDER BY id DESC LIMIT ?) ORDER BY id", Math.max(0, limit))
       .toArray()
-      .map((row) => ({
-        id: row.id,
-        command: row.command,
-        cwd: row.cwd,
-        exit_code: row.exit_code,
-        started_at: row.started_at,
-        finished_at: row.finished_at,
-        duration_ms: row.duration_ms,
-        status: row.status === "running" ? "running" : "done",
-      }));
+      .map((row) => ({ ...row }));
   }
 
   /** The newest `limit` command lines, oldest first. */

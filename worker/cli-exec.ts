@@ -9,6 +9,7 @@
  */
 import type { Writable } from "node:stream";
 import type { StreamEvent } from "../shared/open-terminal.ts";
+import { LineTooLongError, ndjsonLines } from "../shared/ndjson.ts";
 
 /** Exit status for failures of edgetty itself (network, auth, a broken stream), as ssh uses. */
 export const EXEC_CLI_ERROR_STATUS = 255;
@@ -99,28 +100,19 @@ export async function runExecCli(opts: ExecCliOptions): Promise<number> {
   }
   if (!res.ok || !res.body) return fail(`${res.status} ${await errorText(res)}`);
 
-  const decoder = new TextDecoder();
-  let pending = "";
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      pending += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) !== -1) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line.trim() === "") continue;
-        let event: StreamEvent;
-        try {
-          event = JSON.parse(line) as StreamEvent;
-        } catch {
-          return fail(`malformed stream line: ${line.slice(0, 200)}`);
-        }
-        if (event.type === "exit") return exitStatus(typeof event.data === "number" ? event.data : 1);
-        if (typeof event.data === "string") await write(event.type === "stderr" ? err : out, event.data);
+    for await (const line of ndjsonLines(res.body as unknown as AsyncIterable<Uint8Array>, LINE_MAX_CHARS)) {
+      let event: StreamEvent;
+      try {
+        event = JSON.parse(line) as StreamEvent;
+      } catch {
+        return fail(`malformed stream line: ${line.slice(0, 200)}`);
       }
-      if (pending.length > LINE_MAX_CHARS) return fail("stream line too long");
+      if (event.type === "exit") return exitStatus(typeof event.data === "number" ? event.data : 1);
+      if (typeof event.data === "string") await write(event.type === "stderr" ? err : out, event.data);
     }
   } catch (e) {
+    if (e instanceof LineTooLongError) return fail(e.message);
     if (opts.signal?.aborted) return exitStatus(-2); // like a shell after SIGINT: 130
     return fail(`stream broken: ${e instanceof Error ? e.message : String(e)}`);
   }

@@ -3,6 +3,7 @@
  * one arrived, and facts about local processes (/proc) for kill and memory checks.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { ndjsonLines as lines } from "../../shared/ndjson.ts";
 
 export interface Arrival<T> {
   /** Milliseconds since the reader started. */
@@ -13,16 +14,8 @@ export interface Arrival<T> {
 /** Every NDJSON line of `res`'s body, parsed, with its arrival time. */
 export async function* ndjsonLines<T = Record<string, unknown>>(res: Response, start = performance.now()): AsyncGenerator<Arrival<T>> {
   if (!res.body) return;
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    pending += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = pending.indexOf("\n")) !== -1) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (line.trim() !== "") yield { at: performance.now() - start, value: JSON.parse(line) as T };
-    }
+  for await (const line of lines(res.body as unknown as AsyncIterable<Uint8Array>)) {
+    yield { at: performance.now() - start, value: JSON.parse(line) as T };
   }
 }
 
