@@ -117,16 +117,24 @@ function json(bytes: Uint8Array, what: string): unknown {
   return parseJson(bytes, what, LinkProtocolError);
 }
 
+/** Bytes in front of the output in an OUTPUT frame: the agent header and the client frame's op. */
+export const OUTPUT_FRAME_OVERHEAD = OUTPUT_HEADER_BYTES + 1;
+
 /**
- * An OUTPUT frame for `data` at `offset`. `data` is written once, into its final place; callers
- * on the hot path pass the chunks they coalesced.
+ * Writes the header of an OUTPUT frame whose output starts at stream offset `offset` into the first
+ * OUTPUT_FRAME_OVERHEAD bytes of `frame` (the agent builds frames in place, output copied once).
  */
+export function writeOutputHeader(frame: Uint8Array, offset: number): void {
+  frame[0] = AgentOp.OUTPUT;
+  writeU64(viewOf(frame), 1, offset);
+  frame[OUTPUT_HEADER_BYTES] = ServerOp.OUTPUT;
+}
+
+/** An OUTPUT frame for the concatenation of `chunks` (`length` bytes in all) at `offset`. */
 export function encodeOutput(offset: number, chunks: readonly Uint8Array[], length: number): Uint8Array {
-  const out = new Uint8Array(OUTPUT_HEADER_BYTES + 1 + length);
-  out[0] = AgentOp.OUTPUT;
-  writeU64(viewOf(out), 1, offset);
-  out[OUTPUT_HEADER_BYTES] = ServerOp.OUTPUT;
-  let at = OUTPUT_HEADER_BYTES + 1;
+  const out = new Uint8Array(OUTPUT_FRAME_OVERHEAD + length);
+  writeOutputHeader(out, offset);
+  let at = OUTPUT_FRAME_OVERHEAD;
   for (const chunk of chunks) {
     out.set(chunk, at);
     at += chunk.byteLength;

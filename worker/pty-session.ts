@@ -1,17 +1,18 @@
 /**
  * One PTY on this host and its data link to the edge's TerminalDO.
  *
- * Output path (hot): PTY chunk → output log (offset-addressed, kept until acknowledged) → frame
- * coalescing → data link. The first chunk after a quiet spell goes out at once (keystroke echo);
- * chunks in a burst are coalesced into frames of up to FRAME_TARGET_BYTES. The screen model is
- * fed off this path (see ScreenState). When too much output is unacknowledged the PTY is paused,
- * so a flood never grows memory; the program simply blocks on its writes, as over ssh.
+ * Output path (hot): PTY chunk → copied into the output log's open frame (offset-addressed) →
+ * frame sealed → data link; sealed frames are kept until acknowledged. The first chunk after a
+ * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
+ * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
+ * model queues sealed frames' payloads and parses them off this path (see ScreenState). When too much output is unacknowledged the
+ * PTY is paused, so a flood never grows memory; the program simply blocks on its writes, as over
+ * ssh.
  */
 import * as pty from "node-pty";
 import {
   decodeEdgeFrame,
   encodeAgentFrame,
-  encodeOutput,
   encodeSnapshot,
   type LiveSession,
   type SessionMeta,
@@ -21,12 +22,9 @@ import type { CommandRecord } from "../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
 import { OutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./output-log.ts";
-import { RawTail } from "./raw-tail.ts";
 import { ScreenState } from "./screen/screen-state.ts";
 import type { SpawnPlan } from "./spawn.ts";
 
-/** Coalesced frames grow up to this size before they are sent, in bytes. */
-export const FRAME_TARGET_BYTES = 256 << 10; // 256 KiB
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
 export const BURST_WINDOW_MS = 2;
 /** …where a bulk frame is at least this big, in bytes (a keystroke's echo never is). */
@@ -79,11 +77,9 @@ export interface PtySessionOptions {
 
 export class PtySession {
   readonly meta: SessionMeta;
-  readonly screen: ScreenState;
+  private readonly screen: ScreenState;
   private readonly proc: pty.IPty;
-  private readonly output = new OutputLog();
-  /** The newest raw output, for `/raw?format=download`. */
-  readonly raw = new RawTail();
+  private readonly output: OutputLog;
   /** Command records until the edge has stored them. */
   private readonly history = new HistoryOutbox();
   private readonly link: Link;
@@ -91,11 +87,13 @@ export class PtySession {
   title: string | undefined;
   /** Offset up to which output has been handed to the link. */
   private sent = 0;
+  /** Where the output log's sealed output ended at the last flush, and how much that flush sealed. */
+  private flushedEnd = 0;
+  private lastFlushBytes = 0;
   /** False between a (re)connect and the edge's RESUME: output waits in the log. */
   private streaming = false;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlushAt = 0;
-  private lastFrameBytes = 0;
   private paused = false;
   private exited: ExitInfo | null = null;
   private readonly linkOpened: Promise<void>;
@@ -107,6 +105,7 @@ export class PtySession {
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.screen = new ScreenState(options.size.cols, options.size.rows);
+    this.output = new OutputLog((frame) => this.screen.push(frame.payload));
     const { plan } = options;
     const [file, args] = asAccount(plan, options.file, options.args);
     this.proc = pty.spawn(file, args, {
@@ -168,8 +167,6 @@ export class PtySession {
     };
   }
 
-  // --- output -----------------------------------------------------------------------------------
-
   // --- input ------------------------------------------------------------------------------------
 
   /** Writes input to the PTY, or holds it until the shell is ready for it. */
@@ -206,46 +203,50 @@ export class PtySession {
       this.gateTimer.unref();
     }
     this.output.append(chunk);
-    this.raw.push(chunk);
-    this.screen.push(chunk);
     this.options.onOutput?.(chunk);
     if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
       this.paused = true;
       this.proc.pause();
     }
-    if (!this.streaming) return;
-    if (this.output.end - this.sent >= FRAME_TARGET_BYTES) return this.flush();
-    if (this.flushTimer) return;
+    this.send(); // frames that filled up
+    if (this.flushTimer || this.output.end === this.output.sealedEnd) return;
     // Small output (a keystroke's echo) goes out at once; inside a burst of bulk output, coalesce.
-    if (this.lastFrameBytes >= BULK_FRAME_BYTES && performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
+    if (this.lastFlushBytes >= BULK_FRAME_BYTES && performance.now() - this.lastFlushAt < BURST_WINDOW_MS) {
       this.flushTimer = setTimeout(() => this.flush(), BURST_FLUSH_MS);
     } else {
       this.flush();
     }
   }
 
-  /** Sends everything produced but not yet sent, in frames of at most FRAME_TARGET_BYTES. */
+  /** Seals the output produced so far and sends what the link has not had. */
   private flush(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (!this.streaming || this.sent >= this.output.end) return;
-    let frame: Buffer[] = [];
-    let frameBytes = 0;
-    let offset = this.sent;
-    for (const chunk of this.output.since(this.sent)) {
-      if (frameBytes > 0 && frameBytes + chunk.byteLength > FRAME_TARGET_BYTES) {
-        this.link.send(encodeOutput(offset, frame, frameBytes));
-        offset += frameBytes;
-        frame = [];
-        frameBytes = 0;
-      }
-      frame.push(chunk);
-      frameBytes += chunk.byteLength;
-    }
-    if (frameBytes > 0) this.link.send(encodeOutput(offset, frame, frameBytes));
-    this.lastFrameBytes = this.output.end - this.sent;
-    this.sent = this.output.end;
+    this.output.seal();
+    this.lastFlushBytes = this.output.sealedEnd - this.flushedEnd;
+    this.flushedEnd = this.output.sealedEnd;
     this.lastFlushAt = performance.now();
+    this.send();
+  }
+
+  /** Hands sealed frames the link has not had to it (once the edge has said where to resume). */
+  private send(): void {
+    if (!this.streaming || this.sent >= this.output.sealedEnd) return;
+    for (const frame of this.output.framesFrom(this.sent)) this.link.send(frame);
+    this.sent = this.output.sealedEnd;
+  }
+
+  /** The newest raw output, for `/raw?format=download`, up to the last byte the PTY printed. */
+  readRaw(lines?: number): Uint8Array {
+    this.flush();
+    return this.output.tail(lines);
+  }
+
+  /** The screen model, once it reflects every byte the PTY printed so far. */
+  async currentScreen(): Promise<ScreenState["terminal"]> {
+    this.flush();
+    await this.screen.catchUp();
+    return this.screen.terminal;
   }
 
   // --- frames from the edge ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ const EXTENSIONS: Record<ScreenshotFormat, string> = { png: "png", jpeg: "jpg", 
 
 /** What answering needs from the agent. */
 export interface ScreenContext {
-  sessions: ReadonlyMap<number, Pick<PtySession, "raw" | "screen">>;
+  sessions: ReadonlyMap<number, Pick<PtySession, "readRaw" | "currentScreen">>;
   /** The agent's data folder (screenshots are saved below it). */
   dataDir: string;
   /** Clock for file names (tests pass their own). */
@@ -43,13 +43,12 @@ export async function answerScreenRequest(ctx: ScreenContext, params: unknown): 
   if (!session) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
   switch (req.kind) {
     case "raw": {
-      const bytes = session.raw.read(req.tail);
+      const bytes = session.readRaw(req.tail);
       return { content_type: "application/octet-stream", body: base64(bytes), encoding: "base64" };
     }
     case "text":
     case "html": {
-      await session.screen.catchUp();
-      const term = session.screen.terminal;
+      const term = await session.currentScreen();
       const render = (tail: number | undefined): string =>
         req.kind === "text" ? renderText(term, tailOption(tail)) : renderHtml(term, { ...tailOption(tail), title: `Terminal ${req.terminal_id}` });
       const { text, truncated } = withinCap(render, req.tail);
@@ -67,13 +66,13 @@ export async function answerScreenRequest(ctx: ScreenContext, params: unknown): 
 
 async function screenshot(
   ctx: ScreenContext,
-  session: Pick<PtySession, "screen">,
+  session: Pick<PtySession, "currentScreen">,
   req: Extract<ScreenRequest, { kind: "screenshot" }>,
 ): Promise<ScreenResult> {
-  await session.screen.catchUp();
+  const term = await session.currentScreen();
   let shot;
   try {
-    shot = await renderScreenshot(session.screen.terminal, {
+    shot = await renderScreenshot(term, {
       format: req.format,
       foreground: req.foreground,
       background: req.background,

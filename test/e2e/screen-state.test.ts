@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CommandRecord } from "../../shared/history.ts";
-import { RAW_TAIL_MAX_BYTES } from "../../worker/raw-tail.ts";
+import { TAIL_KEEP_BYTES } from "../../worker/output-log.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 
@@ -183,7 +183,7 @@ describe("raw output", () => {
     await client.waitForText("big-42", 30_000);
     await sync(client);
     const bytes = Buffer.from(await (await stack.api(`/api/v1/terminal/raw?terminal_id=${id}`)).arrayBuffer());
-    expect(bytes.byteLength).toBe(RAW_TAIL_MAX_BYTES);
+    expect(bytes.byteLength).toBe(TAIL_KEEP_BYTES);
     expect(bytes.includes("big-42\r\n")).toBe(true);
     expect(bytes.subarray(0, 1000).every((b) => b === 0x78)).toBe(true);
   });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/errors.ts";
-import { RawTail } from "../../worker/raw-tail.ts";
+import { OutputLog } from "../../worker/output-log.ts";
 import { ScreenState } from "../../worker/screen/screen-state.ts";
 import { answerScreenRequest, checkRequest, SCREENSHOTS_KEPT_PER_TERMINAL, type ScreenContext } from "../../worker/screen-requests.ts";
 
@@ -16,17 +16,25 @@ afterEach(() => {
 });
 
 function context(output: string): ScreenContext {
-  const raw = new RawTail();
+  const log = new OutputLog();
   const screen = new ScreenState(40, 6);
   const bytes = Buffer.from(output);
-  raw.push(bytes);
+  log.append(bytes);
+  log.seal();
   screen.push(bytes);
   const dataDir = mkdtempSync(join(tmpdir(), "edgetty-screen-"));
   cleanups.push(() => {
     screen.dispose();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  return { sessions: new Map([[7, { raw, screen }]]), dataDir, now: () => new Date("2025-01-15T10:30:45.123Z") };
+  const session = {
+    readRaw: (lines?: number) => log.tail(lines),
+    currentScreen: async () => {
+      await screen.catchUp();
+      return screen.terminal;
+    },
+  };
+  return { sessions: new Map([[7, session]]), dataDir, now: () => new Date("2025-01-15T10:30:45.123Z") };
 }
 
 async function refusal(p: Promise<unknown>): Promise<ApiError> {

@@ -5,6 +5,10 @@
  * runs on the output path: chunks wait in a bounded queue and are parsed when the PTY goes quiet,
  * or when someone needs the screen (a joining client's repaint, a screenshot). During a flood the
  * queue keeps only its newest bytes, which is what the final screen is made of.
+ *
+ * Queued chunks are held by reference, never longer than they are among the newest
+ * PENDING_MAX_BYTES pushed (or the newest chunk), and copied when parsing starts: the agent's
+ * output log, which keeps the newest TAIL_KEEP_BYTES of output, may reuse older memory.
  */
 import xterm from "@xterm/headless";
 import type { Terminal } from "@xterm/headless";
@@ -55,10 +59,9 @@ export class ScreenState {
 
   /** Hands every queued chunk to the terminal; `onParsed` runs once they are all parsed. */
   private flushPending(onParsed: () => void): void {
-    const batch = this.pending;
+    if (this.pending.length > 0) this.terminal.write(Buffer.concat(this.pending, this.pendingBytes));
     this.pending = [];
     this.pendingBytes = 0;
-    for (const chunk of batch) this.terminal.write(chunk);
     // Writes are parsed in order, so this callback sees exactly the bytes pushed before it.
     this.terminal.write(EMPTY, onParsed);
   }
