@@ -28,6 +28,14 @@ import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
  */
 export const CATCH_UP_MAX_BYTES = 256 << 10; // 256 KiB
 
+/**
+ * In a flood, output is acknowledged to the agent once per this much, in bytes: every ACK is a
+ * message both ends pay for. A frame under ACK_AT_ONCE_BELOW_BYTES (an echo, the tail of a burst)
+ * is acknowledged at once, so a quiet stream is always acknowledged up to its end.
+ */
+export const ACK_EVERY_BYTES = 512 << 10; // 512 KiB
+export const ACK_AT_ONCE_BELOW_BYTES = 64 << 10; // 64 KiB
+
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
 
@@ -73,6 +81,8 @@ export class TerminalHub {
   private agent: Sink | null = null;
   /** End of the output received from the agent; null when unknown (fresh or woken DO). */
   private received: number | null = null;
+  /** The offset last acknowledged to the current agent link. */
+  private acked = -Infinity;
   private readonly ring = new OutputRing();
   private snapshotSeq = 0;
   private snapshotInFlight: number | null = null;
@@ -88,6 +98,7 @@ export class TerminalHub {
   attachAgent(sink: Sink, known: boolean): void {
     if (this.agent && this.agent !== sink) this.agent.close(4000, "replaced by a newer link");
     this.agent = sink;
+    this.acked = -Infinity;
     this.snapshotInFlight = null;
     this.ring.unpin();
     // A link found after a wake-up has said HELLO long ago: it may stream right away.
@@ -170,12 +181,14 @@ export class TerminalHub {
     this.ring.push(f);
     this.received = end;
     for (const [client, state] of this.clients) if (!state.paused) this.deliver(client, state, f);
-    this.ack();
+    if (end - start < ACK_AT_ONCE_BELOW_BYTES || end - this.acked >= ACK_EVERY_BYTES) this.ack();
     this.requestSnapshotIfNeeded();
   }
 
   private ack(): void {
-    if (this.agent && this.received !== null) this.agent.send(encodeEdgeFrame({ t: "ack", offset: this.received }));
+    if (!this.agent || this.received === null) return;
+    this.agent.send(encodeEdgeFrame({ t: "ack", offset: this.received }));
+    this.acked = this.received;
   }
 
   /** Sends `f` to a live client, keeping its position exact (no gap, no duplicate). */

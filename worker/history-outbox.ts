@@ -7,8 +7,9 @@
  * The proof is the output acknowledgement: frames on one WebSocket arrive and are processed in
  * order, so once the DO acknowledges output that was handed to the link *after* a record (an ACK
  * above the link's send position at that moment, on the same connection), the record is stored.
- * Records are produced while their output chunk is still waiting to be flushed, so that ACK comes
- * with the very next frame.
+ * Records are produced while their output chunk is still waiting to be flushed, so the ACK that
+ * confirms them is the one for that very frame (sent at once for a small frame, within 512 KiB of
+ * output in a flood).
  */
 import type { CommandRecord } from "../shared/history.ts";
 

@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/agent-protocol.ts";
 import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/protocol.ts";
-import { TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
+import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
 
 /** A Sink that keeps what it was sent. */
 class RecordingSink implements Sink {
@@ -111,6 +111,21 @@ describe("TerminalHub", () => {
     output(1, "bcdef"); // overlaps what we hold
     expect(c.output()).toBe("def");
     expect(agentFrames().filter((f) => f.t === "ack").pop()).toEqual({ t: "ack", offset: 6 });
+  });
+
+  it("acknowledges a flood once per ACK_EVERY_BYTES, and small frames at once", () => {
+    const big = "b".repeat(ACK_AT_ONCE_BELOW_BYTES);
+    const perAck = Math.ceil(ACK_EVERY_BYTES / big.length);
+    let at = 0;
+    output(at, big); // the first frame on a link is acknowledged at once
+    at += big.length;
+    expect(agentFrames()).toEqual([{ t: "ack", offset: at }]);
+    for (let i = 0; i < perAck * 3; i++, at += big.length) output(at, big);
+    const acks = agentFrames();
+    expect(acks).toHaveLength(3);
+    expect(acks.at(-1)).toEqual({ t: "ack", offset: at });
+    output(at, "$ "); // the tail of the burst: acknowledged at once, up to the end
+    expect(agentFrames()).toEqual([{ t: "ack", offset: at + 2 }]);
   });
 
   it("resumes an agent that reconnects from exactly what it holds", () => {
