@@ -1,0 +1,231 @@
+/**
+ * A WebSocket client for the benchmark that only counts what it receives. A general client (ws)
+ * allocates a buffer per socket read and another per message, and under a flood the garbage
+ * collector then costs as much CPU as the reading; on a two-core machine that CPU comes out of
+ * the very pipeline being measured. This one reads into one reused buffer (`onread`) and parses
+ * frames in place, feeding OUTPUT payloads to an OutputCounter.
+ *
+ * It speaks just enough RFC 6455 for that: the upgrade handshake, binary and text messages
+ * (fragmented or not), ping (answered), close; what it sends is masked, as a client must.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { connect, type Socket } from "node:net";
+import { ServerOp } from "../shared/protocol.ts";
+
+/** The reused read buffer, in bytes. */
+const READ_BUFFER_BYTES = 256 << 10; // 256 KiB
+/** Longest handshake response accepted, in bytes. */
+const HANDSHAKE_MAX_BYTES = 16 << 10; // 16 KiB
+/** Bytes of the stream kept between reads so a marker split across them is still found. */
+const CARRY_BYTES = 64;
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
+
+/** Counts output bytes and watches the newest of them for markers. */
+export class OutputCounter {
+  /** Output bytes fed so far. */
+  bytes = 0;
+  private carry = "";
+  private watchers: { needle: string; resolve: () => void }[] = [];
+
+  /** Resolves once `needle` (latin1) appears in the output fed from now on. */
+  until(needle: string): Promise<void> {
+    return new Promise((resolve) => this.watchers.push({ needle, resolve }));
+  }
+
+  /** The next output bytes (OUTPUT payloads without their type byte), in order. */
+  feed(bytes: Uint8Array): void {
+    this.bytes += bytes.byteLength;
+    if (this.watchers.length === 0) return;
+    // Search only the newest bytes (plus a carry from before), never the whole stream.
+    const text = this.carry + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", Math.max(0, bytes.byteLength - 4096));
+    this.carry = text.slice(-CARRY_BYTES);
+    for (const w of [...this.watchers]) {
+      if (!text.includes(w.needle)) continue;
+      this.watchers.splice(this.watchers.indexOf(w), 1);
+      w.resolve();
+    }
+  }
+}
+
+export class CountingWebSocket {
+  readonly output = new OutputCounter();
+  private closed = false;
+
+  // Frame parser state.
+  private readonly header = new Uint8Array(14);
+  private headerHave = 0;
+  private opcode = 0;
+  /** Payload bytes of the current frame still to come; -1 while reading a header. */
+  private remaining = -1;
+  /** The current message's first payload byte is still to come. */
+  private atMessageStart = true;
+  /** Counting the current message (an OUTPUT frame). */
+  private counting = false;
+  private control: number[] = [];
+
+  private constructor(private readonly socket: Socket) {
+    // After the handshake a failing socket just ends the count; the caller sees no more output.
+    socket.on("error", () => (this.closed = true));
+    socket.on("close", () => (this.closed = true));
+  }
+
+  /** Opens `url` (ws://) with extra request headers. */
+  static open(url: string, headers: Record<string, string> = {}): Promise<CountingWebSocket> {
+    const target = new URL(url);
+    const key = randomBytes(16).toString("base64");
+    const accept = createHash("sha1").update(key + GUID).digest("base64");
+    return new Promise((resolve, reject) => {
+      let client: CountingWebSocket | null = null;
+      let handshake = Buffer.alloc(0);
+      const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      // Returning true keeps the socket reading (false would pause it).
+      const socket = connect({
+        host: target.hostname,
+        port: Number(target.port || 80),
+        onread: {
+          buffer: readBuffer,
+          callback: (n) => {
+            if (client) {
+              client.onBytes(readBuffer.subarray(0, n));
+              return true;
+            }
+            handshake = Buffer.concat([handshake, readBuffer.subarray(0, n)]);
+            const end = handshake.indexOf("\r\n\r\n");
+            if (end < 0) {
+              if (handshake.byteLength > HANDSHAKE_MAX_BYTES) socket.destroy(new Error("handshake response too long"));
+              return true;
+            }
+            const head = handshake.subarray(0, end).toString("latin1");
+            if (!/^HTTP\/1\.1 101 /.test(head) || !head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
+              socket.destroy(new Error(`upgrade refused: ${head.split("\r\n")[0]}`));
+              return false;
+            }
+            client = new CountingWebSocket(socket);
+            resolve(client);
+            const rest = handshake.subarray(end + 4);
+            if (rest.byteLength > 0) client.onBytes(rest);
+            return true;
+          },
+        },
+      });
+      socket.setNoDelay(true);
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        const lines = [
+          `GET ${target.pathname}${target.search} HTTP/1.1`,
+          `Host: ${target.host}`,
+          "Upgrade: websocket",
+          "Connection: Upgrade",
+          `Sec-WebSocket-Key: ${key}`,
+          "Sec-WebSocket-Version: 13",
+          ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+        ];
+        socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+      });
+    });
+  }
+
+  /** Sends one binary message. */
+  send(payload: Uint8Array): void {
+    if (this.closed) return;
+    const n = payload.byteLength;
+    const lengthBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
+    const out = Buffer.allocUnsafe(2 + lengthBytes + 4 + n);
+    out[0] = 0x80 | Opcode.BINARY;
+    if (lengthBytes === 0) out[1] = 0x80 | n;
+    else if (lengthBytes === 2) (out[1] = 0x80 | 126), out.writeUInt16BE(n, 2);
+    else (out[1] = 0x80 | 127), out.writeBigUInt64BE(BigInt(n), 2);
+    const at = 2 + lengthBytes;
+    randomBytes(4).copy(out, at);
+    for (let i = 0; i < n; i++) out[at + 4 + i] = payload[i]! ^ out[at + (i & 3)]!;
+    this.socket.write(out);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+  }
+
+  /** Parses what arrived, in place; the buffer is reused after this returns. */
+  private onBytes(data: Buffer): void {
+    let at = 0;
+    while (at < data.byteLength) {
+      if (this.remaining < 0) {
+        at = this.readHeader(data, at);
+        continue;
+      }
+      const take = Math.min(this.remaining, data.byteLength - at);
+      this.onPayload(data.subarray(at, at + take));
+      at += take;
+      this.remaining -= take;
+      if (this.remaining === 0) this.endFrame();
+    }
+  }
+
+  /** Reads header bytes from `data` at `at`; returns where the header ended (or the data did). */
+  private readHeader(data: Buffer, at: number): number {
+    const h = this.header;
+    while (at < data.byteLength) {
+      h[this.headerHave++] = data[at++]!;
+      if (this.headerHave < 2) continue;
+      if (h[1]! & 0x80) {
+        this.socket.destroy(new Error("the server sent a masked frame"));
+        return data.byteLength;
+      }
+      const short = h[1]! & 0x7f;
+      const need = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0);
+      if (this.headerHave < need) continue;
+      this.opcode = h[0]! & 0x0f;
+      const view = new DataView(h.buffer);
+      this.remaining = short === 126 ? view.getUint16(2) : short === 127 ? Number(view.getBigUint64(2)) : short;
+      this.headerHave = 0;
+      if (this.opcode >= Opcode.CLOSE) this.control = [];
+      if (this.remaining === 0) this.endFrame();
+      return at;
+    }
+    return at;
+  }
+
+  private onPayload(bytes: Buffer): void {
+    if (this.opcode >= Opcode.CLOSE) {
+      for (const b of bytes) this.control.push(b);
+      return;
+    }
+    let payload = bytes;
+    if (this.atMessageStart && payload.byteLength > 0) {
+      this.atMessageStart = false;
+      this.counting = this.opcode === Opcode.BINARY && payload[0] === ServerOp.OUTPUT;
+      payload = payload.subarray(1);
+    }
+    if (this.counting && payload.byteLength > 0) this.output.feed(payload);
+  }
+
+  private endFrame(): void {
+    this.remaining = -1;
+    const fin = (this.header[0]! & 0x80) !== 0;
+    switch (this.opcode) {
+      case Opcode.PING:
+        this.sendControl(Opcode.PONG, Buffer.from(this.control));
+        return;
+      case Opcode.CLOSE:
+        this.close();
+        return;
+      case Opcode.PONG:
+        return;
+    }
+    if (fin) this.atMessageStart = true;
+  }
+
+  private sendControl(opcode: number, payload: Buffer): void {
+    if (this.closed) return;
+    const out = Buffer.allocUnsafe(6 + payload.byteLength);
+    out[0] = 0x80 | opcode;
+    out[1] = 0x80 | payload.byteLength;
+    randomBytes(4).copy(out, 2);
+    for (let i = 0; i < payload.byteLength; i++) out[6 + i] = payload[i]! ^ out[2 + (i & 3)]!;
+    this.socket.write(out);
+  }
+}
