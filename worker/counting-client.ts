@@ -16,35 +16,41 @@ import { ServerOp } from "../shared/protocol.ts";
 const READ_BUFFER_BYTES = 256 << 10; // 256 KiB
 /** Longest handshake response accepted, in bytes. */
 const HANDSHAKE_MAX_BYTES = 16 << 10; // 16 KiB
-/** Bytes of the stream kept between reads so a marker split across them is still found. */
-const CARRY_BYTES = 64;
+/** The newest bytes of each piece of output searched for markers. */
+const SEARCH_BYTES = 4096;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
 
-/** Counts output bytes and watches the newest of them for markers. */
+/**
+ * Counts output bytes and watches for markers. A marker is looked for in the newest 4 KiB of each
+ * piece fed (markers here end a burst of output), across piece boundaries, and only in output fed
+ * after `until` was called.
+ */
 export class OutputCounter {
   /** Output bytes fed so far. */
   bytes = 0;
-  private carry = "";
-  private watchers: { needle: string; resolve: () => void }[] = [];
+  private watchers: { needle: string; resolve: () => void; tail: string }[] = [];
 
   /** Resolves once `needle` (latin1) appears in the output fed from now on. */
   until(needle: string): Promise<void> {
-    return new Promise((resolve) => this.watchers.push({ needle, resolve }));
+    return new Promise((resolve) => this.watchers.push({ needle, resolve, tail: "" }));
   }
 
   /** The next output bytes (OUTPUT payloads without their type byte), in order. */
   feed(bytes: Uint8Array): void {
     this.bytes += bytes.byteLength;
     if (this.watchers.length === 0) return;
-    // Search only the newest bytes (plus a carry from before), never the whole stream.
-    const text = this.carry + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", Math.max(0, bytes.byteLength - 4096));
-    this.carry = text.slice(-CARRY_BYTES);
+    const newest = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", Math.max(0, bytes.byteLength - SEARCH_BYTES));
     for (const w of [...this.watchers]) {
-      if (!text.includes(w.needle)) continue;
-      this.watchers.splice(this.watchers.indexOf(w), 1);
-      w.resolve();
+      const text = w.tail + newest;
+      if (text.includes(w.needle)) {
+        this.watchers.splice(this.watchers.indexOf(w), 1);
+        w.resolve();
+      } else {
+        // Keep what could be the start of a marker that the next piece completes.
+        w.tail = text.slice(-(w.needle.length - 1) || text.length);
+      }
     }
   }
 }

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ServerOp } from "../../shared/protocol.ts";
-import { CountingWebSocket } from "../../worker/counting-client.ts";
+import { CountingWebSocket, OutputCounter } from "../../worker/counting-client.ts";
 
 const servers: Server[] = [];
 const clients: CountingWebSocket[] = [];
@@ -91,5 +91,22 @@ describe("CountingWebSocket", () => {
   it("fails to open when the upgrade is refused", async () => {
     const { url } = await serve({ refuse: true });
     await expect(CountingWebSocket.open(url)).rejects.toThrow(/upgrade refused: HTTP\/1.1 401/);
+  });
+});
+
+describe("OutputCounter", () => {
+  it("finds a marker only in output fed after it was asked for, across pieces", async () => {
+    const counter = new OutputCounter();
+    const enc = (t: string) => new TextEncoder().encode(t);
+    counter.feed(enc("old output ends with DONE"));
+    let found = false;
+    const wait = counter.until("DONE").then(() => (found = true));
+    counter.feed(enc("$ next command D"));
+    await Promise.resolve();
+    expect(found).toBe(false); // the earlier DONE does not count
+    counter.feed(enc("ON"));
+    counter.feed(enc("E\r\n"));
+    await wait;
+    expect(counter.bytes).toBe(25 + 16 + 2 + 3);
   });
 });
