@@ -37,7 +37,7 @@ function envInt(name: string, fallback: number): number {
 }
 
 /** Throughput is measured this many times each way, alternating; the medians are compared. */
-const THROUGHPUT_RUNS = 5;
+const THROUGHPUT_RUNS = 9;
 /** Runs with the `ws` library as the client, shown for comparison. */
 const WS_CLIENT_RUNS = 3;
 /** Memory is sampled this often during the `yes` run, in seconds. */
