@@ -135,17 +135,22 @@ export class CountingWebSocket {
 
   /** Sends one binary message. */
   send(payload: Uint8Array): void {
+    this.sendFrame(Opcode.BINARY, payload);
+  }
+
+  /** One final frame, masked as a client's must be. */
+  private sendFrame(opcode: number, payload: Uint8Array): void {
     if (this.closed) return;
     const n = payload.byteLength;
     const lengthBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
     const out = Buffer.allocUnsafe(2 + lengthBytes + 4 + n);
-    out[0] = 0x80 | Opcode.BINARY;
+    out[0] = 0x80 | opcode;
     if (lengthBytes === 0) out[1] = 0x80 | n;
     else if (lengthBytes === 2) (out[1] = 0x80 | 126), out.writeUInt16BE(n, 2);
     else (out[1] = 0x80 | 127), out.writeBigUInt64BE(BigInt(n), 2);
-    const at = 2 + lengthBytes;
-    randomBytes(4).copy(out, at);
-    for (let i = 0; i < n; i++) out[at + 4 + i] = payload[i]! ^ out[at + (i & 3)]!;
+    const mask = 2 + lengthBytes;
+    randomBytes(4).copy(out, mask);
+    for (let i = 0; i < n; i++) out[mask + 4 + i] = payload[i]! ^ out[mask + (i & 3)]!;
     this.socket.write(out);
   }
 
@@ -214,7 +219,7 @@ export class CountingWebSocket {
     const fin = (this.header[0]! & 0x80) !== 0;
     switch (this.opcode) {
       case Opcode.PING:
-        this.sendControl(Opcode.PONG, Buffer.from(this.control));
+        this.sendFrame(Opcode.PONG, Uint8Array.from(this.control));
         return;
       case Opcode.CLOSE:
         this.close();
@@ -223,15 +228,5 @@ export class CountingWebSocket {
         return;
     }
     if (fin) this.atMessageStart = true;
-  }
-
-  private sendControl(opcode: number, payload: Buffer): void {
-    if (this.closed) return;
-    const out = Buffer.allocUnsafe(6 + payload.byteLength);
-    out[0] = 0x80 | opcode;
-    out[1] = 0x80 | payload.byteLength;
-    randomBytes(4).copy(out, 2);
-    for (let i = 0; i < payload.byteLength; i++) out[6 + i] = payload[i]! ^ out[2 + (i & 3)]!;
-    this.socket.write(out);
   }
 }
