@@ -5,9 +5,9 @@
  * frame sealed → data link; sealed frames are kept until acknowledged. The first chunk after a
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
- * model queues sealed frames' payloads and parses them off this path (see ScreenState). When too much output is unacknowledged the
- * PTY is paused, so a flood never grows memory; the program simply blocks on its writes, as over
- * ssh.
+ * model queues sealed frames' payloads and parses them off this path (see ScreenState). When too
+ * much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
+ * simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
 import {
