@@ -193,7 +193,14 @@ export class CountingWebSocket {
       const view = new DataView(h.buffer);
       this.remaining = short === 126 ? view.getUint16(2) : short === 127 ? Number(view.getBigUint64(2)) : short;
       this.headerHave = 0;
-      if (this.opcode >= Opcode.CLOSE) this.control = [];
+      if (this.opcode >= Opcode.CLOSE) {
+        // RFC 6455 caps control frames at 125 bytes; more is a broken server, not a ping.
+        if (this.remaining > 125) {
+          this.socket.destroy(new Error("control frame over 125 bytes"));
+          return data.byteLength;
+        }
+        this.control = [];
+      }
       if (this.remaining === 0) this.endFrame();
       return at;
     }
