@@ -7,4 +7,4 @@
 import { register } from "tsx/esm/api";
 
 register();
-await import("../worker/cli.ts");
+await import("../worker/cli/main.ts");

@@ -12,7 +12,7 @@ export type RawFormat = (typeof RAW_FORMATS)[number];
 export const SCREENSHOT_FORMATS = ["png", "jpeg", "gif"] as const;
 export type ScreenshotFormat = (typeof SCREENSHOT_FORMATS)[number];
 
-/** Accepted screenshot font sizes, in pixels (worker/screen/screenshot.ts enforces them too). */
+/** Accepted screenshot font sizes, in pixels (worker/agent/screen/screenshot.ts enforces them too). */
 export const FONT_SIZE_MIN_PX = 6;
 export const FONT_SIZE_MAX_PX = 96;
 export const FONT_SIZE_DEFAULT_PX = 20;

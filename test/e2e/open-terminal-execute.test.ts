@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_ROUTES } from "../../shared/open-terminal.ts";
-import { REPO_ROOT } from "../../worker/local-stack.ts";
+import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
 import { ndjsonLines, pidsMatching, pidsRunning, processTree, rssBytes, until, writtenBytes, type Arrival } from "../support/ndjson.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 

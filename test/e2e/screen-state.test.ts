@@ -9,7 +9,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CommandRecord } from "../../shared/history.ts";
-import { TAIL_KEEP_BYTES } from "../../worker/output-log.ts";
+import { TAIL_KEEP_BYTES } from "../../worker/agent/pty-output-log.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 

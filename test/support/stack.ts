@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, startLocalStack, type LocalStack } from "../../worker/local-stack.ts";
+import { freePort, startLocalStack, type LocalStack } from "../../worker/cli/local-stack.ts";
 
 export interface TestStack extends LocalStack {
   stateDir: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { COMMAND_RECORDS_MAX, CommandTracker, parseFileUrl, unescapeValue, type CommandRecord } from "../../worker/shell/command-tracker.ts";
+import { COMMAND_RECORDS_MAX, CommandTracker, parseFileUrl, unescapeValue, type CommandRecord } from "../../worker/agent/shell/command-tracker.ts";
 
 const NONCE = "0123456789abcdef0123456789abcdef";
 

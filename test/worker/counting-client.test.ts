@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ServerOp } from "../../shared/protocol.ts";
-import { CountingWebSocket, OutputCounter } from "../../worker/counting-client.ts";
+import { CountingWebSocket, OutputCounter } from "../../bench/counting-client.ts";
 
 const servers: Server[] = [];
 const clients: CountingWebSocket[] = [];

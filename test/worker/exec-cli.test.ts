@@ -9,8 +9,8 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseExecHttp } from "../../shared/exec-protocol.ts";
 import { NDJSON_CONTENT_TYPE, ndjsonLine } from "../../shared/open-terminal.ts";
-import { execUrl, exitStatus, runExecCli, shellJoin } from "../../worker/cli-exec.ts";
-import { ExecManager } from "../../worker/exec/exec-manager.ts";
+import { execUrl, exitStatus, runExecCli, shellJoin } from "../../worker/cli/exec.ts";
+import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { alive, eventually, pidsIn } from "./exec-helpers.ts";
 
 const KEY = "test-key";

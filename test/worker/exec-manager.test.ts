@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExecSpec, ProcessView } from "../../shared/open-terminal.ts";
-import { ExecError, ExecManager } from "../../worker/exec/exec-manager.ts";
-import { PROCESS_OUTPUT_MAX_BYTES } from "../../worker/exec/output-log.ts";
+import { ExecError, ExecManager } from "../../worker/agent/exec/exec-manager.ts";
+import { PROCESS_OUTPUT_MAX_BYTES } from "../../worker/agent/exec/process-output-log.ts";
 import { alive, collectTimed, eventually, pidsIn } from "./exec-helpers.ts";
 
 const spec = (command: string, extra: Partial<ExecSpec> = {}): ExecSpec => ({ command, cwd: null, env: null, ...extra });

@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/exec-protocol.ts";
 import type { ExecAgentMsg, ExecOp } from "../../shared/exec-protocol.ts";
-import { ExecManager } from "../../worker/exec/exec-manager.ts";
-import { ExecRelay } from "../../worker/exec/exec-relay.ts";
+import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
+import { ExecRelay } from "../../worker/agent/exec/exec-relay.ts";
 import { alive, eventually, pidsIn } from "./exec-helpers.ts";
 
 const spec = (command: string, cwd: string | null = null) => ({ command, cwd, env: null });

@@ -13,9 +13,9 @@ import {
   pyIsoUtc,
   timeoutMessage,
 } from "../../shared/open-terminal.ts";
-import { decodeInputEscapes } from "../../worker/exec/input-escapes.ts";
-import { LineSplitter } from "../../worker/exec/line-splitter.ts";
-import { OutputLog, TailText } from "../../worker/exec/output-log.ts";
+import { decodeInputEscapes } from "../../worker/agent/exec/input-escapes.ts";
+import { LineSplitter } from "../../worker/agent/exec/line-splitter.ts";
+import { ProcessOutputLog, TailText } from "../../worker/agent/exec/process-output-log.ts";
 
 const q = (s = "") => new URLSearchParams(s);
 const body = (v: unknown) => JSON.stringify(v);
@@ -158,7 +158,7 @@ describe("small pieces", () => {
   });
 
   it("keeps the newest output within its caps with absolute offsets", () => {
-    const log = new OutputLog(10, 3);
+    const log = new ProcessOutputLog(10, 3);
     for (const s of ["aaaa", "bbbb", "cc", "dd"]) log.append("stdout", s);
     expect(log.total).toBe(4);
     expect(log.read()).toEqual({ output: [{ type: "stdout", data: "bbbb" }, { type: "stdout", data: "cc" }, { type: "stdout", data: "dd" }], next_offset: 4, truncated: true });

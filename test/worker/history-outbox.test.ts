@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CommandRecord } from "../../shared/history.ts";
-import { HistoryOutbox } from "../../worker/history-outbox.ts";
+import { HistoryOutbox } from "../../worker/agent/history-outbox.ts";
 
 function rec(id: number, status: CommandRecord["status"] = "running"): CommandRecord {
   return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { OSC_MAX_BYTES, OscScanner } from "../../worker/osc.ts";
+import { OSC_MAX_BYTES, OscScanner } from "../../worker/agent/osc.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 

@@ -1,7 +1,7 @@
 import xterm from "@xterm/headless";
 import type { Terminal } from "@xterm/headless";
 import { describe, expect, it } from "vitest";
-import { renderHtml, renderText } from "../../worker/screen/render.ts";
+import { renderHtml, renderText } from "../../worker/agent/screen/render.ts";
 
 function term(cols = 40, rows = 10): Terminal {
   return new xterm.Terminal({ cols, rows, scrollback: 1000, allowProposedApi: true });

@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/errors.ts";
-import { OutputLog } from "../../worker/output-log.ts";
-import { ScreenState } from "../../worker/screen/screen-state.ts";
-import { answerScreenRequest, checkRequest, SCREENSHOTS_KEPT_PER_TERMINAL, type ScreenContext } from "../../worker/screen-requests.ts";
+import { PtyOutputLog } from "../../worker/agent/pty-output-log.ts";
+import { ScreenState } from "../../worker/agent/screen/screen-state.ts";
+import { answerScreenRequest, checkRequest, SCREENSHOTS_KEPT_PER_TERMINAL, type ScreenContext } from "../../worker/agent/screen-requests.ts";
 
 const BLUE = { r: 0, g: 0, b: 255, a: 255 };
 const WHITE = { r: 255, g: 255, b: 255, a: 255 };
@@ -16,7 +16,7 @@ afterEach(() => {
 });
 
 function context(output: string): ScreenContext {
-  const log = new OutputLog();
+  const log = new PtyOutputLog();
   const screen = new ScreenState(40, 6);
   const bytes = Buffer.from(output);
   log.append(bytes);

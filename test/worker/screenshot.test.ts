@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { RGBA } from "../../shared/colors.ts";
-import { renderScreenshot, ToolNotAvailableError, type ScreenshotOptions } from "../../worker/screen/screenshot.ts";
+import { renderScreenshot, ToolNotAvailableError, type ScreenshotOptions } from "../../worker/agent/screen/screenshot.ts";
 
 const COLS = 30;
 const ROWS = 6;
@@ -135,7 +135,7 @@ describe("without the native renderer", () => {
       writeFileSync(join(dir, "hooks.mjs"), `export async function resolve(s, c, next) { if (s === "@napi-rs/canvas") throw new Error("not installed"); return next(s, c); }\n`);
       writeFileSync(join(dir, "register.mjs"), `import { register } from "node:module"; register(${JSON.stringify(pathToFileURL(join(dir, "hooks.mjs")).href)});\n`);
       const headless = pathToFileURL(createRequire(import.meta.url).resolve("@xterm/headless")).href;
-      const screenshot = new URL("../../worker/screen/screenshot.ts", import.meta.url).href;
+      const screenshot = new URL("../../worker/agent/screen/screenshot.ts", import.meta.url).href;
       writeFileSync(join(dir, "probe.mts"), `
         const headless = await import(${JSON.stringify(headless)});
         const xterm = headless.Terminal ? headless : headless.default;

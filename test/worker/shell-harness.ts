@@ -6,9 +6,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import pty from "node-pty";
-import { OscScanner } from "../../worker/osc.ts";
-import { CommandTracker, type CommandRecord } from "../../worker/shell/command-tracker.ts";
-import { createNonce, planShellLaunch, type ShellLaunchOptions, type ShellName } from "../../worker/shell/launch.ts";
+import { OscScanner } from "../../worker/agent/osc.ts";
+import { CommandTracker, type CommandRecord } from "../../worker/agent/shell/command-tracker.ts";
+import { createNonce, planShellLaunch, type ShellLaunchOptions, type ShellName } from "../../worker/agent/shell/launch.ts";
 
 /** Longest a test waits for a shell to show something, in milliseconds. */
 export const WAIT_TIMEOUT_MS = 10_000;

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
 import type { CommandRecord } from "../../shared/history.ts";
-import { prepareRuntimeDir, startShellIntegration } from "../../worker/shell-integration.ts";
-import type { SpawnPlan } from "../../worker/spawn.ts";
+import { prepareRuntimeDir, startShellIntegration } from "../../worker/agent/shell-integration.ts";
+import type { SpawnPlan } from "../../worker/agent/spawn.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ShellName } from "../../worker/shell/launch.ts";
+import type { ShellName } from "../../worker/agent/shell/launch.ts";
 import { startShell, type ShellUnderTest, type StartOptions } from "./shell-harness.ts";
 
 let running: ShellUnderTest[] = [];
@@ -233,7 +233,7 @@ describe("sh (best effort)", () => {
 
 describe("planShellLaunch", () => {
   it("refuses a nonce that could not be embedded safely", async () => {
-    const { planShellLaunch } = await import("../../worker/shell/launch.ts");
+    const { planShellLaunch } = await import("../../worker/agent/shell/launch.ts");
     expect(() => planShellLaunch({ shell: "bash", shellPath: "/bin/bash", nonce: "x'; rm -rf /", runtimeDir: "/nonexistent" })).toThrow(/nonce/);
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pty from "node-pty";
 import { describe, expect, it } from "vitest";
-import { serializeScreen } from "../../worker/screen/snapshot.ts";
+import { serializeScreen } from "../../worker/agent/screen/snapshot.ts";
 import { which, WAIT_TIMEOUT_MS } from "./shell-harness.ts";
 
 const { Terminal: HeadlessTerminal } = xterm;

@@ -6,8 +6,8 @@
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RGBA } from "../shared/colors.ts";
-import { ApiError } from "../shared/errors.ts";
+import type { RGBA } from "../../shared/colors.ts";
+import { ApiError } from "../../shared/errors.ts";
 import {
   FONT_SIZE_MAX_PX,
   FONT_SIZE_MIN_PX,
@@ -17,8 +17,8 @@ import {
   type ScreenRequest,
   type ScreenResult,
   type ScreenshotFormat,
-} from "../shared/screen.ts";
-import { parseTerminalId } from "../shared/validation.ts";
+} from "../../shared/screen.ts";
+import { parseTerminalId } from "../../shared/validation.ts";
 import type { PtySession } from "./pty-session.ts";
 import { renderHtml, renderText } from "./screen/render.ts";
 import { renderScreenshot, ToolNotAvailableError } from "./screen/screenshot.ts";

@@ -12,7 +12,7 @@
  * The PTY is paused while too much is unacknowledged, so memory stays bounded whatever the
  * program prints: about UNACKED_MAX_BYTES plus a slab, and SPARE_SLABS more.
  */
-import { encodeOutput, OUTPUT_FRAME_OVERHEAD, writeOutputHeader } from "../shared/agent-protocol.ts";
+import { encodeOutput, OUTPUT_FRAME_OVERHEAD, writeOutputHeader } from "../../shared/agent-protocol.ts";
 
 /** Output the edge may leave unacknowledged before the PTY is paused, in bytes. */
 export const UNACKED_MAX_BYTES = 4 << 20; // 4 MiB
@@ -47,7 +47,7 @@ interface Slab {
   end: number;
 }
 
-export class OutputLog {
+export class PtyOutputLog {
   /** Offset just past the last byte appended. */
   end = 0;
   /** Offset just past the last sealed byte; output from here to `end` is in the open frame. */

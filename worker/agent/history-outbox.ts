@@ -11,7 +11,7 @@
  * confirms them is the one for that very frame (sent at once for a small frame, within 512 KiB of
  * output in a flood).
  */
-import type { CommandRecord } from "../shared/history.ts";
+import type { CommandRecord } from "../../shared/history.ts";
 
 /** Records waiting to be sent or confirmed, per terminal; the oldest are dropped past this. */
 export const HISTORY_OUTBOX_MAX_RECORDS = 256;

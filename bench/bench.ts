@@ -23,7 +23,7 @@ import * as pty from "node-pty";
 import WebSocket from "ws";
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
 import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
-import { freePort, startLocalStack, type LocalStack } from "./local-stack.ts";
+import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
 
 const MB = 1e6;
 const LINE = "edgetty benchmark line: the quick brown fox jumps over the lazy dog 0123456789";

@@ -4,10 +4,10 @@
  * paced by the edge's acknowledgements (at most EXEC_STREAM_WINDOW_BYTES unacknowledged) and
  * coalesced into frames of about EXEC_STREAM_FRAME_BYTES. Nothing that arrives can make it throw.
  */
-import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES, checkExecEdgeMsg, isStreamOp } from "../../shared/exec-protocol.ts";
-import type { ExecAgentMsg, ExecEdgeMsg } from "../../shared/exec-protocol.ts";
-import { OtCode, ndjsonLine, otError } from "../../shared/open-terminal.ts";
-import type { ExecuteCall, HttpReply } from "../../shared/open-terminal.ts";
+import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES, checkExecEdgeMsg, isStreamOp } from "../../../shared/exec-protocol.ts";
+import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/exec-protocol.ts";
+import { OtCode, ndjsonLine, otError } from "../../../shared/open-terminal.ts";
+import type { ExecuteCall, HttpReply } from "../../../shared/open-terminal.ts";
 import { ExecError } from "./exec-manager.ts";
 import type { ExecManager } from "./exec-manager.ts";
 import type { ExecStream } from "./exec-stream.ts";

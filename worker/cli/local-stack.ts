@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** How long workerd and the agent may take to come up, in milliseconds. */
 export const STARTUP_TIMEOUT_MS = 90_000;
 /** How long processes get to exit after SIGTERM before SIGKILL, in milliseconds. */

@@ -10,8 +10,8 @@
 import { createRequire } from "node:module";
 import type { Terminal } from "@xterm/headless";
 import type { SKRSContext2D } from "@napi-rs/canvas";
-import { cssColor, type RGBA } from "../../shared/colors.ts";
-import { FONT_SIZE_MAX_PX, FONT_SIZE_MIN_PX } from "../../shared/screen.ts";
+import { cssColor, type RGBA } from "../../../shared/colors.ts";
+import { FONT_SIZE_MAX_PX, FONT_SIZE_MIN_PX } from "../../../shared/screen.ts";
 import { cellColors } from "./render.ts";
 
 export interface ScreenshotOptions {

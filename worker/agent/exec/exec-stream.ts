@@ -4,7 +4,7 @@
  * bounded: past STREAM_QUEUE_MAX_CHARS the command's pipes are paused, so a slow reader makes
  * the command wait instead of growing memory; below half of it they resume.
  */
-import type { StreamEvent } from "../../shared/open-terminal.ts";
+import type { StreamEvent } from "../../../shared/open-terminal.ts";
 
 /** Queued stream output, in characters of `data`, before the command's pipes are paused. */
 export const STREAM_QUEUE_MAX_CHARS = 256 * 1024; // 256 Ki characters

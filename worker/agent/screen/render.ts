@@ -6,7 +6,7 @@
  * terminal soft-wrapped are joined back into the line the program printed.
  */
 import type { IBuffer, IBufferCell, IBufferLine, Terminal } from "@xterm/headless";
-import { cssColor, paletteColor, rgb, type RGBA } from "../../shared/colors.ts";
+import { cssColor, paletteColor, rgb, type RGBA } from "../../../shared/colors.ts";
 
 /** Default colours of the HTML page (xterm.js's defaults, as the browser client shows them). */
 export const DEFAULT_FOREGROUND: RGBA = { r: 255, g: 255, b: 255, a: 255 };

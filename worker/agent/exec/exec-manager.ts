@@ -9,8 +9,8 @@ import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
-import type { ExecOp } from "../../shared/exec-protocol.ts";
-import { OtCode, otError, timeoutMessage } from "../../shared/open-terminal.ts";
+import type { ExecOp } from "../../../shared/exec-protocol.ts";
+import { OtCode, otError, timeoutMessage } from "../../../shared/open-terminal.ts";
 import type {
   ExecSpec,
   HttpReply,
@@ -19,10 +19,10 @@ import type {
   ProcessView,
   StatusQuery,
   SyncExecResult,
-} from "../../shared/open-terminal.ts";
+} from "../../../shared/open-terminal.ts";
 import { ExecStream } from "./exec-stream.ts";
 import { decodeInputEscapes } from "./input-escapes.ts";
-import { OutputLog, TailText } from "./output-log.ts";
+import { ProcessOutputLog, TailText } from "./process-output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
 
@@ -67,7 +67,7 @@ interface Tracked {
   command: string;
   scope: string;
   run: ProcessRun;
-  log: OutputLog;
+  log: ProcessOutputLog;
   status: ProcessStatus;
   exitCode: number | null;
   finishedAt: number | null;
@@ -254,7 +254,7 @@ export class ExecManager {
   private async track(spec: ExecSpec, stdin: RunSpec["stdin"], timeout: number | null, scope: string, tee?: RunSpec["onOutput"]): Promise<Tracked> {
     this.sweep();
     this.makeRoom();
-    const log = new OutputLog();
+    const log = new ProcessOutputLog();
     const run = await this.spawn(spec, stdin, timeout, (type, data) => {
       log.append(type, data);
       tee?.(type, data);

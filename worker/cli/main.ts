@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Agent } from "./agent.ts";
+import { Agent } from "../agent/agent.ts";
 import { startLocalStack } from "./local-stack.ts";
 
 const USAGE = `edgetty — terminals on any machine, from anywhere
@@ -121,7 +121,7 @@ switch (command) {
     await agent(rest);
     break;
   case "bench": {
-    const { runBench } = await import("./bench.ts");
+    const { runBench } = await import("../../bench/bench.ts");
     process.exit(await runBench(rest));
     break;
   }
@@ -132,7 +132,7 @@ switch (command) {
       options: { edge: { type: "string" }, "api-key": { type: "string" }, server: { type: "string" } },
     });
     if (positionals.length === 0) fail("exec needs a command after --");
-    const { runExecCli } = await import("./cli-exec.ts");
+    const { runExecCli } = await import("./exec.ts");
     const { edge, apiKey } = clientDefaults(values);
     process.exit(await runExecCli({ edge, apiKey, command: positionals, ...(values.server ? { server: values.server } : {}) }));
     break;

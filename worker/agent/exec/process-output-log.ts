@@ -4,7 +4,7 @@
  * reference's `offset`/`next_offset` count entries since the process started), so readers holding
  * an offset stay correct after drops and learn through `truncated` that they missed some.
  */
-import type { OutputEntry } from "../../shared/open-terminal.ts";
+import type { OutputEntry } from "../../../shared/open-terminal.ts";
 
 /** Output kept per process, in UTF-8 bytes of `data`. */
 export const PROCESS_OUTPUT_MAX_BYTES = 1 << 20; // 1 MiB
@@ -18,7 +18,7 @@ export interface OutputSlice {
   truncated: boolean;
 }
 
-export class OutputLog {
+export class ProcessOutputLog {
   private entries: OutputEntry[] = [];
   private head = 0; // index in `entries` of the oldest kept entry
   private bytes = 0;

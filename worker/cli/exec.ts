@@ -8,8 +8,8 @@
  * `edgetty exec -- sh -c 'ps aux | grep node'`.
  */
 import type { Writable } from "node:stream";
-import type { StreamEvent } from "../shared/open-terminal.ts";
-import { LineTooLongError, ndjsonLines } from "../shared/ndjson.ts";
+import type { StreamEvent } from "../../shared/open-terminal.ts";
+import { LineTooLongError, ndjsonLines } from "../../shared/ndjson.ts";
 
 /** Exit status for failures of edgetty itself (network, auth, a broken stream), as ssh uses. */
 export const EXEC_CLI_ERROR_STATUS = 255;

@@ -12,10 +12,10 @@ import {
   type CreateSessionParams,
   type HostToAgent,
   type LiveSession,
-} from "../shared/agent-protocol.ts";
-import { ApiError } from "../shared/errors.ts";
-import type { ExitInfo } from "../shared/protocol.ts";
-import { parseTerminalId } from "../shared/validation.ts";
+} from "../../shared/agent-protocol.ts";
+import { ApiError } from "../../shared/errors.ts";
+import type { ExitInfo } from "../../shared/protocol.ts";
+import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
 import { Link } from "./link.ts";
 import { PtySession } from "./pty-session.ts";

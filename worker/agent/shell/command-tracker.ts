@@ -13,7 +13,7 @@
  * cannot end one.
  */
 
-import type { CommandRecord } from "../../shared/history.ts";
+import type { CommandRecord } from "../../../shared/history.ts";
 
 /** One command run at the prompt, as the history endpoint reports it (the wire type). */
 export type { CommandRecord };

@@ -16,12 +16,12 @@ import {
   encodeSnapshot,
   type LiveSession,
   type SessionMeta,
-} from "../shared/agent-protocol.ts";
-import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "../shared/protocol.ts";
-import type { CommandRecord } from "../shared/history.ts";
+} from "../../shared/agent-protocol.ts";
+import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "../../shared/protocol.ts";
+import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
-import { OutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./output-log.ts";
+import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
 import { ScreenState } from "./screen/screen-state.ts";
 import type { SpawnPlan } from "./spawn.ts";
 
@@ -79,7 +79,7 @@ export class PtySession {
   readonly meta: SessionMeta;
   private readonly screen: ScreenState;
   private readonly proc: pty.IPty;
-  private readonly output: OutputLog;
+  private readonly output: PtyOutputLog;
   /** Command records until the edge has stored them. */
   private readonly history = new HistoryOutbox();
   private readonly link: Link;
@@ -105,7 +105,7 @@ export class PtySession {
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.screen = new ScreenState(options.size.cols, options.size.rows);
-    this.output = new OutputLog((frame) => this.screen.push(frame.payload));
+    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
     const { plan } = options;
     const [file, args] = asAccount(plan, options.file, options.args);
     this.proc = pty.spawn(file, args, {

@@ -4,14 +4,14 @@ import { ServerOp } from "../../shared/protocol.ts";
 import {
   FRAME_PAYLOAD_MAX_BYTES,
   lastLines,
-  OutputLog,
+  PtyOutputLog,
   SLAB_BYTES,
   SPARE_SLABS,
   TAIL_KEEP_BYTES,
   UNACKED_MAX_BYTES,
   type SealedFrame,
-} from "../../worker/output-log.ts";
-import { PENDING_MAX_BYTES } from "../../worker/screen/screen-state.ts";
+} from "../../worker/agent/pty-output-log.ts";
+import { PENDING_MAX_BYTES } from "../../worker/agent/screen/screen-state.ts";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -40,10 +40,10 @@ function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
   expect(Buffer.compare(actual, expected)).toBe(0);
 }
 
-describe("OutputLog", () => {
+describe("PtyOutputLog", () => {
   it("seals what was appended into OUTPUT frames addressed by offset", () => {
     const sealed: SealedFrame[] = [];
-    const log = new OutputLog((f) => sealed.push(f));
+    const log = new PtyOutputLog((f) => sealed.push(f));
     log.append(enc("one "));
     log.append(enc("two"));
     expect(log.end).toBe(7);
@@ -65,7 +65,7 @@ describe("OutputLog", () => {
   });
 
   it("cuts frames at FRAME_PAYLOAD_MAX_BYTES, whatever the chunk sizes", () => {
-    const log = new OutputLog();
+    const log = new PtyOutputLog();
     const total = FRAME_PAYLOAD_MAX_BYTES * 2 + 100;
     log.append(pattern(0, 1000));
     log.append(pattern(1000, total - 1000));
@@ -81,7 +81,7 @@ describe("OutputLog", () => {
   });
 
   it("resends from any offset, re-encoding only a frame the offset cuts", () => {
-    const log = new OutputLog();
+    const log = new PtyOutputLog();
     for (const s of ["abc", "def", "ghi"]) {
       log.append(enc(s));
       log.seal();
@@ -104,7 +104,7 @@ describe("OutputLog", () => {
   });
 
   it("keeps unacknowledged output and the newest TAIL_KEEP_BYTES, and no more", () => {
-    const log = new OutputLog();
+    const log = new PtyOutputLog();
     const chunk = 64 << 10;
     const total = TAIL_KEEP_BYTES * 3;
     for (let at = 0; at < total; at += chunk) {
@@ -122,7 +122,7 @@ describe("OutputLog", () => {
 
   it("reuses slabs under a long stream without touching output still kept", () => {
     const sealed: SealedFrame[] = [];
-    const log = new OutputLog((f) => sealed.push(f));
+    const log = new PtyOutputLog((f) => sealed.push(f));
     const memory = new Set<ArrayBufferLike>();
     const total = 64 << 20; // 64 MiB
     let at = 0;
@@ -150,7 +150,7 @@ describe("OutputLog", () => {
   });
 
   it("reads the last N lines of the tail", () => {
-    const log = new OutputLog();
+    const log = new PtyOutputLog();
     log.append(enc("a\nb\nc\nd\n"));
     expect(text(log.tail(2))).toBe(""); // not sealed yet
     log.seal();

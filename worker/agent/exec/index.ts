@@ -6,4 +6,4 @@ export { ExecError, ExecManager, FINISHED_PROCESS_TTL_MS, KILL_ESCALATE_MS, MAX_
 export type { ExecLimits, ExecManagerOptions } from "./exec-manager.ts";
 export { ExecRelay, RELAY_MAX_INFLIGHT } from "./exec-relay.ts";
 export { ExecStream, STREAM_QUEUE_MAX_CHARS } from "./exec-stream.ts";
-export { PROCESS_OUTPUT_MAX_BYTES, PROCESS_OUTPUT_MAX_ENTRIES } from "./output-log.ts";
+export { PROCESS_OUTPUT_MAX_BYTES, PROCESS_OUTPUT_MAX_ENTRIES } from "./process-output-log.ts";

@@ -6,9 +6,9 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chownSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { delimiter, join, resolve } from "node:path";
-import type { CreateSessionParams } from "../shared/agent-protocol.ts";
-import { ApiError } from "../shared/errors.ts";
-import { SHELLS, type ShellName } from "../shared/validation.ts";
+import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
+import { ApiError } from "../../shared/errors.ts";
+import { SHELLS, type ShellName } from "../../shared/validation.ts";
 
 export interface Account {
   name: string;
