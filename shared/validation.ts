@@ -44,6 +44,11 @@ const NOT_YET_SUPPORTED = [
   "pid",
 ] as const;
 
+/** True for a POSIX-ish user name (what `user` and `~name` may name). */
+export function isUserName(value: string): boolean {
+  return USER_NAME.test(value);
+}
+
 export function isServerId(value: string): boolean {
   return SERVER_ID.test(value);
 }
@@ -123,6 +128,7 @@ export function parseEnvEntries(entries: readonly string[]): Record<string, stri
   }
   const env: Record<string, string> = {};
   for (const entry of entries) {
+    if (typeof entry !== "string") throw new ApiError(400, "INVALID_PARAMETERS", "env entries must be KEY=VALUE strings");
     const eq = entry.indexOf("=");
     const key = eq > 0 ? entry.slice(0, eq) : "";
     const value = entry.slice(eq + 1);
@@ -132,6 +138,26 @@ export function parseEnvEntries(entries: readonly string[]): Record<string, stri
     env[key] = value;
   }
   return env;
+}
+
+/**
+ * A create body's `env`: a list of `KEY=VALUE` strings (the form the WebSocket query's repeated
+ * `env=` takes), a single `KEY=VALUE` string, or an object `{"KEY": "VALUE"}` (the form /execute
+ * takes). Values must be strings; anything else is refused with 400 INVALID_PARAMETERS, never
+ * dropped. Same limits for every form (ENV_MAX_ENTRIES, ENV_VALUE_MAX_CHARS, names).
+ */
+export function parseEnvField(value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value === "string") return parseEnvEntries(value === "" ? [] : [value]);
+  if (Array.isArray(value)) return parseEnvEntries(value as unknown[] as string[]);
+  if (typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>);
+    for (const [key, v] of entries) {
+      if (typeof v !== "string") throw new ApiError(400, "INVALID_PARAMETERS", `env.${key.slice(0, 40)} must be a string`);
+    }
+    return parseEnvEntries(entries.map(([key, v]) => `${key}=${v as string}`));
+  }
+  throw new ApiError(400, "INVALID_PARAMETERS", 'env must be a list of "KEY=VALUE" strings or an object of strings');
 }
 
 function parseCmd(value: unknown): string | undefined {
@@ -153,8 +179,10 @@ function refuseUnsupported(source: Record<string, unknown>): void {
 
 /**
  * Options for a new session from a create body or a WebSocket query (already flattened into a
- * record; `env` as a list of KEY=VALUE). `terminalId` is the id the caller resolved (ephemeral ids
- * are allocated by the HostDO, so they arrive as 0 here and are filled in later).
+ * record). `env` comes from `source.env` when the source carries one (a create body: see
+ * parseEnvField), else from `env`, the query's repeated `env=KEY=VALUE`. `terminalId` is the id
+ * the caller resolved (ephemeral ids are allocated by the HostDO, so they arrive as 0 here and are
+ * filled in later).
  */
 export function parseCreateParams(
   source: Record<string, unknown>,
@@ -174,7 +202,7 @@ export function parseCreateParams(
     debug: parseBool(source.debug, "debug", false),
     cols: parseSizeField(source.cols, "cols", 80),
     rows: parseSizeField(source.rows, "rows", 24),
-    env: parseEnvEntries(env),
+    env: source.env !== undefined && source.env !== null ? parseEnvField(source.env) : parseEnvEntries(env),
   };
   const shell = parseShell(source.shell);
   const cwd = absolutePath(source.cwd, "cwd");

@@ -17,8 +17,10 @@ import { ApiError } from "../../shared/errors.ts";
 import type { ExitInfo } from "../../shared/protocol.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
+import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
-import { PtySession } from "./pty-session.ts";
+import { endProcesses, killAll, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
+import { KILL_GRACE_MS, PtySession } from "./pty-session.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
 import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
 import { isRoot, planSpawn } from "./spawn.ts";
@@ -56,12 +58,18 @@ export class Agent {
   /** Generated shell init files live here while their shells run (shell-integration.ts). */
   private readonly runtimeDir: string;
   /** The Open Terminal execute API: commands run here, relayed over the control link (exec.*). */
-  private readonly execManager = new ExecManager();
+  private readonly execManager: ExecManager;
   private readonly execRelay: ExecRelay;
   private keepAlive: NodeJS.Timeout | undefined;
+  /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
+  readonly identity: AgentIdentity;
+  /** Resolves once the processes left by a previous instance of this agent were ended. */
+  orphansEnded: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
+    this.identity = agentIdentity(options.dataDir);
+    this.execManager = new ExecManager({ tag: processTag(this.identity, { kind: "x", id: "exec" }) });
     this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
@@ -89,22 +97,44 @@ export class Agent {
     // The links' retry timers are unref'd: without this, an agent with no PTY open would exit
     // the moment its control link dropped (a workerd restart, a network blip).
     this.keepAlive ??= setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
+    this.orphansEnded = this.endOrphans();
     this.control.start();
   }
 
-  /** Stops the links and hangs up every session. */
-  stop(): void {
+  /**
+   * Ends what a previous instance of this agent left running (it died without ending its
+   * terminals: kill -9, a crash, OOM). Those processes cannot be shown again: their terminals'
+   * PTY masters died with that agent and /execute pipes with it, so nothing can read or type into
+   * them; they are hung up and, after KILL_GRACE_MS, SIGKILLed, and each one is logged.
+   */
+  private async endOrphans(): Promise<void> {
+    const found = orphanedProcesses(this.identity);
+    if (found.length === 0) return;
+    for (const p of found) this.log(`ending process ${p.pid} (${p.comm}) left by a previous agent (${p.tag})`);
+    // Rescanned at each step: children an orphan forks meanwhile carry the same tag.
+    const left = await endProcesses(() => orphanedProcesses(this.identity), KILL_GRACE_MS);
+    this.log(`ended ${found.length - left.length} process(es) left by a previous agent${left.length ? `; ${left.length} survived SIGKILL` : ""}`);
+  }
+
+  /**
+   * Stops the links and ends every session: each terminal's processes are hung up, and whatever
+   * of this agent's processes is left after KILL_GRACE_MS is SIGKILLed. Resolves when done.
+   */
+  async stop(): Promise<void> {
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.keepAlive = undefined;
     this.control.stop();
     this.execRelay.closeAll();
-    void this.execManager.shutdown();
+    const ending: Promise<unknown>[] = [this.execManager.shutdown()];
     for (const session of this.sessions.values()) {
-      session.kill();
+      ending.push(session.kill());
       session.dispose();
     }
     this.sessions.clear();
     removeRuntimeDir(this.runtimeDir);
+    await Promise.allSettled(ending);
+    const left = await killAll(() => ownProcesses(this.identity));
+    if (left.length > 0) this.log(`${left.length} process(es) survived SIGKILL at stop`);
   }
 
   private hello(): AgentToHost {
@@ -180,6 +210,7 @@ export class Agent {
         env: shell.env,
         onOutput: shell.onOutput,
         size: { cols: params.cols, rows: params.rows },
+        tag: processTag(this.identity, { kind: "t", id: String(id) }),
         ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
         linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
         token: this.options.token,
@@ -206,7 +237,7 @@ export class Agent {
   private kill({ terminal_id }: ControlOps["kill"]["params"]): ControlOps["kill"]["result"] {
     const session = this.sessions.get(Number(terminal_id));
     if (!session) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
-    session.kill();
+    void session.kill();
     return { killed: true };
   }
 

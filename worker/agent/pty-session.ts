@@ -21,9 +21,11 @@ import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
+import { processStartTime } from "./launch.ts";
+import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
 import { ScreenState } from "./screen/screen-state.ts";
-import type { SpawnPlan } from "./spawn.ts";
+import { launchAs, type SpawnPlan } from "./spawn.ts";
 
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
 export const BURST_WINDOW_MS = 2;
@@ -37,24 +39,23 @@ export const BURST_FLUSH_MS = 4;
  * for this long, in milliseconds (or a prompt marker says so, when shell integration is on)…
  */
 export const INPUT_GATE_QUIET_MS = 60;
-/** …or, whatever it printed, this long after it started, in milliseconds. */
-export const INPUT_GATE_MAX_MS = 2_000;
-/** Input held back before the shell is ready, in bytes; more is refused. */
-export const INPUT_GATE_MAX_BYTES = 64 << 10; // 64 KiB
-/** Grace between SIGHUP and SIGKILL when a session is killed, in milliseconds. */
-export const KILL_GRACE_MS = 2_000;
-
 /**
- * The command line that runs `file` as the plan's account. node-pty's own uid/gid switch keeps
- * the agent's supplementary groups (root's among them), so the switch goes through setpriv,
- * which sets the target user's groups too, then execs the shell under the same pid.
+ * …or, whatever it printed, this long after it started, in milliseconds: a hard cap, never pushed
+ * back by output (a shell that prints without pause would otherwise hold typeahead for ever).
  */
-function asAccount(plan: SpawnPlan, file: string, args: string[]): [string, string[]] {
-  if (!plan.switchUser) return [file, args];
-  if (!plan.setpriv) throw new Error("setpriv (util-linux) is needed to start shells as another user");
-  const { uid, gid } = plan.account;
-  return [plan.setpriv, [`--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", file, ...args]];
-}
+export const INPUT_GATE_MAX_MS = 2_000;
+/**
+ * Input held back before the shell is ready, in bytes. Input beyond it is never dropped: the gate
+ * opens early and everything held goes to the shell in order (a paste that big is not typeahead
+ * a shell could flush by accident; losing it would be worse).
+ */
+export const INPUT_GATE_MAX_BYTES = 1 << 20; // 1 MiB
+/**
+ * Grace between SIGHUP and SIGKILL when a terminal ends, in milliseconds: its shell's group and
+ * every other process of the terminal (process-reaper.ts) are hung up, and whatever is left after
+ * this long, HUP-immune or not, is SIGKILLed.
+ */
+export const KILL_GRACE_MS = 2_000;
 
 export interface PtySessionOptions {
   meta: SessionMeta;
@@ -64,6 +65,8 @@ export interface PtySessionOptions {
   args: string[];
   env: Record<string, string>;
   size: TerminalSize;
+  /** The tag every process of this terminal carries (launch.ts processTag). */
+  tag: string;
   /** Text typed into the shell once it starts (the `cmd` option). */
   initialInput?: string;
   /** Data link URL and agent token. */
@@ -100,28 +103,37 @@ export class PtySession {
   /** Input waiting for the shell to be ready; null once it is. */
   private heldInput: Buffer[] | null = [];
   private heldBytes = 0;
-  private gateTimer: NodeJS.Timeout | null = null;
+  /** Releases typeahead once the shell went quiet after printing (reset by each output chunk). */
+  private gateQuietTimer: NodeJS.Timeout | null = null;
+  /** Releases typeahead INPUT_GATE_MAX_MS after the start, whatever the shell prints. */
+  private gateMaxTimer: NodeJS.Timeout | null = null;
+  /** The shell as a session leader: its session id is its pid (forkpty calls setsid). */
+  private readonly leader: SessionLeader;
+  /** Set once the terminal's processes are being ended (DELETE, or the shell exited). */
+  private ending: Promise<void> | null = null;
 
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.screen = new ScreenState(options.size.cols, options.size.rows);
     this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
     const { plan } = options;
-    const [file, args] = asAccount(plan, options.file, options.args);
-    this.proc = pty.spawn(file, args, {
+    const launch = launchAs(plan, options.file, options.args, options.env, options.tag);
+    this.proc = pty.spawn(launch.file, launch.args, {
       name: "xterm-256color",
       cols: options.size.cols,
       rows: options.size.rows,
       cwd: plan.cwd,
-      env: options.env,
+      env: launch.env,
       encoding: null,
     });
+    // Read at once: the pid is ours until the shell is reaped, which node-pty does after onExit.
+    this.leader = { pid: this.proc.pid, start: processStartTime(this.proc.pid) ?? 0 };
     this.meta = { ...options.meta, pid: this.proc.pid };
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
     if (options.initialInput) this.write(Buffer.from(options.initialInput));
-    this.gateTimer = setTimeout(() => this.shellReady(), INPUT_GATE_MAX_MS);
-    this.gateTimer.unref();
+    this.gateMaxTimer = setTimeout(() => this.shellReady(), INPUT_GATE_MAX_MS);
+    this.gateMaxTimer.unref();
 
     let opened!: () => void;
     this.linkOpened = new Promise((resolve) => (opened = resolve));
@@ -176,12 +188,12 @@ export class PtySession {
       this.proc.write(data);
       return;
     }
-    if (this.heldBytes + data.byteLength > INPUT_GATE_MAX_BYTES) {
-      this.options.log(`terminal ${this.meta.terminal_id}: dropped ${data.byteLength} bytes of input typed before the shell started`);
-      return;
-    }
     this.heldInput.push(Buffer.from(data));
     this.heldBytes += data.byteLength;
+    if (this.heldBytes > INPUT_GATE_MAX_BYTES) {
+      this.options.log(`terminal ${this.meta.terminal_id}: ${this.heldBytes} bytes typed ahead (over ${INPUT_GATE_MAX_BYTES}); passing them to the shell now`);
+      this.shellReady();
+    }
   }
 
   /** The shell is ready for input: release what was typed ahead. */
@@ -189,8 +201,9 @@ export class PtySession {
     if (this.heldInput === null) return;
     const held = this.heldInput;
     this.heldInput = null;
-    if (this.gateTimer) clearTimeout(this.gateTimer);
-    this.gateTimer = null;
+    this.heldBytes = 0;
+    this.clearGateTimers();
+    if (this.exited) return;
     for (const data of held) this.proc.write(data);
   }
 
@@ -198,9 +211,9 @@ export class PtySession {
 
   private onData(chunk: Buffer): void {
     if (this.heldInput !== null) {
-      if (this.gateTimer) clearTimeout(this.gateTimer);
-      this.gateTimer = setTimeout(() => this.shellReady(), INPUT_GATE_QUIET_MS);
-      this.gateTimer.unref();
+      if (this.gateQuietTimer) clearTimeout(this.gateQuietTimer);
+      this.gateQuietTimer = setTimeout(() => this.shellReady(), INPUT_GATE_QUIET_MS);
+      this.gateQuietTimer.unref();
     }
     this.output.append(chunk);
     this.options.onOutput?.(chunk);
@@ -328,9 +341,12 @@ export class PtySession {
 
   private onProcessExit(exit: ExitInfo): void {
     this.exited = exit;
+    this.clearGateTimers();
     this.flush();
     this.sendExit();
     this.options.onExit(exit);
+    // Whatever the shell left running (background jobs, nohup) ends with the terminal.
+    void this.endProcesses();
   }
 
   private sendExit(): void {
@@ -339,22 +355,39 @@ export class PtySession {
     }
   }
 
-  /** Hangs up the session's process group, then kills it if it lingers. */
-  kill(): void {
-    if (this.exited) return;
-    const pgid = this.proc.pid;
-    const signal = (sig: NodeJS.Signals) => {
+  /**
+   * Ends the terminal: hangs up the shell's process group and every other process of the
+   * terminal, then SIGKILLs whatever is left after KILL_GRACE_MS. Resolves once that is done.
+   */
+  kill(): Promise<void> {
+    if (!this.exited) {
       try {
-        process.kill(-pgid, sig);
+        process.kill(-this.proc.pid, "SIGHUP");
       } catch {
         /* the group is gone */
       }
-    };
-    signal("SIGHUP");
-    const timer = setTimeout(() => {
-      if (!this.exited) signal("SIGKILL");
-    }, KILL_GRACE_MS);
-    timer.unref();
+    }
+    return this.endProcesses();
+  }
+
+  /** Hangs up, then SIGKILLs after the grace, every process of this terminal (once). */
+  private endProcesses(): Promise<void> {
+    this.ending ??= endProcesses(() => terminalProcesses(this.options.tag, this.leader), KILL_GRACE_MS).then(
+      (left) => {
+        if (left.length > 0) {
+          this.options.log(`terminal ${this.meta.terminal_id}: ${left.length} process(es) survived SIGKILL: ${left.map((p) => `${p.pid} (${p.comm})`).join(", ")}`);
+        }
+      },
+      (error: unknown) => this.options.log(`terminal ${this.meta.terminal_id}: ending its processes failed: ${(error as Error).message}`),
+    );
+    return this.ending;
+  }
+
+  private clearGateTimers(): void {
+    if (this.gateQuietTimer) clearTimeout(this.gateQuietTimer);
+    if (this.gateMaxTimer) clearTimeout(this.gateMaxTimer);
+    this.gateQuietTimer = null;
+    this.gateMaxTimer = null;
   }
 
   /** Drops the data link as a network failure would (tests, diagnostics). */
@@ -363,7 +396,7 @@ export class PtySession {
   }
 
   dispose(): void {
-    if (this.gateTimer) clearTimeout(this.gateTimer);
+    this.clearGateTimers();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     // Let the EXIT frame drain before the link closes.
     setTimeout(() => this.link.stop(1000, "session ended"), 50).unref();

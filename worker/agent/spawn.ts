@@ -3,12 +3,14 @@
  * which user, which working directory, which environment. Every refusal is an ApiError with the
  * seed's code, so the edge can answer the caller precisely.
  */
+import { spawnSync } from "node:child_process";
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chownSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
 import { ApiError } from "../../shared/errors.ts";
-import { SHELLS, type ShellName } from "../../shared/validation.ts";
+import { SHELLS, isUserName, type ShellName } from "../../shared/validation.ts";
+import { launchCommand, type LaunchCommand } from "./launch.ts";
 
 export interface Account {
   name: string;
@@ -32,6 +34,16 @@ export interface SpawnPlan {
 
 /** Environment variables the agent never passes on to a shell. */
 const STRIPPED_ENV = [/^EDGETTY_/, /^npm_/, /^NODE_OPTIONS$/, /^INIT_CWD$/];
+/**
+ * Variables a caller may not set for a shell of another user: the dynamic loader (and glibc)
+ * acts on them in the programs that still run as root before the switch (the launch wrapper and
+ * setpriv), so they would run the caller's code as root (glibc's unsecure set, less TMPDIR/TZDIR).
+ */
+const ROOT_LOADER_ENV = /^(LD_\w*|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_\w*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|GLIBC_TUNABLES)$/;
+/** Longest an NSS look-up (`getent passwd`) may take, in milliseconds. */
+export const ACCOUNT_LOOKUP_TIMEOUT_MS = 5_000;
+/** Largest `getent passwd NAME` answer read, in bytes (one passwd line). */
+const ACCOUNT_LOOKUP_MAX_BYTES = 64 << 10; // 64 KiB
 
 export function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
@@ -52,21 +64,42 @@ export function which(name: string, path = process.env.PATH ?? "/usr/local/bin:/
   return null;
 }
 
-/** Looks a user up in /etc/passwd (no shelling out). */
-export function lookupAccount(name: string): Account | null {
-  let passwd: string;
-  try {
-    passwd = readFileSync("/etc/passwd", "utf8");
-  } catch {
-    return null;
-  }
-  for (const line of passwd.split("\n")) {
+function parsePasswdLine(name: string, text: string): Account | null {
+  for (const line of text.split("\n")) {
     const f = line.split(":");
-    if (f[0] === name && f.length >= 7) {
+    if (f[0] === name && f.length >= 7 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) {
       return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] || "/", shell: f[6] || "/bin/sh" };
     }
   }
   return null;
+}
+
+/**
+ * Looks a user up through NSS (`getent passwd`, so LDAP/sssd accounts count), falling back to
+ * /etc/passwd where getent is missing. Null when there is no such user or `name` is not a valid
+ * user name (it is never passed on unchecked).
+ */
+export function lookupAccount(name: string): Account | null {
+  if (!isUserName(name)) return null;
+  const getent = which("getent", "/usr/bin:/bin:/usr/sbin:/sbin");
+  if (getent) {
+    const cmd = launchCommand(getent, ["passwd", name], { PATH: "/usr/bin:/bin" }, null);
+    const result = spawnSync(cmd.file, cmd.args, {
+      env: cmd.env,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: ACCOUNT_LOOKUP_TIMEOUT_MS,
+      maxBuffer: ACCOUNT_LOOKUP_MAX_BYTES,
+    });
+    // getent exits 2 for "no such key"; anything else unexpected falls back to the file.
+    if (result.status === 2) return null;
+    if (result.status === 0 && typeof result.stdout === "string") return parsePasswdLine(name, result.stdout);
+  }
+  try {
+    return parsePasswdLine(name, readFileSync("/etc/passwd", "utf8"));
+  } catch {
+    return null;
+  }
 }
 
 function currentAccount(): Account {
@@ -106,6 +139,22 @@ function canEnter(dir: string, account: Account): boolean {
   return (st.mode & 0o001) !== 0;
 }
 
+/**
+ * Expands a leading `~` as a shell does: `~` and `~/x` are the shell's account's home ($HOME for
+ * the agent's own account), `~name` and `~name/x` are name's home in the user database (an NSS
+ * look-up, as getpwnam). Refuses an unknown name with 400 INVALID_CWD.
+ */
+export function expandHome(path: string, account: Account): string {
+  if (!path.startsWith("~")) return path;
+  const slash = path.indexOf("/");
+  const name = slash === -1 ? path.slice(1) : path.slice(1, slash);
+  const rest = slash === -1 ? "" : path.slice(slash);
+  if (name === "") return account.home + rest;
+  const owner = lookupAccount(name);
+  if (!owner) throw new ApiError(400, "INVALID_CWD", `Working directory ${path.slice(0, 64)}: no user "${name.slice(0, 32)}" on this host`);
+  return owner.home + rest;
+}
+
 function resolveCwd(requested: string | undefined, autoCreate: boolean, account: Account, switchUser: boolean): string {
   if (!requested) {
     // Some accounts' homes don't exist (nobody's is /nonexistent): start at / then.
@@ -116,7 +165,7 @@ function resolveCwd(requested: string | undefined, autoCreate: boolean, account:
     }
     return "/";
   }
-  const cwd = resolve(requested.startsWith("~") ? account.home + requested.slice(1) : requested);
+  const cwd = resolve(expandHome(requested, account));
   let exists = false;
   try {
     exists = statSync(cwd).isDirectory();
@@ -177,8 +226,28 @@ export function planSpawn(params: CreateSessionParams): SpawnPlan {
   });
   if (params.ephemeral) delete env.DISPLAY;
   if (params.display && !params.ephemeral) env.DISPLAY = params.display;
+  if (switchUser) {
+    const refused = Object.keys(params.env ?? {}).find((key) => ROOT_LOADER_ENV.test(key));
+    if (refused) {
+      throw new ApiError(400, "INVALID_PARAMETERS", `env ${refused} cannot be set for a shell of another user (it would act on the programs that switch user, as root)`);
+    }
+  }
   Object.assign(env, params.env);
   const setpriv = switchUser ? which("setpriv", "/usr/bin:/bin:/usr/sbin:/sbin") : null;
   if (switchUser && !setpriv) throw new ApiError(500, "SPAWN_FAILED", "setpriv (util-linux) is needed to start shells as another user");
   return { shell, shellPath, account, switchUser, setpriv, cwd, env };
+}
+
+/**
+ * The command that starts `file args` as the plan's account, through the descriptor-closing
+ * launcher (launch.ts) with `tag` in its environment. node-pty's own uid/gid switch keeps the
+ * agent's supplementary groups (root's among them), so the switch goes through setpriv, which sets
+ * the target user's groups too, then execs the program under the same pid. Every child that runs
+ * as a plan's account (PTY shells today; ssh and other session kinds later) starts here.
+ */
+export function launchAs(plan: SpawnPlan, file: string, args: readonly string[], env: Record<string, string>, tag: string): LaunchCommand {
+  if (!plan.switchUser) return launchCommand(file, args, env, tag);
+  if (!plan.setpriv) throw new Error("setpriv (util-linux) is needed to start shells as another user");
+  const { uid, gid } = plan.account;
+  return launchCommand(plan.setpriv, [`--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", file, ...args], env, tag);
 }

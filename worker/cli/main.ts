@@ -90,9 +90,12 @@ async function agent(argv: string[]): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const a = new Agent({ edge, server, token, dataDir });
   a.start();
+  let stopping = false;
   const stop = () => {
-    a.stop();
-    setTimeout(() => process.exit(0), 100).unref();
+    if (stopping) return;
+    stopping = true;
+    // Ends every terminal's processes (hang-up, then SIGKILL after a grace) before exiting.
+    void a.stop().finally(() => process.exit(0));
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

@@ -51,6 +51,8 @@ export interface ExecManagerOptions {
   baseEnv?: NodeJS.ProcessEnv;
   /** The shell that runs `-c command` (default /bin/sh, as the reference's create_subprocess_shell). */
   shell?: string;
+  /** The tag every command (and its children) carries (launch.ts processTag); default none. */
+  tag?: string;
   limits?: Partial<ExecLimits>;
 }
 
@@ -101,11 +103,13 @@ export class ExecManager {
   private readonly defaultCwd: string;
   private readonly baseEnv: NodeJS.ProcessEnv;
   private readonly shell: string;
+  private readonly tag: string | null;
 
   constructor(opts: ExecManagerOptions = {}) {
     this.defaultCwd = opts.defaultCwd ?? homedir();
     this.baseEnv = opts.baseEnv ?? defaultEnv();
     this.shell = opts.shell ?? "/bin/sh";
+    this.tag = opts.tag ?? null;
     this.limits = {
       finishedTtlMs: FINISHED_PROCESS_TTL_MS,
       maxTracked: MAX_TRACKED_PROCESSES,
@@ -281,7 +285,7 @@ export class ExecManager {
       const env = spec.env ? { ...this.baseEnv, ...spec.env } : this.baseEnv;
       let run: ProcessRun;
       try {
-        run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, stdin, timeout, onOutput });
+        run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin, timeout, onOutput });
       } catch (e) {
         throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
       }

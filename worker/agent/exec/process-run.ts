@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { constants } from "node:os";
+import { launchCommand } from "../launch.ts";
 import { LineSplitter } from "./line-splitter.ts";
 
 /** After a kill, how long to wait for the pipes to close before closing them ourselves. */
@@ -23,6 +24,8 @@ export interface RunSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   shell: string;
+  /** The tag the command and its children carry (launch.ts processTag), or null for none. */
+  tag: string | null;
   /** "pipe" for the background model (input allowed), "ignore" gives the command /dev/null. */
   stdin: "pipe" | "ignore";
   /** Seconds before the group is killed with SIGKILL; null = never. */
@@ -71,14 +74,20 @@ export class ProcessRun {
     }
   }
 
-  /** Starts the command; rejects with the spawn error (e.g. E2BIG) if it could not start. */
+  /**
+   * Starts the command (through the descriptor-closing launcher: it inherits only its pipes);
+   * rejects with the spawn error (e.g. E2BIG) if it could not start.
+   */
   static start(spec: RunSpec): Promise<ProcessRun> {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {
-        child = spawn(spec.shell, ["-c", spec.command], {
+        const env: Record<string, string> = {};
+        for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
+        const launch = launchCommand(spec.shell, ["-c", spec.command], env, spec.tag);
+        child = spawn(launch.file, launch.args, {
           cwd: spec.cwd,
-          env: spec.env,
+          env: launch.env,
           detached: true,
           stdio: [spec.stdin, "pipe", "pipe"],
         });

@@ -1,0 +1,169 @@
+/**
+ * The one way the agent starts a child process: with only descriptors 0-2 open and a tag in its
+ * environment that names the agent and the terminal (or command) it belongs to. Every spawn path
+ * (PTY shells, /execute commands, helper look-ups, and later ssh or PTY-based runners) passes its
+ * program through `launchCommand` and gives the result to node-pty or child_process unchanged.
+ *
+ * Why a wrapper: node-pty (1.1.0, src/unix/pty.cc) opens each terminal's master with forkpty(3),
+ * which does not set close-on-exec, and Node has no fcntl, so every later child (whatever starts
+ * it) would inherit every open terminal's master and could type into a root shell. The wrapper is
+ * a shell in privileged mode (`bash -p`: no BASH_ENV/ENV file, no functions imported from the
+ * environment, so nothing the caller puts in `env` runs before the final exec) that closes every
+ * descriptor above 2 listed in /proc/self/fd (/dev/fd elsewhere), then execs the real program
+ * under the same pid. The interpreter is chosen once by a self-test that leaves a descriptor open
+ * at DESCRIPTOR_PROBE_FD and checks the program no longer has it; a host where no candidate passes
+ * refuses to start anything rather than leak.
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { accessSync, constants, readFileSync, realpathSync } from "node:fs";
+
+/** Environment variable that tags every process the agent starts (and, inherited, their children). */
+export const PROCESS_TAG_ENV = "EDGETTY_PROCESS";
+/** The descriptor the self-test leaves open; above 9 because POSIX sh cannot name those. */
+export const DESCRIPTOR_PROBE_FD = 12;
+/** Longest the self-test may take, in milliseconds. */
+const SELF_TEST_TIMEOUT_MS = 5_000;
+
+/**
+ * Closes every descriptor above 2, then runs "$@". Run as `<interpreter> -p -c SCRIPT edgetty-launch
+ * FILE ARGS…` (bash) or `<interpreter> -c …` (a POSIX sh that can name descriptors above 9).
+ */
+const CLOSE_FDS_SCRIPT = [
+  "__edgetty_d=/proc/self/fd",
+  "[ -d $__edgetty_d ] || __edgetty_d=/dev/fd",
+  "for __edgetty_f in $__edgetty_d/*; do",
+  "  __edgetty_n=${__edgetty_f##*/}",
+  "  case $__edgetty_n in ''|*[!0-9]*) continue ;; esac",
+  '  [ "$__edgetty_n" -gt 2 ] && eval "exec $__edgetty_n>&-"',
+  "done",
+  "unset __edgetty_d __edgetty_f __edgetty_n",
+  'exec "$@"',
+].join("\n");
+
+/** A program ready to hand to node-pty or child_process.spawn. */
+export interface LaunchCommand {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** What a process belongs to: a terminal (`t`) or an /execute command (`x`), by id. */
+export interface ProcessOwner {
+  kind: "t" | "x";
+  id: string;
+}
+
+/**
+ * One running agent: `key` is stable across restarts of the agent with the same data folder (so
+ * the next agent recognises the previous one's processes); `instance` is this process only.
+ */
+export interface AgentIdentity {
+  key: string;
+  instance: string;
+}
+
+/** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or null. */
+export function processStartTime(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * This agent's identity: the key hashes the data folder's real path; the instance is this
+ * process's pid and start time, so "is that instance still running?" has an exact answer.
+ */
+export function agentIdentity(dataDir: string): AgentIdentity {
+  let dir = dataDir;
+  try {
+    dir = realpathSync(dataDir);
+  } catch {
+    /* not created yet: the path as given */
+  }
+  const key = createHash("sha256").update(dir).digest("hex").slice(0, 16);
+  return { key, instance: `${process.pid}-${processStartTime(process.pid) ?? Date.now()}` };
+}
+
+/** The tag value for one owner: `<key>.<instance>.<kind><id>`. */
+export function processTag(agent: AgentIdentity, owner: ProcessOwner): string {
+  return `${agent.key}.${agent.instance}.${owner.kind}${owner.id}`;
+}
+
+/** A parsed tag (null when the value is not one of ours). */
+export function parseProcessTag(value: string): { key: string; pid: number; start: string; owner: string } | null {
+  const m = /^([0-9a-f]{16})\.(\d+)-(\d+)\.([tx][0-9A-Za-z-]{1,64})$/.exec(value);
+  return m ? { key: m[1]!, pid: Number(m[2]), start: m[3]!, owner: m[4]! } : null;
+}
+
+interface Closer {
+  file: string;
+  args: string[];
+}
+
+let closer: Closer | null = null;
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `candidate` really closes a descriptor above 9 before running the program. */
+function passesSelfTest(candidate: Closer): boolean {
+  const probe = "ls /proc/self/fd 2>/dev/null || ls /dev/fd";
+  const stdio: ("ignore" | "pipe")[] = ["ignore", "pipe", "ignore"];
+  while (stdio.length <= DESCRIPTOR_PROBE_FD) stdio.push("pipe");
+  const result = spawnSync(candidate.file, [...candidate.args, "/bin/sh", "-c", probe], {
+    stdio,
+    timeout: SELF_TEST_TIMEOUT_MS,
+    encoding: "utf8",
+    env: { PATH: "/usr/bin:/bin" },
+  });
+  if (result.status !== 0 || typeof result.stdout !== "string") return false;
+  const fds = result.stdout.split(/\s+/).filter(Boolean);
+  return fds.includes("0") && !fds.includes(String(DESCRIPTOR_PROBE_FD));
+}
+
+/** The interpreter that closes descriptors on this host, chosen once; throws if none works. */
+function descriptorCloser(): Closer {
+  if (closer) return closer;
+  const candidates: Closer[] = [];
+  for (const bash of ["/bin/bash", "/usr/bin/bash", "/usr/local/bin/bash"]) {
+    if (executable(bash)) {
+      candidates.push({ file: bash, args: ["-p", "-c", CLOSE_FDS_SCRIPT, "edgetty-launch"] });
+      break;
+    }
+  }
+  // A POSIX sh that can name descriptors above 9 (busybox ash, ksh); dash cannot and fails the test.
+  if (executable("/bin/sh")) candidates.push({ file: "/bin/sh", args: ["-c", CLOSE_FDS_SCRIPT, "edgetty-launch"] });
+  for (const candidate of candidates) {
+    if (passesSelfTest(candidate)) {
+      closer = candidate;
+      return closer;
+    }
+  }
+  throw new Error("no shell on this host can close inherited descriptors before exec (install bash)");
+}
+
+/**
+ * Wraps `file args` so it starts with only descriptors 0-2 and `env` plus the owner's tag (see
+ * processTag; null for short helpers such as a user look-up, which carry none). The tag is set
+ * last, so a caller's `env` cannot replace it. Throws when the host has no working descriptor
+ * closer (see the module comment).
+ */
+export function launchCommand(file: string, args: readonly string[], env: Record<string, string>, tag: string | null): LaunchCommand {
+  const wrapper = descriptorCloser();
+  const tagged: Record<string, string> = { ...env };
+  delete tagged[PROCESS_TAG_ENV];
+  if (tag !== null) tagged[PROCESS_TAG_ENV] = tag;
+  return { file: wrapper.file, args: [...wrapper.args, file, ...args], env: tagged };
+}
