@@ -1,7 +1,7 @@
 /** Input validation shared by the edge and the agent. */
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/errors.ts";
-import { isServerId, parseCreateParams, parseDisplay, parseEnvEntries, parseTerminalId, requireTerminalId } from "../../shared/validation.ts";
+import { isServerId, parseCreateParams, parseDisplay, parseEnvEntries, parseEnvField, parseTerminalId, requireTerminalId } from "../../shared/validation.ts";
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -39,6 +39,19 @@ describe("validation", () => {
     expect(codeOf(() => parseEnvEntries(["1A=x"]))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseEnvEntries(["NOEQUALS"]))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseEnvEntries(Array.from({ length: 65 }, (_, i) => `K${i}=v`)))).toBe("400 INVALID_PARAMETERS");
+  });
+
+  it("takes a create body's env as a list, one entry or an object, and refuses anything else", () => {
+    expect(parseEnvField(["A=1"])).toEqual({ A: "1" });
+    expect(parseEnvField("A=1")).toEqual({ A: "1" });
+    expect(parseEnvField({ A: "1", B: "x=y" })).toEqual({ A: "1", B: "x=y" });
+    expect(parseEnvField(undefined)).toEqual({});
+    for (const bad of [5, true, { A: 1 }, { A: null }, [1], { "1A": "x" }, Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`K${i}`, "v"]))]) {
+      expect(codeOf(() => parseEnvField(bad)), JSON.stringify(bad)).toBe("400 INVALID_PARAMETERS");
+    }
+    // A body's env wins over the query-style list; a query (no env key) uses the list.
+    expect(parseCreateParams({ env: { K: "obj" } }, 3, ["K=list"]).env).toEqual({ K: "obj" });
+    expect(parseCreateParams({}, 3, ["K=list"]).env).toEqual({ K: "list" });
   });
 
   it("builds create params with defaults and clear refusals", () => {

@@ -19,7 +19,7 @@ import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
-import { endProcesses, killAll, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
+import { endProcesses, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
 import { KILL_GRACE_MS, PtySession } from "./pty-session.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
 import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
@@ -125,15 +125,16 @@ export class Agent {
     this.keepAlive = undefined;
     this.control.stop();
     this.execRelay.closeAll();
-    const ending: Promise<unknown>[] = [this.execManager.shutdown()];
+    const execDone = this.execManager.shutdown();
     for (const session of this.sessions.values()) {
-      ending.push(session.kill());
+      session.hangUpForStop();
       session.dispose();
     }
     this.sessions.clear();
     removeRuntimeDir(this.runtimeDir);
-    await Promise.allSettled(ending);
-    const left = await killAll(() => ownProcesses(this.identity));
+    // One scan for every terminal and command (each carries this instance's tag).
+    const left = await endProcesses(() => ownProcesses(this.identity), KILL_GRACE_MS);
+    await execDone.catch(() => undefined);
     if (left.length > 0) this.log(`${left.length} process(es) survived SIGKILL at stop`);
   }
 

@@ -111,11 +111,13 @@ function listProcesses(): ProcessInfo[] {
  * The processes of one terminal: tagged with `tag`, or in the session `leader` started, counted
  * only while the leader's pid is not someone else's (a recycled pid as a new session's leader).
  */
-export function terminalProcesses(tag: string, leader: SessionLeader | null): ProcessInfo[] {
-  const leaderStart = leader ? processStartTime(leader.pid) : null;
-  const sessionValid = leader !== null && (leaderStart === null || leaderStart === leader.start);
+export function terminalProcesses(tag: string, leader: SessionLeader): ProcessInfo[] {
+  const leaderStart = processStartTime(leader.pid);
+  const sessionValid = leaderStart === null || leaderStart === leader.start;
+  // Nothing the terminal started can be older than its shell: only younger processes are read
+  // further (their environment is the costly part of a scan).
   return listProcesses().filter(
-    (p) => (sessionValid && p.sid === leader.pid && p.start >= leader.start) || readProcessTag(p.pid) === tag,
+    (p) => p.start >= leader.start && ((sessionValid && p.sid === leader.pid) || readProcessTag(p.pid) === tag),
   );
 }
 

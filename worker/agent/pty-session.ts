@@ -370,6 +370,20 @@ export class PtySession {
     return this.endProcesses();
   }
 
+  /**
+   * Hangs up the shell's process group only, and leaves ending the rest to the caller (the agent
+   * stopping ends all its processes with one scan instead of one per terminal).
+   */
+  hangUpForStop(): void {
+    this.ending ??= Promise.resolve();
+    if (this.exited) return;
+    try {
+      process.kill(-this.proc.pid, "SIGHUP");
+    } catch {
+      /* the group is gone */
+    }
+  }
+
   /** Hangs up, then SIGKILLs after the grace, every process of this terminal (once). */
   private endProcesses(): Promise<void> {
     this.ending ??= endProcesses(() => terminalProcesses(this.options.tag, this.leader), KILL_GRACE_MS).then(
