@@ -361,11 +361,18 @@ export class PtySession {
    */
   kill(): Promise<void> {
     if (!this.exited) {
-      try {
-        process.kill(-this.proc.pid, "SIGHUP");
-      } catch {
-        /* the group is gone */
-      }
+      const signalGroup = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(-this.proc.pid, sig);
+        } catch {
+          /* the group is gone */
+        }
+      };
+      signalGroup("SIGHUP");
+      // The shell's own group, also where /proc cannot be scanned (the scan covers the rest).
+      setTimeout(() => {
+        if (!this.exited) signalGroup("SIGKILL");
+      }, KILL_GRACE_MS).unref();
     }
     return this.endProcesses();
   }
