@@ -4,10 +4,11 @@
  * and an agent's death end every process of a terminal, typeahead is held and delivered, and the
  * create options `cwd: "~name/…"` and `env: {…}` mean what they say.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readProcessTag } from "../../worker/agent/process-reaper.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 
@@ -82,6 +83,14 @@ async function waitGone(pids: number[], timeoutMs = 20_000): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, PROC_POLL_MS));
   }
+}
+
+/** Live processes whose edgetty tag matches `pattern` (read from /proc like the agent does). */
+function taggedPids(pattern: RegExp): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => pattern.test(readProcessTag(pid) ?? ""));
 }
 
 function pidsIn(text: string, label: string): number[] {
@@ -161,7 +170,14 @@ describe("a terminal's processes end with it", () => {
     for (const id of [911, 912]) expect((await stack.api(`/api/v1/terminal/${id}`, { method: "DELETE" })).status).toBe(200);
     await sh.waitFor(() => sh.exit !== null, "EXIT of the sh terminal");
     await bash.waitFor(() => bash.exit !== null, "EXIT of the bash terminal");
+    // The id is reused while the old terminal's clean-up still runs: the new shell is not its target.
+    await createOk({ terminal_id: "911", shell: "sh" });
+    const fresh = taggedPids(/\.t911-\d+$/).filter((pid) => !pids.includes(pid));
+    expect(fresh.length).toBeGreaterThan(0);
     await waitGone(pids);
+    expect(fresh.filter(alive)).toEqual(fresh);
+    const again = await attach(911);
+    expect(await run(again, "echo still-here", "AGAIN")).toContain("still-here");
   });
 
   it("a restarted agent ends what its killed predecessor's terminals left running", async () => {

@@ -27,6 +27,11 @@ import { isRoot, planSpawn } from "./spawn.ts";
 
 /** Most PTY sessions one agent runs at once. */
 export const MAX_SESSIONS = 256;
+/**
+ * How long a create waits for a deleted terminal of the same id to finish ending, in milliseconds
+ * (its shell gets SIGKILL after KILL_GRACE_MS at the latest).
+ */
+export const ENDING_SESSION_WAIT_MS = 5_000;
 /** How long a new session's data link may take to come up, in milliseconds. */
 export const SESSION_READY_TIMEOUT_MS = 15_000;
 
@@ -63,8 +68,8 @@ export class Agent {
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
-  /** Resolves once the processes left by a previous instance of this agent were ended. */
-  orphansEnded: Promise<void> = Promise.resolve();
+  /** Terminals started by this instance, so that each one's tag is its own (ids are reused). */
+  private terminalsStarted = 0;
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
@@ -97,7 +102,7 @@ export class Agent {
     // The links' retry timers are unref'd: without this, an agent with no PTY open would exit
     // the moment its control link dropped (a workerd restart, a network blip).
     this.keepAlive ??= setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
-    this.orphansEnded = this.endOrphans();
+    this.endOrphans().catch((error: unknown) => this.log(`ending a previous agent's processes failed: ${(error as Error).message}`));
     this.control.start();
   }
 
@@ -190,7 +195,20 @@ export class Agent {
     const id = parseTerminalId(params?.terminal_id);
     if (id === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
     const existing = this.sessions.get(id);
-    if (existing) return { status: "exists", meta: existing.meta };
+    if (existing && !existing.killed) return { status: "exists", meta: existing.meta };
+    if (existing) {
+      // Deleted a moment ago and still ending (a shell ignoring SIGHUP lasts until the SIGKILL):
+      // the caller wants a new terminal, not this one, so wait for it to go first.
+      const waited = await Promise.race([
+        existing.exitedPromise.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), ENDING_SESSION_WAIT_MS).unref()),
+      ]);
+      if (!waited || this.sessions.get(id) === existing) {
+        throw new ApiError(503, "SESSION_ENDING", `Terminal ${id} is still ending; try again in a moment`);
+      }
+      const again = this.sessions.get(id);
+      if (again) return { status: "exists", meta: again.meta };
+    }
     if (this.sessions.size >= MAX_SESSIONS) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${MAX_SESSIONS} sessions`);
     const plan = planSpawn(params);
     const shell = startShellIntegration({ plan, params, runtimeDir: this.runtimeDir, log: this.log });
@@ -211,7 +229,8 @@ export class Agent {
         env: shell.env,
         onOutput: shell.onOutput,
         size: { cols: params.cols, rows: params.rows },
-        tag: processTag(this.identity, { kind: "t", id: String(id) }),
+        // Unique per start: a DELETE's clean-up still running must not reach the next terminal `id`.
+        tag: processTag(this.identity, { kind: "t", id: `${id}-${++this.terminalsStarted}` }),
         ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
         linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
         token: this.options.token,

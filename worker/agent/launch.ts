@@ -48,7 +48,7 @@ export interface LaunchCommand {
   env: Record<string, string>;
 }
 
-/** What a process belongs to: a terminal (`t`) or an /execute command (`x`), by id. */
+/** What a process belongs to: a terminal (`t`, id `<terminal id>-<start count>`) or /execute (`x`). */
 export interface ProcessOwner {
   kind: "t" | "x";
   id: string;

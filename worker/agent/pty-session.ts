@@ -111,9 +111,15 @@ export class PtySession {
   private readonly leader: SessionLeader;
   /** Set once the terminal's processes are being ended (DELETE, or the shell exited). */
   private ending: Promise<void> | null = null;
+  /** True once kill() was called: the terminal is going away, whatever its shell does meanwhile. */
+  killed = false;
+  /** Resolves when the shell has exited. */
+  readonly exitedPromise: Promise<void>;
+  private resolveExited!: () => void;
 
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
+    this.exitedPromise = new Promise((resolve) => (this.resolveExited = resolve));
     this.screen = new ScreenState(options.size.cols, options.size.rows);
     this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
     const { plan } = options;
@@ -341,6 +347,7 @@ export class PtySession {
 
   private onProcessExit(exit: ExitInfo): void {
     this.exited = exit;
+    this.resolveExited();
     this.clearGateTimers();
     this.flush();
     this.sendExit();
@@ -360,6 +367,7 @@ export class PtySession {
    * terminal, then SIGKILLs whatever is left after KILL_GRACE_MS. Resolves once that is done.
    */
   kill(): Promise<void> {
+    this.killed = true;
     if (!this.exited) {
       const signalGroup = (sig: NodeJS.Signals) => {
         try {
