@@ -219,7 +219,7 @@ describe("typeahead", () => {
   it("releases typeahead within the 2 s cap even while the shell keeps printing", async () => {
     // The shell's start-up prints without pause until it can read a line from the terminal.
     const chatty = join(stack.stateDir, "chatty.sh");
-    writeFileSync(chatty, "bash -c 'while ! read -r -t 0.005 line; do printf .; done; echo \"got-$line\"'\n");
+    writeFileSync(chatty, "(while :; do printf .; sleep 0.01; done) & printer=$!\nread -r line\nkill $printer\necho \"got-$line\"\n");
     await createOk({ terminal_id: "932", shell: "sh", env: [`ENV=${chatty}`] });
     const term = await attach(932);
     term.input("typed-ahead\r");
