@@ -9,6 +9,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readProcessTag } from "../../worker/agent/process-reaper.ts";
+import { INPUT_GATE_MAX_MS } from "../../worker/agent/pty-session.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 
@@ -219,11 +220,16 @@ describe("typeahead", () => {
   it("releases typeahead within the 2 s cap even while the shell keeps printing", async () => {
     // The shell's start-up prints without pause until it can read a line from the terminal.
     const chatty = join(stack.stateDir, "chatty.sh");
-    writeFileSync(chatty, "(while :; do printf .; sleep 0.01; done) & printer=$!\nread -r line\nkill $printer\necho \"got-$line\"\n");
-    await createOk({ terminal_id: "932", shell: "sh", env: [`ENV=${chatty}`] });
-    const term = await attach(932);
+    // (bash's read -t on a pipe that stays silent paces the printer without forking.)
+    const printer = "exec 9< <(exec sleep 1000); while :; do printf .; read -t 0.005 -u 9; done";
+    writeFileSync(chatty, `bash -c '${printer}' & printer=$!\nread -r line\nkill $printer\necho "got-$line"\n`);
+    // Created by the attach itself, so the input is on its way as the shell starts printing.
+    const term = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=932&shell=sh&env=${encodeURIComponent(`ENV=${chatty}`)}`, { apiKey: stack.apiKey });
+    clients.push(term);
     term.input("typed-ahead\r");
-    await term.waitForText("got-typed-ahead", 30_000);
+    // Released 2 s after the start at the latest; the wait allows four times that for a loaded
+    // host. (Holding it until the output pauses, as before, waits for a 60 ms stall: often longer.)
+    await term.waitForText("got-typed-ahead", 4 * INPUT_GATE_MAX_MS);
   });
 });
 
