@@ -181,6 +181,22 @@ describe("a terminal's processes end with it", () => {
     expect(await run(again, "echo still-here", "AGAIN")).toContain("still-here");
   });
 
+  it("an agent that is stopped ends its terminals' HUP-immune jobs before it exits", async () => {
+    await createOk({ terminal_id: "922", shell: "bash" });
+    const term = await attach(922);
+    term.input("trap '' HUP; sleep 31021 & echo immune=$!\r");
+    await term.waitForText(/immune=\d+/);
+    const pids = pidsIn(term.text(), "immune");
+    expect(pids).toHaveLength(1);
+    const old = stack.agent;
+    const exited = new Promise((resolve) => old.once("exit", resolve));
+    old.kill("SIGTERM");
+    await exited;
+    // Checked before any new agent runs: the stopping agent did it itself.
+    expect(pids.filter(alive)).toEqual([]);
+    await stack.restartAgent();
+  });
+
   it("a restarted agent ends what its killed predecessor's terminals left running", async () => {
     await createOk({ terminal_id: "921", shell: "bash" });
     const term = await attach(921);
