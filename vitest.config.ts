@@ -1,9 +1,11 @@
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { mkdirSync } from "node:fs";
 import { defineConfig } from "vitest/config";
 
 // wrangler.toml serves the web app from dist/web; the edge tests need the folder to exist.
 mkdirSync("dist/web", { recursive: true });
+// The registry's schema: the same migration files `wrangler d1 migrations apply` runs.
+const migrations = await readD1Migrations("edge/migrations");
 
 export default defineConfig({
   test: {
@@ -13,10 +15,10 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key" } },
+            miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key", TEST_MIGRATIONS: migrations } },
           }),
         ],
-        test: { name: "edge", include: ["test/edge/**/*.test.ts"], sequence: { groupOrder: 0 } },
+        test: { name: "edge", include: ["test/edge/**/*.test.ts"], setupFiles: ["test/edge/apply-migrations.ts"], sequence: { groupOrder: 0 } },
       },
       {
         // Agent units, end-to-end tests through the real local stack, and browser tests.

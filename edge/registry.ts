@@ -1,6 +1,7 @@
 /**
  * The registry of servers (hosts running an agent) in D1: ids, names, public URLs and the
- * SHA-256 of each server's agent token. The schema is applied once per isolate, idempotently.
+ * SHA-256 of each server's agent token. The schema lives in D1 migrations (edge/migrations/,
+ * applied by `wrangler d1 migrations apply`, by `npm start` and by the edge tests' setup).
  */
 import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
@@ -16,31 +17,7 @@ export interface ServerRecord {
 /** Most servers one registry holds. */
 export const MAX_SERVERS = 1000;
 
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS servers (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     url TEXT NOT NULL DEFAULT '',
-     token_hash TEXT NOT NULL,
-     created_at TEXT NOT NULL
-   )`,
-];
-
-let schemaReady: Promise<void> | null = null;
-
-function ensureSchema(db: D1Database): Promise<void> {
-  schemaReady ??= db
-    .batch(SCHEMA.map((sql) => db.prepare(sql)))
-    .then(() => undefined)
-    .catch((error: unknown) => {
-      schemaReady = null;
-      throw error;
-    });
-  return schemaReady;
-}
-
 export async function listServers(db: D1Database): Promise<ServerRecord[]> {
-  await ensureSchema(db);
   const { results } = await db
     .prepare("SELECT id, name, url, created_at FROM servers ORDER BY id LIMIT ?")
     .bind(MAX_SERVERS)
@@ -50,7 +27,6 @@ export async function listServers(db: D1Database): Promise<ServerRecord[]> {
 
 export async function getServer(db: D1Database, id: string): Promise<ServerRecord | null> {
   if (!isServerId(id)) return null;
-  await ensureSchema(db);
   return db.prepare("SELECT id, name, url, created_at FROM servers WHERE id = ?").bind(id).first<ServerRecord>();
 }
 
@@ -60,7 +36,6 @@ export async function putServer(
   server: { id: string; name: string; url: string; token: string },
 ): Promise<ServerRecord> {
   if (!isServerId(server.id)) throw new ApiError(400, "INVALID_SERVER_ID", "server id must match [a-z0-9][a-z0-9-]{0,62}");
-  await ensureSchema(db);
   const count = await db.prepare("SELECT COUNT(*) AS n FROM servers WHERE id != ?").bind(server.id).first<{ n: number }>();
   if ((count?.n ?? 0) >= MAX_SERVERS) throw new ApiError(429, "TOO_MANY_SERVERS", `at most ${MAX_SERVERS} servers`);
   const created = new Date().toISOString();
@@ -75,7 +50,6 @@ export async function putServer(
 }
 
 export async function deleteServer(db: D1Database, id: string): Promise<boolean> {
-  await ensureSchema(db);
   const result = await db.prepare("DELETE FROM servers WHERE id = ?").bind(id).run();
   return (result.meta.changes ?? 0) > 0;
 }
@@ -83,7 +57,6 @@ export async function deleteServer(db: D1Database, id: string): Promise<boolean>
 /** True when `token` is the agent token of server `id`. */
 export async function verifyAgentToken(db: D1Database, id: string, token: string): Promise<boolean> {
   if (!isServerId(id)) return false;
-  await ensureSchema(db);
   const row = await db.prepare("SELECT token_hash FROM servers WHERE id = ?").bind(id).first<{ token_hash: string }>();
   // Compare against a digest even for unknown servers, so timing does not reveal which exist.
   return (await safeEqual(await sha256Hex(token), row?.token_hash ?? "")) && row !== null;

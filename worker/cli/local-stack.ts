@@ -17,6 +17,8 @@ export const STARTUP_TIMEOUT_MS = 90_000;
 /** How long processes get to exit after SIGTERM before SIGKILL, in milliseconds. */
 export const STOP_GRACE_MS = 5_000;
 export const LOCAL_SERVER_ID = "local";
+/** Tail of wrangler's output kept to explain a failed migration, in characters. */
+const MIGRATION_OUTPUT_MAX_CHARS = 8_000;
 
 export interface LocalStackOptions {
   port: number;
@@ -142,6 +144,24 @@ function buildWeb(log: (line: string) => void): Promise<void> {
   });
 }
 
+/**
+ * Applies the registry's D1 migrations (edge/migrations/) to the local database under
+ * `persistTo`, as `wrangler d1 migrations apply DB --local` does for a deployment's first step.
+ * Throws with wrangler's output when a migration fails.
+ */
+export function applyMigrations(persistTo: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const wrangler = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+  const args = [wrangler, "d1", "migrations", "apply", "DB", "--local", "--config", join(REPO_ROOT, "wrangler.toml"), "--persist-to", persistTo];
+  return new Promise((done, reject) => {
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out = (out + d.toString()).slice(-MIGRATION_OUTPUT_MAX_CHARS)));
+    child.stderr!.on("data", (d: Buffer) => (out = (out + d.toString()).slice(-MIGRATION_OUTPUT_MAX_CHARS)));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? done() : reject(new Error(`D1 migrations failed (exit ${code}):\n${out.trim()}`))));
+  });
+}
+
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const stateDir = resolve(options.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -156,6 +176,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const wranglerLog = createWriteStream(join(stateDir, "wrangler.log"), { flags: "a" });
   let edge: ChildProcess | null = null;
   let edgeFailure: string | null = null;
+  const wranglerEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    // The closed network refuses these lookups; don't try them (no stack traces at start).
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_LOG_PATH: join(stateDir, "wrangler-logs"),
+    // Each stack keeps its own dev registry, so stacks side by side don't trip over each other.
+    WRANGLER_REGISTRY_PATH: join(stateDir, "wrangler-registry"),
+    NO_UPDATE_NOTIFIER: "1",
+    CI: process.env.CI ?? "",
+  };
 
   const startEdge = async () => {
     edgeFailure = null;
@@ -178,17 +209,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         cwd: REPO_ROOT,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
-        env: {
-          ...process.env,
-          // The closed network refuses these lookups; don't try them (no stack traces at start).
-          CLOUDFLARE_CF_FETCH_ENABLED: "false",
-          WRANGLER_SEND_METRICS: "false",
-          WRANGLER_LOG_PATH: join(stateDir, "wrangler-logs"),
-          // Each stack keeps its own dev registry, so stacks side by side don't trip over each other.
-          WRANGLER_REGISTRY_PATH: join(stateDir, "wrangler-registry"),
-          NO_UPDATE_NOTIFIER: "1",
-          CI: process.env.CI ?? "",
-        },
+        env: wranglerEnv,
       },
     );
     edge = child;
@@ -236,6 +257,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   try {
+    await applyMigrations(join(stateDir, "state"), wranglerEnv);
     await startEdge();
     const register = await fetch(`${url}/api/v1/admin/servers/${LOCAL_SERVER_ID}`, {
       method: "PUT",
