@@ -3,6 +3,7 @@
  * existing clients see the errors they expect.
  */
 import { ApiError, STATUS_TEXT } from "../shared/errors.ts";
+import { log } from "./log.ts";
 
 export { ApiError };
 
@@ -30,7 +31,7 @@ export function errorResponse(family: Family, error: ApiError, headers?: Headers
 /** Anything thrown becomes an ApiError; unexpected errors are logged and hidden. */
 export function toApiError(error: unknown, where: string): ApiError {
   if (error instanceof ApiError) return error;
-  console.error(`edgetty: unexpected error in ${where}:`, error);
+  log("error", "unexpected_error", `unexpected error in ${where}`, { where, error });
   return new ApiError(500, "INTERNAL_ERROR", "Internal error");
 }
 

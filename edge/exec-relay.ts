@@ -20,6 +20,7 @@ import { isStreamOp, replyDeadlineMs } from "../shared/exec-protocol.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/exec-protocol.ts";
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
 import { ApiError, errorResponse } from "./errors.ts";
+import { log } from "./log.ts";
 
 /** Execute calls in flight at once per server (waiting or streaming); more are answered 429. */
 export const EXEC_MAX_INFLIGHT = 256;
@@ -133,7 +134,7 @@ export class EdgeExecRelay {
   onAgentMessage(raw: unknown): void {
     const msg = checkExecAgentMsg(raw);
     if (!msg) {
-      console.warn("edgetty: ignoring a malformed exec message from the agent");
+      log("warn", "exec.malformed_message", "ignoring a malformed exec message from the agent");
       return;
     }
     const job = this.jobs.get(msg.rid);

@@ -22,6 +22,9 @@ import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
 import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
 import { EdgeExecRelay, EXEC_PATH } from "./exec-relay.ts";
+import { log } from "./log.ts";
+import { sanitizeAgentFacts } from "./agent-facts.ts";
+import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 
 /** Most sessions one server may hold. */
 export const MAX_SESSIONS_PER_SERVER = 256;
@@ -54,6 +57,8 @@ export interface HostStatus {
   online: boolean;
   agent: AgentFacts | null;
   sessions: number;
+  /** When the agent was last heard from (ISO 8601): now while online; null if never. */
+  last_seen: string | null;
 }
 
 interface Pending {
@@ -79,6 +84,7 @@ export class HostDO extends DurableObject<Env> {
       meta TEXT NOT NULL
     )`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
   }
 
   // --- agent control link -----------------------------------------------------------------------
@@ -92,6 +98,8 @@ export class HostDO extends DurableObject<Env> {
       return new Response("expected an agent WebSocket", { status: 400 });
     }
     this.setHostValue("server_id", serverId);
+    this.addStats({ agent_connects: 1, reconnects: this.hostValue("connected_at") === null ? 0 : 1 });
+    this.setHostValue("connected_at", new Date().toISOString());
     for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
       try {
         old.close(4000, "replaced by a newer agent link");
@@ -113,7 +121,7 @@ export class HostDO extends DurableObject<Env> {
       if ((msg.t as string).startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
       switch (msg.t) {
         case "hello":
-          this.setHostValue("agent", JSON.stringify(msg.agent));
+          this.setHostValue("agent", JSON.stringify(sanitizeAgentFacts(msg.agent)));
           await this.reconcile(msg.sessions);
           break;
         case "reply": {
@@ -130,7 +138,8 @@ export class HostDO extends DurableObject<Env> {
           break;
       }
     } catch (error) {
-      console.error("HostDO.webSocketMessage:", error);
+      this.addStats({ errors: 1 });
+      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed; closing the agent link", { server: this.serverId(), error });
       try {
         ws.close(4400, "malformed control frame");
       } catch {
@@ -142,16 +151,17 @@ export class HostDO extends DurableObject<Env> {
   override async webSocketClose(ws: WebSocket): Promise<void> {
     try {
       if (this.ctx.getWebSockets(AGENT_TAG).every((s) => s === ws)) {
+        this.setHostValue("last_seen", new Date().toISOString());
         this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
         this.execRelay.agentGone();
       }
     } catch (error) {
-      console.error("HostDO.webSocketClose:", error);
+      log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    console.warn("HostDO.webSocketError:", error);
+    log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId(), error });
     await this.webSocketClose(ws);
   }
 
@@ -277,6 +287,7 @@ export class HostDO extends DurableObject<Env> {
       const meta = result.meta;
       this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
       unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
+      if (result.status === "created") this.addStats({ sessions_created: 1 });
       return ok({ status: result.status, meta });
     } catch (error) {
       return fail(error, "HostDO.createSession");
@@ -299,7 +310,7 @@ export class HostDO extends DurableObject<Env> {
       }
       // The agent reports the exit too; removing here makes DELETE final even while it is away.
       await this.removeSession(terminalId, { exit_code: -1, signal: 9 }, false);
-      console.log(`edgetty: session ${serverId}:${terminalId} removed (${why})`);
+      log("info", "host.session_removed", `session ${serverId}:${terminalId} removed (${why})`, { server: serverId, terminal: terminalId, why });
       return ok(null);
     } catch (error) {
       return fail(error, "HostDO.deleteSession");
@@ -316,7 +327,7 @@ export class HostDO extends DurableObject<Env> {
         try {
           live = new Map((await this.request("list", {})).sessions.map((s) => [s.terminal_id, s]));
         } catch (error) {
-          console.warn("edgetty: listing live sessions failed:", error);
+          log("warn", "host.list_failed", "listing live sessions failed", { server: serverId, error });
         }
       }
       const metas = this.allIndexed();
@@ -366,12 +377,43 @@ export class HostDO extends DurableObject<Env> {
     return this.indexed(terminalId) !== null;
   }
 
-  async status(): Promise<HostStatus> {
+  /** Adds a TerminalDO's (or this DO's own) counts to this server's counters (stats.ts). */
+  async addStats(delta: Partial<Counters>): Promise<void> {
+    for (const [name, n] of Object.entries(cleanDelta(delta))) {
+      this.sql.exec("INSERT INTO stats (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", name, n);
+    }
+  }
+
+  /** This server's numbers for `GET /api/v1/admin/stats`. */
+  async stats(serverId: string): Promise<ServerStats> {
+    const counters = zeroCounters();
+    for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM stats").toArray()) {
+      if ((COUNTER_NAMES as readonly string[]).includes(row.name)) counters[row.name as keyof Counters] = row.value;
+    }
+    const metas = this.allIndexed();
+    const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(0)));
+    const online = this.agentSocket() !== null;
     const agent = this.hostValue("agent");
     return {
-      online: this.agentSocket() !== null,
+      id: serverId,
+      online,
+      agent: agent ? (JSON.parse(agent) as AgentFacts) : null,
+      connected_at: this.hostValue("connected_at"),
+      last_seen: online ? new Date().toISOString() : this.hostValue("last_seen"),
+      sessions: metas.length,
+      clients: infos.reduce((sum, info) => sum + info.clients, 0),
+      ...counters,
+    };
+  }
+
+  async status(): Promise<HostStatus> {
+    const agent = this.hostValue("agent");
+    const online = this.agentSocket() !== null;
+    return {
+      online,
       agent: agent ? (JSON.parse(agent) as AgentFacts) : null,
       sessions: this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sessions").one().n,
+      last_seen: online ? new Date().toISOString() : this.hostValue("last_seen"),
     };
   }
 }

@@ -12,6 +12,7 @@ import { errorResponse, toApiError, type Family } from "./errors.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
+import { adminStats } from "./stats-api.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { isOpenTerminalPublic, mountOpenTerminalApi } from "./open-terminal-api.ts";
 import { mountTerminalApi } from "./terminal-api.ts";
@@ -90,11 +91,14 @@ router.get("/api/v1/terminals/?", async (request, env) => {
       name: s.name,
       online: statuses[i]!.online,
       default: s.id === config.defaultServer,
+      // The agent's version and process start (its uptime), and when it was last heard from.
+      agent: { version: statuses[i]!.agent?.version ?? null, started_at: statuses[i]!.agent?.facts?.started_at ?? null, last_seen: statuses[i]!.last_seen },
     })),
   );
 });
 
 router.get("/api/v1/admin/servers", async (_request, env) => Response.json(await listServers(env.DB)));
+router.get("/api/v1/admin/stats", (_request, env) => adminStats(env));
 
 router.put("/api/v1/admin/servers/:id", async (request, env) => {
   const id = request.params["id"] ?? "";

@@ -6,7 +6,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { DataHello, SessionMeta } from "../shared/agent-protocol.ts";
-import type { ExitInfo, ServerFrame } from "../shared/protocol.ts";
+import { ClientOp, type ExitInfo, type ServerFrame } from "../shared/protocol.ts";
 import type { Env, TerminalConfig } from "./env.ts";
 import { DEFAULT_MAX_CLIENTS } from "./env.ts";
 import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
@@ -15,6 +15,9 @@ import type { CommandRecord } from "../shared/history.ts";
 import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
 import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
+import { log } from "./log.ts";
+import { CounterBatch } from "./stats.ts";
+import { AgentOp, OUTPUT_HEADER_BYTES } from "../shared/agent-protocol.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 interface ClientAttachment {
@@ -73,6 +76,10 @@ export class TerminalDO extends DurableObject<Env> {
   private historyKept = false;
   /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
   private keepHistoryOnExit = true;
+  /** This terminal's counts, reported to its server's HostDO (stats.ts). */
+  private readonly counters = new CounterBatch(async (delta) => {
+    if (this.serverId) await this.env.HOST.get(this.env.HOST.idFromName(this.serverId)).addStats(delta);
+  });
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -181,9 +188,17 @@ export class TerminalDO extends DurableObject<Env> {
       this.serverId = serverId;
       await this.ctx.storage.put("server_id", serverId);
     }
-    if (url.pathname === "/agent") return this.acceptAgent();
+    if (url.pathname === "/agent") {
+      this.counters.add("agent_connects");
+      if (this.meta) this.counters.add("reconnects");
+      return this.acceptAgent();
+    }
     if (url.pathname === "/client") return this.acceptClient(url.searchParams.get("readonly") === "1");
-    if (url.pathname === "/raw") return this.raw.accept();
+    if (url.pathname === "/raw") {
+      const response = await this.raw.accept();
+      if (response.status === 101) this.counters.add("client_connects");
+      return response;
+    }
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
   }
 
@@ -211,6 +226,7 @@ export class TerminalDO extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
     server.serializeAttachment(attachment);
     this.hub.addClient(this.sinkFor(server), { ...attachment, offset: null, trustNext: false });
+    this.counters.add("client_connects");
     void this.alarms.clear("idle");
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -220,12 +236,26 @@ export class TerminalDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     try {
       const tags = this.ctx.getTags(ws);
+      this.count(tags, message);
       if (tags.includes(AGENT_TAG)) this.hub.onAgentMessage(this.sinkFor(ws), message);
       else if (tags.includes(RAW_TAG)) await this.raw.onMessage(ws, message);
       else this.hub.onClientMessage(this.sinkFor(ws), message);
     } catch (error) {
-      console.error("TerminalDO.webSocketMessage:", error);
+      this.counters.add("errors");
+      log("error", "terminal.ws_message_failed", "TerminalDO.webSocketMessage failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
+  }
+
+  /** Output bytes from the agent, input bytes from session-API clients (raw sockets are not counted). */
+  private count(tags: string[], message: ArrayBuffer | string): void {
+    if (typeof message === "string") {
+      if (tags.includes(CLIENT_TAG) && !tags.includes(RAW_TAG)) this.counters.add("bytes_in", new TextEncoder().encode(message).byteLength);
+      return;
+    }
+    const op = message.byteLength > 0 ? new Uint8Array(message, 0, 1)[0] : -1;
+    if (tags.includes(AGENT_TAG)) {
+      if (op === AgentOp.OUTPUT) this.counters.add("bytes_out", Math.max(0, message.byteLength - OUTPUT_HEADER_BYTES - 1));
+    } else if (!tags.includes(RAW_TAG) && op === ClientOp.INPUT) this.counters.add("bytes_in", message.byteLength - 1);
   }
 
   /** The runtime has already answered the peer's close (compatibility date ≥ 2026-04-07). */
@@ -234,17 +264,17 @@ export class TerminalDO extends DurableObject<Env> {
       this.dropSocket(ws);
       this.sinks.delete(ws);
     } catch (error) {
-      console.error("TerminalDO.webSocketClose:", error);
+      log("error", "terminal.ws_close_failed", "TerminalDO.webSocketClose failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     try {
-      console.warn("TerminalDO.webSocketError:", error);
+      log("warn", "terminal.ws_error", "a WebSocket of this terminal failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
       this.dropSocket(ws);
       this.sinks.delete(ws);
     } catch (e) {
-      console.error("TerminalDO.webSocketError:", e);
+      log("error", "terminal.ws_error_failed", "TerminalDO.webSocketError failed", { server: this.serverId, terminal: this.meta?.terminal_id, error: e });
     }
   }
 
@@ -270,7 +300,7 @@ export class TerminalDO extends DurableObject<Env> {
       const host = this.env.HOST.get(this.env.HOST.idFromName(this.serverId));
       await host.deleteSession(this.serverId, this.meta.terminal_id, "idle timeout");
     } catch (error) {
-      console.error("TerminalDO.alarm:", error);
+      log("error", "terminal.alarm_failed", "TerminalDO.alarm failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
   }
 
@@ -307,6 +337,7 @@ export class TerminalDO extends DurableObject<Env> {
    * down or the agent restarted (`keepHistory`: its command history stays readable).
    */
   async end(exit: ExitInfo, keepHistory = false): Promise<void> {
+    await this.counters.flush();
     this.keepHistoryOnExit = keepHistory;
     if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit);
     else await this.forget(keepHistory);

@@ -21,6 +21,7 @@ import {
   type TerminalSize,
 } from "../shared/protocol.ts";
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
+import { log } from "./log.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -173,7 +174,7 @@ export class TerminalHub {
         data = frame(clientFrame[0]!, clientFrame.subarray(1 + this.received - start));
         start = this.received;
       } else if (start > this.received) {
-        console.warn(`edgetty: output gap ${this.received}..${start}; repainting clients`);
+        log("warn", "terminal.output_gap", `output gap ${this.received}..${start}; repainting clients`, { from: this.received, to: start });
         this.ring.clear();
       }
     }

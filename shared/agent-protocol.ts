@@ -317,6 +317,22 @@ export interface AgentFacts {
   hostname: string;
   platform: string;
   is_root: boolean;
+  /** Facts about the host (optional: agents before 0.1.0's packaging omit them). */
+  facts?: HostFacts;
+}
+
+/** The host an agent runs on, as it reports itself in its hello (shown by the edge's stats). */
+export interface HostFacts {
+  /** CPU architecture, e.g. "x64". */
+  arch: string;
+  /** Kernel release, e.g. "6.1.0-18-amd64". */
+  os_release: string;
+  /** Node.js version running the agent, e.g. "v20.19.0". */
+  node: string;
+  cpus: number;
+  memory_bytes: number;
+  /** When the agent process started (ISO 8601): its uptime is now minus this. */
+  started_at: string;
 }
 
 /** Parses a control frame; throws LinkProtocolError on anything malformed. */

@@ -9,6 +9,8 @@ export interface ServerEntry {
   name: string;
   online?: boolean;
   default?: boolean;
+  /** The server's agent: version, process start (ISO 8601) and when it was last heard from. */
+  agent?: { version: string | null; started_at: string | null; last_seen: string | null };
 }
 
 /** A terminal session on one server, from `GET …/api/v1/terminal/sessions`. */

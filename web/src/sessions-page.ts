@@ -132,6 +132,33 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
   return form;
 }
 
+/** "1d 2h", "3h 4m", "5m 6s": a duration in milliseconds, two units at most. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const [d, h, m] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60)];
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return m > 0 ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+/** The agent's version, its uptime while online, or when it was last seen while offline. */
+function agentLine(server: ServerEntry, online: boolean): HTMLElement | null {
+  const agent = server.agent;
+  if (!agent) return null;
+  const parts: string[] = [];
+  if (agent.version) parts.push(`agent ${agent.version}`);
+  const started = agent.started_at ? Date.parse(agent.started_at) : NaN;
+  const seen = agent.last_seen ? Date.parse(agent.last_seen) : NaN;
+  if (online && !Number.isNaN(started)) parts.push(`up ${formatDuration(Date.now() - started)}`);
+  if (!online) parts.push(Number.isNaN(seen) ? "never seen" : `last seen ${formatDuration(Date.now() - seen)} ago`);
+  if (parts.length === 0) return null;
+  return h(
+    "span",
+    { class: "muted agent-facts", ...(Number.isNaN(seen) ? {} : { title: `Last seen ${new Date(seen).toLocaleString()}` }) },
+    parts.join(" · "),
+  );
+}
+
 function serverCard(api: Api, state: ServerState, refresh: () => void): HTMLElement {
   const { server, sessions, error } = state;
   const online = server.online !== false;
@@ -142,6 +169,7 @@ function serverCard(api: Api, state: ServerState, refresh: () => void): HTMLElem
     h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
     server.default ? h("span", { class: "badge" }, "default") : null,
     h("span", { class: "muted server-id" }, server.id),
+    agentLine(server, online),
   );
   let body: HTMLElement;
   if (error !== null) body = h("p", { class: "muted" }, error);

@@ -4,12 +4,13 @@
  * Sessions keep running while links are down; links come back on their own.
  */
 import { readlinkSync } from "node:fs";
-import { hostname } from "node:os";
+import { arch, cpus, hostname, release, totalmem } from "node:os";
 import {
   parseControl,
   type AgentToHost,
   type ControlOps,
   type CreateSessionParams,
+  type HostFacts,
   type HostToAgent,
   type LiveSession,
 } from "../../shared/agent-protocol.ts";
@@ -146,7 +147,7 @@ export class Agent {
   private hello(): AgentToHost {
     return {
       t: "hello",
-      agent: { version: AGENT_VERSION, hostname: hostname(), platform: process.platform, is_root: isRoot() },
+      agent: { version: AGENT_VERSION, hostname: hostname(), platform: process.platform, is_root: isRoot(), facts: hostFacts() },
       sessions: this.liveSessions(),
     };
   }
@@ -272,6 +273,18 @@ export class Agent {
     this.control.drop();
     for (const session of this.sessions.values()) session.dropLink();
   }
+}
+
+/** What the agent tells the edge about its host in every hello. */
+export function hostFacts(): HostFacts {
+  return {
+    arch: arch(),
+    os_release: release(),
+    node: process.version,
+    cpus: cpus().length,
+    memory_bytes: totalmem(),
+    started_at: new Date(Date.now() - process.uptime() * 1000).toISOString(),
+  };
 }
 
 function processCwd(pid: number): string | undefined {

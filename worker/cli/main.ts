@@ -3,19 +3,22 @@
  * on a server through the edge), `bench` (the benchmark). Flags and environment are parsed once
  * here into options objects.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { Agent } from "../agent/agent.ts";
+import { fileURLToPath } from "node:url";
+import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { startLocalStack } from "./local-stack.ts";
 
 const USAGE = `edgetty — terminals on any machine, from anywhere
 
   edgetty start [--port 8787] [--api-key KEY] [--host 127.0.0.1] [--state-dir .edgetty]
       Run the local stack: the edge in workerd and an agent for this machine (server "local").
-  edgetty agent --edge URL --server ID [--token TOKEN] [--data-dir DIR]
-      Run a host agent (token also from EDGETTY_AGENT_TOKEN).
+  edgetty agent --edge URL --server ID [--token-file F] [--data-dir DIR] [--log-format json]
+      Run a host agent (token also from --token or EDGETTY_AGENT_TOKEN).
+  edgetty agent install --edge URL --server ID --token-file F [--root DIR] [--dry-run]
+  edgetty agent uninstall --server ID [--root DIR] [--dry-run]
+      Install / remove the agent as a systemd service (see \`edgetty agent help\`).
   edgetty exec [--edge URL] [--api-key KEY] [--server ID] -- COMMAND [ARGS…]
       Run a command on a server and stream its output; exits with its exit code.
   edgetty bench
@@ -72,37 +75,6 @@ edgetty is running.
 Press Ctrl-C to stop.`);
 }
 
-async function agent(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      edge: { type: "string" },
-      server: { type: "string" },
-      token: { type: "string" },
-      "data-dir": { type: "string" },
-    },
-  });
-  const edge = values.edge ?? process.env.EDGETTY_EDGE;
-  const server = values.server ?? process.env.EDGETTY_SERVER;
-  const token = values.token ?? process.env.EDGETTY_AGENT_TOKEN;
-  if (!edge || !server || !token) fail("agent needs --edge, --server and --token (or EDGETTY_AGENT_TOKEN)");
-  const dataDir = resolve(values["data-dir"] ?? join(homedir(), ".edgetty"));
-  mkdirSync(dataDir, { recursive: true });
-  const a = new Agent({ edge, server, token, dataDir });
-  a.start();
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    // Ends every terminal's processes (hang-up, then SIGKILL after a grace) before exiting.
-    void a.stop().finally(() => process.exit(0));
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  // SIGUSR2 drops every link as a network failure would; they reconnect by themselves.
-  process.on("SIGUSR2", () => a.dropLinks());
-}
-
 /** Edge URL and API key for client commands: flags, then environment, then the local stack's state. */
 export function clientDefaults(values: { edge?: string | undefined; "api-key"?: string | undefined }): { edge: string; apiKey: string } {
   const stateDir = resolve(process.env.EDGETTY_STATE_DIR ?? ".edgetty");
@@ -121,7 +93,15 @@ switch (command) {
     await start(rest);
     break;
   case "agent":
-    await agent(rest);
+    if (rest[0] === "help" || rest[0] === "--help") process.stdout.write(AGENT_USAGE.replaceAll("  agent", "  edgetty agent"));
+    else {
+      await runAgentCommand(rest, {
+        node: process.execPath,
+        nodeArgs: ["--max-semi-space-size=1"],
+        script: fileURLToPath(new URL("../../bin/edgetty.js", import.meta.url)),
+        scriptArgs: ["agent"],
+      }).catch((error: unknown) => (error instanceof UsageError ? fail(error.message) : Promise.reject(error)));
+    }
     break;
   case "bench": {
     const { runBench } = await import("../../bench/bench.ts");

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// Builds the self-contained agent package: one esbuild bundle of worker/cli/agent-bin.ts (the
+// agent, its links and the install/uninstall commands) plus the shell-integration scripts and a
+// package.json whose only dependency is node-pty, the one native part. Screenshots need
+// @napi-rs/canvas and two font packages; they are optional dependencies (without them the
+// screenshot API answers 501 and everything else works).
+//
+//   node scripts/build-agent.mjs [--outdir dist/agent] [--pack]
+//
+// --pack also runs `npm pack` in the output folder: the .tgz a host installs with
+// `npm install -g ./edgetty-agent-<version>.tgz` (npm fetches node-pty's prebuilt binary).
+import { build } from "esbuild";
+import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({ options: { outdir: { type: "string" }, pack: { type: "boolean" } } });
+const outdir = resolve(values.outdir ?? join(root, "dist", "agent"));
+/** Budget for the bundle, in bytes: the build fails above it. */
+const AGENT_BUNDLE_BUDGET_BYTES = 2 * 1024 * 1024;
+
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const agentSource = readFileSync(join(root, "worker", "agent", "agent.ts"), "utf8");
+const version = /export const AGENT_VERSION = "([^"]+)"/.exec(agentSource)?.[1];
+if (!version) throw new Error("AGENT_VERSION not found in worker/agent/agent.ts");
+
+const native = ["node-pty"];
+const optional = ["@napi-rs/canvas", "dejavu-fonts-ttf", "@fontsource/unifontex"];
+
+rmSync(outdir, { recursive: true, force: true });
+mkdirSync(outdir, { recursive: true });
+const bundle = join(outdir, "edgetty-agent.mjs");
+await build({
+  entryPoints: [join(root, "worker", "cli", "agent-bin.ts")],
+  outfile: bundle,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  // ws looks for these optional native helpers and works without them.
+  external: [...native, ...optional, "bufferutil", "utf-8-validate"],
+  // CommonJS dependencies (ws, @xterm/headless) call require(); give the ES module one.
+  banner: {
+    js: [
+      "#!/usr/bin/env -S node --max-semi-space-size=1",
+      'import { createRequire as __edgettyCreateRequire } from "node:module";',
+      "const require = __edgettyCreateRequire(import.meta.url);",
+    ].join("\n"),
+  },
+  legalComments: "linked",
+  logLevel: "warning",
+});
+chmodSync(bundle, 0o755);
+// The shell-integration scripts are read beside the module that launches shells.
+cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
+
+const pick = (names) => Object.fromEntries(names.map((n) => [n, pkg.dependencies[n]]));
+writeFileSync(
+  join(outdir, "package.json"),
+  JSON.stringify(
+    {
+      name: "edgetty-agent",
+      version,
+      description: "The edgetty host agent: runs real terminals for an edgetty edge (one bundle; node-pty is its only native part)",
+      type: "module",
+      license: pkg.license,
+      bin: { "edgetty-agent": "edgetty-agent.mjs" },
+      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "scripts/"],
+      engines: pkg.engines,
+      dependencies: pick(native),
+      optionalDependencies: pick(optional),
+    },
+    null,
+    2,
+  ) + "\n",
+);
+
+const size = statSync(bundle).size;
+console.log(`agent bundle: ${bundle} ${(size / 1024).toFixed(1)} KiB (budget ${AGENT_BUNDLE_BUDGET_BYTES / 1024} KiB), version ${version}`);
+if (size > AGENT_BUNDLE_BUDGET_BYTES) {
+  console.error(`agent bundle is over its budget of ${AGENT_BUNDLE_BUDGET_BYTES} bytes`);
+  process.exit(1);
+}
+if (values.pack) {
+  const tgz = execFileSync("npm", ["pack", "--silent"], { cwd: outdir, encoding: "utf8" }).trim();
+  console.log(`agent package: ${join(outdir, tgz)}`);
+}

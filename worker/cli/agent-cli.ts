@@ -1,0 +1,141 @@
+/**
+ * `edgetty agent …`: run a host agent, or install / uninstall it as a systemd service. The same
+ * module is the entry of the self-contained agent package (worker/cli/agent-bin.ts, bundled by
+ * scripts/build-agent.mjs), so a host runs exactly this without the repository.
+ */
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { isServerId } from "../../shared/validation.ts";
+import { Agent, AGENT_VERSION } from "../agent/agent.ts";
+import { createAgentLogger, type LogFormat } from "../agent/log.ts";
+import { installAgentService, uninstallAgentService, type ServiceProgram } from "./agent-service.ts";
+
+/** Longest agent token read from a file, in bytes. */
+export const TOKEN_FILE_MAX_BYTES = 4096;
+
+export const AGENT_USAGE = `edgetty agent — the host agent
+
+  agent --edge URL --server ID (--token-file F | --token T) [--data-dir DIR] [--log-format text|json]
+      Run the agent in the foreground (token also from EDGETTY_AGENT_TOKEN).
+  agent install --edge URL --server ID --token-file F [--root DIR] [--dry-run]
+      Write and enable the systemd unit edgetty-agent-ID.service (restart on failure, JSON logs to
+      the journal) and copy the token to a root-only file. --root writes into a staging root
+      without enabling anything live; --dry-run prints what would be written.
+  agent uninstall --server ID [--root DIR] [--dry-run]
+      Stop and disable the unit and remove it and its token file.
+  agent --version
+`;
+
+/** A bad command line or token file: printed with the usage, exit status 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/**
+ * Reads an agent token from `file`: the first line, trimmed. Refuses a file that group or others
+ * may read (as ssh refuses such keys), an empty one, and one over TOKEN_FILE_MAX_BYTES.
+ */
+export function readTokenFile(file: string): string {
+  let stat;
+  try {
+    stat = statSync(file);
+  } catch (error) {
+    throw new UsageError(`cannot read token file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (!stat.isFile()) throw new UsageError(`token file ${file} is not a regular file`);
+  if ((stat.mode & 0o077) !== 0) throw new UsageError(`token file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}): chmod 600 it`);
+  if (stat.size > TOKEN_FILE_MAX_BYTES) throw new UsageError(`token file ${file} is over ${TOKEN_FILE_MAX_BYTES} bytes`);
+  const token = readFileSync(file, "utf8").split(/\r?\n/)[0]!.trim();
+  if (!token) throw new UsageError(`token file ${file} is empty`);
+  return token;
+}
+
+function checkEdgeUrl(edge: string): string {
+  let url: URL;
+  try {
+    url = new URL(edge);
+  } catch {
+    throw new UsageError(`--edge "${edge}" is not a URL`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new UsageError("--edge must be an http:// or https:// URL");
+  if (/[\s"'\\%$]/.test(edge)) throw new UsageError("--edge must not contain spaces, quotes, backslashes, % or $");
+  return edge;
+}
+
+function checkServer(server: string | undefined): string {
+  if (!server) throw new UsageError("--server is required");
+  if (!isServerId(server)) throw new UsageError(`--server "${server}" must match [a-z0-9][a-z0-9-]{0,62}`);
+  return server;
+}
+
+/**
+ * Runs `edgetty agent` with `argv` (the words after "agent"). `program` is how a service unit
+ * starts this same agent again (node, its flags, the script). Resolves once the command is done
+ * (for a running agent: once it has started; signals stop it).
+ */
+export async function runAgentCommand(argv: string[], program: ServiceProgram): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === "install" || sub === "uninstall") {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        edge: { type: "string" },
+        server: { type: "string" },
+        "token-file": { type: "string" },
+        root: { type: "string" },
+        "dry-run": { type: "boolean" },
+      },
+    });
+    const server = checkServer(values.server);
+    const root = resolve(values.root ?? "/");
+    const dryRun = values["dry-run"] ?? false;
+    const out = (line: string) => process.stdout.write(line + "\n");
+    if (sub === "uninstall") return uninstallAgentService({ server, root, dryRun, out });
+    if (!values.edge) throw new UsageError("install needs --edge URL");
+    if (!values["token-file"]) throw new UsageError("install needs --token-file F (a file holding the server's agent token)");
+    const token = readTokenFile(values["token-file"]);
+    return installAgentService({ edge: checkEdgeUrl(values.edge), server, token, root, dryRun, program, out });
+  }
+  if (sub === "--version" || sub === "version") {
+    process.stdout.write(`${AGENT_VERSION}\n`);
+    return;
+  }
+
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      edge: { type: "string" },
+      server: { type: "string" },
+      token: { type: "string" },
+      "token-file": { type: "string" },
+      "data-dir": { type: "string" },
+      "log-format": { type: "string" },
+    },
+  });
+  const edge = checkEdgeUrl(values.edge ?? process.env.EDGETTY_EDGE ?? "");
+  const server = checkServer(values.server ?? process.env.EDGETTY_SERVER);
+  const token = values["token-file"] ? readTokenFile(values["token-file"]) : (values.token ?? process.env.EDGETTY_AGENT_TOKEN);
+  if (!token) throw new UsageError("the agent needs --token-file F, --token T or EDGETTY_AGENT_TOKEN");
+  const format = values["log-format"] ?? process.env.EDGETTY_LOG_FORMAT ?? "text";
+  if (format !== "text" && format !== "json") throw new UsageError(`--log-format must be text or json, not "${format}"`);
+  const dataDir = resolve(values["data-dir"] ?? join(homedir(), ".edgetty"));
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const log = createAgentLogger({ format: format as LogFormat, server, secrets: [token] });
+  log(`edgetty agent ${AGENT_VERSION} starting (node ${process.version}, pid ${process.pid})`, "info");
+  const a = new Agent({ edge, server, token, dataDir, log });
+  a.start();
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    log("stopping", "info");
+    // Ends every terminal's processes (hang-up, then SIGKILL after a grace) before exiting.
+    void a.stop().finally(() => process.exit(0));
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  // SIGUSR2 drops every link as a network failure would; they reconnect by themselves.
+  process.on("SIGUSR2", () => a.dropLinks());
+}
