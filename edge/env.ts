@@ -1,9 +1,13 @@
 /**
- * The Worker's bindings and the configuration read from them, parsed once per request into a
- * plain object (config is passed in, never read from globals).
+ * The Worker's bindings and the configuration read from them (shared/limits.ts defines and
+ * validates every limit), parsed once per env object into a plain object passed to whoever needs
+ * it (config is passed in, never read from globals).
  */
 import type { HostDO } from "./host-do.ts";
 import type { TerminalDO } from "./terminal-do.ts";
+import { ApiError } from "../shared/errors.ts";
+import { ConfigError, EDGE_SETTINGS, parseSettings } from "../shared/limits.ts";
+import { log } from "./log.ts";
 
 export interface Env {
   HOST: DurableObjectNamespace<HostDO>;
@@ -14,43 +18,63 @@ export interface Env {
   EDGETTY_API_KEY?: string;
   /** Server addressed by the un-prefixed routes. */
   EDGETTY_DEFAULT_SERVER?: string;
-  /** Most clients attached to one terminal at once. */
+  /** The limits and origin lists: see EDGE_SETTINGS in shared/limits.ts. */
   EDGETTY_MAX_CLIENTS?: string;
-  /** Comma-separated origins allowed to open WebSockets besides the edge's own ("*" for any). */
+  EDGETTY_MAX_SESSIONS_PER_SERVER?: string;
   EDGETTY_ALLOWED_ORIGINS?: string;
-  /** Seconds a terminal may sit with no client attached before it is removed (0: never). */
+  EDGETTY_CORS_ORIGINS?: string;
   EDGETTY_IDLE_TIMEOUT_S?: string;
-  /** The same for ephemeral terminals. */
   EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S?: string;
 }
 
 export interface Config {
   defaultServer: string;
   maxClients: number;
+  maxSessionsPerServer: number;
   allowedOrigins: string[];
+  corsOrigins: string[];
   idleTimeoutMs: number;
   ephemeralIdleTimeoutMs: number;
 }
 
-export const DEFAULT_MAX_CLIENTS = 32;
-export const DEFAULT_EPHEMERAL_IDLE_TIMEOUT_S = 300;
+export const DEFAULT_MAX_CLIENTS = EDGE_SETTINGS.maxClients.default;
+export const DEFAULT_EPHEMERAL_IDLE_TIMEOUT_S = EDGE_SETTINGS.ephemeralIdleTimeoutS.default;
 
-function intVar(value: string | undefined, fallback: number): number {
-  const n = value === undefined || value === "" ? NaN : Number(value);
-  return Number.isFinite(n) && n >= 0 ? Math.floor(n) : fallback;
-}
+/** Parsed configs by the env object they came from (one per isolate in practice). */
+const parsed = new WeakMap<object, Config>();
+/** The error of a bad configuration, by env object (logged once, thrown on every read). */
+const invalid = new WeakMap<object, ApiError>();
 
+/**
+ * The Worker's configuration from its variables (shared/limits.ts lists them). Throws ApiError
+ * 500 CONFIG_INVALID naming every bad variable: a wrong value is never silently replaced.
+ */
 export function readConfig(env: Env): Config {
-  return {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const known = invalid.get(env);
+  if (known) throw known;
+  let settings;
+  try {
+    settings = parseSettings(EDGE_SETTINGS, env as unknown as Record<string, unknown>);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    log("error", "config.invalid", error.message, { problems: error.problems });
+    const apiError = new ApiError(500, "CONFIG_INVALID", `The edge is misconfigured: ${error.problems.join("; ")}`);
+    invalid.set(env, apiError);
+    throw apiError;
+  }
+  const config: Config = {
     defaultServer: env.EDGETTY_DEFAULT_SERVER || "local",
-    maxClients: Math.max(1, intVar(env.EDGETTY_MAX_CLIENTS, DEFAULT_MAX_CLIENTS)),
-    allowedOrigins: (env.EDGETTY_ALLOWED_ORIGINS ?? "")
-      .split(",")
-      .map((o) => o.trim())
-      .filter(Boolean),
-    idleTimeoutMs: intVar(env.EDGETTY_IDLE_TIMEOUT_S, 0) * 1000,
-    ephemeralIdleTimeoutMs: intVar(env.EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S, DEFAULT_EPHEMERAL_IDLE_TIMEOUT_S) * 1000,
+    maxClients: settings.maxClients,
+    maxSessionsPerServer: settings.maxSessionsPerServer,
+    allowedOrigins: settings.allowedOrigins,
+    corsOrigins: settings.corsOrigins,
+    idleTimeoutMs: settings.idleTimeoutS * 1000,
+    ephemeralIdleTimeoutMs: settings.ephemeralIdleTimeoutS * 1000,
   };
+  parsed.set(env, config);
+  return config;
 }
 
 /** Terminal-level limits handed to a TerminalDO with its session. */

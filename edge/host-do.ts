@@ -26,8 +26,6 @@ import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 
-/** Most sessions one server may hold. */
-export const MAX_SESSIONS_PER_SERVER = 256;
 /** Most agent requests in flight at once. */
 export const MAX_PENDING_REQUESTS = 256;
 /** How long the agent has to answer a request, in milliseconds. */
@@ -71,7 +69,7 @@ export class HostDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly pending = new Map<number, Pending>();
   private nextRequestId = 1;
-  /** Sessions a DELETE is ending right now (bounded by MAX_SESSIONS_PER_SERVER). */
+  /** Sessions a DELETE is ending right now (bounded by the config's maxSessionsPerServer). */
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
@@ -280,8 +278,9 @@ export class HostDO extends DurableObject<Env> {
         params = { ...params, terminal_id: this.allocateEphemeralId() };
       }
       const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM sessions").one().n;
-      if (count >= MAX_SESSIONS_PER_SERVER) {
-        throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${MAX_SESSIONS_PER_SERVER} sessions per server`);
+      const { maxSessionsPerServer } = readConfig(this.env);
+      if (count >= maxSessionsPerServer) {
+        throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${maxSessionsPerServer} sessions per server`);
       }
       const result = await this.request("create", params);
       const meta = result.meta;

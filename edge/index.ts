@@ -13,6 +13,7 @@ import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
 import { adminStats } from "./stats-api.ts";
+import { corsPreflight, withCors } from "./cors.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { isOpenTerminalPublic, mountOpenTerminalApi } from "./open-terminal-api.ts";
 import { mountTerminalApi } from "./terminal-api.ts";
@@ -45,6 +46,7 @@ function randomToken(): string {
 const router = Router<IRequest, [Env, ExecutionContext]>({
   before: [
     async (request, env) => {
+      readConfig(env); // a misconfigured edge answers 500 CONFIG_INVALID to everything
       const { pathname } = new URL(request.url);
       if (isPublic(request, pathname)) return;
       if (!(await authenticate(request, env.EDGETTY_API_KEY))) {
@@ -164,6 +166,7 @@ router.all("*", async (request, env) => {
 });
 
 export default {
-  fetch: (request: Request, env: Env, ctx: ExecutionContext) => router.fetch(request, env, ctx),
+  fetch: async (request: Request, env: Env, ctx: ExecutionContext) =>
+    corsPreflight(request, env) ?? withCors(request, env, await router.fetch(request, env, ctx)),
 } satisfies ExportedHandler<Env>;
 

@@ -15,6 +15,7 @@ import {
   type LiveSession,
 } from "../../shared/agent-protocol.ts";
 import { ApiError } from "../../shared/errors.ts";
+import { AGENT_SETTINGS } from "../../shared/limits.ts";
 import type { ExitInfo } from "../../shared/protocol.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
@@ -26,8 +27,8 @@ import { answerScreenRequest } from "./screen-requests.ts";
 import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
 import { isRoot, planSpawn } from "./spawn.ts";
 
-/** Most PTY sessions one agent runs at once. */
-export const MAX_SESSIONS = 256;
+/** Most PTY sessions one agent runs at once, unless configured (EDGETTY_AGENT_MAX_SESSIONS). */
+export const MAX_SESSIONS = AGENT_SETTINGS.maxSessions.default;
 /**
  * How long a create waits for a deleted terminal of the same id to finish ending, in milliseconds
  * (its shell gets SIGKILL after KILL_GRACE_MS at the latest).
@@ -48,6 +49,8 @@ export interface AgentOptions {
   token: string;
   /** Where the agent keeps files (screenshots). */
   dataDir: string;
+  /** Most PTY sessions at once (shared/limits.ts); MAX_SESSIONS when absent. */
+  maxSessions?: number;
   log?(line: string): void;
 }
 
@@ -210,7 +213,8 @@ export class Agent {
       const again = this.sessions.get(id);
       if (again) return { status: "exists", meta: again.meta };
     }
-    if (this.sessions.size >= MAX_SESSIONS) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${MAX_SESSIONS} sessions`);
+    const maxSessions = this.options.maxSessions ?? MAX_SESSIONS;
+    if (this.sessions.size >= maxSessions) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${maxSessions} sessions`);
     const plan = planSpawn(params);
     const shell = startShellIntegration({ plan, params, runtimeDir: this.runtimeDir, log: this.log });
     let session: PtySession;

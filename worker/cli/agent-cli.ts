@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { AGENT_SETTINGS, ConfigError, parseSettings } from "../../shared/limits.ts";
 import { isServerId } from "../../shared/validation.ts";
 import { Agent, AGENT_VERSION } from "../agent/agent.ts";
 import { createAgentLogger, type LogFormat } from "../agent/log.ts";
@@ -120,11 +121,17 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   if (!token) throw new UsageError("the agent needs --token-file F, --token T or EDGETTY_AGENT_TOKEN");
   const format = values["log-format"] ?? process.env.EDGETTY_LOG_FORMAT ?? "text";
   if (format !== "text" && format !== "json") throw new UsageError(`--log-format must be text or json, not "${format}"`);
+  let settings;
+  try {
+    settings = parseSettings(AGENT_SETTINGS, process.env);
+  } catch (error) {
+    throw error instanceof ConfigError ? new UsageError(error.message) : error;
+  }
   const dataDir = resolve(values["data-dir"] ?? join(homedir(), ".edgetty"));
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = createAgentLogger({ format: format as LogFormat, server, secrets: [token] });
   log(`edgetty agent ${AGENT_VERSION} starting (node ${process.version}, pid ${process.pid})`, "info");
-  const a = new Agent({ edge, server, token, dataDir, log });
+  const a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions });
   a.start();
   let stopping = false;
   const stop = () => {

@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EDGE_SETTINGS, parseSettings } from "../../shared/limits.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** How long workerd and the agent may take to come up, in milliseconds. */
@@ -168,6 +169,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const secrets = loadSecrets(stateDir, options.apiKey);
   const envFile = join(stateDir, "edge.env");
   const vars = { EDGETTY_API_KEY: secrets.apiKey, EDGETTY_DEFAULT_SERVER: LOCAL_SERVER_ID, ...options.edgeVars };
+  // A bad limit stops the start here, naming the variable (shared/limits.ts), not in workerd.
+  parseSettings(EDGE_SETTINGS, vars);
   writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(""), { mode: 0o600 });
   await buildWeb(options.log);
 
