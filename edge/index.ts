@@ -93,8 +93,10 @@ router.get("/api/v1/terminals/?", async (request, env) => {
       name: s.name,
       online: statuses[i]!.online,
       default: s.id === config.defaultServer,
-      // The agent's version and process start (its uptime), and when it was last heard from.
-      agent: { version: statuses[i]!.agent?.version ?? null, started_at: statuses[i]!.agent?.facts?.started_at ?? null, last_seen: statuses[i]!.last_seen },
+      // Once an agent has connected: its version and process start (its uptime), and when it was last heard from.
+      ...(statuses[i]!.agent
+        ? { agent: { version: statuses[i]!.agent!.version, started_at: statuses[i]!.agent!.facts?.started_at ?? null, last_seen: statuses[i]!.last_seen } }
+        : {}),
     })),
   );
 });
