@@ -6,14 +6,7 @@
  */
 import type { Env } from "./env.ts";
 import { listServers } from "./registry.ts";
-import { COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
-
-/** The stats API's body. */
-export interface StatsBody {
-  generated_at: string;
-  totals: Counters & { servers: number; agents_online: number; sessions: number; clients: number };
-  servers: ServerStats[];
-}
+import { COUNTER_NAMES, zeroCounters, type StatsBody } from "./stats.ts";
 
 export async function adminStats(env: Env): Promise<Response> {
   const servers = await listServers(env.DB);

@@ -5,28 +5,12 @@
  * session, DO eviction and redeploys, and costs one RPC per second per busy terminal. Deltas not
  * yet flushed when an instance is torn down (a redeploy) are lost: counts are a floor.
  */
-import type { AgentFacts } from "../shared/agent-protocol.ts";
+import type { Counters } from "../shared/stats.ts";
+
+export type { Counters, ServerStats, StatsBody } from "../shared/stats.ts";
 
 /** Longest wait before a TerminalDO reports its counts, in milliseconds. */
 export const STATS_FLUSH_INTERVAL_MS = 1_000;
-
-/** Cumulative counters of one server (names are the JSON fields of the stats API). */
-export interface Counters {
-  /** Sessions created through the edge. */
-  sessions_created: number;
-  /** Input bytes from clients to PTYs. */
-  bytes_in: number;
-  /** Output bytes from PTYs to the edge. */
-  bytes_out: number;
-  /** Client WebSockets accepted (the terminal session API and raw Open Terminal sockets). */
-  client_connects: number;
-  /** Agent links accepted: control links and data links. */
-  agent_connects: number;
-  /** Agent links that came back: a control link after the first, a data link for a known session. */
-  reconnects: number;
-  /** Errors caught in this server's DOs (malformed frames, failed handlers). */
-  errors: number;
-}
 
 export const COUNTER_NAMES: readonly (keyof Counters)[] = [
   "sessions_created",
@@ -50,22 +34,6 @@ export function cleanDelta(delta: Partial<Record<string, unknown>>): Partial<Cou
     if (typeof v === "number" && Number.isSafeInteger(v) && v > 0) out[name] = v;
   }
   return out;
-}
-
-/** One server as the stats API shows it. */
-export interface ServerStats extends Counters {
-  id: string;
-  online: boolean;
-  /** What the agent said about itself and its host in its last hello, or null before any. */
-  agent: AgentFacts | null;
-  /** When the current (or last) control link came up, ISO 8601. */
-  connected_at: string | null;
-  /** When the agent was last heard from: now while online, else when its link closed. */
-  last_seen: string | null;
-  /** Sessions in the server's index now. */
-  sessions: number;
-  /** Clients attached to its terminals now. */
-  clients: number;
 }
 
 /**

@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGENT_VERSION } from "../../worker/agent/agent.ts";
+import { startExtraAgents } from "../../worker/cli/extra-agents.ts";
 import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
-import type { StatsBody } from "../../edge/stats-api.ts";
+import type { StatsBody } from "../../shared/stats.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 import { Waiters } from "../support/waiters.ts";
@@ -158,6 +159,33 @@ describe("the bundled agent package", () => {
       expect(JSON.parse(line)).toMatchObject({ component: "agent", server: "bundled" });
     }
     expect(lines.join("\n")).not.toContain(token);
+  });
+});
+
+describe("extra agents on this machine", () => {
+  it("each is its own server, with its own token and HOME", async () => {
+    const extra = await startExtraAgents({ url: stack.url, apiKey: stack.apiKey, count: 2, prefix: "extra" });
+    try {
+      expect(new Set(extra.agents.map((a) => a.token)).size).toBe(2);
+      const servers = await json<{ id: string; online: boolean }[]>(await stack.api("/api/v1/terminals/"));
+      expect(servers.filter((s) => s.id.startsWith("extra-"))).toEqual([
+        expect.objectContaining({ id: "extra-1", online: true }),
+        expect.objectContaining({ id: "extra-2", online: true }),
+      ]);
+      // An agent's token is good for its own server only.
+      const wrong = await fetch(`${stack.url}/agent/v1/control?server=extra-1`, { headers: { Authorization: `Bearer ${extra.agents[1]!.token}` } });
+      expect(wrong.status).toBe(401);
+      const prefix = "/api/v1/terminals/extra-2";
+      expect((await stack.api(`${prefix}/api/v1/terminal/create`, { method: "POST", body: JSON.stringify({ terminal_id: 4, shell: "bash" }) })).status).toBe(200);
+      const c = await attach(prefix, 4);
+      c.input('echo "home=$HOME"\r');
+      await c.waitForText(`home=${extra.agents[1]!.home}\r\n`);
+      c.close();
+    } finally {
+      await extra.stop();
+    }
+    const after = await json<{ id: string }[]>(await stack.api("/api/v1/terminals/"));
+    expect(after.some((s) => s.id.startsWith("extra-"))).toBe(false);
   });
 });
 

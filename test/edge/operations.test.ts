@@ -6,7 +6,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { corsPreflight, withCors } from "../../edge/cors.ts";
 import { readConfig, type Env } from "../../edge/env.ts";
-import type { StatsBody } from "../../edge/stats-api.ts";
+import type { StatsBody } from "../../shared/stats.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { ConfigError, EDGE_SETTINGS, parseSettings } from "../../shared/limits.ts";
 
