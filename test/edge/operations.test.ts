@@ -2,23 +2,14 @@
  * The operator's side of the Worker inside workerd: the stats API, what a hostile agent's hello
  * can put in storage, configuration validation and CORS.
  */
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { api, BASE, worker } from "./worker-client.ts";
 import { corsPreflight, withCors } from "../../edge/cors.ts";
 import { readConfig, type Env } from "../../edge/env.ts";
 import type { StatsBody } from "../../shared/stats.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { ConfigError, EDGE_SETTINGS, parseSettings } from "../../shared/limits.ts";
 
-const KEY = "test-admin-key";
-const BASE = "http://edge.test";
-const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-
-function api(path: string, init: RequestInit = {}, key: string | null = KEY): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (key) headers.set("Authorization", `Bearer ${key}`);
-  return worker.fetch(BASE + path, { ...init, headers });
-}
 
 async function stats(): Promise<StatsBody> {
   const res = await api("/api/v1/admin/stats");

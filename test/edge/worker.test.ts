@@ -2,18 +2,9 @@
  * The Worker inside workerd with real Durable Objects, storage and D1. The agent is played by
  * the test over a real WebSocket, so the HostDO's relay is exercised end to end at the edge.
  */
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { api, BASE, KEY, worker } from "./worker-client.ts";
 
-const KEY = "test-admin-key";
-const BASE = "http://edge.test";
-const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-
-function api(path: string, init: RequestInit = {}, key: string | null = KEY): Promise<Response> {
-  const headers = new Headers(init.headers);
-  if (key) headers.set("Authorization", `Bearer ${key}`);
-  return worker.fetch(BASE + path, { ...init, headers });
-}
 
 async function registerServer(id: string): Promise<string> {
   const res = await api(`/api/v1/admin/servers/${id}`, { method: "PUT", body: JSON.stringify({ name: `Server ${id}` }) });
