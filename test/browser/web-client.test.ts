@@ -267,6 +267,8 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await page.goto(`${stack!.url}/#/`);
     const mine = Number(terminalHash.split("/").at(-1));
     await page.locator(`.session[data-terminal-id="${mine}"]`).waitFor();
+    // The server's agent: its version and uptime while online.
+    await expect(page.locator(".server .agent-facts").first().textContent()).resolves.toMatch(/^agent \d+\.\d+\.\d+ · up \d+(s|m)/);
     await page.getByRole("button", { name: "Start" }).click();
     await page.waitForURL((u) => u.hash !== terminalHash && /#\/t\/[^/]+\/\d+$/.test(u.hash));
     const extra = Number(new URL(page.url()).hash.split("/").at(-1));
