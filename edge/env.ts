@@ -60,7 +60,8 @@ export function readConfig(env: Env): Config {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     log("error", "config.invalid", error.message, { problems: error.problems });
-    const apiError = new ApiError(500, "CONFIG_INVALID", `The edge is misconfigured: ${error.problems.join("; ")}`);
+    // Callers (who may not be signed in) learn which variables are wrong, not their values.
+    const apiError = new ApiError(500, "CONFIG_INVALID", `The edge is misconfigured: invalid ${error.variables.join(", ")} (see its logs)`);
     invalid.set(env, apiError);
     throw apiError;
   }

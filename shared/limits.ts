@@ -54,7 +54,11 @@ type Parsed<S extends Record<string, Setting>> = { [K in keyof S]: S[K] extends 
 /** A setting was present but invalid; `problems` names each variable and what is wrong. */
 export class ConfigError extends Error {
   override name = "ConfigError";
-  constructor(readonly problems: string[]) {
+  constructor(
+    readonly problems: string[],
+    /** The variables at fault, without their values (for answers to callers). */
+    readonly variables: string[],
+  ) {
     super(`invalid configuration: ${problems.join("; ")}`);
   }
 }
@@ -100,7 +104,7 @@ export function parseSettings<S extends Record<string, Setting>>(settings: S, va
     if (setting.kind === "int") out[name] = raw.trim() === "" ? setting.default : parseInt(setting, raw, problems);
     else out[name] = raw.trim() === "" ? [] : parseOrigins(setting, raw, problems);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems, [...new Set(problems.map((p) => /^[A-Z0-9_]+/.exec(p)![0]))]);
   return out as Parsed<S>;
 }
 
