@@ -18,6 +18,7 @@ import {
 } from "../shared/agent-protocol.ts";
 import { ApiError } from "../shared/errors.ts";
 import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
+import { createTimeoutMs } from "../shared/kind-validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
 import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
@@ -177,7 +178,7 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Sends a request to the agent and waits for its reply. */
-  private request<K extends ControlOp>(op: K, params: ControlOps[K]["params"]): Promise<ControlOps[K]["result"]> {
+  private request<K extends ControlOp>(op: K, params: ControlOps[K]["params"], timeoutMs = AGENT_REQUEST_TIMEOUT_MS): Promise<ControlOps[K]["result"]> {
     const ws = this.agentSocket();
     if (!ws) return Promise.reject(new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
     if (this.pending.size >= MAX_PENDING_REQUESTS) {
@@ -188,7 +189,7 @@ export class HostDO extends DurableObject<Env> {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not answer ${op} in time`));
-      }, AGENT_REQUEST_TIMEOUT_MS);
+      }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       ws.send(JSON.stringify({ t: "req", id, op, params } satisfies HostToAgent));
     });
@@ -282,7 +283,8 @@ export class HostDO extends DurableObject<Env> {
       if (count >= maxSessionsPerServer) {
         throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${maxSessionsPerServer} sessions per server`);
       }
-      const result = await this.request("create", params);
+      // A display wait or an SSH login happens before the agent answers (kind-validation.ts).
+      const result = await this.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
       const meta = result.meta;
       this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
       unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));

@@ -4,6 +4,7 @@
  */
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
+import { encodeServerFrame, type ErrorInfo } from "../shared/protocol.ts";
 import { parseBool, parseCreateParams, parseTerminalId, requireTerminalId } from "../shared/validation.ts";
 import { readConfig, type Config, type Env } from "./env.ts";
 import { unwrap } from "./errors.ts";
@@ -28,6 +29,20 @@ export function originAllowed(request: Request, config: Config): boolean {
   if (!origin) return true; // not a browser
   if (origin === new URL(request.url).origin) return true;
   return config.allowedOrigins.includes("*") || config.allowedOrigins.includes(origin);
+}
+
+/** Exit code of a session whose kind failed before it started (ssh's own code for that). */
+const KIND_FAILED_EXIT_CODE = 255;
+
+/** An accepted WebSocket that says ERROR, then EXIT, then closes: a session that ended at once. */
+function endedSocket(error: ErrorInfo): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  const info = { code: error.code, message: error.message };
+  server.send(encodeServerFrame({ t: "error", error: info }));
+  server.send(encodeServerFrame({ t: "exit", exit: { exit_code: KIND_FAILED_EXIT_CODE, signal: 0, error: info } }));
+  server.close(1000, "session ended");
+  return new Response(null, { status: 101, webSocket: client });
 }
 
 /** The query of a WebSocket attach as a flat record (env kept aside: it repeats). */
@@ -103,7 +118,11 @@ export function mountTerminalApi(router: RouterType<IRequest, [Env, ExecutionCon
         throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found (read-only clients cannot create one)");
       }
     } else {
-      terminalId = unwrap(await hostStub.createSession(serverId, params)).meta.terminal_id;
+      const created = await hostStub.createSession(serverId, params);
+      // The session's kind failed upstream (an SSH login refused…): the client learns it as a
+      // terminal does, an ERROR then an EXIT, rather than as a failed upgrade it cannot read.
+      if (!created.ok && created.error.status === 502) return endedSocket(created.error);
+      terminalId = unwrap(created).meta.terminal_id;
     }
     const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);
     const forward = new Request(url, { headers: request.headers });

@@ -330,8 +330,10 @@ export class TerminalHub {
     for (const client of this.clients.keys()) client.send(bytes);
   }
 
-  /** The session ended: EXIT to every client, then close everything. */
+  /** The session ended: (ERROR and) EXIT to every client, then close everything. */
   exit(exit: ExitInfo): void {
+    // A failure (an SSH login refused…) is said as an ERROR first, then the EXIT carries it too.
+    if (exit.error) this.broadcast({ t: "error", error: exit.error });
     this.broadcast({ t: "exit", exit });
     for (const client of this.clients.keys()) client.close(1000, "session ended");
     this.clients.clear();

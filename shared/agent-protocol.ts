@@ -278,6 +278,39 @@ export interface CreateSessionParams {
   /** Base64 command typed into the shell once it starts. */
   cmd?: string;
   env: Record<string, string>;
+  /** Block create until `display` answers (default true when a display is set). */
+  wait_until_display?: boolean;
+  /** How long to wait for the display, in seconds (default 300). */
+  wait_timeout?: number;
+  /** Desktop environment to start on `display` (from `desktop` / `desktop_env`). */
+  desktop_env?: DesktopEnv;
+  /** Follow this existing process's terminal output instead of starting a shell. */
+  pid?: number;
+  /** Run the system's OpenSSH client to this host instead of a local shell. */
+  ssh?: SshParams;
+}
+
+/** Desktop environments `desktop_env` may name. */
+export type DesktopEnv = "xfce" | "mate";
+
+/** An SSH session's target and credentials (seed 002's ssh_* and socks5_* fields). */
+export interface SshParams {
+  host: string;
+  user: string;
+  port: number;
+  /** Never logged, never on a command line or in an environment (see worker/agent/kinds/ssh.ts). */
+  password?: string;
+  /** Base64 of a PEM private key. */
+  key?: string;
+  socks5?: Socks5Params;
+}
+
+/** A SOCKS5 proxy the SSH connection goes through (RFC 1928; user/pass per RFC 1929). */
+export interface Socks5Params {
+  host: string;
+  port: number;
+  user?: string;
+  pass?: string;
 }
 
 export interface CreateSessionResult {

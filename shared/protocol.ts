@@ -52,6 +52,8 @@ export interface SessionInfo {
 export interface ExitInfo {
   exit_code: number;
   signal: number;
+  /** Why the session ended, when that was a failure (an SSH login refused…): clients get it as ERROR first. */
+  error?: ErrorInfo;
 }
 
 export interface ErrorInfo {

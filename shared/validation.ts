@@ -5,6 +5,7 @@
 import { ApiError } from "./errors.ts";
 import type { CreateSessionParams } from "./agent-protocol.ts";
 import { MAX_TERMINAL_CELLS } from "./protocol.ts";
+import { parseKindParams } from "./kind-validation.ts";
 
 export const TERMINAL_ID_MIN = 1;
 export const TERMINAL_ID_MAX = 65_535;
@@ -27,22 +28,6 @@ export const ENV_MAX_ENTRIES = 64;
 export const ENV_VALUE_MAX_CHARS = 4096;
 /** Longest base64 `cmd` accepted, in characters (12 KiB decoded). */
 export const CMD_MAX_CHARS = 16_384;
-
-/** Session-creating options served by a later issue (SSH, SOCKS5, desktop, PID attach). */
-const NOT_YET_SUPPORTED = [
-  "ssh_host",
-  "ssh_user",
-  "ssh_port",
-  "ssh_password",
-  "ssh_key",
-  "socks5_host",
-  "socks5_port",
-  "socks5_user",
-  "socks5_pass",
-  "desktop",
-  "desktop_env",
-  "pid",
-] as const;
 
 /** True for a POSIX-ish user name (what `user` and `~name` may name). */
 export function isUserName(value: string): boolean {
@@ -169,27 +154,19 @@ function parseCmd(value: unknown): string | undefined {
   return cmd;
 }
 
-function refuseUnsupported(source: Record<string, unknown>): void {
-  for (const key of NOT_YET_SUPPORTED) {
-    if (source[key] !== undefined && source[key] !== null && source[key] !== false && source[key] !== "") {
-      throw new ApiError(501, "NOT_IMPLEMENTED", `${key} is not supported by edgetty yet (SSH, SOCKS5, desktop and PID attach)`);
-    }
-  }
-}
-
 /**
  * Options for a new session from a create body or a WebSocket query (already flattened into a
  * record). `env` comes from `source.env` when the source carries one (a create body: see
  * parseEnvField), else from `env`, the query's repeated `env=KEY=VALUE`. `terminalId` is the id
  * the caller resolved (ephemeral ids are allocated by the HostDO, so they arrive as 0 here and are
- * filled in later).
+ * filled in later). The kind fields (SSH, SOCKS5, display wait, desktop, PID attach) are parsed
+ * by kind-validation.ts.
  */
 export function parseCreateParams(
   source: Record<string, unknown>,
   terminalId: number,
   env: readonly string[] = [],
 ): CreateSessionParams {
-  refuseUnsupported(source);
   const user = optionalString(source.user, "user", 33);
   if (user !== undefined && !USER_NAME.test(user)) {
     throw new ApiError(400, "INVALID_USER", `"${user}" is not a valid user name`);
@@ -215,5 +192,6 @@ export function parseCreateParams(
   if (startup) params.startup_script = startup;
   if (display) params.display = display;
   if (cmd) params.cmd = cmd;
+  parseKindParams(source, params);
   return params;
 }

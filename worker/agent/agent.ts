@@ -10,6 +10,7 @@ import {
   type AgentToHost,
   type ControlOps,
   type CreateSessionParams,
+  type DesktopEnv,
   type HostFacts,
   type HostToAgent,
   type LiveSession,
@@ -26,6 +27,11 @@ import { KILL_GRACE_MS, PtySession } from "./pty-session.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
 import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
 import { isRoot, planSpawn } from "./spawn.ts";
+import { desktopProgram, startDesktop, waitForDisplay, type Desktop } from "./kinds/display.ts";
+import type { KindLaunch } from "./kinds/launch.ts";
+import { preparePidAttach } from "./kinds/pid-attach.ts";
+import { prepareSsh } from "./kinds/ssh.ts";
+import { WAIT_TIMEOUT_DEFAULT_S } from "../../shared/kind-validation.ts";
 
 /** Most PTY sessions one agent runs at once, unless configured (EDGETTY_AGENT_MAX_SESSIONS). */
 export const MAX_SESSIONS = AGENT_SETTINGS.maxSessions.default;
@@ -74,6 +80,8 @@ export class Agent {
   readonly identity: AgentIdentity;
   /** Terminals started by this instance, so that each one's tag is its own (ids are reused). */
   private terminalsStarted = 0;
+  /** Terminal ids whose create is under way (a display wait or an SSH login can take a while). */
+  private readonly creating = new Set<number>();
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
@@ -213,49 +221,87 @@ export class Agent {
       const again = this.sessions.get(id);
       if (again) return { status: "exists", meta: again.meta };
     }
+    if (this.creating.has(id)) throw new ApiError(409, "CREATE_IN_PROGRESS", `Terminal ${id} is being created`);
     const maxSessions = this.options.maxSessions ?? MAX_SESSIONS;
-    if (this.sessions.size >= maxSessions) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${maxSessions} sessions`);
+    if (this.sessions.size + this.creating.size >= maxSessions) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${maxSessions} sessions`);
+    this.creating.add(id);
+    try {
+      return await this.spawnSession(id, params);
+    } finally {
+      this.creating.delete(id);
+    }
+  }
+
+  /** Builds the launch for the session's kind (kinds/): SSH, PID attach, or a local shell. */
+  private async prepareLaunch(params: CreateSessionParams): Promise<{ launch: KindLaunch; desktop: DesktopEnv | null }> {
+    if (params.ssh) {
+      return { launch: await prepareSsh({ params, ssh: params.ssh, runtimeDir: this.runtimeDir, dataDir: this.options.dataDir, log: this.log }), desktop: null };
+    }
+    if (params.pid !== undefined) return { launch: preparePidAttach(params), desktop: null };
     const plan = planSpawn(params);
+    const display = params.display && !params.ephemeral ? params.display : undefined;
+    const desktop = display ? (params.desktop_env ?? null) : null;
+    if (desktop) desktopProgram(desktop); // refuse before waiting
+    if (display && params.wait_until_display !== false && params.wait_until_display !== undefined) {
+      await waitForDisplay(display, params.wait_timeout ?? WAIT_TIMEOUT_DEFAULT_S);
+    }
     const shell = startShellIntegration({ plan, params, runtimeDir: this.runtimeDir, log: this.log });
+    return { launch: { ...shell, shell: plan.shell, plan }, desktop };
+  }
+
+  private async spawnSession(id: number, params: CreateSessionParams): Promise<ControlOps["create"]["result"]> {
+    const { launch, desktop: desktopEnv } = await this.prepareLaunch(params);
+    const { plan } = launch;
+    let desktop: Desktop | null = null;
+    let exited!: (exit: ExitInfo) => void;
+    const exitedPromise = new Promise<ExitInfo>((resolve) => (exited = resolve));
+    // Unique per start: a DELETE's clean-up still running must not reach the next terminal `id`.
+    const tag = processTag(this.identity, { kind: "t", id: `${id}-${++this.terminalsStarted}` });
     let session: PtySession;
     try {
+      if (desktopEnv) desktop = startDesktop(desktopEnv, plan, tag, this.log);
       session = new PtySession({
         meta: {
           terminal_id: id,
-          shell: plan.shell,
+          shell: launch.shell,
           cwd: plan.cwd,
           started_at: new Date().toISOString(),
           ephemeral: params.ephemeral,
-          ...(params.display && !params.ephemeral ? { display: params.display } : {}),
+          ...(params.display && !params.ephemeral && !params.ssh && params.pid === undefined ? { display: params.display } : {}),
         },
         plan,
-        file: shell.file,
-        args: shell.args,
-        env: shell.env,
-        onOutput: shell.onOutput,
+        file: launch.file,
+        args: launch.args,
+        env: launch.env,
+        ...(launch.onOutput ? { onOutput: launch.onOutput } : {}),
+        ...(launch.describeExit ? { describeExit: launch.describeExit } : {}),
         size: { cols: params.cols, rows: params.rows },
-        // Unique per start: a DELETE's clean-up still running must not reach the next terminal `id`.
-        tag: processTag(this.identity, { kind: "t", id: `${id}-${++this.terminalsStarted}` }),
+        tag,
         ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
         linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
         token: this.options.token,
         onExit: (exit) => {
-          shell.dispose();
+          exited(exit);
+          launch.dispose();
+          desktop?.stop();
           this.onSessionExit(id, exit);
         },
         log: this.log,
       });
     } catch (error) {
-      shell.dispose();
+      launch.dispose();
+      desktop?.stop();
       this.log(`spawn failed for terminal ${id}: ${(error as Error).message}`);
       throw new ApiError(500, "SPAWN_FAILED", `Failed to create terminal process: ${(error as Error).message}`);
     }
-    shell.attach(session);
+    launch.attach(session);
     this.sessions.set(id, session);
     const timeout = new Promise<never>((_, reject) => {
       setTimeout(() => reject(new ApiError(504, "AGENT_TIMEOUT", "The terminal's data link did not come up in time")), SESSION_READY_TIMEOUT_MS).unref();
     });
     await Promise.race([session.ready(), timeout]);
+    // An SSH login that fails is the create's failure too (the session has ended with an ERROR).
+    if (launch.settled) await launch.settled(exitedPromise);
     return { status: "created", meta: session.meta };
   }
 

@@ -17,7 +17,7 @@ import {
   type LiveSession,
   type SessionMeta,
 } from "../../shared/agent-protocol.ts";
-import { encodeServerFrame, parseSize, type ExitInfo, type TerminalSize } from "../../shared/protocol.ts";
+import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/protocol.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
@@ -75,6 +75,8 @@ export interface PtySessionOptions {
   onExit(exit: ExitInfo): void;
   /** Extra consumers of raw output (title scanner, command tracker…), called per chunk. */
   onOutput?(chunk: Buffer): void;
+  /** Why the process ended, when that was a failure (kinds/launch.ts): sent with the EXIT. */
+  describeExit?(exit: ExitInfo): ErrorInfo | undefined;
   log(line: string): void;
 }
 
@@ -346,6 +348,8 @@ export class PtySession {
   // --- ending -----------------------------------------------------------------------------------
 
   private onProcessExit(exit: ExitInfo): void {
+    const error = this.options.describeExit?.(exit);
+    if (error) exit = { ...exit, error };
     this.exited = exit;
     this.resolveExited();
     this.clearGateTimers();

@@ -10,6 +10,7 @@ import { delimiter, join, resolve } from "node:path";
 import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { SHELLS, isUserName, type ShellName } from "../../shared/validation.ts";
+import { loginEnv } from "./kinds/user.ts";
 import { launchCommand, type LaunchCommand } from "./launch.ts";
 
 export interface Account {
@@ -213,7 +214,8 @@ export function planSpawn(params: CreateSessionParams): SpawnPlan {
   }
   const { shell, shellPath } = resolveShell(params.shell as ShellName | undefined, account);
   const cwd = resolveCwd(params.cwd, params.cwd_auto_create, account, switchUser);
-  const env = baseEnv();
+  // Another user gets a login's environment, never the agent's (kinds/user.ts).
+  const env = switchUser ? loginEnv(account, shellPath) : baseEnv();
   Object.assign(env, {
     TERM: "xterm-256color",
     COLORTERM: "truecolor",

@@ -1,0 +1,225 @@
+/**
+ * Every kind of session end to end, through the real stack, against real peers on loopback:
+ * SSH (password, key, failures) to an OpenSSH server, through Dante SOCKS5 (with and without
+ * authentication), shells as another user, the X11 display wait against Xvfb, and PID attach.
+ * Needs root (it creates and removes users) and the Debian packages .ci/run installs.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../worker/cli/local-stack.ts";
+import { createGroup, createUser, startDante, startSshd, startXvfb, type SocksServer, type SshServer, type TestUser, type XServer } from "../support/peers.ts";
+import { startStack, type TestStack } from "../support/stack.ts";
+import { HttpRefusal, TermClient } from "../support/term-client.ts";
+
+const isRoot = process.getuid?.() === 0;
+
+let stack: TestStack;
+let sshd: SshServer;
+let socks: SocksServer;
+let socksAuth: SocksServer;
+const clients: TermClient[] = [];
+let nextId = 700;
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  [stack, sshd, socks, socksAuth] = await Promise.all([startStack(), startSshd(), startDante({ auth: false }), startDante({ auth: true })]);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await Promise.allSettled([stack?.stop(), sshd?.stop(), socks?.stop(), socksAuth?.stop()]);
+});
+
+async function create(body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function attach(query: string): Promise<TermClient> {
+  const client = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?${query}`, { apiKey: stack.apiKey });
+  clients.push(client);
+  return client;
+}
+
+function sshLogin(user: TestUser, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: user.name, ssh_port: String(sshd.port), ssh_password: user.password, ...extra };
+}
+
+/** Creates an SSH session, attaches, and checks `whoami` answers `user`'s name on the remote side. */
+async function whoamiOver(body: Record<string, unknown>, user: string): Promise<TermClient> {
+  const res = await create(body);
+  expect(res).toMatchObject({ status: 200, body: { status: "created", shell: "ssh" } });
+  const c = await attach(`terminal_id=${body["terminal_id"]}`);
+  c.input("echo who=$(whoami)-$((6*7))\r");
+  await c.waitForText(`who=${user}-42`);
+  return c;
+}
+
+/** Every /proc/<pid>/{cmdline,environ} that contains `needle`, as "pid file". */
+function processesHolding(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    if (Number(pid) === process.pid) continue; // this test holds the password in its memory, not in these
+    for (const file of ["cmdline", "environ"]) {
+      try {
+        if (readFileSync(`/proc/${pid}/${file}`).includes(needle)) found.push(`${pid} ${file}`);
+      } catch {
+        /* gone or not readable */
+      }
+    }
+  }
+  return found;
+}
+
+/** Files under `dir` whose content contains `needle`. */
+function filesHolding(dir: string, needle: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const path = join(dir, name);
+    try {
+      if (statSync(path).isFile() && readFileSync(path).includes(needle)) found.push(path);
+    } catch {
+      /* sockets, races */
+    }
+  }
+  return found;
+}
+
+describe.runIf(isRoot)("session kinds end to end", () => {
+  it("logs in over SSH with a password and runs whoami; raw output and the screen follow it", async () => {
+    const body = sshLogin(sshd.passwordUser);
+    const c = await whoamiOver(body, sshd.passwordUser.name);
+    const raw = await stack.api(`/api/v1/terminal/raw?terminal_id=${body["terminal_id"]}&format=text`);
+    expect(await raw.text()).toContain(`who=${sshd.passwordUser.name}-42`);
+    const late = await attach(`terminal_id=${body["terminal_id"]}&readonly=1`);
+    await late.waitForScreen(`who=${sshd.passwordUser.name}-42`);
+    // The password is in no process's command line or environment, and in no file the agent kept.
+    const pw = sshd.passwordUser.password;
+    expect(processesHolding(pw)).toEqual([]);
+    expect(filesHolding(stack.stateDir, pw)).toEqual([]);
+    c.input("exit\r");
+    await c.waitFor(() => c.exit !== null, "EXIT");
+    expect(c.exit).toMatchObject({ exit_code: 0 });
+    expect(c.errors).toEqual([]);
+  });
+
+  it("logs in over SSH with a key, and removes the key file once logged in", async () => {
+    const body = { terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: sshd.keyUser.name, ssh_port: sshd.port, ssh_key: sshd.keyBase64 };
+    await whoamiOver(body, sshd.keyUser.name);
+    const pem = Buffer.from(sshd.keyBase64, "base64").toString().split("\n")[1]!;
+    expect(filesHolding(stack.stateDir, pem)).toEqual([]);
+  });
+
+  it("ends a wrong password with an ERROR and an EXIT, for create and for a WebSocket attach", async () => {
+    const res = await create(sshLogin(sshd.passwordUser, { ssh_password: "not-the-password" }));
+    expect(res).toMatchObject({ status: 502, body: { statusCode: 502, code: "SSH_AUTH_FAILED" } });
+    expect(String(res.body["message"])).toMatch(/Permission denied/);
+    const q = new URLSearchParams({ ssh_host: "127.0.0.1", ssh_user: sshd.passwordUser.name, ssh_port: String(sshd.port), ssh_password: "still-wrong" });
+    const c = await attach(q.toString());
+    await c.waitFor(() => c.closed !== null, "the socket to close");
+    expect(c.errors).toMatchObject([{ code: "SSH_AUTH_FAILED" }]);
+    expect(c.exit).toMatchObject({ exit_code: 255, error: { code: "SSH_AUTH_FAILED" } });
+  });
+
+  it("ends a refused port and an unknown key type clearly", async () => {
+    const closed = await freePort();
+    const refused = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: "someone", ssh_port: closed, ssh_password: "x" });
+    expect(refused).toMatchObject({ status: 502, body: { code: "SSH_CONNECTION_REFUSED" } });
+    const notPem = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: "someone", ssh_key: Buffer.from("hello").toString("base64") });
+    expect(notPem).toMatchObject({ status: 400, body: { code: "INVALID_SSH_KEY" } });
+  });
+
+  it("refuses shell-dangerous password characters before anything runs", async () => {
+    for (const pw of ["a;reboot", "$(id)", "a`b`", "quote'd", "line\nbreak", "back\\slash", "a|b"]) {
+      const id = nextId++;
+      const res = await create({ terminal_id: id, ssh_host: "127.0.0.1", ssh_user: "someone", ssh_password: pw });
+      expect(res).toMatchObject({ status: 400, body: { statusCode: 400, code: "INVALID_SSH_PASSWORD" } });
+      expect(JSON.stringify(res.body)).not.toContain(pw);
+    }
+    const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as Array<{ id: number }>;
+    expect(sessions.filter((s) => s.id >= 700 && s.id < nextId && s.id > nextId - 8)).toEqual([]);
+    expect(sshd.log()).not.toContain("someone");
+    const half = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1" });
+    expect(half).toMatchObject({ status: 400, body: { code: "INVALID_PARAMETERS" } });
+  });
+
+  it("goes through a SOCKS5 proxy without authentication", async () => {
+    await whoamiOver(sshLogin(sshd.passwordUser, { socks5_host: "127.0.0.1", socks5_port: socks.port }), sshd.passwordUser.name);
+    expect(socks.log()).toMatch(new RegExp(`pass\\(1\\): tcp/connect .*127\\.0\\.0\\.1\\.${sshd.port}\\b`));
+  });
+
+  it("goes through a SOCKS5 proxy with authentication, and refuses wrong proxy credentials", async () => {
+    const proxyUser = socksAuth.user!;
+    await whoamiOver(
+      sshLogin(sshd.keyUser, { ssh_password: undefined, ssh_key: sshd.keyBase64, socks5_host: "127.0.0.1", socks5_port: socksAuth.port, socks5_user: proxyUser.name, socks5_pass: proxyUser.password }),
+      sshd.keyUser.name,
+    );
+    expect(socksAuth.log()).toMatch(new RegExp(`username%${proxyUser.name}@.*127\\.0\\.0\\.1\\.${sshd.port}\\b`));
+    const wrong = await create(sshLogin(sshd.passwordUser, { socks5_host: "127.0.0.1", socks5_port: socksAuth.port, socks5_user: proxyUser.name, socks5_pass: "wrong" }));
+    expect(wrong).toMatchObject({ status: 502, body: { code: "SOCKS5_FAILED" } });
+    expect(processesHolding(proxyUser.password)).toEqual([]);
+  });
+
+  it("starts a shell as another user with that user's ids, groups and login environment", async () => {
+    const group = createGroup();
+    const user = createUser("as", [group.name]);
+    try {
+      const id = nextId++;
+      expect(await create({ terminal_id: id, user: user.name, shell: "sh" })).toMatchObject({ status: 200 });
+      const c = await attach(`terminal_id=${id}`);
+      c.input("echo \"ida=[$(id -a)] home=[$HOME] shell=[$SHELL] user=[$USER] pwd=[$(pwd)] token=[$EDGETTY_AGENT_TOKEN]\"\r");
+      const expected = execFileSync("id", ["-a", user.name], { encoding: "utf8" }).trim();
+      await c.waitForText(new RegExp(`shell=\\[(/usr)?/bin/sh\\] user=\\[${user.name}\\] pwd=\\[${user.home}\\] token=\\[\\]`));
+      expect(c.text()).toContain(`ida=[${expected}] home=[${user.home}] shell=[`);
+      expect(expected).toContain(group.name);
+      expect(await create({ terminal_id: nextId++, user: "etnosuchuser" })).toMatchObject({ status: 400, body: { code: "INVALID_USER" } });
+    } finally {
+      await stack.api(`/api/v1/terminal/${nextId - 2}`, { method: "DELETE" });
+      user.remove();
+      group.remove();
+    }
+  });
+
+  it("waits for an X display that is up, and times out on one that is not", async () => {
+    let x: XServer | null = null;
+    try {
+      x = await startXvfb();
+      const up = await create({ terminal_id: nextId++, display: String(x.display), wait_timeout: 10 });
+      expect(up).toMatchObject({ status: 200, body: { status: "created", display: `:${x.display}` } });
+      const down = await create({ terminal_id: nextId++, display: String(x.display + 17), wait_timeout: 1 });
+      expect(down).toMatchObject({ status: 504, body: { statusCode: 504, code: "DISPLAY_NOT_READY" } });
+      const noDesktop = await create({ terminal_id: nextId++, display: String(x.display), desktop_env: "mate", wait_timeout: 1 });
+      // Debian's test machine has no desktop installed: a clear refusal, before any wait.
+      if (noDesktop.status !== 200) expect(noDesktop).toMatchObject({ status: 400, body: { code: "DESKTOP_NOT_AVAILABLE" } });
+      expect(await create({ terminal_id: nextId++, desktop: true })).toMatchObject({ status: 400, body: { code: "INVALID_PARAMETERS" } });
+    } finally {
+      await x?.stop();
+    }
+  });
+
+  it("follows an existing process's output read-only, and says when a pid cannot be attached", async () => {
+    const target: ChildProcess = spawn("sh", ["-c", "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const c = await attach(`pid=${target.pid}`);
+      expect(c.info?.shell).toBe("attach:sh");
+      await c.waitForText(/tick-\d+\r?\n/);
+      c.input("echo typed-into-attach\r");
+      await c.waitForText(/tick-\d+\r?\n[\s\S]*tick-\d+\r?\n/);
+      expect(c.text()).not.toContain("typed-into-attach");
+      target.kill("SIGTERM");
+      await c.waitFor(() => c.exit !== null, "EXIT after the target ended");
+    } finally {
+      target.kill("SIGKILL");
+    }
+    let refusal: HttpRefusal | null = null;
+    try {
+      (await attach("pid=4194000")).close();
+    } catch (error) {
+      refusal = error as HttpRefusal;
+    }
+    expect(refusal).toBeInstanceOf(HttpRefusal);
+    expect(JSON.parse(refusal!.body)).toMatchObject({ statusCode: 404, code: "PID_NOT_FOUND" });
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * PID attach (`pid=` on the WebSocket, or on create): a session whose screen follows an existing
+ * process's terminal output. The PTY runs pid-follow.ts, which traces the process's writes to fds
+ * 1 and 2 with strace. What the agent needs: strace installed, and ptrace rights over the target —
+ * root (CAP_SYS_PTRACE), or the same uid when kernel.yama.ptrace_scope is 0. The session is
+ * read-only: typed input is dropped (writing into another process's terminal needs TIOCSTI, which
+ * current kernels disable).
+ */
+import { readFileSync, readlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { CreateSessionParams } from "../../../shared/agent-protocol.ts";
+import { ApiError } from "../../../shared/errors.ts";
+import { isRoot, planSpawn, which } from "../spawn.ts";
+import type { KindLaunch } from "./launch.ts";
+import type { IntegrationTarget } from "../shell-integration.ts";
+
+const YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope";
+
+interface ProcStatus {
+  uid: number;
+  tracerPid: number;
+  name: string;
+}
+
+function procStatus(pid: number): ProcStatus | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return null;
+  }
+  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1] ?? "";
+  if (/^[ZX]/.test(field("State"))) return null; // a zombie has no output left to follow
+  return { uid: Number(field("Uid").split(/\s+/)[0]), tracerPid: Number(field("TracerPid")), name: field("Name") };
+}
+
+function ptraceScope(): number {
+  try {
+    return Number(readFileSync(YAMA_PTRACE_SCOPE, "utf8").trim());
+  } catch {
+    return 0; // no Yama: classic ptrace rules
+  }
+}
+
+/**
+ * Checks that `pid` can be followed by this agent; throws 404 PID_NOT_FOUND, 403
+ * PID_ATTACH_FORBIDDEN, 409 PID_ALREADY_TRACED, 400 INVALID_PID or 500 PID_ATTACH_UNAVAILABLE.
+ */
+export function checkAttachable(pid: number): { name: string; strace: string } {
+  if (pid === process.pid || pid === process.ppid) throw new ApiError(400, "INVALID_PID", "The agent cannot attach to itself");
+  const status = procStatus(pid);
+  if (!status) throw new ApiError(404, "PID_NOT_FOUND", `No running process ${pid} on this host`);
+  const strace = which("strace", "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin");
+  if (!strace) throw new ApiError(500, "PID_ATTACH_UNAVAILABLE", "PID attach needs strace on the agent's host");
+  const scope = ptraceScope();
+  if (scope >= 3) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", "ptrace is disabled on this host (kernel.yama.ptrace_scope = 3)");
+  if (!isRoot()) {
+    const uid = process.getuid?.() ?? -1;
+    if (status.uid !== uid) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `Process ${pid} belongs to another user; the agent needs root to follow it`);
+    if (scope >= 1) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `kernel.yama.ptrace_scope is ${scope}: only root can follow process ${pid}`);
+  }
+  if (status.tracerPid !== 0) throw new ApiError(409, "PID_ALREADY_TRACED", `Process ${pid} is already traced (by pid ${status.tracerPid})`);
+  return { name: status.name, strace };
+}
+
+/** A launch that follows `params.pid`'s output. */
+export function preparePidAttach(params: CreateSessionParams): KindLaunch {
+  const pid = params.pid!;
+  const { name, strace } = checkAttachable(pid);
+  // The follower runs as the agent (it needs the agent's ptrace rights), never as `user`.
+  const plan = planSpawn({ ...params, user: undefined, cwd: undefined, shell: "sh" } as CreateSessionParams);
+  try {
+    plan.cwd = readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    /* keep the agent's home */
+  }
+  const helper = fileURLToPath(new URL("./pid-follow.ts", import.meta.url));
+  const tsx = import.meta.resolve("tsx");
+  let target: IntegrationTarget | null = null;
+  let titled = false;
+  return {
+    shell: `attach:${name}`,
+    plan,
+    file: process.execPath,
+    args: ["--import", tsx, helper, String(pid), strace],
+    env: plan.env,
+    onOutput() {
+      if (titled || !target) return;
+      titled = true;
+      target.setTitle(`${name} (pid ${pid})`);
+      target.shellReady();
+    },
+    attach(t) {
+      target = t;
+    },
+    dispose() {},
+  };
+}
