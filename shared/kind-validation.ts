@@ -107,13 +107,12 @@ function parseSsh(source: Record<string, unknown>): SshParams | undefined {
   if (sshHost === undefined || sshUser === undefined) throw bad("ssh_host and ssh_user go together: give both or neither");
   if (!SSH_USER.test(sshUser)) throw bad(`ssh_user "${sshUser}" is not a valid user name`);
   const ssh: SshParams = { host: sshHost, user: sshUser, port: int(source["ssh_port"], "ssh_port", SSH_PORT_DEFAULT, 1, 65_535) };
-  const password = text(source["ssh_password"], "ssh_password", SSH_PASSWORD_MAX_CHARS);
-  if (password !== undefined) {
-    if (SHELL_DANGEROUS.test(password)) {
-      throw bad("ssh_password cannot contain shell-dangerous characters (` $ \\ \" ' ; & | < > ( ) { } or control characters)", "INVALID_SSH_PASSWORD");
-    }
-    ssh.password = password;
+  const rawPassword = source["ssh_password"];
+  if (typeof rawPassword === "string" && SHELL_DANGEROUS.test(rawPassword)) {
+    throw bad("ssh_password cannot contain shell-dangerous characters (` $ \\ \" ' ; & | < > ( ) { } or control characters)", "INVALID_SSH_PASSWORD");
   }
+  const password = text(rawPassword, "ssh_password", SSH_PASSWORD_MAX_CHARS);
+  if (password !== undefined) ssh.password = password;
   const key = text(source["ssh_key"], "ssh_key", SSH_KEY_MAX_CHARS);
   if (key !== undefined) {
     if (!BASE64.test(key)) throw bad("ssh_key must be base64", "INVALID_SSH_KEY");

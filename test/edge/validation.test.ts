@@ -62,7 +62,45 @@ describe("validation", () => {
     expect(codeOf(() => parseCreateParams({ user: "root; id" }, 3))).toBe("400 INVALID_USER");
     expect(codeOf(() => parseCreateParams({ rows: 0 }, 3))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseCreateParams({ cmd: "not base64!" }, 3))).toBe("400 INVALID_PARAMETERS");
-    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u" }, 3))).toBe("501 NOT_IMPLEMENTED");
     expect(codeOf(() => parseCreateParams({ ephemeral: "maybe" }, 3))).toBe("400 INVALID_PARAMETERS");
+  });
+
+  it("parses SSH and SOCKS5 fields with the seed's defaults", () => {
+    expect(parseCreateParams({ ssh_host: "example.org", ssh_user: "u" }, 3).ssh).toEqual({ host: "example.org", user: "u", port: 22 });
+    const key = btoa("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n");
+    expect(
+      parseCreateParams({ ssh_host: "10.0.0.1", ssh_user: "u", ssh_port: "2222", ssh_password: "p@ss w0rd!#%*", ssh_key: key, socks5_host: "proxy", socks5_user: "a", socks5_pass: "b" }, 3).ssh,
+    ).toEqual({ host: "10.0.0.1", user: "u", port: 2222, password: "p@ss w0rd!#%*", key, socks5: { host: "proxy", port: 1080, user: "a", pass: "b" } });
+    expect(parseCreateParams({ ssh_host: "[::1]", ssh_user: "u" }, 3).ssh?.host).toBe("::1");
+  });
+
+  it("refuses SSH fields that are missing a partner, dangerous or malformed", () => {
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_user: "u" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_password: "x" }, 3))).toBe("400 INVALID_PARAMETERS");
+    for (const pw of ["a;b", "$(id)", "`id`", "a'b", 'a"b', "a\\b", "a|b", "a&b", "a>b", "a\nb", "a\u0000b", "{a}"]) {
+      expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", ssh_password: pw }, 3))).toBe("400 INVALID_SSH_PASSWORD");
+    }
+    expect(codeOf(() => parseCreateParams({ ssh_host: "-oProxyCommand=id", ssh_user: "u" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "-oX" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", ssh_port: "0" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", ssh_key: "bm90IGEga2V5" }, 3))).toBe("400 INVALID_SSH_KEY");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", socks5_port: 1 }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", socks5_host: "p", socks5_pass: "x" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", pid: 5 }, 3))).toBe("400 INVALID_PARAMETERS");
+  });
+
+  it("parses the display wait, desktop and pid fields", () => {
+    expect(parseCreateParams({ display: "3" }, 3)).toMatchObject({ display: ":3", wait_until_display: true, wait_timeout: 300 });
+    expect(parseCreateParams({ display: "3", wait_until_display: "false", wait_timeout: "5" }, 3)).toMatchObject({ wait_until_display: false, wait_timeout: 5 });
+    expect(parseCreateParams({ display: "3", ephemeral: true }, 3).wait_until_display).toBeUndefined();
+    expect(parseCreateParams({ display: "3", desktop: true }, 3).desktop_env).toBe("xfce");
+    expect(parseCreateParams({ display: "3", desktop_env: "mate" }, 3).desktop_env).toBe("mate");
+    expect(codeOf(() => parseCreateParams({ display: "3", desktop_env: "kde" }, 3))).toBe("400 INVALID_DESKTOP_ENV");
+    expect(codeOf(() => parseCreateParams({ desktop: true }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ display: "3", wait_timeout: "-1" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(parseCreateParams({ pid: "1234" }, 3).pid).toBe(1234);
+    expect(codeOf(() => parseCreateParams({ pid: "0" }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ pid: "12abc" }, 3))).toBe("400 INVALID_PARAMETERS");
   });
 });

@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { decodeStraceLine, exitLine } from "../../worker/agent/kinds/pid-follow.ts";
+import { classifySshFailure } from "../../worker/agent/kinds/ssh.ts";
+import { loginEnv, parsePasswdLine } from "../../worker/agent/kinds/user.ts";
+import { displayEndpoints, displayNumber } from "../../worker/agent/kinds/display.ts";
+
+describe("PID attach's strace decoding", () => {
+  it("turns writes to fds 1 and 2 back into their bytes", () => {
+    expect(decodeStraceLine('write(1, "\\x68\\x69\\x0a", 3) = 3')?.toString()).toBe("hi\n");
+    expect(decodeStraceLine('[pid  4242] write(2, "\\x45", 1) = 1')?.toString()).toBe("E");
+    expect(decodeStraceLine('writev(1, [{iov_base="\\x61\\x62", iov_len=2}, {iov_base="\\x63", iov_len=1}], 2) = 3')?.toString()).toBe("abc");
+    expect(decodeStraceLine('write(1, "\\x41\\x42", 2 <unfinished ...>')?.toString()).toBe("AB");
+  });
+
+  it("ignores other descriptors and other lines", () => {
+    expect(decodeStraceLine('write(3, "\\x68", 1) = 1')).toBeNull();
+    expect(decodeStraceLine("--- SIGCHLD {si_signo=SIGCHLD} ---")).toBeNull();
+    expect(decodeStraceLine('read(0, "\\x68", 1) = 1')).toBeNull();
+  });
+
+  it("recognises the target's end", () => {
+    expect(exitLine("+++ exited with 3 +++")).toBe("exited with 3");
+    expect(exitLine("[pid 12] +++ killed by SIGTERM +++")).toBe("killed by SIGTERM");
+    expect(exitLine('write(1, "\\x68", 1) = 1')).toBeNull();
+  });
+});
+
+describe("SSH failure classification", () => {
+  const target = "u@h:22";
+  it("names each failure by ssh's last log line", () => {
+    expect(classifySshFailure("u@h: Permission denied (publickey,password).\n", null, target)).toEqual({
+      code: "SSH_AUTH_FAILED",
+      message: "SSH to u@h:22 failed: u@h: Permission denied (publickey,password).",
+    });
+    expect(classifySshFailure("ssh: connect to host h port 22: Connection refused\n", null, target).code).toBe("SSH_CONNECTION_REFUSED");
+    expect(classifySshFailure("ssh: Could not resolve hostname nope: Name or service not known\n", null, target).code).toBe("SSH_UNKNOWN_HOST");
+    expect(classifySshFailure("@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n", null, target).code).toBe("SSH_HOST_KEY_MISMATCH");
+    expect(classifySshFailure("ssh: connect to host h port 22: Connection timed out\n", null, target).code).toBe("SSH_TIMEOUT");
+    expect(classifySshFailure("", "SOCKS5 proxy p:1080: Socks5 Authentication failed", target).code).toBe("SOCKS5_FAILED");
+    expect(classifySshFailure("", null, target)).toEqual({ code: "SSH_CONNECT_FAILED", message: "SSH to u@h:22 failed: ssh exited before logging in" });
+  });
+});
+
+describe("accounts", () => {
+  it("parses passwd lines from NSS", () => {
+    expect(parsePasswdLine("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")).toEqual({ name: "nobody", uid: 65534, gid: 65534, home: "/nonexistent", shell: "/usr/sbin/nologin" });
+    expect(parsePasswdLine("broken:x:abc")).toBeNull();
+  });
+
+  it("gives another user a login environment with nothing of the agent's but the locale", () => {
+    const env = loginEnv({ name: "ann", uid: 1001, gid: 1001, home: "/home/ann", shell: "/bin/bash" }, "/bin/bash", {
+      LANG: "C.UTF-8",
+      EDGETTY_AGENT_TOKEN: "secret",
+      HOME: "/root",
+      PATH: "/root/bin:/usr/bin",
+    });
+    expect(env).toEqual({ LANG: "C.UTF-8", HOME: "/home/ann", USER: "ann", LOGNAME: "ann", SHELL: "/bin/bash", MAIL: "/var/mail/ann", PATH: "/usr/local/bin:/usr/bin:/bin:/usr/games" });
+  });
+});
+
+describe("displays", () => {
+  it("probes the X socket and the seed's 4000+N port", () => {
+    expect(displayNumber(":7.0")).toBe(7);
+    expect(displayEndpoints(7)).toEqual([{ path: "/tmp/.X11-unix/X7" }, { host: "127.0.0.1", port: 4007 }, { host: "127.0.0.1", port: 6007 }]);
+  });
+});
