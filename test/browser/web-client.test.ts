@@ -7,6 +7,7 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../worker/cli/local-stack.ts";
 import { startStack } from "../support/stack.ts";
 import { type TestBrowser, launchBrowser, screenText, skipBrowserTests, termSize, waitForConnected, waitForLine } from "./browser.ts";
 
@@ -282,6 +283,26 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await page.goto(`${stack!.url}/${terminalHash}`);
     await waitForConnected(page);
     await page.locator(".xterm").click();
+  });
+
+  it("offers SSH (with SOCKS5) and PID sessions in the new-terminal form, and says why an SSH login failed", async () => {
+    await page.goto(`${stack!.url}/#/`);
+    const kind = page.getByLabel("Kind");
+    await expect(kind.locator("option").allTextContents()).resolves.toEqual(["Local shell", "SSH", "Follow a process (PID)"]);
+    await kind.selectOption("pid");
+    await page.getByLabel("Process id").waitFor();
+    expect(await page.getByLabel("Shell").isVisible()).toBe(false);
+    await kind.selectOption("ssh");
+    await page.getByLabel("SOCKS5 proxy host").waitFor();
+    await page.getByLabel("SSH host").fill("127.0.0.1");
+    await page.getByLabel("SSH user").fill("nobody");
+    await page.getByLabel("SSH port").fill(String(await freePort()));
+    await page.getByLabel("SSH password").fill("not-used");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.locator(".notice-error").filter({ hasText: "Connection refused" }).waitFor();
+    await kind.selectOption("local");
+    await page.goto(`${stack!.url}/${terminalHash}`);
+    await waitForConnected(page);
   });
 
   it("shows clearly when the shell exits", async () => {

@@ -29,6 +29,7 @@ export interface SessionEntry {
 }
 
 /** Body of `POST …/api/v1/terminal/create`; every field optional. */
+/** A create request (seed 002's `POST /api/v1/terminal/create` fields the web app sends). */
 export interface CreateRequest {
   terminal_id?: string;
   ephemeral?: boolean;
@@ -36,6 +37,21 @@ export interface CreateRequest {
   cwd?: string;
   cols?: number;
   rows?: number;
+  user?: string;
+  display?: string;
+  desktop_env?: "xfce" | "mate";
+  ssh_host?: string;
+  ssh_user?: string;
+  ssh_port?: string;
+  ssh_password?: string;
+  /** Base64 of a PEM private key. */
+  ssh_key?: string;
+  socks5_host?: string;
+  socks5_port?: string;
+  socks5_user?: string;
+  socks5_pass?: string;
+  /** Follow this process's output (read-only). */
+  pid?: number;
 }
 
 export interface CreateResult {

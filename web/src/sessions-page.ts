@@ -4,6 +4,7 @@ import { type Api, ApiError, type CreateRequest, SHELLS, type ServerEntry, type 
 import { button, h, relativeTime, replaceChildren } from "./dom.ts";
 import { notify } from "./notices.ts";
 import { terminalHref } from "./routes.ts";
+import { kindFields } from "./session-kinds-form.ts";
 
 /** How often the lists refresh while the page is visible, in milliseconds. */
 export const SESSIONS_REFRESH_MS = 5_000;
@@ -92,12 +93,21 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
   const ephemeral = h("input", { name: "ephemeral", type: "checkbox" });
   const submit = h("button", { type: "submit", class: "primary" }, "Start");
   const field = (label: string, control: HTMLElement): HTMLElement => h("label", { class: "field" }, h("span", {}, label), control);
+  const kinds = kindFields();
+  const shellField = field("Shell", shell);
+  const cwdField = field("Directory", cwd);
+  kinds.picker.addEventListener("change", () => {
+    // The shell and directory are a local shell's; SSH and PID sessions ignore them.
+    shellField.hidden = cwdField.hidden = kinds.kind() !== "local";
+  });
   const form = h(
     "form",
     { class: "create-form", method: "post" },
     field("Server", serverSelect),
-    field("Shell", shell),
-    field("Directory", cwd),
+    kinds.picker,
+    shellField,
+    cwdField,
+    kinds.panel,
     h(
       "details",
       { class: "more" },
@@ -110,8 +120,10 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const req: CreateRequest = {};
-    if (shell.value) req.shell = shell.value;
-    if (cwd.value.trim()) req.cwd = cwd.value.trim();
+    if (kinds.kind() === "local") {
+      if (shell.value) req.shell = shell.value;
+      if (cwd.value.trim()) req.cwd = cwd.value.trim();
+    }
     if (cols.value && rows.value) {
       req.cols = Number(cols.value);
       req.rows = Number(rows.value);
@@ -120,6 +132,9 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
     if (ephemeral.checked) req.ephemeral = true;
     submit.disabled = true;
     try {
+      await kinds.apply(req);
+      // An SSH login or a display wait happens before the edge answers.
+      if (req.ssh_host) submit.textContent = "Connecting…";
       const res = await api.createNew(serverSelect.value, req);
       if (res.status === "exists") notify(`Terminal #${res.terminal_id} already exists: opening it.`);
       location.hash = terminalHref(serverSelect.value, res.terminal_id);
@@ -127,6 +142,7 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
       notify(`Could not start a terminal: ${(err as Error).message}`, "error");
     } finally {
       submit.disabled = false;
+      submit.textContent = "Start";
     }
   });
   return form;

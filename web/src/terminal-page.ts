@@ -2,7 +2,7 @@
 // find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
 // self-healing connection.
 import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/protocol.ts";
-import { type Api, ApiError } from "./api.ts";
+import { type Api, ApiError, SHELLS } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { button, h, isApple } from "./dom.ts";
 import { HistoryPanel } from "./history-panel.ts";
@@ -218,7 +218,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       case "title":
         return setTitle(frame.title);
       case "exit":
-        return showExit(frame.exit.exit_code, frame.exit.signal);
+        return showExit(frame.exit.exit_code, frame.exit.signal, frame.exit.error?.message);
       case "error":
         if (frame.error.code === "AGENT_OFFLINE") {
           renderPhase(conn.phase);
@@ -253,14 +253,14 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     name.title = title;
   }
 
-  function showExit(code: number, signal: number): void {
+  function showExit(code: number, signal: number, why?: string): void {
     exited = true;
     view.setReadonly(true, view.size);
     keyBar.element.hidden = true;
     const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
     exitBanner.replaceChildren(
       h("strong", {}, "Session ended"),
-      h("span", {}, ` — the shell ${how}.`),
+      h("span", {}, why ? ` — ${why}` : ` — the shell ${how}.`),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
       button("Start a new terminal like this one", "New terminal", () => void startAnother(), { class: "text-button" }),
     );
@@ -270,7 +270,9 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   async function startAnother(): Promise<void> {
     try {
-      const res = await api.createNew(serverId, { shell: shell || undefined, cwd: cwd || undefined, ...view.size });
+      // An SSH or PID session's "shell" is not a local shell: start the default one then.
+      const local = (SHELLS as readonly string[]).includes(shell);
+      const res = await api.createNew(serverId, { shell: local ? shell : undefined, cwd: local && cwd ? cwd : undefined, ...view.size });
       location.hash = terminalHref(serverId, res.terminal_id);
     } catch (err) {
       notify(`Could not start a terminal: ${(err as Error).message}`, "error");
