@@ -32,7 +32,7 @@ export const SHELL_DANGEROUS = /[`$\\"';&|<>(){}\u0000-\u001f\u007f]/;
 /** A DNS name or an IPv4 address: letters, digits, `-`, `_`, `.`, never starting with `-`. */
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
 /** An IPv6 literal, with or without brackets. */
-const HOST_IPV6 = /^\[?[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.-]{1,15})?\]?$/;
+const HOST_IPV6 = /^\[?[0-9A-Fa-f:.]{2,45}\]?$/
 /** A remote account name: no leading `-` (never an option), no `@` or `%` (ssh expands those). */
 const SSH_USER = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}\$?$/;
 const BASE64 = /^[A-Za-z0-9+/\r\n]+={0,2}\s*$/;

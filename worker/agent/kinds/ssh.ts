@@ -215,10 +215,15 @@ export async function prepareSsh(opts: SshLaunchOptions): Promise<KindLaunch> {
       watcher = null;
       onConnected?.();
     };
-    watcher = watch(dir, (_event, name) => {
-      if (name === "connected" && existsSync(marker)) markConnected();
-    });
-    watcher.on("error", () => undefined);
+    try {
+      watcher = watch(dir, (_event, name) => {
+        if (name === "connected" && existsSync(marker)) markConnected();
+      });
+      watcher.on("error", () => undefined);
+    } catch (error) {
+      // No inotify left: the marker is still checked when ssh exits and when the wait ends.
+      opts.log(`terminal ${params.terminal_id}: cannot watch the SSH login (${(error as Error).message})`);
+    }
     const isConnected = () => {
       if (!connected && existsSync(marker)) markConnected();
       return connected;
@@ -253,7 +258,7 @@ export async function prepareSsh(opts: SshLaunchOptions): Promise<KindLaunch> {
         // A login without credentials is typed by a person at ssh's prompt: nothing to wait for.
         if (ssh.password === undefined && ssh.key === undefined) return Promise.resolve();
         return new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(resolve, SSH_SETTLE_TIMEOUT_MS);
+          const timer = setTimeout(() => (isConnected(), resolve()), SSH_SETTLE_TIMEOUT_MS);
           timer.unref();
           onConnected = () => {
             clearTimeout(timer);
