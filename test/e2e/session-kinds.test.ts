@@ -5,7 +5,7 @@
  * Needs root (it creates and removes users) and the Debian packages .ci/run installs.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../worker/cli/local-stack.ts";
@@ -93,6 +93,10 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     const c = await whoamiOver(body, sshd.passwordUser.name);
     const raw = await stack.api(`/api/v1/terminal/raw?terminal_id=${body["terminal_id"]}&format=text`);
     expect(await raw.text()).toContain(`who=${sshd.passwordUser.name}-42`);
+    const shot = await stack.api(`/api/v1/terminal/screenshot?terminal_id=${body["terminal_id"]}&save=false`);
+    expect(shot.headers.get("content-type")).toBe("image/png");
+    const history = await stack.api(`/api/v1/terminal/history/${body["terminal_id"]}`);
+    expect(history.status).toBe(200);
     const late = await attach(`terminal_id=${body["terminal_id"]}&readonly=1`);
     await late.waitForScreen(`who=${sshd.passwordUser.name}-42`);
     // The password is in no process's command line or environment, and in no file the agent kept.
@@ -123,10 +127,28 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(c.exit).toMatchObject({ exit_code: 255, error: { code: "SSH_AUTH_FAILED" } });
   });
 
-  it("ends a refused port and an unknown key type clearly", async () => {
+  it("ends a wrong key, a refused port, an unknown host and a changed host key clearly", async () => {
+    const otherKey = Buffer.from(execFileSync("sh", ["-c", 'd=$(mktemp -d) && ssh-keygen -q -t ed25519 -N "" -f "$d/k" && cat "$d/k" && rm -r "$d"'])).toString("base64");
+    const wrongKey = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: sshd.keyUser.name, ssh_port: sshd.port, ssh_key: otherKey });
+    expect(wrongKey).toMatchObject({ status: 502, body: { code: "SSH_AUTH_FAILED" } });
     const closed = await freePort();
     const refused = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: "someone", ssh_port: closed, ssh_password: "x" });
     expect(refused).toMatchObject({ status: 502, body: { code: "SSH_CONNECTION_REFUSED" } });
+    const unknown = await create({ terminal_id: nextId++, ssh_host: "no-such-host.invalid", ssh_user: "someone", ssh_password: "x" });
+    expect(unknown).toMatchObject({ status: 502, body: { code: "SSH_UNKNOWN_HOST" } });
+    // accept-new remembered the test server's key in the agent's own known_hosts; a different
+    // key for the same host is refused.
+    const knownHosts = join(stack.stateDir, "agent", "ssh", "known_hosts");
+    const original = readFileSync(knownHosts, "utf8");
+    expect(original).toContain(`[127.0.0.1]:${sshd.port} ssh-ed25519 `);
+    const forged = execFileSync("sh", ["-c", 'd=$(mktemp -d) && ssh-keygen -q -t ed25519 -N "" -f "$d/k" && cat "$d/k.pub" && rm -r "$d"'], { encoding: "utf8" }).split(" ").slice(0, 2).join(" ");
+    writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${forged}\n`);
+    try {
+      const changed = await create(sshLogin(sshd.passwordUser));
+      expect(changed).toMatchObject({ status: 502, body: { code: "SSH_HOST_KEY_MISMATCH" } });
+    } finally {
+      writeFileSync(knownHosts, original);
+    }
     const notPem = await create({ terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: "someone", ssh_key: Buffer.from("hello").toString("base64") });
     expect(notPem).toMatchObject({ status: 400, body: { code: "INVALID_SSH_KEY" } });
   });
