@@ -121,7 +121,7 @@ export function mountTerminalApi(router: RouterType<IRequest, [Env, ExecutionCon
       const created = await hostStub.createSession(serverId, params);
       // The session's kind failed upstream (an SSH login refused…): the client learns it as a
       // terminal does, an ERROR then an EXIT, rather than as a failed upgrade it cannot read.
-      if (!created.ok && created.error.status === 502) return endedSocket(created.error);
+      if (!created.ok && created.error.status === 502 && /^(SSH|SOCKS5)_/.test(created.error.code)) return endedSocket(created.error);
       terminalId = unwrap(created).meta.terminal_id;
     }
     const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);

@@ -109,11 +109,16 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(c.errors).toEqual([]);
   });
 
-  it("logs in over SSH with a key, and removes the key file once logged in", async () => {
+  it("logs in over SSH with a key, removes the key file once logged in, and says when the connection is lost", async () => {
     const body = { terminal_id: nextId++, ssh_host: "127.0.0.1", ssh_user: sshd.keyUser.name, ssh_port: sshd.port, ssh_key: sshd.keyBase64 };
-    await whoamiOver(body, sshd.keyUser.name);
+    const c = await whoamiOver(body, sshd.keyUser.name);
     const pem = Buffer.from(sshd.keyBase64, "base64").toString().split("\n")[1]!;
     expect(filesHolding(stack.stateDir, pem)).toEqual([]);
+    // The server side of the connection dies: the session ends with ERROR SSH_CONNECTION_LOST.
+    execFileSync("pkill", ["-KILL", "-u", sshd.keyUser.name, "-x", "sshd"]);
+    await c.waitFor(() => c.exit !== null, "EXIT");
+    expect(c.errors).toMatchObject([{ code: "SSH_CONNECTION_LOST" }]);
+    expect(c.exit).toMatchObject({ exit_code: 255, error: { code: "SSH_CONNECTION_LOST" } });
   });
 
   it("ends a wrong password with an ERROR and an EXIT, for create and for a WebSocket attach", async () => {

@@ -225,4 +225,16 @@ describe("TerminalHub", () => {
     expect(agent.closed?.code).toBe(1000);
     expect(exits).toBe(1);
   });
+
+  it("says why a session failed with an ERROR before its EXIT", () => {
+    const a = new RecordingSink();
+    hub.addClient(a, client());
+    const error = { code: "SSH_CONNECTION_LOST", message: "SSH to u@h:22 lost: Connection reset" };
+    hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: 255, signal: 0, error } })));
+    expect(a.frames().slice(-2)).toEqual([
+      { t: "error", error },
+      { t: "exit", exit: { exit_code: 255, signal: 0, error } },
+    ]);
+    expect(a.closed?.code).toBe(1000);
+  });
 });
