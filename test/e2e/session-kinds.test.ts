@@ -130,6 +130,8 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     await c.waitFor(() => c.closed !== null, "the socket to close");
     expect(c.errors).toMatchObject([{ code: "SSH_AUTH_FAILED" }]);
     expect(c.exit).toMatchObject({ exit_code: 255, error: { code: "SSH_AUTH_FAILED" } });
+    // Not even a password sent in the WebSocket's query reaches a log of the stack.
+    expect(filesHolding(stack.stateDir, "still-wrong")).toEqual([]);
   });
 
   it("ends a wrong key, a refused port, an unknown host and a changed host key clearly", async () => {

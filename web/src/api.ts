@@ -39,6 +39,8 @@ export interface CreateRequest {
   rows?: number;
   user?: string;
   display?: string;
+  /** Seconds the create may wait for `display` to answer. */
+  wait_timeout?: number;
   desktop_env?: "xfce" | "mate";
   ssh_host?: string;
   ssh_user?: string;

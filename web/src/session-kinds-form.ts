@@ -13,6 +13,9 @@ export const SESSION_KINDS = [
 ] as const;
 export type SessionKind = (typeof SESSION_KINDS)[number]["value"];
 
+/** How long the form lets a create wait for its display, in seconds (the seed's default is 300). */
+export const DISPLAY_WAIT_S = 30;
+
 /** Largest private key file the form reads, in bytes (the edge takes 64 Ki base64 characters). */
 export const SSH_KEY_FILE_MAX_BYTES = 48 << 10; // 48 KiB
 
@@ -88,7 +91,10 @@ export function kindFields(): KindFields {
       switch (picker.value as SessionKind) {
         case "local":
           if (value(user)) req.user = value(user);
-          if (value(display)) req.display = value(display);
+          if (value(display)) {
+            req.display = value(display);
+            req.wait_timeout = DISPLAY_WAIT_S;
+          }
           if (value(desktop)) req.desktop_env = value(desktop) as "xfce" | "mate";
           return;
         case "ssh": {
