@@ -73,6 +73,21 @@ function processesHolding(needle: string): string[] {
   return found;
 }
 
+/** Longest a test waits for a process's state to change, in milliseconds. */
+const PROC_WAIT_MS = 10_000;
+/** Re-check interval of that wait, in milliseconds (/proc has no change events). */
+const PROC_POLL_MS = 50;
+
+/** Resolves once `/proc/<pid>/status` satisfies `test`; rejects after PROC_WAIT_MS. */
+async function untilProc(pid: number, test: (status: string) => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + PROC_WAIT_MS;
+  for (;;) {
+    if (test(readFileSync(`/proc/${pid}/status`, "utf8"))) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, PROC_POLL_MS));
+  }
+}
+
 /** Files under `dir` whose content contains `needle`. */
 function filesHolding(dir: string, needle: string): string[] {
   const found: string[] = [];
@@ -231,6 +246,13 @@ describe.runIf(isRoot)("session kinds end to end", () => {
   it("follows an existing process's output read-only, and says when a pid cannot be attached", async () => {
     const target: ChildProcess = spawn("sh", ["-c", "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 0.1; done"], { stdio: ["ignore", "pipe", "ignore"] });
     try {
+      // A DELETE detaches the trace and leaves the process running; a second attach works.
+      const first = await attach(`pid=${target.pid}`);
+      await first.waitForText(/tick-\d+\r?\n/);
+      expect((await stack.api(`/api/v1/terminal/${first.info!.terminal_id}`, { method: "DELETE" })).status).toBe(200);
+      await first.waitFor(() => first.exit !== null, "EXIT after DELETE");
+      await untilProc(target.pid!, (status) => /^TracerPid:\s+0$/m.test(status), "the trace to be detached");
+      expect(target.exitCode).toBeNull();
       const c = await attach(`pid=${target.pid}`);
       expect(c.info?.shell).toBe("attach:sh");
       await c.waitForText(/tick-\d+\r?\n/);
