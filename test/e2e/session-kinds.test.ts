@@ -136,6 +136,16 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(c.exit).toMatchObject({ exit_code: 255, error: { code: "SSH_CONNECTION_LOST" } });
   });
 
+  it("lets a person type the password at ssh's prompt when the request gives none", async () => {
+    const id = nextId++;
+    expect(await create({ terminal_id: id, ssh_host: "127.0.0.1", ssh_user: sshd.passwordUser.name, ssh_port: sshd.port })).toMatchObject({ status: 200 });
+    const c = await attach(`terminal_id=${id}`);
+    await c.waitForText(/password: ?$/i);
+    c.input(`${sshd.passwordUser.password}\r`);
+    c.input("echo typed=$(whoami)\r");
+    await c.waitForText(`typed=${sshd.passwordUser.name}`);
+  });
+
   it("ends a wrong password with an ERROR and an EXIT, for create and for a WebSocket attach", async () => {
     const res = await create(sshLogin(sshd.passwordUser, { ssh_password: "not-the-password" }));
     expect(res).toMatchObject({ status: 502, body: { statusCode: 502, code: "SSH_AUTH_FAILED" } });
