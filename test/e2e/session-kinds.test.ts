@@ -142,6 +142,8 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     const c = await attach(`terminal_id=${id}`);
     await c.waitForText(/password: ?$/i);
     c.input(`${sshd.passwordUser.password}\r`);
+    // As a person would: type once the remote prompt is there (ssh flushes typeahead after the password).
+    await c.waitForText(/password: ?\r\n[\s\S]*\$ $/);
     c.input("echo typed=$(whoami)\r");
     await c.waitForText(`typed=${sshd.passwordUser.name}`);
   });
