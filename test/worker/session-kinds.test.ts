@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeStraceLine, exitLine } from "../../worker/agent/kinds/pid-follow.ts";
 import { classifySshFailure } from "../../worker/agent/kinds/ssh.ts";
-import { loginEnv, parsePasswdLine } from "../../worker/agent/kinds/user.ts";
+import { loginEnv } from "../../worker/agent/kinds/user.ts";
 import { displayEndpoints, displayNumber } from "../../worker/agent/kinds/display.ts";
 
 describe("PID attach's strace decoding", () => {
@@ -42,11 +42,6 @@ describe("SSH failure classification", () => {
 });
 
 describe("accounts", () => {
-  it("parses passwd lines from NSS", () => {
-    expect(parsePasswdLine("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")).toEqual({ name: "nobody", uid: 65534, gid: 65534, home: "/nonexistent", shell: "/usr/sbin/nologin" });
-    expect(parsePasswdLine("broken:x:abc")).toBeNull();
-  });
-
   it("gives another user a login environment with nothing of the agent's but the locale", () => {
     const env = loginEnv({ name: "ann", uid: 1001, gid: 1001, home: "/home/ann", shell: "/bin/bash" }, "/bin/bash", {
       LANG: "C.UTF-8",
