@@ -3,14 +3,11 @@
  * 300 entries, entries refused one by one, replies that do not fit their op, and frames that
  * are not frames at all. The link stays up and the index only ever holds well-formed sessions.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { Env } from "../../edge/env.ts";
+import { api, BASE, worker } from "./worker-client.ts";
 
-const KEY = "test-admin-key";
-const BASE = "http://edge.test";
-const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, ...init.headers } });
 const started = "2026-01-01T00:00:00.000Z";
 const session = (id: number) => ({ terminal_id: id, shell: "sh", cwd: "/", started_at: started, ephemeral: false, cols: 80, rows: 24 });
 const agent = { version: "t", hostname: "h", platform: "linux", is_root: false };
