@@ -21,10 +21,11 @@ export default defineConfig({
         test: { name: "edge", include: ["test/edge/**/*.test.ts"], setupFiles: ["test/edge/apply-migrations.ts"], sequence: { groupOrder: 0 } },
       },
       {
-        // Agent units, end-to-end tests through the real local stack, and browser tests.
+        // Agent units, end-to-end tests through the real local stack, browser tests, and the
+        // fuzz suite (EDGETTY_FUZZ_RUNS cases; `npm run fuzz` runs 100,000).
         test: {
           name: "node",
-          include: ["test/worker/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
+          include: ["test/worker/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts", "test/fuzz/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           maxWorkers: 2,

@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pty from "node-pty";
 import WebSocket from "ws";
-import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
 import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
 

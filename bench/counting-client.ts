@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
-import { ServerOp } from "../shared/protocol.ts";
+import { ServerOp } from "../shared/links/client.ts";
 
 /** The reused read buffer, in bytes. */
 const READ_BUFFER_BYTES = 256 << 10; // 256 KiB

@@ -3,7 +3,7 @@
  * the HostDO stores it: a hostile or buggy agent cannot park megabytes or odd types in storage
  * or in the stats API.
  */
-import type { AgentFacts, HostFacts } from "../shared/agent-protocol.ts";
+import type { AgentFacts, HostFacts } from "../shared/links/control.ts";
 
 /** Longest string kept from an agent's facts, in characters. */
 export const AGENT_FACT_MAX_CHARS = 200;

@@ -1,6 +1,7 @@
 /**
- * The edge end of the /execute relay (shared/exec-protocol.ts), run inside the HostDO, which owns
- * the agent's control link. It turns one Open Terminal execute call into an exec.req, waits for
+ * The edge end of the /execute relay (shared/links/exec.ts), run inside the HostDO, which owns
+ * the agent's control link and its one request table (Correlator): exec calls take their ids
+ * there, beside the control requests. It turns one Open Terminal execute call into an exec.req, waits for
  * the agent's exec.res (a JSON answer) or exec.head (a stream), and for streams writes each
  * exec.data into the HTTP response as it arrives, acknowledging it once the response has taken
  * it. workerd's identity TransformStream resolves a write only when the reader has pulled the
@@ -16,8 +17,11 @@
  * count). So a stream that has been silent for STREAM_PROBE_INTERVAL_MS gets one space: JSON
  * allows whitespace before a value, so the next line still parses, and a gone client is found.
  */
-import { isStreamOp, replyDeadlineMs } from "../shared/exec-protocol.ts";
-import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/exec-protocol.ts";
+import type { Correlator } from "../shared/links/correlator.ts";
+import { encodeControl } from "../shared/links/control.ts";
+import * as v from "valibot";
+import { EXEC_SCOPE_MAX_CHARS, ExecOpSchema, isStreamOp, replyDeadlineMs } from "../shared/links/exec.ts";
+import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/links/exec.ts";
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { log } from "./log.ts";
@@ -36,8 +40,10 @@ const PROBE = new Uint8Array([0x20]); // " "
 /** The last line of a stream: after it nothing (not even a probe) may be written. */
 const EXIT_LINE = /\{"type": "exit", "data": -?\d+\}\n$/;
 
-interface Job {
-  rid: number;
+/** One execute call in the HostDO's request table. */
+export interface ExecJob {
+  kind: "exec";
+  id: number;
   /** Set until the HTTP answer (JSON or stream head) has been given. */
   resolve: ((response: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
@@ -56,26 +62,8 @@ function offline(message = "Terminal service unavailable: the host's agent is of
   return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
 }
 
-const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-
-/** Checks a control frame the agent sent with a `t` of `exec.*`; null when it is malformed. */
-export function checkExecAgentMsg(x: unknown): ExecAgentMsg | null {
-  if (!isObj(x) || !Number.isSafeInteger(x.rid) || (x.rid as number) < 0) return null;
-  const rid = x.rid as number;
-  switch (x.t) {
-    case "exec.res":
-      if (!Number.isInteger(x.status) || (x.status as number) < 200 || (x.status as number) > 599) return null;
-      return { t: "exec.res", rid, status: x.status as number, body: x.body ?? null };
-    case "exec.head":
-      return { t: "exec.head", rid };
-    case "exec.data":
-      return typeof x.ndjson === "string" ? { t: "exec.data", rid, ndjson: x.ndjson } : null;
-    case "exec.end":
-      return { t: "exec.end", rid };
-    default:
-      return null;
-  }
-}
+/** The body of an `execRequest`: the caller's scope and its validated call. */
+const ExecCallSchema = v.object({ scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)), op: ExecOpSchema });
 
 /** The request the Worker sends the HostDO for one validated execute call. */
 export function execRequest(scope: string, op: ExecOp): Request {
@@ -83,66 +71,62 @@ export function execRequest(scope: string, op: ExecOp): Request {
 }
 
 export class EdgeExecRelay {
-  private readonly jobs = new Map<number, Job>();
-  /** Request ids start at a random point so a restarted DO never reuses a live one. */
-  private nextRid = Math.floor(Math.random() * 2 ** 31);
-
-  /** `agent()` is the open control link, or null while the agent is away. */
-  constructor(private readonly agent: () => WebSocket | null) {}
+  /**
+   * `agent()` is the open control link, or null while the agent is away; `jobs` is the HostDO's
+   * request table, shared with its control requests.
+   */
+  constructor(
+    private readonly agent: () => WebSocket | null,
+    private readonly jobs: Correlator<ExecJob | { kind: "control" }>,
+  ) {}
 
   /** Calls in flight. */
   get size(): number {
-    return this.jobs.size;
+    return this.jobs.count("exec");
   }
 
   /** Answers an `execRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const text = await request.text();
-    let call: { scope?: unknown; op?: unknown } | null = null;
+    let call: unknown = null;
     try {
-      if (text.length <= EXEC_CALL_MAX_BYTES) call = JSON.parse(text) as { scope?: unknown; op?: unknown };
+      if (text.length <= EXEC_CALL_MAX_BYTES) call = JSON.parse(text);
     } catch {
       call = null;
     }
-    if (!isObj(call) || typeof call.scope !== "string" || !isObj(call.op)) {
-      return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
-    }
-    // The Worker validated the op (parseExecHttp); the agent checks it again.
-    return this.start(call.scope, call.op as ExecOp);
+    const checked = v.safeParse(ExecCallSchema, call);
+    if (!checked.success) return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
+    return this.start(checked.output.scope, checked.output.op);
   }
 
   /** Relays one validated call; resolves with the HTTP answer (never rejects). */
   start(scope: string, op: ExecOp): Promise<Response> {
     if (!this.agent()) return Promise.resolve(offline());
-    if (this.jobs.size >= EXEC_MAX_INFLIGHT) {
-      return Promise.resolve(errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`)));
-    }
-    const rid = this.nextRid++;
+    const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`));
+    if (this.size >= EXEC_MAX_INFLIGHT) return Promise.resolve(busy());
     return new Promise((resolve) => {
-      const job: Job = { rid, resolve, timer: null, writer: null, probe: null, wroteAt: 0, exited: false };
+      const job: ExecJob = { kind: "exec", id: 0, resolve, timer: null, writer: null, probe: null, wroteAt: 0, exited: false };
+      const id = this.jobs.open(job);
+      if (id === null) return resolve(busy());
+      job.id = id;
       const deadline = replyDeadlineMs(op);
       if (deadline !== null) job.timer = setTimeout(() => this.timedOut(job, isStreamOp(op)), deadline);
-      this.jobs.set(rid, job);
-      if (!this.send({ t: "exec.req", rid, scope, op })) {
+      if (!this.send({ t: "exec.req", id, scope, op })) {
         this.forget(job);
         resolve(offline());
       }
     });
   }
 
-  /** One control frame from the agent whose `t` starts with `exec.`. */
-  onAgentMessage(raw: unknown): void {
-    const msg = checkExecAgentMsg(raw);
-    if (!msg) {
-      log("warn", "exec.malformed_message", "ignoring a malformed exec message from the agent");
-      return;
-    }
-    const job = this.jobs.get(msg.rid);
-    if (!job) {
+  /** One exec message from the agent, already checked by the control link's decoder. */
+  onAgentMessage(msg: ExecAgentMsg): void {
+    const entry = this.jobs.get(msg.id);
+    if (entry?.kind !== "exec") {
       // Nobody listens any more (timed out, client gone): make sure the agent stops too.
-      if (msg.t === "exec.head" || msg.t === "exec.data") this.send({ t: "exec.cancel", rid: msg.rid });
+      if (msg.t === "exec.head" || msg.t === "exec.data") this.send({ t: "exec.cancel", id: msg.id });
       return;
     }
+    const job = entry as ExecJob;
     switch (msg.t) {
       case "exec.res":
         if (!job.resolve) return;
@@ -162,13 +146,23 @@ export class EdgeExecRelay {
     }
   }
 
+  /** The agent sent a malformed frame for call `id`: answer 502, or cut its stream short. */
+  badReply(id: number): void {
+    const entry = this.jobs.get(id);
+    if (entry?.kind !== "exec") return;
+    const job = entry as ExecJob;
+    this.forget(job);
+    this.send({ t: "exec.cancel", id });
+    if (job.resolve) this.answer(job, errorResponse("open-terminal", new ApiError(502, "AGENT_BAD_REPLY", "The host's agent sent a malformed answer")));
+    job.writer?.abort(new Error("the host's agent sent a malformed frame")).catch(() => {});
+  }
+
   /**
    * The control link is gone (closed, or replaced by a newer one): the agent has dropped every
-   * call of the old link, so waiting calls are answered 503 and streams are cut short.
+   * call of the old link, so waiting calls are answered 503 and streams are cut short. `jobs` are
+   * the exec calls the HostDO drained from its request table.
    */
-  agentGone(): void {
-    const jobs = [...this.jobs.values()];
-    this.jobs.clear();
+  agentGone(jobs: readonly ExecJob[]): void {
     for (const job of jobs) {
       this.forget(job);
       if (job.resolve) this.answer(job, offline("The host's agent went offline before answering"));
@@ -177,7 +171,7 @@ export class EdgeExecRelay {
     }
   }
 
-  private openStream(job: Job): void {
+  private openStream(job: ExecJob): void {
     if (job.timer) clearTimeout(job.timer);
     job.timer = null;
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
@@ -200,50 +194,50 @@ export class EdgeExecRelay {
     );
   }
 
-  private write(job: Job, writer: WritableStreamDefaultWriter<Uint8Array>, ndjson: string): void {
+  private write(job: ExecJob, writer: WritableStreamDefaultWriter<Uint8Array>, ndjson: string): void {
     job.wroteAt = Date.now();
     job.exited ||= EXIT_LINE.test(ndjson);
     writer.write(encoder.encode(ndjson)).then(
       () => {
-        if (this.jobs.get(job.rid) === job) this.send({ t: "exec.ack", rid: job.rid, bytes: ndjson.length });
+        if (this.jobs.get(job.id) === job) this.send({ t: "exec.ack", id: job.id, bytes: ndjson.length });
       },
       () => this.clientGone(job),
     );
   }
 
-  private clientGone(job: Job): void {
-    if (this.jobs.get(job.rid) !== job) return;
+  private clientGone(job: ExecJob): void {
+    if (this.jobs.get(job.id) !== job) return;
     this.forget(job);
-    this.send({ t: "exec.cancel", rid: job.rid });
+    this.send({ t: "exec.cancel", id: job.id });
   }
 
-  private timedOut(job: Job, stream: boolean): void {
-    if (this.jobs.get(job.rid) !== job || !job.resolve) return;
+  private timedOut(job: ExecJob, stream: boolean): void {
+    if (this.jobs.get(job.id) !== job || !job.resolve) return;
     this.forget(job);
-    this.send({ t: "exec.cancel", rid: job.rid });
+    this.send({ t: "exec.cancel", id: job.id });
     const what = stream ? "start the command" : "answer";
     this.answer(job, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not ${what} in time`)));
   }
 
-  private answer(job: Job, response: Response): void {
+  private answer(job: ExecJob, response: Response): void {
     const resolve = job.resolve;
     job.resolve = null;
     resolve?.(response);
   }
 
-  private forget(job: Job): void {
+  private forget(job: ExecJob): void {
     if (job.timer) clearTimeout(job.timer);
     job.timer = null;
     if (job.probe) clearInterval(job.probe);
     job.probe = null;
-    if (this.jobs.get(job.rid) === job) this.jobs.delete(job.rid);
+    this.jobs.take(job.id, job);
   }
 
   private send(msg: ExecEdgeMsg): boolean {
     const ws = this.agent();
     if (!ws) return false;
     try {
-      ws.send(JSON.stringify(msg));
+      ws.send(encodeControl(msg));
       return true;
     } catch {
       return false;

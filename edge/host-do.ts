@@ -1,34 +1,48 @@
 /**
  * HostDO: one per server. Holds the agent's control link (a hibernatable WebSocket), the index of
  * the server's sessions (SQLite, so listings work while the agent is away), and relays requests
- * to the agent: create, kill, list. Reconciles the index with the agent's own list whenever the
- * agent (re)connects.
+ * to the agent: create, kill, list, screen, and the exec relay's calls. Reconciles the index with
+ * the agent's own list whenever the agent (re)connects.
+ *
+ * Nothing the agent sends is trusted: every frame is decoded by shared/links/control.ts, a reply
+ * is checked against the op it answers, and a hello's sessions are checked one by one (a bad
+ * entry is refused alone, and the index changes all at once or not at all).
  */
 import { DurableObject } from "cloudflare:workers";
+import * as v from "valibot";
 import {
-  parseControl,
+  checkResult,
+  checkSessions,
+  decodeAgentToHost,
+  encodeControl,
+  LINK_INFLIGHT_MAX,
+  SessionMetaSchema,
   type AgentFacts,
   type AgentToHost,
   type ControlOp,
   type ControlOps,
+  type ControlRequest,
   type CreateSessionParams,
-  type HostToAgent,
   type LiveSession,
   type SessionMeta,
-} from "../shared/agent-protocol.ts";
+} from "../shared/links/control.ts";
+import { LinkDecodeError } from "../shared/links/codec.ts";
+import { Correlator } from "../shared/links/correlator.ts";
 import { ApiError } from "../shared/errors.ts";
 import { EPHEMERAL_ID_MAX, EPHEMERAL_ID_MIN } from "../shared/validation.ts";
 import { createTimeoutMs } from "../shared/kind-validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
 import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
-import { EdgeExecRelay, EXEC_PATH } from "./exec-relay.ts";
+import { EdgeExecRelay, EXEC_PATH, type ExecJob } from "./exec-relay.ts";
 import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 
-/** Most agent requests in flight at once. */
+/** Most agent requests in flight at once (exec calls have their own cap; both share the link's). */
 export const MAX_PENDING_REQUESTS = 256;
+/** Refused hello entries named in one log line (the count is always logged). */
+const REFUSED_LOGGED_MAX = 5;
 /** How long the agent has to answer a request, in milliseconds. */
 export const AGENT_REQUEST_TIMEOUT_MS = 20_000;
 /** Random picks tried before scanning for a free ephemeral id. */
@@ -60,20 +74,24 @@ export interface HostStatus {
   last_seen: string | null;
 }
 
+/** A control request waiting for the agent's reply. */
 interface Pending {
+  kind: "control";
+  op: ControlOp;
   resolve(value: unknown): void;
   reject(error: ApiError): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** Set right after the request gets its id. */
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 export class HostDO extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly pending = new Map<number, Pending>();
-  private nextRequestId = 1;
+  /** The one table of what waits on the agent: control requests and exec calls, by request id. */
+  private readonly inflight = new Correlator<Pending | ExecJob>(LINK_INFLIGHT_MAX);
   /** Sessions a DELETE is ending right now (bounded by the config's maxSessionsPerServer). */
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
-  private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
+  private readonly execRelay = new EdgeExecRelay(() => this.agentSocket(), this.inflight);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,44 +124,76 @@ export class HostDO extends DurableObject<Env> {
         /* already closed */
       }
     }
-    this.failPending(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
-    this.execRelay.agentGone();
+    this.agentGone(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /**
+   * One control frame from the agent. A frame the link refuses is dropped alone (logged, naming
+   * this server); if it names a request in flight, that request fails with 502 instead of waiting
+   * for its timeout. The link stays up.
+   */
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
+    let msg: AgentToHost;
     try {
-      if (typeof message !== "string") return;
-      const msg = parseControl<AgentToHost>(message);
-      if ((msg.t as string).startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
+      if (typeof message !== "string") throw new LinkDecodeError("a binary frame on the JSON control link");
+      msg = decodeAgentToHost(message);
+    } catch (error) {
+      if (error instanceof LinkDecodeError) this.refuse(error.message, error.id);
+      else log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId(), error });
+      return;
+    }
+    try {
       switch (msg.t) {
         case "hello":
           this.setHostValue("agent", JSON.stringify(sanitizeAgentFacts(msg.agent)));
           await this.reconcile(msg.sessions);
           break;
-        case "reply": {
-          const p = this.pending.get(msg.id);
-          if (!p) break;
-          this.pending.delete(msg.id);
-          clearTimeout(p.timer);
-          if (msg.ok) p.resolve(msg.result);
-          else p.reject(new ApiError(msg.error.status, msg.error.code, msg.error.message));
+        case "reply":
+          this.onReply(msg);
           break;
-        }
         case "exited":
           await this.removeSession(msg.terminal_id, msg.exit);
           break;
+        default:
+          this.execRelay.onAgentMessage(msg);
       }
     } catch (error) {
       this.addStats({ errors: 1 });
-      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed; closing the agent link", { server: this.serverId(), error });
-      try {
-        ws.close(4400, "malformed control frame");
-      } catch {
-        /* closed */
-      }
+      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId(), error });
+    }
+  }
+
+  /** Matches a reply to its request and checks its result against the request's op. */
+  private onReply(msg: Extract<AgentToHost, { t: "reply" }>): void {
+    const p = this.inflight.get(msg.id);
+    if (p?.kind !== "control") return this.refuse(`reply ${msg.id} matches no control request in flight`, null);
+    this.inflight.take(msg.id);
+    clearTimeout(p.timer);
+    if (!msg.ok) return p.reject(new ApiError(msg.error.status, msg.error.code, msg.error.message));
+    try {
+      p.resolve(checkResult(p.op, msg.id, msg.result));
+    } catch (error) {
+      if (!(error instanceof LinkDecodeError)) throw error;
+      log("warn", "host.bad_reply", `refused the agent's reply: ${error.message}`, { server: this.serverId(), op: p.op });
+      p.reject(new ApiError(502, "AGENT_BAD_REPLY", `The host's agent answered ${p.op} with a malformed reply`));
+    }
+  }
+
+  /** Logs a refused frame; a request it names fails now rather than at its timeout. */
+  private refuse(reason: string, id: number | null): void {
+    this.addStats({ errors: 1 });
+    log("warn", "host.frame_refused", `refused a control frame: ${reason}`, { server: this.serverId() });
+    if (id === null) return;
+    const entry = this.inflight.get(id);
+    if (entry?.kind === "control") {
+      this.inflight.take(id);
+      clearTimeout(entry.timer);
+      entry.reject(new ApiError(502, "AGENT_BAD_REPLY", `The host's agent answered ${entry.op} with a malformed frame`));
+    } else if (entry?.kind === "exec") {
+      this.execRelay.badReply(id);
     }
   }
 
@@ -151,8 +201,7 @@ export class HostDO extends DurableObject<Env> {
     try {
       if (this.ctx.getWebSockets(AGENT_TAG).every((s) => s === ws)) {
         this.setHostValue("last_seen", new Date().toISOString());
-        this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
-        this.execRelay.agentGone();
+        this.agentGone(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
       }
     } catch (error) {
       log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });
@@ -169,29 +218,34 @@ export class HostDO extends DurableObject<Env> {
     return sockets[sockets.length - 1] ?? null;
   }
 
-  private failPending(error: ApiError): void {
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(error);
+  /** The control link is gone: every control request fails with `error`, every exec call ends. */
+  private agentGone(error: ApiError): void {
+    const exec: ExecJob[] = [];
+    for (const [, entry] of this.inflight.drain()) {
+      if (entry.kind === "exec") {
+        exec.push(entry);
+        continue;
+      }
+      clearTimeout(entry.timer);
+      entry.reject(error);
     }
-    this.pending.clear();
+    this.execRelay.agentGone(exec);
   }
 
   /** Sends a request to the agent and waits for its reply. */
   private request<K extends ControlOp>(op: K, params: ControlOps[K]["params"], timeoutMs = AGENT_REQUEST_TIMEOUT_MS): Promise<ControlOps[K]["result"]> {
     const ws = this.agentSocket();
     if (!ws) return Promise.reject(new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
-    if (this.pending.size >= MAX_PENDING_REQUESTS) {
-      return Promise.reject(new ApiError(429, "AGENT_BUSY", "Too many requests in flight to this host's agent"));
-    }
-    const id = this.nextRequestId++;
+    const busy = () => new ApiError(429, "AGENT_BUSY", "Too many requests in flight to this host's agent");
+    if (this.inflight.count("control") >= MAX_PENDING_REQUESTS) return Promise.reject(busy());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not answer ${op} in time`));
+      const entry: Pending = { kind: "control", op, resolve: resolve as (v: unknown) => void, reject, timer: null };
+      const id = this.inflight.open(entry);
+      if (id === null) return reject(busy());
+      entry.timer = setTimeout(() => {
+        if (this.inflight.take(id, entry)) reject(new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not answer ${op} in time`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      ws.send(JSON.stringify({ t: "req", id, op, params } satisfies HostToAgent));
+      ws.send(encodeControl({ t: "req", id, op, params } as ControlRequest));
     });
   }
 
@@ -226,20 +280,39 @@ export class HostDO extends DurableObject<Env> {
     return this.hostValue("server_id") ?? "";
   }
 
-  /** The agent says what it runs: adopt what it has, forget what it lost. */
-  private async reconcile(live: LiveSession[]): Promise<void> {
+  /**
+   * The agent says what it runs: adopt what it has, forget what it lost. Its list is checked entry
+   * by entry (a malformed or repeated entry, or one past the config's maxSessionsPerServer, is refused
+   * alone and logged); the index then changes in one transaction, all or nothing. The TerminalDOs
+   * are told afterwards, each on its own: one that fails is logged and the rest carry on.
+   */
+  private async reconcile(entries: unknown[]): Promise<void> {
     const serverId = this.serverId();
     const config = readConfig(this.env);
-    const liveIds = new Set(live.map((s) => s.terminal_id));
-    for (const meta of this.allIndexed()) {
-      if (!liveIds.has(meta.terminal_id)) await this.removeSession(meta.terminal_id, { exit_code: -1, signal: 0 });
+    const { accepted, refused } = checkSessions(entries, config.maxSessionsPerServer);
+    if (refused.length > 0) {
+      const named = refused.slice(0, REFUSED_LOGGED_MAX).join("; ");
+      const more = refused.length > REFUSED_LOGGED_MAX ? `; and ${refused.length - REFUSED_LOGGED_MAX} more` : "";
+      log("warn", "host.hello_entries_refused", `refused ${refused.length} of ${entries.length} sessions in the agent's hello: ${named}${more}`, { server: serverId });
     }
-    for (const session of live) {
-      if (!this.indexed(session.terminal_id)) {
-        this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", session.terminal_id, JSON.stringify(session));
-        await this.terminal(serverId, session.terminal_id).configure(serverId, session, terminalConfig(config, session.ephemeral));
-      }
+    const liveIds = new Set(accepted.map((s) => s.terminal_id));
+    const gone = this.allIndexed().filter((m) => !liveIds.has(m.terminal_id));
+    const added = accepted.filter((s) => !this.indexed(s.terminal_id)).map((s) => v.parse(SessionMetaSchema, s));
+    this.ctx.storage.transactionSync(() => {
+      for (const meta of gone) this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", meta.terminal_id);
+      for (const meta of added) this.indexSession(meta);
+    });
+    const results = await Promise.allSettled([
+      ...gone.map((m) => this.terminal(serverId, m.terminal_id).end({ exit_code: -1, signal: 0 }, !this.deleting.has(m.terminal_id))),
+      ...added.map(async (m) => unwrap(await this.terminal(serverId, m.terminal_id).configure(serverId, m, terminalConfig(config, m.ephemeral)))),
+    ]);
+    for (const r of results) {
+      if (r.status === "rejected") log("error", "host.reconcile_terminal_failed", "telling a TerminalDO about reconciliation failed", { server: serverId, error: r.reason });
     }
+  }
+
+  private indexSession(meta: SessionMeta): void {
+    this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
   }
 
   /**
@@ -286,7 +359,11 @@ export class HostDO extends DurableObject<Env> {
       // A display wait or an SSH login happens before the agent answers (kind-validation.ts).
       const result = await this.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
       const meta = result.meta;
-      this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
+      if (meta.terminal_id !== params.terminal_id) {
+        log("warn", "host.bad_reply", `the agent created terminal ${meta.terminal_id} when asked for ${params.terminal_id}`, { server: serverId });
+        throw new ApiError(502, "AGENT_BAD_REPLY", "The host's agent created a different terminal than asked");
+      }
+      this.indexSession(meta);
       unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
       if (result.status === "created") this.addStats({ sessions_created: 1 });
       return ok({ status: result.status, meta });
@@ -326,7 +403,9 @@ export class HostDO extends DurableObject<Env> {
       let live = new Map<number, LiveSession>();
       if (this.agentSocket()) {
         try {
-          live = new Map((await this.request("list", {})).sessions.map((s) => [s.terminal_id, s]));
+          const { accepted, refused } = checkSessions((await this.request("list", {})).sessions, readConfig(this.env).maxSessionsPerServer);
+          if (refused.length > 0) log("warn", "host.list_entries_refused", `refused ${refused.length} sessions in the agent's list: ${refused.slice(0, REFUSED_LOGGED_MAX).join("; ")}`, { server: serverId });
+          live = new Map(accepted.map((s) => [s.terminal_id, s]));
         } catch (error) {
           log("warn", "host.list_failed", "listing live sessions failed", { server: serverId, error });
         }

@@ -8,10 +8,10 @@
  */
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
-import { parseExecHttp } from "../shared/exec-protocol.ts";
+import { parseExecHttp } from "../shared/links/exec.ts";
 import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
-import type { SessionMeta } from "../shared/agent-protocol.ts";
+import type { SessionMeta } from "../shared/links/session.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
 import { authenticate, sha256Hex } from "./auth.ts";
 import { readConfig, type Env } from "./env.ts";

@@ -13,7 +13,7 @@
  * ERROR and EXIT, which this protocol has no words for; its input is wrapped in INPUT/RESIZE
  * frames before the hub sees it. So the hub needs no notion of raw clients.
  */
-import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TerminalWsClose } from "../shared/open-terminal.ts";
 import { safeEqual } from "./auth.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";

@@ -4,7 +4,7 @@
  */
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
-import { encodeServerFrame, type ErrorInfo } from "../shared/protocol.ts";
+import { encodeServerFrame, type ErrorInfo } from "../shared/links/client.ts";
 import { parseBool, parseCreateParams, parseTerminalId, requireTerminalId } from "../shared/validation.ts";
 import { readConfig, type Config, type Env } from "./env.ts";
 import { unwrap } from "./errors.ts";

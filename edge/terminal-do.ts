@@ -5,8 +5,9 @@
  * and its window title. An alarm removes the session after it has sat without clients too long.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { DataHello, SessionMeta } from "../shared/agent-protocol.ts";
-import { ClientOp, type ExitInfo, type ServerFrame } from "../shared/protocol.ts";
+import { ClientOp, type ExitInfo, type ServerFrame } from "../shared/links/client.ts";
+import { AgentOp, OUTPUT_HEADER_BYTES, type DataHello } from "../shared/links/data.ts";
+import type { SessionMeta } from "../shared/links/session.ts";
 import type { Env, TerminalConfig } from "./env.ts";
 import { DEFAULT_MAX_CLIENTS } from "./env.ts";
 import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
@@ -17,7 +18,6 @@ import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts"
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
-import { AgentOp, OUTPUT_HEADER_BYTES } from "../shared/agent-protocol.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 interface ClientAttachment {
@@ -87,6 +87,10 @@ export class TerminalDO extends DurableObject<Env> {
     this.hub = new TerminalHub({
       info: (client) => this.infoFrame(client),
       onHello: (hello) => this.onHello(hello),
+      refused: (reason) => {
+        this.counters.add("errors");
+        log("warn", "terminal.frame_refused", `refused a data-link frame: ${reason}`, { server: this.serverId, terminal: this.meta?.terminal_id });
+      },
       onSize: (size) => {
         this.size = size;
       },
@@ -167,7 +171,11 @@ export class TerminalDO extends DurableObject<Env> {
 
   private size = { cols: 80, rows: 24 };
 
-  private onHello(hello: DataHello): void {
+  private onHello(hello: DataHello): boolean {
+    if (this.meta && this.meta.terminal_id !== hello.meta.terminal_id) {
+      log("warn", "terminal.hello_refused", `refused a data-link hello for terminal ${hello.meta.terminal_id}`, { server: this.serverId, terminal: this.meta.terminal_id });
+      return false;
+    }
     // Another session under this terminal id (or the ended one's kept history): not ours.
     if (this.historyKept || (this.meta && this.meta.started_at !== hello.meta.started_at)) this.history.clear();
     if (this.historyKept) {
@@ -177,6 +185,7 @@ export class TerminalDO extends DurableObject<Env> {
     this.meta = hello.meta;
     this.size = hello.size;
     void this.ctx.storage.put("meta", hello.meta);
+    return true;
   }
 
   // --- HTTP: the two kinds of WebSocket that meet here ------------------------------------------

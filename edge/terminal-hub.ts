@@ -4,22 +4,18 @@
  * client's position in the output stream, repaints joiners and laggards from agent snapshots,
  * and acknowledges output to the agent. TerminalDO adapts hibernatable WebSockets to `Sink`s.
  */
-import {
-  decodeAgentFrame,
-  encodeEdgeFrame,
-  type DataHello,
-} from "../shared/agent-protocol.ts";
 import type { CommandRecord } from "../shared/history.ts";
 import {
   ClientOp,
   decodeClientFrame,
   encodeServerFrame,
   frame,
-  ProtocolError,
+  LinkDecodeError,
   type ExitInfo,
   type ServerFrame,
   type TerminalSize,
-} from "../shared/protocol.ts";
+} from "../shared/links/client.ts";
+import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/links/data.ts";
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 
@@ -61,8 +57,10 @@ export interface ClientState {
 export interface HubHost {
   /** The INFO frame for a client. */
   info(client: ClientState): ServerFrame;
-  /** The agent (re)introduced the session. */
-  onHello(hello: DataHello): void;
+  /** The agent (re)introduced the session; false refuses the link (a session that is not this one). */
+  onHello(hello: DataHello): boolean;
+  /** A data-link frame was refused (malformed): log it, naming the instance. */
+  refused(reason: string): void;
   onTitle(title: string): void;
   /** The PTY was resized (by any client). */
   onSize?(size: TerminalSize): void;
@@ -114,9 +112,19 @@ export class TerminalHub {
     this.broadcast({ t: "error", error: { code: "AGENT_OFFLINE", message: "The host's agent is offline; output resumes when it reconnects" } });
   }
 
+  /**
+   * One frame from the agent's data link. A frame the link's decoder refuses is dropped alone and
+   * reported through `host.refused`; the link and every client carry on.
+   */
   onAgentMessage(sink: Sink, message: ArrayBuffer | string): void {
-    if (typeof message === "string") return; // the data link is binary only
-    const f = decodeAgentFrame(new Uint8Array(message));
+    if (typeof message === "string") return this.host.refused("a text frame on the binary data link");
+    let f;
+    try {
+      f = decodeAgentFrame(new Uint8Array(message));
+    } catch (error) {
+      if (error instanceof LinkDecodeError) return this.host.refused(error.message);
+      throw error;
+    }
     // Frames still arriving on a link that was replaced or ended belong to nobody.
     if (f.t !== "hello" && sink !== this.agent) return;
     switch (f.t) {
@@ -146,8 +154,11 @@ export class TerminalHub {
   }
 
   private onHello(sink: Sink, hello: DataHello): void {
+    if (!this.host.onHello(hello)) {
+      sink.close(4400, "hello refused");
+      return;
+    }
     this.attachAgent(sink, false);
-    this.host.onHello(hello);
     if (this.received === null) {
       // Nothing held here (a fresh DO): nobody needs the past, carry on from the agent's end.
       this.received = hello.end;
@@ -270,7 +281,7 @@ export class TerminalHub {
     try {
       f = decodeClientFrame(bytes);
     } catch (error) {
-      if (error instanceof ProtocolError) return this.refuse(sink, "INVALID_FRAME", error.message);
+      if (error instanceof LinkDecodeError) return this.refuse(sink, "INVALID_FRAME", error.message);
       throw error;
     }
     switch (f.t) {

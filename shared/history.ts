@@ -1,7 +1,7 @@
 /**
  * Command records: one per command line run at a shell's prompt, built by the agent from the
  * shell's integration marks (worker/agent/shell/command-tracker.ts), carried to the TerminalDO in
- * HISTORY frames (agent-protocol.ts) and served by `GET /api/v1/terminal/history/{terminal_id}`.
+ * HISTORY frames (links/data.ts) and served by `GET /api/v1/terminal/history/{terminal_id}`.
  * The edge checks every record it is sent before storing it (it trusts no agent's bytes).
  */
 

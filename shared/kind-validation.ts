@@ -5,7 +5,7 @@
  * with a code; nothing here echoes a password back.
  */
 import { ApiError } from "./errors.ts";
-import type { CreateSessionParams, DesktopEnv, SshParams } from "./agent-protocol.ts";
+import type { CreateSessionParams, DesktopEnv, SshParams } from "./links/control.ts";
 
 /** Longest ssh_password accepted, in characters. */
 export const SSH_PASSWORD_MAX_CHARS = 1024;

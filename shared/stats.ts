@@ -1,7 +1,7 @@
 /**
  * The shape of `GET /api/v1/admin/stats` (edge/stats.ts counts, edge/stats-api.ts answers).
  */
-import type { AgentFacts } from "./agent-protocol.ts";
+import type { AgentFacts } from "./links/control.ts";
 
 /** Cumulative counters of one server (names are the JSON fields of the stats API). */
 export interface Counters {

@@ -3,8 +3,8 @@
  * before anything reaches an agent) and the agent (which checks again: it trusts nobody).
  */
 import { ApiError } from "./errors.ts";
-import type { CreateSessionParams } from "./agent-protocol.ts";
-import { MAX_TERMINAL_CELLS } from "./protocol.ts";
+import type { CreateSessionParams } from "./links/control.ts";
+import { MAX_TERMINAL_CELLS, PATH_MAX_CHARS } from "./links/client.ts";
 import { parseKindParams } from "./kind-validation.ts";
 
 export const TERMINAL_ID_MIN = 1;
@@ -20,8 +20,7 @@ const SERVER_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const DISPLAY = /^:?(\d{1,4})(\.\d{1,2})?$/;
-/** Longest path accepted for cwd and startup_script, in bytes (Linux PATH_MAX). */
-export const PATH_MAX_CHARS = 4096;
+export { PATH_MAX_CHARS };
 /** Most `env=` entries accepted on one request. */
 export const ENV_MAX_ENTRIES = 64;
 /** Longest environment value accepted, in characters. */

@@ -5,7 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { AgentOp, decodeEdgeFrame, encodeAgentFrame, encodeOutput } from "../../shared/agent-protocol.ts";
+import { AgentOp, decodeEdgeFrame, encodeAgentFrame, encodeOutput } from "../../shared/links/data.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HISTORY_MAX_RECORDS, HistoryStore } from "../../edge/history.ts";
 

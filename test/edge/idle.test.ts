@@ -20,7 +20,7 @@ it("removes an idle ephemeral session through its alarm and keeps the agent's li
     const msg = JSON.parse(event.data as string) as { id: number; op: string; params: { terminal_id: number } };
     const id = msg.params.terminal_id;
     if (msg.op === "create") {
-      const meta = { terminal_id: id, shell: "sh", cwd: "/", started_at: "t", ephemeral: true };
+      const meta = { terminal_id: id, shell: "sh", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: true };
       ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result: { status: "created", meta } }));
     } else if (msg.op === "kill") {
       ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result: { killed: true } }));

@@ -7,9 +7,8 @@ import {
   encodeEdgeFrame,
   encodeOutput,
   encodeSnapshot,
-  LinkProtocolError,
-} from "../../shared/agent-protocol.ts";
-import { decodeClientFrame, decodeServerFrame, encodeClientFrame, encodeServerFrame, ProtocolError } from "../../shared/protocol.ts";
+} from "../../shared/links/data.ts";
+import { decodeClientFrame, decodeServerFrame, encodeClientFrame, encodeServerFrame, LinkDecodeError } from "../../shared/links/client.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -41,11 +40,11 @@ describe("client protocol", () => {
   });
 
   it("rejects empty, unknown and malformed frames with a reason", () => {
-    expect(() => decodeClientFrame(new Uint8Array(0))).toThrow(ProtocolError);
+    expect(() => decodeClientFrame(new Uint8Array(0))).toThrow(LinkDecodeError);
     expect(() => decodeClientFrame(new Uint8Array([0x09]))).toThrow(/unknown client frame type 0x09/);
     expect(() => decodeClientFrame(new Uint8Array([0x01, 0x7b]))).toThrow(/not JSON/);
     expect(() => decodeClientFrame(encodeClientFrame({ t: "resize", size: { cols: 0, rows: 10 } }))).toThrow(/RESIZE/);
-    expect(() => decodeClientFrame(new Uint8Array([0x01, ...bytes('{"cols":5000,"rows":1}')]))).toThrow(ProtocolError);
+    expect(() => decodeClientFrame(new Uint8Array([0x01, ...bytes('{"cols":5000,"rows":1}')]))).toThrow(LinkDecodeError);
   });
 });
 
@@ -66,7 +65,7 @@ describe("agent link protocol", () => {
   });
 
   it("round-trips HELLO, EXIT, SIZE and TITLE", () => {
-    const hello = { end: 10, oldest: 2, size: { cols: 80, rows: 24 }, meta: { terminal_id: 1, shell: "sh", cwd: "/", started_at: "t", ephemeral: false } };
+    const hello = { end: 10, oldest: 2, size: { cols: 80, rows: 24 }, meta: { terminal_id: 1, shell: "sh", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false } };
     expect(decodeAgentFrame(encodeAgentFrame({ t: "hello", hello }))).toEqual({ t: "hello", hello });
     expect(decodeAgentFrame(encodeAgentFrame({ t: "exit", exit: { exit_code: 0, signal: 15 } }))).toEqual({ t: "exit", exit: { exit_code: 0, signal: 15 } });
     expect(decodeAgentFrame(encodeAgentFrame({ t: "size", size: { cols: 1, rows: 2 } }))).toEqual({ t: "size", size: { cols: 1, rows: 2 } });
@@ -84,8 +83,23 @@ describe("agent link protocol", () => {
   });
 
   it("rejects short and unknown link frames", () => {
-    expect(() => decodeAgentFrame(new Uint8Array([0x80, 1, 2]))).toThrow(LinkProtocolError);
-    expect(() => decodeAgentFrame(new Uint8Array([0x7f]))).toThrow(LinkProtocolError);
-    expect(() => decodeEdgeFrame(new Uint8Array([0xa0, 0]))).toThrow(LinkProtocolError);
+    expect(() => decodeAgentFrame(new Uint8Array([0x80, 1, 2]))).toThrow(LinkDecodeError);
+    expect(() => decodeAgentFrame(new Uint8Array([0x7f]))).toThrow(LinkDecodeError);
+    expect(() => decodeEdgeFrame(new Uint8Array([0xa0, 0]))).toThrow(LinkDecodeError);
+  });
+
+  it("refuses frames whose fields are out of range", () => {
+    const hello = (h: unknown) => new Uint8Array([0x82, ...bytes(JSON.stringify(h))]);
+    const meta = { terminal_id: 1, shell: "sh", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
+    const size = { cols: 80, rows: 24 };
+    expect(() => decodeAgentFrame(hello({ end: 1, oldest: 2, size, meta }))).toThrow(/oldest is past end/);
+    expect(() => decodeAgentFrame(hello({ end: -1, oldest: 0, size, meta }))).toThrow(/HELLO\.end/);
+    expect(() => decodeAgentFrame(hello({ end: 1, oldest: 0, size, meta: { ...meta, terminal_id: 70000 } }))).toThrow(/meta\.terminal_id/);
+    expect(() => decodeAgentFrame(hello({ end: 1, oldest: 0, size, meta: { ...meta, started_at: "yesterday" } }))).toThrow(/started_at/);
+    // An OUTPUT frame must embed a client OUTPUT frame, and its offset must be exact in JS.
+    expect(() => decodeAgentFrame(new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0x05, 1]))).toThrow(/embeds/);
+    expect(() => decodeAgentFrame(new Uint8Array([0x80, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x00, 1]))).toThrow(/2\^53/);
+    expect(() => decodeAgentFrame(new Uint8Array([0x84, 0x00, 65]))).toThrow(/TITLE embeds/);
+    expect(() => decodeAgentFrame(new Uint8Array([0x83, ...bytes('{"exit_code":"0","signal":0}')]))).toThrow(/EXIT\.exit_code/);
   });
 });

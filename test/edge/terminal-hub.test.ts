@@ -3,8 +3,8 @@
  * repaints, resends, pauses, read-only clients and exits.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/agent-protocol.ts";
-import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/protocol.ts";
+import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/links/data.ts";
+import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/links/client.ts";
 import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
 
 /** A Sink that keeps what it was sent. */
@@ -37,11 +37,12 @@ class RecordingSink implements Sink {
 const enc = (s: string) => new TextEncoder().encode(s);
 const buf = (u: Uint8Array) => u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength) as ArrayBuffer;
 const client = (over: Partial<ClientState> = {}): ClientState => ({ id: "c", readonly: false, paused: false, offset: null, trustNext: false, ...over });
-const hello = (end: number, oldest = end) => buf(encodeAgentFrame({ t: "hello", hello: { end, oldest, size: { cols: 80, rows: 24 }, meta: { terminal_id: 1, shell: "sh", cwd: "/", started_at: "t", ephemeral: false } } }));
+const hello = (end: number, oldest = end) => buf(encodeAgentFrame({ t: "hello", hello: { end, oldest, size: { cols: 80, rows: 24 }, meta: { terminal_id: 1, shell: "sh", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false } } }));
 
 let hub: TerminalHub;
 let agent: RecordingSink;
 let exits: number;
+let refusals: string[];
 
 function output(offset: number, text: string) {
   hub.onAgentMessage(agent, buf(encodeOutput(offset, [enc(text)], enc(text).byteLength)));
@@ -60,9 +61,11 @@ function answerSnapshot(offset: number, screen: string) {
 
 beforeEach(() => {
   exits = 0;
+  refusals = [];
   hub = new TerminalHub({
     info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 80, rows: 24, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
-    onHello: () => {},
+    onHello: () => true,
+    refused: (reason) => refusals.push(reason),
     onTitle: () => {},
     onSize: () => {},
     onExit: () => exits++,

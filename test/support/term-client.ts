@@ -13,7 +13,7 @@ import {
   type ErrorInfo,
   type ExitInfo,
   type SessionInfo,
-} from "../../shared/protocol.ts";
+} from "../../shared/links/client.ts";
 import { Waiters } from "./waiters.ts";
 
 /** Output a test client keeps, in bytes (older output is dropped from `text`). */

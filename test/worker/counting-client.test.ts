@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
-import { ServerOp } from "../../shared/protocol.ts";
+import { ServerOp } from "../../shared/links/client.ts";
 import { CountingWebSocket, OutputCounter } from "../../bench/counting-client.ts";
 
 const servers: Server[] = [];

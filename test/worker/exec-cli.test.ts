@@ -7,7 +7,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseExecHttp } from "../../shared/exec-protocol.ts";
+import { parseExecHttp } from "../../shared/links/exec.ts";
 import { NDJSON_CONTENT_TYPE, ndjsonLine } from "../../shared/open-terminal.ts";
 import { execUrl, exitStatus, runExecCli, shellJoin } from "../../worker/cli/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";

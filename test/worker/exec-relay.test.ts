@@ -1,7 +1,9 @@
 /** ExecRelay driven by a stand-in for the HostDO: requests, streams paced by acks, cancel, bad messages. */
 import { afterEach, describe, expect, it } from "vitest";
-import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/exec-protocol.ts";
-import type { ExecAgentMsg, ExecOp } from "../../shared/exec-protocol.ts";
+import { LinkDecodeError } from "../../shared/links/codec.ts";
+import { decodeHostToAgent } from "../../shared/links/control.ts";
+import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/links/exec.ts";
+import type { ExecAgentMsg, ExecOp } from "../../shared/links/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { ExecRelay } from "../../worker/agent/exec/exec-relay.ts";
 import { alive, eventually, pidsIn } from "./exec-helpers.ts";
@@ -20,16 +22,27 @@ class FakeEdge {
   constructor() {
     this.relay = new ExecRelay(this.manager, (msg) => {
       this.got.push({ at: performance.now() - this.t0, msg });
-      if (this.autoAck && msg.t === "exec.data") queueMicrotask(() => this.relay.handle({ t: "exec.ack", rid: msg.rid, bytes: msg.ndjson.length }));
+      if (this.autoAck && msg.t === "exec.data") queueMicrotask(() => this.relay.handle({ t: "exec.ack", id: msg.id, bytes: msg.ndjson.length }));
     });
   }
 
   req(rid: number, op: ExecOp, scope = ""): void {
-    this.relay.handle({ t: "exec.req", rid, scope, op });
+    this.relay.handle({ t: "exec.req", id: rid, scope, op });
+  }
+
+  /** A control frame as the agent receives it: decoded by the link, refused frames reported. */
+  feed(raw: unknown): void {
+    try {
+      const msg = decodeHostToAgent(JSON.stringify(raw));
+      if (msg.t !== "req") this.relay.handle(msg);
+    } catch (error) {
+      if (!(error instanceof LinkDecodeError)) throw error;
+      this.relay.refused(error);
+    }
   }
 
   of(rid: number): ExecAgentMsg[] {
-    return this.got.filter((g) => g.msg.rid === rid).map((g) => g.msg);
+    return this.got.filter((g) => g.msg.id === rid).map((g) => g.msg);
   }
 
   async until(check: () => boolean, ms = 10_000): Promise<void> {
@@ -70,7 +83,7 @@ describe("the exec relay", () => {
     const e = edge();
     e.req(1, { op: "execute", call: { mode: "sync", spec: spec("echo hi"), timeout: 30 } });
     await e.until(() => e.of(1).length > 0);
-    expect(e.of(1)).toEqual([{ t: "exec.res", rid: 1, status: 200, body: expect.objectContaining({ exit_code: 0, stdout: "hi\n", stderr: "" }) }]);
+    expect(e.of(1)).toEqual([{ t: "exec.res", id: 1, status: 200, body: expect.objectContaining({ exit_code: 0, stdout: "hi\n", stderr: "" }) }]);
   });
 
   it("streams head, NDJSON lines as they are printed, then end", async () => {
@@ -78,8 +91,8 @@ describe("the exec relay", () => {
     e.req(2, streamOp("for i in 1 2 3; do echo $i; sleep 1; done"));
     await e.until(() => e.of(2).some((m) => m.t === "exec.end"));
     const msgs = e.of(2);
-    expect(msgs[0]).toEqual({ t: "exec.head", rid: 2 });
-    expect(msgs.at(-1)).toEqual({ t: "exec.end", rid: 2 });
+    expect(msgs[0]).toEqual({ t: "exec.head", id: 2 });
+    expect(msgs.at(-1)).toEqual({ t: "exec.end", id: 2 });
     expect(e.ndjson(2)).toBe('{"type": "stdout", "data": "1\\n"}\n{"type": "stdout", "data": "2\\n"}\n{"type": "stdout", "data": "3\\n"}\n{"type": "exit", "data": 0}\n');
     const times = e.got.filter((g) => g.msg.t === "exec.data" && g.msg.ndjson.includes('"stdout"')).map((g) => g.at);
     expect(times).toHaveLength(3);
@@ -96,7 +109,7 @@ describe("the exec relay", () => {
     const sent = () => e.ndjson(3).length;
     expect(sent()).toBeLessThanOrEqual(EXEC_STREAM_WINDOW_BYTES + 2 * EXEC_STREAM_FRAME_BYTES + 1024);
     e.autoAck = true;
-    e.relay.handle({ t: "exec.ack", rid: 3, bytes: sent() });
+    e.relay.handle({ t: "exec.ack", id: 3, bytes: sent() });
     await e.until(() => e.of(3).some((m) => m.t === "exec.end"), 20_000);
     const lines = e.ndjson(3).trimEnd().split("\n").map((l) => JSON.parse(l) as { type: string; data: string | number });
     expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(5_000_000);
@@ -109,7 +122,7 @@ describe("the exec relay", () => {
     await e.until(() => pidsIn(e.stdout(4)).length >= 2);
     const pids = pidsIn(e.stdout(4));
     const before = e.of(4).length;
-    e.relay.handle({ t: "exec.cancel", rid: 4 });
+    e.relay.handle({ t: "exec.cancel", id: 4 });
     await e.until(() => pids.every((p) => !alive(p)));
     await new Promise((r) => setTimeout(r, 200));
     expect(e.of(4)).toHaveLength(before);
@@ -119,20 +132,20 @@ describe("the exec relay", () => {
     const e = edge();
     e.req(5, streamOp("true", "/no/such/dir"));
     await e.until(() => e.of(5).length > 0);
-    expect(e.of(5)).toEqual([{ t: "exec.res", rid: 5, status: 400, body: { detail: "Working directory not found: /no/such/dir", code: "CWD_NOT_FOUND" } }]);
+    expect(e.of(5)).toEqual([{ t: "exec.res", id: 5, status: 400, body: { detail: "Working directory not found: /no/such/dir", code: "CWD_NOT_FOUND" } }]);
   });
 
   it("answers malformed and duplicate requests with 400 and never throws", async () => {
     const e = edge();
-    expect(() => e.relay.handle("garbage")).not.toThrow();
-    expect(() => e.relay.handle({ t: "exec.req", rid: 6, scope: "", op: { op: "bogus" } })).not.toThrow();
-    expect(e.of(6)).toEqual([{ t: "exec.res", rid: 6, status: 400, body: { detail: "exec.req op is malformed", code: "BAD_RELAY_MESSAGE" } }]);
+    expect(() => e.feed("garbage")).not.toThrow();
+    expect(() => e.feed({ t: "exec.req", id: 6, scope: "", op: { op: "bogus" } })).not.toThrow();
+    expect(e.of(6)).toEqual([{ t: "exec.res", id: 6, status: 400, body: { detail: expect.stringMatching(/^exec\.req\.op\.op: /), code: "BAD_RELAY_MESSAGE" } }]);
     e.req(7, { op: "status", id: "x", query: { wait: 2, offset: 0, tail: null } });
     e.req(7, { op: "list" });
     await e.until(() => e.of(7).length === 2);
     expect(e.of(7)[0]).toMatchObject({ status: 400, body: { detail: "request 7 is already in flight" } });
     expect(e.of(7)[1]).toMatchObject({ status: 404, body: { detail: "Process not found" } });
-    expect(e.got.filter((g) => g.msg.rid !== 6 && g.msg.rid !== 7)).toEqual([]);
+    expect(e.got.filter((g) => g.msg.id !== 6 && g.msg.id !== 7)).toEqual([]);
   });
 
   it("keeps processes per scope across requests", async () => {

@@ -1,6 +1,7 @@
 /** Request validation in FastAPI's shapes, the NDJSON encoding, the relay's routing and checks, and small pure pieces. */
 import { describe, expect, it } from "vitest";
-import { checkExecEdgeMsg, parseExecHttp, replyDeadlineMs } from "../../shared/exec-protocol.ts";
+import { decodeHostToAgent } from "../../shared/links/control.ts";
+import { parseExecHttp, replyDeadlineMs } from "../../shared/links/exec.ts";
 import {
   apiConfig,
   ndjsonLine,
@@ -139,13 +140,22 @@ describe("the relay's HTTP mapping and message checks", () => {
   });
 
   it("accepts well-formed messages and names what is wrong with others", () => {
-    const req = { t: "exec.req", rid: 1, scope: "", op: { op: "execute", call: { mode: "stream", spec, timeout: null } } };
-    expect(checkExecEdgeMsg(req)).toEqual(req);
-    expect(checkExecEdgeMsg({ t: "exec.ack", rid: 1, bytes: 10 })).toEqual({ t: "exec.ack", rid: 1, bytes: 10 });
-    expect(checkExecEdgeMsg({ t: "exec.req", rid: 2, scope: "", op: { op: "execute", call: { mode: "sync", spec: { command: 5 } } } })).toEqual({ error: "exec.req op is malformed", rid: 2 });
-    expect(checkExecEdgeMsg({ t: "exec.req", rid: -1 })).toEqual({ error: "exec message without a valid rid", rid: null });
-    expect(checkExecEdgeMsg("junk")).toMatchObject({ rid: null });
-    expect(checkExecEdgeMsg({ t: "exec.what", rid: 3 })).toMatchObject({ rid: 3 });
+    const decode = (x: unknown) => decodeHostToAgent(JSON.stringify(x));
+    const refusal = (x: unknown) => {
+      try {
+        decode(x);
+      } catch (error) {
+        return { id: (error as { id: unknown }).id, message: (error as Error).message };
+      }
+      throw new Error("accepted");
+    };
+    const req = { t: "exec.req", id: 1, scope: "", op: { op: "execute", call: { mode: "stream", spec, timeout: null } } };
+    expect(decode(req)).toEqual(req);
+    expect(decode({ t: "exec.ack", id: 1, bytes: 10 })).toEqual({ t: "exec.ack", id: 1, bytes: 10 });
+    expect(refusal({ t: "exec.req", id: 2, scope: "", op: { op: "execute", call: { mode: "sync", spec: { command: 5 } } } })).toMatchObject({ id: 2, message: expect.stringContaining("exec.req.op.call") });
+    expect(refusal({ t: "exec.req", id: -1 })).toMatchObject({ id: null });
+    expect(refusal("junk")).toMatchObject({ id: null });
+    expect(refusal({ t: "exec.what", id: 3 })).toMatchObject({ id: 3 });
   });
 });
 

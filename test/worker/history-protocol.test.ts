@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AgentOp, decodeAgentFrame, encodeAgentFrame, LinkProtocolError } from "../../shared/agent-protocol.ts";
+import { LinkDecodeError } from "../../shared/links/codec.ts";
+import { AgentOp, decodeAgentFrame, encodeAgentFrame } from "../../shared/links/data.ts";
 import { parseCommandRecord, type CommandRecord } from "../../shared/history.ts";
 
 const RECORD: CommandRecord = {
@@ -26,11 +27,11 @@ describe("the HISTORY data-link frame", () => {
       const frame = new Uint8Array([AgentOp.HISTORY, ...body]);
       return () => decodeAgentFrame(frame);
     };
-    expect(bad({ ...RECORD, id: 0 })).toThrow(LinkProtocolError);
-    expect(bad({ ...RECORD, status: "weird" })).toThrow(LinkProtocolError);
-    expect(bad({ ...RECORD, command: "x".repeat(5000) })).toThrow(LinkProtocolError);
-    expect(bad("nope")).toThrow(LinkProtocolError);
-    expect(() => decodeAgentFrame(new Uint8Array([AgentOp.HISTORY, 0x7b]))).toThrow(LinkProtocolError);
+    expect(bad({ ...RECORD, id: 0 })).toThrow(LinkDecodeError);
+    expect(bad({ ...RECORD, status: "weird" })).toThrow(LinkDecodeError);
+    expect(bad({ ...RECORD, command: "x".repeat(5000) })).toThrow(LinkDecodeError);
+    expect(bad("nope")).toThrow(LinkDecodeError);
+    expect(() => decodeAgentFrame(new Uint8Array([AgentOp.HISTORY, 0x7b]))).toThrow(LinkDecodeError);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeAgentFrame } from "../../shared/agent-protocol.ts";
-import { ServerOp } from "../../shared/protocol.ts";
+import { decodeAgentFrame } from "../../shared/links/data.ts";
+import { ServerOp } from "../../shared/links/client.ts";
 import {
   FRAME_PAYLOAD_MAX_BYTES,
   lastLines,

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
+import type { CreateSessionParams } from "../../shared/links/control.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { prepareRuntimeDir, startShellIntegration } from "../../worker/agent/shell-integration.ts";
 import type { SpawnPlan } from "../../worker/agent/spawn.ts";

@@ -1,13 +1,13 @@
 // One terminal's WebSocket to the edge, kept alive across drops: heartbeats detect dead links,
 // failures are diagnosed (session gone / agent offline / network), reconnects back off with
 // jitter, input typed meanwhile is queued (bounded) and PAUSE/RESUME are replayed on a new socket.
-// Frames are encoded and decoded only by shared/protocol.ts.
+// Frames are encoded and decoded only by shared/links/client.ts.
 import {
   type ServerFrame,
   type TerminalSize,
   decodeServerFrame,
   encodeClientFrame,
-} from "../../shared/protocol.ts";
+} from "../../shared/links/client.ts";
 import { reconnectDelay } from "./backoff.ts";
 import { InputQueue } from "./input-queue.ts";
 

@@ -1,7 +1,7 @@
 // The terminal page: one session's terminal with its toolbar (connection state, read-only badge,
 // find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
 // self-healing connection.
-import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/protocol.ts";
+import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/links/client.ts";
 import { type Api, ApiError, SHELLS } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { button, h, isApple } from "./dom.ts";

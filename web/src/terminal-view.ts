@@ -6,7 +6,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { SearchAddon } from "@xterm/addon-search";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { WebLinksAddon } from "@xterm/addon-web-links";
-import type { TerminalSize } from "../../shared/protocol.ts";
+import type { TerminalSize } from "../../shared/links/client.ts";
 import { OutputPump } from "./flow-control.ts";
 import { notify } from "./notices.ts";
 import { isApple } from "./dom.ts";

@@ -1,25 +1,35 @@
 /**
  * The host agent: one control link to this server's HostDO, and a PtySession (with its own data
- * link) per terminal. It answers the HostDO's requests (create, kill, list) and reports exits.
- * Sessions keep running while links are down; links come back on their own.
+ * link) per terminal. It answers the HostDO's requests (create, kill, list, screen, exec.*) and
+ * reports exits. Every control frame is decoded by shared/links/control.ts before it is acted on;
+ * requests in flight live in one table (a Correlator) that empties when the link drops. Sessions
+ * keep running while links are down; links come back on their own.
  */
 import { readlinkSync } from "node:fs";
 import { arch, cpus, hostname, release, totalmem } from "node:os";
+import { LinkDecodeError } from "../../shared/links/codec.ts";
 import {
-  parseControl,
-  type AgentToHost,
+  decodeHostToAgent,
+  encodeControl,
+  LINK_INFLIGHT_MAX,
+  type AgentToHostOut,
+  type ApiErrorBody,
   type ControlOps,
+  type ControlRequest,
   type CreateSessionParams,
   type DesktopEnv,
   type HostFacts,
   type HostToAgent,
   type LiveSession,
-} from "../../shared/agent-protocol.ts";
+} from "../../shared/links/control.ts";
+import { Correlator } from "../../shared/links/correlator.ts";
+import { isExecMessage } from "../../shared/links/exec.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { AGENT_SETTINGS } from "../../shared/limits.ts";
-import type { ExitInfo } from "../../shared/protocol.ts";
+import type { ExitInfo } from "../../shared/links/client.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
+import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
 import { endProcesses, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
@@ -48,6 +58,9 @@ const KEEP_ALIVE_INTERVAL_MS = 60_000;
 
 export const AGENT_VERSION = "0.1.0";
 
+/** What a control request is answered with. */
+type Answer = { ok: true; result: unknown } | { ok: false; error: ApiErrorBody };
+
 export interface AgentOptions {
   /** Base URL of the edge, e.g. http://127.0.0.1:8787 */
   edge: string;
@@ -75,6 +88,8 @@ export class Agent {
   /** The Open Terminal execute API: commands run here, relayed over the control link (exec.*). */
   private readonly execManager: ExecManager;
   private readonly execRelay: ExecRelay;
+  /** The control link's requests in flight (control ops and exec calls), by the edge's ids. */
+  private readonly inflight = new Correlator<ExecRelayJob | OtherJob>(LINK_INFLIGHT_MAX);
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
@@ -94,20 +109,25 @@ export class Agent {
       log: (line) => this.log(`control: ${line}`),
       onOpen: (ws) => {
         this.log(`connected to ${options.edge} as server "${options.server}"`);
-        ws.send(JSON.stringify(this.hello()));
+        ws.send(encodeControl(this.hello()));
       },
       onMessage: (data, isBinary) => {
         if (!isBinary) void this.onControl(data.toString("utf8"));
       },
       onClose: (code, reason) => {
-        // The edge can no longer answer for these: streams are killed, waits end.
+        // The edge can no longer answer for these: streams are killed, waits end, requests are
+        // dropped (the HostDO failed them all when the link went).
         this.execRelay.closeAll();
         this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
       },
     });
-    this.execRelay = new ExecRelay(this.execManager, (msg) => {
-      if (!this.control.send(JSON.stringify(msg))) throw new Error("control link is down");
-    });
+    this.execRelay = new ExecRelay(
+      this.execManager,
+      (msg) => {
+        if (!this.control.send(encodeControl(msg))) throw new Error("control link is down");
+      },
+      this.inflight,
+    );
   }
 
   start(): void {
@@ -155,7 +175,7 @@ export class Agent {
     if (left.length > 0) this.log(`${left.length} process(es) survived SIGKILL at stop`);
   }
 
-  private hello(): AgentToHost {
+  private hello(): AgentToHostOut {
     return {
       t: "hello",
       agent: { version: AGENT_VERSION, hostname: hostname(), platform: process.platform, is_root: isRoot(), facts: hostFacts() },
@@ -170,36 +190,54 @@ export class Agent {
   private async onControl(text: string): Promise<void> {
     let msg: HostToAgent;
     try {
-      msg = parseControl<HostToAgent>(text);
+      msg = decodeHostToAgent(text);
     } catch (error) {
-      this.log(`ignoring malformed control frame: ${(error as Error).message}`);
+      if (!(error instanceof LinkDecodeError)) throw error;
+      this.log(`refused a control frame: ${error.message}`);
+      if (error.t !== null && isExecMessage({ t: error.t })) this.execRelay.refused(error);
+      else if (error.t === "req" && error.id !== null && !this.inflight.get(error.id)) {
+        this.reply(error.id, { ok: false, error: { status: error.status, code: error.status === 501 ? "NOT_IMPLEMENTED" : "INVALID_PARAMETERS", message: error.message } });
+      }
       return;
     }
-    const type: string = msg.t;
-    if (type.startsWith("exec.")) return this.execRelay.handle(msg);
-    if (msg.t !== "req" || typeof msg.id !== "number") return;
+    if (msg.t !== "req") return this.execRelay.handle(msg);
+    const job: OtherJob = { kind: "control", abort: new AbortController() };
+    if (!this.inflight.accept(msg.id, job)) {
+      // A repeated id would get two answers; a full table means the edge broke the link's cap.
+      if (!this.inflight.get(msg.id)) this.reply(msg.id, { ok: false, error: new ApiError(429, "AGENT_BUSY", "Too many requests in flight").toBody() });
+      return;
+    }
+    let answer: Answer;
     try {
-      const result = await this.handle(msg.op, msg.params);
-      this.control.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result } satisfies AgentToHost));
+      answer = { ok: true, result: await this.handle(msg) };
     } catch (error) {
       const e = error instanceof ApiError ? error : new ApiError(500, "AGENT_ERROR", (error as Error).message ?? "agent error");
       if (!(error instanceof ApiError)) this.log(`request ${msg.op} failed: ${(error as Error).stack ?? error}`);
-      this.control.send(JSON.stringify({ t: "reply", id: msg.id, ok: false, error: e.toBody() } satisfies AgentToHost));
+      answer = { ok: false, error: e.toBody() };
     }
+    // Gone from the table: the link dropped meanwhile, and the HostDO no longer waits for it.
+    if (this.inflight.take(msg.id, job)) this.reply(msg.id, answer);
   }
 
-  private async handle(op: string, params: unknown): Promise<unknown> {
-    switch (op) {
+  private reply(id: number, answer: Answer): void {
+    this.control.send(encodeControl({ t: "reply", id, ...answer }));
+  }
+
+  private async handle(req: ControlRequest): Promise<unknown> {
+    switch (req.op) {
       case "create":
-        return this.create(params as CreateSessionParams);
+        return this.create(req.params);
       case "kill":
-        return this.kill(params as ControlOps["kill"]["params"]);
+        return this.kill(req.params);
       case "list":
         return { sessions: this.liveSessions() } satisfies ControlOps["list"]["result"];
       case "screen":
-        return answerScreenRequest({ sessions: this.sessions, dataDir: this.options.dataDir }, params);
-      default:
-        throw new ApiError(501, "NOT_IMPLEMENTED", `This agent does not support "${op}"`);
+        return answerScreenRequest({ sessions: this.sessions, dataDir: this.options.dataDir }, req.params);
+      default: {
+        // A new op in CONTROL_OPS needs its case here (this line stops compiling until it has one).
+        const unhandled: never = req;
+        throw new ApiError(501, "NOT_IMPLEMENTED", `This agent does not support "${(unhandled as ControlRequest).op}"`);
+      }
     }
   }
 
@@ -315,7 +353,7 @@ export class Agent {
   private onSessionExit(id: number, exit: ExitInfo): void {
     this.sessions.delete(id);
     this.log(`terminal ${id} exited (code ${exit.exit_code}, signal ${exit.signal})`);
-    this.control.send(JSON.stringify({ t: "exited", terminal_id: id, exit } satisfies AgentToHost));
+    this.control.send(encodeControl({ t: "exited", terminal_id: id, exit }));
   }
 
   /** Drops every link as a network failure would; they reconnect by themselves. */

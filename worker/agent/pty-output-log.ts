@@ -12,7 +12,7 @@
  * The PTY is paused while too much is unacknowledged, so memory stays bounded whatever the
  * program prints: about UNACKED_MAX_BYTES plus a slab, and SPARE_SLABS more.
  */
-import { encodeOutput, OUTPUT_FRAME_OVERHEAD, writeOutputHeader } from "../../shared/agent-protocol.ts";
+import { encodeOutput, OUTPUT_FRAME_OVERHEAD, writeOutputHeader } from "../../shared/links/data.ts";
 
 /** Output the edge may leave unacknowledged before the PTY is paused, in bytes. */
 export const UNACKED_MAX_BYTES = 4 << 20; // 4 MiB

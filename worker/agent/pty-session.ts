@@ -10,14 +10,9 @@
  * simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
-import {
-  decodeEdgeFrame,
-  encodeAgentFrame,
-  encodeSnapshot,
-  type LiveSession,
-  type SessionMeta,
-} from "../../shared/agent-protocol.ts";
-import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/protocol.ts";
+import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
+import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot } from "../../shared/links/data.ts";
+import type { LiveSession, SessionMeta } from "../../shared/links/session.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { Link } from "./link.ts";
@@ -284,11 +279,9 @@ export class PtySession {
       case "input":
         this.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
         return;
-      case "resize": {
-        const size = parseSize(f.size);
-        if (size) this.resize(size);
+      case "resize":
+        this.resize(f.size);
         return;
-      }
       case "ack":
         this.output.ack(f.offset);
         this.history.confirm(f.offset);

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, chmodSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
+import type { CreateSessionParams } from "../../shared/links/control.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { OscScanner } from "./osc.ts";
 import { CommandTracker } from "./shell/command-tracker.ts";

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { accessSync, constants, mkdirSync, readFileSync, statSync, chownSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { delimiter, join, resolve } from "node:path";
-import type { CreateSessionParams } from "../../shared/agent-protocol.ts";
+import type { CreateSessionParams } from "../../shared/links/control.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { SHELLS, isUserName, type ShellName } from "../../shared/validation.ts";
 import { loginEnv } from "./kinds/user.ts";

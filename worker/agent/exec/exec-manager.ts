@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
-import type { ExecOp } from "../../../shared/exec-protocol.ts";
+import type { ExecOp } from "../../../shared/links/exec.ts";
 import { OtCode, otError, timeoutMessage } from "../../../shared/open-terminal.ts";
 import type {
   ExecSpec,

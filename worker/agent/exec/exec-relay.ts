@@ -1,11 +1,16 @@
 /**
- * The agent end of the /execute relay (shared/exec-protocol.ts): takes exec.* messages from the
- * control link, runs them on an ExecManager and sends the answers back through `send`. Streams are
+ * The agent end of the /execute relay (shared/links/exec.ts): takes exec.* messages the control
+ * link decoded, runs them on an ExecManager and sends the answers back through `send`. Streams are
  * paced by the edge's acknowledgements (at most EXEC_STREAM_WINDOW_BYTES unacknowledged) and
- * coalesced into frames of about EXEC_STREAM_FRAME_BYTES. Nothing that arrives can make it throw.
+ * coalesced into frames of about EXEC_STREAM_FRAME_BYTES. Calls in flight live in the agent's one
+ * request table (a Correlator shared with the control requests). Nothing that arrives can make it
+ * throw.
  */
-import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES, checkExecEdgeMsg, isStreamOp } from "../../../shared/exec-protocol.ts";
-import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/exec-protocol.ts";
+import { LINK_INFLIGHT_MAX } from "../../../shared/links/control.ts";
+import { Correlator } from "../../../shared/links/correlator.ts";
+import type { LinkDecodeError } from "../../../shared/links/codec.ts";
+import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES, isStreamOp } from "../../../shared/links/exec.ts";
+import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/links/exec.ts";
 import { OtCode, ndjsonLine, otError } from "../../../shared/open-terminal.ts";
 import type { ExecuteCall, HttpReply } from "../../../shared/open-terminal.ts";
 import { ExecError } from "./exec-manager.ts";
@@ -15,34 +20,40 @@ import type { ExecStream } from "./exec-stream.ts";
 /** Requests in flight at once on one link; more are answered 429. */
 export const RELAY_MAX_INFLIGHT = 256;
 
-interface Job {
+/** One execute call in flight, in the agent's request table. */
+export interface ExecRelayJob {
+  kind: "exec";
   abort: AbortController;
   stream?: ExecStream;
   unacked: number;
   wake?: () => void;
 }
 
-export class ExecRelay {
-  private readonly jobs = new Map<number, Job>();
+/** Any other kind of entry in the same table (the agent's control requests). */
+export interface OtherJob {
+  kind: "control";
+  abort: AbortController;
+}
 
+export class ExecRelay {
+  /**
+   * `jobs` is the agent's request table for the control link (one per link, shared with the
+   * control requests); a relay on its own gets a table of its own.
+   */
   constructor(
     private readonly manager: ExecManager,
     private readonly send: (msg: ExecAgentMsg) => void,
+    private readonly jobs: Correlator<ExecRelayJob | OtherJob> = new Correlator(LINK_INFLIGHT_MAX),
   ) {}
 
-  /** One decoded control frame whose `t` starts with `exec.`. */
-  handle(raw: unknown): void {
-    const msg = checkExecEdgeMsg(raw);
-    if ("error" in msg) {
-      if (msg.rid !== null) this.reply(msg.rid, otError(400, OtCode.BAD_RELAY, msg.error));
-      return;
-    }
+  /** One exec message the control link decoded. */
+  handle(msg: ExecEdgeMsg): void {
     switch (msg.t) {
       case "exec.req":
         this.request(msg);
         return;
       case "exec.ack": {
-        const job = this.jobs.get(msg.rid);
+        const job = this.job(msg.id);
         if (job) {
           job.unacked = Math.max(0, job.unacked - msg.bytes);
           this.wake(job);
@@ -50,46 +61,59 @@ export class ExecRelay {
         return;
       }
       case "exec.cancel":
-        this.cancel(msg.rid);
+        this.cancel(msg.id);
         return;
+    }
+  }
+
+  /** An exec message the control link refused: a request whose id could be read is answered 400. */
+  refused(error: LinkDecodeError): void {
+    if (error.id !== null && error.t === "exec.req" && !this.jobs.get(error.id)) {
+      this.reply(error.id, otError(400, OtCode.BAD_RELAY, error.message));
     }
   }
 
   /** The control link is gone: streams are killed, waits end, nothing more is sent for them. */
   closeAll(): void {
-    for (const rid of [...this.jobs.keys()]) this.cancel(rid);
+    for (const [, job] of this.jobs.drain()) {
+      if (job.kind === "exec") this.stop(job);
+      else job.abort.abort();
+    }
+  }
+
+  private job(id: number): ExecRelayJob | undefined {
+    const job = this.jobs.get(id);
+    return job?.kind === "exec" ? job : undefined;
   }
 
   private request(msg: Extract<ExecEdgeMsg, { t: "exec.req" }>): void {
-    if (this.jobs.has(msg.rid)) {
-      this.reply(msg.rid, otError(400, OtCode.BAD_RELAY, `request ${msg.rid} is already in flight`));
+    const { id } = msg;
+    if (this.jobs.get(id)) {
+      this.reply(id, otError(400, OtCode.BAD_RELAY, `request ${id} is already in flight`));
       return;
     }
-    if (this.jobs.size >= RELAY_MAX_INFLIGHT) {
-      this.reply(msg.rid, otError(429, OtCode.TOO_MANY_REQUESTS, "Too many execute requests in flight"));
+    const job: ExecRelayJob = { kind: "exec", abort: new AbortController(), unacked: 0 };
+    if (this.jobs.count("exec") >= RELAY_MAX_INFLIGHT || !this.jobs.accept(id, job)) {
+      this.reply(id, otError(429, OtCode.TOO_MANY_REQUESTS, "Too many execute requests in flight"));
       return;
     }
-    const job: Job = { abort: new AbortController(), unacked: 0 };
-    this.jobs.set(msg.rid, job);
     const { op } = msg;
     if (op.op === "execute" && isStreamOp(op)) {
-      void this.pump(msg.rid, job, op.call);
+      void this.pump(id, job, op.call);
       return;
     }
     void this.manager.handle(op, msg.scope, job.abort.signal).then((reply) => {
-      if (this.jobs.get(msg.rid) !== job) return; // cancelled: the edge no longer listens
-      this.jobs.delete(msg.rid);
-      this.reply(msg.rid, reply);
+      // Gone: cancelled, the edge no longer listens.
+      if (this.jobs.take(id, job)) this.reply(id, reply);
     });
   }
 
-  private async pump(rid: number, job: Job, call: ExecuteCall): Promise<void> {
+  private async pump(rid: number, job: ExecRelayJob, call: ExecuteCall): Promise<void> {
     let stream: ExecStream;
     try {
       stream = await this.manager.stream(call.spec, call.mode === "stream" ? call.timeout : null);
     } catch (e) {
-      if (this.jobs.get(rid) !== job) return;
-      this.jobs.delete(rid);
+      if (!this.jobs.take(rid, job)) return;
       this.reply(rid, e instanceof ExecError ? e.reply : otError(500, OtCode.INTERNAL, `Internal error: ${String(e)}`));
       return;
     }
@@ -98,7 +122,7 @@ export class ExecRelay {
       return;
     }
     job.stream = stream;
-    if (!this.emit({ t: "exec.head", rid })) return;
+    if (!this.emit({ t: "exec.head", id: rid })) return;
     for (;;) {
       while (job.unacked >= EXEC_STREAM_WINDOW_BYTES && !job.abort.signal.aborted) {
         await new Promise<void>((resolve) => (job.wake = resolve));
@@ -109,29 +133,32 @@ export class ExecRelay {
       if (batch.length === 0) break;
       const ndjson = batch.map(ndjsonLine).join("");
       job.unacked += ndjson.length;
-      if (!this.emit({ t: "exec.data", rid, ndjson })) return;
+      if (!this.emit({ t: "exec.data", id: rid, ndjson })) return;
     }
-    this.jobs.delete(rid);
-    this.emit({ t: "exec.end", rid });
+    if (this.jobs.take(rid, job)) this.emit({ t: "exec.end", id: rid });
   }
 
-  private cancel(rid: number): void {
-    const job = this.jobs.get(rid);
+  private cancel(id: number): void {
+    const job = this.job(id);
     if (!job) return;
-    this.jobs.delete(rid);
+    this.jobs.take(id, job);
+    this.stop(job);
+  }
+
+  private stop(job: ExecRelayJob): void {
     job.abort.abort();
     job.stream?.cancel();
     this.wake(job);
   }
 
-  private wake(job: Job): void {
+  private wake(job: ExecRelayJob): void {
     const wake = job.wake;
     job.wake = undefined;
     wake?.();
   }
 
-  private reply(rid: number, reply: HttpReply): void {
-    this.emit({ t: "exec.res", rid, status: reply.status, body: reply.body });
+  private reply(id: number, reply: HttpReply): void {
+    this.emit({ t: "exec.res", id, status: reply.status, body: reply.body });
   }
 
   /** Sends; a failed send (link closing) cancels the request. */
@@ -140,7 +167,7 @@ export class ExecRelay {
       this.send(msg);
       return true;
     } catch {
-      this.cancel(msg.rid);
+      this.cancel(msg.id);
       return false;
     }
   }

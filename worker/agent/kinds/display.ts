@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createConnection } from "node:net";
-import type { DesktopEnv } from "../../../shared/agent-protocol.ts";
+import type { DesktopEnv } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
 import { launchAs, which, type SpawnPlan } from "../spawn.ts";
 

@@ -3,7 +3,7 @@
  * program, its spawn plan, and hooks on the output path and at exit. agent.ts turns a launch into
  * a PtySession; each kind's module builds its launch.
  */
-import type { ErrorInfo, ExitInfo } from "../../../shared/protocol.ts";
+import type { ErrorInfo, ExitInfo } from "../../../shared/links/client.ts";
 import type { SpawnPlan } from "../spawn.ts";
 import type { IntegrationTarget } from "../shell-integration.ts";
 

@@ -8,7 +8,7 @@
  */
 import { readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { CreateSessionParams } from "../../../shared/agent-protocol.ts";
+import type { CreateSessionParams } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
 import { isRoot, planSpawn, which } from "../spawn.ts";
 import type { KindLaunch } from "./launch.ts";

@@ -9,7 +9,7 @@ import { writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { SocksClient } from "socks";
-import type { Socks5Params } from "../../../shared/agent-protocol.ts";
+import type { Socks5Params } from "../../../shared/links/control.ts";
 
 /** Longest the proxy may take to open the tunnel, in milliseconds. */
 export const SOCKS5_CONNECT_TIMEOUT_MS = 10_000;

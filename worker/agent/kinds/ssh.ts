@@ -22,9 +22,9 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, chmodSync, type FSWatcher } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
-import type { CreateSessionParams, SshParams } from "../../../shared/agent-protocol.ts";
+import type { CreateSessionParams, SshParams } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
-import type { ErrorInfo, ExitInfo } from "../../../shared/protocol.ts";
+import type { ErrorInfo, ExitInfo } from "../../../shared/links/client.ts";
 import { decodeSshKey, SSH_SETTLE_TIMEOUT_MS } from "../../../shared/kind-validation.ts";
 import { OscScanner } from "../osc.ts";
 import type { IntegrationTarget } from "../shell-integration.ts";

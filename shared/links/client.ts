@@ -1,0 +1,192 @@
+/**
+ * The client link: a browser, CLI or SDK ⇄ TerminalDO over `/api/v1/terminal/ws` (see
+ * docs/protocol.md, "Client link").
+ *
+ * Every binary frame is one type byte followed by its payload. Client → edge and edge → client
+ * use the same byte values with different meanings, so each direction has its own type and codec.
+ * INPUT and OUTPUT are the hot path: their payload is raw bytes, never parsed. The JSON frames
+ * (RESIZE, INFO, EXIT, ERROR) are checked field by field; a refused frame throws LinkDecodeError.
+ */
+import * as v from "valibot";
+import { decodeWith, frame, hex, jsonFrame, LinkDecodeError, parseJson, utf8 } from "./codec.ts";
+
+export { frame, jsonFrame, LinkDecodeError } from "./codec.ts";
+
+/** Client → edge frame types. */
+export const ClientOp = {
+  INPUT: 0x00,
+  RESIZE: 0x01,
+  PAUSE: 0x02,
+  RESUME: 0x03,
+  PING: 0x04,
+} as const;
+
+/** Edge → client frame types. */
+export const ServerOp = {
+  OUTPUT: 0x00,
+  TITLE: 0x01,
+  INFO: 0x02,
+  EXIT: 0x03,
+  PONG: 0x04,
+  ERROR: 0x05,
+} as const;
+
+/** Largest terminal size accepted in either dimension, in cells. */
+export const MAX_TERMINAL_CELLS = 1000;
+/** Longest error code or short text field (shell, code) on any link, in characters. */
+export const SHORT_TEXT_MAX_CHARS = 256;
+/** Longest error message on any link, in characters. */
+export const MESSAGE_MAX_CHARS = 4096;
+/** Longest path (cwd, shell) on any link, in characters (Linux PATH_MAX). */
+export const PATH_MAX_CHARS = 4096;
+/** Longest window title kept, in characters (OSC bodies past 4 KiB never arrive). */
+export const TITLE_MAX_CHARS = 4096;
+/** Longest ISO 8601 time accepted, in characters. */
+export const TIME_MAX_CHARS = 40;
+/** The largest exit status or signal number accepted (a C int). */
+const INT32_MAX = 2 ** 31 - 1;
+
+/** A cell count in 1..MAX_TERMINAL_CELLS. */
+const cells = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TERMINAL_CELLS));
+
+/** An ISO 8601 time that Date.parse reads. */
+export const IsoTime = v.pipe(
+  v.string(),
+  v.maxLength(TIME_MAX_CHARS),
+  v.check((s) => !Number.isNaN(Date.parse(s)), "not a date"),
+);
+/** A string of at most `max` characters. */
+export const text = (max: number) => v.pipe(v.string(), v.maxLength(max));
+/** An integer in min..max. */
+export const int = (min: number, max: number) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+
+export const TerminalSizeSchema = v.object({ cols: cells, rows: cells });
+export type TerminalSize = v.InferOutput<typeof TerminalSizeSchema>;
+
+export const ErrorInfoSchema = v.object({ code: text(SHORT_TEXT_MAX_CHARS), message: text(MESSAGE_MAX_CHARS) });
+export type ErrorInfo = v.InferOutput<typeof ErrorInfoSchema>;
+
+/** How a session ended; `error` says why when that was a failure (an SSH login refused…), and clients get it as ERROR first. */
+export const ExitInfoSchema = v.object({
+  exit_code: int(-INT32_MAX - 1, INT32_MAX),
+  signal: int(0, INT32_MAX),
+  error: v.optional(ErrorInfoSchema),
+});
+export type ExitInfo = v.InferOutput<typeof ExitInfoSchema>;
+
+/** Session facts sent in INFO as the first frame a client receives. */
+export const SessionInfoSchema = v.object({
+  server_id: text(SHORT_TEXT_MAX_CHARS),
+  terminal_id: int(0, 65_535),
+  shell: text(PATH_MAX_CHARS),
+  cwd: text(PATH_MAX_CHARS),
+  cols: cells,
+  rows: cells,
+  readonly: v.boolean(),
+  clients: int(0, INT32_MAX),
+  started_at: text(TIME_MAX_CHARS),
+  ephemeral: v.boolean(),
+  agent_online: v.boolean(),
+  title: v.optional(text(TITLE_MAX_CHARS)),
+});
+export type SessionInfo = v.InferOutput<typeof SessionInfoSchema>;
+
+/** A decoded client → edge frame. */
+export type ClientFrame =
+  | { t: "input"; data: Uint8Array }
+  | { t: "resize"; size: TerminalSize }
+  | { t: "pause" }
+  | { t: "resume" }
+  | { t: "ping"; data: Uint8Array };
+
+/** A decoded edge → client frame. */
+export type ServerFrame =
+  | { t: "output"; data: Uint8Array }
+  | { t: "title"; title: string }
+  | { t: "info"; info: SessionInfo }
+  | { t: "exit"; exit: ExitInfo }
+  | { t: "pong"; data: Uint8Array }
+  | { t: "error"; error: ErrorInfo };
+
+/** Validates a terminal size from untrusted input; returns null when it is not one. */
+export function parseSize(value: unknown): TerminalSize | null {
+  const result = v.safeParse(TerminalSizeSchema, value);
+  return result.success ? result.output : null;
+}
+
+export function encodeClientFrame(f: ClientFrame): Uint8Array {
+  switch (f.t) {
+    case "input":
+      return frame(ClientOp.INPUT, f.data);
+    case "resize":
+      return jsonFrame(ClientOp.RESIZE, f.size);
+    case "pause":
+      return frame(ClientOp.PAUSE);
+    case "resume":
+      return frame(ClientOp.RESUME);
+    case "ping":
+      return frame(ClientOp.PING, f.data);
+  }
+}
+
+/** A client → edge frame; LinkDecodeError for an empty, unknown or malformed one. */
+export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
+  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
+  const payload = bytes.subarray(1);
+  switch (bytes[0]) {
+    case ClientOp.INPUT:
+      return { t: "input", data: payload };
+    case ClientOp.RESIZE: {
+      const size = parseSize(parseJson(payload, "RESIZE"));
+      if (!size) throw new LinkDecodeError(`RESIZE needs integer cols and rows in 1..${MAX_TERMINAL_CELLS}`);
+      return { t: "resize", size };
+    }
+    case ClientOp.PAUSE:
+      return { t: "pause" };
+    case ClientOp.RESUME:
+      return { t: "resume" };
+    case ClientOp.PING:
+      return { t: "ping", data: payload };
+    default:
+      throw new LinkDecodeError(`unknown client frame type ${hex(bytes[0]!)}`);
+  }
+}
+
+export function encodeServerFrame(f: ServerFrame): Uint8Array {
+  switch (f.t) {
+    case "output":
+      return frame(ServerOp.OUTPUT, f.data);
+    case "title":
+      return frame(ServerOp.TITLE, new TextEncoder().encode(f.title));
+    case "info":
+      return jsonFrame(ServerOp.INFO, f.info);
+    case "exit":
+      return jsonFrame(ServerOp.EXIT, f.exit);
+    case "pong":
+      return frame(ServerOp.PONG, f.data);
+    case "error":
+      return jsonFrame(ServerOp.ERROR, f.error);
+  }
+}
+
+/** An edge → client frame; LinkDecodeError for an empty, unknown or malformed one. */
+export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
+  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
+  const payload = bytes.subarray(1);
+  switch (bytes[0]) {
+    case ServerOp.OUTPUT:
+      return { t: "output", data: payload };
+    case ServerOp.TITLE:
+      return { t: "title", title: utf8(payload) };
+    case ServerOp.INFO:
+      return { t: "info", info: decodeWith(SessionInfoSchema, parseJson(payload, "INFO"), "INFO") };
+    case ServerOp.EXIT:
+      return { t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") };
+    case ServerOp.PONG:
+      return { t: "pong", data: payload };
+    case ServerOp.ERROR:
+      return { t: "error", error: decodeWith(ErrorInfoSchema, parseJson(payload, "ERROR"), "ERROR") };
+    default:
+      throw new LinkDecodeError(`unknown server frame type ${hex(bytes[0]!)}`);
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The data link: agent ⇄ TerminalDO, one binary WebSocket per PTY (see docs/protocol.md, "Data
+ * link"). Every frame is one type byte and its payload.
+ *
+ * Output carries its byte offset in the PTY's output stream (the sequence number): the DO
+ * acknowledges offsets, the agent resends from the DO's offset after a reconnect, so nothing is
+ * lost or duplicated. An OUTPUT or SNAPSHOT frame embeds a ready-made client OUTPUT frame at a
+ * fixed position, so the DO forwards a subarray to clients without copying.
+ *
+ * OUTPUT, INPUT, ACK and SNAPSHOT are the hot path and keep a hand-written binary codec (a fixed
+ * header, checked by length and type byte; no per-frame allocation but the subarray). The rare
+ * JSON frames (HELLO, EXIT, SIZE, RESIZE, HISTORY) are checked field by field against schemas.
+ * Both decoders throw LinkDecodeError, and nothing else, for any frame they refuse.
+ */
+import * as v from "valibot";
+import { parseCommandRecord, type CommandRecord } from "../history.ts";
+import {
+  ClientOp,
+  ExitInfoSchema,
+  int,
+  parseSize,
+  ServerOp,
+  TerminalSizeSchema,
+  TITLE_MAX_CHARS,
+  type ExitInfo,
+  type TerminalSize,
+} from "./client.ts";
+import { decodeWith, frame, hex, jsonFrame, LinkDecodeError, parseJson, readOffset, viewOf, writeU64 } from "./codec.ts";
+import { SessionMetaSchema } from "./session.ts";
+
+/** Agent → TerminalDO frame types. */
+export const AgentOp = {
+  /** [op][offset u64][client OUTPUT frame]: bytes starting at `offset` of the output stream. */
+  OUTPUT: 0x80,
+  /** [op][request id u32][offset u64][client OUTPUT frame]: the screen as of `offset`. */
+  SNAPSHOT: 0x81,
+  /** [op][JSON DataHello]: first frame of every data link. */
+  HELLO: 0x82,
+  /** [op][JSON ExitInfo]: the PTY's process ended. */
+  EXIT: 0x83,
+  /** [op][client TITLE frame]: the window title changed. */
+  TITLE: 0x84,
+  /** [op][JSON TerminalSize]: the PTY was resized. */
+  SIZE: 0x85,
+  /** [op][JSON CommandRecord]: a command started or finished (upsert by id; resent after RESUME). */
+  HISTORY: 0x86,
+} as const;
+
+/** TerminalDO → agent frame types. INPUT and RESIZE reuse the client's bytes verbatim. */
+export const EdgeOp = {
+  /** [0x00][bytes]: input for the PTY (a client INPUT frame, forwarded as is). */
+  INPUT: ClientOp.INPUT,
+  /** [0x01][JSON TerminalSize] (a client RESIZE frame, forwarded as is). */
+  RESIZE: ClientOp.RESIZE,
+  /** [op][offset u64]: the DO holds all output below `offset`. */
+  ACK: 0xa0,
+  /** [op][offset u64]: answer to HELLO; resend output from `offset` on. */
+  RESUME: 0xa1,
+  /** [op][request id u32]: send a SNAPSHOT of the current screen. */
+  SNAPSHOT_REQUEST: 0xa2,
+} as const;
+
+/** Where the embedded client frame starts inside an agent OUTPUT frame. */
+export const OUTPUT_HEADER_BYTES = 9;
+/** Where the embedded client frame starts inside an agent SNAPSHOT frame. */
+export const SNAPSHOT_HEADER_BYTES = 13;
+/** Bytes in front of the output in an OUTPUT frame: the agent header and the client frame's op. */
+export const OUTPUT_FRAME_OVERHEAD = OUTPUT_HEADER_BYTES + 1;
+/**
+ * Longest TITLE payload accepted, in bytes. Titles come from OSC bodies of at most 4 KiB, and a
+ * title this long in bytes is never longer than TITLE_MAX_CHARS, which INFO frames allow.
+ */
+export const TITLE_MAX_BYTES = TITLE_MAX_CHARS;
+
+/** A position in a PTY's output stream, in bytes. */
+const Offset = int(0, Number.MAX_SAFE_INTEGER);
+
+export const DataHelloSchema = v.pipe(
+  v.object({
+    /** End of the output stream the agent has produced so far. */
+    end: Offset,
+    /** Oldest offset the agent can still resend. */
+    oldest: Offset,
+    size: TerminalSizeSchema,
+    /** Metadata the DO keeps so it can answer while the agent is away. */
+    meta: SessionMetaSchema,
+  }),
+  v.check((h) => h.oldest <= h.end, "oldest is past end"),
+);
+/** Sent by the agent when a data link opens. */
+export type DataHello = v.InferOutput<typeof DataHelloSchema>;
+
+/** Agent → TerminalDO. */
+export type AgentDataFrame =
+  | { t: "output"; offset: number; frame: Uint8Array }
+  | { t: "snapshot"; id: number; offset: number; frame: Uint8Array }
+  | { t: "hello"; hello: DataHello }
+  | { t: "exit"; exit: ExitInfo }
+  | { t: "title"; frame: Uint8Array }
+  | { t: "size"; size: TerminalSize }
+  | { t: "history"; record: CommandRecord };
+
+/** TerminalDO → agent. */
+export type EdgeDataFrame =
+  | { t: "input"; data: Uint8Array }
+  | { t: "resize"; size: TerminalSize }
+  | { t: "ack"; offset: number }
+  | { t: "resume"; offset: number }
+  | { t: "snapshot-request"; id: number };
+
+/**
+ * Writes the header of an OUTPUT frame whose output starts at stream offset `offset` into the first
+ * OUTPUT_FRAME_OVERHEAD bytes of `frame` (the agent builds frames in place, output copied once).
+ */
+export function writeOutputHeader(out: Uint8Array, offset: number): void {
+  out[0] = AgentOp.OUTPUT;
+  writeU64(viewOf(out), 1, offset);
+  out[OUTPUT_HEADER_BYTES] = ServerOp.OUTPUT;
+}
+
+/** An OUTPUT frame for the concatenation of `chunks` (`length` bytes in all) at `offset`. */
+export function encodeOutput(offset: number, chunks: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(OUTPUT_FRAME_OVERHEAD + length);
+  writeOutputHeader(out, offset);
+  let at = OUTPUT_FRAME_OVERHEAD;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
+
+/** A SNAPSHOT frame answering request `id`: `screen` repaints the terminal as of `offset`. */
+export function encodeSnapshot(id: number, offset: number, screen: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + 1 + screen.byteLength);
+  const view = viewOf(out);
+  out[0] = AgentOp.SNAPSHOT;
+  view.setUint32(1, id);
+  writeU64(view, 5, offset);
+  out[SNAPSHOT_HEADER_BYTES] = ServerOp.OUTPUT;
+  out.set(screen, SNAPSHOT_HEADER_BYTES + 1);
+  return out;
+}
+
+/** Any agent frame but the two binary ones (encodeOutput, encodeSnapshot build those). */
+export function encodeAgentFrame(f: Exclude<AgentDataFrame, { t: "output" | "snapshot" }>): Uint8Array {
+  switch (f.t) {
+    case "hello":
+      return jsonFrame(AgentOp.HELLO, f.hello);
+    case "exit":
+      return jsonFrame(AgentOp.EXIT, f.exit);
+    case "size":
+      return jsonFrame(AgentOp.SIZE, f.size);
+    case "history":
+      return jsonFrame(AgentOp.HISTORY, f.record);
+    case "title":
+      return frame(AgentOp.TITLE, f.frame);
+  }
+}
+
+/** The client frame embedded at `at`; it must be a client frame of type `op`. */
+function embedded(bytes: Uint8Array, at: number, op: number, what: string): Uint8Array {
+  if (bytes.byteLength < at + 1) throw new LinkDecodeError(`short ${what} frame`);
+  if (bytes[at] !== op) throw new LinkDecodeError(`${what} embeds a client frame of type ${hex(bytes[at]!)}`);
+  return bytes.subarray(at);
+}
+
+/** An agent → TerminalDO frame, checked; LinkDecodeError for anything malformed. */
+export function decodeAgentFrame(bytes: Uint8Array): AgentDataFrame {
+  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
+  const payload = bytes.subarray(1);
+  switch (bytes[0]) {
+    case AgentOp.OUTPUT: {
+      const out = embedded(bytes, OUTPUT_HEADER_BYTES, ServerOp.OUTPUT, "OUTPUT");
+      return { t: "output", offset: readOffset(viewOf(bytes), 1, "OUTPUT"), frame: out };
+    }
+    case AgentOp.SNAPSHOT: {
+      const out = embedded(bytes, SNAPSHOT_HEADER_BYTES, ServerOp.OUTPUT, "SNAPSHOT");
+      const view = viewOf(bytes);
+      return { t: "snapshot", id: view.getUint32(1), offset: readOffset(view, 5, "SNAPSHOT"), frame: out };
+    }
+    case AgentOp.HELLO:
+      return { t: "hello", hello: decodeWith(DataHelloSchema, parseJson(payload, "HELLO"), "HELLO") };
+    case AgentOp.EXIT:
+      return { t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") };
+    case AgentOp.TITLE: {
+      const title = embedded(bytes, 1, ServerOp.TITLE, "TITLE");
+      if (title.byteLength - 1 > TITLE_MAX_BYTES) throw new LinkDecodeError(`TITLE longer than ${TITLE_MAX_BYTES} bytes`);
+      return { t: "title", frame: title };
+    }
+    case AgentOp.SIZE:
+      return { t: "size", size: decodeWith(TerminalSizeSchema, parseJson(payload, "SIZE"), "SIZE") };
+    case AgentOp.HISTORY: {
+      const record = parseCommandRecord(parseJson(payload, "HISTORY"));
+      if (!record) throw new LinkDecodeError("HISTORY payload is not a command record");
+      return { t: "history", record };
+    }
+    default:
+      throw new LinkDecodeError(`unknown agent frame type ${hex(bytes[0]!)}`);
+  }
+}
+
+export function encodeEdgeFrame(f: EdgeDataFrame): Uint8Array {
+  switch (f.t) {
+    case "input":
+      return frame(EdgeOp.INPUT, f.data);
+    case "resize":
+      return jsonFrame(EdgeOp.RESIZE, f.size);
+    case "ack":
+    case "resume": {
+      const out = new Uint8Array(9);
+      out[0] = f.t === "ack" ? EdgeOp.ACK : EdgeOp.RESUME;
+      writeU64(viewOf(out), 1, f.offset);
+      return out;
+    }
+    case "snapshot-request": {
+      const out = new Uint8Array(5);
+      out[0] = EdgeOp.SNAPSHOT_REQUEST;
+      viewOf(out).setUint32(1, f.id);
+      return out;
+    }
+  }
+}
+
+/** A TerminalDO → agent frame, checked; LinkDecodeError for anything malformed. */
+export function decodeEdgeFrame(bytes: Uint8Array): EdgeDataFrame {
+  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
+  switch (bytes[0]) {
+    case EdgeOp.INPUT:
+      return { t: "input", data: bytes.subarray(1) };
+    case EdgeOp.RESIZE: {
+      const size = parseSize(parseJson(bytes.subarray(1), "RESIZE"));
+      if (!size) throw new LinkDecodeError("RESIZE needs integer cols and rows");
+      return { t: "resize", size };
+    }
+    case EdgeOp.ACK:
+    case EdgeOp.RESUME: {
+      const what = bytes[0] === EdgeOp.ACK ? "ACK" : "RESUME";
+      if (bytes.byteLength !== 9) throw new LinkDecodeError(`${what} must be 9 bytes`);
+      return { t: bytes[0] === EdgeOp.ACK ? "ack" : "resume", offset: readOffset(viewOf(bytes), 1, what) };
+    }
+    case EdgeOp.SNAPSHOT_REQUEST:
+      if (bytes.byteLength !== 5) throw new LinkDecodeError("SNAPSHOT_REQUEST must be 5 bytes");
+      return { t: "snapshot-request", id: viewOf(bytes).getUint32(1) };
+    default:
+      throw new LinkDecodeError(`unknown edge frame type ${hex(bytes[0]!)}`);
+  }
+}
