@@ -26,6 +26,7 @@ import { EdgeExecRelay, EXEC_PATH } from "./exec-relay.ts";
 import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
+import { loadIdentity, terminalStub } from "./addresses.ts";
 
 /** Most agent requests in flight at once. */
 export const MAX_PENDING_REQUESTS = 256;
@@ -74,6 +75,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
+  /** This object's server id: its name (addresses.ts), read once at construction. */
+  private serverId = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,6 +87,10 @@ export class HostDO extends DurableObject<Env> {
     )`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+    void ctx.blockConcurrencyWhile(async () => {
+      // The SQL row is where objects made before names were read from ctx.id.name kept theirs.
+      this.serverId = (await loadIdentity(ctx, "server_id")) ?? this.hostValue("server_id") ?? "";
+    });
   }
 
   // --- agent control link -----------------------------------------------------------------------
@@ -92,11 +99,9 @@ export class HostDO extends DurableObject<Env> {
     // An Open Terminal execute call (a fetch, not RPC: only a fetch's response stream tells this
     // DO when the HTTP client has gone away).
     if (new URL(request.url).pathname === EXEC_PATH) return this.execRelay.fetch(request);
-    const serverId = request.headers.get("X-Edgetty-Server");
-    if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
     }
-    this.setHostValue("server_id", serverId);
     this.addStats({ agent_connects: 1, reconnects: this.hostValue("connected_at") === null ? 0 : 1 });
     this.setHostValue("connected_at", new Date().toISOString());
     for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
@@ -138,7 +143,7 @@ export class HostDO extends DurableObject<Env> {
       }
     } catch (error) {
       this.addStats({ errors: 1 });
-      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed; closing the agent link", { server: this.serverId(), error });
+      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed; closing the agent link", { server: this.serverId, error });
       try {
         ws.close(4400, "malformed control frame");
       } catch {
@@ -155,12 +160,12 @@ export class HostDO extends DurableObject<Env> {
         this.execRelay.agentGone();
       }
     } catch (error) {
-      log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });
+      log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId, error });
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId(), error });
+    log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId, error });
     await this.webSocketClose(ws);
   }
 
@@ -218,17 +223,12 @@ export class HostDO extends DurableObject<Env> {
       .map((r) => JSON.parse(r.meta) as SessionMeta);
   }
 
-  private terminal(serverId: string, terminalId: number) {
-    return this.env.TERMINAL.get(this.env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
-  }
-
-  private serverId(): string {
-    return this.hostValue("server_id") ?? "";
+  private terminal(terminalId: number) {
+    return terminalStub(this.env, this.serverId, terminalId);
   }
 
   /** The agent says what it runs: adopt what it has, forget what it lost. */
   private async reconcile(live: LiveSession[]): Promise<void> {
-    const serverId = this.serverId();
     const config = readConfig(this.env);
     const liveIds = new Set(live.map((s) => s.terminal_id));
     for (const meta of this.allIndexed()) {
@@ -237,7 +237,7 @@ export class HostDO extends DurableObject<Env> {
     for (const session of live) {
       if (!this.indexed(session.terminal_id)) {
         this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", session.terminal_id, JSON.stringify(session));
-        await this.terminal(serverId, session.terminal_id).configure(serverId, session, terminalConfig(config, session.ephemeral));
+        await this.terminal(session.terminal_id).configure(session, terminalConfig(config, session.ephemeral));
       }
     }
   }
@@ -249,7 +249,7 @@ export class HostDO extends DurableObject<Env> {
   private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }, keepHistory = true): Promise<void> {
     if (!this.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
-    await this.terminal(this.serverId(), terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
+    await this.terminal(terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
   }
 
   private allocateEphemeralId(): number {
@@ -269,9 +269,8 @@ export class HostDO extends DurableObject<Env> {
    * Creates a session, or answers "exists" for a live one. `terminal_id` 0 asks for a free id
    * (ephemeral sessions, and WebSocket attaches without an id).
    */
-  async createSession(serverId: string, params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
+  async createSession(params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (params.terminal_id !== 0) {
         const existing = this.indexed(params.terminal_id);
         if (existing && this.agentSocket()) return ok({ status: "exists", meta: existing });
@@ -287,7 +286,7 @@ export class HostDO extends DurableObject<Env> {
       const result = await this.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
       const meta = result.meta;
       this.sql.exec("INSERT OR REPLACE INTO sessions (terminal_id, meta) VALUES (?, ?)", meta.terminal_id, JSON.stringify(meta));
-      unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
+      unwrap(await this.terminal(meta.terminal_id).configure(meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
       if (result.status === "created") this.addStats({ sessions_created: 1 });
       return ok({ status: result.status, meta });
     } catch (error) {
@@ -296,9 +295,8 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Kills the session's process group and forgets it; clients get EXIT. */
-  async deleteSession(serverId: string, terminalId: number, why = "deleted"): Promise<Result<null>> {
+  async deleteSession(terminalId: number, why = "deleted"): Promise<Result<null>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (!this.indexed(terminalId)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       // The agent's "exited" for this kill may arrive first: it must not keep the history.
       this.deleting.add(terminalId);
@@ -311,7 +309,7 @@ export class HostDO extends DurableObject<Env> {
       }
       // The agent reports the exit too; removing here makes DELETE final even while it is away.
       await this.removeSession(terminalId, { exit_code: -1, signal: 9 }, false);
-      log("info", "host.session_removed", `session ${serverId}:${terminalId} removed (${why})`, { server: serverId, terminal: terminalId, why });
+      log("info", "host.session_removed", `session ${this.serverId}:${terminalId} removed (${why})`, { server: this.serverId, terminal: terminalId, why });
       return ok(null);
     } catch (error) {
       return fail(error, "HostDO.deleteSession");
@@ -320,19 +318,18 @@ export class HostDO extends DurableObject<Env> {
     }
   }
 
-  async listSessions(serverId: string, historyLimit: number): Promise<Result<SessionListing[]>> {
+  async listSessions(historyLimit: number): Promise<Result<SessionListing[]>> {
     try {
-      this.setHostValue("server_id", serverId);
       let live = new Map<number, LiveSession>();
       if (this.agentSocket()) {
         try {
           live = new Map((await this.request("list", {})).sessions.map((s) => [s.terminal_id, s]));
         } catch (error) {
-          log("warn", "host.list_failed", "listing live sessions failed", { server: serverId, error });
+          log("warn", "host.list_failed", "listing live sessions failed", { server: this.serverId, error });
         }
       }
       const metas = this.allIndexed();
-      const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(historyLimit)));
+      const infos = await Promise.all(metas.map((m) => this.terminal(m.terminal_id).info(historyLimit)));
       return ok(
         metas.map((meta, i): SessionListing => {
           const l = live.get(meta.terminal_id);
@@ -364,9 +361,8 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Asks the agent for a terminal's raw output, rendered screen or screenshot (shared/screen.ts). */
-  async screen(serverId: string, params: ScreenRequest): Promise<Result<ScreenResult>> {
+  async screen(params: ScreenRequest): Promise<Result<ScreenResult>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (!this.indexed(params.terminal_id)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       return ok(await this.request("screen", params));
     } catch (error) {
@@ -386,13 +382,14 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** This server's numbers for `GET /api/v1/admin/stats`. */
-  async stats(serverId: string): Promise<ServerStats> {
+  async stats(): Promise<ServerStats> {
+    const serverId = this.serverId;
     const counters = zeroCounters();
     for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM stats").toArray()) {
       if ((COUNTER_NAMES as readonly string[]).includes(row.name)) counters[row.name as keyof Counters] = row.value;
     }
     const metas = this.allIndexed();
-    const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(0)));
+    const infos = await Promise.all(metas.map((m) => this.terminal(m.terminal_id).info(0)));
     const online = this.agentSocket() !== null;
     const agent = this.hostValue("agent");
     return {

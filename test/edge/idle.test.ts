@@ -7,7 +7,7 @@ import type { Env } from "../../edge/env.ts";
 const KEY = "test-admin-key";
 const BASE = "http://edge.test";
 const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, ...init.headers } });
+const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json", ...init.headers } });
 
 it("removes an idle ephemeral session through its alarm and keeps the agent's link", async () => {
   const token = ((await (await api("/api/v1/admin/servers/idle", { method: "PUT", body: "{}" })).json()) as { token: string }).token;

@@ -113,7 +113,7 @@ describe("the edge Worker in workerd", () => {
     const signIn = await api("/api/v1/auth/session", { method: "POST", body: JSON.stringify({ token: KEY }) }, null);
     expect(signIn.status).toBe(204);
     const cookie = signIn.headers.get("Set-Cookie")!;
-    expect(cookie).toMatch(/^edgetty_session=admin\.\d+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
+    expect(cookie).toMatch(/^edgetty_session=admin\.\d+\.[\w-]+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
     const me = await api("/api/v1/auth/session", { headers: { Cookie: cookie.split(";")[0]! } }, null);
     expect(await me.json()).toEqual({ role: "admin" });
     const tampered = cookie.split(";")[0]!.replace(/admin\.(\d)/, "admin.9");
