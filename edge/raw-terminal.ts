@@ -22,14 +22,14 @@
  * frames before the hub sees it. So the hub needs no notion of raw clients.
  */
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
-import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TerminalWsClose } from "../shared/open-terminal.ts";
+import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
 import { safeEqual } from "./auth.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
 
 /** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
 export const RAW_TAG = "raw";
 /** Unauthenticated raw sockets one terminal holds at once; a newer one closes the oldest (4001). */
-export const RAW_PENDING_MAX = 16;
+export const RAW_PENDING_MAX = TERMINAL_WS_PENDING_MAX;
 /** The terminal id whose TerminalDO answers raw sockets for ids that are not terminal ids. */
 export const NO_SESSION_TERMINAL_ID = 0;
 /** Messages a raw client may send while its auth is being checked; more close it. */
