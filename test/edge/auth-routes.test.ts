@@ -59,7 +59,8 @@ describe("a session cookie from another origin", () => {
   it("is refused without Origin when Sec-Fetch-Site or Referer says another site", async () => {
     const cookie = await signIn();
     const json = { "Content-Type": "application/json" };
-    for (const headers of [{ "Sec-Fetch-Site": "cross-site" }, { "Sec-Fetch-Site": "same-site" }, { Referer: `${EVIL}/page` }, { Origin: "null" }]) {
+    const variants: Record<string, string>[] = [{ "Sec-Fetch-Site": "cross-site" }, { "Sec-Fetch-Site": "same-site" }, { Referer: `${EVIL}/page` }, { Origin: "null" }];
+    for (const headers of variants) {
       const res = await withCookie(cookie, `${PREFIX}/api/v1/terminal/create`, { method: "POST", headers: { ...json, ...headers }, body: JSON.stringify({ terminal_id: 8 }) });
       expect(res.status, JSON.stringify(headers)).toBe(403);
     }

@@ -148,7 +148,7 @@ async function withDeadline<T>(what: string, promise: Promise<T>): Promise<T> {
   try {
     return await Promise.race([promise, deadline]);
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
 }
 
