@@ -78,8 +78,7 @@ export class ApiFamily {
     for (const mount of this.mounts) {
       if (options.mounts && !options.mounts.includes(mount.name)) continue;
       const guarded = this.guard(mount, access, options, handler);
-      const register = this.router[method.toLowerCase() as Lowercase<Method>] as (path: string, ...h: ((r: IRequest, env: Env, ctx: ExecutionContext) => unknown)[]) => FamilyRouter;
-      register(mount.prefix + path, guarded);
+      this.router[method.toLowerCase() as Lowercase<Method>](mount.prefix + path, guarded);
     }
     return this;
   }
