@@ -2,6 +2,7 @@
 import { env, exports } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { expect, it } from "vitest";
+import { terminalStub } from "../../edge/addresses.ts";
 import type { Env } from "../../edge/env.ts";
 
 const KEY = "test-admin-key";
@@ -33,7 +34,7 @@ it("removes an idle ephemeral session through its alarm and keeps the agent's li
 
   const created = (await (await api("/api/v1/terminals/idle/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ ephemeral: true }) })).json()) as { terminal_id: number };
   const bindings = env as unknown as Env;
-  const stub = bindings.TERMINAL.get(bindings.TERMINAL.idFromName(`idle:${created.terminal_id}`));
+  const stub = terminalStub(bindings, "idle", created.terminal_id);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   const sessions = (await (await api("/api/v1/terminals/idle/api/v1/terminal/sessions")).json()) as unknown[];
   expect(sessions).toEqual([]);
