@@ -15,7 +15,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key", TEST_MIGRATIONS: migrations } },
+            // EDGETTY_FUZZ_RUNS: how many cases the fuzz suites run (`npm run fuzz` sets it).
+            miniflare: { bindings: { EDGETTY_API_KEY: "test-admin-key", TEST_MIGRATIONS: migrations, EDGETTY_FUZZ_RUNS: process.env["EDGETTY_FUZZ_RUNS"] ?? "" } },
           }),
         ],
         test: { name: "edge", include: ["test/edge/**/*.test.ts"], setupFiles: ["test/edge/apply-migrations.ts"], sequence: { groupOrder: 0 } },

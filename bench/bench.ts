@@ -172,7 +172,7 @@ async function session(ctx: Ctx): Promise<string> {
   const id = ctx.nextId++;
   const res = await fetch(`${ctx.stack.url}/api/v1/terminal/create`, {
     method: "POST",
-    headers: { Authorization: `Bearer ${ctx.stack.apiKey}` },
+    headers: { Authorization: `Bearer ${ctx.stack.apiKey}`, "Content-Type": "application/json" },
     body: JSON.stringify({ terminal_id: id, shell: "sh" }),
   });
   if (!res.ok) throw new Error(`create failed: ${res.status} ${await res.text()}`);

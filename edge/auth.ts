@@ -1,15 +1,26 @@
 /**
- * Who is calling: the admin (the API key as a bearer token, or a browser session cookie that
- * a sign-in with that key set), or an agent (its server's agent token). Tokens are compared as
- * SHA-256 digests in constant time and never logged.
+ * Who is calling: the admin (the API key as a bearer token, or a browser session cookie that a
+ * sign-in with that key set), or an agent (its server's agent token, checked by the agent-link
+ * routes). Tokens are compared as SHA-256 digests in constant time and never logged.
+ *
+ * A cookie is `admin.<expiry ms>.<nonce>.<hmac>`: the HMAC (keyed by the API key) lets forged
+ * values be refused without a lookup; a server-side record (browser-sessions.ts) lets sign-out
+ * revoke it. The browser sends a cookie wherever the request comes from, so a cookie carries no
+ * authority across origins (`sameOrigin`): state-changing calls and WebSocket upgrades that it
+ * authenticates must come from the edge's own origin.
  */
-import { ApiError } from "../shared/errors.ts";
+import { browserSessionLive, recordBrowserSession, revokeBrowserSession } from "./browser-sessions.ts";
+import type { Env } from "./env.ts";
 
 export const SESSION_COOKIE = "edgetty_session";
 /** How long a browser sign-in lasts, in seconds. */
 export const SESSION_TTL_S = 12 * 60 * 60;
 
-export type Principal = { role: "admin" };
+/**
+ * An authenticated caller. `via` says which credential: a bearer token (any client) or the
+ * browser's session cookie (`session`: the digest of its server-side record).
+ */
+export type Principal = { role: "admin"; via: "bearer" } | { role: "admin"; via: "cookie"; session: string };
 
 const encoder = new TextEncoder();
 
@@ -27,16 +38,25 @@ export async function safeEqual(a: string, b: string): Promise<boolean> {
   return crypto.subtle.timingSafeEqual(da, db);
 }
 
+/** The token of an `Authorization: Bearer …` header, or null. */
 export function bearerToken(request: Request): string | null {
   const header = request.headers.get("Authorization");
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   return m ? m[1]! : null;
 }
 
+function base64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/** A random URL-safe token of `bytes` random bytes. */
+export function randomToken(bytes = 24): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
 async function hmac(key: string, message: string): Promise<string> {
   const k = await crypto.subtle.importKey("raw", encoder.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const sig = await crypto.subtle.sign("HMAC", k, encoder.encode(message));
-  return btoa(String.fromCharCode(...new Uint8Array(sig))).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  return base64url(new Uint8Array(await crypto.subtle.sign("HMAC", k, encoder.encode(message))));
 }
 
 function cookieValue(request: Request, name: string): string | null {
@@ -49,34 +69,70 @@ function cookieValue(request: Request, name: string): string | null {
   return null;
 }
 
-/** A signed, expiring session value: `admin.<expiry ms>.<hmac>` keyed by the API key. */
-export async function issueSessionCookie(apiKey: string, secure: boolean, now = Date.now()): Promise<string> {
+/** Signs a browser in: records a new session and answers its `Set-Cookie` header value. */
+export async function issueSessionCookie(env: Pick<Env, "DB">, apiKey: string, secure: boolean, now = Date.now()): Promise<string> {
   const expires = now + SESSION_TTL_S * 1000;
-  const payload = `admin.${expires}`;
+  const payload = `admin.${expires}.${randomToken(16)}`;
   const value = `${payload}.${await hmac(apiKey, `session:${payload}`)}`;
+  await recordBrowserSession(env.DB, await sha256Hex(value), expires, now);
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_S}${secure ? "; Secure" : ""}`;
 }
 
+/** The `Set-Cookie` value that makes the browser drop its cookie. */
 export function clearSessionCookie(secure: boolean): string {
   return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure ? "; Secure" : ""}`;
 }
 
-async function sessionPrincipal(request: Request, apiKey: string, now = Date.now()): Promise<Principal | null> {
-  const value = cookieValue(request, SESSION_COOKIE);
-  const m = value ? /^(admin)\.(\d{1,16})\.([A-Za-z0-9_-]+)$/.exec(value) : null;
-  if (!m || Number(m[2]) < now) return null;
-  const expected = await hmac(apiKey, `session:${m[1]}.${m[2]}`);
-  return (await safeEqual(expected, m[3]!)) ? { role: "admin" } : null;
+/** Signs out: the cookie's server-side record is deleted, so copies of it stop working too. */
+export async function revokeSession(env: Pick<Env, "DB">, principal: Principal): Promise<void> {
+  if (principal.via === "cookie") await revokeBrowserSession(env.DB, principal.session);
 }
 
-/** The caller, or null. `allowCookie` is off for APIs whose clients send bearer tokens only. */
-export async function authenticate(request: Request, apiKey: string | undefined, allowCookie = true): Promise<Principal | null> {
+async function sessionPrincipal(request: Request, env: Pick<Env, "DB">, apiKey: string, now = Date.now()): Promise<Principal | null> {
+  const value = cookieValue(request, SESSION_COOKIE);
+  const m = value ? /^(admin\.(\d{1,16})\.[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})$/.exec(value) : null;
+  if (!value || !m || Number(m[2]) < now) return null;
+  if (!(await safeEqual(await hmac(apiKey, `session:${m[1]}`), m[3]!))) return null;
+  const session = await sha256Hex(value);
+  return (await browserSessionLive(env.DB, session, now)) ? { role: "admin", via: "cookie", session } : null;
+}
+
+/**
+ * The caller, or null. A bearer token, when sent, decides alone (a wrong one is not rescued by
+ * a cookie). `allowCookie` is off for APIs whose clients send bearer tokens only.
+ */
+export async function authenticate(request: Request, env: Pick<Env, "DB" | "EDGETTY_API_KEY">, allowCookie = true): Promise<Principal | null> {
+  const apiKey = env.EDGETTY_API_KEY;
   if (!apiKey) return null;
   const token = bearerToken(request);
-  if (token !== null) return (await safeEqual(token, apiKey)) ? { role: "admin" } : null;
-  return allowCookie ? sessionPrincipal(request, apiKey) : null;
+  if (token !== null) return (await safeEqual(token, apiKey)) ? { role: "admin", via: "bearer" } : null;
+  return allowCookie ? sessionPrincipal(request, env, apiKey) : null;
 }
 
-export function unauthorized(): ApiError {
-  return new ApiError(401, "UNAUTHORIZED", "Missing or invalid token: send Authorization: Bearer <api key>");
+/** Methods that change nothing, so a cookie may authenticate them from anywhere (reads only). */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** True when a cookie-authenticated request must pass the same-origin check. */
+export function needsSameOrigin(request: Request): boolean {
+  return !SAFE_METHODS.has(request.method) || request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
+
+/**
+ * Whether a request comes from the edge's own origin, by what browsers send: `Origin`; without
+ * it `Sec-Fetch-Site` (only `same-origin` passes); without either, `Referer`'s origin. A request
+ * with none of them was not made by a browser, so no browser's cookie is being ridden: it passes.
+ */
+export function sameOrigin(request: Request): boolean {
+  const own = new URL(request.url).origin;
+  const origin = request.headers.get("Origin");
+  if (origin !== null) return origin === own;
+  const site = request.headers.get("Sec-Fetch-Site");
+  if (site !== null) return site === "same-origin";
+  const referer = request.headers.get("Referer");
+  if (referer === null) return true;
+  try {
+    return new URL(referer).origin === own;
+  } catch {
+    return false;
+  }
 }

@@ -38,6 +38,7 @@ import { EdgeExecRelay, EXEC_PATH, type ExecJob } from "./exec-relay.ts";
 import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
+import { loadIdentity, terminalStub } from "./addresses.ts";
 
 /** Most agent requests in flight at once (exec calls have their own cap; both share the link's). */
 export const MAX_PENDING_REQUESTS = 256;
@@ -92,6 +93,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket(), this.inflight);
+  /** This object's server id: its name (addresses.ts), read once at construction. */
+  private serverId = "";
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -102,6 +105,10 @@ export class HostDO extends DurableObject<Env> {
     )`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+    void ctx.blockConcurrencyWhile(async () => {
+      // The SQL row is where objects made before names were read from ctx.id.name kept theirs.
+      this.serverId = (await loadIdentity(ctx, "server_id")) ?? this.hostValue("server_id") ?? "";
+    });
   }
 
   // --- agent control link -----------------------------------------------------------------------
@@ -110,11 +117,9 @@ export class HostDO extends DurableObject<Env> {
     // An Open Terminal execute call (a fetch, not RPC: only a fetch's response stream tells this
     // DO when the HTTP client has gone away).
     if (new URL(request.url).pathname === EXEC_PATH) return this.execRelay.fetch(request);
-    const serverId = request.headers.get("X-Edgetty-Server");
-    if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
     }
-    this.setHostValue("server_id", serverId);
     this.addStats({ agent_connects: 1, reconnects: this.hostValue("connected_at") === null ? 0 : 1 });
     this.setHostValue("connected_at", new Date().toISOString());
     for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
@@ -142,7 +147,7 @@ export class HostDO extends DurableObject<Env> {
       msg = decodeAgentToHost(message);
     } catch (error) {
       if (error instanceof LinkDecodeError) this.refuse(error.message, error.id);
-      else log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId(), error });
+      else log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId, error });
       return;
     }
     try {
@@ -162,7 +167,7 @@ export class HostDO extends DurableObject<Env> {
       }
     } catch (error) {
       this.addStats({ errors: 1 });
-      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId(), error });
+      log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId, error });
     }
   }
 
@@ -177,7 +182,7 @@ export class HostDO extends DurableObject<Env> {
       p.resolve(checkResult(p.op, msg.id, msg.result));
     } catch (error) {
       if (!(error instanceof LinkDecodeError)) throw error;
-      log("warn", "host.bad_reply", `refused the agent's reply: ${error.message}`, { server: this.serverId(), op: p.op });
+      log("warn", "host.bad_reply", `refused the agent's reply: ${error.message}`, { server: this.serverId, op: p.op });
       p.reject(new ApiError(502, "AGENT_BAD_REPLY", `The host's agent answered ${p.op} with a malformed reply`));
     }
   }
@@ -185,7 +190,7 @@ export class HostDO extends DurableObject<Env> {
   /** Logs a refused frame; a request it names fails now rather than at its timeout. */
   private refuse(reason: string, id: number | null): void {
     this.addStats({ errors: 1 });
-    log("warn", "host.frame_refused", `refused a control frame: ${reason}`, { server: this.serverId() });
+    log("warn", "host.frame_refused", `refused a control frame: ${reason}`, { server: this.serverId });
     if (id === null) return;
     const entry = this.inflight.get(id);
     if (entry?.kind === "control") {
@@ -204,12 +209,12 @@ export class HostDO extends DurableObject<Env> {
         this.agentGone(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
       }
     } catch (error) {
-      log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });
+      log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId, error });
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId(), error });
+    log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId, error });
     await this.webSocketClose(ws);
   }
 
@@ -272,12 +277,8 @@ export class HostDO extends DurableObject<Env> {
       .map((r) => JSON.parse(r.meta) as SessionMeta);
   }
 
-  private terminal(serverId: string, terminalId: number) {
-    return this.env.TERMINAL.get(this.env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
-  }
-
-  private serverId(): string {
-    return this.hostValue("server_id") ?? "";
+  private terminal(terminalId: number) {
+    return terminalStub(this.env, this.serverId, terminalId);
   }
 
   /**
@@ -287,13 +288,12 @@ export class HostDO extends DurableObject<Env> {
    * are told afterwards, each on its own: one that fails is logged and the rest carry on.
    */
   private async reconcile(entries: unknown[]): Promise<void> {
-    const serverId = this.serverId();
     const config = readConfig(this.env);
     const { accepted, refused } = checkSessions(entries, config.maxSessionsPerServer);
     if (refused.length > 0) {
       const named = refused.slice(0, REFUSED_LOGGED_MAX).join("; ");
       const more = refused.length > REFUSED_LOGGED_MAX ? `; and ${refused.length - REFUSED_LOGGED_MAX} more` : "";
-      log("warn", "host.hello_entries_refused", `refused ${refused.length} of ${entries.length} sessions in the agent's hello: ${named}${more}`, { server: serverId });
+      log("warn", "host.hello_entries_refused", `refused ${refused.length} of ${entries.length} sessions in the agent's hello: ${named}${more}`, { server: this.serverId });
     }
     const liveIds = new Set(accepted.map((s) => s.terminal_id));
     const gone = this.allIndexed().filter((m) => !liveIds.has(m.terminal_id));
@@ -303,11 +303,11 @@ export class HostDO extends DurableObject<Env> {
       for (const meta of added) this.indexSession(meta);
     });
     const results = await Promise.allSettled([
-      ...gone.map((m) => this.terminal(serverId, m.terminal_id).end({ exit_code: -1, signal: 0 }, !this.deleting.has(m.terminal_id))),
-      ...added.map(async (m) => unwrap(await this.terminal(serverId, m.terminal_id).configure(serverId, m, terminalConfig(config, m.ephemeral)))),
+      ...gone.map((m) => this.terminal(m.terminal_id).end({ exit_code: -1, signal: 0 }, !this.deleting.has(m.terminal_id))),
+      ...added.map(async (m) => unwrap(await this.terminal(m.terminal_id).configure(m, terminalConfig(config, m.ephemeral)))),
     ]);
     for (const r of results) {
-      if (r.status === "rejected") log("error", "host.reconcile_terminal_failed", "telling a TerminalDO about reconciliation failed", { server: serverId, error: r.reason });
+      if (r.status === "rejected") log("error", "host.reconcile_terminal_failed", "telling a TerminalDO about reconciliation failed", { server: this.serverId, error: r.reason });
     }
   }
 
@@ -322,7 +322,7 @@ export class HostDO extends DurableObject<Env> {
   private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }, keepHistory = true): Promise<void> {
     if (!this.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
-    await this.terminal(this.serverId(), terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
+    await this.terminal(terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
   }
 
   private allocateEphemeralId(): number {
@@ -342,9 +342,8 @@ export class HostDO extends DurableObject<Env> {
    * Creates a session, or answers "exists" for a live one. `terminal_id` 0 asks for a free id
    * (ephemeral sessions, and WebSocket attaches without an id).
    */
-  async createSession(serverId: string, params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
+  async createSession(params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (params.terminal_id !== 0) {
         const existing = this.indexed(params.terminal_id);
         if (existing && this.agentSocket()) return ok({ status: "exists", meta: existing });
@@ -360,11 +359,11 @@ export class HostDO extends DurableObject<Env> {
       const result = await this.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
       const meta = result.meta;
       if (meta.terminal_id !== params.terminal_id) {
-        log("warn", "host.bad_reply", `the agent created terminal ${meta.terminal_id} when asked for ${params.terminal_id}`, { server: serverId });
+        log("warn", "host.bad_reply", `the agent created terminal ${meta.terminal_id} when asked for ${params.terminal_id}`, { server: this.serverId });
         throw new ApiError(502, "AGENT_BAD_REPLY", "The host's agent created a different terminal than asked");
       }
       this.indexSession(meta);
-      unwrap(await this.terminal(serverId, meta.terminal_id).configure(serverId, meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
+      unwrap(await this.terminal(meta.terminal_id).configure(meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
       if (result.status === "created") this.addStats({ sessions_created: 1 });
       return ok({ status: result.status, meta });
     } catch (error) {
@@ -373,9 +372,8 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Kills the session's process group and forgets it; clients get EXIT. */
-  async deleteSession(serverId: string, terminalId: number, why = "deleted"): Promise<Result<null>> {
+  async deleteSession(terminalId: number, why = "deleted"): Promise<Result<null>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (!this.indexed(terminalId)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       // The agent's "exited" for this kill may arrive first: it must not keep the history.
       this.deleting.add(terminalId);
@@ -388,7 +386,7 @@ export class HostDO extends DurableObject<Env> {
       }
       // The agent reports the exit too; removing here makes DELETE final even while it is away.
       await this.removeSession(terminalId, { exit_code: -1, signal: 9 }, false);
-      log("info", "host.session_removed", `session ${serverId}:${terminalId} removed (${why})`, { server: serverId, terminal: terminalId, why });
+      log("info", "host.session_removed", `session ${this.serverId}:${terminalId} removed (${why})`, { server: this.serverId, terminal: terminalId, why });
       return ok(null);
     } catch (error) {
       return fail(error, "HostDO.deleteSession");
@@ -397,21 +395,20 @@ export class HostDO extends DurableObject<Env> {
     }
   }
 
-  async listSessions(serverId: string, historyLimit: number): Promise<Result<SessionListing[]>> {
+  async listSessions(historyLimit: number): Promise<Result<SessionListing[]>> {
     try {
-      this.setHostValue("server_id", serverId);
       let live = new Map<number, LiveSession>();
       if (this.agentSocket()) {
         try {
           const { accepted, refused } = checkSessions((await this.request("list", {})).sessions, readConfig(this.env).maxSessionsPerServer);
-          if (refused.length > 0) log("warn", "host.list_entries_refused", `refused ${refused.length} sessions in the agent's list: ${refused.slice(0, REFUSED_LOGGED_MAX).join("; ")}`, { server: serverId });
+          if (refused.length > 0) log("warn", "host.list_entries_refused", `refused ${refused.length} sessions in the agent's list: ${refused.slice(0, REFUSED_LOGGED_MAX).join("; ")}`, { server: this.serverId });
           live = new Map(accepted.map((s) => [s.terminal_id, s]));
         } catch (error) {
-          log("warn", "host.list_failed", "listing live sessions failed", { server: serverId, error });
+          log("warn", "host.list_failed", "listing live sessions failed", { server: this.serverId, error });
         }
       }
       const metas = this.allIndexed();
-      const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(historyLimit)));
+      const infos = await Promise.all(metas.map((m) => this.terminal(m.terminal_id).info(historyLimit)));
       return ok(
         metas.map((meta, i): SessionListing => {
           const l = live.get(meta.terminal_id);
@@ -443,9 +440,8 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Asks the agent for a terminal's raw output, rendered screen or screenshot (shared/screen.ts). */
-  async screen(serverId: string, params: ScreenRequest): Promise<Result<ScreenResult>> {
+  async screen(params: ScreenRequest): Promise<Result<ScreenResult>> {
     try {
-      this.setHostValue("server_id", serverId);
       if (!this.indexed(params.terminal_id)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       return ok(await this.request("screen", params));
     } catch (error) {
@@ -465,13 +461,14 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** This server's numbers for `GET /api/v1/admin/stats`. */
-  async stats(serverId: string): Promise<ServerStats> {
+  async stats(): Promise<ServerStats> {
+    const serverId = this.serverId;
     const counters = zeroCounters();
     for (const row of this.sql.exec<{ name: string; value: number }>("SELECT name, value FROM stats").toArray()) {
       if ((COUNTER_NAMES as readonly string[]).includes(row.name)) counters[row.name as keyof Counters] = row.value;
     }
     const metas = this.allIndexed();
-    const infos = await Promise.all(metas.map((m) => this.terminal(serverId, m.terminal_id).info(0)));
+    const infos = await Promise.all(metas.map((m) => this.terminal(m.terminal_id).info(0)));
     const online = this.agentSocket() !== null;
     const agent = this.hostValue("agent");
     return {

@@ -59,6 +59,20 @@ export function intParam(value: string | undefined, name: string, fallback: numb
   return Math.min(max, Math.max(min, Number(value)));
 }
 
+/** True when the request carries a body (a declared length above 0, or a stream of unknown length). */
+export function hasBody(request: Request): boolean {
+  if (request.body === null) return false;
+  const length = request.headers.get("Content-Length");
+  return length === null || Number(length) !== 0;
+}
+
+/** True for `application/json` and `application/*+json`, with or without parameters. */
+export function isJsonContentType(value: string | null): boolean {
+  if (value === null) return false;
+  const type = value.split(";")[0]!.trim().toLowerCase();
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
+
 export function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
 }

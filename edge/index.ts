@@ -1,174 +1,57 @@
 /**
- * The edgetty Worker: authentication, routing to the three API families, the agents' links,
- * and the web app's static assets. Durable Objects do the stateful work (host-do.ts,
- * terminal-do.ts); this file only decides who may do what, and where it goes.
+ * The edgetty Worker: the API families, each an itty-router whose routes declare who may call
+ * them (family.ts), tried in order; then the web app's static files. Durable Objects do the
+ * stateful work (host-do.ts, terminal-do.ts); this file only decides where a request goes.
+ *
+ * | family | routes | errors |
+ * | --- | --- | --- |
+ * | agent links (agent-api.ts) | /agent/v1/* | AgentLinkError `{detail, code}` |
+ * | admin (admin-api.ts, stats-api.ts) | /api/v1/auth/*, /api/v1/admin/* | SessionApiError |
+ * | terminals (terminals-api.ts) | /api/v1/terminals/ | TerminalsError `{error, code}` |
+ * | terminal session API (terminal-api.ts, screen-api.ts) | /api/v1/terminal/*, both mounts | SessionApiError `{statusCode, error, message, code}` |
+ * | Open Terminal API (open-terminal-api.ts) | /health, /api/config, /openapi.json, /execute*, /api/terminals*, both mounts | OpenTerminalError `{detail, code}` |
+ *
+ * The mounts (the top level for the default server, `/api/v1/terminals/{server_id}/` for a named
+ * one) are declared in scope.ts.
  */
-import { Router, type IRequest } from "itty-router";
-import { ApiError } from "../shared/errors.ts";
-import { isServerId, parseTerminalId } from "../shared/validation.ts";
-import { authenticate, bearerToken, clearSessionCookie, issueSessionCookie, safeEqual, unauthorized } from "./auth.ts";
-import { readConfig, type Env } from "./env.ts";
-import { errorResponse, toApiError, type Family } from "./errors.ts";
-import { readJsonObject } from "./http.ts";
-import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
-import { ScopeError } from "./scope.ts";
-import { adminStats } from "./stats-api.ts";
+import { adminApi } from "./admin-api.ts";
+import { agentLinkApi } from "./agent-api.ts";
 import { corsPreflight, withCors } from "./cors.ts";
-import { mountScreenApi } from "./screen-api.ts";
-import { isOpenTerminalPublic, mountOpenTerminalApi } from "./open-terminal-api.ts";
-import { mountTerminalApi } from "./terminal-api.ts";
+import type { Env } from "./env.ts";
+import { OpenTerminalError } from "./errors.ts";
+import { ApiFamily, dispatch } from "./family.ts";
+import { openTerminalApi } from "./open-terminal-api.ts";
+import { terminalSessionApi } from "./terminal-api.ts";
+import { terminalsApi } from "./terminals-api.ts";
 
 export { HostDO } from "./host-do.ts";
 export { TerminalDO } from "./terminal-do.ts";
 
-/** The API family a path belongs to, which decides the shape of its errors. */
-export function familyOf(pathname: string): Family {
-  const path = pathname.replace(/^\/api\/v1\/terminals\/[^/]+(?=\/)/, "");
-  if (path.startsWith("/api/v1/terminal/") || path.startsWith("/api/v1/auth/") || path.startsWith("/api/v1/admin/")) return "terminal";
-  if (path === "/api/v1/terminals" || path === "/api/v1/terminals/") return "terminals";
-  return "open-terminal";
+/**
+ * The web app: every GET no API family took is a static file. Anything else is a 404 in the
+ * Open Terminal family's shape (the top level is the default server's Open Terminal API).
+ */
+function webApp(): ApiFamily {
+  const app = new ApiFamily("web app", OpenTerminalError);
+  app.route("GET", "*", "public", (request, env) => {
+    if (env.ASSETS) return env.ASSETS.fetch(request);
+    throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${new URL(request.url).pathname}`);
+  });
+  app.route("ALL", "*", "admin", (request) => {
+    throw new OpenTerminalError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
+  });
+  return app;
 }
 
-/** Routes that answer without the admin token. */
-function isPublic(request: Request, pathname: string): boolean {
-  if (pathname === "/health" || pathname.startsWith("/agent/")) return true;
-  if (isOpenTerminalPublic(request, pathname)) return true;
-  if (pathname === "/api/v1/auth/session" && request.method === "POST") return true;
-  // The web app's static files; every API route is under /api/, /execute, /files or /openapi.json.
-  return request.method === "GET" && !/^\/(api|execute|files|openapi\.json)(\/|$)/.test(pathname);
-}
-
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-const router = Router<IRequest, [Env, ExecutionContext]>({
-  before: [
-    async (request, env) => {
-      readConfig(env); // a misconfigured edge answers 500 CONFIG_INVALID to everything
-      const { pathname } = new URL(request.url);
-      if (isPublic(request, pathname)) return;
-      if (!(await authenticate(request, env.EDGETTY_API_KEY))) {
-        if (familyOf(pathname) === "open-terminal") throw new ApiError(401, "UNAUTHORIZED", "Invalid API key");
-        throw unauthorized();
-      }
-    },
-  ],
-  catch: (error, request) => {
-    const apiError = toApiError(error, `${request.method} ${new URL(request.url).pathname}`);
-    const family = error instanceof ScopeError ? error.family : familyOf(new URL(request.url).pathname);
-    return errorResponse(family, apiError);
-  },
-});
-
-router.get("/health", () => Response.json({ status: "ok" }));
-
-// --- browser sign-in: the API key once, then an HttpOnly cookie ------------------------------
-
-router.post("/api/v1/auth/session", async (request, env) => {
-  const body = await readJsonObject(request);
-  const token = typeof body["token"] === "string" ? body["token"] : (bearerToken(request) ?? "");
-  if (!env.EDGETTY_API_KEY || !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
-  const secure = new URL(request.url).protocol === "https:";
-  return new Response(null, { status: 204, headers: { "Set-Cookie": await issueSessionCookie(env.EDGETTY_API_KEY, secure) } });
-});
-router.get("/api/v1/auth/session", () => Response.json({ role: "admin" }));
-router.delete("/api/v1/auth/session", (request) => {
-  const secure = new URL(request.url).protocol === "https:";
-  return new Response(null, { status: 204, headers: { "Set-Cookie": clearSessionCookie(secure) } });
-});
-
-// --- the registry of servers -------------------------------------------------------------------
-
-router.get("/api/v1/terminals/?", async (request, env) => {
-  const config = readConfig(env);
-  const origin = new URL(request.url).origin;
-  const servers = await listServers(env.DB);
-  const statuses = await Promise.all(servers.map((s) => env.HOST.get(env.HOST.idFromName(s.id)).status()));
-  return Response.json(
-    servers.map((s, i) => ({
-      id: s.id,
-      url: s.url || `${origin}/api/v1/terminals/${s.id}`,
-      name: s.name,
-      online: statuses[i]!.online,
-      default: s.id === config.defaultServer,
-      // Once an agent has connected: its version and process start (its uptime), and when it was last heard from.
-      ...(statuses[i]!.agent
-        ? { agent: { version: statuses[i]!.agent!.version, started_at: statuses[i]!.agent!.facts?.started_at ?? null, last_seen: statuses[i]!.last_seen } }
-        : {}),
-    })),
-  );
-});
-
-router.get("/api/v1/admin/servers", async (_request, env) => Response.json(await listServers(env.DB)));
-router.get("/api/v1/admin/stats", (_request, env) => adminStats(env));
-
-router.put("/api/v1/admin/servers/:id", async (request, env) => {
-  const id = request.params["id"] ?? "";
-  if (!isServerId(id)) throw new ApiError(400, "INVALID_SERVER_ID", "server id must match [a-z0-9][a-z0-9-]{0,62}");
-  const body = await readJsonObject(request);
-  const given = typeof body["token"] === "string" && body["token"].length >= 16 ? body["token"] : null;
-  if (body["token"] !== undefined && given === null) throw new ApiError(400, "INVALID_PARAMETERS", "token must be a string of at least 16 characters");
-  const token = given ?? randomToken();
-  const name = typeof body["name"] === "string" && body["name"] ? body["name"].slice(0, 200) : id;
-  const url = typeof body["url"] === "string" ? body["url"].slice(0, 2000) : "";
-  const server = await putServer(env.DB, { id, name, url, token });
-  return Response.json({ ...server, token });
-});
-
-router.delete("/api/v1/admin/servers/:id", async (request, env) => {
-  const id = request.params["id"] ?? "";
-  if (!(await deleteServer(env.DB, id))) throw new ApiError(404, "SERVER_NOT_FOUND", "No such server");
-  return Response.json({ status: "deleted", id });
-});
-
-// --- the agents' links: control to the HostDO, one data link per PTY to its TerminalDO --------
-
-async function agentServer(request: IRequest, env: Env): Promise<string> {
-  const serverId = String(request.query["server"] ?? "");
-  const token = bearerToken(request);
-  if (!token || !(await verifyAgentToken(env.DB, serverId, token))) throw new ApiError(401, "UNAUTHORIZED", "Invalid agent token");
-  if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") throw new ApiError(426, "UPGRADE_REQUIRED", "Agent links are WebSockets");
-  return serverId;
-}
-
-router.get("/agent/v1/control", async (request, env) => {
-  const serverId = await agentServer(request, env);
-  const forward = new Request("https://host/control", { headers: request.headers });
-  forward.headers.set("X-Edgetty-Server", serverId);
-  return env.HOST.get(env.HOST.idFromName(serverId)).fetch(forward);
-});
-
-router.get("/agent/v1/data", async (request, env) => {
-  const serverId = await agentServer(request, env);
-  const terminalId = parseTerminalId(request.query["terminal_id"]);
-  if (terminalId === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
-  const forward = new Request("https://terminal/agent", { headers: request.headers });
-  forward.headers.set("X-Edgetty-Server", serverId);
-  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`)).fetch(forward);
-});
-
-mountTerminalApi(router);
-mountOpenTerminalApi(router);
-mountScreenApi(router);
-
-// Unknown server in the per-server prefix: the terminals family's 404, whatever the path.
-router.all("/api/v1/terminals/:server/*", async (request, env) => {
-  const id = request.params["server"] ?? "";
-  if (!isServerId(id)) throw new ScopeError(400, "INVALID_SERVER_ID", "Invalid server id");
-  if (!(await getServer(env.DB, id))) throw new ScopeError(404, "SERVER_NOT_FOUND", "Terminal server not found");
-  throw new ApiError(404, "NOT_FOUND", "No such route on this server");
-});
-
-router.all("*", async (request, env) => {
-  const { pathname } = new URL(request.url);
-  if (env.ASSETS && request.method === "GET" && isPublic(request, pathname)) return env.ASSETS.fetch(request);
-  throw new ApiError(404, "NOT_FOUND", `No route for ${request.method} ${pathname}`);
-});
+/** Every family, in the order they are tried. */
+const FAMILIES: readonly ApiFamily[] = [agentLinkApi(), adminApi(), terminalsApi(), terminalSessionApi(), openTerminalApi(), webApp()];
 
 export default {
-  fetch: async (request: Request, env: Env, ctx: ExecutionContext) =>
-    corsPreflight(request, env) ?? withCors(request, env, await router.fetch(request, env, ctx)),
+  async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    // CORS (cors.ts) wraps the families: preflights are answered before any route's auth.
+    const preflight = corsPreflight(request, env);
+    if (preflight) return preflight;
+    const response = (await dispatch(FAMILIES, request, env, ctx)) ?? new OpenTerminalError(404, "NOT_FOUND", "No route").response();
+    return withCors(request, env, response);
+  },
 } satisfies ExportedHandler<Env>;
-

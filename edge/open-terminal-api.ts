@@ -4,51 +4,39 @@
  * relayed by the server's HostDO to its agent) and `/api/terminals`, whose sessions are the very
  * PTY sessions of the terminal session API: an Open Terminal session id is the terminal id in
  * decimal, so one session has two doors. The WebSocket `/api/terminals/{id}` is a raw client of
- * the session's TerminalDO (raw-terminal.ts), authenticated by its first message.
+ * the session's TerminalDO (raw-terminal.ts), authenticated by its first message: it is routed
+ * there before anything is known of the session, so an unauthenticated caller learns nothing
+ * about which sessions exist.
+ *
+ * Each route is one `api.route(method, path, access, handler)` line; the family renders its
+ * errors as FastAPI does (`{detail}`, OpenTerminalError), the terminal routes as the
+ * reference's JSONResponses (`{error}`).
  */
-import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { parseExecHttp } from "../shared/links/exec.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, pyIsoUtc } from "../shared/open-terminal.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
-import { authenticate, sha256Hex } from "./auth.ts";
-import { readConfig, type Env } from "./env.ts";
-import { unwrap } from "./errors.ts";
+import { hostStub, terminalStub } from "./addresses.ts";
+import { sha256Hex } from "./auth.ts";
+import type { Env } from "./env.ts";
+import { OpenTerminalError, unwrap } from "./errors.ts";
+import { ApiFamily, type RouteRequest } from "./family.ts";
 import { isWebSocketUpgrade } from "./http.ts";
 import { execRequest } from "./exec-relay.ts";
-import { refusedSocket } from "./raw-terminal.ts";
-import { mountBoth, resolveScope } from "./scope.ts";
+import { NO_SESSION_TERMINAL_ID } from "./raw-terminal.ts";
+import { MOUNTS } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
 export const EXEC_BODY_MAX_BYTES = 2 << 20; // 2 MiB
 
 const PREFIX_RE = /^\/api\/v1\/terminals\/[^/]+(?=\/)/;
-const TERMINAL_WS_RE = /^\/api\/terminals\/[^/]+$/;
 
 /** The path as the family sees it: without the per-server prefix. */
-function familyPath(pathname: string): string {
-  return pathname.replace(PREFIX_RE, "");
-}
-
-/**
- * Routes of this family that answer without a bearer token, on either mount: those the route
- * list marks `auth: false`, and the terminal WebSocket (it authenticates by its first message).
- */
-export function isOpenTerminalPublic(request: Request, pathname: string): boolean {
-  if (request.method !== "GET") return false;
-  const path = familyPath(pathname);
-  if (isWebSocketUpgrade(request) && TERMINAL_WS_RE.test(path)) return true;
-  return OPEN_TERMINAL_ROUTES.some((r) => !r.auth && !r.websocket && r.path === path);
-}
-
-function host(env: Env, serverId: string) {
-  return env.HOST.get(env.HOST.idFromName(serverId));
-}
-
-function terminal(env: Env, serverId: string, terminalId: number) {
-  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
+function familyPath(request: RouteRequest): string {
+  const { pathname } = new URL(request.url);
+  return request.params["server"] === undefined ? pathname : pathname.replace(PREFIX_RE, "");
 }
 
 /** FastAPI's answer for a path it does not serve, or serves for other methods. */
@@ -129,38 +117,32 @@ async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
 
 /** A human line about the host for the OpenAPI description, as the reference appends one. */
 async function systemInfo(env: Env, serverId: string): Promise<string | undefined> {
-  const agent = (await host(env, serverId).status()).agent;
+  const agent = (await hostStub(env, serverId).status()).agent;
   if (!agent) return undefined;
   return `This system is running ${agent.platform} on ${agent.hostname}${agent.is_root ? " as root" : ""}.`;
 }
 
-export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, ExecutionContext]>): void {
+/** The Open Terminal family's routes, on both mounts. */
+export function openTerminalApi(): ApiFamily {
+  const api = new ApiFamily("Open Terminal API", OpenTerminalError, MOUNTS);
+
   // --- discovery (no auth) ---------------------------------------------------------------------
 
-  mountBoth(router, "get", "/health", async (request, env) => {
-    await resolveScope(request, env, readConfig(env));
-    return Response.json(healthBody());
-  });
-
-  mountBoth(router, "get", "/api/config", async (request, env) => {
-    await resolveScope(request, env, readConfig(env));
-    return Response.json(apiConfig());
-  });
-
-  mountBoth(router, "get", "/openapi.json", async (request, env) => {
-    const { serverId, base } = await resolveScope(request, env, readConfig(env));
+  api.route("GET", "/health", "public", () => Response.json(healthBody()));
+  api.route("GET", "/api/config", "public", () => Response.json(apiConfig()));
+  api.route("GET", "/openapi.json", "public", async (request, env) => {
+    const { serverId, base } = request.scope;
     // Facts about the host are for callers with the key (Open WebUI sends it); the rest is public.
-    const info = (await authenticate(request, env.EDGETTY_API_KEY)) ? await systemInfo(env, serverId) : undefined;
+    const info = request.principal ? await systemInfo(env, serverId) : undefined;
     const serverUrl = new URL(request.url).origin + base;
     return Response.json(openApiDocument({ serverUrl, ...(info ? { systemInfo: info } : {}) }));
   });
 
   // --- execute ---------------------------------------------------------------------------------
 
-  const execute = async (request: IRequest, env: Env): Promise<Response> => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+  const execute = async (request: RouteRequest, env: Env): Promise<Response> => {
     const url = new URL(request.url);
-    const path = request.params["server"] === undefined ? url.pathname : familyPath(url.pathname);
+    const path = familyPath(request);
     const body = request.method === "POST" ? await readBodyText(request, EXEC_BODY_MAX_BYTES) : null;
     const parsed = parseExecHttp(request.method, path, url.searchParams, body);
     if (parsed === null) {
@@ -169,16 +151,18 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return host(env, serverId).fetch(execRequest(await execScope(request), parsed.value));
+    return hostStub(env, request.scope.serverId).fetch(execRequest(await execScope(request), parsed.value));
   };
-  mountBoth(router, "all", "/execute", execute);
-  mountBoth(router, "all", "/execute/*", execute);
+  api.route("POST", "/execute", "admin", execute, { json: true });
+  api.route("POST", "/execute/:process_id/input", "admin", execute, { json: true });
+  api.route("ALL", "/execute", "admin", execute);
+  api.route("ALL", "/execute/*", "admin", execute);
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
-  mountBoth(router, "post", "/api/terminals", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    const stub = host(env, serverId);
+  api.route("POST", "/api/terminals", "admin", async (request, env) => {
+    const { serverId } = request.scope;
+    const stub = hostStub(env, serverId);
     if (!(await stub.status()).online) {
       return terminalError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
@@ -188,35 +172,46 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
     }
     // Ephemeral: a free id, and removal once it has sat without clients for the ephemeral idle time.
     const params = parseCreateParams({ ephemeral: true }, 0);
-    const created = await terminalCall(async () => unwrap(await stub.createSession(serverId, params)));
+    const created = await terminalCall(async () => unwrap(await stub.createSession(params)));
     if (created instanceof Response) return created;
     return Response.json(terminalInfo(created.meta));
   });
 
-  mountBoth(router, "get", "/api/terminals", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    return Response.json((await host(env, serverId).sessionMetas()).map(terminalInfo));
+  api.route("GET", "/api/terminals", "read", async (request, env) => {
+    return Response.json((await hostStub(env, request.scope.serverId).sessionMetas()).map(terminalInfo));
   });
 
-  mountBoth(router, "get", "/api/terminals/:session_id", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+  // The WebSocket authenticates by its first message, in the session's TerminalDO. It goes there
+  // whether or not the session exists (ids that are not terminal ids go to one object that has
+  // no session), so before auth every id looks alike. Not an upgrade: the next route.
+  api.route("GET", "/api/terminals/:session_id", "public", (request, env) => {
+    if (!isWebSocketUpgrade(request)) return undefined;
+    const id = sessionId(request.params["session_id"]) ?? NO_SESSION_TERMINAL_ID;
+    return terminalStub(env, request.scope.serverId, id).fetch(new Request("https://terminal/raw", { headers: request.headers }));
+  });
+
+  api.route("GET", "/api/terminals/:session_id", "read", async (request, env) => {
     const id = sessionId(request.params["session_id"]);
-    if (isWebSocketUpgrade(request)) {
-      if (id === null || !(await host(env, serverId).hasSession(id))) return refusedSocket(TerminalWsClose.NOT_FOUND);
-      const forward = new Request("https://terminal/raw", { headers: request.headers });
-      forward.headers.set("X-Edgetty-Server", serverId);
-      return terminal(env, serverId, id).fetch(forward);
-    }
-    const meta = id === null ? undefined : (await host(env, serverId).sessionMetas()).find((m) => m.terminal_id === id);
+    const meta = id === null ? undefined : (await hostStub(env, request.scope.serverId).sessionMetas()).find((m) => m.terminal_id === id);
     return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
   });
 
-  mountBoth(router, "delete", "/api/terminals/:session_id", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+  api.route("DELETE", "/api/terminals/:session_id", "admin", async (request, env) => {
     const id = sessionId(request.params["session_id"]);
     if (id === null) return sessionNotFound();
-    const deleted = await terminalCall(async () => unwrap(await host(env, serverId).deleteSession(serverId, id, "deleted via /api/terminals")));
+    const deleted = await terminalCall(async () => unwrap(await hostStub(env, request.scope.serverId).deleteSession(id, "deleted via /api/terminals")));
     if (deleted instanceof Response) return deleted;
     return Response.json({ status: "deleted" });
   });
+
+  // --- what no route above took ----------------------------------------------------------------
+
+  // Under a server's prefix: the server must exist (else the terminals family's 404), then
+  // FastAPI's 404. At the top level, this family owns /api/* and /files/*; other paths are the
+  // web app's (index.ts).
+  const notFound = () => noRoute(404);
+  api.route("ALL", "/*", "admin", notFound, { mounts: ["server"] });
+  api.route("ALL", "/api/*", "admin", notFound, { mounts: ["root"] });
+  api.route("ALL", "/files/*", "admin", notFound, { mounts: ["root"] });
+  return api;
 }

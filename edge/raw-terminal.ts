@@ -4,6 +4,14 @@
  * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
  * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes.
  *
+ * An unauthenticated socket costs nothing that key holders need: it holds no client slot (it
+ * is tagged RAW_TAG only, and joins the hub, and the count of clients, only once its key checks
+ * out); at most RAW_PENDING_MAX wait per terminal (a newer one evicts the oldest, so a keyed
+ * client always gets its turn); each waits at most the auth window. It learns nothing about
+ * which sessions exist: sockets for unknown ids are accepted alike (ids that are not terminal
+ * ids go to the TerminalDO of NO_SESSION_TERMINAL_ID), and existence is checked only after the
+ * key (4004 then).
+ *
  * The auth window is kept by the TerminalDO's alarm (AlarmSlots), not a timer: timers do not
  * keep a Durable Object in memory, and a hibernated one wakes only for an event. The deadline
  * sits in the socket's attachment, so it survives hibernation too.
@@ -14,12 +22,16 @@
  * frames before the hub sees it. So the hub needs no notion of raw clients.
  */
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
-import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TerminalWsClose } from "../shared/open-terminal.ts";
+import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
 import { safeEqual } from "./auth.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
 
-/** Tag (beside the client tag) of raw client sockets. */
+/** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
 export const RAW_TAG = "raw";
+/** Unauthenticated raw sockets one terminal holds at once; a newer one closes the oldest (4001). */
+export const RAW_PENDING_MAX = TERMINAL_WS_PENDING_MAX;
+/** The terminal id whose TerminalDO answers raw sockets for ids that are not terminal ids. */
+export const NO_SESSION_TERMINAL_ID = 0;
 /** Messages a raw client may send while its auth is being checked; more close it. */
 export const RAW_PREAUTH_QUEUE_MAX = 64;
 /** Close code when a session already has as many clients as it may (the reference's "already connected"). */
@@ -71,8 +83,6 @@ export interface RawHost {
   /** The session exists here (it has metadata). */
   sessionKnown(): boolean;
   maxClients(): number;
-  /** Tag every client socket carries (raw ones too, so limits count them). */
-  readonly clientTag: string;
   sinkFor(ws: WebSocket): Sink;
   /** A raw client authenticated and joined (cancel idle clean-up). */
   onJoin(): void;
@@ -93,26 +103,24 @@ function closeSocket(ws: WebSocket, close: { code: number; reason: string }): vo
   }
 }
 
-/** An accepted-then-closed socket: WebSocket clients read a close code better than an HTTP status. */
-export function refusedSocket(close: { code: number; reason: string }): Response {
-  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-  server.accept();
-  closeSocket(server, close);
-  return new Response(null, { status: 101, webSocket: client });
-}
-
 export class RawClients {
   private readonly pending = new Map<WebSocket, Pending>();
 
   constructor(private readonly host: RawHost) {}
 
-  /** Accepts a raw client; it has TERMINAL_WS_AUTH_TIMEOUT_MS to authenticate. */
+  /**
+   * Accepts a raw client, whether or not the session exists; it has TERMINAL_WS_AUTH_TIMEOUT_MS
+   * to authenticate. Past RAW_PENDING_MAX waiting sockets, the one that has waited longest goes.
+   */
   accept(): Response {
     const { ctx } = this.host;
-    if (!this.host.sessionKnown()) return refusedSocket(TerminalWsClose.NOT_FOUND);
-    if (ctx.getWebSockets(this.host.clientTag).length >= this.host.maxClients()) return refusedSocket(TOO_MANY_CLIENTS);
+    const waiting = this.waiting();
+    if (waiting.length >= RAW_PENDING_MAX) {
+      waiting.sort((a, b) => a[1].authDeadline - b[1].authDeadline);
+      for (const [ws] of waiting.slice(0, waiting.length - RAW_PENDING_MAX + 1)) this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    ctx.acceptWebSocket(server, [this.host.clientTag, RAW_TAG]);
+    ctx.acceptWebSocket(server, [RAW_TAG]);
     const attachment: RawAttachment = {
       id: crypto.randomUUID(),
       readonly: false,
@@ -139,11 +147,6 @@ export class RawClients {
     void this.rearm();
   }
 
-  /** The session ended: sockets still authenticating are told so. */
-  closePending(): void {
-    for (const [ws] of this.waiting()) this.reject(ws, TerminalWsClose.ENDED);
-  }
-
   async onMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     const attachment = ws.deserializeAttachment() as RawAttachment | null;
     if (!attachment) return;
@@ -166,6 +169,9 @@ export class RawClients {
     const ok = token !== undefined && !!apiKey && (await safeEqual(token, apiKey));
     if (this.pending.get(ws) !== pending) return; // timed out meanwhile
     if (!ok) return this.reject(ws, TerminalWsClose.INVALID_KEY);
+    // Only a key holder learns whether the session exists, or that it is full.
+    if (!this.host.sessionKnown()) return this.reject(ws, TerminalWsClose.NOT_FOUND);
+    if (this.host.hub.clients.size >= this.host.maxClients()) return this.reject(ws, TOO_MANY_CLIENTS);
     this.pending.delete(ws);
     const joined: RawAttachment = { ...attachment, authed: true };
     ws.serializeAttachment(joined);
@@ -199,17 +205,16 @@ export class RawClients {
     closeSocket(ws, close);
   }
 
-  /** An authenticated client's message, translated into the hub's client frames. */
+  /** An authenticated client's message, framed once as the hub's INPUT or RESIZE. */
   private forward(ws: WebSocket, message: ArrayBuffer | string): void {
     const sink = this.host.sinkFor(ws);
     if (typeof message !== "string") {
-      this.host.hub.onClientMessage(sink, frame(ClientOp.INPUT, new Uint8Array(message)).buffer as ArrayBuffer);
+      this.host.hub.onClientFrame(sink, "input", frame(ClientOp.INPUT, new Uint8Array(message)));
       return;
     }
     const parsed = parseTerminalWsText(message);
     if (parsed?.type === "resize") {
-      const resize = encodeClientFrame({ t: "resize", size: { cols: parsed.cols, rows: parsed.rows } });
-      this.host.hub.onClientMessage(sink, resize.buffer as ArrayBuffer);
+      this.host.hub.onClientFrame(sink, "resize", encodeClientFrame({ t: "resize", size: { cols: parsed.cols, rows: parsed.rows } }));
     }
     // Anything else (a repeated auth, unknown JSON) is ignored, as the reference does.
   }

@@ -4,7 +4,7 @@
  * raw output and screenshots come from the agent (the `screen` control op, relayed by the HostDO).
  * Query parameters are validated here, so bad ones get a 400 before anything reaches an agent.
  */
-import type { IRequest, RouterType } from "itty-router";
+import type { IRequest } from "itty-router";
 import { parseColor, type RGBA } from "../shared/colors.ts";
 import { ApiError } from "../shared/errors.ts";
 import {
@@ -20,15 +20,14 @@ import {
   type ScreenshotFormat,
 } from "../shared/screen.ts";
 import { parseBool, parseTerminalId, requireTerminalId } from "../shared/validation.ts";
-import { readConfig, type Env } from "./env.ts";
+import { hostStub, terminalStub } from "./addresses.ts";
+import type { Env } from "./env.ts";
 import { unwrap } from "./errors.ts";
+import type { ApiFamily, RouteRequest } from "./family.ts";
 import { first, intParam } from "./http.ts";
-import { mountBoth, resolveScope } from "./scope.ts";
 
 /** The raw endpoint's terminal when none is named (the seed's default). */
 export const RAW_DEFAULT_TERMINAL_ID = 1;
-
-type Router = RouterType<IRequest, [Env, ExecutionContext]>;
 
 function query(request: IRequest, name: string): string | undefined {
   return first(request.query[name]);
@@ -36,7 +35,7 @@ function query(request: IRequest, name: string): string | undefined {
 
 /** Asks the agent behind `serverId`; its errors come back as ApiErrors. */
 async function askAgent(env: Env, serverId: string, params: ScreenRequest): Promise<ScreenResult> {
-  return unwrap(await env.HOST.get(env.HOST.idFromName(serverId)).screen(serverId, params));
+  return unwrap(await hostStub(env, serverId).screen(params));
 }
 
 function decodeBody(result: ScreenResult): Uint8Array | string {
@@ -72,20 +71,21 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   return value as T;
 }
 
-export function mountScreenApi(router: Router): void {
-  const history = async (request: IRequest, env: Env): Promise<Response> => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+/** Declares the screen-state routes on the terminal session API's family. */
+export function mountScreenApi(api: ApiFamily): void {
+  const history = async (request: RouteRequest, env: Env): Promise<Response> => {
+    const { serverId } = request.scope;
     const given = request.params["terminal_id"] ?? query(request, "terminal_id");
     if (given === undefined || given === "") throw new ApiError(400, "MISSING_TERMINAL_ID", "Missing terminal_id: give it in the path or the query");
     const terminalId = requireTerminalId(given);
-    const stub = env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
+    const stub = terminalStub(env, serverId, terminalId);
     return Response.json(unwrap(await stub.commandRecords()), { headers: { "Cache-Control": "no-store" } });
   };
-  mountBoth(router, "get", "/api/v1/terminal/history/:terminal_id", history);
-  mountBoth(router, "get", "/api/v1/terminal/history", history);
+  api.route("GET", "/api/v1/terminal/history/:terminal_id", "read", history);
+  api.route("GET", "/api/v1/terminal/history", "read", history);
 
-  mountBoth(router, "get", "/api/v1/terminal/raw", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+  api.route("GET", "/api/v1/terminal/raw", "read", async (request, env) => {
+    const { serverId } = request.scope;
     const idParam = query(request, "terminal_id");
     const terminalId = idParam === undefined || idParam === "" ? RAW_DEFAULT_TERMINAL_ID : parseTerminalId(idParam);
     if (terminalId === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
@@ -112,8 +112,9 @@ export function mountScreenApi(router: Router): void {
     return new Response(decodeBody(result), { headers });
   });
 
-  mountBoth(router, "get", "/api/v1/terminal/screenshot", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
+  // Not read-only: `save` (default true) writes the image to the host's disk.
+  api.route("GET", "/api/v1/terminal/screenshot", "admin", async (request, env) => {
+    const { serverId } = request.scope;
     const terminalId = requireTerminalId(query(request, "terminal_id"));
     const format = oneOf<ScreenshotFormat>(query(request, "format"), SCREENSHOT_FORMATS, "png", "format");
     const params: ScreenRequest = {

@@ -2,26 +2,21 @@
  * The terminal session API (seed 002) for one server: list, create, delete, WebSocket attach.
  * Validation happens here, before anything reaches a Durable Object or an agent.
  */
-import type { IRequest, RouterType } from "itty-router";
+import type { IRequest } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { encodeServerFrame, type ErrorInfo } from "../shared/links/client.ts";
 import { parseBool, parseCreateParams, parseTerminalId, requireTerminalId } from "../shared/validation.ts";
-import { readConfig, type Config, type Env } from "./env.ts";
-import { unwrap } from "./errors.ts";
+import { hostStub, terminalStub } from "./addresses.ts";
+import type { Config, Env } from "./env.ts";
+import { SessionApiError, unwrap } from "./errors.ts";
+import { ApiFamily, type RouteRequest } from "./family.ts";
 import { all, first, intParam, isWebSocketUpgrade, readJsonObject } from "./http.ts";
-import { mountBoth, resolveScope } from "./scope.ts";
+import { mountScreenApi } from "./screen-api.ts";
+import { MOUNTS } from "./scope.ts";
 
 /** Most command lines listed per session. */
 export const HISTORY_LIMIT_MAX = 1000;
 export const HISTORY_LIMIT_DEFAULT = 50;
-
-function host(env: Env, serverId: string) {
-  return env.HOST.get(env.HOST.idFromName(serverId));
-}
-
-function terminal(env: Env, serverId: string, terminalId: number) {
-  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
-}
 
 /** Browsers may open the WebSocket from the edge's own origin or an allowed one. */
 export function originAllowed(request: Request, config: Config): boolean {
@@ -52,44 +47,46 @@ function queryRecord(request: IRequest): Record<string, unknown> {
   return record;
 }
 
-export function mountTerminalApi(router: RouterType<IRequest, [Env, ExecutionContext]>): void {
-  mountBoth(router, "get", "/api/v1/terminal/sessions", async (request, env) => {
-    const config = readConfig(env);
-    const { serverId } = await resolveScope(request, env, config);
+/** The terminal session API's family: these routes and the screen routes, on both mounts. */
+export function terminalSessionApi(): ApiFamily {
+  const api = new ApiFamily("terminal session API", SessionApiError, MOUNTS);
+
+  api.route("GET", "/api/v1/terminal/sessions", "read", async (request, env) => {
+    const { serverId } = request.scope;
     const limitParam = first(request.query["history_limit"]) ?? first(request.query["history_lines"]);
     const limit = intParam(limitParam, "history_limit", HISTORY_LIMIT_DEFAULT, 0, HISTORY_LIMIT_MAX);
-    return Response.json(unwrap(await host(env, serverId).listSessions(serverId, limit)));
+    return Response.json(unwrap(await hostStub(env, serverId).listSessions(limit)));
   });
 
-  mountBoth(router, "post", "/api/v1/terminal/create", async (request, env) => {
-    const config = readConfig(env);
-    const { serverId } = await resolveScope(request, env, config);
+  const create = async (request: RouteRequest, env: Env): Promise<Response> => {
+    const { serverId } = request.scope;
     const body = await readJsonObject(request);
     const ephemeral = parseBool(body["ephemeral"], "ephemeral", false);
     const hasId = body["terminal_id"] !== undefined && body["terminal_id"] !== null && body["terminal_id"] !== "";
     const terminalId = ephemeral && !hasId ? 0 : requireTerminalId(body["terminal_id"]);
     const env_ = Array.isArray(body["env"]) ? body["env"].map(String) : [];
     const params = parseCreateParams(body, terminalId, env_);
-    const { status, meta } = unwrap(await host(env, serverId).createSession(serverId, params));
+    const { status, meta } = unwrap(await hostStub(env, serverId).createSession(params));
     return Response.json({
       status,
       terminal_id: meta.terminal_id,
       shell: meta.shell,
       ...(meta.display ? { display: meta.display } : {}),
     });
-  });
+  };
+  api.route("POST", "/api/v1/terminal/create", "admin", create, { json: true });
 
-  mountBoth(router, "delete", "/api/v1/terminal/:terminal_id", async (request, env) => {
-    const config = readConfig(env);
-    const { serverId } = await resolveScope(request, env, config);
+  api.route("DELETE", "/api/v1/terminal/:terminal_id", "admin", async (request, env) => {
+    const { serverId } = request.scope;
     const terminalId = requireTerminalId(request.params["terminal_id"]);
-    unwrap(await host(env, serverId).deleteSession(serverId, terminalId));
+    unwrap(await hostStub(env, serverId).deleteSession(terminalId));
     return Response.json({ status: "deleted", terminal_id: terminalId });
   });
 
-  mountBoth(router, "get", "/api/v1/terminal/ws", async (request, env) => {
-    const config = readConfig(env);
-    const { serverId } = await resolveScope(request, env, config);
+  // Attaching may create the session, so it is the admin's, like create.
+  api.route("GET", "/api/v1/terminal/ws", "admin", async (request, env) => {
+    const { config } = request;
+    const { serverId } = request.scope;
     if (!isWebSocketUpgrade(request)) {
       throw new ApiError(426, "UPGRADE_REQUIRED", "This endpoint upgrades to a WebSocket; use a WebSocket client");
     }
@@ -109,24 +106,29 @@ export function mountTerminalApi(router: RouterType<IRequest, [Env, ExecutionCon
       if (error instanceof ApiError && error.status === 400) throw new ApiError(400, "INVALID_PARAMETERS", error.message);
       throw error;
     }
-    const hostStub = host(env, serverId);
-    if (!(await hostStub.status()).online) {
+    const host = hostStub(env, serverId);
+    if (!(await host.status()).online) {
       throw new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
     if (readonly) {
-      if (terminalId === 0 || !(await hostStub.hasSession(terminalId))) {
+      if (terminalId === 0 || !(await host.hasSession(terminalId))) {
         throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found (read-only clients cannot create one)");
       }
     } else {
-      const created = await hostStub.createSession(serverId, params);
+      const created = await host.createSession(params);
       // The session's kind failed upstream (an SSH login refused…): the client learns it as a
       // terminal does, an ERROR then an EXIT, rather than as a failed upgrade it cannot read.
       if (!created.ok && created.error.status === 502 && /^(SSH|SOCKS5)_/.test(created.error.code)) return endedSocket(created.error);
       terminalId = unwrap(created).meta.terminal_id;
     }
     const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);
-    const forward = new Request(url, { headers: request.headers });
-    forward.headers.set("X-Edgetty-Server", serverId);
-    return terminal(env, serverId, terminalId).fetch(forward);
+    return terminalStub(env, serverId, terminalId).fetch(new Request(url, { headers: request.headers }));
   });
+
+  mountScreenApi(api);
+
+  api.route("ALL", "/api/v1/terminal/*", "admin", (request) => {
+    throw new SessionApiError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
+  });
+  return api;
 }

@@ -18,6 +18,7 @@ import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts"
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
+import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 interface ClientAttachment {
@@ -66,6 +67,9 @@ export class TerminalDO extends DurableObject<Env> {
   /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
   private readonly alarms: AlarmSlots<"idle" | "raw-auth">;
   private readonly sinks = new Map<WebSocket, Sink>();
+  /** The socket behind each sink (the reverse of `sinks`), for attachments. */
+  private readonly socketOf = new WeakMap<Sink, WebSocket>();
+  /** This object's server, from its name `${server_id}:${terminal_id}` (addresses.ts). */
   private serverId = "";
   private meta: SessionMeta | null = null;
   private config: TerminalConfig = { maxClients: DEFAULT_MAX_CLIENTS, idleTimeoutMs: 0 };
@@ -78,7 +82,7 @@ export class TerminalDO extends DurableObject<Env> {
   private keepHistoryOnExit = true;
   /** This terminal's counts, reported to its server's HostDO (stats.ts). */
   private readonly counters = new CounterBatch(async (delta) => {
-    if (this.serverId) await this.env.HOST.get(this.env.HOST.idFromName(this.serverId)).addStats(delta);
+    if (this.serverId) await hostStub(this.env, this.serverId).addStats(delta);
   });
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -102,12 +106,10 @@ export class TerminalDO extends DurableObject<Env> {
         if (this.meta) this.history.upsert(record);
       },
       onExit: () => {
-        this.raw.closePending();
         void this.forget(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
-        const ws = [...this.sinks].find(([, s]) => s === sink)?.[0];
-        ws?.serializeAttachment({ id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
+        this.socketOf.get(sink)?.serializeAttachment({ id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
       },
     });
     this.alarms = new AlarmSlots(ctx.storage);
@@ -117,21 +119,24 @@ export class TerminalDO extends DurableObject<Env> {
       apiKey: () => this.env.EDGETTY_API_KEY,
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,
-      clientTag: CLIENT_TAG,
       sinkFor: (ws) => this.sinkFor(ws),
-      onJoin: () => void this.alarms.clear("idle"),
+      onJoin: () => {
+        this.counters.add("client_connects");
+        void this.alarms.clear("idle");
+      },
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
     });
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept"]);
+      // "server_id": where objects made before names were read from ctx.id.name kept theirs.
+      this.serverId = parseTerminalName((await loadIdentity(ctx, "name")) ?? "")?.serverId ?? (stored.get("server_id") as string | undefined) ?? "";
       this.historyKept = stored.get("history_kept") === true;
-      this.serverId = (stored.get("server_id") as string | undefined) ?? "";
       this.meta = (stored.get("meta") as SessionMeta | undefined) ?? null;
       this.config = (stored.get("config") as TerminalConfig | undefined) ?? this.config;
       this.title = (stored.get("title") as string | undefined) ?? null;
       // After hibernation the sockets are still here; their in-memory state is not.
       for (const ws of ctx.getWebSockets(AGENT_TAG)) this.hub.attachAgent(this.sinkFor(ws), true);
-      for (const ws of ctx.getWebSockets(CLIENT_TAG)) {
+      for (const ws of [...ctx.getWebSockets(CLIENT_TAG), ...ctx.getWebSockets(RAW_TAG)]) {
         const a = ws.deserializeAttachment() as ClientAttachment | null;
         if (isPendingRaw(a)) this.raw.restore(ws, a);
         else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
@@ -144,6 +149,7 @@ export class TerminalDO extends DurableObject<Env> {
     if (!sink) {
       sink = this.ctx.getTags(ws).includes(RAW_TAG) ? rawSinkOf(ws) : sinkOf(ws);
       this.sinks.set(ws, sink);
+      this.socketOf.set(sink, ws);
     }
     return sink;
   }
@@ -192,11 +198,6 @@ export class TerminalDO extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const serverId = request.headers.get("X-Edgetty-Server") ?? "";
-    if (serverId && serverId !== this.serverId) {
-      this.serverId = serverId;
-      await this.ctx.storage.put("server_id", serverId);
-    }
     if (url.pathname === "/agent") {
       this.counters.add("agent_connects");
       if (this.meta) this.counters.add("reconnects");
@@ -204,8 +205,8 @@ export class TerminalDO extends DurableObject<Env> {
     }
     if (url.pathname === "/client") return this.acceptClient(url.searchParams.get("readonly") === "1");
     if (url.pathname === "/raw") {
+      // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
       const response = await this.raw.accept();
-      if (response.status === 101) this.counters.add("client_connects");
       return response;
     }
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
@@ -227,7 +228,7 @@ export class TerminalDO extends DurableObject<Env> {
     if (!this.hub.agentOnline) {
       return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
     }
-    if (this.ctx.getWebSockets(CLIENT_TAG).length >= this.config.maxClients) {
+    if (this.hub.clients.size >= this.config.maxClients) {
       return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
@@ -306,8 +307,7 @@ export class TerminalDO extends DurableObject<Env> {
       if (due.includes("raw-auth")) this.raw.onDeadline();
       if (!due.includes("idle")) return;
       if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
-      const host = this.env.HOST.get(this.env.HOST.idFromName(this.serverId));
-      await host.deleteSession(this.serverId, this.meta.terminal_id, "idle timeout");
+      await hostStub(this.env, this.serverId).deleteSession(this.meta.terminal_id, "idle timeout");
     } catch (error) {
       log("error", "terminal.alarm_failed", "TerminalDO.alarm failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
@@ -316,12 +316,12 @@ export class TerminalDO extends DurableObject<Env> {
   // --- RPC from the Worker and the HostDO -------------------------------------------------------
 
   /** Sets the limits of a session that was just created or adopted. */
-  async configure(serverId: string, meta: SessionMeta, config: TerminalConfig): Promise<Result<null>> {
+  async configure(meta: SessionMeta, config: TerminalConfig): Promise<Result<null>> {
     try {
-      this.serverId = serverId;
       this.meta ??= meta;
       this.config = config;
-      await this.ctx.storage.put({ server_id: serverId, meta: this.meta, config });
+      await loadIdentity(this.ctx, "name"); // again: forgetting a session cleared storage
+      await this.ctx.storage.put({ meta: this.meta, config });
       if (this.hub.clients.size === 0 && config.idleTimeoutMs > 0) {
         await this.alarms.set("idle", Date.now() + config.idleTimeoutMs);
       }

@@ -311,6 +311,20 @@ export class TerminalHub {
     }
   }
 
+  /**
+   * A client frame already known to be INPUT or RESIZE (`op`), from a client that speaks no
+   * framing of its own (raw-terminal.ts builds the frame once; nothing decodes it again).
+   */
+  onClientFrame(sink: Sink, op: "input" | "resize", bytes: Uint8Array): void {
+    const state = this.clients.get(sink);
+    if (!state) return;
+    if (bytes.byteLength > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
+    if (op === "input") return this.input(sink, state, bytes);
+    if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
+    if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
+    this.agent.send(bytes);
+  }
+
   private input(sink: Sink, state: ClientState, inputFrame: Uint8Array): void {
     if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
     if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline; input was not delivered");

@@ -26,6 +26,7 @@ export const STATUS_TEXT: Record<number, string> = {
   405: "Method Not Allowed",
   409: "Conflict",
   413: "Payload Too Large",
+  415: "Unsupported Media Type",
   422: "Unprocessable Entity",
   426: "Upgrade Required",
   429: "Too Many Requests",

@@ -23,6 +23,8 @@ export const COMMAND_MAX_BYTES = 128 * 1024 - 1;
 export const INPUT_MAX_CHARS = 1 << 20; // 1 Mi characters
 /** How long a terminal WebSocket may take to send its first-message auth (reference: 10 s). */
 export const TERMINAL_WS_AUTH_TIMEOUT_MS = 10_000;
+/** Terminal WebSockets one session holds while they authenticate; a newer one closes the oldest. */
+export const TERMINAL_WS_PENDING_MAX = 16;
 /**
  * Sessions `POST /api/terminals` may hold open per server (the reference's
  * OPEN_TERMINAL_MAX_SESSIONS default). Its sessions are ephemeral; the count covers every

@@ -4,7 +4,7 @@
  * session limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OPEN_TERMINAL_MAX_SESSIONS } from "../../shared/open-terminal.ts";
+import { OPEN_TERMINAL_MAX_SESSIONS, TERMINAL_WS_PENDING_MAX as RAW_PENDING_MAX } from "../../shared/open-terminal.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { TermClient } from "../support/term-client.ts";
@@ -156,10 +156,58 @@ describe("the WebSocket /api/terminals/{id}", () => {
     expect(silent.text()).toBe(""); // nothing of the session leaked before auth
   });
 
-  it("closes 4004 for a session that does not exist, on both mounts", async () => {
-    for (const path of ["/api/terminals/39999", "/api/terminals/nope", `${PREFIX}/api/terminals/39999`]) {
-      const client = await RawClient.open(stack.url + path);
+  it("closes 4004 for a session that does not exist, on both mounts, once the key checks out", async () => {
+    for (const path of ["/api/terminals/39999", "/api/terminals/nope", "/api/terminals/0", `${PREFIX}/api/terminals/39999`]) {
+      const client = await RawClient.connect(stack.url + path, stack.apiKey);
       expect(await client.waitForClose()).toEqual({ code: 4004, reason: "Session not found" });
+    }
+  });
+
+  it("tells a caller without the key nothing about which sessions exist", async () => {
+    const t = await createTerminal();
+    const known = `/api/terminals/${t.id}`;
+    const unknown = ["/api/terminals/39998", "/api/terminals/nope", `${PREFIX}/api/terminals/39998`];
+    // The same answers, known id or not: a wrong key, a payload that is not auth JSON, silence.
+    const probe = async (path: string) => {
+      const wrongKey = await RawClient.open(stack.url + path);
+      wrongKey.auth("not-the-key");
+      const binary = await RawClient.open(stack.url + path);
+      binary.type("ls\r");
+      const silent = await RawClient.open(stack.url + path);
+      const closes = [await wrongKey.waitForClose(), await binary.waitForClose(), await silent.waitForClose(40_000)];
+      return { closes, received: [wrongKey, binary, silent].map((c) => c.text() + c.texts.join("")) };
+    };
+    const answers = await Promise.all([known, ...unknown].map(probe));
+    expect(answers[0]).toEqual({
+      closes: [
+        { code: 4001, reason: "Invalid API key" },
+        { code: 4001, reason: "Auth timeout or invalid payload" },
+        { code: 4001, reason: "Auth timeout or invalid payload" },
+      ],
+      received: ["", "", ""],
+    });
+    for (const answer of answers.slice(1)) expect(answer).toEqual(answers[0]);
+  });
+
+  it("lets a keyed client in past 40 silent sockets, which hold no client slot", async () => {
+    const t = await createTerminal();
+    const silent: RawClient[] = [];
+    for (let i = 0; i < 40; i++) {
+      const client = await RawClient.open(`${stack.url}/api/terminals/${t.id}`);
+      clients.push(client);
+      silent.push(client);
+    }
+    const keyed = await raw(t.id);
+    keyed.type("echo keyed-$((20+22))\r");
+    await keyed.waitForText("keyed-42");
+    // The waiting sockets never joined: the session counts one client.
+    const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number; clients: number }[];
+    expect(sessions.find((s) => s.id === Number(t.id))?.clients).toBe(1);
+    // Each newcomer past RAW_PENDING_MAX closed the longest-waiting one as an auth timeout (the
+    // local stack may hold the TCP close a while after the close frame).
+    const evicted = silent.slice(0, 40 - RAW_PENDING_MAX);
+    for (const close of await Promise.all(evicted.map((c) => c.waitForClose(40_000)))) {
+      expect(close).toEqual({ code: 4001, reason: "Auth timeout or invalid payload" });
     }
   });
 });
@@ -171,6 +219,7 @@ describe("the session limit", () => {
     for (let i = 0; i <= OPEN_TERMINAL_MAX_SESSIONS && !refused; i++) {
       const res = await stack.api("/api/terminals", { method: "POST" });
       if (res.status === 429) refused = res;
+      else if (res.status !== 200) throw new Error(`POST /api/terminals: ${res.status} ${await res.text()}`);
       else made.push(((await res.json()) as TerminalInfo).id);
     }
     expect(refused).not.toBeNull();

@@ -211,7 +211,7 @@ describe("terminal sessions end to end", () => {
   });
 
   it("signs a browser in with a cookie that opens the WebSocket", async () => {
-    const signIn = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", body: JSON.stringify({ token: stack.apiKey }) });
+    const signIn = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: stack.apiKey }) });
     expect(signIn.status).toBe(204);
     const cookie = signIn.headers.get("set-cookie") ?? "";
     expect(cookie).toMatch(/HttpOnly/);
@@ -222,7 +222,7 @@ describe("terminal sessions end to end", () => {
     clients.push(c);
     c.input("echo cookie-ok\r");
     await c.waitForText("cookie-ok");
-    const bad = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", body: JSON.stringify({ token: "wrong" }) });
+    const bad = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: "wrong" }) });
     expect(bad.status).toBe(401);
     const forged = await fetch(`${stack.url}/api/v1/terminal/sessions`, { headers: { Cookie: "edgetty_session=admin.99999999999999.AAAA" } });
     expect(forged.status).toBe(401);

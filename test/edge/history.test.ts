@@ -13,7 +13,7 @@ const KEY = "test-admin-key";
 const BASE = "http://edge.test";
 const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
 const TERMINAL = (env as unknown as { TERMINAL: DurableObjectNamespace }).TERMINAL;
-const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, ...init.headers } });
+const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json", ...init.headers } });
 
 function rec(id: number, status: CommandRecord["status"] = "done"): CommandRecord {
   return {

@@ -2,12 +2,13 @@
 import { env, exports } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { expect, it } from "vitest";
+import { terminalStub } from "../../edge/addresses.ts";
 import type { Env } from "../../edge/env.ts";
 
 const KEY = "test-admin-key";
 const BASE = "http://edge.test";
 const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, ...init.headers } });
+const api = (path: string, init: RequestInit = {}) => worker.fetch(BASE + path, { ...init, headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json", ...init.headers } });
 
 it("removes an idle ephemeral session through its alarm and keeps the agent's link", async () => {
   const token = ((await (await api("/api/v1/admin/servers/idle", { method: "PUT", body: "{}" })).json()) as { token: string }).token;
@@ -33,7 +34,7 @@ it("removes an idle ephemeral session through its alarm and keeps the agent's li
 
   const created = (await (await api("/api/v1/terminals/idle/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ ephemeral: true }) })).json()) as { terminal_id: number };
   const bindings = env as unknown as Env;
-  const stub = bindings.TERMINAL.get(bindings.TERMINAL.idFromName(`idle:${created.terminal_id}`));
+  const stub = terminalStub(bindings, "idle", created.terminal_id);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   const sessions = (await (await api("/api/v1/terminals/idle/api/v1/terminal/sessions")).json()) as unknown[];
   expect(sessions).toEqual([]);

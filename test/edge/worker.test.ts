@@ -3,32 +3,8 @@
  * the test over a real WebSocket, so the HostDO's relay is exercised end to end at the edge.
  */
 import { describe, expect, it } from "vitest";
-import { api, BASE, KEY, worker } from "./worker-client.ts";
+import { api, BASE, fakeAgent, KEY, registerServer, worker } from "./worker-client.ts";
 
-
-async function registerServer(id: string): Promise<string> {
-  const res = await api(`/api/v1/admin/servers/${id}`, { method: "PUT", body: JSON.stringify({ name: `Server ${id}` }) });
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { token: string }).token;
-}
-
-/** Plays the agent's control link: answers create/kill/list the way the real agent does. */
-async function fakeAgent(serverId: string, token: string) {
-  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${serverId}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  const seen: { op: string; params: Record<string, unknown> }[] = [];
-  ws.addEventListener("message", (event) => {
-    const msg = JSON.parse(event.data as string) as { id: number; op: string; params: Record<string, unknown> };
-    seen.push(msg);
-    const meta = { terminal_id: msg.params["terminal_id"], shell: "bash", cwd: "/home/x", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-    const result = msg.op === "create" ? { status: "created", meta } : msg.op === "kill" ? { killed: true } : { sessions: [] };
-    ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result }));
-  });
-  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
-  return { ws, seen };
-}
 
 describe("the edge Worker in workerd", () => {
   it("answers /health without auth and everything else only with the key, in each family's shape", async () => {
@@ -113,7 +89,7 @@ describe("the edge Worker in workerd", () => {
     const signIn = await api("/api/v1/auth/session", { method: "POST", body: JSON.stringify({ token: KEY }) }, null);
     expect(signIn.status).toBe(204);
     const cookie = signIn.headers.get("Set-Cookie")!;
-    expect(cookie).toMatch(/^edgetty_session=admin\.\d+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
+    expect(cookie).toMatch(/^edgetty_session=admin\.\d+\.[\w-]+\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
     const me = await api("/api/v1/auth/session", { headers: { Cookie: cookie.split(";")[0]! } }, null);
     expect(await me.json()).toEqual({ role: "admin" });
     const tampered = cookie.split(";")[0]!.replace(/admin\.(\d)/, "admin.9");

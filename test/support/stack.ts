@@ -54,6 +54,8 @@ export async function startStack(opts: { apiKey?: string; edgeVars?: Record<stri
     api(path, init = {}) {
       const headers = new Headers(init.headers);
       if (!headers.has("Authorization")) headers.set("Authorization", `Bearer ${started.apiKey}`);
+      // The JSON routes take JSON only (415 otherwise); every body the tests send is JSON.
+      if (typeof init.body === "string" && !headers.has("Content-Type")) headers.set("Content-Type", "application/json");
       return fetch(started.url + path, { ...init, headers });
     },
     async stop() {

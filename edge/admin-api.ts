@@ -1,0 +1,88 @@
+/**
+ * The admin family: browser sign-in (the API key once, then an HttpOnly cookie backed by a
+ * server-side record) and the registry of servers. Errors in the terminal session API's shape,
+ * which the web app reads.
+ */
+import { isServerId } from "../shared/validation.ts";
+import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, safeEqual } from "./auth.ts";
+import { SessionApiError } from "./errors.ts";
+import { ApiFamily } from "./family.ts";
+import { readJsonObject } from "./http.ts";
+import { deleteServer, listServers, putServer } from "./registry.ts";
+import { adminStats } from "./stats-api.ts";
+
+/** Longest server name kept, in characters. */
+export const SERVER_NAME_MAX_CHARS = 200;
+/** Longest server URL kept, in characters. */
+export const SERVER_URL_MAX_CHARS = 2000;
+/** Shortest agent token accepted, in characters. */
+export const AGENT_TOKEN_MIN_CHARS = 16;
+
+const unauthorized = () => new SessionApiError(401, "UNAUTHORIZED", SessionApiError.unauthorizedMessage);
+
+/** The admin family's routes: `/api/v1/auth/*` and `/api/v1/admin/*`. */
+export function adminApi(): ApiFamily {
+  const api = new ApiFamily("admin", SessionApiError);
+
+  // --- browser sign-in -------------------------------------------------------------------------
+
+  api.route(
+    "POST",
+    "/api/v1/auth/session",
+    "public",
+    async (request, env) => {
+      const body = await readJsonObject(request);
+      const token = typeof body["token"] === "string" ? body["token"] : (bearerToken(request) ?? "");
+      if (!env.EDGETTY_API_KEY || !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
+      const secure = new URL(request.url).protocol === "https:";
+      const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure);
+      return new Response(null, { status: 204, headers: { "Set-Cookie": cookie } });
+    },
+    { json: true },
+  );
+  api.route("GET", "/api/v1/auth/session", "read", () => Response.json({ role: "admin" }));
+  api.route("DELETE", "/api/v1/auth/session", "read", async (request, env) => {
+    await revokeSession(env, request.principal!);
+    const secure = new URL(request.url).protocol === "https:";
+    return new Response(null, { status: 204, headers: { "Set-Cookie": clearSessionCookie(secure) } });
+  });
+
+  // --- the registry of servers -----------------------------------------------------------------
+
+  api.route("GET", "/api/v1/admin/servers", "admin", async (_request, env) => Response.json(await listServers(env.DB)));
+  api.route("GET", "/api/v1/admin/stats", "admin", (_request, env) => adminStats(env));
+
+  api.route(
+    "PUT",
+    "/api/v1/admin/servers/:id",
+    "admin",
+    async (request, env) => {
+      const id = request.params["id"] ?? "";
+      if (!isServerId(id)) throw new SessionApiError(400, "INVALID_SERVER_ID", "server id must match [a-z0-9][a-z0-9-]{0,62}");
+      const body = await readJsonObject(request);
+      const given = typeof body["token"] === "string" && body["token"].length >= AGENT_TOKEN_MIN_CHARS ? body["token"] : null;
+      if (body["token"] !== undefined && given === null) {
+        throw new SessionApiError(400, "INVALID_PARAMETERS", `token must be a string of at least ${AGENT_TOKEN_MIN_CHARS} characters`);
+      }
+      const token = given ?? randomToken();
+      const name = typeof body["name"] === "string" && body["name"] ? body["name"].slice(0, SERVER_NAME_MAX_CHARS) : id;
+      const url = typeof body["url"] === "string" ? body["url"].slice(0, SERVER_URL_MAX_CHARS) : "";
+      const server = await putServer(env.DB, { id, name, url, token });
+      return Response.json({ ...server, token });
+    },
+    { json: true },
+  );
+
+  api.route("DELETE", "/api/v1/admin/servers/:id", "admin", async (request, env) => {
+    if (!(await deleteServer(env.DB, request.params["id"] ?? ""))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
+    return Response.json({ status: "deleted", id: request.params["id"] });
+  });
+
+  // Anything else under the family's prefixes.
+  const noRoute = (request: Request): never => {
+    throw new SessionApiError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
+  };
+  api.route("ALL", "/api/v1/auth/*", "admin", noRoute);
+  api.route("ALL", "/api/v1/admin/*", "admin", noRoute);
+  return api;
+}

@@ -1,0 +1,130 @@
+/**
+ * An API family: one itty-router whose routes each declare who may call them, mounted where the
+ * family lives, rendering every error through the family's own error type.
+ *
+ *   const api = new ApiFamily("session", SessionApiError, MOUNTS);
+ *   api.route("POST", "/api/v1/terminal/create", "admin", handler, { json: true });
+ *
+ * Before a handler runs, its route's guard: authenticates the caller as its access level
+ * demands (401 otherwise); refuses a cookie-authenticated state change or WebSocket upgrade that
+ * does not come from the edge's own origin (403); refuses a JSON route's body sent as anything
+ * but JSON (415); and resolves the addressed server (the terminals family's 400/404).
+ */
+import { Router, type IRequest, type RouterType } from "itty-router";
+import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { readConfig, type Config, type Env } from "./env.ts";
+import { asFamilyError, type FamilyErrorType } from "./errors.ts";
+import { hasBody, isJsonContentType } from "./http.ts";
+import { resolveScope, ROOT_MOUNT, type Mount, type Scope } from "./scope.ts";
+
+/**
+ * Who may call a route:
+ * - `public`: anyone (the caller is still identified, for routes that show more to the admin);
+ * - `read`: any authenticated caller; the route changes nothing (today every credential that
+ *   authenticates is the admin's, so this differs from `admin` only in what it promises);
+ * - `admin`: the admin (the API key, or a browser signed in with it);
+ * - `agent`: a host's agent, with its server's agent token (`?server=` names the server).
+ */
+export type Access = "public" | "read" | "admin" | "agent";
+
+export type Method = "GET" | "POST" | "PUT" | "DELETE" | "ALL";
+
+export interface RouteOptions {
+  /** The body is JSON: a non-empty body of another content type is refused 415. */
+  json?: boolean;
+  /** Mount on only these of the family's mounts (default: all of them). */
+  mounts?: readonly Mount["name"][];
+}
+
+/** A request as a route's handler sees it: itty's, plus what the guard established. */
+export type RouteRequest = IRequest & {
+  /** The authenticated caller (null on a public route called without credentials). */
+  principal: Principal | null;
+  /** The server addressed (an agent route: the agent's own server). */
+  scope: Scope;
+  config: Config;
+};
+
+/** A route's handler; `undefined` passes the request on to the next matching route. */
+export type RouteHandler = (request: RouteRequest, env: Env, ctx: ExecutionContext) => Promise<Response | undefined> | Response | undefined;
+
+/** Verifies an agent's token for its server; answers the server id or null. */
+export type AgentVerifier = (request: Request, env: Env) => Promise<string | null>;
+
+type FamilyRouter = RouterType<IRequest, [Env, ExecutionContext]>;
+
+export class ApiFamily {
+  readonly router: FamilyRouter;
+
+  /**
+   * @param name for logs
+   * @param errors the family's error type: everything thrown in its routes renders through it
+   * @param mounts where the family's routes live (ROOT_MOUNT only for unscoped families)
+   * @param verifyAgent how `agent` routes check their caller
+   */
+  constructor(
+    readonly name: string,
+    readonly errors: FamilyErrorType,
+    private readonly mounts: readonly Mount[] = [ROOT_MOUNT],
+    private readonly verifyAgent?: AgentVerifier,
+  ) {
+    this.router = Router<IRequest, [Env, ExecutionContext]>({
+      catch: (error, request) => asFamilyError(errors, error, `${name} ${request.method} ${new URL(request.url).pathname}`).response(),
+    });
+  }
+
+  /** Declares a route: its method, path (itty syntax), who may call it, and its handler. */
+  route(method: Method, path: string, access: Access, handler: RouteHandler, options: RouteOptions = {}): this {
+    for (const mount of this.mounts) {
+      if (options.mounts && !options.mounts.includes(mount.name)) continue;
+      const guarded = this.guard(mount, access, options, handler);
+      this.router[method.toLowerCase() as Lowercase<Method>](mount.prefix + path, guarded);
+    }
+    return this;
+  }
+
+  /** Answers the request if one of this family's routes takes it; undefined otherwise. */
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response | undefined> {
+    return this.router.fetch(request as IRequest, env, ctx) as Promise<Response | undefined>;
+  }
+
+  private error(status: number, code: string, message: string): Error {
+    return new this.errors(status, code, message);
+  }
+
+  private guard(mount: Mount, access: Access, options: RouteOptions, handler: RouteHandler) {
+    return async (request: IRequest, env: Env, ctx: ExecutionContext): Promise<Response | undefined> => {
+      const config = readConfig(env);
+      const routed = request as RouteRequest;
+      if (access === "agent") {
+        const serverId = this.verifyAgent ? await this.verifyAgent(request, env) : null;
+        if (serverId === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
+        routed.principal = null;
+        routed.scope = { serverId, base: "" };
+      } else {
+        routed.principal = await authenticate(request, env);
+        if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
+        if (routed.principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) {
+          // A public route does not need the caller: it just does not see them.
+          if (access === "public") routed.principal = null;
+          else throw this.error(403, "ORIGIN_CHECK_FAILED", "A request signed in by cookie must come from this edge's own origin");
+        }
+        routed.scope = await resolveScope(mount, request.params, env, config);
+      }
+      if (options.json && hasBody(request) && !isJsonContentType(request.headers.get("Content-Type"))) {
+        throw this.error(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with Content-Type: application/json");
+      }
+      routed.config = config;
+      return handler(routed, env, ctx);
+    };
+  }
+}
+
+/** Runs `families` in order; the first that has a route for the request answers. */
+export async function dispatch(families: readonly ApiFamily[], request: Request, env: Env, ctx: ExecutionContext): Promise<Response | undefined> {
+  for (const family of families) {
+    const response = await family.fetch(request, env, ctx);
+    if (response !== undefined) return response;
+  }
+  return undefined;
+}

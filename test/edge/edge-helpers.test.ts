@@ -1,0 +1,63 @@
+/** The edge's small pure helpers for platform and web rules, each on its own. */
+import { describe, expect, it } from "vitest";
+import { parseTerminalName, terminalName } from "../../edge/addresses.ts";
+import { needsSameOrigin, sameOrigin } from "../../edge/auth.ts";
+import { hasBody, isJsonContentType } from "../../edge/http.ts";
+
+const OWN = "https://edge.example";
+
+function request(headers: Record<string, string>, method = "POST"): Request {
+  return new Request(`${OWN}/api/v1/terminal/create`, { method, headers });
+}
+
+describe("sameOrigin", () => {
+  it("trusts Origin first", () => {
+    expect(sameOrigin(request({ Origin: OWN }))).toBe(true);
+    expect(sameOrigin(request({ Origin: "https://edge.example:8443" }))).toBe(false);
+    expect(sameOrigin(request({ Origin: "http://edge.example" }))).toBe(false);
+    expect(sameOrigin(request({ Origin: "null" }))).toBe(false);
+    expect(sameOrigin(request({ Origin: "https://evil.example", "Sec-Fetch-Site": "same-origin" }))).toBe(false);
+  });
+
+  it("falls back to Sec-Fetch-Site, then Referer", () => {
+    expect(sameOrigin(request({ "Sec-Fetch-Site": "same-origin" }))).toBe(true);
+    for (const site of ["same-site", "cross-site", "none"]) expect(sameOrigin(request({ "Sec-Fetch-Site": site }))).toBe(false);
+    expect(sameOrigin(request({ Referer: `${OWN}/app` }))).toBe(true);
+    expect(sameOrigin(request({ Referer: "https://edge.example.evil.example/" }))).toBe(false);
+    expect(sameOrigin(request({ Referer: "not a url" }))).toBe(false);
+  });
+
+  it("passes a request no browser sent", () => {
+    expect(sameOrigin(request({}))).toBe(true);
+  });
+});
+
+describe("needsSameOrigin", () => {
+  it("holds state changes and WebSocket upgrades to the edge's origin, not reads", () => {
+    for (const method of ["POST", "PUT", "DELETE", "PATCH"]) expect(needsSameOrigin(request({}, method))).toBe(true);
+    for (const method of ["GET", "HEAD", "OPTIONS"]) expect(needsSameOrigin(request({}, method))).toBe(false);
+    expect(needsSameOrigin(request({ Upgrade: "websocket" }, "GET"))).toBe(true);
+  });
+});
+
+describe("isJsonContentType and hasBody", () => {
+  it("takes application/json and +json types, with parameters, and nothing else", () => {
+    for (const t of ["application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"]) expect(isJsonContentType(t)).toBe(true);
+    for (const t of [null, "", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json", "application/jsonp"]) {
+      expect(isJsonContentType(t)).toBe(false);
+    }
+  });
+
+  it("sees a body only where one is sent", () => {
+    expect(hasBody(new Request(OWN, { method: "POST" }))).toBe(false);
+    expect(hasBody(new Request(OWN, { method: "POST", body: "", headers: { "Content-Length": "0" } }))).toBe(false);
+    expect(hasBody(new Request(OWN, { method: "POST", body: "x" }))).toBe(true);
+  });
+});
+
+describe("terminal names", () => {
+  it("round-trips and refuses names it did not make", () => {
+    expect(parseTerminalName(terminalName("alpha-1", 42))).toEqual({ serverId: "alpha-1", terminalId: 42 });
+    for (const name of ["alpha", "Alpha:1", "alpha:", "alpha:123456", ":1", "a:b:1"]) expect(parseTerminalName(name)).toBeNull();
+  });
+});
