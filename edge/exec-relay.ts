@@ -78,8 +78,8 @@ export function checkExecAgentMsg(x: unknown): ExecAgentMsg | null {
 }
 
 /** The request the Worker sends the HostDO for one validated execute call. */
-export function execRequest(scope: string, op: ExecOp): Request {
-  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, op }) });
+export function execRequest(scope: string, op: ExecOp, session = ""): Request {
+  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, op }) });
 }
 
 export class EdgeExecRelay {
@@ -98,9 +98,9 @@ export class EdgeExecRelay {
   /** Answers an `execRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const text = await request.text();
-    let call: { scope?: unknown; op?: unknown } | null = null;
+    let call: { scope?: unknown; session?: unknown; op?: unknown } | null = null;
     try {
-      if (text.length <= EXEC_CALL_MAX_BYTES) call = JSON.parse(text) as { scope?: unknown; op?: unknown };
+      if (text.length <= EXEC_CALL_MAX_BYTES) call = JSON.parse(text) as { scope?: unknown; session?: unknown; op?: unknown };
     } catch {
       call = null;
     }
@@ -108,11 +108,11 @@ export class EdgeExecRelay {
       return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
     }
     // The Worker validated the op (parseExecHttp); the agent checks it again.
-    return this.start(call.scope, call.op as ExecOp);
+    return this.start(call.scope, call.op as ExecOp, typeof call.session === "string" ? call.session : "");
   }
 
   /** Relays one validated call; resolves with the HTTP answer (never rejects). */
-  start(scope: string, op: ExecOp): Promise<Response> {
+  start(scope: string, op: ExecOp, session = ""): Promise<Response> {
     if (!this.agent()) return Promise.resolve(offline());
     if (this.jobs.size >= EXEC_MAX_INFLIGHT) {
       return Promise.resolve(errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`)));
@@ -123,7 +123,7 @@ export class EdgeExecRelay {
       const deadline = replyDeadlineMs(op);
       if (deadline !== null) job.timer = setTimeout(() => this.timedOut(job, isStreamOp(op)), deadline);
       this.jobs.set(rid, job);
-      if (!this.send({ t: "exec.req", rid, scope, op })) {
+      if (!this.send({ t: "exec.req", rid, scope, session, op })) {
         this.forget(job);
         resolve(offline());
       }

@@ -26,6 +26,7 @@ import { EdgeExecRelay, EXEC_PATH } from "./exec-relay.ts";
 import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
+import { EdgeTunnel, TUNNEL_PATH } from "./http-tunnel.ts";
 
 /** Most agent requests in flight at once. */
 export const MAX_PENDING_REQUESTS = 256;
@@ -74,6 +75,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
+  /** Open Terminal file, port and proxy calls tunnelled to the agent (tun.* messages). */
+  private readonly tunnel = new EdgeTunnel(() => this.agentSocket());
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -91,7 +94,9 @@ export class HostDO extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     // An Open Terminal execute call (a fetch, not RPC: only a fetch's response stream tells this
     // DO when the HTTP client has gone away).
-    if (new URL(request.url).pathname === EXEC_PATH) return this.execRelay.fetch(request);
+    const path = new URL(request.url).pathname;
+    if (path === EXEC_PATH) return this.execRelay.fetch(request);
+    if (path === TUNNEL_PATH) return this.tunnel.fetch(request);
     const serverId = request.headers.get("X-Edgetty-Server");
     if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
@@ -108,6 +113,7 @@ export class HostDO extends DurableObject<Env> {
     }
     this.failPending(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
     this.execRelay.agentGone();
+    this.tunnel.agentGone();
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     return new Response(null, { status: 101, webSocket: client });
@@ -115,9 +121,10 @@ export class HostDO extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     try {
-      if (typeof message !== "string") return;
+      if (typeof message !== "string") return this.tunnel.onAgentBinary(new Uint8Array(message));
       const msg = parseControl<AgentToHost>(message);
       if ((msg.t as string).startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
+      if ((msg.t as string).startsWith("tun.")) return this.tunnel.onAgentMessage(msg);
       switch (msg.t) {
         case "hello":
           this.setHostValue("agent", JSON.stringify(sanitizeAgentFacts(msg.agent)));
@@ -153,6 +160,7 @@ export class HostDO extends DurableObject<Env> {
         this.setHostValue("last_seen", new Date().toISOString());
         this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
         this.execRelay.agentGone();
+        this.tunnel.agentGone();
       }
     } catch (error) {
       log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });

@@ -13,7 +13,7 @@ import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
 import { adminStats } from "./stats-api.ts";
-import { corsPreflight, withCors } from "./cors.ts";
+import { corsPreflight, isCrossOrigin, withCors } from "./cors.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { isOpenTerminalPublic, mountOpenTerminalApi } from "./open-terminal-api.ts";
 import { mountTerminalApi } from "./terminal-api.ts";
@@ -34,8 +34,9 @@ function isPublic(request: Request, pathname: string): boolean {
   if (pathname === "/health" || pathname.startsWith("/agent/")) return true;
   if (isOpenTerminalPublic(request, pathname)) return true;
   if (pathname === "/api/v1/auth/session" && request.method === "POST") return true;
-  // The web app's static files; every API route is under /api/, /execute, /files or /openapi.json.
-  return request.method === "GET" && !/^\/(api|execute|files|openapi\.json)(\/|$)/.test(pathname);
+  // The web app's static files; every API route is under /api/, /execute, /files, /ports, /proxy,
+  // /system, /info or /openapi.json.
+  return request.method === "GET" && !/^\/(api|execute|files|ports|proxy|system|info|openapi\.json)(\/|$)/.test(pathname);
 }
 
 function randomToken(): string {
@@ -49,7 +50,10 @@ const router = Router<IRequest, [Env, ExecutionContext]>({
       readConfig(env); // a misconfigured edge answers 500 CONFIG_INVALID to everything
       const { pathname } = new URL(request.url);
       if (isPublic(request, pathname)) return;
-      if (!(await authenticate(request, env.EDGETTY_API_KEY))) {
+      // The Open Terminal family answers pages of other origins (cors.ts): there such a page is
+      // authenticated by its bearer token only, so the session cookie never acts cross-origin.
+      const cookieOk = familyOf(pathname) !== "open-terminal" || !isCrossOrigin(request);
+      if (!(await authenticate(request, env.EDGETTY_API_KEY, cookieOk))) {
         if (familyOf(pathname) === "open-terminal") throw new ApiError(401, "UNAUTHORIZED", "Invalid API key");
         throw unauthorized();
       }

@@ -4,12 +4,20 @@
  * relayed by the server's HostDO to its agent) and `/api/terminals`, whose sessions are the very
  * PTY sessions of the terminal session API: an Open Terminal session id is the terminal id in
  * decimal, so one session has two doors. The WebSocket `/api/terminals/{id}` is a raw client of
- * the session's TerminalDO (raw-terminal.ts), authenticated by its first message.
+ * the session's TerminalDO (raw-terminal.ts), authenticated by its first message. `/files/*`,
+ * `/ports`, `/proxy/{port}/…`, `/system` and `/info` are answered by the agent through the HostDO's
+ * HTTP tunnel (http-tunnel.ts), bodies streamed both ways. `/docs` is Swagger UI from the assets.
+ *
+ * Who is who: the bearer key authenticates; the caller's `X-User-Id` (Open WebUI sends one per
+ * user, with one key for all) partitions background processes and session working directories
+ * (the "scope"); `X-Session-Id` names the session whose working directory relative paths use.
  */
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { parseExecHttp } from "../shared/exec-protocol.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import { apiConfig, healthBody, isTunnelPath, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import { EXEC_SESSION_MAX_CHARS } from "../shared/exec-protocol.ts";
+import { tunnelRequest } from "./http-tunnel.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
 import type { SessionMeta } from "../shared/agent-protocol.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
@@ -79,14 +87,24 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 }
 
 /**
- * Who a background process belongs to: the authenticated principal plus the reference's
- * X-User-Id and X-Session-Id headers (Open WebUI sets them per user and chat), hashed to a
- * fixed length.
+ * Whose processes and session working directories a call reaches: the authenticated principal
+ * plus the `X-User-Id` header (Open WebUI sends one key for all its users and tells them apart by
+ * it), hashed to a fixed length. Not `X-Session-Id`: a process started in one chat can be polled
+ * from another, as in the reference.
  */
-async function execScope(request: Request): Promise<string> {
+async function callerScope(request: Request): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
-  const session = request.headers.get("X-Session-Id") ?? "";
-  return `admin:${await sha256Hex(JSON.stringify([user, session]))}`;
+  return `admin:${await sha256Hex(user)}`;
+}
+
+/** The caller's `X-Session-Id`, cut to the relay's limit. */
+function callerSession(request: Request): string {
+  return (request.headers.get("X-Session-Id") ?? "").slice(0, EXEC_SESSION_MAX_CHARS);
+}
+
+/** Escapes text for an HTML attribute. */
+function attr(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 }
 
 /** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
@@ -147,6 +165,42 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
     return Response.json(apiConfig());
   });
 
+  mountBoth(router, "get", "/docs", async (request, env) => {
+    const { base } = await resolveScope(request, env, readConfig(env));
+    const html =
+      `<!doctype html><html><head><meta charset="utf-8"><title>Open Terminal API</title>` +
+      `<link rel="stylesheet" href="/docs-assets/swagger-ui.css"></head>` +
+      `<body data-openapi="${attr(`${base}/openapi.json`)}"><div id="swagger-ui"></div>` +
+      `<script src="/docs-assets/swagger-ui-bundle.js"></script><script src="/docs-assets/docs-init.js"></script></body></html>`;
+    return new Response(html, {
+      headers: {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+      },
+    });
+  });
+
+  // --- files, ports, proxy, system: answered by the agent through the HTTP tunnel --------------
+
+  const tunnelled = async (request: IRequest, env: Env): Promise<Response> => {
+    const { serverId } = await resolveScope(request, env, readConfig(env));
+    const url = new URL(request.url);
+    const path = request.params["server"] === undefined ? url.pathname : familyPath(url.pathname);
+    if (!isTunnelPath(path)) return noRoute(404);
+    const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
+    const response = await host(env, serverId).fetch(tunnelRequest(request, call));
+    // Files and proxied pages are shown on this origin: without script access to it (no cookies,
+    // no same-origin calls), since their content is whatever is on the host.
+    if (/^\/(files\/(view|serve\/)|proxy\/)/.test(path) || (path === "/files/read" && !/json/.test(response.headers.get("Content-Type") ?? ""))) {
+      const out = new Response(response.body, response);
+      out.headers.set("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads");
+      out.headers.set("X-Content-Type-Options", "nosniff");
+      return out;
+    }
+    return response;
+  };
+  for (const path of ["/files/*", "/ports", "/proxy/*", "/system", "/info"]) mountBoth(router, "all", path, tunnelled);
+
   mountBoth(router, "get", "/openapi.json", async (request, env) => {
     const { serverId, base } = await resolveScope(request, env, readConfig(env));
     // Facts about the host are for callers with the key (Open WebUI sends it); the rest is public.
@@ -169,7 +223,7 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return host(env, serverId).fetch(execRequest(await execScope(request), parsed.value));
+    return host(env, serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request)));
   };
   mountBoth(router, "all", "/execute", execute);
   mountBoth(router, "all", "/execute/*", execute);

@@ -14,8 +14,9 @@
  * away) kills a stream's process group and ends any wait early.
  *
  * `scope` partitions background processes: a process is visible only to requests with the same
- * scope (the reference keys them by the X-User-Id and X-Session-Id headers; the edge should also
- * fold in the authenticated principal).
+ * scope (the edge derives it from the authenticated principal and the `X-User-Id` header).
+ * `session` is the caller's `X-Session-Id`: relative `cwd`s resolve against that session's
+ * working directory (set with `POST /files/cwd`).
  */
 import {
   EXECUTE_WAIT_MAX_SECONDS,
@@ -32,6 +33,8 @@ export const EXEC_STREAM_WINDOW_BYTES = 256 * 1024; // 256 KiB
 export const EXEC_STREAM_FRAME_BYTES = 32 * 1024; // 32 KiB
 /** Longest `scope`, in characters. */
 export const EXEC_SCOPE_MAX_CHARS = 1024;
+/** Longest `session` (the caller's `X-Session-Id`), in characters. */
+export const EXEC_SESSION_MAX_CHARS = 256;
 /** Extra time, past the call's own wait or timeout, before the edge gives up on an exec.res. */
 export const EXEC_REPLY_GRACE_MS = 15_000;
 
@@ -45,7 +48,7 @@ export type ExecOp =
 
 /** Edge → agent. */
 export type ExecEdgeMsg =
-  | { t: "exec.req"; rid: number; scope: string; op: ExecOp }
+  | { t: "exec.req"; rid: number; scope: string; session?: string; op: ExecOp }
   | { t: "exec.ack"; rid: number; bytes: number }
   | { t: "exec.cancel"; rid: number };
 
@@ -157,8 +160,9 @@ export function checkExecEdgeMsg(x: unknown): ExecEdgeMsg | { error: string; rid
   switch (x.t) {
     case "exec.req":
       if (!isStr(x.scope) || x.scope.length > EXEC_SCOPE_MAX_CHARS) return { error: "exec.req scope must be a short string", rid };
+      if (x.session !== undefined && (!isStr(x.session) || x.session.length > EXEC_SESSION_MAX_CHARS)) return { error: "exec.req session must be a short string", rid };
       if (!checkOp(x.op)) return { error: "exec.req op is malformed", rid };
-      return { t: "exec.req", rid, scope: x.scope, op: x.op };
+      return { t: "exec.req", rid, scope: x.scope, session: x.session ?? "", op: x.op };
     case "exec.ack":
       return isNum(x.bytes, 0) ? { t: "exec.ack", rid, bytes: x.bytes } : { error: "exec.ack bytes must be a number", rid };
     case "exec.cancel":

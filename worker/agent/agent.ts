@@ -4,7 +4,8 @@
  * Sessions keep running while links are down; links come back on their own.
  */
 import { readlinkSync } from "node:fs";
-import { arch, cpus, hostname, release, totalmem } from "node:os";
+import { arch, cpus, homedir, hostname, release, totalmem } from "node:os";
+import { join } from "node:path";
 import {
   parseControl,
   type AgentToHost,
@@ -20,6 +21,9 @@ import { AGENT_SETTINGS } from "../../shared/limits.ts";
 import type { ExitInfo } from "../../shared/protocol.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
+import { openTerminalApp } from "./files/app.ts";
+import { CwdStore } from "./files/cwd-store.ts";
+import { TunnelServer } from "./files/tunnel-server.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
 import { endProcesses, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
@@ -53,10 +57,14 @@ export interface AgentOptions {
   edge: string;
   server: string;
   token: string;
-  /** Where the agent keeps files (screenshots). */
+  /** Where the agent keeps files (screenshots, command logs). */
   dataDir: string;
   /** Most PTY sessions at once (shared/limits.ts); MAX_SESSIONS when absent. */
   maxSessions?: number;
+  /** Text for the Open Terminal `/info` route and `get_info` tool (unset: no such route). */
+  info?: string;
+  /** Replaces the Open Terminal `/system` prompt (placeholders: see files/app.ts). */
+  systemPrompt?: string;
   log?(line: string): void;
 }
 
@@ -75,6 +83,10 @@ export class Agent {
   /** The Open Terminal execute API: commands run here, relayed over the control link (exec.*). */
   private readonly execManager: ExecManager;
   private readonly execRelay: ExecRelay;
+  /** Per-session working directories of the Open Terminal API (`X-Session-Id`). */
+  private readonly cwds = new CwdStore();
+  /** The Open Terminal file, port and proxy routes, tunnelled over the control link (tun.*). */
+  private readonly tunnel: TunnelServer;
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
@@ -86,8 +98,17 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
     this.identity = agentIdentity(options.dataDir);
-    this.execManager = new ExecManager({ tag: processTag(this.identity, { kind: "x", id: "exec" }) });
     this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
+    this.execManager = new ExecManager({
+      tag: processTag(this.identity, { kind: "x", id: "exec" }),
+      logDir: join(options.dataDir, "exec-logs"),
+      sessionCwd: (scope, session) => this.cwds.get(scope, session),
+    });
+    this.tunnel = new TunnelServer(
+      openTerminalApp({ home: process.env.HOME || homedir(), cwds: this.cwds, ...(options.info !== undefined ? { info: options.info } : {}), ...(options.systemPrompt ? { systemPrompt: options.systemPrompt } : {}) }),
+      (text) => this.control.send(text),
+      (frame) => this.control.send(frame),
+    );
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
       token: options.token,
@@ -97,11 +118,13 @@ export class Agent {
         ws.send(JSON.stringify(this.hello()));
       },
       onMessage: (data, isBinary) => {
-        if (!isBinary) void this.onControl(data.toString("utf8"));
+        if (isBinary) this.tunnel.handleBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        else void this.onControl(data.toString("utf8"));
       },
       onClose: (code, reason) => {
         // The edge can no longer answer for these: streams are killed, waits end.
         this.execRelay.closeAll();
+        this.tunnel.closeAll();
         this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
       },
     });
@@ -142,6 +165,7 @@ export class Agent {
     this.keepAlive = undefined;
     this.control.stop();
     this.execRelay.closeAll();
+    this.tunnel.closeAll();
     const execDone = this.execManager.shutdown();
     for (const session of this.sessions.values()) {
       session.hangUpForStop();
@@ -177,6 +201,7 @@ export class Agent {
     }
     const type: string = msg.t;
     if (type.startsWith("exec.")) return this.execRelay.handle(msg);
+    if (type.startsWith("tun.")) return this.tunnel.handle(msg);
     if (msg.t !== "req" || typeof msg.id !== "number") return;
     try {
       const result = await this.handle(msg.op, msg.params);

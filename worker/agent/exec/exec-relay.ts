@@ -9,7 +9,7 @@ import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/exec-protocol.ts
 import { OtCode, ndjsonLine, otError } from "../../../shared/open-terminal.ts";
 import type { ExecuteCall, HttpReply } from "../../../shared/open-terminal.ts";
 import { ExecError } from "./exec-manager.ts";
-import type { ExecManager } from "./exec-manager.ts";
+import type { ExecCaller, ExecManager } from "./exec-manager.ts";
 import type { ExecStream } from "./exec-stream.ts";
 
 /** Requests in flight at once on one link; more are answered 429. */
@@ -72,21 +72,22 @@ export class ExecRelay {
     const job: Job = { abort: new AbortController(), unacked: 0 };
     this.jobs.set(msg.rid, job);
     const { op } = msg;
+    const caller = { scope: msg.scope, session: msg.session ?? "" };
     if (op.op === "execute" && isStreamOp(op)) {
-      void this.pump(msg.rid, job, op.call);
+      void this.pump(msg.rid, job, op.call, caller);
       return;
     }
-    void this.manager.handle(op, msg.scope, job.abort.signal).then((reply) => {
+    void this.manager.handle(op, caller, job.abort.signal).then((reply) => {
       if (this.jobs.get(msg.rid) !== job) return; // cancelled: the edge no longer listens
       this.jobs.delete(msg.rid);
       this.reply(msg.rid, reply);
     });
   }
 
-  private async pump(rid: number, job: Job, call: ExecuteCall): Promise<void> {
+  private async pump(rid: number, job: Job, call: ExecuteCall, caller: ExecCaller): Promise<void> {
     let stream: ExecStream;
     try {
-      stream = await this.manager.stream(call.spec, call.mode === "stream" ? call.timeout : null);
+      stream = await this.manager.stream(call.spec, call.mode === "stream" ? call.timeout : null, caller);
     } catch (e) {
       if (this.jobs.get(rid) !== job) return;
       this.jobs.delete(rid);
