@@ -27,6 +27,7 @@ import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 import { EdgeTunnel, TUNNEL_PATH } from "./http-tunnel.ts";
+import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
 
 /** Most agent requests in flight at once. */
 export const MAX_PENDING_REQUESTS = 256;
@@ -77,6 +78,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
   /** Open Terminal file, port and proxy calls tunnelled to the agent (tun.* messages). */
   private readonly tunnel = new EdgeTunnel(() => this.agentSocket());
+  /** Names and owners of `/api/terminals` sessions. */
+  private readonly names: SessionNames;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -87,6 +90,7 @@ export class HostDO extends DurableObject<Env> {
     )`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+    this.names = new SessionNames(this.sql);
   }
 
   // --- agent control link -----------------------------------------------------------------------
@@ -257,6 +261,7 @@ export class HostDO extends DurableObject<Env> {
   private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }, keepHistory = true): Promise<void> {
     if (!this.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
+    this.names.forgetTerminal(terminalId);
     await this.terminal(this.serverId(), terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
   }
 
@@ -369,6 +374,20 @@ export class HostDO extends DurableObject<Env> {
   /** The index's sessions, oldest id first (the Open Terminal API lists these). */
   async sessionMetas(): Promise<SessionMeta[]> {
     return this.allIndexed();
+  }
+
+  /** Live sessions with their `/api/terminals` name and owner (unnamed: the decimal id, no owner). */
+  async namedSessions(): Promise<{ meta: SessionMeta; name: string; owner: string | null }[]> {
+    const names = this.names.all();
+    return this.allIndexed().map((meta) => {
+      const row = names.get(meta.terminal_id);
+      return { meta, name: row?.name ?? String(meta.terminal_id), owner: row?.owner ?? null };
+    });
+  }
+
+  /** Names a live session for `/api/terminals` (replacing any earlier binding of the name). */
+  async nameSession(row: NamedSession): Promise<void> {
+    if (this.indexed(row.terminal_id)) this.names.bind(row);
   }
 
   /** Asks the agent for a terminal's raw output, rendered screen or screenshot (shared/screen.ts). */

@@ -1,10 +1,7 @@
 /**
  * The Open Terminal API family (seed 004 and the later API Open WebUI uses) for one server, on
- * both mounts: `/health`, `/api/config`, `/openapi.json`, the execute routes (validated here,
- * relayed by the server's HostDO to its agent) and `/api/terminals`, whose sessions are the very
- * PTY sessions of the terminal session API: an Open Terminal session id is the terminal id in
- * decimal, so one session has two doors. The WebSocket `/api/terminals/{id}` is a raw client of
- * the session's TerminalDO (raw-terminal.ts), authenticated by its first message. `/files/*`,
+ * both mounts: `/health`, `/api/config`, `/openapi.json`, `/docs`, the execute routes (validated
+ * here, relayed by the server's HostDO to its agent) and `/api/terminals` (open-terminal-terminals.ts). `/files/*`,
  * `/ports`, `/proxy/{port}/…`, `/system` and `/info` are answered by the agent through the HostDO's
  * HTTP tunnel (http-tunnel.ts), bodies streamed both ways. `/docs` is Swagger UI from the assets.
  *
@@ -15,18 +12,14 @@
 import type { IRequest, RouterType } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { parseExecHttp } from "../shared/exec-protocol.ts";
-import { apiConfig, healthBody, isTunnelPath, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, OPEN_TERMINAL_ROUTES, pyIsoUtc, TerminalWsClose } from "../shared/open-terminal.ts";
+import { apiConfig, healthBody, isTunnelPath, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
 import { EXEC_SESSION_MAX_CHARS } from "../shared/exec-protocol.ts";
-import { tunnelRequest } from "./http-tunnel.ts";
-import type { TerminalInfo } from "../shared/open-terminal.ts";
-import type { SessionMeta } from "../shared/agent-protocol.ts";
-import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
 import { authenticate, sha256Hex } from "./auth.ts";
 import { readConfig, type Env } from "./env.ts";
-import { unwrap } from "./errors.ts";
-import { isWebSocketUpgrade } from "./http.ts";
 import { execRequest } from "./exec-relay.ts";
-import { refusedSocket } from "./raw-terminal.ts";
+import { isWebSocketUpgrade } from "./http.ts";
+import { tunnelRequest } from "./http-tunnel.ts";
+import { mountOpenTerminalTerminals } from "./open-terminal-terminals.ts";
 import { mountBoth, resolveScope } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
@@ -53,10 +46,6 @@ export function isOpenTerminalPublic(request: Request, pathname: string): boolea
 
 function host(env: Env, serverId: string) {
   return env.HOST.get(env.HOST.idFromName(serverId));
-}
-
-function terminal(env: Env, serverId: string, terminalId: number) {
-  return env.TERMINAL.get(env.TERMINAL.idFromName(`${serverId}:${terminalId}`));
 }
 
 /** FastAPI's answer for a path it does not serve, or serves for other methods. */
@@ -92,7 +81,7 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
  * it), hashed to a fixed length. Not `X-Session-Id`: a process started in one chat can be polled
  * from another, as in the reference.
  */
-async function callerScope(request: Request): Promise<string> {
+export async function callerScope(request: Request): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
   return `admin:${await sha256Hex(user)}`;
 }
@@ -105,44 +94,6 @@ function callerSession(request: Request): string {
 /** Escapes text for an HTML attribute. */
 function attr(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
-}
-
-/** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
-function terminalError(status: number, code: string, error: string): Response {
-  return Response.json({ error, code }, { status });
-}
-
-function sessionNotFound(): Response {
-  return terminalError(404, "SESSION_NOT_FOUND", "Session not found");
-}
-
-/** A session id from the path: a terminal id in decimal, or null. */
-function sessionId(raw: string | undefined): number | null {
-  try {
-    return parseTerminalId(decodeURIComponent(raw ?? ""));
-  } catch {
-    return null;
-  }
-}
-
-function terminalInfo(meta: SessionMeta): TerminalInfo {
-  const started = new Date(meta.started_at);
-  return {
-    id: String(meta.terminal_id),
-    created_at: pyIsoUtc(Number.isNaN(started.getTime()) ? new Date(0) : started),
-    pid: meta.pid ?? 0,
-  };
-}
-
-/** Renders an ApiError from a DO in the terminal routes' shape. */
-async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    if (error.status === 404) return sessionNotFound();
-    return terminalError(error.status, error.code, error.message);
-  }
 }
 
 /** A human line about the host for the OpenAPI description, as the reference appends one. */
@@ -228,49 +179,5 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
   mountBoth(router, "all", "/execute", execute);
   mountBoth(router, "all", "/execute/*", execute);
 
-  // --- terminals: the session API's sessions, through the reference's door ---------------------
-
-  mountBoth(router, "post", "/api/terminals", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    const stub = host(env, serverId);
-    if (!(await stub.status()).online) {
-      return terminalError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
-    }
-    const ephemeral = (await stub.sessionMetas()).filter((m) => m.ephemeral && m.terminal_id >= EPHEMERAL_ID_MIN).length;
-    if (ephemeral >= OPEN_TERMINAL_MAX_SESSIONS) {
-      return terminalError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`);
-    }
-    // Ephemeral: a free id, and removal once it has sat without clients for the ephemeral idle time.
-    const params = parseCreateParams({ ephemeral: true }, 0);
-    const created = await terminalCall(async () => unwrap(await stub.createSession(serverId, params)));
-    if (created instanceof Response) return created;
-    return Response.json(terminalInfo(created.meta));
-  });
-
-  mountBoth(router, "get", "/api/terminals", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    return Response.json((await host(env, serverId).sessionMetas()).map(terminalInfo));
-  });
-
-  mountBoth(router, "get", "/api/terminals/:session_id", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    const id = sessionId(request.params["session_id"]);
-    if (isWebSocketUpgrade(request)) {
-      if (id === null || !(await host(env, serverId).hasSession(id))) return refusedSocket(TerminalWsClose.NOT_FOUND);
-      const forward = new Request("https://terminal/raw", { headers: request.headers });
-      forward.headers.set("X-Edgetty-Server", serverId);
-      return terminal(env, serverId, id).fetch(forward);
-    }
-    const meta = id === null ? undefined : (await host(env, serverId).sessionMetas()).find((m) => m.terminal_id === id);
-    return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
-  });
-
-  mountBoth(router, "delete", "/api/terminals/:session_id", async (request, env) => {
-    const { serverId } = await resolveScope(request, env, readConfig(env));
-    const id = sessionId(request.params["session_id"]);
-    if (id === null) return sessionNotFound();
-    const deleted = await terminalCall(async () => unwrap(await host(env, serverId).deleteSession(serverId, id, "deleted via /api/terminals")));
-    if (deleted instanceof Response) return deleted;
-    return Response.json({ status: "deleted" });
-  });
+  mountOpenTerminalTerminals(router, callerScope);
 }

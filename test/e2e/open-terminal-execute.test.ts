@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_ROUTES } from "../../shared/open-terminal.ts";
 import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
-import { ndjsonLines, pidsMatching, pidsRunning, processTree, rssBytes, until, writtenBytes, type Arrival } from "../support/ndjson.ts";
+import { ndjsonLines, pidsRunning, rssBytes, until, workerdPidOf, writtenBytes, type Arrival } from "../support/ndjson.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 
 type Event = { type: string; data: string | number };
@@ -45,15 +45,9 @@ function marker(): string {
   return `${Math.floor(1e8 + Math.random() * 9e8)}`;
 }
 
-/** The workerd process serving this stack (a descendant of its wrangler). */
+/** The workerd process serving this stack. */
 function workerdPid(): number {
-  const wrangler = pidsMatching(join(stack.stateDir, "state")).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("wrangler"));
-  for (const root of wrangler) {
-    for (const pid of processTree(root)) {
-      if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("workerd")) return pid;
-    }
-  }
-  throw new Error("workerd not found");
+  return workerdPidOf(join(stack.stateDir, "state"));
 }
 
 describe("health and auth", () => {
