@@ -18,6 +18,7 @@ import {
   encodeBodyFrame,
   TUN_REQ_BODY,
   TUN_RES_BODY,
+  TUNNEL_ACK_BATCH_BYTES,
   TUNNEL_FRAME_BYTES,
   TUNNEL_HEAD_TIMEOUT_MS,
   TUNNEL_MAX_INFLIGHT,
@@ -52,6 +53,8 @@ interface Call {
   writer: WritableStreamDefaultWriter<Uint8Array> | null;
   /** Request bytes sent but not yet acknowledged by the agent. */
   unacked: number;
+  /** Response bytes the client took that the agent has not been told of yet. */
+  taken: number;
   wake: (() => void) | null;
   done: boolean;
 }
@@ -92,7 +95,7 @@ export class EdgeTunnel {
     for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
     const rid = (this.nextRid = (this.nextRid + 1) >>> 0);
     const body = request.body;
-    const c: Call = { rid, resolve: null, timer: null, writer: null, unacked: 0, wake: null, done: false };
+    const c: Call = { rid, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     this.calls.set(rid, c);
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
@@ -147,10 +150,15 @@ export class EdgeTunnel {
       return;
     }
     const bytes = decoded.payload.byteLength;
-    // Copy out of the frame: the payload is a view of the WebSocket message.
-    c.writer.write(decoded.payload.slice()).then(
+    // The payload is a view of the WebSocket message: written as is, no copy.
+    c.writer.write(decoded.payload).then(
       () => {
-        if (this.calls.get(c.rid) === c) this.sendJson({ t: "tun.ack", rid: c.rid, bytes });
+        if (this.calls.get(c.rid) !== c) return;
+        c.taken += bytes;
+        if (c.taken >= TUNNEL_ACK_BATCH_BYTES) {
+          this.sendJson({ t: "tun.ack", rid: c.rid, bytes: c.taken });
+          c.taken = 0;
+        }
       },
       () => this.clientGone(c),
     );
@@ -167,6 +175,16 @@ export class EdgeTunnel {
 
   private async pumpRequest(c: Call, body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
+    // Small reads are gathered into frames of up to TUNNEL_FRAME_BYTES (fewer messages per MB).
+    const frame = new Uint8Array(5 + TUNNEL_FRAME_BYTES);
+    let filled = 0;
+    const flush = () => {
+      if (filled === 0) return;
+      const out = encodeBodyFrame(TUN_REQ_BODY, c.rid, frame.subarray(5, 5 + filled));
+      c.unacked += filled;
+      filled = 0;
+      if (!this.sendBinary(out)) throw new Error("agent link down");
+    };
     try {
       for (;;) {
         while (c.unacked >= TUNNEL_WINDOW_BYTES && !c.done) await new Promise<void>((resolve) => (c.wake = resolve));
@@ -174,14 +192,19 @@ export class EdgeTunnel {
         const { done, value } = await reader.read();
         if (c.done) break;
         if (done) {
+          flush();
           this.sendJson({ t: "tun.reqend", rid: c.rid });
           return;
         }
-        for (let at = 0; at < value.byteLength; at += TUNNEL_FRAME_BYTES) {
-          const part = value.subarray(at, Math.min(value.byteLength, at + TUNNEL_FRAME_BYTES));
-          c.unacked += part.byteLength;
-          if (!this.sendBinary(encodeBodyFrame(TUN_REQ_BODY, c.rid, part))) throw new Error("agent link down");
+        for (let at = 0; at < value.byteLength; ) {
+          const n = Math.min(value.byteLength - at, TUNNEL_FRAME_BYTES - filled);
+          frame.set(value.subarray(at, at + n), 5 + filled);
+          filled += n;
+          at += n;
+          if (filled === TUNNEL_FRAME_BYTES) flush();
         }
+        // Send what we have when the client pauses, so a slow upload still moves.
+        if (filled > 0 && value.byteLength < 16 * 1024) flush();
       }
       await reader.cancel().catch(() => {});
     } catch {

@@ -21,6 +21,11 @@
 export const TUNNEL_WINDOW_BYTES = 4 << 20; // 4 MiB
 /** Largest body payload per binary frame. */
 export const TUNNEL_FRAME_BYTES = 256 * 1024; // 256 KiB
+/**
+ * Body bytes a receiver consumes before it acknowledges them (one tun.ack per batch, not per
+ * frame). Less than the window, so a sender never waits on bytes the receiver has taken.
+ */
+export const TUNNEL_ACK_BATCH_BYTES = 1 << 20; // 1 MiB
 /** Requests in flight at once per agent link. */
 export const TUNNEL_MAX_INFLIGHT = 256;
 /** Longest `path` (without query), in characters. */

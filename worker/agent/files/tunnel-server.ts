@@ -12,6 +12,7 @@ import {
   encodeBodyFrame,
   TUN_REQ_BODY,
   TUN_RES_BODY,
+  TUNNEL_ACK_BATCH_BYTES,
   TUNNEL_FRAME_BYTES,
   TUNNEL_MAX_INFLIGHT,
   TUNNEL_WINDOW_BYTES,
@@ -37,6 +38,8 @@ interface Job {
   pull: (() => void) | null;
   /** Response bytes sent but not yet acknowledged. */
   unacked: number;
+  /** Request bytes the handler read that the edge has not been told of yet. */
+  taken: number;
   wake: (() => void) | null;
 }
 
@@ -101,7 +104,7 @@ export class TunnelServer {
   }
 
   private start(rid: number, msg: Extract<ReturnType<typeof checkTunnelEdgeMsg>, { t: "tun.req" }>): void {
-    const job: Job = { abort: new AbortController(), queue: [], bodyDone: !msg.body, pull: null, unacked: 0, wake: null };
+    const job: Job = { abort: new AbortController(), queue: [], bodyDone: !msg.body, pull: null, unacked: 0, taken: 0, wake: null };
     this.jobs.set(rid, job);
     const headers = new Headers();
     for (const [k, v] of msg.headers) {
@@ -137,7 +140,11 @@ export class TunnelServer {
         const chunk = job.queue.shift();
         if (chunk) {
           controller.enqueue(chunk);
-          if (this.jobs.get(rid) === job) this.emit({ t: "tun.ack", rid, bytes: chunk.byteLength });
+          job.taken += chunk.byteLength;
+          if (job.taken >= TUNNEL_ACK_BATCH_BYTES && this.jobs.get(rid) === job) {
+            this.emit({ t: "tun.ack", rid, bytes: job.taken });
+            job.taken = 0;
+          }
         } else if (job.abort.signal.aborted) controller.error(new Error("request cancelled"));
         else controller.close();
       },
