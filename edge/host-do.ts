@@ -27,6 +27,8 @@ import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 import { EdgeTunnel, TUNNEL_PATH } from "./http-tunnel.ts";
+import { EdgeWsTunnel, WS_TUNNEL_PATH } from "./ws-tunnel.ts";
+import { checkTunnelAgentMsg } from "../shared/tunnel-protocol.ts";
 import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
 
 /** Most agent requests in flight at once. */
@@ -78,6 +80,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket());
   /** Open Terminal file, port and proxy calls tunnelled to the agent (tun.* messages). */
   private readonly tunnel = new EdgeTunnel(() => this.agentSocket());
+  /** WebSockets through `/proxy/{port}/…` (tun.ws* messages). */
+  private readonly wsTunnel = new EdgeWsTunnel(() => this.agentSocket());
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
 
@@ -101,6 +105,7 @@ export class HostDO extends DurableObject<Env> {
     const path = new URL(request.url).pathname;
     if (path === EXEC_PATH) return this.execRelay.fetch(request);
     if (path === TUNNEL_PATH) return this.tunnel.fetch(request);
+    if (path === WS_TUNNEL_PATH) return this.wsTunnel.fetch(request);
     const serverId = request.headers.get("X-Edgetty-Server");
     if (!serverId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
@@ -118,6 +123,7 @@ export class HostDO extends DurableObject<Env> {
     this.failPending(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
     this.execRelay.agentGone();
     this.tunnel.agentGone();
+    this.wsTunnel.agentGone();
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     return new Response(null, { status: 101, webSocket: client });
@@ -125,10 +131,20 @@ export class HostDO extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     try {
-      if (typeof message !== "string") return this.tunnel.onAgentBinary(new Uint8Array(message));
+      if (typeof message !== "string") {
+        const frame = new Uint8Array(message);
+        if (!this.wsTunnel.onAgentBinary(frame)) this.tunnel.onAgentBinary(frame);
+        return;
+      }
       const msg = parseControl<AgentToHost>(message);
-      if ((msg.t as string).startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
-      if ((msg.t as string).startsWith("tun.")) return this.tunnel.onAgentMessage(msg);
+      const type = msg.t as string;
+      if (type.startsWith("exec.")) return this.execRelay.onAgentMessage(msg);
+      if (type.startsWith("tun.ws")) {
+        const checked = checkTunnelAgentMsg(msg);
+        if (checked) this.wsTunnel.onAgentMessage(checked);
+        return;
+      }
+      if (type.startsWith("tun.")) return this.tunnel.onAgentMessage(msg);
       switch (msg.t) {
         case "hello":
           this.setHostValue("agent", JSON.stringify(sanitizeAgentFacts(msg.agent)));
@@ -165,6 +181,7 @@ export class HostDO extends DurableObject<Env> {
         this.failPending(new ApiError(503, "AGENT_OFFLINE", "The host's agent went offline"));
         this.execRelay.agentGone();
         this.tunnel.agentGone();
+        this.wsTunnel.agentGone();
       }
     } catch (error) {
       log("error", "host.ws_close_failed", "HostDO.webSocketClose failed", { server: this.serverId(), error });

@@ -65,6 +65,12 @@ function offline(message = "Terminal service unavailable: the host's agent is of
 
 /** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
 export function tunnelRequest(request: Request, call: TunnelCall): Request {
+  if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
+    // A proxied WebSocket: the HostDO answers the upgrade itself (ws-tunnel.ts).
+    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers });
+    forward.headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
+    return forward;
+  }
   const headers = new Headers();
   for (const [k, v] of request.headers) if (!DROP_REQUEST.test(k)) headers.append(k, v);
   headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));

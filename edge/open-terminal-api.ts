@@ -140,6 +140,7 @@ export function mountOpenTerminalApi(router: RouterType<IRequest, [Env, Executio
     if (!isTunnelPath(path)) return noRoute(404);
     const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
     const response = await host(env, serverId).fetch(tunnelRequest(request, call));
+    if (response.status === 101) return response; // a proxied WebSocket
     // Files and proxied pages are shown on this origin: without script access to it (no cookies,
     // no same-origin calls), since their content is whatever is on the host.
     if (/^\/(files\/(view|serve\/)|proxy\/)/.test(path) || (path === "/files/read" && !/json/.test(response.headers.get("Content-Type") ?? ""))) {

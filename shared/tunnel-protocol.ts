@@ -15,6 +15,13 @@
  * Binary frames carry bodies: byte 0 is the kind (TUN_REQ_BODY edge → agent, TUN_RES_BODY
  * agent → edge), bytes 1–4 the rid (big-endian u32), the rest the bytes. Each side keeps at most
  * TUNNEL_WINDOW_BYTES unacknowledged per request, so a 1 GB body never sits anywhere whole.
+ *
+ * WebSockets through `/proxy/{port}/…` (a dev server's live reload) ride the same link:
+ *   edge → agent  tun.wsopen  {rid, path, query, protocols}   dial ws://localhost:{port}/…
+ *   agent → edge  tun.wsready {rid, protocol} | tun.wsclose {rid, code, reason}
+ *   both ways     tun.wstext  {rid, text}, binary frames of kind TUN_WS_BINARY, tun.wsclose
+ * They carry no acknowledgements (WebSocket messages have no backpressure in Workers); instead
+ * the agent closes a proxied socket whose messages queue past TUNNEL_WS_BUFFER_MAX_BYTES.
  */
 
 /** Unacknowledged body bytes per request and direction. */
@@ -42,6 +49,13 @@ export const TUNNEL_HEAD_TIMEOUT_MS = 300_000;
 /** Binary frame kinds. */
 export const TUN_REQ_BODY = 0x10;
 export const TUN_RES_BODY = 0x11;
+export const TUN_WS_BINARY = 0x12;
+/** Proxied WebSockets open at once per agent link. */
+export const TUNNEL_WS_MAX = 64;
+/** Bytes a proxied WebSocket's messages may queue (either side's socket buffer) before it is closed. */
+export const TUNNEL_WS_BUFFER_MAX_BYTES = 8 << 20; // 8 MiB
+/** Longest text message relayed, in characters. */
+export const TUNNEL_WS_TEXT_MAX_CHARS = 4 << 20;
 
 export type HeaderList = [string, string][];
 
@@ -50,14 +64,25 @@ export type TunnelEdgeMsg =
   | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean }
   | { t: "tun.reqend"; rid: number }
   | { t: "tun.ack"; rid: number; bytes: number }
-  | { t: "tun.cancel"; rid: number };
+  | { t: "tun.cancel"; rid: number }
+  | { t: "tun.wsopen"; rid: number; path: string; query: string; protocols: string[] }
+  | { t: "tun.wstext"; rid: number; text: string }
+  | { t: "tun.wsclose"; rid: number; code: number; reason: string };
 
 /** Agent → edge (JSON). */
 export type TunnelAgentMsg =
   | { t: "tun.head"; rid: number; status: number; headers: HeaderList }
   | { t: "tun.end"; rid: number }
   | { t: "tun.abort"; rid: number; reason: string }
-  | { t: "tun.ack"; rid: number; bytes: number };
+  | { t: "tun.ack"; rid: number; bytes: number }
+  | { t: "tun.wsready"; rid: number; protocol: string }
+  | { t: "tun.wstext"; rid: number; text: string }
+  | { t: "tun.wsclose"; rid: number; code: number; reason: string };
+
+/** A close code either side may send on (1000, or 3000–4999); others become 1000. */
+export function sendableCloseCode(code: unknown): number {
+  return Number.isInteger(code) && ((code as number) === 1000 || ((code as number) >= 3000 && (code as number) <= 4999)) ? (code as number) : 1000;
+}
 
 /** A binary body frame: kind, rid, payload. */
 export function encodeBodyFrame(kind: number, rid: number, payload: Uint8Array): Uint8Array {
@@ -99,6 +124,14 @@ export function checkTunnelEdgeMsg(x: unknown): TunnelEdgeMsg | { error: string;
       return { t: x.t, rid };
     case "tun.ack":
       return Number.isSafeInteger(x.bytes) && (x.bytes as number) >= 0 ? { t: "tun.ack", rid, bytes: x.bytes as number } : { error: "tun.ack bytes malformed", rid };
+    case "tun.wsopen":
+      if (!isStr(x.path, TUNNEL_PATH_MAX_CHARS) || !x.path.startsWith("/proxy/") || !isStr(x.query, TUNNEL_QUERY_MAX_CHARS)) return { error: "tun.wsopen path malformed", rid };
+      if (!Array.isArray(x.protocols) || x.protocols.length > 16 || !x.protocols.every((p) => isStr(p, 256))) return { error: "tun.wsopen protocols malformed", rid };
+      return { t: "tun.wsopen", rid, path: x.path, query: x.query, protocols: x.protocols as string[] };
+    case "tun.wstext":
+      return isStr(x.text, TUNNEL_WS_TEXT_MAX_CHARS) ? { t: "tun.wstext", rid, text: x.text } : { error: "tun.wstext text malformed", rid };
+    case "tun.wsclose":
+      return { t: "tun.wsclose", rid, code: sendableCloseCode(x.code), reason: typeof x.reason === "string" ? x.reason.slice(0, 120) : "" };
     default:
       return { error: `unknown tunnel message ${JSON.stringify(x.t)}`, rid };
   }
@@ -118,6 +151,12 @@ export function checkTunnelAgentMsg(x: unknown): TunnelAgentMsg | null {
       return { t: "tun.abort", rid, reason: typeof x.reason === "string" ? x.reason.slice(0, 200) : "aborted" };
     case "tun.ack":
       return Number.isSafeInteger(x.bytes) && (x.bytes as number) >= 0 ? { t: "tun.ack", rid, bytes: x.bytes as number } : null;
+    case "tun.wsready":
+      return { t: "tun.wsready", rid, protocol: typeof x.protocol === "string" ? x.protocol.slice(0, 256) : "" };
+    case "tun.wstext":
+      return isStr(x.text, TUNNEL_WS_TEXT_MAX_CHARS) ? { t: "tun.wstext", rid, text: x.text } : null;
+    case "tun.wsclose":
+      return { t: "tun.wsclose", rid, code: sendableCloseCode(x.code), reason: typeof x.reason === "string" ? x.reason.slice(0, 120) : "" };
     default:
       return null;
   }

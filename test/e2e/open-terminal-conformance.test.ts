@@ -6,7 +6,9 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import { startStack, type TestStack } from "../support/stack.ts";
 
 let stack: TestStack;
@@ -244,6 +246,43 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(await call("GET", `/proxy/${port}/`)).toMatchObject({ status: 502, body: { detail: `Connection refused: localhost:${port}` } });
       expect(await call("GET", "/proxy/0/")).toMatchObject({ status: 422, body: { detail: "Port must be between 1 and 65535" } });
       expect((await call("GET", "/proxy/abc/")).status).toBe(422);
+    });
+  });
+
+  describe("WebSockets through /proxy (beyond the reference)", () => {
+    it("relays text and binary both ways with the subprotocol, and closes together", async () => {
+      const server = new WebSocketServer({ port: 0, host: "127.0.0.1", handleProtocols: (p) => (p.has("hmr") ? "hmr" : false) });
+      server.on("connection", (ws, req) => {
+        ws.send(`hello ${req.url}`);
+        ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+      });
+      await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const url = `${stack.url.replace(/^http/, "ws")}${base}/proxy/${port}/live?x=1`;
+        const client = new WebSocket(url, ["hmr"], { headers: { Authorization: `Bearer ${stack.apiKey}` } });
+        const received: (string | Buffer)[] = [];
+        const next = () => new Promise<string | Buffer>((resolve) => client.once("message", (d: Buffer, bin: boolean) => resolve(bin ? d : d.toString())));
+        await new Promise((resolve, reject) => {
+          client.once("open", resolve);
+          client.once("error", reject);
+        });
+        expect(client.protocol).toBe("hmr");
+        received.push(await next());
+        client.send("ping");
+        received.push(await next());
+        client.send(Buffer.from([1, 2, 3]));
+        received.push(await next());
+        expect(received).toEqual(["hello /live?x=1", "ping", Buffer.from([1, 2, 3])]);
+        const closed = new Promise<number>((resolve) => client.once("close", (code) => resolve(code)));
+        for (const ws of server.clients) ws.close(4000, "bye");
+        expect(await closed).toBe(4000);
+        const refused = new WebSocket(`${stack.url.replace(/^http/, "ws")}${base}/proxy/1/`, { headers: { Authorization: `Bearer ${stack.apiKey}` } });
+        const status = await new Promise<number>((resolve) => refused.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0)));
+        expect(status).toBe(502);
+      } finally {
+        server.close();
+      }
     });
   });
 

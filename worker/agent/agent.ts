@@ -108,6 +108,7 @@ export class Agent {
       openTerminalApp({ home: process.env.HOME || homedir(), cwds: this.cwds, ...(options.info !== undefined ? { info: options.info } : {}), ...(options.systemPrompt ? { systemPrompt: options.systemPrompt } : {}) }),
       (text) => this.control.send(text),
       (frame) => this.control.send(frame),
+      () => this.control.bufferedAmount,
     );
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),

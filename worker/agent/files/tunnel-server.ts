@@ -18,6 +18,8 @@ import {
   TUNNEL_WINDOW_BYTES,
 } from "../../../shared/tunnel-protocol.ts";
 import type { HeaderList, TunnelAgentMsg } from "../../../shared/tunnel-protocol.ts";
+import { TUN_WS_BINARY } from "../../../shared/tunnel-protocol.ts";
+import { WsProxy } from "./ws-proxy.ts";
 
 /** Who calls, as the edge established it. */
 export interface TunnelCaller {
@@ -45,12 +47,18 @@ interface Job {
 
 export class TunnelServer {
   private readonly jobs = new Map<number, Job>();
+  /** WebSockets through `/proxy/{port}/…`. */
+  private readonly ws: WsProxy;
 
   constructor(
     private readonly handler: TunnelHandler,
     private readonly sendText: (text: string) => boolean,
     private readonly sendBinary: (frame: Uint8Array) => boolean,
-  ) {}
+    /** Bytes queued on the control link (proxied WebSockets close past their cap). */
+    linkBuffered: () => number = () => 0,
+  ) {
+    this.ws = new WsProxy((msg) => this.emit(msg), sendBinary, linkBuffered);
+  }
 
   /** A decoded text frame whose `t` starts with `tun.`. */
   handle(raw: unknown): void {
@@ -85,11 +93,25 @@ export class TunnelServer {
       case "tun.cancel":
         this.cancel(msg.rid);
         return;
+      case "tun.wsopen":
+        this.ws.open(msg);
+        return;
+      case "tun.wstext":
+        this.ws.deliver(msg.rid, msg.text);
+        return;
+      case "tun.wsclose":
+        this.ws.close(msg.rid, msg.code, msg.reason);
+        return;
     }
   }
 
   /** A binary frame (a request body chunk). */
   handleBinary(frame: Uint8Array): void {
+    const message = decodeBodyFrame(frame, TUN_WS_BINARY);
+    if (message) {
+      this.ws.deliver(message.rid, message.payload);
+      return;
+    }
     const decoded = decodeBodyFrame(frame, TUN_REQ_BODY);
     if (!decoded) return;
     const job = this.jobs.get(decoded.rid);
@@ -101,6 +123,7 @@ export class TunnelServer {
   /** The control link is gone: every handler is aborted. */
   closeAll(): void {
     for (const rid of [...this.jobs.keys()]) this.cancel(rid);
+    this.ws.closeAll();
   }
 
   private start(rid: number, msg: Extract<ReturnType<typeof checkTunnelEdgeMsg>, { t: "tun.req" }>): void {
