@@ -36,6 +36,8 @@ interface Job {
   abort: AbortController;
   /** Request body chunks received but not yet read by the handler. */
   queue: Uint8Array[];
+  /** Bytes in `queue` (the edge keeps it under the window; more is a protocol breach). */
+  queued: number;
   bodyDone: boolean;
   pull: (() => void) | null;
   /** Response bytes sent but not yet acknowledged. */
@@ -116,7 +118,13 @@ export class TunnelServer {
     if (!decoded) return;
     const job = this.jobs.get(decoded.rid);
     if (!job || job.bodyDone) return;
+    if (job.queued + decoded.payload.byteLength > 2 * TUNNEL_WINDOW_BYTES) {
+      this.cancel(decoded.rid);
+      this.emit({ t: "tun.abort", rid: decoded.rid, reason: "request body ran past the flow-control window" });
+      return;
+    }
     job.queue.push(decoded.payload);
+    job.queued += decoded.payload.byteLength;
     this.wakePull(job);
   }
 
@@ -127,7 +135,7 @@ export class TunnelServer {
   }
 
   private start(rid: number, msg: Extract<ReturnType<typeof checkTunnelEdgeMsg>, { t: "tun.req" }>): void {
-    const job: Job = { abort: new AbortController(), queue: [], bodyDone: !msg.body, pull: null, unacked: 0, taken: 0, wake: null };
+    const job: Job = { abort: new AbortController(), queue: [], queued: 0, bodyDone: !msg.body, pull: null, unacked: 0, taken: 0, wake: null };
     this.jobs.set(rid, job);
     const headers = new Headers();
     for (const [k, v] of msg.headers) {
@@ -162,6 +170,7 @@ export class TunnelServer {
         }
         const chunk = job.queue.shift();
         if (chunk) {
+          job.queued -= chunk.byteLength;
           controller.enqueue(chunk);
           job.taken += chunk.byteLength;
           if (job.taken >= TUNNEL_ACK_BATCH_BYTES && this.jobs.get(rid) === job) {
@@ -227,6 +236,7 @@ export class TunnelServer {
     this.jobs.delete(rid);
     job.abort.abort();
     job.queue = [];
+    job.queued = 0;
     this.wakePull(job);
     const wake = job.wake;
     job.wake = null;
