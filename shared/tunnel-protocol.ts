@@ -25,7 +25,7 @@
  */
 
 /** Unacknowledged body bytes per request and direction. */
-export const TUNNEL_WINDOW_BYTES = 16 << 20; // 16 MiB
+export const TUNNEL_WINDOW_BYTES = 4 << 20; // 4 MiB
 /** Largest body payload per binary frame. */
 export const TUNNEL_FRAME_BYTES = 256 * 1024; // 256 KiB
 /**
