@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
+import yazl from "yazl";
 import { startStack, type TestStack } from "../support/stack.ts";
 
 let stack: TestStack;
@@ -24,6 +25,41 @@ afterAll(async () => {
 });
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A one-page PDF whose text is `text` (Helvetica, one text object), with the usual binary comment line. */
+function tinyPdf(text: string): Buffer {
+  const stream = `BT /F1 24 Tf 20 100 Td (${text}) Tj ET`;
+  const objs = [
+    "<< /Type /Catalog /Pages 2 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+  ];
+  let out = "%PDF-1.4\n%\u00e2\u00e3\u00cf\u00d3\n";
+  const offsets: number[] = [];
+  objs.forEach((o, i) => {
+    offsets.push(out.length);
+    out += `${i + 1} 0 obj\n${o}\nendobj\n`;
+  });
+  const xref = out.length;
+  out += `xref\n0 ${objs.length + 1}\n0000000000 65535 f \n${offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("")}`;
+  // latin1: the comment's four bytes stay single bytes (not UTF-8), as in real PDFs.
+  return Buffer.from(out + `trailer\n<< /Size ${objs.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`, "latin1");
+}
+
+/** A minimal Word document with the given paragraphs. */
+async function tinyDocx(paragraphs: string[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  zip.addBuffer(Buffer.from('<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'), "[Content_Types].xml");
+  zip.addBuffer(Buffer.from('<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>'), "_rels/.rels");
+  const body = paragraphs.map((p) => `<w:p><w:r><w:t>${p}</w:t></w:r></w:p>`).join("");
+  zip.addBuffer(Buffer.from(`<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>${body}</w:body></w:document>`), "word/document.xml");
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 const MOUNTS = [
   ["top level", ""],
@@ -113,6 +149,14 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(bad.status).toBe(422);
       expect(bad.body.detail[0]).toMatchObject({ type: "greater_than_equal", loc: ["query", "start_line"] });
       expect((await call("GET", "/files/read")).body.detail[0]).toMatchObject({ type: "missing", loc: ["query", "path"], msg: "Field required" });
+    });
+
+    it("read_file extracts the text of PDF and Word documents", async () => {
+      writeFileSync(join(dir, "doc.pdf"), tinyPdf("Hello PDF"));
+      writeFileSync(join(dir, "doc.docx"), await tinyDocx(["First paragraph", "Second paragraph"]));
+      expect((await call("GET", `/files/read?path=${rel}/doc.pdf`)).body).toEqual({ path: join(dir, "doc.pdf"), total_lines: 1, content: "Hello PDF" });
+      const docx = await call("GET", `/files/read?path=${rel}/doc.docx&start_line=2`);
+      expect(docx.body).toEqual({ path: join(dir, "doc.docx"), total_lines: 2, content: "Second paragraph" });
     });
 
     it("display_file: {path, exists}, never 404", async () => {
