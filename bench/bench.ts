@@ -382,7 +382,7 @@ export async function runBench(argv: string[]): Promise<number> {
     }
 
     if (runs("open-terminal")) {
-      await benchOpenTerminal({ stack, home, echoes: Math.min(echoes, 300), fileMb: totalMb, runs: 3, workerdPids: findWorkerd(), rssMb, row, check });
+      await benchOpenTerminal({ stack, home, echoes: Math.min(echoes, 300), fileMb: totalMb, runs: 3, stateDir, rssMb, row, check });
     }
 
     console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);

@@ -5,6 +5,7 @@
  * with the agent's and workerd's memory growth while the files move.
  */
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -22,12 +23,33 @@ export interface OpenTerminalBenchOptions {
   fileMb: number;
   /** Transfers per direction (the median is reported). */
   runs: number;
-  /** The workerd processes of the stack. */
-  workerdPids: number[];
+  /** The stack's state folder (its workerd is found by it: other stacks on the machine are not measured). */
+  stateDir: string;
   rssMb(pid: number): number;
   /** Prints a result row: label, value, baseline, ratio, target, verdict (null: no target). */
   row(label: string, value: string, baseline: string, ratio: string, target: string, ok: boolean | null): void;
   check(ok: boolean): boolean;
+}
+
+/** The workerd processes serving the stack in `stateDir`: descendants of its wrangler. */
+export function stackWorkerd(stateDir: string): number[] {
+  const parent = new Map<number, number>();
+  const cmd = new Map<number, string>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      cmd.set(Number(name), readFileSync(`/proc/${name}/cmdline`, "utf8"));
+    } catch {
+      /* gone */
+    }
+  }
+  const ours = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (cmd.get(p)?.includes(stateDir)) return true;
+    return false;
+  };
+  return [...cmd].filter(([pid, c]) => c.includes("workerd") && c.includes("serve") && ours(pid)).map(([pid]) => pid);
 }
 
 function percentile(values: number[], p: number): number {
@@ -88,7 +110,8 @@ export async function benchOpenTerminal(o: OpenTerminalBenchOptions): Promise<vo
   const fh = await open(file, "w");
   for (let left = bytes; left > 0; left -= block.length) await fh.write(block.subarray(0, Math.min(block.length, left)));
   await fh.close();
-  const groups = [[o.stack.agent.pid!], o.workerdPids];
+  const groups = [[o.stack.agent.pid!], stackWorkerd(o.stateDir)];
+  if (groups[1]!.length === 0) throw new Error("the stack's workerd was not found");
 
   const download = async (): Promise<number> => {
     const t0 = performance.now();

@@ -16,6 +16,7 @@
  * count). So a stream that has been silent for STREAM_PROBE_INTERVAL_MS gets one space: JSON
  * allows whitespace before a value, so the next line still parses, and a gone client is found.
  */
+import { sendToAgent } from "./agent-send.ts";
 import { isStreamOp, replyDeadlineMs } from "../shared/exec-protocol.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/exec-protocol.ts";
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
@@ -240,13 +241,6 @@ export class EdgeExecRelay {
   }
 
   private send(msg: ExecEdgeMsg): boolean {
-    const ws = this.agent();
-    if (!ws) return false;
-    try {
-      ws.send(JSON.stringify(msg));
-      return true;
-    } catch {
-      return false;
-    }
+    return sendToAgent(this.agent(), msg);
   }
 }

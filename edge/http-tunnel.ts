@@ -11,6 +11,7 @@
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
  */
+import { sendToAgent } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
@@ -268,24 +269,10 @@ export class EdgeTunnel {
   }
 
   private sendJson(msg: TunnelEdgeMsg): boolean {
-    const ws = this.agent();
-    if (!ws) return false;
-    try {
-      ws.send(JSON.stringify(msg));
-      return true;
-    } catch {
-      return false;
-    }
+    return sendToAgent(this.agent(), msg);
   }
 
   private sendBinary(frame: Uint8Array): boolean {
-    const ws = this.agent();
-    if (!ws) return false;
-    try {
-      ws.send(frame);
-      return true;
-    } catch {
-      return false;
-    }
+    return sendToAgent(this.agent(), frame);
   }
 }

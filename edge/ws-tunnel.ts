@@ -5,6 +5,7 @@
  * closes the other. These sockets are accepted (not hibernatable): they are live relays, and the
  * HostDO stays in memory while one is open.
  */
+import { sendToAgent } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/tunnel-protocol.ts";
 import type { TunnelAgentMsg, TunnelEdgeMsg } from "../shared/tunnel-protocol.ts";
@@ -148,21 +149,10 @@ export class EdgeWsTunnel {
   }
 
   private send(msg: TunnelEdgeMsg): boolean {
-    const ws = this.agent();
-    if (!ws) return false;
-    try {
-      ws.send(JSON.stringify(msg));
-      return true;
-    } catch {
-      return false;
-    }
+    return sendToAgent(this.agent(), msg);
   }
 
   private sendBinary(frame: Uint8Array): void {
-    try {
-      this.agent()?.send(frame);
-    } catch {
-      /* the agent's link is closing: agentGone() follows */
-    }
+    sendToAgent(this.agent(), frame);
   }
 }

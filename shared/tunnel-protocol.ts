@@ -27,7 +27,7 @@
 /** Unacknowledged body bytes per request and direction. */
 export const TUNNEL_WINDOW_BYTES = 4 << 20; // 4 MiB
 /** Largest body payload per binary frame. */
-export const TUNNEL_FRAME_BYTES = 64 * 1024; // 64 KiB
+export const TUNNEL_FRAME_BYTES = 256 * 1024; // 256 KiB
 /**
  * Body bytes a receiver consumes before it acknowledges them (one tun.ack per batch, not per
  * frame). Less than the window, so a sender never waits on bytes the receiver has taken.

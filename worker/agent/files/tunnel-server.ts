@@ -12,13 +12,13 @@ import {
   encodeBodyFrame,
   TUN_REQ_BODY,
   TUN_RES_BODY,
+  TUN_WS_BINARY,
   TUNNEL_ACK_BATCH_BYTES,
   TUNNEL_FRAME_BYTES,
   TUNNEL_MAX_INFLIGHT,
   TUNNEL_WINDOW_BYTES,
 } from "../../../shared/tunnel-protocol.ts";
 import type { HeaderList, TunnelAgentMsg } from "../../../shared/tunnel-protocol.ts";
-import { TUN_WS_BINARY } from "../../../shared/tunnel-protocol.ts";
 import { WsProxy } from "./ws-proxy.ts";
 
 /** Who calls, as the edge established it. */
