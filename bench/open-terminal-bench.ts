@@ -93,6 +93,7 @@ async function echoRoundTrips(o: OpenTerminalBenchOptions, path: string, body: u
 export async function benchOpenTerminal(o: OpenTerminalBenchOptions): Promise<void> {
   const { url, apiKey } = o.stack;
   const auth = { Authorization: `Bearer ${apiKey}` };
+  await o.stack.waitForAgent();
 
   for (const [label, path, body] of [
     ["/execute echo hi, wait", "/execute?wait=5", { command: "echo hi" }],
