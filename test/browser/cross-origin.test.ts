@@ -18,7 +18,7 @@ describe.skipIf(skip)("a cross-origin page in Chromium", () => {
   let pageUrl: string;
 
   beforeAll(async () => {
-    stack = await startStack();
+    stack = await startStack({ edgeVars: { EDGETTY_CORS_ORIGINS: "*" } });
     browser = await launchBrowser();
     // Another origin: a different port on loopback, serving an empty page.
     page = createServer((_req, res) => res.end("<!doctype html><title>other origin</title>"));

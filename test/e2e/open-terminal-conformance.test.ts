@@ -16,7 +16,7 @@ let stack: TestStack;
 let home: string;
 
 beforeAll(async () => {
-  stack = await startStack();
+  stack = await startStack({ edgeVars: { EDGETTY_CORS_ORIGINS: "*" } });
   home = stack.home;
 });
 
@@ -371,12 +371,12 @@ describe("CORS", () => {
         method: "OPTIONS",
         headers: { Origin: "http://page.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,x-session-id" },
       });
-      expect(pre.status).toBe(200);
-      expect(pre.headers.get("Access-Control-Allow-Origin")).toBe("*");
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get("Access-Control-Allow-Origin")).toBe("http://page.example");
       expect(pre.headers.get("Access-Control-Allow-Headers")).toBe("authorization,x-session-id");
       expect(pre.headers.get("Access-Control-Allow-Credentials")).toBeNull();
       const res = await stack.api(`${base}/files/cwd`, { headers: { Origin: "http://page.example" } });
-      expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBe("http://page.example");
     });
   }
 

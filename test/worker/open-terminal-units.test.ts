@@ -1,13 +1,12 @@
 /**
  * Small pieces of the Open Terminal API on their own: the tunnel's frames and message checks,
- * CORS answers, file-route validation, Python's splitlines, session working directories and the
+ * file-route validation, Python's splitlines, session working directories and the
  * rotated JSONL log.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { isCrossOrigin, parseCorsOrigins, preflight, withCors } from "../../edge/cors.ts";
 import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
 import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY } from "../../shared/tunnel-protocol.ts";
 import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
@@ -40,30 +39,6 @@ describe("the tunnel protocol", () => {
 
   it("only lets close codes through that a Worker may send", () => {
     expect([1000, 1001, 1006, 1013, 2999, 3000, 4999, 5000, "x"].map(sendableCloseCode)).toEqual([1000, 1000, 1000, 1000, 1000, 3000, 4999, 1000, 1000]);
-  });
-});
-
-describe("CORS", () => {
-  const req = (headers: Record<string, string>, method = "GET") => new Request("https://edge.example/files/list", { method, headers });
-
-  it("answers a preflight for an allowed origin, echoing the requested headers, never with credentials", () => {
-    const res = preflight(req({ Origin: "https://ui.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization" }, "OPTIONS"), ["https://ui.example"])!;
-    expect(res.status).toBe(200);
-    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://ui.example");
-    expect(res.headers.get("Access-Control-Allow-Headers")).toBe("authorization");
-    expect(res.headers.get("Access-Control-Allow-Credentials")).toBeNull();
-    expect(preflight(req({ Origin: "https://evil.example", "Access-Control-Request-Method": "GET" }, "OPTIONS"), ["https://ui.example"])!.status).toBe(400);
-    expect(preflight(req({ Origin: "https://ui.example" }, "OPTIONS"), ["*"])).toBeNull();
-  });
-
-  it("names the origin on answers, parses the setting and tells cross-origin callers apart", () => {
-    expect(withCors(req({ Origin: "https://a.example" }), new Response("x"), ["*"]).headers.get("Access-Control-Allow-Origin")).toBe("*");
-    expect(withCors(req({ Origin: "https://a.example" }), new Response("x"), ["https://b.example"]).headers.get("Access-Control-Allow-Origin")).toBeNull();
-    expect(parseCorsOrigins(undefined)).toEqual(["*"]);
-    expect(parseCorsOrigins(" https://a.example/, https://b.example ")).toEqual(["https://a.example", "https://b.example"]);
-    expect(isCrossOrigin(req({ Origin: "https://edge.example" }))).toBe(false);
-    expect(isCrossOrigin(req({ Origin: "https://other.example" }))).toBe(true);
-    expect(isCrossOrigin(req({}))).toBe(false);
   });
 });
 
