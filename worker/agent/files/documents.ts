@@ -17,9 +17,19 @@ export function isDocument(path: string): boolean {
   return DOCUMENT_EXTENSIONS.has(extname(path).toLowerCase());
 }
 
-/** The document's text; throws when the library cannot read it. */
+/** The library is an optional dependency of the agent package: absent, documents are not read. */
+export class ExtractorMissing extends Error {
+  override name = "ExtractorMissing";
+}
+
+/** The document's text; throws when the library cannot read it (ExtractorMissing when it is not installed). */
 export async function extractText(data: Buffer): Promise<string> {
-  const { parseOffice } = await import("officeparser");
+  let parseOffice: typeof import("officeparser").parseOffice;
+  try {
+    ({ parseOffice } = await import("officeparser"));
+  } catch {
+    throw new ExtractorMissing("officeparser is not installed");
+  }
   const ast = await parseOffice(data, { ocr: false } as Parameters<typeof parseOffice>[1]);
   const out = (await ast.to("text")) as unknown as { value?: unknown } | string;
   return typeof out === "string" ? out : String(out.value ?? "");

@@ -9,7 +9,7 @@ import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { lookup } from "mime-types";
 import type { ReadQuery, Replacement } from "../../../shared/open-terminal.ts";
-import { extractText, isDocument, DOCUMENT_MAX_BYTES } from "./documents.ts";
+import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
 import { fail, osFail } from "./paths.ts";
 
 /** Largest text file `read_file` decodes whole, in bytes (line ranges still read it all). */
@@ -91,13 +91,13 @@ export async function readFileRoute(target: string, q: ReadQuery): Promise<Respo
   if (text !== null) return Response.json(slice(target, text, q));
   const mime = guessMime(target);
   if (isDocument(target) && raw.length <= DOCUMENT_MAX_BYTES) {
-    let extracted: string;
+    let extracted: string | null = null;
     try {
       extracted = await extractText(raw);
     } catch (e) {
-      fail(400, `Could not extract text: ${(e as Error).message}`);
+      if (!(e instanceof ExtractorMissing)) fail(400, `Could not extract text: ${(e as Error).message}`);
     }
-    return Response.json(slice(target, extracted, q));
+    if (extracted !== null) return Response.json(slice(target, extracted, q));
   }
   if (BINARY_MIME_PREFIXES.some((p) => mime.startsWith(p))) return new Response(new Uint8Array(raw) as unknown as BodyInit, { headers: { "Content-Type": mime } });
   fail(415, `Unsupported binary file type: ${mime} (${raw.length} bytes)`);
