@@ -6,6 +6,7 @@
  *   echo         keystroke → echo round trips through the edge (p50/p99, ms)
  *   fan-out      the same output to 1/10/100 clients (per-client MB/s)
  *   memory       agent and workerd RSS growth while `yes` runs for a minute
+ *   open-terminal  /execute round trips and 100 MB file transfers (bench/open-terminal-bench.ts)
  *
  * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
  * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60). `npm run bench -- --only PART` runs one
@@ -24,6 +25,7 @@ import WebSocket from "ws";
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
 import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
+import { benchOpenTerminal } from "./open-terminal-bench.ts";
 
 const MB = 1e6;
 const LINE = "edgetty benchmark line: the quick brown fox jumps over the lazy dog 0123456789";
@@ -377,6 +379,10 @@ export async function runBench(argv: string[]): Promise<number> {
           await endSessions(ctx);
         }
       }
+    }
+
+    if (runs("open-terminal")) {
+      await benchOpenTerminal({ stack, home, echoes: Math.min(echoes, 300), fileMb: totalMb, runs: 3, stateDir, rssMb, row, check });
     }
 
     console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);

@@ -98,3 +98,24 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 10_000
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** The workerd process serving the stack whose state folder is `stateDir` (a descendant of its wrangler). */
+export function workerdPidOf(stateDir: string): number {
+  const wrangler = pidsMatching(stateDir).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("wrangler");
+    } catch {
+      return false;
+    }
+  });
+  for (const root of wrangler) {
+    for (const pid of processTree(root)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("workerd")) return pid;
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  throw new Error("workerd not found");
+}
