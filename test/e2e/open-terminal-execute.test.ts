@@ -336,7 +336,7 @@ describe("edgetty exec", () => {
 
 describe("an offline agent", () => {
   it("answers 503 in the family's shape", async () => {
-    stack.agent.kill("SIGTERM");
+    await stack.stopAgent();
     expect(
       await until(async () => {
         const servers = await json<{ id: string; online: boolean }[]>(await stack.api("/api/v1/terminals/"));

@@ -47,6 +47,7 @@ export async function startStack(opts: { apiKey?: string; edgeVars?: Record<stri
       return started.agent;
     },
     waitForAgent: () => started.waitForAgent(),
+    stopAgent: () => started.stopAgent(),
     restartAgent: () => started.restartAgent(),
     restartEdge: () => started.restartEdge(),
     stateDir,

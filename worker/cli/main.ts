@@ -52,6 +52,8 @@ async function start(argv: string[]): Promise<void> {
     ...(apiKey ? { apiKey } : {}),
     stateDir,
     log,
+    // The stack has stopped everything and said why.
+    onFatal: () => process.exit(1),
   });
   let stopping = false;
   const stop = async () => {
@@ -61,8 +63,8 @@ async function start(argv: string[]): Promise<void> {
     await stack.stop();
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  // Any other way this process ends (SIGKILL included), the children's guardians end them.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) process.on(sig, () => void stop());
   log(`
 edgetty is running.
 
