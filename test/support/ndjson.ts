@@ -88,13 +88,3 @@ export function rssBytes(pid: number): number {
 export function writtenBytes(pid: number): number {
   return procField(pid, "io", "wchar");
 }
-
-/** Polls `check` every few milliseconds until it holds or `ms` passes; returns whether it held. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 10_000, everyMs = 25): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

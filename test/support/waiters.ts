@@ -4,9 +4,9 @@
  *   calls `notify()`, and every pending `until()` re-checks its predicate then.
  * - `until()`: for state outside the test's reach that raises no event (processes in /proc, a
  *   server's HTTP answers, files): re-checked every `everyMs` until it holds.
- * Both reject after their timeout with what they waited for in the message.
+ * Both reject after their timeout with what they waited for in the message. Runtime-neutral (no
+ * Node imports), so edge tests in workerd can use it too.
  */
-
 /** Default time a wait may take before it fails the test, in milliseconds. */
 export const WAIT_TIMEOUT_MS = 15_000;
 /** How often `until()` re-checks, in milliseconds. */

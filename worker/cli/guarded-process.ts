@@ -10,6 +10,7 @@
  * and learns of an unexpected exit through `exited`.
  */
 import { spawn, type ChildProcess, type StdioNull, type StdioPipe } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -138,18 +139,56 @@ export class GuardedProcess implements ProcessHandle {
     return this.pid !== undefined && !this.done && sendSignal(this.pid, signal);
   }
 
-  /** Ends the whole group: SIGTERM, then SIGKILL after GROUP_STOP_GRACE_MS. */
+  /**
+   * Ends the whole group: SIGTERM, then SIGKILL after GROUP_STOP_GRACE_MS; resolves once no
+   * process of the group is left (a port workerd held is free only then).
+   */
   async stop(): Promise<void> {
     const group = this.guardian.pid;
-    if (this.done || group === undefined) return;
-    sendSignal(-group, "SIGTERM");
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), GROUP_STOP_GRACE_MS)));
-    const ended = await Promise.race([this.exited.then(() => true), graceOver]);
-    clearTimeout(timer);
-    if (!ended) {
-      sendSignal(-group, "SIGKILL");
-      await this.exited;
+    if (group === undefined) return;
+    if (!this.done) {
+      sendSignal(-group, "SIGTERM");
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), GROUP_STOP_GRACE_MS)));
+      const ended = await Promise.race([this.exited.then(() => true), graceOver]);
+      clearTimeout(timer);
+      if (!ended) {
+        sendSignal(-group, "SIGKILL");
+        await this.exited;
+      }
+    }
+    // The guardian's exit SIGKILLed what was left of the group; wait for it to be gone.
+    const deadline = Date.now() + GROUP_STOP_GRACE_MS;
+    while (groupAlive(group) && Date.now() < deadline) await new Promise((r) => setTimeout(r, GROUP_GONE_POLL_MS));
+  }
+}
+
+/** How often stop() checks whether a killed group is gone, in milliseconds (no event says so). */
+const GROUP_GONE_POLL_MS = 20;
+
+/** Whether any live (not zombie) process is left in process group `pgid`. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  // Zombies count for kill(); where /proc exists, look closer (an unreaped zombie holds nothing).
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, , group] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(group) === pgid && state !== "Z" && state !== "X") return true;
+    } catch {
+      /* gone meanwhile */
     }
   }
+  return false;
 }
