@@ -427,10 +427,16 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await startAgent();
     },
     async restartEdge() {
-      const old = edge;
-      edge = null;
-      await old?.stop();
-      await startEdge();
+      await recovering.edge;
+      // Marked as a recovery, so the health probe neither counts the planned gap nor "recovers".
+      const restart = (async () => {
+        const old = edge;
+        edge = null;
+        await old?.stop();
+        await startEdge();
+      })();
+      recovering.edge = restart.catch(() => {}).finally(() => (recovering.edge = null));
+      await restart;
       await agentOnline();
     },
     stop: stopAll,
