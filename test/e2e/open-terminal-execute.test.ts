@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_ROUTES } from "../../shared/open-terminal.ts";
 import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
-import { ndjsonLines, pidsRunning, writtenBytes } from "../support/ndjson.ts";
+import { ndjsonLines, pidsRunning, untilBlocked } from "../support/ndjson.ts";
 import { useStack } from "../support/stack.ts";
 import { ShellGate } from "../support/shell-gate.ts";
 import { until, Waiters } from "../support/waiters.ts";
@@ -139,21 +139,8 @@ describe("POST /execute?stream=true", () => {
       let received = 0;
       // Read a little, then stop reading: the command must be held back, not buffered for.
       while (received < 1 << 20) received += (await reader.read()).value!.byteLength;
-      const head = () => pidsRunning(["head", "-c", String(total), "/dev/zero"])[0];
-      let last = -1;
-      await until(
-        "head to stop writing",
-        () => {
-          const pid = head();
-          const now = pid === undefined ? -2 : writtenBytes(pid);
-          const same = now === last;
-          last = now;
-          return same;
-        },
-        { timeoutMs: 30_000, everyMs: 500 },
-      );
-      expect(head()).toBeDefined(); // still running, blocked on its pipe
-      expect(last).toBeLessThan(total * 0.6);
+      const written = await untilBlocked(["head", "-c", String(total), "/dev/zero"], { timeoutMs: 30_000, everyMs: 500 });
+      expect(written).toBeLessThan(total * 0.6);
       // Now read everything.
       let tail = "";
       for (;;) {

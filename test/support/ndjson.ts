@@ -3,7 +3,9 @@
  * one arrived, and facts about local processes (/proc) for kill and memory checks.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { expect } from "vitest";
 import { ndjsonLines as lines } from "../../shared/ndjson.ts";
+import { until } from "./waiters.ts";
 
 export interface Arrival<T> {
   /** Milliseconds since the reader started. */
@@ -87,4 +89,25 @@ export function rssBytes(pid: number): number {
 /** Bytes `pid` has written so far (any fd). */
 export function writtenBytes(pid: number): number {
   return procField(pid, "io", "wchar");
+}
+
+/**
+ * Waits until the process running exactly `argv` has started and then written nothing between two
+ * checks `everyMs` apart (blocked on a full pipe); resolves with how many bytes it had written.
+ */
+export async function untilBlocked(argv: string[], options: { timeoutMs?: number; everyMs?: number } = {}): Promise<number> {
+  const pid = await until(`${argv[0]} to start`, () => pidsRunning(argv)[0]);
+  let last = -1;
+  await until(
+    `${argv[0]} to stop writing`,
+    () => {
+      const now = writtenBytes(pid);
+      const same = now === last;
+      last = now;
+      return same;
+    },
+    { everyMs: 200, ...options },
+  );
+  expect(pidsRunning(argv)).toContain(pid); // still there: blocked, not finished
+  return last;
 }

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExecSpec, ProcessView } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { PROCESS_OUTPUT_MAX_BYTES } from "../../worker/agent/exec/process-output-log.ts";
-import { writtenBytes, pidsRunning } from "../support/ndjson.ts";
+import { untilBlocked } from "../support/ndjson.ts";
 import { ShellGate } from "../support/shell-gate.ts";
 import { until } from "../support/waiters.ts";
 import { alive, collectTimed, pidsIn } from "./exec-helpers.ts";
@@ -138,19 +138,7 @@ describe("a stream", () => {
   it("pauses a command whose reader is slow instead of buffering 50 MB", async () => {
     const stream = await manager().stream(spec("head -c 50000000 /dev/zero | tr '\\0' x"), null);
     // Nobody reads: `head` must end up blocked on its pipe, far from done.
-    const head = await until("head to start", () => pidsRunning(["head", "-c", "50000000", "/dev/zero"])[0]);
-    let last = -1;
-    await until(
-      "head to stop writing",
-      () => {
-        const now = writtenBytes(head);
-        const same = now === last;
-        last = now;
-        return same;
-      },
-      { everyMs: 200 },
-    );
-    expect(last).toBeLessThan(25_000_000);
+    expect(await untilBlocked(["head", "-c", "50000000", "/dev/zero"])).toBeLessThan(25_000_000);
     let chars = 0;
     let exit: unknown;
     for await (const e of stream) {

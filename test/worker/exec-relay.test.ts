@@ -6,7 +6,7 @@ import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/
 import type { ExecAgentMsg, ExecOp } from "../../shared/links/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { ExecRelay } from "../../worker/agent/exec/exec-relay.ts";
-import { pidsRunning, writtenBytes } from "../support/ndjson.ts";
+import { untilBlocked } from "../support/ndjson.ts";
 import { ShellGate } from "../support/shell-gate.ts";
 import { until } from "../support/waiters.ts";
 import { alive, pidsIn } from "./exec-helpers.ts";
@@ -111,18 +111,7 @@ describe("the exec relay", () => {
     e.req(3, streamOp("head -c 5000000 /dev/zero | tr '\\0' x"));
     await e.until(() => e.of(3).length > 1);
     // Unacknowledged, the relay stops reading: `head` ends up blocked on its pipe.
-    const head = await until("head to start", () => pidsRunning(["head", "-c", "5000000", "/dev/zero"])[0]);
-    let last = -1;
-    await until(
-      "head to stop writing",
-      () => {
-        const now = writtenBytes(head);
-        const same = now === last;
-        last = now;
-        return same;
-      },
-      { everyMs: 200 },
-    );
+    await untilBlocked(["head", "-c", "5000000", "/dev/zero"]);
     const sent = () => e.ndjson(3).length;
     expect(sent()).toBeLessThanOrEqual(EXEC_STREAM_WINDOW_BYTES + 2 * EXEC_STREAM_FRAME_BYTES + 1024);
     e.autoAck = true;
