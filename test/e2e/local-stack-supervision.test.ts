@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, REPO_ROOT, RESTART_BACKOFF_FIRST_MS, RESTART_BACKOFF_MAX_MS, RESTART_WINDOW_MS, RESTARTS_MAX, RestartBudget } from "../../worker/cli/local-stack.ts";
+import { freePort, REPO_ROOT } from "../../worker/cli/local-stack.ts";
 import { pidsMatching } from "../support/ndjson.ts";
 import { until, Waiters } from "../support/waiters.ts";
 
@@ -121,23 +121,4 @@ describe("edgetty start supervises its children", () => {
       describe: () => `; left: ${processesOfThisRun().map((pid) => `${pid} ${readCmdline(pid).slice(0, 120)}`).join("; ")}`,
     });
   }, 40_000);
-});
-
-describe("the restart budget", () => {
-  it("doubles the wait from the first restart up to the cap, then gives up after RESTARTS_MAX", () => {
-    const budget = new RestartBudget(() => 0);
-    const waits = Array.from({ length: RESTARTS_MAX }, () => budget.take());
-    expect(waits[0]).toBe(RESTART_BACKOFF_FIRST_MS);
-    for (let i = 1; i < waits.length; i++) expect(waits[i]).toBe(Math.min(waits[i - 1]! * 2, RESTART_BACKOFF_MAX_MS));
-    expect(budget.take()).toBeNull();
-  });
-
-  it("forgets restarts older than the window", () => {
-    let now = 0;
-    const budget = new RestartBudget(() => now);
-    for (let i = 0; i < RESTARTS_MAX; i++) budget.take();
-    expect(budget.take()).toBeNull();
-    now = RESTART_WINDOW_MS;
-    expect(budget.take()).toBe(RESTART_BACKOFF_FIRST_MS);
-  });
 });

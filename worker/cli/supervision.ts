@@ -1,0 +1,62 @@
+/**
+ * The local stack's supervision policy: how often it asks workerd whether it is alive, when it
+ * counts a child as dead, and how many restarts (with what backoff) it allows before giving up.
+ * local-stack.ts applies it.
+ */
+
+/** Restarts of one child (the edge, the agent) allowed within RESTART_WINDOW_MS before giving up. */
+export const RESTARTS_MAX = 5;
+/** The window RESTARTS_MAX counts in, in milliseconds. */
+export const RESTART_WINDOW_MS = 10 * 60_000;
+/** Wait before the first restart, in milliseconds; it doubles with each restart in the window. */
+export const RESTART_BACKOFF_FIRST_MS = 250;
+/** Longest wait before a restart, in milliseconds. */
+export const RESTART_BACKOFF_MAX_MS = 8_000;
+/** How often the running stack checks that workerd answers /health, in milliseconds. */
+export const HEALTH_PROBE_INTERVAL_MS = 2_000;
+/** How long one /health request may take, in milliseconds (so no probe ever hangs). */
+export const HEALTH_PROBE_TIMEOUT_MS = 10_000;
+/** Consecutive refused /health connections after which workerd counts as dead (nothing listens). */
+export const HEALTH_REFUSALS_MAX = 2;
+/** Consecutive timed-out or failed /health requests after which workerd counts as hung. */
+export const HEALTH_FAILURES_MAX = 3;
+
+/**
+ * Restarts left for one child: at most RESTARTS_MAX within RESTART_WINDOW_MS, each after a wait
+ * that doubles from RESTART_BACKOFF_FIRST_MS up to RESTART_BACKOFF_MAX_MS.
+ */
+export class RestartBudget {
+  private recent: number[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Takes one restart: the wait before it in milliseconds, or null when the budget is spent. */
+  take(): number | null {
+    const t = this.now();
+    this.recent = this.recent.filter((at) => t - at < RESTART_WINDOW_MS);
+    if (this.recent.length >= RESTARTS_MAX) return null;
+    const wait = Math.min(RESTART_BACKOFF_FIRST_MS * 2 ** this.recent.length, RESTART_BACKOFF_MAX_MS);
+    this.recent.push(t);
+    return wait;
+  }
+
+  /** Restarts taken within the window. */
+  get used(): number {
+    return this.recent.length;
+  }
+}
+
+/** What one /health request found: an answer, nothing listening, or an error or timeout. */
+export type Probe = "ok" | "refused" | "failed";
+
+/** One /health request to `url`, bounded by HEALTH_PROBE_TIMEOUT_MS. */
+export async function probeHealth(url: string): Promise<Probe> {
+  try {
+    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
+    await res.body?.cancel();
+    return res.ok ? "ok" : "failed";
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    return code === "ECONNREFUSED" ? "refused" : "failed";
+  }
+}
