@@ -17,6 +17,7 @@ import {
   HEALTH_FAILURES_MAX,
   HEALTH_PROBE_INTERVAL_MS,
   HEALTH_PROBE_TIMEOUT_MS,
+  HEALTH_RECHECK_MS,
   HEALTH_REFUSALS_MAX,
   probeHealth,
   RESTART_WINDOW_MS,
@@ -336,7 +337,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       else if (failures >= HEALTH_FAILURES_MAX) edgeDown(`stopped answering /health within ${HEALTH_PROBE_TIMEOUT_MS} ms`);
       if (recovering.edge) refusals = failures = 0;
     }
-    if (running) probeTimer = setTimeout(() => void probeLoop(), HEALTH_PROBE_INTERVAL_MS);
+    // A refused probe is checked again soon: a dead workerd is found in about a second.
+    if (running) probeTimer = setTimeout(() => void probeLoop(), refusals > 0 ? HEALTH_RECHECK_MS : HEALTH_PROBE_INTERVAL_MS);
   };
 
   try {
