@@ -22,7 +22,6 @@ import {
   probeHealth,
   RESTART_WINDOW_MS,
   RestartBudget,
-  RESTARTS_MAX,
 } from "./supervision.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -48,6 +47,8 @@ export interface LocalStackOptions {
   edgeVars?: Record<string, string>;
   /** Extra environment for the agent (and so for its shells), e.g. a private HOME in tests. */
   agentEnv?: Record<string, string>;
+  /** Restarts of one child allowed within RESTART_WINDOW_MS (default RESTARTS_MAX); 0 never restarts. */
+  restartsMax?: number;
   /**
    * Called once the stack has given up on a child (restarted too often) and stopped everything;
    * the error says which child and why.
@@ -185,8 +186,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   let agent: GuardedProcess | null = null;
   let stopping = false;
   let running = false;
-  const edgeBudget = new RestartBudget();
-  const agentBudget = new RestartBudget();
+  const edgeBudget = new RestartBudget(options.restartsMax);
+  const agentBudget = new RestartBudget(options.restartsMax);
   const recovering = { edge: null as Promise<void> | null, agent: null as Promise<void> | null };
   const wranglerEnv: NodeJS.ProcessEnv = {
     ...process.env,
@@ -286,9 +287,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     for (let failure = reason; ; ) {
       const wait = budget.take();
       if (wait === null) {
-        return fatal(new Error(`${what} ${failure}, after ${RESTARTS_MAX} restarts within ${RESTART_WINDOW_MS / 1000} s`));
+        return fatal(new Error(`${what} ${failure}, after ${budget.max} restarts within ${RESTART_WINDOW_MS / 1000} s`));
       }
-      log(`edgetty: ${what} ${failure}; restarting it in ${wait} ms (restart ${budget.used} of ${RESTARTS_MAX})`);
+      log(`edgetty: ${what} ${failure}; restarting it in ${wait} ms (restart ${budget.used} of ${budget.max})`);
       await new Promise((r) => setTimeout(r, wait));
       if (stopping) return;
       try {

@@ -4,7 +4,7 @@
  * local-stack.ts applies it.
  */
 
-/** Restarts of one child (the edge, the agent) allowed within RESTART_WINDOW_MS before giving up. */
+/** Restarts of one child (the edge, the agent) allowed within RESTART_WINDOW_MS before giving up (default). */
 export const RESTARTS_MAX = 5;
 /** The window RESTARTS_MAX counts in, in milliseconds. */
 export const RESTART_WINDOW_MS = 10 * 60_000;
@@ -24,19 +24,23 @@ export const HEALTH_REFUSALS_MAX = 2;
 export const HEALTH_FAILURES_MAX = 3;
 
 /**
- * Restarts left for one child: at most RESTARTS_MAX within RESTART_WINDOW_MS, each after a wait
+ * Restarts left for one child: at most `max` within RESTART_WINDOW_MS, each after a wait
  * that doubles from RESTART_BACKOFF_FIRST_MS up to RESTART_BACKOFF_MAX_MS.
  */
 export class RestartBudget {
   private recent: number[] = [];
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    /** Restarts allowed within the window. */
+    readonly max = RESTARTS_MAX,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Takes one restart: the wait before it in milliseconds, or null when the budget is spent. */
   take(): number | null {
     const t = this.now();
     this.recent = this.recent.filter((at) => t - at < RESTART_WINDOW_MS);
-    if (this.recent.length >= RESTARTS_MAX) return null;
+    if (this.recent.length >= this.max) return null;
     const wait = Math.min(RESTART_BACKOFF_FIRST_MS * 2 ** this.recent.length, RESTART_BACKOFF_MAX_MS);
     this.recent.push(t);
     return wait;
