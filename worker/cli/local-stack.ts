@@ -18,7 +18,7 @@ import {
   HEALTH_PROBE_INTERVAL_MS,
   HEALTH_PROBE_TIMEOUT_MS,
   HEALTH_RECHECK_MS,
-  HEALTH_REFUSALS_MAX,
+  HEALTH_REFUSED_FOR_MS,
   probeHealth,
   RESTART_WINDOW_MS,
   RestartBudget,
@@ -325,21 +325,26 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
   // workerd can die (or hang) while wrangler lives on, so the running stack also asks it.
   let probeTimer: NodeJS.Timeout | undefined;
-  let refusals = 0;
+  /** Since when (epoch ms) every probe has been refused; null while workerd answers. */
+  let refusedSince: number | null = null;
   let failures = 0;
   const probeLoop = async () => {
     if (!running) return;
     rotateIfLarger(wranglerDebugLog);
     if (!recovering.edge) {
       const result = await probeHealth(url);
-      refusals = result === "refused" ? refusals + 1 : 0;
+      if (result !== "refused") refusedSince = null;
+      else refusedSince ??= Date.now();
       failures = result === "failed" ? failures + 1 : 0;
-      if (refusals >= HEALTH_REFUSALS_MAX) edgeDown("stopped listening (connection refused)");
+      // wrangler replaces workerd when it reloads the Worker: only a longer silence is a death.
+      if (refusedSince !== null && Date.now() - refusedSince >= HEALTH_REFUSED_FOR_MS) edgeDown("stopped listening (connection refused)");
       else if (failures >= HEALTH_FAILURES_MAX) edgeDown(`stopped answering /health within ${HEALTH_PROBE_TIMEOUT_MS} ms`);
-      if (recovering.edge) refusals = failures = 0;
+      if (recovering.edge) {
+        refusedSince = null;
+        failures = 0;
+      }
     }
-    // A refused probe is checked again soon: a dead workerd is found in about a second.
-    if (running) probeTimer = setTimeout(() => void probeLoop(), refusals > 0 ? HEALTH_RECHECK_MS : HEALTH_PROBE_INTERVAL_MS);
+    if (running) probeTimer = setTimeout(() => void probeLoop(), refusedSince !== null ? HEALTH_RECHECK_MS : HEALTH_PROBE_INTERVAL_MS);
   };
 
   try {

@@ -16,10 +16,14 @@ export const RESTART_BACKOFF_MAX_MS = 8_000;
 export const HEALTH_PROBE_INTERVAL_MS = 2_000;
 /** How long one /health request may take, in milliseconds (so no probe ever hangs). */
 export const HEALTH_PROBE_TIMEOUT_MS = 10_000;
-/** How soon a refused /health is asked again, in milliseconds. */
-export const HEALTH_RECHECK_MS = 250;
-/** Consecutive refused /health connections after which workerd counts as dead (nothing listens). */
-export const HEALTH_REFUSALS_MAX = 2;
+/** How often /health is asked while its connections are refused, in milliseconds. */
+export const HEALTH_RECHECK_MS = 500;
+/**
+ * How long /health must refuse connections before workerd counts as dead, in milliseconds. Not
+ * at once: when the Worker's code changes, wrangler replaces workerd and the port is closed a
+ * moment.
+ */
+export const HEALTH_REFUSED_FOR_MS = 5_000;
 /** Consecutive timed-out or failed /health requests after which workerd counts as hung. */
 export const HEALTH_FAILURES_MAX = 3;
 
