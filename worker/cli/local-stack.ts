@@ -1,7 +1,9 @@
 /**
  * The local stack: the Worker and its Durable Objects in workerd (wrangler's local mode, state
  * persisted under the state folder) plus an agent for this machine registered as server "local".
- * `npm start` and the end-to-end tests both run exactly this.
+ * `npm start` and the end-to-end tests both run exactly this. It supervises its children: each
+ * runs under a guardian (guarded-process.ts) so none outlives this process, and one that dies is
+ * restarted or, past its budget, everything stops (supervision.ts holds the policy).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -70,6 +72,7 @@ export interface LocalStack {
   restartAgent(): Promise<void>;
   /** Restarts workerd on the same port and state, as a redeploy would. */
   restartEdge(): Promise<void>;
+  /** Stops the agent, then the edge; resolves once none of their processes is left. */
   stop(): Promise<void>;
 }
 
@@ -378,11 +381,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       await agentOnline();
     },
     async stopAgent() {
+      await recovering.agent;
       const old = agent;
       agent = null;
       await old?.stop();
     },
     async restartAgent() {
+      await recovering.agent;
       const old = agent;
       agent = null;
       await old?.stop();
