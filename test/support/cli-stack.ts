@@ -60,7 +60,14 @@ export class CliStack {
       stdio: ["ignore", "pipe", "pipe"],
     });
     const stack = new CliStack(stateDir, port, main);
-    await stack.logged(/edgetty is running/, START_TIMEOUT_MS);
+    const running = () => /edgetty is running/.test(stack.output);
+    try {
+      await stack.waiters.until(() => running() || stack.exit !== null, "edgetty start to be running", START_TIMEOUT_MS, () => `; output:\n${stack.output}`);
+      if (!running()) throw new Error(`edgetty start exited (${JSON.stringify(stack.exit)}) before it was running; output:\n${stack.output}`);
+    } catch (error) {
+      await stack.remove();
+      throw error;
+    }
     return stack;
   }
 

@@ -306,25 +306,25 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     }
   };
 
-  const edgeDown = (reason: string) => {
-    if (!running || stopping || recovering.edge) return;
-    recovering.edge = recover("the edge (workerd)", reason, edgeBudget, async () => {
-      const old = edge;
-      edge = null;
-      await old?.stop();
-      await startEdge();
-    }).finally(() => (recovering.edge = null));
-  };
-
-  const agentDown = (reason: string) => {
-    if (!running || stopping || recovering.agent) return;
-    recovering.agent = recover("the agent", reason, agentBudget, async () => {
-      const old = agent;
-      agent = null;
-      await old?.stop();
-      await startAgent();
-    }).finally(() => (recovering.agent = null));
-  };
+  /** What to do when a child is found dead: restart it (once at a time), within its budget. */
+  const onDown =
+    (key: "edge" | "agent", what: string, budget: RestartBudget, restart: () => Promise<void>) =>
+    (reason: string): void => {
+      if (!running || stopping || recovering[key]) return;
+      recovering[key] = recover(what, reason, budget, restart).finally(() => (recovering[key] = null));
+    };
+  const edgeDown = onDown("edge", "the edge (workerd)", edgeBudget, async () => {
+    const old = edge;
+    edge = null;
+    await old?.stop();
+    await startEdge();
+  });
+  const agentDown = onDown("agent", "the agent", agentBudget, async () => {
+    const old = agent;
+    agent = null;
+    await old?.stop();
+    await startAgent();
+  });
 
   // workerd can die (or hang) while wrangler lives on, so the running stack also asks it.
   let probeTimer: NodeJS.Timeout | undefined;
