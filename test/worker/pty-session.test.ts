@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { decodeAgentFrame, encodeEdgeFrame, type AgentDataFrame, type EdgeDataFrame } from "../../shared/agent-protocol.ts";
 import { decodeServerFrame, type ExitInfo } from "../../shared/protocol.ts";
+import { agentIdentity, processTag } from "../../worker/agent/launch.ts";
 import { PtySession } from "../../worker/agent/pty-session.ts";
 import type { SpawnPlan } from "../../worker/agent/spawn.ts";
 import { Waiters } from "../support/waiters.ts";
@@ -95,6 +96,7 @@ function session(extra: { initialInput?: string } = {}): { s: PtySession; exits:
     size: { cols: 80, rows: 24 },
     linkUrl: edge.url,
     token: "agent-token",
+    tag: processTag(agentIdentity(dir), { kind: "t", id: `7-${sessions.length + 1}` }),
     onExit: (exit) => {
       exits.push(exit);
       edge.waiters.notify();

@@ -36,6 +36,8 @@ export interface ProcessHandle {
   readonly pid: number | undefined;
   /** Sends `signal` to the child alone; false when it is gone. */
   kill(signal?: NodeJS.Signals): boolean;
+  /** Resolves once the child has ended, with how. */
+  readonly exited: Promise<ExitStatus>;
 }
 
 export interface GuardedSpawn {

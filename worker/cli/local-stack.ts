@@ -374,7 +374,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     apiKey: secrets.apiKey,
     agentToken: secrets.agentToken,
     get agent(): ProcessHandle {
-      return agent ?? { pid: undefined, kill: () => false };
+      return agent ?? { pid: undefined, kill: () => false, exited: Promise.resolve({ code: null, signal: null }) };
     },
     async waitForAgent() {
       await recovering.agent;
