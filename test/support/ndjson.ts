@@ -92,6 +92,14 @@ export function writtenBytes(pid: number): number {
 }
 
 /**
+ * A byte count near `base` that no other test's command line has (tests in other files run at the
+ * same time, and `untilBlocked` finds a process by its exact argv).
+ */
+export function uniqueSize(base: number): number {
+  return base + 1 + Math.floor(Math.random() * 99_999);
+}
+
+/**
  * Waits until the process running exactly `argv` has started and then written nothing between two
  * checks `everyMs` apart (blocked on a full pipe); resolves with how many bytes it had written.
  */

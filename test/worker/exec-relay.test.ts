@@ -6,7 +6,7 @@ import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/
 import type { ExecAgentMsg, ExecOp } from "../../shared/links/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { ExecRelay } from "../../worker/agent/exec/exec-relay.ts";
-import { untilBlocked } from "../support/ndjson.ts";
+import { uniqueSize, untilBlocked } from "../support/ndjson.ts";
 import { ShellGate } from "../support/shell-gate.ts";
 import { until } from "../support/waiters.ts";
 import { alive, pidsIn } from "./exec-helpers.ts";
@@ -108,17 +108,18 @@ describe("the exec relay", () => {
   it("stops at the window until the edge acknowledges, then delivers everything", async () => {
     const e = edge();
     e.autoAck = false;
-    e.req(3, streamOp("head -c 5000000 /dev/zero | tr '\\0' x"));
+    const size = uniqueSize(5_000_000);
+    e.req(3, streamOp(`head -c ${size} /dev/zero | tr '\\0' x`));
     await e.until(() => e.of(3).length > 1);
     // Unacknowledged, the relay stops reading: `head` ends up blocked on its pipe.
-    await untilBlocked(["head", "-c", "5000000", "/dev/zero"]);
+    await untilBlocked(["head", "-c", String(size), "/dev/zero"]);
     const sent = () => e.ndjson(3).length;
     expect(sent()).toBeLessThanOrEqual(EXEC_STREAM_WINDOW_BYTES + 2 * EXEC_STREAM_FRAME_BYTES + 1024);
     e.autoAck = true;
     e.relay.handle({ t: "exec.ack", id: 3, bytes: sent() });
     await e.until(() => e.of(3).some((m) => m.t === "exec.end"), 20_000);
     const lines = e.ndjson(3).trimEnd().split("\n").map((l) => JSON.parse(l) as { type: string; data: string | number });
-    expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(5_000_000);
+    expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(size);
     expect(lines.at(-1)).toEqual({ type: "exit", data: 0 });
   });
 
