@@ -9,9 +9,9 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../edge/env.ts";
 import { RAW_TAG, RawClients, rawSinkOf, type RawHost } from "../../edge/raw-terminal.ts";
 import { TerminalHub, type Sink } from "../../edge/terminal-hub.ts";
-import { decodeEdgeFrame, type EdgeDataFrame } from "../../shared/agent-protocol.ts";
+import { decodeEdgeFrame, type EdgeDataFrame } from "../../shared/links/data.ts";
 import { TERMINAL_WS_AUTH_TIMEOUT_MS, TerminalWsClose } from "../../shared/open-terminal.ts";
-import { frame, ServerOp } from "../../shared/protocol.ts";
+import { frame, ServerOp } from "../../shared/links/client.ts";
 import { Waiters } from "../support/waiters.ts";
 
 const KEY = "raw-test-key";
@@ -67,7 +67,8 @@ async function withRaw(opts: { known?: boolean; maxClients?: number }, fn: (s: S
     const sinks = new Map<WebSocket, Sink>();
     const hub = new TerminalHub({
       info: () => ({ t: "info", info: { terminal_id: 1, shell: "sh", cwd: "/", cols: 80, rows: 24, readonly: false, agent_online: true } as never }),
-      onHello: () => {},
+      onHello: () => true,
+      refused: () => {},
       onTitle: () => {},
       onExit: () => {},
       onClientChanged: () => {},
