@@ -4,9 +4,9 @@
  * reconnects within it finds the same shell.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { until } from "../support/ndjson.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
+import { until } from "../support/waiters.ts";
 
 let stack: TestStack;
 
@@ -40,7 +40,7 @@ describe("a session without clients", () => {
     second.close();
 
     // Then nobody: the session ends after the grace period.
-    expect(await until(async () => (await stack.api("/api/terminals/chat-grace", { headers })).status === 404, 20_000, 200)).toBe(true);
+    await until("the session without clients to end after its grace period", async () => (await stack.api("/api/terminals/chat-grace", { headers })).status === 404, { timeoutMs: 20_000, everyMs: 200 });
     expect((await (await stack.api("/api/terminals", { headers })).json()) as unknown[]).toEqual([]);
   });
 });
