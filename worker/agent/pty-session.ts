@@ -5,9 +5,10 @@
  * frame sealed → data link; sealed frames are kept until acknowledged. The first chunk after a
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
- * model queues sealed frames' payloads and parses them off this path (see ScreenState). When too
- * much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
- * simply blocks on its writes, as over ssh.
+ * model gets every sealed frame's payload and parses it in time slices between I/O (see
+ * ScreenState), so nothing is dropped before it is parsed. When too much output is unacknowledged,
+ * or too much is waiting to be parsed, the PTY is paused, so a flood never grows memory; the
+ * program simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
 import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
@@ -19,7 +20,7 @@ import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
-import { ScreenState } from "./screen/screen-state.ts";
+import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
 
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
@@ -117,8 +118,9 @@ export class PtySession {
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.exitedPromise = new Promise((resolve) => (this.resolveExited = resolve));
-    this.screen = new ScreenState(options.size.cols, options.size.rows);
-    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
+    this.screen = new ScreenState(options.size.cols, options.size.rows, (parsed) => this.onParsed(parsed), (line) => options.log(`terminal ${options.meta.terminal_id}: ${line}`));
+    // The screen model holds payloads by reference until parsed: the log keeps them till then.
+    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload), true);
     const { plan } = options;
     const launch = launchAs(plan, options.file, options.args, options.env, options.tag);
     this.proc = pty.spawn(launch.file, launch.args, {
@@ -220,7 +222,7 @@ export class PtySession {
     }
     this.output.append(chunk);
     this.options.onOutput?.(chunk);
-    if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
+    if (!this.paused && (this.output.unacked >= UNACKED_MAX_BYTES || this.screen.backlog >= PARSE_BACKLOG_MAX_BYTES)) {
       this.paused = true;
       this.proc.pause();
     }
@@ -231,6 +233,20 @@ export class PtySession {
       this.flushTimer = setTimeout(() => this.flush(), BURST_FLUSH_MS);
     } else {
       this.flush();
+    }
+  }
+
+  /** The screen model parsed output up to `parsed`: its frames may go, and the PTY may resume. */
+  private onParsed(parsed: number): void {
+    this.output.parsedTo(parsed);
+    this.maybeResume();
+  }
+
+  /** Resumes a paused PTY once both the edge and the screen model have caught up. */
+  private maybeResume(): void {
+    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES && this.screen.backlog < PARSE_BACKLOG_RESUME_BYTES) {
+      this.paused = false;
+      this.proc.resume();
     }
   }
 
@@ -285,10 +301,7 @@ export class PtySession {
       case "ack":
         this.output.ack(f.offset);
         this.history.confirm(f.offset);
-        if (this.paused && this.output.unacked < UNACKED_RESUME_BYTES) {
-          this.paused = false;
-          this.proc.resume();
-        }
+        this.maybeResume();
         return;
       case "resume":
         this.output.ack(f.offset);
@@ -307,10 +320,11 @@ export class PtySession {
 
   private async sendSnapshot(id: number): Promise<void> {
     this.flush();
-    const offset = this.output.end;
-    const screen = await this.screen.snapshot();
-    // The snapshot covers exactly the output up to `offset`, which was all sent before it.
-    this.link.send(encodeSnapshot(id, offset, Buffer.from(screen, "utf8")));
+    // Snapshots asked for together share one serialization. The repaint covers exactly the
+    // output up to `offset` (at least what was sealed now), all of it sent before the repaint.
+    const { bytes, offset } = await this.screen.snapshot();
+    this.send();
+    this.link.send(encodeSnapshot(id, offset, bytes));
   }
 
   resize(size: TerminalSize): void {

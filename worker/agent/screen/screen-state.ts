@@ -40,7 +40,7 @@ export const PARTIAL_SEQUENCE_MAX_BYTES = 4 << 10; // 4 KiB
 /** Largest share of the agent's time spent serializing repaints, as a fraction. */
 export const REPAINT_TIME_SHARE = 0.15;
 /** Longest a repaint request is held back to respect that share, in milliseconds. */
-export const REPAINT_DELAY_MAX_MS = 500;
+export const REPAINT_DELAY_MAX_MS = 250;
 
 /**
  * A headless terminal configured as every screen model and client is (Unicode version,
@@ -94,8 +94,8 @@ export class ScreenState {
   private closed = false;
 
   /** `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed. */
-  constructor(cols: number, rows: number, private readonly onParsed: (parsed: number) => void = () => {}) {
-    this.terminal = createScreenTerminal(cols, rows);
+  constructor(cols: number, rows: number, private readonly onParsed: (parsed: number) => void = () => {}, log: (line: string) => void = () => {}) {
+    this.terminal = createScreenTerminal(cols, rows, SCROLLBACK_LINES, log);
   }
 
   /** Output handed to the parser and not parsed yet, in bytes. */
