@@ -33,19 +33,29 @@ const CM_P256 = 0x2000000;
 const CM_RGB = 0x3000000;
 const RGB_MASK = 0xffffff;
 
-/** Bytes that, written to an empty terminal of the same size, reproduce `term`'s state. */
-export function serializeScreen(term: Terminal): string {
+/**
+ * Scrollback lines a repaint carries, at most. A joiner gets the screen and this much history
+ * (about 80 KB of text): sending the whole 5,000-line scrollback to every joiner made joins during
+ * a flood cost more than the flood.
+ */
+export const REPAINT_SCROLLBACK_LINES = 1_000;
+
+/**
+ * Bytes that, written to an empty terminal of the same size, reproduce `term`'s state (with at
+ * most `scrollback` lines of its scrollback).
+ */
+export function serializeScreen(term: Terminal, scrollback = REPAINT_SCROLLBACK_LINES): string {
   const core = coreOf(term);
   const w = new Writer(term, core);
   // Reset first so a client that had stale content starts from a clean terminal.
   w.out.push(`${ESC}c`);
   const alt = term.buffer.active.type === "alternate";
-  w.lines(term.buffer.normal);
+  w.lines(term.buffer.normal, Math.max(0, term.buffer.normal.length - term.rows - scrollback));
   w.bufferState(core.normal);
   if (alt) {
     // 47 (unlike 1049) switches without saving the cursor, so the normal screen's DECSC stays ours.
     w.out.push(`${CSI}0m${CSI}?47h${CSI}H`);
-    w.lines(term.buffer.alternate);
+    w.lines(term.buffer.alternate, 0);
     w.bufferState(core.alt);
   }
   const m = term.modes;
@@ -88,13 +98,13 @@ class Writer {
     this.peek = term.buffer.normal.getNullCell() as CoreCell;
   }
 
-  /** Every line of `buffer`, top to bottom, scrolling as the original did. */
-  lines(buffer: Terminal["buffer"]["normal"]): void {
+  /** Every line of `buffer` from line `from`, top to bottom, scrolling as the original did. */
+  lines(buffer: Terminal["buffer"]["normal"], from: number): void {
     let cursor = 0; // the client's cursor column on the current row; `cols` is pending wrap
-    for (let y = 0; y < buffer.length; y++) {
+    for (let y = from; y < buffer.length; y++) {
       const line = buffer.getLine(y)!;
       let start = 0;
-      if (y > 0) {
+      if (y > from) {
         const prev = buffer.getLine(y - 1)!;
         if (line.isWrapped) start = this.wrapInto(prev, line, cursor);
         else if (this.wideRemains(prev)) {

@@ -8,8 +8,11 @@
 import type { IBuffer, Terminal } from "@xterm/headless";
 import { coreOf, type Core, type CoreBuffer, type CoreCell } from "./xterm-core.ts";
 
-/** A JSON-comparable description of `term`'s state (see the module comment). */
-export function terminalState(term: Terminal): Record<string, unknown> {
+/**
+ * A JSON-comparable description of `term`'s state (see the module comment), with at most
+ * `scrollback` lines of scrollback (a repaint carries REPAINT_SCROLLBACK_LINES).
+ */
+export function terminalState(term: Terminal, scrollback = Infinity): Record<string, unknown> {
   const core = coreOf(term);
   const alt = term.buffer.active.type === "alternate";
   const link = (id: number) => {
@@ -19,8 +22,8 @@ export function terminalState(term: Terminal): Record<string, unknown> {
   return {
     size: [term.cols, term.rows],
     type: term.buffer.active.type,
-    normal: { lines: lines(term.buffer.normal, link), ...bufferState(core.normal, term.cols, !alt) },
-    ...(alt ? { alt: { lines: lines(term.buffer.alternate, link), ...bufferState(core.alt, term.cols, true) } } : {}),
+    normal: { lines: lines(term.buffer.normal, link, Math.max(0, term.buffer.normal.length - term.rows - scrollback)), ...bufferState(core.normal, term.cols, !alt) },
+    ...(alt ? { alt: { lines: lines(term.buffer.alternate, link, 0), ...bufferState(core.alt, term.cols, true) } } : {}),
     attr: cursorAttr(core.curAttr, link),
     modes: { ...term.modes },
     cursorHidden: core.cursorHidden,
@@ -59,13 +62,13 @@ function name(set: Record<string, string> | undefined): string {
   return set === undefined ? "B" : JSON.stringify(Object.entries(set).slice(0, 3));
 }
 
-function lines(buffer: IBuffer, link: (id: number) => string): string[] {
+function lines(buffer: IBuffer, link: (id: number) => string, from: number): string[] {
   const out: string[] = [];
   const c = buffer.getNullCell() as CoreCell;
-  for (let y = 0; y < buffer.length; y++) {
+  for (let y = from; y < buffer.length; y++) {
     const line = buffer.getLine(y)!;
     // The first line's wrap flag is left out: nothing can mark a first line as a continuation.
-    let row = line.isWrapped && y > 0 ? "+" : "";
+    let row = line.isWrapped && y > from ? "+" : "";
     let prev = "";
     for (let x = 0; x < line.length; x++) {
       line.getCell(x, c);
