@@ -57,18 +57,25 @@ export class BrowserLikeClient {
   }
 }
 
-/** CPU seconds (user + system) used so far by the given processes. */
-export function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+/** CPU seconds (user + system) used so far by each of the given processes (those still running). */
+export function cpuSeconds(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
   for (const pid of pids) {
     try {
       const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) / 100); // utime + stime, in USER_HZ
     } catch {
       /* gone */
     }
   }
-  return ticks / 100; // USER_HZ
+  return out;
+}
+
+/** CPU seconds used between two samples by the processes present in both. */
+function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, t] of after) if (before.has(pid)) sum += t - before.get(pid)!;
+  return sum;
 }
 
 export interface BrowserFigures {
@@ -126,7 +133,7 @@ export async function measureBrowserLike(
   await done;
   const seconds = (performance.now() - t0) / 1000;
   const bytes = client.output.bytes - bytes0;
-  const cpu = cpuSeconds(opts.workerdPids) - cpu0;
+  const cpu = cpuDelta(cpu0, cpuSeconds(opts.workerdPids));
   const wire = client.wireBytes - wire0;
   client.close();
   return {

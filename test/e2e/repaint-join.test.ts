@@ -108,7 +108,7 @@ describe("a late joiner sees exactly what a client present from the start sees",
   });
 
   it("a 2 MB burst after the alternate screen and mouse reporting: the joiner has both", async () => {
-    // 2 MB in one burst, well past the agent's parse backlog limit: nothing may be dropped unparsed.
+    // 2 MB in one burst (the agent used to drop queued output past 1 MiB, mode switches included).
     const { live, joiner } = await joinBetween(`'\\033[?1049h\\033[?1000h\\033[?1006h'; head -c 2000000 /dev/zero | tr '\\000' 'x'; printf %s`, "'.'");
     expect(live.buffer.active.type).toBe("alternate");
     expect(joiner.buffer.active.type).toBe("alternate");

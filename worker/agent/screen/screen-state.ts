@@ -27,10 +27,13 @@ const EMPTY = new Uint8Array(0);
 
 /** Lines of scrollback kept by the headless terminal. */
 export const SCROLLBACK_LINES = 5_000;
-/** Output handed to the parser and not yet parsed, in bytes; the PTY is paused past this… */
-export const PARSE_BACKLOG_MAX_BYTES = 1 << 20; // 1 MiB
+/**
+ * Output handed to the parser and not yet parsed, in bytes; the PTY is paused past this (a burst
+ * up to about this size flows at full speed and is parsed after it)…
+ */
+export const PARSE_BACKLOG_MAX_BYTES = 8 << 20; // 8 MiB
 /** …and may resume once the backlog is below this, in bytes. */
-export const PARSE_BACKLOG_RESUME_BYTES = 256 << 10; // 256 KiB
+export const PARSE_BACKLOG_RESUME_BYTES = 2 << 20; // 2 MiB
 /**
  * The newest output remembered for an escape sequence (or UTF-8 character) cut by a repaint's
  * offset, in bytes: the repaint ends with its start, so the joiner's parser is mid-sequence too.
