@@ -6,6 +6,7 @@
  * so an xterm.js upgrade that moves one fails there rather than in a user's terminal.
  */
 import xterm from "@xterm/headless";
+import { guardEraseAbove, type XtermLike } from "../../../shared/xterm-workarounds.ts";
 import type { IBufferCell, Terminal } from "@xterm/headless";
 
 /** One of the terminal's two buffers, as the core holds it. */
@@ -117,18 +118,11 @@ export function parserState(term: Terminal): { inSequence: boolean; utf8Pending:
 }
 
 /**
- * Keeps xterm.js faults from crashing the process. @xterm/headless 6.0.0 throws from its parse
- * timer on `ESC[1J` with the cursor in the bottom-right cell (it clears the wrap flag of the row
- * below the screen), which any program can print: that case is handled here as the whole screen
- * erase it is. Any other throw from the parser is logged, and the rest of that chunk is skipped.
+ * Keeps xterm.js faults from crashing the process: the known one (shared/xterm-workarounds.ts) is
+ * avoided, and any other throw from the parser is logged and skips the rest of that chunk.
  */
 export function guardParser(term: Terminal, log: (line: string) => void): void {
-  term.parser.registerCsiHandler({ final: "J" }, (params) => {
-    const b = term.buffer.active;
-    if (params[0] !== 1 || b.cursorY !== term.rows - 1 || b.cursorX < term.cols - 1) return false;
-    const input = (term as unknown as { _core: { _inputHandler: { eraseInDisplay(p: { params: number[]; length: number }, protect: boolean): boolean } } })._core._inputHandler;
-    return input.eraseInDisplay({ params: [2], length: 1 }, false);
-  });
+  guardEraseAbove(term as unknown as XtermLike);
   const writeBuffer = (term as unknown as { _core?: { _writeBuffer?: { _action?: (...a: unknown[]) => unknown } } })._core?._writeBuffer;
   const action = writeBuffer?._action;
   if (!writeBuffer || typeof action !== "function") return;
