@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
-import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/protocol.ts";
+import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { OutputCounter } from "./counting-client.ts";
 
 const MB = 1e6;

@@ -6,7 +6,7 @@
  */
 import type { Terminal } from "@xterm/headless";
 import WebSocket from "ws";
-import { decodeServerFrame, encodeClientFrame } from "../shared/protocol.ts";
+import { decodeServerFrame, encodeClientFrame } from "../shared/links/client.ts";
 import { createScreenTerminal } from "../worker/agent/screen/screen-state.ts";
 import { REPAINT_SCROLLBACK_LINES } from "../worker/agent/screen/snapshot.ts";
 import { terminalState } from "../worker/agent/screen/terminal-state.ts";
