@@ -330,7 +330,8 @@ export async function putGrant(
   input: { server_id?: unknown; terminal_id?: unknown; principal_type?: unknown; principal_id?: unknown; access?: unknown },
   now = Date.now(),
 ): Promise<GrantRecord> {
-  if (!isServerId(input.server_id)) throw new ApiError(400, "INVALID_SERVER_ID", "server_id must match [a-z0-9][a-z0-9-]{0,62}");
+  const serverId = input.server_id;
+  if (typeof serverId !== "string" || !isServerId(serverId)) throw new ApiError(400, "INVALID_SERVER_ID", "server_id must match [a-z0-9][a-z0-9-]{0,62}");
   const terminal = input.terminal_id === undefined || input.terminal_id === null ? 0 : Number(input.terminal_id);
   if (!Number.isInteger(terminal) || terminal < 0 || terminal > 65535) throw new ApiError(400, "INVALID_TERMINAL_ID", "terminal_id must be 1-65535 (or absent for the whole server)");
   if (input.principal_type !== "user" && input.principal_type !== "group") throw new ApiError(400, "INVALID_PARAMETERS", "principal_type must be user or group");
@@ -347,9 +348,9 @@ export async function putGrant(
       `INSERT INTO grants (server_id, terminal_id, principal_type, principal_id, access, created_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (server_id, terminal_id, principal_type, principal_id) DO UPDATE SET access = excluded.access`,
     )
-    .bind(input.server_id, terminal, input.principal_type, principal, access, now)
+    .bind(serverId, terminal, input.principal_type, principal, access, now)
     .run();
-  return { server_id: input.server_id, terminal_id: terminal, principal_type: input.principal_type, principal_id: principal, access, created_at: now };
+  return { server_id: serverId, terminal_id: terminal, principal_type: input.principal_type, principal_id: principal, access, created_at: now };
 }
 
 export async function deleteGrant(db: D1Database, key: { server_id: string; terminal_id: number; principal_type: string; principal_id: string }): Promise<boolean> {
