@@ -10,6 +10,7 @@ import { authenticate, bearerToken, clearSessionCookie, issueSessionCookie, safe
 import { readConfig, type Env } from "./env.ts";
 import { errorResponse, toApiError, type Family } from "./errors.ts";
 import { readJsonObject } from "./http.ts";
+import { handleIdentityAdmin, isIdentityAdminPath } from "./identity-admin-api.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
 import { ScopeError } from "./scope.ts";
 import { adminStats } from "./stats-api.ts";
@@ -122,6 +123,9 @@ router.delete("/api/v1/admin/servers/:id", async (request, env) => {
   if (!(await deleteServer(env.DB, id))) throw new ApiError(404, "SERVER_NOT_FOUND", "No such server");
   return Response.json({ status: "deleted", id });
 });
+
+// Users, groups, grants, tokens and the audit log (admin only: the before hook checked the key).
+router.all("/api/v1/admin/*", (request, env) => (isIdentityAdminPath(new URL(request.url).pathname) ? handleIdentityAdmin(request, env, "admin-key") : undefined));
 
 // --- the agents' links: control to the HostDO, one data link per PTY to its TerminalDO --------
 
