@@ -1,9 +1,12 @@
-/** Per-user API token format and hashing; Cloudflare Access assertions verified against a local key set. */
+/** Per-user API token format and hashing; Cloudflare Access assertions verified against a local key set; callers resolved from either. */
+import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet } from "jose";
 import { describe, expect, it } from "vitest";
 import { accessConfig, accessEmail, ACCESS_JWT_HEADER } from "../../edge/access-identity.ts";
 import { apiTokenId, apiTokenMatches, generateApiToken } from "../../edge/api-tokens.ts";
 import { sha256Hex } from "../../edge/auth.ts";
+import { ADMIN_KEY_IDENTITY, actorOf, identifyAccess, identifyBearer } from "../../edge/caller.ts";
+import { createToken, createUser, updateUser } from "../../edge/identities.ts";
 
 describe("per-user API tokens", () => {
   it("are random, prefixed, and stored only as their SHA-256", async () => {
@@ -83,5 +86,30 @@ describe("Cloudflare Access assertions", () => {
     ];
     for (const jwt of bad) expect(await accessEmail(request(jwt), config)).toBeNull();
     expect(await accessEmail(request(null), config)).toBeNull();
+  });
+});
+
+describe("callers", () => {
+  it("are the admin key, a user's token, or an Access email mapped to an enabled user", async () => {
+    const db = (env as unknown as { DB: D1Database }).DB;
+    const id = `carol-${Math.random().toString(36).slice(2, 8)}`;
+    await createUser(db, { id, email: `${id}@example.com` });
+    const t = await createToken(db, id, {});
+    expect(await identifyBearer(db, "the-key", "the-key")).toBe(ADMIN_KEY_IDENTITY);
+    expect(actorOf(ADMIN_KEY_IDENTITY)).toBe("admin-key");
+    const user = await identifyBearer(db, t.token, "the-key");
+    expect(user).toMatchObject({ userId: id, role: "user" });
+    expect(actorOf(user!)).toBe(`user:${id}`);
+    expect(await identifyBearer(db, "wrong", "the-key")).toBeNull();
+    expect(await identifyBearer(db, "the-key", undefined)).toBeNull();
+
+    const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
+    const config = accessConfig("team", "aud1", { keys: [{ ...(await exportJWK(publicKey)), kid: "k" }] });
+    const jwt = await new SignJWT({ email: `${id}@EXAMPLE.com` }).setProtectedHeader({ alg: "RS256", kid: "k" }).setIssuer("https://team.cloudflareaccess.com").setAudience("aud1").setExpirationTime("1m").sign(privateKey);
+    const req = new Request("https://e/", { headers: { [ACCESS_JWT_HEADER]: jwt } });
+    expect(await identifyAccess(db, req, config)).toEqual({ userId: id, role: "user", tokenId: null, readOnly: false });
+    await updateUser(db, id, { disabled: true });
+    expect(await identifyAccess(db, req, config)).toBeNull();
+    expect(await identifyBearer(db, t.token, "the-key")).toBeNull();
   });
 });
