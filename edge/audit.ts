@@ -30,6 +30,7 @@ export type AuditAction =
   | "group.member"
   | "grant.put"
   | "grant.delete"
+  | "server.update"
   | "terminal.create"
   | "terminal.attach.read"
   | "terminal.attach.write"

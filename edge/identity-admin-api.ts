@@ -10,12 +10,14 @@
  *                                              principal_type, principal_id[, access])
  *   GET|POST   /api/v1/admin/tokens           DELETE       /api/v1/admin/tokens/:id
  *   GET        /api/v1/admin/audit?before=<id>&limit=<n>
+ *   PUT        /api/v1/admin/servers/:id/enabled   {"enabled": bool}
  */
 import { Router, type IRequest } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { AUDIT_PAGE_MAX, clientIp, listAudit, recordAudit, type AuditAction } from "./audit.ts";
 import type { Env } from "./env.ts";
 import { readJsonObject } from "./http.ts";
+import { setServerEnabled } from "./server-access.ts";
 import {
   addMember,
   createGroup,
@@ -40,6 +42,7 @@ export const IDENTITY_ADMIN_PREFIXES = ["users", "groups", "grants", "tokens", "
 
 /** True when `pathname` belongs to this API. */
 export function isIdentityAdminPath(pathname: string): boolean {
+  if (/^\/api\/v1\/admin\/servers\/[^/]+\/enabled$/.test(pathname)) return true;
   return IDENTITY_ADMIN_PREFIXES.some((p) => pathname === `/api/v1/admin/${p}` || pathname.startsWith(`/api/v1/admin/${p}/`));
 }
 
@@ -142,6 +145,14 @@ router.delete("/api/v1/admin/tokens/:id", async (r, env, actor) => {
   if (!(await revokeToken(env.DB, id))) throw new ApiError(404, "TOKEN_NOT_FOUND", `No token '${id}'`);
   await audit(r, env, actor, "token.revoke", id);
   return Response.json({ status: "revoked", id });
+});
+
+router.put("/api/v1/admin/servers/:id/enabled", async (r, env, actor) => {
+  const body = await readJsonObject(r);
+  if (typeof body["enabled"] !== "boolean") throw new ApiError(400, "INVALID_PARAMETERS", "enabled must be true or false");
+  const server = await setServerEnabled(env.DB, param(r, "id"), body["enabled"]);
+  await audit(r, env, actor, "server.update", `enabled=${server.enabled}`, server.id);
+  return Response.json(server);
 });
 
 router.get("/api/v1/admin/audit", async (r, env) => {

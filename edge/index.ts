@@ -6,7 +6,12 @@
 import { Router, type IRequest } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
 import { isServerId, parseTerminalId } from "../shared/validation.ts";
-import { authenticate, bearerToken, clearSessionCookie, issueSessionCookie, safeEqual, unauthorized } from "./auth.ts";
+import { bearerToken, clearSessionCookie, issueSessionCookie, safeEqual, unauthorized } from "./auth.ts";
+import { clientIp, recordAudit } from "./audit.ts";
+import { actorOf } from "./caller.ts";
+import { gateRequest, identifyRequest } from "./caller-gate.ts";
+import type { Identity } from "./identities.ts";
+import { serversFor } from "./server-access.ts";
 import { readConfig, type Env } from "./env.ts";
 import { errorResponse, toApiError, type Family } from "./errors.ts";
 import { readJsonObject } from "./http.ts";
@@ -39,20 +44,41 @@ function isPublic(request: Request, pathname: string): boolean {
   return request.method === "GET" && !/^\/(api|execute|files|openapi\.json)(\/|$)/.test(pathname);
 }
 
+/** The caller the gate resolved for each request in flight. */
+const callers = new WeakMap<Request, Identity>();
+
 function randomToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/** Requests the gate already passed (a rewritten request is routed again without a second check). */
+const gated = new WeakSet<Request>();
+
 const router = Router<IRequest, [Env, ExecutionContext]>({
   before: [
-    async (request, env) => {
+    async (request, env, ctx) => {
       readConfig(env); // a misconfigured edge answers 500 CONFIG_INVALID to everything
       const { pathname } = new URL(request.url);
-      if (isPublic(request, pathname)) return;
-      if (!(await authenticate(request, env.EDGETTY_API_KEY))) {
+      if (isPublic(request, pathname) || gated.has(request)) return;
+      const caller = await identifyRequest(request, env);
+      if (!caller) {
         if (familyOf(pathname) === "open-terminal") throw new ApiError(401, "UNAUTHORIZED", "Invalid API key");
         throw unauthorized();
+      }
+      callers.set(request, caller);
+      const gate = await gateRequest(request, env, caller);
+      if (!gate.pass) return gate.response;
+      if (gate.proxied) {
+        const { serverId, path, access } = gate.proxied;
+        const event = { actor: actorOf(caller), action: "proxy" as const, server_id: serverId, detail: `${request.method} /${path} (${access})`, ip: clientIp(request) };
+        // Written before the request is served, so the log never misses a request that ran.
+        await recordAudit(env.DB, event);
+      }
+      if (gate.request) {
+        gated.add(gate.request);
+        callers.set(gate.request, caller);
+        return router.fetch(gate.request, env, ctx);
       }
     },
   ],
@@ -82,16 +108,18 @@ router.delete("/api/v1/auth/session", (request) => {
 
 // --- the registry of servers -------------------------------------------------------------------
 
+// The servers the caller may use: all for admins, the enabled ones granted to a user or their groups.
 router.get("/api/v1/terminals/?", async (request, env) => {
   const config = readConfig(env);
   const origin = new URL(request.url).origin;
-  const servers = await listServers(env.DB);
+  const servers = await serversFor(env.DB, callers.get(request)!);
   const statuses = await Promise.all(servers.map((s) => env.HOST.get(env.HOST.idFromName(s.id)).status()));
   return Response.json(
     servers.map((s, i) => ({
       id: s.id,
       url: s.url || `${origin}/api/v1/terminals/${s.id}`,
       name: s.name,
+      enabled: s.enabled,
       online: statuses[i]!.online,
       default: s.id === config.defaultServer,
       // Once an agent has connected: its version and process start (its uptime), and when it was last heard from.
@@ -125,7 +153,7 @@ router.delete("/api/v1/admin/servers/:id", async (request, env) => {
 });
 
 // Users, groups, grants, tokens and the audit log (admin only: the before hook checked the key).
-router.all("/api/v1/admin/*", (request, env) => (isIdentityAdminPath(new URL(request.url).pathname) ? handleIdentityAdmin(request, env, "admin-key") : undefined));
+router.all("/api/v1/admin/*", (request, env) => (isIdentityAdminPath(new URL(request.url).pathname) ? handleIdentityAdmin(request, env, actorOf(callers.get(request)!)) : undefined));
 
 // --- the agents' links: control to the HostDO, one data link per PTY to its TerminalDO --------
 

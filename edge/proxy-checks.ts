@@ -59,7 +59,7 @@ export async function checkProxyRequest<S extends ProxyServer>(
   method: string,
 ): Promise<ProxyPass<S> | ProxyRefusal> {
   const server = await lookups.server(serverId);
-  if (!server) return refuse(404, 4004, "SERVER_NOT_FOUND", `Terminal server '${serverId}' not found`);
+  if (!server) return refuse(404, 4004, "SERVER_NOT_FOUND", "Terminal server not found");
   if (!server.enabled) return refuse(403, 4003, "SERVER_DISABLED", "Terminal server disabled");
   const access = await lookups.access(server);
   if (!access) return refuse(403, 4003, "ACCESS_DENIED", "Access denied");

@@ -46,7 +46,7 @@ describe("edgetty identity commands", () => {
 
     // A user's token is not an admin token.
     const asAlice = await fetch(`${stack.url}/api/v1/admin/users`, { headers: { Authorization: `Bearer ${token.token}` } });
-    expect(asAlice.status).toBe(401);
+    expect(asAlice.status).toBe(403);
 
     expect((await cli("token", "revoke", token.id)).stdout).toContain(`revoked token ${token.id}`);
     const audit = await cli("audit", "--limit", "10");

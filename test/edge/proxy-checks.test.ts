@@ -35,7 +35,7 @@ async function run(id: string, path: string, method = "GET") {
 describe("terminals proxy checks", () => {
   it("answers an unknown server 404 before anything else, even with a hostile path", async () => {
     const { result, calls } = await run("nope", "../x");
-    expect(result).toMatchObject({ ok: false, status: 404, closeCode: 4004, error: "Terminal server 'nope' not found" });
+    expect(result).toMatchObject({ ok: false, status: 404, closeCode: 4004, error: "Terminal server not found" });
     expect(calls).toEqual(["server:nope"]);
   });
 
