@@ -21,7 +21,7 @@ import { proxyLookups } from "./server-access.ts";
 const SERVER_MOUNT_RE = /^\/api\/v1\/terminals\/([^/]+)\/(.*)$/;
 
 /** The caller of a request, or null: a bearer token decides alone; else a session cookie; else Access. */
-export async function identifyRequest(request: Request, env: Env & { EDGETTY_ACCESS_TEAM_DOMAIN?: string; EDGETTY_ACCESS_AUD?: string }): Promise<Identity | null> {
+export async function identifyRequest(request: Request, env: Env): Promise<Identity | null> {
   const bearer = bearerToken(request);
   if (bearer !== null) return identifyBearer(env.DB, bearer, env.EDGETTY_API_KEY);
   if (await authenticate(request, env.EDGETTY_API_KEY)) return ADMIN_KEY_IDENTITY;

@@ -16,6 +16,10 @@ export interface Env {
   ASSETS?: Fetcher;
   /** Admin bearer token (a secret; `npm start` generates one). */
   EDGETTY_API_KEY?: string;
+  /** Cloudflare Access team (`myteam` or `myteam.cloudflareaccess.com`); with the AUD, Access emails identify users. */
+  EDGETTY_ACCESS_TEAM_DOMAIN?: string;
+  /** The Access application's AUD tag. */
+  EDGETTY_ACCESS_AUD?: string;
   /** Server addressed by the un-prefixed routes. */
   EDGETTY_DEFAULT_SERVER?: string;
   /** The limits and origin lists: see EDGE_SETTINGS in shared/limits.ts. */

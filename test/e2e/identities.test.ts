@@ -54,6 +54,22 @@ describe("edgetty identity commands", () => {
     expect(audit.stdout).toContain("admin-key");
   });
 
+  it("add, list, disable and remove servers; add prints the agent command", async () => {
+    const added = await cli("server", "add", "web-1", "--name", "Web one");
+    expect(added.code).toBe(0);
+    const token = /agent token \(shown only now\): (\S+)/.exec(added.stdout)?.[1];
+    expect(token).toBeTruthy();
+    expect(added.stdout).toContain(`EDGETTY_AGENT_TOKEN='${token}' edgetty agent --edge ${stack.url} --server web-1`);
+    expect((await cli("server", "disable", "web-1")).stdout).toContain("disabled server web-1");
+    expect((await cli("server", "list")).stdout).toMatch(/^web-1\s+Web one\s+false\s+false\s+false$/m);
+    // A disabled server answers 403 through the proxy, even to the admin.
+    const res = await stack.api("/api/v1/terminals/web-1/api/v1/terminal/sessions");
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: "Terminal server disabled" });
+    expect((await cli("server", "remove", "web-1")).stdout).toContain("removed server web-1");
+    expect((await cli("server", "list")).stdout).not.toContain("web-1");
+  });
+
   it("exit 1 with the edge's message when refused, 2 on usage errors", async () => {
     const dup = await cli("user", "add", "bob");
     expect(dup.code).toBe(0);

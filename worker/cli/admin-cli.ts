@@ -5,7 +5,9 @@
  */
 import { parseArgs } from "node:util";
 
-export const ADMIN_USAGE = `  edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
+export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] | list | disable ID | enable ID | remove ID
+      add prints the new server's agent token and the command that runs its agent.
+  edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
   edgetty user list | show ID | disable ID | enable ID | remove ID
   edgetty group add ID [--name NAME] | list | remove ID
   edgetty group member add|remove GROUP USER
@@ -109,6 +111,34 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
 
   try {
     switch (`${command} ${p[0] ?? ""}`.trim()) {
+      case "server add": {
+        const sid = need(p[1], "an ID");
+        const server = (await call("PUT", `/api/v1/admin/servers/${e(sid)}`, { name: v.name })) as { id: string; token: string };
+        show(server, () =>
+          [
+            `created server ${server.id}; its agent token (shown only now): ${server.token}`,
+            "",
+            "On the host, run:",
+            `  EDGETTY_AGENT_TOKEN='${server.token}' edgetty agent --edge ${opts.edge} --server ${server.id}`,
+          ].join("\n"),
+        );
+        return 0;
+      }
+      case "server list": {
+        const servers = (await call("GET", "/api/v1/terminals/")) as Record<string, unknown>[];
+        show(servers, () => columns(servers, ["id", "name", "enabled", "online", "default"]));
+        return 0;
+      }
+      case "server disable":
+      case "server enable": {
+        const server = await call("PUT", `/api/v1/admin/servers/${e(need(p[1], "an ID"))}/enabled`, { enabled: p[0] === "enable" });
+        show(server, () => `${p[0]}d server ${p[1]}`);
+        return 0;
+      }
+      case "server remove": {
+        show(await call("DELETE", `/api/v1/admin/servers/${e(need(p[1], "an ID"))}`), () => `removed server ${p[1]}`);
+        return 0;
+      }
       case "user add": {
         const user = await call("POST", "/api/v1/admin/users", { id: need(p[1], "an ID"), name: v.name, email: v.email, role: v.role });
         show(user, () => `created user ${(user as { id: string }).id}`);

@@ -22,7 +22,7 @@ const USAGE = `edgetty — terminals on any machine, from anywhere
       Install / remove the agent as a systemd service (see \`edgetty agent help\`).
   edgetty exec [--edge URL] [--api-key KEY] [--server ID] -- COMMAND [ARGS…]
       Run a command on a server and stream its output; exits with its exit code.
-  edgetty user|group|grant|token|audit …  (see below)
+  edgetty server|user|group|grant|token|audit …  (see below)
   edgetty bench
       Measure throughput, echo latency and fan-out through the local stack.
 
@@ -124,6 +124,7 @@ switch (command) {
     process.exit(await runExecCli({ edge, apiKey, command: positionals, ...(values.server ? { server: values.server } : {}) }));
     break;
   }
+  case "server":
   case "user":
   case "group":
   case "grant":
