@@ -11,6 +11,7 @@
  *   GET|POST   /api/v1/admin/tokens           DELETE       /api/v1/admin/tokens/:id
  *   GET        /api/v1/admin/audit?before=<id>&limit=<n>
  *   PUT        /api/v1/admin/servers/:id/enabled   {"enabled": bool}
+ *   PUT        /api/v1/admin/servers/:id/url       {"url", "key"}: make it a URL server
  */
 import { Router, type IRequest } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
@@ -18,6 +19,7 @@ import { AUDIT_PAGE_MAX, clientIp, listAudit, recordAudit, type AuditAction } fr
 import type { Env } from "./env.ts";
 import { readJsonObject } from "./http.ts";
 import { setServerEnabled } from "./server-access.ts";
+import { setUrlServer } from "./url-servers.ts";
 import {
   addMember,
   createGroup,
@@ -42,7 +44,7 @@ export const IDENTITY_ADMIN_PREFIXES = ["users", "groups", "grants", "tokens", "
 
 /** True when `pathname` belongs to this API. */
 export function isIdentityAdminPath(pathname: string): boolean {
-  if (/^\/api\/v1\/admin\/servers\/[^/]+\/enabled$/.test(pathname)) return true;
+  if (/^\/api\/v1\/admin\/servers\/[^/]+\/(enabled|url)$/.test(pathname)) return true;
   return IDENTITY_ADMIN_PREFIXES.some((p) => pathname === `/api/v1/admin/${p}` || pathname.startsWith(`/api/v1/admin/${p}/`));
 }
 
@@ -152,6 +154,12 @@ router.put("/api/v1/admin/servers/:id/enabled", async (r, env, actor) => {
   if (typeof body["enabled"] !== "boolean") throw new ApiError(400, "INVALID_PARAMETERS", "enabled must be true or false");
   const server = await setServerEnabled(env.DB, param(r, "id"), body["enabled"]);
   await audit(r, env, actor, "server.update", `enabled=${server.enabled}`, server.id);
+  return Response.json(server);
+});
+
+router.put("/api/v1/admin/servers/:id/url", async (r, env, actor) => {
+  const server = await setUrlServer(env, param(r, "id"), await readJsonObject(r));
+  await audit(r, env, actor, "server.update", `url=${server.url}`, server.id);
   return Response.json(server);
 });
 

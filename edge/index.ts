@@ -9,7 +9,7 @@ import { isServerId, parseTerminalId } from "../shared/validation.ts";
 import { bearerToken, clearSessionCookie, issueSessionCookie, safeEqual, unauthorized } from "./auth.ts";
 import { clientIp, recordAudit } from "./audit.ts";
 import { actorOf } from "./caller.ts";
-import { gateRequest, identifyRequest } from "./caller-gate.ts";
+import { gateAnonymous, gateRequest, identifyRequest, isServerMountPath } from "./caller-gate.ts";
 import type { Identity } from "./identities.ts";
 import { serversFor } from "./server-access.ts";
 import { readConfig, type Env } from "./env.ts";
@@ -60,8 +60,12 @@ const router = Router<IRequest, [Env, ExecutionContext]>({
     async (request, env, ctx) => {
       readConfig(env); // a misconfigured edge answers 500 CONFIG_INVALID to everything
       const { pathname } = new URL(request.url);
-      if (isPublic(request, pathname) || gated.has(request)) return;
+      if (gated.has(request)) return;
+      // Public routes under a server's mount still pass the proxy's checks (gateAnonymous).
+      const onMount = isServerMountPath(pathname);
+      if (isPublic(request, pathname) && !onMount) return;
       const caller = await identifyRequest(request, env);
+      if (!caller && isPublic(request, pathname)) return (await gateAnonymous(request, env)) ?? undefined;
       if (!caller) {
         if (familyOf(pathname) === "open-terminal") throw new ApiError(401, "UNAUTHORIZED", "Invalid API key");
         throw unauthorized();
@@ -75,6 +79,7 @@ const router = Router<IRequest, [Env, ExecutionContext]>({
         // Written before the request is served, so the log never misses a request that ran.
         await recordAudit(env.DB, event);
       }
+      if (gate.answer) return gate.answer();
       if (gate.request) {
         gated.add(gate.request);
         callers.set(gate.request, caller);

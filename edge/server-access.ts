@@ -13,18 +13,20 @@ import type { ProxyLookups, ProxyServer } from "./proxy-checks.ts";
 export interface AccessServer extends ProxyServer {
   name: string;
   url: string;
+  /** `agent`: reached over its agent's link; `url`: an Open Terminal server at `url` (url-servers.ts). */
+  kind: "agent" | "url";
 }
 
 /** Most servers one list answers. */
 export const SERVER_LIST_MAX = 1000;
 
-type Row = { id: string; name: string; url: string; enabled: number };
-const toServer = (r: Row): AccessServer => ({ id: r.id, name: r.name, url: r.url, enabled: r.enabled !== 0 });
+type Row = { id: string; name: string; url: string; enabled: number; kind: string };
+const toServer = (r: Row): AccessServer => ({ id: r.id, name: r.name, url: r.url, enabled: r.enabled !== 0, kind: r.kind === "url" ? "url" : "agent" });
 
 /** One server with its enabled flag, or null. */
 export async function getAccessServer(db: D1Database, id: string): Promise<AccessServer | null> {
   if (!isServerId(id)) return null;
-  const row = await db.prepare("SELECT id, name, url, enabled FROM servers WHERE id = ?").bind(id).first<Row>();
+  const row = await db.prepare("SELECT id, name, url, enabled, kind FROM servers WHERE id = ?").bind(id).first<Row>();
   return row ? toServer(row) : null;
 }
 
@@ -40,7 +42,7 @@ export async function setServerEnabled(db: D1Database, id: string, enabled: bool
  * the caller or one of their groups holds a grant on.
  */
 export async function serversFor(db: D1Database, caller: Identity): Promise<AccessServer[]> {
-  const { results } = await db.prepare("SELECT id, name, url, enabled FROM servers ORDER BY id LIMIT ?").bind(SERVER_LIST_MAX).all<Row>();
+  const { results } = await db.prepare("SELECT id, name, url, enabled, kind FROM servers ORDER BY id LIMIT ?").bind(SERVER_LIST_MAX).all<Row>();
   const servers = results.map(toServer);
   if (caller.role === "admin") return servers;
   const granted = await grantedServerIds(db, caller);
@@ -52,6 +54,7 @@ export function proxyLookups(env: Env, caller: Identity): ProxyLookups<AccessSer
   return {
     server: (id) => getAccessServer(env.DB, id),
     access: (server) => accessFor(env.DB, caller, server.id),
-    reachable: async (server) => (await env.HOST.get(env.HOST.idFromName(server.id)).status()).online,
+    // A URL server is reachable when it has a URL (Open WebUI's "URL not configured" check); an agent server while its agent is connected.
+    reachable: async (server) => (server.kind === "url" ? server.url !== "" : (await env.HOST.get(env.HOST.idFromName(server.id)).status()).online),
   };
 }

@@ -5,8 +5,9 @@
  */
 import { parseArgs } from "node:util";
 
-export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] | list | disable ID | enable ID | remove ID
-      add prints the new server's agent token and the command that runs its agent.
+export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --key KEY] | list | disable ID | enable ID | remove ID
+      add prints the new server's agent token and the command that runs its agent; with --url
+      and --key it is a URL server: an Open Terminal server the edge proxies to with that key.
   edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
   edgetty user list | show ID | disable ID | enable ID | remove ID
   edgetty group add ID [--name NAME] | list | remove ID
@@ -40,6 +41,8 @@ const FLAGS = {
   group: { type: "string" },
   access: { type: "string" },
   ttl: { type: "string" },
+  url: { type: "string" },
+  key: { type: "string" },
   "read-only": { type: "boolean" },
   limit: { type: "string" },
   before: { type: "string" },
@@ -113,7 +116,13 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
     switch (`${command} ${p[0] ?? ""}`.trim()) {
       case "server add": {
         const sid = need(p[1], "an ID");
+        if ((v.url === undefined) !== (v.key === undefined)) throw new AdminUsageError("a URL server needs both --url and --key");
         const server = (await call("PUT", `/api/v1/admin/servers/${e(sid)}`, { name: v.name })) as { id: string; token: string };
+        if (v.url !== undefined) {
+          const made = await call("PUT", `/api/v1/admin/servers/${e(sid)}/url`, { url: v.url, key: v.key });
+          show(made, () => `created URL server ${sid} → ${(made as { url: string }).url}`);
+          return 0;
+        }
         show(server, () =>
           [
             `created server ${server.id}; its agent token (shown only now): ${server.token}`,
