@@ -153,14 +153,14 @@ export function openTerminalApi(): ApiFamily {
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
     return hostStub(env, request.scope.serverId).fetch(execRequest(await execScope(request), parsed.value));
   };
-  api.route("POST", "/execute", "admin", execute, { json: true });
-  api.route("POST", "/execute/:process_id/input", "admin", execute, { json: true });
-  api.route("ALL", "/execute", "admin", execute);
-  api.route("ALL", "/execute/*", "admin", execute);
+  api.route("POST", "/execute", "write", execute, { json: true });
+  api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
+  api.route("ALL", "/execute", "write", execute);
+  api.route("ALL", "/execute/*", "write", execute);
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
-  api.route("POST", "/api/terminals", "admin", async (request, env) => {
+  api.route("POST", "/api/terminals", "write", async (request, env) => {
     const { serverId } = request.scope;
     const stub = hostStub(env, serverId);
     if (!(await stub.status()).online) {
@@ -196,7 +196,7 @@ export function openTerminalApi(): ApiFamily {
     return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
   });
 
-  api.route("DELETE", "/api/terminals/:session_id", "admin", async (request, env) => {
+  api.route("DELETE", "/api/terminals/:session_id", "write", async (request, env) => {
     const id = sessionId(request.params["session_id"]);
     if (id === null) return sessionNotFound();
     const deleted = await terminalCall(async () => unwrap(await hostStub(env, request.scope.serverId).deleteSession(id, "deleted via /api/terminals")));
@@ -210,8 +210,8 @@ export function openTerminalApi(): ApiFamily {
   // FastAPI's 404. At the top level, this family owns /api/* and /files/*; other paths are the
   // web app's (index.ts).
   const notFound = () => noRoute(404);
-  api.route("ALL", "/*", "admin", notFound, { mounts: ["server"] });
-  api.route("ALL", "/api/*", "admin", notFound, { mounts: ["root"] });
-  api.route("ALL", "/files/*", "admin", notFound, { mounts: ["root"] });
+  api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
+  api.route("ALL", "/api/*", "write", notFound, { mounts: ["root"] });
+  api.route("ALL", "/files/*", "write", notFound, { mounts: ["root"] });
   return api;
 }
