@@ -20,6 +20,7 @@ import type { SessionMeta } from "../shared/links/session.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
 import { hostStub, terminalStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
+import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { OpenTerminalError, unwrap } from "./errors.ts";
 import { ApiFamily, type RouteRequest } from "./family.ts";
@@ -67,14 +68,17 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 }
 
 /**
- * Who a background process belongs to: the authenticated principal plus the reference's
- * X-User-Id and X-Session-Id headers (Open WebUI sets them per user and chat), hashed to a
- * fixed length.
+ * Who a background process belongs to: the authenticated principal (`admin` for the API key,
+ * `user:<id>` for a user, so one user never reaches another's processes whatever headers they
+ * send) plus the reference's X-User-Id and X-Session-Id headers (Open WebUI sets them per user
+ * and chat), hashed to a fixed length.
  */
-async function execScope(request: Request): Promise<string> {
+async function execScope(request: RouteRequest): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
   const session = request.headers.get("X-Session-Id") ?? "";
-  return `admin:${await sha256Hex(JSON.stringify([user, session]))}`;
+  const identity = request.principal?.identity;
+  const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
+  return `${owner}:${await sha256Hex(JSON.stringify([user, session]))}`;
 }
 
 /** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
