@@ -109,7 +109,7 @@ export class ApiFamily {
     const adminOnly = () => this.error(403, "ADMIN_ONLY", "This route is for admins; users reach their servers under /api/v1/terminals/");
     if (access === "admin") throw adminOnly();
     if (!this.scoped && access === "read") return;
-    if (mount.name !== "server" || proxied === null || proxied.serverId !== scope.serverId) throw adminOnly();
+    if (!onCheckedServer(mount, scope, proxied)) throw adminOnly();
     if (access === "write" && proxied.access !== "write") throw this.error(403, "READ_ONLY", "Read-only access");
   }
 
@@ -133,7 +133,13 @@ export class ApiFamily {
           else throw this.error(403, "ORIGIN_CHECK_FAILED", "A request signed in by cookie must come from this edge's own origin");
         }
         routed.scope = await resolveScope(mount, request.params, env, config);
-        if (routed.principal && routed.principal.role !== "admin" && access !== "public") this.checkUser(mount, access, routed.scope, gated?.proxied ?? null);
+        if (routed.principal && routed.principal.role !== "admin") {
+          const proxied = gated?.proxied ?? null;
+          // A public route shows a user no more than an anonymous caller, but on a server they may use.
+          if (access === "public") {
+            if (!this.scoped || !onCheckedServer(mount, routed.scope, proxied)) routed.principal = null;
+          } else this.checkUser(mount, access, routed.scope, proxied);
+        }
       }
       if (options.json && hasBody(request) && !isJsonContentType(request.headers.get("Content-Type"))) {
         throw this.error(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with Content-Type: application/json");
@@ -142,6 +148,11 @@ export class ApiFamily {
       return handler(routed, env, ctx);
     };
   }
+}
+
+/** True when the route is under the mount of the server the gate checked the caller for. */
+function onCheckedServer(mount: Mount, scope: Scope, proxied: ProxiedRequest | null): proxied is ProxiedRequest {
+  return mount.name === "server" && proxied !== null && proxied.serverId === scope.serverId;
 }
 
 /** Runs `families` in order; the first that has a route for the request answers. */
