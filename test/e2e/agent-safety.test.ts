@@ -7,26 +7,17 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readProcessTag } from "../../worker/agent/process-reaper.ts";
 import { INPUT_GATE_MAX_MS } from "../../worker/agent/pty-session.ts";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { useStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
+import { until } from "../support/waiters.ts";
 
-let stack: TestStack;
-const clients: TermClient[] = [];
+const stack = useStack();
 const isRoot = process.getuid?.() === 0;
 /** How often a wait for a process to end looks at /proc, in milliseconds. */
 const PROC_POLL_MS = 50;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
 
 async function create(body: Record<string, unknown>): Promise<Response> {
   return stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify(body) });
@@ -39,7 +30,7 @@ async function createOk(body: Record<string, unknown>): Promise<void> {
 
 async function attach(id: number): Promise<TermClient> {
   const client = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey });
-  clients.push(client);
+  stack.track(client);
   return client;
 }
 
@@ -66,23 +57,21 @@ function alive(pid: number): boolean {
   return existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "latin1"));
 }
 
-/** Resolves once none of `pids` runs; rejects with the survivors after `timeoutMs`. */
+/** Resolves once none of `pids` runs; otherwise kills the survivors and fails naming them. */
 async function waitGone(pids: number[], timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = pids.filter((pid) => {
+  const left = () =>
+    pids.filter((pid) => {
       try {
         return alive(pid);
       } catch {
         return false;
       }
     });
-    if (left.length === 0) return;
-    if (Date.now() > deadline) {
-      for (const pid of left) process.kill(pid, "SIGKILL");
-      throw new Error(`processes still running ${timeoutMs} ms later: ${left.join(", ")}`);
-    }
-    await new Promise((r) => setTimeout(r, PROC_POLL_MS));
+  try {
+    await until("the processes to end", () => left().length === 0, { timeoutMs, everyMs: PROC_POLL_MS, describe: () => `; still running: ${left().join(", ")}` });
+  } catch (error) {
+    for (const pid of left()) process.kill(pid, "SIGKILL");
+    throw error;
   }
 }
 
@@ -189,7 +178,7 @@ describe("a terminal's processes end with it", () => {
     const pids = pidsIn(term.text(), "immune");
     expect(pids).toHaveLength(1);
     const old = stack.agent;
-    const exited = new Promise((resolve) => old.once("exit", resolve));
+    const exited = old.exited;
     old.kill("SIGTERM");
     await exited;
     // Checked before any new agent runs: the stopping agent did it itself.
@@ -207,7 +196,7 @@ describe("a terminal's processes end with it", () => {
     const pids = [...pidsIn(term.text(), "immune"), ...pidsIn(term.text(), "bg")];
     expect(pids).toHaveLength(2);
     const old = stack.agent;
-    const exited = new Promise((resolve) => old.once("exit", resolve));
+    const exited = old.exited;
     old.kill("SIGKILL");
     await exited;
     // The HUP-immune job outlives the agent (and its PTY) for now…
@@ -241,7 +230,7 @@ describe("typeahead", () => {
     writeFileSync(chatty, `bash -c '${printer}' & printer=$!\nread -r line\nkill $printer\necho "got-$line"\n`);
     // Created by the attach itself, so the input is on its way as the shell starts printing.
     const term = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=932&shell=sh&env=${encodeURIComponent(`ENV=${chatty}`)}`, { apiKey: stack.apiKey });
-    clients.push(term);
+    stack.track(term);
     term.input("typed-ahead\r");
     // Released 2 s after the start at the latest; the wait allows four times that for a loaded
     // host. (Holding it until the output pauses, as before, waits for a 60 ms stall: often longer.)

@@ -8,48 +8,33 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { AGENT_VERSION } from "../../worker/agent/agent.ts";
 import { startExtraAgents } from "../../worker/cli/extra-agents.ts";
 import { REPO_ROOT } from "../../worker/cli/local-stack.ts";
 import type { StatsBody } from "../../shared/stats.ts";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { useStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
-import { Waiters } from "../support/waiters.ts";
+import { until, Waiters } from "../support/waiters.ts";
 
-let stack: TestStack;
-const clients: TermClient[] = [];
+const stack = useStack();
 const work = mkdtempSync(join(tmpdir(), "edgetty-deploy-"));
 
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function json<T>(res: Response): Promise<T> {
   expect(res.status, await res.clone().text()).toBe(200);
   return (await res.json()) as T;
 }
 
-/** Polls `probe` (an HTTP read) until it returns a value; a retry interval, not a condition sleep. */
-async function poll<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Polls `probe` (an HTTP read) until it returns a value. */
+function poll<T>(what: string, probe: () => Promise<T | null>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+  return until(what, probe, { timeoutMs, everyMs: 100 });
 }
 
 async function attach(path: string, id: number): Promise<TermClient> {
   const c = await TermClient.connect(`${stack.url}${path}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey });
-  clients.push(c);
+  stack.track(c);
   return c;
 }
 

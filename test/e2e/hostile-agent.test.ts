@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { until } from "../support/ndjson.ts";
+import { until } from "../support/waiters.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 
@@ -145,7 +145,7 @@ describe("a hostile agent", () => {
       const good = [7, ...Array.from({ length: 299 }, (_, i) => i).filter((i) => i % 15 === 0).map((i) => 1000 + i)];
       const agent = { version: "9.9.9", hostname: "evil", platform: "linux", is_root: true, junk: "x".repeat(1000) };
       control.ws.send(JSON.stringify({ t: "hello", agent, sessions: entries }));
-      expect(await until(async () => ids(await listing()).join() === good.join(), 30_000, 200)).toBe(true);
+      await until("the listing to hold the good sessions", async () => ids(await listing()).join() === good.join(), { timeoutMs: 30_000, everyMs: 200 });
       const adopted = await listing();
       expect(adopted.length).toBeLessThanOrEqual(256);
       for (const s of adopted) expect(Object.keys(s)).not.toContain("junk");
@@ -167,10 +167,14 @@ describe("a hostile agent", () => {
     }
 
     // --- the real agent is back: its hello reconciles the index to what it really runs ------------
-    expect(await until(async () => {
-      const list = await listing();
-      return ids(list).join() === "7" && list[0]!.agent_online;
-    }, 60_000, 200)).toBe(true);
+    await until(
+      "terminal 7 listed with its agent online",
+      async () => {
+        const list = await listing();
+        return ids(list).join() === "7" && list[0]!.agent_online;
+      },
+      { timeoutMs: 60_000, everyMs: 200 },
+    );
     // Malformed frames on terminal 7's data link (replacing the real one for a moment): the
     // TerminalDO drops them, the real agent's link comes back, and the client carries on.
     client.info = null;

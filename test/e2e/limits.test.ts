@@ -2,31 +2,22 @@
  * Configured limits through the real stack: idle clean-up with DO alarms, clients per terminal,
  * allowed origins.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { describe, expect, it } from "vitest";
+import { useStack } from "../support/stack.ts";
+import { until } from "../support/waiters.ts";
 import { HttpRefusal, TermClient } from "../support/term-client.ts";
 
-let stack: TestStack;
-const clients: TermClient[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({
-    edgeVars: {
-      EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S: "1",
-      EDGETTY_MAX_CLIENTS: "2",
-      EDGETTY_ALLOWED_ORIGINS: "https://console.example",
-    },
-  });
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
+const stack = useStack({
+  edgeVars: {
+    EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S: "1",
+    EDGETTY_MAX_CLIENTS: "2",
+    EDGETTY_ALLOWED_ORIGINS: "https://console.example",
+  },
 });
 
 async function attach(id: number, headers: Record<string, string> = {}): Promise<TermClient> {
   const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, headers });
-  clients.push(c);
+  stack.track(c);
   return c;
 }
 
@@ -41,11 +32,7 @@ describe("limits", () => {
     const c = await attach(id);
     c.close();
     // The alarm fires about a second later; watch the listing until the session is gone.
-    const deadline = Date.now() + 15_000;
-    while ((await sessionIds()).includes(id)) {
-      if (Date.now() > deadline) throw new Error(`ephemeral session ${id} was never cleaned up`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await until(`ephemeral session ${id} to be cleaned up`, async () => !(await sessionIds()).includes(id), { everyMs: 200 });
     expect(await sessionIds()).not.toContain(id);
   });
 

@@ -3,12 +3,12 @@
  * terminal session API), the raw WebSocket with first-message auth and its close codes, and the
  * session limit.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_MAX_SESSIONS, TERMINAL_WS_PENDING_MAX as RAW_PENDING_MAX } from "../../shared/open-terminal.ts";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { useStack } from "../support/stack.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { TermClient } from "../support/term-client.ts";
-import { until } from "../support/ndjson.ts";
+import { until } from "../support/waiters.ts";
 
 interface TerminalInfo {
   id: string;
@@ -16,18 +16,8 @@ interface TerminalInfo {
   pid: number;
 }
 
-let stack: TestStack;
-const clients: { close(): void }[] = [];
+const stack = useStack();
 const PREFIX = "/api/v1/terminals/local";
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
 
 async function createTerminal(base = ""): Promise<TerminalInfo> {
   const res = await stack.api(`${base}/api/terminals`, { method: "POST" });
@@ -42,7 +32,7 @@ async function sessionIds(): Promise<number[]> {
 
 async function raw(id: string, base = ""): Promise<RawClient> {
   const client = await RawClient.connect(`${stack.url}${base}/api/terminals/${id}`, stack.apiKey);
-  clients.push(client);
+  stack.track(client);
   return client;
 }
 
@@ -83,7 +73,7 @@ describe("/api/terminals", () => {
     expect(await res.json()).toEqual({ status: "deleted" });
     expect((await attached.waitForClose()).code).toBe(1000);
     expect(await sessionIds()).not.toContain(Number(t.id));
-    expect(await until(() => !alive(t.pid))).toBe(true);
+    await until("the shell to end", () => !alive(t.pid));
     for (const init of [{}, { method: "DELETE" }]) {
       const gone = await stack.api(`/api/terminals/${t.id}`, init);
       expect(gone.status).toBe(404);
@@ -114,7 +104,7 @@ describe("the WebSocket /api/terminals/{id}", () => {
     const t = await createTerminal();
     const rawClient = await raw(t.id, PREFIX);
     const framed = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${t.id}`, { apiKey: stack.apiKey });
-    clients.push(framed);
+    stack.track(framed);
     rawClient.type("echo from-raw-$((1+1))\r");
     await framed.waitForText("from-raw-2");
     framed.input("echo from-framed-$((2+2))\r");
@@ -194,7 +184,7 @@ describe("the WebSocket /api/terminals/{id}", () => {
     const silent: RawClient[] = [];
     for (let i = 0; i < 40; i++) {
       const client = await RawClient.open(`${stack.url}/api/terminals/${t.id}`);
-      clients.push(client);
+      stack.track(client);
       silent.push(client);
     }
     const keyed = await raw(t.id);

@@ -2,36 +2,29 @@
  * Output survives broken links: the agent's links dropped mid-output (as a network failure
  * would), and workerd restarted under a running session (as a redeploy would).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { describe, expect, it } from "vitest";
+import { useStack } from "../support/stack.ts";
+import { until } from "../support/waiters.ts";
 import { TermClient } from "../support/term-client.ts";
 
-let stack: TestStack;
-const clients: TermClient[] = [];
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
+const stack = useStack();
 
 async function session(id: number): Promise<TermClient> {
   // Right after the links were dropped on purpose, a request can race the edge noticing it and
   // get 503 AGENT_OFFLINE (as it should); ask again until the agent is back for good.
-  const deadline = Date.now() + 30_000;
-  let res: Response;
-  for (;;) {
-    res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
-    if (res.status !== 503 || Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 100)); // a retry interval, then wait for the link
-    await stack.waitForAgent();
-  }
+  const res = await until(
+    `terminal ${id} to be created`,
+    async () => {
+      const r = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "bash" }) });
+      if (r.status !== 503) return r;
+      await stack.waitForAgent();
+      return null;
+    },
+    { timeoutMs: 30_000, everyMs: 100 },
+  );
   expect(res.status).toBe(200);
   const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, screen: false });
-  clients.push(c);
+  stack.track(c);
   return c;
 }
 
@@ -73,15 +66,16 @@ describe("resuming after broken links", () => {
     await before.waitFor(() => before.closed !== null, "the old client to be disconnected");
 
     // The control link is back; the terminal's own data link may still be redialling.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number; agent_online: boolean }[];
-      if (sessions.find((s) => s.id === 42)?.agent_online) break;
-      if (Date.now() > deadline) throw new Error("terminal 42's data link never came back");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      "terminal 42's data link to come back",
+      async () => {
+        const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number; agent_online: boolean }[];
+        return sessions.find((s) => s.id === 42)?.agent_online === true;
+      },
+      { timeoutMs: 30_000, everyMs: 100 },
+    );
     const after = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=42`, { apiKey: stack.apiKey });
-    clients.push(after);
+    stack.track(after);
     expect(after.info).toMatchObject({ terminal_id: 42, agent_online: true });
     await after.waitForScreen("marker-before-restart");
     after.input("echo alive-after-restart\r");
@@ -95,13 +89,11 @@ describe("command history after its session", () => {
   }
 
   async function recorded(id: number, count: number): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const records = (await (await history(id)).json()) as { status: string }[];
-      if (records.filter((r) => r.status === "done").length >= count) return;
-      if (Date.now() > deadline) throw new Error(`terminal ${id} never recorded ${count} commands`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      `terminal ${id} to record ${count} commands`,
+      async () => ((await (await history(id)).json()) as { status: string }[]).filter((r) => r.status === "done").length >= count,
+      { everyMs: 100 },
+    );
   }
 
   it("stays readable when the agent restarts and its shells end with it", async () => {

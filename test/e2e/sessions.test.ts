@@ -1,21 +1,11 @@
 /**
  * The terminal session API end to end: real workerd, real agent, real shells.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { describe, expect, it } from "vitest";
+import { useStack } from "../support/stack.ts";
 import { HttpRefusal, TermClient } from "../support/term-client.ts";
 
-let stack: TestStack;
-const clients: TermClient[] = [];
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-
-afterAll(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
+const stack = useStack();
 
 async function create(body: Record<string, unknown>): Promise<Response> {
   return stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify(body) });
@@ -23,7 +13,7 @@ async function create(body: Record<string, unknown>): Promise<Response> {
 
 async function attach(query: string, opts: { cols?: number; rows?: number } = {}): Promise<TermClient> {
   const client = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?${query}`, { apiKey: stack.apiKey, ...opts });
-  clients.push(client);
+  stack.track(client);
   return client;
 }
 
@@ -200,7 +190,7 @@ describe("terminal sessions end to end", () => {
     const res = await stack.api("/api/v1/terminals/local/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 21 }) });
     expect(await res.json()).toMatchObject({ status: "created", terminal_id: 21 });
     const c = await TermClient.connect(`${stack.url}/api/v1/terminals/local/api/v1/terminal/ws?terminal_id=21`, { apiKey: stack.apiKey });
-    clients.push(c);
+    stack.track(c);
     c.input("echo scoped-ok\r");
     await c.waitForText("scoped-ok");
     const unknown = await stack.api("/api/v1/terminals/nope/api/v1/terminal/sessions");
@@ -219,7 +209,7 @@ describe("terminal sessions end to end", () => {
     const value = cookie.split(";")[0]!;
     await create({ terminal_id: 22 });
     const c = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=22`, { headers: { Cookie: value, Origin: stack.url } });
-    clients.push(c);
+    stack.track(c);
     c.input("echo cookie-ok\r");
     await c.waitForText("cookie-ok");
     const bad = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: "wrong" }) });

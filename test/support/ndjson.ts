@@ -3,7 +3,9 @@
  * one arrived, and facts about local processes (/proc) for kill and memory checks.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { expect } from "vitest";
 import { ndjsonLines as lines } from "../../shared/ndjson.ts";
+import { until } from "./waiters.ts";
 
 export interface Arrival<T> {
   /** Milliseconds since the reader started. */
@@ -89,12 +91,31 @@ export function writtenBytes(pid: number): number {
   return procField(pid, "io", "wchar");
 }
 
-/** Polls `check` every few milliseconds until it holds or `ms` passes; returns whether it held. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 10_000, everyMs = 25): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/**
+ * A byte count near `base` that no other test's command line has (tests in other files run at the
+ * same time, and `untilBlocked` finds a process by its exact argv).
+ */
+export function uniqueSize(base: number): number {
+  return base + 1 + Math.floor(Math.random() * 99_999);
+}
+
+/**
+ * Waits until the process running exactly `argv` has started and then written nothing between two
+ * checks `everyMs` apart (blocked on a full pipe); resolves with how many bytes it had written.
+ */
+export async function untilBlocked(argv: string[], options: { timeoutMs?: number; everyMs?: number } = {}): Promise<number> {
+  const pid = await until(`${argv[0]} to start`, () => pidsRunning(argv)[0]);
+  let last = -1;
+  await until(
+    `${argv[0]} to stop writing`,
+    () => {
+      const now = writtenBytes(pid);
+      const same = now === last;
+      last = now;
+      return same;
+    },
+    { everyMs: 200, ...options },
+  );
+  expect(pidsRunning(argv)).toContain(pid); // still there: blocked, not finished
+  return last;
 }

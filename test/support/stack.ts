@@ -1,10 +1,11 @@
 /**
  * Starts the real local stack (workerd + agent + PTYs) on free ports in a private state folder,
- * exactly as `npm start` runs it, and removes everything on stop.
+ * exactly as `npm start` runs it, and removes everything on stop. Test files use `useStack()`.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { freePort, startLocalStack, type LocalStack } from "../../worker/cli/local-stack.ts";
 
 export interface TestStack extends LocalStack {
@@ -15,7 +16,18 @@ export interface TestStack extends LocalStack {
   api(path: string, init?: RequestInit): Promise<Response>;
 }
 
-export async function startStack(opts: { apiKey?: string; edgeVars?: Record<string, string> } = {}): Promise<TestStack> {
+/** How long starting or stopping a stack may take in a hook, in milliseconds. */
+export const STACK_HOOK_TIMEOUT_MS = 120_000;
+
+export interface StackOptions {
+  /** The admin key (generated when absent). */
+  apiKey?: string;
+  /** Extra variables for the Worker (see edge/env.ts). */
+  edgeVars?: Record<string, string>;
+}
+
+/** Starts a stack; the caller stops it (prefer `useStack()` in test files). */
+export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
   const stateDir = mkdtempSync(join(tmpdir(), "edgetty-test-"));
   const port = await freePort();
   // Shells in tests read a private, empty HOME, not this machine's rc files.
@@ -47,6 +59,7 @@ export async function startStack(opts: { apiKey?: string; edgeVars?: Record<stri
       return started.agent;
     },
     waitForAgent: () => started.waitForAgent(),
+    stopAgent: () => started.stopAgent(),
     restartAgent: () => started.restartAgent(),
     restartEdge: () => started.restartEdge(),
     stateDir,
@@ -63,4 +76,40 @@ export async function startStack(opts: { apiKey?: string; edgeVars?: Record<stri
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A test file's stack: the TestStack, plus clients to close when the file is done. */
+export interface StackFixture extends TestStack {
+  /** Closes `client` once the file's tests are done (before the stack stops); returns it. */
+  track<C extends { close(): void }>(client: C): C;
+}
+
+/**
+ * The e2e fixture: starts one stack for the calling test file (beforeAll) and stops it, after
+ * closing every tracked client, when the file is done (afterAll). Call it at the top of the file;
+ * the returned handle is usable inside tests and hooks.
+ */
+export function useStack(opts: StackOptions = {}): StackFixture {
+  let current: TestStack | null = null;
+  const tracked: { close(): void }[] = [];
+  beforeAll(async () => {
+    current = await startStack(opts);
+  }, STACK_HOOK_TIMEOUT_MS);
+  afterAll(async () => {
+    for (const c of tracked.splice(0)) c.close();
+    await current?.stop();
+    current = null;
+  }, STACK_HOOK_TIMEOUT_MS);
+  const track = <C extends { close(): void }>(client: C): C => {
+    tracked.push(client);
+    return client;
+  };
+  return new Proxy({} as StackFixture, {
+    get(_, key) {
+      if (key === "track") return track;
+      if (!current) throw new Error(`the stack is not running (stack.${String(key)} used outside a test or hook)`);
+      const value = (current as unknown as Record<string | symbol, unknown>)[key];
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(current) : value;
+    },
+  });
 }

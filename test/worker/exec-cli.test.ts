@@ -11,7 +11,9 @@ import { parseExecHttp } from "../../shared/links/exec.ts";
 import { NDJSON_CONTENT_TYPE, ndjsonLine } from "../../shared/open-terminal.ts";
 import { execUrl, exitStatus, runExecCli, shellJoin } from "../../worker/cli/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
-import { alive, eventually, pidsIn } from "./exec-helpers.ts";
+import { ShellGate } from "../support/shell-gate.ts";
+import { until, Waiters } from "../support/waiters.ts";
+import { alive, pidsIn } from "./exec-helpers.ts";
 
 const KEY = "test-key";
 const manager = new ExecManager({ defaultCwd: "/tmp" });
@@ -52,17 +54,20 @@ afterAll(async () => {
   await manager.shutdown();
 });
 
-/** A Writable that remembers what was written and when. */
-function sink(): Writable & { text: string; times: number[] } {
+type Sink = Writable & { text: string; until(predicate: (text: string) => boolean, what: string): Promise<void> };
+
+/** A Writable that remembers what was written; `until` waits for what it has seen. */
+function sink(): Sink {
+  const waiters = new Waiters();
   const w = new Writable({
     write(chunk: Buffer, _enc, cb) {
       w.text += chunk.toString();
-      w.times.push(performance.now());
+      waiters.notify();
       cb();
     },
-  }) as Writable & { text: string; times: number[] };
+  }) as Sink;
   w.text = "";
-  w.times = [];
+  w.until = (predicate, what) => waiters.until(() => predicate(w.text), what);
   return w;
 }
 
@@ -76,13 +81,14 @@ describe("edgetty exec", () => {
   it("streams stdout and stderr live and resolves with the command's exit status", async () => {
     const out = sink();
     const err = sink();
-    const start = performance.now();
-    const status = await runExecCli({ edge, apiKey: KEY, command: ["sh", "-c", "for i in 1 2; do echo $i; sleep 1; done; echo bad >&2; exit 4"], stdout: out, stderr: err });
-    expect(status).toBe(4);
+    const gate = new ShellGate();
+    const run = runExecCli({ edge, apiKey: KEY, command: ["sh", "-c", `echo 1; ${gate.wait}; echo 2; echo bad >&2; exit 4`], stdout: out, stderr: err });
+    // "1" is printed while the command still waits at the gate.
+    await out.until((t) => t === "1\n", "the first line");
+    gate.open();
+    expect(await run).toBe(4);
     expect(out.text).toBe("1\n2\n");
     expect(err.text).toBe("bad\n");
-    expect(out.times[0]! - start).toBeLessThan(1_500);
-    expect(out.times[1]! - out.times[0]!).toBeGreaterThan(800);
   });
 
   it("passes arguments through the shell unchanged", async () => {
@@ -110,10 +116,10 @@ describe("edgetty exec", () => {
     const abort = new AbortController();
     const out = sink();
     const run = runExecCli({ edge, apiKey: KEY, command: ["sh", "-c", "echo $$; exec sleep 30"], stdout: out, stderr: sink(), signal: abort.signal });
-    while (pidsIn(out.text).length === 0) await new Promise((r) => setTimeout(r, 20));
+    await out.until((t) => pidsIn(t).length > 0, "the command's pid");
     abort.abort();
     expect(await run).toBe(130);
     const [pid] = pidsIn(out.text);
-    expect(await eventually(() => !alive(pid!))).toBe(true);
+    await until("the remote command to end", () => !alive(pid!));
   });
 });

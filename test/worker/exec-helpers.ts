@@ -1,4 +1,4 @@
-/** Helpers for the execute API tests: process liveness, polling, collecting a stream with arrival times. */
+/** Helpers for the execute API tests: process liveness, pids in output, collecting a stream. */
 import { readFileSync } from "node:fs";
 import type { StreamEvent } from "../../shared/open-terminal.ts";
 
@@ -16,16 +16,6 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** Waits until `check()` holds, up to `ms`; returns whether it did. */
-export async function eventually(check: () => boolean, ms = 3_000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return check();
 }
 
 /** Every pid printed (one per line) in `text`. */

@@ -6,7 +6,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ExecSpec, ProcessView } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { PROCESS_OUTPUT_MAX_BYTES } from "../../worker/agent/exec/process-output-log.ts";
-import { alive, collectTimed, eventually, pidsIn } from "./exec-helpers.ts";
+import { uniqueSize, untilBlocked } from "../support/ndjson.ts";
+import { ShellGate } from "../support/shell-gate.ts";
+import { until } from "../support/waiters.ts";
+import { alive, collectTimed, pidsIn } from "./exec-helpers.ts";
 
 const spec = (command: string, extra: Partial<ExecSpec> = {}): ExecSpec => ({ command, cwd: null, env: null, ...extra });
 const noWait = { wait: null, tail: null };
@@ -61,13 +64,11 @@ describe("a synchronous run (v0.1.4)", () => {
   });
 
   it("kills the whole process group on timeout and answers exit_code -1", async () => {
-    const started = performance.now();
     const r = await manager().run(spec("echo $$; sleep 30 & echo $!; sh -c 'sleep 30' & echo $!; wait"), 1);
-    expect(performance.now() - started).toBeLessThan(5_000);
     expect(r).toMatchObject({ exit_code: -1, stdout: "", stderr: "Command timed out after 1.0s", status: "killed" });
     const pids = pidsIn(r.output.map((e) => e.data).join(""));
     expect(pids).toHaveLength(3);
-    expect(await eventually(() => pids.every((pid) => !alive(pid)))).toBe(true);
+    await until("every process of the group to end", () => pids.every((pid) => !alive(pid)));
   });
 
   it("returns all of 100,000 short lines, past the background entry cap", async () => {
@@ -83,22 +84,17 @@ describe("a synchronous run (v0.1.4)", () => {
 });
 
 describe("a stream", () => {
-  it("delivers each line when it is printed, one per second", async () => {
-    const m = manager();
-    const start = performance.now();
-    const events = await collectTimed(await m.stream(spec("for i in 1 2 3; do echo $i; sleep 1; done"), null), start);
-    expect(events.map((e) => e.value)).toEqual([
-      { type: "stdout", data: "1\n" },
-      { type: "stdout", data: "2\n" },
-      { type: "stdout", data: "3\n" },
-      { type: "exit", data: 0 },
-    ]);
-    const at = events.map((e) => e.at);
-    expect(at[0]).toBeLessThan(1_500);
-    for (const i of [1, 2]) {
-      expect(at[i]! - at[i - 1]!).toBeGreaterThan(800);
-      expect(at[i]! - at[i - 1]!).toBeLessThan(2_500);
-    }
+  it("delivers each line when it is printed, while the command still runs", async () => {
+    const [g1, g2] = [new ShellGate(), new ShellGate()];
+    const events = (await manager().stream(spec(`echo 1; ${g1.wait}; echo 2; ${g2.wait}; echo 3`), null))[Symbol.asyncIterator]();
+    // Each line arrives while the command is held at the gate after it.
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "1\n" });
+    g1.open();
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "2\n" });
+    g2.open();
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "3\n" });
+    expect((await events.next()).value).toEqual({ type: "exit", data: 0 });
+    expect((await events.next()).done).toBe(true);
   });
 
   it("keeps stdout and stderr apart and ends with the exit code", async () => {
@@ -110,10 +106,11 @@ describe("a stream", () => {
   });
 
   it("emits a prompt without a newline before the newline comes", async () => {
-    const start = performance.now();
-    const events = await collectTimed(await manager().stream(spec("printf 'Name: '; sleep 1; echo Ada"), null), start);
-    expect(events[0]!.value).toEqual({ type: "stdout", data: "Name: " });
-    expect(events[0]!.at).toBeLessThan(900);
+    const gate = new ShellGate();
+    const events = (await manager().stream(spec(`printf 'Name: '; ${gate.wait}; echo Ada`), null))[Symbol.asyncIterator]();
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "Name: " });
+    gate.open();
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "Ada\n" });
   });
 
   it("ends with the timeout message and exit -1 when an explicit timeout runs out", async () => {
@@ -124,7 +121,7 @@ describe("a stream", () => {
       { type: "exit", data: -1 },
     ]);
     const [pid] = pidsIn(String(values[0]!.data));
-    expect(await eventually(() => !alive(pid!))).toBe(true);
+    await until("the command to end", () => !alive(pid!));
   });
 
   it("kills the process group when the reader stops early", async () => {
@@ -135,21 +132,21 @@ describe("a stream", () => {
       break;
     }
     expect(pid).toBeGreaterThan(0);
-    expect(await eventually(() => !alive(pid))).toBe(true);
+    await until("the background job to end", () => !alive(pid));
   });
 
   it("pauses a command whose reader is slow instead of buffering 50 MB", async () => {
-    const stream = await manager().stream(spec("head -c 50000000 /dev/zero | tr '\\0' x"), null);
-    const heapBefore = process.memoryUsage().heapUsed;
-    await new Promise((r) => setTimeout(r, 1_000)); // nobody reads
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20 << 20);
+    const size = uniqueSize(50_000_000);
+    const stream = await manager().stream(spec(`head -c ${size} /dev/zero | tr '\\0' x`), null);
+    // Nobody reads: `head` must end up blocked on its pipe, far from done.
+    expect(await untilBlocked(["head", "-c", String(size), "/dev/zero"])).toBeLessThan(size / 2);
     let chars = 0;
     let exit: unknown;
     for await (const e of stream) {
       if (e.type === "exit") exit = e.data;
       else chars += e.data.length;
     }
-    expect(chars).toBe(50_000_000);
+    expect(chars).toBe(size);
     expect(exit).toBe(0);
   });
 });
@@ -159,9 +156,8 @@ describe("the background model", () => {
     const m = manager();
     const started = await m.start(spec("echo a; sleep 0.5; echo b >&2"), noWait);
     expect(started).toMatchObject({ status: "running", exit_code: null, truncated: false });
-    const t0 = performance.now();
-    const done = await m.status(started.id, { wait: 10, offset: 0, tail: null });
-    expect(performance.now() - t0).toBeLessThan(3_000);
+    // A wait far past the test's timeout: only an early return passes.
+    const done = await m.status(started.id, { wait: 3600, offset: 0, tail: null });
     expect(done).toEqual({
       id: started.id,
       command: "echo a; sleep 0.5; echo b >&2",
@@ -181,26 +177,23 @@ describe("the background model", () => {
 
   it("POST wait returns early when the command ends, and after wait when it does not", async () => {
     const m = manager();
-    let t0 = performance.now();
-    const quick = await m.start(spec("sleep 0.2; echo x"), { wait: 10, tail: null });
-    expect(performance.now() - t0).toBeLessThan(3_000);
+    // A wait far past the test's timeout: only an early return passes.
+    const quick = await m.start(spec("sleep 0.2; echo x"), { wait: 3600, tail: null });
     expect(quick).toMatchObject({ status: "done", exit_code: 0, output: [{ type: "stdout", data: "x\n" }] });
-    t0 = performance.now();
+    const t0 = performance.now();
     const slow = await m.start(spec("sleep 30"), { wait: 0.5, tail: null });
-    const waited = performance.now() - t0;
     expect(slow.status).toBe("running");
-    expect(waited).toBeGreaterThan(400);
-    expect(waited).toBeLessThan(2_000);
+    // A lower bound only (timers never fire early): it did wait.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(490);
   });
 
   it("a status wait ends early when the caller goes away", async () => {
     const m = manager();
     const p = await m.start(spec("sleep 30"), noWait);
     const abort = new AbortController();
+    // The caller leaves 200 ms into a wait far past the test's timeout: only an early end passes.
     setTimeout(() => abort.abort(), 200);
-    const t0 = performance.now();
-    expect((await m.status(p.id, { wait: 60, offset: 0, tail: null }, "", abort.signal)).status).toBe("running");
-    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect((await m.status(p.id, { wait: 3600, offset: 0, tail: null }, "", abort.signal)).status).toBe("running");
   });
 
   it("feeds stdin through input, with literal escape sequences decoded", async () => {
@@ -220,7 +213,7 @@ describe("the background model", () => {
     const [child] = pidsIn(term.output.map((e) => e.data).join(""));
     expect(await m.kill(term.id, false)).toEqual({ status: "killed" });
     expect(await m.status(term.id, { wait: null, offset: 0, tail: null })).toMatchObject({ status: "killed", exit_code: -15 });
-    expect(await eventually(() => !alive(child!))).toBe(true);
+    await until("the group's child to end", () => !alive(child!));
 
     const forced = await m.start(spec("sleep 30"), noWait);
     await m.kill(forced.id, true);
@@ -231,22 +224,18 @@ describe("the background model", () => {
     const m = manager({ limits: { killEscalateMs: 300 } });
     const p = await m.start(spec("trap '' TERM; echo ready; while :; do sleep 0.05; done"), { wait: 0.3, tail: null });
     expect(p.output).toEqual([{ type: "stdout", data: "ready\n" }]);
-    const t0 = performance.now();
     await m.kill(p.id, false);
-    expect(performance.now() - t0).toBeLessThan(3_000);
     expect((await m.status(p.id, { wait: null, offset: 0, tail: null })).exit_code).toBe(-9);
   });
 
   it("keeps 50 MB of output bounded: newest entries kept, truncated set, offsets absolute", async () => {
     const m = manager();
-    const heapBefore = process.memoryUsage().heapUsed;
     const p = await m.start(spec(`yes "$(printf '%0999d' 0)" | head -c 50000000`), { wait: 60, tail: null });
     expect(p).toMatchObject({ status: "done", exit_code: 0, truncated: true, next_offset: 50_000 });
     const kept = p.output.reduce((n, e) => n + e.data.length, 0);
     expect(kept).toBeLessThanOrEqual(PROCESS_OUTPUT_MAX_BYTES);
     expect(kept).toBeGreaterThan(PROCESS_OUTPUT_MAX_BYTES / 2);
     expect(p.output.every((e) => e.data.length === 1000)).toBe(true);
-    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(40 << 20);
     const recent: ProcessView = await m.status(p.id, { wait: null, offset: 49_990, tail: null });
     expect(recent).toMatchObject({ truncated: false, next_offset: 50_000 });
     expect(recent.output).toHaveLength(10);
@@ -266,8 +255,7 @@ describe("the background model", () => {
     const m = manager({ limits: { finishedTtlMs: 200 } });
     const p = await m.start(spec("true"), { wait: 5, tail: null });
     expect(m.list()).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 400));
-    expect(m.list()).toEqual([]);
+    await until("the finished process to be forgotten", () => m.list().length === 0);
     expect((await rejection(m.kill(p.id, false))).status).toBe(404);
   });
 

@@ -6,7 +6,10 @@ import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES } from "../../shared/
 import type { ExecAgentMsg, ExecOp } from "../../shared/links/exec.ts";
 import { ExecManager } from "../../worker/agent/exec/exec-manager.ts";
 import { ExecRelay } from "../../worker/agent/exec/exec-relay.ts";
-import { alive, eventually, pidsIn } from "./exec-helpers.ts";
+import { uniqueSize, untilBlocked } from "../support/ndjson.ts";
+import { ShellGate } from "../support/shell-gate.ts";
+import { until } from "../support/waiters.ts";
+import { alive, pidsIn } from "./exec-helpers.ts";
 
 const spec = (command: string, cwd: string | null = null) => ({ command, cwd, env: null });
 const streamOp = (command: string, cwd: string | null = null): ExecOp => ({ op: "execute", call: { mode: "stream", spec: spec(command, cwd), timeout: null } });
@@ -45,8 +48,8 @@ class FakeEdge {
     return this.got.filter((g) => g.msg.id === rid).map((g) => g.msg);
   }
 
-  async until(check: () => boolean, ms = 10_000): Promise<void> {
-    expect(await eventually(check, ms)).toBe(true);
+  async until(check: () => boolean, timeoutMs?: number): Promise<void> {
+    await until("the relay's messages", check, { ...(timeoutMs ? { timeoutMs } : {}), describe: () => `; got: ${JSON.stringify(this.got.slice(-5))}` });
   }
 
   ndjson(rid: number): string {
@@ -88,31 +91,35 @@ describe("the exec relay", () => {
 
   it("streams head, NDJSON lines as they are printed, then end", async () => {
     const e = edge();
-    e.req(2, streamOp("for i in 1 2 3; do echo $i; sleep 1; done"));
+    const [g1, g2] = [new ShellGate(), new ShellGate()];
+    e.req(2, streamOp(`echo 1; ${g1.wait}; echo 2; ${g2.wait}; echo 3`));
+    // Each line arrives while the command is held at the gate after it.
+    await e.until(() => e.stdout(2) === "1\n");
+    g1.open();
+    await e.until(() => e.stdout(2) === "1\n2\n");
+    g2.open();
     await e.until(() => e.of(2).some((m) => m.t === "exec.end"));
     const msgs = e.of(2);
     expect(msgs[0]).toEqual({ t: "exec.head", id: 2 });
     expect(msgs.at(-1)).toEqual({ t: "exec.end", id: 2 });
     expect(e.ndjson(2)).toBe('{"type": "stdout", "data": "1\\n"}\n{"type": "stdout", "data": "2\\n"}\n{"type": "stdout", "data": "3\\n"}\n{"type": "exit", "data": 0}\n');
-    const times = e.got.filter((g) => g.msg.t === "exec.data" && g.msg.ndjson.includes('"stdout"')).map((g) => g.at);
-    expect(times).toHaveLength(3);
-    expect(times[1]! - times[0]!).toBeGreaterThan(800);
-    expect(times[2]! - times[1]!).toBeGreaterThan(800);
   });
 
   it("stops at the window until the edge acknowledges, then delivers everything", async () => {
     const e = edge();
     e.autoAck = false;
-    e.req(3, streamOp("head -c 5000000 /dev/zero | tr '\\0' x"));
+    const size = uniqueSize(5_000_000);
+    e.req(3, streamOp(`head -c ${size} /dev/zero | tr '\\0' x`));
     await e.until(() => e.of(3).length > 1);
-    await new Promise((r) => setTimeout(r, 500));
+    // Unacknowledged, the relay stops reading: `head` ends up blocked on its pipe.
+    await untilBlocked(["head", "-c", String(size), "/dev/zero"]);
     const sent = () => e.ndjson(3).length;
     expect(sent()).toBeLessThanOrEqual(EXEC_STREAM_WINDOW_BYTES + 2 * EXEC_STREAM_FRAME_BYTES + 1024);
     e.autoAck = true;
     e.relay.handle({ t: "exec.ack", id: 3, bytes: sent() });
     await e.until(() => e.of(3).some((m) => m.t === "exec.end"), 20_000);
     const lines = e.ndjson(3).trimEnd().split("\n").map((l) => JSON.parse(l) as { type: string; data: string | number });
-    expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(5_000_000);
+    expect(lines.filter((l) => l.type === "stdout").reduce((n, l) => n + String(l.data).length, 0)).toBe(size);
     expect(lines.at(-1)).toEqual({ type: "exit", data: 0 });
   });
 
@@ -124,7 +131,9 @@ describe("the exec relay", () => {
     const before = e.of(4).length;
     e.relay.handle({ t: "exec.cancel", id: 4 });
     await e.until(() => pids.every((p) => !alive(p)));
-    await new Promise((r) => setTimeout(r, 200));
+    // A later request's answer: the killed command's exit and closed pipes were handled first.
+    e.req(40, { op: "execute", call: { mode: "sync", spec: spec("true"), timeout: 30 } });
+    await e.until(() => e.of(40).length > 0);
     expect(e.of(4)).toHaveLength(before);
   });
 

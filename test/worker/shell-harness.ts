@@ -9,6 +9,7 @@ import pty from "node-pty";
 import { OscScanner } from "../../worker/agent/osc.ts";
 import { CommandTracker, type CommandRecord } from "../../worker/agent/shell/command-tracker.ts";
 import { createNonce, planShellLaunch, type ShellLaunchOptions, type ShellName } from "../../worker/agent/shell/launch.ts";
+import { Waiters } from "../support/waiters.ts";
 
 /** Longest a test waits for a shell to show something, in milliseconds. */
 export const WAIT_TIMEOUT_MS = 10_000;
@@ -75,7 +76,7 @@ export async function startShell(shell: ShellName, opts: StartOptions = {}): Pro
   const scanner = new OscScanner((code, data) => tracker.feed(code, data));
   const decoder = new TextDecoder();
   let text = "";
-  const waiters = new Set<() => void>();
+  const waiters = new Waiters();
   const proc = pty.spawn(launch.file, launch.args, {
     name: "xterm-256color",
     cols: 120,
@@ -90,24 +91,11 @@ export async function startShell(shell: ShellName, opts: StartOptions = {}): Pro
     const bytes = typeof d === "string" ? new TextEncoder().encode(d) : d;
     scanner.push(bytes);
     text += decoder.decode(bytes, { stream: true });
-    for (const w of [...waiters]) w();
+    waiters.notify();
   });
 
   const until = (what: string, check: () => boolean, timeoutMs = WAIT_TIMEOUT_MS): Promise<void> =>
-    new Promise((resolve, reject) => {
-      if (check()) return resolve();
-      const timer = setTimeout(() => {
-        waiters.delete(poll);
-        reject(new Error(`timed out waiting for ${what}; output so far:\n${JSON.stringify(text.slice(-3000))}`));
-      }, timeoutMs);
-      const poll = (): void => {
-        if (!check()) return;
-        clearTimeout(timer);
-        waiters.delete(poll);
-        resolve();
-      };
-      waiters.add(poll);
-    });
+    waiters.until(check, what, timeoutMs, () => `; output so far:\n${JSON.stringify(text.slice(-3000))}`);
 
   const sut: ShellUnderTest = {
     output: () => text,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import pty from "node-pty";
 import { describe, expect, it } from "vitest";
 import { serializeScreen } from "../../worker/agent/screen/snapshot.ts";
+import { Waiters } from "../support/waiters.ts";
 import { which, WAIT_TIMEOUT_MS } from "./shell-harness.ts";
 
 const { Terminal: HeadlessTerminal } = xterm;
@@ -127,18 +128,10 @@ async function repaintOfRealProgram(file: string, args: string[], ready: (screen
     return Array.from({ length: ROWS }, (_, y) => b.getLine(b.baseY + y)?.translateToString(true) ?? "").join("\n");
   };
   // Re-check `ready` after each chunk the headless terminal has parsed.
-  let onParsed = (): void => {};
-  proc.onData((d) => a.write(d, () => onParsed()));
+  const parsed = new Waiters();
+  proc.onData((d) => a.write(d, () => parsed.notify()));
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out; screen:\n${screen()}`)), WAIT_TIMEOUT_MS);
-      onParsed = () => {
-        if (!ready(screen())) return;
-        clearTimeout(timer);
-        onParsed = () => {};
-        resolve();
-      };
-    });
+    await parsed.until(() => ready(screen()), "the program's screen", WAIT_TIMEOUT_MS, () => `; screen:\n${screen()}`);
     // The snapshot and the expected state, taken at the same instant.
     const snapshot = serializeScreen(a);
     const expected = state(a);

@@ -88,6 +88,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   const view = new TerminalView(host, {
     readonly,
     onInput: (data) => sendInput(keyBar.consume(data)),
+    onBinary: (bytes) => sendBytes(bytes),
     onResize: (size) => {
       if (!readonly) conn.resize(size);
     },
@@ -193,8 +194,12 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   };
 
   function sendInput(data: string): void {
-    if (readonly || data.length === 0) return;
-    const outcome = conn.sendInput(encoder.encode(data));
+    sendBytes(encoder.encode(data));
+  }
+
+  function sendBytes(data: Uint8Array): void {
+    if (readonly || data.byteLength === 0) return;
+    const outcome = conn.sendInput(data);
     if (outcome === "refused") {
       notify(
         exited || conn.phase.kind === "ended"

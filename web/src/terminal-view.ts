@@ -9,6 +9,7 @@ import { WebLinksAddon } from "@xterm/addon-web-links";
 import type { TerminalSize } from "../../shared/links/client.ts";
 import { OutputPump } from "./flow-control.ts";
 import { notify } from "./notices.ts";
+import { binaryStringBytes } from "./binary-input.ts";
 import { isApple } from "./dom.ts";
 import { shortcutFor } from "./shortcuts.ts";
 import { MONO_FONT, onThemeChange, themeMode, xtermTheme } from "./theme.ts";
@@ -25,8 +26,10 @@ export const SELECTION_COPY_DEBOUNCE_MS = 200;
 
 export interface TerminalViewOptions {
   readonly: boolean;
-  /** Input typed, pasted or reported (mouse) by the terminal. */
+  /** Text typed or pasted (to be sent UTF-8 encoded). */
   onInput(data: string): void;
+  /** Bytes the terminal reports as binary (legacy mouse reports), sent as they are. */
+  onBinary(data: Uint8Array): void;
   /** The terminal's size changed (fitting to the window). */
   onResize(size: TerminalSize): void;
   /** Output backlog crossed a water mark: pause or resume the edge. */
@@ -95,7 +98,9 @@ export class TerminalView {
       if (!this.readonlyNow) opts.onInput(data);
     };
     term.onData(input);
-    term.onBinary(input);
+    term.onBinary((data) => {
+      if (!this.readonlyNow) opts.onBinary(binaryStringBytes(data));
+    });
     term.onResize(({ cols, rows }) => opts.onResize({ cols, rows }));
     term.attachCustomKeyEventHandler((ev) => this.onKey(ev));
     term.onSelectionChange(() => {

@@ -15,6 +15,8 @@ const USAGE = `edgetty — terminals on any machine, from anywhere
 
   edgetty start [--port 8787] [--api-key KEY] [--host 127.0.0.1] [--state-dir .edgetty]
       Run the local stack: the edge in workerd and an agent for this machine (server "local").
+      A workerd or agent that dies is restarted, at most EDGETTY_RESTARTS_MAX times (default 5)
+      in 10 minutes; then everything stops and the command exits 1.
   edgetty agent --edge URL --server ID [--token-file F] [--data-dir DIR] [--log-format json]
       Run a host agent (token also from --token or EDGETTY_AGENT_TOKEN).
   edgetty agent install --edge URL --server ID --token-file F [--root DIR] [--dry-run]
@@ -48,6 +50,8 @@ async function start(argv: string[]): Promise<void> {
   if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`invalid port "${values.port ?? process.env.EDGETTY_PORT}"`);
   const apiKey = values["api-key"] ?? process.env.EDGETTY_API_KEY;
   const stateDir = resolve(values["state-dir"] ?? process.env.EDGETTY_STATE_DIR ?? ".edgetty");
+  const restartsMax = process.env.EDGETTY_RESTARTS_MAX === undefined ? undefined : Number(process.env.EDGETTY_RESTARTS_MAX);
+  if (restartsMax !== undefined && (!Number.isInteger(restartsMax) || restartsMax < 0)) fail(`invalid EDGETTY_RESTARTS_MAX "${process.env.EDGETTY_RESTARTS_MAX}"`);
   const log = (line: string) => console.log(line);
   log(`edgetty: starting the edge (workerd) on port ${port}…`);
   const stack = await startLocalStack({
@@ -56,6 +60,9 @@ async function start(argv: string[]): Promise<void> {
     ...(apiKey ? { apiKey } : {}),
     stateDir,
     log,
+    ...(restartsMax !== undefined ? { restartsMax } : {}),
+    // The stack has stopped everything and said why.
+    onFatal: () => process.exit(1),
   });
   let stopping = false;
   const stop = async () => {
@@ -65,8 +72,8 @@ async function start(argv: string[]): Promise<void> {
     await stack.stop();
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  // Any other way this process ends (SIGKILL included), the children's guardians end them.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) process.on(sig, () => void stop());
   log(`
 edgetty is running.
 

@@ -1,0 +1,229 @@
+/**
+ * PtySession with a real PTY (sh) and a real `ws` server on port 0 playing the TerminalDO's end
+ * of the data link: HELLO, then RESUME; output as offset-addressed frames; input, resize, acks,
+ * snapshots and the exit, all through the link.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import xterm from "@xterm/headless";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
+import { decodeAgentFrame, encodeEdgeFrame, type AgentDataFrame, type EdgeDataFrame } from "../../shared/links/data.ts";
+import { decodeServerFrame, type ExitInfo } from "../../shared/links/client.ts";
+import { agentIdentity, processTag } from "../../worker/agent/launch.ts";
+import { PtySession } from "../../worker/agent/pty-session.ts";
+import type { SpawnPlan } from "../../worker/agent/spawn.ts";
+import { Waiters } from "../support/waiters.ts";
+
+/** The TerminalDO's end of the data link: folds the agent's frames into state. */
+class EdgeEnd {
+  readonly server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  readonly frames: AgentDataFrame[] = [];
+  readonly authorizations: (string | undefined)[] = [];
+  /** Output bytes by offset, as the edge would keep them. */
+  output = "";
+  outputEnd = 0;
+  socket: WebSocket | null = null;
+  readonly waiters = new Waiters();
+
+  constructor() {
+    this.server.on("connection", (ws, req) => {
+      this.socket = ws;
+      this.authorizations.push(req.headers.authorization);
+      ws.on("message", (data: Buffer) => {
+        const f = decodeAgentFrame(new Uint8Array(data));
+        this.frames.push(f);
+        if (f.t === "output") {
+          const payload = decodeServerFrame(f.frame);
+          if (payload.t === "output" && f.offset === this.outputEnd) {
+            this.output += Buffer.from(payload.data).toString("latin1");
+            this.outputEnd += payload.data.byteLength;
+          }
+        }
+        this.waiters.notify();
+      });
+      ws.on("close", () => this.waiters.notify());
+      this.waiters.notify();
+    });
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${(this.server.address() as AddressInfo).port}/agent/v1/data`;
+  }
+
+  send(f: EdgeDataFrame): void {
+    this.socket!.send(encodeEdgeFrame(f));
+  }
+
+  of<T extends AgentDataFrame["t"]>(t: T): Extract<AgentDataFrame, { t: T }>[] {
+    return this.frames.filter((f): f is Extract<AgentDataFrame, { t: T }> => f.t === t);
+  }
+
+  until(predicate: () => boolean, what: string): Promise<void> {
+    return this.waiters.until(predicate, what, 15_000, () => `; output so far: ${JSON.stringify(this.output.slice(-300))}`);
+  }
+
+  close(): Promise<void> {
+    for (const ws of this.server.clients) ws.terminate();
+    return new Promise((r) => this.server.close(() => r()));
+  }
+}
+
+let edge: EdgeEnd;
+let dir: string;
+let sessions: { s: PtySession; exits: ExitInfo[] }[] = [];
+
+/** A session on `edge`, with the exits its owner was told of. */
+function session(extra: { initialInput?: string } = {}): { s: PtySession; exits: ExitInfo[] } {
+  const exits: ExitInfo[] = [];
+  const plan: SpawnPlan = {
+    shell: "sh",
+    shellPath: "/bin/sh",
+    account: { name: "me", uid: process.getuid!(), gid: process.getgid!(), home: dir, shell: "/bin/sh" },
+    switchUser: false,
+    setpriv: null,
+    cwd: dir,
+    env: {},
+  };
+  const s = new PtySession({
+    meta: { terminal_id: 7, shell: "sh", cwd: dir, started_at: new Date().toISOString(), ephemeral: false },
+    plan,
+    file: "/bin/sh",
+    args: [],
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, TERM: "xterm-256color", PS1: "$ " },
+    size: { cols: 80, rows: 24 },
+    linkUrl: edge.url,
+    token: "agent-token",
+    tag: processTag(agentIdentity(dir), { kind: "t", id: `7-${sessions.length + 1}` }),
+    onExit: (exit) => {
+      exits.push(exit);
+      edge.waiters.notify();
+    },
+    log: () => {},
+    ...extra,
+  });
+  sessions.push({ s, exits });
+  return { s, exits };
+}
+
+/** Waits for HELLO and answers RESUME from `offset`, as the TerminalDO does. */
+async function resume(offset = 0): Promise<void> {
+  const hellos = edge.of("hello").length;
+  await edge.until(() => edge.of("hello").length > hellos || (hellos > 0 && edge.socket !== null), "the HELLO");
+  edge.send({ t: "resume", offset });
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "edgetty-pty-session-"));
+  edge = new EdgeEnd();
+  await new Promise((r) => edge.server.once("listening", r));
+});
+afterEach(async () => {
+  // Each shell ends before the next test, so no exit is reported into another test.
+  for (const { s, exits } of sessions) {
+    s.kill();
+    await edge.until(() => exits.length > 0, "the shell to end");
+    s.dispose();
+  }
+  sessions = [];
+  await edge.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("PtySession", () => {
+  it("says HELLO with its metadata and the agent token, then streams the shell's output in order", async () => {
+    const { s } = session();
+    await edge.until(() => edge.of("hello").length === 1, "the HELLO");
+    expect(edge.authorizations).toEqual(["Bearer agent-token"]);
+    expect(edge.of("hello")[0]!.hello).toMatchObject({ oldest: 0, size: { cols: 80, rows: 24 }, meta: { terminal_id: 7, shell: "sh", pid: s.pid } });
+    edge.send({ t: "resume", offset: 0 });
+    await s.ready();
+    edge.send({ t: "input", data: new TextEncoder().encode("echo out-$((6*7))\r") });
+    await edge.until(() => edge.output.includes("out-42"), "the command's output");
+    // Offsets are contiguous: every frame starts where the previous one ended.
+    let end = 0;
+    for (const f of edge.of("output")) {
+      expect(f.offset).toBe(end);
+      end += f.frame.byteLength - 1;
+    }
+  });
+
+  it("holds input typed before the shell is ready and delivers it", async () => {
+    const { s } = session({ initialInput: "echo early-$((1+1))\r" });
+    await resume();
+    await s.ready();
+    await edge.until(() => edge.output.includes("early-2"), "the early command's output");
+  });
+
+  it("resizes the PTY and tells the edge the new size", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    edge.send({ t: "resize", size: { cols: 100, rows: 30 } });
+    await edge.until(() => edge.of("size").length === 1, "the SIZE frame");
+    expect(edge.of("size")[0]!.size).toEqual({ cols: 100, rows: 30 });
+    edge.send({ t: "input", data: new TextEncoder().encode("stty size\r") });
+    await edge.until(() => edge.output.includes("30 100"), "stty's answer");
+  });
+
+  it("answers a snapshot request with the screen as of the output sent before it", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    edge.send({ t: "input", data: new TextEncoder().encode("echo snap-$((2*3))\r") });
+    await edge.until(() => edge.output.includes("snap-6"), "the output");
+    edge.send({ t: "snapshot-request", id: 5 });
+    await edge.until(() => edge.of("snapshot").length === 1, "the snapshot");
+    const snap = edge.of("snapshot")[0]!;
+    expect(snap.id).toBe(5);
+    expect(snap.offset).toBeLessThanOrEqual(edge.outputEnd);
+    const repaint = decodeServerFrame(snap.frame);
+    expect(repaint.t).toBe("output");
+    const term = new xterm.Terminal({ cols: 80, rows: 24, allowProposedApi: true });
+    await new Promise<void>((r) => term.write((repaint as { data: Uint8Array }).data, r));
+    const screen = Array.from({ length: 24 }, (_, y) => term.buffer.active.getLine(y)?.translateToString(true) ?? "").join("\n");
+    expect(screen).toMatch(/^snap-6$/m);
+    term.dispose();
+  });
+
+  it("resends unacknowledged output from the edge's offset after the link drops", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    edge.send({ t: "input", data: new TextEncoder().encode("echo before-drop\r") });
+    await edge.until(() => edge.output.includes("before-drop\r\n"), "the output");
+    const have = edge.outputEnd;
+    // The edge lost the last 5 bytes it had: it resumes from there and gets them again.
+    const keep = edge.output.slice(0, -5);
+    s.dropLink();
+    await edge.until(() => edge.of("hello").length === 2, "the second HELLO");
+    edge.output = keep;
+    edge.outputEnd = have - 5;
+    edge.send({ t: "resume", offset: have - 5 });
+    edge.send({ t: "input", data: new TextEncoder().encode("echo after-drop\r") });
+    await edge.until(() => edge.output.includes("after-drop\r\n"), "output after the drop");
+    expect(edge.output).toContain("before-drop\r\n");
+  });
+
+  it("reports the exit to its owner and over the link", async () => {
+    const { s, exits } = session();
+    await resume();
+    await s.ready();
+    edge.send({ t: "input", data: new TextEncoder().encode("exit 3\r") });
+    await edge.until(() => exits.length === 1, "the exit (owner)");
+    await edge.until(() => edge.of("exit").length === 1, "the exit (link)");
+    expect(edge.of("exit")[0]!.exit).toEqual({ exit_code: 3, signal: 0 });
+    expect(exits).toEqual([{ exit_code: 3, signal: 0 }]);
+  });
+
+  it("ignores a malformed frame from the edge and keeps working", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    edge.socket!.send(Buffer.from([0xff, 1, 2]));
+    edge.send({ t: "input", data: new TextEncoder().encode("echo still-$((3*3))\r") });
+    await edge.until(() => edge.output.includes("still-9"), "output after the bad frame");
+  });
+});
