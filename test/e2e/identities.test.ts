@@ -3,17 +3,10 @@
  * run as child processes against the edge, and what they make is what the edge enforces.
  */
 import { execFile } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { describe, expect, it } from "vitest";
+import { useStack } from "../support/stack.ts";
 
-let stack: TestStack;
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const stack = useStack();
 
 /** Runs `edgetty …` against the stack with its admin key; answers the exit code and output. */
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -6,7 +6,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type TestStack } from "../support/stack.ts";
+import { useStack } from "../support/stack.ts";
 
 interface Seen {
   method: string;
@@ -19,7 +19,7 @@ const UPSTREAM_KEY = "upstream-secret-key";
 const seen: Seen[] = [];
 let upstream: Server;
 let upstreamUrl = "";
-let stack: TestStack;
+const stack = useStack();
 
 beforeAll(async () => {
   upstream = createServer(async (req, res) => {
@@ -32,7 +32,6 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
   upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-  stack = await startStack();
   const admin = (path: string, method: string, body: unknown) => stack.api(path, { method, body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
   expect((await admin("/api/v1/admin/servers/ot", "PUT", { name: "Open Terminal" })).status).toBe(200);
   expect((await admin("/api/v1/admin/servers/ot/url", "PUT", { url: `${upstreamUrl}/`, key: UPSTREAM_KEY })).status).toBe(200);
@@ -40,7 +39,6 @@ beforeAll(async () => {
   await admin("/api/v1/admin/grants", "PUT", { server_id: "ot", principal_type: "user", principal_id: "uma", access: "write" });
 });
 afterAll(async () => {
-  await stack?.stop();
   await new Promise((resolve) => upstream?.close(resolve));
 });
 
