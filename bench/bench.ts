@@ -7,10 +7,16 @@
  *   fan-out      the same output to 1/10/100 clients (per-client MB/s)
  *   memory       agent and workerd RSS growth while `yes` runs for a minute
  *   execute      the execute API: a timeout's answer, memory while 50 MB stream (bench/execute.ts)
+ *   browser      echo and throughput with a client that offers permessage-deflate as Chromium
+ *                does, beside one that does not: wire bytes and workerd CPU per MB for each
+ *   paint        keystroke-to-paint in a real Chromium page (p50/p99, ms)
+ *   joins        the join storm (a flood with 20 clients joining and leaving vs none) and the
+ *                100 MB-burst repaint check (alternate screen + mouse, then a joiner must be exact)
  *
  * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
- * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60). `npm run bench -- --only PART` runs one
- * part: throughput, echo, fanout, memory or execute.
+ * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60), EDGETTY_BENCH_PAINTS (300),
+ * EDGETTY_BENCH_STORM_MB (50), EDGETTY_BENCH_BURST_MB (100). `npm run bench -- --only PART` runs
+ * one part: throughput, echo, fanout, memory, execute, browser, paint or joins.
  *
  * The clients are real WebSockets through the local edge. They count with CountingWebSocket,
  * which reads into one reused buffer: everything here shares two cores, and a general client's
@@ -25,6 +31,9 @@ import WebSocket from "ws";
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
 import { benchExecute } from "./execute.ts";
+import { measureBrowserLike } from "./browser-client.ts";
+import { keystrokeToPaint } from "./chromium-paint.ts";
+import { burstRepaintCheck, floodRate, STORM_CLIENTS } from "./join-storm.ts";
 import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
 
 const MB = 1e6;
@@ -282,7 +291,7 @@ function row(label: string, value: string, baseline: string, ratio: string, targ
 }
 
 export async function runBench(argv: string[]): Promise<number> {
-  // `npm run bench -- --only memory` runs one part: throughput, echo, fanout, memory or execute.
+  // `npm run bench -- --only memory` runs one part (see the file comment).
   const onlyAt = argv.indexOf("--only");
   const only = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
   const runs = (part: string) => only === undefined || only === part;
@@ -383,6 +392,71 @@ export async function runBench(argv: string[]): Promise<number> {
 
     if (runs("execute")) {
       await benchExecute(stack, (label, value, target, ok) => row(label, value, "", "", target, ok === null ? null : check(ok)));
+    }
+
+    if (runs("browser")) {
+      // What browsers get: a client offering permessage-deflate as Chromium does, and the same
+      // client without it. The echo and throughput targets apply to the browser-like one.
+      const workerdPids = findWorkerd();
+      const rawRate = median(await Promise.all([0].map(async () => {
+        const raw = await rawThroughput(textCommand(totalMb * MB));
+        return raw.bytes / MB / raw.seconds;
+      })));
+      for (const deflate of [true, false]) {
+        const f = await measureBrowserLike(() => session(ctx), stack.apiKey, deflate, { echoes, command: textCommand(totalMb * MB), doneCmd: DONE_CMD, done: DONE, workerdPids });
+        await endSessions(ctx);
+        const label = deflate ? `browser-like, deflate (${f.extensions ? "accepted" : "refused"})` : "browser-like, no deflate";
+        console.log(label);
+        for (const p of [50, 99]) {
+          const e = percentile(f.echo, p);
+          const limit = p === 50 ? 0.5 : 2;
+          row(`  echo p${p} (ms)`, e.toFixed(3), "", "", `≤ ${limit} ms`, deflate ? check(e <= limit) : null);
+        }
+        row(`  throughput (MB/s)`, f.mbPerS.toFixed(1), rawRate.toFixed(1), (f.mbPerS / rawRate).toFixed(2), "≥ 0.90", deflate ? check(f.mbPerS / rawRate >= 0.9) : null);
+        row(`  wire bytes per output byte`, f.wireRatio.toFixed(3), "", "", "", null);
+        row(`  workerd CPU (ms per MB)`, f.workerdCpuMsPerMb.toFixed(1), "", "", "", null);
+      }
+    }
+
+    if (runs("paint")) {
+      const paints = envInt("EDGETTY_BENCH_PAINTS", 300);
+      const url = await session(ctx);
+      const id = Number(new URL(url).searchParams.get("terminal_id"));
+      const samples = await keystrokeToPaint(stack.url, stack.apiKey, id, paints);
+      await endSessions(ctx);
+      if (!samples) console.log("keystroke-to-paint: skipped (no /usr/bin/chromium)");
+      else {
+        for (const p of [50, 99]) {
+          const v = percentile(samples, p);
+          const limit = p === 50 ? 17 : 35;
+          row(`Chromium key→paint p${p} (ms)`, v.toFixed(1), "", "", `≤ ${limit} ms`, check(v <= limit));
+        }
+      }
+    }
+
+    if (runs("joins")) {
+      const stormMb = envInt("EDGETTY_BENCH_STORM_MB", 50);
+      const command = textCommand(stormMb * MB);
+      const alone: number[] = [];
+      const storm: number[] = [];
+      let joins = 0;
+      for (let run = 0; run < 3; run++) {
+        alone.push((await floodRate(await session(ctx), stack.apiKey, command, DONE_CMD, DONE, 0)).mbPerS);
+        await endSessions(ctx);
+        const s = await floodRate(await session(ctx), stack.apiKey, command, DONE_CMD, DONE, STORM_CLIENTS);
+        storm.push(s.mbPerS);
+        joins += s.joins;
+        await endSessions(ctx);
+      }
+      const a = median(alone);
+      const b = median(storm);
+      row(`join storm, ${STORM_CLIENTS} clients (MB/s)`, b.toFixed(1), a.toFixed(1), (b / a).toFixed(2), "≥ 0.80 × alone", check(b / a >= 0.8));
+      console.log(`${"".padEnd(30)} ${`medians of 3; ${joins} joins completed; runs ${range(storm)} / ${range(alone)}`.padStart(52)}`);
+      const burstMb = envInt("EDGETTY_BENCH_BURST_MB", 100);
+      const burst = await burstRepaintCheck(await session(ctx), stack.apiKey, burstMb, 80, 24);
+      await endSessions(ctx);
+      row(`repaint after a ${burstMb} MB burst`, burst.exact ? "exact" : "DIFFERS", "", "", "exact", check(burst.exact));
+      console.log(`${"".padEnd(30)} ${`the joiner's repaint arrived in ${burst.repaintMs.toFixed(0)} ms`.padStart(52)}`);
     }
 
     console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);

@@ -17,6 +17,13 @@ export const FONT_SIZE_MIN_PX = 6;
 export const FONT_SIZE_MAX_PX = 96;
 export const FONT_SIZE_DEFAULT_PX = 20;
 
+/**
+ * The Unicode version that decides character widths everywhere a screen is modelled: the agent's
+ * headless terminal (repaints, text, HTML, screenshots) and the web client's xterm.js. Both load
+ * @xterm/addon-unicode11; a mismatch puts wide characters (emoji) in different cells.
+ */
+export const UNICODE_VERSION = "11";
+
 /** Largest `tail` accepted, in lines (more than any buffer holds). */
 export const TAIL_LINES_MAX = 1_000_000;
 

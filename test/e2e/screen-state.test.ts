@@ -296,8 +296,17 @@ describe("late joiners while a full-screen program runs", () => {
     expect([b.type, b.cursorY, b.cursorX]).toEqual([a.type, a.cursorY, a.cursorX]);
     expect(b.type).toBe("alternate");
 
-    const agentText = await (await stack.api(`/api/v1/terminal/raw?terminal_id=${id}&format=text`)).text();
-    const shown = firstScreen.join("\n").replace(/\n+$/, "");
+    // vim may still redraw (its mode line clears once the ESC timeout passes): compare the agent's
+    // render with the first client's screen once no frame arrived in between.
+    let agentText = "";
+    let shown = "";
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const frames = first.frameCount;
+      agentText = await (await stack.api(`/api/v1/terminal/raw?terminal_id=${id}&format=text`)).text();
+      shown = (await first.screen()).join("\n").replace(/\n+$/, "");
+      if (agentText === shown && first.frameCount === frames) break;
+      await first.waitFor(() => first.frameCount > frames, "vim's next redraw", 2_000).catch(() => undefined);
+    }
     expect(agentText).toBe(shown);
 
     first.input(":q!\r");

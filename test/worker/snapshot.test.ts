@@ -1,5 +1,4 @@
-import xterm from "@xterm/headless";
-import type { IBuffer, Terminal } from "@xterm/headless";
+import type { Terminal } from "@xterm/headless";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,59 +6,22 @@ import pty from "node-pty";
 import { describe, expect, it } from "vitest";
 import { serializeScreen } from "../../worker/agent/screen/snapshot.ts";
 import { Waiters } from "../support/waiters.ts";
+import { createScreenTerminal } from "../../worker/agent/screen/screen-state.ts";
+import { terminalState } from "../../worker/agent/screen/terminal-state.ts";
 import { which, WAIT_TIMEOUT_MS } from "./shell-harness.ts";
 
-const { Terminal: HeadlessTerminal } = xterm;
 const COLS = 40;
 const ROWS = 12;
 
 function term(): Terminal {
-  return new HeadlessTerminal({ cols: COLS, rows: ROWS, scrollback: 100, allowProposedApi: true });
+  return createScreenTerminal(COLS, ROWS, 100);
 }
 function write(t: Terminal, data: string): Promise<void> {
   return new Promise((resolve) => t.write(data, resolve));
 }
 
-/** Palette colour modes: `48;5;1` and `41` are the same colour, and the addon writes the latter. */
-const P16 = 16777216;
-const P256 = 33554432;
-const mode = (m: number, color: number): string => `${m === P256 && color < 16 ? P16 : m}:${color}`;
-
-/** Every cell of every line of a buffer, with its attributes, as comparable strings. */
-function cells(buffer: IBuffer): string[] {
-  const out: string[] = [];
-  const c = buffer.getNullCell();
-  for (let y = 0; y < buffer.length; y++) {
-    const line = buffer.getLine(y)!;
-    let row = line.isWrapped ? "+" : "";
-    for (let x = 0; x < line.length; x++) {
-      line.getCell(x, c);
-      row += `[${c.getChars()}|${c.getWidth()}|${mode(c.getFgColorMode(), c.getFgColor())}|${mode(c.getBgColorMode(), c.getBgColor())}|` +
-        `${+c.isBold()}${+c.isItalic()}${+c.isUnderline()}${+c.isInverse()}${+c.isDim()}${+c.isStrikethrough()}]`;
-    }
-    out.push(row);
-  }
-  return out;
-}
-
-/** Everything about a terminal that a repaint must carry, public and core. */
-function state(t: Terminal): unknown {
-  const core = (t as any)._core;
-  const bufs = core._bufferService.buffers;
-  return {
-    type: t.buffer.active.type,
-    active: cells(t.buffer.active).slice(-ROWS),
-    normal: cells(t.buffer.normal),
-    cursor: [t.buffer.active.cursorX, t.buffer.active.cursorY],
-    modes: { ...t.modes },
-    hidden: core.coreService.isCursorHidden,
-    cursorStyle: core.coreService.decPrivateModes.cursorStyle,
-    cursorBlink: core.coreService.decPrivateModes.cursorBlink,
-    mouse: [core.coreMouseService.activeProtocol, core.coreMouseService.activeEncoding],
-    regions: [bufs.active.scrollTop, bufs.active.scrollBottom, bufs.normal.scrollTop, bufs.normal.scrollBottom],
-    charset: [core._charsetService.glevel, core._charsetService._charsets.map((s: any) => (s ? s["q"] ?? "?" : null))],
-  };
-}
+/** Everything about a terminal that a repaint must carry (see terminal-state.ts). */
+const state = terminalState;
 
 /** Repaints `a` into a fresh terminal, checks they match, then that they stay alike under `more`. */
 async function expectExactRepaint(a: Terminal, more: string[]): Promise<void> {

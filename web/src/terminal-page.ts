@@ -43,6 +43,8 @@ export interface TerminalDebug {
   resyncs(): number;
   /** Which renderer draws the terminal. */
   renderer(): "dom" | "webgl";
+  /** Calls `listener` each time xterm.js has drawn rows (the bench's keystroke-to-paint); returns an unsubscriber. */
+  onRender(listener: () => void): () => void;
 }
 
 declare global {
@@ -191,6 +193,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     joins: () => joins,
     resyncs: () => resyncs,
     renderer: () => view.renderer,
+    onRender: (listener) => {
+      const subscription = view.term.onRender(() => listener());
+      return () => subscription.dispose();
+    },
   };
 
   function sendInput(data: string): void {

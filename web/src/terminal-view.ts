@@ -7,6 +7,8 @@ import { SearchAddon } from "@xterm/addon-search";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import type { TerminalSize } from "../../shared/links/client.ts";
+import { UNICODE_VERSION } from "../../shared/screen.ts";
+import { guardEraseAbove } from "../../shared/xterm-workarounds.ts";
 import { OutputPump } from "./flow-control.ts";
 import { notify } from "./notices.ts";
 import { binaryStringBytes } from "./binary-input.ts";
@@ -90,7 +92,8 @@ export class TerminalView {
     term.loadAddon(this.search);
     term.loadAddon(new WebLinksAddon((_ev, uri) => window.open(uri, "_blank", "noopener,noreferrer")));
     term.loadAddon(new Unicode11Addon());
-    term.unicode.activeVersion = "11";
+    term.unicode.activeVersion = UNICODE_VERSION; // the agent's headless terminal uses the same
+    guardEraseAbove(term); // `ESC[1J` in the bottom-right cell would stop this terminal's output
     term.open(container);
     void this.loadWebgl();
 

@@ -5,8 +5,8 @@
  * frame sealed → data link; sealed frames are kept until acknowledged. The first chunk after a
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
- * model queues sealed frames' payloads and parses them off this path (see ScreenState). When too
- * much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
+ * model queues every sealed frame's payload and parses it off this path (see ScreenState). When
+ * too much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
  * simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
@@ -117,8 +117,9 @@ export class PtySession {
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.exitedPromise = new Promise((resolve) => (this.resolveExited = resolve));
-    this.screen = new ScreenState(options.size.cols, options.size.rows);
-    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
+    this.screen = new ScreenState(options.size.cols, options.size.rows, (parsed) => this.onParsed(parsed), (line) => options.log(`terminal ${options.meta.terminal_id}: ${line}`));
+    // The screen model holds payloads by reference until parsed: the log keeps them till then.
+    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload), true);
     const { plan } = options;
     const launch = launchAs(plan, options.file, options.args, options.env, options.tag);
     this.proc = pty.spawn(launch.file, launch.args, {
@@ -234,6 +235,20 @@ export class PtySession {
     }
   }
 
+  /** The screen model parsed output up to `parsed`: its frames may go, and the PTY may resume. */
+  private onParsed(parsed: number): void {
+    this.output.parsedTo(parsed);
+    this.maybeResume();
+  }
+
+  /** Resumes a paused PTY once both the edge and the screen model have caught up. */
+  private maybeResume(): void {
+    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES) {
+      this.paused = false;
+      this.proc.resume();
+    }
+  }
+
   /** Seals the output produced so far and sends what the link has not had. */
   private flush(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
@@ -285,10 +300,7 @@ export class PtySession {
       case "ack":
         this.output.ack(f.offset);
         this.history.confirm(f.offset);
-        if (this.paused && this.output.unacked < UNACKED_RESUME_BYTES) {
-          this.paused = false;
-          this.proc.resume();
-        }
+        this.maybeResume();
         return;
       case "resume":
         this.output.ack(f.offset);
@@ -307,10 +319,11 @@ export class PtySession {
 
   private async sendSnapshot(id: number): Promise<void> {
     this.flush();
-    const offset = this.output.end;
-    const screen = await this.screen.snapshot();
-    // The snapshot covers exactly the output up to `offset`, which was all sent before it.
-    this.link.send(encodeSnapshot(id, offset, Buffer.from(screen, "utf8")));
+    // Snapshots asked for together share one serialization. The repaint covers exactly the
+    // output up to `offset` (at least what was sealed now), all of it sent before the repaint.
+    const { bytes, offset } = await this.screen.snapshot();
+    this.send();
+    this.link.send(encodeSnapshot(id, offset, bytes));
   }
 
   resize(size: TerminalSize): void {

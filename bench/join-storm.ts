@@ -1,0 +1,121 @@
+/**
+ * Joins measured: the join storm (a flood's rate while 20 clients keep joining and leaving,
+ * against its rate with no joins) and the big-burst repaint check (after 100 MB of output in
+ * one burst, in the alternate screen with mouse reporting on, a joiner's repaint must leave it in
+ * exactly the state of a client that received the whole stream).
+ */
+import type { Terminal } from "@xterm/headless";
+import WebSocket from "ws";
+import { decodeServerFrame, encodeClientFrame } from "../shared/links/client.ts";
+import { createScreenTerminal } from "../worker/agent/screen/screen-state.ts";
+import { REPAINT_SCROLLBACK_LINES } from "../worker/agent/screen/snapshot.ts";
+import { terminalState } from "../worker/agent/screen/terminal-state.ts";
+import { CountingWebSocket } from "./counting-client.ts";
+
+const MB = 1e6;
+/** Clients that join and leave during the storm. */
+export const STORM_CLIENTS = 20;
+/** Each storm client leaves this long after its repaint arrived, in milliseconds. */
+const STORM_STAY_MS = 40;
+
+/** Opens a `ws` client and resolves with it and a promise of its first OUTPUT frame (the repaint). */
+function join(url: string, apiKey: string): Promise<{ ws: WebSocket; repainted: Promise<void> }> {
+  const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
+  const repainted = new Promise<void>((resolve) => {
+    ws.on("message", (data: Buffer) => {
+      if (data[0] === 0x00) resolve();
+    });
+    ws.once("close", () => resolve());
+  });
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve({ ws, repainted }));
+    ws.once("error", reject);
+  });
+}
+
+/**
+ * MB/s of `command` to one counting viewer, with `joiners` clients joining (and leaving once
+ * repainted) over and over meanwhile. Returns the rate and how many joins completed.
+ */
+export async function floodRate(url: string, apiKey: string, command: string, doneCmd: string, done: string, joiners: number): Promise<{ mbPerS: number; joins: number }> {
+  const viewer = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
+  const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
+  const ready = viewer.output.until(marker);
+  viewer.send(encodeClientFrame({ t: "input", data: Buffer.from(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`) }));
+  await ready;
+  let running = true;
+  let joins = 0;
+  const storm = Array.from({ length: joiners }, async () => {
+    while (running) {
+      const { ws, repainted } = await join(url, apiKey);
+      await repainted;
+      if (running) joins++;
+      await new Promise((r) => setTimeout(r, STORM_STAY_MS));
+      ws.close();
+    }
+  });
+  const bytes0 = viewer.output.bytes;
+  const t0 = performance.now();
+  const finished = viewer.output.until(done);
+  viewer.send(encodeClientFrame({ t: "input", data: Buffer.from(`${command}; ${doneCmd}\r`) }));
+  await finished;
+  const seconds = (performance.now() - t0) / 1000;
+  running = false;
+  const bytes = viewer.output.bytes - bytes0;
+  await Promise.all(storm);
+  viewer.close();
+  return { mbPerS: bytes / MB / seconds, joins };
+}
+
+/** A `ws` client that renders everything it receives into a headless terminal. */
+async function renderingClient(url: string, apiKey: string, cols: number, rows: number): Promise<{ term: Terminal; text: () => string; parsed: () => Promise<void>; close(): void }> {
+  const term = createScreenTerminal(cols, rows);
+  let tail = "";
+  let last: Promise<void> = Promise.resolve();
+  const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
+  ws.on("message", (data: Buffer) => {
+    const f = decodeServerFrame(data);
+    if (f.t !== "output") return;
+    const bytes = Buffer.from(f.data);
+    tail = (tail + bytes.toString("latin1")).slice(-4096);
+    last = new Promise((resolve) => term.write(bytes, resolve));
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  return { term, text: () => tail, parsed: () => last, close: () => ws.close() };
+}
+
+/**
+ * The big-burst repaint check: in the alternate screen with mouse reporting on, `mb` MB of output
+ * in one burst; then a joiner's state (repaint only) must equal the state of a client that saw
+ * everything. Returns whether they matched and how long the joiner waited for its repaint.
+ */
+export async function burstRepaintCheck(url: string, apiKey: string, mb: number, cols: number, rows: number): Promise<{ exact: boolean; repaintMs: number }> {
+  const done = "BURST-DONE";
+  const live = await renderingClient(url, apiKey, cols, rows);
+  const typist = await join(url, apiKey);
+  const line = `$(printf 'burst \\033[1;32mline\\033[0m with colour')`;
+  typist.ws.send(encodeClientFrame({ t: "input", data: Buffer.from(`PS1=''; printf '\\033[?1049h\\033[?1000h\\033[?1006h'; yes "${line}" | head -c ${mb * MB}; echo BURST-DO''NE\r`) }));
+  await until(() => live.text().includes(done));
+  await live.parsed();
+  typist.ws.close();
+  const t0 = performance.now();
+  const joiner = await renderingClient(url, apiKey, cols, rows);
+  await until(() => joiner.text().includes(done));
+  const repaintMs = performance.now() - t0;
+  await joiner.parsed();
+  // A repaint carries REPAINT_SCROLLBACK_LINES of scrollback: compare that much.
+  const exact = JSON.stringify(terminalState(joiner.term, REPAINT_SCROLLBACK_LINES)) === JSON.stringify(terminalState(live.term, REPAINT_SCROLLBACK_LINES));
+  for (const c of [live, joiner]) {
+    c.close();
+    c.term.dispose();
+  }
+  return { exact, repaintMs };
+}
+
+/** Polls `predicate` every 20 ms (bench only: the clients here have no event to wait on). */
+async function until(predicate: () => boolean): Promise<void> {
+  while (!predicate()) await new Promise((r) => setTimeout(r, 20));
+}
