@@ -20,6 +20,7 @@ import type { SessionMeta } from "../shared/links/session.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
 import { hostStub, terminalStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
+import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { OpenTerminalError, unwrap } from "./errors.ts";
 import { ApiFamily, type RouteRequest } from "./family.ts";
@@ -67,14 +68,17 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 }
 
 /**
- * Who a background process belongs to: the authenticated principal plus the reference's
- * X-User-Id and X-Session-Id headers (Open WebUI sets them per user and chat), hashed to a
- * fixed length.
+ * Who a background process belongs to: the authenticated principal (`admin` for the API key,
+ * `user:<id>` for a user, so one user never reaches another's processes whatever headers they
+ * send) plus the reference's X-User-Id and X-Session-Id headers (Open WebUI sets them per user
+ * and chat), hashed to a fixed length.
  */
-async function execScope(request: Request): Promise<string> {
+async function execScope(request: RouteRequest): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
   const session = request.headers.get("X-Session-Id") ?? "";
-  return `admin:${await sha256Hex(JSON.stringify([user, session]))}`;
+  const identity = request.principal?.identity;
+  const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
+  return `${owner}:${await sha256Hex(JSON.stringify([user, session]))}`;
 }
 
 /** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
@@ -153,14 +157,14 @@ export function openTerminalApi(): ApiFamily {
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
     return hostStub(env, request.scope.serverId).fetch(execRequest(await execScope(request), parsed.value));
   };
-  api.route("POST", "/execute", "admin", execute, { json: true });
-  api.route("POST", "/execute/:process_id/input", "admin", execute, { json: true });
-  api.route("ALL", "/execute", "admin", execute);
-  api.route("ALL", "/execute/*", "admin", execute);
+  api.route("POST", "/execute", "write", execute, { json: true });
+  api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
+  api.route("ALL", "/execute", "write", execute);
+  api.route("ALL", "/execute/*", "write", execute);
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
-  api.route("POST", "/api/terminals", "admin", async (request, env) => {
+  api.route("POST", "/api/terminals", "write", async (request, env) => {
     const { serverId } = request.scope;
     const stub = hostStub(env, serverId);
     if (!(await stub.status()).online) {
@@ -196,7 +200,7 @@ export function openTerminalApi(): ApiFamily {
     return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
   });
 
-  api.route("DELETE", "/api/terminals/:session_id", "admin", async (request, env) => {
+  api.route("DELETE", "/api/terminals/:session_id", "write", async (request, env) => {
     const id = sessionId(request.params["session_id"]);
     if (id === null) return sessionNotFound();
     const deleted = await terminalCall(async () => unwrap(await hostStub(env, request.scope.serverId).deleteSession(id, "deleted via /api/terminals")));
@@ -210,8 +214,8 @@ export function openTerminalApi(): ApiFamily {
   // FastAPI's 404. At the top level, this family owns /api/* and /files/*; other paths are the
   // web app's (index.ts).
   const notFound = () => noRoute(404);
-  api.route("ALL", "/*", "admin", notFound, { mounts: ["server"] });
-  api.route("ALL", "/api/*", "admin", notFound, { mounts: ["root"] });
-  api.route("ALL", "/files/*", "admin", notFound, { mounts: ["root"] });
+  api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
+  api.route("ALL", "/api/*", "write", notFound, { mounts: ["root"] });
+  api.route("ALL", "/files/*", "write", notFound, { mounts: ["root"] });
   return api;
 }
