@@ -1,12 +1,18 @@
 /**
- * The admin family: browser sign-in (the API key once, then an HttpOnly cookie backed by a
- * server-side record) and the registry of servers. Errors in the terminal session API's shape,
- * which the web app reads.
+ * The admin family: browser sign-in (the API key or a per-user token once, then an HttpOnly
+ * cookie backed by a server-side record), the registry of servers, and users, groups, grants,
+ * tokens and the audit log (identity-admin-api.ts). Errors in the terminal session API's shape,
+ * which the web app reads. Every `/api/v1/admin/*` route is `admin`: a user's credential never
+ * passes (family.ts).
  */
 import { isServerId } from "../shared/validation.ts";
+import { apiTokenId } from "./api-tokens.ts";
 import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, safeEqual } from "./auth.ts";
+import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
+import { identityForToken } from "./identities.ts";
+import { mountIdentityAdmin } from "./identity-admin-api.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, listServers, putServer } from "./registry.ts";
 import { adminStats } from "./stats-api.ts";
@@ -33,14 +39,22 @@ export function adminApi(): ApiFamily {
     async (request, env) => {
       const body = await readJsonObject(request);
       const token = typeof body["token"] === "string" ? body["token"] : (bearerToken(request) ?? "");
-      if (!env.EDGETTY_API_KEY || !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
+      // The cookie is signed with the API key, so without one no browser signs in.
+      if (!env.EDGETTY_API_KEY) throw unauthorized();
+      // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
+      const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
+      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
       const secure = new URL(request.url).protocol === "https:";
-      const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure);
+      const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure, Date.now(), user ?? undefined);
       return new Response(null, { status: 204, headers: { "Set-Cookie": cookie } });
     },
     { json: true },
   );
-  api.route("GET", "/api/v1/auth/session", "read", () => Response.json({ role: "admin" }));
+  // Who the session is: `{"role": "admin"}`, or a user's `{"role", "user_id", "read_only"}`.
+  api.route("GET", "/api/v1/auth/session", "read", (request) => {
+    const { identity } = request.principal!;
+    return Response.json(identity === ADMIN_KEY_IDENTITY ? { role: "admin" } : { role: identity.role, user_id: identity.userId, read_only: identity.readOnly });
+  });
   api.route("DELETE", "/api/v1/auth/session", "read", async (request, env) => {
     await revokeSession(env, request.principal!);
     const secure = new URL(request.url).protocol === "https:";
@@ -77,6 +91,10 @@ export function adminApi(): ApiFamily {
     if (!(await deleteServer(env.DB, request.params["id"] ?? ""))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
     return Response.json({ status: "deleted", id: request.params["id"] });
   });
+
+  // --- users, groups, memberships, grants, tokens, the audit log; servers' enabled flag and URL ---
+
+  mountIdentityAdmin(api);
 
   // Anything else under the family's prefixes.
   const noRoute = (request: Request): never => {

@@ -10,17 +10,27 @@
  * authenticates must come from the edge's own origin.
  */
 import { browserSessionLive, recordBrowserSession, revokeBrowserSession } from "./browser-sessions.ts";
+import { accessConfigFor, ADMIN_KEY_IDENTITY, identifyAccess, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
+import { getUser, type Identity } from "./identities.ts";
 
 export const SESSION_COOKIE = "edgetty_session";
 /** How long a browser sign-in lasts, in seconds. */
 export const SESSION_TTL_S = 12 * 60 * 60;
 
 /**
- * An authenticated caller. `via` says which credential: a bearer token (any client) or the
- * browser's session cookie (`session`: the digest of its server-side record).
+ * An authenticated caller. `via` says which credential: a bearer token (the API key or a
+ * per-user `ett_…` token, any client), the browser's session cookie (`session`: the digest of
+ * its server-side record), or a Cloudflare Access assertion mapped to a user. `identity` is who
+ * it is (identities.ts: the admin key's, or a user's); `role` is that identity's role, so a
+ * user's credential is `role: "user"` unless the user is an admin.
  */
-export type Principal = { role: "admin"; via: "bearer" } | { role: "admin"; via: "cookie"; session: string };
+export type Principal =
+  | { role: Identity["role"]; via: "bearer" | "access"; identity: Identity }
+  | { role: Identity["role"]; via: "cookie"; session: string; identity: Identity };
+
+/** The env an authentication reads: D1, the API key and the Access settings. */
+export type AuthEnv = Pick<Env, "DB" | "EDGETTY_API_KEY" | "EDGETTY_ACCESS_TEAM_DOMAIN" | "EDGETTY_ACCESS_AUD">;
 
 const encoder = new TextEncoder();
 
@@ -69,10 +79,15 @@ function cookieValue(request: Request, name: string): string | null {
   return null;
 }
 
-/** Signs a browser in: records a new session and answers its `Set-Cookie` header value. */
-export async function issueSessionCookie(env: Pick<Env, "DB">, apiKey: string, secure: boolean, now = Date.now()): Promise<string> {
+/**
+ * Signs a browser in: records a new session and answers its `Set-Cookie` header value. `user`
+ * is the identity of a per-user token signed in with (its user, role and read-only scope are
+ * carried, signed, in the cookie); omitted, the admin (the API key).
+ */
+export async function issueSessionCookie(env: Pick<Env, "DB">, apiKey: string, secure: boolean, now = Date.now(), user?: Identity): Promise<string> {
   const expires = now + SESSION_TTL_S * 1000;
-  const payload = `admin.${expires}.${randomToken(16)}`;
+  const subject = user === undefined ? "admin" : `user~${user.userId}~${user.role}~${user.readOnly ? "ro" : "rw"}`;
+  const payload = `${subject}.${expires}.${randomToken(16)}`;
   const value = `${payload}.${await hmac(apiKey, `session:${payload}`)}`;
   await recordBrowserSession(env.DB, await sha256Hex(value), expires, now);
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_S}${secure ? "; Secure" : ""}`;
@@ -88,25 +103,44 @@ export async function revokeSession(env: Pick<Env, "DB">, principal: Principal):
   if (principal.via === "cookie") await revokeBrowserSession(env.DB, principal.session);
 }
 
+/**
+ * The cookie's caller: `admin.<expiry>.<nonce>.<hmac>` is the admin; `user~<id>~<role>~<ro|rw>.…`
+ * a user, who must still exist and be enabled (checked on every request); their role is the
+ * lower of the one signed in with and the user's current one.
+ */
 async function sessionPrincipal(request: Request, env: Pick<Env, "DB">, apiKey: string, now = Date.now()): Promise<Principal | null> {
   const value = cookieValue(request, SESSION_COOKIE);
-  const m = value ? /^(admin\.(\d{1,16})\.[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})$/.exec(value) : null;
-  if (!value || !m || Number(m[2]) < now) return null;
-  if (!(await safeEqual(await hmac(apiKey, `session:${m[1]}`), m[3]!))) return null;
+  const m = value ? /^((admin|user~([a-z0-9][a-z0-9._-]{0,62})~(admin|user)~(ro|rw))\.(\d{1,16})\.[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})$/.exec(value) : null;
+  if (!value || !m || Number(m[6]) < now) return null;
+  if (!(await safeEqual(await hmac(apiKey, `session:${m[1]}`), m[7]!))) return null;
   const session = await sha256Hex(value);
-  return (await browserSessionLive(env.DB, session, now)) ? { role: "admin", via: "cookie", session } : null;
+  if (!(await browserSessionLive(env.DB, session, now))) return null;
+  if (m[3] === undefined) return { role: "admin", via: "cookie", session, identity: ADMIN_KEY_IDENTITY };
+  const user = await getUser(env.DB, m[3]);
+  if (!user || user.disabled) return null;
+  const role = m[4] === "admin" && user.role === "admin" ? "admin" : "user";
+  return { role, via: "cookie", session, identity: { userId: user.id, role, tokenId: null, readOnly: m[5] === "ro" } };
 }
 
 /**
  * The caller, or null. A bearer token, when sent, decides alone (a wrong one is not rescued by
- * a cookie). `allowCookie` is off for APIs whose clients send bearer tokens only.
+ * a cookie): a per-user token (`ett_…`, its D1 row) or the API key. Else the session cookie;
+ * else, when Access is configured, a `Cf-Access-Jwt-Assertion` mapped to an enabled user.
+ * `allowCookie` is off for APIs whose clients send bearer tokens only.
  */
-export async function authenticate(request: Request, env: Pick<Env, "DB" | "EDGETTY_API_KEY">, allowCookie = true): Promise<Principal | null> {
+export async function authenticate(request: Request, env: AuthEnv, allowCookie = true): Promise<Principal | null> {
   const apiKey = env.EDGETTY_API_KEY;
-  if (!apiKey) return null;
   const token = bearerToken(request);
-  if (token !== null) return (await safeEqual(token, apiKey)) ? { role: "admin", via: "bearer" } : null;
-  return allowCookie ? sessionPrincipal(request, env, apiKey) : null;
+  if (token !== null) {
+    const identity = await identifyBearer(env.DB, token, apiKey);
+    return identity ? { role: identity.role, via: "bearer", identity } : null;
+  }
+  if (allowCookie && apiKey) {
+    const session = await sessionPrincipal(request, env, apiKey);
+    if (session) return session;
+  }
+  const access = await identifyAccess(env.DB, request, accessConfigFor(env));
+  return access ? { role: access.role, via: "access", identity: access } : null;
 }
 
 /** Methods that change nothing, so a cookie may authenticate them from anywhere (reads only). */

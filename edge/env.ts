@@ -16,6 +16,12 @@ export interface Env {
   ASSETS?: Fetcher;
   /** Admin bearer token (a secret; `npm start` generates one). */
   EDGETTY_API_KEY?: string;
+  /** Cloudflare Access team (`myteam` or `myteam.cloudflareaccess.com`); with the AUD, Access emails identify users. */
+  EDGETTY_ACCESS_TEAM_DOMAIN?: string;
+  /** Secret that encrypts URL servers' keys in D1 (default: the API key). */
+  EDGETTY_SECRETS_KEY?: string;
+  /** The Access application's AUD tag. */
+  EDGETTY_ACCESS_AUD?: string;
   /** Server addressed by the un-prefixed routes. */
   EDGETTY_DEFAULT_SERVER?: string;
   /** The limits and origin lists: see EDGE_SETTINGS in shared/limits.ts. */

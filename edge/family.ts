@@ -13,22 +13,27 @@
  */
 import { Router, type IRequest, type RouterType } from "itty-router";
 import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { gatedCall, type ProxiedRequest } from "./caller-gate.ts";
 import { readConfig, type Config, type Env } from "./env.ts";
 import { asFamilyError, type FamilyErrorType } from "./errors.ts";
 import { hasBody, isJsonContentType } from "./http.ts";
-import { resolveScope, ROOT_MOUNT, type Mount, type Scope } from "./scope.ts";
+import { resolveScope, ROOT_MOUNT, SERVER_MOUNT, type Mount, type Scope } from "./scope.ts";
 
 /**
  * Who may call a route:
  * - `public`: anyone (the caller is still identified, for routes that show more to the admin);
- * - `read`: any authenticated caller; the route changes nothing (today every credential that
- *   authenticates is the admin's, so this differs from `admin` only in what it promises);
- * - `admin`: the admin (the API key, or a browser signed in with it);
+ * - `read`: any authenticated caller, and the route changes nothing. A user (role `user`) passes
+ *   only on an unscoped route (the terminals list, their own browser session) or under the mount
+ *   of a server whose proxy checks they passed (caller-gate.ts: they hold a grant on it);
+ * - `write`: the admin, or a user under the mount of a server they hold a `write` grant on
+ *   (the server-scoped routes that change something: create, input, execute, files);
+ * - `admin`: admins only (the API key, a browser signed in with it, an admin user's credential);
+ *   a user's credential never passes (403 ADMIN_ONLY);
  * - `agent`: a host's agent, with its server's agent token (`?server=` names the server).
  */
-export type Access = "public" | "read" | "admin" | "agent";
+export type Access = "public" | "read" | "write" | "admin" | "agent";
 
-export type Method = "GET" | "POST" | "PUT" | "DELETE" | "ALL";
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "ALL";
 
 export interface RouteOptions {
   /** The body is JSON: a non-empty body of another content type is refused 415. */
@@ -64,6 +69,8 @@ export class ApiFamily {
   readonly router: FamilyRouter;
   /** Options every route of this family gets unless its own options say otherwise. */
   defaults: RouteOptions = {};
+  /** Whether the family's routes address a server (mounted under a server's prefix too). */
+  private readonly scoped: boolean;
 
   /**
    * @param name for logs
@@ -77,6 +84,7 @@ export class ApiFamily {
     private readonly mounts: readonly Mount[] = [ROOT_MOUNT],
     private readonly verifyAgent?: AgentVerifier,
   ) {
+    this.scoped = mounts.includes(SERVER_MOUNT);
     this.router = Router<IRequest, [Env, ExecutionContext]>({
       catch: (error, request) => asFamilyError(errors, error, `${name} ${request.method} ${new URL(request.url).pathname}`).response(),
     });
@@ -102,6 +110,19 @@ export class ApiFamily {
     return new this.errors(status, code, message);
   }
 
+  /**
+   * A user (not an admin) on a non-public route: never an `admin` route; a server-scoped route
+   * only under the mount of the server the gate checked them for, and a `write` route only with
+   * a `write` grant on it; unscoped `read` routes pass.
+   */
+  private checkUser(mount: Mount, access: Access, scope: Scope, proxied: ProxiedRequest | null): void {
+    const adminOnly = () => this.error(403, "ADMIN_ONLY", "This route is for admins; users reach their servers under /api/v1/terminals/");
+    if (access === "admin") throw adminOnly();
+    if (!this.scoped && access === "read") return;
+    if (!onCheckedServer(mount, scope, proxied)) throw adminOnly();
+    if (access === "write" && proxied.access !== "write") throw this.error(403, "READ_ONLY", "Read-only access");
+  }
+
   private guard(mount: Mount, access: Access, options: RouteOptions, handler: RouteHandler) {
     return async (request: IRequest, env: Env, ctx: ExecutionContext): Promise<Response | undefined> => {
       const config = readConfig(env);
@@ -112,7 +133,9 @@ export class ApiFamily {
         routed.principal = null;
         routed.scope = { serverId, base: "" };
       } else {
-        routed.principal = await authenticate(request, env);
+        // The gate (caller-gate.ts) already identified callers under a server's mount.
+        const gated = gatedCall(request);
+        routed.principal = gated ? gated.principal : await authenticate(request, env);
         if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
         const originMatters = options.cookieSameOrigin === "always" || needsSameOrigin(request);
         if (routed.principal?.via === "cookie" && originMatters && !sameOrigin(request)) {
@@ -121,6 +144,13 @@ export class ApiFamily {
           else throw this.error(403, "ORIGIN_CHECK_FAILED", "A request signed in by cookie must come from this edge's own origin");
         }
         routed.scope = await resolveScope(mount, request.params, env, config);
+        if (routed.principal && routed.principal.role !== "admin") {
+          const proxied = gated?.proxied ?? null;
+          // A public route shows a user no more than an anonymous caller, but on a server they may use.
+          if (access === "public") {
+            if (!this.scoped || !onCheckedServer(mount, routed.scope, proxied)) routed.principal = null;
+          } else this.checkUser(mount, access, routed.scope, proxied);
+        }
       }
       if (options.json && hasBody(request) && !isJsonContentType(request.headers.get("Content-Type"))) {
         throw this.error(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as JSON with Content-Type: application/json");
@@ -129,6 +159,11 @@ export class ApiFamily {
       return handler(routed, env, ctx);
     };
   }
+}
+
+/** True when the route is under the mount of the server the gate checked the caller for. */
+function onCheckedServer(mount: Mount, scope: Scope, proxied: ProxiedRequest | null): proxied is ProxiedRequest {
+  return mount.name === "server" && proxied !== null && proxied.serverId === scope.serverId;
 }
 
 /** Runs `families` in order; the first that has a route for the request answers. */

@@ -12,13 +12,16 @@
  * | Open Terminal API (open-terminal-api.ts) | /health, /api/config, /openapi.json, /docs, /execute*, /api/terminals*, /files/*, /ports, /proxy/*, /system, /info, both mounts | OpenTerminalError `{detail, code}` |
  *
  * The mounts (the top level for the default server, `/api/v1/terminals/{server_id}/` for a named
- * one) are declared in scope.ts.
+ * one) are declared in scope.ts. Before any family runs, a request under a server's mount passes
+ * the gate (caller-gate.ts): its caller is identified and the terminals proxy's checks run in
+ * order (grants, the server's state, the path), and a URL server is proxied to there.
  */
 import { adminApi } from "./admin-api.ts";
 import { agentLinkApi } from "./agent-api.ts";
+import { gate } from "./caller-gate.ts";
 import { corsPreflight, withCors } from "./cors.ts";
 import type { Env } from "./env.ts";
-import { OpenTerminalError } from "./errors.ts";
+import { asFamilyError, OpenTerminalError, TerminalsError } from "./errors.ts";
 import { ApiFamily, dispatch } from "./family.ts";
 import { openTerminalApi } from "./open-terminal-api.ts";
 import { terminalSessionApi } from "./terminal-api.ts";
@@ -51,7 +54,17 @@ export default {
     // CORS (cors.ts) wraps the families: preflights are answered before any route's auth.
     const preflight = corsPreflight(request, env);
     if (preflight) return preflight;
-    const response = (await dispatch(FAMILIES, request, env, ctx)) ?? new OpenTerminalError(404, "NOT_FOUND", "No route").response();
+    // The gate answers a refusal (or a URL server's reply), or the request to route: the same one
+    // or one with its sanitised path (which the gate remembers, so it is not checked twice).
+    let routed: Request | Response;
+    try {
+      routed = await gate(request, env);
+    } catch (error) {
+      // Under a server's mount: the terminals family's shape, as for an unknown server.
+      routed = asFamilyError(TerminalsError, error, `gate ${request.method} ${new URL(request.url).pathname}`).response();
+    }
+    if (routed instanceof Response) return withCors(request, env, routed);
+    const response = (await dispatch(FAMILIES, routed, env, ctx)) ?? new OpenTerminalError(404, "NOT_FOUND", "No route").response();
     return withCors(request, env, response);
   },
 } satisfies ExportedHandler<Env>;

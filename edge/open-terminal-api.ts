@@ -8,7 +8,7 @@
  *
  * Each route is one `api.route(method, path, access, handler)` line: reads are `read`, anything
  * that changes the host (and every proxied call: a dev server's GET may change its state) is
- * `admin`. The family renders its errors as FastAPI does (`{detail}`, OpenTerminalError), the
+ * `write` (the admin, or a user with a write grant on the server). The family renders its errors as FastAPI does (`{detail}`, OpenTerminalError), the
  * terminal routes as the reference's JSONResponses (`{error}`).
  *
  * Who is who: the bearer key (or the same-origin browser session) authenticates; the caller's
@@ -21,6 +21,7 @@ import { EXEC_SESSION_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
 import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
+import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { OpenTerminalError } from "./errors.ts";
 import { ApiFamily, type Access, type Method, type RouteRequest } from "./family.ts";
@@ -68,14 +69,18 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 }
 
 /**
+/**
  * Whose processes, session working directories and `/api/terminals` sessions a call reaches: the
- * authenticated principal plus the `X-User-Id` header (Open WebUI sends one key for all its users
- * and tells them apart by it), hashed to a fixed length. Not `X-Session-Id`: a process started in
- * one chat can be polled from another, as in the reference.
+ * authenticated principal (`admin` for the API key, `user:<id>` for a user, so one user never
+ * reaches another's whatever headers they send) plus the `X-User-Id` header (Open WebUI sends one
+ * key for all its users and tells them apart by it), hashed to a fixed length. Not
+ * `X-Session-Id`: a process started in one chat can be polled from another, as in the reference.
  */
-export async function callerScope(request: Request): Promise<string> {
+export async function callerScope(request: RouteRequest): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
-  return `admin:${await sha256Hex(user)}`;
+  const identity = request.principal?.identity;
+  const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
+  return `${owner}:${await sha256Hex(user)}`;
 }
 
 /** The caller's `X-Session-Id`, cut to the relay's limit. */
@@ -158,7 +163,7 @@ export function openTerminalApi(): ApiFamily {
     if (route.carrier !== "tunnel") continue;
     const proxy = route.path.startsWith("/proxy/");
     const method: Method = route.method === "ANY" ? "ALL" : route.method;
-    const access: Access = route.method === "GET" && !proxy ? "read" : "admin";
+    const access: Access = route.method === "GET" && !proxy ? "read" : "write";
     const json = route.method === "POST" && !NON_JSON_TUNNEL_ROUTES.has(route.path);
     api.route(method, ittyPath(route.path), access, tunnelled, { json });
     // A proxied app's root: `/proxy/{port}` and `/proxy/{port}/`.
@@ -180,10 +185,10 @@ export function openTerminalApi(): ApiFamily {
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
     return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request)));
   };
-  api.route("POST", "/execute", "admin", execute, { json: true });
-  api.route("POST", "/execute/:process_id/input", "admin", execute, { json: true });
-  api.route("ALL", "/execute", "admin", execute);
-  api.route("ALL", "/execute/*", "admin", execute);
+  api.route("POST", "/execute", "write", execute, { json: true });
+  api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
+  api.route("ALL", "/execute", "write", execute);
+  api.route("ALL", "/execute/*", "write", execute);
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
@@ -200,7 +205,7 @@ export function openTerminalApi(): ApiFamily {
     const known = OPEN_TERMINAL_ROUTES.some((r) => r.carrier === "tunnel" && r.path === path);
     return noRoute(known ? 405 : 404);
   };
-  api.route("ALL", "/*", "admin", notFound, { mounts: ["server"] });
-  for (const path of ["/api/*", "/files/*", "/ports", "/proxy/*", "/system", "/info", "/docs"]) api.route("ALL", path, "admin", notFound, { mounts: ["root"] });
+  api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
+  for (const path of ["/api/*", "/files/*", "/ports", "/proxy/*", "/system", "/info", "/docs"]) api.route("ALL", path, "write", notFound, { mounts: ["root"] });
   return api;
 }

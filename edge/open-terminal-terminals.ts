@@ -15,9 +15,10 @@ import { OPEN_TERMINAL_MAX_SESSIONS, pyIsoUtc } from "../shared/open-terminal.ts
 import type { TerminalInfo } from "../shared/open-terminal.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams } from "../shared/validation.ts";
 import { hostStub as host, terminalStub } from "./addresses.ts";
+import { sha256Hex } from "./auth.ts";
 import type { Env } from "./env.ts";
 import { unwrap } from "./errors.ts";
-import type { ApiFamily } from "./family.ts";
+import type { ApiFamily, RouteRequest } from "./family.ts";
 import { isWebSocketUpgrade } from "./http.ts";
 import { isSessionName } from "./open-terminal-names.ts";
 import { NO_SESSION_TERMINAL_ID } from "./raw-terminal.ts";
@@ -50,7 +51,7 @@ async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
  * The sessions this caller may see: all of them for a caller that asserts no user (single-user
  * use), else only those its user made here.
  */
-async function visible(request: Request, env: Env, serverId: string, scopeOf: (r: Request) => Promise<string>, user: string | null) {
+async function visible(request: RouteRequest, env: Env, serverId: string, scopeOf: (r: RouteRequest) => Promise<string>, user: string | null) {
   const all = await host(env, serverId).namedSessions();
   if (user === null) return all;
   const scope = await scopeOf(request);
@@ -66,10 +67,10 @@ function decodeName(raw: string | undefined): string {
 }
 
 /** Declares `/api/terminals` on the family `api`; `scopeOf` is the family's caller scope (X-User-Id). */
-export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: Request) => Promise<string>): void {
+export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest) => Promise<string>): void {
   const user = (request: Request) => request.headers.get("X-User-Id");
 
-  api.route("POST", "/api/terminals", "admin", async (request, env) => {
+  api.route("POST", "/api/terminals", "write", async (request, env) => {
     const { serverId } = request.scope;
     const stub = host(env, serverId);
     const wanted = request.headers.get("X-Session-Id");
@@ -110,8 +111,10 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: Request) => P
     const name = decodeName(request.params["session_id"]);
     // Open WebUI names the user of a WebSocket in the query, not a header.
     const wsUser = new URL(request.url).searchParams.get("user_id");
-    const scoped = new Request(request.url, { headers: wsUser === null ? {} : { "X-User-Id": wsUser } });
-    const found = (await visible(scoped, env, serverId, scopeOf, wsUser)).find((s) => s.name === name);
+    // Before auth the principal is unknown: match the asserted user's part of the owner only
+    // (the TerminalDO then checks the key; a wrong one learns nothing either way).
+    const userPart = wsUser === null ? null : `:${await sha256Hex(wsUser)}`;
+    const found = (await host(env, serverId).namedSessions()).find((s) => s.name === name && (userPart === null || (s.owner ?? "").endsWith(userPart)));
     const id = found?.meta.terminal_id ?? NO_SESSION_TERMINAL_ID;
     return terminalStub(env, serverId, id).fetch(new Request("https://terminal/raw", { headers: request.headers }));
   });
@@ -123,7 +126,7 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: Request) => P
     return found ? Response.json(info(found.meta, found.name)) : sessionNotFound();
   });
 
-  api.route("DELETE", "/api/terminals/:session_id", "admin", async (request, env) => {
+  api.route("DELETE", "/api/terminals/:session_id", "write", async (request, env) => {
     const { serverId } = request.scope;
     const name = decodeName(request.params["session_id"]);
     const found = (await visible(request, env, serverId, scopeOf, user(request))).find((s) => s.name === name);

@@ -113,7 +113,7 @@ export function mountScreenApi(api: ApiFamily): void {
   });
 
   // Not read-only: `save` (default true) writes the image to the host's disk.
-  api.route("GET", "/api/v1/terminal/screenshot", "admin", async (request, env) => {
+  api.route("GET", "/api/v1/terminal/screenshot", "write", async (request, env) => {
     const { serverId } = request.scope;
     const terminalId = requireTerminalId(query(request, "terminal_id"));
     const format = oneOf<ScreenshotFormat>(query(request, "format"), SCREENSHOT_FORMATS, "png", "format");

@@ -74,9 +74,9 @@ export function terminalSessionApi(): ApiFamily {
       ...(meta.display ? { display: meta.display } : {}),
     });
   };
-  api.route("POST", "/api/v1/terminal/create", "admin", create, { json: true });
+  api.route("POST", "/api/v1/terminal/create", "write", create, { json: true });
 
-  api.route("DELETE", "/api/v1/terminal/:terminal_id", "admin", async (request, env) => {
+  api.route("DELETE", "/api/v1/terminal/:terminal_id", "write", async (request, env) => {
     const { serverId } = request.scope;
     const terminalId = requireTerminalId(request.params["terminal_id"]);
     unwrap(await hostStub(env, serverId).deleteSession(terminalId));
@@ -84,7 +84,7 @@ export function terminalSessionApi(): ApiFamily {
   });
 
   // Attaching may create the session, so it is the admin's, like create.
-  api.route("GET", "/api/v1/terminal/ws", "admin", async (request, env) => {
+  api.route("GET", "/api/v1/terminal/ws", "write", async (request, env) => {
     const { config } = request;
     const { serverId } = request.scope;
     if (!isWebSocketUpgrade(request)) {
@@ -127,7 +127,7 @@ export function terminalSessionApi(): ApiFamily {
 
   mountScreenApi(api);
 
-  api.route("ALL", "/api/v1/terminal/*", "admin", (request) => {
+  api.route("ALL", "/api/v1/terminal/*", "write", (request) => {
     throw new SessionApiError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
   });
   return api;

@@ -1,13 +1,13 @@
 /**
  * The Open WebUI terminals API (seed 000): `GET /api/v1/terminals/` lists the servers the caller
- * may use. `/api/v1/terminals/{server_id}/…` is not routed here: it is the second mount of the
+ * may use (server-access.ts: every server for admins, the enabled, granted ones for a user). `/api/v1/terminals/{server_id}/…` is not routed here: it is the second mount of the
  * terminal session and Open Terminal families (scope.ts), whose unknown-server errors are this
  * family's (TerminalsError).
  */
 import { hostStub } from "./addresses.ts";
 import { TerminalsError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
-import { listServers } from "./registry.ts";
+import { serversFor } from "./server-access.ts";
 
 /** The terminals family's routes. */
 export function terminalsApi(): ApiFamily {
@@ -15,13 +15,15 @@ export function terminalsApi(): ApiFamily {
 
   api.route("GET", "/api/v1/terminals/?", "read", async (request, env) => {
     const origin = new URL(request.url).origin;
-    const servers = await listServers(env.DB);
+    // All servers for admins (with `enabled`); a user's are the enabled ones granted to them or their groups.
+    const servers = await serversFor(env.DB, request.principal!.identity);
     const statuses = await Promise.all(servers.map((s) => hostStub(env, s.id).status()));
     return Response.json(
       servers.map((s, i) => ({
         id: s.id,
         url: s.url || `${origin}/api/v1/terminals/${s.id}`,
         name: s.name,
+        enabled: s.enabled,
         online: statuses[i]!.online,
         default: s.id === request.config.defaultServer,
         // Once an agent has connected: its version and process start (its uptime), and when it was last heard from.

@@ -179,7 +179,9 @@ describe("a redeploy while a client types", () => {
     expect((await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 9, shell: "bash" }) })).status).toBe(200);
     let client = await attach("", 9);
     client.input("echo before-re''deploy\r");
-    await client.waitForText("before-redeploy\r\n");
+    // Wait for the prompt too: output arriving after this must be an echo of what is typed.
+    // (bash marks the prompt's end with OSC 633;B: shell integration).
+    await client.waitForText(/before-redeploy\r\n[\s\S]*[$#] (?:\x1b\]633;B\x07)?$/);
 
     // Typed one keystroke at a time, each confirmed by the shell's echo, while workerd restarts.
     const word = "keystrokes-0123456789-abcdefghijklmnopqrstuvwxyz";

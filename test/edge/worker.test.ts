@@ -23,7 +23,7 @@ describe("the edge Worker in workerd", () => {
   it("registers servers in D1 and lists them with their agent's state", async () => {
     await registerServer("alpha");
     const list = (await (await api("/api/v1/terminals/")).json()) as Record<string, unknown>[];
-    expect(list).toContainEqual({ id: "alpha", name: "Server alpha", url: `${BASE}/api/v1/terminals/alpha`, online: false, default: false });
+    expect(list).toContainEqual({ id: "alpha", name: "Server alpha", url: `${BASE}/api/v1/terminals/alpha`, enabled: true, online: false, default: false });
     expect((await api("/api/v1/admin/servers/Not_Valid", { method: "PUT", body: "{}" })).status).toBe(400);
   });
 
@@ -57,7 +57,8 @@ describe("the edge Worker in workerd", () => {
   });
 
   it("refuses WebSocket attaches before the upgrade with the seed's codes", async () => {
-    await registerServer("echo");
+    // With its agent connected: the proxy's checks (an offline agent is 503 first) pass.
+    const agent = await fakeAgent("echo", await registerServer("echo"));
     const notUpgrade = await api("/api/v1/terminals/echo/api/v1/terminal/ws?terminal_id=1");
     expect(notUpgrade.status).toBe(426);
     const ws = (query: string, headers: Record<string, string> = {}) =>
@@ -65,24 +66,27 @@ describe("the edge Worker in workerd", () => {
     expect(await (await ws("terminal_id=70000")).json()).toMatchObject({ statusCode: 400, code: "INVALID_TERMINAL_ID" });
     expect(await (await ws("terminal_id=1&shell=csh")).json()).toMatchObject({ statusCode: 400, code: "INVALID_PARAMETERS" });
     expect(await (await ws("terminal_id=1", { Origin: "https://elsewhere.test" })).json()).toMatchObject({ statusCode: 403, code: "ORIGIN_CHECK_FAILED" });
-    const offline = await ws("terminal_id=1");
-    expect(offline.status).toBe(503);
-    expect(await offline.json()).toMatchObject({ statusCode: 503, code: "AGENT_OFFLINE" });
+    agent.ws.close();
   });
 
   it("answers an agent-dependent call with 503 while the agent is away", async () => {
     await registerServer("foxtrot");
     const res = await api("/api/v1/terminals/foxtrot/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 1 }) });
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ statusCode: 503, code: "AGENT_OFFLINE" });
+    // Under /api/v1/terminals/{id}/ the proxy's checks answer first, in the terminals family's shape.
+    expect(await res.json()).toMatchObject({ error: "Terminal server not reachable", code: "SERVER_UNREACHABLE" });
+    const top = await api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 1 }) });
+    expect(top.status).toBe(503);
+    expect(await top.json()).toMatchObject({ statusCode: 503, code: "AGENT_OFFLINE" });
   });
 
   it("answers unknown servers in the terminals family's shape", async () => {
     const res = await api("/api/v1/terminals/nobody/api/v1/terminal/sessions");
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: "Terminal server not found" });
+    // An id that cannot exist is simply not found (the contract's first check).
     const bad = await api("/api/v1/terminals/BAD_ID/api/v1/terminal/sessions");
-    expect(bad.status).toBe(400);
+    expect(bad.status).toBe(404);
   });
 
   it("signs a browser in with an HttpOnly cookie that authenticates later calls", async () => {

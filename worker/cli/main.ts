@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
+import { ADMIN_USAGE } from "./admin-cli.ts";
 import { startLocalStack } from "./local-stack.ts";
 
 const USAGE = `edgetty — terminals on any machine, from anywhere
@@ -23,9 +24,12 @@ const USAGE = `edgetty — terminals on any machine, from anywhere
       Install / remove the agent as a systemd service (see \`edgetty agent help\`).
   edgetty exec [--edge URL] [--api-key KEY] [--server ID] -- COMMAND [ARGS…]
       Run a command on a server and stream its output; exits with its exit code.
+  edgetty server|user|group|grant|token|audit …  (see below)
   edgetty bench
       Measure throughput, echo latency and fan-out through the local stack.
-`;
+
+Administration (against any edge with an admin token):
+${ADMIN_USAGE}`;
 
 function fail(message: string): never {
   process.stderr.write(`edgetty: ${message}\n\n${USAGE}`);
@@ -125,6 +129,22 @@ switch (command) {
     const { runExecCli } = await import("./exec.ts");
     const { edge, apiKey } = clientDefaults(values);
     process.exit(await runExecCli({ edge, apiKey, command: positionals, ...(values.server ? { server: values.server } : {}) }));
+    break;
+  }
+  case "server":
+  case "user":
+  case "group":
+  case "grant":
+  case "token":
+  case "audit": {
+    const { AdminUsageError, parseAdminArgs, runAdminCommand } = await import("./admin-cli.ts");
+    try {
+      const { edge, apiKey } = clientDefaults(parseAdminArgs(rest).values);
+      process.exit(await runAdminCommand(command, rest, { edge, apiKey, out: (line) => console.log(line) }));
+    } catch (error) {
+      if (error instanceof AdminUsageError) fail(error.message);
+      throw error;
+    }
     break;
   }
   case undefined:

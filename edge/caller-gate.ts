@@ -1,0 +1,116 @@
+/**
+ * The gate every request under a server's mount (`/api/v1/terminals/{server_id}/{path}`) passes
+ * before the API families run (index.ts): it identifies the caller (auth.ts) and runs the
+ * terminals proxy's checks in the contract's order (proxy-checks.ts): unknown 404, disabled
+ * 403, denied 403, unreachable 503, invalid path 400, and a `read` grant asking for a change
+ * 403. The request then continues with the sanitised (decoded) path in place of the one sent —
+ * to an agent server's routes, or (answered here) to a URL server upstream (url-servers.ts).
+ * Every proxied request is audited before it is served.
+ *
+ * Off the mount the gate does nothing: each route's guard (family.ts) decides, and refuses a
+ * user anything but the terminals list and their own browser session (403 ADMIN_ONLY).
+ */
+import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { clientIp, recordAudit } from "./audit.ts";
+import { actorOf } from "./caller.ts";
+import type { Env } from "./env.ts";
+import type { Identity } from "./identities.ts";
+import { checkProxyRequest, refusalResponse, type Access } from "./proxy-checks.ts";
+import { proxyLookups } from "./server-access.ts";
+import { proxyToUrlServer, urlServerUpstream } from "./url-servers.ts";
+
+const SERVER_MOUNT_RE = /^\/api\/v1\/terminals\/([^/]+)\/(.*)$/;
+
+/** True for paths under `/api/v1/terminals/{server_id}/`. */
+export function isServerMountPath(pathname: string): boolean {
+  return SERVER_MOUNT_RE.test(pathname);
+}
+
+/** A request that passed the proxy's checks: the server, the sanitised path and the caller's access. */
+export interface ProxiedRequest {
+  serverId: string;
+  path: string;
+  access: Access;
+}
+
+/** What the gate established for a request it let through. */
+export interface GatedCall {
+  /** The caller (null: anonymous, on a public route). */
+  principal: Principal | null;
+  /** The checks it passed (null for an anonymous caller: no grant was asked for). */
+  proxied: ProxiedRequest | null;
+}
+
+/**
+ * Requests the gate let through, with what it found: a request is gated once (a rewritten
+ * request carries its record, so it is not checked twice), and the families' guards read the
+ * caller from here instead of authenticating again.
+ */
+const gatedCalls = new WeakMap<Request, GatedCall>();
+
+/** What the gate recorded for `request`, or undefined when it did not gate it. */
+export function gatedCall(request: Request): GatedCall | undefined {
+  return gatedCalls.get(request);
+}
+
+/** Stands for "no caller" in lookups that take one (never granted anything). */
+const ANONYMOUS: Identity = Object.freeze({ userId: "", role: "user", tokenId: null, readOnly: true });
+
+// Routes that answer without credentials under a server's mount (open-terminal-api.ts marks them
+// `public`; the WebSocket authenticates its first message).
+const PUBLIC_ON_MOUNT: readonly RegExp[] = [/^health$/, /^api\/config$/, /^openapi\.json$/, /^api\/terminals\/[^/]+$/];
+
+function decodedServerId(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Gates `request`: answers a refusal (or a URL server's answer), or the request the families
+ * should route — the same one, or one with the sanitised path.
+ */
+export async function gate(request: Request, env: Env): Promise<Request | Response> {
+  if (gatedCalls.has(request)) return request;
+  const url = new URL(request.url);
+  const mount = SERVER_MOUNT_RE.exec(url.pathname);
+  if (!mount) return request;
+  const serverId = decodedServerId(mount[1]!);
+  let principal = await authenticate(request, env);
+  // A cookie carries no authority across origins (auth.ts): such a change is the caller-less
+  // request's, which the route's guard refuses (403) unless the route is public.
+  if (principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) principal = null;
+  if (!principal) {
+    // A non-public route: the route's guard answers 401 (before saying whether the server exists).
+    if (request.method !== "GET" || !PUBLIC_ON_MOUNT.some((re) => re.test(mount[2]!))) return request;
+    // Public routes under a server's mount still pass the checks, with no grant asked for; a URL
+    // server is never proxied without credentials (401).
+    const lookups = { ...proxyLookups(env, ANONYMOUS), access: async () => "write" as const };
+    const checked = await checkProxyRequest(lookups, serverId, mount[2]!, request.method);
+    if (!checked.ok) return refusalResponse(checked);
+    if (checked.server.kind === "url") return Response.json({ error: "Not authenticated", code: "UNAUTHORIZED" }, { status: 401 });
+    gatedCalls.set(request, { principal: null, proxied: null });
+    return request;
+  }
+  const checked = await checkProxyRequest(proxyLookups(env, principal.identity), serverId, mount[2]!, request.method);
+  if (!checked.ok) return refusalResponse(checked);
+  const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access };
+  const record = async () => {
+    const detail = `${request.method} /${proxied.path} (${proxied.access})`;
+    // Written before the request is served, so the log never misses a request that ran.
+    await recordAudit(env.DB, { actor: actorOf(principal.identity), action: "proxy", server_id: serverId, detail, ip: clientIp(request) });
+  };
+  if (checked.server.kind === "url") {
+    const upstream = await urlServerUpstream(env, serverId);
+    if (!upstream) return Response.json({ error: "Terminal server URL not configured", code: "SERVER_UNREACHABLE" }, { status: 503 });
+    await record();
+    return proxyToUrlServer(request, upstream, checked.path, principal.identity.userId);
+  }
+  await record();
+  const clean = `/api/v1/terminals/${serverId}/${checked.path}`;
+  const routed = clean === url.pathname ? request : new Request(new URL(clean + url.search, url.origin), request);
+  gatedCalls.set(routed, { principal, proxied });
+  return routed;
+}

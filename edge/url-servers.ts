@@ -1,0 +1,119 @@
+/**
+ * URL servers: an existing Open Terminal server (its base URL and API key) that the edge
+ * proxies `/api/v1/terminals/{server_id}/{path}` to, after the same checks as agent servers.
+ *
+ * The key is stored encrypted (AES-256-GCM, key derived with HKDF-SHA-256 from
+ * `EDGETTY_SECRETS_KEY`, else from the admin API key — rotating that secret means setting the
+ * URL servers' keys again). Upstream gets the sanitised path and query, the caller's
+ * `Content-Type`, `X-User-Id` (the edgetty user) and `X-Session-Id`, and `Authorization: Bearer
+ * <stored key>`; never the caller's Authorization, cookies or hop-by-hop headers. Bodies stream
+ * both ways; redirects are refused (502); upstream `Set-Cookie`/`Clear-Site-Data` are dropped.
+ */
+import { ApiError } from "../shared/errors.ts";
+import type { Env } from "./env.ts";
+
+/** Longest upstream URL kept, in characters. */
+export const URL_SERVER_URL_MAX_CHARS = 2000;
+/** Longest upstream key kept, in characters. */
+export const URL_SERVER_KEY_MAX_CHARS = 1000;
+/** Longest X-Session-Id forwarded, in characters. */
+export const SESSION_ID_MAX_CHARS = 200;
+
+const encoder = new TextEncoder();
+
+async function aesKey(env: Pick<Env, "EDGETTY_API_KEY" | "EDGETTY_SECRETS_KEY">): Promise<CryptoKey> {
+  const secret = env.EDGETTY_SECRETS_KEY || env.EDGETTY_API_KEY;
+  if (!secret) throw new ApiError(500, "NO_SECRET", "Set EDGETTY_SECRETS_KEY (or EDGETTY_API_KEY) to store URL server keys");
+  const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: encoder.encode("edgetty url-server keys"), info: encoder.encode("v1") },
+    base,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}
+
+const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+/** Encrypts a URL server's key for D1: `v1.<iv>.<ciphertext>` (base64). */
+export async function sealKey(env: Env, key: string): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, await aesKey(env), encoder.encode(key)));
+  return `v1.${b64(iv)}.${b64(sealed)}`;
+}
+
+/** Decrypts what {@link sealKey} made; null when it cannot (another secret, or tampered). */
+export async function openKey(env: Env, sealed: string): Promise<string | null> {
+  const m = /^v1\.([A-Za-z0-9+/=]+)\.([A-Za-z0-9+/=]+)$/.exec(sealed);
+  if (!m) return null;
+  try {
+    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: unb64(m[1]!) }, await aesKey(env), unb64(m[2]!));
+    return new TextDecoder().decode(plain);
+  } catch {
+    return null;
+  }
+}
+
+/** Checks an upstream base URL: http(s), no credentials, query or fragment; answers it without a trailing `/`. */
+export function parseUpstreamUrl(value: unknown): string {
+  if (typeof value !== "string" || value.length > URL_SERVER_URL_MAX_CHARS) throw new ApiError(400, "INVALID_PARAMETERS", "url must be an http(s) URL");
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ApiError(400, "INVALID_PARAMETERS", "url must be an http(s) URL");
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash) {
+    throw new ApiError(400, "INVALID_PARAMETERS", "url must be an http(s) URL without credentials, query or fragment");
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
+/** Makes a registered server a URL server with this upstream and key. */
+export async function setUrlServer(env: Env, id: string, input: { url?: unknown; key?: unknown }): Promise<{ id: string; kind: "url"; url: string }> {
+  const url = parseUpstreamUrl(input.url);
+  if (typeof input.key !== "string" || input.key.length > URL_SERVER_KEY_MAX_CHARS) throw new ApiError(400, "INVALID_PARAMETERS", `key must be a string of at most ${URL_SERVER_KEY_MAX_CHARS} characters`);
+  const result = await env.DB.prepare("UPDATE servers SET kind = 'url', url = ?, key_enc = ? WHERE id = ?").bind(url, await sealKey(env, input.key.trim()), id).run();
+  if ((result.meta.changes ?? 0) === 0) throw new ApiError(404, "SERVER_NOT_FOUND", `No server '${id}'`);
+  return { id, kind: "url", url };
+}
+
+/** The stored upstream of a URL server, or null when the server is an agent server or has none. */
+export async function urlServerUpstream(env: Env, id: string): Promise<{ url: string; key: string } | null> {
+  const row = await env.DB.prepare("SELECT kind, url, key_enc FROM servers WHERE id = ?").bind(id).first<{ kind: string; url: string; key_enc: string }>();
+  if (!row || row.kind !== "url" || !row.url) return null;
+  const key = await openKey(env, row.key_enc);
+  return key === null ? null : { url: row.url, key };
+}
+
+/** Response headers never passed back: hop-by-hop, and what would let a server set state on the edge's origin. */
+const DROPPED_RESPONSE_HEADERS = ["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "set-cookie", "clear-site-data", "proxy-authenticate", "upgrade", "trailer"];
+
+/**
+ * Proxies one request to a URL server: `path` is the sanitised path, `userId` the caller.
+ * Upstream failures answer 502 `{"error": "Terminal proxy error: …"}`.
+ */
+export async function proxyToUrlServer(request: Request, upstream: { url: string; key: string }, path: string, userId: string): Promise<Response> {
+  const target = `${upstream.url}/${path}${new URL(request.url).search}`;
+  const headers = new Headers({ Authorization: `Bearer ${upstream.key}`, "X-User-Id": userId });
+  const sessionId = request.headers.get("X-Session-Id");
+  if (sessionId) headers.set("X-Session-Id", sessionId.slice(0, SESSION_ID_MAX_CHARS));
+  const contentType = request.headers.get("Content-Type");
+  if (contentType) headers.set("Content-Type", contentType);
+  const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  let response: Response;
+  try {
+    response = await fetch(target, { method: request.method, headers, redirect: "manual", ...(hasBody ? { body: request.body } : {}) });
+  } catch (error) {
+    return Response.json({ error: `Terminal proxy error: ${(error as Error).message}`, code: "PROXY_ERROR" }, { status: 502 });
+  }
+  if (response.status >= 300 && response.status < 400) {
+    await response.body?.cancel();
+    return Response.json({ error: "Terminal proxy error: upstream redirected", code: "PROXY_ERROR" }, { status: 502 });
+  }
+  const out = new Headers(response.headers);
+  for (const name of DROPPED_RESPONSE_HEADERS) out.delete(name);
+  return new Response(response.body, { status: response.status, headers: out });
+}

@@ -1,0 +1,156 @@
+/** Users, groups, tokens, grants and the audit log against the real D1 of the test Worker. */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { listAudit, pruneAudit, recordAudit } from "../../edge/audit.ts";
+import {
+  accessFor,
+  addMember,
+  createGroup,
+  createToken,
+  createUser,
+  deleteGrant,
+  deleteGroup,
+  deleteUser,
+  grantedServerIds,
+  identityForToken,
+  listGroups,
+  listTokens,
+  putGrant,
+  removeMember,
+  revokeToken,
+  updateUser,
+  userByEmail,
+} from "../../edge/identities.ts";
+import { ApiError } from "../../shared/errors.ts";
+
+const db = (env as unknown as { DB: D1Database }).DB;
+let seq = 0;
+/** A fresh id per call, so tests never see each other's rows. */
+const uid = (p: string) => `${p}${++seq}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (error) {
+    if (error instanceof ApiError) return `${error.status} ${error.code}`;
+    throw error;
+  }
+  return "no error";
+}
+
+describe("identities registry", () => {
+  it("creates users with unique ids and emails and refuses junk", async () => {
+    const id = uid("u");
+    const user = await createUser(db, { id, email: `${id}@Example.com` });
+    expect(user).toMatchObject({ id, name: id, email: `${id}@example.com`, role: "user", disabled: false });
+    expect(await codeOf(createUser(db, { id }))).toBe("409 USER_EXISTS");
+    expect(await codeOf(createUser(db, { id: uid("v"), email: `${id}@example.com` }))).toBe("409 USER_EXISTS");
+    for (const bad of [{ id: "Bad" }, { id: "" }, { id: uid("w"), role: "root" }, { id: uid("w"), email: "nope" }, { id: uid("w"), name: "x".repeat(201) }]) {
+      expect(await codeOf(createUser(db, bad)), JSON.stringify(bad)).toBe("400 INVALID_PARAMETERS");
+    }
+    expect((await userByEmail(db, `${id.toUpperCase()}@EXAMPLE.COM`))?.id).toBe(id);
+    await updateUser(db, id, { disabled: true });
+    expect(await userByEmail(db, `${id}@example.com`)).toBeNull();
+  });
+
+  it("authenticates a token as its user until it is revoked, expires or the user is disabled", async () => {
+    const id = uid("u");
+    await createUser(db, { id });
+    const t = await createToken(db, id, { name: "laptop", ttl_s: 60 }, 1_000);
+    expect(t.token).toMatch(/^ett_/);
+    expect(await identityForToken(db, t.token, 2_000)).toEqual({ userId: id, role: "user", tokenId: t.id, readOnly: false });
+    // Listed without secrets, with last use recorded.
+    const [listed] = await listTokens(db, id);
+    expect(listed).toMatchObject({ id: t.id, name: "laptop", last_used_at: 2_000 });
+    expect(JSON.stringify(listed)).not.toContain(t.token.slice(21));
+    // Expiry: the next request after expires_at is refused.
+    expect(await identityForToken(db, t.token, 1_000 + 60_000)).toBeNull();
+    const t2 = await createToken(db, id, {});
+    await updateUser(db, id, { disabled: true });
+    expect(await identityForToken(db, t2.token)).toBeNull();
+    await updateUser(db, id, { disabled: false });
+    expect(await identityForToken(db, t2.token)).not.toBeNull();
+    expect(await revokeToken(db, t2.id)).toBe(true);
+    expect(await identityForToken(db, t2.token)).toBeNull();
+    // A forged secret for a real id fails.
+    const t3 = await createToken(db, id, {});
+    expect(await identityForToken(db, t3.token.slice(0, -4) + "AAAA")).toBeNull();
+  });
+
+  it("never lets a token outrank its user", async () => {
+    const id = uid("u");
+    await createUser(db, { id });
+    expect(await codeOf(createToken(db, id, { role: "admin" }))).toBe("400 INVALID_PARAMETERS");
+    expect(await codeOf(createToken(db, id, { ttl_s: 0 }))).toBe("400 INVALID_PARAMETERS");
+    expect(await codeOf(createToken(db, id, { scopes: ["everything"] }))).toBe("400 INVALID_PARAMETERS");
+    const admin = uid("a");
+    await createUser(db, { id: admin, role: "admin" });
+    const t = await createToken(db, admin, {});
+    expect((await identityForToken(db, t.token))?.role).toBe("admin");
+    await updateUser(db, admin, { role: "user" });
+    expect((await identityForToken(db, t.token))?.role).toBe("user");
+  });
+
+  it("resolves access from user and group grants, per server and per terminal", async () => {
+    const [alice, bob, team, srv, other] = [uid("alice"), uid("bob"), uid("team"), uid("s"), uid("s")];
+    await createUser(db, { id: alice });
+    await createUser(db, { id: bob });
+    await createGroup(db, { id: team });
+    await addMember(db, team, alice);
+    const a = { userId: alice, role: "user" as const, tokenId: null, readOnly: false };
+    const b = { userId: bob, role: "user" as const, tokenId: null, readOnly: false };
+    expect(await accessFor(db, a, srv)).toBeNull();
+    await putGrant(db, { server_id: srv, principal_type: "group", principal_id: team, access: "read" });
+    expect(await accessFor(db, a, srv)).toBe("read");
+    expect(await accessFor(db, b, srv)).toBeNull();
+    await putGrant(db, { server_id: srv, principal_type: "user", principal_id: alice, access: "write" });
+    expect(await accessFor(db, a, srv)).toBe("write");
+    expect(await accessFor(db, { ...a, readOnly: true }, srv)).toBe("read");
+    // A grant on one terminal reaches that terminal only.
+    await putGrant(db, { server_id: other, terminal_id: 7, principal_type: "user", principal_id: bob, access: "write" });
+    expect(await accessFor(db, b, other, 7)).toBe("write");
+    expect(await accessFor(db, b, other, 8)).toBeNull();
+    expect(await accessFor(db, b, other)).toBeNull();
+    expect([...(await grantedServerIds(db, b))]).toEqual([other]);
+    expect(await accessFor(db, { userId: "nobody", role: "admin", tokenId: null, readOnly: false }, other)).toBe("write");
+    // Leaving the group, deleting grants and deleting the group all take access away.
+    expect(await deleteGrant(db, { server_id: srv, terminal_id: 0, principal_type: "user", principal_id: alice })).toBe(true);
+    expect(await accessFor(db, a, srv)).toBe("read");
+    await removeMember(db, team, alice);
+    expect(await accessFor(db, a, srv)).toBeNull();
+    await addMember(db, team, alice);
+    expect((await listGroups(db)).find((g) => g.id === team)?.members).toEqual([alice]);
+    await deleteGroup(db, team);
+    expect(await accessFor(db, a, srv)).toBeNull();
+    await deleteUser(db, bob);
+    expect(await accessFor(db, b, other, 7)).toBeNull();
+  });
+
+  it("refuses grants to unknown principals and malformed grants", async () => {
+    expect(await codeOf(putGrant(db, { server_id: "s", principal_type: "user", principal_id: uid("ghost") }))).toBe("404 USER_NOT_FOUND");
+    expect(await codeOf(putGrant(db, { server_id: "S!", principal_type: "user", principal_id: "x" }))).toBe("400 INVALID_SERVER_ID");
+    expect(await codeOf(putGrant(db, { server_id: "s", principal_type: "role", principal_id: "x" }))).toBe("400 INVALID_PARAMETERS");
+    expect(await codeOf(putGrant(db, { server_id: "s", terminal_id: 70000, principal_type: "user", principal_id: "x" }))).toBe("400 INVALID_TERMINAL_ID");
+    expect(await codeOf(addMember(db, uid("g"), uid("u")))).toBe("404 USER_NOT_FOUND");
+  });
+});
+
+describe("audit log", () => {
+  it("pages newest first and prunes by age and count", async () => {
+    const actor = uid("user:");
+    for (let i = 0; i < 5; i++) await recordAudit(db, { actor, action: "proxy", server_id: "s", detail: `GET /x${i}`, ip: "10.0.0.1" }, 1_000 + i);
+    const mine = async () => (await listAudit(db, { limit: 500 })).events.filter((e) => e.actor === actor);
+    expect((await mine()).map((e) => e.detail)).toEqual(["GET /x4", "GET /x3", "GET /x2", "GET /x1", "GET /x0"]);
+    const first = await listAudit(db, { limit: 2 });
+    expect(first.events).toHaveLength(2);
+    const second = await listAudit(db, { limit: 2, before: first.next_before! });
+    expect(second.events[0]!.id).toBeLessThan(first.events[1]!.id);
+    // Age: everything at t ≈ 1 s is older than 90 days at "now".
+    await pruneAudit(db, Date.now());
+    expect(await mine()).toEqual([]);
+    // Count: only the newest N survive.
+    for (let i = 0; i < 4; i++) await recordAudit(db, { actor, action: "execute", detail: `${i}` });
+    await pruneAudit(db, Date.now(), 2);
+    expect((await listAudit(db, { limit: 500 })).events.map((e) => e.detail)).toEqual(["3", "2"]);
+  });
+});

@@ -1,0 +1,78 @@
+/** The identity admin API through the Worker in workerd, with real D1: users, groups, grants, tokens, audit. */
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+
+const KEY = "test-admin-key";
+const BASE = "http://edge.test";
+const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
+
+function api(path: string, init: RequestInit & { json?: unknown } = {}, key: string | null = KEY): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  if (init.json !== undefined) headers.set("Content-Type", "application/json");
+  return worker.fetch(BASE + path, { ...init, headers, ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}) });
+}
+
+const uid = (p: string) => `${p}-${Math.random().toString(36).slice(2, 8)}`;
+
+describe("identity admin API", () => {
+  it("refuses callers without the admin key", async () => {
+    for (const path of ["/api/v1/admin/users", "/api/v1/admin/groups", "/api/v1/admin/grants", "/api/v1/admin/tokens", "/api/v1/admin/audit"]) {
+      const res = await api(path, {}, null);
+      expect(res.status, path).toBe(401);
+      expect(await res.json()).toMatchObject({ statusCode: 401, code: "UNAUTHORIZED" });
+    }
+  });
+
+  it("creates users, groups, memberships, grants and tokens, and audits each change", async () => {
+    const [alice, team] = [uid("alice"), uid("team")];
+    const ip = { "CF-Connecting-IP": "203.0.113.9" };
+    expect((await api("/api/v1/admin/users", { method: "POST", json: { id: alice, email: `${alice}@example.com` }, headers: ip })).status).toBe(201);
+    expect((await api("/api/v1/admin/users", { method: "POST", json: { id: alice } })).status).toBe(409);
+    expect((await api("/api/v1/admin/groups", { method: "POST", json: { id: team, name: "Team" } })).status).toBe(201);
+    expect((await api(`/api/v1/admin/groups/${team}/members/${alice}`, { method: "PUT" })).status).toBe(200);
+    const grant = await api("/api/v1/admin/grants", { method: "PUT", json: { server_id: "web-1", principal_type: "group", principal_id: team, access: "read" } });
+    expect(await grant.json()).toMatchObject({ server_id: "web-1", terminal_id: 0, access: "read" });
+    const groups = (await (await api("/api/v1/admin/groups")).json()) as { id: string; members: string[] }[];
+    expect(groups.find((g) => g.id === team)?.members).toEqual([alice]);
+
+    const created = await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: alice, name: "ci", ttl_s: 3600 } });
+    expect(created.status).toBe(201);
+    expect(created.headers.get("Cache-Control")).toBe("no-store");
+    const token = (await created.json()) as { id: string; token: string; expires_at: number };
+    expect(token.token).toMatch(/^ett_/);
+    const listed = await (await api(`/api/v1/admin/tokens?user_id=${alice}`)).text();
+    expect(listed).toContain(token.id);
+    expect(listed).not.toContain(token.token);
+    expect((await api(`/api/v1/admin/tokens/${token.id}`, { method: "DELETE" })).status).toBe(200);
+    expect((await api(`/api/v1/admin/tokens/${token.id}`, { method: "DELETE" })).status).toBe(404);
+
+    const del = await api(`/api/v1/admin/grants?server_id=web-1&principal_type=group&principal_id=${team}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+
+    const audit = (await (await api("/api/v1/admin/audit?limit=500")).json()) as { events: { actor: string; action: string; detail: string; ip: string; server_id: string | null }[] };
+    const mine = audit.events.filter((e) => e.detail.includes(alice) || e.detail.includes(team) || e.detail.includes(token.id)).map((e) => e.action);
+    expect(mine).toEqual(["grant.delete", "token.revoke", "token.create", "grant.put", "group.member", "group.create", "user.create"]);
+    const userCreate = audit.events.find((e) => e.action === "user.create" && e.detail.startsWith(alice));
+    expect(userCreate).toMatchObject({ actor: "admin-key", ip: "203.0.113.9" });
+  });
+
+  it("pages the audit log and refuses bad paging", async () => {
+    for (let i = 0; i < 3; i++) await api("/api/v1/admin/groups", { method: "POST", json: { id: uid("g") } });
+    const first = (await (await api("/api/v1/admin/audit?limit=2")).json()) as { events: { id: number }[]; next_before: number };
+    expect(first.events).toHaveLength(2);
+    const second = (await (await api(`/api/v1/admin/audit?limit=2&before=${first.next_before}`)).json()) as { events: { id: number }[] };
+    expect(second.events[0]!.id).toBeLessThan(first.events[1]!.id);
+    expect((await api("/api/v1/admin/audit?limit=0")).status).toBe(400);
+    expect((await api("/api/v1/admin/audit?before=x")).status).toBe(400);
+  });
+
+  it("answers bad input with the family's error shape", async () => {
+    const res = await api("/api/v1/admin/users", { method: "POST", json: { id: "Not Valid" } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ statusCode: 400, error: "Bad Request", code: "INVALID_PARAMETERS" });
+    expect((await api("/api/v1/admin/users", { method: "POST", body: "{", headers: { "Content-Type": "application/json" } })).status).toBe(400);
+    expect((await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: uid("ghost") } })).status).toBe(404);
+    expect((await api("/api/v1/admin/users/x/y")).status).toBe(404);
+  });
+});

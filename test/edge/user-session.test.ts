@@ -1,0 +1,139 @@
+/**
+ * Users' credentials against h2's per-route access levels, in workerd (real D1 and HostDOs): a
+ * user's bearer token never passes an `admin` route (reading or changing, their own record
+ * included), an admin user's does; a per-user token signs a browser in as that user, with the
+ * revocable server-side session, the same limits as the token and the cookie Origin rule.
+ */
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const KEY = "test-admin-key";
+const BASE = "http://edge.test";
+const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
+void env;
+const sfx = Math.random().toString(36).slice(2, 7);
+const id = (p: string) => `${p}-${sfx}`;
+
+function call(path: string, auth: { token?: string; cookie?: string }, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (auth.token) headers.set("Authorization", `Bearer ${auth.token}`);
+  if (auth.cookie) headers.set("Cookie", auth.cookie);
+  if (init.body) headers.set("Content-Type", "application/json");
+  return worker.fetch(BASE + path, { ...init, headers });
+}
+
+async function adminJson(path: string, method: string, body?: unknown): Promise<unknown> {
+  const res = await call(path, { token: KEY }, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
+  return res.json();
+}
+
+/** Registers a server with a connected agent that answers list/create/kill. */
+async function onlineServer(name: string): Promise<void> {
+  const { token } = (await adminJson(`/api/v1/admin/servers/${name}`, "PUT", { name })) as { token: string };
+  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${name}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+  const ws = res.webSocket!;
+  ws.accept();
+  ws.addEventListener("message", (event) => {
+    const msg = JSON.parse(event.data as string) as { id: number; op: string; params: Record<string, unknown> };
+    const meta = { terminal_id: msg.params["terminal_id"], shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
+    const result = msg.op === "create" ? { status: "created", meta } : msg.op === "kill" ? { killed: true } : { sessions: [] };
+    ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result }));
+  });
+  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
+  await call(`/api/v1/terminals/${name}/api/v1/terminal/sessions`, { token: KEY });
+}
+
+async function tokenFor(user: string, extra: Record<string, unknown> = {}): Promise<string> {
+  return ((await adminJson("/api/v1/admin/tokens", "POST", { user_id: user, ...extra })) as { token: string }).token;
+}
+
+/** Signs a browser in with `token`; answers the cookie pair to send back. */
+async function signIn(token: string): Promise<string> {
+  const res = await call("/api/v1/auth/session", {}, { method: "POST", body: JSON.stringify({ token }) });
+  expect(res.status).toBe(204);
+  return res.headers.get("Set-Cookie")!.split(";")[0]!;
+}
+
+const [carol, dave, root] = [id("carol"), id("dave"), id("root")];
+const srv = id("srv");
+let carolToken = "";
+
+beforeAll(async () => {
+  await onlineServer(srv);
+  await adminJson("/api/v1/admin/users", "POST", { id: carol });
+  await adminJson("/api/v1/admin/users", "POST", { id: dave });
+  await adminJson("/api/v1/admin/users", "POST", { id: root, role: "admin" });
+  await adminJson("/api/v1/admin/grants", "PUT", { server_id: srv, principal_type: "user", principal_id: carol, access: "write" });
+  await adminJson("/api/v1/admin/grants", "PUT", { server_id: srv, principal_type: "user", principal_id: dave, access: "write" });
+  carolToken = await tokenFor(carol);
+});
+
+describe("a user's bearer token", () => {
+  it("never passes an admin route, reading or changing, their own record included", async () => {
+    const attempts: [string, string, unknown?][] = [
+      ["GET", "/api/v1/admin/users"],
+      ["GET", `/api/v1/admin/users/${carol}`],
+      ["PATCH", `/api/v1/admin/users/${carol}`, { role: "admin" }],
+      ["POST", "/api/v1/admin/tokens", { user_id: carol, role: "admin" }],
+      ["PUT", "/api/v1/admin/grants", { server_id: srv, principal_type: "user", principal_id: carol, access: "write" }],
+      ["PUT", `/api/v1/admin/servers/${srv}/enabled`, { enabled: false }],
+      ["PUT", `/api/v1/admin/servers/${id("new")}`, {}],
+      ["DELETE", `/api/v1/admin/servers/${srv}`],
+      ["GET", "/api/v1/admin/stats"],
+      ["GET", "/api/v1/admin/nothing-here"],
+    ];
+    for (const [method, path, body] of attempts) {
+      const res = await call(path, { token: carolToken }, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(await res.json(), `${method} ${path}`).toMatchObject({ statusCode: 403, code: "ADMIN_ONLY" });
+    }
+    // Nothing changed: still a user, the server still enabled.
+    expect(await adminJson(`/api/v1/admin/users/${carol}`, "GET")).toMatchObject({ role: "user" });
+    expect((await call(`/api/v1/terminals/${srv}/api/v1/terminal/sessions`, { token: carolToken })).status).toBe(200);
+  });
+
+  it("of an admin user passes admin routes; a user-role token of that admin does not", async () => {
+    expect((await call("/api/v1/admin/users", { token: await tokenFor(root, { role: "admin" }) })).status).toBe(200);
+    expect((await call("/api/v1/admin/users", { token: await tokenFor(root, { role: "user" }) })).status).toBe(403);
+  });
+});
+
+describe("a browser signed in with a user's token", () => {
+  it("is that user: their servers, never an admin route, and signing out revokes it", async () => {
+    const cookie = await signIn(carolToken);
+    expect(await (await call("/api/v1/auth/session", { cookie })).json()).toEqual({ role: "user", user_id: carol, read_only: false });
+    const list = (await (await call("/api/v1/terminals/", { cookie })).json()) as { id: string }[];
+    expect(list.map((s) => s.id)).toEqual([srv]);
+    const created = await call(`/api/v1/terminals/${srv}/api/v1/terminal/create`, { cookie }, { method: "POST", headers: { Origin: BASE }, body: JSON.stringify({ terminal_id: 7 }) });
+    expect(created.status).toBe(200);
+    // The cookie Origin rule holds for a user's cookie too.
+    const crossSite = await call(`/api/v1/terminals/${srv}/api/v1/terminal/create`, { cookie }, { method: "POST", headers: { Origin: "https://evil.test" }, body: JSON.stringify({ terminal_id: 8 }) });
+    expect(crossSite.status).toBe(403);
+    expect((await call("/api/v1/admin/users", { cookie })).status).toBe(403);
+    expect((await call("/api/v1/terminal/sessions", { cookie })).status).toBe(403);
+
+    expect((await call("/api/v1/auth/session", { cookie }, { method: "DELETE", headers: { Origin: BASE } })).status).toBe(204);
+    expect((await call("/api/v1/auth/session", { cookie })).status).toBe(401);
+    expect((await call(`/api/v1/terminals/${srv}/api/v1/terminal/sessions`, { cookie })).status).toBe(401);
+  });
+
+  it("keeps a read-only token's limit, and stops when the user is disabled", async () => {
+    const cookie = await signIn(await tokenFor(dave, { scopes: ["read-only"] }));
+    expect(await (await call("/api/v1/auth/session", { cookie })).json()).toMatchObject({ role: "user", read_only: true });
+    expect((await call(`/api/v1/terminals/${srv}/api/v1/terminal/sessions`, { cookie })).status).toBe(200);
+    const create = await call(`/api/v1/terminals/${srv}/api/v1/terminal/create`, { cookie }, { method: "POST", headers: { Origin: BASE }, body: JSON.stringify({ terminal_id: 9 }) });
+    expect(create.status).toBe(403);
+    expect(await create.json()).toMatchObject({ code: "READ_ONLY" });
+
+    await adminJson(`/api/v1/admin/users/${dave}`, "PATCH", { disabled: true });
+    expect((await call("/api/v1/auth/session", { cookie })).status).toBe(401);
+  });
+
+  it("is refused for a revoked, unknown or malformed token", async () => {
+    for (const token of ["ett_nope_nope", "not-the-key", ""]) {
+      const res = await call("/api/v1/auth/session", {}, { method: "POST", body: JSON.stringify({ token }) });
+      expect(res.status, token).toBe(401);
+    }
+  });
+});

@@ -1,0 +1,249 @@
+/**
+ * `edgetty user|group|grant|token|audit …`: the identity admin API (edge/identity-admin-api.ts)
+ * from the command line, against any edge URL with an admin token. Answers print as aligned
+ * columns, or as the API's JSON with `--json`. Exit codes: 0 done, 1 refused by the edge, 2 usage.
+ */
+import { parseArgs } from "node:util";
+
+export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --key KEY] | list | disable ID | enable ID | remove ID
+      add prints the new server's agent token and the command that runs its agent; with --url
+      and --key it is a URL server: an Open Terminal server the edge proxies to with that key.
+  edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
+  edgetty user list | show ID | disable ID | enable ID | remove ID
+  edgetty group add ID [--name NAME] | list | remove ID
+  edgetty group member add|remove GROUP USER
+  edgetty grant add --server ID [--terminal N] (--user ID | --group ID) [--access read|write]
+  edgetty grant list [--server ID] | remove --server ID [--terminal N] (--user ID | --group ID)
+  edgetty token create --user ID [--name NAME] [--ttl 90d] [--read-only] [--role admin]
+  edgetty token list [--user ID] | revoke TOKEN_ID
+  edgetty audit [--limit N] [--before EVENT_ID]
+      Users, groups, grants, per-user API tokens (shown once) and the audit log.
+      Common flags: --edge URL --api-key KEY (admin) --json
+`;
+
+/** A usage mistake: printed with the usage, exit code 2. */
+export class AdminUsageError extends Error {}
+
+/** Where and as whom the commands run, and where they print. */
+export interface AdminCliOptions {
+  edge: string;
+  apiKey: string;
+  out: (line: string) => void;
+}
+
+const FLAGS = {
+  name: { type: "string" },
+  email: { type: "string" },
+  role: { type: "string" },
+  server: { type: "string" },
+  terminal: { type: "string" },
+  user: { type: "string" },
+  group: { type: "string" },
+  access: { type: "string" },
+  ttl: { type: "string" },
+  url: { type: "string" },
+  key: { type: "string" },
+  "read-only": { type: "boolean" },
+  limit: { type: "string" },
+  before: { type: "string" },
+  json: { type: "boolean" },
+  edge: { type: "string" },
+  "api-key": { type: "string" },
+} as const;
+
+/** Parses `argv` (after the command word); the edge and key flags are read by the caller. */
+export function parseAdminArgs(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
+  } catch (error) {
+    throw new AdminUsageError((error as Error).message);
+  }
+}
+
+/** `90d`, `12h`, `30m`, `45s` or plain seconds → seconds. */
+export function parseTtl(text: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(text);
+  if (!m) throw new AdminUsageError(`--ttl must look like 90d, 12h, 30m or 3600 (got "${text}")`);
+  return Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+}
+
+function columns(rows: Record<string, unknown>[], keys: string[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") || "-" : String(v));
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => cell(r[k]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(keys.map((k) => k.toUpperCase())), ...rows.map((r) => line(keys.map((k) => cell(r[k]))))].join("\n");
+}
+
+function when(ms: unknown): string {
+  return typeof ms === "number" ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z") : "-";
+}
+
+/** Runs one admin command; answers the process exit code. */
+export async function runAdminCommand(command: string, argv: string[], opts: AdminCliOptions): Promise<number> {
+  const { values: v, positionals: p } = parseAdminArgs(argv);
+  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+    const res = await fetch(new URL(path, opts.edge), {
+      method,
+      headers: { Authorization: `Bearer ${opts.apiKey}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let json: unknown = text;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON: shown as text
+    }
+    if (!res.ok) {
+      const message = (json as { message?: string; error?: string; detail?: string })?.message ?? (json as { error?: string }).error ?? text;
+      throw new EdgeRefusal(`${res.status}: ${typeof message === "string" ? message : text}`);
+    }
+    return json;
+  };
+  const show = (value: unknown, render: () => string) => opts.out(v.json ? JSON.stringify(value, null, 2) : render());
+  const principal = (): { principal_type: "user" | "group"; principal_id: string } => {
+    if (v.user && !v.group) return { principal_type: "user", principal_id: v.user };
+    if (v.group && !v.user) return { principal_type: "group", principal_id: v.group };
+    throw new AdminUsageError("give exactly one of --user or --group");
+  };
+  const need = (value: string | undefined, what: string): string => {
+    if (!value) throw new AdminUsageError(`${command} ${p[0] ?? ""} needs ${what}`);
+    return value;
+  };
+  const e = encodeURIComponent;
+
+  try {
+    switch (`${command} ${p[0] ?? ""}`.trim()) {
+      case "server add": {
+        const sid = need(p[1], "an ID");
+        if ((v.url === undefined) !== (v.key === undefined)) throw new AdminUsageError("a URL server needs both --url and --key");
+        const server = (await call("PUT", `/api/v1/admin/servers/${e(sid)}`, { name: v.name })) as { id: string; token: string };
+        if (v.url !== undefined) {
+          const made = await call("PUT", `/api/v1/admin/servers/${e(sid)}/url`, { url: v.url, key: v.key });
+          show(made, () => `created URL server ${sid} → ${(made as { url: string }).url}`);
+          return 0;
+        }
+        show(server, () =>
+          [
+            `created server ${server.id}; its agent token (shown only now): ${server.token}`,
+            "",
+            "On the host, run:",
+            `  EDGETTY_AGENT_TOKEN='${server.token}' edgetty agent --edge ${opts.edge} --server ${server.id}`,
+          ].join("\n"),
+        );
+        return 0;
+      }
+      case "server list": {
+        const servers = (await call("GET", "/api/v1/terminals/")) as Record<string, unknown>[];
+        show(servers, () => columns(servers, ["id", "name", "enabled", "online", "default"]));
+        return 0;
+      }
+      case "server disable":
+      case "server enable": {
+        const server = await call("PUT", `/api/v1/admin/servers/${e(need(p[1], "an ID"))}/enabled`, { enabled: p[0] === "enable" });
+        show(server, () => `${p[0]}d server ${p[1]}`);
+        return 0;
+      }
+      case "server remove": {
+        show(await call("DELETE", `/api/v1/admin/servers/${e(need(p[1], "an ID"))}`), () => `removed server ${p[1]}`);
+        return 0;
+      }
+      case "user add": {
+        const user = await call("POST", "/api/v1/admin/users", { id: need(p[1], "an ID"), name: v.name, email: v.email, role: v.role });
+        show(user, () => `created user ${(user as { id: string }).id}`);
+        return 0;
+      }
+      case "user list": {
+        const users = (await call("GET", "/api/v1/admin/users")) as Record<string, unknown>[];
+        show(users, () => columns(users, ["id", "name", "email", "role", "disabled"]));
+        return 0;
+      }
+      case "user show": {
+        const user = (await call("GET", `/api/v1/admin/users/${e(need(p[1], "an ID"))}`)) as Record<string, unknown>;
+        show(user, () => columns([user], ["id", "name", "email", "role", "disabled"]));
+        return 0;
+      }
+      case "user disable":
+      case "user enable": {
+        const user = await call("PATCH", `/api/v1/admin/users/${e(need(p[1], "an ID"))}`, { disabled: p[0] === "disable" });
+        show(user, () => `${p[0]}d user ${p[1]}`);
+        return 0;
+      }
+      case "user remove": {
+        show(await call("DELETE", `/api/v1/admin/users/${e(need(p[1], "an ID"))}`), () => `removed user ${p[1]}`);
+        return 0;
+      }
+      case "group add": {
+        show(await call("POST", "/api/v1/admin/groups", { id: need(p[1], "an ID"), name: v.name }), () => `created group ${p[1]}`);
+        return 0;
+      }
+      case "group list": {
+        const groups = (await call("GET", "/api/v1/admin/groups")) as Record<string, unknown>[];
+        show(groups, () => columns(groups, ["id", "name", "members"]));
+        return 0;
+      }
+      case "group remove": {
+        show(await call("DELETE", `/api/v1/admin/groups/${e(need(p[1], "an ID"))}`), () => `removed group ${p[1]}`);
+        return 0;
+      }
+      case "group member": {
+        const op = p[1];
+        if (op !== "add" && op !== "remove") throw new AdminUsageError("group member add|remove GROUP USER");
+        const path = `/api/v1/admin/groups/${e(need(p[2], "a GROUP"))}/members/${e(need(p[3], "a USER"))}`;
+        show(await call(op === "add" ? "PUT" : "DELETE", path), () => `${op === "add" ? "added" : "removed"} ${p[3]} ${op === "add" ? "to" : "from"} ${p[2]}`);
+        return 0;
+      }
+      case "grant add": {
+        const body = { server_id: need(v.server, "--server"), terminal_id: v.terminal === undefined ? undefined : Number(v.terminal), ...principal(), access: v.access ?? "write" };
+        const grant = await call("PUT", "/api/v1/admin/grants", body);
+        show(grant, () => `granted ${body.access} on ${body.server_id}${v.terminal ? `/${v.terminal}` : ""} to ${body.principal_type} ${body.principal_id}`);
+        return 0;
+      }
+      case "grant list": {
+        const grants = (await call("GET", `/api/v1/admin/grants${v.server ? `?server_id=${e(v.server)}` : ""}`)) as Record<string, unknown>[];
+        show(grants, () => columns(grants, ["server_id", "terminal_id", "principal_type", "principal_id", "access"]));
+        return 0;
+      }
+      case "grant remove": {
+        const q = new URLSearchParams({ server_id: need(v.server, "--server"), terminal_id: v.terminal ?? "0", ...principal() });
+        show(await call("DELETE", `/api/v1/admin/grants?${q}`), () => "removed grant");
+        return 0;
+      }
+      case "token create": {
+        const body = { user_id: need(v.user, "--user"), name: v.name, role: v.role, ttl_s: v.ttl ? parseTtl(v.ttl) : undefined, scopes: v["read-only"] ? ["read-only"] : [] };
+        const token = (await call("POST", "/api/v1/admin/tokens", body)) as { id: string; token: string; expires_at: number };
+        show(token, () => `${token.token}\n\nToken ${token.id} for ${body.user_id}, expires ${when(token.expires_at)}. It is shown only now: store it safely.`);
+        return 0;
+      }
+      case "token list": {
+        const tokens = (await call("GET", `/api/v1/admin/tokens${v.user ? `?user_id=${e(v.user)}` : ""}`)) as Record<string, unknown>[];
+        const rows = tokens.map((t) => ({ ...t, expires_at: when(t["expires_at"]), last_used_at: when(t["last_used_at"]) }));
+        show(tokens, () => columns(rows, ["id", "user_id", "name", "role", "scopes", "expires_at", "last_used_at"]));
+        return 0;
+      }
+      case "token revoke": {
+        show(await call("DELETE", `/api/v1/admin/tokens/${e(need(p[1], "a TOKEN_ID"))}`), () => `revoked token ${p[1]}`);
+        return 0;
+      }
+      default: {
+        if (command !== "audit" || p.length > 0) throw new AdminUsageError(`unknown command "${[command, ...p].join(" ")}"`);
+        const q = new URLSearchParams();
+        if (v.limit) q.set("limit", v.limit);
+        if (v.before) q.set("before", v.before);
+        const page = (await call("GET", `/api/v1/admin/audit${q.size ? `?${q}` : ""}`)) as { events: Record<string, unknown>[]; next_before: number | null };
+        const rows = page.events.map((ev) => ({ ...ev, at: when(ev["at"]), target: ev["server_id"] ? `${ev["server_id"]}${ev["terminal_id"] ? `/${ev["terminal_id"]}` : ""}` : "-" }));
+        show(page, () => columns(rows, ["id", "at", "actor", "action", "target", "ip", "detail"]) + (page.next_before ? `\n(older: --before ${page.next_before})` : ""));
+        return 0;
+      }
+    }
+  } catch (error) {
+    if (error instanceof EdgeRefusal) {
+      process.stderr.write(`edgetty: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+/** The edge refused a call (status and its message). */
+class EdgeRefusal extends Error {}
