@@ -12,11 +12,12 @@
  *   paint        keystroke-to-paint in a real Chromium page (p50/p99, ms)
  *   joins        the join storm (a flood with 20 clients joining and leaving vs none) and the
  *                100 MB-burst repaint check (alternate screen + mouse, then a joiner must be exact)
+ *   open-terminal  /execute round trips and 100 MB file transfers (bench/open-terminal-bench.ts)
  *
  * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
  * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60), EDGETTY_BENCH_PAINTS (300),
  * EDGETTY_BENCH_STORM_MB (50), EDGETTY_BENCH_BURST_MB (100). `npm run bench -- --only PART` runs
- * one part: throughput, echo, fanout, memory, execute, browser, paint or joins.
+ * one part: throughput, echo, fanout, memory, execute, browser, paint, joins or open-terminal.
  *
  * The clients are real WebSockets through the local edge. They count with CountingWebSocket,
  * which reads into one reused buffer: everything here shares two cores, and a general client's
@@ -35,6 +36,7 @@ import { measureBrowserLike } from "./browser-client.ts";
 import { keystrokeToPaint } from "./chromium-paint.ts";
 import { burstRepaintCheck, floodRate, STORM_CLIENTS } from "./join-storm.ts";
 import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
+import { benchOpenTerminal } from "./open-terminal-bench.ts";
 
 const MB = 1e6;
 const LINE = "edgetty benchmark line: the quick brown fox jumps over the lazy dog 0123456789";
@@ -457,6 +459,10 @@ export async function runBench(argv: string[]): Promise<number> {
       await endSessions(ctx);
       row(`repaint after a ${burstMb} MB burst`, burst.exact ? "exact" : "DIFFERS", "", "", "exact", check(burst.exact));
       console.log(`${"".padEnd(30)} ${`the joiner's repaint arrived in ${burst.repaintMs.toFixed(0)} ms`.padStart(52)}`);
+    }
+
+    if (runs("open-terminal")) {
+      await benchOpenTerminal({ stack, home, echoes: Math.min(echoes, 300), fileMb: totalMb, runs: 3, stateDir, rssMb, row, check });
     }
 
     console.log(misses === 0 ? "\nall targets met" : `\n${misses} target(s) missed`);

@@ -4,11 +4,26 @@
  * session cookie stays same-origin). Preflights are answered here, before authentication (a
  * browser sends them without credentials). WebSocket upgrades are not touched: their origin
  * check is EDGETTY_ALLOWED_ORIGINS.
+ *
+ * For the Open Terminal family (Open WebUI's per-user "direct" terminals call it from the
+ * browser) a preflight allows the headers the page asks for (`X-Session-Id`, `X-User-Id`…) and
+ * every method `/proxy/{port}/…` forwards; `Content-Disposition` is readable (archive downloads).
+ * There the Worker also authenticates a request from another origin by its bearer token only
+ * (index.ts), so the session cookie never acts cross-origin.
  */
 import { readConfig, type Env } from "./env.ts";
 
 /** How long a browser may cache a preflight answer, in seconds. */
 export const CORS_MAX_AGE_S = 600;
+/** Longest `Access-Control-Request-Headers` echoed back, in characters. */
+const REQUEST_HEADERS_MAX_CHARS = 2048;
+const HEADER_LIST_RE = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/;
+
+/** True when the request comes from a page of another origin than the edge's. */
+export function isCrossOrigin(request: Request): boolean {
+  const origin = request.headers.get("Origin");
+  return origin !== null && origin !== new URL(request.url).origin;
+}
 
 function allowedOrigin(request: Request, env: Env): string | null {
   const origin = request.headers.get("Origin");
@@ -29,8 +44,10 @@ export function corsPreflight(request: Request, env: Env): Response | null {
   const headers = new Headers({ Vary: "Origin" });
   if (origin) {
     headers.set("Access-Control-Allow-Origin", origin);
-    headers.set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
-    headers.set("Access-Control-Allow-Headers", "Authorization, Content-Type");
+    headers.set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS");
+    // The headers the page asks for (a well-formed token list), else the two every API needs.
+    const asked = (request.headers.get("Access-Control-Request-Headers") ?? "").trim().slice(0, REQUEST_HEADERS_MAX_CHARS);
+    headers.set("Access-Control-Allow-Headers", HEADER_LIST_RE.test(asked) ? asked : "Authorization, Content-Type");
     headers.set("Access-Control-Max-Age", String(CORS_MAX_AGE_S));
   }
   return new Response(null, { status: 204, headers });
@@ -43,6 +60,7 @@ export function withCors(request: Request, env: Env, response: Response): Respon
   if (!origin) return response;
   const out = new Response(response.body, response);
   out.headers.set("Access-Control-Allow-Origin", origin);
+  out.headers.set("Access-Control-Expose-Headers", "Content-Disposition");
   out.headers.append("Vary", "Origin");
   return out;
 }

@@ -7,7 +7,8 @@
  *
  * Before a handler runs, its route's guard: authenticates the caller as its access level
  * demands (401 otherwise); refuses a cookie-authenticated state change or WebSocket upgrade that
- * does not come from the edge's own origin (403); refuses a JSON route's body sent as anything
+ * does not come from the edge's own origin (403; any cookie-authenticated call, on a route with
+ * `cookieSameOrigin: "always"`); refuses a JSON route's body sent as anything
  * but JSON (415); and resolves the addressed server (the terminals family's 400/404).
  */
 import { Router, type IRequest, type RouterType } from "itty-router";
@@ -39,6 +40,12 @@ export interface RouteOptions {
   json?: boolean;
   /** Mount on only these of the family's mounts (default: all of them). */
   mounts?: readonly Mount["name"][];
+  /**
+   * When a cookie-authenticated call must come from the edge's own origin: `unsafe` (default)
+   * for state changes and WebSocket upgrades; `always` for every method (a family that answers
+   * CORS, where a cross-origin page must authenticate with its bearer token).
+   */
+  cookieSameOrigin?: "unsafe" | "always";
 }
 
 /** A request as a route's handler sees it: itty's, plus what the guard established. */
@@ -60,6 +67,8 @@ type FamilyRouter = RouterType<IRequest, [Env, ExecutionContext]>;
 
 export class ApiFamily {
   readonly router: FamilyRouter;
+  /** Options every route of this family gets unless its own options say otherwise. */
+  defaults: RouteOptions = {};
   /** Whether the family's routes address a server (mounted under a server's prefix too). */
   private readonly scoped: boolean;
 
@@ -82,7 +91,8 @@ export class ApiFamily {
   }
 
   /** Declares a route: its method, path (itty syntax), who may call it, and its handler. */
-  route(method: Method, path: string, access: Access, handler: RouteHandler, options: RouteOptions = {}): this {
+  route(method: Method, path: string, access: Access, handler: RouteHandler, own: RouteOptions = {}): this {
+    const options = { ...this.defaults, ...own };
     for (const mount of this.mounts) {
       if (options.mounts && !options.mounts.includes(mount.name)) continue;
       const guarded = this.guard(mount, access, options, handler);
@@ -127,7 +137,8 @@ export class ApiFamily {
         const gated = gatedCall(request);
         routed.principal = gated ? gated.principal : await authenticate(request, env);
         if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
-        if (routed.principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) {
+        const originMatters = options.cookieSameOrigin === "always" || needsSameOrigin(request);
+        if (routed.principal?.via === "cookie" && originMatters && !sameOrigin(request)) {
           // A public route does not need the caller: it just does not see them.
           if (access === "public") routed.principal = null;
           else throw this.error(403, "ORIGIN_CHECK_FAILED", "A request signed in by cookie must come from this edge's own origin");

@@ -39,6 +39,10 @@ import { log } from "./log.ts";
 import { sanitizeAgentFacts } from "./agent-facts.ts";
 import { cleanDelta, COUNTER_NAMES, zeroCounters, type Counters, type ServerStats } from "./stats.ts";
 import { loadIdentity, terminalStub } from "./addresses.ts";
+import { EdgeTunnel, TUNNEL_PATH } from "./http-tunnel.ts";
+import { EdgeWsTunnel, WS_TUNNEL_PATH } from "./ws-tunnel.ts";
+import { decodeTunnelBinary, isTunnelMessage, TUN_RES_BODY, TUN_WS_BINARY, type TunnelAgentMsg } from "../shared/links/tunnel.ts";
+import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
 
 /** Most agent requests in flight at once (exec calls have their own cap; both share the link's). */
 export const MAX_PENDING_REQUESTS = 256;
@@ -93,6 +97,12 @@ export class HostDO extends DurableObject<Env> {
   private readonly deleting = new Set<number>();
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.agentSocket(), this.inflight);
+  /** Open Terminal file, port and proxy calls tunnelled to the agent (tun.* messages, their own rids). */
+  private readonly tunnel = new EdgeTunnel(() => this.agentSocket());
+  /** WebSockets through `/proxy/{port}/…` (tun.ws* messages). */
+  private readonly wsTunnel = new EdgeWsTunnel(() => this.agentSocket());
+  /** Names and owners of `/api/terminals` sessions. */
+  private readonly names: SessionNames;
   /** This object's server id: its name (addresses.ts), read once at construction. */
   private serverId = "";
 
@@ -105,6 +115,7 @@ export class HostDO extends DurableObject<Env> {
     )`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS host (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
+    this.names = new SessionNames(this.sql);
     void ctx.blockConcurrencyWhile(async () => {
       // The SQL row is where objects made before names were read from ctx.id.name kept theirs.
       this.serverId = (await loadIdentity(ctx, "server_id")) ?? this.hostValue("server_id") ?? "";
@@ -116,7 +127,10 @@ export class HostDO extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     // An Open Terminal execute call (a fetch, not RPC: only a fetch's response stream tells this
     // DO when the HTTP client has gone away).
-    if (new URL(request.url).pathname === EXEC_PATH) return this.execRelay.fetch(request);
+    const path = new URL(request.url).pathname;
+    if (path === EXEC_PATH) return this.execRelay.fetch(request);
+    if (path === TUNNEL_PATH) return this.tunnel.fetch(request);
+    if (path === WS_TUNNEL_PATH) return this.wsTunnel.fetch(request);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected an agent WebSocket", { status: 400 });
     }
@@ -143,7 +157,13 @@ export class HostDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     let msg: AgentToHost;
     try {
-      if (typeof message !== "string") throw new LinkDecodeError("a binary frame on the JSON control link");
+      if (typeof message !== "string") {
+        // Binary frames are tunnel bodies (tunnel.ts); any other kind is refused.
+        const frame = decodeTunnelBinary(new Uint8Array(message), [TUN_RES_BODY, TUN_WS_BINARY]);
+        if (frame.kind === TUN_WS_BINARY) this.wsTunnel.onAgentBinary(new Uint8Array(message));
+        else this.tunnel.onAgentBinary(new Uint8Array(message));
+        return;
+      }
       msg = decodeAgentToHost(message);
     } catch (error) {
       if (error instanceof LinkDecodeError) this.refuse(error.message, error.id);
@@ -163,12 +183,19 @@ export class HostDO extends DurableObject<Env> {
           await this.removeSession(msg.terminal_id, msg.exit);
           break;
         default:
-          this.execRelay.onAgentMessage(msg);
+          if (isTunnelMessage(msg)) this.onTunnelMessage(msg as TunnelAgentMsg);
+          else this.execRelay.onAgentMessage(msg);
       }
     } catch (error) {
       this.addStats({ errors: 1 });
       log("error", "host.ws_message_failed", "HostDO.webSocketMessage failed", { server: this.serverId, error });
     }
+  }
+
+  /** A checked `tun.*` frame: WebSocket ones to the WebSocket tunnel, the rest to the HTTP tunnel. */
+  private onTunnelMessage(msg: TunnelAgentMsg): void {
+    if (msg.t.startsWith("tun.ws")) this.wsTunnel.onAgentMessage(msg);
+    else this.tunnel.onAgentMessage(msg);
   }
 
   /** Matches a reply to its request and checks its result against the request's op. */
@@ -235,6 +262,8 @@ export class HostDO extends DurableObject<Env> {
       entry.reject(error);
     }
     this.execRelay.agentGone(exec);
+    this.tunnel.agentGone();
+    this.wsTunnel.agentGone();
   }
 
   /** Sends a request to the agent and waits for its reply. */
@@ -322,6 +351,7 @@ export class HostDO extends DurableObject<Env> {
   private async removeSession(terminalId: number, exit: { exit_code: number; signal: number }, keepHistory = true): Promise<void> {
     if (!this.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
+    this.names.forgetTerminal(terminalId);
     await this.terminal(terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
   }
 
@@ -437,6 +467,20 @@ export class HostDO extends DurableObject<Env> {
   /** The index's sessions, oldest id first (the Open Terminal API lists these). */
   async sessionMetas(): Promise<SessionMeta[]> {
     return this.allIndexed();
+  }
+
+  /** Live sessions with their `/api/terminals` name and owner (unnamed: the decimal id, no owner). */
+  async namedSessions(): Promise<{ meta: SessionMeta; name: string; owner: string | null }[]> {
+    const names = this.names.all();
+    return this.allIndexed().map((meta) => {
+      const row = names.get(meta.terminal_id);
+      return { meta, name: row?.name ?? String(meta.terminal_id), owner: row?.owner ?? null };
+    });
+  }
+
+  /** Names a live session for `/api/terminals` (replacing any earlier binding of the name). */
+  async nameSession(row: NamedSession): Promise<void> {
+    if (this.indexed(row.terminal_id)) this.names.bind(row);
   }
 
   /** Asks the agent for a terminal's raw output, rendered screen or screenshot (shared/screen.ts). */

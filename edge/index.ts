@@ -9,7 +9,7 @@
  * | admin (admin-api.ts, stats-api.ts) | /api/v1/auth/*, /api/v1/admin/* | SessionApiError |
  * | terminals (terminals-api.ts) | /api/v1/terminals/ | TerminalsError `{error, code}` |
  * | terminal session API (terminal-api.ts, screen-api.ts) | /api/v1/terminal/*, both mounts | SessionApiError `{statusCode, error, message, code}` |
- * | Open Terminal API (open-terminal-api.ts) | /health, /api/config, /openapi.json, /execute*, /api/terminals*, both mounts | OpenTerminalError `{detail, code}` |
+ * | Open Terminal API (open-terminal-api.ts) | /health, /api/config, /openapi.json, /docs, /execute*, /api/terminals*, /files/*, /ports, /proxy/*, /system, /info, both mounts | OpenTerminalError `{detail, code}` |
  *
  * The mounts (the top level for the default server, `/api/v1/terminals/{server_id}/` for a named
  * one) are declared in scope.ts. Before any family runs, a request under a server's mount passes

@@ -1,32 +1,33 @@
 /**
  * The Open Terminal API family (seed 004 and the later API Open WebUI uses) for one server, on
- * both mounts: `/health`, `/api/config`, `/openapi.json`, the execute routes (validated here,
- * relayed by the server's HostDO to its agent) and `/api/terminals`, whose sessions are the very
- * PTY sessions of the terminal session API: an Open Terminal session id is the terminal id in
- * decimal, so one session has two doors. The WebSocket `/api/terminals/{id}` is a raw client of
- * the session's TerminalDO (raw-terminal.ts), authenticated by its first message: it is routed
- * there before anything is known of the session, so an unauthenticated caller learns nothing
- * about which sessions exist.
+ * both mounts: `/health`, `/api/config`, `/openapi.json`, `/docs`, the execute routes (validated
+ * here, relayed by the server's HostDO to its agent) and `/api/terminals`
+ * (open-terminal-terminals.ts). `/files/*`, `/ports`, `/proxy/{port}/…`, `/system` and `/info`
+ * are answered by the agent through the HostDO's HTTP tunnel (http-tunnel.ts), bodies streamed
+ * both ways. `/docs` is Swagger UI from the assets.
  *
- * Each route is one `api.route(method, path, access, handler)` line; the family renders its
- * errors as FastAPI does (`{detail}`, OpenTerminalError), the terminal routes as the
- * reference's JSONResponses (`{error}`).
+ * Each route is one `api.route(method, path, access, handler)` line: reads are `read`, anything
+ * that changes the host (and every proxied call: a dev server's GET may change its state) is
+ * `write` (the admin, or a user with a write grant on the server). The family renders its errors as FastAPI does (`{detail}`, OpenTerminalError), the
+ * terminal routes as the reference's JSONResponses (`{error}`).
+ *
+ * Who is who: the bearer key (or the same-origin browser session) authenticates; the caller's
+ * `X-User-Id` (Open WebUI sends one per user, with one key for all) partitions background
+ * processes, session working directories and `/api/terminals` sessions (the "scope");
+ * `X-Session-Id` names the session whose working directory relative paths use.
  */
 import { ApiError } from "../shared/errors.ts";
-import { parseExecHttp } from "../shared/links/exec.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_MAX_SESSIONS, pyIsoUtc } from "../shared/open-terminal.ts";
-import type { TerminalInfo } from "../shared/open-terminal.ts";
-import type { SessionMeta } from "../shared/links/session.ts";
-import { EPHEMERAL_ID_MIN, parseCreateParams, parseTerminalId } from "../shared/validation.ts";
-import { hostStub, terminalStub } from "./addresses.ts";
+import { EXEC_SESSION_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
+import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
+import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
-import { OpenTerminalError, unwrap } from "./errors.ts";
-import { ApiFamily, type RouteRequest } from "./family.ts";
-import { isWebSocketUpgrade } from "./http.ts";
+import { OpenTerminalError } from "./errors.ts";
+import { ApiFamily, type Access, type Method, type RouteRequest } from "./family.ts";
 import { execRequest } from "./exec-relay.ts";
-import { NO_SESSION_TERMINAL_ID } from "./raw-terminal.ts";
+import { tunnelRequest } from "./http-tunnel.ts";
+import { openTerminalTerminals } from "./open-terminal-terminals.ts";
 import { MOUNTS } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
@@ -68,55 +69,36 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 }
 
 /**
- * Who a background process belongs to: the authenticated principal (`admin` for the API key,
- * `user:<id>` for a user, so one user never reaches another's processes whatever headers they
- * send) plus the reference's X-User-Id and X-Session-Id headers (Open WebUI sets them per user
- * and chat), hashed to a fixed length.
+/**
+ * Whose processes, session working directories and `/api/terminals` sessions a call reaches: the
+ * authenticated principal (`admin` for the API key, `user:<id>` for a user, so one user never
+ * reaches another's whatever headers they send) plus the `X-User-Id` header (Open WebUI sends one
+ * key for all its users and tells them apart by it), hashed to a fixed length. Not
+ * `X-Session-Id`: a process started in one chat can be polled from another, as in the reference.
  */
-async function execScope(request: RouteRequest): Promise<string> {
+export async function callerScope(request: RouteRequest): Promise<string> {
   const user = request.headers.get("X-User-Id") ?? "";
-  const session = request.headers.get("X-Session-Id") ?? "";
   const identity = request.principal?.identity;
   const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
-  return `${owner}:${await sha256Hex(JSON.stringify([user, session]))}`;
+  return `${owner}:${await sha256Hex(user)}`;
 }
 
-/** `/api/terminals` answers errors as the reference's JSONResponses do (`error`), plus a `code`. */
-function terminalError(status: number, code: string, error: string): Response {
-  return Response.json({ error, code }, { status });
+/** The caller's `X-Session-Id`, cut to the relay's limit. */
+function callerSession(request: Request): string {
+  return (request.headers.get("X-Session-Id") ?? "").slice(0, EXEC_SESSION_MAX_CHARS);
 }
 
-function sessionNotFound(): Response {
-  return terminalError(404, "SESSION_NOT_FOUND", "Session not found");
+/** Escapes text for an HTML attribute. */
+function attr(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 }
 
-/** A session id from the path: a terminal id in decimal, or null. */
-function sessionId(raw: string | undefined): number | null {
-  try {
-    return parseTerminalId(decodeURIComponent(raw ?? ""));
-  } catch {
-    return null;
-  }
-}
+/** Tunnelled POST routes whose body is not JSON (a multipart upload). */
+const NON_JSON_TUNNEL_ROUTES = new Set(["/files/upload"]);
 
-function terminalInfo(meta: SessionMeta): TerminalInfo {
-  const started = new Date(meta.started_at);
-  return {
-    id: String(meta.terminal_id),
-    created_at: pyIsoUtc(Number.isNaN(started.getTime()) ? new Date(0) : started),
-    pid: meta.pid ?? 0,
-  };
-}
-
-/** Renders an ApiError from a DO in the terminal routes' shape. */
-async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
-  try {
-    return await call();
-  } catch (error) {
-    if (!(error instanceof ApiError)) throw error;
-    if (error.status === 404) return sessionNotFound();
-    return terminalError(error.status, error.code, error.message);
-  }
+/** `{name}` → itty's `:name`; a trailing `{path}` (spanning slashes) → `*`. */
+function ittyPath(path: string): string {
+  return path.replace(/\/\{path\}$/, "/*").replace(/\{(\w+)\}/g, ":$1");
 }
 
 /** A human line about the host for the OpenAPI description, as the reference appends one. */
@@ -129,6 +111,9 @@ async function systemInfo(env: Env, serverId: string): Promise<string | undefine
 /** The Open Terminal family's routes, on both mounts. */
 export function openTerminalApi(): ApiFamily {
   const api = new ApiFamily("Open Terminal API", OpenTerminalError, MOUNTS);
+  // This family answers CORS (cors.ts): a page of another origin authenticates with its bearer
+  // token, so the session cookie never acts cross-origin here, whatever the method.
+  api.defaults = { cookieSameOrigin: "always" };
 
   // --- discovery (no auth) ---------------------------------------------------------------------
 
@@ -141,6 +126,49 @@ export function openTerminalApi(): ApiFamily {
     const serverUrl = new URL(request.url).origin + base;
     return Response.json(openApiDocument({ serverUrl, ...(info ? { systemInfo: info } : {}) }));
   });
+  api.route("GET", "/docs", "public", (request) => {
+    const html =
+      `<!doctype html><html><head><meta charset="utf-8"><title>Open Terminal API</title>` +
+      `<link rel="stylesheet" href="/docs-assets/swagger-ui.css"></head>` +
+      `<body data-openapi="${attr(`${request.scope.base}/openapi.json`)}"><div id="swagger-ui"></div>` +
+      `<script src="/docs-assets/swagger-ui-bundle.js"></script><script src="/docs-assets/docs-init.js"></script></body></html>`;
+    return new Response(html, {
+      headers: {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+      },
+    });
+  });
+
+  // --- files, ports, proxy, system: answered by the agent through the HTTP tunnel --------------
+
+  const tunnelled = async (request: RouteRequest, env: Env): Promise<Response> => {
+    const url = new URL(request.url);
+    const path = familyPath(request);
+    const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
+    const response = await hostStub(env, request.scope.serverId).fetch(tunnelRequest(request, call));
+    if (response.status === 101) return response; // a proxied WebSocket
+    // Files and proxied pages are shown on this origin: without script access to it (no cookies,
+    // no same-origin calls), since their content is whatever is on the host.
+    if (/^\/(files\/(view|serve\/)|proxy\/)/.test(path) || (path === "/files/read" && !/json/.test(response.headers.get("Content-Type") ?? ""))) {
+      const out = new Response(response.body, response);
+      out.headers.set("Content-Security-Policy", "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads");
+      out.headers.set("X-Content-Type-Options", "nosniff");
+      return out;
+    }
+    return response;
+  };
+  // One route per entry of the route list; a method the list does not name falls to 405/404 below.
+  for (const route of OPEN_TERMINAL_ROUTES) {
+    if (route.carrier !== "tunnel") continue;
+    const proxy = route.path.startsWith("/proxy/");
+    const method: Method = route.method === "ANY" ? "ALL" : route.method;
+    const access: Access = route.method === "GET" && !proxy ? "read" : "write";
+    const json = route.method === "POST" && !NON_JSON_TUNNEL_ROUTES.has(route.path);
+    api.route(method, ittyPath(route.path), access, tunnelled, { json });
+    // A proxied app's root: `/proxy/{port}` and `/proxy/{port}/`.
+    if (proxy) api.route(method, "/proxy/:port", access, tunnelled);
+  }
 
   // --- execute ---------------------------------------------------------------------------------
 
@@ -155,7 +183,7 @@ export function openTerminalApi(): ApiFamily {
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return hostStub(env, request.scope.serverId).fetch(execRequest(await execScope(request), parsed.value));
+    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request)));
   };
   api.route("POST", "/execute", "write", execute, { json: true });
   api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
@@ -164,58 +192,20 @@ export function openTerminalApi(): ApiFamily {
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
-  api.route("POST", "/api/terminals", "write", async (request, env) => {
-    const { serverId } = request.scope;
-    const stub = hostStub(env, serverId);
-    if (!(await stub.status()).online) {
-      return terminalError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
-    }
-    const ephemeral = (await stub.sessionMetas()).filter((m) => m.ephemeral && m.terminal_id >= EPHEMERAL_ID_MIN).length;
-    if (ephemeral >= OPEN_TERMINAL_MAX_SESSIONS) {
-      return terminalError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`);
-    }
-    // Ephemeral: a free id, and removal once it has sat without clients for the ephemeral idle time.
-    const params = parseCreateParams({ ephemeral: true }, 0);
-    const created = await terminalCall(async () => unwrap(await stub.createSession(params)));
-    if (created instanceof Response) return created;
-    return Response.json(terminalInfo(created.meta));
-  });
-
-  api.route("GET", "/api/terminals", "read", async (request, env) => {
-    return Response.json((await hostStub(env, request.scope.serverId).sessionMetas()).map(terminalInfo));
-  });
-
-  // The WebSocket authenticates by its first message, in the session's TerminalDO. It goes there
-  // whether or not the session exists (ids that are not terminal ids go to one object that has
-  // no session), so before auth every id looks alike. Not an upgrade: the next route.
-  api.route("GET", "/api/terminals/:session_id", "public", (request, env) => {
-    if (!isWebSocketUpgrade(request)) return undefined;
-    const id = sessionId(request.params["session_id"]) ?? NO_SESSION_TERMINAL_ID;
-    return terminalStub(env, request.scope.serverId, id).fetch(new Request("https://terminal/raw", { headers: request.headers }));
-  });
-
-  api.route("GET", "/api/terminals/:session_id", "read", async (request, env) => {
-    const id = sessionId(request.params["session_id"]);
-    const meta = id === null ? undefined : (await hostStub(env, request.scope.serverId).sessionMetas()).find((m) => m.terminal_id === id);
-    return meta ? Response.json(terminalInfo(meta)) : sessionNotFound();
-  });
-
-  api.route("DELETE", "/api/terminals/:session_id", "write", async (request, env) => {
-    const id = sessionId(request.params["session_id"]);
-    if (id === null) return sessionNotFound();
-    const deleted = await terminalCall(async () => unwrap(await hostStub(env, request.scope.serverId).deleteSession(id, "deleted via /api/terminals")));
-    if (deleted instanceof Response) return deleted;
-    return Response.json({ status: "deleted" });
-  });
+  openTerminalTerminals(api, callerScope);
 
   // --- what no route above took ----------------------------------------------------------------
 
   // Under a server's prefix: the server must exist (else the terminals family's 404), then
-  // FastAPI's 404. At the top level, this family owns /api/* and /files/*; other paths are the
-  // web app's (index.ts).
-  const notFound = () => noRoute(404);
+  // FastAPI's 404 (405 for a tunnelled path asked with another method). At the top level, this
+  // family owns /api/*, /files/*, /ports, /proxy/*, /system and /info; other paths are the web
+  // app's (index.ts).
+  const notFound = (request: RouteRequest) => {
+    const path = familyPath(request);
+    const known = OPEN_TERMINAL_ROUTES.some((r) => r.carrier === "tunnel" && r.path === path);
+    return noRoute(known ? 405 : 404);
+  };
   api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
-  api.route("ALL", "/api/*", "write", notFound, { mounts: ["root"] });
-  api.route("ALL", "/files/*", "write", notFound, { mounts: ["root"] });
+  for (const path of ["/api/*", "/files/*", "/ports", "/proxy/*", "/system", "/info", "/docs"]) api.route("ALL", path, "write", notFound, { mounts: ["root"] });
   return api;
 }

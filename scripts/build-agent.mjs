@@ -3,7 +3,8 @@
 // agent, its links and the install/uninstall commands) plus the shell-integration scripts and a
 // package.json whose only dependency is node-pty, the one native part. Screenshots need
 // @napi-rs/canvas and two font packages; they are optional dependencies (without them the
-// screenshot API answers 501 and everything else works).
+// screenshot API answers 501 and everything else works). officeparser (text out of PDF and Office
+// documents for the Open Terminal `read_file`) is optional too: without it such files answer 415.
 //
 //   node scripts/build-agent.mjs [--outdir dist/agent] [--pack]
 //
@@ -28,7 +29,7 @@ const version = /export const AGENT_VERSION = "([^"]+)"/.exec(agentSource)?.[1];
 if (!version) throw new Error("AGENT_VERSION not found in worker/agent/agent.ts");
 
 const native = ["node-pty"];
-const optional = ["@napi-rs/canvas", "dejavu-fonts-ttf", "@fontsource/unifontex"];
+const optional = ["@napi-rs/canvas", "dejavu-fonts-ttf", "@fontsource/unifontex", "officeparser"];
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });

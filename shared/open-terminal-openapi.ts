@@ -2,15 +2,16 @@
  * The OpenAPI 3.1 document served at `/openapi.json` for the Open Terminal family, in the shape
  * FastAPI generates for the reference (components, `HTTPBearer`, 422 `HTTPValidationError`).
  *
- * Open WebUI turns every operation that has an `operationId` into a tool for the model. The
- * reference hides /health, /api/config and /api/terminals from its schema; edgetty lists them
- * (so the document describes every route it serves) but without an `operationId`, so the model
- * still sees exactly the reference's execute tools.
- *
- * Values from open-terminal.ts are used only inside the function (that module re-exports this
- * one, so nothing here may touch them while the modules load).
+ * Open WebUI turns every operation that has an `operationId` into a tool for the model, so the
+ * document lists exactly the reference's model tools with the same ids and parameters:
+ * list_files, read_file, display_file, write_file, replace_file_content, grep_search,
+ * glob_search, list_processes, run_command, get_process_status, send_process_input,
+ * kill_process (and get_info when an info text is configured). The routes the UI uses (file
+ * browser, terminals, ports, proxy…) stay out of it, as in the reference. Seed 004's `stream`
+ * and `timeout` work but are not offered: a model that set them would get seed 004's answers.
  */
-import { DEFAULT_EXEC_TIMEOUT_SECONDS, EXECUTE_WAIT_MAX_SECONDS, NDJSON_CONTENT_TYPE } from "./open-terminal.ts";
+import { EXECUTE_WAIT_MAX_SECONDS } from "./open-terminal-execute.ts";
+import { GREP_MAX_RESULTS_LIMIT, SEARCH_DEFAULT_RESULTS } from "./open-terminal-files.ts";
 
 export interface OpenApiOptions {
   /** Absolute URL the document's operations are relative to (e.g. `https://edge/api/v1/terminals/web1`). */
@@ -19,8 +20,10 @@ export interface OpenApiOptions {
   version?: string;
   /** Facts about the host (OS, shell, user), appended to `run_command`'s description as the reference does. */
   systemInfo?: string;
-  /** Operations served beside this family (e.g. the file API), merged into `paths`. */
-  extraPaths?: Record<string, Record<string, unknown>>;
+  /** Extra text for `run_command`'s description (the reference's OPEN_TERMINAL_EXECUTE_DESCRIPTION). */
+  executeDescription?: string;
+  /** Set when `/info` answers (an info text is configured): adds the `get_info` tool. */
+  info?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -28,176 +31,172 @@ type Json = Record<string, unknown>;
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const nullable = (schema: Json): Json => ({ anyOf: [schema, { type: "null" }] });
 const json = (schema: Json): Json => ({ "application/json": { schema } });
+const str = { type: "string" };
 
 function param(name: string, where: "query" | "path", schema: Json, description: string, required = false): Json {
   return { name, in: where, required: where === "path" || required, schema: { title: name, ...schema }, description };
 }
 
-/** The OpenAPI 3.1 document for the Open Terminal routes edgetty serves. */
+function obj(title: string, properties: Json, required: string[]): Json {
+  return { title, type: "object", properties, required };
+}
+
+/** The OpenAPI 3.1 document for the Open Terminal model tools edgetty serves. */
 export function openApiDocument(opts: OpenApiOptions = {}): Json {
   const waitMax = EXECUTE_WAIT_MAX_SECONDS;
   const bearer = [{ HTTPBearer: [] }];
-  const ok = (schema: Json, description = "Successful Response"): Json => ({ description, content: json(schema) });
+  const ok = (schema: Json): Json => ({ description: "Successful Response", content: json(schema) });
   const invalid = { description: "Validation Error", content: json(ref("HTTPValidationError")) };
-  const unauthorized = { description: "Invalid or missing API key.", content: json(ref("ErrorDetail")) };
-  const notFound = { description: "Process not found.", content: json(ref("ErrorDetail")) };
-  const processId = param("process_id", "path", { type: "string" }, "Process id from run_command.");
-  const sessionId = param("session_id", "path", { type: "string" }, "Terminal session id.");
-  const tail = param("tail", "query", nullable({ type: "integer", minimum: 1 }), "Return only the last N output entries. Useful to limit response size when only recent output matters.");
-  const terminalNotFound = { description: "Session not found.", content: json(ref("TerminalError")) };
+  const err = (description: string): Json => ({ description, content: json(ref("ErrorDetail")) });
+  const op = (operationId: string, summary: string, description: string, parameters: Json[], responses: Json, body?: string): Json => ({
+    operationId,
+    summary,
+    description,
+    security: bearer,
+    ...(parameters.length ? { parameters } : {}),
+    ...(body ? { requestBody: { required: true, content: json(ref(body)) } } : {}),
+    responses: { ...responses, "401": err("Invalid or missing API key."), "422": invalid },
+  });
+  const processId = param("process_id", "path", str, "Process id from run_command.");
+  const wait = (what: string) => param("wait", "query", nullable({ type: "number", minimum: 0, maximum: waitMax }), `Seconds (0-${waitMax}) to wait for the process to finish before ${what}. Returns early when it ends. Omit to return at once.`);
+  const tail = param("tail", "query", nullable({ type: "integer", minimum: 1 }), "Return only the last N output entries.");
+  const maxResults = param("max_results", "query", { type: "integer", minimum: 1, maximum: GREP_MAX_RESULTS_LIMIT, default: SEARCH_DEFAULT_RESULTS }, "Most matches to return.");
+  const searchPath = (what: string) => param("path", "query", { type: "string", default: "." }, `${what} (relative paths resolve against the working directory).`);
 
   const runDescription =
-    "Run a shell command (/bin/sh -c) and return its id, status and output. " +
-    `With \`wait\` (0-${waitMax} s) the command runs in the background: the call returns when it finishes or \`wait\` runs out, ` +
-    "and get_process_status fetches more. With `stream=true` output streams as NDJSON lines " +
-    '({"type": "stdout"|"stderr"|"exit", "data": ...}). With neither, the command runs synchronously and is killed ' +
-    `after \`timeout\` seconds (default ${DEFAULT_EXEC_TIMEOUT_SECONDS}; exit_code -1).` +
+    "Run a shell command (/bin/sh -c) in the background on a terminal (stdout and stderr merged) and return its id, status and output so far. " +
+    "Without `wait` it returns at once with status running; use get_process_status to follow it, send_process_input to answer prompts and kill_process to stop it. " +
+    "The full output is also written to the JSONL file at log_path." +
+    (opts.executeDescription ? `\n\n${opts.executeDescription}` : "") +
     (opts.systemInfo ? `\n\n${opts.systemInfo}` : "");
 
   const paths: Json = {
-    "/health": {
-      get: { summary: "Health check", description: "Returns service status. No authentication required.", security: [], responses: { "200": ok(ref("Health")) } },
+    "/files/list": {
+      get: op("list_files", "List directory contents", "List the entries of a directory (name, type, size, modified time).", [param("directory", "query", { type: "string", default: "." }, "Directory to list.")], { "200": ok(ref("ListResult")), "404": err("Directory not found.") }),
     },
-    "/api/config": {
-      get: { summary: "Server features", description: "Feature flags for client-side discovery. No authentication required.", security: [], responses: { "200": ok(ref("ApiConfig")) } },
+    "/files/read": {
+      get: op(
+        "read_file",
+        "Read a file",
+        "Read a text file, optionally a range of lines. Documents (PDF, Word, Excel, PowerPoint, OpenDocument, RTF, EPUB) are returned as extracted text; images as raw bytes.",
+        [param("path", "query", str, "File to read.", true), param("start_line", "query", nullable({ type: "integer", minimum: 1 }), "First line to return (1-based)."), param("end_line", "query", nullable({ type: "integer", minimum: 1 }), "Last line to return (inclusive).")],
+        { "200": ok(ref("ReadResult")), "404": err("File not found."), "415": err("Unsupported binary file type.") },
+      ),
+    },
+    "/files/display": {
+      get: op("display_file", "Show a file to the user", "Ask the user's client to display a file (an image, a page, a document). Returns whether it exists.", [param("path", "query", str, "File to display.", true)], { "200": ok(ref("DisplayResult")) }),
+    },
+    "/files/write": {
+      post: op("write_file", "Write a file", "Create or overwrite a text file; parent directories are created.", [], { "200": ok(ref("WriteResult")), "400": err("The path cannot be written.") }, "WriteRequest"),
+    },
+    "/files/replace": {
+      post: op(
+        "replace_file_content",
+        "Replace text in a file",
+        "Apply exact-text replacements to a file, in order. Each target must occur once unless allow_multiple is true; start_line/end_line limit where it is looked for.",
+        [],
+        { "200": ok(ref("WriteResult")), "400": err("A target was not found or occurs more than once."), "404": err("File not found.") },
+        "ReplaceRequest",
+      ),
+    },
+    "/files/grep": {
+      get: op(
+        "grep_search",
+        "Search file contents",
+        "Search files under a path for a regular expression (or a literal string). Binary files are skipped.",
+        [
+          param("query", "query", str, "Regular expression or literal text.", true),
+          searchPath("File or directory to search"),
+          param("regex", "query", { type: "boolean", default: true }, "Treat query as a regular expression."),
+          param("case_insensitive", "query", { type: "boolean", default: false }, "Ignore case."),
+          param("include", "query", nullable({ type: "array", items: str }), "Only files matching these glob patterns (e.g. *.py)."),
+          param("match_per_line", "query", { type: "boolean", default: true }, "Return each matching line; false returns matching files only."),
+          maxResults,
+        ],
+        { "200": ok(ref("GrepResult")), "400": err("Invalid regex."), "404": err("Search path not found.") },
+      ),
+    },
+    "/files/glob": {
+      get: op(
+        "glob_search",
+        "Find files by name",
+        "Find files and directories whose path matches a glob pattern (e.g. **/*.ts).",
+        [
+          param("pattern", "query", str, "Glob pattern.", true),
+          searchPath("Directory to search"),
+          param("exclude", "query", nullable({ type: "array", items: str }), "Glob patterns to leave out."),
+          param("type", "query", { type: "string", enum: ["file", "directory", "any"], default: "any" }, "Kind of entries to return."),
+          maxResults,
+        ],
+        { "200": ok(ref("GlobResult")), "404": err("Search directory not found.") },
+      ),
     },
     "/execute": {
-      get: {
-        operationId: "list_processes",
-        summary: "List running commands",
-        description: "Returns tracked processes, including running, done, and killed.",
-        security: bearer,
-        responses: { "200": ok({ type: "array", items: ref("ProcessSummary") }), "401": unauthorized },
-      },
-      post: {
-        operationId: "run_command",
-        summary: "Execute a command",
-        description: runDescription,
-        security: bearer,
-        parameters: [
-          param("stream", "query", { type: "boolean", default: false }, "Stream output as JSONL (application/x-ndjson) instead of waiting for completion."),
-          param("wait", "query", nullable({ type: "number", minimum: 0, maximum: waitMax }), "Seconds to wait for the command to finish before returning. If the command completes in time, output is included inline. Null to return immediately."),
-          tail,
-        ],
-        requestBody: { required: true, content: json(ref("ExecRequest")) },
-        responses: {
-          "200": {
-            description: "The process (background mode), the finished run (synchronous mode), or an NDJSON stream.",
-            content: { ...json({ anyOf: [ref("ProcessView"), ref("SyncExecResult")] }), [NDJSON_CONTENT_TYPE]: { schema: ref("StreamEvent") } },
-          },
-          "400": { description: "Working directory not found or the command could not start.", content: json(ref("ErrorDetail")) },
-          "401": unauthorized,
-          "422": invalid,
-          "429": { description: "Too many running processes.", content: json(ref("ErrorDetail")) },
-        },
-      },
+      get: op("list_processes", "List commands", "Returns tracked processes: running, done and killed.", [], { "200": ok({ type: "array", items: ref("ProcessSummary") }) }),
+      post: op("run_command", "Run a command", runDescription, [wait("returning"), tail], { "200": ok(ref("ProcessView")), "400": err("Working directory not found or the command could not start.") }, "ExecRequest"),
     },
     "/execute/{process_id}/status": {
-      get: {
-        operationId: "get_process_status",
-        summary: "Get command status and output",
-        description: "Returns new output since the given offset, process status, and exit code. Reads do not consume output; each reader keeps its own offset.",
-        security: bearer,
-        parameters: [
-          processId,
-          param("wait", "query", nullable({ type: "number", minimum: 0, maximum: waitMax }), "Seconds to wait for the process to finish before returning. Returns early if the process exits. Null to return immediately."),
-          param("offset", "query", { type: "integer", minimum: 0, default: 0 }, "Number of output entries to skip. Use next_offset from the previous response to get only new output."),
-          tail,
-        ],
-        responses: { "200": ok(ref("ProcessView")), "401": unauthorized, "404": notFound, "422": invalid },
-      },
+      get: op(
+        "get_process_status",
+        "Get command status and output",
+        "Returns output since `offset`, the status and the exit code. Pass next_offset back as offset to get only new output.",
+        [processId, wait("answering"), param("offset", "query", { type: "integer", minimum: 0, default: 0 }, "Output entries to skip."), tail],
+        { "200": ok(ref("ProcessView")), "404": err("Process not found.") },
+      ),
     },
     "/execute/{process_id}/input": {
-      post: {
-        operationId: "send_process_input",
-        summary: "Send input to a running command",
-        description: "Write text to the process's stdin. Include newline characters as needed.",
-        security: bearer,
-        parameters: [processId],
-        requestBody: { required: true, content: json(ref("InputRequest")) },
-        responses: {
-          "200": ok(ref("StatusOk")),
-          "400": { description: "Process has already exited or stdin is closed.", content: json(ref("ErrorDetail")) },
-          "401": unauthorized,
-          "404": notFound,
-          "422": invalid,
-        },
-      },
+      post: op("send_process_input", "Send input to a command", "Write text to the command's terminal. Include \\n to press Enter; escapes like \\x03 (Ctrl-C) are decoded.", [processId], { "200": ok(ref("StatusOk")), "400": err("Process has already exited."), "404": err("Process not found.") }, "InputRequest"),
     },
     "/execute/{process_id}": {
-      delete: {
-        operationId: "kill_process",
-        summary: "Kill a running command",
-        description: "Terminate the process. Sends SIGTERM by default for graceful shutdown. Use force=true to send SIGKILL.",
-        security: bearer,
-        parameters: [processId, param("force", "query", { type: "boolean", default: false }, "Send SIGKILL instead of SIGTERM.")],
-        responses: { "200": ok(ref("KillResult")), "401": unauthorized, "404": notFound, "422": invalid },
-      },
+      delete: op("kill_process", "Kill a command", "Terminate the command and everything it started (SIGTERM; force=true sends SIGKILL). The process is then forgotten.", [processId, param("force", "query", { type: "boolean", default: false }, "Send SIGKILL instead of SIGTERM.")], { "200": ok(ref("KillResult")), "404": err("Process not found.") }),
     },
-    "/api/terminals": {
-      post: {
-        summary: "Create a terminal session",
-        description: "Starts an interactive shell (PTY) and returns its id; attach with a WebSocket to /api/terminals/{session_id}.",
-        security: bearer,
-        responses: { "200": ok(ref("TerminalInfo")), "401": unauthorized, "429": { description: "Too many terminal sessions.", content: json(ref("TerminalError")) } },
-      },
-      get: { summary: "List terminal sessions", security: bearer, responses: { "200": ok({ type: "array", items: ref("TerminalInfo") }), "401": unauthorized } },
-    },
-    "/api/terminals/{session_id}": {
-      get: {
-        summary: "Get a terminal session",
-        description:
-          "Returns the session. The same path accepts a WebSocket: send {\"type\": \"auth\", \"token\": \"<api key>\"} first, " +
-          'then keystrokes as binary frames; text frames {"type": "resize", "cols": N, "rows": N} resize. Output arrives as binary frames.',
-        security: bearer,
-        parameters: [sessionId],
-        responses: { "200": ok(ref("TerminalInfo")), "401": unauthorized, "404": terminalNotFound },
-      },
-      delete: {
-        summary: "Kill a terminal session",
-        security: bearer,
-        parameters: [sessionId],
-        responses: { "200": ok({ type: "object", properties: { status: { const: "deleted" } }, required: ["status"] }), "401": unauthorized, "404": terminalNotFound },
-      },
-    },
-    ...opts.extraPaths,
   };
+  if (opts.info) {
+    paths["/info"] = { get: op("get_info", "About this system", "Information about this terminal server provided by its operator.", [], { "200": ok(obj("InfoResult", { info: str }, ["info"])) }) };
+  }
 
-  const str = { type: "string" };
   const exitCode = nullable({ type: "integer" });
-  const summaryProps = { id: str, command: str, status: { type: "string", enum: ["running", "done", "killed"] }, exit_code: exitCode };
-  const viewProps = { ...summaryProps, output: { type: "array", items: ref("OutputEntry") }, truncated: { type: "boolean" }, next_offset: { type: "integer" } };
-  const obj = (title: string, properties: Json, required: string[]): Json => ({ title, type: "object", properties, required });
+  const status = { type: "string", enum: ["running", "done", "killed"] };
+  const summaryProps = { id: str, command: str, status, exit_code: exitCode, log_path: str };
+  const entry = { type: "object", properties: { name: str, type: { type: "string", enum: ["file", "directory"] }, size: { type: "integer" }, modified: { type: "number" } } };
 
   const schemas: Json = {
     ExecRequest: obj(
       "ExecRequest",
       {
-        command: { ...str, title: "Command", description: "Shell command to execute. Supports chaining (&&, ||, ;), pipes (|), and redirections.", examples: ["echo hello", "ls -la && whoami"] },
-        cwd: { ...nullable(str), title: "Cwd", description: "Working directory for the command. Defaults to the agent's home directory if not set." },
-        env: { ...nullable({ type: "object", additionalProperties: str }), title: "Env", description: "Extra environment variables merged into the subprocess environment." },
-        timeout: { ...nullable({ type: "number", minimum: 0 }), title: "Timeout", default: DEFAULT_EXEC_TIMEOUT_SECONDS, description: "Synchronous and streaming modes: max execution time in seconds. Process is killed if exceeded (exit_code: -1). Null to disable." },
+        command: { ...str, title: "Command", description: "Shell command. Supports chaining (&&, ||, ;), pipes and redirections.", examples: ["echo hello", "ls -la && whoami"] },
+        cwd: { ...nullable(str), title: "Cwd", description: "Working directory; defaults to the session's working directory or home." },
+        env: { ...nullable({ type: "object", additionalProperties: str }), title: "Env", description: "Extra environment variables." },
       },
       ["command"],
     ),
-    InputRequest: obj("InputRequest", { input: { ...str, title: "Input", description: "Text to send to the process's stdin. Include newline characters as needed." } }, ["input"]),
-    OutputEntry: obj("OutputEntry", { type: { type: "string", enum: ["stdout", "stderr"] }, data: str }, ["type", "data"]),
-    ProcessSummary: obj("ProcessSummary", summaryProps, ["id", "command", "status", "exit_code"]),
-    ProcessView: obj("ProcessView", viewProps, ["id", "command", "status", "exit_code", "output", "truncated", "next_offset"]),
-    SyncExecResult: obj("SyncExecResult", { ...viewProps, exit_code: { type: "integer", description: "0 = success, non-zero = error, -1 = timeout." }, stdout: str, stderr: str }, ["exit_code", "stdout", "stderr"]),
-    StreamEvent: obj("StreamEvent", { type: { type: "string", enum: ["stdout", "stderr", "exit"] }, data: { anyOf: [str, { type: "integer" }] } }, ["type", "data"]),
+    InputRequest: obj("InputRequest", { input: { ...str, title: "Input", description: "Text to send. Include \\n to press Enter." } }, ["input"]),
+    OutputEntry: obj("OutputEntry", { type: { type: "string", enum: ["output", "stdout", "stderr"] }, data: str }, ["type", "data"]),
+    ProcessSummary: obj("ProcessSummary", summaryProps, ["id", "command", "status", "exit_code", "log_path"]),
+    ProcessView: obj("ProcessView", { ...summaryProps, output: { type: "array", items: ref("OutputEntry") }, truncated: { type: "boolean" }, next_offset: { type: "integer" } }, ["id", "command", "status", "exit_code", "output", "truncated", "next_offset", "log_path"]),
     StatusOk: obj("StatusOk", { status: { const: "ok" } }, ["status"]),
     KillResult: obj("KillResult", { status: { const: "killed" } }, ["status"]),
-    Health: obj("Health", { status: { const: "ok" } }, ["status"]),
-    ApiConfig: obj("ApiConfig", { features: obj("Features", { terminal: { type: "boolean" }, notebooks: { type: "boolean" }, system: { type: "boolean" } }, ["terminal", "notebooks", "system"]) }, ["features"]),
-    TerminalInfo: obj("TerminalInfo", { id: str, created_at: { type: "string", format: "date-time" }, pid: { type: "integer" } }, ["id", "created_at", "pid"]),
-    TerminalError: obj("TerminalError", { error: str }, ["error"]),
-    ErrorDetail: obj("ErrorDetail", { detail: str, code: str }, ["detail"]),
-    ValidationError: obj(
-      "ValidationError",
-      { loc: { type: "array", items: { anyOf: [str, { type: "integer" }] } }, msg: str, type: str, input: {}, ctx: { type: "object" } },
-      ["loc", "msg", "type"],
+    ListResult: obj("ListResult", { dir: str, entries: { type: "array", items: entry } }, ["dir", "entries"]),
+    ReadResult: obj("ReadResult", { path: str, total_lines: { type: "integer" }, content: str }, ["path", "total_lines", "content"]),
+    DisplayResult: obj("DisplayResult", { path: str, exists: { type: "boolean" } }, ["path", "exists"]),
+    WriteRequest: obj("WriteRequest", { path: { ...str, description: "File to write." }, content: { ...str, description: "The whole new content." } }, ["path", "content"]),
+    WriteResult: obj("WriteResult", { path: str, size: { type: "integer" } }, ["path", "size"]),
+    Replacement: obj(
+      "Replacement",
+      {
+        target: { ...str, description: "Exact text to replace." },
+        replacement: { ...str, description: "Text to put in its place." },
+        start_line: { ...nullable({ type: "integer", minimum: 1 }), description: "Only look from this line (1-based)." },
+        end_line: { ...nullable({ type: "integer", minimum: 1 }), description: "Only look up to this line (inclusive)." },
+        allow_multiple: { type: "boolean", default: false, description: "Replace every occurrence instead of requiring exactly one." },
+      },
+      ["target", "replacement"],
     ),
+    ReplaceRequest: obj("ReplaceRequest", { path: { ...str, description: "File to edit." }, replacements: { type: "array", items: ref("Replacement") } }, ["path", "replacements"]),
+    GrepResult: obj("GrepResult", { query: str, path: str, matches: { type: "array", items: { type: "object", properties: { file: str, line: { type: "integer" }, content: str } } }, truncated: { type: "boolean" } }, ["query", "path", "matches", "truncated"]),
+    GlobResult: obj("GlobResult", { pattern: str, path: str, matches: { type: "array", items: { type: "object", properties: { path: str, type: str, size: { type: "integer" }, modified: { type: "number" } } } }, truncated: { type: "boolean" } }, ["pattern", "path", "matches", "truncated"]),
+    ErrorDetail: obj("ErrorDetail", { detail: str, code: str }, ["detail"]),
+    ValidationError: obj("ValidationError", { loc: { type: "array", items: { anyOf: [str, { type: "integer" }] } }, msg: str, type: str, input: {}, ctx: { type: "object" } }, ["loc", "msg", "type"]),
     HTTPValidationError: obj("HTTPValidationError", { detail: { type: "array", items: ref("ValidationError") }, code: str }, []),
   };
 

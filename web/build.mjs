@@ -24,6 +24,18 @@ async function writeAtomic(path, data) {
 }
 
 /**
+ * The Open Terminal API explorer (`/docs`): Swagger UI's bundle and stylesheet from the
+ * swagger-ui-dist package (no CDN), and the small script that starts it (web/docs-init.js).
+ */
+async function copyDocsAssets() {
+  const from = join(repoDir, "node_modules", "swagger-ui-dist");
+  const to = join(outDir, "docs-assets");
+  await mkdir(to, { recursive: true });
+  for (const name of ["swagger-ui-bundle.js", "swagger-ui.css"]) await writeAtomic(join(to, name), await readFile(join(from, name)));
+  await writeAtomic(join(to, "docs-init.js"), await readFile(join(webDir, "docs-init.js")));
+}
+
+/**
  * Writes a finished build into dist/web: every file atomically, then index.html naming the hashed
  * JS and CSS, then removes files from older builds. Builds running at once (parallel test stacks)
  * never leave the folder empty or half-written for a server reading it.
@@ -38,7 +50,8 @@ const writeOutput = {
       const [jsPath, output] = entry;
       if (!output.cssBundle) throw new Error("build produced no CSS bundle for src/main.ts");
       await mkdir(outDir, { recursive: true });
-      const keep = new Set(["index.html"]);
+      const keep = new Set(["index.html", "docs-assets"]);
+      await copyDocsAssets();
       for (const file of result.outputFiles) {
         keep.add(basename(file.path));
         await writeAtomic(join(outDir, basename(file.path)), file.contents);

@@ -9,7 +9,8 @@
  *                   exited  {terminal_id, exit}         a session's process ended
  *
  * The exec relay's messages (`exec.*`, exec.ts) ride the same socket and share its request ids,
- * so each side keeps one correlator (correlator.ts). Every frame is checked against its schema;
+ * so each side keeps one correlator (correlator.ts). The HTTP tunnel's `tun.*` messages and its
+ * binary body frames (tunnel.ts) ride it too, numbered by their own `rid`s. Every frame is checked against its schema;
  * a refused frame throws LinkDecodeError, carrying the request id when one could be read so the
  * request can still be answered.
  *
@@ -23,6 +24,7 @@ import { DESKTOP_ENVS, PID_MAX, SOCKS5_CREDENTIAL_MAX_BYTES, SSH_KEY_MAX_CHARS, 
 import { ExitInfoSchema, int, MESSAGE_MAX_CHARS, PATH_MAX_CHARS, SHORT_TEXT_MAX_CHARS, text, type ExitInfo } from "./client.ts";
 import { decodeWith, idOf, LinkDecodeError, parseJson, RequestId } from "./codec.ts";
 import { ExecAgentMsgSchema, ExecEdgeMsgSchema, isExecMessage, type ExecAgentMsg, type ExecEdgeMsg } from "./exec.ts";
+import { decodeTunnelAgent, decodeTunnelEdge, isTunnelMessage, type TunnelAgentMsg, type TunnelEdgeMsg } from "./tunnel.ts";
 import { LiveSessionSchema, SessionMetaSchema, type LiveSession } from "./session.ts";
 
 export { LiveSessionSchema, SessionMetaSchema, type LiveSession, type SessionMeta } from "./session.ts";
@@ -179,7 +181,7 @@ export interface HostFacts {
 export type ControlRequest = { [K in ControlOp]: { t: "req"; id: number; op: K; params: ControlOps[K]["params"] } }[ControlOp];
 
 /** HostDO → agent. */
-export type HostToAgent = ControlRequest | ExecEdgeMsg;
+export type HostToAgent = ControlRequest | ExecEdgeMsg | TunnelEdgeMsg;
 
 const AgentToHostSchema = v.variant("t", [
   // `agent` is cut down to known, bounded fields by the HostDO (edge/agent-facts.ts), which keeps
@@ -198,7 +200,8 @@ export type AgentToHost =
   | { t: "reply"; id: number; ok: true; result: unknown }
   | { t: "reply"; id: number; ok: false; error: ApiErrorBody }
   | { t: "exited"; terminal_id: number; exit: ExitInfo }
-  | ExecAgentMsg;
+  | ExecAgentMsg
+  | TunnelAgentMsg;
 
 /** What the agent sends; encoders exist so both ends build frames the same way. */
 export type AgentToHostOut =
@@ -206,7 +209,8 @@ export type AgentToHostOut =
   | { t: "reply"; id: number; ok: true; result: unknown }
   | { t: "reply"; id: number; ok: false; error: ApiErrorBody }
   | { t: "exited"; terminal_id: number; exit: ExitInfo }
-  | ExecAgentMsg;
+  | ExecAgentMsg
+  | TunnelAgentMsg;
 
 /** Serializes one control frame (either direction). */
 export function encodeControl(msg: HostToAgent | AgentToHostOut): string {
@@ -227,6 +231,7 @@ export function decodeAgentToHost(text: string): AgentToHost {
   const value = envelope(text);
   const refused = { id: idOf(value), t: value.t };
   if (isExecMessage(value)) return decodeWith(ExecAgentMsgSchema, value, value.t, refused);
+  if (isTunnelMessage(value)) return decodeTunnelAgent(value);
   return decodeWith(AgentToHostSchema, value, value.t, refused) as AgentToHost;
 }
 
@@ -239,6 +244,7 @@ export function decodeHostToAgent(text: string): HostToAgent {
   const id = idOf(value);
   const refused = { id, t: value.t };
   if (isExecMessage(value)) return decodeWith(ExecEdgeMsgSchema, value, value.t, refused);
+  if (isTunnelMessage(value)) return decodeTunnelEdge(value);
   if (value.t !== "req") throw new LinkDecodeError(`unknown control frame type ${JSON.stringify(value.t).slice(0, 40)}`, refused);
   if (id === null) throw new LinkDecodeError("req has no valid id");
   const op = value.op;

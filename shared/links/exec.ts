@@ -15,8 +15,9 @@
  * away) kills a stream's process group and ends any wait early.
  *
  * `scope` partitions background processes: a process is visible only to requests with the same
- * scope (the reference keys them by the X-User-Id and X-Session-Id headers; the edge should also
- * fold in the authenticated principal).
+ * scope (the edge derives it from the authenticated principal and the `X-User-Id` header).
+ * `session` is the caller's `X-Session-Id`: relative `cwd`s resolve against that session's
+ * working directory (set with `POST /files/cwd`); absent = "".
  */
 import * as v from "valibot";
 import {
@@ -40,6 +41,8 @@ export const EXEC_STREAM_FRAME_BYTES = 32 * 1024; // 32 KiB
 export const EXEC_DATA_MAX_CHARS = 4 << 20; // 4 Mi characters
 /** Longest `scope`, in characters. */
 export const EXEC_SCOPE_MAX_CHARS = 1024;
+/** Longest `session` (the caller's `X-Session-Id`), in characters. */
+export const EXEC_SESSION_MAX_CHARS = 256;
 /** Extra time, past the call's own wait or timeout, before the edge gives up on an exec.res. */
 export const EXEC_REPLY_GRACE_MS = 15_000;
 
@@ -85,7 +88,13 @@ export const ExecOpSchema = v.variant("op", [
 
 /** Edge → agent. */
 export const ExecEdgeMsgSchema = v.variant("t", [
-  v.object({ t: v.literal("exec.req"), id: RequestId, scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)), op: ExecOpSchema }),
+  v.object({
+    t: v.literal("exec.req"),
+    id: RequestId,
+    scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)),
+    session: v.optional(v.pipe(v.string(), v.maxLength(EXEC_SESSION_MAX_CHARS)), ""),
+    op: ExecOpSchema,
+  }),
   v.object({ t: v.literal("exec.ack"), id: RequestId, bytes: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) }),
   v.object({ t: v.literal("exec.cancel"), id: RequestId }),
 ]);

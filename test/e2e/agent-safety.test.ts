@@ -120,7 +120,9 @@ describe("descriptors", () => {
     for (const [, target] of childFds) expect(target).not.toMatch(/ptmx|socket:|anon_inode/);
 
     for (const query of ["", "?stream=true", "?wait=10"]) {
-      const res = await stack.api(`/execute${query}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ command: "ls -l /proc/self/fd" }) });
+      // No query: seed 004's synchronous run, chosen by its `timeout`; ?wait=: the background model on a PTY.
+      const body0 = query === "" ? { command: "ls -l /proc/self/fd", timeout: 30 } : { command: "ls -l /proc/self/fd" };
+      const res = await stack.api(`/execute${query}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body0) });
       expect(res.status).toBe(200);
       const body = await res.text();
       const text = query === "?stream=true"
@@ -128,7 +130,7 @@ describe("descriptors", () => {
         : query === "?wait=10"
           ? (JSON.parse(body) as { output: { data: string }[] }).output.map((o) => o.data).join("")
           : (JSON.parse(body) as { stdout: string }).stdout;
-      // 0-2 are the command's own stdin and output pipes (socket pairs, as Node makes them).
+      // 0-2 are the command's own stdin and output (pipes or socket pairs, or its PTY).
       const fds = fdsOf(text);
       expect(fds.map(([fd]) => fd).sort(), `${query}: ${text}`).toEqual([0, 1, 2, 3]);
       expect(fds.find(([fd]) => fd === 3)?.[1]).toMatch(/^\/proc\/\d+\/fd$/);

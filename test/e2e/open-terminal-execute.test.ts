@@ -54,19 +54,24 @@ describe("health and auth", () => {
 
   it("serves /api/config without a key", async () => {
     const res = await fetch(`${stack.url}/api/config`);
-    expect(await res.json()).toEqual({ features: { terminal: true, notebooks: false, system: false } });
+    expect(await res.json()).toEqual({ features: { terminal: true, notebooks: false, system: true } });
   });
 });
 
-describe("POST /execute (synchronous)", () => {
-  it("runs a command and answers exit_code, stdout and stderr", async () => {
-    const res = await post("/execute", { command: "echo hello; echo oops >&2; exit 3" });
+describe("POST /execute with a timeout (seed 004's synchronous run)", () => {
+  it("answers seed 004's example exactly", async () => {
+    const res = await post("/execute", { command: "echo hello", timeout: 30 });
     expect(res.status).toBe(200);
-    expect(await json(res)).toMatchObject({ exit_code: 3, stdout: "hello\n", stderr: "oops\n", status: "done" });
+    expect(await res.text()).toBe('{"exit_code":0,"stdout":"hello\\n","stderr":""}');
+  });
+
+  it("runs a command on pipes and answers exit_code, stdout and stderr", async () => {
+    const res = await post("/execute", { command: "echo hello; echo oops >&2; test -t 1 || echo notty; exit 3", timeout: 30 });
+    expect(await json(res)).toEqual({ exit_code: 3, stdout: "hello\nnotty\n", stderr: "oops\n" });
   });
 
   it("honours cwd and env, on the per-server mount too", async () => {
-    const res = await post(`${PREFIX}/execute`, { command: 'pwd; echo "$GREETING"', cwd: "/tmp", env: { GREETING: "hi there" } });
+    const res = await post(`${PREFIX}/execute`, { command: 'pwd; echo "$GREETING"', cwd: "/tmp", env: { GREETING: "hi there" }, timeout: 30 });
     expect(await json(res)).toMatchObject({ exit_code: 0, stdout: "/tmp\nhi there\n" });
   });
 
@@ -175,44 +180,54 @@ describe("POST /execute?stream=true", () => {
   });
 });
 
-describe("the background model", () => {
-  it("runs with ?wait=, lists, reports status from an offset, and forgets nothing it should keep", async () => {
-    const res = await post("/execute?wait=5", { command: "echo one; echo two >&2" });
-    const done = await json<{ id: string; status: string; exit_code: number; output: unknown[]; truncated: boolean; next_offset: number }>(res);
-    expect(done).toMatchObject({ status: "done", exit_code: 0, truncated: false, next_offset: 2 });
-    expect(done.output).toEqual([
-      { type: "stdout", data: "one\n" },
-      { type: "stderr", data: "two\n" },
-    ]);
-    const list = await json<{ id: string }[]>(await stack.api("/execute"));
-    expect(list.map((p) => p.id)).toContain(done.id);
-    const status = await json(await stack.api(`/execute/${done.id}/status?offset=1`));
-    expect(status).toMatchObject({ id: done.id, output: [{ type: "stderr", data: "two\n" }], next_offset: 2 });
+describe("the background model (on a PTY)", () => {
+  type View = { id: string; status: string; exit_code: number | null; output: { type: string; data: string }[]; truncated: boolean; next_offset: number; log_path: string };
+  const text = (v: View) => v.output.map((o) => o.data).join("");
+
+  it("returns at once without wait, then status pages with offset", async () => {
+    const started = await json<View>(await post("/execute", { command: "sleep 0.3; echo one; echo two >&2; test -t 1 && echo tty" }));
+    expect(started).toMatchObject({ status: "running", exit_code: null, output: [], truncated: false, next_offset: 0 });
+    expect(started.log_path).toMatch(new RegExp(`${started.id}\\.jsonl$`));
+    const done = await json<View>(await stack.api(`/execute/${started.id}/status?wait=10`));
+    expect(done).toMatchObject({ status: "done", exit_code: 0, truncated: false });
+    expect(text(done)).toBe("one\r\ntwo\r\ntty\r\n");
+    expect(done.output.every((o) => o.type === "output")).toBe(true);
+    const list = await json<{ id: string; log_path: string }[]>(await stack.api("/execute"));
+    expect(list.find((p) => p.id === done.id)).toMatchObject({ status: "done", exit_code: 0, log_path: started.log_path });
+    const rest = await json<View>(await stack.api(`/execute/${done.id}/status?offset=${done.next_offset}`));
+    expect(rest).toMatchObject({ output: [], next_offset: done.next_offset });
+    const tail = await json<View>(await stack.api(`/execute/${done.id}/status?tail=1&offset=0&wait=null`));
+    expect(tail.output).toHaveLength(1);
   });
 
-  it("keeps processes apart by X-User-Id and X-Session-Id", async () => {
-    const res = await post("/execute?wait=0", { command: "true" }, { headers: { "Content-Type": "application/json", "X-User-Id": "u1" } });
+  it("keeps processes apart by X-User-Id, not by X-Session-Id", async () => {
+    const res = await post("/execute?wait=0", { command: "true" }, { headers: { "Content-Type": "application/json", "X-User-Id": "u1", "X-Session-Id": "chat-a" } });
     const { id } = await json<{ id: string }>(res);
     expect((await stack.api(`/execute/${id}/status`)).status).toBe(404);
+    expect((await stack.api(`/execute/${id}/status`, { headers: { "X-User-Id": "u2" } })).status).toBe(404);
     expect((await stack.api(`/execute/${id}/status`, { headers: { "X-User-Id": "u1" } })).status).toBe(200);
+    expect((await stack.api(`/execute/${id}/status`, { headers: { "X-User-Id": "u1", "X-Session-Id": "chat-b" } })).status).toBe(200);
+    expect((await json<{ id: string }[]>(await stack.api("/execute"))).map((p) => p.id)).not.toContain(id);
   });
 
   it("feeds stdin through /input and kills with DELETE", async () => {
-    const started = await json<{ id: string; status: string }>(await post("/execute?wait=0", { command: "read line; echo got:$line; cat" }));
+    const m = marker();
+    const started = await json<View>(await post("/execute", { command: `read line; echo got:$line; sleep ${m} & cat` }));
     expect(started.status).toBe("running");
     const input = await post(`/execute/${started.id}/input`, { input: "hello\n" });
     expect(await json(input)).toEqual({ status: "ok" });
-    await until("the echo of the input", async () => {
-      const s = await json<{ output: { data: string }[] }>(await stack.api(`/execute/${started.id}/status`));
-      return s.output.some((o) => o.data === "got:hello\n");
+    await until("the echo of the input, and the sleep running", async () => {
+      const s = await json<View>(await stack.api(`/execute/${started.id}/status`));
+      return text(s).includes("got:hello\r\n") && pidsRunning(["sleep", m]).length === 1;
     });
-    const killed = await stack.api(`/execute/${started.id}?force=true`, { method: "DELETE" });
+    const killed = await stack.api(`/execute/${started.id}`, { method: "DELETE" });
     expect(await json(killed)).toEqual({ status: "killed" });
-    const after = await json(await stack.api(`/execute/${started.id}/status`));
-    expect(after).toMatchObject({ status: "killed" });
+    // The process is forgotten at once, as the reference: 404 after, and its children are gone too.
+    const after = await stack.api(`/execute/${started.id}/status`);
+    expect(after.status).toBe(404);
+    await until("the command's children to end", () => pidsRunning(["sleep", m]).length === 0);
     const late = await post(`/execute/${started.id}/input`, { input: "x" });
-    expect(late.status).toBe(400);
-    expect(await json(late)).toMatchObject({ detail: "Process has already exited" });
+    expect(late.status).toBe(404);
   });
 
   it("bounds what a process keeps and says it was truncated", async () => {
@@ -231,20 +246,19 @@ describe("the background model", () => {
 });
 
 describe("GET /openapi.json", () => {
-  it("describes exactly the routes served, relative to the mount", async () => {
+  it("offers the reference's model tools, relative to the mount, and every listed route is served", async () => {
     for (const base of ["", PREFIX]) {
-      const doc = await json<{ paths: Record<string, Record<string, unknown>>; servers: { url: string }[] }>(await fetch(`${stack.url}${base}/openapi.json`));
+      const doc = await json<{ paths: Record<string, Record<string, { operationId?: string }>>; servers: { url: string }[] }>(await fetch(`${stack.url}${base}/openapi.json`));
       expect(doc.servers).toEqual([{ url: stack.url + base }]);
-      const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
-      // As FastAPI's, the document does not describe itself.
-      const served = [...new Set(OPEN_TERMINAL_ROUTES.map((r) => `${r.method} ${r.path}`))].filter((r) => r !== "GET /openapi.json");
-      expect(documented.sort()).toEqual(served.sort());
-      // And each is really served: no route answers 404 Not Found for its path.
+      const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+      expect(ids).toHaveLength(12);
+      // Each route of the family is really served: none answers 404 Not Found for its path.
       for (const route of OPEN_TERMINAL_ROUTES.filter((r) => !r.websocket)) {
-        const path = route.path.replace("{process_id}", "x").replace("{session_id}", "1");
-        const res = await stack.api(base + path, { method: route.method, ...(route.method === "POST" ? { body: "{}" } : {}) });
+        const path = route.path.replace("{process_id}", "x").replace("{session_id}", "1").replace("{port}", "1").replace("{path}", "x");
+        const method = route.method === "ANY" ? "GET" : route.method;
+        const res = await stack.api(base + path, { method, ...(method === "POST" ? { body: "{}", headers: { "Content-Type": "application/json" } } : {}) });
         expect([404, 405].includes(res.status) ? await res.json() : null, `${route.method} ${path}`).not.toEqual({ detail: "Not Found" });
-        if (route.method === "POST" && route.path === "/api/terminals") {
+        if (method === "POST" && route.path === "/api/terminals") {
           const { id } = (await res.json()) as { id: string };
           await stack.api(`${base}/api/terminals/${id}`, { method: "DELETE" });
         }

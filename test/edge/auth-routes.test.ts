@@ -30,6 +30,9 @@ const STATE_CHANGES: { what: string; method: string; path: string; shape: Record
   { what: "create", method: "POST", path: `${PREFIX}/api/v1/terminal/create`, shape: { statusCode: 403, error: "Forbidden", code: "ORIGIN_CHECK_FAILED" } },
   { what: "delete", method: "DELETE", path: `${PREFIX}/api/v1/terminal/7`, shape: { statusCode: 403, error: "Forbidden", code: "ORIGIN_CHECK_FAILED" } },
   { what: "Open Terminal create", method: "POST", path: "/api/terminals", shape: { detail: expect.any(String), code: "ORIGIN_CHECK_FAILED" } },
+  { what: "a file write", method: "POST", path: `${PREFIX}/files/write`, shape: { detail: expect.any(String), code: "ORIGIN_CHECK_FAILED" } },
+  { what: "a file delete", method: "DELETE", path: "/files/delete?path=x", shape: { detail: expect.any(String), code: "ORIGIN_CHECK_FAILED" } },
+  { what: "a proxied POST", method: "POST", path: "/proxy/3000/api", shape: { detail: expect.any(String), code: "ORIGIN_CHECK_FAILED" } },
   { what: "server registration", method: "PUT", path: "/api/v1/admin/servers/evil", shape: { statusCode: 403, error: "Forbidden", code: "ORIGIN_CHECK_FAILED" } },
 ];
 
@@ -72,6 +75,15 @@ describe("a session cookie from another origin", () => {
     const res = await withCookie(cookie, `${PREFIX}/api/v1/terminal/ws?terminal_id=1`, { headers: { Upgrade: "websocket", Origin: EVIL } });
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ statusCode: 403, code: "ORIGIN_CHECK_FAILED" });
+  });
+
+  it("reads nothing of the Open Terminal family, which answers CORS: its routes refuse a foreign cookie for every method", async () => {
+    const cookie = await signIn();
+    for (const path of ["/files/cwd", `${PREFIX}/files/read?path=x`, "/ports", "/proxy/3000/", "/execute", "/api/terminals"]) {
+      const res = await withCookie(cookie, path, { headers: { Origin: EVIL } });
+      expect(res.status, path).toBe(403);
+      expect(await res.json()).toMatchObject({ code: "ORIGIN_CHECK_FAILED" });
+    }
   });
 
   it("still reads: a GET changes nothing, and the browser keeps the answer from the other site", async () => {
@@ -142,6 +154,11 @@ describe("bearer callers", () => {
     const execute = await api("/execute", { method: "POST", headers: plain, body: '{"command":"id"}' });
     expect(execute.status).toBe(415);
     expect(await execute.json()).toMatchObject({ detail: expect.any(String), code: "UNSUPPORTED_MEDIA_TYPE" });
+    for (const path of ["/files/write", `${PREFIX}/files/cwd`, "/files/archive"]) {
+      const res = await api(path, { method: "POST", headers: plain, body: '{"path":"x"}' });
+      expect(res.status, path).toBe(415);
+      expect(await res.json()).toMatchObject({ detail: expect.any(String), code: "UNSUPPORTED_MEDIA_TYPE" });
+    }
     const register = await api("/api/v1/admin/servers/plain", { method: "PUT", headers: plain, body: "{}" });
     expect(register.status).toBe(415);
     // No body, no type needed.

@@ -119,3 +119,24 @@ export async function untilBlocked(argv: string[], options: { timeoutMs?: number
   expect(pidsRunning(argv)).toContain(pid); // still there: blocked, not finished
   return last;
 }
+
+/** The workerd process serving the stack whose state folder is `stateDir` (a descendant of its wrangler). */
+export function workerdPidOf(stateDir: string): number {
+  const wrangler = pidsMatching(stateDir).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("wrangler");
+    } catch {
+      return false;
+    }
+  });
+  for (const root of wrangler) {
+    for (const pid of processTree(root)) {
+      try {
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("workerd")) return pid;
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+  throw new Error("workerd not found");
+}

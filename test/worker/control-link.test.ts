@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { LinkDecodeError } from "../../shared/links/codec.ts";
 import { checkResult, checkSessions, decodeAgentToHost, decodeHostToAgent } from "../../shared/links/control.ts";
 import { Correlator } from "../../shared/links/correlator.ts";
+import { decodeTunnelBinary, encodeBodyFrame, TUN_REQ_BODY, TUN_RES_BODY, TUN_WS_BINARY } from "../../shared/links/tunnel.ts";
 
 const started = "2026-01-01T00:00:00.000Z";
 const live = (id: number) => ({ terminal_id: id, shell: "bash", cwd: "/", started_at: started, ephemeral: false, cols: 80, rows: 24 });
@@ -79,5 +80,32 @@ describe("Correlator", () => {
     expect(table.accept(8, { kind: "x" })).toBe(true);
     expect(table.accept(9, { kind: "x" })).toBe(false);
     expect(table.open({ kind: "x" })).toBeNull();
+  });
+});
+
+describe("the HTTP tunnel on the control link", () => {
+  const head = { t: "tun.head", rid: 7, status: 200, headers: [["content-type", "text/plain"]] };
+  const req = { t: "tun.req", rid: 9, scope: "s", session: "", method: "GET", path: "/files/cwd", query: "", headers: [], body: false };
+
+  it("decodes tun.* frames both ways, checked", () => {
+    expect(decodeAgentToHost(JSON.stringify(head))).toEqual(head);
+    expect(decodeAgentToHost(JSON.stringify({ t: "tun.end", rid: 7 }))).toEqual({ t: "tun.end", rid: 7 });
+    expect(decodeHostToAgent(JSON.stringify(req))).toEqual(req);
+  });
+
+  it("refuses malformed tun.* frames with LinkDecodeError, naming the rid to abort", () => {
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ ...head, status: 99 })))).toMatchObject({ t: "tun.head" });
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ t: "tun.what", rid: 1 })))).toMatchObject({ t: "tun.what" });
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ t: "tun.end", rid: -1 })))).toBeInstanceOf(LinkDecodeError);
+    expect(refusal(() => decodeHostToAgent(JSON.stringify({ ...req, method: "get me" })))).toMatchObject({ id: 9, t: "tun.req" });
+    expect(refusal(() => decodeHostToAgent(JSON.stringify({ ...req, path: "files" })))).toMatchObject({ id: 9 });
+  });
+
+  it("takes only tunnel body frames of the kinds allowed for a direction", () => {
+    const frame = encodeBodyFrame(TUN_RES_BODY, 7, new Uint8Array([1, 2, 3]));
+    expect(decodeTunnelBinary(frame, [TUN_RES_BODY, TUN_WS_BINARY])).toEqual({ kind: TUN_RES_BODY, rid: 7, payload: new Uint8Array([1, 2, 3]) });
+    expect(refusal(() => decodeTunnelBinary(encodeBodyFrame(TUN_REQ_BODY, 7, new Uint8Array(1)), [TUN_RES_BODY, TUN_WS_BINARY]))).toBeInstanceOf(LinkDecodeError);
+    expect(refusal(() => decodeTunnelBinary(new Uint8Array([TUN_RES_BODY, 0, 0]), [TUN_RES_BODY]))).toBeInstanceOf(LinkDecodeError);
+    expect(refusal(() => decodeTunnelBinary(new Uint8Array(0), [TUN_RES_BODY]))).toBeInstanceOf(LinkDecodeError);
   });
 });

@@ -1,5 +1,5 @@
-/** ExecManager with real processes: synchronous runs, streams, the background model. */
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+/** ExecManager with real processes: seed 004's synchronous runs and streams, the background model on a PTY. */
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -13,11 +13,14 @@ import { alive, collectTimed, pidsIn } from "./exec-helpers.ts";
 
 const spec = (command: string, extra: Partial<ExecSpec> = {}): ExecSpec => ({ command, cwd: null, env: null, ...extra });
 const noWait = { wait: null, tail: null };
+/** The output of a background process as one text (PTY chunks do not follow lines). */
+const text = (v: ProcessView) => v.output.map((e) => e.data).join("");
+const as = (scope: string) => ({ scope, session: "" });
 
 let dir: string;
 let managers: ExecManager[] = [];
 function manager(opts: ConstructorParameters<typeof ExecManager>[0] = {}): ExecManager {
-  const m = new ExecManager({ defaultCwd: dir, ...opts });
+  const m = new ExecManager({ defaultCwd: dir, logDir: join(dir, "logs"), ...opts });
   managers.push(m);
   return m;
 }
@@ -41,10 +44,9 @@ async function rejection(p: Promise<unknown>): Promise<{ status: number; body: {
 }
 
 describe("a synchronous run (v0.1.4)", () => {
-  it("answers exit_code, stdout and stderr, plus the background fields", async () => {
+  it("answers exactly exit_code, stdout and stderr, as seed 004 shows", async () => {
     const r = await manager().run(spec("echo hello; echo oops >&2; exit 3"), 30);
-    expect(r).toMatchObject({ exit_code: 3, stdout: "hello\n", stderr: "oops\n", status: "done", next_offset: 2, truncated: false });
-    expect(r.id).toMatch(/^\d{8}-\d{6}-[0-9a-f]{6}$/);
+    expect(r).toEqual({ exit_code: 3, stdout: "hello\n", stderr: "oops\n" });
   });
 
   it("runs in cwd with env merged into the agent's environment", async () => {
@@ -64,9 +66,10 @@ describe("a synchronous run (v0.1.4)", () => {
   });
 
   it("kills the whole process group on timeout and answers exit_code -1", async () => {
-    const r = await manager().run(spec("echo $$; sleep 30 & echo $!; sh -c 'sleep 30' & echo $!; wait"), 1);
-    expect(r).toMatchObject({ exit_code: -1, stdout: "", stderr: "Command timed out after 1.0s", status: "killed" });
-    const pids = pidsIn(r.output.map((e) => e.data).join(""));
+    const pidFile = join(dir, "timeout-pids");
+    const r = await manager().run(spec(`(echo $$; sleep 30 & echo $!; sh -c 'sleep 30' & echo $!) > ${pidFile}; wait`), 1);
+    expect(r).toEqual({ exit_code: -1, stdout: "", stderr: "Command timed out after 1.0s" });
+    const pids = pidsIn(readFileSync(pidFile, "utf8"));
     expect(pids).toHaveLength(3);
     await until("every process of the group to end", () => pids.every((pid) => !alive(pid)));
   });
@@ -75,7 +78,6 @@ describe("a synchronous run (v0.1.4)", () => {
     const r = await manager().run(spec("seq 1 100000"), 30);
     expect(r.stdout.length).toBe(588_895);
     expect(r.stdout.endsWith("99999\n100000\n")).toBe(true);
-    expect(r).toMatchObject({ truncated: true, next_offset: 100_000 });
   });
 
   it("gives commands /dev/null as stdin", async () => {
@@ -151,35 +153,38 @@ describe("a stream", () => {
   });
 });
 
-describe("the background model", () => {
-  it("returns at once without wait, and status waits for the end", async () => {
+describe("the background model (on a PTY)", () => {
+  it("returns at once without wait; status waits for the end; output is merged, typed output, with \\r\\n", async () => {
     const m = manager();
-    const started = await m.start(spec("echo a; sleep 0.5; echo b >&2"), noWait);
-    expect(started).toMatchObject({ status: "running", exit_code: null, truncated: false });
+    const started = await m.start(spec("echo a; sleep 0.5; echo b >&2; test -t 1 && echo tty"), noWait);
+    expect(started).toMatchObject({ status: "running", exit_code: null, truncated: false, output: [], next_offset: 0 });
+    expect(started.id).toMatch(/^\d{8}-\d{6}-[0-9a-f]{6}$/);
     // A wait far past the test's timeout: only an early return passes.
     const done = await m.status(started.id, { wait: 3600, offset: 0, tail: null });
-    expect(done).toEqual({
-      id: started.id,
-      command: "echo a; sleep 0.5; echo b >&2",
-      status: "done",
-      exit_code: 0,
-      output: [
-        { type: "stdout", data: "a\n" },
-        { type: "stderr", data: "b\n" },
-      ],
-      truncated: false,
-      next_offset: 2,
-    });
-    expect((await m.status(started.id, { wait: null, offset: 1, tail: null })).output).toEqual([{ type: "stderr", data: "b\n" }]);
-    expect(await m.status(started.id, { wait: null, offset: 2, tail: null })).toMatchObject({ output: [], next_offset: 2 });
-    expect(await m.status(started.id, { wait: null, offset: 0, tail: 1 })).toMatchObject({ output: [{ type: "stderr", data: "b\n" }], truncated: true });
+    expect(done).toMatchObject({ id: started.id, status: "done", exit_code: 0, truncated: false, log_path: started.log_path });
+    expect(text(done)).toBe("a\r\nb\r\ntty\r\n");
+    expect(done.output.every((e) => e.type === "output")).toBe(true);
+    const n = done.next_offset;
+    expect(await m.status(started.id, { wait: null, offset: n, tail: null })).toMatchObject({ output: [], next_offset: n });
+    expect((await m.status(started.id, { wait: null, offset: 0, tail: 1 })).output).toHaveLength(1);
+  });
+
+  it("writes every entry to the JSONL file at log_path", async () => {
+    const m = manager();
+    const p = await m.start(spec("echo one; echo two"), { wait: 10, tail: null });
+    expect(p.log_path).toBe(join(dir, "logs", `${p.id}.jsonl`));
+    await until("the log file to exist", () => existsSync(p.log_path));
+    const lines = readFileSync(p.log_path, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { type: string; data: string });
+    expect(lines.map((l) => l.data).join("")).toBe("one\r\ntwo\r\n");
+    expect(m.list()).toEqual([{ id: p.id, command: "echo one; echo two", status: "done", exit_code: 0, log_path: p.log_path }]);
   });
 
   it("POST wait returns early when the command ends, and after wait when it does not", async () => {
     const m = manager();
     // A wait far past the test's timeout: only an early return passes.
     const quick = await m.start(spec("sleep 0.2; echo x"), { wait: 3600, tail: null });
-    expect(quick).toMatchObject({ status: "done", exit_code: 0, output: [{ type: "stdout", data: "x\n" }] });
+    expect(quick).toMatchObject({ status: "done", exit_code: 0 });
+    expect(text(quick)).toBe("x\r\n");
     const t0 = performance.now();
     const slow = await m.start(spec("sleep 30"), { wait: 0.5, tail: null });
     expect(slow.status).toBe("running");
@@ -196,59 +201,76 @@ describe("the background model", () => {
     expect((await m.status(p.id, { wait: 3600, offset: 0, tail: null }, "", abort.signal)).status).toBe("running");
   });
 
-  it("feeds stdin through input, with literal escape sequences decoded", async () => {
+  it("feeds the terminal through input, with literal escape sequences decoded", async () => {
     const m = manager();
     const p = await m.start(spec('read a; echo "got $a"; read b; echo "then $b"'), noWait);
     expect(await m.input(p.id, "hello\n")).toEqual({ status: "ok" });
+    // Type the second line once the first was answered, so the terminal's echo comes in order.
+    for (let i = 0; i < 100 && !text(await m.status(p.id, { wait: null, offset: 0, tail: null })).includes("got hello"); i++) {
+      await m.status(p.id, { wait: 0.05, offset: 0, tail: null });
+    }
     expect(await m.input(p.id, "caf\u00e9\\n")).toEqual({ status: "ok" });
     const done = await m.status(p.id, { wait: 10, offset: 0, tail: null });
-    expect(done.output.map((e) => e.data)).toEqual(["got hello\n", "then caf\u00e9\n"]);
+    // The terminal echoes what was typed, as a terminal does.
+    expect(text(done)).toBe("hello\r\ngot hello\r\ncaf\u00e9\r\nthen caf\u00e9\r\n");
     const reply = await rejection(m.input(p.id, "late\n"));
     expect(reply).toEqual({ status: 400, body: { detail: "Process has already exited", code: "PROCESS_EXITED" } });
   });
 
-  it("kill sends SIGTERM to the group, force sends SIGKILL", async () => {
+  it("kill ends everything the command started and forgets the process (404 after)", async () => {
     const m = manager();
-    const term = await m.start(spec("sleep 30 & echo $!; wait"), { wait: 0.3, tail: null });
-    const [child] = pidsIn(term.output.map((e) => e.data).join(""));
+    const term = await m.start(spec("sleep 30 & echo $!; wait"), noWait);
+    await m.status(term.id, { wait: 0.5, offset: 0, tail: null });
+    const [child] = pidsIn(text(await m.status(term.id, { wait: null, offset: 0, tail: null })));
     expect(await m.kill(term.id, false)).toEqual({ status: "killed" });
-    expect(await m.status(term.id, { wait: null, offset: 0, tail: null })).toMatchObject({ status: "killed", exit_code: -15 });
+    expect((await rejection(m.status(term.id, { wait: null, offset: 0, tail: null }))).status).toBe(404);
     await until("the group's child to end", () => !alive(child!));
+    expect(m.list()).toEqual([]);
 
     const forced = await m.start(spec("sleep 30"), noWait);
-    await m.kill(forced.id, true);
-    expect(m.list().find((p) => p.id === forced.id)).toMatchObject({ status: "killed", exit_code: -9 });
+    expect(await m.kill(forced.id, true)).toEqual({ status: "killed" });
+    const done = await m.start(spec("true"), { wait: 5, tail: null });
+    expect(await m.kill(done.id, false)).toEqual({ status: "killed" });
+    expect((await rejection(m.kill(done.id, false))).status).toBe(404);
   });
 
   it("follows an ignored SIGTERM with SIGKILL", async () => {
     const m = manager({ limits: { killEscalateMs: 300 } });
     const p = await m.start(spec("trap '' TERM; echo ready; while :; do sleep 0.05; done"), { wait: 0.3, tail: null });
-    expect(p.output).toEqual([{ type: "stdout", data: "ready\n" }]);
+    expect(text(p)).toBe("ready\r\n");
     await m.kill(p.id, false);
-    expect((await m.status(p.id, { wait: null, offset: 0, tail: null })).exit_code).toBe(-9);
+    // Resolving at all is the check: kill waits for the escalated SIGKILL to end the group.
   });
 
-  it("keeps 50 MB of output bounded: newest entries kept, truncated set, offsets absolute", async () => {
+  it("keeps 20 MB of output bounded in memory, offsets absolute, the log rotated to its cap", async () => {
     const m = manager();
-    const p = await m.start(spec(`yes "$(printf '%0999d' 0)" | head -c 50000000`), { wait: 60, tail: null });
-    expect(p).toMatchObject({ status: "done", exit_code: 0, truncated: true, next_offset: 50_000 });
+    const p = await m.start(spec(`yes "$(printf '%0999d' 0)" | head -c 20000000`), { wait: 120, tail: null });
+    expect(p).toMatchObject({ status: "done", exit_code: 0, truncated: true });
     const kept = p.output.reduce((n, e) => n + e.data.length, 0);
     expect(kept).toBeLessThanOrEqual(PROCESS_OUTPUT_MAX_BYTES);
-    expect(kept).toBeGreaterThan(PROCESS_OUTPUT_MAX_BYTES / 2);
-    expect(p.output.every((e) => e.data.length === 1000)).toBe(true);
-    const recent: ProcessView = await m.status(p.id, { wait: null, offset: 49_990, tail: null });
-    expect(recent).toMatchObject({ truncated: false, next_offset: 50_000 });
-    expect(recent.output).toHaveLength(10);
+    const recent: ProcessView = await m.status(p.id, { wait: null, offset: p.next_offset - 3, tail: null });
+    expect(recent).toMatchObject({ truncated: false, next_offset: p.next_offset });
+    expect(recent.output).toHaveLength(3);
     expect((await m.status(p.id, { wait: null, offset: 5, tail: null })).truncated).toBe(true);
   });
 
   it("scopes processes: another scope neither lists nor finds them", async () => {
     const m = manager();
-    const p = await m.start(spec("true"), { wait: 5, tail: null }, "user-a");
+    const p = await m.start(spec("true"), { wait: 5, tail: null }, as("user-a"));
     expect(m.list("user-a").map((x) => x.id)).toEqual([p.id]);
     expect(m.list("user-b")).toEqual([]);
     const reply = await rejection(m.status(p.id, { wait: null, offset: 0, tail: null }, "user-b"));
     expect(reply).toEqual({ status: 404, body: { detail: "Process not found", code: "PROCESS_NOT_FOUND" } });
+  });
+
+  it("runs in the session's working directory when one was set", async () => {
+    const sub = join(dir, "sub");
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(sub, { recursive: true });
+    const m = manager({ sessionCwd: (scope, session) => (scope === "u" && session === "chat" ? sub : undefined) });
+    const p = await m.start(spec("pwd"), { wait: 5, tail: null }, { scope: "u", session: "chat" });
+    expect(text(p)).toBe(`${sub}\r\n`);
+    expect(text(await m.start(spec("pwd"), { wait: 5, tail: null }, { scope: "other", session: "chat" }))).toBe(`${dir}\r\n`);
   });
 
   it("forgets finished processes after the TTL", async () => {
@@ -275,7 +297,7 @@ describe("the background model", () => {
   it("handle() answers every op in HTTP terms", async () => {
     const m = manager();
     const started = await m.handle({ op: "execute", call: { mode: "background", spec: spec("echo hi"), wait: 5, tail: null } });
-    expect(started).toMatchObject({ status: 200, body: { status: "done", output: [{ type: "stdout", data: "hi\n" }] } });
+    expect(started).toMatchObject({ status: 200, body: { status: "done", output: [{ type: "output", data: "hi\r\n" }] } });
     const id = (started.body as ProcessView).id;
     expect(await m.handle({ op: "list" })).toMatchObject({ status: 200, body: [{ id, status: "done", exit_code: 0 }] });
     expect(await m.handle({ op: "input", id, input: "x" })).toMatchObject({ status: 400 });
@@ -285,14 +307,14 @@ describe("the background model", () => {
       body: { detail: "Process not found", code: "PROCESS_NOT_FOUND" },
     });
     const sync = await m.handle({ op: "execute", call: { mode: "sync", spec: spec("echo s"), timeout: 30 } });
-    expect(sync).toMatchObject({ status: 200, body: { exit_code: 0, stdout: "s\n", stderr: "" } });
+    expect(sync).toEqual({ status: 200, body: { exit_code: 0, stdout: "s\n", stderr: "" } });
   });
 
   it("shutdown kills every running command", async () => {
     const m = manager();
     const p = await m.start(spec("echo $$; sleep 30"), { wait: 0.3, tail: null });
-    const [pid] = pidsIn(p.output.map((e) => e.data).join(""));
+    const [pid] = pidsIn(text(p));
     await m.shutdown();
-    expect(alive(pid!)).toBe(false);
+    await until("the command to end", () => !alive(pid!));
   });
 });

@@ -35,11 +35,12 @@ describe("the OpenAPI document", () => {
     expect(doc.components.securitySchemes).toEqual({ HTTPBearer: { type: "http", scheme: "bearer" } });
   });
 
-  it("lists only routes the API serves, and every HTTP route it serves", () => {
+  it("lists only routes the API serves, as model tools, and no UI-only route", () => {
     const served = new Set(OPEN_TERMINAL_ROUTES.filter((r) => !r.websocket).map((r) => `${r.method} ${r.path}`));
-    const listed = new Set(operations(doc).map(({ path, method }) => `${method.toUpperCase()} ${path}`));
+    const listed = operations(doc).map(({ path, method }) => `${method.toUpperCase()} ${path}`);
     for (const route of listed) expect(served, route).toContain(route);
-    for (const route of served) if (route !== "GET /openapi.json") expect(listed, route).toContain(route);
+    expect(listed).not.toContain("GET /files/view");
+    expect(listed).not.toContain("POST /api/terminals");
   });
 
   it("gives every operation responses, declared path parameters and the right security", () => {
@@ -63,10 +64,27 @@ describe("the OpenAPI document", () => {
     }
   });
 
-  it("exposes exactly the reference's execute tools to Open WebUI, with unique operationIds", () => {
+  it("exposes exactly the reference's twelve tools to Open WebUI, with unique operationIds", () => {
     const ids = operations(doc).flatMap(({ op }) => (op.operationId ? [op.operationId as string] : []));
-    expect(ids.sort()).toEqual(["get_process_status", "kill_process", "list_processes", "run_command", "send_process_input"]);
+    expect(ids.sort()).toEqual([
+      "display_file", "get_process_status", "glob_search", "grep_search", "kill_process", "list_files", "list_processes",
+      "read_file", "replace_file_content", "run_command", "send_process_input", "write_file",
+    ]);
     expect(doc.paths["/execute"].post.description).toContain("Linux, bash");
+    const withInfo = openApiDocument({ info: true }) as Json;
+    expect(withInfo.paths["/info"].get.operationId).toBe("get_info");
+  });
+
+  it("offers the reference's parameters, and not seed 004's stream and timeout", () => {
+    const params = (path: string, method: string) => ((doc.paths[path][method].parameters ?? []) as Json[]).map((p) => p.name);
+    expect(params("/execute", "post")).toEqual(["wait", "tail"]);
+    expect(Object.keys(doc.components.schemas.ExecRequest.properties)).toEqual(["command", "cwd", "env"]);
+    expect(params("/execute/{process_id}/status", "get")).toEqual(["process_id", "wait", "offset", "tail"]);
+    expect(params("/files/read", "get")).toEqual(["path", "start_line", "end_line"]);
+    expect(params("/files/grep", "get")).toEqual(["query", "path", "regex", "case_insensitive", "include", "match_per_line", "max_results"]);
+    expect(params("/files/glob", "get")).toEqual(["pattern", "path", "exclude", "type", "max_results"]);
+    expect(params("/files/list", "get")).toEqual(["directory"]);
+    expect(params("/execute/{process_id}", "delete")).toEqual(["process_id", "force"]);
   });
 
   it("resolves every $ref to a component schema", () => {
@@ -78,18 +96,4 @@ describe("the OpenAPI document", () => {
     }
   });
 
-  it("describes the execute request as the reference's model", () => {
-    const exec = doc.components.schemas.ExecRequest;
-    expect(exec.required).toEqual(["command"]);
-    expect(Object.keys(exec.properties)).toEqual(["command", "cwd", "env", "timeout"]);
-    const params = (doc.paths["/execute"].post.parameters as Json[]).map((p) => [p.name, p.in]);
-    expect(params).toEqual([["stream", "query"], ["wait", "query"], ["tail", "query"]]);
-    expect(doc.paths["/execute"].post.responses["200"].content).toHaveProperty("application/x-ndjson");
-  });
-
-  it("merges extra paths served beside this family", () => {
-    const withFiles = openApiDocument({ extraPaths: { "/files/list": { get: { operationId: "list_files", responses: {} } } } }) as Json;
-    expect(withFiles.paths["/files/list"].get.operationId).toBe("list_files");
-    expect(withFiles.servers).toBeUndefined();
-  });
 });

@@ -30,14 +30,14 @@ class FakeEdge {
   }
 
   req(rid: number, op: ExecOp, scope = ""): void {
-    this.relay.handle({ t: "exec.req", id: rid, scope, op });
+    this.relay.handle({ t: "exec.req", id: rid, scope, session: "", op });
   }
 
   /** A control frame as the agent receives it: decoded by the link, refused frames reported. */
   feed(raw: unknown): void {
     try {
       const msg = decodeHostToAgent(JSON.stringify(raw));
-      if (msg.t !== "req") this.relay.handle(msg);
+      if (msg.t.startsWith("exec.")) this.relay.handle(msg as Exclude<typeof msg, { t: "req" } | { t: `tun.${string}` }>);
     } catch (error) {
       if (!(error instanceof LinkDecodeError)) throw error;
       this.relay.refused(error);

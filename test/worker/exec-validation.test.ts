@@ -23,16 +23,21 @@ const body = (v: unknown) => JSON.stringify(v);
 const spec = { command: "ls", cwd: null, env: null };
 
 describe("POST /execute picks its mode", () => {
-  it("is the v0.1.4 synchronous run with a 30 s timeout when no mode is asked for", () => {
-    expect(parseExecuteRequest(q(), body({ command: "ls" }))).toEqual({ ok: true, value: { mode: "sync", spec, timeout: 30 } });
+  it("is today's background model when neither stream nor timeout is sent", () => {
+    expect(parseExecuteRequest(q(), body({ command: "ls" }))).toEqual({ ok: true, value: { mode: "background", spec, wait: null, tail: null } });
+  });
+
+  it("is seed 004's synchronous run when the body has a timeout and the query no wait/tail", () => {
+    expect(parseExecuteRequest(q(), body({ command: "ls", timeout: 30 }))).toEqual({ ok: true, value: { mode: "sync", spec, timeout: 30 } });
     expect(parseExecuteRequest(q(), body({ command: "ls", timeout: null }))).toMatchObject({ value: { mode: "sync", timeout: null } });
+    expect(parseExecuteRequest(q("wait=1"), body({ command: "ls", timeout: 30 }))).toMatchObject({ value: { mode: "background", wait: 1 } });
     expect(parseExecuteRequest(q(), body({ command: "ls", timeout: "2.5" }))).toMatchObject({ value: { mode: "sync", timeout: 2.5 } });
   });
 
   it("streams with stream=true, honouring a timeout only when one was sent", () => {
     expect(parseExecuteRequest(q("stream=true"), body({ command: "ls" }))).toEqual({ ok: true, value: { mode: "stream", spec, timeout: null } });
     expect(parseExecuteRequest(q("stream=yes"), body({ command: "ls", timeout: 5 }))).toMatchObject({ value: { mode: "stream", timeout: 5 } });
-    expect(parseExecuteRequest(q("stream=false"), body({ command: "ls" }))).toMatchObject({ value: { mode: "sync" } });
+    expect(parseExecuteRequest(q("stream=false"), body({ command: "ls" }))).toMatchObject({ value: { mode: "background" } });
   });
 
   it("is the background model when wait or tail is present, even wait=null", () => {
@@ -56,7 +61,7 @@ describe("validation errors answer 422 in FastAPI's shape", () => {
   });
 
   it("reports every bad field, query first", () => {
-    const r = parseExecuteRequest(q("wait=500&tail=0"), body({ command: 1, env: { A: 2 }, timeout: -1 }));
+    const r = parseExecuteRequest(q("stream=true&wait=500&tail=0"), body({ command: 1, env: { A: 2 }, timeout: -1 }));
     expect(r.ok).toBe(false);
     const detail = (r as { reply: { body: { detail: { type: string; loc: unknown[]; msg: string }[] } } }).reply.body.detail;
     expect(detail.map((d) => [d.type, d.loc])).toEqual([
@@ -150,7 +155,9 @@ describe("the relay's HTTP mapping and message checks", () => {
       throw new Error("accepted");
     };
     const req = { t: "exec.req", id: 1, scope: "", op: { op: "execute", call: { mode: "stream", spec, timeout: null } } };
-    expect(decode(req)).toEqual(req);
+    expect(decode(req)).toEqual({ ...req, session: "" });
+    expect(decode({ ...req, session: "chat-1" })).toEqual({ ...req, session: "chat-1" });
+    expect(refusal({ ...req, session: "x".repeat(257) })).toMatchObject({ id: 1, message: expect.stringContaining("session") });
     expect(decode({ t: "exec.ack", id: 1, bytes: 10 })).toEqual({ t: "exec.ack", id: 1, bytes: 10 });
     expect(refusal({ t: "exec.req", id: 2, scope: "", op: { op: "execute", call: { mode: "sync", spec: { command: 5 } } } })).toMatchObject({ id: 2, message: expect.stringContaining("exec.req.op.call") });
     expect(refusal({ t: "exec.req", id: -1 })).toMatchObject({ id: null });
@@ -196,7 +203,7 @@ describe("small pieces", () => {
   });
 
   it("answers the reference's /api/config and reads terminal WebSocket text frames", () => {
-    expect(apiConfig()).toEqual({ features: { terminal: true, notebooks: false, system: false } });
+    expect(apiConfig()).toEqual({ features: { terminal: true, notebooks: false, system: true } });
     expect(parseTerminalWsText('{"type":"auth","token":"k"}')).toEqual({ type: "auth", token: "k" });
     expect(parseTerminalWsText('{"type":"resize","cols":120}')).toEqual({ type: "resize", cols: 120, rows: 24 });
     expect(parseTerminalWsText("ls\n")).toBeNull();

@@ -6,7 +6,8 @@
  * keep running while links are down; links come back on their own.
  */
 import { readlinkSync } from "node:fs";
-import { arch, cpus, hostname, release, totalmem } from "node:os";
+import { arch, cpus, homedir, hostname, release, totalmem } from "node:os";
+import { join } from "node:path";
 import { LinkDecodeError } from "../../shared/links/codec.ts";
 import {
   decodeHostToAgent,
@@ -24,12 +25,16 @@ import {
 } from "../../shared/links/control.ts";
 import { Correlator } from "../../shared/links/correlator.ts";
 import { isExecMessage } from "../../shared/links/exec.ts";
+import { isTunnelMessage } from "../../shared/links/tunnel.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { AGENT_SETTINGS } from "../../shared/limits.ts";
 import type { ExitInfo } from "../../shared/links/client.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
 import { ExecManager, ExecRelay } from "./exec/index.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
+import { openTerminalApp } from "./files/app.ts";
+import { CwdStore } from "./files/cwd-store.ts";
+import { TunnelServer } from "./files/tunnel-server.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
 import { endProcesses, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
@@ -66,10 +71,14 @@ export interface AgentOptions {
   edge: string;
   server: string;
   token: string;
-  /** Where the agent keeps files (screenshots). */
+  /** Where the agent keeps files (screenshots, command logs). */
   dataDir: string;
   /** Most PTY sessions at once (shared/limits.ts); MAX_SESSIONS when absent. */
   maxSessions?: number;
+  /** Text for the Open Terminal `/info` route and `get_info` tool (unset: no such route). */
+  info?: string;
+  /** Replaces the Open Terminal `/system` prompt (placeholders: see files/app.ts). */
+  systemPrompt?: string;
   log?(line: string): void;
 }
 
@@ -90,6 +99,10 @@ export class Agent {
   private readonly execRelay: ExecRelay;
   /** The control link's requests in flight (control ops and exec calls), by the edge's ids. */
   private readonly inflight = new Correlator<ExecRelayJob | OtherJob>(LINK_INFLIGHT_MAX);
+  /** Per-session working directories of the Open Terminal API (`X-Session-Id`). */
+  private readonly cwds = new CwdStore();
+  /** The Open Terminal file, port and proxy routes, tunnelled over the control link (tun.*, own rids). */
+  private readonly tunnel: TunnelServer;
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
@@ -101,8 +114,18 @@ export class Agent {
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
     this.identity = agentIdentity(options.dataDir);
-    this.execManager = new ExecManager({ tag: processTag(this.identity, { kind: "x", id: "exec" }) });
     this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
+    this.execManager = new ExecManager({
+      tag: processTag(this.identity, { kind: "x", id: "exec" }),
+      logDir: join(options.dataDir, "exec-logs"),
+      sessionCwd: (scope, session) => this.cwds.get(scope, session),
+    });
+    this.tunnel = new TunnelServer(
+      openTerminalApp({ home: process.env.HOME || homedir(), cwds: this.cwds, ...(options.info !== undefined ? { info: options.info } : {}), ...(options.systemPrompt ? { systemPrompt: options.systemPrompt } : {}) }),
+      (text) => this.control.send(text),
+      (frame) => this.control.send(frame),
+      () => this.control.bufferedAmount,
+    );
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
       token: options.token,
@@ -112,12 +135,14 @@ export class Agent {
         ws.send(encodeControl(this.hello()));
       },
       onMessage: (data, isBinary) => {
-        if (!isBinary) void this.onControl(data.toString("utf8"));
+        if (isBinary) this.tunnel.handleBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        else void this.onControl(data.toString("utf8"));
       },
       onClose: (code, reason) => {
         // The edge can no longer answer for these: streams are killed, waits end, requests are
         // dropped (the HostDO failed them all when the link went).
         this.execRelay.closeAll();
+        this.tunnel.closeAll();
         this.log(`control link closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
       },
     });
@@ -162,6 +187,7 @@ export class Agent {
     this.keepAlive = undefined;
     this.control.stop();
     this.execRelay.closeAll();
+    this.tunnel.closeAll();
     const execDone = this.execManager.shutdown();
     for (const session of this.sessions.values()) {
       session.hangUpForStop();
@@ -195,11 +221,13 @@ export class Agent {
       if (!(error instanceof LinkDecodeError)) throw error;
       this.log(`refused a control frame: ${error.message}`);
       if (error.t !== null && isExecMessage({ t: error.t })) this.execRelay.refused(error);
+      else if (error.t !== null && isTunnelMessage({ t: error.t })) this.tunnel.refused(error);
       else if (error.t === "req" && error.id !== null && !this.inflight.get(error.id)) {
         this.reply(error.id, { ok: false, error: { status: error.status, code: error.status === 501 ? "NOT_IMPLEMENTED" : "INVALID_PARAMETERS", message: error.message } });
       }
       return;
     }
+    if (isTunnelMessage(msg)) return this.tunnel.handle(msg);
     if (msg.t !== "req") return this.execRelay.handle(msg);
     const job: OtherJob = { kind: "control", abort: new AbortController() };
     if (!this.inflight.accept(msg.id, job)) {

@@ -131,7 +131,11 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = createAgentLogger({ format: format as LogFormat, server, secrets: [token] });
   log(`edgetty agent ${AGENT_VERSION} starting (node ${process.version}, pid ${process.pid})`, "info");
-  const a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions });
+  // The Open Terminal `/info` text and `/system` prompt (the reference's OPEN_TERMINAL_INFO and
+  // OPEN_TERMINAL_SYSTEM_PROMPT).
+  const info = process.env.EDGETTY_OT_INFO;
+  const systemPrompt = process.env.EDGETTY_OT_SYSTEM_PROMPT;
+  const a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions, ...(info ? { info } : {}), ...(systemPrompt ? { systemPrompt } : {}) });
   a.start();
   let stopping = false;
   const stop = () => {

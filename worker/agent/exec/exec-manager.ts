@@ -1,14 +1,19 @@
 /**
- * The agent side of the Open Terminal execute API, independent of any transport: synchronous runs
- * (v0.1.4), NDJSON streams, and the background model (ids, status running/done/killed, bounded
- * output with offsets, long-poll waits, stdin input, kill). Methods take validated calls (see
- * shared/open-terminal.ts) and return JSON-able values; failures are ExecError values carrying the
- * HTTP answer in the family's shape. `handle()` wraps it all for a relay and never rejects.
+ * The agent side of the Open Terminal execute API, independent of any transport: seed 004's
+ * synchronous runs and NDJSON streams (on pipes), and today's background model on a PTY (ids,
+ * status running/done/killed, bounded output with offsets, a JSONL log file per process, long-poll
+ * waits, input, kill). Methods take validated calls (see shared/open-terminal-execute.ts) and
+ * return JSON-able values; failures are ExecError values carrying the HTTP answer in the family's
+ * shape. `handle()` wraps it all for a relay and never rejects.
+ *
+ * Processes belong to a scope (the caller's `X-User-Id`, folded with the principal by the edge);
+ * another scope's processes are 404. A process killed through the API is forgotten at once, a
+ * finished one FINISHED_PROCESS_TTL_MS after it ended (404 after that, as the reference).
  */
 import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
-import { homedir } from "node:os";
-import { resolve as resolvePath } from "node:path";
+import { homedir, tmpdir } from "node:os";
+import { join, resolve as resolvePath } from "node:path";
 import type { ExecOp } from "../../../shared/links/exec.ts";
 import { OtCode, otError, timeoutMessage } from "../../../shared/open-terminal.ts";
 import type {
@@ -22,9 +27,11 @@ import type {
 } from "../../../shared/open-terminal.ts";
 import { ExecStream } from "./exec-stream.ts";
 import { decodeInputEscapes } from "./input-escapes.ts";
+import { ProcessLogFile, pruneLogDir } from "./process-log-file.ts";
 import { ProcessOutputLog, TailText } from "./process-output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
+import { PtyRun } from "./pty-run.ts";
 
 /** How long a finished process stays visible (the reference's _EXPIRY_SECONDS = 300). */
 export const FINISHED_PROCESS_TTL_MS = 5 * 60_000;
@@ -53,8 +60,20 @@ export interface ExecManagerOptions {
   shell?: string;
   /** The tag every command (and its children) carries (launch.ts processTag); default none. */
   tag?: string;
+  /** Where each background process's JSONL log goes (`log_path`); default a folder under the temp dir. */
+  logDir?: string;
+  /** The working directory of an `X-Session-Id` session, if it set one (files API `/files/cwd`). */
+  sessionCwd?: (scope: string, session: string) => string | undefined;
   limits?: Partial<ExecLimits>;
 }
+
+/** Who calls: the scope processes belong to, and the caller's `X-Session-Id` (for its cwd). */
+export interface ExecCaller {
+  scope: string;
+  session: string;
+}
+
+const NO_CALLER: ExecCaller = { scope: "", session: "" };
 
 /** A failure with the HTTP answer it stands for. */
 export class ExecError extends Error {
@@ -68,8 +87,9 @@ interface Tracked {
   id: string;
   command: string;
   scope: string;
-  run: ProcessRun;
+  run: PtyRun;
   log: ProcessOutputLog;
+  file: ProcessLogFile;
   status: ProcessStatus;
   exitCode: number | null;
   finishedAt: number | null;
@@ -96,7 +116,7 @@ function defaultEnv(): NodeJS.ProcessEnv {
 
 export class ExecManager {
   private readonly procs = new Map<string, Tracked>();
-  private readonly active = new Set<ProcessRun>();
+  private readonly active = new Set<ProcessRun | PtyRun>();
   private starting = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly limits: ExecLimits;
@@ -104,9 +124,14 @@ export class ExecManager {
   private readonly baseEnv: NodeJS.ProcessEnv;
   private readonly shell: string;
   private readonly tag: string | null;
+  private readonly logDir: string;
+  private readonly sessionCwd: NonNullable<ExecManagerOptions["sessionCwd"]>;
 
   constructor(opts: ExecManagerOptions = {}) {
     this.defaultCwd = opts.defaultCwd ?? homedir();
+    this.logDir = opts.logDir ?? join(tmpdir(), `edgetty-exec-logs-${process.getuid?.() ?? 0}`);
+    this.sessionCwd = opts.sessionCwd ?? (() => undefined);
+    pruneLogDir(this.logDir);
     this.baseEnv = opts.baseEnv ?? defaultEnv();
     this.shell = opts.shell ?? "/bin/sh";
     this.tag = opts.tag ?? null;
@@ -119,24 +144,18 @@ export class ExecManager {
     };
   }
 
-  /** v0.1.4 `POST /execute`: runs to the end or `timeout` seconds (then kills the group, exit_code -1). */
-  async run(spec: ExecSpec, timeout: number | null, scope = ""): Promise<SyncExecResult> {
+  /** Seed 004's `POST /execute`: runs on pipes to the end or `timeout` seconds (then kills the group, exit_code -1). */
+  async run(spec: ExecSpec, timeout: number | null, caller: ExecCaller = NO_CALLER): Promise<SyncExecResult> {
     const capture = { stdout: new TailText(), stderr: new TailText() };
-    const p = await this.track(spec, "ignore", timeout, scope, (type, data) => capture[type].append(data));
-    await p.run.finished;
-    const timedOut = p.run.timedOut;
-    const view = this.view(p, 0, null);
-    return {
-      ...view,
-      exit_code: view.exit_code ?? -1,
-      stdout: timedOut ? "" : capture.stdout.toString(),
-      stderr: timedOut ? timeoutMessage(timeout ?? 0) : capture.stderr.toString(),
-    };
+    const run = await this.spawn(spec, timeout, caller, (type, data) => capture[type].append(data));
+    const code = await run.finished;
+    if (run.timedOut) return { exit_code: -1, stdout: "", stderr: timeoutMessage(timeout ?? 0) };
+    return { exit_code: code, stdout: capture.stdout.toString(), stderr: capture.stderr.toString() };
   }
 
-  /** `POST /execute?wait=&tail=`: starts a background process, waits up to `wait` seconds for it. */
-  async start(spec: ExecSpec, opts: { wait: number | null; tail: number | null }, scope = "", signal?: AbortSignal): Promise<ProcessView> {
-    const p = await this.track(spec, "pipe", null, scope);
+  /** `POST /execute` (background): starts the command on a PTY, waits up to `wait` seconds for it. */
+  async start(spec: ExecSpec, opts: { wait: number | null; tail: number | null }, caller: ExecCaller = NO_CALLER, signal?: AbortSignal): Promise<ProcessView> {
+    const p = await this.track(spec, caller);
     if (opts.wait !== null) await waitFor(p.run.finished, opts.wait * 1000, signal);
     return this.view(p, 0, opts.tail);
   }
@@ -146,7 +165,7 @@ export class ExecManager {
     this.sweep();
     const out: ProcessSummary[] = [];
     for (const p of this.procs.values()) {
-      if (p.scope === scope) out.push({ id: p.id, command: p.command, status: p.status, exit_code: p.exitCode });
+      if (p.scope === scope) out.push({ id: p.id, command: p.command, status: p.status, exit_code: p.exitCode, log_path: p.file.path });
     }
     return out;
   }
@@ -164,7 +183,7 @@ export class ExecManager {
     if (p.status !== "running") throw new ExecError(otError(400, OtCode.PROCESS_EXITED, "Process has already exited"));
     const result = await p.run.writeInput(Buffer.from(decodeInputEscapes(input), "utf8"));
     if (result === "closed") throw new ExecError(otError(400, OtCode.STDIN_CLOSED, "Process stdin is closed"));
-    if (result === "full") throw new ExecError(otError(400, OtCode.STDIN_FULL, "Process stdin is full: the command is not reading its input"));
+    if (result === "full") throw new ExecError(otError(400, OtCode.STDIN_FULL, "Input too large for one call"));
     return { status: "ok" };
   }
 
@@ -180,7 +199,8 @@ export class ExecManager {
       }
       await p.run.finished;
     }
-    p.finishedAt = Date.now();
+    // As the reference: a killed (or already finished) process leaves the table at once.
+    this.procs.delete(p.id);
     return { status: "killed" };
   }
 
@@ -189,14 +209,14 @@ export class ExecManager {
    * lines as they come, then `exit`). An explicit `timeout` kills the group and ends the stream
    * with the v0.1.4 timeout message and exit -1. Cancelling the stream kills the group.
    */
-  async stream(spec: ExecSpec, timeout: number | null): Promise<ExecStream> {
+  async stream(spec: ExecSpec, timeout: number | null, caller: ExecCaller = NO_CALLER): Promise<ExecStream> {
     let run: ProcessRun | undefined;
     const stream = new ExecStream({
       pause: () => run?.pause(),
       resume: () => run?.resume(),
       cancel: () => run?.signal("SIGKILL"),
     });
-    run = await this.spawn(spec, "ignore", timeout, (type, data) => stream.push({ type, data }));
+    run = await this.spawn(spec, timeout, caller, (type, data) => stream.push({ type, data }));
     const r = run;
     void r.finished.then((code) => {
       if (r.timedOut) {
@@ -209,7 +229,8 @@ export class ExecManager {
   }
 
   /** Runs any non-stream op and answers in HTTP terms; never rejects. */
-  async handle(op: ExecOp, scope = "", signal?: AbortSignal): Promise<HttpReply> {
+  async handle(op: ExecOp, caller: ExecCaller = NO_CALLER, signal?: AbortSignal): Promise<HttpReply> {
+    const { scope } = caller;
     try {
       switch (op.op) {
         case "list":
@@ -222,8 +243,8 @@ export class ExecManager {
           return { status: 200, body: await this.kill(op.id, op.force, scope) };
         case "execute": {
           const { call } = op;
-          if (call.mode === "sync") return { status: 200, body: await this.run(call.spec, call.timeout, scope) };
-          if (call.mode === "background") return { status: 200, body: await this.start(call.spec, call, scope, signal) };
+          if (call.mode === "sync") return { status: 200, body: await this.run(call.spec, call.timeout, caller) };
+          if (call.mode === "background") return { status: 200, body: await this.start(call.spec, call, caller, signal) };
           return otError(500, OtCode.BAD_RELAY, "stream calls are answered by ExecManager.stream()");
         }
       }
@@ -240,6 +261,7 @@ export class ExecManager {
     const runs = [...this.active];
     for (const run of runs) run.signal("SIGKILL");
     await Promise.all(runs.map((r) => r.finished));
+    for (const p of this.procs.values()) p.file.close();
   }
 
   private get(id: string, scope: string): Tracked {
@@ -251,56 +273,89 @@ export class ExecManager {
 
   private view(p: Tracked, offset: number, tail: number | null): ProcessView {
     const { output, truncated, next_offset } = p.log.read(offset, tail);
-    return { id: p.id, command: p.command, status: p.status, exit_code: p.exitCode, output, truncated, next_offset };
+    return { id: p.id, command: p.command, status: p.status, exit_code: p.exitCode, output, truncated, next_offset, log_path: p.file.path };
   }
 
-  /** Starts a command that gets an id and a place in the process table. */
-  private async track(spec: ExecSpec, stdin: RunSpec["stdin"], timeout: number | null, scope: string, tee?: RunSpec["onOutput"]): Promise<Tracked> {
+  /** Starts a background command on a PTY, with an id, a place in the process table and a log file. */
+  private async track(spec: ExecSpec, caller: ExecCaller): Promise<Tracked> {
     this.sweep();
     this.makeRoom();
+    const { cwd, env } = await this.prepare(spec, caller);
+    const id = this.newId();
     const log = new ProcessOutputLog();
-    const run = await this.spawn(spec, stdin, timeout, (type, data) => {
-      log.append(type, data);
-      tee?.(type, data);
-    });
-    const p: Tracked = { id: this.newId(), command: spec.command, scope, run, log, status: "running", exitCode: null, finishedAt: null };
+    const file = new ProcessLogFile(join(this.logDir, `${id}.jsonl`));
+    let run: PtyRun;
+    try {
+      run = PtyRun.start({
+        command: spec.command,
+        cwd,
+        env: { TERM: "xterm-256color", ...env },
+        shell: this.shell,
+        tag: this.tag,
+        onOutput: (data) => {
+          log.append("output", data);
+          file.append({ type: "output", data });
+        },
+      });
+    } catch (e) {
+      file.close();
+      throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
+    } finally {
+      this.starting--;
+    }
+    this.active.add(run);
+    const p: Tracked = { id, command: spec.command, scope: caller.scope, run, log, file, status: "running", exitCode: null, finishedAt: null };
     this.procs.set(p.id, p);
     void run.finished.then((code) => {
-      p.exitCode = run.timedOut ? -1 : code;
-      if (run.timedOut) p.status = "killed";
-      else if (p.status === "running") p.status = "done";
+      this.active.delete(run);
+      file.close();
+      p.exitCode = code;
+      if (p.status === "running") p.status = "done";
       p.finishedAt = Date.now();
       this.ensureSweeper();
     });
     return p;
   }
 
-  private async spawn(spec: ExecSpec, stdin: RunSpec["stdin"], timeout: number | null, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
+  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked. */
+  private async spawn(spec: ExecSpec, timeout: number | null, caller: ExecCaller, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
+    const { cwd, env } = await this.prepare(spec, caller);
+    let run: ProcessRun;
+    try {
+      run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin: "ignore", timeout, onOutput });
+    } catch (e) {
+      throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
+    } finally {
+      this.starting--;
+    }
+    this.active.add(run);
+    void run.finished.then(() => this.active.delete(run));
+    return run;
+  }
+
+  /**
+   * Takes a running slot (released by the caller's `starting--`) and resolves the cwd and
+   * environment: `cwd` relative to the session's working directory or home, `env` over the agent's.
+   */
+  private async prepare(spec: ExecSpec, caller: ExecCaller): Promise<{ cwd: string; env: NodeJS.ProcessEnv }> {
     if (this.active.size + this.starting >= this.limits.maxRunning) {
       throw new ExecError(otError(429, OtCode.TOO_MANY_PROCESSES, `Too many running commands (${this.limits.maxRunning}); wait for one to finish or kill one`));
     }
     this.starting++;
     try {
-      const cwd = await this.resolveCwd(spec.cwd);
-      const env = spec.env ? { ...this.baseEnv, ...spec.env } : this.baseEnv;
-      let run: ProcessRun;
-      try {
-        run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin, timeout, onOutput });
-      } catch (e) {
-        throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
-      }
-      this.active.add(run);
-      void run.finished.then(() => this.active.delete(run));
-      return run;
-    } finally {
+      const base = (caller.session && this.sessionCwd(caller.scope, caller.session)) || this.defaultCwd;
+      const cwd = await this.resolveCwd(spec.cwd, base);
+      return { cwd, env: spec.env ? { ...this.baseEnv, ...spec.env } : this.baseEnv };
+    } catch (e) {
       this.starting--;
+      throw e;
     }
   }
 
-  private async resolveCwd(cwd: string | null): Promise<string> {
-    if (cwd === null || cwd === "") return this.defaultCwd;
+  private async resolveCwd(cwd: string | null, base: string): Promise<string> {
+    if (cwd === null || cwd === "") return base;
     const expanded = cwd === "~" ? homedir() : cwd.startsWith("~/") ? resolvePath(homedir(), cwd.slice(2)) : cwd;
-    const full = resolvePath(this.defaultCwd, expanded);
+    const full = resolvePath(base, expanded);
     const info = await stat(full).catch(() => null);
     if (!info?.isDirectory()) throw new ExecError(otError(400, OtCode.CWD_NOT_FOUND, `Working directory not found: ${cwd}`));
     return full;

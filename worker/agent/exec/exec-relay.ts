@@ -14,7 +14,7 @@ import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/links/exec.ts";
 import { OtCode, ndjsonLine, otError } from "../../../shared/open-terminal.ts";
 import type { ExecuteCall, HttpReply } from "../../../shared/open-terminal.ts";
 import { ExecError } from "./exec-manager.ts";
-import type { ExecManager } from "./exec-manager.ts";
+import type { ExecCaller, ExecManager } from "./exec-manager.ts";
 import type { ExecStream } from "./exec-stream.ts";
 
 /** Requests in flight at once on one link; more are answered 429. */
@@ -98,20 +98,21 @@ export class ExecRelay {
       return;
     }
     const { op } = msg;
+    const caller: ExecCaller = { scope: msg.scope, session: msg.session };
     if (op.op === "execute" && isStreamOp(op)) {
-      void this.pump(id, job, op.call);
+      void this.pump(id, job, op.call, caller);
       return;
     }
-    void this.manager.handle(op, msg.scope, job.abort.signal).then((reply) => {
+    void this.manager.handle(op, caller, job.abort.signal).then((reply) => {
       // Gone: cancelled, the edge no longer listens.
       if (this.jobs.take(id, job)) this.reply(id, reply);
     });
   }
 
-  private async pump(rid: number, job: ExecRelayJob, call: ExecuteCall): Promise<void> {
+  private async pump(rid: number, job: ExecRelayJob, call: ExecuteCall, caller: ExecCaller): Promise<void> {
     let stream: ExecStream;
     try {
-      stream = await this.manager.stream(call.spec, call.mode === "stream" ? call.timeout : null);
+      stream = await this.manager.stream(call.spec, call.mode === "stream" ? call.timeout : null, caller);
     } catch (e) {
       if (!this.jobs.take(rid, job)) return;
       this.reply(rid, e instanceof ExecError ? e.reply : otError(500, OtCode.INTERNAL, `Internal error: ${String(e)}`));

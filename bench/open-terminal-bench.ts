@@ -1,0 +1,161 @@
+/**
+ * The Open Terminal API in `npm run bench` (`--only open-terminal`): the `/execute` round trip of
+ * `echo hi` (today's background model with `wait`, and seed 004's synchronous run), and 100 MB
+ * file downloads (`/files/view`) and multipart uploads (`/files/upload`) through the local edge,
+ * with the agent's and workerd's memory growth while the files move.
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import type { LocalStack } from "../worker/cli/local-stack.ts";
+
+const MB = 1e6;
+
+export interface OpenTerminalBenchOptions {
+  stack: LocalStack;
+  /** The agent's HOME (files are written there). */
+  home: string;
+  /** Round trips of `echo hi` measured per mode. */
+  echoes: number;
+  /** Size of the file moved each way, in MB. */
+  fileMb: number;
+  /** Transfers per direction (the median is reported). */
+  runs: number;
+  /** The stack's state folder (its workerd is found by it: other stacks on the machine are not measured). */
+  stateDir: string;
+  rssMb(pid: number): number;
+  /** Prints a result row: label, value, baseline, ratio, target, verdict (null: no target). */
+  row(label: string, value: string, baseline: string, ratio: string, target: string, ok: boolean | null): void;
+  check(ok: boolean): boolean;
+}
+
+/** The workerd processes serving the stack in `stateDir`: descendants of its wrangler. */
+export function stackWorkerd(stateDir: string): number[] {
+  const parent = new Map<number, number>();
+  const cmd = new Map<number, string>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+      cmd.set(Number(name), readFileSync(`/proc/${name}/cmdline`, "utf8"));
+    } catch {
+      /* gone */
+    }
+  }
+  const ours = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (cmd.get(p)?.includes(stateDir)) return true;
+    return false;
+  };
+  return [...cmd].filter(([pid, c]) => c.includes("workerd") && c.includes("serve") && ours(pid)).map(([pid]) => pid);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+/** Peak RSS growth of `pids` (summed per group) while `work` runs, in MB. */
+async function growthDuring<T>(o: OpenTerminalBenchOptions, groups: number[][], work: () => Promise<T>): Promise<{ result: T; growth: number[] }> {
+  const sum = (pids: number[]) => pids.reduce((n, pid) => n + o.rssMb(pid), 0);
+  const base = groups.map(sum);
+  const peak = [...base];
+  const timer = setInterval(() => groups.forEach((g, i) => (peak[i] = Math.max(peak[i]!, sum(g)))), 50);
+  try {
+    const result = await work();
+    return { result, growth: peak.map((p, i) => p - base[i]!) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function echoRoundTrips(o: OpenTerminalBenchOptions, path: string, body: unknown): Promise<number[]> {
+  const { url, apiKey } = o.stack;
+  const init = { method: "POST", headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const times: number[] = [];
+  for (let i = 0; i < o.echoes + 10; i++) {
+    const t0 = performance.now();
+    const res = await fetch(url + path, init);
+    const text = await res.text();
+    if (!text.includes("hi")) throw new Error(`unexpected /execute answer: ${text.slice(0, 200)}`);
+    if (i >= 10) times.push(performance.now() - t0); // the first ten warm up
+  }
+  return times;
+}
+
+/** Runs the Open Terminal part of the bench; prints its rows. */
+export async function benchOpenTerminal(o: OpenTerminalBenchOptions): Promise<void> {
+  const { url, apiKey } = o.stack;
+  const auth = { Authorization: `Bearer ${apiKey}` };
+  await o.stack.waitForAgent();
+
+  for (const [label, path, body] of [
+    ["/execute echo hi, wait", "/execute?wait=5", { command: "echo hi" }],
+    ["/execute echo hi, seed", "/execute", { command: "echo hi", timeout: 30 }],
+  ] as const) {
+    const times = await echoRoundTrips(o, path, body);
+    const p50 = percentile(times, 50);
+    row(o, `${label} p50 (ms)`, p50.toFixed(2), label.endsWith("wait") ? "≤ 4 ms" : "", label.endsWith("wait") ? o.check(p50 <= 4) : null);
+    row(o, `${label} p99 (ms)`, percentile(times, 99).toFixed(2), "", null);
+  }
+
+  const bytes = o.fileMb * MB;
+  const file = join(o.home, "bench-file.bin");
+  const block = randomBytes(1 << 20);
+  const fh = await open(file, "w");
+  for (let left = bytes; left > 0; left -= block.length) await fh.write(block.subarray(0, Math.min(block.length, left)));
+  await fh.close();
+  const groups = [[o.stack.agent.pid!], stackWorkerd(o.stateDir)];
+  if (groups[1]!.length === 0) throw new Error("the stack's workerd was not found");
+
+  const download = async (): Promise<number> => {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/files/view?path=bench-file.bin`, { headers: auth });
+    let n = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) n += chunk.byteLength;
+    if (n !== bytes) throw new Error(`download returned ${n} of ${bytes} bytes`);
+    return bytes / MB / ((performance.now() - t0) / 1000);
+  };
+  const upload = async (): Promise<number> => {
+    const boundary = `bench${randomBytes(8).toString("hex")}`;
+    async function* body() {
+      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="up.bin"\r\n\r\n`);
+      for (let left = bytes; left > 0; left -= block.length) yield block.subarray(0, Math.min(block.length, left));
+      yield Buffer.from(`\r\n--${boundary}--\r\n`);
+    }
+    const t0 = performance.now();
+    const res = await fetch(`${url}/files/upload?directory=bench-up`, {
+      method: "POST",
+      headers: { ...auth, "Content-Type": `multipart/form-data; boundary=${boundary}` },
+      body: Readable.toWeb(Readable.from(body())) as ReadableStream,
+      duplex: "half",
+    } as RequestInit);
+    const answer = (await res.json()) as { size?: number };
+    if (answer.size !== bytes) throw new Error(`upload answered ${JSON.stringify(answer)}`);
+    return bytes / MB / ((performance.now() - t0) / 1000);
+  };
+
+  for (const [label, move] of [["download", download], ["upload", upload]] as const) {
+    const rates: number[] = [];
+    const { growth } = await growthDuring(o, groups, async () => {
+      for (let i = 0; i < o.runs; i++) rates.push(await move());
+    });
+    const rate = median(rates);
+    row(o, `${o.fileMb} MB ${label} (MB/s)`, rate.toFixed(1), "≥ 240", o.check(rate >= 240));
+    console.log(`${"".padEnd(30)} ${`runs ${rates.map((r) => r.toFixed(0)).join(", ")}`.padStart(52)}`);
+    row(o, `  agent growth (MB)`, growth[0]!.toFixed(1), "< 50 MB", o.check(growth[0]! < 50));
+    row(o, `  workerd growth (MB)`, growth[1]!.toFixed(1), "< 50 MB", o.check(growth[1]! < 50));
+  }
+  await rm(file, { force: true });
+  await rm(join(o.home, "bench-up"), { recursive: true, force: true });
+}
+
+function row(o: OpenTerminalBenchOptions, label: string, value: string, target: string, ok: boolean | null): void {
+  o.row(label, value, "", "", target, ok);
+}

@@ -1,0 +1,278 @@
+/**
+ * The edge end of the HTTP tunnel (shared/links/tunnel.ts), run inside the HostDO beside the
+ * agent's control link. The Worker fetches TUNNEL_PATH on the HostDO with the caller's request
+ * (body streaming) and a header describing the call; this relays it to the agent and answers with
+ * the agent's status, headers and a streamed body.
+ *
+ * Memory stays bounded both ways: the request body is read only while fewer than
+ * TUNNEL_WINDOW_BYTES are unacknowledged by the agent, and a response chunk is acknowledged to the
+ * agent only once workerd's response stream has taken it (an identity TransformStream's write
+ * resolves when the reader pulls), so a slow HTTP client pauses the agent's reading of the file.
+ * A client that goes away cancels the call at the agent; an agent that goes away ends every
+ * call (503 before the head, a cut body after it).
+ */
+import { sendToAgent } from "./agent-send.ts";
+import { ApiError, errorResponse } from "./errors.ts";
+import {
+  checkTunnelAgentMsg,
+  decodeBodyFrame,
+  encodeBodyFrame,
+  TUN_REQ_BODY,
+  TUN_RES_BODY,
+  TUNNEL_ACK_BATCH_BYTES,
+  TUNNEL_FRAME_BYTES,
+  TUNNEL_HEAD_TIMEOUT_MS,
+  TUNNEL_MAX_INFLIGHT,
+  TUNNEL_WINDOW_BYTES,
+} from "../shared/links/tunnel.ts";
+import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
+
+/** The HostDO path tunnelled calls are fetched at. */
+export const TUNNEL_PATH = "/tunnel";
+/** The header that carries the call's description from the Worker to the HostDO. */
+export const TUNNEL_CALL_HEADER = "X-Edgetty-Tunnel";
+
+/** What the Worker tells the HostDO about a tunnelled call. */
+export interface TunnelCall {
+  scope: string;
+  session: string;
+  /** The family's path (without a mount prefix), e.g. `/files/read`. */
+  path: string;
+  /** The query string without `?`. */
+  query: string;
+}
+
+/** Request headers never passed to the agent (credentials and what the edge itself adds). */
+const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|transfer-encoding|te|trailer|proxy-.*|cf-.*|x-forwarded-.*|x-real-ip|x-edgetty-.*)$/i;
+/** Response headers never passed to the client: hop-by-hop, and state a proxied app must not set on this origin. */
+const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
+
+interface Call {
+  rid: number;
+  resolve: ((r: Response) => void) | null;
+  timer: ReturnType<typeof setTimeout> | null;
+  writer: WritableStreamDefaultWriter<Uint8Array> | null;
+  /** Request bytes sent but not yet acknowledged by the agent. */
+  unacked: number;
+  /** Response bytes the client took that the agent has not been told of yet. */
+  taken: number;
+  wake: (() => void) | null;
+  done: boolean;
+}
+
+function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
+  return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
+}
+
+/** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
+export function tunnelRequest(request: Request, call: TunnelCall): Request {
+  if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
+    // A proxied WebSocket: the HostDO answers the upgrade itself (ws-tunnel.ts).
+    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers });
+    forward.headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
+    return forward;
+  }
+  const headers = new Headers();
+  for (const [k, v] of request.headers) if (!DROP_REQUEST.test(k)) headers.append(k, v);
+  headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
+  const hasBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
+  return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, ...(hasBody ? { body: request.body } : {}) });
+}
+
+export class EdgeTunnel {
+  private readonly calls = new Map<number, Call>();
+  private nextRid = Math.floor(Math.random() * 2 ** 31);
+
+  /** `agent()` is the open control link, or null while the agent is away. */
+  constructor(private readonly agent: () => WebSocket | null) {}
+
+  /** Answers a `tunnelRequest` from the Worker. */
+  async fetch(request: Request): Promise<Response> {
+    let call: TunnelCall;
+    try {
+      call = JSON.parse(decodeURIComponent(request.headers.get(TUNNEL_CALL_HEADER) ?? "")) as TunnelCall;
+    } catch {
+      return errorResponse("open-terminal", new ApiError(400, "BAD_TUNNEL_CALL", "Malformed tunnel call"));
+    }
+    if (!this.agent()) return offline();
+    if (this.calls.size >= TUNNEL_MAX_INFLIGHT) {
+      return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
+    }
+    const headers: HeaderList = [];
+    for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
+    const rid = (this.nextRid = (this.nextRid + 1) >>> 0);
+    const body = request.body;
+    const c: Call = { rid, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
+    const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
+    this.calls.set(rid, c);
+    c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
+    const req: TunnelEdgeMsg = { t: "tun.req", rid, scope: call.scope, session: call.session, method: request.method, path: call.path, query: call.query, headers, body: body !== null };
+    if (!this.sendJson(req)) {
+      this.forget(c);
+      return offline();
+    }
+    if (body) void this.pumpRequest(c, body);
+    return answer;
+  }
+
+  /** A text frame from the agent whose `t` starts with `tun.`. */
+  onAgentMessage(raw: unknown): void {
+    const msg = checkTunnelAgentMsg(raw);
+    if (!msg) {
+      console.warn("edgetty: ignoring a malformed tunnel message from the agent");
+      return;
+    }
+    const c = this.calls.get(msg.rid);
+    if (!c) {
+      if (msg.t === "tun.head") this.sendJson({ t: "tun.cancel", rid: msg.rid });
+      return;
+    }
+    switch (msg.t) {
+      case "tun.ack":
+        c.unacked = Math.max(0, c.unacked - msg.bytes);
+        this.wake(c);
+        return;
+      case "tun.head":
+        if (c.resolve) this.openResponse(c, msg.status, msg.headers);
+        return;
+      case "tun.end":
+        this.forget(c);
+        c.writer?.close().catch(() => {});
+        return;
+      case "tun.abort":
+        this.forget(c);
+        if (c.resolve) this.fail(c, errorResponse("open-terminal", new ApiError(502, "TUNNEL_ABORTED", msg.reason)));
+        c.writer?.abort(new Error(msg.reason)).catch(() => {});
+        return;
+    }
+  }
+
+  /** A binary frame from the agent (a response body chunk). */
+  onAgentBinary(frame: Uint8Array): void {
+    const decoded = decodeBodyFrame(frame, TUN_RES_BODY);
+    if (!decoded) return;
+    const c = this.calls.get(decoded.rid);
+    if (!c?.writer) {
+      if (!c) this.sendJson({ t: "tun.cancel", rid: decoded.rid });
+      return;
+    }
+    const bytes = decoded.payload.byteLength;
+    // The payload is a view of the WebSocket message: written as is, no copy.
+    c.writer.write(decoded.payload).then(
+      () => {
+        if (this.calls.get(c.rid) !== c) return;
+        c.taken += bytes;
+        if (c.taken >= TUNNEL_ACK_BATCH_BYTES) {
+          this.sendJson({ t: "tun.ack", rid: c.rid, bytes: c.taken });
+          c.taken = 0;
+        }
+      },
+      () => this.clientGone(c),
+    );
+  }
+
+  /** The control link is gone: every call ends. */
+  agentGone(): void {
+    for (const c of [...this.calls.values()]) {
+      this.forget(c);
+      if (c.resolve) this.fail(c, offline("The host's agent went offline before answering"));
+      c.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
+    }
+  }
+
+  private async pumpRequest(c: Call, body: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = body.getReader();
+    // Small reads are gathered into frames of up to TUNNEL_FRAME_BYTES (fewer messages per MB).
+    const frame = new Uint8Array(5 + TUNNEL_FRAME_BYTES);
+    let filled = 0;
+    const flush = () => {
+      if (filled === 0) return;
+      const out = encodeBodyFrame(TUN_REQ_BODY, c.rid, frame.subarray(5, 5 + filled));
+      c.unacked += filled;
+      filled = 0;
+      if (!this.sendBinary(out)) throw new Error("agent link down");
+    };
+    try {
+      for (;;) {
+        while (c.unacked >= TUNNEL_WINDOW_BYTES && !c.done) await new Promise<void>((resolve) => (c.wake = resolve));
+        if (c.done) break;
+        const { done, value } = await reader.read();
+        if (c.done) break;
+        if (done) {
+          flush();
+          this.sendJson({ t: "tun.reqend", rid: c.rid });
+          return;
+        }
+        for (let at = 0; at < value.byteLength; ) {
+          const n = Math.min(value.byteLength - at, TUNNEL_FRAME_BYTES - filled);
+          frame.set(value.subarray(at, at + n), 5 + filled);
+          filled += n;
+          at += n;
+          if (filled === TUNNEL_FRAME_BYTES) flush();
+        }
+        // Send what we have when the client pauses, so a slow upload still moves.
+        if (filled > 0 && value.byteLength < 16 * 1024) flush();
+      }
+      await reader.cancel().catch(() => {});
+    } catch {
+      await reader.cancel().catch(() => {});
+      if (this.calls.get(c.rid) === c) this.clientGone(c);
+    }
+  }
+
+  private openResponse(c: Call, status: number, agentHeaders: HeaderList): void {
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    const headers = new Headers();
+    for (const [k, v] of agentHeaders) if (!DROP_RESPONSE.test(k)) headers.append(k, v);
+    const nullBody = status === 204 || status === 304;
+    if (nullBody) {
+      this.answer(c, new Response(null, { status, headers }));
+      return;
+    }
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    c.writer = writable.getWriter();
+    c.writer.closed.catch(() => this.clientGone(c));
+    this.answer(c, new Response(readable, { status, headers }));
+  }
+
+  private clientGone(c: Call): void {
+    if (this.calls.get(c.rid) !== c) return;
+    this.forget(c);
+    this.sendJson({ t: "tun.cancel", rid: c.rid });
+  }
+
+  private fail(c: Call, response: Response): void {
+    if (this.calls.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
+    this.forget(c);
+    this.answer(c, response);
+  }
+
+  private answer(c: Call, response: Response): void {
+    const resolve = c.resolve;
+    c.resolve = null;
+    resolve?.(response);
+  }
+
+  private wake(c: Call): void {
+    const wake = c.wake;
+    c.wake = null;
+    wake?.();
+  }
+
+  private forget(c: Call): void {
+    c.done = true;
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    this.wake(c);
+    if (this.calls.get(c.rid) === c) this.calls.delete(c.rid);
+  }
+
+  private sendJson(msg: TunnelEdgeMsg): boolean {
+    return sendToAgent(this.agent(), msg);
+  }
+
+  private sendBinary(frame: Uint8Array): boolean {
+    return sendToAgent(this.agent(), frame);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The HTTP tunnel: how the HostDO hands an HTTP request of the Open Terminal family to the agent
+ * over the control WebSocket and streams both bodies, with flow control in both directions. It
+ * carries `/files/*`, `/ports`, `/proxy/{port}/…`, `/system` and `/info`, which the agent answers.
+ *
+ * JSON text frames (tagged `t: "tun.*"`, beside the control link's other messages):
+ *   edge → agent  tun.req    {rid, scope, session, method, path, query, headers, body}
+ *                 tun.reqend {rid}          the request body is complete
+ *                 tun.ack    {rid, bytes}   the HTTP client took this many response bytes
+ *                 tun.cancel {rid}          the HTTP client went away: stop
+ *   agent → edge  tun.head   {rid, status, headers}
+ *                 tun.end    {rid}          the response body is complete
+ *                 tun.abort  {rid, reason}  the response body broke off (the client sees a cut)
+ *                 tun.ack    {rid, bytes}   the agent consumed this many request bytes
+ * Binary frames carry bodies: byte 0 is the kind (TUN_REQ_BODY edge → agent, TUN_RES_BODY
+ * agent → edge), bytes 1–4 the rid (big-endian u32), the rest the bytes. Each side keeps at most
+ * TUNNEL_WINDOW_BYTES unacknowledged per request, so a 1 GB body never sits anywhere whole.
+ *
+ * WebSockets through `/proxy/{port}/…` (a dev server's live reload) ride the same link:
+ *   edge → agent  tun.wsopen  {rid, path, query, protocols}   dial ws://localhost:{port}/…
+ *   agent → edge  tun.wsready {rid, protocol} | tun.wsclose {rid, code, reason}
+ *   both ways     tun.wstext  {rid, text}, binary frames of kind TUN_WS_BINARY, tun.wsclose
+ * They carry no acknowledgements (WebSocket messages have no backpressure in Workers); instead
+ * the agent closes a proxied socket whose messages queue past TUNNEL_WS_BUFFER_MAX_BYTES.
+ *
+ * The control link's decoders (control.ts) hand every `tun.*` frame and every binary frame to
+ * the decoders at the end of this module, so both ends refuse a malformed one with
+ * LinkDecodeError like any other control frame. Tunnel requests are numbered by `rid`, a u32 of
+ * their own (binary frames carry it in 4 bytes), apart from the control link's `id`s; each
+ * end's tunnel keeps its own table, capped by TUNNEL_MAX_INFLIGHT and TUNNEL_WS_MAX.
+ */
+import { LinkDecodeError } from "./codec.ts";
+
+/** Unacknowledged body bytes per request and direction. */
+export const TUNNEL_WINDOW_BYTES = 4 << 20; // 4 MiB
+/** Largest body payload per binary frame. */
+export const TUNNEL_FRAME_BYTES = 256 * 1024; // 256 KiB
+/**
+ * Body bytes a receiver consumes before it acknowledges them (one tun.ack per batch, not per
+ * frame). Less than the window, so a sender never waits on bytes the receiver has taken.
+ */
+export const TUNNEL_ACK_BATCH_BYTES = 1 << 20; // 1 MiB
+/** Requests in flight at once per agent link. */
+export const TUNNEL_MAX_INFLIGHT = 256;
+/** Longest `path` (without query), in characters. */
+export const TUNNEL_PATH_MAX_CHARS = 8192;
+/** Longest `query`, in characters. */
+export const TUNNEL_QUERY_MAX_CHARS = 16_384;
+/** Most headers passed either way. */
+export const TUNNEL_HEADERS_MAX = 100;
+/** Longest `scope` / `session`, in characters. */
+export const TUNNEL_ID_MAX_CHARS = 1024;
+/** How long the agent may take to answer a request's head, in ms (an upload waits for the whole body first). */
+export const TUNNEL_HEAD_TIMEOUT_MS = 300_000;
+
+/** Binary frame kinds. */
+export const TUN_REQ_BODY = 0x10;
+export const TUN_RES_BODY = 0x11;
+export const TUN_WS_BINARY = 0x12;
+/** Proxied WebSockets open at once per agent link. */
+export const TUNNEL_WS_MAX = 64;
+/** Bytes a proxied WebSocket's messages may queue (either side's socket buffer) before it is closed. */
+export const TUNNEL_WS_BUFFER_MAX_BYTES = 8 << 20; // 8 MiB
+/** Longest text message relayed, in characters. */
+export const TUNNEL_WS_TEXT_MAX_CHARS = 4 << 20;
+
+export type HeaderList = [string, string][];
+
+/** Edge → agent (JSON). */
+export type TunnelEdgeMsg =
+  | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean }
+  | { t: "tun.reqend"; rid: number }
+  | { t: "tun.ack"; rid: number; bytes: number }
+  | { t: "tun.cancel"; rid: number }
+  | { t: "tun.wsopen"; rid: number; path: string; query: string; protocols: string[] }
+  | { t: "tun.wstext"; rid: number; text: string }
+  | { t: "tun.wsclose"; rid: number; code: number; reason: string };
+
+/** Agent → edge (JSON). */
+export type TunnelAgentMsg =
+  | { t: "tun.head"; rid: number; status: number; headers: HeaderList }
+  | { t: "tun.end"; rid: number }
+  | { t: "tun.abort"; rid: number; reason: string }
+  | { t: "tun.ack"; rid: number; bytes: number }
+  | { t: "tun.wsready"; rid: number; protocol: string }
+  | { t: "tun.wstext"; rid: number; text: string }
+  | { t: "tun.wsclose"; rid: number; code: number; reason: string };
+
+/** A close code either side may send on (1000, or 3000–4999); others become 1000. */
+export function sendableCloseCode(code: unknown): number {
+  return Number.isInteger(code) && ((code as number) === 1000 || ((code as number) >= 3000 && (code as number) <= 4999)) ? (code as number) : 1000;
+}
+
+/** A binary body frame: kind, rid, payload. */
+export function encodeBodyFrame(kind: number, rid: number, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + payload.byteLength);
+  out[0] = kind;
+  new DataView(out.buffer).setUint32(1, rid >>> 0);
+  out.set(payload, 5);
+  return out;
+}
+
+/** Reads a binary body frame; null when it is too short or of another kind. */
+export function decodeBodyFrame(frame: Uint8Array, kind: number): { rid: number; payload: Uint8Array } | null {
+  if (frame.byteLength < 5 || frame[0] !== kind) return null;
+  const rid = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1);
+  return { rid, payload: frame.subarray(5) };
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+const isRid = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
+const isStr = (x: unknown, max: number): x is string => typeof x === "string" && x.length <= max;
+
+function isHeaders(x: unknown): x is HeaderList {
+  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && isStr(h[0], 256) && isStr(h[1], 16_384));
+}
+
+/** Checks a decoded edge → agent frame; an `error` (with the rid when readable) when malformed. */
+export function checkTunnelEdgeMsg(x: unknown): TunnelEdgeMsg | { error: string; rid: number | null } {
+  if (!isObj(x) || !isRid(x.rid)) return { error: "tunnel message without a valid rid", rid: null };
+  const rid = x.rid;
+  switch (x.t) {
+    case "tun.req":
+      if (!isStr(x.scope, TUNNEL_ID_MAX_CHARS) || !isStr(x.session, TUNNEL_ID_MAX_CHARS)) return { error: "tun.req scope/session malformed", rid };
+      if (!isStr(x.method, 16) || !/^[A-Z]+$/.test(x.method)) return { error: "tun.req method malformed", rid };
+      if (!isStr(x.path, TUNNEL_PATH_MAX_CHARS) || !x.path.startsWith("/") || !isStr(x.query, TUNNEL_QUERY_MAX_CHARS)) return { error: "tun.req path malformed", rid };
+      if (!isHeaders(x.headers) || typeof x.body !== "boolean") return { error: "tun.req headers malformed", rid };
+      return { t: "tun.req", rid, scope: x.scope, session: x.session, method: x.method, path: x.path, query: x.query, headers: x.headers, body: x.body };
+    case "tun.reqend":
+    case "tun.cancel":
+      return { t: x.t, rid };
+    case "tun.ack":
+      return Number.isSafeInteger(x.bytes) && (x.bytes as number) >= 0 ? { t: "tun.ack", rid, bytes: x.bytes as number } : { error: "tun.ack bytes malformed", rid };
+    case "tun.wsopen":
+      if (!isStr(x.path, TUNNEL_PATH_MAX_CHARS) || !x.path.startsWith("/proxy/") || !isStr(x.query, TUNNEL_QUERY_MAX_CHARS)) return { error: "tun.wsopen path malformed", rid };
+      if (!Array.isArray(x.protocols) || x.protocols.length > 16 || !x.protocols.every((p) => isStr(p, 256))) return { error: "tun.wsopen protocols malformed", rid };
+      return { t: "tun.wsopen", rid, path: x.path, query: x.query, protocols: x.protocols as string[] };
+    case "tun.wstext":
+      return isStr(x.text, TUNNEL_WS_TEXT_MAX_CHARS) ? { t: "tun.wstext", rid, text: x.text } : { error: "tun.wstext text malformed", rid };
+    case "tun.wsclose":
+      return { t: "tun.wsclose", rid, code: sendableCloseCode(x.code), reason: typeof x.reason === "string" ? x.reason.slice(0, 120) : "" };
+    default:
+      return { error: `unknown tunnel message ${JSON.stringify(x.t)}`, rid };
+  }
+}
+
+/** Checks a decoded agent → edge frame; null when malformed. */
+export function checkTunnelAgentMsg(x: unknown): TunnelAgentMsg | null {
+  if (!isObj(x) || !isRid(x.rid)) return null;
+  const rid = x.rid;
+  switch (x.t) {
+    case "tun.head":
+      if (!Number.isInteger(x.status) || (x.status as number) < 200 || (x.status as number) > 599 || !isHeaders(x.headers)) return null;
+      return { t: "tun.head", rid, status: x.status as number, headers: x.headers };
+    case "tun.end":
+      return { t: "tun.end", rid };
+    case "tun.abort":
+      return { t: "tun.abort", rid, reason: typeof x.reason === "string" ? x.reason.slice(0, 200) : "aborted" };
+    case "tun.ack":
+      return Number.isSafeInteger(x.bytes) && (x.bytes as number) >= 0 ? { t: "tun.ack", rid, bytes: x.bytes as number } : null;
+    case "tun.wsready":
+      return { t: "tun.wsready", rid, protocol: typeof x.protocol === "string" ? x.protocol.slice(0, 256) : "" };
+    case "tun.wstext":
+      return isStr(x.text, TUNNEL_WS_TEXT_MAX_CHARS) ? { t: "tun.wstext", rid, text: x.text } : null;
+    case "tun.wsclose":
+      return { t: "tun.wsclose", rid, code: sendableCloseCode(x.code), reason: typeof x.reason === "string" ? x.reason.slice(0, 120) : "" };
+    default:
+      return null;
+  }
+}
+
+/** True for a JSON control message that belongs to the HTTP or WebSocket tunnel. */
+export function isTunnelMessage<T extends { t: string }>(value: T): value is Extract<T, { t: `tun.${string}` }> {
+  return value.t.startsWith("tun.");
+}
+
+/** A `tun.*` frame the agent sent, checked (the HostDO's decoder); LinkDecodeError when malformed. */
+export function decodeTunnelAgent(value: Record<string, unknown> & { t: string }): TunnelAgentMsg {
+  const msg = checkTunnelAgentMsg(value);
+  if (msg === null) throw new LinkDecodeError(`${value.t.slice(0, 40)} is malformed`, { t: value.t });
+  return msg;
+}
+
+/** A `tun.*` frame the HostDO sent, checked (the agent's decoder); LinkDecodeError (with the rid as `id`) when malformed. */
+export function decodeTunnelEdge(value: Record<string, unknown> & { t: string }): TunnelEdgeMsg {
+  const msg = checkTunnelEdgeMsg(value);
+  if ("error" in msg) throw new LinkDecodeError(msg.error, { id: msg.rid, t: value.t });
+  return msg;
+}
+
+/**
+ * A binary frame on the control link: only tunnel body frames of the kinds `allowed` may come
+ * (agent → edge: TUN_RES_BODY, TUN_WS_BINARY; edge → agent: TUN_REQ_BODY, TUN_WS_BINARY).
+ * LinkDecodeError for anything else.
+ */
+export function decodeTunnelBinary(frame: Uint8Array, allowed: readonly number[]): { kind: number; rid: number; payload: Uint8Array } {
+  const kind = frame[0];
+  if (frame.byteLength < 5 || kind === undefined || !allowed.includes(kind)) {
+    throw new LinkDecodeError(`a binary control frame of unknown kind ${kind === undefined ? "(empty)" : `0x${kind.toString(16).padStart(2, "0")}`} or too short`);
+  }
+  const { rid, payload } = decodeBodyFrame(frame, kind)!;
+  return { kind, rid, payload };
+}

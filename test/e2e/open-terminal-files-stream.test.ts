@@ -1,0 +1,115 @@
+/**
+ * Large files through the edge in both directions: `/files/view` downloads and `/files/upload`
+ * uploads stream through the Worker, the HostDO and the agent's tunnel with memory that stays
+ * flat in the agent and in workerd, and a client that goes away mid-download stops the agent.
+ */
+import { randomBytes, createHash } from "node:crypto";
+import { createReadStream, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rssBytes, workerdPidOf } from "../support/ndjson.ts";
+import { startStack, type TestStack } from "../support/stack.ts";
+
+/** Size of the files moved each way. */
+const SIZE = 128 * 1024 * 1024; // 128 MiB (the bench moves more and measures)
+/** Growth of resident memory allowed while they move (the bench holds the tighter 50 MB target). */
+const RSS_GROWTH_MAX = 100 * 1024 * 1024;
+
+let stack: TestStack;
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** Writes `bytes` of a repeated random block to `path` and returns the SHA-256 of the content. */
+async function makeFile(path: string, bytes: number): Promise<string> {
+  const block = randomBytes(1 << 20);
+  const hash = createHash("sha256");
+  const fh = await open(path, "w");
+  for (let left = bytes; left > 0; left -= block.length) {
+    const part = block.subarray(0, Math.min(block.length, left));
+    hash.update(part);
+    await fh.write(part);
+  }
+  await fh.close();
+  return hash.digest("hex");
+}
+
+function sampler(pids: number[]): { stop(): number[] } {
+  const base = pids.map(rssBytes);
+  const peak = [...base];
+  const timer = setInterval(() => pids.forEach((pid, i) => (peak[i] = Math.max(peak[i]!, rssBytes(pid)))), 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peak.map((p, i) => p - base[i]!);
+    },
+  };
+}
+
+describe("large files through the edge", () => {
+  it("downloads 128 MiB with flat memory in the agent and in workerd", async () => {
+    const path = join(stack.home, "big.bin");
+    const digest = await makeFile(path, SIZE);
+    const watch = sampler([stack.agent.pid!, workerdPidOf(join(stack.stateDir, "state"))]);
+    const res = await stack.api(`/files/view?path=big.bin`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toBe("application/octet-stream");
+    const hash = createHash("sha256");
+    let received = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      received += chunk.byteLength;
+    }
+    const [agentGrowth, workerdGrowth] = watch.stop();
+    expect(received).toBe(SIZE);
+    expect(hash.digest("hex")).toBe(digest);
+    expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(RSS_GROWTH_MAX);
+  });
+
+  it("uploads 128 MiB as multipart with flat memory, and the file arrives whole", async () => {
+    const source = join(stack.stateDir, "upload-source.bin");
+    const digest = await makeFile(source, SIZE);
+    const boundary = "edgettyboundary" + randomBytes(8).toString("hex");
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="up.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    async function* body() {
+      yield head;
+      for await (const chunk of createReadStream(source, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+      yield tail;
+    }
+    const watch = sampler([stack.agent.pid!, workerdPidOf(join(stack.stateDir, "state"))]);
+    const res = await stack.api(`/files/upload?directory=uploads`, {
+      method: "POST",
+      headers: { "Content-Type": `multipart/form-data; boundary=${boundary}` },
+      body: Readable.toWeb(Readable.from(body())) as ReadableStream,
+      duplex: "half",
+    } as RequestInit);
+    const [agentGrowth, workerdGrowth] = watch.stop();
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ path: join(stack.home, "uploads", "up.bin"), size: SIZE });
+    expect(statSync(join(stack.home, "uploads", "up.bin")).size).toBe(SIZE);
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(join(stack.home, "uploads", "up.bin"))) hash.update(chunk as Buffer);
+    expect(hash.digest("hex")).toBe(digest);
+    expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(RSS_GROWTH_MAX);
+  });
+
+  it("stops reading the file when the client goes away, and keeps serving", async () => {
+    const res = await stack.api(`/files/view?path=big.bin`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    const small = await stack.api(`/files/read?path=uploads/../big.bin&start_line=1&end_line=1`);
+    expect([413, 415]).toContain(small.status);
+    expect((await stack.api("/files/cwd")).status).toBe(200);
+  });
+});

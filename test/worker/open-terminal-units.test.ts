@@ -1,0 +1,99 @@
+/**
+ * Small pieces of the Open Terminal API on their own: the tunnel's frames and message checks,
+ * file-route validation, Python's splitlines, session working directories and the
+ * rotated JSONL log.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
+import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY } from "../../shared/links/tunnel.ts";
+import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
+import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
+import { splitLines } from "../../worker/agent/files/file-routes.ts";
+import { resolvePath } from "../../worker/agent/files/paths.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "edgetty-ot-units-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("the tunnel protocol", () => {
+  it("frames bodies with their kind and request id", () => {
+    const frame = encodeBodyFrame(TUN_REQ_BODY, 0xfffffffe, new Uint8Array([9, 8]));
+    expect(decodeBodyFrame(frame, TUN_REQ_BODY)).toEqual({ rid: 0xfffffffe, payload: new Uint8Array([9, 8]) });
+    expect(decodeBodyFrame(frame, TUN_RES_BODY)).toBeNull();
+    expect(decodeBodyFrame(new Uint8Array([TUN_REQ_BODY, 0]), TUN_REQ_BODY)).toBeNull();
+  });
+
+  it("accepts well-formed requests and names what is wrong with others", () => {
+    const req = { t: "tun.req", rid: 1, scope: "s", session: "", method: "GET", path: "/files/list", query: "", headers: [["accept", "*/*"]], body: false };
+    expect(checkTunnelEdgeMsg(req)).toEqual(req);
+    expect(checkTunnelEdgeMsg({ ...req, path: "files" })).toEqual({ error: "tun.req path malformed", rid: 1 });
+    expect(checkTunnelEdgeMsg({ ...req, method: "get;" })).toEqual({ error: "tun.req method malformed", rid: 1 });
+    expect(checkTunnelEdgeMsg({ ...req, headers: [["a"]] })).toEqual({ error: "tun.req headers malformed", rid: 1 });
+    expect(checkTunnelEdgeMsg({ t: "tun.wsopen", rid: 2, path: "/files/x", query: "", protocols: [] })).toMatchObject({ rid: 2, error: expect.any(String) });
+    expect(checkTunnelEdgeMsg({ t: "nope" })).toEqual({ error: "tunnel message without a valid rid", rid: null });
+    expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 99, headers: [] })).toBeNull();
+    expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [] })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [] });
+  });
+
+  it("only lets close codes through that a Worker may send", () => {
+    expect([1000, 1001, 1006, 1013, 2999, 3000, 4999, 5000, "x"].map(sendableCloseCode)).toEqual([1000, 1000, 1000, 1000, 1000, 3000, 4999, 1000, 1000]);
+  });
+});
+
+describe("file-route validation", () => {
+  it("reads queries as FastAPI does: defaults, repeats, bounds", () => {
+    expect(parseGrepQuery(new URLSearchParams("query=x&include=*.py&include=*.ts"))).toEqual({
+      ok: true,
+      value: { query: "x", path: ".", regex: true, case_insensitive: false, include: ["*.py", "*.ts"], match_per_line: true, max_results: 50 },
+    });
+    expect(parseGrepQuery(new URLSearchParams("query=x&max_results=501"))).toMatchObject({ ok: false, reply: { status: 422 } });
+    expect(parseGlobQuery(new URLSearchParams("pattern=*&type=any&exclude=null"))).toMatchObject({ ok: true, value: { exclude: [], type: "any" } });
+    expect(parseReadQuery(new URLSearchParams("path=a%00b"))).toMatchObject({ ok: false });
+  });
+
+  it("checks every replacement and names its place", () => {
+    const r = parseReplaceBody(JSON.stringify({ path: "f", replacements: [{ target: "a", replacement: "b" }, { target: 1, replacement: "c", start_line: 0 }] }));
+    expect(r.ok).toBe(false);
+    const detail = (r as { reply: { body: { detail: { loc: unknown[] }[] } } }).reply.body.detail;
+    expect(detail.map((d) => d.loc)).toEqual([["body", "replacements", 1, "target"], ["body", "replacements", 1, "start_line"]]);
+  });
+});
+
+describe("agent file helpers", () => {
+  it("splits lines as Python's splitlines(keepends=True)", () => {
+    expect(splitLines("a\nb\r\nc\rd")).toEqual(["a\n", "b\r\n", "c\r", "d"]);
+    expect(splitLines("")).toEqual([]);
+    expect(splitLines("x\u2028y\n")).toEqual(["x\u2028", "y\n"]);
+  });
+
+  it("resolves paths against a base, with ~ as home, without a jail", () => {
+    expect(resolvePath("a/../b", "/base", "/home/u")).toBe("/base/b");
+    expect(resolvePath("~/x", "/base", "/home/u")).toBe("/home/u/x");
+    expect(resolvePath("/etc//passwd", "/base", "/home/u")).toBe("/etc/passwd");
+    expect(resolvePath("../../..", "/base", "/home/u")).toBe("/");
+  });
+
+  it("keeps session working directories per scope, forgetting them after their TTL", () => {
+    const store = new CwdStore(1000);
+    store.set("u1", "chat", "/a", 0);
+    expect(store.get("u1", "chat", 500)).toBe("/a");
+    expect(store.get("u2", "chat", 500)).toBeUndefined();
+    expect(store.get("u1", "chat", 1400)).toBe("/a"); // sliding: used at 500
+    expect(store.get("u1", "chat", 2500)).toBeUndefined();
+    store.set("u1", "", "/b", 0);
+    expect(store.get("u1", "", 0)).toBeUndefined();
+  });
+
+  it("rotates a log file to its newest half, at a line boundary", () => {
+    const log = new ProcessLogFile(join(dir, "p.jsonl"), 10_000);
+    for (let i = 0; i < 500; i++) log.append({ type: "output", data: `line ${i}\r\n` });
+    log.close();
+    const size = statSync(join(dir, "p.jsonl")).size;
+    expect(size).toBeLessThanOrEqual(10_000);
+    const lines = readFileSync(join(dir, "p.jsonl"), "utf8").trim().split("\n");
+    expect(JSON.parse(lines[0]!)).toMatchObject({ type: "output" });
+    expect(JSON.parse(lines.at(-1)!)).toEqual({ type: "output", data: "line 499\r\n" });
+  });
+});

@@ -1,0 +1,104 @@
+/**
+ * One background command as the reference runs it on Unix: `/bin/sh -c command` on its own PTY
+ * (80×24, a new session whose group the kill reaches), so stdout and stderr arrive merged, with
+ * `\r\n` line ends, and the program sees a terminal (`test -t 1` is true, output line-buffered,
+ * prompts shown). Input goes to the PTY. The exit code is reported as Python does: the code, or
+ * minus the signal number.
+ */
+import { StringDecoder } from "node:string_decoder";
+import * as pty from "node-pty";
+import { launchCommand } from "../launch.ts";
+import { signalTree } from "./process-tree.ts";
+
+/** The PTY's size, as the reference opens it. */
+export const EXEC_PTY_COLS = 80;
+export const EXEC_PTY_ROWS = 24;
+/** Input accepted per `/input` call while the PTY is not reading, in bytes, before it is refused. */
+export const PTY_INPUT_MAX_BYTES = 1 << 20; // 1 MiB
+
+export interface PtyRunSpec {
+  command: string;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  shell: string;
+  /** The tag the command and its children carry (launch.ts processTag), or null for none. */
+  tag: string | null;
+  /** Output chunks as the PTY gives them (UTF-8 decoded across chunk boundaries). */
+  onOutput: (data: string) => void;
+}
+
+export type PtyInputResult = "ok" | "closed" | "full";
+
+export class PtyRun {
+  /** Exit code (or minus the signal), once the command exited. */
+  exitCode: number | null = null;
+  /** Never set: background commands have no timeout. Kept so runs share one shape. */
+  readonly timedOut = false;
+  /** Resolves with the exit code once the command exited and its output was read. */
+  readonly finished: Promise<number>;
+  private resolveFinished!: (code: number) => void;
+  private closed = false;
+  private readonly decoder = new StringDecoder("utf8");
+
+  private constructor(private readonly proc: pty.IPty, spec: PtyRunSpec) {
+    this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    proc.onData((data) => {
+      const text = this.decoder.write(data as unknown as Buffer);
+      if (text) spec.onOutput(text);
+    });
+    proc.onExit(({ exitCode, signal }) => {
+      const rest = this.decoder.end();
+      if (rest) spec.onOutput(rest);
+      this.exitCode = signal ? -signal : exitCode;
+      this.closed = true;
+      this.resolveFinished(this.exitCode);
+    });
+  }
+
+  /**
+   * Starts the command on a new PTY, through the descriptor-closing launcher (it inherits only
+   * the PTY) with the agent's process tag; throws the spawn error (e.g. a missing cwd).
+   */
+  static start(spec: PtyRunSpec): PtyRun {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
+    const launch = launchCommand(spec.shell, ["-c", spec.command], env, spec.tag);
+    // The only place background commands are spawned.
+    const proc = pty.spawn(launch.file, launch.args, {
+      name: env.TERM ?? "xterm-256color",
+      cols: EXEC_PTY_COLS,
+      rows: EXEC_PTY_ROWS,
+      cwd: spec.cwd,
+      env: launch.env,
+      encoding: null,
+    });
+    return new PtyRun(proc, spec);
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /** True until the command exited. */
+  get running(): boolean {
+    return !this.closed;
+  }
+
+  /** Sends `sig` to everything the command started (its group and session). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.closed) return;
+    signalTree(this.proc.pid, sig);
+  }
+
+  /** Writes to the PTY; "closed" once the command exited. */
+  writeInput(bytes: Buffer): Promise<PtyInputResult> {
+    if (this.closed) return Promise.resolve("closed");
+    if (bytes.length > PTY_INPUT_MAX_BYTES) return Promise.resolve("full");
+    try {
+      this.proc.write(bytes);
+    } catch {
+      return Promise.resolve("closed");
+    }
+    return Promise.resolve("ok");
+  }
+}
