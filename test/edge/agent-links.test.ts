@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { Env } from "../../edge/env.ts";
 import { api, BASE, worker } from "./worker-client.ts";
+import { until } from "../support/waiters.ts";
 
 const started = "2026-01-01T00:00:00.000Z";
 const session = (id: number) => ({ terminal_id: id, shell: "sh", cwd: "/", started_at: started, ephemeral: false, cols: 80, rows: 24 });
@@ -34,7 +35,11 @@ function host(server: string) {
 
 /** Waits until the HostDO's index holds `n` sessions (the hello is handled as a message, after our send). */
 async function indexed(server: string, n: number): Promise<void> {
-  for (let i = 0; i < 5000 && (await host(server).status()).sessions !== n; i++) await new Promise((r) => setTimeout(r, 20));
+  let seen = -1;
+  await until(`the HostDO to index ${n} sessions`, async () => (seen = (await host(server).status()).sessions) === n, {
+    timeoutMs: 50_000,
+    describe: () => ` (it holds ${seen})`,
+  });
   expect((await host(server).status()).sessions).toBe(n);
 }
 
