@@ -60,7 +60,20 @@ interface Call {
   done: boolean;
 }
 
-function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
+/**
+ * The call the Worker attached to a tunnelled request (`tunnelRequest`), or the 400 to answer.
+ * Only the Worker reaches a DO's fetch, so the header is ours, not the caller's.
+ */
+export function readTunnelCall(request: Request): TunnelCall | Response {
+  try {
+    return JSON.parse(decodeURIComponent(request.headers.get(TUNNEL_CALL_HEADER) ?? "")) as TunnelCall;
+  } catch {
+    return errorResponse("open-terminal", new ApiError(400, "BAD_TUNNEL_CALL", "Malformed tunnel call"));
+  }
+}
+
+/** 503 in the Open Terminal family's shape: the agent's control link is down. */
+export function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
   return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
 }
 
@@ -88,12 +101,8 @@ export class EdgeTunnel {
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
-    let call: TunnelCall;
-    try {
-      call = JSON.parse(decodeURIComponent(request.headers.get(TUNNEL_CALL_HEADER) ?? "")) as TunnelCall;
-    } catch {
-      return errorResponse("open-terminal", new ApiError(400, "BAD_TUNNEL_CALL", "Malformed tunnel call"));
-    }
+    const call = readTunnelCall(request);
+    if (call instanceof Response) return call;
     if (!this.agent()) return offline();
     if (this.calls.size >= TUNNEL_MAX_INFLIGHT) {
       return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));

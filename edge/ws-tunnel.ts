@@ -9,7 +9,7 @@ import { sendToAgent } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/links/tunnel.ts";
 import type { TunnelAgentMsg, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { TUNNEL_CALL_HEADER, type TunnelCall } from "./http-tunnel.ts";
+import { offline, readTunnelCall } from "./http-tunnel.ts";
 
 /** The HostDO path proxied WebSocket upgrades are fetched at. */
 export const WS_TUNNEL_PATH = "/tunnel-ws";
@@ -30,15 +30,11 @@ export class EdgeWsTunnel {
 
   constructor(private readonly agent: () => WebSocket | null) {}
 
-  /** Answers a proxied upgrade from the Worker (the call in TUNNEL_CALL_HEADER). */
+  /** Answers a proxied upgrade from the Worker (the call its tunnel header carries). */
   async fetch(request: Request): Promise<Response> {
-    let call: TunnelCall;
-    try {
-      call = JSON.parse(decodeURIComponent(request.headers.get(TUNNEL_CALL_HEADER) ?? "")) as TunnelCall;
-    } catch {
-      return errorResponse("open-terminal", new ApiError(400, "BAD_TUNNEL_CALL", "Malformed tunnel call"));
-    }
-    if (!this.agent()) return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
+    const call = readTunnelCall(request);
+    if (call instanceof Response) return call;
+    if (!this.agent()) return offline();
     if (this.sockets.size >= TUNNEL_WS_MAX) return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
     const rid = (this.nextRid = (this.nextRid + 2) >>> 0);
     const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean).slice(0, 16);

@@ -12,6 +12,7 @@ import { freePort } from "../../worker/cli/local-stack.ts";
 import { createGroup, createUser, startDante, startSshd, startXvfb, type SocksServer, type SshServer, type TestUser, type XServer } from "../support/peers.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { HttpRefusal, TermClient } from "../support/term-client.ts";
+import { until } from "../support/waiters.ts";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -75,17 +76,10 @@ function processesHolding(needle: string): string[] {
 
 /** Longest a test waits for a process's state to change, in milliseconds. */
 const PROC_WAIT_MS = 10_000;
-/** Re-check interval of that wait, in milliseconds (/proc has no change events). */
-const PROC_POLL_MS = 50;
 
-/** Resolves once `/proc/<pid>/status` satisfies `test`; rejects after PROC_WAIT_MS. */
+/** Resolves once `/proc/<pid>/status` satisfies `test` (/proc has no change events, so it polls). */
 async function untilProc(pid: number, test: (status: string) => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + PROC_WAIT_MS;
-  for (;;) {
-    if (test(readFileSync(`/proc/${pid}/status`, "utf8"))) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, PROC_POLL_MS));
-  }
+  await until(what, () => test(readFileSync(`/proc/${pid}/status`, "utf8")), { timeoutMs: PROC_WAIT_MS });
 }
 
 /** Files under `dir` whose content contains `needle`. */
