@@ -8,6 +8,9 @@ import type { ServerEntry } from "./api.ts";
 import { h, replaceChildren } from "./dom.ts";
 import { notify } from "./notices.ts";
 
+/** How often the server list refreshes while the page is visible (agents come and go), in milliseconds. */
+export const SERVERS_REFRESH_MS = 5_000;
+
 /** The server id rule (shared/validation.ts), as an HTML pattern. */
 const SERVER_ID_PATTERN = "[a-z0-9][a-z0-9\\-]{0,62}";
 
@@ -111,7 +114,13 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
   add.form.append(added);
   root.replaceChildren(add.form, section("Servers", actions.region, list.element));
   void list.reload();
-  return () => list.stop();
+  const timer = setInterval(() => {
+    if (document.visibilityState === "visible") void list.reload();
+  }, SERVERS_REFRESH_MS);
+  return () => {
+    clearInterval(timer);
+    list.stop();
+  };
 }
 
 /** Copies `text` to the clipboard, saying whether it worked. */

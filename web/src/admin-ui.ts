@@ -12,14 +12,15 @@ export function uid(prefix: string): string {
   return `${prefix}-${++nextId}`;
 }
 
-/** A labelled control (the label wraps it, so clicking the text focuses it); `help` is described-by. */
+/** A labelled control (`<label for>`); `help`, when given, describes it (aria-describedby). */
 export function field(label: string, control: HTMLInputElement | HTMLSelectElement, help?: string): HTMLElement {
+  if (!control.id) control.id = uid(control.name || "field");
   let helpEl: HTMLElement | null = null;
   if (help) {
     helpEl = h("span", { class: "field-help", id: uid("help") }, help);
     control.setAttribute("aria-describedby", helpEl.id);
   }
-  return h("label", { class: "field" }, h("span", {}, label), control, helpEl);
+  return h("div", { class: "field" }, h("label", { for: control.id }, label), control, helpEl);
 }
 
 /** A `<select>` of `options` (`[value, text]`), with `placeholder` as an empty first choice when given. */
@@ -117,6 +118,8 @@ export function timeCell(at: number | string | null): Child {
 export class ListArea<T> {
   readonly element = h("div", { class: "list-area", "aria-live": "polite", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
   private stopped = false;
+  /** What was last rendered, so a reload with the same data leaves the DOM (and focus) alone. */
+  private shown = "";
 
   constructor(
     private readonly what: string,
@@ -129,9 +132,12 @@ export class ListArea<T> {
     try {
       const data = await this.load();
       if (this.stopped) return null;
-      replaceChildren(this.element, this.render(data));
+      const key = JSON.stringify(data);
+      if (key !== this.shown) replaceChildren(this.element, this.render(data));
+      this.shown = key;
       return data;
     } catch (err) {
+      this.shown = "";
       if (!this.stopped) replaceChildren(this.element, h("p", { class: "error", role: "alert" }, `Could not load ${this.what}: ${errorText(err)}`));
       return null;
     } finally {

@@ -125,6 +125,8 @@ function start(): void {
     dispose();
     dispose = () => {};
     await api.signOut().catch(() => {});
+    // Whoever signs in next starts at their own home page, not at this user's last page.
+    history.replaceState(null, "", location.pathname + location.search);
     showLogin();
   }
 
