@@ -16,6 +16,7 @@ import { useStack } from "../support/stack.ts";
 import { type TestBrowser, launchBrowser, skipBrowserTests, waitForConnected, waitForLine } from "./browser.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const ARTIFACTS = `${REPO}test-artifacts`;
 
 /** How long the second agent may take to connect, in milliseconds. */
 const AGENT_ONLINE_TIMEOUT_MS = 30_000;
@@ -28,6 +29,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
   let aliceToken = "";
 
   beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
     browser = await launchBrowser();
     page = browser.context.pages()[0] ?? (await browser.context.newPage());
   }, 180_000);
@@ -92,6 +94,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "web-2", exact: true }) });
     await row.getByRole("cell", { name: "online", exact: true }).waitFor({ timeout: AGENT_ONLINE_TIMEOUT_MS });
     await expect(row.textContent()).resolves.toContain("Web two");
+    await page.screenshot({ path: `${ARTIFACTS}/admin-servers.png`, fullPage: true });
 
     // A second add of the same id is refused in the form, not silently given a new token.
     await form.getByLabel("Id", { exact: true }).fill("web-2");
@@ -142,6 +145,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await form.getByLabel("Access", { exact: true }).selectOption("write");
     await submit("Grant access", "Grant", "Granted write on local to group team-a.");
     await page.getByRole("button", { name: "Remove the grant of local to group team-a" }).waitFor();
+    await page.screenshot({ path: `${ARTIFACTS}/admin-grants.png`, fullPage: true });
 
     await openAdmin("Tokens");
     form = page.getByRole("form", { name: "Create a token" });
@@ -151,6 +155,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await submit("Create a token", "Create token", /^Token \S+ created for alice\.$/);
     aliceToken = await page.getByLabel("New token for alice").inputValue();
     expect(aliceToken).toMatch(/^ett_/);
+    await page.screenshot({ path: `${ARTIFACTS}/admin-tokens.png`, fullPage: true });
     // Listed without its secret; hidden for good once dismissed.
     await page.getByRole("cell", { name: "laptop", exact: true }).waitFor();
     expect(await page.locator(".admin-table").textContent()).not.toContain(aliceToken);
@@ -185,6 +190,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await page.getByRole("button", { name: "Newest" }).click();
     await page.waitForFunction((id) => Number(document.querySelector(".admin-table tbody tr td")?.textContent) === id, newestId);
     await expect(page.getByRole("button", { name: "← Newer" }).isEnabled()).resolves.toBe(false);
+    await page.screenshot({ path: `${ARTIFACTS}/admin-audit.png` });
   });
 
   it("signs the user in: only the granted server, a terminal there, no admin pages", async () => {
@@ -204,6 +210,9 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await page.keyboard.type("echo alice-$((6*7))");
     await page.keyboard.press("Enter");
     await waitForLine(page, "alice-42");
+    await page.goto(`${stack.url}/#/`);
+    await page.locator('.server-list[aria-busy="false"] .session').first().waitFor();
+    await page.screenshot({ path: `${ARTIFACTS}/user-sessions.png`, fullPage: true });
 
     // The admin pages are not for her, and the admin API refuses her session, read or write.
     await page.goto(`${stack.url}/#/admin/users`);
@@ -238,6 +247,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     expect(await row.getByRole("link", { name: `Open terminal ${id}`, exact: true }).count()).toBe(0);
     expect(await row.getByRole("button", { name: `Delete terminal ${id}` }).count()).toBe(0);
     await expect(page.getByRole("heading", { name: "New terminal" }).isVisible()).resolves.toBe(false);
+    await page.screenshot({ path: `${ARTIFACTS}/reader-sessions.png`, fullPage: true });
     // A writer's address of that terminal opens read-only for him.
     await page.goto(`${stack.url}/#/t/local/${id}`);
     await page.waitForURL(new RegExp(`#/t/local/${id}/ro$`));

@@ -71,7 +71,7 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
     const command = agentCommand(ctx.edge, sid, token);
     const code = h("code", { class: "agent-command" }, command);
     showAdded(
-      h("p", {}, h("strong", {}, `Server ${sid} added.`), " Its agent token is in this command and is shown only now: run it on the host."),
+      h("p", {}, `Run this on the host of ${sid}. It holds the server's agent token, which is shown only now.`),
       h("pre", { class: "secret-box", "aria-label": `Agent command for ${sid}` }, code),
       h(
         "div",

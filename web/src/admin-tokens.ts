@@ -19,7 +19,7 @@ export function mountAdminTokens(root: HTMLElement, ctx: AdminContext): () => vo
   const created = h("div", { class: "added-secret", hidden: true });
 
   const user = h("select", { name: "user_id", required: true });
-  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off", placeholder: "laptop" });
+  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off" });
   const days = h("input", { name: "ttl_days", type: "number", min: 1, max: TOKEN_DAYS_MAX, value: TOKEN_DAYS_DEFAULT, required: true });
   const readOnly = h("input", { name: "read_only", type: "checkbox" });
   const admin = h("input", { name: "admin", type: "checkbox" });
