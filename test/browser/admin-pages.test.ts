@@ -106,6 +106,16 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await row.getByRole("button", { name: "Enable server web-2" }).click();
     await row.getByText("enabled", { exact: true }).waitFor();
 
+    // A URL server: listed as one, with no agent command.
+    await form.getByLabel("Id", { exact: true }).fill("ot-1");
+    await form.getByText("URL server (an existing Open Terminal server)").click();
+    await form.getByLabel("URL", { exact: true }).fill("http://127.0.0.1:9/");
+    await form.getByLabel("API key", { exact: true }).fill("ot-1-secret-key");
+    await submit("Add a server", "Add server", "Server ot-1 added.");
+    await expect(page.getByLabel("Agent command for ot-1").count()).resolves.toBe(0);
+    const otRow = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "ot-1", exact: true }) });
+    await otRow.getByRole("cell", { name: "URL server", exact: true }).waitFor();
+
     // Remove asks first; a server made elsewhere goes once confirmed.
     expect((await stack.api("/api/v1/admin/servers/tmp-1", { method: "PUT", body: "{}" })).status).toBe(200);
     await openAdmin("Users");

@@ -46,7 +46,13 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
       if (existing.some((s) => s.id === sid)) throw new Error(`Server '${sid}' exists already: remove it first to add it again.`);
       const server = await client.addServer(sid, name.value.trim());
       if (url.value) {
-        await client.setServerUrl(sid, url.value, key.value);
+        try {
+          await client.setServerUrl(sid, url.value, key.value);
+        } catch (err) {
+          // Not left behind as an agent server whose token nobody saw.
+          await client.removeServer(sid).catch(() => {});
+          throw err;
+        }
         showAdded(h("p", {}, `URL server ${sid} added: the edge reaches it at ${url.value}.`));
       } else {
         showAgentCommand(server.id, server.token);
