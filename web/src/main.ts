@@ -74,7 +74,7 @@ function start(): void {
     const name = me.user_id ?? "admin key";
     who.textContent = `${name} · ${me.role}${me.read_only ? " · read-only" : ""}`;
     who.title = `Signed in as ${name} (${me.role}${me.read_only ? ", read-only token" : ""})`;
-    route();
+    void route();
   }
 
   /** Whether the caller may only watch server `serverId`: a read-only sign-in, or a user's `read` access. */
