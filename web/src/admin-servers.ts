@@ -121,7 +121,7 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
   root.replaceChildren(add.form, section("Servers", actions.region, list.element));
   void list.reload();
   const timer = setInterval(() => {
-    if (document.visibilityState === "visible") void list.reload();
+    if (document.visibilityState === "visible") void list.reload({ background: true });
   }, SERVERS_REFRESH_MS);
   return () => {
     clearInterval(timer);

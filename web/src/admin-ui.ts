@@ -116,7 +116,7 @@ export function timeCell(at: number | string | null): Child {
  * while loading. `reload()` loads again (after every change a page makes).
  */
 export class ListArea<T> {
-  readonly element = h("div", { class: "list-area", "aria-live": "polite", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
+  readonly element = h("div", { class: "list-area", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
   private stopped = false;
   /** What was last rendered, so a reload with the same data leaves the DOM (and focus) alone. */
   private shown = "";
@@ -127,11 +127,16 @@ export class ListArea<T> {
     private readonly render: (data: T) => Child,
   ) {}
 
-  async reload(): Promise<T | null> {
+  /**
+   * Loads and shows the list again. A `background` reload (a timer's) leaves the list alone while
+   * the keyboard focus is in it, so a refresh never pulls a row out from under the user.
+   */
+  async reload(opts: { background?: boolean } = {}): Promise<T | null> {
     this.element.setAttribute("aria-busy", "true");
     try {
       const data = await this.load();
       if (this.stopped) return null;
+      if (opts.background && this.element.contains(document.activeElement)) return data;
       const key = JSON.stringify(data);
       if (key !== this.shown) replaceChildren(this.element, this.render(data));
       this.shown = key;
