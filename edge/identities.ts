@@ -398,3 +398,17 @@ export async function grantedServerIds(db: D1Database, identity: Identity): Prom
   const { results } = await db.prepare(`SELECT DISTINCT server_id FROM (${USER_GRANTS}) LIMIT ?2`).bind(identity.userId, LIST_MAX_ROWS).all<{ server_id: string }>();
   return new Set(results.map((r) => r.server_id));
 }
+
+/**
+ * The identity's server-wide access to each server it may use, by server id: `write` for every
+ * listed server for admins; for users the best of their own and their groups' whole-server grants
+ * (a server granted only terminal by terminal has no entry). A read-only token caps each at `read`.
+ */
+export async function serverAccessMap(db: D1Database, identity: Identity, serverIds: readonly string[]): Promise<Map<string, Access>> {
+  if (identity.role === "admin") return new Map(serverIds.map((id) => [id, cap("write", identity)]));
+  const { results } = await db
+    .prepare(`SELECT server_id, MAX(access = 'write') AS w FROM (${USER_GRANTS}) WHERE terminal_id = 0 GROUP BY server_id LIMIT ?2`)
+    .bind(identity.userId, LIST_MAX_ROWS)
+    .all<{ server_id: string; w: number }>();
+  return new Map(results.map((r) => [r.server_id, cap(r.w ? "write" : "read", identity)]));
+}

@@ -8,7 +8,7 @@ import { RECONNECT_BASE_MS, RECONNECT_CAP_MS, reconnectDelay } from "../../web/s
 import { OutputPump } from "../../web/src/flow-control.ts";
 import { InputQueue } from "../../web/src/input-queue.ts";
 import { applyModifiers, ctrlCode, keySequence } from "../../web/src/keys.ts";
-import { parseRoute, terminalHref } from "../../web/src/routes.ts";
+import { adminHref, parseRoute, terminalHref } from "../../web/src/routes.ts";
 import { shortcutFor } from "../../web/src/shortcuts.ts";
 
 const none = { ctrl: false, alt: false };
@@ -161,8 +161,13 @@ describe("routes", () => {
     expect(parseRoute(terminalHref("gpu-1", 40001, true))).toEqual({ page: "terminal", serverId: "gpu-1", terminalId: 40001, readonly: true });
   });
 
+  it("round-trips admin routes; a bare #/admin is its first section", () => {
+    expect(parseRoute(adminHref("tokens"))).toEqual({ page: "admin", section: "tokens" });
+    expect(parseRoute("#/admin")).toEqual({ page: "admin", section: "" });
+  });
+
   it("sends anything else to the sessions page", () => {
-    for (const hash of ["", "#/", "#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1"]) {
+    for (const hash of ["", "#/", "#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1", "#/admin/Users", "#/admin/users/x", "#/admin/../t"]) {
       expect(parseRoute(hash)).toEqual({ page: "sessions" });
     }
   });

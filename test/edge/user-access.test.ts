@@ -76,6 +76,22 @@ describe("users at the edge", () => {
     expect(await ids(KEY)).toEqual(expect.arrayContaining([sA, sB, sOff, sDown]));
   });
 
+  it("say in the list what each caller may do on each server (the web app offers only that)", async () => {
+    const access = async (token: string) =>
+      Object.fromEntries(((await (await call("/api/v1/terminals/", token)).json()) as { id: string; access: string | null }[]).map((s) => [s.id, s.access]));
+    expect(await access(aliceToken)).toEqual({ [sA]: "write", [sDown]: "write" });
+    expect(await access(bobToken)).toEqual({ [sB]: "read" });
+    expect(await access(KEY)).toMatchObject({ [sA]: "write", [sB]: "write", [sOff]: "write" });
+    // A read-only token of a user with a write grant: read.
+    const readOnly = await createToken(db, alice, { scopes: ["read-only"] });
+    expect(await access(readOnly.token)).toEqual({ [sA]: "read", [sDown]: "read" });
+    // A grant on one terminal lists the server but gives no server-wide access.
+    const carol = id("carol");
+    await adminJson("/api/v1/admin/users", "POST", { id: carol });
+    await adminJson("/api/v1/admin/grants", "PUT", { server_id: sA, terminal_id: 7, principal_type: "user", principal_id: carol, access: "write" });
+    expect(await access((await createToken(db, carol, {})).token)).toEqual({ [sA]: null });
+  });
+
   it("go through the proxy's checks in order, one request per step", async () => {
     const step = async (path: string) => {
       const res = await call(path, aliceToken);

@@ -23,7 +23,7 @@ describe("the edge Worker in workerd", () => {
   it("registers servers in D1 and lists them with their agent's state", async () => {
     await registerServer("alpha");
     const list = (await (await api("/api/v1/terminals/")).json()) as Record<string, unknown>[];
-    expect(list).toContainEqual({ id: "alpha", name: "Server alpha", url: `${BASE}/api/v1/terminals/alpha`, enabled: true, online: false, default: false });
+    expect(list).toContainEqual({ id: "alpha", name: "Server alpha", url: `${BASE}/api/v1/terminals/alpha`, enabled: true, kind: "agent", access: "write", online: false, default: false });
     expect((await api("/api/v1/admin/servers/Not_Valid", { method: "PUT", body: "{}" })).status).toBe(400);
   });
 

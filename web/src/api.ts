@@ -9,8 +9,32 @@ export interface ServerEntry {
   name: string;
   online?: boolean;
   default?: boolean;
+  /** False for a server an admin disabled (admins see those too). */
+  enabled?: boolean;
+  /** `agent`: reached over its agent's link; `url`: an Open Terminal server the edge proxies to. */
+  kind?: "agent" | "url";
+  /**
+   * What the caller may do on the server: `write` (create, type, delete), `read` (watch), or null
+   * when only single terminals of it are granted. Absent from older edges: treat as `write`.
+   */
+  access?: "read" | "write" | null;
   /** The server's agent: version, process start (ISO 8601) and when it was last heard from. */
   agent?: { version: string | null; started_at: string | null; last_seen: string | null };
+}
+
+/**
+ * Who is signed in, from `GET /api/v1/auth/session`: the admin key's session is `{role: "admin"}`;
+ * a user's carries their id and whether their token was read-only.
+ */
+export interface Me {
+  role: "admin" | "user";
+  user_id?: string;
+  read_only?: boolean;
+}
+
+/** Whether `server` lets the caller change things (create, type, delete). */
+export function canWrite(server: ServerEntry): boolean {
+  return server.access === undefined || server.access === "write";
 }
 
 /** A terminal session on one server, from `GET …/api/v1/terminal/sessions`. */
@@ -126,7 +150,8 @@ export class Api {
     return res;
   }
 
-  private async json<T>(path: string, init: RequestInit = {}): Promise<T> {
+  /** A JSON call to the edge (same origin, the cookie authenticates); errors throw ApiError. */
+  async json<T>(path: string, init: RequestInit = {}): Promise<T> {
     const res = await this.request(path, { headers: JSON_HEADERS, ...init });
     return (await res.json()) as T;
   }
@@ -147,12 +172,12 @@ export class Api {
     await fetch("/api/v1/auth/session", { method: "DELETE", credentials: "same-origin" });
   }
 
-  /** The signed-in role, or null when not signed in. Network failures throw. */
-  async whoAmI(): Promise<{ role: string } | null> {
+  /** Who is signed in, or null when nobody is. Network failures throw. */
+  async whoAmI(): Promise<Me | null> {
     const res = await fetch("/api/v1/auth/session", { credentials: "same-origin", cache: "no-store" });
     if (res.status === 401) return null;
     if (!res.ok) throw await errorFrom(res);
-    return (await res.json()) as { role: string };
+    return (await res.json()) as Me;
   }
 
   servers(): Promise<ServerEntry[]> {

@@ -1,11 +1,13 @@
-// The browser client's entry point: the app shell (header with theme toggle and sign-out), the
-// sign-in gate and the hash router (routes.ts) between the sessions page and a terminal page.
+// The browser client's entry point: the app shell (header with who is signed in, the admin link
+// for admins, theme toggle and sign-out), the sign-in gate and the hash router (routes.ts) between
+// the sessions page, a terminal page and the admin pages.
 import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
-import { Api } from "./api.ts";
+import { mountAdminPage } from "./admin-page.ts";
+import { Api, canWrite, type Me } from "./api.ts";
 import { button, h } from "./dom.ts";
 import { mountLoginPage } from "./login-page.ts";
-import { parseRoute } from "./routes.ts";
+import { adminHref, parseRoute, terminalHref } from "./routes.ts";
 import { mountSessionsPage } from "./sessions-page.ts";
 import { mountTerminalPage } from "./terminal-page.ts";
 import { type ThemePref, cycleThemePref, initTheme, themePref } from "./theme.ts";
@@ -21,19 +23,24 @@ function start(): void {
   const app = document.getElementById("app")!;
   const main = h("div", { class: "app-main" });
   let dispose: () => void = () => {};
-  let signedIn = false;
+  /** Who is signed in (null: nobody); decides which pages and actions are offered. */
+  let me: Me | null = null;
 
   const api = new Api(() => {
-    if (signedIn) showLogin();
+    if (me) showLogin();
   });
 
   const themeButton = button("", "", () => renderTheme(cycleThemePref()), { class: "text-button theme-toggle" });
   const signOut = button("Sign out", "Sign out", () => void doSignOut(), { class: "text-button", hidden: true });
+  const who = h("span", { class: "who muted", hidden: true });
+  const adminLink = h("a", { class: "text-button", href: adminHref("servers"), hidden: true }, "Admin");
   const header = h(
     "header",
     { class: "app-header" },
     h("a", { class: "brand", href: "#/", "aria-label": "edgetty: sessions" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "▍"), "edgetty"),
     h("span", { class: "spacer" }),
+    who,
+    adminLink,
     themeButton,
     signOut,
   );
@@ -53,39 +60,80 @@ function start(): void {
   }
 
   function showLogin(): void {
-    signedIn = false;
-    signOut.hidden = true;
-    showPage(() => mountLoginPage(main, api, onSignedIn));
+    me = null;
+    signOut.hidden = who.hidden = adminLink.hidden = true;
+    showPage(() => mountLoginPage(main, api, () => void onSignedIn()));
   }
 
-  function onSignedIn(): void {
-    signedIn = true;
-    signOut.hidden = false;
-    route();
+  async function onSignedIn(known?: Me): Promise<void> {
+    const current = known ?? (await api.whoAmI());
+    if (!current) return showLogin();
+    me = current;
+    signOut.hidden = who.hidden = false;
+    adminLink.hidden = me.role !== "admin";
+    const name = me.user_id ?? "admin key";
+    who.textContent = `${name} · ${me.role}${me.read_only ? " · read-only" : ""}`;
+    who.title = `Signed in as ${name} (${me.role}${me.read_only ? ", read-only token" : ""})`;
+    void route();
   }
 
-  function route(): void {
-    if (!signedIn) return;
+  /** Whether the caller may only watch server `serverId`: a read-only sign-in, or a user's `read` access. */
+  async function watchOnly(serverId: string): Promise<boolean> {
+    if (me?.read_only) return true;
+    if (me?.role === "admin") return false;
+    const server = (await api.servers().catch(() => [])).find((s) => s.id === serverId);
+    return server !== undefined && !canWrite(server);
+  }
+
+  /** Counts route changes, so a slow one never mounts its page over a newer one. */
+  let routeSeq = 0;
+
+  async function route(): Promise<void> {
+    if (!me) return;
+    const seq = ++routeSeq;
     const r = parseRoute(location.hash);
     document.body.dataset["page"] = r.page;
+    adminLink.setAttribute("aria-current", r.page === "admin" ? "page" : "false");
     if (r.page === "terminal") {
-      showPage(() => mountTerminalPage(main, { api, ...r, onSignedOut: showLogin }));
+      // A caller who may only watch this server gets the read-only view (the edge enforces it too).
+      const writable = !(await watchOnly(r.serverId));
+      if (seq !== routeSeq || !me) return;
+      if (!writable && !r.readonly) return location.replace(terminalHref(r.serverId, r.terminalId, true));
+      showPage(() => mountTerminalPage(main, { api, ...r, canWrite: writable, onSignedOut: showLogin }));
+    } else if (r.page === "admin") {
+      if (me.role === "admin") showPage(() => mountAdminPage(main, api, r.section));
+      else showPage(() => notForYou(main));
     } else {
-      showPage(() => mountSessionsPage(main, api));
+      showPage(() => mountSessionsPage(main, api, me!));
     }
+  }
+
+  /** What a user sees at an admin address: no admin content, a way back. */
+  function notForYou(root: HTMLElement): () => void {
+    root.replaceChildren(
+      h(
+        "main",
+        { class: "login-page" },
+        h("div", { class: "card", role: "alert" }, h("h1", {}, "Admins only"), h("p", {}, "These pages are for admins."), h("a", { href: "#/", class: "text-button" }, "Back to your servers")),
+      ),
+    );
+    document.title = "Admins only — edgetty";
+    return () => {};
   }
 
   async function doSignOut(): Promise<void> {
     dispose();
     dispose = () => {};
     await api.signOut().catch(() => {});
+    // Whoever signs in next starts at their own home page, not at this user's last page.
+    history.replaceState(null, "", location.pathname + location.search);
     showLogin();
   }
 
   async function boot(): Promise<void> {
     try {
-      const me = await api.whoAmI();
-      if (me) onSignedIn();
+      const current = await api.whoAmI();
+      if (current) await onSignedIn(current);
       else showLogin();
     } catch (err) {
       main.replaceChildren(
@@ -98,7 +146,7 @@ function start(): void {
     }
   }
 
-  addEventListener("hashchange", route);
+  addEventListener("hashchange", () => void route());
   void boot();
 }
 

@@ -2,12 +2,15 @@
 //   #/                     sessions
 //   #/t/{server}/{id}      terminal
 //   #/t/{server}/{id}/ro   terminal, read-only
+//   #/admin/{section}      admin pages (admin-page.ts)
 
 /** A parsed route. */
-export type Route = { page: "sessions" } | { page: "terminal"; serverId: string; terminalId: number; readonly: boolean };
+export type Route = { page: "sessions" } | { page: "terminal"; serverId: string; terminalId: number; readonly: boolean } | { page: "admin"; section: string };
 
 /** Parses the hash; anything unknown is the sessions page. */
 export function parseRoute(hash: string): Route {
+  const admin = /^#\/admin(?:\/([a-z]{1,20}))?$/.exec(hash);
+  if (admin) return { page: "admin", section: admin[1] ?? "" };
   const m = /^#\/t\/([^/]+)\/(\d{1,5})(\/ro)?$/.exec(hash);
   if (m) {
     const terminalId = Number(m[2]);
@@ -27,4 +30,9 @@ export function parseRoute(hash: string): Route {
 /** The hash of a terminal page. */
 export function terminalHref(serverId: string, terminalId: number, readonly = false): string {
   return `#/t/${encodeURIComponent(serverId)}/${terminalId}${readonly ? "/ro" : ""}`;
+}
+
+/** The hash of an admin section. */
+export function adminHref(section: string): string {
+  return `#/admin/${section}`;
 }

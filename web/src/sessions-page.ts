@@ -1,6 +1,8 @@
 // The home page: the servers this user may use with their agents' online state, each server's
-// terminal sessions (open, watch read-only, delete) and a form to start a new one.
-import { type Api, ApiError, type CreateRequest, SHELLS, type ServerEntry, type SessionEntry } from "./api.ts";
+// terminal sessions (open, watch read-only, delete) and a form to start a new one. Only what the
+// caller's access allows is offered: on a server they may only watch, sessions open read-only and
+// there is no create or delete (the edge enforces the same).
+import { type Api, ApiError, canWrite, type CreateRequest, type Me, SHELLS, type ServerEntry, type SessionEntry } from "./api.ts";
 import { button, h, relativeTime, replaceChildren } from "./dom.ts";
 import { notify } from "./notices.ts";
 import { terminalHref } from "./routes.ts";
@@ -12,16 +14,14 @@ export const SESSIONS_REFRESH_MS = 5_000;
 type ServerState = { server: ServerEntry; sessions: SessionEntry[] | null; error: string | null };
 
 /** Mounts the sessions page into `root`; returns its disposer. */
-export function mountSessionsPage(root: HTMLElement, api: Api): () => void {
+export function mountSessionsPage(root: HTMLElement, api: Api, me: Me): () => void {
+  /** A read-only sign-in may only watch, whatever its grants say. */
+  const writable = (server: ServerEntry) => !me.read_only && canWrite(server);
   const serverSelect = h("select", { name: "server", "aria-label": "Server", required: true });
   const list = h("div", { class: "server-list", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading servers…"));
   const form = createForm(api, serverSelect);
-  const page = h(
-    "main",
-    { class: "sessions-page" },
-    h("section", { class: "card new-session", "aria-labelledby": "new-session-title" }, h("h2", { id: "new-session-title" }, "New terminal"), form),
-    list,
-  );
+  const newSession = h("section", { class: "card new-session", "aria-labelledby": "new-session-title", hidden: true }, h("h2", { id: "new-session-title" }, "New terminal"), form);
+  const page = h("main", { class: "sessions-page" }, newSession, list);
   root.replaceChildren(page);
   document.title = "Sessions — edgetty";
 
@@ -42,6 +42,7 @@ export function mountSessionsPage(root: HTMLElement, api: Api): () => void {
     }
     const states = await Promise.all(
       servers.map(async (server): Promise<ServerState> => {
+        if (server.access === null) return { server, sessions: null, error: "Only single terminals of this server are shared with you." };
         try {
           return { server, sessions: await api.sessions(server.id), error: null };
         } catch (err) {
@@ -55,13 +56,16 @@ export function mountSessionsPage(root: HTMLElement, api: Api): () => void {
     const key = JSON.stringify([states, Math.floor(Date.now() / 60_000)]);
     if (key === lastRendered) return;
     lastRendered = key;
-    updateServerSelect(serverSelect, servers);
+    const creatable = servers.filter(writable);
+    updateServerSelect(serverSelect, creatable);
+    newSession.hidden = creatable.length === 0;
     list.setAttribute("aria-busy", "false");
     if (states.length === 0) {
-      replaceChildren(list, h("p", { class: "muted" }, "No servers yet: start an agent on a host to see it here."));
+      const none = me.role === "admin" ? "No servers yet: start an agent on a host to see it here." : "No servers are shared with you yet: ask an admin for a grant.";
+      replaceChildren(list, h("p", { class: "muted" }, none));
       return;
     }
-    replaceChildren(list, ...states.map((s) => serverCard(api, s, () => void refresh())));
+    replaceChildren(list, ...states.map((s) => serverCard(api, s, writable(s.server), () => void refresh())));
   }
 
   void refresh();
@@ -175,7 +179,7 @@ function agentLine(server: ServerEntry, online: boolean): HTMLElement | null {
   );
 }
 
-function serverCard(api: Api, state: ServerState, refresh: () => void): HTMLElement {
+function serverCard(api: Api, state: ServerState, mayWrite: boolean, refresh: () => void): HTMLElement {
   const { server, sessions, error } = state;
   const online = server.online !== false;
   const header = h(
@@ -184,17 +188,18 @@ function serverCard(api: Api, state: ServerState, refresh: () => void): HTMLElem
     h("h2", {}, server.name || server.id),
     h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
     server.default ? h("span", { class: "badge" }, "default") : null,
+    mayWrite ? null : h("span", { class: "badge badge-readonly", title: "You may watch this server's terminals but not type in them" }, "watch only"),
     h("span", { class: "muted server-id" }, server.id),
     agentLine(server, online),
   );
   let body: HTMLElement;
   if (error !== null) body = h("p", { class: "muted" }, error);
   else if (!sessions || sessions.length === 0) body = h("p", { class: "muted" }, "No sessions. Start one above.");
-  else body = h("ul", { class: "session-list" }, ...sessions.map((s) => sessionRow(api, server.id, s, refresh)));
+  else body = h("ul", { class: "session-list" }, ...sessions.map((s) => sessionRow(api, server.id, s, mayWrite, refresh)));
   return h("section", { class: "card server", "aria-label": `Server ${server.name || server.id}` }, header, body);
 }
 
-function sessionRow(api: Api, serverId: string, s: SessionEntry, refresh: () => void): HTMLElement {
+function sessionRow(api: Api, serverId: string, s: SessionEntry, mayWrite: boolean, refresh: () => void): HTMLElement {
   const last = s.command_history?.at(-1);
   const remove = async (): Promise<void> => {
     if (!confirm(`Delete terminal #${s.id} on ${serverId}? Its shell and everything running in it will be ended.`)) return;
@@ -211,7 +216,11 @@ function sessionRow(api: Api, serverId: string, s: SessionEntry, refresh: () => 
     { class: "session", "data-terminal-id": s.id },
     h(
       "a",
-      { class: "session-main", href: terminalHref(serverId, s.id), "aria-label": `Open terminal ${s.id} (${s.shell} in ${s.cwd})` },
+      {
+        class: "session-main",
+        href: terminalHref(serverId, s.id, !mayWrite),
+        "aria-label": `${mayWrite ? "Open" : "Watch"} terminal ${s.id} (${s.shell} in ${s.cwd})`,
+      },
       h("span", { class: "session-id" }, `#${s.id}`),
       h("span", { class: "session-shell" }, s.shell),
       h("span", { class: "session-cwd", title: s.cwd }, s.cwd),
@@ -229,9 +238,9 @@ function sessionRow(api: Api, serverId: string, s: SessionEntry, refresh: () => 
     h(
       "span",
       { class: "session-actions" },
-      h("a", { class: "text-button", href: terminalHref(serverId, s.id), "aria-label": `Open terminal ${s.id}` }, "Open"),
+      mayWrite ? h("a", { class: "text-button", href: terminalHref(serverId, s.id), "aria-label": `Open terminal ${s.id}` }, "Open") : null,
       h("a", { class: "text-button", href: terminalHref(serverId, s.id, true), "aria-label": `Watch terminal ${s.id} read-only` }, "Watch"),
-      button(`Delete terminal ${s.id}`, "Delete", () => void remove(), { class: "text-button danger" }),
+      mayWrite ? button(`Delete terminal ${s.id}`, "Delete", () => void remove(), { class: "text-button danger" }) : null,
     ),
   );
 }

@@ -4,7 +4,7 @@
 import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/links/client.ts";
 import { type Api, ApiError, SHELLS } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
-import { button, h, isApple } from "./dom.ts";
+import { button, h, isApple, replaceChildren } from "./dom.ts";
 import { HistoryPanel } from "./history-panel.ts";
 import { INPUT_QUEUE_MAX_BYTES } from "./input-queue.ts";
 import { KeyBar } from "./key-bar.ts";
@@ -25,6 +25,11 @@ export interface TerminalPageOptions {
   serverId: string;
   terminalId: number;
   readonly: boolean;
+  /**
+   * Whether the caller may change things on this server (false for a `read` grant or a read-only
+   * sign-in): when false the page offers no write actions (new terminal, raw download). Default true.
+   */
+  canWrite?: boolean;
   /** Called when the edge says the cookie is no longer valid. */
   onSignedOut(): void;
 }
@@ -58,6 +63,7 @@ const encoder = new TextEncoder();
 /** Mounts the terminal page into `root`; returns its disposer. */
 export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions): () => void {
   const { api, serverId, terminalId } = opts;
+  const canWrite = opts.canWrite ?? true;
   let readonly = opts.readonly;
   let exited = false;
   let joins = 0;
@@ -142,6 +148,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
         "aria-label": "Download raw output",
         title: "Download raw output",
         "data-icon": "download",
+        // The raw output route needs write access at the edge (edge/proxy-checks.ts).
+        hidden: !canWrite,
       },
       h("span", { class: "label" }, "Download"),
     ),
@@ -269,11 +277,12 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     view.setReadonly(true, view.size);
     keyBar.element.hidden = true;
     const how = signal ? `was killed by signal ${signal}` : `exited with code ${code}`;
-    exitBanner.replaceChildren(
+    replaceChildren(
+      exitBanner,
       h("strong", {}, "Session ended"),
       h("span", {}, why ? ` — ${why}` : ` — the shell ${how}.`),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
-      button("Start a new terminal like this one", "New terminal", () => void startAnother(), { class: "text-button" }),
+      canWrite ? button("Start a new terminal like this one", "New terminal", () => void startAnother(), { class: "text-button" }) : null,
     );
     exitBanner.hidden = false;
     exitBanner.dataset["exitCode"] = String(code);

@@ -4,6 +4,7 @@
  * columns, or as the API's JSON with `--json`. Exit codes: 0 done, 1 refused by the edge, 2 usage.
  */
 import { parseArgs } from "node:util";
+import { agentCommand } from "../../shared/agent-command.ts";
 
 export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --key KEY] | list | disable ID | enable ID | remove ID
       add prints the new server's agent token and the command that runs its agent; with --url
@@ -128,7 +129,7 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
             `created server ${server.id}; its agent token (shown only now): ${server.token}`,
             "",
             "On the host, run:",
-            `  EDGETTY_AGENT_TOKEN='${server.token}' edgetty agent --edge ${opts.edge} --server ${server.id}`,
+            `  ${agentCommand(opts.edge, server.id, server.token)}`,
           ].join("\n"),
         );
         return 0;
