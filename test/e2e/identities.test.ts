@@ -17,7 +17,10 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-describe("edgetty identity commands", () => {
+/** Each test runs about a dozen CLI processes, each compiling the CLI's TypeScript on start (tsx). */
+const CLI_TEST_TIMEOUT_MS = 180_000;
+
+describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it("make users, groups, grants and tokens that the edge then knows", async () => {
     expect((await cli("user", "add", "alice", "--email", "alice@example.com")).stdout).toContain("created user alice");
     expect((await cli("group", "add", "team-a")).code).toBe(0);
