@@ -136,6 +136,16 @@ describe("read and write grants", () => {
       const writerBody = await asWriter.text();
       expect([401, 403], `writer ${what}: ${asWriter.status} ${writerBody}`).not.toContain(asWriter.status);
     }
+    // The unscoped families: the terminals list and one's own session for both; the admin family for neither.
+    for (const token of [reader, writer]) {
+      expect((await call(token, "GET", "/api/v1/terminals/")).status).toBe(200);
+      expect((await call(token, "GET", "/api/v1/auth/session")).status).toBe(200);
+      for (const [method, path] of [["GET", "/api/v1/admin/users"], ["GET", "/api/v1/admin/grants"], ["PUT", "/api/v1/admin/grants"], ["GET", "/api/v1/admin/audit"], ["GET", "/api/v1/terminal/sessions"]] as const) {
+        const res = await call(token, method, path, method === "PUT" ? {} : undefined);
+        expect(res.status, `${method} ${path}`).toBe(403);
+        expect(await res.json()).toMatchObject({ code: "ADMIN_ONLY" });
+      }
+    }
   });
 
   it("a read grant attaches read-only to the session API WebSocket: output arrives, input and resize are refused", async () => {
