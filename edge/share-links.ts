@@ -12,7 +12,7 @@
  */
 import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
-import { safeEqual, sha256Hex } from "./auth.ts";
+import { randomToken, safeEqual, sha256Hex } from "./auth.ts";
 import type { Identity } from "./identities.ts";
 
 /** Prefix of every share token, so leaked ones are easy to recognise. */
@@ -45,10 +45,6 @@ export interface ShareLink {
 
 function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
 }
 
 /** The public id of a well-formed share token, else null. */
@@ -89,7 +85,7 @@ export async function createShareLink(
     throw new ApiError(429, "TOO_MANY_SHARE_LINKS", `a terminal has at most ${SHARE_LINKS_PER_TERMINAL_MAX} live share links; revoke one`);
   }
   const id = hex(crypto.getRandomValues(new Uint8Array(8)));
-  const token = `${SHARE_TOKEN_PREFIX}${id}_${base64url(crypto.getRandomValues(new Uint8Array(SHARE_SECRET_BYTES)))}`;
+  const token = `${SHARE_TOKEN_PREFIX}${id}_${randomToken(SHARE_SECRET_BYTES)}`;
   const expires = now + link.ttlS * 1000;
   await db
     .prepare("INSERT INTO share_links (id, hash, server_id, terminal_id, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -111,6 +107,11 @@ export async function listShareLinks(db: D1Database, serverId: string, terminalI
 export async function revokeShareLink(db: D1Database, serverId: string, terminalId: number, id: string): Promise<boolean> {
   const result = await db.prepare("DELETE FROM share_links WHERE id = ? AND server_id = ? AND terminal_id = ?").bind(id, serverId, terminalId).run();
   return (result.meta.changes ?? 0) > 0;
+}
+
+/** Removes every link to a terminal whose session ended (terminal-do.ts): a new session under the same id is another screen. */
+export async function endShareLinks(db: D1Database, serverId: string, terminalId: number): Promise<void> {
+  await db.prepare("DELETE FROM share_links WHERE server_id = ? AND terminal_id = ?").bind(serverId, terminalId).run();
 }
 
 /**

@@ -18,6 +18,7 @@ import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf, type RawGrant } from "./r
 import { recordAudit } from "./audit.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import { accessFor } from "./identities.ts";
+import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
@@ -88,6 +89,8 @@ export class TerminalDO extends DurableObject<Env> {
   private readonly history: HistoryStore;
   /** The session ended by itself and its history is still served. */
   private historyKept = false;
+  /** The forgetting of the session the last EXIT started (end() waits for it). */
+  private forgetting: Promise<void> = Promise.resolve();
   /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
   private keepHistoryOnExit = true;
   /** This terminal's counts, reported to its server's HostDO (stats.ts). */
@@ -116,7 +119,7 @@ export class TerminalDO extends DurableObject<Env> {
         if (this.meta) this.history.upsert(record);
       },
       onExit: () => {
-        void this.forget(this.keepHistoryOnExit);
+        this.forgetting = this.forget(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
         const ws = this.socketOf.get(sink);
@@ -429,8 +432,11 @@ export class TerminalDO extends DurableObject<Env> {
   async end(exit: ExitInfo, keepHistory = false): Promise<void> {
     await this.counters.flush();
     this.keepHistoryOnExit = keepHistory;
-    if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit);
-    else await this.forget(keepHistory);
+    if (this.meta || this.hub.clients.size > 0) {
+      this.hub.exit(exit);
+      // The caller (a DELETE) answers once the session is forgotten, its share links included.
+      await this.forgetting;
+    } else await this.forget(keepHistory);
     this.keepHistoryOnExit = true;
   }
 
@@ -450,9 +456,18 @@ export class TerminalDO extends DurableObject<Env> {
 
   /** Drops the session; with `keepHistory` its command records stay (until the id is reused). */
   private async forget(keepHistory: boolean): Promise<void> {
+    const ended = this.meta?.terminal_id;
     this.meta = null;
     this.title = null;
     await this.ctx.storage.deleteAlarm();
+    // A share link is to this session: a later one under the same id must not open with it.
+    if (ended !== undefined && this.serverId) {
+      try {
+        await endShareLinks(this.env.DB, this.serverId, ended);
+      } catch (error) {
+        log("error", "terminal.share_links_not_ended", "could not remove the ended session's share links", { server: this.serverId, terminal: ended, error });
+      }
+    }
     if (keepHistory) {
       this.historyKept = true;
       await this.ctx.storage.delete(["meta", "config", "title"]);

@@ -302,6 +302,19 @@ describe("share links", () => {
     expect((await call(link.token, "GET", `api/v1/terminal/history/${WATCHED}`)).status).toBe(401);
   });
 
+  it("end with their session: a new session under the same id does not open with an old link", async () => {
+    const id = 34;
+    await admin("POST", `${MOUNT}/api/v1/terminal/create`, { terminal_id: String(id) });
+    const res = await call(stack.apiKey, "POST", `api/v1/terminal/share/${id}`, {});
+    const { token } = (await res.json()) as Share;
+    expect((await call(token, "GET", `api/v1/terminal/history/${id}`)).status).toBe(200);
+    await admin("DELETE", `${MOUNT}/api/v1/terminal/${id}`);
+    await admin("POST", `${MOUNT}/api/v1/terminal/create`, { terminal_id: String(id) });
+    // Removing the links is part of ending the session, which the DELETE waited for.
+    expect((await call(token, "GET", `api/v1/terminal/history/${id}`)).status).toBe(401);
+    await expect(attach(token, id)).rejects.toMatchObject({ status: 401 });
+  });
+
   it("refuse bad lifetimes and unknown terminals", async () => {
     for (const ttl_s of [0, -1, 1.5, 8 * 24 * 3600, "x"]) {
       const res = await call(stack.apiKey, "POST", `api/v1/terminal/share/${WATCHED}`, { ttl_s });
