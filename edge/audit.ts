@@ -35,6 +35,9 @@ export type AuditAction =
   | "terminal.attach.read"
   | "terminal.attach.write"
   | "terminal.delete"
+  | "share.create"
+  | "share.revoke"
+  | "share.use"
   | "execute"
   | "proxy";
 

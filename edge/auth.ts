@@ -13,6 +13,7 @@ import { browserSessionLive, recordBrowserSession, revokeBrowserSession } from "
 import { accessConfigFor, ADMIN_KEY_IDENTITY, identifyAccess, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { getUser, type Identity } from "./identities.ts";
+import { shareTokenFromProtocols } from "./share-links.ts";
 
 export const SESSION_COOKIE = "edgetty_session";
 /** How long a browser sign-in lasts, in seconds. */
@@ -123,14 +124,16 @@ async function sessionPrincipal(request: Request, env: Pick<Env, "DB">, apiKey: 
 }
 
 /**
- * The caller, or null. A bearer token, when sent, decides alone (a wrong one is not rescued by
+ * The caller, or null. A bearer token (or a share link's token offered as a WebSocket
+ * subprotocol), when sent, decides alone (a wrong one is not rescued by
  * a cookie): a per-user token (`ett_…`, its D1 row) or the API key. Else the session cookie;
  * else, when Access is configured, a `Cf-Access-Jwt-Assertion` mapped to an enabled user.
  * `allowCookie` is off for APIs whose clients send bearer tokens only.
  */
 export async function authenticate(request: Request, env: AuthEnv, allowCookie = true): Promise<Principal | null> {
   const apiKey = env.EDGETTY_API_KEY;
-  const token = bearerToken(request);
+  // A browser WebSocket cannot send a header: a share link's token may ride as a subprotocol.
+  const token = bearerToken(request) ?? shareTokenFromProtocols(request);
   if (token !== null) {
     const identity = await identifyBearer(env.DB, token, apiKey);
     return identity ? { role: identity.role, via: "bearer", identity } : null;

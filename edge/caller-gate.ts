@@ -30,7 +30,10 @@ export function isServerMountPath(pathname: string): boolean {
 export interface ProxiedRequest {
   serverId: string;
   path: string;
+  /** The caller's access for this request (to the terminal it addresses, else to the server). */
   access: Access;
+  /** The only terminals the caller may reach (per-terminal grants, a share link); null: all. */
+  terminals: ReadonlySet<number> | null;
 }
 
 /** What the gate established for a request it let through. */
@@ -88,19 +91,27 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     // Public routes under a server's mount still pass the checks, with no grant asked for; a URL
     // server is never proxied without credentials (401).
     const lookups = { ...proxyLookups(env, ANONYMOUS), access: async () => "write" as const };
-    const checked = await checkProxyRequest(lookups, serverId, mount[2]!, request.method);
+    const checked = await checkProxyRequest(lookups, serverId, mount[2]!, request.method, url.search);
     if (!checked.ok) return refusalResponse(checked);
     if (checked.server.kind === "url") return Response.json({ error: "Not authenticated", code: "UNAUTHORIZED" }, { status: 401 });
     gatedCalls.set(request, { principal: null, proxied: null });
     return request;
   }
-  const checked = await checkProxyRequest(proxyLookups(env, principal.identity), serverId, mount[2]!, request.method);
+  const checked = await checkProxyRequest(proxyLookups(env, principal.identity), serverId, mount[2]!, request.method, url.search);
   if (!checked.ok) return refusalResponse(checked);
-  const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access };
+  const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access, terminals: checked.terminals };
+  const share = principal.identity.share;
   const record = async () => {
     const detail = `${request.method} /${proxied.path} (${proxied.access})`;
     // Written before the request is served, so the log never misses a request that ran.
-    await recordAudit(env.DB, { actor: actorOf(principal.identity), action: "proxy", server_id: serverId, detail, ip: clientIp(request) });
+    await recordAudit(env.DB, {
+      actor: actorOf(principal.identity),
+      action: share ? "share.use" : "proxy",
+      server_id: serverId,
+      terminal_id: share?.terminalId ?? null,
+      detail,
+      ip: clientIp(request),
+    });
   };
   if (checked.server.kind === "url") {
     const upstream = await urlServerUpstream(env, serverId);

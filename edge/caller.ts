@@ -8,21 +8,24 @@ import { accessConfig, accessEmail, type AccessConfig } from "./access-identity.
 import { apiTokenId } from "./api-tokens.ts";
 import { safeEqual } from "./auth.ts";
 import { identityForToken, userByEmail, type Identity } from "./identities.ts";
+import { identityForShare, shareTokenId } from "./share-links.ts";
 
 /** The identity of the admin API key (no user row behind it). */
 export const ADMIN_KEY_IDENTITY: Identity = Object.freeze({ userId: "admin", role: "admin", tokenId: null, readOnly: false });
 
 /** The audit log's name for a caller. */
 export function actorOf(identity: Identity): string {
+  if (identity.share) return identity.userId; // `share:<id>`
   return identity === ADMIN_KEY_IDENTITY ? "admin-key" : `user:${identity.userId}`;
 }
 
 /**
- * The identity behind a bearer token: a per-user token by its D1 row, else the admin key
- * (compared in constant time); null when neither matches.
+ * The identity behind a bearer token: a per-user token or a share link's token by its D1 row,
+ * else the admin key (compared in constant time); null when none matches.
  */
 export async function identifyBearer(db: D1Database, token: string, adminKey: string | undefined, now = Date.now()): Promise<Identity | null> {
   if (apiTokenId(token) !== null) return identityForToken(db, token, now);
+  if (shareTokenId(token) !== null) return identityForShare(db, token, now);
   if (adminKey && (await safeEqual(token, adminKey))) return ADMIN_KEY_IDENTITY;
   return null;
 }

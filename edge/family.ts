@@ -17,6 +17,7 @@ import { gatedCall, type ProxiedRequest } from "./caller-gate.ts";
 import { readConfig, type Config, type Env } from "./env.ts";
 import { asFamilyError, type FamilyErrorType } from "./errors.ts";
 import { hasBody, isJsonContentType } from "./http.ts";
+import type { Access as Grant } from "./proxy-checks.ts";
 import { resolveScope, ROOT_MOUNT, SERVER_MOUNT, type Mount, type Scope } from "./scope.ts";
 
 /**
@@ -28,8 +29,13 @@ import { resolveScope, ROOT_MOUNT, SERVER_MOUNT, type Mount, type Scope } from "
  * - `write`: the admin, or a user under the mount of a server they hold a `write` grant on
  *   (the server-scoped routes that change something: create, input, execute, files);
  * - `admin`: admins only (the API key, a browser signed in with it, an admin user's credential);
- *   a user's credential never passes (403 ADMIN_ONLY);
+ *   a user's credential never passes (403 ADMIN_ONLY); an admin's read-only token only reads;
  * - `agent`: a host's agent, with its server's agent token (`?server=` names the server).
+ *
+ * A `read` or `write` route under a server's mount also learns the caller's access for this
+ * request (`request.access`: a WebSocket attach with `read` is read-only) and the terminals it
+ * may reach (`request.terminals`, see {@link mayReach}). A share link's bearer passes only under
+ * the mount of its terminal's server, on that terminal's read routes (the gate's checks).
  */
 export type Access = "public" | "read" | "write" | "admin" | "agent";
 
@@ -55,7 +61,20 @@ export type RouteRequest = IRequest & {
   /** The server addressed (an agent route: the agent's own server). */
   scope: Scope;
   config: Config;
+  /**
+   * The caller's access for this request: `write` for the admin (`read` with a read-only token),
+   * a user's grant on the terminal the request addresses or on its server; `read` for public
+   * and agent routes.
+   */
+  access: Grant;
+  /** The only terminals the caller may reach here (per-terminal grants, a share link); null: any. */
+  terminals: ReadonlySet<number> | null;
 };
+
+/** True when the request's caller may reach terminal `terminalId` (handlers check the id they act on). */
+export function mayReach(request: RouteRequest, terminalId: number): boolean {
+  return request.terminals === null || request.terminals.has(terminalId);
+}
 
 /** A route's handler; `undefined` passes the request on to the next matching route. */
 export type RouteHandler = (request: RouteRequest, env: Env, ctx: ExecutionContext) => Promise<Response | undefined> | Response | undefined;
@@ -115,10 +134,11 @@ export class ApiFamily {
    * only under the mount of the server the gate checked them for, and a `write` route only with
    * a `write` grant on it; unscoped `read` routes pass.
    */
-  private checkUser(mount: Mount, access: Access, scope: Scope, proxied: ProxiedRequest | null): void {
+  private checkUser(mount: Mount, access: Access, scope: Scope, proxied: ProxiedRequest | null, share: boolean): void {
     const adminOnly = () => this.error(403, "ADMIN_ONLY", "This route is for admins; users reach their servers under /api/v1/terminals/");
     if (access === "admin") throw adminOnly();
-    if (!this.scoped && access === "read") return;
+    // A share link reaches its terminal's routes only (under its server's mount, checked by the gate).
+    if (!this.scoped && access === "read" && !share) return;
     if (!onCheckedServer(mount, scope, proxied)) throw adminOnly();
     if (access === "write" && proxied.access !== "write") throw this.error(403, "READ_ONLY", "Read-only access");
   }
@@ -132,6 +152,8 @@ export class ApiFamily {
         if (serverId === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
         routed.principal = null;
         routed.scope = { serverId, base: "" };
+        routed.access = "read";
+        routed.terminals = null;
       } else {
         // The gate (caller-gate.ts) already identified callers under a server's mount.
         const gated = gatedCall(request);
@@ -144,12 +166,23 @@ export class ApiFamily {
           else throw this.error(403, "ORIGIN_CHECK_FAILED", "A request signed in by cookie must come from this edge's own origin");
         }
         routed.scope = await resolveScope(mount, request.params, env, config);
+        const proxied = gated?.proxied ?? null;
+        routed.access = "read";
+        routed.terminals = null;
         if (routed.principal && routed.principal.role !== "admin") {
-          const proxied = gated?.proxied ?? null;
           // A public route shows a user no more than an anonymous caller, but on a server they may use.
           if (access === "public") {
             if (!this.scoped || !onCheckedServer(mount, routed.scope, proxied)) routed.principal = null;
-          } else this.checkUser(mount, access, routed.scope, proxied);
+          } else this.checkUser(mount, access, routed.scope, proxied, routed.principal.identity.share !== undefined);
+          if (routed.principal && onCheckedServer(mount, routed.scope, proxied)) {
+            routed.access = proxied.access;
+            routed.terminals = proxied.terminals;
+          }
+        } else if (routed.principal) {
+          // The admin: everything, but a read-only token only reads (in this family's shape).
+          routed.access = routed.principal.identity.readOnly ? "read" : "write";
+          const changes = access === "write" || (access === "admin" && needsSameOrigin(request));
+          if (changes && routed.access !== "write") throw this.error(403, "READ_ONLY", "Read-only access: this token may only read");
         }
       }
       if (options.json && hasBody(request) && !isJsonContentType(request.headers.get("Content-Type"))) {

@@ -83,12 +83,25 @@ export interface GrantRecord {
   created_at: number;
 }
 
-/** The caller behind a credential. `tokenId` is null for the admin key and Access identities. */
+/** The one terminal a share link (share-links.ts) opens, read-only, until `expiresAt` (epoch ms). */
+export interface ShareScope {
+  id: string;
+  serverId: string;
+  terminalId: number;
+  expiresAt: number;
+}
+
+/**
+ * The caller behind a credential. `tokenId` is null for the admin key and Access identities.
+ * `share` is set for a share link's bearer: then `userId` is `share:<id>`, the role `user`,
+ * `readOnly` true, and the caller reaches that one terminal's read routes and nothing else.
+ */
 export interface Identity {
   userId: string;
   role: Role;
   tokenId: string | null;
   readOnly: boolean;
+  share?: ShareScope;
 }
 
 type UserRow = Omit<UserRecord, "disabled"> & { disabled: number };
@@ -384,6 +397,7 @@ function cap(access: Access, identity: Identity): Access {
  * that terminal; null for none. A read-only token caps the answer at `read`.
  */
 export async function accessFor(db: D1Database, identity: Identity, serverId: string, terminalId?: number): Promise<Access | null> {
+  if (identity.share) return identity.share.serverId === serverId && identity.share.terminalId === terminalId ? "read" : null;
   if (identity.role === "admin") return cap("write", identity);
   const { results } = await db
     .prepare(`SELECT access FROM (${USER_GRANTS}) WHERE server_id = ?2 AND terminal_id IN (0, ?3)`)
@@ -391,6 +405,52 @@ export async function accessFor(db: D1Database, identity: Identity, serverId: st
     .all<{ access: Access }>();
   if (results.length === 0) return null;
   return cap(results.some((r) => r.access === "write") ? "write" : "read", identity);
+}
+
+/**
+ * What a caller may do on one server: `server` is its access to the whole server (null: none);
+ * `terminals` its access to single terminals beyond that (grants with a terminal id, or a share
+ * link's terminal). Read-only tokens and share links are capped at `read`.
+ */
+export interface ServerGrants {
+  server: Access | null;
+  terminals: ReadonlyMap<number, Access>;
+}
+
+/** Most per-terminal grants one caller's lookup on one server reads. */
+export const TERMINAL_GRANTS_MAX = 1_000;
+
+/** The identity's grants on `serverId`, or null when it holds none there. */
+export async function grantsOn(db: D1Database, identity: Identity, serverId: string): Promise<ServerGrants | null> {
+  if (identity.share) {
+    if (identity.share.serverId !== serverId) return null;
+    return { server: null, terminals: new Map([[identity.share.terminalId, "read"]]) };
+  }
+  if (identity.role === "admin") return { server: cap("write", identity), terminals: new Map() };
+  const { results } = await db
+    .prepare(`SELECT terminal_id, access FROM (${USER_GRANTS}) WHERE server_id = ?2 LIMIT ?3`)
+    .bind(identity.userId, serverId, TERMINAL_GRANTS_MAX)
+    .all<{ terminal_id: number; access: Access }>();
+  if (results.length === 0) return null;
+  let server: Access | null = null;
+  const terminals = new Map<number, Access>();
+  for (const row of results) {
+    if (row.terminal_id === 0) server = best(server, row.access);
+    else terminals.set(row.terminal_id, best(terminals.get(row.terminal_id) ?? null, row.access));
+  }
+  if (server !== null) server = cap(server, identity);
+  for (const [id, access] of terminals) terminals.set(id, cap(best(server, access), identity));
+  return { server, terminals };
+}
+
+/** The caller's access to terminal `terminalId` (or, null, to the server as a whole) under `grants`. */
+export function accessTo(grants: ServerGrants, terminalId: number | null): Access | null {
+  const terminal = terminalId === null ? null : (grants.terminals.get(terminalId) ?? null);
+  return grants.server === null && terminal === null ? null : best(grants.server, terminal);
+}
+
+function best(a: Access | null, b: Access | null): Access {
+  return a === "write" || b === "write" ? "write" : (a ?? b ?? "read");
 }
 
 /** Ids of the servers a user holds any grant on (the whole server or one of its terminals). */

@@ -25,6 +25,7 @@ import { asFamilyError, OpenTerminalError, TerminalsError } from "./errors.ts";
 import { ApiFamily, dispatch } from "./family.ts";
 import { openTerminalApi } from "./open-terminal-api.ts";
 import { terminalSessionApi } from "./terminal-api.ts";
+import { SHARE_PAGE_PATH } from "./share-links.ts";
 import { terminalsApi } from "./terminals-api.ts";
 
 export { HostDO } from "./host-do.ts";
@@ -36,6 +37,11 @@ export { TerminalDO } from "./terminal-do.ts";
  */
 function webApp(): ApiFamily {
   const app = new ApiFamily("web app", OpenTerminalError);
+  // A share link's page (share-links.ts): the app itself, which reads the link from the fragment.
+  app.route("GET", SHARE_PAGE_PATH, "public", (request, env) => {
+    if (env.ASSETS) return env.ASSETS.fetch(new Request(new URL("/", request.url), { headers: request.headers }));
+    throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${SHARE_PAGE_PATH}`);
+  });
   app.route("GET", "*", "public", (request, env) => {
     if (env.ASSETS) return env.ASSETS.fetch(request);
     throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${new URL(request.url).pathname}`);

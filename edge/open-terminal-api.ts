@@ -6,9 +6,10 @@
  * are answered by the agent through the HostDO's HTTP tunnel (http-tunnel.ts), bodies streamed
  * both ways. `/docs` is Swagger UI from the assets.
  *
- * Each route is one `api.route(method, path, access, handler)` line: reads are `read`, anything
- * that changes the host (and every proxied call: a dev server's GET may change its state) is
- * `write` (the admin, or a user with a write grant on the server). The family renders its errors as FastAPI does (`{detail}`, OpenTerminalError), the
+ * Each route is one `api.route(method, path, access, handler)` line: the terminal listings are
+ * `read`; anything that changes the host, every file, port, system and proxied route (a dev
+ * server's GET may change its state; a file read is more than watching a terminal) is `write`
+ * (the admin, or a user with a write grant on the server). The family renders its errors as FastAPI does (`{detail}`, OpenTerminalError), the
  * terminal routes as the reference's JSONResponses (`{error}`).
  *
  * Who is who: the bearer key (or the same-origin browser session) authenticates; the caller's
@@ -163,7 +164,9 @@ export function openTerminalApi(): ApiFamily {
     if (route.carrier !== "tunnel") continue;
     const proxy = route.path.startsWith("/proxy/");
     const method: Method = route.method === "ANY" ? "ALL" : route.method;
-    const access: Access = route.method === "GET" && !proxy ? "read" : "write";
+    // Every tunnelled route needs `write`, reads too: a `read` grant watches terminals, and the
+    // host's files, ports, system facts and proxied apps are more than that (proxy-checks.ts).
+    const access: Access = "write";
     const json = route.method === "POST" && !NON_JSON_TUNNEL_ROUTES.has(route.path);
     api.route(method, ittyPath(route.path), access, tunnelled, { json });
     // A proxied app's root: `/proxy/{port}` and `/proxy/{port}/`.

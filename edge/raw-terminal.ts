@@ -2,7 +2,10 @@
  * Raw clients of a TerminalDO: the Open Terminal WebSocket `/api/terminals/{id}`. The socket is
  * accepted without credentials; its first text message must be `{"type":"auth","token":…}`
  * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
- * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes.
+ * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes. The token is the
+ * API key, a user's `ett_` token or a share link's `ets_` token (TerminalDO.authorizeRaw): a
+ * caller with only `read` access joins read-only (its input and resizes are dropped), one with
+ * no grant on this terminal is closed 4003.
  *
  * An unauthenticated socket costs nothing that key holders need: it holds no client slot (it
  * is tagged RAW_TAG only, and joins the hub, and the count of clients, only once its key checks
@@ -23,7 +26,6 @@
  */
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
-import { safeEqual } from "./auth.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
 
 /** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
@@ -34,13 +36,16 @@ export const RAW_PENDING_MAX = TERMINAL_WS_PENDING_MAX;
 export const NO_SESSION_TERMINAL_ID = 0;
 /** Messages a raw client may send while its auth is being checked; more close it. */
 export const RAW_PREAUTH_QUEUE_MAX = 64;
+/** Close code when the token is valid but holds no grant on this terminal (as the terminals proxy's 4003). */
+const ACCESS_DENIED = { code: 4003, reason: "Access denied" };
 /** Close code when a session already has as many clients as it may (the reference's "already connected"). */
 const TOO_MANY_CLIENTS = { code: TerminalWsClose.ALREADY_CONNECTED.code, reason: "Too many clients on this session" };
 
 /** What a raw socket's attachment remembers across hibernation. */
 export interface RawAttachment {
   id: string;
-  readonly: false;
+  /** Joined with `read` access: input and resizes are dropped (the hub refuses them). */
+  readonly: boolean;
   paused: false;
   raw: true;
   authed: boolean;
@@ -74,12 +79,19 @@ export function rawSinkOf(ws: WebSocket): Sink {
   };
 }
 
+/**
+ * What a first message's token may do here: nothing (null: close 4001), no access to this
+ * terminal (`denied`: close 4003), or join, read-only or not; a credential that ends (a share
+ * link) names itself and its expiry so its socket closes with it (terminal-do.ts).
+ */
+export type RawGrant = null | "denied" | { readonly: boolean; credential?: string; until?: number };
+
 /** What RawClients needs from its TerminalDO. */
 export interface RawHost {
   readonly ctx: DurableObjectState;
   readonly hub: TerminalHub;
-  /** The API key first messages are checked against. */
-  apiKey(): string | undefined;
+  /** Checks a first message's token: the API key, a user's token or a share link's, and its access to this terminal. */
+  authorize(token: string): Promise<RawGrant>;
   /** The session exists here (it has metadata). */
   sessionKnown(): boolean;
   maxClients(): number;
@@ -165,17 +177,23 @@ export class RawClients {
     const token = firstMessageToken(message);
     if (token === null) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
     pending.queue = [];
-    const apiKey = this.host.apiKey();
-    const ok = token !== undefined && !!apiKey && (await safeEqual(token, apiKey));
+    const grant = token === undefined || token === "" ? null : await this.host.authorize(token);
     if (this.pending.get(ws) !== pending) return; // timed out meanwhile
-    if (!ok) return this.reject(ws, TerminalWsClose.INVALID_KEY);
-    // Only a key holder learns whether the session exists, or that it is full.
+    if (grant === null) return this.reject(ws, TerminalWsClose.INVALID_KEY);
+    if (grant === "denied") return this.reject(ws, ACCESS_DENIED);
+    // Only a caller with access learns whether the session exists, or that it is full.
     if (!this.host.sessionKnown()) return this.reject(ws, TerminalWsClose.NOT_FOUND);
     if (this.host.hub.clients.size >= this.host.maxClients()) return this.reject(ws, TOO_MANY_CLIENTS);
     this.pending.delete(ws);
-    const joined: RawAttachment = { ...attachment, authed: true };
+    const joined: RawAttachment & { credential?: string; until?: number } = {
+      ...attachment,
+      authed: true,
+      readonly: grant.readonly,
+      ...(grant.credential !== undefined ? { credential: grant.credential } : {}),
+      ...(grant.until !== undefined ? { until: grant.until } : {}),
+    };
     ws.serializeAttachment(joined);
-    const state: ClientState = { id: joined.id, readonly: false, paused: false, offset: null, trustNext: false };
+    const state: ClientState = { id: joined.id, readonly: grant.readonly, paused: false, offset: null, trustNext: false };
     this.host.hub.addClient(this.host.sinkFor(ws), state);
     this.host.onJoin();
     void this.rearm();

@@ -23,7 +23,7 @@ import { parseBool, parseTerminalId, requireTerminalId } from "../shared/validat
 import { hostStub, terminalStub } from "./addresses.ts";
 import type { Env } from "./env.ts";
 import { unwrap } from "./errors.ts";
-import type { ApiFamily, RouteRequest } from "./family.ts";
+import { mayReach, type ApiFamily, type RouteRequest } from "./family.ts";
 import { first, intParam } from "./http.ts";
 
 /** The raw endpoint's terminal when none is named (the seed's default). */
@@ -71,6 +71,10 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   return value as T;
 }
 
+function accessDenied(): ApiError {
+  return new ApiError(403, "ACCESS_DENIED", "Access denied: you may not reach this terminal");
+}
+
 /** Declares the screen-state routes on the terminal session API's family. */
 export function mountScreenApi(api: ApiFamily): void {
   const history = async (request: RouteRequest, env: Env): Promise<Response> => {
@@ -78,6 +82,7 @@ export function mountScreenApi(api: ApiFamily): void {
     const given = request.params["terminal_id"] ?? query(request, "terminal_id");
     if (given === undefined || given === "") throw new ApiError(400, "MISSING_TERMINAL_ID", "Missing terminal_id: give it in the path or the query");
     const terminalId = requireTerminalId(given);
+    if (!mayReach(request, terminalId)) throw accessDenied();
     const stub = terminalStub(env, serverId, terminalId);
     return Response.json(unwrap(await stub.commandRecords()), { headers: { "Cache-Control": "no-store" } });
   };
@@ -89,6 +94,7 @@ export function mountScreenApi(api: ApiFamily): void {
     const idParam = query(request, "terminal_id");
     const terminalId = idParam === undefined || idParam === "" ? RAW_DEFAULT_TERMINAL_ID : parseTerminalId(idParam);
     if (terminalId === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
+    if (!mayReach(request, terminalId)) throw accessDenied();
     const format = oneOf<RawFormat>(query(request, "format"), RAW_FORMATS, "download", "format");
     const tailParam = query(request, "tail");
     const tail = tailParam === undefined || tailParam === "" ? undefined : intParam(tailParam, "tail", 0, 0, TAIL_LINES_MAX);
@@ -112,10 +118,12 @@ export function mountScreenApi(api: ApiFamily): void {
     return new Response(decodeBody(result), { headers });
   });
 
-  // Not read-only: `save` (default true) writes the image to the host's disk.
-  api.route("GET", "/api/v1/terminal/screenshot", "write", async (request, env) => {
+  // `save` (default true) writes the image to the host's disk: only for callers with `write`
+  // access; a read-only caller's screenshot is never saved.
+  api.route("GET", "/api/v1/terminal/screenshot", "read", async (request, env) => {
     const { serverId } = request.scope;
     const terminalId = requireTerminalId(query(request, "terminal_id"));
+    if (!mayReach(request, terminalId)) throw accessDenied();
     const format = oneOf<ScreenshotFormat>(query(request, "format"), SCREENSHOT_FORMATS, "png", "format");
     const params: ScreenRequest = {
       terminal_id: terminalId,
@@ -124,7 +132,7 @@ export function mountScreenApi(api: ApiFamily): void {
       foreground: colorParam(request, "foreground", "white"),
       background: colorParam(request, "background", "black"),
       fontsize: fontSizeParam(request),
-      save: parseBool(query(request, "save"), "save", true),
+      save: parseBool(query(request, "save"), "save", true) && request.access === "write",
     };
     const result = await askAgent(env, serverId, params);
     const headers = new Headers({

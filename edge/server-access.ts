@@ -7,7 +7,7 @@ import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
 import { hostStub } from "./addresses.ts";
 import type { Env } from "./env.ts";
-import { accessFor, grantedServerIds, type Identity } from "./identities.ts";
+import { grantedServerIds, grantsOn, type Identity, type ServerGrants } from "./identities.ts";
 import type { ProxyLookups, ProxyServer } from "./proxy-checks.ts";
 
 /** A server as the proxy's checks see it. */
@@ -52,9 +52,14 @@ export async function serversFor(db: D1Database, caller: Identity): Promise<Acce
 
 /** The proxy's lookups for `caller`, backed by D1 and the server's HostDO. */
 export function proxyLookups(env: Env, caller: Identity): ProxyLookups<AccessServer> {
+  // One D1 read answers both the server-wide and the per-terminal step.
+  let grants: Promise<ServerGrants | null> | null = null;
+  const grantsOf = (server: AccessServer) => (grants ??= grantsOn(env.DB, caller, server.id));
   return {
     server: (id) => getAccessServer(env.DB, id),
-    access: (server) => accessFor(env.DB, caller, server.id),
+    access: async (server) => (await grantsOf(server))?.server ?? null,
+    // A URL server has no terminals of edgetty's: only a server-wide grant reaches it.
+    terminals: async (server) => (server.kind === "url" ? new Map() : ((await grantsOf(server))?.terminals ?? new Map())),
     // A URL server is reachable when it has a URL (Open WebUI's "URL not configured" check); an agent server while its agent is connected.
     reachable: async (server) => (server.kind === "url" ? server.url !== "" : (await hostStub(env, server.id).status()).online),
   };

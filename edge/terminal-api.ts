@@ -1,6 +1,8 @@
 /**
- * The terminal session API (seed 002) for one server: list, create, delete, WebSocket attach.
- * Validation happens here, before anything reaches a Durable Object or an agent.
+ * The terminal session API (seed 002) for one server: list, create, delete, WebSocket attach,
+ * and share links (share-links.ts). Validation happens here, before anything reaches a Durable
+ * Object or an agent. A caller with `read` access attaches read-only whatever it asks; a caller
+ * limited to some terminals (per-terminal grants, a share link) lists and reaches only those.
  */
 import type { IRequest } from "itty-router";
 import { ApiError } from "../shared/errors.ts";
@@ -9,7 +11,11 @@ import { parseBool, parseCreateParams, parseTerminalId, requireTerminalId } from
 import { hostStub, terminalStub } from "./addresses.ts";
 import type { Config, Env } from "./env.ts";
 import { SessionApiError, unwrap } from "./errors.ts";
-import { ApiFamily, type RouteRequest } from "./family.ts";
+import { clientIp, recordAudit } from "./audit.ts";
+import { actorOf } from "./caller.ts";
+import { ApiFamily, mayReach, type RouteRequest } from "./family.ts";
+import { mountShareLinks } from "./share-api.ts";
+import { SHARE_WS_PROTOCOL } from "./share-links.ts";
 import { all, first, intParam, isWebSocketUpgrade, readJsonObject } from "./http.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { MOUNTS } from "./scope.ts";
@@ -24,6 +30,23 @@ export function originAllowed(request: Request, config: Config): boolean {
   if (!origin) return true; // not a browser
   if (origin === new URL(request.url).origin) return true;
   return config.allowedOrigins.includes("*") || config.allowedOrigins.includes(origin);
+}
+
+function offersShareProtocol(request: Request): boolean {
+  return (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").some((p) => p.trim() === SHARE_WS_PROTOCOL);
+}
+
+/** A browser that offered subprotocols fails a handshake that selects none: select the share one. */
+function withShareProtocol(response: Response): Response {
+  if (response.status !== 101 || !response.webSocket) return response;
+  const headers = new Headers(response.headers);
+  headers.set("Sec-WebSocket-Protocol", SHARE_WS_PROTOCOL);
+  return new Response(null, { status: 101, webSocket: response.webSocket, headers });
+}
+
+/** A caller limited to some terminals asked for another. */
+function accessDenied(): ApiError {
+  return new ApiError(403, "ACCESS_DENIED", "Access denied: you may not reach this terminal");
 }
 
 /** Exit code of a session whose kind failed before it started (ssh's own code for that). */
@@ -55,7 +78,8 @@ export function terminalSessionApi(): ApiFamily {
     const { serverId } = request.scope;
     const limitParam = first(request.query["history_limit"]) ?? first(request.query["history_lines"]);
     const limit = intParam(limitParam, "history_limit", HISTORY_LIMIT_DEFAULT, 0, HISTORY_LIMIT_MAX);
-    return Response.json(unwrap(await hostStub(env, serverId).listSessions(limit)));
+    const sessions = unwrap(await hostStub(env, serverId).listSessions(limit));
+    return Response.json(sessions.filter((s) => mayReach(request, s.id)));
   });
 
   const create = async (request: RouteRequest, env: Env): Promise<Response> => {
@@ -79,12 +103,14 @@ export function terminalSessionApi(): ApiFamily {
   api.route("DELETE", "/api/v1/terminal/:terminal_id", "write", async (request, env) => {
     const { serverId } = request.scope;
     const terminalId = requireTerminalId(request.params["terminal_id"]);
+    if (!mayReach(request, terminalId)) throw accessDenied();
     unwrap(await hostStub(env, serverId).deleteSession(terminalId));
     return Response.json({ status: "deleted", terminal_id: terminalId });
   });
 
-  // Attaching may create the session, so it is the admin's, like create.
-  api.route("GET", "/api/v1/terminal/ws", "write", async (request, env) => {
+  // Attaching may create the session: that takes `write`. A `read` caller attaches read-only to
+  // an existing session (its INPUT and RESIZE get READ_ONLY errors), whatever `readonly` says.
+  api.route("GET", "/api/v1/terminal/ws", "read", async (request, env) => {
     const { config } = request;
     const { serverId } = request.scope;
     if (!isWebSocketUpgrade(request)) {
@@ -98,7 +124,8 @@ export function terminalSessionApi(): ApiFamily {
       if (id === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
       terminalId = id;
     }
-    const readonly = parseBool(query["readonly"], "readonly", false);
+    const readonly = parseBool(query["readonly"], "readonly", false) || request.access !== "write";
+    if (terminalId !== 0 && !mayReach(request, terminalId)) throw accessDenied();
     let params;
     try {
       params = parseCreateParams(query, terminalId, all(request.query["env"]));
@@ -121,11 +148,28 @@ export function terminalSessionApi(): ApiFamily {
       if (!created.ok && created.error.status === 502 && /^(SSH|SOCKS5)_/.test(created.error.code)) return endedSocket(created.error);
       terminalId = unwrap(created).meta.terminal_id;
     }
+    const identity = request.principal?.identity;
     const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);
-    return terminalStub(env, serverId, terminalId).fetch(new Request(url, { headers: request.headers }));
+    // A share link's socket is closed when the link expires or is revoked (terminal-do.ts).
+    if (identity?.share) {
+      url.searchParams.set("credential", `share:${identity.share.id}`);
+      url.searchParams.set("until", String(identity.share.expiresAt));
+    }
+    const response = await terminalStub(env, serverId, terminalId).fetch(new Request(url, { headers: request.headers }));
+    if (response.status === 101 && identity) {
+      await recordAudit(env.DB, {
+        actor: actorOf(identity),
+        action: readonly ? "terminal.attach.read" : "terminal.attach.write",
+        server_id: serverId,
+        terminal_id: terminalId,
+        ip: clientIp(request),
+      });
+    }
+    return offersShareProtocol(request) ? withShareProtocol(response) : response;
   });
 
   mountScreenApi(api);
+  mountShareLinks(api);
 
   api.route("ALL", "/api/v1/terminal/*", "write", (request) => {
     throw new SessionApiError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);

@@ -14,7 +14,11 @@ import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
 import { HistoryStore } from "./history.ts";
 import type { CommandRecord } from "../shared/history.ts";
 import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
-import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts";
+import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf, type RawGrant } from "./raw-terminal.ts";
+import { recordAudit } from "./audit.ts";
+import { actorOf, identifyBearer } from "./caller.ts";
+import { accessFor } from "./identities.ts";
+import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
@@ -25,7 +29,14 @@ interface ClientAttachment {
   id: string;
   readonly: boolean;
   paused: boolean;
+  /** The credential that opened it when it can end (`share:<id>`): see {@link TerminalDO.closeCredential}. */
+  credential?: string;
+  /** When that credential expires (epoch ms): the socket is closed then. */
+  until?: number;
 }
+
+/** Close of a socket whose credential expired or was revoked (application code, as the auth closes). */
+export const CREDENTIAL_CLOSE_CODE = 4001;
 
 /** Live facts for listings. */
 export interface TerminalLiveInfo {
@@ -65,7 +76,7 @@ export class TerminalDO extends DurableObject<Env> {
   /** Open Terminal WebSocket clients (raw PTY bytes, first-message auth). */
   private readonly raw: RawClients;
   /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
-  private readonly alarms: AlarmSlots<"idle" | "raw-auth">;
+  private readonly alarms: AlarmSlots<"idle" | "raw-auth" | "expiry">;
   private readonly sinks = new Map<WebSocket, Sink>();
   /** The socket behind each sink (the reverse of `sinks`), for attachments. */
   private readonly socketOf = new WeakMap<Sink, WebSocket>();
@@ -78,6 +89,8 @@ export class TerminalDO extends DurableObject<Env> {
   private readonly history: HistoryStore;
   /** The session ended by itself and its history is still served. */
   private historyKept = false;
+  /** The forgetting of the session the last EXIT started (end() waits for it). */
+  private forgetting: Promise<void> = Promise.resolve();
   /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
   private keepHistoryOnExit = true;
   /** This terminal's counts, reported to its server's HostDO (stats.ts). */
@@ -106,23 +119,27 @@ export class TerminalDO extends DurableObject<Env> {
         if (this.meta) this.history.upsert(record);
       },
       onExit: () => {
-        void this.forget(this.keepHistoryOnExit);
+        this.forgetting = this.forget(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
-        this.socketOf.get(sink)?.serializeAttachment({ id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
+        const ws = this.socketOf.get(sink);
+        if (!ws) return;
+        const old = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
+        ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
       },
     });
     this.alarms = new AlarmSlots(ctx.storage);
     this.raw = new RawClients({
       ctx,
       hub: this.hub,
-      apiKey: () => this.env.EDGETTY_API_KEY,
+      authorize: (token) => this.authorizeRaw(token),
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,
       sinkFor: (ws) => this.sinkFor(ws),
       onJoin: () => {
         this.counters.add("client_connects");
         void this.alarms.clear("idle");
+        void this.armExpiry();
       },
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
     });
@@ -203,7 +220,12 @@ export class TerminalDO extends DurableObject<Env> {
       if (this.meta) this.counters.add("reconnects");
       return this.acceptAgent();
     }
-    if (url.pathname === "/client") return this.acceptClient(url.searchParams.get("readonly") === "1");
+    if (url.pathname === "/client") {
+      const until = Number(url.searchParams.get("until") ?? "");
+      const credential = url.searchParams.get("credential");
+      const ends = credential !== null && Number.isSafeInteger(until) ? { credential, until } : null;
+      return this.acceptClient(url.searchParams.get("readonly") === "1", ends);
+    }
     if (url.pathname === "/raw") {
       // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
       const response = await this.raw.accept();
@@ -223,7 +245,7 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private acceptClient(readonly: boolean): Response {
+  private acceptClient(readonly: boolean, ends: { credential: string; until: number } | null): Response {
     if (!this.meta) return errorResponse("terminal", new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found"));
     if (!this.hub.agentOnline) {
       return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
@@ -232,13 +254,70 @@ export class TerminalDO extends DurableObject<Env> {
       return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
     }
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false };
+    const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false, ...(ends ?? {}) };
     this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
     server.serializeAttachment(attachment);
-    this.hub.addClient(this.sinkFor(server), { ...attachment, offset: null, trustNext: false });
+    this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false });
     this.counters.add("client_connects");
     void this.alarms.clear("idle");
+    if (ends) void this.armExpiry();
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /**
+   * A raw client's first-message token: who it is (caller.ts) and its access to this terminal
+   * (identities.ts; a share link reaches only its own terminal). Joins are audited.
+   */
+  private async authorizeRaw(token: string): Promise<RawGrant> {
+    const identity = await identifyBearer(this.env.DB, token, this.env.EDGETTY_API_KEY);
+    if (!identity) return null;
+    const terminalId = this.meta?.terminal_id;
+    const access = await accessFor(this.env.DB, identity, this.serverId, terminalId);
+    if (!access) return "denied";
+    if (this.meta) {
+      const action = access === "write" ? "terminal.attach.write" : "terminal.attach.read";
+      await recordAudit(this.env.DB, { actor: actorOf(identity), action, server_id: this.serverId, terminal_id: this.meta.terminal_id, detail: "open terminal websocket" });
+    }
+    const share = identity.share;
+    return { readonly: access !== "write", ...(share ? { credential: `share:${share.id}`, until: share.expiresAt } : {}) };
+  }
+
+  // --- credentials that end: share links ---------------------------------------------------------
+
+  /** Open client sockets (session API and raw) with the attachment each carries. */
+  private clientSockets(): [WebSocket, Partial<ClientAttachment>][] {
+    return [...this.ctx.getWebSockets(CLIENT_TAG), ...this.ctx.getWebSockets(RAW_TAG)]
+      .filter((ws) => ws.readyState === WebSocket.OPEN)
+      .map((ws) => [ws, (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>]);
+  }
+
+  /** Points the expiry slot at the earliest credential expiry among open sockets. */
+  private async armExpiry(): Promise<void> {
+    let earliest = Infinity;
+    for (const [, a] of this.clientSockets()) if (typeof a.until === "number") earliest = Math.min(earliest, a.until);
+    if (earliest === Infinity) await this.alarms.clear("expiry");
+    else await this.alarms.set("expiry", earliest);
+  }
+
+  private closeSockets(match: (a: Partial<ClientAttachment>) => boolean, reason: string): number {
+    let closed = 0;
+    for (const [ws, a] of this.clientSockets()) {
+      if (!match(a)) continue;
+      this.hub.removeClient(this.sinkFor(ws));
+      this.sinkFor(ws).close(CREDENTIAL_CLOSE_CODE, reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  /**
+   * Closes every client socket opened with `credential` (`share:<id>`), as its credential was
+   * revoked; answers how many. The one hook for credentials that end while their sockets are open.
+   */
+  async closeCredential(credential: string, reason = "credential revoked"): Promise<number> {
+    const closed = this.closeSockets((a) => a.credential === credential, reason);
+    await this.armExpiry();
+    return closed;
   }
 
   // --- hibernatable WebSocket handlers ----------------------------------------------------------
@@ -305,6 +384,11 @@ export class TerminalDO extends DurableObject<Env> {
     try {
       const due = await this.alarms.due();
       if (due.includes("raw-auth")) this.raw.onDeadline();
+      if (due.includes("expiry")) {
+        const now = Date.now();
+        this.closeSockets((a) => typeof a.until === "number" && a.until <= now, "credential expired");
+        await this.armExpiry();
+      }
       if (!due.includes("idle")) return;
       if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
       await hostStub(this.env, this.serverId).deleteSession(this.meta.terminal_id, "idle timeout");
@@ -348,8 +432,11 @@ export class TerminalDO extends DurableObject<Env> {
   async end(exit: ExitInfo, keepHistory = false): Promise<void> {
     await this.counters.flush();
     this.keepHistoryOnExit = keepHistory;
-    if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit);
-    else await this.forget(keepHistory);
+    if (this.meta || this.hub.clients.size > 0) {
+      this.hub.exit(exit);
+      // The caller (a DELETE) answers once the session is forgotten, its share links included.
+      await this.forgetting;
+    } else await this.forget(keepHistory);
     this.keepHistoryOnExit = true;
   }
 
@@ -369,9 +456,18 @@ export class TerminalDO extends DurableObject<Env> {
 
   /** Drops the session; with `keepHistory` its command records stay (until the id is reused). */
   private async forget(keepHistory: boolean): Promise<void> {
+    const ended = this.meta?.terminal_id;
     this.meta = null;
     this.title = null;
     await this.ctx.storage.deleteAlarm();
+    // A share link is to this session: a later one under the same id must not open with it.
+    if (ended !== undefined && this.serverId) {
+      try {
+        await endShareLinks(this.env.DB, this.serverId, ended);
+      } catch (error) {
+        log("error", "terminal.share_links_not_ended", "could not remove the ended session's share links", { server: this.serverId, terminal: ended, error });
+      }
+    }
     if (keepHistory) {
       this.historyKept = true;
       await this.ctx.storage.delete(["meta", "config", "title"]);

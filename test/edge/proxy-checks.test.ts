@@ -1,6 +1,6 @@
 /** The terminals proxy's checks run in the contract's order, one request per step. */
 import { describe, expect, it } from "vitest";
-import { checkProxyRequest, refusalResponse, requiredAccess, type Access, type ProxyLookups } from "../../edge/proxy-checks.ts";
+import { addressedTerminal, checkProxyRequest, refusalResponse, requiredAccess, type Access, type ProxyLookups } from "../../edge/proxy-checks.ts";
 
 interface S {
   id: string;
@@ -66,7 +66,44 @@ describe("terminals proxy checks", () => {
 
   it("passes the sanitised path and the caller's access", async () => {
     const { result } = await run("up", "api%2Fconfig", "GET");
-    expect(result).toEqual({ ok: true, server: servers.up, path: "api/config", access: "write" });
+    expect(result).toEqual({ ok: true, server: servers.up, path: "api/config", access: "write", terminals: null });
+  });
+
+  it("lets a grant on one terminal reach that terminal's routes only", async () => {
+    const one: ProxyLookups<S> = { ...lookups([]), terminals: async () => new Map<number, Access>([[5, "read"], [6, "write"]]) };
+    const check = (path: string, method = "GET", search = "") => checkProxyRequest(one, "hidden", path, method, search);
+    expect(await check("api/v1/terminal/ws", "GET", "?terminal_id=5")).toMatchObject({ ok: true, access: "read", terminals: new Set([5, 6]) });
+    expect(await check("api/v1/terminal/history/5")).toMatchObject({ ok: true, access: "read" });
+    expect(await check("api/v1/terminal/screenshot", "GET", "?terminal_id=5&save=false")).toMatchObject({ ok: true, access: "read" });
+    expect(await check("api/v1/terminal/6", "DELETE")).toMatchObject({ ok: true, access: "write" });
+    expect(await check("api/v1/terminal/share/6", "POST")).toMatchObject({ ok: true, access: "write" });
+    // The list is shown (the route filters it); other terminals, server-wide routes and writes on 5 are refused.
+    expect(await check("api/v1/terminal/sessions")).toMatchObject({ ok: true, access: "read" });
+    for (const [path, method, search] of [
+      ["api/v1/terminal/ws", "GET", "?terminal_id=7"],
+      ["api/v1/terminal/ws", "GET", ""],
+      ["api/v1/terminal/history/7", "GET", ""],
+      ["api/v1/terminal/raw", "GET", ""], // terminal 1 by default
+      ["api/v1/terminal/create", "POST", ""],
+      ["api/config", "GET", ""],
+      ["files/list", "GET", "?terminal_id=5"],
+      ["execute", "POST", "?terminal_id=6"],
+    ] as const) {
+      expect(await check(path, method, search), `${method} ${path}${search}`).toMatchObject({ ok: false, status: 403, code: "ACCESS_DENIED" });
+    }
+    for (const [path, method, search] of [["api/v1/terminal/5", "DELETE", ""], ["api/v1/terminal/share/5", "POST", ""], ["api/v1/terminal/share/5", "GET", ""]] as const) {
+      expect(await check(path, method, search), `${method} ${path}`).toMatchObject({ ok: false, status: 403, code: "READ_ONLY" });
+    }
+  });
+
+  it("finds the terminal a session API path addresses as its route does", () => {
+    expect(addressedTerminal("api/v1/terminal/history/12", "?terminal_id=3")).toBe(12);
+    expect(addressedTerminal("api/v1/terminal/history", "?terminal_id=3&terminal_id=4")).toBe(3);
+    expect(addressedTerminal("api/v1/terminal/raw", "")).toBe(1);
+    expect(addressedTerminal("api/v1/terminal/share/9/0123456789abcdef", "")).toBe(9);
+    expect(addressedTerminal("api/v1/terminal/ws", "?terminal_id=70000")).toBeNull();
+    expect(addressedTerminal("api/v1/terminal/sessions", "?terminal_id=3")).toBeNull();
+    expect(addressedTerminal("files/read", "?terminal_id=3")).toBeNull();
   });
 
   it("lets a read grant look but not change anything", async () => {
@@ -80,6 +117,9 @@ describe("terminals proxy checks", () => {
   it("classifies routes fail-closed", () => {
     expect(requiredAccess("get", "health")).toBe("read");
     expect(requiredAccess("GET", "api/v1/terminal/history/12")).toBe("read");
+    expect(requiredAccess("GET", "api/v1/terminal/ws")).toBe("read");
+    expect(requiredAccess("GET", "files/list")).toBe("write");
+    expect(requiredAccess("GET", "api/v1/terminal/share/3")).toBe("write");
     expect(requiredAccess("GET", "something/new")).toBe("write");
     expect(requiredAccess("PATCH", "api/config")).toBe("write");
   });

@@ -37,6 +37,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** Render into a headless terminal (off for the benchmark). */
   screen?: boolean;
+  /** WebSocket subprotocols to offer (a share link's token rides as one). */
+  protocols?: string[];
   cols?: number;
   rows?: number;
 }
@@ -105,7 +107,7 @@ export class TermClient {
 
   static connect(url: string, options: ConnectOptions = {}): Promise<TermClient> {
     const headers = { ...(options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {}), ...options.headers };
-    const ws = new WebSocket(url.replace(/^http/, "ws"), { headers, perMessageDeflate: false });
+    const ws = new WebSocket(url.replace(/^http/, "ws"), options.protocols ?? [], { headers, perMessageDeflate: false });
     ws.binaryType = "nodebuffer";
     const client = new TermClient(ws, options);
     return new Promise((resolve, reject) => {

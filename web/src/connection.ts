@@ -41,6 +41,8 @@ export type InputOutcome = "sent" | "queued" | "refused";
 export interface ConnectionOptions {
   /** The WebSocket URL for the next attempt (built fresh: it carries the current size). */
   url(): string;
+  /** Subprotocols to offer (a share link's token rides as one: share-page.ts); none by default. */
+  protocols?(): string[];
   /** Asks the HTTP API why the socket failed (a refused upgrade is opaque to a browser). */
   probe(): Promise<ProbeResult>;
   /** Every decoded frame except PONG, in order. */
@@ -162,7 +164,7 @@ export class TerminalConnection {
   private connect(): void {
     clearTimeout(this.retryTimer);
     this.setPhase({ kind: "connecting", attempt: this.attempt });
-    const ws = new WebSocket(this.opts.url());
+    const ws = new WebSocket(this.opts.url(), this.opts.protocols?.() ?? []);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.joined = false;

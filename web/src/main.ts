@@ -1,13 +1,15 @@
 // The browser client's entry point: the app shell (header with who is signed in, the admin link
 // for admins, theme toggle and sign-out), the sign-in gate and the hash router (routes.ts) between
-// the sessions page, a terminal page and the admin pages.
+// the sessions page, a terminal page and the admin pages; or, at /share, a share link's read-only
+// terminal (share-page.ts), which needs no sign-in.
 import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { mountAdminPage } from "./admin-page.ts";
 import { Api, canWrite, type Me } from "./api.ts";
 import { button, h } from "./dom.ts";
 import { mountLoginPage } from "./login-page.ts";
-import { adminHref, parseRoute, terminalHref } from "./routes.ts";
+import { adminHref, parseRoute, parseShareLink, terminalHref } from "./routes.ts";
+import { mountSharePage } from "./share-page.ts";
 import { mountSessionsPage } from "./sessions-page.ts";
 import { mountTerminalPage } from "./terminal-page.ts";
 import { type ThemePref, cycleThemePref, initTheme, themePref } from "./theme.ts";
@@ -146,6 +148,13 @@ function start(): void {
     }
   }
 
+  // A share link's page needs no sign-in: its token opens one terminal, read-only.
+  if (location.pathname === "/share") {
+    header.querySelector("a.brand")?.setAttribute("href", "/");
+    document.body.dataset["page"] = "share";
+    showPage(() => mountSharePage(main, parseShareLink(location.pathname, location.hash)));
+    return;
+  }
   addEventListener("hashchange", () => void route());
   void boot();
 }

@@ -3,6 +3,9 @@
 //   #/t/{server}/{id}      terminal
 //   #/t/{server}/{id}/ro   terminal, read-only
 //   #/admin/{section}      admin pages (admin-page.ts)
+// and the one page that is not behind sign-in, a share link (edge/share-links.ts):
+//   /share#server={server}&terminal={id}&token={ets_…}   one terminal, read-only, by its link's token
+// (the token rides in the fragment, which the browser never sends to a server).
 
 /** A parsed route. */
 export type Route = { page: "sessions" } | { page: "terminal"; serverId: string; terminalId: number; readonly: boolean } | { page: "admin"; section: string };
@@ -35,4 +38,23 @@ export function terminalHref(serverId: string, terminalId: number, readonly = fa
 /** The hash of an admin section. */
 export function adminHref(section: string): string {
   return `#/admin/${section}`;
+}
+
+/** A share link's page: the terminal it opens and the token that opens it. */
+export interface ShareLink {
+  serverId: string;
+  terminalId: number;
+  token: string;
+}
+
+/** The share link this page was opened by, or null when it is not the share page (or a broken link). */
+export function parseShareLink(pathname: string, hash: string): ShareLink | null {
+  if (pathname !== "/share") return null;
+  const q = new URLSearchParams(hash.replace(/^#/, ""));
+  const serverId = q.get("server") ?? "";
+  const terminalId = Number(q.get("terminal"));
+  const token = q.get("token") ?? "";
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(serverId) || !Number.isInteger(terminalId) || terminalId < 1 || terminalId > 65535) return null;
+  if (!/^ets_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/.test(token)) return null;
+  return { serverId, terminalId, token };
 }
