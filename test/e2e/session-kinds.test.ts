@@ -22,11 +22,13 @@ let socks: SocksServer;
 let socksAuth: SocksServer;
 const clients: TermClient[] = [];
 let nextId = 700;
+/** The stack, sshd and two Dante servers start together; under a full suite's load, in milliseconds. */
+const PEERS_START_MS = 150_000;
 
 beforeAll(async () => {
   if (!isRoot) return;
   [stack, sshd, socks, socksAuth] = await Promise.all([startStack(), startSshd(), startDante({ auth: false }), startDante({ auth: true })]);
-}, 60_000);
+}, PEERS_START_MS);
 
 afterAll(async () => {
   for (const c of clients) c.close();
