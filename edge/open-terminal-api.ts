@@ -18,7 +18,7 @@
  * `X-Session-Id` names the session whose working directory relative paths use.
  */
 import { ApiError } from "../shared/errors.ts";
-import { EXEC_SESSION_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
+import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
 import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
@@ -82,6 +82,11 @@ export async function callerScope(request: RouteRequest): Promise<string> {
   const identity = request.principal?.identity;
   const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
   return `${owner}:${await sha256Hex(user)}`;
+}
+
+/** The caller's `X-User-Id` cut to the relay's limit, or undefined without one (multi-user mode names its account by it). */
+export function callerUser(request: Request): string | undefined {
+  return request.headers.get("X-User-Id")?.slice(0, EXEC_USER_MAX_CHARS);
 }
 
 /** The caller's `X-Session-Id`, cut to the relay's limit. */
@@ -186,7 +191,7 @@ export function openTerminalApi(): ApiFamily {
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request)));
+    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request), callerUser(request)));
   };
   api.route("POST", "/execute", "write", execute, { json: true });
   api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
