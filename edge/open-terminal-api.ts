@@ -174,6 +174,8 @@ export function openTerminalApi(): ApiFamily {
     const access: Access = "write";
     const json = route.method === "POST" && !NON_JSON_TUNNEL_ROUTES.has(route.path);
     api.route(method, ittyPath(route.path), access, tunnelled, { json });
+    // HEAD answers as GET without a body (the agent runs the GET and drops its body).
+    if (route.method === "GET") api.route("HEAD", ittyPath(route.path), access, tunnelled);
     // A proxied app's root: `/proxy/{port}` and `/proxy/{port}/`.
     if (proxy) api.route(method, "/proxy/:port", access, tunnelled);
   }

@@ -237,6 +237,30 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(await call("GET", `/files/view?path=${rel}/none`)).toMatchObject({ status: 404, body: { detail: "File not found" } });
     });
 
+    it("HEAD on every GET route answers as GET does, without a body", async () => {
+      const paths = [
+        "/system",
+        "/info",
+        "/ports",
+        "/files/cwd",
+        `/files/list?directory=${rel}`,
+        `/files/read?path=${rel}/a.txt`,
+        `/files/read?path=${rel}/img.png`,
+        `/files/display?path=${rel}/a.txt`,
+        `/files/view?path=${rel}/a.txt`,
+        `/files/view?path=${rel}/none`,
+        `/files/serve${dir}/sub/b.py`,
+        `/files/grep?query=beta&path=${rel}`,
+        `/files/glob?pattern=*.txt&path=${rel}`,
+      ];
+      for (const path of paths) {
+        const [get, head] = [await stack.api(base + path), await stack.api(base + path, { method: "HEAD" })];
+        await get.arrayBuffer();
+        expect({ path, status: head.status, type: head.headers.get("Content-Type") }).toEqual({ path, status: get.status, type: get.headers.get("Content-Type") });
+        expect(await head.text()).toBe("");
+      }
+    });
+
     it("mkdir, move and delete, with the reference's errors", async () => {
       expect((await call("POST", "/files/mkdir", { path: `${rel}/m/n` })).body).toEqual({ path: join(dir, "m/n") });
       expect((await call("POST", "/files/move", { source: `${rel}/m/n`, destination: `${rel}/m/o` })).body).toEqual({ source: join(dir, "m/n"), destination: join(dir, "m/o") });
