@@ -18,6 +18,7 @@
  * `X-Session-Id` names the session whose working directory relative paths use.
  */
 import { ApiError } from "../shared/errors.ts";
+import type { AgentFacts } from "../shared/links/control.ts";
 import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
 import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
@@ -107,10 +108,8 @@ function ittyPath(path: string): string {
   return path.replace(/\/\{path\}$/, "/*").replace(/\{(\w+)\}/g, ":$1");
 }
 
-/** A human line about the host for the OpenAPI description, as the reference appends one. */
-async function systemInfo(env: Env, serverId: string): Promise<string | undefined> {
-  const agent = (await hostStub(env, serverId).status()).agent;
-  if (!agent) return undefined;
+/** A human line about the agent's host for the OpenAPI description, as the reference appends one. */
+function systemInfo(agent: AgentFacts): string {
   return `This system is running ${agent.platform} on ${agent.hostname}${agent.is_root ? " as root" : ""}.`;
 }
 
@@ -127,10 +126,12 @@ export function openTerminalApi(): ApiFamily {
   api.route("GET", "/api/config", "public", () => Response.json(apiConfig()));
   api.route("GET", "/openapi.json", "public", async (request, env) => {
     const { serverId, base } = request.scope;
-    // Facts about the host are for callers with the key (Open WebUI sends it); the rest is public.
-    const info = request.principal ? await systemInfo(env, serverId) : undefined;
+    // The agent's last hello says whether `/info` answers (then `get_info` is offered, as the
+    // reference offers it when OPEN_TERMINAL_INFO is set). Facts about the host are for callers
+    // with the key (Open WebUI sends it); the rest is public.
+    const agent = (await hostStub(env, serverId).status()).agent;
     const serverUrl = new URL(request.url).origin + base;
-    return Response.json(openApiDocument({ serverUrl, ...(info ? { systemInfo: info } : {}) }));
+    return Response.json(openApiDocument({ serverUrl, info: agent?.ot_info === true, ...(agent && request.principal ? { systemInfo: systemInfo(agent) } : {}) }));
   });
   api.route("GET", "/docs", "public", (request) => {
     const html =
