@@ -80,6 +80,8 @@ describe.skipIf(!isRoot)("multi-user mode", () => {
     expect(aCwd).toBe(aHome);
     expect(bHome).toBe(`/home/${bName}`);
     expect(single).toBe("0");
+    // An empty X-User-Id is no user (the edge gives both the same scope).
+    expect(await run(as(""), "id -u")).toBe("0");
     // Only the owner may enter a home; the account has no root groups.
     expect(await run(as(alice), "stat -c %a ~; id -G")).toBe(`700\n${(await run(as(alice), "id -g"))}`);
   });

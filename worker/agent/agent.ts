@@ -343,7 +343,7 @@ export class Agent {
    * user's OS account (created on first use), in its home. Unchanged otherwise.
    */
   private async asOpenTerminalUser(params: CreateSessionParams): Promise<CreateSessionParams> {
-    if (!params.ot_user || !this.osUsers) return params;
+    if (!params.ot_user?.user || !this.osUsers) return params;
     const account = await this.osUsers.resolve(params.ot_user.scope, params.ot_user.user);
     return { ...params, user: account.name, cwd: params.cwd ?? account.home };
   }

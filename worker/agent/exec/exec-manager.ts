@@ -77,7 +77,7 @@ export interface ExecManagerOptions {
 export interface ExecCaller {
   scope: string;
   session: string;
-  /** The caller's `X-User-Id` (multi-user mode picks the OS account by it); absent without one. */
+  /** The caller's `X-User-Id` (multi-user mode picks the OS account by it); absent or "" without one. */
   user?: string;
 }
 
@@ -367,7 +367,7 @@ export class ExecManager {
     }
     this.starting++;
     try {
-      const runAs = caller.user !== undefined && this.runAs ? await this.runAs(caller) : null;
+      const runAs = caller.user && this.runAs ? await this.runAs(caller) : null;
       const home = runAs?.home ?? homedir();
       const base = (caller.session && this.sessionCwd(caller.scope, caller.session)) || (runAs ? home : this.defaultCwd);
       const cwd = await this.resolveCwd(spec.cwd, base, home, runAs?.guard);

@@ -53,7 +53,8 @@ export function multiUserApp(base: TunnelHandler, opts: MultiUserAppOptions): Tu
   return async (request, caller, signal) => {
     const userId = request.headers.get("X-User-Id");
     const path = new URL(request.url).pathname;
-    if (userId === null || path.startsWith("/proxy/") || path === "/info") return base(request, caller, signal);
+    // An empty X-User-Id is no user (the edge gives both the same scope): the single user.
+    if (!userId || path.startsWith("/proxy/") || path === "/info") return base(request, caller, signal);
     let account: Account;
     try {
       account = await users.resolve(caller.scope, userId);

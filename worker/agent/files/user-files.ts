@@ -20,8 +20,11 @@ import { loginEnv } from "../kinds/user.ts";
 import { launchAsAccount, type Account } from "../spawn.ts";
 import { HELPER_CWD_HEADER } from "./files-helper.ts";
 
-/** Helpers running at once, at most; past it the longest idle one is stopped (or 503). */
-export const FILE_HELPERS_MAX = 64;
+/**
+ * Helpers running at once, at most; past it the longest idle one is stopped (503 when none is
+ * idle). Each is a Node process: about 100 MB resident in a checkout (tsx), less bundled.
+ */
+export const FILE_HELPERS_MAX = 16;
 /** A helper with no call for this long is stopped, in milliseconds. */
 export const FILE_HELPER_IDLE_MS = 10 * 60_000;
 /** Longest a helper may take to start listening, in milliseconds (it compiles on first start). */
