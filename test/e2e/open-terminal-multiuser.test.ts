@@ -108,7 +108,14 @@ describe.skipIf(!isRoot)("multi-user mode", () => {
     expect((await call("GET", "/files/view?path=link.txt", as(bob))).status).toBe(404);
     expect((await call("GET", "/files/list?directory=alice-home", as(bob))).status).toBe(403);
     expect((await call("GET", "/files/grep?query=secret&path=alice-home", as(bob))).body.matches ?? []).toEqual([]);
-    expect((await call("POST", "/files/archive", as(bob), { paths: ["link.txt"] })).status).not.toBe(200);
+    expect((await call("POST", "/files/archive", as(bob), { paths: ["link.txt"] })).status).toBe(403);
+    // A file bob cannot read inside a folder cuts the archive short (no zip end record), and
+    // nothing else breaks (the file server lives on).
+    await run(as(bob), "mkdir -p locked && echo x > locked/f && chmod 000 locked/f");
+    const cut = await stack.api("/files/archive", { method: "POST", headers: { ...as(bob), "Content-Type": "application/json" }, body: JSON.stringify({ paths: ["locked"] }) });
+    const got = await cut.arrayBuffer().then((b) => Buffer.from(b), () => Buffer.alloc(0));
+    expect(got.includes(Buffer.from([0x50, 0x4b, 0x05, 0x06]))).toBe(false);
+    expect((await call("GET", "/files/list", as(bob))).status).toBe(200);
     const planted = await call("POST", "/files/write", as(bob), { path: "alice-home/planted.txt", content: "x" });
     expect(planted.status).toBe(403);
     expect(planted.body.detail).toMatch(/^\[Errno 13\] Permission denied/);
@@ -139,6 +146,41 @@ describe.skipIf(!isRoot)("multi-user mode", () => {
     term.type("echo me=$(id -un)\r");
     await term.waitForText(`me=${nameOf(alice)}`);
     expect((await call("DELETE", "/api/terminals/mu-chat", as(alice))).body).toEqual({ status: "deleted" });
+  });
+
+  it("streams uploads, downloads and archives through the account's file server, owned by the account", async () => {
+    const aHome = `/home/${nameOf(alice)}`;
+    const data = randomBytes(6 << 20); // 6 MiB: several tunnel windows each way
+    const form = new FormData();
+    form.append("file", new Blob([data]), "blob.bin");
+    const up = await stack.api("/files/upload?directory=uploads", { method: "POST", headers: as(alice), body: form });
+    expect(await up.json()).toEqual({ path: `${aHome}/uploads/blob.bin`, size: data.length });
+    expect(await run(as(alice), "stat -c %U uploads/blob.bin")).toBe(nameOf(alice));
+    const down = await stack.api("/files/view?path=uploads/blob.bin", { headers: as(alice) });
+    const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    expect(sha(new Uint8Array(await down.arrayBuffer()))).toBe(sha(data));
+    const zip = await stack.api("/files/archive", { method: "POST", headers: { ...as(alice), "Content-Type": "application/json" }, body: JSON.stringify({ paths: ["uploads"] }) });
+    expect(zip.status).toBe(200);
+    expect((await zip.arrayBuffer()).byteLength).toBeGreaterThan(data.length);
+    // Bob cannot upload into alice's home.
+    const form2 = new FormData();
+    form2.append("file", new Blob(["x"]), "x.txt");
+    expect((await stack.api(`/files/upload?directory=${aHome}`, { method: "POST", headers: as(bob), body: form2 })).status).toBe(403);
+  });
+
+  it("keeps a session's working directory per user, checked as the account", async () => {
+    const aHome = `/home/${nameOf(alice)}`;
+    expect((await call("POST", "/files/mkdir", as(alice), { path: "proj" })).body).toEqual({ path: `${aHome}/proj` });
+    const chat = { "X-Session-Id": "mu-1" };
+    expect((await call("POST", "/files/cwd", as(alice, chat), { path: "proj" })).body).toEqual({ cwd: `${aHome}/proj` });
+    expect((await call("GET", "/files/cwd", as(alice, chat))).body).toEqual({ cwd: `${aHome}/proj`, home: aHome });
+    expect(await run(as(alice, chat), "pwd")).toBe(`${aHome}/proj`);
+    expect((await call("GET", "/files/cwd", as(bob, chat))).body).toEqual({ cwd: `/home/${nameOf(bob)}`, home: `/home/${nameOf(bob)}` });
+    expect((await call("POST", "/files/cwd", as(bob, chat), { path: aHome })).status).toBe(403);
+    // Through bob's symlink the folder exists (stat needs no access to it), but bob cannot use it.
+    expect((await call("POST", "/files/cwd", as(bob, chat), { path: "alice-home" })).status).toBe(200);
+    expect((await call("GET", "/files/list", as(bob, chat))).status).toBe(403);
+    expect((await call("POST", "/execute?wait=5", as(bob, chat), { command: "ls" })).body.output.map((o: { data: string }) => o.data).join("")).toMatch(/Permission denied/);
   });
 
   it("answers HEAD on file routes as the account, like GET without a body", async () => {

@@ -31,7 +31,7 @@ export const FILE_HELPER_IDLE_MS = 10 * 60_000;
 export const FILE_HELPER_START_TIMEOUT_MS = 60_000;
 /** Calls in flight to one helper at once (sockets of its connection pool). */
 export const FILE_HELPER_MAX_SOCKETS = 64;
-/** Longest startup error text kept from a helper's stderr, in bytes. */
+/** Newest part of a helper's stderr kept (for its exit's log line), in bytes. */
 const HELPER_STDERR_MAX_BYTES = 4096;
 
 /** How to start the agent again as a helper: the command line up to (not including) `files-helper`. */
@@ -54,6 +54,45 @@ interface Helper {
 /** A call could not reach the account's helper; the answer is 503 with this text. */
 export class HelperUnavailable extends Error {
   override name = "HelperUnavailable";
+}
+
+/** Bytes of a helper's answer buffered ahead of the reader (then the socket is paused). */
+const BODY_BUFFER_BYTES = 256 << 10; // 256 KiB
+
+/**
+ * `res` as a web stream that errors when the helper cut its answer short (a file it could not
+ * read mid-archive), so the cut reaches the client as a cut, not as a complete download.
+ */
+function webBody(res: IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const fail = (error: Error) => {
+          try {
+            controller.error(error);
+          } catch {
+            /* already closed */
+          }
+        };
+        res.on("data", (chunk: Buffer) => {
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) res.pause();
+        });
+        res.on("end", () => (res.complete ? controller.close() : fail(new Error("the file server cut its answer short"))));
+        res.on("error", fail);
+        res.on("close", () => {
+          if (!res.complete) fail(new Error("the file server cut its answer short"));
+        });
+      },
+      pull() {
+        res.resume();
+      },
+      cancel() {
+        res.destroy();
+      },
+    },
+    { highWaterMark: BODY_BUFFER_BYTES, size: (chunk) => chunk.byteLength },
+  );
 }
 
 export class UserFiles {
@@ -154,7 +193,7 @@ export class UserFiles {
         reject(new HelperUnavailable(`The file server of ${account.name} ${why}${stderr ? `: ${stderr.trim().slice(-500)}` : ""}`));
       };
       child.stderr!.on("data", (chunk: Buffer) => {
-        if (stderr.length < HELPER_STDERR_MAX_BYTES) stderr += chunk.toString("utf8");
+        stderr = (stderr + chunk.toString("utf8")).slice(-HELPER_STDERR_MAX_BYTES);
       });
       child.stdout!.on("data", (chunk: Buffer) => {
         out += chunk.toString("utf8");
@@ -166,7 +205,11 @@ export class UserFiles {
       child.on("error", (error) => fail(`could not start (${error.message})`));
       child.on("exit", (code, sig) => {
         clearTimeout(timer);
-        if (this.helpers.get(account.uid) === helper) this.helpers.delete(account.uid);
+        if (this.helpers.get(account.uid) === helper) {
+          this.helpers.delete(account.uid);
+          // Not stopped by us: it failed (the next call starts a new one).
+          this.log(`multi-user: the file server of ${account.name} exited (${sig ?? code})${stderr ? `: ${stderr.trim().slice(-500)}` : ""}`);
+        }
         helper.pool.destroy();
         reject(new HelperUnavailable(`The file server of ${account.name} exited (${sig ?? code})${stderr ? `: ${stderr.trim().slice(-500)}` : ""}`));
       });
@@ -214,7 +257,7 @@ export class UserFiles {
         out.delete("keep-alive");
         out.delete("transfer-encoding");
         const status = res.statusCode ?? 502;
-        const body = status === 204 || status === 304 || method === "HEAD" ? null : (Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>);
+        const body = status === 204 || status === 304 || method === "HEAD" ? null : webBody(res);
         if (!body) res.resume();
         resolve(new Response(body, { status, headers: out }));
       });
