@@ -88,6 +88,9 @@ export function runFilesHelper(env: NodeJS.ProcessEnv = process.env): Promise<vo
   const server = createServer({ requestTimeout: 0 }, (req, res) => {
     serve(req, res, home).catch(() => res.destroy());
   });
+  // Idle connections stay open until the agent closes them: were the server to close one as the
+  // agent reuses it, that call would fail.
+  server.keepAliveTimeout = 0;
   return new Promise((resolve) => {
     process.stdin.on("end", () => process.exit(0));
     process.stdin.on("error", () => process.exit(0));
