@@ -20,6 +20,8 @@ function count(value: unknown): number {
 export function sanitizeAgentFacts(value: unknown): AgentFacts {
   const v = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
   const facts: AgentFacts = { version: str(v["version"]), hostname: str(v["hostname"]), platform: str(v["platform"]), is_root: v["is_root"] === true };
+  if (v["ot_info"] === true) facts.ot_info = true;
+  if (v["ot_multi_user"] === true) facts.ot_multi_user = true;
   const f = v["facts"];
   if (typeof f === "object" && f !== null) {
     const h = f as Record<string, unknown>;

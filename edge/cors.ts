@@ -1,9 +1,12 @@
 /**
- * CORS for the HTTP APIs: only origins listed in EDGETTY_CORS_ORIGINS (shared/limits.ts) get
- * CORS headers, and never with credentials, so a cross-origin page must hold a bearer token (the
- * session cookie stays same-origin). Preflights are answered here, before authentication (a
- * browser sends them without credentials). WebSocket upgrades are not touched: their origin
- * check is EDGETTY_ALLOWED_ORIGINS.
+ * CORS for the HTTP APIs: origins listed in EDGETTY_CORS_ORIGINS (shared/limits.ts; any by
+ * default, as the reference Open Terminal; `none` turns CORS off) get CORS headers, and never with
+ * credentials (no `Access-Control-Allow-Credentials`), so a cross-origin page must hold a bearer
+ * token: a browser does not let such a page read an answer to a request that carried the session
+ * cookie, and a cookie-authenticated state change from another origin is refused by the families
+ * (family.ts; the Open Terminal family refuses reads too). Preflights are answered here, before
+ * authentication (a browser sends them without credentials). WebSocket upgrades are not touched:
+ * their origin check is EDGETTY_ALLOWED_ORIGINS.
  *
  * For the Open Terminal family (Open WebUI's per-user "direct" terminals call it from the
  * browser) a preflight allows the headers the page asks for (`X-Session-Id`, `X-User-Id`…) and

@@ -20,7 +20,7 @@
 import type { Correlator } from "../shared/links/correlator.ts";
 import { encodeControl } from "../shared/links/control.ts";
 import * as v from "valibot";
-import { EXEC_SCOPE_MAX_CHARS, EXEC_SESSION_MAX_CHARS, ExecOpSchema, isStreamOp, replyDeadlineMs } from "../shared/links/exec.ts";
+import { EXEC_SCOPE_MAX_CHARS, EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecOpSchema, isStreamOp, replyDeadlineMs } from "../shared/links/exec.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/links/exec.ts";
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
 import { ApiError, errorResponse } from "./errors.ts";
@@ -62,16 +62,17 @@ function offline(message = "Terminal service unavailable: the host's agent is of
   return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
 }
 
-/** The body of an `execRequest`: the caller's scope, its `X-Session-Id` and its validated call. */
+/** The body of an `execRequest`: the caller's scope, its `X-Session-Id`, its `X-User-Id` and its validated call. */
 const ExecCallSchema = v.object({
   scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)),
   session: v.optional(v.pipe(v.string(), v.maxLength(EXEC_SESSION_MAX_CHARS)), ""),
+  user: v.optional(v.pipe(v.string(), v.maxLength(EXEC_USER_MAX_CHARS))),
   op: ExecOpSchema,
 });
 
-/** The request the Worker sends the HostDO for one validated execute call. */
-export function execRequest(scope: string, op: ExecOp, session = ""): Request {
-  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, op }) });
+/** The request the Worker sends the HostDO for one validated execute call (`user`: the `X-User-Id`, if sent). */
+export function execRequest(scope: string, op: ExecOp, session = "", user?: string): Request {
+  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, user, op }) });
 }
 
 export class EdgeExecRelay {
@@ -100,11 +101,11 @@ export class EdgeExecRelay {
     }
     const checked = v.safeParse(ExecCallSchema, call);
     if (!checked.success) return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
-    return this.start(checked.output.scope, checked.output.op, checked.output.session);
+    return this.start(checked.output.scope, checked.output.op, checked.output.session, checked.output.user);
   }
 
   /** Relays one validated call; resolves with the HTTP answer (never rejects). */
-  start(scope: string, op: ExecOp, session = ""): Promise<Response> {
+  start(scope: string, op: ExecOp, session = "", user?: string): Promise<Response> {
     if (!this.agent()) return Promise.resolve(offline());
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`));
     if (this.size >= EXEC_MAX_INFLIGHT) return Promise.resolve(busy());
@@ -115,7 +116,7 @@ export class EdgeExecRelay {
       job.id = id;
       const deadline = replyDeadlineMs(op);
       if (deadline !== null) job.timer = setTimeout(() => this.timedOut(job, isStreamOp(op)), deadline);
-      if (!this.send({ t: "exec.req", id, scope, session, op })) {
+      if (!this.send({ t: "exec.req", id, scope, session, ...(user !== undefined ? { user } : {}), op })) {
         this.forget(job);
         resolve(offline());
       }

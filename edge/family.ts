@@ -39,7 +39,7 @@ import { resolveScope, ROOT_MOUNT, SERVER_MOUNT, type Mount, type Scope } from "
  */
 export type Access = "public" | "read" | "write" | "admin" | "agent";
 
-export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "ALL";
+export type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "ALL";
 
 export interface RouteOptions {
   /** The body is JSON: a non-empty body of another content type is refused 415. */

@@ -18,7 +18,8 @@
  * `X-Session-Id` names the session whose working directory relative paths use.
  */
 import { ApiError } from "../shared/errors.ts";
-import { EXEC_SESSION_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
+import type { AgentFacts } from "../shared/links/control.ts";
+import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
 import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
@@ -84,6 +85,11 @@ export async function callerScope(request: RouteRequest): Promise<string> {
   return `${owner}:${await sha256Hex(user)}`;
 }
 
+/** The caller's `X-User-Id` cut to the relay's limit, or undefined without one (multi-user mode names its account by it). */
+export function callerUser(request: Request): string | undefined {
+  return request.headers.get("X-User-Id")?.slice(0, EXEC_USER_MAX_CHARS);
+}
+
 /** The caller's `X-Session-Id`, cut to the relay's limit. */
 function callerSession(request: Request): string {
   return (request.headers.get("X-Session-Id") ?? "").slice(0, EXEC_SESSION_MAX_CHARS);
@@ -102,10 +108,8 @@ function ittyPath(path: string): string {
   return path.replace(/\/\{path\}$/, "/*").replace(/\{(\w+)\}/g, ":$1");
 }
 
-/** A human line about the host for the OpenAPI description, as the reference appends one. */
-async function systemInfo(env: Env, serverId: string): Promise<string | undefined> {
-  const agent = (await hostStub(env, serverId).status()).agent;
-  if (!agent) return undefined;
+/** A human line about the agent's host for the OpenAPI description, as the reference appends one. */
+function systemInfo(agent: AgentFacts): string {
   return `This system is running ${agent.platform} on ${agent.hostname}${agent.is_root ? " as root" : ""}.`;
 }
 
@@ -122,10 +126,12 @@ export function openTerminalApi(): ApiFamily {
   api.route("GET", "/api/config", "public", () => Response.json(apiConfig()));
   api.route("GET", "/openapi.json", "public", async (request, env) => {
     const { serverId, base } = request.scope;
-    // Facts about the host are for callers with the key (Open WebUI sends it); the rest is public.
-    const info = request.principal ? await systemInfo(env, serverId) : undefined;
+    // The agent's last hello says whether `/info` answers (then `get_info` is offered, as the
+    // reference offers it when OPEN_TERMINAL_INFO is set). Facts about the host are for callers
+    // with the key (Open WebUI sends it); the rest is public.
+    const agent = (await hostStub(env, serverId).status()).agent;
     const serverUrl = new URL(request.url).origin + base;
-    return Response.json(openApiDocument({ serverUrl, ...(info ? { systemInfo: info } : {}) }));
+    return Response.json(openApiDocument({ serverUrl, info: agent?.ot_info === true, ...(agent && request.principal ? { systemInfo: systemInfo(agent) } : {}) }));
   });
   api.route("GET", "/docs", "public", (request) => {
     const html =
@@ -169,6 +175,8 @@ export function openTerminalApi(): ApiFamily {
     const access: Access = "write";
     const json = route.method === "POST" && !NON_JSON_TUNNEL_ROUTES.has(route.path);
     api.route(method, ittyPath(route.path), access, tunnelled, { json });
+    // HEAD answers as GET without a body (the agent runs the GET and drops its body).
+    if (route.method === "GET") api.route("HEAD", ittyPath(route.path), access, tunnelled);
     // A proxied app's root: `/proxy/{port}` and `/proxy/{port}/`.
     if (proxy) api.route(method, "/proxy/:port", access, tunnelled);
   }
@@ -186,7 +194,7 @@ export function openTerminalApi(): ApiFamily {
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request)));
+    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request), callerUser(request)));
   };
   api.route("POST", "/execute", "write", execute, { json: true });
   api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });

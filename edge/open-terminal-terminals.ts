@@ -11,6 +11,7 @@
  */
 import type { SessionMeta } from "../shared/links/session.ts";
 import { ApiError } from "../shared/errors.ts";
+import { EXEC_USER_MAX_CHARS } from "../shared/links/exec.ts";
 import { OPEN_TERMINAL_MAX_SESSIONS, pyIsoUtc } from "../shared/open-terminal.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
 import { EPHEMERAL_ID_MIN, parseCreateParams } from "../shared/validation.ts";
@@ -92,6 +93,9 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
       return terminalError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`);
     }
     const params = parseCreateParams({ ephemeral: true }, 0);
+    // In multi-user mode the agent runs the session as this user's OS account.
+    const asserted = user(request);
+    if (owner !== null && asserted !== null) params.ot_user = { scope: owner, user: asserted.slice(0, EXEC_USER_MAX_CHARS) };
     const created = await terminalCall(async () => unwrap(await stub.createSession(params)));
     if (created instanceof Response) return created;
     const name = wanted ?? String(created.meta.terminal_id);

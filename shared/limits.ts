@@ -23,12 +23,19 @@ export interface IntSetting {
   doc: string;
 }
 
-/** A comma-separated list of web origins (`https://host[:port]`), or `*` for any. */
+/**
+ * A comma-separated list of web origins (`https://host[:port]`), or `*` for any. Absent or empty:
+ * `default` (none when unset); `none` lists no origin (the way to turn a non-empty default off).
+ */
 export interface OriginsSetting {
   kind: "origins";
   variable: string;
+  default?: readonly string[];
   doc: string;
 }
+
+/** The value of an origins setting that lists no origin. */
+export const NO_ORIGINS = "none";
 
 export type Setting = IntSetting | OriginsSetting;
 
@@ -41,7 +48,7 @@ export const EDGE_SETTINGS = {
   idleTimeoutS: { kind: "int", variable: "EDGETTY_IDLE_TIMEOUT_S", default: 0, min: 0, max: 30 * DAY_S, unit: "seconds", doc: "remove a terminal this long after its last client left (0: never)" },
   ephemeralIdleTimeoutS: { kind: "int", variable: "EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S", default: 300, min: 0, max: 30 * DAY_S, unit: "seconds", doc: "the same for ephemeral terminals" },
   allowedOrigins: { kind: "origins", variable: "EDGETTY_ALLOWED_ORIGINS", doc: "origins besides the edge's own allowed to open WebSockets (`*`: any)" },
-  corsOrigins: { kind: "origins", variable: "EDGETTY_CORS_ORIGINS", doc: "origins allowed to call the HTTP APIs cross-origin with a bearer token (CORS; none by default)" },
+  corsOrigins: { kind: "origins", variable: "EDGETTY_CORS_ORIGINS", default: ["*"], doc: "origins allowed to call the HTTP APIs cross-origin with a bearer token (CORS; any by default, as the reference Open Terminal; `none` turns CORS off); never with credentials, so a cookie never acts cross-origin" },
 } as const satisfies Record<string, Setting>;
 
 /** The agent's settings. */
@@ -75,6 +82,7 @@ function parseInt(setting: IntSetting, raw: string, problems: string[]): number 
 }
 
 function parseOrigins(setting: OriginsSetting, raw: string, problems: string[]): string[] {
+  if (raw.trim().toLowerCase() === NO_ORIGINS) return [];
   const entries = raw.split(",").map((o) => o.trim()).filter(Boolean);
   for (const entry of entries) {
     if (entry === "*") continue;
@@ -102,7 +110,7 @@ export function parseSettings<S extends Record<string, Setting>>(settings: S, va
     const value = vars[setting.variable];
     const raw = value === undefined || value === null ? "" : String(value);
     if (setting.kind === "int") out[name] = raw.trim() === "" ? setting.default : parseInt(setting, raw, problems);
-    else out[name] = raw.trim() === "" ? [] : parseOrigins(setting, raw, problems);
+    else out[name] = raw.trim() === "" ? [...(setting.default ?? [])] : parseOrigins(setting, raw, problems);
   }
   if (problems.length > 0) throw new ConfigError(problems, [...new Set(problems.map((p) => /^[A-Z0-9_]+/.exec(p)![0]))]);
   return out as Parsed<S>;
@@ -111,7 +119,9 @@ export function parseSettings<S extends Record<string, Setting>>(settings: S, va
 /** The settings as a Markdown table (docs/deployment.md#limits holds this table). */
 export function settingsTable(settings: Record<string, Setting>): string {
   const rows = Object.values(settings).map((s) =>
-    s.kind === "int" ? `| \`${s.variable}\` | ${s.default} | ${s.min}–${s.max} ${s.unit} | ${s.doc} |` : `| \`${s.variable}\` | none | origins, comma-separated | ${s.doc} |`,
+    s.kind === "int"
+      ? `| \`${s.variable}\` | ${s.default} | ${s.min}–${s.max} ${s.unit} | ${s.doc} |`
+      : `| \`${s.variable}\` | ${s.default?.length ? `\`${s.default.join(",")}\`` : "none"} | origins, comma-separated, \`*\` or \`${NO_ORIGINS}\` | ${s.doc} |`,
   );
   return ["| Variable | Default | Valid | Meaning |", "| --- | --- | --- | --- |", ...rows].join("\n");
 }

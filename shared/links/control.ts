@@ -23,7 +23,7 @@ import { CMD_MAX_CHARS, ENV_MAX_ENTRIES, ENV_VALUE_MAX_CHARS } from "../validati
 import { DESKTOP_ENVS, PID_MAX, SOCKS5_CREDENTIAL_MAX_BYTES, SSH_KEY_MAX_CHARS, SSH_PASSWORD_MAX_CHARS, WAIT_TIMEOUT_MAX_S } from "../kind-validation.ts";
 import { ExitInfoSchema, int, MESSAGE_MAX_CHARS, PATH_MAX_CHARS, SHORT_TEXT_MAX_CHARS, text, type ExitInfo } from "./client.ts";
 import { decodeWith, idOf, LinkDecodeError, parseJson, RequestId } from "./codec.ts";
-import { ExecAgentMsgSchema, ExecEdgeMsgSchema, isExecMessage, type ExecAgentMsg, type ExecEdgeMsg } from "./exec.ts";
+import { EXEC_SCOPE_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecAgentMsgSchema, ExecEdgeMsgSchema, isExecMessage, type ExecAgentMsg, type ExecEdgeMsg } from "./exec.ts";
 import { decodeTunnelAgent, decodeTunnelEdge, isTunnelMessage, type TunnelAgentMsg, type TunnelEdgeMsg } from "./tunnel.ts";
 import { LiveSessionSchema, SessionMetaSchema, type LiveSession } from "./session.ts";
 
@@ -104,6 +104,12 @@ export const CreateSessionParamsSchema = v.object({
   pid: v.optional(int(1, PID_MAX)),
   /** Run the system's OpenSSH client to this host instead of a local shell. */
   ssh: v.optional(SshParamsSchema),
+  /**
+   * The Open Terminal caller an `/api/terminals` session belongs to (set by the edge only, never
+   * from a request body): its scope and its `X-User-Id` (cut to EXEC_USER_MAX_CHARS). In multi-user
+   * mode the agent runs the session as that user's OS account.
+   */
+  ot_user: v.optional(v.object({ scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)), user: NoNul(EXEC_USER_MAX_CHARS) })),
 });
 export type CreateSessionParams = v.InferOutput<typeof CreateSessionParamsSchema>;
 
@@ -161,6 +167,10 @@ export interface AgentFacts {
   is_root: boolean;
   /** Facts about the host (optional: agents before 0.1.0's packaging omit them). */
   facts?: HostFacts;
+  /** The agent answers the Open Terminal `/info` (an info text is set): `get_info` is offered. */
+  ot_info?: boolean;
+  /** The agent runs the Open Terminal API in multi-user mode (OS accounts per `X-User-Id`). */
+  ot_multi_user?: boolean;
 }
 
 /** The host an agent runs on, as it reports itself in its hello (shown by the edge's stats). */

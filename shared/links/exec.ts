@@ -4,7 +4,7 @@
  * (control.ts) as JSON text frames tagged `t: "exec.*"`, and share the control link's request ids
  * (one correlator per side), but have their own schemas here.
  *
- *   edge → agent  exec.req    {id, scope, op}    one HTTP request, already validated by the edge
+ *   edge → agent  exec.req    {id, scope, session, user?, op}  one HTTP request, validated by the edge
  *   agent → edge  exec.res    {id, status, body} the HTTP answer, in the Open Terminal shape
  *
  * A stream (`POST /execute?stream=true`) answers instead with exec.head (send 200 and the NDJSON
@@ -41,6 +41,11 @@ export const EXEC_STREAM_FRAME_BYTES = 32 * 1024; // 32 KiB
 export const EXEC_DATA_MAX_CHARS = 4 << 20; // 4 Mi characters
 /** Longest `scope`, in characters. */
 export const EXEC_SCOPE_MAX_CHARS = 1024;
+/**
+ * Longest `user` (the caller's `X-User-Id`), in characters. Longer ones are cut: multi-user mode
+ * only names the account after its first characters and hashes the whole id (in the scope).
+ */
+export const EXEC_USER_MAX_CHARS = 256;
 /** Longest `session` (the caller's `X-Session-Id`), in characters. */
 export const EXEC_SESSION_MAX_CHARS = 256;
 /** Extra time, past the call's own wait or timeout, before the edge gives up on an exec.res. */
@@ -93,6 +98,8 @@ export const ExecEdgeMsgSchema = v.variant("t", [
     id: RequestId,
     scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)),
     session: v.optional(v.pipe(v.string(), v.maxLength(EXEC_SESSION_MAX_CHARS)), ""),
+    /** The caller's `X-User-Id`, when it sent one (multi-user mode runs its commands as its account). */
+    user: v.optional(noNul(EXEC_USER_MAX_CHARS)),
     op: ExecOpSchema,
   }),
   v.object({ t: v.literal("exec.ack"), id: RequestId, bytes: v.pipe(v.number(), v.safeInteger(), v.minValue(0)) }),

@@ -18,7 +18,8 @@ describe.skipIf(skip)("a cross-origin page in Chromium", () => {
   let pageUrl: string;
 
   beforeAll(async () => {
-    stack = await startStack({ edgeVars: { EDGETTY_CORS_ORIGINS: "*" } });
+    // The default CORS setting: any origin, as the reference (never with credentials).
+    stack = await startStack();
     browser = await launchBrowser();
     // Another origin: a different port on loopback, serving an empty page.
     page = createServer((_req, res) => res.end("<!doctype html><title>other origin</title>"));
@@ -66,15 +67,24 @@ describe.skipIf(skip)("a cross-origin page in Chromium", () => {
 
     const tab = await browser.context.newPage();
     await tab.goto(pageUrl);
+    const before = (await (await stack.api("/api/v1/terminal/sessions")).json()) as unknown[];
     const outcome = await tab.evaluate(async (api) => {
-      try {
-        const res = await fetch(`${api}/files/cwd`, { credentials: "include" });
-        return `read ${res.status}`;
-      } catch {
-        return "blocked";
-      }
+      const read = async (path: string) => {
+        try {
+          const res = await fetch(`${api}${path}`, { credentials: "include" });
+          return `read ${res.status}`;
+        } catch {
+          return "blocked";
+        }
+      };
+      // A state change the page cannot read the answer of (no-cors needs no preflight).
+      await fetch(`${api}/api/v1/terminal/create`, { method: "POST", credentials: "include", mode: "no-cors", headers: { "Content-Type": "text/plain" }, body: "{}" }).catch(() => null);
+      return { files: await read("/files/cwd"), sessions: await read("/api/v1/terminal/sessions") };
     }, stack.url);
-    expect(outcome).toBe("blocked");
+    // The same host on another port is the same site: the browser sends the cookie, and neither
+    // answer is readable (no Access-Control-Allow-Credentials), nor did the state change happen.
+    expect(outcome).toEqual({ files: "blocked", sessions: "blocked" });
+    expect(((await (await stack.api("/api/v1/terminal/sessions")).json()) as unknown[]).length).toBe(before.length);
     await tab.close();
   });
 });

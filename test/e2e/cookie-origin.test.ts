@@ -56,6 +56,18 @@ describe("a cookie sent from another origin", () => {
     }
   }
 
+  it("gets answers a browser will not show the page: CORS allows any origin by default, never with credentials", async () => {
+    const cookie = await signIn();
+    for (const path of ["/api/v1/terminal/sessions", "/api/v1/auth/session", "/api/v1/terminals/"]) {
+      const res = await asBrowser(cookie, path, { origin: "http://evil.example" });
+      await res.arrayBuffer();
+      expect(res.headers.get("Access-Control-Allow-Origin"), path).toBe("http://evil.example");
+      expect(res.headers.get("Access-Control-Allow-Credentials"), path).toBeNull();
+    }
+    const pre = await fetch(`${stack.url}/api/v1/terminal/create`, { method: "OPTIONS", headers: { Origin: "http://evil.example", "Access-Control-Request-Method": "POST" } });
+    expect(pre.headers.get("Access-Control-Allow-Credentials")).toBeNull();
+  });
+
   it("changed nothing", async () => {
     const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[];
     expect(sessions.map((s) => s.id)).not.toContain(31);

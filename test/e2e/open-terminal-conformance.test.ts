@@ -14,9 +14,32 @@ import { startStack, type TestStack } from "../support/stack.ts";
 
 let stack: TestStack;
 let home: string;
+/** The agent's info text (the reference's OPEN_TERMINAL_INFO): `/info` answers and `get_info` is offered. */
+const INFO_TEXT = "GPU: none. Ask the operator before installing system packages.";
+
+/**
+ * The reference's OpenAPI operations, which Open WebUI turns into the model's tools: operation id
+ * → method, path, parameters (in order) and request-body fields. From the reference page
+ * (shared/reference/open-terminal-api.md, "OpenAPI"); `get_info` is there when OPEN_TERMINAL_INFO is set.
+ */
+const REFERENCE_OPERATIONS: Record<string, { route: string; params: string[]; body?: string[] }> = {
+  list_files: { route: "get /files/list", params: ["directory"] },
+  read_file: { route: "get /files/read", params: ["path", "start_line", "end_line"] },
+  display_file: { route: "get /files/display", params: ["path"] },
+  write_file: { route: "post /files/write", params: [], body: ["path", "content"] },
+  replace_file_content: { route: "post /files/replace", params: [], body: ["path", "replacements"] },
+  grep_search: { route: "get /files/grep", params: ["query", "path", "regex", "case_insensitive", "include", "match_per_line", "max_results"] },
+  glob_search: { route: "get /files/glob", params: ["pattern", "path", "exclude", "type", "max_results"] },
+  list_processes: { route: "get /execute", params: [] },
+  run_command: { route: "post /execute", params: ["wait", "tail"], body: ["command", "cwd", "env"] },
+  get_process_status: { route: "get /execute/{process_id}/status", params: ["process_id", "wait", "offset", "tail"] },
+  send_process_input: { route: "post /execute/{process_id}/input", params: ["process_id"], body: ["input"] },
+  kill_process: { route: "delete /execute/{process_id}", params: ["process_id", "force"] },
+  get_info: { route: "get /info", params: [] },
+};
 
 beforeAll(async () => {
-  stack = await startStack({ edgeVars: { EDGETTY_CORS_ORIGINS: "*" } });
+  stack = await startStack({ agentEnv: { EDGETTY_OT_INFO: INFO_TEXT } });
   home = stack.home;
 });
 
@@ -97,9 +120,24 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(config).toEqual({ features: { terminal: true, notebooks: false, system: true } });
     });
 
-    it("GET /system answers {prompt}; /info is 404 when no info is configured", async () => {
+    it("GET /system answers {prompt} ending with the info text; /info answers {info}", async () => {
       expect(await call("GET", "/system")).toMatchObject({ status: 200, body: { prompt: expect.stringContaining("run_command") } });
-      expect(await call("GET", "/info")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
+      expect((await call("GET", "/system")).body.prompt.endsWith(`\n\n${INFO_TEXT}`)).toBe(true);
+      expect(await call("GET", "/info")).toEqual({ status: 200, type: "application/json", headers: expect.anything(), body: { info: INFO_TEXT } });
+    });
+
+    it("GET /openapi.json offers exactly the reference's operations, with its ids and parameters", async () => {
+      const doc = (await (await fetch(`${stack.url}${base}/openapi.json`)).json()) as Json;
+      const offered: Record<string, { route: string; params: string[]; body?: string[] }> = {};
+      for (const [path, item] of Object.entries(doc.paths as Json)) {
+        for (const [method, op] of Object.entries(item as Json)) {
+          if (!op.operationId) continue;
+          const schemaRef = op.requestBody?.content?.["application/json"]?.schema?.$ref as string | undefined;
+          const body = schemaRef ? Object.keys(doc.components.schemas[schemaRef.split("/").pop()!].properties) : undefined;
+          offered[op.operationId] = { route: `${method} ${path}`, params: ((op.parameters ?? []) as Json[]).map((p) => p.name), ...(body ? { body } : {}) };
+        }
+      }
+      expect(offered).toEqual(REFERENCE_OPERATIONS);
     });
 
     it("GET /docs is an API explorer page served without a key, from this origin", async () => {
@@ -235,6 +273,30 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       const serve = await stack.api(`${base}/files/serve${dir}/sub/b.py`);
       expect(await serve.text()).toBe("print('beta')\n");
       expect(await call("GET", `/files/view?path=${rel}/none`)).toMatchObject({ status: 404, body: { detail: "File not found" } });
+    });
+
+    it("HEAD on every GET route answers as GET does, without a body", async () => {
+      const paths = [
+        "/system",
+        "/info",
+        "/ports",
+        "/files/cwd",
+        `/files/list?directory=${rel}`,
+        `/files/read?path=${rel}/a.txt`,
+        `/files/read?path=${rel}/img.png`,
+        `/files/display?path=${rel}/a.txt`,
+        `/files/view?path=${rel}/a.txt`,
+        `/files/view?path=${rel}/none`,
+        `/files/serve${dir}/sub/b.py`,
+        `/files/grep?query=beta&path=${rel}`,
+        `/files/glob?pattern=*.txt&path=${rel}`,
+      ];
+      for (const path of paths) {
+        const [get, head] = [await stack.api(base + path), await stack.api(base + path, { method: "HEAD" })];
+        await get.arrayBuffer();
+        expect({ path, status: head.status, type: head.headers.get("Content-Type") }).toEqual({ path, status: get.status, type: get.headers.get("Content-Type") });
+        expect(await head.text()).toBe("");
+      }
     });
 
     it("mkdir, move and delete, with the reference's errors", async () => {

@@ -62,7 +62,10 @@ describe("configuration", () => {
   const env = (vars: Record<string, string>) => ({ ...vars }) as unknown as Env;
 
   it("takes defaults for absent values and refuses bad ones, naming each", () => {
-    expect(readConfig(env({}))).toMatchObject({ maxClients: 32, maxSessionsPerServer: 256, idleTimeoutMs: 0, ephemeralIdleTimeoutMs: 300_000, corsOrigins: [] });
+    expect(readConfig(env({}))).toMatchObject({ maxClients: 32, maxSessionsPerServer: 256, idleTimeoutMs: 0, ephemeralIdleTimeoutMs: 300_000, corsOrigins: ["*"] });
+    // `none` turns the default (any origin, as the reference) off.
+    expect(readConfig(env({ EDGETTY_CORS_ORIGINS: "none" })).corsOrigins).toEqual([]);
+    expect(readConfig(env({ EDGETTY_CORS_ORIGINS: " NONE " })).corsOrigins).toEqual([]);
     expect(readConfig(env({ EDGETTY_MAX_CLIENTS: "4", EDGETTY_CORS_ORIGINS: "https://a.example, http://b.example:8080" }))).toMatchObject({
       maxClients: 4,
       corsOrigins: ["https://a.example", "http://b.example:8080"],
@@ -101,9 +104,14 @@ describe("CORS", () => {
     const req = (origin: string) => new Request(`${BASE}/api/v1/terminal/sessions`, { headers: { Origin: origin } });
     expect(withCors(req("https://tools.example"), env, new Response("x")).headers.get("Access-Control-Allow-Origin")).toBe("https://tools.example");
     expect(withCors(req("https://evil.example"), env, new Response("x")).headers.has("Access-Control-Allow-Origin")).toBe(false);
-    // The deployed default lists none: a cross-origin preflight gets no CORS grant.
+    // The default allows any origin (as the reference), never with credentials.
     const res = await worker.fetch(`${BASE}/api/v1/terminal/sessions`, { method: "OPTIONS", headers: { Origin: "https://tools.example", "Access-Control-Request-Method": "GET" } });
     expect(res.status).toBe(204);
-    expect(res.headers.has("Access-Control-Allow-Origin")).toBe(false);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("https://tools.example");
+    expect(res.headers.has("Access-Control-Allow-Credentials")).toBe(false);
+    // Turned off: no grant.
+    const off = { EDGETTY_CORS_ORIGINS: "none" } as unknown as Env;
+    expect(corsPreflight(preflight("https://tools.example"), off)!.headers.has("Access-Control-Allow-Origin")).toBe(false);
+    expect(withCors(req("https://tools.example"), off, new Response("x")).headers.has("Access-Control-Allow-Origin")).toBe(false);
   });
 });

@@ -24,6 +24,8 @@ export interface StackOptions {
   apiKey?: string;
   /** Extra variables for the Worker (see edge/env.ts). */
   edgeVars?: Record<string, string>;
+  /** Extra environment for the agent (EDGETTY_OT_* settings…). */
+  agentEnv?: Record<string, string>;
 }
 
 /** Starts a stack; the caller stops it (prefer `useStack()` in test files). */
@@ -40,7 +42,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
       host: "127.0.0.1",
       stateDir,
       quiet: true,
-      agentEnv: { HOME: home },
+      agentEnv: { ...opts.agentEnv, HOME: home },
       log: () => {},
       ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
       ...(opts.edgeVars ? { edgeVars: opts.edgeVars } : {}),

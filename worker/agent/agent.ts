@@ -30,10 +30,14 @@ import { ApiError } from "../../shared/errors.ts";
 import { AGENT_SETTINGS } from "../../shared/limits.ts";
 import type { ExitInfo } from "../../shared/links/client.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
-import { ExecManager, ExecRelay } from "./exec/index.ts";
+import { otError } from "../../shared/open-terminal.ts";
+import { ExecError, ExecManager, ExecRelay } from "./exec/index.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
 import { openTerminalApp } from "./files/app.ts";
 import { CwdStore } from "./files/cwd-store.ts";
+import { headAsGet, multiUserApp } from "./files/multi-user-app.ts";
+import { UserFiles, type HelperProgram } from "./files/user-files.ts";
+import { OsUsers, runAsAccount, type MultiUserOptions } from "./os-users.ts";
 import { TunnelServer } from "./files/tunnel-server.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link } from "./link.ts";
@@ -79,6 +83,12 @@ export interface AgentOptions {
   info?: string;
   /** Replaces the Open Terminal `/system` prompt (placeholders: see files/app.ts). */
   systemPrompt?: string;
+  /**
+   * Multi-user mode (EDGETTY_OT_MULTI_USER, os-users.ts): callers asserting `X-User-Id` act as OS
+   * accounts of their own. Needs root, useradd and setpriv (the constructor throws otherwise) and
+   * `helperProgram`, the command line that starts this agent again (up to `files-helper`).
+   */
+  multiUser?: MultiUserOptions & { helperProgram: HelperProgram };
   log?(line: string): void;
 }
 
@@ -103,6 +113,9 @@ export class Agent {
   private readonly cwds = new CwdStore();
   /** The Open Terminal file, port and proxy routes, tunnelled over the control link (tun.*, own rids). */
   private readonly tunnel: TunnelServer;
+  /** Multi-user mode's accounts and their file servers (null in single-user mode). */
+  private readonly osUsers: OsUsers | null;
+  private readonly userFiles: UserFiles | null;
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
@@ -115,13 +128,30 @@ export class Agent {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
     this.identity = agentIdentity(options.dataDir);
     this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
+    const users = options.multiUser ? new OsUsers(options.multiUser, this.log) : null;
+    this.osUsers = users;
+    this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
       logDir: join(options.dataDir, "exec-logs"),
       sessionCwd: (scope, session) => this.cwds.get(scope, session),
+      ...(users
+        ? {
+            runAs: async (caller) => {
+              try {
+                return runAsAccount(await users.resolve(caller.scope, caller.user ?? ""), users.setpriv);
+              } catch (error) {
+                if (error instanceof ApiError) throw new ExecError(otError(error.status, error.code, error.message));
+                throw error;
+              }
+            },
+          }
+        : {}),
     });
+    const texts = { ...(options.info !== undefined ? { info: options.info } : {}), ...(options.systemPrompt ? { systemPrompt: options.systemPrompt } : {}) };
+    const app = openTerminalApp({ home: process.env.HOME || homedir(), cwds: this.cwds, ...texts });
     this.tunnel = new TunnelServer(
-      openTerminalApp({ home: process.env.HOME || homedir(), cwds: this.cwds, ...(options.info !== undefined ? { info: options.info } : {}), ...(options.systemPrompt ? { systemPrompt: options.systemPrompt } : {}) }),
+      headAsGet(users && this.userFiles ? multiUserApp(app, { users, files: this.userFiles, cwds: this.cwds, ...texts }) : app),
       (text) => this.control.send(text),
       (frame) => this.control.send(frame),
       () => this.control.bufferedAmount,
@@ -188,6 +218,7 @@ export class Agent {
     this.control.stop();
     this.execRelay.closeAll();
     this.tunnel.closeAll();
+    this.userFiles?.stopAll();
     const execDone = this.execManager.shutdown();
     for (const session of this.sessions.values()) {
       session.hangUpForStop();
@@ -204,7 +235,16 @@ export class Agent {
   private hello(): AgentToHostOut {
     return {
       t: "hello",
-      agent: { version: AGENT_VERSION, hostname: hostname(), platform: process.platform, is_root: isRoot(), facts: hostFacts() },
+      agent: {
+        version: AGENT_VERSION,
+        hostname: hostname(),
+        platform: process.platform,
+        is_root: isRoot(),
+        facts: hostFacts(),
+        // Whether `/info` answers (the edge then offers `get_info` in /openapi.json).
+        ot_info: this.options.info !== undefined,
+        ot_multi_user: this.osUsers !== null,
+      },
       sessions: this.liveSessions(),
     };
   }
@@ -292,10 +332,20 @@ export class Agent {
     if (this.sessions.size + this.creating.size >= maxSessions) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${maxSessions} sessions`);
     this.creating.add(id);
     try {
-      return await this.spawnSession(id, params);
+      return await this.spawnSession(id, await this.asOpenTerminalUser(params));
     } finally {
       this.creating.delete(id);
     }
+  }
+
+  /**
+   * Multi-user mode: an `/api/terminals` session of a caller that asserted a user runs as that
+   * user's OS account (created on first use), in its home. Unchanged otherwise.
+   */
+  private async asOpenTerminalUser(params: CreateSessionParams): Promise<CreateSessionParams> {
+    if (!params.ot_user?.user || !this.osUsers) return params;
+    const account = await this.osUsers.resolve(params.ot_user.scope, params.ot_user.user);
+    return { ...params, user: account.name, cwd: params.cwd ?? account.home };
   }
 
   /** Builds the launch for the session's kind (kinds/): SSH, PID attach, or a local shell. */

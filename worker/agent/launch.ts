@@ -48,6 +48,9 @@ export interface LaunchCommand {
   env: Record<string, string>;
 }
 
+/** Builds the launch of `file args` (launchCommand, or a variant that switches user first). */
+export type Launcher = (file: string, args: readonly string[], env: Record<string, string>, tag: string | null) => LaunchCommand;
+
 /** What a process belongs to: a terminal (`t`, id `<terminal id>-<start count>`) or /execute (`x`). */
 export interface ProcessOwner {
   kind: "t" | "x";

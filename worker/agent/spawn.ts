@@ -19,6 +19,8 @@ export interface Account {
   gid: number;
   home: string;
   shell: string;
+  /** The comment (GECOS) field, when looked up in the user database. */
+  gecos?: string;
 }
 
 export interface SpawnPlan {
@@ -69,7 +71,7 @@ function parsePasswdLine(name: string, text: string): Account | null {
   for (const line of text.split("\n")) {
     const f = line.split(":");
     if (f[0] === name && f.length >= 7 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) {
-      return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] || "/", shell: f[6] || "/bin/sh" };
+      return { name, uid: Number(f[2]), gid: Number(f[3]), gecos: f[4] ?? "", home: f[5] || "/", shell: f[6] || "/bin/sh" };
     }
   }
   return null;
@@ -229,7 +231,7 @@ export function planSpawn(params: CreateSessionParams): SpawnPlan {
   if (params.ephemeral) delete env.DISPLAY;
   if (params.display && !params.ephemeral) env.DISPLAY = params.display;
   if (switchUser) {
-    const refused = Object.keys(params.env ?? {}).find((key) => ROOT_LOADER_ENV.test(key));
+    const refused = rootLoaderVariable(params.env);
     if (refused) {
       throw new ApiError(400, "INVALID_PARAMETERS", `env ${refused} cannot be set for a shell of another user (it would act on the programs that switch user, as root)`);
     }
@@ -250,6 +252,19 @@ export function planSpawn(params: CreateSessionParams): SpawnPlan {
 export function launchAs(plan: SpawnPlan, file: string, args: readonly string[], env: Record<string, string>, tag: string): LaunchCommand {
   if (!plan.switchUser) return launchCommand(file, args, env, tag);
   if (!plan.setpriv) throw new Error("setpriv (util-linux) is needed to start shells as another user");
-  const { uid, gid } = plan.account;
-  return launchCommand(plan.setpriv, [`--reuid=${uid}`, `--regid=${gid}`, "--init-groups", "--", file, ...args], env, tag);
+  return launchAsAccount(plan.account, plan.setpriv, file, args, env, tag);
+}
+
+/**
+ * `file args` started as `account` (uid, gid and the account's own groups) through `setpriv` at
+ * `setpriv`, via the descriptor-closing launcher. `env` is seen by the launcher and setpriv, which
+ * still run as root: it must hold nothing the dynamic loader acts on (see ROOT_LOADER_ENV).
+ */
+export function launchAsAccount(account: Account, setpriv: string, file: string, args: readonly string[], env: Record<string, string>, tag: string | null): LaunchCommand {
+  return launchCommand(setpriv, [`--reuid=${account.uid}`, `--regid=${account.gid}`, "--init-groups", "--", file, ...args], env, tag);
+}
+
+/** The first variable of `env` a caller may not set for a process of another user (ROOT_LOADER_ENV), or undefined. */
+export function rootLoaderVariable(env: Record<string, unknown> | null | undefined): string | undefined {
+  return Object.keys(env ?? {}).find((key) => ROOT_LOADER_ENV.test(key));
 }

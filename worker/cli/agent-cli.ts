@@ -11,6 +11,8 @@ import { AGENT_SETTINGS, ConfigError, parseSettings } from "../../shared/limits.
 import { isServerId } from "../../shared/validation.ts";
 import { Agent, AGENT_VERSION } from "../agent/agent.ts";
 import { createAgentLogger, type LogFormat } from "../agent/log.ts";
+import type { HelperProgram } from "../agent/files/user-files.ts";
+import { isUserPrefix, type MultiUserOptions } from "../agent/os-users.ts";
 import { installAgentService, uninstallAgentService, type ServiceProgram } from "./agent-service.ts";
 
 /** Longest agent token read from a file, in bytes. */
@@ -65,6 +67,23 @@ function checkEdgeUrl(edge: string): string {
   return edge;
 }
 
+/** True for the values a boolean setting may take as "on" / "off" (as the reference's env parsing). */
+const TRUE_RE = /^(1|true|yes|on)$/i;
+const FALSE_RE = /^(0|false|no|off)?$/i;
+
+/**
+ * EDGETTY_OT_MULTI_USER (off by default) and EDGETTY_OT_USER_PREFIX: the agent's multi-user
+ * options, or null when off. A value that is neither on nor off is a usage error.
+ */
+export function parseMultiUser(env: NodeJS.ProcessEnv, program: ServiceProgram): (MultiUserOptions & { helperProgram: HelperProgram }) | null {
+  const raw = (env.EDGETTY_OT_MULTI_USER ?? "").trim();
+  if (FALSE_RE.test(raw)) return null;
+  if (!TRUE_RE.test(raw)) throw new UsageError(`EDGETTY_OT_MULTI_USER=${JSON.stringify(raw.slice(0, 20))} must be true or false`);
+  const prefix = (env.EDGETTY_OT_USER_PREFIX ?? "").trim();
+  if (!isUserPrefix(prefix)) throw new UsageError(`EDGETTY_OT_USER_PREFIX "${prefix.slice(0, 40)}" must match [a-z_][a-z0-9_-]{0,15}`);
+  return { prefix, helperProgram: { file: program.node, args: [...program.nodeArgs, program.script, ...program.scriptArgs] } };
+}
+
 function checkServer(server: string | undefined): string {
   if (!server) throw new UsageError("--server is required");
   if (!isServerId(server)) throw new UsageError(`--server "${server}" must match [a-z0-9][a-z0-9-]{0,62}`);
@@ -98,6 +117,11 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
     if (!values["token-file"]) throw new UsageError("install needs --token-file F (a file holding the server's agent token)");
     const token = readTokenFile(values["token-file"]);
     return installAgentService({ edge: checkEdgeUrl(values.edge), server, token, root, dryRun, program, out });
+  }
+  if (sub === "files-helper") {
+    // Internal: a multi-user account's file server, started by the agent as that account.
+    const { runFilesHelper } = await import("../agent/files/files-helper.ts");
+    return runFilesHelper();
   }
   if (sub === "--version" || sub === "version") {
     process.stdout.write(`${AGENT_VERSION}\n`);
@@ -135,7 +159,15 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   // OPEN_TERMINAL_SYSTEM_PROMPT).
   const info = process.env.EDGETTY_OT_INFO;
   const systemPrompt = process.env.EDGETTY_OT_SYSTEM_PROMPT;
-  const a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions, ...(info ? { info } : {}), ...(systemPrompt ? { systemPrompt } : {}) });
+  // Multi-user mode (the reference's OPEN_TERMINAL_MULTI_USER and OPEN_TERMINAL_USER_PREFIX).
+  const multiUser = parseMultiUser(process.env, program);
+  let a: Agent;
+  try {
+    a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions, ...(info ? { info } : {}), ...(systemPrompt ? { systemPrompt } : {}), ...(multiUser ? { multiUser } : {}) });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (multiUser) log(`Open Terminal multi-user mode: callers asserting X-User-Id act as OS accounts${multiUser.prefix ? ` named ${multiUser.prefix}…` : ""}`, "info");
   a.start();
   let stopping = false;
   const stop = () => {

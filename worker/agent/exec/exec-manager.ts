@@ -32,6 +32,7 @@ import { ProcessOutputLog, TailText } from "./process-output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
 import { PtyRun } from "./pty-run.ts";
+import type { Launcher } from "../launch.ts";
 
 /** How long a finished process stays visible (the reference's _EXPIRY_SECONDS = 300). */
 export const FINISHED_PROCESS_TTL_MS = 5 * 60_000;
@@ -64,6 +65,11 @@ export interface ExecManagerOptions {
   logDir?: string;
   /** The working directory of an `X-Session-Id` session, if it set one (files API `/files/cwd`). */
   sessionCwd?: (scope: string, session: string) => string | undefined;
+  /**
+   * Multi-user mode: the account a caller that asserted a user (`caller.user`) runs as, or null
+   * for the agent's own. May throw an ExecError (the caller's answer).
+   */
+  runAs?: (caller: ExecCaller) => Promise<RunAs | null>;
   limits?: Partial<ExecLimits>;
 }
 
@@ -71,6 +77,20 @@ export interface ExecManagerOptions {
 export interface ExecCaller {
   scope: string;
   session: string;
+  /** The caller's `X-User-Id` (multi-user mode picks the OS account by it); absent or "" without one. */
+  user?: string;
+}
+
+/** Another account a caller's commands run as (multi-user mode, worker/agent/os-users.ts). */
+export interface RunAs {
+  /** The account's home: the default cwd, and `~`. */
+  home: string;
+  /** The command's environment: `extra` (the call's `env`) over the account's; throws an ExecError to refuse it. */
+  env(extra: Record<string, string> | null): Record<string, string>;
+  /** Throws an ExecError for a cwd the account may not be sent to. */
+  guard(cwd: string): void;
+  /** Starts the command as the account. */
+  launch: Launcher;
 }
 
 const NO_CALLER: ExecCaller = { scope: "", session: "" };
@@ -126,11 +146,13 @@ export class ExecManager {
   private readonly tag: string | null;
   private readonly logDir: string;
   private readonly sessionCwd: NonNullable<ExecManagerOptions["sessionCwd"]>;
+  private readonly runAs: ExecManagerOptions["runAs"];
 
   constructor(opts: ExecManagerOptions = {}) {
     this.defaultCwd = opts.defaultCwd ?? homedir();
     this.logDir = opts.logDir ?? join(tmpdir(), `edgetty-exec-logs-${process.getuid?.() ?? 0}`);
     this.sessionCwd = opts.sessionCwd ?? (() => undefined);
+    this.runAs = opts.runAs;
     pruneLogDir(this.logDir);
     this.baseEnv = opts.baseEnv ?? defaultEnv();
     this.shell = opts.shell ?? "/bin/sh";
@@ -280,7 +302,7 @@ export class ExecManager {
   private async track(spec: ExecSpec, caller: ExecCaller): Promise<Tracked> {
     this.sweep();
     this.makeRoom();
-    const { cwd, env } = await this.prepare(spec, caller);
+    const { cwd, env, launch } = await this.prepare(spec, caller);
     const id = this.newId();
     const log = new ProcessOutputLog();
     const file = new ProcessLogFile(join(this.logDir, `${id}.jsonl`));
@@ -292,6 +314,7 @@ export class ExecManager {
         env: { TERM: "xterm-256color", ...env },
         shell: this.shell,
         tag: this.tag,
+        ...(launch ? { launch } : {}),
         onOutput: (data) => {
           log.append("output", data);
           file.append({ type: "output", data });
@@ -319,10 +342,10 @@ export class ExecManager {
 
   /** Seed 004's runs: on pipes, stdin /dev/null, not tracked. */
   private async spawn(spec: ExecSpec, timeout: number | null, caller: ExecCaller, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
-    const { cwd, env } = await this.prepare(spec, caller);
+    const { cwd, env, launch } = await this.prepare(spec, caller);
     let run: ProcessRun;
     try {
-      run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin: "ignore", timeout, onOutput });
+      run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin: "ignore", timeout, onOutput, ...(launch ? { launch } : {}) });
     } catch (e) {
       throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
     } finally {
@@ -335,16 +358,22 @@ export class ExecManager {
 
   /**
    * Takes a running slot (released by the caller's `starting--`) and resolves the cwd and
-   * environment: `cwd` relative to the session's working directory or home, `env` over the agent's.
+   * environment: `cwd` relative to the session's working directory or home, `env` over the agent's
+   * (or, in multi-user mode, over the caller's account's login environment, started as it).
    */
-  private async prepare(spec: ExecSpec, caller: ExecCaller): Promise<{ cwd: string; env: NodeJS.ProcessEnv }> {
+  private async prepare(spec: ExecSpec, caller: ExecCaller): Promise<{ cwd: string; env: NodeJS.ProcessEnv; launch?: Launcher }> {
     if (this.active.size + this.starting >= this.limits.maxRunning) {
       throw new ExecError(otError(429, OtCode.TOO_MANY_PROCESSES, `Too many running commands (${this.limits.maxRunning}); wait for one to finish or kill one`));
     }
     this.starting++;
     try {
-      const base = (caller.session && this.sessionCwd(caller.scope, caller.session)) || this.defaultCwd;
-      const cwd = await this.resolveCwd(spec.cwd, base);
+      const runAs = caller.user && this.runAs ? await this.runAs(caller) : null;
+      const home = runAs?.home ?? homedir();
+      const base = (caller.session && this.sessionCwd(caller.scope, caller.session)) || (runAs ? home : this.defaultCwd);
+      const cwd = await this.resolveCwd(spec.cwd, base, home, runAs?.guard);
+      if (runAs) {
+        return { cwd, env: runAs.env(spec.env), launch: runAs.launch };
+      }
       return { cwd, env: spec.env ? { ...this.baseEnv, ...spec.env } : this.baseEnv };
     } catch (e) {
       this.starting--;
@@ -352,10 +381,11 @@ export class ExecManager {
     }
   }
 
-  private async resolveCwd(cwd: string | null, base: string): Promise<string> {
+  private async resolveCwd(cwd: string | null, base: string, home: string, guard?: (path: string) => void): Promise<string> {
     if (cwd === null || cwd === "") return base;
-    const expanded = cwd === "~" ? homedir() : cwd.startsWith("~/") ? resolvePath(homedir(), cwd.slice(2)) : cwd;
+    const expanded = cwd === "~" ? home : cwd.startsWith("~/") ? resolvePath(home, cwd.slice(2)) : cwd;
     const full = resolvePath(base, expanded);
+    guard?.(full);
     const info = await stat(full).catch(() => null);
     if (!info?.isDirectory()) throw new ExecError(otError(400, OtCode.CWD_NOT_FOUND, `Working directory not found: ${cwd}`));
     return full;

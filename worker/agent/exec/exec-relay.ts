@@ -98,7 +98,7 @@ export class ExecRelay {
       return;
     }
     const { op } = msg;
-    const caller: ExecCaller = { scope: msg.scope, session: msg.session };
+    const caller: ExecCaller = { scope: msg.scope, session: msg.session, ...(msg.user !== undefined ? { user: msg.user } : {}) };
     if (op.op === "execute" && isStreamOp(op)) {
       void this.pump(id, job, op.call, caller);
       return;

@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { constants } from "node:os";
-import { launchCommand } from "../launch.ts";
+import { launchCommand, type Launcher } from "../launch.ts";
 import { LineSplitter } from "./line-splitter.ts";
 
 /** After a kill, how long to wait for the pipes to close before closing them ourselves. */
@@ -31,6 +31,8 @@ export interface RunSpec {
   /** Seconds before the group is killed with SIGKILL; null = never. */
   timeout: number | null;
   onOutput: (type: "stdout" | "stderr", data: string) => void;
+  /** How the command is started (default launchCommand: as the agent's user). */
+  launch?: Launcher;
 }
 
 export type InputResult = "ok" | "closed" | "full";
@@ -84,7 +86,7 @@ export class ProcessRun {
       try {
         const env: Record<string, string> = {};
         for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
-        const launch = launchCommand(spec.shell, ["-c", spec.command], env, spec.tag);
+        const launch = (spec.launch ?? launchCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
         child = spawn(launch.file, launch.args, {
           cwd: spec.cwd,
           env: launch.env,

@@ -7,7 +7,7 @@
  */
 import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
-import { launchCommand } from "../launch.ts";
+import { launchCommand, type Launcher } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
 
 /** The PTY's size, as the reference opens it. */
@@ -25,6 +25,8 @@ export interface PtyRunSpec {
   tag: string | null;
   /** Output chunks as the PTY gives them (UTF-8 decoded across chunk boundaries). */
   onOutput: (data: string) => void;
+  /** How the command is started (default launchCommand: as the agent's user). */
+  launch?: Launcher;
 }
 
 export type PtyInputResult = "ok" | "closed" | "full";
@@ -62,7 +64,7 @@ export class PtyRun {
   static start(spec: PtyRunSpec): PtyRun {
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
-    const launch = launchCommand(spec.shell, ["-c", spec.command], env, spec.tag);
+    const launch = (spec.launch ?? launchCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
     // The only place background commands are spawned.
     const proc = pty.spawn(launch.file, launch.args, {
       name: env.TERM ?? "xterm-256color",

@@ -43,6 +43,8 @@ export interface OpenTerminalAppOptions {
   info?: string;
   /** Replaces the `/system` prompt; `{{os}}`, `{{hostname}}`, `{{user}}`, `{{shell}}`, `{{home}}`, `{{kernel}}`, `{{arch}}` are filled in. */
   systemPrompt?: string;
+  /** Sees every resolved path before it is used; throws (a FileApiError) to refuse it. */
+  guard?: (path: string) => void;
 }
 
 const DEFAULT_SYSTEM_PROMPT =
@@ -52,14 +54,17 @@ const DEFAULT_SYSTEM_PROMPT =
   "Use the file tools (list_files, read_file, write_file, replace_file_content, grep_search, glob_search) for files, " +
   "and display_file to show a file to the user.";
 
-/** The `/system` prompt with its placeholders filled in. */
-export function systemPrompt(home: string, template = DEFAULT_SYSTEM_PROMPT, info?: string): string {
+/**
+ * The `/system` prompt with its placeholders filled in; `account` names the user and shell when
+ * they are not the agent's (multi-user mode).
+ */
+export function systemPrompt(home: string, template = DEFAULT_SYSTEM_PROMPT, info?: string, account?: { name: string; shell: string }): string {
   const user = userInfo();
   const facts: Record<string, string> = {
     os: osType(),
     hostname: hostname(),
-    user: user.username,
-    shell: process.env.SHELL ?? user.shell ?? "/bin/sh",
+    user: account?.name ?? user.username,
+    shell: account?.shell ?? process.env.SHELL ?? user.shell ?? "/bin/sh",
     python_version: "",
     home,
     kernel: release(),
@@ -104,8 +109,12 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
     const path = url.pathname;
     const q = url.searchParams;
     const sessionBase = () => cwds.get(caller.scope, caller.session) ?? home;
-    const atSession = (p: string) => resolvePath(p, sessionBase(), home);
-    const atHome = (p: string) => resolvePath(p, home, home);
+    const guarded = (p: string) => {
+      opts.guard?.(p);
+      return p;
+    };
+    const atSession = (p: string) => guarded(resolvePath(p, sessionBase(), home));
+    const atHome = (p: string) => guarded(resolvePath(p, home, home));
     const method = request.method;
     const route = `${method} ${path}`;
     try {

@@ -61,14 +61,25 @@ export function descendants(root: number, parentOf: Map<number, number>): Set<nu
   return out;
 }
 
-/** `{ports:[{port, pid, process}]}`, sorted by port. */
-export async function listPorts(root = process.pid): Promise<{ ports: PortInfo[] }> {
+/** The real uid of `pid` (/proc/<pid>/status), or null. */
+async function uidOf(pid: number): Promise<number | null> {
+  const status = await readFile(`/proc/${pid}/status`, "latin1").catch(() => "");
+  const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+  return uid === undefined ? null : Number(uid);
+}
+
+/**
+ * `{ports:[{port, pid, process}]}`, sorted by port; with `uid`, only processes running as that
+ * user (multi-user mode: a user sees their own servers, as the reference filters by uid).
+ */
+export async function listPorts(root = process.pid, uid?: number): Promise<{ ports: PortInfo[] }> {
   const sockets = await listeners();
   if (sockets.size === 0) return { ports: [] };
   const ours = descendants(root, await parents());
   const seen = new Set<number>();
   const ports: PortInfo[] = [];
   for (const pid of ours) {
+    if (uid !== undefined && (await uidOf(pid)) !== uid) continue;
     const fds = (await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])).slice(0, PORTS_MAX_FDS_PER_PROC);
     for (const fd of fds) {
       const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");

@@ -3,8 +3,8 @@
  * `POST /files/archive` (a zip streamed as it is built by yazl). Neither holds a file in memory:
  * the tunnel paces the upload to the disk and the zip to the client.
  */
-import { createWriteStream } from "node:fs";
-import { lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { constants, createWriteStream } from "node:fs";
+import { access, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
 import { basename, join, normalize, relative } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -101,9 +101,14 @@ export async function archive(targets: { given: string; path: string }[]): Promi
     if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget);
     else {
       if (--budget.left < 0) fail(400, `Archive would hold more than ${ARCHIVE_MAX_ENTRIES} files`);
+      // A file that cannot be read (or a symlink to one) answers 403 before anything is sent.
+      await access(t.path, constants.R_OK).catch((e: unknown) => osFail(e, t.path));
       zip.addFile(t.path, basename(t.path));
     }
   }
+  // yazl reports a file it cannot read (inside a folder) on the ZipFile: it fails the stream
+  // instead of going unhandled (which would end the process).
+  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
   zip.end();
   const name = targets.length === 1 ? basename(targets[0]!.path) || "archive" : "download";
   // An unreadable file fails the stream (the client sees a cut download), as yazl reports it.
