@@ -6,8 +6,8 @@
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
  * model queues every sealed frame's payload and parses it off this path (see ScreenState). When
- * too much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
- * simply blocks on its writes, as over ssh.
+ * too much output is unacknowledged, or not yet parsed, the PTY is paused, so a flood never grows
+ * memory; the program simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
 import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
@@ -19,7 +19,7 @@ import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
-import { ScreenState } from "./screen/screen-state.ts";
+import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
 
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
@@ -221,7 +221,7 @@ export class PtySession {
     }
     this.output.append(chunk);
     this.options.onOutput?.(chunk);
-    if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
+    if (!this.paused && (this.output.unacked >= UNACKED_MAX_BYTES || this.screen.backlog > PARSE_BACKLOG_MAX_BYTES)) {
       this.paused = true;
       this.proc.pause();
     }
@@ -243,7 +243,7 @@ export class PtySession {
 
   /** Resumes a paused PTY once both the edge and the screen model have caught up. */
   private maybeResume(): void {
-    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES) {
+    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES && this.screen.backlog < PARSE_BACKLOG_RESUME_BYTES) {
       this.paused = false;
       this.proc.resume();
     }

@@ -3,18 +3,13 @@
  * PTY's output, and the repaint a late joiner gets from it.
  *
  * Parsing (about 25–50 MB/s) is far slower than a PTY can print, so it stays off the output path:
- * sealed frames wait in a queue (by reference; the output log keeps a frame until it is parsed or
- * skipped, see `parsedTo`) and are handed to the parser when the PTY has been quiet for
- * PARSE_IDLE_MS, or at once when someone needs the screen (a joiner's repaint, a screenshot).
- * Parsing every byte as it arrives instead caps a flood at the parser's speed (measured: 0.30× a
- * raw PTY read against 0.71× in the same minutes).
- *
- * The queue is bounded: past PENDING_MAX_BYTES its oldest frame is not parsed whole, only its
- * mode-setting sequences are (`modeSequences`: the alternate screen, mouse reporting, bracketed
- * paste and the other DEC private modes, keypad mode, cursor style, scroll region, character
- * sets, resets, the title). So a burst of up to PENDING_MAX_BYTES repaints exactly; a longer
- * flood repaints with every mode right and the cells of its newest PENDING_MAX_BYTES, which for
- * scrolling output is the whole visible screen.
+ * sealed frames wait in a queue (by reference; the output log keeps a frame until it is parsed,
+ * see `parsedTo`) and are handed to the parser when the PTY has been quiet for PARSE_IDLE_MS, at
+ * once when someone needs the screen (a joiner's repaint, a screenshot), or when the queue
+ * passes PENDING_MAX_BYTES. Nothing is dropped: every byte reaches the parser, except heads of
+ * text runs that later lines provably scroll out of the terminal entirely (scroll-skip.ts), which
+ * is what keeps a flood of text cheap to follow. Output the parser has not caught up with is
+ * bounded by pausing the PTY (`backlog`, PARSE_BACKLOG_MAX_BYTES; pty-session.ts).
  *
  * A repaint is serialized from this already-current parser (after at most the backlog is
  * parsed). Repaints cost CPU on the agent's one thread (about 50 ms for a full 5,000-line
@@ -27,46 +22,24 @@ import type { Terminal } from "@xterm/headless";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { UNICODE_VERSION } from "../../../shared/screen.ts";
 import { serializeScreen } from "./snapshot.ts";
-import { guardParser, parserState } from "./xterm-core.ts";
+import { linesToForget, planFeed, slices, type FeedStep, type OutputChunk } from "./scroll-skip.ts";
+import { coreOf, guardParser, parserState } from "./xterm-core.ts";
 
 const EMPTY = new Uint8Array(0);
 
 /** Lines of scrollback kept by the headless terminal. */
 export const SCROLLBACK_LINES = 5_000;
-/** Output queued for the parser, in bytes; past this the oldest frame is skipped (modes kept). */
+/** Output queued for the parser, in bytes; past this the queue is handed to the parser at once. */
 export const PENDING_MAX_BYTES = 8 << 20; // 8 MiB
+/**
+ * Output pushed but not parsed yet (queued, or handed to xterm.js), in bytes: past this the PTY
+ * is paused (pty-session.ts) until the parser is back under PARSE_BACKLOG_RESUME_BYTES. Also
+ * keeps xterm.js's own write queue far below the 50 MB at which it throws output away.
+ */
+export const PARSE_BACKLOG_MAX_BYTES = 16 << 20; // 16 MiB
+export const PARSE_BACKLOG_RESUME_BYTES = 4 << 20; // 4 MiB
 /** Quiet time after output before the queue is parsed, in milliseconds. */
 export const PARSE_IDLE_MS = 25;
-/** Longest OSC title body kept from a skipped frame, in bytes. */
-const SKIPPED_TITLE_MAX_BYTES = 4096;
-
-/**
- * Sequences that set modes rather than cells: DEC private modes (CSI ? Pm h/l), keypad modes and
- * full reset (ESC = / ESC > / ESC c), cursor style (CSI Ps SP q), scroll region (CSI Pt;Pb r),
- * soft reset (CSI ! p), character set designations and shifts, and the title (OSC 0/1/2).
- */
-const MODE_SEQUENCE = new RegExp(
-  [
-    "\\x1b\\[\\?[0-9;]*[hl]",
-    "\\x1b[=>c]",
-    "\\x1b\\[[0-9]* q",
-    "\\x1b\\[[0-9;]*r",
-    "\\x1b\\[!p",
-    "\\x1b[()*+][0-9A-Za-z]",
-    "[\\x0e\\x0f]",
-    `\\x1b\\][012];[^\\x07\\x1b]{0,${SKIPPED_TITLE_MAX_BYTES}}(?:\\x07|\\x1b\\\\)`,
-  ].join("|"),
-  "g",
-);
-
-/** The mode-setting sequences of `chunk` (see MODE_SEQUENCE) in stream order, concatenated. */
-export function modeSequences(chunk: Uint8Array): Buffer {
-  if (chunk.indexOf(0x1b) < 0 && chunk.indexOf(0x0e) < 0 && chunk.indexOf(0x0f) < 0) return Buffer.alloc(0);
-  // latin1 maps each byte to one character and back, so sequences keep their exact bytes.
-  const found = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1").match(MODE_SEQUENCE);
-  return found ? Buffer.from(found.join(""), "latin1") : Buffer.alloc(0);
-}
-
 /**
  * The newest output remembered for an escape sequence (or UTF-8 character) cut by a repaint's
  * offset, in bytes: the repaint ends with its start, so the joiner's parser is mid-sequence too.
@@ -116,16 +89,22 @@ export interface Repaint {
 
 export class ScreenState {
   readonly terminal: Terminal;
-  /** Stream bytes handed to the terminal, and stream bytes it has parsed (or skipped over). */
+  /** Stream bytes handed to the terminal (or planned for it), and stream bytes it has parsed (or provably need not). */
   private written = 0;
   private parsed = 0;
   /** Frames waiting for the parser, oldest first (by reference), and their size in bytes. */
-  private pending: Uint8Array[] = [];
+  private pending: OutputChunk[] = [];
   private pendingBytes = 0;
+  /** True while a feed plan waits on a check in the parser (see `runSteps`). */
+  private feeding = false;
+  /** A drain was asked for while feeding: run it once the plan is done. */
+  private drainAgain = false;
+  /** Callbacks waiting for the parser to reach the end of the current feed plan. */
+  private afterFeed: (() => void)[] = [];
   private lastOutputAt = 0;
   private idleTimer: NodeJS.Timeout | null = null;
-  /** Stream bytes skipped rather than parsed whole because the queue was full. */
-  skippedBytes = 0;
+  /** Stream bytes not parsed cell by cell because later lines provably scrolled them away. */
+  scrolledPastBytes = 0;
   /** The newest PARTIAL_SEQUENCE_MAX_BYTES fed (a copy), for repaints cut mid-sequence. */
   private readonly recent = Buffer.alloc(PARTIAL_SEQUENCE_MAX_BYTES);
   private recentBytes = 0;
@@ -134,11 +113,14 @@ export class ScreenState {
   private repaintTimer: NodeJS.Timeout | null = null;
   private lastRepaintEnd = -Infinity;
   private lastRepaintCostMs = 0;
+  /** The height the terminal has or is about to get (a resize waits for earlier output). */
+  private rows: number;
   private closed = false;
 
   /** `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed. */
   constructor(cols: number, rows: number, private readonly onParsed: (parsed: number) => void = () => {}, log: (line: string) => void = () => {}) {
     this.terminal = createScreenTerminal(cols, rows, SCROLLBACK_LINES, log);
+    this.rows = rows;
   }
 
   /** Output not parsed yet (queued or in the parser), in bytes. */
@@ -152,14 +134,9 @@ export class ScreenState {
    */
   push(chunk: Uint8Array): void {
     if (this.closed || chunk.byteLength === 0) return;
-    this.pending.push(chunk);
+    this.pending.push({ offset: this.written + this.pendingBytes, bytes: chunk });
     this.pendingBytes += chunk.byteLength;
-    while (this.pendingBytes > PENDING_MAX_BYTES && this.pending.length > 1) {
-      const skipped = this.pending.shift()!;
-      this.pendingBytes -= skipped.byteLength;
-      this.skippedBytes += skipped.byteLength;
-      this.feed(skipped, modeSequences(skipped));
-    }
+    if (this.pendingBytes > PENDING_MAX_BYTES) return this.drain();
     this.lastOutputAt = performance.now();
     if (!this.idleTimer) this.armIdle(PARSE_IDLE_MS);
   }
@@ -173,22 +150,84 @@ export class ScreenState {
     }, ms);
   }
 
-  /** Hands every queued frame to the parser. */
+  /** Hands every queued frame to the parser, skipping what provably scrolls away (scroll-skip.ts). */
   private drain(): void {
-    const queued = this.pending;
+    if (this.closed || this.pending.length === 0) return;
+    if (this.feeding) {
+      this.drainAgain = true;
+      return;
+    }
+    const chunks = this.pending;
     this.pending = [];
+    this.written += this.pendingBytes;
     this.pendingBytes = 0;
-    for (const chunk of queued) this.feed(chunk, chunk);
+    // The taller of the current and a pending size: a taller screen needs more lines to forget.
+    const steps = planFeed(chunks, Math.max(this.rows, this.terminal.rows), SCROLLBACK_LINES);
+    this.feeding = true;
+    this.runSteps(chunks, steps, 0);
   }
 
-  /** Parses `fed` for the stream bytes of `chunk` (the same bytes, or a skipped frame's modes). */
-  private feed(chunk: Uint8Array, fed: Uint8Array): void {
-    this.written += chunk.byteLength;
-    this.terminal.write(fed, () => {
-      if (fed === chunk) this.remember(chunk);
-      this.parsed += chunk.byteLength;
+  /**
+   * Feeds `steps[i…]`. A skip needs the parser's state right before it, so the rest of the plan
+   * is fed from a write callback at that point (xterm.js runs it after parsing everything
+   * written before, and before anything written after); meanwhile `feeding` holds back anything
+   * else that would write to the terminal.
+   */
+  private runSteps(chunks: OutputChunk[], steps: FeedStep[], i: number): void {
+    for (; i < steps.length; i++) {
+      const step = steps[i]!;
+      if (step.t === "parse") {
+        for (const bytes of slices(chunks, step.from, step.to)) this.feed(bytes);
+        continue;
+      }
+      const next = i + 1;
+      this.terminal.write(EMPTY, () => {
+        if (this.closed) return;
+        if (this.mayScrollPast(step.lines)) {
+          if (step.sgr.byteLength > 0) this.terminal.write(step.sgr);
+          this.scrolledPastBytes += step.to - step.from;
+          this.parsed += step.to - step.from;
+          this.onParsed(this.parsed);
+        } else {
+          for (const bytes of slices(chunks, step.from, step.to)) this.feed(bytes);
+        }
+        this.runSteps(chunks, steps, next);
+      });
+      return;
+    }
+    this.feeding = false;
+    if (this.drainAgain) {
+      this.drainAgain = false;
+      this.drain();
+      if (this.feeding) return;
+    }
+    const waiting = this.afterFeed;
+    this.afterFeed = [];
+    for (const callback of waiting) this.terminal.write(EMPTY, callback);
+  }
+
+  /** What scroll-skip.ts cannot see in the bytes: the parser is between sequences, the scroll region is the whole screen, and `lines` LFs are enough for this height. */
+  private mayScrollPast(lines: number): boolean {
+    const state = parserState(this.terminal);
+    if (state.inSequence || state.utf8Pending > 0) return false;
+    const buffer = coreOf(this.terminal).active;
+    if (buffer.scrollTop !== 0 || buffer.scrollBottom !== this.terminal.rows - 1) return false;
+    return lines >= linesToForget(this.terminal.rows, this.terminal.options.scrollback ?? 0);
+  }
+
+  /** Parses `bytes`, the next stream bytes. */
+  private feed(bytes: Uint8Array): void {
+    this.terminal.write(bytes, () => {
+      this.remember(bytes);
+      this.parsed += bytes.byteLength;
       this.onParsed(this.parsed);
     });
+  }
+
+  /** Runs `callback` once the terminal reflects everything handed to it so far. */
+  private whenFed(callback: () => void): void {
+    if (this.feeding) this.afterFeed.push(callback);
+    else this.terminal.write(EMPTY, callback);
   }
 
   private remember(chunk: Uint8Array): void {
@@ -207,7 +246,7 @@ export class ScreenState {
   /** Resolves when the terminal reflects everything pushed so far. */
   catchUp(): Promise<void> {
     this.drain();
-    return new Promise((resolve) => this.terminal.write(EMPTY, resolve));
+    return new Promise((resolve) => this.whenFed(resolve));
   }
 
   /**
@@ -217,7 +256,7 @@ export class ScreenState {
    */
   snapshot(): Promise<Repaint> {
     this.drain();
-    return new Promise((resolve) => this.terminal.write(EMPTY, () => this.queueRepaint(resolve)));
+    return new Promise((resolve) => this.whenFed(() => this.queueRepaint(resolve)));
   }
 
   private queueRepaint(resolve: (repaint: Repaint) => void): void {
@@ -232,7 +271,7 @@ export class ScreenState {
       // Output may have arrived meanwhile: serialize once it is parsed too. Everyone waiting
       // asked at an offset at or before this one, and the edge accepts a repaint that covers more.
       this.drain();
-      this.terminal.write(EMPTY, () => this.repaintNow());
+      this.whenFed(() => this.repaintNow());
     }, due);
   }
 
@@ -251,7 +290,9 @@ export class ScreenState {
 
   /** Resizes after the output produced at the old size has been parsed. */
   resize(cols: number, rows: number): void {
-    this.terminal.write(EMPTY, () => {
+    this.drain();
+    this.rows = rows;
+    this.whenFed(() => {
       if (!this.closed) this.terminal.resize(cols, rows);
     });
   }
@@ -261,6 +302,10 @@ export class ScreenState {
     if (this.repaintTimer) clearTimeout(this.repaintTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.pending = [];
+    // Nothing more will be parsed: whoever waits gets an answer now (an empty repaint).
+    const waiting = this.afterFeed;
+    this.afterFeed = [];
+    for (const callback of waiting) callback();
     this.repaintNow();
     this.terminal.dispose();
   }
