@@ -92,6 +92,8 @@ export class PtySession {
   private lastFlushBytes = 0;
   /** False between a (re)connect and the edge's RESUME: output waits in the log. */
   private streaming = false;
+  /** Repaints being made: while non-zero, output waits in the log (see sendSnapshot). */
+  private holdOutput = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlushAt = 0;
   private paused = false;
@@ -262,7 +264,7 @@ export class PtySession {
 
   /** Hands sealed frames the link has not had to it (once the edge has said where to resume). */
   private send(): void {
-    if (!this.streaming || this.sent >= this.output.sealedEnd) return;
+    if (!this.streaming || this.holdOutput > 0 || this.sent >= this.output.sealedEnd) return;
     for (const frame of this.output.framesFrom(this.sent)) this.link.send(frame);
     this.sent = this.output.sealedEnd;
   }
@@ -317,13 +319,27 @@ export class PtySession {
     }
   }
 
+  /**
+   * Answers a SNAPSHOT_REQUEST with a repaint of exactly the output sent so far. Output is held
+   * back (kept in the log, the PTY still read) from the moment the repaint's offset is fixed until
+   * the repaint is sent: the edge then has nothing to replay to the joiners after it, where
+   * otherwise each joiner of a flood would be sent everything printed while the repaint was made
+   * (measured: megabytes per joiner, the join storm's main cost). The wait for the repaints'
+   * time share comes first, with output flowing.
+   */
   private async sendSnapshot(id: number): Promise<void> {
+    await this.screen.repaintSlot();
     this.flush();
-    // Snapshots asked for together share one serialization. The repaint covers exactly the
-    // output up to `offset` (at least what was sealed now), all of it sent before the repaint.
-    const { bytes, offset } = await this.screen.snapshot();
-    this.send();
-    this.link.send(encodeSnapshot(id, offset, bytes));
+    this.holdOutput++;
+    try {
+      // Snapshots asked for together share one serialization, all at this offset.
+      const { bytes, offset } = await this.screen.snapshot();
+      this.link.send(encodeSnapshot(id, offset, bytes));
+    } finally {
+      this.holdOutput--;
+      this.send();
+      if (this.exited) this.sendExit();
+    }
   }
 
   resize(size: TerminalSize): void {
@@ -367,7 +383,8 @@ export class PtySession {
   }
 
   private sendExit(): void {
-    if (this.exited && this.streaming && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
+    // Never ahead of output held back for a repaint (sendSnapshot sends it, then the EXIT).
+    if (this.exited && this.streaming && this.holdOutput === 0 && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
       this.dispose();
     }
   }

@@ -12,10 +12,10 @@
  * bounded by pausing the PTY (`backlog`, PARSE_BACKLOG_MAX_BYTES; pty-session.ts).
  *
  * A repaint is serialized from this already-current parser (after at most the backlog is
- * parsed). Repaints cost CPU on the agent's one thread (about 50 ms for a full 5,000-line
- * scrollback), so their share of the time is capped: a request that follows the previous
- * repaint closely waits until that share is respected, and requests that wait together get the
- * same repaint.
+ * parsed, which the shortcut keeps to the newest few thousand lines of a text flood). Repaints
+ * cost CPU on the agent's one thread, so their share of the time is capped (`repaintSlot`):
+ * a request that follows the previous repaint closely waits until that share is respected, and
+ * requests that wait together get the same repaint.
  */
 import xterm from "@xterm/headless";
 import type { Terminal } from "@xterm/headless";
@@ -110,6 +110,8 @@ export class ScreenState {
   private recentBytes = 0;
   /** Repaint requests waiting for the same serialization. */
   private waiting: ((repaint: Repaint) => void)[] = [];
+  /** Callers of `repaintSlot` waiting for the repaints' time share, and the timer that lets them through. */
+  private slotWaiters: (() => void)[] = [];
   private repaintTimer: NodeJS.Timeout | null = null;
   private lastRepaintEnd = -Infinity;
   private lastRepaintCostMs = 0;
@@ -250,29 +252,44 @@ export class ScreenState {
   }
 
   /**
-   * A repaint covering at least the output pushed so far; `offset` says exactly how much (the
-   * bytes pushed since the start, i.e. the stream offset when every byte of the stream is pushed).
-   * Requests that wait together share one serialization.
+   * Resolves when a repaint may start: repaints may take at most REPAINT_TIME_SHARE of the
+   * agent's time, so one that closely follows the previous waits (at most REPAINT_DELAY_MAX_MS).
+   * Callers waiting together are let through together (and then share one serialization).
+   * The wait comes before `snapshot`, so output keeps flowing meanwhile.
    */
-  snapshot(): Promise<Repaint> {
-    this.drain();
-    return new Promise((resolve) => this.whenFed(() => this.queueRepaint(resolve)));
+  repaintSlot(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.slotWaiters.push(resolve);
+      if (this.repaintTimer) return;
+      const since = performance.now() - this.lastRepaintEnd;
+      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
+      if (due <= 0) return this.openSlot();
+      this.repaintTimer = setTimeout(() => {
+        this.repaintTimer = null;
+        this.openSlot();
+      }, due);
+    });
   }
 
-  private queueRepaint(resolve: (repaint: Repaint) => void): void {
-    if (this.closed) return resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
-    this.waiting.push(resolve);
-    if (this.repaintTimer) return;
-    const since = performance.now() - this.lastRepaintEnd;
-    const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
-    if (due <= 0) return this.repaintNow();
-    this.repaintTimer = setTimeout(() => {
-      this.repaintTimer = null;
-      // Output may have arrived meanwhile: serialize once it is parsed too. Everyone waiting
-      // asked at an offset at or before this one, and the edge accepts a repaint that covers more.
-      this.drain();
+  private openSlot(): void {
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * The repaint of exactly the output pushed so far: `offset` is the bytes pushed since the start
+   * (the stream offset when every byte of the stream is pushed). Requests made before it is
+   * serialized share one serialization (and so may cover a little more, never less).
+   */
+  snapshot(): Promise<Repaint> {
+    if (this.closed) return Promise.resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
+    this.drain();
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
       this.whenFed(() => this.repaintNow());
-    }, due);
+    });
   }
 
   private repaintNow(): void {
@@ -307,6 +324,7 @@ export class ScreenState {
     this.afterFeed = [];
     for (const callback of waiting) callback();
     this.repaintNow();
+    this.openSlot();
     this.terminal.dispose();
   }
 }
