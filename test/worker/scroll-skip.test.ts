@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createScreenTerminal, ScreenState, SCROLLBACK_LINES } from "../../worker/agent/screen/screen-state.ts";
+import { createScreenTerminal, PARSE_BACKLOG_MAX_BYTES, PENDING_MAX_BYTES, ScreenState, SCROLLBACK_LINES } from "../../worker/agent/screen/screen-state.ts";
 import { linesToForget, planFeed } from "../../worker/agent/screen/scroll-skip.ts";
 import { terminalState } from "../../worker/agent/screen/terminal-state.ts";
 import { COLS, piece, ROWS, sgr } from "../support/vt-streams.ts";
@@ -80,6 +80,31 @@ describe("scroll-skip", () => {
     const { full, skipped, scrolledPast } = await both(bytes, [1000, 500_000, 1_000_000, 2_000_000]);
     expect(skipped).toEqual(full);
     expect(scrolledPast).toBeGreaterThan(bytes.byteLength * 0.8);
+  });
+
+  it("keeps a text flood past the queue's bound cheap and exact: only its tail waits, nothing is dropped", async () => {
+    const screen = new ScreenState(80, 24);
+    const full = createScreenTerminal(80, 24);
+    const frame = Buffer.from("\x1b[4:3m\x1b[38;5;200mcoloured\x1b[24m and plain text ünïcödé\r\n".repeat(5000), "utf8");
+    let pushed = 0;
+    let written: Promise<void> = Promise.resolve();
+    let maxBacklog = 0;
+    while (pushed < 20e6) {
+      // A frame per turn of the event loop, as the PTY delivers them.
+      await new Promise((resolve) => setImmediate(resolve));
+      screen.push(frame);
+      pushed += frame.byteLength;
+      maxBacklog = Math.max(maxBacklog, screen.backlog);
+    }
+    for (let at = 0; at < pushed; at += frame.byteLength) written = written.then(() => new Promise<void>((resolve) => full.write(frame, resolve)));
+    await written;
+    await screen.catchUp();
+    expect(terminalState(screen.terminal)).toEqual(terminalState(full));
+    expect(screen.scrolledPastBytes).toBeGreaterThan(pushed - 2 * PENDING_MAX_BYTES);
+    // What waits for the parser stays near the queue's bound (the PTY would be paused at twice that).
+    expect(maxBacklog).toBeLessThan(PARSE_BACKLOG_MAX_BYTES);
+    screen.dispose();
+    full.dispose();
   });
 
   it("does not skip a run the parser is inside an escape sequence at", async () => {

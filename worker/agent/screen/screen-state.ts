@@ -97,8 +97,8 @@ export class ScreenState {
   private pendingBytes = 0;
   /** True while a feed plan waits on a check in the parser (see `runSteps`). */
   private feeding = false;
-  /** A drain was asked for while feeding: run it once the plan is done. */
-  private drainAgain = false;
+  /** A drain was asked for while feeding (of everything, or keeping the tail): run it once the plan is done. */
+  private drainAgain: "all" | "tail" | null = null;
   /** Callbacks waiting for the parser to reach the end of the current feed plan. */
   private afterFeed: (() => void)[] = [];
   private lastOutputAt = 0;
@@ -138,7 +138,7 @@ export class ScreenState {
     if (this.closed || chunk.byteLength === 0) return;
     this.pending.push({ offset: this.written + this.pendingBytes, bytes: chunk });
     this.pendingBytes += chunk.byteLength;
-    if (this.pendingBytes > PENDING_MAX_BYTES) return this.drain();
+    if (this.pendingBytes > PENDING_MAX_BYTES) return this.drain(true);
     this.lastOutputAt = performance.now();
     if (!this.idleTimer) this.armIdle(PARSE_IDLE_MS);
   }
@@ -152,19 +152,39 @@ export class ScreenState {
     }, ms);
   }
 
-  /** Hands every queued frame to the parser, skipping what provably scrolls away (scroll-skip.ts). */
-  private drain(): void {
+  /**
+   * Hands the queued frames to the parser, skipping what provably scrolls away (scroll-skip.ts).
+   * With `keepTail` (the queue overflowed, nobody needs the screen yet), output after the last
+   * skip stays queued when it is small — for a text flood, the newest few thousand lines, which
+   * the next overflow's skip will likely cover — so a flood nobody watches costs only the scan.
+   */
+  private drain(keepTail = false): void {
     if (this.closed || this.pending.length === 0) return;
     if (this.feeding) {
-      this.drainAgain = true;
+      this.drainAgain = this.drainAgain === "all" || !keepTail ? "all" : "tail";
       return;
     }
     const chunks = this.pending;
-    this.pending = [];
-    this.written += this.pendingBytes;
-    this.pendingBytes = 0;
+    const start = chunks[0]!.offset;
+    const end = start + this.pendingBytes;
     // The taller of the current and a pending size: a taller screen needs more lines to forget.
     const steps = planFeed(chunks, Math.max(this.rows, this.terminal.rows), SCROLLBACK_LINES);
+    let feedTo = end;
+    if (keepTail) {
+      const lastSkip = steps.findLastIndex((step) => step.t === "skip");
+      if (lastSkip >= 0 && end - steps[lastSkip]!.to <= PENDING_MAX_BYTES / 2) {
+        feedTo = steps[lastSkip]!.to;
+        steps.length = lastSkip + 1;
+      }
+    }
+    this.pending = [];
+    let offset = feedTo;
+    for (const bytes of slices(chunks, feedTo, end)) {
+      this.pending.push({ offset, bytes });
+      offset += bytes.byteLength;
+    }
+    this.pendingBytes = end - feedTo;
+    this.written += feedTo - start;
     this.feeding = true;
     this.runSteps(chunks, steps, 0);
   }
@@ -199,8 +219,9 @@ export class ScreenState {
     }
     this.feeding = false;
     if (this.drainAgain) {
-      this.drainAgain = false;
-      this.drain();
+      const keepTail = this.drainAgain === "tail";
+      this.drainAgain = null;
+      this.drain(keepTail);
       if (this.feeding) return;
     }
     const waiting = this.afterFeed;

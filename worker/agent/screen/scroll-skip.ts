@@ -14,8 +14,8 @@
  * cut, and the one the cursor was on, out of the buffer. So the terminal ends in the same state
  * whether it parsed the run's head (before the cut) or only its SGRs: the attributes are the one
  * thing the head leaves behind. SGRs only assign fields and flags, so replaying the last
- * occurrence of each distinct SGR of the head, in their order, gives the same attributes as all
- * of them. The caller checks the preconditions the bytes cannot show (ground state, no pending
+ * occurrence of each distinct SGR of the head, in their order, from its last full reset on,
+ * gives the same attributes as all of them (see headSgr). The caller checks the preconditions the bytes cannot show (ground state, no pending
  * UTF-8 byte, a full-screen scroll region, the screen's height) in the parser itself, right
  * before the head, and parses the head after all when one fails.
  *
@@ -115,11 +115,27 @@ export function planFeed(chunks: readonly OutputChunk[], rows: number, scrollbac
   for (const chunk of chunks) {
     const bytes = chunk.bytes;
     const base = chunk.offset;
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i]!;
+    const n = bytes.length;
+    for (let i = 0; i < n; i++) {
+      let b = bytes[i]!;
+      if (state === S.Ground) {
+        // The common case, kept tight: printable ASCII, CR and LF.
+        while (true) {
+          if (b >= 0x20 && b <= 0x7e) {
+            // nothing to note
+          } else if (b === 0x0a) {
+            crBefore[lfCount % need] = lastCr;
+            lfCount++;
+          } else if (b === 0x0d) {
+            lastCr = base + i;
+          } else break;
+          if (++i === n) break;
+          b = bytes[i]!;
+        }
+        if (i === n) break;
+      }
       switch (state) {
         case S.Ground:
-          if (b >= 0x20 && b <= 0x7e) continue;
           if (b === 0x0a) {
             crBefore[lfCount % need] = lastCr;
             lfCount++;
@@ -222,56 +238,56 @@ export function planFeed(chunks: readonly OutputChunk[], rows: number, scrollbac
 }
 
 /**
- * The SGR sequences of [from, to): the last occurrence of each distinct one, in stream order,
- * concatenated; null when there are more than SKIP_SGR_MAX distinct ones.
+ * The SGRs that give the attributes [from, to) leaves behind, concatenated: the last occurrence
+ * of each distinct SGR, in stream order, from the last full reset (`CSI m`, `CSI 0 m`) on — a
+ * reset sets every attribute an SGR can set (xterm.js keeps only the hyperlink and underline
+ * offset, which SGRs never change), so what came before it does not matter. Found scanning
+ * backwards from `to` (coloured output resets every line, so this is short). Null when there are
+ * more than SKIP_SGR_MAX distinct ones.
  */
 function headSgr(chunks: readonly OutputChunk[], from: number, to: number): Uint8Array | null {
-  const lastAt = new Map<string, number>();
-  let seq: number[] | null = null;
-  let order = 0;
-  for (const chunk of chunks) {
-    const cEnd = chunk.offset + chunk.bytes.byteLength;
-    if (cEnd <= from || chunk.offset >= to) continue;
-    const bytes = chunk.bytes;
-    const lo = Math.max(0, from - chunk.offset);
-    const hi = Math.min(bytes.byteLength, to - chunk.offset);
-    for (let i = lo; i < hi; i++) {
-      const b = bytes[i]!;
-      if (seq === null) {
-        if (b !== 0x1b) {
-          // Jump to the next ESC natively.
-          const next = indexOfByte(bytes, 0x1b, i + 1, hi);
-          if (next < 0) break;
-          i = next - 1;
-          continue;
-        }
-        seq = [b];
-        continue;
-      }
-      seq.push(b);
-      if (b === 0x6d || b === 0x4b) {
-        if (b === 0x6d) {
-          const key = String.fromCharCode(...seq);
-          lastAt.delete(key);
-          lastAt.set(key, order++);
-          if (lastAt.size > SKIP_SGR_MAX) return null;
-        }
-        seq = null;
-      }
+  const found: string[] = []; // newest first
+  const seen = new Set<string>();
+  scan: for (let c = chunks.length - 1; c >= 0; c--) {
+    const { bytes, offset } = chunks[c]!;
+    const lo = Math.max(0, from - offset);
+    let at = Math.min(bytes.byteLength, to - offset);
+    while (at > lo) {
+      const esc = bytes.lastIndexOf(0x1b, at - 1);
+      if (esc < lo) break;
+      at = esc;
+      const sequence = sequenceAt(chunks, c, esc);
+      if (sequence.charCodeAt(sequence.length - 1) !== 0x6d) continue; // erase-in-line
+      if (seen.has(sequence)) continue;
+      seen.add(sequence);
+      found.push(sequence);
+      if (sequence === "\x1b[m" || sequence === "\x1b[0m") break scan;
+      if (found.length > SKIP_SGR_MAX) return null;
     }
   }
-  // Map iteration order is insertion order, and each key was re-inserted at its last occurrence.
-  let bytesOut = 0;
-  for (const key of lastAt.keys()) bytesOut += key.length;
-  const out = new Uint8Array(bytesOut);
+  let length = 0;
+  for (const sequence of found) length += sequence.length;
+  const out = new Uint8Array(length);
   let at = 0;
-  for (const key of lastAt.keys()) for (let k = 0; k < key.length; k++) out[at++] = key.charCodeAt(k);
+  for (let i = found.length - 1; i >= 0; i--) {
+    const sequence = found[i]!;
+    for (let k = 0; k < sequence.length; k++) out[at++] = sequence.charCodeAt(k);
+  }
   return out;
 }
 
-function indexOfByte(bytes: Uint8Array, value: number, from: number, to: number): number {
-  const i = bytes.indexOf(value, from);
-  return i >= 0 && i < to ? i : -1;
+/** The SGR or EL sequence starting at `chunks[c].bytes[i]` (planFeed found it complete), as latin1. */
+function sequenceAt(chunks: readonly OutputChunk[], c: number, i: number): string {
+  let out = "";
+  for (; c < chunks.length; c++, i = 0) {
+    const bytes = chunks[c]!.bytes;
+    for (; i < bytes.byteLength; i++) {
+      const b = bytes[i]!;
+      out += String.fromCharCode(b);
+      if (b === 0x6d || b === 0x4b) return out;
+    }
+  }
+  return out;
 }
 
 /** The bytes of [from, to) as views into `chunks` (no copy). */
