@@ -92,8 +92,10 @@ export class PtySession {
   private lastFlushBytes = 0;
   /** False between a (re)connect and the edge's RESUME: output waits in the log. */
   private streaming = false;
-  /** Repaints being made: while non-zero, output waits in the log (see sendSnapshot). */
+  /** Repaints being made: while non-zero, output waits in the log (see sendSnapshot)… */
   private holdOutput = 0;
+  /** …and so does the EXIT, if the shell ended meanwhile. */
+  private exitHeld = false;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlushAt = 0;
   private paused = false;
@@ -338,7 +340,10 @@ export class PtySession {
     } finally {
       this.holdOutput--;
       this.send();
-      if (this.exited) this.sendExit();
+      if (this.exitHeld && this.holdOutput === 0) {
+        this.exitHeld = false;
+        this.sendExit();
+      }
     }
   }
 
@@ -383,8 +388,12 @@ export class PtySession {
   }
 
   private sendExit(): void {
-    // Never ahead of output held back for a repaint (sendSnapshot sends it, then the EXIT).
-    if (this.exited && this.streaming && this.holdOutput === 0 && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
+    // Never ahead of output held back for a repaint: sendSnapshot sends it, then the EXIT.
+    if (this.holdOutput > 0) {
+      this.exitHeld = true;
+      return;
+    }
+    if (this.exited && this.streaming && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
       this.dispose();
     }
   }
