@@ -135,16 +135,7 @@ export function planFeed(chunks: readonly OutputChunk[], rows: number, scrollbac
         if (i === n) break;
       }
       switch (state) {
-        case S.Ground:
-          if (b === 0x0a) {
-            crBefore[lfCount % need] = lastCr;
-            lfCount++;
-            continue;
-          }
-          if (b === 0x0d) {
-            lastCr = base + i;
-            continue;
-          }
+        case S.Ground: // not printable ASCII, CR or LF (the loop above took those)
           if (b === 0x09 || b === 0x07) continue;
           if (b === 0x1b) {
             state = S.Esc;
