@@ -119,9 +119,18 @@ export class ScreenState {
   private rows: number;
   private closed = false;
 
-  /** `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed. */
-  constructor(cols: number, rows: number, private readonly onParsed: (parsed: number) => void = () => {}, log: (line: string) => void = () => {}) {
-    this.terminal = createScreenTerminal(cols, rows, SCROLLBACK_LINES, log);
+  /**
+   * `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed.
+   * `scrollback` is in lines (tests use short ones to reach the shortcut quickly).
+   */
+  constructor(
+    cols: number,
+    rows: number,
+    private readonly onParsed: (parsed: number) => void = () => {},
+    log: (line: string) => void = () => {},
+    private readonly scrollback = SCROLLBACK_LINES,
+  ) {
+    this.terminal = createScreenTerminal(cols, rows, scrollback, log);
     this.rows = rows;
   }
 
@@ -168,7 +177,7 @@ export class ScreenState {
     const start = chunks[0]!.offset;
     const end = start + this.pendingBytes;
     // The taller of the current and a pending size: a taller screen needs more lines to forget.
-    const steps = planFeed(chunks, Math.max(this.rows, this.terminal.rows), SCROLLBACK_LINES);
+    const steps = planFeed(chunks, Math.max(this.rows, this.terminal.rows), this.scrollback);
     let feedTo = end;
     if (keepTail) {
       const lastSkip = steps.findLastIndex((step) => step.t === "skip");
