@@ -46,7 +46,7 @@ export const PARSE_IDLE_MS = 25;
  * A longer unfinished sequence (a huge OSC) is left out of the repaint.
  */
 export const PARTIAL_SEQUENCE_MAX_BYTES = 4 << 10; // 4 KiB
-/** Largest share of the agent's time spent serializing repaints, as a fraction. */
+/** Largest share of the agent's time spent making repaints (parsing the queue, serializing), as a fraction. */
 export const REPAINT_TIME_SHARE = 0.15;
 /** Longest a repaint request is held back to respect that share, in milliseconds. */
 export const REPAINT_DELAY_MAX_MS = 250;
@@ -115,6 +115,8 @@ export class ScreenState {
   private repaintTimer: NodeJS.Timeout | null = null;
   private lastRepaintEnd = -Infinity;
   private lastRepaintCostMs = 0;
+  /** When the first `snapshot` call of the repaint being made came. */
+  private repaintStartedAt: number | null = null;
   /** The height the terminal has or is about to get (a resize waits for earlier output). */
   private rows: number;
   private closed = false;
@@ -315,6 +317,9 @@ export class ScreenState {
    */
   snapshot(): Promise<Repaint> {
     if (this.closed) return Promise.resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
+    // The repaint's cost counts from here: parsing what is queued is part of it (and the agent
+    // holds output back meanwhile, see pty-session.ts).
+    this.repaintStartedAt ??= performance.now();
     this.drain();
     return new Promise((resolve) => {
       this.waiting.push(resolve);
@@ -326,7 +331,8 @@ export class ScreenState {
     const waiting = this.waiting;
     this.waiting = [];
     if (waiting.length === 0) return;
-    const started = performance.now();
+    const started = this.repaintStartedAt ?? performance.now();
+    this.repaintStartedAt = null;
     // Called from a parse callback: the terminal holds exactly the first `parsed` bytes.
     const bytes = this.closed ? Buffer.alloc(0) : repaintBytes(this.terminal, this.recent.subarray(0, this.recentBytes));
     const repaint = { bytes, offset: this.parsed };
