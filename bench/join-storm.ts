@@ -71,6 +71,8 @@ export async function floodRate(url: string, apiKey: string, command: string, do
 async function renderingClient(url: string, apiKey: string, cols: number, rows: number): Promise<{ term: Terminal; text: () => string; parsed: () => Promise<void>; close(): void }> {
   const term = createScreenTerminal(cols, rows);
   let tail = "";
+  // Written one after another: xterm.js throws output away once 50 MB wait in its own queue,
+  // and a 100 MB burst arrives faster than it parses. (A bench client may hold the burst.)
   let last: Promise<void> = Promise.resolve();
   const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
   ws.on("message", (data: Buffer) => {
@@ -78,7 +80,7 @@ async function renderingClient(url: string, apiKey: string, cols: number, rows: 
     if (f.t !== "output") return;
     const bytes = Buffer.from(f.data);
     tail = (tail + bytes.toString("latin1")).slice(-4096);
-    last = new Promise((resolve) => term.write(bytes, resolve));
+    last = last.then(() => new Promise((resolve) => term.write(bytes, resolve)));
   });
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());

@@ -20,8 +20,8 @@ const color = fc.oneof(
   fc.integer({ min: 0, max: 255 }).map((n) => `58:5:${n}`),
 );
 const sgrAttr = fc.constantFrom("0", "1", "2", "3", "4", "4:3", "5", "7", "8", "9", "53", "22", "24", "27", "39", "49");
-// A colour goes last: xterm.js reads `38;2;r;g;b;…` with more parameters after it in odd ways.
-const sgr = fc
+/** An SGR sequence. A colour goes last: xterm.js reads `38;2;r;g;b;…` with more parameters after it in odd ways. */
+export const sgr = fc
   .tuple(fc.array(sgrAttr, { maxLength: 3 }), fc.option(color))
   .map(([attrs, c]) => `\x1b[${[...attrs, ...(c ? [c] : [])].join(";") || "0"}m`);
 

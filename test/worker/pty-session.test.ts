@@ -188,6 +188,24 @@ describe("PtySession", () => {
     term.dispose();
   });
 
+  it("during a flood, repaints exactly the output sent before the snapshot, so nothing is left to replay", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    // 1 MB stays under the unacknowledged window: this edge never acknowledges.
+    edge.send({ t: "input", data: new TextEncoder().encode("yes 'flood line' | head -c 1000000; echo fl''ood-done\r") });
+    await edge.until(() => edge.outputEnd > 100_000, "the flood to start");
+    edge.send({ t: "snapshot-request", id: 9 });
+    await edge.until(() => edge.output.includes("flood-done"), "the end of the flood");
+    const at = edge.frames.findIndex((f) => f.t === "snapshot");
+    expect(at).toBeGreaterThan(0);
+    const before = edge.frames.slice(0, at).filter((f) => f.t === "output");
+    const sentBefore = before.reduce((end, f) => Math.max(end, f.offset + f.frame.byteLength - 1), 0);
+    const snap = edge.frames[at] as Extract<AgentDataFrame, { t: "snapshot" }>;
+    expect(snap.offset).toBe(sentBefore);
+    expect(sentBefore).toBeLessThan(edge.outputEnd);
+  });
+
   it("resends unacknowledged output from the edge's offset after the link drops", async () => {
     const { s } = session();
     await resume();

@@ -6,8 +6,8 @@
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
  * model queues every sealed frame's payload and parses it off this path (see ScreenState). When
- * too much output is unacknowledged the PTY is paused, so a flood never grows memory; the program
- * simply blocks on its writes, as over ssh.
+ * too much output is unacknowledged, or not yet parsed, the PTY is paused, so a flood never grows
+ * memory; the program simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
 import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
@@ -19,7 +19,7 @@ import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
-import { ScreenState } from "./screen/screen-state.ts";
+import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
 
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
@@ -92,6 +92,10 @@ export class PtySession {
   private lastFlushBytes = 0;
   /** False between a (re)connect and the edge's RESUME: output waits in the log. */
   private streaming = false;
+  /** Repaints being made: while non-zero, output waits in the log (see sendSnapshot)… */
+  private holdOutput = 0;
+  /** …and so does the EXIT, if the shell ended meanwhile. */
+  private exitHeld = false;
   private flushTimer: NodeJS.Timeout | null = null;
   private lastFlushAt = 0;
   private paused = false;
@@ -221,7 +225,7 @@ export class PtySession {
     }
     this.output.append(chunk);
     this.options.onOutput?.(chunk);
-    if (!this.paused && this.output.unacked >= UNACKED_MAX_BYTES) {
+    if (!this.paused && (this.output.unacked >= UNACKED_MAX_BYTES || this.screen.backlog > PARSE_BACKLOG_MAX_BYTES)) {
       this.paused = true;
       this.proc.pause();
     }
@@ -243,7 +247,7 @@ export class PtySession {
 
   /** Resumes a paused PTY once both the edge and the screen model have caught up. */
   private maybeResume(): void {
-    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES) {
+    if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES && this.screen.backlog < PARSE_BACKLOG_RESUME_BYTES) {
       this.paused = false;
       this.proc.resume();
     }
@@ -262,7 +266,7 @@ export class PtySession {
 
   /** Hands sealed frames the link has not had to it (once the edge has said where to resume). */
   private send(): void {
-    if (!this.streaming || this.sent >= this.output.sealedEnd) return;
+    if (!this.streaming || this.holdOutput > 0 || this.sent >= this.output.sealedEnd) return;
     for (const frame of this.output.framesFrom(this.sent)) this.link.send(frame);
     this.sent = this.output.sealedEnd;
   }
@@ -317,13 +321,30 @@ export class PtySession {
     }
   }
 
+  /**
+   * Answers a SNAPSHOT_REQUEST with a repaint of exactly the output sent so far. Output is held
+   * back (kept in the log, the PTY still read) from the moment the repaint's offset is fixed until
+   * the repaint is sent: the edge then has nothing to replay to the joiners after it, where
+   * otherwise each joiner of a flood would be sent everything printed while the repaint was made
+   * (measured: megabytes per joiner, the join storm's main cost). The wait for the repaints'
+   * time share comes first, with output flowing.
+   */
   private async sendSnapshot(id: number): Promise<void> {
+    await this.screen.repaintSlot();
     this.flush();
-    // Snapshots asked for together share one serialization. The repaint covers exactly the
-    // output up to `offset` (at least what was sealed now), all of it sent before the repaint.
-    const { bytes, offset } = await this.screen.snapshot();
-    this.send();
-    this.link.send(encodeSnapshot(id, offset, bytes));
+    this.holdOutput++;
+    try {
+      // Snapshots asked for together share one serialization, all at this offset.
+      const { bytes, offset } = await this.screen.snapshot();
+      this.link.send(encodeSnapshot(id, offset, bytes));
+    } finally {
+      this.holdOutput--;
+      this.send();
+      if (this.exitHeld && this.holdOutput === 0) {
+        this.exitHeld = false;
+        this.sendExit();
+      }
+    }
   }
 
   resize(size: TerminalSize): void {
@@ -367,6 +388,11 @@ export class PtySession {
   }
 
   private sendExit(): void {
+    // Never ahead of output held back for a repaint: sendSnapshot sends it, then the EXIT.
+    if (this.holdOutput > 0) {
+      this.exitHeld = true;
+      return;
+    }
     if (this.exited && this.streaming && this.link.send(encodeAgentFrame({ t: "exit", exit: this.exited }))) {
       this.dispose();
     }

@@ -3,77 +3,50 @@
  * PTY's output, and the repaint a late joiner gets from it.
  *
  * Parsing (about 25–50 MB/s) is far slower than a PTY can print, so it stays off the output path:
- * sealed frames wait in a queue (by reference; the output log keeps a frame until it is parsed or
- * skipped, see `parsedTo`) and are handed to the parser when the PTY has been quiet for
- * PARSE_IDLE_MS, or at once when someone needs the screen (a joiner's repaint, a screenshot).
- * Parsing every byte as it arrives instead caps a flood at the parser's speed (measured: 0.30× a
- * raw PTY read against 0.71× in the same minutes).
- *
- * The queue is bounded: past PENDING_MAX_BYTES its oldest frame is not parsed whole, only its
- * mode-setting sequences are (`modeSequences`: the alternate screen, mouse reporting, bracketed
- * paste and the other DEC private modes, keypad mode, cursor style, scroll region, character
- * sets, resets, the title). So a burst of up to PENDING_MAX_BYTES repaints exactly; a longer
- * flood repaints with every mode right and the cells of its newest PENDING_MAX_BYTES, which for
- * scrolling output is the whole visible screen.
+ * sealed frames wait in a queue (by reference; the output log keeps a frame until it is parsed,
+ * see `parsedTo`) and are handed to the parser when the PTY has been quiet for PARSE_IDLE_MS, at
+ * once when someone needs the screen (a joiner's repaint, a screenshot), or when the queue
+ * passes PENDING_MAX_BYTES. Nothing is dropped: every byte reaches the parser, except heads of
+ * text runs that later lines provably scroll out of the terminal entirely (scroll-skip.ts), which
+ * is what keeps a flood of text cheap to follow. Output the parser has not caught up with is
+ * bounded by pausing the PTY (`backlog`, PARSE_BACKLOG_MAX_BYTES; pty-session.ts).
  *
  * A repaint is serialized from this already-current parser (after at most the backlog is
- * parsed). Repaints cost CPU on the agent's one thread (about 50 ms for a full 5,000-line
- * scrollback), so their share of the time is capped: a request that follows the previous
- * repaint closely waits until that share is respected, and requests that wait together get the
- * same repaint.
+ * parsed, which the shortcut keeps to the newest few thousand lines of a text flood). Repaints
+ * cost CPU on the agent's one thread, so their share of the time is capped (`repaintSlot`):
+ * a request that follows the previous repaint closely waits until that share is respected, and
+ * requests that wait together get the same repaint.
  */
 import xterm from "@xterm/headless";
 import type { Terminal } from "@xterm/headless";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { UNICODE_VERSION } from "../../../shared/screen.ts";
 import { serializeScreen } from "./snapshot.ts";
-import { guardParser, parserState } from "./xterm-core.ts";
+import { linesToForget, planFeed, slices, type FeedStep, type OutputChunk } from "./scroll-skip.ts";
+import { coreOf, guardParser, parserState } from "./xterm-core.ts";
 
 const EMPTY = new Uint8Array(0);
 
 /** Lines of scrollback kept by the headless terminal. */
 export const SCROLLBACK_LINES = 5_000;
-/** Output queued for the parser, in bytes; past this the oldest frame is skipped (modes kept). */
+/** Output queued for the parser, in bytes; past this the queue is handed to the parser at once. */
 export const PENDING_MAX_BYTES = 8 << 20; // 8 MiB
+/**
+ * Output pushed but not parsed yet (queued, or handed to xterm.js), in bytes: past this the PTY
+ * is paused (pty-session.ts) until the parser is back under PARSE_BACKLOG_RESUME_BYTES. Also
+ * keeps xterm.js's own write queue far below the 50 MB at which it throws output away.
+ */
+export const PARSE_BACKLOG_MAX_BYTES = 16 << 20; // 16 MiB
+export const PARSE_BACKLOG_RESUME_BYTES = 4 << 20; // 4 MiB
 /** Quiet time after output before the queue is parsed, in milliseconds. */
 export const PARSE_IDLE_MS = 25;
-/** Longest OSC title body kept from a skipped frame, in bytes. */
-const SKIPPED_TITLE_MAX_BYTES = 4096;
-
-/**
- * Sequences that set modes rather than cells: DEC private modes (CSI ? Pm h/l), keypad modes and
- * full reset (ESC = / ESC > / ESC c), cursor style (CSI Ps SP q), scroll region (CSI Pt;Pb r),
- * soft reset (CSI ! p), character set designations and shifts, and the title (OSC 0/1/2).
- */
-const MODE_SEQUENCE = new RegExp(
-  [
-    "\\x1b\\[\\?[0-9;]*[hl]",
-    "\\x1b[=>c]",
-    "\\x1b\\[[0-9]* q",
-    "\\x1b\\[[0-9;]*r",
-    "\\x1b\\[!p",
-    "\\x1b[()*+][0-9A-Za-z]",
-    "[\\x0e\\x0f]",
-    `\\x1b\\][012];[^\\x07\\x1b]{0,${SKIPPED_TITLE_MAX_BYTES}}(?:\\x07|\\x1b\\\\)`,
-  ].join("|"),
-  "g",
-);
-
-/** The mode-setting sequences of `chunk` (see MODE_SEQUENCE) in stream order, concatenated. */
-export function modeSequences(chunk: Uint8Array): Buffer {
-  if (chunk.indexOf(0x1b) < 0 && chunk.indexOf(0x0e) < 0 && chunk.indexOf(0x0f) < 0) return Buffer.alloc(0);
-  // latin1 maps each byte to one character and back, so sequences keep their exact bytes.
-  const found = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("latin1").match(MODE_SEQUENCE);
-  return found ? Buffer.from(found.join(""), "latin1") : Buffer.alloc(0);
-}
-
 /**
  * The newest output remembered for an escape sequence (or UTF-8 character) cut by a repaint's
  * offset, in bytes: the repaint ends with its start, so the joiner's parser is mid-sequence too.
  * A longer unfinished sequence (a huge OSC) is left out of the repaint.
  */
 export const PARTIAL_SEQUENCE_MAX_BYTES = 4 << 10; // 4 KiB
-/** Largest share of the agent's time spent serializing repaints, as a fraction. */
+/** Largest share of the agent's time spent making repaints (parsing the queue, serializing), as a fraction. */
 export const REPAINT_TIME_SHARE = 0.15;
 /** Longest a repaint request is held back to respect that share, in milliseconds. */
 export const REPAINT_DELAY_MAX_MS = 250;
@@ -116,29 +89,51 @@ export interface Repaint {
 
 export class ScreenState {
   readonly terminal: Terminal;
-  /** Stream bytes handed to the terminal, and stream bytes it has parsed (or skipped over). */
+  /** Stream bytes handed to the terminal (or planned for it), and stream bytes it has parsed (or provably need not). */
   private written = 0;
   private parsed = 0;
   /** Frames waiting for the parser, oldest first (by reference), and their size in bytes. */
-  private pending: Uint8Array[] = [];
+  private pending: OutputChunk[] = [];
   private pendingBytes = 0;
+  /** True while a feed plan waits on a check in the parser (see `runSteps`). */
+  private feeding = false;
+  /** A drain was asked for while feeding (of everything, or keeping the tail): run it once the plan is done. */
+  private drainAgain: "all" | "tail" | null = null;
+  /** Callbacks waiting for the parser to reach the end of the current feed plan. */
+  private afterFeed: (() => void)[] = [];
   private lastOutputAt = 0;
   private idleTimer: NodeJS.Timeout | null = null;
-  /** Stream bytes skipped rather than parsed whole because the queue was full. */
-  skippedBytes = 0;
+  /** Stream bytes not parsed cell by cell because later lines provably scrolled them away. */
+  scrolledPastBytes = 0;
   /** The newest PARTIAL_SEQUENCE_MAX_BYTES fed (a copy), for repaints cut mid-sequence. */
   private readonly recent = Buffer.alloc(PARTIAL_SEQUENCE_MAX_BYTES);
   private recentBytes = 0;
   /** Repaint requests waiting for the same serialization. */
   private waiting: ((repaint: Repaint) => void)[] = [];
+  /** Callers of `repaintSlot` waiting for the repaints' time share, and the timer that lets them through. */
+  private slotWaiters: (() => void)[] = [];
   private repaintTimer: NodeJS.Timeout | null = null;
   private lastRepaintEnd = -Infinity;
   private lastRepaintCostMs = 0;
+  /** When the first `snapshot` call of the repaint being made came. */
+  private repaintStartedAt: number | null = null;
+  /** The height the terminal has or is about to get (a resize waits for earlier output). */
+  private rows: number;
   private closed = false;
 
-  /** `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed. */
-  constructor(cols: number, rows: number, private readonly onParsed: (parsed: number) => void = () => {}, log: (line: string) => void = () => {}) {
-    this.terminal = createScreenTerminal(cols, rows, SCROLLBACK_LINES, log);
+  /**
+   * `onParsed(bytes)` runs each time the parser finishes a chunk, with the total parsed.
+   * `scrollback` is in lines (tests use short ones to reach the shortcut quickly).
+   */
+  constructor(
+    cols: number,
+    rows: number,
+    private readonly onParsed: (parsed: number) => void = () => {},
+    log: (line: string) => void = () => {},
+    private readonly scrollback = SCROLLBACK_LINES,
+  ) {
+    this.terminal = createScreenTerminal(cols, rows, scrollback, log);
+    this.rows = rows;
   }
 
   /** Output not parsed yet (queued or in the parser), in bytes. */
@@ -152,14 +147,9 @@ export class ScreenState {
    */
   push(chunk: Uint8Array): void {
     if (this.closed || chunk.byteLength === 0) return;
-    this.pending.push(chunk);
+    this.pending.push({ offset: this.written + this.pendingBytes, bytes: chunk });
     this.pendingBytes += chunk.byteLength;
-    while (this.pendingBytes > PENDING_MAX_BYTES && this.pending.length > 1) {
-      const skipped = this.pending.shift()!;
-      this.pendingBytes -= skipped.byteLength;
-      this.skippedBytes += skipped.byteLength;
-      this.feed(skipped, modeSequences(skipped));
-    }
+    if (this.pendingBytes > PENDING_MAX_BYTES) return this.drain(true);
     this.lastOutputAt = performance.now();
     if (!this.idleTimer) this.armIdle(PARSE_IDLE_MS);
   }
@@ -173,22 +163,105 @@ export class ScreenState {
     }, ms);
   }
 
-  /** Hands every queued frame to the parser. */
-  private drain(): void {
-    const queued = this.pending;
+  /**
+   * Hands the queued frames to the parser, skipping what provably scrolls away (scroll-skip.ts).
+   * With `keepTail` (the queue overflowed, nobody needs the screen yet), output after the last
+   * skip stays queued when it is small — for a text flood, the newest few thousand lines, which
+   * the next overflow's skip will likely cover — so a flood nobody watches costs only the scan.
+   */
+  private drain(keepTail = false): void {
+    if (this.closed || this.pending.length === 0) return;
+    if (this.feeding) {
+      this.drainAgain = this.drainAgain === "all" || !keepTail ? "all" : "tail";
+      return;
+    }
+    const chunks = this.pending;
+    const start = chunks[0]!.offset;
+    const end = start + this.pendingBytes;
+    // The taller of the current and a pending size: a taller screen needs more lines to forget.
+    const steps = planFeed(chunks, Math.max(this.rows, this.terminal.rows), this.scrollback);
+    let feedTo = end;
+    if (keepTail) {
+      const lastSkip = steps.findLastIndex((step) => step.t === "skip");
+      if (lastSkip >= 0 && end - steps[lastSkip]!.to <= PENDING_MAX_BYTES / 2) {
+        feedTo = steps[lastSkip]!.to;
+        steps.length = lastSkip + 1;
+      }
+    }
     this.pending = [];
-    this.pendingBytes = 0;
-    for (const chunk of queued) this.feed(chunk, chunk);
+    let offset = feedTo;
+    for (const bytes of slices(chunks, feedTo, end)) {
+      this.pending.push({ offset, bytes });
+      offset += bytes.byteLength;
+    }
+    this.pendingBytes = end - feedTo;
+    this.written += feedTo - start;
+    this.feeding = true;
+    this.runSteps(chunks, steps, 0);
   }
 
-  /** Parses `fed` for the stream bytes of `chunk` (the same bytes, or a skipped frame's modes). */
-  private feed(chunk: Uint8Array, fed: Uint8Array): void {
-    this.written += chunk.byteLength;
-    this.terminal.write(fed, () => {
-      if (fed === chunk) this.remember(chunk);
-      this.parsed += chunk.byteLength;
+  /**
+   * Feeds `steps[i…]`. A skip needs the parser's state right before it, so the rest of the plan
+   * is fed from a write callback at that point (xterm.js runs it after parsing everything
+   * written before, and before anything written after); meanwhile `feeding` holds back anything
+   * else that would write to the terminal.
+   */
+  private runSteps(chunks: OutputChunk[], steps: FeedStep[], i: number): void {
+    for (; i < steps.length; i++) {
+      const step = steps[i]!;
+      if (step.t === "parse") {
+        for (const bytes of slices(chunks, step.from, step.to)) this.feed(bytes);
+        continue;
+      }
+      const next = i + 1;
+      this.terminal.write(EMPTY, () => {
+        if (this.closed) return;
+        if (this.mayScrollPast(step.lines)) {
+          if (step.sgr.byteLength > 0) this.terminal.write(step.sgr);
+          this.scrolledPastBytes += step.to - step.from;
+          this.parsed += step.to - step.from;
+          this.onParsed(this.parsed);
+        } else {
+          for (const bytes of slices(chunks, step.from, step.to)) this.feed(bytes);
+        }
+        this.runSteps(chunks, steps, next);
+      });
+      return;
+    }
+    this.feeding = false;
+    if (this.drainAgain) {
+      const keepTail = this.drainAgain === "tail";
+      this.drainAgain = null;
+      this.drain(keepTail);
+      if (this.feeding) return;
+    }
+    const waiting = this.afterFeed;
+    this.afterFeed = [];
+    for (const callback of waiting) this.terminal.write(EMPTY, callback);
+  }
+
+  /** What scroll-skip.ts cannot see in the bytes: the parser is between sequences, the scroll region is the whole screen, and `lines` LFs are enough for this height. */
+  private mayScrollPast(lines: number): boolean {
+    const state = parserState(this.terminal);
+    if (state.inSequence || state.utf8Pending > 0) return false;
+    const buffer = coreOf(this.terminal).active;
+    if (buffer.scrollTop !== 0 || buffer.scrollBottom !== this.terminal.rows - 1) return false;
+    return lines >= linesToForget(this.terminal.rows, this.terminal.options.scrollback ?? 0);
+  }
+
+  /** Parses `bytes`, the next stream bytes. */
+  private feed(bytes: Uint8Array): void {
+    this.terminal.write(bytes, () => {
+      this.remember(bytes);
+      this.parsed += bytes.byteLength;
       this.onParsed(this.parsed);
     });
+  }
+
+  /** Runs `callback` once the terminal reflects everything handed to it so far. */
+  private whenFed(callback: () => void): void {
+    if (this.feeding) this.afterFeed.push(callback);
+    else this.terminal.write(EMPTY, callback);
   }
 
   private remember(chunk: Uint8Array): void {
@@ -207,40 +280,59 @@ export class ScreenState {
   /** Resolves when the terminal reflects everything pushed so far. */
   catchUp(): Promise<void> {
     this.drain();
-    return new Promise((resolve) => this.terminal.write(EMPTY, resolve));
+    return new Promise((resolve) => this.whenFed(resolve));
   }
 
   /**
-   * A repaint covering at least the output pushed so far; `offset` says exactly how much (the
-   * bytes pushed since the start, i.e. the stream offset when every byte of the stream is pushed).
-   * Requests that wait together share one serialization.
+   * Resolves when a repaint may start: repaints may take at most REPAINT_TIME_SHARE of the
+   * agent's time, so one that closely follows the previous waits (at most REPAINT_DELAY_MAX_MS).
+   * Callers waiting together are let through together (and then share one serialization).
+   * The wait comes before `snapshot`, so output keeps flowing meanwhile.
    */
-  snapshot(): Promise<Repaint> {
-    this.drain();
-    return new Promise((resolve) => this.terminal.write(EMPTY, () => this.queueRepaint(resolve)));
+  repaintSlot(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.slotWaiters.push(resolve);
+      if (this.repaintTimer) return;
+      const since = performance.now() - this.lastRepaintEnd;
+      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
+      if (due <= 0) return this.openSlot();
+      this.repaintTimer = setTimeout(() => {
+        this.repaintTimer = null;
+        this.openSlot();
+      }, due);
+    });
   }
 
-  private queueRepaint(resolve: (repaint: Repaint) => void): void {
-    if (this.closed) return resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
-    this.waiting.push(resolve);
-    if (this.repaintTimer) return;
-    const since = performance.now() - this.lastRepaintEnd;
-    const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
-    if (due <= 0) return this.repaintNow();
-    this.repaintTimer = setTimeout(() => {
-      this.repaintTimer = null;
-      // Output may have arrived meanwhile: serialize once it is parsed too. Everyone waiting
-      // asked at an offset at or before this one, and the edge accepts a repaint that covers more.
-      this.drain();
-      this.terminal.write(EMPTY, () => this.repaintNow());
-    }, due);
+  private openSlot(): void {
+    const waiters = this.slotWaiters;
+    this.slotWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * The repaint of exactly the output pushed so far: `offset` is the bytes pushed since the start
+   * (the stream offset when every byte of the stream is pushed). Requests made before it is
+   * serialized share one serialization (and so may cover a little more, never less).
+   */
+  snapshot(): Promise<Repaint> {
+    if (this.closed) return Promise.resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
+    // The repaint's cost counts from here: parsing what is queued is part of it (and the agent
+    // holds output back meanwhile, see pty-session.ts).
+    this.repaintStartedAt ??= performance.now();
+    this.drain();
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.whenFed(() => this.repaintNow());
+    });
   }
 
   private repaintNow(): void {
     const waiting = this.waiting;
     this.waiting = [];
     if (waiting.length === 0) return;
-    const started = performance.now();
+    const started = this.repaintStartedAt ?? performance.now();
+    this.repaintStartedAt = null;
     // Called from a parse callback: the terminal holds exactly the first `parsed` bytes.
     const bytes = this.closed ? Buffer.alloc(0) : repaintBytes(this.terminal, this.recent.subarray(0, this.recentBytes));
     const repaint = { bytes, offset: this.parsed };
@@ -251,7 +343,9 @@ export class ScreenState {
 
   /** Resizes after the output produced at the old size has been parsed. */
   resize(cols: number, rows: number): void {
-    this.terminal.write(EMPTY, () => {
+    this.drain();
+    this.rows = rows;
+    this.whenFed(() => {
       if (!this.closed) this.terminal.resize(cols, rows);
     });
   }
@@ -261,7 +355,12 @@ export class ScreenState {
     if (this.repaintTimer) clearTimeout(this.repaintTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.pending = [];
+    // Nothing more will be parsed: whoever waits gets an answer now (an empty repaint).
+    const waiting = this.afterFeed;
+    this.afterFeed = [];
+    for (const callback of waiting) callback();
     this.repaintNow();
+    this.openSlot();
     this.terminal.dispose();
   }
 }
