@@ -10,12 +10,12 @@
  * reload), which costs every request and every agent frame another process hop: about 2 ms per
  * round trip on a loaded host and a third of a file download's throughput. The state layout is
  * wrangler's (`<persist-to>/v3/{do,d1}`), so `wrangler d1 migrations apply --local --persist-to`
- * and existing state folders keep working. The Worker's code is read once at start (no reload).
+ * and existing state folders keep working.
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs, parseEnv } from "node:util";
-import { build } from "esbuild";
+import { context } from "esbuild";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
@@ -43,23 +43,11 @@ const secrets = values["env-file"] ? parseEnv(readFileSync(values["env-file"], "
 const bindings = { ...workerOptions.bindings, ...secrets };
 
 // The bundle wrangler would build (ES modules for workerd; its own `cloudflare:*` modules left
-// to the runtime), beside the state it serves.
+// to the runtime), beside the state it serves. esbuild watches the sources: an edit rebuilds the
+// bundle and restarts workerd with it, as `wrangler dev` reloads.
 const outdir = join(persistTo, "edge-bundle");
 mkdirSync(outdir, { recursive: true });
-await build({
-  entryPoints: [resolve(dirname(config), main)],
-  bundle: true,
-  format: "esm",
-  platform: "neutral",
-  target: "es2022",
-  conditions: ["workerd", "worker", "browser"],
-  mainFields: ["module", "main"],
-  external: ["cloudflare:*"],
-  outfile: join(outdir, "index.js"),
-  logLevel: "warning",
-});
-
-const mf = new Miniflare({
+const options = {
   ...workerOptions,
   bindings,
   name: "edgetty",
@@ -72,7 +60,38 @@ const mf = new Miniflare({
   // The closed network refuses the `request.cf` lookup; a fixed default object instead.
   cf: false,
   log: new Log(LOG_LEVELS[values["log-level"] ?? "warn"] ?? LogLevel.WARN),
-} as ConstructorParameters<typeof Miniflare>[0]);
+} as ConstructorParameters<typeof Miniflare>[0];
+let mf: Miniflare | null = null;
+let firstBuild: (ok: boolean) => void = () => {};
+const built = new Promise<boolean>((resolve) => (firstBuild = resolve));
+const bundler = await context({
+  entryPoints: [resolve(dirname(config), main)],
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  conditions: ["workerd", "worker", "browser"],
+  mainFields: ["module", "main"],
+  external: ["cloudflare:*"],
+  outfile: join(outdir, "index.js"),
+  logLevel: "warning",
+  plugins: [
+    {
+      name: "edgetty-reload",
+      setup(build) {
+        build.onEnd(async (result) => {
+          if (!mf) return firstBuild(result.errors.length === 0);
+          if (result.errors.length > 0) return; // esbuild printed them; the running Worker stays
+          await mf.setOptions(options);
+          process.stdout.write("edge-runner: the Worker changed; workerd restarted with it\n");
+        });
+      },
+    },
+  ],
+});
+await bundler.watch();
+if (!(await built)) throw new Error("edge-runner: the Worker did not build");
+mf = new Miniflare(options);
 const url = await mf.ready;
 process.stdout.write(`ready on ${url.href}\n`);
 
@@ -80,7 +99,10 @@ let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
-  void mf.dispose().finally(() => process.exit(0));
+  void bundler
+    .dispose()
+    .then(() => mf?.dispose())
+    .finally(() => process.exit(0));
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
