@@ -31,7 +31,7 @@ export interface OpenTerminalBenchOptions {
   check(ok: boolean): boolean;
 }
 
-/** The workerd processes serving the stack in `stateDir`: descendants of its wrangler. */
+/** The workerd processes serving the stack in `stateDir`: descendants of the process that runs it (the edge runner, whose command line names the state folder). */
 export function stackWorkerd(stateDir: string): number[] {
   const parent = new Map<number, number>();
   const cmd = new Map<number, string>();

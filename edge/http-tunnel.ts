@@ -16,16 +16,19 @@ import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
   decodeBodyFrame,
-  encodeBodyFrame,
   TUN_REQ_BODY,
   TUN_RES_BODY,
   TUNNEL_ACK_BATCH_BYTES,
+  TUNNEL_FLUSH_MS,
   TUNNEL_FRAME_BYTES,
   TUNNEL_HEAD_TIMEOUT_MS,
   TUNNEL_MAX_INFLIGHT,
   TUNNEL_WINDOW_BYTES,
 } from "../shared/links/tunnel.ts";
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
+
+/** The first request-body frame's capacity (most bodies are small; later frames are TUNNEL_FRAME_BYTES). */
+const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
 
 /** The HostDO path tunnelled calls are fetched at. */
 export const TUNNEL_PATH = "/tunnel";
@@ -191,39 +194,58 @@ export class EdgeTunnel {
 
   private async pumpRequest(c: Call, body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
-    // Small reads are gathered into frames of up to TUNNEL_FRAME_BYTES (fewer messages per MB).
-    const frame = new Uint8Array(5 + TUNNEL_FRAME_BYTES);
+    // Reads (a few KiB each) are gathered into one frame, its header written in place: it goes
+    // out when full, at the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame
+    // is sent as is and never reused (WebSocket.send may still read it after it returns); a part
+    // is sent as a copy and the buffer kept. The first frame is small (most bodies are), later
+    // ones TUNNEL_FRAME_BYTES.
+    const newFrame = (size: number) => {
+      const f = new Uint8Array(5 + size);
+      f[0] = TUN_REQ_BODY;
+      new DataView(f.buffer).setUint32(1, c.rid >>> 0);
+      return f;
+    };
+    let frame = newFrame(TUNNEL_FIRST_FRAME_BYTES);
     let filled = 0;
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    let linkDown = false;
     const flush = () => {
-      if (filled === 0) return;
-      const out = encodeBodyFrame(TUN_REQ_BODY, c.rid, frame.subarray(5, 5 + filled));
+      if (timer) clearTimeout(timer);
+      timer = null;
+      if (filled === 0 || c.done) return;
       c.unacked += filled;
+      const full = filled === frame.byteLength - 5;
+      const sent = this.sendBinary(full ? frame : frame.slice(0, 5 + filled));
+      if (full) frame = newFrame(TUNNEL_FRAME_BYTES);
       filled = 0;
-      if (!this.sendBinary(out)) throw new Error("agent link down");
+      if (!sent) linkDown = true;
     };
     try {
       for (;;) {
+        if (linkDown) throw new Error("agent link down");
         while (c.unacked >= TUNNEL_WINDOW_BYTES && !c.done) await new Promise<void>((resolve) => (c.wake = resolve));
         if (c.done) break;
         const { done, value } = await reader.read();
         if (c.done) break;
         if (done) {
           flush();
+          if (linkDown) throw new Error("agent link down");
           this.sendJson({ t: "tun.reqend", rid: c.rid });
           return;
         }
         for (let at = 0; at < value.byteLength; ) {
-          const n = Math.min(value.byteLength - at, TUNNEL_FRAME_BYTES - filled);
+          const n = Math.min(value.byteLength - at, frame.byteLength - 5 - filled);
           frame.set(value.subarray(at, at + n), 5 + filled);
           filled += n;
           at += n;
-          if (filled === TUNNEL_FRAME_BYTES) flush();
+          if (filled === frame.byteLength - 5) flush();
         }
-        // Send what we have when the client pauses, so a slow upload still moves.
-        if (filled > 0 && value.byteLength < 16 * 1024) flush();
+        if (filled > 0 && !timer) timer = setTimeout(flush, TUNNEL_FLUSH_MS);
       }
+      if (timer) clearTimeout(timer);
       await reader.cancel().catch(() => {});
     } catch {
+      if (timer) clearTimeout(timer);
       await reader.cancel().catch(() => {});
       if (this.calls.get(c.rid) === c) this.clientGone(c);
     }

@@ -55,8 +55,40 @@ function webApp(): ApiFamily {
 /** Every family, in the order they are tried. */
 const FAMILIES: readonly ApiFamily[] = [agentLinkApi(), adminApi(), terminalsApi(), terminalSessionApi(), openTerminalApi(), webApp()];
 
+/**
+ * Unread request body bytes read and dropped after an answer that did not need them (a refusal
+ * before the body, a 404), at most: workerd closes a connection whose request body was left
+ * unread, without `Connection: close`, and a keep-alive client's next request on it fails with
+ * ECONNRESET. A bigger unread body is cancelled (that connection then closes).
+ */
+const UNREAD_BODY_DRAIN_MAX_BYTES = 64 * 1024; // 64 KiB
+
+/** Reads and drops what is left of `body`, up to UNREAD_BODY_DRAIN_MAX_BYTES; never throws. */
+async function drainUnread(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body || body.locked) return;
+  const reader = body.getReader();
+  try {
+    for (let read = 0; read <= UNREAD_BODY_DRAIN_MAX_BYTES; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    /* the client went away */
+  }
+}
+
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    const response = await route(request, env, ctx);
+    await drainUnread(request.body);
+    return response;
+  },
+} satisfies ExportedHandler<Env>;
+
+async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  {
     // CORS (cors.ts) wraps the families: preflights are answered before any route's auth.
     const preflight = corsPreflight(request, env);
     if (preflight) return preflight;
@@ -71,6 +103,7 @@ export default {
     }
     if (routed instanceof Response) return withCors(request, env, routed);
     const response = (await dispatch(FAMILIES, routed, env, ctx)) ?? new OpenTerminalError(404, "NOT_FOUND", "No route").response();
+    if (routed !== request) await drainUnread(routed.body);
     return withCors(request, env, response);
-  },
-} satisfies ExportedHandler<Env>;
+  }
+}

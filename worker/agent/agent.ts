@@ -155,6 +155,7 @@ export class Agent {
       (text) => this.control.send(text),
       (frame) => this.control.send(frame),
       () => this.control.bufferedAmount,
+      (head, payload) => this.control.sendParts(head, payload),
     );
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),

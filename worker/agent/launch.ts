@@ -13,10 +13,20 @@
  * under the same pid. The interpreter is chosen once by a self-test that leaves a descriptor open
  * at DESCRIPTOR_PROBE_FD and checks the program no longer has it; a host where no candidate passes
  * refuses to start anything rather than leak.
+ *
+ * The wrapper costs an extra exec of bash (1–3 ms on a loaded host, most of an `/execute` of
+ * `echo hi`), so it is used only when something would leak: just before each spawn (the caller
+ * spawns in the same synchronous step, and node-pty and child_process fork on this thread)
+ * `inheritableDescriptors` reads /proc/self/fdinfo, whose `flags` show O_CLOEXEC, and when every
+ * descriptor above 2 is close-on-exec the program is started as is. Node, libuv, glibc and Rust's
+ * std open everything close-on-exec; node-pty's masters are the known exception, so with a
+ * terminal open the wrapper is in the path. The agent's entry closes what it inherited without
+ * close-on-exec (`closeInheritedDescriptors`), so a leak from whatever started it does not force
+ * the wrapper on every spawn either. Where /proc cannot tell, every spawn goes through the wrapper.
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, readFileSync, realpathSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync, realpathSync } from "node:fs";
 
 /** Environment variable that tags every process the agent starts (and, inherited, their children). */
 export const PROCESS_TAG_ENV = "EDGETTY_PROCESS";
@@ -24,6 +34,10 @@ export const PROCESS_TAG_ENV = "EDGETTY_PROCESS";
 export const DESCRIPTOR_PROBE_FD = 12;
 /** Longest the self-test may take, in milliseconds. */
 const SELF_TEST_TIMEOUT_MS = 5_000;
+/** O_CLOEXEC as /proc/<pid>/fdinfo/<fd> shows it in `flags` (octal; Linux's generic value, checked once by `fdinfoShowsCloexec`). */
+const FDINFO_CLOEXEC = 0o2000000;
+/** Descriptors looked at per check, at most; a process holding more is treated as leaking. */
+const DESCRIPTORS_CHECKED_MAX = 4096;
 
 /**
  * Closes every descriptor above 2, then runs "$@". Run as `<interpreter> -p -c SCRIPT edgetty-launch
@@ -157,16 +171,122 @@ function descriptorCloser(): Closer {
   throw new Error("no shell on this host can close inherited descriptors before exec (install bash)");
 }
 
+/** Bytes read of an fdinfo file: `flags` is its second line (after `pos`). */
+const FDINFO_READ_BYTES = 128;
+const fdinfoBuffer = Buffer.alloc(FDINFO_READ_BYTES);
+
+/** The close-on-exec bit of descriptor `fd` of this process: true, false, or null when it is gone or /proc cannot tell. */
+function closeOnExec(fd: number): boolean | null {
+  // open + one read + close (half the system calls of readFileSync: this runs before every spawn).
+  let info: string;
+  let handle: number | null = null;
+  try {
+    handle = openSync(`/proc/self/fdinfo/${fd}`, "r");
+    info = fdinfoBuffer.toString("latin1", 0, readSync(handle, fdinfoBuffer, 0, FDINFO_READ_BYTES, null));
+  } catch {
+    return null;
+  } finally {
+    if (handle !== null) closeSync(handle);
+  }
+  const flags = /^flags:\s*([0-7]+)$/m.exec(info);
+  return flags ? (parseInt(flags[1]!, 8) & FDINFO_CLOEXEC) !== 0 : null;
+}
+
+let fdinfoWorks: boolean | null = null;
+
+/** True once /proc/self/fdinfo is seen to report close-on-exec: a descriptor Node opened (always O_CLOEXEC) shows the bit. */
+function fdinfoShowsCloexec(): boolean {
+  if (fdinfoWorks !== null) return fdinfoWorks;
+  let fd: number | null = null;
+  try {
+    fd = openSync("/dev/null", "r");
+    fdinfoWorks = closeOnExec(fd) === true;
+  } catch {
+    fdinfoWorks = false;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+  return fdinfoWorks;
+}
+
 /**
- * Wraps `file args` so it starts with only descriptors 0-2 and `env` plus the owner's tag (see
- * processTag; null for short helpers such as a user look-up, which carry none). The tag is set
- * last, so a caller's `env` cannot replace it. Throws when the host has no working descriptor
- * closer (see the module comment).
+ * The descriptors above 2 this process holds without close-on-exec (what a child started now
+ * would inherit), from /proc/self/fdinfo; null when /proc cannot tell (then assume everything
+ * leaks). `first` stops at the first one found.
+ */
+export function inheritableDescriptors(first = false): number[] | null {
+  if (!fdinfoShowsCloexec()) return null;
+  let names: string[];
+  try {
+    names = readdirSync("/proc/self/fdinfo");
+  } catch {
+    return null;
+  }
+  if (names.length > DESCRIPTORS_CHECKED_MAX) return null;
+  const found: number[] = [];
+  for (const name of names) {
+    const fd = Number(name);
+    if (!Number.isInteger(fd) || fd <= 2) continue;
+    // Gone since the listing (the listing's own descriptor, for one): nothing to inherit.
+    if (closeOnExec(fd) !== false) continue;
+    found.push(fd);
+    if (first) break;
+  }
+  return found;
+}
+
+/**
+ * Closes the descriptors above 2 this process inherited without close-on-exec, so they are not
+ * passed on (and do not force the wrapper on every spawn). For the agent's entry only, before it
+ * opens anything of its own: everything Node opens is close-on-exec, so what lacks the bit at
+ * start came from whatever started the agent. A process with an IPC channel (a forked child) keeps
+ * everything, since the channel's descriptor may be among them. Returns the descriptors closed.
+ */
+export function closeInheritedDescriptors(): number[] {
+  if (process.channel) return [];
+  const closed: number[] = [];
+  for (const fd of inheritableDescriptors() ?? []) {
+    try {
+      closeSync(fd);
+      closed.push(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+  return closed;
+}
+
+/**
+ * `file args` ready to start with only descriptors 0-2 and `env` plus the owner's tag (see
+ * processTag; null for short helpers such as a user look-up, which carry none): the program
+ * itself when no descriptor above 2 would be inherited, else wrapped in the descriptor closer.
+ * Spawn the result at once, in the same synchronous step: the check holds for this moment. The
+ * tag is set last, so a caller's `env` cannot replace it. Throws when the host has no working
+ * descriptor closer (see the module comment), whether or not this spawn needs it.
  */
 export function launchCommand(file: string, args: readonly string[], env: Record<string, string>, tag: string | null): LaunchCommand {
   const wrapper = descriptorCloser();
+  const leaks = inheritableDescriptors(true);
+  if (leaks !== null && leaks.length === 0) return { file, args: [...args], env: withTag(env, tag) };
+  return wrappedCommand(wrapper, file, args, withTag(env, tag));
+}
+
+/**
+ * `file args` always wrapped in the descriptor closer, whatever this process holds (for tests of
+ * the closer itself, and callers that hand the command to a process that may leak).
+ */
+export function closerCommand(file: string, args: readonly string[], env: Record<string, string>, tag: string | null): LaunchCommand {
+  return wrappedCommand(descriptorCloser(), file, args, withTag(env, tag));
+}
+
+/** `env` with the owner's tag set last (or removed, for `null`). */
+function withTag(env: Record<string, string>, tag: string | null): Record<string, string> {
   const tagged: Record<string, string> = { ...env };
   delete tagged[PROCESS_TAG_ENV];
   if (tag !== null) tagged[PROCESS_TAG_ENV] = tag;
-  return { file: wrapper.file, args: [...wrapper.args, file, ...args], env: tagged };
+  return tagged;
+}
+
+function wrappedCommand(wrapper: Closer, file: string, args: readonly string[], env: Record<string, string>): LaunchCommand {
+  return { file: wrapper.file, args: [...wrapper.args, file, ...args], env };
 }

@@ -62,6 +62,19 @@ export class Link {
     return true;
   }
 
+  /**
+   * Sends `head` then `payload` as one binary message, in two fragments, so a big payload is
+   * written from where it lies instead of being copied behind its header; false (nothing sent)
+   * when the link is down. Both fragments go out in this call: nothing can come between them.
+   */
+  sendParts(head: Uint8Array, payload: Uint8Array): boolean {
+    const ws = this.socket;
+    if (!ws) return false;
+    ws.send(head, { binary: true, fin: false });
+    ws.send(payload, { binary: true, fin: true });
+    return true;
+  }
+
   /** Bytes queued in the socket but not yet handed to the kernel. */
   get bufferedAmount(): number {
     return this.ws?.bufferedAmount ?? 0;

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { AGENT_SETTINGS, ConfigError, parseSettings } from "../../shared/limits.ts";
 import { isServerId } from "../../shared/validation.ts";
 import { Agent, AGENT_VERSION } from "../agent/agent.ts";
+import { closeInheritedDescriptors } from "../agent/launch.ts";
 import { createAgentLogger, type LogFormat } from "../agent/log.ts";
 import type { HelperProgram } from "../agent/files/user-files.ts";
 import { isUserPrefix, type MultiUserOptions } from "../agent/os-users.ts";
@@ -155,6 +156,9 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = createAgentLogger({ format: format as LogFormat, server, secrets: [token] });
   log(`edgetty agent ${AGENT_VERSION} starting (node ${process.version}, pid ${process.pid})`, "info");
+  // What this process inherited without close-on-exec would pass to every child (launch.ts).
+  const closed = closeInheritedDescriptors();
+  if (closed.length > 0) log(`closed ${closed.length} inherited descriptor(s) without close-on-exec: ${closed.join(", ")}`, "info");
   // The Open Terminal `/info` text and `/system` prompt (the reference's OPEN_TERMINAL_INFO and
   // OPEN_TERMINAL_SYSTEM_PROMPT).
   const info = process.env.EDGETTY_OT_INFO;

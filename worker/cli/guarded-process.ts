@@ -1,10 +1,10 @@
 /**
- * A child of the local stack that cannot outlive it. Each child (wrangler with its workerd, the
+ * A child of the local stack that cannot outlive it. Each child (the edge runner with its workerd, the
  * agent) runs under a small guardian process in a process group of its own. The guardian holds
  * one end of an IPC channel whose other end only the stack's process holds; when that process
  * dies, however it dies (SIGKILL included), the kernel closes its end, the guardian sees the
  * channel disconnect and ends the whole group: SIGTERM, then SIGKILL after a grace period. This
- * reaches grandchildren too (workerd is wrangler's child), which `--pdeathsig` would not.
+ * reaches grandchildren too (workerd is the edge runner's child), which `--pdeathsig` would not.
  *
  * While the stack lives, it stops a child itself (`stop()`: SIGTERM to the group, then SIGKILL),
  * and learns of an unexpected exit through `exited`.
@@ -105,7 +105,7 @@ export class GuardedProcess implements ProcessHandle {
     this.exited = new Promise((resolveExit) => {
       this.guardian.once("exit", (code, signal) => {
         this.done = true;
-        // Whatever the child left in its group (workerd, when wrangler died) goes with it.
+        // Whatever the child left in its group (workerd, when its runner died) goes with it.
         if (this.guardian.pid) sendSignal(-this.guardian.pid, "SIGKILL");
         setStarted.reject(new Error(`${spec.command} exited before it started (${describeExit({ code, signal })})`));
         resolveExit(this.childStatus ?? statusFromGuardian(code, signal));

@@ -1,6 +1,7 @@
 /**
- * The local stack: the Worker and its Durable Objects in workerd (wrangler's local mode, state
- * persisted under the state folder) plus an agent for this machine registered as server "local".
+ * The local stack: the Worker and its Durable Objects in one workerd (run by Miniflare, wrangler's
+ * local-mode engine, from wrangler.toml: edge-runner.ts; state persisted under the state folder in
+ * wrangler's layout) plus an agent for this machine registered as server "local".
  * `npm start` and the end-to-end tests both run exactly this. It supervises its children: each
  * runs under a guardian (guarded-process.ts) so none outlives this process, and one that dies is
  * restarted or, past its budget, everything stops (supervision.ts holds the policy).
@@ -205,20 +206,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 
   const startEdge = async () => {
-    const inspectorPort = await freePort();
-    const wrangler = join(REPO_ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
     rotateIfLarger(wranglerDebugLog);
     const child = await GuardedProcess.start({
       command: process.execPath,
       args: [
-        wrangler, "dev",
+        "--import", "tsx",
+        join(REPO_ROOT, "worker", "cli", "edge-runner.ts"),
         "--config", join(REPO_ROOT, "wrangler.toml"),
         "--ip", options.host,
         "--port", String(options.port),
-        "--inspector-port", String(inspectorPort),
         "--persist-to", join(stateDir, "state"),
         "--env-file", envFile,
-        "--show-interactive-dev-session=false",
         "--log-level", process.env.EDGETTY_WRANGLER_LOG_LEVEL ?? "warn",
       ],
       cwd: REPO_ROOT,
@@ -326,7 +324,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await startAgent();
   });
 
-  // workerd can die (or hang) while wrangler lives on, so the running stack also asks it.
+  // workerd can die (or hang) while its runner (edge-runner.ts) lives on, so the running stack also asks it.
   let probeTimer: NodeJS.Timeout | undefined;
   /** Since when (epoch ms) every probe has been refused; null while workerd answers. */
   let refusedSince: number | null = null;
@@ -339,7 +337,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       if (result !== "refused") refusedSince = null;
       else refusedSince ??= Date.now();
       failures = result === "failed" ? failures + 1 : 0;
-      // wrangler replaces workerd when it reloads the Worker: only a longer silence is a death.
+      // A moment of refused connections is not a death (workerd restarting); only a longer silence is.
       if (refusedSince !== null && Date.now() - refusedSince >= HEALTH_REFUSED_FOR_MS) edgeDown("stopped listening (connection refused)");
       else if (failures >= HEALTH_FAILURES_MAX) edgeDown(`stopped answering /health within ${HEALTH_PROBE_TIMEOUT_MS} ms`);
       if (recovering.edge) {

@@ -20,7 +20,7 @@ export const HEALTH_PROBE_TIMEOUT_MS = 10_000;
 export const HEALTH_RECHECK_MS = 500;
 /**
  * How long /health must refuse connections before workerd counts as dead, in milliseconds. Not
- * at once: when the Worker's code changes, wrangler replaces workerd and the port is closed a
+ * at once: when the Worker's code changes, the edge runner replaces workerd and the port is closed a
  * moment.
  */
 export const HEALTH_REFUSED_FOR_MS = 5_000;

@@ -8,6 +8,7 @@ import { access, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } 
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { lookup } from "mime-types";
+import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
 import type { ReadQuery, Replacement } from "../../../shared/open-terminal.ts";
 import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
 import { fail, osFail } from "./paths.ts";
@@ -110,7 +111,8 @@ export async function displayFile(target: string): Promise<Response> {
 
 /** A file's bytes, streamed (the tunnel paces the disk reads to the client). */
 function streamFile(target: string, mime: string, size: number): Response {
-  const body = Readable.toWeb(createReadStream(target, { highWaterMark: 256 * 1024 })) as ReadableStream<Uint8Array>;
+  // Reads of one tunnel frame each (shared/links/tunnel.ts): one frame per read, no split.
+  const body = Readable.toWeb(createReadStream(target, { highWaterMark: TUNNEL_FRAME_BYTES })) as ReadableStream<Uint8Array>;
   return new Response(body, { headers: { "Content-Type": mime, "Content-Length": String(size) } });
 }
 

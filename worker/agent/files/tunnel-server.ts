@@ -59,6 +59,13 @@ export class TunnelServer {
     private readonly sendBinary: (frame: Uint8Array) => boolean,
     /** Bytes queued on the control link (proxied WebSockets close past their cap). */
     linkBuffered: () => number = () => 0,
+    /** Sends a frame given as header and payload (the link's `sendParts`: no copy); default: one joined frame. */
+    private readonly sendParts: (head: Uint8Array, payload: Uint8Array) => boolean = (head, payload) => {
+      const frame = new Uint8Array(head.byteLength + payload.byteLength);
+      frame.set(head);
+      frame.set(payload, head.byteLength);
+      return sendBinary(frame);
+    },
   ) {
     this.ws = new WsProxy((msg) => this.emit(msg), sendBinary, linkBuffered);
   }
@@ -207,6 +214,8 @@ export class TunnelServer {
     response.headers.forEach((v, k) => headers.push([k, v]));
     if (!this.emit({ t: "tun.head", rid, status: response.status, headers })) return;
     const reader = response.body?.getReader();
+    // The 5-byte header of every body frame of this response (the payload follows it uncopied).
+    const head = encodeBodyFrame(TUN_RES_BODY, rid, new Uint8Array(0));
     try {
       while (reader) {
         while (job.unacked >= TUNNEL_WINDOW_BYTES && !job.abort.signal.aborted) await new Promise<void>((resolve) => (job.wake = resolve));
@@ -219,7 +228,7 @@ export class TunnelServer {
         for (let at = 0; at < value.byteLength; at += TUNNEL_FRAME_BYTES) {
           const part = value.subarray(at, Math.min(value.byteLength, at + TUNNEL_FRAME_BYTES));
           job.unacked += part.byteLength;
-          if (!this.sendBinary(encodeBodyFrame(TUN_RES_BODY, rid, part))) throw new Error("control link is down");
+          if (!this.sendParts(head, part)) throw new Error("control link is down");
         }
       }
     } catch (e) {
