@@ -82,7 +82,7 @@ export class EdgeExecRelay {
    */
   constructor(
     private readonly agent: () => WebSocket | null,
-    private readonly jobs: Correlator<ExecJob | { kind: "control" }>,
+    private readonly jobs: Correlator<ExecJob | { kind: string }>,
   ) {}
 
   /** Calls in flight. */

@@ -11,6 +11,7 @@
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
  */
+import type { Correlator } from "../shared/links/correlator.ts";
 import { sendToAgent } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
@@ -50,7 +51,9 @@ const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|
 /** Response headers never passed to the client: hop-by-hop, and state a proxied app must not set on this origin. */
 const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
 
-interface Call {
+/** One tunnelled HTTP call in the HostDO's request table (its id is the call's `rid`). */
+export interface TunnelCallEntry {
+  kind: "tun";
   rid: number;
   resolve: ((r: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
@@ -96,27 +99,35 @@ export function tunnelRequest(request: Request, call: TunnelCall): Request {
 }
 
 export class EdgeTunnel {
-  private readonly calls = new Map<number, Call>();
-  private nextRid = Math.floor(Math.random() * 2 ** 31);
+  /**
+   * `agent()` is the open control link, or null while the agent is away; `calls` is the HostDO's
+   * request table (ids below 2^32: a rid rides in 4 bytes of every body frame).
+   */
+  constructor(
+    private readonly agent: () => WebSocket | null,
+    private readonly calls: Correlator<TunnelCallEntry | { kind: string }>,
+  ) {}
 
-  /** `agent()` is the open control link, or null while the agent is away. */
-  constructor(private readonly agent: () => WebSocket | null) {}
+  /** Calls in flight. */
+  get size(): number {
+    return this.calls.count("tun");
+  }
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const call = readTunnelCall(request);
     if (call instanceof Response) return call;
     if (!this.agent()) return offline();
-    if (this.calls.size >= TUNNEL_MAX_INFLIGHT) {
-      return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
-    }
+    const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
+    if (this.size >= TUNNEL_MAX_INFLIGHT) return busy();
     const headers: HeaderList = [];
     for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
-    const rid = (this.nextRid = (this.nextRid + 1) >>> 0);
     const body = request.body;
-    const c: Call = { rid, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
-    this.calls.set(rid, c);
+    const rid = this.calls.open(c);
+    if (rid === null) return busy();
+    c.rid = rid;
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
     const req: TunnelEdgeMsg = { t: "tun.req", rid, scope: call.scope, session: call.session, method: request.method, path: call.path, query: call.query, headers, body: body !== null };
     if (!this.sendJson(req)) {
@@ -134,7 +145,7 @@ export class EdgeTunnel {
       console.warn("edgetty: ignoring a malformed tunnel message from the agent");
       return;
     }
-    const c = this.calls.get(msg.rid);
+    const c = this.call(msg.rid);
     if (!c) {
       if (msg.t === "tun.head") this.sendJson({ t: "tun.cancel", rid: msg.rid });
       return;
@@ -163,7 +174,7 @@ export class EdgeTunnel {
   onAgentBinary(frame: Uint8Array): void {
     const decoded = decodeBodyFrame(frame, TUN_RES_BODY);
     if (!decoded) return;
-    const c = this.calls.get(decoded.rid);
+    const c = this.call(decoded.rid);
     if (!c?.writer) {
       if (!c) this.sendJson({ t: "tun.cancel", rid: decoded.rid });
       return;
@@ -183,16 +194,16 @@ export class EdgeTunnel {
     );
   }
 
-  /** The control link is gone: every call ends. */
-  agentGone(): void {
-    for (const c of [...this.calls.values()]) {
+  /** The control link is gone: every call ends. `calls` are those the HostDO drained from its table. */
+  agentGone(calls: readonly TunnelCallEntry[]): void {
+    for (const c of calls) {
       this.forget(c);
       if (c.resolve) this.fail(c, offline("The host's agent went offline before answering"));
       c.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
     }
   }
 
-  private async pumpRequest(c: Call, body: ReadableStream<Uint8Array>): Promise<void> {
+  private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
     // Reads (a few KiB each) are gathered into one frame, its header written in place: it goes
     // out when full, at the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame
@@ -251,7 +262,7 @@ export class EdgeTunnel {
     }
   }
 
-  private openResponse(c: Call, status: number, agentHeaders: HeaderList): void {
+  private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList): void {
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     const headers = new Headers();
@@ -267,36 +278,42 @@ export class EdgeTunnel {
     this.answer(c, new Response(readable, { status, headers }));
   }
 
-  private clientGone(c: Call): void {
+  private clientGone(c: TunnelCallEntry): void {
     if (this.calls.get(c.rid) !== c) return;
     this.forget(c);
     this.sendJson({ t: "tun.cancel", rid: c.rid });
   }
 
-  private fail(c: Call, response: Response): void {
+  private fail(c: TunnelCallEntry, response: Response): void {
     if (this.calls.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
     this.forget(c);
     this.answer(c, response);
   }
 
-  private answer(c: Call, response: Response): void {
+  private answer(c: TunnelCallEntry, response: Response): void {
     const resolve = c.resolve;
     c.resolve = null;
     resolve?.(response);
   }
 
-  private wake(c: Call): void {
+  private wake(c: TunnelCallEntry): void {
     const wake = c.wake;
     c.wake = null;
     wake?.();
   }
 
-  private forget(c: Call): void {
+  private forget(c: TunnelCallEntry): void {
     c.done = true;
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     this.wake(c);
-    if (this.calls.get(c.rid) === c) this.calls.delete(c.rid);
+    this.calls.take(c.rid, c);
+  }
+
+  /** The call in flight under `rid`, if that id is a tunnelled call's. */
+  private call(rid: number): TunnelCallEntry | undefined {
+    const entry = this.calls.get(rid);
+    return entry?.kind === "tun" ? (entry as TunnelCallEntry) : undefined;
   }
 
   private sendJson(msg: TunnelEdgeMsg): boolean {
