@@ -14,8 +14,9 @@ import { decodeAgentFrame, encodeEdgeFrame, type AgentDataFrame, type EdgeDataFr
 import { decodeServerFrame, type ExitInfo } from "../../shared/links/client.ts";
 import { agentIdentity, processTag } from "../../worker/agent/launch.ts";
 import { PtySession } from "../../worker/agent/pty-session.ts";
+import { UNACKED_MAX_BYTES } from "../../worker/agent/pty-output-log.ts";
 import type { SpawnPlan } from "../../worker/agent/spawn.ts";
-import { Waiters } from "../support/waiters.ts";
+import { until, Waiters } from "../support/waiters.ts";
 
 /** The TerminalDO's end of the data link: folds the agent's frames into state. */
 class EdgeEnd {
@@ -224,6 +225,23 @@ describe("PtySession", () => {
     await edge.until(() => edge.output.includes("after-drop\r\n"), "output after the drop");
     expect(edge.output).toContain("before-drop\r\n");
   });
+
+  it("pauses the PTY while too much output is unacknowledged, and resumes it once the edge acknowledges", async () => {
+    const { s } = session();
+    await resume();
+    await s.ready();
+    const state = s as unknown as { paused: boolean; output: { end: number } };
+    edge.send({ t: "input", data: new TextEncoder().encode("yes flood\r") });
+    await until("the PTY to pause", () => state.paused, { timeoutMs: 60_000, describe: () => `; ${state.output.end} bytes read` });
+    // Paused on the chunk that crossed the limit: what it holds is bounded by the limit plus one read.
+    expect(state.output.end).toBeLessThan(UNACKED_MAX_BYTES + (1 << 20));
+    const pausedAt = state.output.end;
+    await until("the PTY to resume once everything received is acknowledged", () => {
+      edge.send({ t: "ack", offset: edge.outputEnd });
+      return !state.paused;
+    }, { timeoutMs: 60_000 });
+    await edge.until(() => edge.outputEnd > pausedAt + (1 << 20), "output flowing again");
+  }, 120_000);
 
   it("reports the exit to its owner and over the link", async () => {
     const { s, exits } = session();
