@@ -158,7 +158,7 @@ describe("RawClients", () => {
 
   it(`keeps at most ${RAW_PENDING_MAX} sockets waiting to authenticate: a newer one closes an older one`, async () => {
     const t = await terminal(false);
-    const sockets = [];
+    const sockets: Awaited<ReturnType<typeof t.raw>>[] = [];
     for (let i = 0; i <= RAW_PENDING_MAX; i++) sockets.push(await t.raw());
     await t.waiters.until(() => sockets.some((s) => s.seen.close !== null), "an eviction");
     const closed = sockets.filter((s) => s.seen.close !== null);
