@@ -10,7 +10,7 @@
  * memory; the program simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
-import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
+import { encodeServerFrame, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
 import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot } from "../../shared/links/data.ts";
 import type { LiveSession, SessionMeta } from "../../shared/links/session.ts";
 import type { CommandRecord } from "../../shared/history.ts";
