@@ -12,7 +12,7 @@
  * call (503 before the head, a cut body after it).
  */
 import type { Correlator } from "../shared/links/correlator.ts";
-import { sendToAgent } from "./agent-send.ts";
+import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
@@ -52,12 +52,10 @@ const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|
 const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
 
 /** One tunnelled HTTP call in the HostDO's request table (its id is the call's `rid`). */
-export interface TunnelCallEntry {
+export interface TunnelCallEntry extends HttpWaiter {
   kind: "tun";
   rid: number;
-  resolve: ((r: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
-  writer: WritableStreamDefaultWriter<Uint8Array> | null;
   /** Request bytes sent but not yet acknowledged by the agent. */
   unacked: number;
   /** Response bytes the client took that the agent has not been told of yet. */
@@ -78,11 +76,6 @@ export function readTunnelCall(request: Request): TunnelCall | Response {
   }
 }
 
-/** 503 in the Open Terminal family's shape: the agent's control link is down. */
-export function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
-  return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
-}
-
 /** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
 export function tunnelRequest(request: Request, call: TunnelCall): Request {
   if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
@@ -98,26 +91,20 @@ export function tunnelRequest(request: Request, call: TunnelCall): Request {
   return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, ...(hasBody ? { body: request.body } : {}) });
 }
 
-export class EdgeTunnel {
+export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   /**
    * `agent()` is the open control link, or null while the agent is away; `calls` is the HostDO's
    * request table (ids below 2^32: a rid rides in 4 bytes of every body frame).
    */
-  constructor(
-    private readonly agent: () => WebSocket | null,
-    private readonly calls: Correlator<TunnelCallEntry | { kind: string }>,
-  ) {}
-
-  /** Calls in flight. */
-  get size(): number {
-    return this.calls.count("tun");
+  constructor(agent: () => WebSocket | null, calls: Correlator<TunnelCallEntry | { kind: string }>) {
+    super(agent, calls, "tun");
   }
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const call = readTunnelCall(request);
     if (call instanceof Response) return call;
-    if (!this.agent()) return offline();
+    if (!this.online()) return offline();
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
     if (this.size >= TUNNEL_MAX_INFLIGHT) return busy();
     const headers: HeaderList = [];
@@ -125,7 +112,7 @@ export class EdgeTunnel {
     const body = request.body;
     const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
-    const rid = this.calls.open(c);
+    const rid = this.table.open(c);
     if (rid === null) return busy();
     c.rid = rid;
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
@@ -145,7 +132,7 @@ export class EdgeTunnel {
       console.warn("edgetty: ignoring a malformed tunnel message from the agent");
       return;
     }
-    const c = this.call(msg.rid);
+    const c = this.entry(msg.rid);
     if (!c) {
       if (msg.t === "tun.head") this.sendJson({ t: "tun.cancel", rid: msg.rid });
       return;
@@ -174,7 +161,7 @@ export class EdgeTunnel {
   onAgentBinary(frame: Uint8Array): void {
     const decoded = decodeBodyFrame(frame, TUN_RES_BODY);
     if (!decoded) return;
-    const c = this.call(decoded.rid);
+    const c = this.entry(decoded.rid);
     if (!c?.writer) {
       if (!c) this.sendJson({ t: "tun.cancel", rid: decoded.rid });
       return;
@@ -183,7 +170,7 @@ export class EdgeTunnel {
     // The payload is a view of the WebSocket message: written as is, no copy.
     c.writer.write(decoded.payload).then(
       () => {
-        if (this.calls.get(c.rid) !== c) return;
+        if (this.table.get(c.rid) !== c) return;
         c.taken += bytes;
         if (c.taken >= TUNNEL_ACK_BATCH_BYTES) {
           this.sendJson({ t: "tun.ack", rid: c.rid, bytes: c.taken });
@@ -198,10 +185,10 @@ export class EdgeTunnel {
   agentGone(calls: readonly TunnelCallEntry[]): void {
     for (const c of calls) {
       this.forget(c);
-      if (c.resolve) this.fail(c, offline("The host's agent went offline before answering"));
-      c.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
+      agentWentAway(c);
     }
   }
+
 
   private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
@@ -258,7 +245,7 @@ export class EdgeTunnel {
     } catch {
       if (timer) clearTimeout(timer);
       await reader.cancel().catch(() => {});
-      if (this.calls.get(c.rid) === c) this.clientGone(c);
+      if (this.table.get(c.rid) === c) this.clientGone(c);
     }
   }
 
@@ -269,31 +256,25 @@ export class EdgeTunnel {
     for (const [k, v] of agentHeaders) if (!DROP_RESPONSE.test(k)) headers.append(k, v);
     const nullBody = status === 204 || status === 304;
     if (nullBody) {
-      this.answer(c, new Response(null, { status, headers }));
+      answerOnce(c, new Response(null, { status, headers }));
       return;
     }
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     c.writer = writable.getWriter();
     c.writer.closed.catch(() => this.clientGone(c));
-    this.answer(c, new Response(readable, { status, headers }));
+    answerOnce(c, new Response(readable, { status, headers }));
   }
 
   private clientGone(c: TunnelCallEntry): void {
-    if (this.calls.get(c.rid) !== c) return;
+    if (this.table.get(c.rid) !== c) return;
     this.forget(c);
     this.sendJson({ t: "tun.cancel", rid: c.rid });
   }
 
   private fail(c: TunnelCallEntry, response: Response): void {
-    if (this.calls.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
+    if (this.table.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
     this.forget(c);
-    this.answer(c, response);
-  }
-
-  private answer(c: TunnelCallEntry, response: Response): void {
-    const resolve = c.resolve;
-    c.resolve = null;
-    resolve?.(response);
+    answerOnce(c, response);
   }
 
   private wake(c: TunnelCallEntry): void {
@@ -307,20 +288,14 @@ export class EdgeTunnel {
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     this.wake(c);
-    this.calls.take(c.rid, c);
-  }
-
-  /** The call in flight under `rid`, if that id is a tunnelled call's. */
-  private call(rid: number): TunnelCallEntry | undefined {
-    const entry = this.calls.get(rid);
-    return entry?.kind === "tun" ? (entry as TunnelCallEntry) : undefined;
+    this.table.take(c.rid, c);
   }
 
   private sendJson(msg: TunnelEdgeMsg): boolean {
-    return sendToAgent(this.agent(), msg);
+    return this.toAgent(msg);
   }
 
   private sendBinary(frame: Uint8Array): boolean {
-    return sendToAgent(this.agent(), frame);
+    return this.toAgent(frame);
   }
 }

@@ -6,11 +6,11 @@
  * HostDO stays in memory while one is open.
  */
 import type { Correlator } from "../shared/links/correlator.ts";
-import { sendToAgent } from "./agent-send.ts";
+import { AgentRelay, offline } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/links/tunnel.ts";
 import type { TunnelAgentMsg, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { offline, readTunnelCall } from "./http-tunnel.ts";
+import { readTunnelCall } from "./http-tunnel.ts";
 
 /** The HostDO path proxied WebSocket upgrades are fetched at. */
 export const WS_TUNNEL_PATH = "/tunnel-ws";
@@ -27,32 +27,26 @@ export interface WsTunnelEntry {
   ws: WebSocket | null;
 }
 
-export class EdgeWsTunnel {
+export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
   /**
    * `agent()` is the open control link, or null while the agent is away; `sockets` is the
    * HostDO's request table (ids below 2^32: a rid rides in 4 bytes of every binary frame).
    */
-  constructor(
-    private readonly agent: () => WebSocket | null,
-    private readonly sockets: Correlator<WsTunnelEntry | { kind: string }>,
-  ) {}
-
-  /** Proxied WebSockets open or opening. */
-  get size(): number {
-    return this.sockets.count("ws");
+  constructor(agent: () => WebSocket | null, sockets: Correlator<WsTunnelEntry | { kind: string }>) {
+    super(agent, sockets, "ws");
   }
 
   /** Answers a proxied upgrade from the Worker (the call its tunnel header carries). */
   async fetch(request: Request): Promise<Response> {
     const call = readTunnelCall(request);
     if (call instanceof Response) return call;
-    if (!this.agent()) return offline();
+    if (!this.online()) return offline();
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
     if (this.size >= TUNNEL_WS_MAX) return busy();
     const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean).slice(0, 16);
     const s: WsTunnelEntry = { kind: "ws", rid: 0, pending: null, timer: null, ws: null };
     const answer = new Promise<Response>((resolve) => (s.pending = resolve));
-    const rid = this.sockets.open(s);
+    const rid = this.table.open(s);
     if (rid === null) return busy();
     s.rid = rid;
     s.timer = setTimeout(() => this.refuse(s, 504, "GATEWAY_TIMEOUT", "The upstream WebSocket did not open in time"), WS_DIAL_TIMEOUT_MS);
@@ -62,7 +56,7 @@ export class EdgeWsTunnel {
 
   /** A `tun.ws*` text frame from the agent. */
   onAgentMessage(msg: TunnelAgentMsg): void {
-    const s = this.socket(msg.rid);
+    const s = this.entry(msg.rid);
     if (!s) {
       if (msg.t === "tun.wsready" || msg.t === "tun.wstext") this.send({ t: "tun.wsclose", rid: msg.rid, code: 1000, reason: "gone" });
       return;
@@ -85,7 +79,7 @@ export class EdgeWsTunnel {
   onAgentBinary(frame: Uint8Array): boolean {
     const decoded = decodeBodyFrame(frame, TUN_WS_BINARY);
     if (!decoded) return false;
-    const s = this.socket(decoded.rid);
+    const s = this.entry(decoded.rid);
     // workerd's send() takes the bytes of an exact ArrayBuffer, not a view into a larger one.
     if (s) this.deliver(s, decoded.payload.slice().buffer);
     return true;
@@ -117,11 +111,11 @@ export class EdgeWsTunnel {
       });
     });
     server.addEventListener("close", (event) => {
-      if (!this.sockets.take(s.rid, s)) return;
+      if (!this.table.take(s.rid, s)) return;
       this.send({ t: "tun.wsclose", rid: s.rid, code: sendableCloseCode(event.code), reason: event.reason });
     });
     server.addEventListener("error", () => {
-      if (!this.sockets.take(s.rid, s)) return;
+      if (!this.table.take(s.rid, s)) return;
       this.send({ t: "tun.wsclose", rid: s.rid, code: 1011, reason: "client socket error" });
     });
     const resolve = s.pending;
@@ -140,7 +134,7 @@ export class EdgeWsTunnel {
   private refuse(s: WsTunnelEntry, status: number, code: string, message: string): void {
     if (s.timer) clearTimeout(s.timer);
     s.timer = null;
-    this.sockets.take(s.rid, s);
+    this.table.take(s.rid, s);
     this.send({ t: "tun.wsclose", rid: s.rid, code: 1000, reason: "refused" });
     const resolve = s.pending;
     s.pending = null;
@@ -148,7 +142,7 @@ export class EdgeWsTunnel {
   }
 
   private drop(s: WsTunnelEntry, code: number, reason: string): void {
-    this.sockets.take(s.rid, s);
+    this.table.take(s.rid, s);
     try {
       s.ws?.close(sendableCloseCode(code), reason.slice(0, 120));
     } catch {
@@ -156,17 +150,11 @@ export class EdgeWsTunnel {
     }
   }
 
-  /** The proxied socket under `rid`, if that id is one. */
-  private socket(rid: number): WsTunnelEntry | undefined {
-    const entry = this.sockets.get(rid);
-    return entry?.kind === "ws" ? (entry as WsTunnelEntry) : undefined;
-  }
-
   private send(msg: TunnelEdgeMsg): boolean {
-    return sendToAgent(this.agent(), msg);
+    return this.toAgent(msg);
   }
 
   private sendBinary(frame: Uint8Array): void {
-    sendToAgent(this.agent(), frame);
+    this.toAgent(frame);
   }
 }

@@ -37,6 +37,13 @@ function relayOnLink(tableMax = LINK_INFLIGHT_MAX) {
     reply(msg: object): void {
       relay.onAgentMessage(decodeAgentToHost(JSON.stringify(msg)) as ExecAgentMsg);
     },
+    /** A stream call the agent has started (exec.head): its id and the HTTP answer. */
+    async openStream(): Promise<{ id: number; res: Response }> {
+      const answer = relay.start("s", STREAM);
+      const { id } = await this.frame("exec.req", undefined, STREAM);
+      this.reply({ t: "exec.head", id });
+      return { id, res: await answer };
+    },
     /** The first frame sent of type `t` (with `id` and `op`, when given), once it arrives. */
     async frame<T extends ExecEdgeMsg["t"]>(t: T, id?: number, op?: ExecOp): Promise<Extract<ExecEdgeMsg, { t: T }>> {
       const match = () => sent.find((m) => m.t === t && (id === undefined || m.id === id) && (op === undefined || (m.t === "exec.req" && JSON.stringify(m.op) === JSON.stringify(op))));
@@ -71,10 +78,7 @@ describe("EdgeExecRelay", () => {
 
   it("streams exec.data into the body, acknowledging each frame once the reader has taken it, and ends on exec.end", async () => {
     const r = relayOnLink();
-    const answer = r.relay.start("s", STREAM);
-    const { id } = await r.frame("exec.req");
-    r.reply({ t: "exec.head", id });
-    const res = await answer;
+    const { id, res } = await r.openStream();
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toMatch(/ndjson/);
     const reader = res.body!.getReader();
@@ -90,10 +94,8 @@ describe("EdgeExecRelay", () => {
 
   it("cancels the command at the agent when the HTTP client goes away mid-stream", async () => {
     const r = relayOnLink();
-    const answer = r.relay.start("s", STREAM);
-    const { id } = await r.frame("exec.req");
-    r.reply({ t: "exec.head", id });
-    await (await answer).body!.cancel();
+    const { id, res } = await r.openStream();
+    await res.body!.cancel();
     expect(await r.frame("exec.cancel", id)).toEqual({ t: "exec.cancel", id });
     expect(r.relay.size).toBe(0);
   });
