@@ -46,14 +46,17 @@ export function agentWentAway(w: HttpWaiter): void {
 
 /** A relay of the HostDO: its entries are those of kind `kind` in the shared request table. */
 export abstract class AgentRelay<E extends { kind: string }> {
+  /** The kind of this relay's entries in the table. */
+  protected abstract readonly kind: E["kind"];
+
   /**
    * `agent()` is the open control link, or null while the agent is away; `table` is the
-   * HostDO's request table, shared with the other relays and the control requests.
+   * HostDO's request table, shared with the other relays and the control requests. Its ids stay
+   * below 2^32 (a tunnel's rid rides in 4 bytes of every binary frame).
    */
   constructor(
     private readonly agent: () => WebSocket | null,
     protected readonly table: Correlator<E | { kind: string }>,
-    private readonly kind: E["kind"],
   ) {}
 
   /** This relay's entries in flight. */

@@ -17,7 +17,6 @@
  * count). So a stream that has been silent for STREAM_PROBE_INTERVAL_MS gets one space: JSON
  * allows whitespace before a value, so the next line still parses, and a gone client is found.
  */
-import type { Correlator } from "../shared/links/correlator.ts";
 import * as v from "valibot";
 import { EXEC_SCOPE_MAX_CHARS, EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecOpSchema, isStreamOp, replyDeadlineMs } from "../shared/links/exec.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/links/exec.ts";
@@ -67,13 +66,7 @@ export function execRequest(scope: string, op: ExecOp, session = "", user?: stri
 }
 
 export class EdgeExecRelay extends AgentRelay<ExecJob> {
-  /**
-   * `agent()` is the open control link, or null while the agent is away; `jobs` is the HostDO's
-   * request table, shared with its control requests and tunnels.
-   */
-  constructor(agent: () => WebSocket | null, jobs: Correlator<ExecJob | { kind: string }>) {
-    super(agent, jobs, "exec");
-  }
+  protected readonly kind = "exec";
 
   /** Answers an `execRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {

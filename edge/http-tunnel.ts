@@ -11,7 +11,6 @@
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
  */
-import type { Correlator } from "../shared/links/correlator.ts";
 import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
@@ -92,13 +91,7 @@ export function tunnelRequest(request: Request, call: TunnelCall): Request {
 }
 
 export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
-  /**
-   * `agent()` is the open control link, or null while the agent is away; `calls` is the HostDO's
-   * request table (ids below 2^32: a rid rides in 4 bytes of every body frame).
-   */
-  constructor(agent: () => WebSocket | null, calls: Correlator<TunnelCallEntry | { kind: string }>) {
-    super(agent, calls, "tun");
-  }
+  protected readonly kind = "tun";
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {

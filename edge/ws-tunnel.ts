@@ -5,7 +5,6 @@
  * closes the other. These sockets are accepted (not hibernatable): they are live relays, and the
  * HostDO stays in memory while one is open.
  */
-import type { Correlator } from "../shared/links/correlator.ts";
 import { AgentRelay, offline } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/links/tunnel.ts";
@@ -28,13 +27,7 @@ export interface WsTunnelEntry {
 }
 
 export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
-  /**
-   * `agent()` is the open control link, or null while the agent is away; `sockets` is the
-   * HostDO's request table (ids below 2^32: a rid rides in 4 bytes of every binary frame).
-   */
-  constructor(agent: () => WebSocket | null, sockets: Correlator<WsTunnelEntry | { kind: string }>) {
-    super(agent, sockets, "ws");
-  }
+  protected readonly kind = "ws";
 
   /** Answers a proxied upgrade from the Worker (the call its tunnel header carries). */
   async fetch(request: Request): Promise<Response> {
