@@ -75,6 +75,13 @@ export function readTunnelCall(request: Request): TunnelCall | Response {
   }
 }
 
+/** The call of a tunnelled request, or the answer to give at once: 400 when malformed, 503 while the agent is away. */
+export function acceptTunnelCall(request: Request, online: boolean): TunnelCall | Response {
+  const call = readTunnelCall(request);
+  if (call instanceof Response || online) return call;
+  return offline();
+}
+
 /** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
 export function tunnelRequest(request: Request, call: TunnelCall): Request {
   if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
@@ -95,9 +102,8 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
-    const call = readTunnelCall(request);
+    const call = acceptTunnelCall(request, this.online());
     if (call instanceof Response) return call;
-    if (!this.online()) return offline();
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
     if (this.size >= TUNNEL_MAX_INFLIGHT) return busy();
     const headers: HeaderList = [];

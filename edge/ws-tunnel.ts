@@ -5,11 +5,11 @@
  * closes the other. These sockets are accepted (not hibernatable): they are live relays, and the
  * HostDO stays in memory while one is open.
  */
-import { AgentRelay, offline } from "./agent-send.ts";
+import { AgentRelay } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/links/tunnel.ts";
 import type { TunnelAgentMsg, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { readTunnelCall } from "./http-tunnel.ts";
+import { acceptTunnelCall } from "./http-tunnel.ts";
 
 /** The HostDO path proxied WebSocket upgrades are fetched at. */
 export const WS_TUNNEL_PATH = "/tunnel-ws";
@@ -31,9 +31,8 @@ export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
 
   /** Answers a proxied upgrade from the Worker (the call its tunnel header carries). */
   async fetch(request: Request): Promise<Response> {
-    const call = readTunnelCall(request);
+    const call = acceptTunnelCall(request, this.online());
     if (call instanceof Response) return call;
-    if (!this.online()) return offline();
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
     if (this.size >= TUNNEL_WS_MAX) return busy();
     const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean).slice(0, 16);
