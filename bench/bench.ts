@@ -24,266 +24,42 @@
  * garbage collection would be measured as edgetty's. The `ws` library is measured too, for
  * comparison.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as pty from "node-pty";
-import WebSocket from "ws";
-import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
-import { CountingWebSocket, OutputCounter } from "./counting-client.ts";
 import { benchExecute } from "./execute.ts";
 import { measureBrowserLike } from "./browser-client.ts";
 import { keystrokeToPaint } from "./chromium-paint.ts";
 import { burstRepaintCheck, floodRate, STORM_CLIENTS } from "./join-storm.ts";
-import { freePort, startLocalStack, type LocalStack } from "../worker/cli/local-stack.ts";
+import { freePort, startLocalStack } from "../worker/cli/local-stack.ts";
 import { benchOpenTerminal } from "./open-terminal-bench.ts";
-
-const MB = 1e6;
-const LINE = "edgetty benchmark line: the quick brown fox jumps over the lazy dog 0123456789";
-const DONE = "BENCH-DONE";
-/** The command line prints the marker with quotes inside, so its echo never matches. */
-const DONE_CMD = "echo BENCH-DO''NE";
-
-function envInt(name: string, fallback: number): number {
-  const n = Number(process.env[name]);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-}
-
-/** Throughput is measured this many times each way, alternating; the medians are compared. */
-const THROUGHPUT_RUNS = 9;
-/** Runs with the `ws` library as the client, shown for comparison. */
-const WS_CLIENT_RUNS = 3;
-/** Memory is sampled this often during the `yes` run, in seconds. */
-const MEMORY_SAMPLE_S = 5;
-/** The paced fan-out source: how fast and how much, in MB/s and MB. */
-const PACED_MB_PER_S = 2;
-const PACED_TOTAL_MB = 4;
-
-/** A program that prints `bytes` of text at `mbPerS`, in 10 ms ticks. */
-function pacedCommand(bytes: number, mbPerS: number): string {
-  const perTick = Math.round((mbPerS * MB) / 100);
-  const script = `const b=Buffer.from("${LINE}\\n".repeat(${Math.ceil(perTick / (LINE.length + 1))}));let n=0;const t=setInterval(()=>{process.stdout.write(b);n+=b.length;if(n>=${bytes})clearInterval(t)},10)`;
-  return `${JSON.stringify(process.execPath)} -e '${script}'`;
-}
-
-function textCommand(bytes: number): string {
-  return `yes '${LINE}' | head -c ${bytes}`;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** "min–max" of a series, for the report. */
-function range(values: number[]): string {
-  return `${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)}`;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-// --- the in-process baseline ---------------------------------------------------------------------
-
-/** Bytes per second reading `command`'s output straight from a PTY in this process. */
-function rawThroughput(command: string): Promise<{ bytes: number; seconds: number }> {
-  return new Promise((resolve) => {
-    const started = performance.now();
-    let bytes = 0;
-    const p = pty.spawn("/bin/sh", ["-c", command], { cols: 80, rows: 24, encoding: null });
-    p.onData((d) => (bytes += (d as unknown as Buffer).byteLength));
-    p.onExit(() => resolve({ bytes, seconds: (performance.now() - started) / 1000 }));
-  });
-}
-
-/** Keystroke round trips on a raw-mode `cat` in a PTY read in-process. */
-async function rawEcho(count: number): Promise<number[]> {
-  const p = pty.spawn("/bin/sh", ["-c", "stty raw -echo; echo READY; exec cat"], { cols: 80, rows: 24, encoding: null });
-  let onData: (d: Buffer) => void = () => {};
-  p.onData((d) => onData(d as unknown as Buffer));
-  await new Promise<void>((resolve) => (onData = (d) => d.includes("READY") && resolve()));
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const key = String.fromCharCode(97 + (i % 26));
-    const t0 = performance.now();
-    await new Promise<void>((resolve) => {
-      onData = (d) => d.includes(key) && resolve();
-      p.write(key);
-    });
-    samples.push(performance.now() - t0);
-  }
-  p.kill();
-  return samples.sort((a, b) => a - b);
-}
-
-// --- clients ------------------------------------------------------------------------------------
-
-/**
- * A viewer for the measurements: a real WebSocket that counts output. Two transports: the
- * counting client (the default; it allocates nothing per read, so the CPU it takes from these
- * two cores is the kernel's reading and little more) and the `ws` library, shown for comparison.
- */
-class BenchClient {
-  private constructor(
-    private readonly output: OutputCounter,
-    private readonly transport: { send(bytes: Uint8Array): void; close(): void },
-  ) {}
-
-  static async counting(url: string, apiKey: string): Promise<BenchClient> {
-    const ws = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
-    return new BenchClient(ws.output, ws);
-  }
-
-  static ws(url: string, apiKey: string): Promise<BenchClient> {
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
-    const output = new OutputCounter();
-    ws.on("message", (data: Buffer) => {
-      if (data[0] === ServerOp.OUTPUT) output.feed(data.subarray(1));
-    });
-    return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new BenchClient(output, { send: (bytes) => ws.send(bytes), close: () => ws.close() })));
-      ws.once("error", reject);
-    });
-  }
-
-  /** OUTPUT bytes received so far. */
-  get bytes(): number {
-    return this.output.bytes;
-  }
-
-  until(needle: string): Promise<void> {
-    return this.output.until(needle);
-  }
-
-  send(bytes: Uint8Array): void {
-    this.transport.send(bytes);
-  }
-
-  type(text: string): void {
-    this.send(encodeClientFrame({ t: "input", data: Buffer.from(text) }));
-  }
-
-  close(): void {
-    this.transport.close();
-  }
-}
-
-type Connect = (url: string, apiKey: string) => Promise<BenchClient>;
-
-// --- measurements through the stack ---------------------------------------------------------------
-
-interface Ctx {
-  stack: LocalStack;
-  nextId: number;
-  /** Sessions created and not yet deleted. */
-  live: number[];
-}
-
-async function session(ctx: Ctx): Promise<string> {
-  const id = ctx.nextId++;
-  const res = await fetch(`${ctx.stack.url}/api/v1/terminal/create`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ctx.stack.apiKey}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ terminal_id: id, shell: "sh" }),
-  });
-  if (!res.ok) throw new Error(`create failed: ${res.status} ${await res.text()}`);
-  ctx.live.push(id);
-  return `${ctx.stack.url.replace(/^http/, "ws")}/api/v1/terminal/ws?terminal_id=${id}`;
-}
-
-/** Deletes the sessions a part created, so the next part starts from a clean agent. */
-async function endSessions(ctx: Ctx): Promise<void> {
-  for (const id of ctx.live.splice(0)) {
-    await fetch(`${ctx.stack.url}/api/v1/terminal/${id}`, { method: "DELETE", headers: { Authorization: `Bearer ${ctx.stack.apiKey}` } });
-  }
-}
-
-async function ready(client: BenchClient): Promise<void> {
-  const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
-  const wait = client.until(marker);
-  client.type(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`);
-  await wait;
-}
-
-async function edgeThroughput(ctx: Ctx, command: string, viewers: number, connect: Connect = BenchClient.counting): Promise<{ seconds: number[]; bytes: number[] }> {
-  const url = await session(ctx);
-  const clients = await Promise.all(Array.from({ length: viewers }, () => connect(url, ctx.stack.apiKey)));
-  await Promise.all(clients.map(ready));
-  const starts = clients.map((c) => c.bytes);
-  const t0 = performance.now();
-  const done = clients.map((c) => c.until(DONE).then(() => performance.now()));
-  clients[0]!.type(`${command}; ${DONE_CMD}\r`);
-  const ends = await Promise.all(done);
-  const result = { seconds: ends.map((t) => (t - t0) / 1000), bytes: clients.map((c, i) => c.bytes - starts[i]!) };
-  for (const c of clients) c.close();
-  return result;
-}
-
-async function edgeEcho(ctx: Ctx, count: number): Promise<number[]> {
-  const url = await session(ctx);
-  const client = await BenchClient.counting(url, ctx.stack.apiKey);
-  await ready(client);
-  const armed = client.until("ECHO-READY");
-  client.type("stty raw -echo; echo ECHO-RE''ADY; exec cat\r");
-  await armed;
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const key = `\u0001${String.fromCharCode(97 + (i % 26))}${i % 10}`;
-    const t0 = performance.now();
-    const echoed = client.until(key);
-    client.send(frame(ClientOp.INPUT, Buffer.from(key)));
-    await echoed;
-    samples.push(performance.now() - t0);
-  }
-  client.close();
-  return samples.sort((a, b) => a - b);
-}
-
-/** RSS in MB of a process and its descendants matching `name`. */
-function rssMb(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return kb / 1024;
-  } catch {
-    return 0;
-  }
-}
-
-function findWorkerd(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmd.includes("workerd") && cmd.includes("serve")) pids.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
-
-async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
-  const url = await session(ctx);
-  const client = await BenchClient.counting(url, ctx.stack.apiKey);
-  await ready(client);
-  const agent = [rssMb(ctx.stack.agent.pid!)];
-  const workerd = [workerdPids.reduce((s, p) => s + rssMb(p), 0)];
-  const startBytes = client.bytes;
-  client.type("yes\r");
-  for (let t = 0; t < seconds; t += MEMORY_SAMPLE_S) {
-    await new Promise((r) => setTimeout(r, MEMORY_SAMPLE_S * 1000));
-    agent.push(rssMb(ctx.stack.agent.pid!));
-    workerd.push(workerdPids.reduce((s, p) => s + rssMb(p), 0));
-  }
-  client.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
-  const bytes = client.bytes - startBytes;
-  client.close();
-  return { agent, workerd, bytes };
-}
+import {
+  BenchClient,
+  DONE,
+  DONE_CMD,
+  edgeEcho,
+  edgeThroughput,
+  endSessions,
+  envInt,
+  findWorkerd,
+  MB,
+  median,
+  MEMORY_SAMPLE_S,
+  memoryUnderYes,
+  PACED_MB_PER_S,
+  PACED_TOTAL_MB,
+  pacedCommand,
+  percentile,
+  range,
+  rawEcho,
+  rawThroughput,
+  rssMb,
+  session,
+  textCommand,
+  THROUGHPUT_RUNS,
+  WS_CLIENT_RUNS,
+  type Ctx,
+} from "./measure.ts";
 
 // --- report ---------------------------------------------------------------------------------------
 

@@ -17,14 +17,12 @@
  * count). So a stream that has been silent for STREAM_PROBE_INTERVAL_MS gets one space: JSON
  * allows whitespace before a value, so the next line still parses, and a gone client is found.
  */
-import type { Correlator } from "../shared/links/correlator.ts";
-import { encodeControl } from "../shared/links/control.ts";
 import * as v from "valibot";
 import { EXEC_SCOPE_MAX_CHARS, EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecOpSchema, isStreamOp, replyDeadlineMs } from "../shared/links/exec.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/links/exec.ts";
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
+import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
-import { log } from "./log.ts";
 
 /** Execute calls in flight at once per server (waiting or streaming); more are answered 429. */
 export const EXEC_MAX_INFLIGHT = 256;
@@ -41,14 +39,10 @@ const PROBE = new Uint8Array([0x20]); // " "
 const EXIT_LINE = /\{"type": "exit", "data": -?\d+\}\n$/;
 
 /** One execute call in the HostDO's request table. */
-export interface ExecJob {
+export interface ExecJob extends HttpWaiter {
   kind: "exec";
   id: number;
-  /** Set until the HTTP answer (JSON or stream head) has been given. */
-  resolve: ((response: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
-  /** Set once streaming. */
-  writer: WritableStreamDefaultWriter<Uint8Array> | null;
   probe: ReturnType<typeof setInterval> | null;
   /** When bytes were last written into the response (epoch ms). */
   wroteAt: number;
@@ -57,10 +51,6 @@ export interface ExecJob {
 }
 
 const encoder = new TextEncoder();
-
-function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
-  return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
-}
 
 /** The body of an `execRequest`: the caller's scope, its `X-Session-Id`, its `X-User-Id` and its validated call. */
 const ExecCallSchema = v.object({
@@ -75,20 +65,8 @@ export function execRequest(scope: string, op: ExecOp, session = "", user?: stri
   return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, user, op }) });
 }
 
-export class EdgeExecRelay {
-  /**
-   * `agent()` is the open control link, or null while the agent is away; `jobs` is the HostDO's
-   * request table, shared with its control requests.
-   */
-  constructor(
-    private readonly agent: () => WebSocket | null,
-    private readonly jobs: Correlator<ExecJob | { kind: "control" }>,
-  ) {}
-
-  /** Calls in flight. */
-  get size(): number {
-    return this.jobs.count("exec");
-  }
+export class EdgeExecRelay extends AgentRelay<ExecJob> {
+  protected readonly kind = "exec";
 
   /** Answers an `execRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
@@ -106,12 +84,12 @@ export class EdgeExecRelay {
 
   /** Relays one validated call; resolves with the HTTP answer (never rejects). */
   start(scope: string, op: ExecOp, session = "", user?: string): Promise<Response> {
-    if (!this.agent()) return Promise.resolve(offline());
+    if (!this.online()) return Promise.resolve(offline());
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`));
     if (this.size >= EXEC_MAX_INFLIGHT) return Promise.resolve(busy());
     return new Promise((resolve) => {
       const job: ExecJob = { kind: "exec", id: 0, resolve, timer: null, writer: null, probe: null, wroteAt: 0, exited: false };
-      const id = this.jobs.open(job);
+      const id = this.table.open(job);
       if (id === null) return resolve(busy());
       job.id = id;
       const deadline = replyDeadlineMs(op);
@@ -125,17 +103,16 @@ export class EdgeExecRelay {
 
   /** One exec message from the agent, already checked by the control link's decoder. */
   onAgentMessage(msg: ExecAgentMsg): void {
-    const entry = this.jobs.get(msg.id);
-    if (entry?.kind !== "exec") {
+    const job = this.entry(msg.id);
+    if (!job) {
       // Nobody listens any more (timed out, client gone): make sure the agent stops too.
       if (msg.t === "exec.head" || msg.t === "exec.data") this.send({ t: "exec.cancel", id: msg.id });
       return;
     }
-    const job = entry as ExecJob;
     switch (msg.t) {
       case "exec.res":
         if (!job.resolve) return;
-        this.answer(job, Response.json(msg.body, { status: msg.status }));
+        answerOnce(job, Response.json(msg.body, { status: msg.status }));
         this.forget(job);
         return;
       case "exec.head":
@@ -153,12 +130,11 @@ export class EdgeExecRelay {
 
   /** The agent sent a malformed frame for call `id`: answer 502, or cut its stream short. */
   badReply(id: number): void {
-    const entry = this.jobs.get(id);
-    if (entry?.kind !== "exec") return;
-    const job = entry as ExecJob;
+    const job = this.entry(id);
+    if (!job) return;
     this.forget(job);
     this.send({ t: "exec.cancel", id });
-    if (job.resolve) this.answer(job, errorResponse("open-terminal", new ApiError(502, "AGENT_BAD_REPLY", "The host's agent sent a malformed answer")));
+    if (job.resolve) answerOnce(job, errorResponse("open-terminal", new ApiError(502, "AGENT_BAD_REPLY", "The host's agent sent a malformed answer")));
     job.writer?.abort(new Error("the host's agent sent a malformed frame")).catch(() => {});
   }
 
@@ -170,9 +146,7 @@ export class EdgeExecRelay {
   agentGone(jobs: readonly ExecJob[]): void {
     for (const job of jobs) {
       this.forget(job);
-      if (job.resolve) this.answer(job, offline("The host's agent went offline before answering"));
-      // Aborting (not closing) tells the HTTP client the output is incomplete.
-      job.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
+      agentWentAway(job);
     }
   }
 
@@ -190,7 +164,7 @@ export class EdgeExecRelay {
       job.wroteAt = Date.now();
       writer.write(PROBE).catch(() => this.clientGone(job));
     }, STREAM_PROBE_INTERVAL_MS);
-    this.answer(
+    answerOnce(
       job,
       new Response(readable, {
         status: 200,
@@ -204,30 +178,24 @@ export class EdgeExecRelay {
     job.exited ||= EXIT_LINE.test(ndjson);
     writer.write(encoder.encode(ndjson)).then(
       () => {
-        if (this.jobs.get(job.id) === job) this.send({ t: "exec.ack", id: job.id, bytes: ndjson.length });
+        if (this.table.get(job.id) === job) this.send({ t: "exec.ack", id: job.id, bytes: ndjson.length });
       },
       () => this.clientGone(job),
     );
   }
 
   private clientGone(job: ExecJob): void {
-    if (this.jobs.get(job.id) !== job) return;
+    if (this.table.get(job.id) !== job) return;
     this.forget(job);
     this.send({ t: "exec.cancel", id: job.id });
   }
 
   private timedOut(job: ExecJob, stream: boolean): void {
-    if (this.jobs.get(job.id) !== job || !job.resolve) return;
+    if (this.table.get(job.id) !== job || !job.resolve) return;
     this.forget(job);
     this.send({ t: "exec.cancel", id: job.id });
     const what = stream ? "start the command" : "answer";
-    this.answer(job, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not ${what} in time`)));
-  }
-
-  private answer(job: ExecJob, response: Response): void {
-    const resolve = job.resolve;
-    job.resolve = null;
-    resolve?.(response);
+    answerOnce(job, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", `The host's agent did not ${what} in time`)));
   }
 
   private forget(job: ExecJob): void {
@@ -235,17 +203,10 @@ export class EdgeExecRelay {
     job.timer = null;
     if (job.probe) clearInterval(job.probe);
     job.probe = null;
-    this.jobs.take(job.id, job);
+    this.table.take(job.id, job);
   }
 
   private send(msg: ExecEdgeMsg): boolean {
-    const ws = this.agent();
-    if (!ws) return false;
-    try {
-      ws.send(encodeControl(msg));
-      return true;
-    } catch {
-      return false;
-    }
+    return this.toAgent(msg);
   }
 }

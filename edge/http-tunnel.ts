@@ -11,7 +11,7 @@
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
  */
-import { sendToAgent } from "./agent-send.ts";
+import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
@@ -50,11 +50,11 @@ const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|
 /** Response headers never passed to the client: hop-by-hop, and state a proxied app must not set on this origin. */
 const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
 
-interface Call {
+/** One tunnelled HTTP call in the HostDO's request table (its id is the call's `rid`). */
+export interface TunnelCallEntry extends HttpWaiter {
+  kind: "tun";
   rid: number;
-  resolve: ((r: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
-  writer: WritableStreamDefaultWriter<Uint8Array> | null;
   /** Request bytes sent but not yet acknowledged by the agent. */
   unacked: number;
   /** Response bytes the client took that the agent has not been told of yet. */
@@ -75,9 +75,11 @@ export function readTunnelCall(request: Request): TunnelCall | Response {
   }
 }
 
-/** 503 in the Open Terminal family's shape: the agent's control link is down. */
-export function offline(message = "Terminal service unavailable: the host's agent is offline"): Response {
-  return errorResponse("open-terminal", new ApiError(503, "AGENT_OFFLINE", message));
+/** The call of a tunnelled request, or the answer to give at once: 400 when malformed, 503 while the agent is away. */
+export function acceptTunnelCall(request: Request, online: boolean): TunnelCall | Response {
+  const call = readTunnelCall(request);
+  if (call instanceof Response || online) return call;
+  return offline();
 }
 
 /** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
@@ -95,28 +97,23 @@ export function tunnelRequest(request: Request, call: TunnelCall): Request {
   return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, ...(hasBody ? { body: request.body } : {}) });
 }
 
-export class EdgeTunnel {
-  private readonly calls = new Map<number, Call>();
-  private nextRid = Math.floor(Math.random() * 2 ** 31);
-
-  /** `agent()` is the open control link, or null while the agent is away. */
-  constructor(private readonly agent: () => WebSocket | null) {}
+export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
+  protected readonly kind = "tun";
 
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
-    const call = readTunnelCall(request);
+    const call = acceptTunnelCall(request, this.online());
     if (call instanceof Response) return call;
-    if (!this.agent()) return offline();
-    if (this.calls.size >= TUNNEL_MAX_INFLIGHT) {
-      return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
-    }
+    const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_MAX_INFLIGHT} file and proxy calls in flight per server`));
+    if (this.size >= TUNNEL_MAX_INFLIGHT) return busy();
     const headers: HeaderList = [];
     for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
-    const rid = (this.nextRid = (this.nextRid + 1) >>> 0);
     const body = request.body;
-    const c: Call = { rid, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
-    this.calls.set(rid, c);
+    const rid = this.table.open(c);
+    if (rid === null) return busy();
+    c.rid = rid;
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
     const req: TunnelEdgeMsg = { t: "tun.req", rid, scope: call.scope, session: call.session, method: request.method, path: call.path, query: call.query, headers, body: body !== null };
     if (!this.sendJson(req)) {
@@ -134,7 +131,7 @@ export class EdgeTunnel {
       console.warn("edgetty: ignoring a malformed tunnel message from the agent");
       return;
     }
-    const c = this.calls.get(msg.rid);
+    const c = this.entry(msg.rid);
     if (!c) {
       if (msg.t === "tun.head") this.sendJson({ t: "tun.cancel", rid: msg.rid });
       return;
@@ -163,7 +160,7 @@ export class EdgeTunnel {
   onAgentBinary(frame: Uint8Array): void {
     const decoded = decodeBodyFrame(frame, TUN_RES_BODY);
     if (!decoded) return;
-    const c = this.calls.get(decoded.rid);
+    const c = this.entry(decoded.rid);
     if (!c?.writer) {
       if (!c) this.sendJson({ t: "tun.cancel", rid: decoded.rid });
       return;
@@ -172,7 +169,7 @@ export class EdgeTunnel {
     // The payload is a view of the WebSocket message: written as is, no copy.
     c.writer.write(decoded.payload).then(
       () => {
-        if (this.calls.get(c.rid) !== c) return;
+        if (this.table.get(c.rid) !== c) return;
         c.taken += bytes;
         if (c.taken >= TUNNEL_ACK_BATCH_BYTES) {
           this.sendJson({ t: "tun.ack", rid: c.rid, bytes: c.taken });
@@ -183,16 +180,16 @@ export class EdgeTunnel {
     );
   }
 
-  /** The control link is gone: every call ends. */
-  agentGone(): void {
-    for (const c of [...this.calls.values()]) {
+  /** The control link is gone: every call ends. `calls` are those the HostDO drained from its table. */
+  agentGone(calls: readonly TunnelCallEntry[]): void {
+    for (const c of calls) {
       this.forget(c);
-      if (c.resolve) this.fail(c, offline("The host's agent went offline before answering"));
-      c.writer?.abort(new Error("the host's agent went offline")).catch(() => {});
+      agentWentAway(c);
     }
   }
 
-  private async pumpRequest(c: Call, body: ReadableStream<Uint8Array>): Promise<void> {
+
+  private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
     const reader = body.getReader();
     // Reads (a few KiB each) are gathered into one frame, its header written in place: it goes
     // out when full, at the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame
@@ -247,63 +244,57 @@ export class EdgeTunnel {
     } catch {
       if (timer) clearTimeout(timer);
       await reader.cancel().catch(() => {});
-      if (this.calls.get(c.rid) === c) this.clientGone(c);
+      if (this.table.get(c.rid) === c) this.clientGone(c);
     }
   }
 
-  private openResponse(c: Call, status: number, agentHeaders: HeaderList): void {
+  private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList): void {
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     const headers = new Headers();
     for (const [k, v] of agentHeaders) if (!DROP_RESPONSE.test(k)) headers.append(k, v);
     const nullBody = status === 204 || status === 304;
     if (nullBody) {
-      this.answer(c, new Response(null, { status, headers }));
+      answerOnce(c, new Response(null, { status, headers }));
       return;
     }
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     c.writer = writable.getWriter();
     c.writer.closed.catch(() => this.clientGone(c));
-    this.answer(c, new Response(readable, { status, headers }));
+    answerOnce(c, new Response(readable, { status, headers }));
   }
 
-  private clientGone(c: Call): void {
-    if (this.calls.get(c.rid) !== c) return;
+  private clientGone(c: TunnelCallEntry): void {
+    if (this.table.get(c.rid) !== c) return;
     this.forget(c);
     this.sendJson({ t: "tun.cancel", rid: c.rid });
   }
 
-  private fail(c: Call, response: Response): void {
-    if (this.calls.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
+  private fail(c: TunnelCallEntry, response: Response): void {
+    if (this.table.get(c.rid) === c) this.sendJson({ t: "tun.cancel", rid: c.rid });
     this.forget(c);
-    this.answer(c, response);
+    answerOnce(c, response);
   }
 
-  private answer(c: Call, response: Response): void {
-    const resolve = c.resolve;
-    c.resolve = null;
-    resolve?.(response);
-  }
-
-  private wake(c: Call): void {
+  private wake(c: TunnelCallEntry): void {
     const wake = c.wake;
     c.wake = null;
     wake?.();
   }
 
-  private forget(c: Call): void {
+  private forget(c: TunnelCallEntry): void {
     c.done = true;
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     this.wake(c);
-    if (this.calls.get(c.rid) === c) this.calls.delete(c.rid);
+    this.table.take(c.rid, c);
   }
 
   private sendJson(msg: TunnelEdgeMsg): boolean {
-    return sendToAgent(this.agent(), msg);
+    return this.toAgent(msg);
   }
 
   private sendBinary(frame: Uint8Array): boolean {
-    return sendToAgent(this.agent(), frame);
+    return this.toAgent(frame);
   }
 }

@@ -5,18 +5,20 @@
  * closes the other. These sockets are accepted (not hibernatable): they are live relays, and the
  * HostDO stays in memory while one is open.
  */
-import { sendToAgent } from "./agent-send.ts";
+import { AgentRelay } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_WS_BINARY, TUNNEL_WS_MAX } from "../shared/links/tunnel.ts";
 import type { TunnelAgentMsg, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { offline, readTunnelCall } from "./http-tunnel.ts";
+import { acceptTunnelCall } from "./http-tunnel.ts";
 
 /** The HostDO path proxied WebSocket upgrades are fetched at. */
 export const WS_TUNNEL_PATH = "/tunnel-ws";
 /** How long the agent may take to reach the upstream WebSocket, in ms. */
 export const WS_DIAL_TIMEOUT_MS = 15_000;
 
-interface Socket {
+/** One proxied WebSocket in the HostDO's request table (its id is the socket's `rid`). */
+export interface WsTunnelEntry {
+  kind: "ws";
   rid: number;
   /** Set until the agent said ready (or failed). */
   pending: ((r: Response) => void) | null;
@@ -24,23 +26,21 @@ interface Socket {
   ws: WebSocket | null;
 }
 
-export class EdgeWsTunnel {
-  private readonly sockets = new Map<number, Socket>();
-  private nextRid = (Math.floor(Math.random() * 2 ** 31) | 1) >>> 0;
-
-  constructor(private readonly agent: () => WebSocket | null) {}
+export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
+  protected readonly kind = "ws";
 
   /** Answers a proxied upgrade from the Worker (the call its tunnel header carries). */
   async fetch(request: Request): Promise<Response> {
-    const call = readTunnelCall(request);
+    const call = acceptTunnelCall(request, this.online());
     if (call instanceof Response) return call;
-    if (!this.agent()) return offline();
-    if (this.sockets.size >= TUNNEL_WS_MAX) return errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
-    const rid = (this.nextRid = (this.nextRid + 2) >>> 0);
+    const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
+    if (this.size >= TUNNEL_WS_MAX) return busy();
     const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean).slice(0, 16);
-    const s: Socket = { rid, pending: null, timer: null, ws: null };
+    const s: WsTunnelEntry = { kind: "ws", rid: 0, pending: null, timer: null, ws: null };
     const answer = new Promise<Response>((resolve) => (s.pending = resolve));
-    this.sockets.set(rid, s);
+    const rid = this.table.open(s);
+    if (rid === null) return busy();
+    s.rid = rid;
     s.timer = setTimeout(() => this.refuse(s, 504, "GATEWAY_TIMEOUT", "The upstream WebSocket did not open in time"), WS_DIAL_TIMEOUT_MS);
     if (!this.send({ t: "tun.wsopen", rid, path: call.path, query: call.query, protocols })) this.refuse(s, 503, "AGENT_OFFLINE", "The host's agent is offline");
     return answer;
@@ -48,7 +48,7 @@ export class EdgeWsTunnel {
 
   /** A `tun.ws*` text frame from the agent. */
   onAgentMessage(msg: TunnelAgentMsg): void {
-    const s = this.sockets.get(msg.rid);
+    const s = this.entry(msg.rid);
     if (!s) {
       if (msg.t === "tun.wsready" || msg.t === "tun.wstext") this.send({ t: "tun.wsclose", rid: msg.rid, code: 1000, reason: "gone" });
       return;
@@ -71,21 +71,21 @@ export class EdgeWsTunnel {
   onAgentBinary(frame: Uint8Array): boolean {
     const decoded = decodeBodyFrame(frame, TUN_WS_BINARY);
     if (!decoded) return false;
-    const s = this.sockets.get(decoded.rid);
+    const s = this.entry(decoded.rid);
     // workerd's send() takes the bytes of an exact ArrayBuffer, not a view into a larger one.
     if (s) this.deliver(s, decoded.payload.slice().buffer);
     return true;
   }
 
-  /** The agent's link is gone: every proxied socket closes. */
-  agentGone(): void {
-    for (const s of [...this.sockets.values()]) {
+  /** The agent's link is gone: every proxied socket closes. `sockets` are those the HostDO drained from its table. */
+  agentGone(sockets: readonly WsTunnelEntry[]): void {
+    for (const s of sockets) {
       if (s.pending) this.refuse(s, 503, "AGENT_OFFLINE", "The host's agent went offline");
       else this.drop(s, 1011, "the host's agent went offline");
     }
   }
 
-  private open(s: Socket, protocol: string): void {
+  private open(s: WsTunnelEntry, protocol: string): void {
     if (s.timer) clearTimeout(s.timer);
     s.timer = null;
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
@@ -103,13 +103,11 @@ export class EdgeWsTunnel {
       });
     });
     server.addEventListener("close", (event) => {
-      if (this.sockets.get(s.rid) !== s) return;
-      this.sockets.delete(s.rid);
+      if (!this.table.take(s.rid, s)) return;
       this.send({ t: "tun.wsclose", rid: s.rid, code: sendableCloseCode(event.code), reason: event.reason });
     });
     server.addEventListener("error", () => {
-      if (this.sockets.get(s.rid) !== s) return;
-      this.sockets.delete(s.rid);
+      if (!this.table.take(s.rid, s)) return;
       this.send({ t: "tun.wsclose", rid: s.rid, code: 1011, reason: "client socket error" });
     });
     const resolve = s.pending;
@@ -117,7 +115,7 @@ export class EdgeWsTunnel {
     resolve?.(new Response(null, { status: 101, webSocket: client, headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {} }));
   }
 
-  private deliver(s: Socket, data: string | ArrayBuffer): void {
+  private deliver(s: WsTunnelEntry, data: string | ArrayBuffer): void {
     try {
       s.ws?.send(data);
     } catch {
@@ -125,18 +123,18 @@ export class EdgeWsTunnel {
     }
   }
 
-  private refuse(s: Socket, status: number, code: string, message: string): void {
+  private refuse(s: WsTunnelEntry, status: number, code: string, message: string): void {
     if (s.timer) clearTimeout(s.timer);
     s.timer = null;
-    this.sockets.delete(s.rid);
+    this.table.take(s.rid, s);
     this.send({ t: "tun.wsclose", rid: s.rid, code: 1000, reason: "refused" });
     const resolve = s.pending;
     s.pending = null;
     resolve?.(errorResponse("open-terminal", new ApiError(status, code, message)));
   }
 
-  private drop(s: Socket, code: number, reason: string): void {
-    this.sockets.delete(s.rid);
+  private drop(s: WsTunnelEntry, code: number, reason: string): void {
+    this.table.take(s.rid, s);
     try {
       s.ws?.close(sendableCloseCode(code), reason.slice(0, 120));
     } catch {
@@ -145,10 +143,10 @@ export class EdgeWsTunnel {
   }
 
   private send(msg: TunnelEdgeMsg): boolean {
-    return sendToAgent(this.agent(), msg);
+    return this.toAgent(msg);
   }
 
   private sendBinary(frame: Uint8Array): void {
-    sendToAgent(this.agent(), frame);
+    this.toAgent(frame);
   }
 }

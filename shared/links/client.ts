@@ -8,7 +8,7 @@
  * (RESIZE, INFO, EXIT, ERROR) are checked field by field; a refused frame throws LinkDecodeError.
  */
 import * as v from "valibot";
-import { decodeWith, frame, hex, jsonFrame, LinkDecodeError, parseJson, utf8 } from "./codec.ts";
+import { decodeWith, frame, jsonFrame, LinkDecodeError, parseJson, typedFrameDecoder, utf8 } from "./codec.ts";
 
 export { frame, jsonFrame, LinkDecodeError } from "./codec.ts";
 
@@ -130,27 +130,17 @@ export function encodeClientFrame(f: ClientFrame): Uint8Array {
 }
 
 /** A client → edge frame; LinkDecodeError for an empty, unknown or malformed one. */
-export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
-  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
-  const payload = bytes.subarray(1);
-  switch (bytes[0]) {
-    case ClientOp.INPUT:
-      return { t: "input", data: payload };
-    case ClientOp.RESIZE: {
-      const size = parseSize(parseJson(payload, "RESIZE"));
-      if (!size) throw new LinkDecodeError(`RESIZE needs integer cols and rows in 1..${MAX_TERMINAL_CELLS}`);
-      return { t: "resize", size };
-    }
-    case ClientOp.PAUSE:
-      return { t: "pause" };
-    case ClientOp.RESUME:
-      return { t: "resume" };
-    case ClientOp.PING:
-      return { t: "ping", data: payload };
-    default:
-      throw new LinkDecodeError(`unknown client frame type ${hex(bytes[0]!)}`);
-  }
-}
+export const decodeClientFrame: (bytes: Uint8Array) => ClientFrame = typedFrameDecoder<ClientFrame>("client", {
+  [ClientOp.INPUT]: (data) => ({ t: "input", data }),
+  [ClientOp.RESIZE]: (payload) => {
+    const size = parseSize(parseJson(payload, "RESIZE"));
+    if (!size) throw new LinkDecodeError(`RESIZE needs integer cols and rows in 1..${MAX_TERMINAL_CELLS}`);
+    return { t: "resize", size };
+  },
+  [ClientOp.PAUSE]: () => ({ t: "pause" }),
+  [ClientOp.RESUME]: () => ({ t: "resume" }),
+  [ClientOp.PING]: (data) => ({ t: "ping", data }),
+});
 
 export function encodeServerFrame(f: ServerFrame): Uint8Array {
   switch (f.t) {
@@ -170,23 +160,11 @@ export function encodeServerFrame(f: ServerFrame): Uint8Array {
 }
 
 /** An edge → client frame; LinkDecodeError for an empty, unknown or malformed one. */
-export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
-  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
-  const payload = bytes.subarray(1);
-  switch (bytes[0]) {
-    case ServerOp.OUTPUT:
-      return { t: "output", data: payload };
-    case ServerOp.TITLE:
-      return { t: "title", title: utf8(payload) };
-    case ServerOp.INFO:
-      return { t: "info", info: decodeWith(SessionInfoSchema, parseJson(payload, "INFO"), "INFO") };
-    case ServerOp.EXIT:
-      return { t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") };
-    case ServerOp.PONG:
-      return { t: "pong", data: payload };
-    case ServerOp.ERROR:
-      return { t: "error", error: decodeWith(ErrorInfoSchema, parseJson(payload, "ERROR"), "ERROR") };
-    default:
-      throw new LinkDecodeError(`unknown server frame type ${hex(bytes[0]!)}`);
-  }
-}
+export const decodeServerFrame: (bytes: Uint8Array) => ServerFrame = typedFrameDecoder<ServerFrame>("server", {
+  [ServerOp.OUTPUT]: (data) => ({ t: "output", data }),
+  [ServerOp.TITLE]: (payload) => ({ t: "title", title: utf8(payload) }),
+  [ServerOp.INFO]: (payload) => ({ t: "info", info: decodeWith(SessionInfoSchema, parseJson(payload, "INFO"), "INFO") }),
+  [ServerOp.EXIT]: (payload) => ({ t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") }),
+  [ServerOp.PONG]: (data) => ({ t: "pong", data }),
+  [ServerOp.ERROR]: (payload) => ({ t: "error", error: decodeWith(ErrorInfoSchema, parseJson(payload, "ERROR"), "ERROR") }),
+});

@@ -49,6 +49,23 @@ export function hex(op: number): string {
   return `0x${op.toString(16).padStart(2, "0")}`;
 }
 
+/** Decodes one frame type: `payload` is what follows the type byte, `bytes` the whole frame. */
+export type FrameCase<T> = (payload: Uint8Array, bytes: Uint8Array) => T;
+
+/**
+ * The decoder of a link direction whose frames start with a type byte: `cases[type]` decodes
+ * the rest. LinkDecodeError for an empty frame or a type with no case (`unknown <link> frame
+ * type 0x..`); each case throws its own for a malformed payload.
+ */
+export function typedFrameDecoder<T>(link: string, cases: Readonly<Record<number, FrameCase<T>>>): (bytes: Uint8Array) => T {
+  return (bytes) => {
+    if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
+    const decode = cases[bytes[0]!];
+    if (!decode) throw new LinkDecodeError(`unknown ${link} frame type ${hex(bytes[0]!)}`);
+    return decode(bytes.subarray(1), bytes);
+  };
+}
+
 /** UTF-8 text (replacement characters for bad sequences: for display-only payloads). */
 export function utf8(bytes: Uint8Array): string {
   return lenientDecoder.decode(bytes);

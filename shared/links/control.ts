@@ -10,7 +10,8 @@
  *
  * The exec relay's messages (`exec.*`, exec.ts) ride the same socket and share its request ids,
  * so each side keeps one correlator (correlator.ts). The HTTP tunnel's `tun.*` messages and its
- * binary body frames (tunnel.ts) ride it too, numbered by their own `rid`s. Every frame is checked against its schema;
+ * binary body frames (tunnel.ts) ride it too, under a `rid` field of their own that the HostDO
+ * numbers from the same correlator. Every frame is checked against its schema;
  * a refused frame throws LinkDecodeError, carrying the request id when one could be read so the
  * request can still be answered.
  *

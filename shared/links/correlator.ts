@@ -1,8 +1,9 @@
 /**
- * The one request/reply table each end of the control link keeps: the HostDO's for the requests
- * and exec calls it sends the agent, the agent's for those it is answering. Ids are unique per
- * link across both kinds of message; each entry has a `kind` and the table counts them by kind,
- * so each kind can keep its own cap under the link's.
+ * The one request/reply table each end of the control link keeps: the HostDO's for everything it
+ * numbers (control requests, exec calls, tunnelled HTTP calls and proxied WebSockets), the
+ * agent's for the control requests and exec calls it is answering. Ids are unique per table
+ * across all kinds; each entry has a `kind` and the table counts them by kind, so each kind can
+ * keep its own cap under the table's.
  */
 
 /** First id of a fresh table is random below this, so a restarted DO never reuses a live id. */
@@ -13,8 +14,14 @@ export class Correlator<E extends { kind: string }> {
   private readonly kinds = new Map<string, number>();
   private nextId = Math.floor(Math.random() * FIRST_ID_SPAN);
 
-  /** `max`: entries in flight at once, all kinds together. */
-  constructor(readonly max: number) {}
+  /**
+   * `max`: entries in flight at once, all kinds together. `idLimit`: ids `open` hands out stay
+   * below it, wrapping to 0 (at least 2^31; a table whose ids ride in a u32 passes 2^32).
+   */
+  constructor(
+    readonly max: number,
+    private readonly idLimit: number = Number.MAX_SAFE_INTEGER,
+  ) {}
 
   /** Entries in flight. */
   get size(): number {
@@ -29,9 +36,8 @@ export class Correlator<E extends { kind: string }> {
   /** Registers a request this side sends, under a fresh id; null when `max` are in flight. */
   open(entry: E): number | null {
     if (this.entries.size >= this.max) return null;
-    if (this.nextId >= Number.MAX_SAFE_INTEGER) this.nextId = 0;
-    let id = this.nextId++;
-    while (this.entries.has(id)) id = this.nextId++;
+    let id = this.nextFree();
+    while (this.entries.has(id)) id = this.nextFree();
     this.add(id, entry);
     return id;
   }
@@ -62,6 +68,11 @@ export class Correlator<E extends { kind: string }> {
     this.entries.clear();
     this.kinds.clear();
     return all;
+  }
+
+  private nextFree(): number {
+    if (this.nextId >= this.idLimit) this.nextId = 0;
+    return this.nextId++;
   }
 
   private add(id: number, entry: E): void {

@@ -25,7 +25,7 @@ import {
   type ExitInfo,
   type TerminalSize,
 } from "./client.ts";
-import { decodeWith, frame, hex, jsonFrame, LinkDecodeError, parseJson, readOffset, viewOf, writeU64 } from "./codec.ts";
+import { decodeWith, frame, hex, jsonFrame, LinkDecodeError, parseJson, readOffset, typedFrameDecoder, viewOf, writeU64 } from "./codec.ts";
 import { SessionMetaSchema } from "./session.ts";
 
 /** Agent → TerminalDO frame types. */
@@ -166,39 +166,30 @@ function embedded(bytes: Uint8Array, at: number, op: number, what: string): Uint
 }
 
 /** An agent → TerminalDO frame, checked; LinkDecodeError for anything malformed. */
-export function decodeAgentFrame(bytes: Uint8Array): AgentDataFrame {
-  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
-  const payload = bytes.subarray(1);
-  switch (bytes[0]) {
-    case AgentOp.OUTPUT: {
-      const out = embedded(bytes, OUTPUT_HEADER_BYTES, ServerOp.OUTPUT, "OUTPUT");
-      return { t: "output", offset: readOffset(viewOf(bytes), 1, "OUTPUT"), frame: out };
-    }
-    case AgentOp.SNAPSHOT: {
-      const out = embedded(bytes, SNAPSHOT_HEADER_BYTES, ServerOp.OUTPUT, "SNAPSHOT");
-      const view = viewOf(bytes);
-      return { t: "snapshot", id: view.getUint32(1), offset: readOffset(view, 5, "SNAPSHOT"), frame: out };
-    }
-    case AgentOp.HELLO:
-      return { t: "hello", hello: decodeWith(DataHelloSchema, parseJson(payload, "HELLO"), "HELLO") };
-    case AgentOp.EXIT:
-      return { t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") };
-    case AgentOp.TITLE: {
-      const title = embedded(bytes, 1, ServerOp.TITLE, "TITLE");
-      if (title.byteLength - 1 > TITLE_MAX_BYTES) throw new LinkDecodeError(`TITLE longer than ${TITLE_MAX_BYTES} bytes`);
-      return { t: "title", frame: title };
-    }
-    case AgentOp.SIZE:
-      return { t: "size", size: decodeWith(TerminalSizeSchema, parseJson(payload, "SIZE"), "SIZE") };
-    case AgentOp.HISTORY: {
-      const record = parseCommandRecord(parseJson(payload, "HISTORY"));
-      if (!record) throw new LinkDecodeError("HISTORY payload is not a command record");
-      return { t: "history", record };
-    }
-    default:
-      throw new LinkDecodeError(`unknown agent frame type ${hex(bytes[0]!)}`);
-  }
-}
+export const decodeAgentFrame: (bytes: Uint8Array) => AgentDataFrame = typedFrameDecoder<AgentDataFrame>("agent", {
+  [AgentOp.OUTPUT]: (_payload, bytes) => {
+    const out = embedded(bytes, OUTPUT_HEADER_BYTES, ServerOp.OUTPUT, "OUTPUT");
+    return { t: "output", offset: readOffset(viewOf(bytes), 1, "OUTPUT"), frame: out };
+  },
+  [AgentOp.SNAPSHOT]: (_payload, bytes) => {
+    const out = embedded(bytes, SNAPSHOT_HEADER_BYTES, ServerOp.OUTPUT, "SNAPSHOT");
+    const view = viewOf(bytes);
+    return { t: "snapshot", id: view.getUint32(1), offset: readOffset(view, 5, "SNAPSHOT"), frame: out };
+  },
+  [AgentOp.HELLO]: (payload) => ({ t: "hello", hello: decodeWith(DataHelloSchema, parseJson(payload, "HELLO"), "HELLO") }),
+  [AgentOp.EXIT]: (payload) => ({ t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") }),
+  [AgentOp.TITLE]: (_payload, bytes) => {
+    const title = embedded(bytes, 1, ServerOp.TITLE, "TITLE");
+    if (title.byteLength - 1 > TITLE_MAX_BYTES) throw new LinkDecodeError(`TITLE longer than ${TITLE_MAX_BYTES} bytes`);
+    return { t: "title", frame: title };
+  },
+  [AgentOp.SIZE]: (payload) => ({ t: "size", size: decodeWith(TerminalSizeSchema, parseJson(payload, "SIZE"), "SIZE") }),
+  [AgentOp.HISTORY]: (payload) => {
+    const record = parseCommandRecord(parseJson(payload, "HISTORY"));
+    if (!record) throw new LinkDecodeError("HISTORY payload is not a command record");
+    return { t: "history", record };
+  },
+});
 
 export function encodeEdgeFrame(f: EdgeDataFrame): Uint8Array {
   switch (f.t) {
@@ -223,26 +214,23 @@ export function encodeEdgeFrame(f: EdgeDataFrame): Uint8Array {
 }
 
 /** A TerminalDO → agent frame, checked; LinkDecodeError for anything malformed. */
-export function decodeEdgeFrame(bytes: Uint8Array): EdgeDataFrame {
-  if (bytes.byteLength === 0) throw new LinkDecodeError("empty frame");
-  switch (bytes[0]) {
-    case EdgeOp.INPUT:
-      return { t: "input", data: bytes.subarray(1) };
-    case EdgeOp.RESIZE: {
-      const size = parseSize(parseJson(bytes.subarray(1), "RESIZE"));
-      if (!size) throw new LinkDecodeError("RESIZE needs integer cols and rows");
-      return { t: "resize", size };
-    }
-    case EdgeOp.ACK:
-    case EdgeOp.RESUME: {
-      const what = bytes[0] === EdgeOp.ACK ? "ACK" : "RESUME";
-      if (bytes.byteLength !== 9) throw new LinkDecodeError(`${what} must be 9 bytes`);
-      return { t: bytes[0] === EdgeOp.ACK ? "ack" : "resume", offset: readOffset(viewOf(bytes), 1, what) };
-    }
-    case EdgeOp.SNAPSHOT_REQUEST:
-      if (bytes.byteLength !== 5) throw new LinkDecodeError("SNAPSHOT_REQUEST must be 5 bytes");
-      return { t: "snapshot-request", id: viewOf(bytes).getUint32(1) };
-    default:
-      throw new LinkDecodeError(`unknown edge frame type ${hex(bytes[0]!)}`);
-  }
+export const decodeEdgeFrame: (bytes: Uint8Array) => EdgeDataFrame = typedFrameDecoder<EdgeDataFrame>("edge", {
+  [EdgeOp.INPUT]: (data) => ({ t: "input", data }),
+  [EdgeOp.RESIZE]: (payload) => {
+    const size = parseSize(parseJson(payload, "RESIZE"));
+    if (!size) throw new LinkDecodeError("RESIZE needs integer cols and rows");
+    return { t: "resize", size };
+  },
+  [EdgeOp.ACK]: (_payload, bytes) => ({ t: "ack", offset: offsetFrame(bytes, "ACK") }),
+  [EdgeOp.RESUME]: (_payload, bytes) => ({ t: "resume", offset: offsetFrame(bytes, "RESUME") }),
+  [EdgeOp.SNAPSHOT_REQUEST]: (_payload, bytes) => {
+    if (bytes.byteLength !== 5) throw new LinkDecodeError("SNAPSHOT_REQUEST must be 5 bytes");
+    return { t: "snapshot-request", id: viewOf(bytes).getUint32(1) };
+  },
+});
+
+/** The offset of an ACK or RESUME frame (type byte and a u64); LinkDecodeError for another length. */
+function offsetFrame(bytes: Uint8Array, what: string): number {
+  if (bytes.byteLength !== 9) throw new LinkDecodeError(`${what} must be 9 bytes`);
+  return readOffset(viewOf(bytes), 1, what);
 }

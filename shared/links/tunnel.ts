@@ -25,9 +25,12 @@
  *
  * The control link's decoders (control.ts) hand every `tun.*` frame and every binary frame to
  * the decoders at the end of this module, so both ends refuse a malformed one with
- * LinkDecodeError like any other control frame. Tunnel requests are numbered by `rid`, a u32 of
- * their own (binary frames carry it in 4 bytes), apart from the control link's `id`s; each
- * end's tunnel keeps its own table, capped by TUNNEL_MAX_INFLIGHT and TUNNEL_WS_MAX.
+ * LinkDecodeError like any other control frame. Tunnel requests are numbered by `rid`, a u32
+ * (binary frames carry it in 4 bytes) in a field apart from the control link's `id`s. The HostDO
+ * takes rids from its one request table (edge/host-link.ts, ids below 2^32), beside its control
+ * and exec ids; the agent keys the calls it serves by rid in tables of their own, since the wire
+ * does not promise that a rid differs from an `id` in flight. Caps: TUNNEL_MAX_INFLIGHT calls and
+ * TUNNEL_WS_MAX sockets per link.
  */
 import { LinkDecodeError } from "./codec.ts";
 

@@ -9,7 +9,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readProcessTag } from "../../worker/agent/process-reaper.ts";
-import { INPUT_GATE_MAX_MS } from "../../worker/agent/pty-session.ts";
+import { INPUT_GATE_MAX_MS } from "../../worker/agent/input-gate.ts";
 import { useStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 import { until } from "../support/waiters.ts";

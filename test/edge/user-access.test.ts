@@ -4,47 +4,21 @@
  * order; a read grant cannot change anything; admin routes refuse users; revocation and expiry
  * hold from the next request; the audit log records the proxied requests.
  */
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createToken } from "../../edge/identities.ts";
+import { adminJson, api, KEY, onlineServer, registerServer } from "./worker-client.ts";
 
-const KEY = "test-admin-key";
-const BASE = "http://edge.test";
-const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
 const db = (env as unknown as { DB: D1Database }).DB;
 const sfx = Math.random().toString(36).slice(2, 7);
 const id = (p: string) => `${p}-${sfx}`;
 
-function call(path: string, token: string, init: RequestInit = {}): Promise<Response> {
-  const headers = new Headers(init.headers);
-  headers.set("Authorization", `Bearer ${token}`);
-  if (init.body) headers.set("Content-Type", "application/json");
-  return worker.fetch(BASE + path, { ...init, headers });
-}
-const admin = (path: string, init: RequestInit = {}) => call(path, KEY, init);
+const call = (path: string, token: string, init: RequestInit = {}): Promise<Response> => api(path, init, token);
 
-async function adminJson(path: string, method: string, body?: unknown): Promise<unknown> {
-  const res = await admin(path, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
-  return res.json();
-}
-
-/** Registers a server and, when `online`, plays its agent: answers list/create/kill as the real one does. */
+/** Registers a server and, when `online`, plays its agent (worker-client.ts's fakeAgent). */
 async function server(name: string, online: boolean): Promise<void> {
-  const { token } = (await adminJson(`/api/v1/admin/servers/${name}`, "PUT", { name })) as { token: string };
-  if (!online) return;
-  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${name}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
-  const ws = res.webSocket!;
-  ws.accept();
-  ws.addEventListener("message", (event) => {
-    const msg = JSON.parse(event.data as string) as { id: number; op: string; params: Record<string, unknown> };
-    const meta = { terminal_id: msg.params["terminal_id"], shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-    const result = msg.op === "create" ? { status: "created", meta } : msg.op === "kill" ? { killed: true } : { sessions: [] };
-    ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result }));
-  });
-  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
-  // The hello is processed before the next request to the same HostDO reads the status.
-  await admin(`/api/v1/terminals/${name}/api/v1/terminal/sessions`);
+  if (online) await onlineServer(name);
+  else await registerServer(name);
 }
 
 const [alice, bob, teamA] = [id("alice"), id("bob"), id("team-a")];

@@ -4,44 +4,17 @@
  * included), an admin user's does; a per-user token signs a browser in as that user, with the
  * revocable server-side session, the same limits as the token and the cookie Origin rule.
  */
-import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { adminJson, api, BASE, onlineServer } from "./worker-client.ts";
 
-const KEY = "test-admin-key";
-const BASE = "http://edge.test";
-const worker = (exports as unknown as { default: { fetch(input: string, init?: RequestInit): Promise<Response> } }).default;
-void env;
 const sfx = Math.random().toString(36).slice(2, 7);
 const id = (p: string) => `${p}-${sfx}`;
 
+/** A call with a bearer token, a cookie, both or neither. */
 function call(path: string, auth: { token?: string; cookie?: string }, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
-  if (auth.token) headers.set("Authorization", `Bearer ${auth.token}`);
   if (auth.cookie) headers.set("Cookie", auth.cookie);
-  if (init.body) headers.set("Content-Type", "application/json");
-  return worker.fetch(BASE + path, { ...init, headers });
-}
-
-async function adminJson(path: string, method: string, body?: unknown): Promise<unknown> {
-  const res = await call(path, { token: KEY }, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
-  return res.json();
-}
-
-/** Registers a server with a connected agent that answers list/create/kill. */
-async function onlineServer(name: string): Promise<void> {
-  const { token } = (await adminJson(`/api/v1/admin/servers/${name}`, "PUT", { name })) as { token: string };
-  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${name}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
-  const ws = res.webSocket!;
-  ws.accept();
-  ws.addEventListener("message", (event) => {
-    const msg = JSON.parse(event.data as string) as { id: number; op: string; params: Record<string, unknown> };
-    const meta = { terminal_id: msg.params["terminal_id"], shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-    const result = msg.op === "create" ? { status: "created", meta } : msg.op === "kill" ? { killed: true } : { sessions: [] };
-    ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result }));
-  });
-  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
-  await call(`/api/v1/terminals/${name}/api/v1/terminal/sessions`, { token: KEY });
+  return api(path, { ...init, headers }, auth.token ?? null);
 }
 
 async function tokenFor(user: string, extra: Record<string, unknown> = {}): Promise<string> {

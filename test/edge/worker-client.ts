@@ -38,6 +38,20 @@ export async function registerServer(id: string): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
+/** An admin call that must succeed (status < 300); answers the JSON body. */
+export async function adminJson(path: string, method: string, body?: unknown): Promise<unknown> {
+  const res = await api(path, { method, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
+  return res.json();
+}
+
+/** Registers a server with a fakeAgent connected, once the HostDO has taken the agent's hello. */
+export async function onlineServer(id: string): Promise<void> {
+  await fakeAgent(id, await registerServer(id));
+  // Messages reach a DO in order: once this request is answered, the hello has been processed.
+  await api(`/api/v1/terminals/${id}/api/v1/terminal/sessions`);
+}
+
 /** Plays the agent's control link: answers create/kill/list the way the real agent does. */
 export async function fakeAgent(serverId: string, token: string) {
   const res = await worker.fetch(`${BASE}/agent/v1/control?server=${serverId}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });

@@ -81,6 +81,17 @@ describe("Correlator", () => {
     expect(table.accept(9, { kind: "x" })).toBe(false);
     expect(table.open({ kind: "x" })).toBeNull();
   });
+
+  it("keeps the ids it hands out below its id limit, skipping ids in flight", () => {
+    const table = new Correlator<{ kind: "x" }>(4, 8);
+    const held = table.open({ kind: "x" })!;
+    for (let i = 0; i < 20; i++) {
+      const id = table.open({ kind: "x" })!;
+      expect(id).toBeLessThan(8);
+      expect(id).not.toBe(held);
+      table.take(id);
+    }
+  });
 });
 
 describe("the HTTP tunnel on the control link", () => {

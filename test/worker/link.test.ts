@@ -155,6 +155,16 @@ describe("Link", () => {
     expect((l as unknown as { retryTimer: unknown }).retryTimer).toBeNull();
   });
 
+  it("declares a link dead when pongs stop, without any close, and redials", async () => {
+    const { events } = link({ heartbeatIntervalMs: 20, heartbeatTimeoutMs: 100 });
+    links[0]!.start();
+    await edge.until(() => events.opens === 1, "the first open");
+    // The edge stops reading (a link that died silently): its pongs stop, no close is sent.
+    (edge.sockets[0] as unknown as { _socket: import("node:net").Socket })._socket.pause();
+    await edge.until(() => events.opens === 2, "the redial");
+    expect(events.logs).toContain("heartbeat timed out; redialing");
+  });
+
   it("logs a refused upgrade without the token and keeps trying", async () => {
     edge.refuseWith = 401;
     const { l, events } = link();

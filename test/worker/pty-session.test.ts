@@ -14,8 +14,9 @@ import { decodeAgentFrame, encodeEdgeFrame, type AgentDataFrame, type EdgeDataFr
 import { decodeServerFrame, type ExitInfo } from "../../shared/links/client.ts";
 import { agentIdentity, processTag } from "../../worker/agent/launch.ts";
 import { PtySession } from "../../worker/agent/pty-session.ts";
+import { UNACKED_MAX_BYTES } from "../../worker/agent/pty-output-log.ts";
 import type { SpawnPlan } from "../../worker/agent/spawn.ts";
-import { Waiters } from "../support/waiters.ts";
+import { until, Waiters } from "../support/waiters.ts";
 
 /** The TerminalDO's end of the data link: folds the agent's frames into state. */
 class EdgeEnd {
@@ -108,6 +109,14 @@ function session(extra: { initialInput?: string } = {}): { s: PtySession; exits:
   return { s, exits };
 }
 
+/** A session whose HELLO was answered with RESUME from 0 and whose shell is ready. */
+async function streamingSession(): Promise<{ s: PtySession; exits: ExitInfo[] }> {
+  const started = session();
+  await resume();
+  await started.s.ready();
+  return started;
+}
+
 /** Waits for HELLO and answers RESUME from `offset`, as the TerminalDO does. */
 async function resume(offset = 0): Promise<void> {
   const hellos = edge.of("hello").length;
@@ -158,9 +167,7 @@ describe("PtySession", () => {
   });
 
   it("resizes the PTY and tells the edge the new size", async () => {
-    const { s } = session();
-    await resume();
-    await s.ready();
+    const { s } = await streamingSession();
     edge.send({ t: "resize", size: { cols: 100, rows: 30 } });
     await edge.until(() => edge.of("size").length === 1, "the SIZE frame");
     expect(edge.of("size")[0]!.size).toEqual({ cols: 100, rows: 30 });
@@ -169,9 +176,7 @@ describe("PtySession", () => {
   });
 
   it("answers a snapshot request with the screen as of the output sent before it", async () => {
-    const { s } = session();
-    await resume();
-    await s.ready();
+    const { s } = await streamingSession();
     edge.send({ t: "input", data: new TextEncoder().encode("echo snap-$((2*3))\r") });
     await edge.until(() => edge.output.includes("snap-6"), "the output");
     edge.send({ t: "snapshot-request", id: 5 });
@@ -207,9 +212,7 @@ describe("PtySession", () => {
   });
 
   it("resends unacknowledged output from the edge's offset after the link drops", async () => {
-    const { s } = session();
-    await resume();
-    await s.ready();
+    const { s } = await streamingSession();
     edge.send({ t: "input", data: new TextEncoder().encode("echo before-drop\r") });
     await edge.until(() => edge.output.includes("before-drop\r\n"), "the output");
     const have = edge.outputEnd;
@@ -225,6 +228,21 @@ describe("PtySession", () => {
     expect(edge.output).toContain("before-drop\r\n");
   });
 
+  it("pauses the PTY while too much output is unacknowledged, and resumes it once the edge acknowledges", async () => {
+    const { s } = await streamingSession();
+    const state = s as unknown as { paused: boolean; output: { end: number } };
+    edge.send({ t: "input", data: new TextEncoder().encode("yes flood\r") });
+    await until("the PTY to pause", () => state.paused, { timeoutMs: 60_000, describe: () => `; ${state.output.end} bytes read` });
+    // Paused on the chunk that crossed the limit: what it holds is bounded by the limit plus one read.
+    expect(state.output.end).toBeLessThan(UNACKED_MAX_BYTES + (1 << 20));
+    const pausedAt = state.output.end;
+    await until("the PTY to resume once everything received is acknowledged", () => {
+      edge.send({ t: "ack", offset: edge.outputEnd });
+      return !state.paused;
+    }, { timeoutMs: 60_000 });
+    await edge.until(() => edge.outputEnd > pausedAt + (1 << 20), "output flowing again");
+  }, 120_000);
+
   it("reports the exit to its owner and over the link", async () => {
     const { s, exits } = session();
     await resume();
@@ -237,9 +255,7 @@ describe("PtySession", () => {
   });
 
   it("ignores a malformed frame from the edge and keeps working", async () => {
-    const { s } = session();
-    await resume();
-    await s.ready();
+    const { s } = await streamingSession();
     edge.socket!.send(Buffer.from([0xff, 1, 2]));
     edge.send({ t: "input", data: new TextEncoder().encode("echo still-$((3*3))\r") });
     await edge.until(() => edge.output.includes("still-9"), "output after the bad frame");

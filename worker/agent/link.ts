@@ -27,6 +27,10 @@ export interface LinkOptions {
   finalCodes?: number[];
   /** Logs a line about the link (never the token). */
   log?(line: string): void;
+  /** Interval between heartbeats, in ms (default HEARTBEAT_INTERVAL_MS). */
+  heartbeatIntervalMs?: number;
+  /** No pong for this long declares the link dead, in ms (default HEARTBEAT_TIMEOUT_MS). */
+  heartbeatTimeoutMs?: number;
 }
 
 /** The delay before retry number `attempt` (0-based): half fixed, half random ("equal jitter") under a capped exponential. */
@@ -148,14 +152,15 @@ export class Link {
 
   private startHeartbeat(ws: WebSocket): void {
     this.stopHeartbeat();
+    const { heartbeatIntervalMs = HEARTBEAT_INTERVAL_MS, heartbeatTimeoutMs = HEARTBEAT_TIMEOUT_MS } = this.options;
     this.heartbeat = setInterval(() => {
-      if (Date.now() - this.lastPong > HEARTBEAT_TIMEOUT_MS) {
+      if (Date.now() - this.lastPong > heartbeatTimeoutMs) {
         this.options.log?.("heartbeat timed out; redialing");
         ws.terminate();
         return;
       }
       ws.ping();
-    }, HEARTBEAT_INTERVAL_MS);
+    }, heartbeatIntervalMs);
     this.heartbeat.unref?.();
   }
 

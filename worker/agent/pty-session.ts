@@ -10,11 +10,12 @@
  * memory; the program simply blocks on its writes, as over ssh.
  */
 import * as pty from "node-pty";
-import { encodeServerFrame, parseSize, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
+import { encodeServerFrame, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
 import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot } from "../../shared/links/data.ts";
 import type { LiveSession, SessionMeta } from "../../shared/links/session.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
+import { InputGate } from "./input-gate.ts";
 import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
@@ -28,23 +29,6 @@ export const BURST_WINDOW_MS = 2;
 export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
 export const BURST_FLUSH_MS = 4;
-/**
- * Input that arrives before the shell is ready is held back: shells flush typeahead while they
- * set up the terminal. The shell counts as ready once it printed something and then went quiet
- * for this long, in milliseconds (or a prompt marker says so, when shell integration is on)…
- */
-export const INPUT_GATE_QUIET_MS = 60;
-/**
- * …or, whatever it printed, this long after it started, in milliseconds: a hard cap, never pushed
- * back by output (a shell that prints without pause would otherwise hold typeahead for ever).
- */
-export const INPUT_GATE_MAX_MS = 2_000;
-/**
- * Input held back before the shell is ready, in bytes. Input beyond it is never dropped: the gate
- * opens early and everything held goes to the shell in order (a paste that big is not typeahead
- * a shell could flush by accident; losing it would be worse).
- */
-export const INPUT_GATE_MAX_BYTES = 1 << 20; // 1 MiB
 /**
  * Grace between SIGHUP and SIGKILL when a terminal ends, in milliseconds: its shell's group and
  * every other process of the terminal (process-reaper.ts) are hung up, and whatever is left after
@@ -101,13 +85,8 @@ export class PtySession {
   private paused = false;
   private exited: ExitInfo | null = null;
   private readonly linkOpened: Promise<void>;
-  /** Input waiting for the shell to be ready; null once it is. */
-  private heldInput: Buffer[] | null = [];
-  private heldBytes = 0;
-  /** Releases typeahead once the shell went quiet after printing (reset by each output chunk). */
-  private gateQuietTimer: NodeJS.Timeout | null = null;
-  /** Releases typeahead INPUT_GATE_MAX_MS after the start, whatever the shell prints. */
-  private gateMaxTimer: NodeJS.Timeout | null = null;
+  /** Typeahead held until the shell is ready (input-gate.ts). */
+  private readonly gate: InputGate;
   /** The shell as a session leader: its session id is its pid (forkpty calls setsid). */
   private readonly leader: SessionLeader;
   /** Set once the terminal's processes are being ended (DELETE, or the shell exited). */
@@ -139,9 +118,12 @@ export class PtySession {
     this.meta = { ...options.meta, pid: this.proc.pid };
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
+    this.gate = new InputGate(
+      (data) => this.proc.write(data),
+      () => this.exited !== null,
+      (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`),
+    );
     if (options.initialInput) this.write(Buffer.from(options.initialInput));
-    this.gateMaxTimer = setTimeout(() => this.shellReady(), INPUT_GATE_MAX_MS);
-    this.gateMaxTimer.unref();
 
     let opened!: () => void;
     this.linkOpened = new Promise((resolve) => (opened = resolve));
@@ -192,37 +174,18 @@ export class PtySession {
   /** Writes input to the PTY, or holds it until the shell is ready for it. */
   write(data: Buffer): void {
     if (this.exited) return;
-    if (this.heldInput === null) {
-      this.proc.write(data);
-      return;
-    }
-    this.heldInput.push(Buffer.from(data));
-    this.heldBytes += data.byteLength;
-    if (this.heldBytes > INPUT_GATE_MAX_BYTES) {
-      this.options.log(`terminal ${this.meta.terminal_id}: ${this.heldBytes} bytes typed ahead (over ${INPUT_GATE_MAX_BYTES}); passing them to the shell now`);
-      this.shellReady();
-    }
+    this.gate.write(data);
   }
 
-  /** The shell is ready for input: release what was typed ahead. */
+  /** The shell is ready for input (a prompt marker): release what was typed ahead. */
   shellReady(): void {
-    if (this.heldInput === null) return;
-    const held = this.heldInput;
-    this.heldInput = null;
-    this.heldBytes = 0;
-    this.clearGateTimers();
-    if (this.exited) return;
-    for (const data of held) this.proc.write(data);
+    this.gate.open();
   }
 
   // --- output -----------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.heldInput !== null) {
-      if (this.gateQuietTimer) clearTimeout(this.gateQuietTimer);
-      this.gateQuietTimer = setTimeout(() => this.shellReady(), INPUT_GATE_QUIET_MS);
-      this.gateQuietTimer.unref();
-    }
+    this.gate.onOutput();
     this.output.append(chunk);
     this.options.onOutput?.(chunk);
     if (!this.paused && (this.output.unacked >= UNACKED_MAX_BYTES || this.screen.backlog > PARSE_BACKLOG_MAX_BYTES)) {
@@ -379,7 +342,7 @@ export class PtySession {
     if (error) exit = { ...exit, error };
     this.exited = exit;
     this.resolveExited();
-    this.clearGateTimers();
+    this.gate.dispose();
     this.flush();
     this.sendExit();
     this.options.onExit(exit);
@@ -448,20 +411,13 @@ export class PtySession {
     return this.ending;
   }
 
-  private clearGateTimers(): void {
-    if (this.gateQuietTimer) clearTimeout(this.gateQuietTimer);
-    if (this.gateMaxTimer) clearTimeout(this.gateMaxTimer);
-    this.gateQuietTimer = null;
-    this.gateMaxTimer = null;
-  }
-
   /** Drops the data link as a network failure would (tests, diagnostics). */
   dropLink(): void {
     this.link.drop();
   }
 
   dispose(): void {
-    this.clearGateTimers();
+    this.gate.dispose();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     // Let the EXIT frame drain before the link closes.
     setTimeout(() => this.link.stop(1000, "session ended"), 50).unref();
