@@ -9,7 +9,6 @@
  */
 import { sanitizeTerminalPath } from "../shared/terminal-path.ts";
 import { parseTerminalId } from "../shared/validation.ts";
-
 import type { Access } from "../shared/admin.ts";
 
 /** A grant's level; `write` includes `read` (shared/admin.ts). */
