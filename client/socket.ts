@@ -296,7 +296,7 @@ export class Inbox<T> implements AsyncIterable<T> {
       await new Promise<void>((resolve, reject) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         this.waiter = () => {
-          clearTimeout(timer);
+          if (timer !== undefined) clearTimeout(timer);
           resolve();
         };
         if (deadline !== undefined) {

@@ -259,3 +259,28 @@ describe("errors in each family's shape", () => {
     expect(error).toMatchObject({ status: 0, code: "NETWORK_ERROR" });
   });
 });
+
+describe("the global-WebSocket path (browsers, Deno, Node ≥ 22)", () => {
+  it("attaches, and explains a refused upgrade by asking again without it", async () => {
+    // This Node has no global WebSocket: stand `ws` in for one (it takes undici's `{headers}` init too).
+    const { WebSocket: Ws } = await import("ws");
+    const g = globalThis as { WebSocket?: unknown };
+    const before = g.WebSocket;
+    g.WebSocket = Ws;
+    try {
+      const et = client();
+      await et.sessions.create({ terminal_id: 740 });
+      const conn = stack.track(await et.sessions.connect({ terminal_id: 740 }));
+      conn.write("echo global-$((2*21))\r");
+      await conn.waitForOutput("global-42");
+      await et.sessions.delete(740);
+      await conn.closed;
+      // A 401 answers the same without the upgrade, so the client can tell it.
+      expect(await refusal(client("wrong").sessions.connect({ terminal_id: 740 }))).toMatchObject({ status: 401, code: "UNAUTHORIZED", family: "session" });
+      // A refusal that needs the upgrade to show cannot be read through this API: said as such.
+      expect(await refusal(et.sessions.connect({ terminal_id: 741, readonly: true }))).toMatchObject({ status: 0, code: "WEBSOCKET_REFUSED" });
+    } finally {
+      g.WebSocket = before;
+    }
+  });
+});
