@@ -64,14 +64,22 @@ export class ExecApi {
 
   /**
    * `POST /execute?stream=true` (seed 004): the command's `stdout`/`stderr` events as it writes
-   * them, then one `exit`. Leaving the loop early (or aborting `signal`) cancels the request, and
+   * them, then one `exit` (a stream cut before it throws STREAM_INCOMPLETE). Leaving the loop early (or aborting `signal`) cancels the request, and
    * the edge kills the command. `timeout` in seconds is honoured only when given.
    */
   async *stream(command: string, options: CommandOptions & { timeout?: number } = {}): AsyncGenerator<StreamEvent> {
     const extra = options.timeout !== undefined ? { timeout: options.timeout } : {};
     const response = await this.t.request("POST", "/execute", { query: { stream: "true" }, json: body(command, options, extra), signal: options.signal });
-    if (!response.body) return;
-    for await (const line of ndjsonLines(chunksOf(response.body), NDJSON_LINE_MAX_CHARS)) yield streamEvent(line);
+    let exited = false;
+    if (response.body) {
+      for await (const line of ndjsonLines(chunksOf(response.body), NDJSON_LINE_MAX_CHARS)) {
+        const event = streamEvent(line);
+        exited = event.type === "exit";
+        yield event;
+      }
+    }
+    // The edge ends a stream without its exit line when the agent went away mid-command.
+    if (!exited) throw new EdgettyError(0, "STREAM_INCOMPLETE", "the stream ended without the command's exit (the host's agent went away?)", "none");
   }
 
   /** `GET /execute`: this caller's processes, oldest first. */

@@ -1,6 +1,6 @@
 /**
- * edgetty's typed client (`edgetty/client`): the whole public API from Node ≥ 20.3, browsers,
- * Deno, Bun and Cloudflare Workers, on web-standard fetch and WebSocket.
+ * edgetty's typed client (`edgetty/client`): the whole public API from Node ≥ 20.3, browsers and
+ * Cloudflare Workers, on web-standard fetch and WebSocket.
  *
  *   const et = new EdgettyClient({ url: "https://edge.example.com", token: process.env.EDGETTY_API_KEY });
  *   await et.servers.list();                       // GET /api/v1/terminals/

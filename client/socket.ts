@@ -4,7 +4,7 @@
  * `defaultWebSocketFactory` picks, in order:
  * - Cloudflare Workers (`WebSocketPair` exists): `fetch` with `Upgrade: websocket`, so headers are
  *   sent and a refusal's status and body are read.
- * - the global `WebSocket` (browsers, Deno, Bun, Node ≥ 22): in Node-like runtimes headers go in
+ * - the global `WebSocket` (browsers, Node ≥ 22): in Node-like runtimes headers go in
  *   undici's `{headers}` init; browsers send none (they use the session cookie, same origin). A
  *   refused upgrade only says "error" there, so the client asks the same URL once more without
  *   the upgrade to learn why (a 401 or 403 answers the same; otherwise `WEBSOCKET_REFUSED`).

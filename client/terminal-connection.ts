@@ -13,6 +13,8 @@ import { Inbox, INBOX_MAX_ITEMS, readUntilMatch, WAIT_OUTPUT_DEFAULT_MS, type Ch
 export const INBOX_PAUSE_BYTES = 1 << 20; // 1 MiB
 /** Unread output under which a paused client sends RESUME, in bytes. */
 export const INBOX_RESUME_BYTES = 256 * 1024; // 256 KiB
+/** How long `connect` waits for the session's INFO once the socket is open, in milliseconds. */
+export const ATTACH_TIMEOUT_MS = 30_000;
 /** PINGs awaiting their PONG at once. */
 export const PINGS_MAX = 64;
 
@@ -60,8 +62,12 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
   static async attach(channel: Channel): Promise<TerminalConnection> {
     const conn = new TerminalConnection(channel);
     let error: { code: string; message: string } | null = null;
+    const deadline = Date.now() + ATTACH_TIMEOUT_MS;
     for (;;) {
-      const frame = await conn.inbox.next();
+      const frame = await conn.inbox.next(deadline).catch((failure: unknown) => {
+        conn.close();
+        throw failure;
+      });
       if (frame === null) {
         const close = await conn.closed;
         if (error) throw new EdgettyError(/^(SSH|SOCKS5)_/.test(error.code) ? 502 : 0, error.code, error.message, "websocket", error, close.code);

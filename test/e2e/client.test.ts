@@ -284,3 +284,17 @@ describe("the global-WebSocket path (browsers, Deno, Node ≥ 22)", () => {
     }
   });
 });
+
+describe("a stream cut short", () => {
+  // Last in the file: it stops the agent (and with it every session).
+  it("throws STREAM_INCOMPLETE when the agent goes away before the command's exit", async () => {
+    const events = client().exec.stream("echo started; sleep 60");
+    expect((await events.next()).value).toEqual({ type: "stdout", data: "started\n" });
+    await stack.stopAgent();
+    try {
+      expect(await refusal(events.next())).toMatchObject({ status: 0, code: "STREAM_INCOMPLETE" });
+    } finally {
+      await stack.restartAgent();
+    }
+  });
+});
