@@ -12,7 +12,7 @@
  *   status and body from its `unexpected-response`.
  * Each resolves with an open socket or rejects with an EdgettyError.
  */
-import { EdgettyError, errorFromBody, errorFromResponse } from "./errors.ts";
+import { EdgettyError, ERROR_BODY_MAX_BYTES, errorFromBody, errorFromResponse } from "./errors.ts";
 
 /** The part of the WHATWG WebSocket the client uses (the global one, `ws`'s and Workers' all have it). */
 export interface WebSocketLike {
@@ -122,7 +122,7 @@ async function openWithWsPackage(req: WebSocketRequest): Promise<WebSocketLike> 
       let text = "";
       for await (const chunk of response) {
         text += decoder.decode(chunk, { stream: true });
-        if (text.length > 64 * 1024) break;
+        if (text.length > ERROR_BODY_MAX_BYTES) break;
       }
       let body: unknown = null;
       try {

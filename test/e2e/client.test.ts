@@ -189,6 +189,15 @@ describe("discovery", () => {
       expect(Array.isArray((await et.openTerminal.ports()).ports)).toBe(true);
     }
   });
+
+  it("reaches any route of a server through its mount as fetch, answering the Response as is", async () => {
+    const res = await client().server("local").fetch("api/v1/terminal/sessions", { query: { history_limit: 0 } });
+    expect(res.status).toBe(200);
+    expect(Array.isArray(await res.json())).toBe(true);
+    const missing = await client().server("local").fetch("/no/such/route");
+    expect(missing.status).toBe(404);
+    await missing.body?.cancel();
+  });
 });
 
 describe("admin and users", () => {
@@ -249,8 +258,8 @@ describe("errors in each family's shape", () => {
 
   it("404 for an unknown server on any family, in the terminals family's shape", async () => {
     const nope = client().server("no-such-server");
-    for (const call of [nope.sessions.list(), nope.exec.list(), nope.files.list("/")]) {
-      expect(await refusal(call)).toMatchObject({ status: 404, code: "SERVER_NOT_FOUND", family: "terminals", message: "Terminal server not found" });
+    for (const call of [() => nope.sessions.list(), () => nope.exec.list(), () => nope.files.list("/")]) {
+      expect(await refusal(call())).toMatchObject({ status: 404, code: "SERVER_NOT_FOUND", family: "terminals", message: "Terminal server not found" });
     }
   });
 
