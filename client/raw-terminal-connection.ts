@@ -32,7 +32,7 @@ export class RawTerminalConnection implements AsyncIterable<Uint8Array> {
       if (typeof data === "string") return; // the edge sends no text frames
       if (this.inbox.bytes + data.byteLength > RAW_INBOX_MAX_BYTES || this.inbox.size >= INBOX_MAX_ITEMS) {
         this.inbox.fail(new EdgettyError(0, "INBOX_FULL", `more than ${RAW_INBOX_MAX_BYTES} bytes of output were left unread`, "websocket"));
-        this.close(1008, "client inbox full");
+        this.close(4413, "client inbox full"); // an application code: browsers refuse 1008
         return;
       }
       this.inbox.push(data, data.byteLength);

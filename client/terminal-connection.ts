@@ -34,7 +34,7 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
   readonly closed: Promise<CloseInfo>;
   private readonly inbox: Inbox<ServerFrame>;
   private paused = false;
-  private readonly pings = new Map<string, () => void>();
+  private readonly pings = new Map<string, { resolve: () => void; reject: (error: unknown) => void }>();
   private pingSeq = 0;
   private readonly decoder = new TextDecoder();
 
@@ -51,7 +51,7 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
     });
     this.closed = channel.closed().then((info) => {
       this.inbox.end();
-      for (const done of this.pings.values()) done();
+      for (const ping of this.pings.values()) ping.reject(new EdgettyError(0, "WS_CLOSED", "the terminal closed before the PONG", "websocket"));
       this.pings.clear();
       return info;
     });
@@ -89,19 +89,19 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
     } catch (error) {
       const message = error instanceof LinkDecodeError ? error.message : String(error);
       this.inbox.fail(new EdgettyError(0, "INVALID_FRAME", `the edge sent a frame the client cannot read: ${message}`, "websocket"));
-      this.close(1002, "invalid frame");
+      this.close(4400, "invalid frame"); // an application code: browsers refuse 1002
       return;
     }
     if (frame.t === "info") this.info = frame.info;
     if (frame.t === "pong") {
       const key = this.decoder.decode(frame.data);
-      this.pings.get(key)?.();
+      this.pings.get(key)?.resolve();
       this.pings.delete(key);
       return;
     }
     if (this.inbox.size >= INBOX_MAX_ITEMS) {
       this.inbox.fail(new EdgettyError(0, "INBOX_FULL", `more than ${INBOX_MAX_ITEMS} frames were left unread`, "websocket"));
-      this.close(1008, "client inbox full");
+      this.close(4413, "client inbox full"); // an application code: browsers refuse 1008
       return;
     }
     const bytes = frame.t === "output" ? frame.data.byteLength : 0;
@@ -126,12 +126,12 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
     this.sendFrame({ t: "resize", size: { cols, rows } });
   }
 
-  /** PING; resolves on its PONG, which comes after everything the edge sent before it. */
+  /** PING; resolves on its PONG, which comes after everything the edge sent before it (WS_CLOSED if the socket closes first). */
   ping(): Promise<void> {
     if (this.pings.size >= PINGS_MAX) return Promise.reject(new EdgettyError(0, "TOO_MANY_PINGS", `at most ${PINGS_MAX} pings at once`, "websocket"));
     const key = `p${++this.pingSeq}`;
     return new Promise((resolve, reject) => {
-      this.pings.set(key, resolve);
+      this.pings.set(key, { resolve, reject });
       try {
         this.sendFrame({ t: "ping", data: textEncoder.encode(key) });
       } catch (error) {
