@@ -33,15 +33,15 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
   /** Resolves when the socket has closed. */
   readonly closed: Promise<CloseInfo>;
   private readonly inbox: Inbox<ServerFrame>;
-  private paused = false;
+  private holding = false;
   private readonly pings = new Map<string, { resolve: () => void; reject: (error: unknown) => void }>();
   private pingSeq = 0;
   private readonly decoder = new TextDecoder();
 
   private constructor(private readonly channel: Channel) {
     this.inbox = new Inbox<ServerFrame>((left) => {
-      if (this.paused && left < INBOX_RESUME_BYTES) {
-        this.paused = false;
+      if (this.holding && left < INBOX_RESUME_BYTES) {
+        this.holding = false;
         try {
           this.sendFrame({ t: "resume" });
         } catch {
@@ -56,6 +56,16 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
       return info;
     });
     channel.onMessage((data) => this.receive(data));
+  }
+
+  /** True while the client has asked the edge to hold output (PAUSE sent, RESUME not yet). */
+  get paused(): boolean {
+    return this.holding;
+  }
+
+  /** Output bytes received and not yet read. */
+  get unreadBytes(): number {
+    return this.inbox.bytes;
   }
 
   /** Wraps an open channel; resolves once INFO arrived, rejects with the edge's ERROR or close. */
@@ -106,8 +116,8 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
     }
     const bytes = frame.t === "output" ? frame.data.byteLength : 0;
     this.inbox.push(frame, bytes);
-    if (!this.paused && this.inbox.bytes > INBOX_PAUSE_BYTES) {
-      this.paused = true;
+    if (!this.holding && this.inbox.bytes > INBOX_PAUSE_BYTES) {
+      this.holding = true;
       this.sendFrame({ t: "pause" });
     }
   }

@@ -294,6 +294,21 @@ describe("the global-WebSocket path (browsers, Deno, Node ≥ 22)", () => {
   });
 });
 
+describe("back-pressure on the session WebSocket", () => {
+  it("asks the edge to hold output while it is unread, and goes on with the end of it", async () => {
+    const et = client();
+    const conn = stack.track(await et.sessions.connect({ terminal_id: 750 }));
+    // 4 MB of output the test does not read, then a line to find.
+    conn.write("head -c 4000000 /dev/zero | tr '\\0' x; echo; echo flood-$((3*3))\r");
+    await until("the flood's end in the raw output", async () => new TextDecoder().decode((await et.sessions.raw(750, { tail: 2 })).content).includes("flood-9"));
+    expect(conn.paused).toBe(true);
+    expect(conn.unreadBytes).toBeLessThan(4_000_000);
+    await conn.waitForOutput("flood-9", 30_000);
+    expect(conn.paused).toBe(false);
+    await et.sessions.delete(750);
+  });
+});
+
 describe("a stream cut short", () => {
   // Last in the file: it stops the agent (and with it every session).
   it("throws STREAM_INCOMPLETE when the agent goes away before the command's exit", async () => {
