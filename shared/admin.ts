@@ -122,6 +122,10 @@ export interface TerminalServer {
   url: string;
   name: string;
   enabled: boolean;
+  /** `agent`: reached over its agent's link; `url`: an Open Terminal server the edge proxies to. */
+  kind: "agent" | "url";
+  /** What the caller may do there: `write`, `read` (watch only), or null when only single terminals of it are granted. */
+  access: Access | null;
   /** Its agent is connected now. */
   online: boolean;
   /** The server the un-prefixed routes address. */

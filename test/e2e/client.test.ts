@@ -215,7 +215,7 @@ describe("admin and users", () => {
 
     const carol = client(token.token);
     expect(await carol.auth.whoami()).toEqual({ role: "user", user_id: "carol", read_only: false });
-    expect((await carol.servers.list()).map((s) => s.id)).toEqual(["local"]);
+    expect((await carol.servers.list()).map((s) => [s.id, s.access])).toEqual([["local", "read"]]);
     const local = carol.server("local");
     expect(Array.isArray(await local.sessions.list())).toBe(true);
     // A read grant looks but does not change anything.
