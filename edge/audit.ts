@@ -3,6 +3,7 @@
  * terminal, when and from where. Retention is bounded by age and by row count; pruning runs on
  * writes, at most once per {@link AUDIT_PRUNE_EVERY} events.
  */
+import type { AuditEvent as WireAuditEvent } from "../shared/admin.ts";
 
 /** Longest an event is kept, in ms (90 days). */
 export const AUDIT_RETENTION_MS = 90 * 24 * 60 * 60 * 1000;
@@ -41,18 +42,9 @@ export type AuditAction =
   | "execute"
   | "proxy";
 
-export interface AuditEvent {
-  id: number;
-  /** Epoch ms. */
-  at: number;
-  /** `user:<id>`, `admin-key`, `share:<id>` or `agent:<server>`. */
-  actor: string;
+/** One event, with an action of this edge's list (the wire shape is shared/admin.ts's). */
+export interface AuditEvent extends WireAuditEvent {
   action: AuditAction;
-  server_id: string | null;
-  terminal_id: number | null;
-  detail: string;
-  /** The client address Cloudflare saw (`CF-Connecting-IP`), or empty. */
-  ip: string;
 }
 
 /** The client address of a request, as Cloudflare reports it. */

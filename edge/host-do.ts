@@ -35,25 +35,13 @@ import { loadIdentity, terminalStub } from "./addresses.ts";
 import { isTunnelMessage, type TunnelAgentMsg } from "../shared/links/tunnel.ts";
 import { AGENT_REQUEST_TIMEOUT_MS, HostLink } from "./host-link.ts";
 import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
+import type { SessionListing } from "../shared/session-api.ts";
 
 /** Refused hello entries named in one log line (the count is always logged). */
 const REFUSED_LOGGED_MAX = 5;
 
-/** A session as the terminal session API lists it. */
-export interface SessionListing {
-  id: number;
-  shell: string;
-  cwd: string;
-  started_at: string;
-  command_history: string[];
-  clients: number;
-  agent_online: boolean;
-  ephemeral: boolean;
-  cols?: number;
-  rows?: number;
-  title?: string;
-  display?: string;
-}
+/** A session as the terminal session API lists it (shared/session-api.ts). */
+export type { SessionListing };
 
 export interface HostStatus {
   online: boolean;

@@ -6,10 +6,10 @@
 import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
 import { apiTokenId, apiTokenMatches, generateApiToken } from "./api-tokens.ts";
-import type { Access } from "./proxy-checks.ts";
+import { TOKEN_SCOPES, type Access, type GrantRecord, type GroupRecord, type Role, type TokenRecord, type TokenScope, type UserRecord } from "../shared/admin.ts";
 
-/** A role: admins do everything; users reach what is granted to them or their groups. */
-export type Role = "admin" | "user";
+// The records' wire shapes live in shared/admin.ts (the typed client reads them too).
+export { TOKEN_SCOPES, type GrantRecord, type GroupRecord, type Role, type TokenRecord, type TokenScope, type UserRecord };
 
 /** Most users one registry holds. */
 export const MAX_USERS = 10_000;
@@ -32,55 +32,12 @@ export const NAME_MAX_CHARS = 200;
 /** Rows a list answers at most. */
 export const LIST_MAX_ROWS = 1_000;
 
-/** Token scopes: `read-only` caps every grant (and an admin token) at `read`. */
-export const TOKEN_SCOPES = ["read-only"] as const;
-export type TokenScope = (typeof TOKEN_SCOPES)[number];
-
 const PRINCIPAL_ID_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const EMAIL_RE = /^[^\s@]{1,64}@[^\s@]{1,190}$/;
 
 /** True for user and group ids: lower-case letters, digits, `.`, `_`, `-`; 1-63 characters. */
 export function isPrincipalId(id: unknown): id is string {
   return typeof id === "string" && PRINCIPAL_ID_RE.test(id);
-}
-
-/** A user as the admin API shows it. */
-export interface UserRecord {
-  id: string;
-  name: string;
-  email: string | null;
-  role: Role;
-  disabled: boolean;
-  created_at: number;
-}
-
-export interface GroupRecord {
-  id: string;
-  name: string;
-  created_at: number;
-  members: string[];
-}
-
-/** A token as listed: never its secret or hash. */
-export interface TokenRecord {
-  id: string;
-  user_id: string;
-  name: string;
-  role: Role;
-  scopes: TokenScope[];
-  expires_at: number;
-  last_used_at: number | null;
-  created_at: number;
-}
-
-export interface GrantRecord {
-  server_id: string;
-  /** 0: the whole server. */
-  terminal_id: number;
-  principal_type: "user" | "group";
-  principal_id: string;
-  access: Access;
-  created_at: number;
 }
 
 /** The one terminal a share link (share-links.ts) opens, read-only, until `expiresAt` (epoch ms). */

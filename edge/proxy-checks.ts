@@ -9,9 +9,10 @@
  */
 import { sanitizeTerminalPath } from "../shared/terminal-path.ts";
 import { parseTerminalId } from "../shared/validation.ts";
+import type { Access } from "../shared/admin.ts";
 
-/** A grant's level; `write` includes `read`. */
-export type Access = "read" | "write";
+/** A grant's level; `write` includes `read` (shared/admin.ts). */
+export type { Access };
 
 /** What the checks need to know of a server. */
 export interface ProxyServer {

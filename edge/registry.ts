@@ -7,12 +7,10 @@ import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
 import { safeEqual, sha256Hex } from "./auth.ts";
 
-export interface ServerRecord {
-  id: string;
-  name: string;
-  url: string;
-  created_at: string;
-}
+import type { ServerRecord } from "../shared/admin.ts";
+
+/** A server of the registry, as the admin API answers it (shared/admin.ts). */
+export type { ServerRecord };
 
 /** Most servers one registry holds. */
 export const MAX_SERVERS = 1000;

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-const projects = ["shared", "edge", "worker", "bench", "web", "test", "test/edge"].filter((p) => existsSync(`${p}/tsconfig.json`));
+const projects = ["shared", "edge", "worker", "client", "bench", "web", "test", "test/edge"].filter((p) => existsSync(`${p}/tsconfig.json`));
 let failed = false;
 for (const project of projects) {
   const result = spawnSync(process.execPath, [tsc, "--noEmit", "-p", project], { stdio: "inherit" });
