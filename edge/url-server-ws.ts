@@ -18,7 +18,11 @@ import { log } from "./log.ts";
 import { forwardedUserId, urlServerUpstream } from "./url-servers.ts";
 import { authorizeProxySocket, awaitFirstMessage, ProxyWsClose } from "./ws-proxy.ts";
 
-/** Proxy WebSockets one URL server relays at once. */
+/**
+ * Proxy WebSockets one URL server holds at once, relaying or waiting for their auth. Past it, a
+ * newcomer closes the longest-waiting unauthenticated one (as raw-terminal.ts does), so silent
+ * sockets never lock out clients with credentials; with none waiting it is refused (1013).
+ */
 export const URL_WS_MAX = 64;
 /** How long the URL server may take to accept the WebSocket, in ms. */
 export const URL_WS_DIAL_TIMEOUT_MS = 10_000;
@@ -27,6 +31,8 @@ interface Relay {
   client: WebSocket;
   upstream: WebSocket | null;
   cred: Credential | null;
+  /** Still waiting for its first message (or its check). */
+  waiting: boolean;
 }
 
 function closeQuietly(ws: WebSocket | null, code: number, reason: string): void {
@@ -88,10 +94,15 @@ export class UrlServerSockets {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     server.accept();
     if (this.relays.size >= URL_WS_MAX) {
-      server.close(1013, `At most ${URL_WS_MAX} WebSockets per terminal server`);
-      return new Response(null, { status: 101, webSocket: client });
+      // Sets iterate in insertion order: the first waiting one has waited longest.
+      const oldest = [...this.relays].find((r) => r.waiting);
+      if (oldest) this.end(oldest.client, ProxyWsClose.AUTH_TIMEOUT);
+      else {
+        server.close(1013, `At most ${URL_WS_MAX} WebSockets per terminal server`);
+        return new Response(null, { status: 101, webSocket: client });
+      }
     }
-    const relay: Relay = { client: server, upstream: null, cred: null };
+    const relay: Relay = { client: server, upstream: null, cred: null, waiting: true };
     this.relays.add(relay);
     server.addEventListener("close", () => this.forget(relay, 1000, "client closed"));
     server.addEventListener("error", () => this.forget(relay, 1000, "client failed"));
@@ -110,7 +121,10 @@ export class UrlServerSockets {
         pass = { userId: forwardedUserId(verdict.identity, asserted) };
         return { ok: true };
       },
-      (queued) => void this.dial(relay, session, pass!.userId, queued),
+      (queued) => {
+        relay.waiting = false;
+        void this.dial(relay, session, pass!.userId, queued);
+      },
     );
     return new Response(null, { status: 101, webSocket: client });
   }
