@@ -58,11 +58,6 @@ export interface CloseInfo {
   reason: string;
 }
 
-/** True when `close` is one of {@link CredentialClose} (a relay passes these on unchanged). */
-export function isCredentialClose(code: number, reason: string): boolean {
-  return Object.values(CredentialClose).some((c) => c.code === code && c.reason === reason);
-}
-
 /**
  * The revocable credential behind a caller, or null for one that cannot be revoked on its own:
  * the admin API key (rotating it is a redeploy) and Cloudflare Access assertions (short-lived,
@@ -125,16 +120,22 @@ function holderStub(env: Pick<Env, "HOST" | "TERMINAL">, holder: string): Holder
  * `held`, or `revoked` (no longer live: revoked meanwhile) or `full` (it already has sockets at
  * {@link LIVE_HOLDERS_PER_CREDENTIAL_MAX} holders): refuse the socket.
  */
-export async function holdCredential(env: Pick<Env, "DB" | "HOST" | "TERMINAL">, cred: Credential, holder: string, now = Date.now()): Promise<Admission> {
+export async function holdCredential(
+  env: Pick<Env, "DB" | "HOST" | "TERMINAL">,
+  cred: Credential,
+  holder: string,
+  now = Date.now(),
+  maxHolders = LIVE_HOLDERS_PER_CREDENTIAL_MAX,
+): Promise<Admission> {
   const db = env.DB;
   const count = async () => (await db.prepare("SELECT COUNT(*) AS n FROM live_sockets WHERE credential = ? AND holder != ?").bind(cred.id, holder).first<{ n: number }>())?.n ?? 0;
-  if ((await count()) >= LIVE_HOLDERS_PER_CREDENTIAL_MAX) {
+  if ((await count()) >= maxHolders) {
     // Rows whose sockets vanished without a close (a redeploy): ask each holder, forget the empty.
-    const { results } = await db.prepare("SELECT holder FROM live_sockets WHERE credential = ? LIMIT ?").bind(cred.id, LIVE_HOLDERS_PER_CREDENTIAL_MAX).all<{ holder: string }>();
+    const { results } = await db.prepare("SELECT holder FROM live_sockets WHERE credential = ? LIMIT ?").bind(cred.id, maxHolders).all<{ holder: string }>();
     const held = await Promise.all(results.map(async (r) => (await holderStub(env, r.holder)?.holdsCredential(cred.id).catch(() => true)) ?? false));
     const empty = results.filter((_, i) => !held[i]).map((r) => r.holder);
-    for (const h of empty) await db.prepare("DELETE FROM live_sockets WHERE credential = ? AND holder = ?").bind(cred.id, h).run();
-    if ((await count()) >= LIVE_HOLDERS_PER_CREDENTIAL_MAX) return "full";
+    if (empty.length > 0) await db.batch(empty.map((h) => db.prepare("DELETE FROM live_sockets WHERE credential = ? AND holder = ?").bind(cred.id, h)));
+    if ((await count()) >= maxHolders) return "full";
   }
   await db.batch([
     db.prepare("DELETE FROM live_sockets WHERE expires_at <= ?").bind(now),
