@@ -149,8 +149,8 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     if (!(await revokeToken(env.DB, id))) throw new ApiError(404, "TOKEN_NOT_FOUND", `No token '${id}'`);
     await audit(r, env, actor, "token.revoke", id);
     // Revoked first, so no socket joins behind this sweep (live-sockets.ts).
-    await closeCredentialSockets(env, { credential: `token:${id}` }, CredentialClose.TOKEN_REVOKED);
-    return Response.json({ status: "revoked", id });
+    const closed = await closeCredentialSockets(env, { credential: `token:${id}` }, CredentialClose.TOKEN_REVOKED);
+    return Response.json({ status: "revoked", id, closed_websockets: closed });
   });
 
   route("PUT", "/api/v1/admin/servers/:id/enabled", async (r, env, actor) => {

@@ -192,7 +192,8 @@ describe("revocation and expiry", () => {
     await until("the URL server to be dialled", () => upstreamConns.length === 1);
     const attached = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/local/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: t.token }));
 
-    expect((await admin(`/api/v1/admin/tokens/${t.id}`, "DELETE")).status).toBe(200);
+    const revoke = await admin(`/api/v1/admin/tokens/${t.id}`, "DELETE");
+    expect(await revoke.json()).toEqual({ status: "revoked", id: t.id, closed_websockets: 3 });
     const revoked = { code: 4001, reason: "Token revoked" };
     const closes = await Promise.all([proxied.waitForClose(CLOSE_WAIT_MS), relayed.waitForClose(CLOSE_WAIT_MS), closeOf(attached)]);
     expect(closes).toEqual([revoked, revoked, revoked]);
