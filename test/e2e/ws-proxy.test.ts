@@ -5,6 +5,7 @@
  * PTY and to a URL server (a `ws` server on loopback that records what it receives); and
  * revocation, sign-out, a disabled user and expiry closing live WebSockets.
  */
+import { execFile } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -203,6 +204,19 @@ describe("revocation and expiry", () => {
     expect(next.status).toBe(401);
     const again = await open(`local/api/terminals/${id}`, auth(t.token));
     expect(await again.waitForClose()).toEqual({ code: 4001, reason: "Invalid token" });
+  });
+
+  it("`edgetty token revoke` closes them too, and says how many", async () => {
+    const t = await token("wanda");
+    const id = await createSession(t.token);
+    const proxied = await open(`local/api/terminals/${id}`, auth(t.token));
+    proxied.type("echo cli-revoke\r");
+    await proxied.waitForText("cli-revoke");
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["bin/edgetty.js", "token", "revoke", t.id, "--edge", stack.url, "--api-key", stack.apiKey], (error, stdout) => (error ? reject(error) : resolve(stdout))),
+    );
+    expect(out.trim()).toBe(`revoked token ${t.id} (closed 1 open WebSocket)`);
+    expect(await proxied.waitForClose(CLOSE_WAIT_MS)).toEqual({ code: 4001, reason: "Token revoked" });
   });
 
   it("signing a browser out closes the WebSockets its cookie opened", async () => {
