@@ -43,25 +43,41 @@ function closeQuietly(ws: WebSocket | null, code: number, reason: string): void 
   }
 }
 
+/** Messages a client may send while the URL server is being dialled; more close it (1009). */
+export const DIAL_BACKLOG_MAX = 256;
+
 /**
- * Sends every message of `from` to `to`, in order. Binary messages may arrive as Blobs, whose
- * bytes come asynchronously: one promise chain keeps them in order.
+ * Sends every message of `from` to the socket given to `connect`, in order; until then (at most
+ * `max` messages, `initial` first) they wait. Binary messages may arrive as Blobs, whose bytes
+ * come asynchronously: one promise chain keeps them in order. Empty text frames are not sent.
  */
-function pipe(from: WebSocket, to: WebSocket): void {
+function forwarder(from: WebSocket, initial: (string | ArrayBuffer)[], max: number, overflow: () => void): { connect(to: WebSocket): void } {
+  let target: WebSocket | null = null;
+  const waiting: unknown[] = [...initial];
   let chain: Promise<void> = Promise.resolve();
-  from.addEventListener("message", (event) => {
-    const data: unknown = event.data;
+  const deliver = (data: unknown) => {
     chain = chain.then(async () => {
       try {
         if (typeof data === "string") {
-          if (data !== "") to.send(data);
-        } else if (data instanceof Blob) to.send(await data.arrayBuffer());
-        else if (data instanceof ArrayBuffer) to.send(data);
+          if (data !== "") target?.send(data);
+        } else if (data instanceof Blob) target?.send(await data.arrayBuffer());
+        else if (data instanceof ArrayBuffer) target?.send(data);
       } catch {
         /* the other side closed: its close event ends the relay */
       }
     });
+  };
+  from.addEventListener("message", (event) => {
+    if (target) deliver(event.data);
+    else if (waiting.length >= max) overflow();
+    else waiting.push(event.data);
   });
+  return {
+    connect(to) {
+      target = to;
+      for (const data of waiting.splice(0)) deliver(data);
+    },
+  };
 }
 
 export class UrlServerSockets {
@@ -123,7 +139,9 @@ export class UrlServerSockets {
       },
       (queued) => {
         relay.waiting = false;
-        void this.dial(relay, session, pass!.userId, queued);
+        // From now on the client's messages wait for the URL server, in order.
+        const toUpstream = forwarder(server, queued, DIAL_BACKLOG_MAX, () => this.end(server, { code: 1009, reason: "Too many messages before the terminal server answered" }));
+        void this.dial(relay, session, pass!.userId, toUpstream);
       },
     );
     return new Response(null, { status: 101, webSocket: client });
@@ -134,7 +152,7 @@ export class UrlServerSockets {
     return this.credentials.close(match, close);
   }
 
-  private async dial(relay: Relay, session: string, userId: string, queued: (string | ArrayBuffer)[]): Promise<void> {
+  private async dial(relay: Relay, session: string, userId: string, toUpstream: { connect(to: WebSocket): void }): Promise<void> {
     const upstream = await urlServerUpstream(this.env, this.serverId());
     if (!this.relays.has(relay)) return;
     if (!upstream) return this.end(relay.client, ProxyWsClose.URL_NOT_CONFIGURED);
@@ -157,9 +175,8 @@ export class UrlServerSockets {
     ws.addEventListener("close", () => this.forget(relay, 1000, ""));
     ws.addEventListener("error", () => this.forget(relay, 1000, ""));
     ws.send(JSON.stringify({ type: "auth", token: upstream.key }));
-    for (const message of queued) if (message !== "") ws.send(message);
-    pipe(relay.client, ws);
-    pipe(ws, relay.client);
+    toUpstream.connect(ws);
+    forwarder(ws, [], 0, () => {}).connect(relay.client);
   }
 
   /** The edge ends a relay: the client with `close`, the URL server with 1000. */

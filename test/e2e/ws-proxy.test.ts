@@ -157,15 +157,15 @@ describe("the proxy WebSocket's relay", () => {
     const wanda = (await token("wanda")).token;
     upstreamConns.length = 0;
     const client = await open("ot/api/terminals/chat%20one?user_id=spoofed", auth(wanda));
+    // Sent at once, while the edge checks the token and dials: it waits, in order.
+    const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x1b, 0x5b]);
+    client.type(bytes);
     await until("the URL server to be dialled and authenticated", () => (upstreamConns[0]?.messages.length ?? 0) >= 1);
     const conn = upstreamConns[0]!;
     expect(conn.url).toBe("/api/terminals/chat%20one?user_id=wanda");
     expect(conn.headers["origin"]).toBeUndefined();
     expect(conn.headers["authorization"]).toBeUndefined();
     expect(conn.messages[0]).toEqual({ data: Buffer.from(JSON.stringify({ type: "auth", token: UPSTREAM_KEY })), binary: false });
-
-    const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x1b, 0x5b]);
-    client.type(bytes);
     client.ws.send("text frame é");
     await until("both frames upstream", () => conn.messages.length >= 3);
     expect(conn.messages.slice(1)).toEqual([
