@@ -24,6 +24,8 @@ import { authorizeProxySocket, awaitFirstMessage, ProxyWsClose } from "./ws-prox
  * sockets never lock out clients with credentials; with none waiting it is refused (1013).
  */
 export const URL_WS_MAX = 64;
+/** Longest wait of the credential expiry timer, in ms (a day; a later expiry waits again). */
+export const EXPIRY_TIMER_MAX_MS = 24 * 60 * 60 * 1000;
 /** How long the URL server may take to accept the WebSocket, in ms. */
 export const URL_WS_DIAL_TIMEOUT_MS = 10_000;
 
@@ -96,7 +98,8 @@ export class UrlServerSockets {
       close: (ws, close) => this.end(ws, close),
       armExpiry: async (at) => {
         if (this.expiryTimer) clearTimeout(this.expiryTimer);
-        this.expiryTimer = at === null ? null : setTimeout(() => void this.credentials.onExpiry(), Math.max(0, at - Date.now()));
+        // Timers take at most 2^31 - 1 ms; a later expiry re-arms when this one fires.
+        this.expiryTimer = at === null ? null : setTimeout(() => void this.credentials.onExpiry(), Math.min(Math.max(0, at - Date.now()), EXPIRY_TIMER_MAX_MS));
       },
     });
   }
