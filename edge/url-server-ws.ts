@@ -53,7 +53,7 @@ export const DIAL_BACKLOG_MAX = 256;
  * `max` messages, `initial` first) they wait. Binary messages may arrive as Blobs, whose bytes
  * come asynchronously: one promise chain keeps them in order. Empty text frames are not sent.
  */
-function forwarder(from: WebSocket, initial: (string | ArrayBuffer)[], max: number, overflow: () => void): { connect(to: WebSocket): void } {
+function forwarder(from: WebSocket, initial: unknown[], max: number, overflow: () => void): { connect(to: WebSocket): void } {
   let target: WebSocket | null = null;
   const waiting: unknown[] = [...initial];
   let chain: Promise<void> = Promise.resolve();

@@ -108,10 +108,11 @@ export async function authorizeProxySocket(
 export function awaitFirstMessage(
   ws: WebSocket,
   authorize: (token: string | undefined | null) => Promise<{ ok: true } | { ok: false; close: CloseInfo }>,
-  admitted: (queued: (string | ArrayBuffer)[]) => void,
+  admitted: (queued: (string | ArrayBuffer | Blob)[]) => void,
 ): void {
   let state: "waiting" | "checking" | "done" = "waiting";
-  const queued: (string | ArrayBuffer)[] = [];
+  // Binary messages of an accepted socket may arrive as Blobs: kept as they came, in order.
+  const queued: (string | ArrayBuffer | Blob)[] = [];
   const close = (c: CloseInfo) => {
     state = "done";
     clearTimeout(timer);
@@ -127,8 +128,7 @@ export function awaitFirstMessage(
     if (state === "done") return;
     if (state === "checking") {
       if (queued.length >= PREAUTH_QUEUE_MAX) return close(ProxyWsClose.AUTH_TIMEOUT);
-      if (typeof data === "string" || data instanceof ArrayBuffer) queued.push(data);
-      else close(ProxyWsClose.AUTH_TIMEOUT); // a Blob before auth: not a first message anyone sends
+      queued.push(data);
       return;
     }
     state = "checking";
