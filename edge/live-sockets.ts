@@ -244,7 +244,7 @@ export class HeldCredentials {
     return this.host.held().some((h) => h.cred.id === id);
   }
 
-  /** The expiry alarm: sockets whose credential expired close (4001 Credential expired). */
+  /** The expiry alarm: sockets whose credential expired close (4001 credential expired). */
   async onExpiry(now = Date.now()): Promise<void> {
     const expired = new Set<string>();
     for (const { ws, cred } of this.host.held()) {

@@ -251,6 +251,6 @@ describe("revocation and expiry", () => {
     const proxied = await open(`local/api/terminals/${id}`, auth(t.token));
     proxied.type("echo expiring\r");
     await proxied.waitForText("expiring");
-    expect(await proxied.waitForClose(CLOSE_WAIT_MS)).toEqual({ code: 4001, reason: "Credential expired" });
+    expect(await proxied.waitForClose(CLOSE_WAIT_MS)).toEqual({ code: 4001, reason: "credential expired" });
   });
 });
