@@ -41,8 +41,8 @@ export function readRawProxy(url: URL): RawProxy | undefined {
 
 /**
  * Checks a proxy-mount socket's first-message token (string, undefined: other JSON, null: not
- * JSON): the proxy's checks (ws-proxy.ts), then the session's owner. Joins read-write (the
- * checks asked for `write`), with its credential when it can be revoked.
+ * JSON): the proxy's checks (ws-proxy.ts), then the session's owner. Joins read-only with a
+ * `read` grant, with its credential when it can be revoked.
  */
 export async function verifyProxySocket(
   env: Env,
@@ -57,5 +57,5 @@ export async function verifyProxySocket(
     if (!proxy.owner.startsWith(`${mine}:`)) return { ok: false, close: TerminalWsClose.NOT_FOUND };
   }
   const cred = verdict.cred;
-  return { ok: true, grant: { readonly: false, ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) } };
+  return { ok: true, grant: { readonly: verdict.access !== "write", ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) } };
 }

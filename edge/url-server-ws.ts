@@ -131,6 +131,8 @@ export class UrlServerSockets {
       async (token) => {
         const verdict = await authorizeProxySocket(this.env, token, this.serverId(), session, ip);
         if (!verdict.ok) return verdict;
+        // The relay cannot keep a foreign server's terminal read-only: a `read` grant does not attach.
+        if (verdict.access !== "write") return { ok: false, close: { code: 4003, reason: "Read-only access" } };
         if (verdict.cred) {
           const admission = await this.credentials.admit(verdict.cred);
           if (admission !== "held") return { ok: false, close: admissionClose(admission) };

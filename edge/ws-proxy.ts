@@ -74,6 +74,8 @@ export interface ProxySocketPass {
   /** The revocable credential it authenticated with (null: the API key). */
   cred: Credential | null;
   server: AccessServer;
+  /** Its grant on the server: `read` joins an agent server's session read-only. */
+  access: "read" | "write";
 }
 
 /**
@@ -96,7 +98,7 @@ export async function authorizeProxySocket(
   if (!checked.ok) return { ok: false, close: { code: checked.closeCode === 4400 ? 4003 : checked.closeCode, reason: checked.error } };
   await recordAudit(env.DB, { actor: actorOf(identity), action: "proxy", server_id: serverId, detail: `WS /${path} (${checked.access})`, ip });
   const principal: Principal = { role: identity.role, via: "bearer", identity };
-  return { ok: true, identity, cred: credentialOf(principal), server: checked.server };
+  return { ok: true, identity, cred: credentialOf(principal), server: checked.server, access: checked.access };
 }
 
 /**

@@ -91,6 +91,7 @@ beforeAll(async () => {
   await grant("wanda", "ot", "write");
   await grant("wilma", "local", "write");
   await grant("rita", "local", "read");
+  await grant("rita", "ot", "read");
 }, 60_000);
 
 afterAll(async () => {
@@ -113,10 +114,12 @@ describe("the proxy WebSocket's auth and checks", () => {
       ["off/api/terminals/x", auth(stack.apiKey), { code: 4003, reason: "Terminal server disabled" }],
       ["local/api/terminals/x", auth(nora), { code: 4003, reason: "Access denied" }],
       ["away/api/terminals/x", auth(stack.apiKey), { code: 4003, reason: "Terminal server not reachable" }],
-      ["local/api/terminals/x", auth(rita), { code: 4003, reason: "Read-only access" }],
+      // A read grant passes the checks (it would join read-only); the URL server's relay cannot keep it so.
+      ["local/api/terminals/x", auth(rita), { code: 4004, reason: "Session not found" }],
       ["local/api/terminals/no-such-session", auth(wanda), { code: 4004, reason: "Session not found" }],
       ["ot/api/terminals/x", JSON.stringify({ type: "ping" }), { code: 4001, reason: "Expected auth message" }],
       ["ot/api/terminals/x", auth(nora), { code: 4003, reason: "Access denied" }],
+      ["ot/api/terminals/x", auth(rita), { code: 4003, reason: "Read-only access" }],
     ];
     for (const [path, first, expected] of steps) {
       const client = await open(path, first);
