@@ -125,7 +125,7 @@ export class UrlServerSockets {
     this.relays.add(relay);
     server.addEventListener("close", () => this.forget(relay, 1000, "client closed"));
     server.addEventListener("error", () => this.forget(relay, 1000, "client failed"));
-    let pass: { userId: string } | null = null;
+    let pass: { userId: string | null } | null = null;
     awaitFirstMessage(
       server,
       async (token) => {
@@ -157,11 +157,11 @@ export class UrlServerSockets {
     return this.credentials.close(match, close);
   }
 
-  private async dial(relay: Relay, session: string, userId: string, toUpstream: { connect(to: WebSocket): void }): Promise<void> {
+  private async dial(relay: Relay, session: string, userId: string | null, toUpstream: { connect(to: WebSocket): void }): Promise<void> {
     const upstream = await urlServerUpstream(this.env, this.serverId());
     if (!this.relays.has(relay)) return;
     if (!upstream) return this.end(relay.client, ProxyWsClose.URL_NOT_CONFIGURED);
-    const target = `${upstream.url}/api/terminals/${encodeURIComponent(session)}?user_id=${encodeURIComponent(userId)}`;
+    const target = `${upstream.url}/api/terminals/${encodeURIComponent(session)}${userId === null ? "" : `?user_id=${encodeURIComponent(userId)}`}`;
     let ws: WebSocket | null = null;
     try {
       const response = await fetch(target, { headers: { Upgrade: "websocket" }, signal: AbortSignal.timeout(URL_WS_DIAL_TIMEOUT_MS) });

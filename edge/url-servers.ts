@@ -94,11 +94,12 @@ export async function urlServerUpstream(env: Env, id: string): Promise<{ url: st
 /**
  * The `X-User-Id` (and WebSocket `?user_id=`) a terminal server is told: a user's credential is
  * that user, whatever the caller asserts; the API key acts for the user it names (Open WebUI
- * sends one key for all its users and tells them apart by `X-User-Id`), else `admin`.
+ * sends one key for all its users and tells them apart by `X-User-Id`), else for no user (null:
+ * none is sent, the server's single-user mode).
  */
-export function forwardedUserId(identity: Identity, asserted: string | null): string {
+export function forwardedUserId(identity: Identity, asserted: string | null): string | null {
   if (identity !== ADMIN_KEY_IDENTITY) return identity.userId;
-  return asserted === null || asserted === "" ? "admin" : asserted.slice(0, SESSION_ID_MAX_CHARS);
+  return asserted === null || asserted === "" ? null : asserted.slice(0, SESSION_ID_MAX_CHARS);
 }
 
 /**
@@ -108,7 +109,9 @@ export function forwardedUserId(identity: Identity, asserted: string | null): st
  * caller: not its Authorization, cookies, hop-by-hop or any other header.
  */
 export function forwardedHeaders(request: Request, identity: Identity): Headers {
-  const headers = new Headers({ "X-User-Id": forwardedUserId(identity, request.headers.get("X-User-Id")) });
+  const headers = new Headers();
+  const userId = forwardedUserId(identity, request.headers.get("X-User-Id"));
+  if (userId !== null) headers.set("X-User-Id", userId);
   const sessionId = request.headers.get("X-Session-Id");
   if (sessionId) headers.set("X-Session-Id", sessionId.slice(0, SESSION_ID_MAX_CHARS));
   const contentType = request.headers.get("Content-Type");

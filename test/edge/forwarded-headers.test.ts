@@ -90,11 +90,11 @@ it("an agent server's Open Terminal routes get exactly X-User-Id, X-Session-Id a
   expect(JSON.stringify(seen)).not.toContain(token);
   expect(agent.bodyBytes()).toBeGreaterThanOrEqual(body.length);
 
-  // The API key acts for the user it names (as Open WebUI does with one key), else "admin".
+  // The API key acts for the user it names (as Open WebUI does with one key), else for none.
   agent.calls.length = 0;
   await api("/api/v1/terminals/hdr/files/cwd", { headers: { "X-User-Id": "owui-user-1" } });
   await api("/api/v1/terminals/hdr/files/cwd");
-  expect(agent.calls.map((c) => Object.fromEntries(c.headers)["x-user-id"])).toEqual(["owui-user-1", "admin"]);
+  expect(agent.calls.map((c) => Object.fromEntries(c.headers)["x-user-id"])).toEqual(["owui-user-1", undefined]);
 
   // A proxied app gets the browser's own headers, never its credentials.
   agent.calls.length = 0;
