@@ -12,6 +12,7 @@ import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
 import { identityForToken } from "./identities.ts";
+import { closeCredentialSockets, credentialOf, CredentialClose } from "./live-sockets.ts";
 import { mountIdentityAdmin } from "./identity-admin-api.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, listServers, putServer } from "./registry.ts";
@@ -57,6 +58,9 @@ export function adminApi(): ApiFamily {
   });
   api.route("DELETE", "/api/v1/auth/session", "read", async (request, env) => {
     await revokeSession(env, request.principal!);
+    // Signed out first, so no socket joins behind this sweep (live-sockets.ts).
+    const cred = credentialOf(request.principal);
+    if (request.principal!.via === "cookie" && cred) await closeCredentialSockets(env, { credential: cred.id }, CredentialClose.SIGNED_OUT);
     const secure = new URL(request.url).protocol === "https:";
     return new Response(null, { status: 204, headers: { "Set-Cookie": clearSessionCookie(secure) } });
   });

@@ -28,7 +28,7 @@ export const SESSION_TTL_S = 12 * 60 * 60;
  */
 export type Principal =
   | { role: Identity["role"]; via: "bearer" | "access"; identity: Identity }
-  | { role: Identity["role"]; via: "cookie"; session: string; identity: Identity };
+  | { role: Identity["role"]; via: "cookie"; session: string; expiresAt: number; identity: Identity };
 
 /** The env an authentication reads: D1, the API key and the Access settings. */
 export type AuthEnv = Pick<Env, "DB" | "EDGETTY_API_KEY" | "EDGETTY_ACCESS_TEAM_DOMAIN" | "EDGETTY_ACCESS_AUD">;
@@ -116,11 +116,12 @@ async function sessionPrincipal(request: Request, env: Pick<Env, "DB">, apiKey: 
   if (!(await safeEqual(await hmac(apiKey, `session:${m[1]}`), m[7]!))) return null;
   const session = await sha256Hex(value);
   if (!(await browserSessionLive(env.DB, session, now))) return null;
-  if (m[3] === undefined) return { role: "admin", via: "cookie", session, identity: ADMIN_KEY_IDENTITY };
+  const expiresAt = Number(m[6]);
+  if (m[3] === undefined) return { role: "admin", via: "cookie", session, expiresAt, identity: ADMIN_KEY_IDENTITY };
   const user = await getUser(env.DB, m[3]);
   if (!user || user.disabled) return null;
   const role = m[4] === "admin" && user.role === "admin" ? "admin" : "user";
-  return { role, via: "cookie", session, identity: { userId: user.id, role, tokenId: null, readOnly: m[5] === "ro" } };
+  return { role, via: "cookie", session, expiresAt, identity: { userId: user.id, role, tokenId: null, readOnly: m[5] === "ro" } };
 }
 
 /**

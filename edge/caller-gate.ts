@@ -18,6 +18,9 @@ import type { Identity } from "./identities.ts";
 import { checkProxyRequest, refusalResponse, type Access } from "./proxy-checks.ts";
 import { proxyLookups } from "./server-access.ts";
 import { proxyToUrlServer, urlServerUpstream } from "./url-servers.ts";
+import { isWebSocketUpgrade } from "./http.ts";
+import { sanitizeTerminalPath } from "../shared/terminal-path.ts";
+import { isProxySocketPath, routeProxySocket } from "./ws-proxy.ts";
 
 const SERVER_MOUNT_RE = /^\/api\/v1\/terminals\/([^/]+)\/(.*)$/;
 
@@ -71,6 +74,11 @@ function decodedServerId(raw: string): string {
   }
 }
 
+/** The session id of a sanitised `api/terminals/{id}` path. */
+function decodedSession(path: string): string {
+  return path.slice("api/terminals/".length);
+}
+
 /**
  * Gates `request`: answers a refusal (or a URL server's answer), or the request the families
  * should route — the same one, or one with the sanitised path.
@@ -81,6 +89,15 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
   const mount = SERVER_MOUNT_RE.exec(url.pathname);
   if (!mount) return request;
   const serverId = decodedServerId(mount[1]!);
+  // The proxy's WebSocket authenticates by its first message, then runs these checks as close
+  // codes (ws-proxy.ts): it is routed before any of them, whoever calls.
+  const socketPath = request.method === "GET" && isWebSocketUpgrade(request) ? sanitizeTerminalPath(mount[2]!) : null;
+  if (socketPath !== null && isProxySocketPath(socketPath)) {
+    const answered = await routeProxySocket(request, env, serverId, decodedSession(socketPath));
+    if (answered) return answered;
+    gatedCalls.set(request, { principal: null, proxied: null });
+    return request;
+  }
   let principal = await authenticate(request, env);
   // A cookie carries no authority across origins (auth.ts): such a change is the caller-less
   // request's, which the route's guard refuses (403) unless the route is public.
@@ -117,7 +134,7 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     const upstream = await urlServerUpstream(env, serverId);
     if (!upstream) return Response.json({ error: "Terminal server URL not configured", code: "SERVER_UNREACHABLE" }, { status: 503 });
     await record();
-    return proxyToUrlServer(request, upstream, checked.path, principal.identity.userId);
+    return proxyToUrlServer(request, upstream, checked.path, principal.identity);
   }
   await record();
   const clean = `/api/v1/terminals/${serverId}/${checked.path}`;

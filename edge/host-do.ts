@@ -34,6 +34,9 @@ import { HostStore } from "./host-store.ts";
 import { loadIdentity, terminalStub } from "./addresses.ts";
 import { isTunnelMessage, type TunnelAgentMsg } from "../shared/links/tunnel.ts";
 import { AGENT_REQUEST_TIMEOUT_MS, HostLink } from "./host-link.ts";
+import type { CloseInfo, CredentialMatch } from "./live-sockets.ts";
+import { UrlServerSockets } from "./url-server-ws.ts";
+import { URL_WS_PATH } from "./ws-proxy.ts";
 import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
 import type { SessionListing } from "../shared/session-api.ts";
 
@@ -60,6 +63,8 @@ export class HostDO extends DurableObject<Env> {
   private readonly deleting = new Set<number>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
+  /** A URL server's proxy WebSockets, relayed from here (url-server-ws.ts). */
+  private readonly urlSockets: UrlServerSockets;
   /** This object's server id: its name (addresses.ts), read once at construction. */
   private serverId = "";
 
@@ -67,6 +72,7 @@ export class HostDO extends DurableObject<Env> {
     super(ctx, env);
     this.store = new HostStore(ctx.storage.sql);
     this.names = new SessionNames(ctx.storage.sql);
+    this.urlSockets = new UrlServerSockets(env, () => this.serverId);
     void ctx.blockConcurrencyWhile(async () => {
       // The SQL row is where objects made before names were read from ctx.id.name kept theirs.
       this.serverId = (await loadIdentity(ctx, "server_id")) ?? this.store.hostValue("server_id") ?? "";
@@ -76,6 +82,8 @@ export class HostDO extends DurableObject<Env> {
   // --- agent control link -----------------------------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
+    // A URL server's proxy WebSocket (url-server-ws.ts).
+    if (new URL(request.url).pathname === URL_WS_PATH) return this.urlSockets.fetch(request);
     // An Open Terminal execute call or tunnel (host-link.ts), else the agent's control link.
     const relayed = this.link.relay(new URL(request.url).pathname, request);
     if (relayed) return relayed;
@@ -349,6 +357,16 @@ export class HostDO extends DurableObject<Env> {
       clients: infos.reduce((sum, info) => sum + info.clients, 0),
       ...counters,
     };
+  }
+
+  /** Closes the URL-server WebSockets relayed here that `match` covers (live-sockets.ts); answers how many. */
+  async closeCredentialSockets(match: CredentialMatch, close: CloseInfo): Promise<number> {
+    return this.urlSockets.closeCredentialSockets(match, close);
+  }
+
+  /** True while a WebSocket relayed here was opened with credential `id`. */
+  async holdsCredential(id: string): Promise<boolean> {
+    return this.urlSockets.credentials.holds(id);
   }
 
   async status(): Promise<HostStatus> {

@@ -82,8 +82,13 @@ export function acceptTunnelCall(request: Request, online: boolean): TunnelCall 
   return offline();
 }
 
-/** The request the Worker sends the HostDO for one tunnelled call (the caller's body streams through). */
-export function tunnelRequest(request: Request, call: TunnelCall): Request {
+/**
+ * The request the Worker sends the HostDO for one tunnelled call (the caller's body streams
+ * through). `forwarded`: the headers the agent gets (url-servers.ts forwardedHeaders: the same
+ * as a URL server's); absent, the caller's headers minus DROP_REQUEST (a `/proxy/{port}` app,
+ * which needs the browser's own headers but never its credentials).
+ */
+export function tunnelRequest(request: Request, call: TunnelCall, forwarded?: Headers): Request {
   if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
     // A proxied WebSocket: the HostDO answers the upgrade itself (ws-tunnel.ts).
     const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers });
@@ -91,7 +96,7 @@ export function tunnelRequest(request: Request, call: TunnelCall): Request {
     return forward;
   }
   const headers = new Headers();
-  for (const [k, v] of request.headers) if (!DROP_REQUEST.test(k)) headers.append(k, v);
+  for (const [k, v] of forwarded ?? request.headers) if (!DROP_REQUEST.test(k)) headers.append(k, v);
   headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
   const hasBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
   return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, ...(hasBody ? { body: request.body } : {}) });

@@ -59,6 +59,8 @@ export interface Identity {
   tokenId: string | null;
   readOnly: boolean;
   share?: ShareScope;
+  /** When the credential stops working (epoch ms): set for per-user tokens, absent otherwise. */
+  expiresAt?: number;
 }
 
 type UserRow = Omit<UserRecord, "disabled"> & { disabled: number };
@@ -289,7 +291,7 @@ export async function identityForToken(db: D1Database, token: string, now = Date
   }
   // A token never outranks its user, even if the user was demoted after it was made.
   const effective: Role = row.role === "admin" && row.user_role === "admin" ? "admin" : "user";
-  return { userId: row.user_id, role: effective, tokenId: id, readOnly: row.scopes.split(" ").includes("read-only") };
+  return { userId: row.user_id, role: effective, tokenId: id, readOnly: row.scopes.split(" ").includes("read-only"), expiresAt: row.expires_at };
 }
 
 // ── grants ─────────────────────────────────────────────────────────────────────────────────

@@ -21,6 +21,7 @@ import type { ApiFamily, Method, RouteRequest } from "./family.ts";
 import { readJsonObject } from "./http.ts";
 import { setServerEnabled } from "./server-access.ts";
 import { setUrlServer } from "./url-servers.ts";
+import { closeCredentialSockets, CredentialClose } from "./live-sockets.ts";
 import {
   addMember,
   createGroup,
@@ -81,12 +82,15 @@ export function mountIdentityAdmin(api: ApiFamily): void {
   route("PATCH", "/api/v1/admin/users/:id", async (r, env, actor) => {
     const user = await updateUser(env.DB, param(r, "id"), await readJsonObject(r));
     await audit(r, env, actor, "user.update", `${user.id} role=${user.role} disabled=${user.disabled}`);
+    // A disabled user's credentials stopped working: their open WebSockets close too.
+    if (user.disabled) await closeCredentialSockets(env, { userId: user.id }, CredentialClose.USER_DISABLED);
     return Response.json(user);
   });
   route("DELETE", "/api/v1/admin/users/:id", async (r, env, actor) => {
     const id = param(r, "id");
     if (!(await deleteUser(env.DB, id))) throw notFound("user", id);
     await audit(r, env, actor, "user.delete", id);
+    await closeCredentialSockets(env, { userId: id }, CredentialClose.USER_DISABLED);
     return Response.json({ status: "deleted", id });
   });
 
@@ -144,7 +148,9 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     const id = param(r, "id");
     if (!(await revokeToken(env.DB, id))) throw new ApiError(404, "TOKEN_NOT_FOUND", `No token '${id}'`);
     await audit(r, env, actor, "token.revoke", id);
-    return Response.json({ status: "revoked", id });
+    // Revoked first, so no socket joins behind this sweep (live-sockets.ts).
+    const closed = await closeCredentialSockets(env, { credential: `token:${id}` }, CredentialClose.TOKEN_REVOKED);
+    return Response.json({ status: "revoked", id, closed_websockets: closed });
   });
 
   route("PUT", "/api/v1/admin/servers/:id/enabled", async (r, env, actor) => {

@@ -30,6 +30,7 @@ import { ApiFamily, type Access, type Method, type RouteRequest } from "./family
 import { execRequest } from "./exec-relay.ts";
 import { tunnelRequest } from "./http-tunnel.ts";
 import { openTerminalTerminals } from "./open-terminal-terminals.ts";
+import { forwardedHeaders } from "./url-servers.ts";
 import { MOUNTS } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
@@ -153,7 +154,10 @@ export function openTerminalApi(): ApiFamily {
     const url = new URL(request.url);
     const path = familyPath(request);
     const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
-    const response = await hostStub(env, request.scope.serverId).fetch(tunnelRequest(request, call));
+    // An Open Terminal route gets what a URL server would (url-servers.ts); a proxied app the
+    // browser's headers, never its credentials (http-tunnel.ts).
+    const forwarded = path.startsWith("/proxy/") ? undefined : forwardedHeaders(request, request.principal!.identity);
+    const response = await hostStub(env, request.scope.serverId).fetch(tunnelRequest(request, call, forwarded));
     if (response.status === 101) return response; // a proxied WebSocket
     // Files and proxied pages are shown on this origin: without script access to it (no cookies,
     // no same-origin calls), since their content is whatever is on the host.

@@ -23,6 +23,8 @@ import type { ApiFamily, RouteRequest } from "./family.ts";
 import { isWebSocketUpgrade } from "./http.ts";
 import { isSessionName } from "./open-terminal-names.ts";
 import { NO_SESSION_TERMINAL_ID } from "./raw-terminal.ts";
+import { clientIp } from "./audit.ts";
+import { rawProxyQuery } from "./terminal-ws-auth.ts";
 
 function terminalError(status: number, code: string, error: string): Response {
   return Response.json({ error, code }, { status });
@@ -120,7 +122,11 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     const userPart = wsUser === null ? null : `:${await sha256Hex(wsUser)}`;
     const found = (await host(env, serverId).namedSessions()).find((s) => s.name === name && (userPart === null || (s.owner ?? "").endsWith(userPart)));
     const id = found?.meta.terminal_id ?? NO_SESSION_TERMINAL_ID;
-    return terminalStub(env, serverId, id).fetch(new Request("https://terminal/raw", { headers: request.headers }));
+    // Under a server's mount this is the terminals proxy's WebSocket (ws-proxy.ts): any
+    // credential, the proxy's checks and the session's owner are checked on its first message.
+    const proxied = request.params["server"] !== undefined;
+    const query = proxied ? `?${rawProxyQuery({ session: name, owner: found?.owner ?? null, ip: clientIp(request) })}` : "";
+    return terminalStub(env, serverId, id).fetch(new Request(`https://terminal/raw${query}`, { headers: request.headers }));
   });
 
   api.route("GET", "/api/terminals/:session_id", "read", async (request, env) => {

@@ -1,5 +1,7 @@
 /**
- * Raw clients of a TerminalDO: the Open Terminal WebSocket `/api/terminals/{id}`. The socket is
+ * Raw clients of a TerminalDO: the Open Terminal WebSocket `/api/terminals/{id}`, at the top level
+ * and, under a server's mount, as the terminals proxy's WebSocket (its first message checked by
+ * the host's `verifyProxy`: terminal-ws-auth.ts, ws-proxy.ts). The socket is
  * accepted without credentials; its first text message must be `{"type":"auth","token":…}`
  * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
  * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes. The token is the
@@ -26,7 +28,10 @@
  */
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
+import type { CloseInfo, Credential } from "./live-sockets.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
+import type { RawProxy } from "./terminal-ws-auth.ts";
+import { firstMessageToken } from "./ws-proxy.ts";
 
 /** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
 export const RAW_TAG = "raw";
@@ -51,6 +56,8 @@ export interface RawAttachment {
   authed: boolean;
   /** Epoch ms by which an unauthenticated socket must have sent its auth message. */
   authDeadline: number;
+  /** Set for the terminals proxy's WebSocket (a server's mount): what its auth checks. */
+  proxy?: RawProxy;
 }
 
 /** True for the attachment of a raw socket that has not authenticated yet. */
@@ -84,7 +91,14 @@ export function rawSinkOf(ws: WebSocket): Sink {
  * terminal (`denied`: close 4003), or join, read-only or not; a credential that ends (a share
  * link) names itself and its expiry so its socket closes with it (terminal-do.ts).
  */
-export type RawGrant = null | "denied" | { readonly: boolean; credential?: string; until?: number };
+export type RawGrant = null | "denied" | JoinGrant;
+/** How a client joins: read-only or not; a credential that can end, its expiry and its user (live-sockets.ts). */
+export interface JoinGrant {
+  readonly: boolean;
+  credential?: string;
+  until?: number;
+  user?: string;
+}
 
 /** What RawClients needs from its TerminalDO. */
 export interface RawHost {
@@ -92,6 +106,10 @@ export interface RawHost {
   readonly hub: TerminalHub;
   /** Checks a first message's token: the API key, a user's token or a share link's, and its access to this terminal. */
   authorize(token: string): Promise<RawGrant>;
+  /** Checks a proxy-mount socket's first-message token (see firstMessageToken) and the proxy's checks. */
+  verifyProxy(token: string | undefined | null, proxy: RawProxy): Promise<{ ok: true; grant: JoinGrant } | { ok: false; close: CloseInfo }>;
+  /** Just before a client with a credential that can end joins: null admits it, else how to close it. */
+  admit(cred: Credential): Promise<CloseInfo | null>;
   /** The session exists here (it has metadata). */
   sessionKnown(): boolean;
   maxClients(): number;
@@ -124,7 +142,7 @@ export class RawClients {
    * Accepts a raw client, whether or not the session exists; it has TERMINAL_WS_AUTH_TIMEOUT_MS
    * to authenticate. Past RAW_PENDING_MAX waiting sockets, the one that has waited longest goes.
    */
-  accept(): Response {
+  accept(proxy?: RawProxy): Response {
     const { ctx } = this.host;
     const waiting = this.waiting();
     if (waiting.length >= RAW_PENDING_MAX) {
@@ -140,6 +158,7 @@ export class RawClients {
       raw: true,
       authed: false,
       authDeadline: Date.now() + TERMINAL_WS_AUTH_TIMEOUT_MS,
+      ...(proxy ? { proxy } : {}),
     };
     server.serializeAttachment(attachment);
     void this.rearm();
@@ -175,22 +194,37 @@ export class RawClients {
       return;
     }
     const token = firstMessageToken(message);
-    if (token === null) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
+    if (token === null && !attachment.proxy) return this.reject(ws, TerminalWsClose.AUTH_TIMEOUT);
     pending.queue = [];
-    const grant = token === undefined || token === "" ? null : await this.host.authorize(token);
-    if (this.pending.get(ws) !== pending) return; // timed out meanwhile
-    if (grant === null) return this.reject(ws, TerminalWsClose.INVALID_KEY);
-    if (grant === "denied") return this.reject(ws, ACCESS_DENIED);
+    let grant: JoinGrant;
+    if (attachment.proxy) {
+      const verdict = await this.host.verifyProxy(token, attachment.proxy);
+      if (this.pending.get(ws) !== pending) return; // timed out meanwhile
+      if (!verdict.ok) return this.reject(ws, verdict.close);
+      grant = verdict.grant;
+    } else {
+      const found = token === undefined || token === "" || token === null ? null : await this.host.authorize(token);
+      if (this.pending.get(ws) !== pending) return; // timed out meanwhile
+      if (found === null) return this.reject(ws, TerminalWsClose.INVALID_KEY);
+      if (found === "denied") return this.reject(ws, ACCESS_DENIED);
+      grant = found;
+    }
     // Only a caller with access learns whether the session exists, or that it is full.
     if (!this.host.sessionKnown()) return this.reject(ws, TerminalWsClose.NOT_FOUND);
     if (this.host.hub.clients.size >= this.host.maxClients()) return this.reject(ws, TOO_MANY_CLIENTS);
+    if (grant.credential !== undefined && grant.until !== undefined) {
+      const refused = await this.host.admit({ id: grant.credential, userId: grant.user ?? "", expiresAt: grant.until });
+      if (this.pending.get(ws) !== pending) return;
+      if (refused) return this.reject(ws, refused);
+    }
     this.pending.delete(ws);
-    const joined: RawAttachment & { credential?: string; until?: number } = {
+    const joined: RawAttachment & { credential?: string; until?: number; user?: string } = {
       ...attachment,
       authed: true,
       readonly: grant.readonly,
       ...(grant.credential !== undefined ? { credential: grant.credential } : {}),
       ...(grant.until !== undefined ? { until: grant.until } : {}),
+      ...(grant.user !== undefined ? { user: grant.user } : {}),
     };
     ws.serializeAttachment(joined);
     const state: ClientState = { id: joined.id, readonly: grant.readonly, paused: false, offset: null, trustNext: false };
@@ -236,19 +270,4 @@ export class RawClients {
     }
     // Anything else (a repeated auth, unknown JSON) is ignored, as the reference does.
   }
-}
-
-/**
- * The token of a first message: a string for `{"type":"auth"}`, undefined for other JSON (a
- * wrong key, as the reference treats it), null for a payload that is not a JSON text message.
- */
-function firstMessageToken(message: ArrayBuffer | string): string | undefined | null {
-  if (typeof message !== "string") return null;
-  try {
-    JSON.parse(message);
-  } catch {
-    return null;
-  }
-  const parsed = parseTerminalWsText(message);
-  return parsed?.type === "auth" ? parsed.token : undefined;
 }

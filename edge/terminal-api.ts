@@ -19,6 +19,7 @@ import { SHARE_WS_PROTOCOL } from "./share-links.ts";
 import { all, first, intParam, isWebSocketUpgrade, readJsonObject } from "./http.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { MOUNTS } from "./scope.ts";
+import { credentialOf } from "./live-sockets.ts";
 
 /** Most command lines listed per session. */
 export const HISTORY_LIMIT_MAX = 1000;
@@ -154,6 +155,14 @@ export function terminalSessionApi(): ApiFamily {
     if (identity?.share) {
       url.searchParams.set("credential", `share:${identity.share.id}`);
       url.searchParams.set("until", String(identity.share.expiresAt));
+    } else {
+      // A user's token or a browser session: revoking it (or its expiry) closes the socket (live-sockets.ts).
+      const cred = credentialOf(request.principal);
+      if (cred) {
+        url.searchParams.set("credential", cred.id);
+        url.searchParams.set("until", String(cred.expiresAt));
+        url.searchParams.set("user", cred.userId);
+      }
     }
     const response = await terminalStub(env, serverId, terminalId).fetch(new Request(url, { headers: request.headers }));
     if (response.status === 101 && identity) {

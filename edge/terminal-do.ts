@@ -23,6 +23,8 @@ import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
+import { admissionClose, credentialOf, HeldCredentials, terminalHolder, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
+import { readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 interface ClientAttachment {
@@ -33,6 +35,8 @@ interface ClientAttachment {
   credential?: string;
   /** When that credential expires (epoch ms): the socket is closed then. */
   until?: number;
+  /** The user behind a user's token or browser session (`credential` `token:…`/`session:…`), for revoking all of theirs. */
+  user?: string;
 }
 
 /** Close of a socket whose credential expired or was revoked (application code, as the auth closes). */
@@ -75,6 +79,8 @@ export class TerminalDO extends DurableObject<Env> {
   private readonly hub: TerminalHub;
   /** Open Terminal WebSocket clients (raw PTY bytes, first-message auth). */
   private readonly raw: RawClients;
+  /** Clients' revocable credentials (live-sockets.ts). */
+  private readonly credentials: HeldCredentials;
   /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
   private readonly alarms: AlarmSlots<"idle" | "raw-auth" | "expiry">;
   private readonly sinks = new Map<WebSocket, Sink>();
@@ -133,6 +139,8 @@ export class TerminalDO extends DurableObject<Env> {
       ctx,
       hub: this.hub,
       authorize: (token) => this.authorizeRaw(token),
+      verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy),
+      admit: (cred) => this.admit(cred),
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,
       sinkFor: (ws) => this.sinkFor(ws),
@@ -142,6 +150,18 @@ export class TerminalDO extends DurableObject<Env> {
         void this.armExpiry();
       },
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
+    });
+    // Users' tokens and browser sessions: revoking one closes its sockets here (live-sockets.ts).
+    this.credentials = new HeldCredentials({
+      env,
+      holder: () => terminalHolder(this.serverId, this.meta?.terminal_id ?? parseTerminalName(ctx.id.name ?? "")?.terminalId ?? 0),
+      held: () => this.heldSockets(),
+      close: (ws, close) => {
+        this.hub.removeClient(this.sinkFor(ws));
+        this.sinkFor(ws).close(close.code, close.reason);
+      },
+      // Expiry is the "expiry" slot's, for every credential that ends (armExpiry, alarm()).
+      armExpiry: () => this.armExpiry(),
     });
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept"]);
@@ -223,12 +243,13 @@ export class TerminalDO extends DurableObject<Env> {
     if (url.pathname === "/client") {
       const until = Number(url.searchParams.get("until") ?? "");
       const credential = url.searchParams.get("credential");
-      const ends = credential !== null && Number.isSafeInteger(until) ? { credential, until } : null;
+      const user = url.searchParams.get("user");
+      const ends = credential !== null && Number.isSafeInteger(until) ? { credential, until, ...(user !== null ? { user } : {}) } : null;
       return this.acceptClient(url.searchParams.get("readonly") === "1", ends);
     }
     if (url.pathname === "/raw") {
       // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
-      const response = await this.raw.accept();
+      const response = await this.raw.accept(readRawProxy(url));
       return response;
     }
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
@@ -245,7 +266,7 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private acceptClient(readonly: boolean, ends: { credential: string; until: number } | null): Response {
+  private async acceptClient(readonly: boolean, ends: { credential: string; until: number; user?: string } | null): Promise<Response> {
     if (!this.meta) return errorResponse("terminal", new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found"));
     if (!this.hub.agentOnline) {
       return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
@@ -253,6 +274,8 @@ export class TerminalDO extends DurableObject<Env> {
     if (this.hub.clients.size >= this.config.maxClients) {
       return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
     }
+    const refused = ends ? await this.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
+    if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false, ...(ends ?? {}) };
     this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
@@ -279,7 +302,10 @@ export class TerminalDO extends DurableObject<Env> {
       await recordAudit(this.env.DB, { actor: actorOf(identity), action, server_id: this.serverId, terminal_id: this.meta.terminal_id, detail: "open terminal websocket" });
     }
     const share = identity.share;
-    return { readonly: access !== "write", ...(share ? { credential: `share:${share.id}`, until: share.expiresAt } : {}) };
+    if (share) return { readonly: access !== "write", credential: `share:${share.id}`, until: share.expiresAt };
+    // A user's token: revoking it closes the socket (live-sockets.ts).
+    const cred = credentialOf({ role: identity.role, via: "bearer", identity });
+    return { readonly: access !== "write", ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) };
   }
 
   // --- credentials that end: share links ---------------------------------------------------------
@@ -308,6 +334,46 @@ export class TerminalDO extends DurableObject<Env> {
       closed++;
     }
     return closed;
+  }
+
+  /**
+   * Records this terminal as holding `cred`'s sockets (live-sockets.ts; share links need no
+   * record: their revocation calls their one terminal); null admits, else how to refuse.
+   */
+  private async admit(cred: Credential): Promise<CloseInfo | null> {
+    if (cred.id.startsWith("share:")) return null;
+    const admission = await this.credentials.admit(cred);
+    return admission === "held" ? null : admissionClose(admission);
+  }
+
+  /** Open client sockets opened with a user's token or browser session. */
+  private heldSockets(): HeldSocket[] {
+    const out: HeldSocket[] = [];
+    for (const [ws, a] of this.clientSockets()) {
+      if (typeof a.credential !== "string" || a.credential.startsWith("share:")) continue;
+      out.push({ ws, cred: { id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER } });
+    }
+    return out;
+  }
+
+  private async releaseCredential(ws: WebSocket): Promise<void> {
+    if (this.ctx.getTags(ws).includes(AGENT_TAG)) return;
+    const a = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
+    if (typeof a.credential === "string" && !a.credential.startsWith("share:")) {
+      await this.credentials.released({ id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER }, ws);
+    }
+  }
+
+  /** Closes the clients whose user's token or browser session `match` covers (a revocation); answers how many. */
+  async closeCredentialSockets(match: CredentialMatch, close: CloseInfo): Promise<number> {
+    const closed = this.credentials.close(match, close);
+    await this.armExpiry();
+    return closed;
+  }
+
+  /** True while a client of this terminal authenticated with credential `id`. */
+  async holdsCredential(id: string): Promise<boolean> {
+    return this.credentials.holds(id);
   }
 
   /**
@@ -352,6 +418,7 @@ export class TerminalDO extends DurableObject<Env> {
     try {
       this.dropSocket(ws);
       this.sinks.delete(ws);
+      await this.releaseCredential(ws);
     } catch (error) {
       log("error", "terminal.ws_close_failed", "TerminalDO.webSocketClose failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
@@ -362,6 +429,7 @@ export class TerminalDO extends DurableObject<Env> {
       log("warn", "terminal.ws_error", "a WebSocket of this terminal failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
       this.dropSocket(ws);
       this.sinks.delete(ws);
+      await this.releaseCredential(ws);
     } catch (e) {
       log("error", "terminal.ws_error_failed", "TerminalDO.webSocketError failed", { server: this.serverId, terminal: this.meta?.terminal_id, error: e });
     }

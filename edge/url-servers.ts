@@ -4,13 +4,16 @@
  *
  * The key is stored encrypted (AES-256-GCM, key derived with HKDF-SHA-256 from
  * `EDGETTY_SECRETS_KEY`, else from the admin API key — rotating that secret means setting the
- * URL servers' keys again). Upstream gets the sanitised path and query, the caller's
- * `Content-Type`, `X-User-Id` (the edgetty user) and `X-Session-Id`, and `Authorization: Bearer
- * <stored key>`; never the caller's Authorization, cookies or hop-by-hop headers. Bodies stream
- * both ways; redirects are refused (502); upstream `Set-Cookie`/`Clear-Site-Data` are dropped.
+ * URL servers' keys again). Upstream gets the sanitised path and query, the headers of
+ * {@link forwardedHeaders} (the same an agent server's Open Terminal routes get) and
+ * `Authorization: Bearer <stored key>`; never the caller's Authorization, cookies or hop-by-hop
+ * headers. Bodies stream both ways; redirects are refused (502); upstream
+ * `Set-Cookie`/`Clear-Site-Data` are dropped.
  */
 import { ApiError } from "../shared/errors.ts";
+import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
+import type { Identity } from "./identities.ts";
 
 /** Longest upstream URL kept, in characters. */
 export const URL_SERVER_URL_MAX_CHARS = 2000;
@@ -88,20 +91,45 @@ export async function urlServerUpstream(env: Env, id: string): Promise<{ url: st
   return key === null ? null : { url: row.url, key };
 }
 
-/** Response headers never passed back: hop-by-hop, and what would let a server set state on the edge's origin. */
-const DROPPED_RESPONSE_HEADERS = ["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "set-cookie", "clear-site-data", "proxy-authenticate", "upgrade", "trailer"];
+/**
+ * The `X-User-Id` (and WebSocket `?user_id=`) a terminal server is told: a user's credential is
+ * that user, whatever the caller asserts; the API key acts for the user it names (Open WebUI
+ * sends one key for all its users and tells them apart by `X-User-Id`), else for no user (null:
+ * none is sent, the server's single-user mode).
+ */
+export function forwardedUserId(identity: Identity, asserted: string | null): string | null {
+  if (identity !== ADMIN_KEY_IDENTITY) return identity.userId;
+  return asserted === null || asserted === "" ? null : asserted.slice(0, SESSION_ID_MAX_CHARS);
+}
 
 /**
- * Proxies one request to a URL server: `path` is the sanitised path, `userId` the caller.
- * Upstream failures answer 502 `{"error": "Terminal proxy error: …"}`.
+ * The request headers a terminal server (a URL server, or an agent server's Open Terminal
+ * routes) gets from a proxied call: `X-User-Id` ({@link forwardedUserId}), the caller's
+ * `X-Session-Id` (at most SESSION_ID_MAX_CHARS) and `Content-Type`. Nothing else from the
+ * caller: not its Authorization, cookies, hop-by-hop or any other header.
  */
-export async function proxyToUrlServer(request: Request, upstream: { url: string; key: string }, path: string, userId: string): Promise<Response> {
-  const target = `${upstream.url}/${path}${new URL(request.url).search}`;
-  const headers = new Headers({ Authorization: `Bearer ${upstream.key}`, "X-User-Id": userId });
+export function forwardedHeaders(request: Request, identity: Identity): Headers {
+  const headers = new Headers();
+  const userId = forwardedUserId(identity, request.headers.get("X-User-Id"));
+  if (userId !== null) headers.set("X-User-Id", userId);
   const sessionId = request.headers.get("X-Session-Id");
   if (sessionId) headers.set("X-Session-Id", sessionId.slice(0, SESSION_ID_MAX_CHARS));
   const contentType = request.headers.get("Content-Type");
   if (contentType) headers.set("Content-Type", contentType);
+  return headers;
+}
+
+/** Response headers never passed back: hop-by-hop, and what would let a server set state on the edge's origin. */
+const DROPPED_RESPONSE_HEADERS = ["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "set-cookie", "clear-site-data", "proxy-authenticate", "upgrade", "trailer"];
+
+/**
+ * Proxies one request to a URL server: `path` is the sanitised path, `identity` the caller.
+ * Upstream failures answer 502 `{"error": "Terminal proxy error: …"}`.
+ */
+export async function proxyToUrlServer(request: Request, upstream: { url: string; key: string }, path: string, identity: Identity): Promise<Response> {
+  const target = `${upstream.url}/${path}${new URL(request.url).search}`;
+  const headers = forwardedHeaders(request, identity);
+  headers.set("Authorization", `Bearer ${upstream.key}`);
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   let response: Response;
   try {

@@ -153,10 +153,8 @@ describe("the WebSocket /api/terminals/{id}", () => {
     }
   });
 
-  it("tells a caller without the key nothing about which sessions exist", async () => {
+  it("tells a caller without the key nothing about which sessions exist, on both mounts", async () => {
     const t = await createTerminal();
-    const known = `/api/terminals/${t.id}`;
-    const unknown = ["/api/terminals/39998", "/api/terminals/nope", `${PREFIX}/api/terminals/39998`];
     // The same answers, known id or not: a wrong key, a payload that is not auth JSON, silence.
     const probe = async (path: string) => {
       const wrongKey = await RawClient.open(stack.url + path);
@@ -167,16 +165,24 @@ describe("the WebSocket /api/terminals/{id}", () => {
       const closes = [await wrongKey.waitForClose(), await binary.waitForClose(), await silent.waitForClose(40_000)];
       return { closes, received: [wrongKey, binary, silent].map((c) => c.text() + c.texts.join("")) };
     };
-    const answers = await Promise.all([known, ...unknown].map(probe));
-    expect(answers[0]).toEqual({
-      closes: [
-        { code: 4001, reason: "Invalid API key" },
-        { code: 4001, reason: "Auth timeout or invalid payload" },
-        { code: 4001, reason: "Auth timeout or invalid payload" },
-      ],
-      received: ["", "", ""],
+    // The top level (the API key's door) and a server's mount (the terminals proxy's, ws-proxy.ts).
+    const mounts = [
+      { paths: [`/api/terminals/${t.id}`, "/api/terminals/39998", "/api/terminals/nope"], wrongKey: "Invalid API key" },
+      { paths: [`${PREFIX}/api/terminals/${t.id}`, `${PREFIX}/api/terminals/39998`, "/api/v1/terminals/no-server/api/terminals/1"], wrongKey: "Invalid token" },
+    ];
+    const answers = await Promise.all(mounts.map((m) => Promise.all(m.paths.map(probe))));
+    mounts.forEach((mount, i) => {
+      for (const answer of answers[i]!) {
+        expect(answer).toEqual({
+          closes: [
+            { code: 4001, reason: mount.wrongKey },
+            { code: 4001, reason: "Auth timeout or invalid payload" },
+            { code: 4001, reason: "Auth timeout or invalid payload" },
+          ],
+          received: ["", "", ""],
+        });
+      }
     });
-    for (const answer of answers.slice(1)) expect(answer).toEqual(answers[0]);
   });
 
   it("lets a keyed client in past 40 silent sockets, which hold no client slot", async () => {

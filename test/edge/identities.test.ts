@@ -58,7 +58,7 @@ describe("identities registry", () => {
     await createUser(db, { id });
     const t = await createToken(db, id, { name: "laptop", ttl_s: 60 }, 1_000);
     expect(t.token).toMatch(/^ett_/);
-    expect(await identityForToken(db, t.token, 2_000)).toEqual({ userId: id, role: "user", tokenId: t.id, readOnly: false });
+    expect(await identityForToken(db, t.token, 2_000)).toEqual({ userId: id, role: "user", tokenId: t.id, readOnly: false, expiresAt: 61_000 });
     // Listed without secrets, with last use recorded.
     const [listed] = await listTokens(db, id);
     expect(listed).toMatchObject({ id: t.id, name: "laptop", last_used_at: 2_000 });

@@ -223,7 +223,9 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
         return 0;
       }
       case "token revoke": {
-        show(await call("DELETE", `/api/v1/admin/tokens/${e(need(p[1], "a TOKEN_ID"))}`), () => `revoked token ${p[1]}`);
+        const revoked = (await call("DELETE", `/api/v1/admin/tokens/${e(need(p[1], "a TOKEN_ID"))}`)) as { closed_websockets?: number };
+        const closed = revoked.closed_websockets ?? 0;
+        show(revoked, () => `revoked token ${p[1]}${closed > 0 ? ` (closed ${closed} open WebSocket${closed === 1 ? "" : "s"})` : ""}`);
         return 0;
       }
       default: {
