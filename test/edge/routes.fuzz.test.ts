@@ -111,7 +111,10 @@ type Shape = "session" | "open-terminal" | "terminals" | "agent" | "any-json" | 
 
 /** Which shapes an error may have, from the path as a client sees it. */
 function expectedShapes(pathname: string): Shape[] {
-  const scoped = /^\/api\/v1\/terminals\/[^/]+(\/.*)$/.exec(pathname);
+  const scoped = /^\/api\/v1\/terminals\/[^/]+(\/.*)?$/.exec(pathname);
+  // A server with no path after it (`/api/v1/terminals/{id}`): the terminals family refuses the
+  // server itself; a known server's mount root is the Open Terminal API's 404.
+  if (scoped && scoped[1] === undefined) return ["terminals", "open-terminal"];
   const rest = scoped ? scoped[1]! : pathname;
   // Under a server's prefix, an unknown or invalid server is the terminals family's error.
   const outer: Shape[] = scoped ? ["terminals"] : [];
