@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { fileURLToPath } from "node:url";
 import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { ADMIN_USAGE } from "./admin-cli.ts";
@@ -36,8 +36,27 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/**
+ * parseArgs for one command: `--help`/`-h` prints the usage and exits 0; an unknown option or a
+ * missing value prints the usage and exits 2 (never a stack trace).
+ */
+function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  const args = config.args ?? [];
+  const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args; // after `--`: the command's
+  if (own.some((a) => a === "--help" || a === "-h")) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    if (error instanceof TypeError && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) fail(error.message);
+    throw error;
+  }
+}
+
 async function start(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandArgs({
     args: argv,
     options: {
       port: { type: "string" },
@@ -120,7 +139,7 @@ switch (command) {
     break;
   }
   case "exec": {
-    const { values, positionals } = parseArgs({
+    const { values, positionals } = parseCommandArgs({
       args: rest,
       allowPositionals: true,
       options: { edge: { type: "string" }, "api-key": { type: "string" }, server: { type: "string" } },
