@@ -9,7 +9,7 @@
 import { recordAudit } from "./audit.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
-import { accessFor } from "./identities.ts";
+import { accessFor } from "./identity-grants.ts";
 import { admissionClose, credentialOf, HeldCredentials, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { RAW_TAG, type RawGrant } from "./raw-terminal.ts";
 import type { Sink, TerminalHub } from "./terminal-hub.ts";
@@ -36,7 +36,7 @@ export function readClientEnds(url: URL): ClientEnds | null {
 
 /**
  * A raw client's first-message token: who it is (caller.ts) and its access to this terminal
- * (identities.ts; a share link reaches only its own terminal). Joins to a known session
+ * (identity-grants.ts; a share link reaches only its own terminal). Joins to a known session
  * (`terminalId` set) are audited.
  */
 export async function authorizeRawToken(env: Env, serverId: string, terminalId: number | undefined, token: string): Promise<RawGrant> {
