@@ -3,11 +3,11 @@
  * and its clients, all hibernatable WebSockets accepted here; the fan-out logic lives in
  * TerminalHub. Storage keeps what must outlive the instance: the session's metadata, its limits
  * and its window title. An alarm removes the session after it has sat without clients too long.
- * Socket tags, attachments and sinks are in terminal-sockets.ts; admitting clients by credential
- * and closing them when it ends, in terminal-credentials.ts; raw clients, in raw-terminal.ts.
+ * Socket tags, attachments and the join `info` frame are in terminal-sockets.ts; admitting clients by credential
+ * and closing them when it ends, in terminal-admission.ts; raw clients, in raw-terminal.ts.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { ExitInfo, ServerFrame } from "../shared/links/client.ts";
+import type { ExitInfo } from "../shared/links/client.ts";
 import type { DataHello } from "../shared/links/data.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import type { Env, TerminalConfig } from "./env.ts";
@@ -15,8 +15,8 @@ import { DEFAULT_MAX_CLIENTS } from "./env.ts";
 import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
 import { HistoryStore } from "./history.ts";
 import type { CommandRecord } from "../shared/history.ts";
-import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
-import { isPendingRaw, RAW_TAG, RawClients } from "./raw-terminal.ts";
+import { TerminalHub, type Sink } from "./terminal-hub.ts";
+import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts";
 import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
@@ -24,8 +24,8 @@ import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
 import { readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
-import { AGENT_TAG, CLIENT_TAG, countFrameBytes, SocketSinks, type ClientAttachment } from "./terminal-sockets.ts";
-import { authorizeRawToken, ClientCredentials, readClientEnds, type ClientEnds } from "./terminal-credentials.ts";
+import { AGENT_TAG, CLIENT_TAG, countFrameBytes, infoFrame, type ClientAttachment } from "./terminal-sockets.ts";
+import { authorizeRawToken, ClientCredentials, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
 
 /** Live facts for listings. */
 export interface TerminalLiveInfo {
@@ -37,16 +37,37 @@ export interface TerminalLiveInfo {
   title: string | null;
 }
 
+/** Adapts a WebSocket to a Sink; writes after close are dropped, never thrown. */
+function sinkOf(ws: WebSocket): Sink {
+  return {
+    send(bytes) {
+      try {
+        ws.send(bytes);
+      } catch {
+        /* closed underneath us: its close event cleans up */
+      }
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        /* already closed */
+      }
+    },
+  };
+}
+
 export class TerminalDO extends DurableObject<Env> {
   private readonly hub: TerminalHub;
   /** Open Terminal WebSocket clients (raw PTY bytes, first-message auth). */
   private readonly raw: RawClients;
-  /** Clients' credentials that can end: share links, users' tokens and sessions (terminal-credentials.ts). */
+  /** Clients' credentials that can end: share links, users' tokens and sessions (terminal-admission.ts). */
   private readonly credentials: ClientCredentials;
   /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
   private readonly alarms: AlarmSlots<"idle" | "raw-auth" | "expiry">;
-  /** Each socket's Sink for the hub, and back (terminal-sockets.ts). */
-  private readonly sinks: SocketSinks;
+  private readonly sinks = new Map<WebSocket, Sink>();
+  /** The socket behind each sink (the reverse of `sinks`), for attachments. */
+  private readonly socketOf = new WeakMap<Sink, WebSocket>();
   /** This object's server, from its name `${server_id}:${terminal_id}` (addresses.ts). */
   private serverId = "";
   private meta: SessionMeta | null = null;
@@ -67,10 +88,9 @@ export class TerminalDO extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sinks = new SocketSinks(ctx);
     this.history = new HistoryStore(ctx.storage.sql);
     this.hub = new TerminalHub({
-      info: (client) => this.infoFrame(client),
+      info: (client) => infoFrame({ serverId: this.serverId, meta: this.meta, size: this.size, title: this.title, clients: this.hub.clients.size, agentOnline: this.hub.agentOnline }, client.readonly),
       onHello: (hello) => this.onHello(hello),
       refused: (reason) => {
         this.counters.add("errors");
@@ -90,7 +110,7 @@ export class TerminalDO extends DurableObject<Env> {
         this.forgetting = this.forget(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
-        const ws = this.sinks.socketOf(sink);
+        const ws = this.socketOf.get(sink);
         if (!ws) return;
         const old = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
         ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
@@ -141,28 +161,13 @@ export class TerminalDO extends DurableObject<Env> {
   }
 
   private sinkFor(ws: WebSocket): Sink {
-    return this.sinks.sinkFor(ws);
-  }
-
-  private infoFrame(client: ClientState): ServerFrame {
-    const meta = this.meta;
-    return {
-      t: "info",
-      info: {
-        server_id: this.serverId,
-        terminal_id: meta?.terminal_id ?? 0,
-        shell: meta?.shell ?? "",
-        cwd: meta?.cwd ?? "",
-        cols: this.size.cols,
-        rows: this.size.rows,
-        readonly: client.readonly,
-        clients: this.hub.clients.size,
-        started_at: meta?.started_at ?? "",
-        ephemeral: meta?.ephemeral ?? false,
-        agent_online: this.hub.agentOnline,
-        ...(this.title ? { title: this.title } : {}),
-      },
-    };
+    let sink = this.sinks.get(ws);
+    if (!sink) {
+      sink = this.ctx.getTags(ws).includes(RAW_TAG) ? rawSinkOf(ws) : sinkOf(ws);
+      this.sinks.set(ws, sink);
+      this.socketOf.set(sink, ws);
+    }
+    return sink;
   }
 
   private size = { cols: 80, rows: 24 };
@@ -215,13 +220,8 @@ export class TerminalDO extends DurableObject<Env> {
   }
 
   private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
-    if (!this.meta) return errorResponse("terminal", new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found"));
-    if (!this.hub.agentOnline) {
-      return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
-    }
-    if (this.hub.clients.size >= this.config.maxClients) {
-      return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
-    }
+    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clients.size, maxClients: this.config.maxClients });
+    if (full) return errorResponse("terminal", full);
     const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
     if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
@@ -235,7 +235,7 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  // --- credentials that end: share links, users' tokens and sessions (terminal-credentials.ts) ---
+  // --- credentials that end: share links, users' tokens and sessions (terminal-admission.ts) ---
 
   /** Closes the clients whose user's token or browser session `match` covers (a revocation); answers how many. */
   async closeCredentialSockets(match: CredentialMatch, close: CloseInfo): Promise<number> {

@@ -1,12 +1,15 @@
 /**
- * A TerminalDO's client admission by credential: who a raw (Open Terminal) client's first-message
- * token is and what it may do here ({@link authorizeRawToken}), and the credentials that can end
- * while their sockets are open ({@link ClientCredentials}): share links (closed by their one
- * terminal) and users' tokens and browser sessions (recorded in D1 through live-sockets.ts so a
- * revocation finds this terminal). Sockets close with {@link CREDENTIAL_CLOSE_CODE} when their
- * credential expires (the DO's "expiry" alarm slot) or is revoked.
+ * A TerminalDO's client admission: whether a session-API client may join at all
+ * ({@link joinRefusal}) and which credential that can end it carries ({@link readClientEnds}); who
+ * a raw (Open Terminal) client's first-message token is and what it may do here
+ * ({@link authorizeRawToken}); and the credentials that can end while their sockets are open
+ * ({@link ClientCredentials}): share links (closed by their one terminal) and users' tokens and
+ * browser sessions (recorded in D1 through live-sockets.ts so a revocation finds this terminal).
+ * Sockets close with {@link CREDENTIAL_CLOSE_CODE} when their credential expires (the DO's
+ * "expiry" alarm slot) or is revoked.
  */
 import { recordAudit } from "./audit.ts";
+import { ApiError } from "./errors.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { accessFor } from "./identity-grants.ts";
@@ -17,6 +20,19 @@ import { AGENT_TAG, CLIENT_TAG, type ClientAttachment } from "./terminal-sockets
 
 /** Close of a socket whose credential expired or was revoked (application code, as the auth closes). */
 export const CREDENTIAL_CLOSE_CODE = 4001;
+
+/**
+ * Why a session-API client may not join (404 SESSION_NOT_FOUND: no session here; 503
+ * AGENT_OFFLINE; 403 MAX_CLIENTS_REACHED at `maxClients`), or null when it may.
+ */
+export function joinRefusal(state: { known: boolean; agentOnline: boolean; clients: number; maxClients: number }): ApiError | null {
+  if (!state.known) return new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
+  if (!state.agentOnline) return new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
+  if (state.clients >= state.maxClients) {
+    return new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${state.maxClients} clients per terminal`);
+  }
+  return null;
+}
 
 /** A session-API client's credential that can end, as the Worker passes it on `/client`. */
 export interface ClientEnds {
