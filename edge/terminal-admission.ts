@@ -52,14 +52,15 @@ export function readClientEnds(url: URL): ClientEnds | null {
 
 /**
  * A raw client's first-message token: who it is (caller.ts) and its access to this terminal
- * (identity-grants.ts; a share link reaches only its own terminal). Joins to a known session
- * (`terminalId` set) are audited.
+ * (identity-grants.ts; a share link reaches only its own terminal). `session` answers the
+ * terminal id of the session here, if one is known; joins to a known session are audited.
  */
-export async function authorizeRawToken(env: Env, serverId: string, terminalId: number | undefined, token: string): Promise<RawGrant> {
+export async function authorizeRawToken(env: Env, serverId: string, session: () => number | undefined, token: string): Promise<RawGrant> {
   const identity = await identifyBearer(env.DB, token, env.EDGETTY_API_KEY);
   if (!identity) return null;
-  const access = await accessFor(env.DB, identity, serverId, terminalId);
+  const access = await accessFor(env.DB, identity, serverId, session());
   if (!access) return "denied";
+  const terminalId = session(); // read again: a data-link hello may have come meanwhile
   if (terminalId !== undefined) {
     const action = access === "write" ? "terminal.attach.write" : "terminal.attach.read";
     await recordAudit(env.DB, { actor: actorOf(identity), action, server_id: serverId, terminal_id: terminalId, detail: "open terminal websocket" });

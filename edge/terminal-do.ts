@@ -120,7 +120,7 @@ export class TerminalDO extends DurableObject<Env> {
     this.raw = new RawClients({
       ctx,
       hub: this.hub,
-      authorize: (token) => authorizeRawToken(this.env, this.serverId, this.meta?.terminal_id, token),
+      authorize: (token) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token),
       verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy),
       admit: (cred) => this.credentials.admit(cred),
       sessionKnown: () => this.meta !== null,
