@@ -27,19 +27,17 @@ import {
   createGroup,
   createToken,
   createUser,
-  deleteGrant,
   deleteGroup,
   deleteUser,
   getUser,
-  listGrants,
   listGroups,
   listTokens,
   listUsers,
-  putGrant,
   removeMember,
   revokeToken,
   updateUser,
 } from "./identities.ts";
+import { deleteGrant, listGrants, putGrant } from "./identity-grants.ts";
 
 function param(request: RouteRequest, name: string): string {
   return decodeURIComponent(request.params[name] ?? "");

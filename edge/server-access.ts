@@ -1,13 +1,14 @@
 /**
  * Which servers a caller may use, and the registry-backed lookups of the terminals proxy's
  * checks (proxy-checks.ts): a server's `enabled` flag (migration 0004), the caller's grant
- * (identities.ts) and whether its agent is connected (the HostDO).
+ * (identity-grants.ts) and whether its agent is connected (the HostDO).
  */
 import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
 import { hostStub } from "./addresses.ts";
 import type { Env } from "./env.ts";
-import { grantedServerIds, grantsOn, type Identity, type ServerGrants } from "./identities.ts";
+import { type Identity } from "./identities.ts";
+import { grantedServerIds, grantsOn, type ServerGrants } from "./identity-grants.ts";
 import type { ProxyLookups, ProxyServer } from "./proxy-checks.ts";
 
 /** A server as the proxy's checks see it. */

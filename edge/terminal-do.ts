@@ -3,44 +3,29 @@
  * and its clients, all hibernatable WebSockets accepted here; the fan-out logic lives in
  * TerminalHub. Storage keeps what must outlive the instance: the session's metadata, its limits
  * and its window title. An alarm removes the session after it has sat without clients too long.
+ * Socket tags, attachments and the join `info` frame are in terminal-sockets.ts; admitting clients by credential
+ * and closing them when it ends, in terminal-admission.ts; raw clients, in raw-terminal.ts.
  */
 import { DurableObject } from "cloudflare:workers";
-import { ClientOp, type ExitInfo, type ServerFrame } from "../shared/links/client.ts";
-import { AgentOp, OUTPUT_HEADER_BYTES, type DataHello } from "../shared/links/data.ts";
+import type { ExitInfo } from "../shared/links/client.ts";
+import type { DataHello } from "../shared/links/data.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import type { Env, TerminalConfig } from "./env.ts";
 import { DEFAULT_MAX_CLIENTS } from "./env.ts";
 import { ApiError, errorResponse, fail, ok, type Result } from "./errors.ts";
 import { HistoryStore } from "./history.ts";
 import type { CommandRecord } from "../shared/history.ts";
-import { TerminalHub, type ClientState, type Sink } from "./terminal-hub.ts";
-import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf, type RawGrant } from "./raw-terminal.ts";
-import { recordAudit } from "./audit.ts";
-import { actorOf, identifyBearer } from "./caller.ts";
-import { accessFor } from "./identities.ts";
+import { TerminalHub, type Sink } from "./terminal-hub.ts";
+import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts";
 import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
-import { admissionClose, credentialOf, HeldCredentials, terminalHolder, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
+import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
 import { readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
-
-/** What a client socket's attachment remembers across hibernation. */
-interface ClientAttachment {
-  id: string;
-  readonly: boolean;
-  paused: boolean;
-  /** The credential that opened it when it can end (`share:<id>`): see {@link TerminalDO.closeCredential}. */
-  credential?: string;
-  /** When that credential expires (epoch ms): the socket is closed then. */
-  until?: number;
-  /** The user behind a user's token or browser session (`credential` `token:…`/`session:…`), for revoking all of theirs. */
-  user?: string;
-}
-
-/** Close of a socket whose credential expired or was revoked (application code, as the auth closes). */
-export const CREDENTIAL_CLOSE_CODE = 4001;
+import { AGENT_TAG, CLIENT_TAG, countFrameBytes, infoFrame, type ClientAttachment } from "./terminal-sockets.ts";
+import { authorizeRawToken, ClientCredentials, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
 
 /** Live facts for listings. */
 export interface TerminalLiveInfo {
@@ -51,9 +36,6 @@ export interface TerminalLiveInfo {
   meta: SessionMeta | null;
   title: string | null;
 }
-
-const AGENT_TAG = "agent";
-const CLIENT_TAG = "client";
 
 /** Adapts a WebSocket to a Sink; writes after close are dropped, never thrown. */
 function sinkOf(ws: WebSocket): Sink {
@@ -79,8 +61,8 @@ export class TerminalDO extends DurableObject<Env> {
   private readonly hub: TerminalHub;
   /** Open Terminal WebSocket clients (raw PTY bytes, first-message auth). */
   private readonly raw: RawClients;
-  /** Clients' revocable credentials (live-sockets.ts). */
-  private readonly credentials: HeldCredentials;
+  /** Clients' credentials that can end: share links, users' tokens and sessions (terminal-admission.ts). */
+  private readonly credentials: ClientCredentials;
   /** The one alarm, shared by idle clean-up and raw clients' auth windows. */
   private readonly alarms: AlarmSlots<"idle" | "raw-auth" | "expiry">;
   private readonly sinks = new Map<WebSocket, Sink>();
@@ -108,7 +90,7 @@ export class TerminalDO extends DurableObject<Env> {
     super(ctx, env);
     this.history = new HistoryStore(ctx.storage.sql);
     this.hub = new TerminalHub({
-      info: (client) => this.infoFrame(client),
+      info: (client) => infoFrame({ serverId: this.serverId, meta: this.meta, size: this.size, title: this.title, clients: this.hub.clients.size, agentOnline: this.hub.agentOnline }, client.readonly),
       onHello: (hello) => this.onHello(hello),
       refused: (reason) => {
         this.counters.add("errors");
@@ -138,30 +120,27 @@ export class TerminalDO extends DurableObject<Env> {
     this.raw = new RawClients({
       ctx,
       hub: this.hub,
-      authorize: (token) => this.authorizeRaw(token),
+      authorize: (token) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token),
       verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy),
-      admit: (cred) => this.admit(cred),
+      admit: (cred) => this.credentials.admit(cred),
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,
       sinkFor: (ws) => this.sinkFor(ws),
       onJoin: () => {
         this.counters.add("client_connects");
         void this.alarms.clear("idle");
-        void this.armExpiry();
+        void this.credentials.armExpiry();
       },
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
     });
     // Users' tokens and browser sessions: revoking one closes its sockets here (live-sockets.ts).
-    this.credentials = new HeldCredentials({
+    this.credentials = new ClientCredentials({
+      ctx,
       env,
+      hub: this.hub,
+      sinkFor: (ws) => this.sinkFor(ws),
       holder: () => terminalHolder(this.serverId, this.meta?.terminal_id ?? parseTerminalName(ctx.id.name ?? "")?.terminalId ?? 0),
-      held: () => this.heldSockets(),
-      close: (ws, close) => {
-        this.hub.removeClient(this.sinkFor(ws));
-        this.sinkFor(ws).close(close.code, close.reason);
-      },
-      // Expiry is the "expiry" slot's, for every credential that ends (armExpiry, alarm()).
-      armExpiry: () => this.armExpiry(),
+      armExpiryAt: (at) => (at === null ? this.alarms.clear("expiry") : this.alarms.set("expiry", at)),
     });
     void ctx.blockConcurrencyWhile(async () => {
       const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept"]);
@@ -189,27 +168,6 @@ export class TerminalDO extends DurableObject<Env> {
       this.socketOf.set(sink, ws);
     }
     return sink;
-  }
-
-  private infoFrame(client: ClientState): ServerFrame {
-    const meta = this.meta;
-    return {
-      t: "info",
-      info: {
-        server_id: this.serverId,
-        terminal_id: meta?.terminal_id ?? 0,
-        shell: meta?.shell ?? "",
-        cwd: meta?.cwd ?? "",
-        cols: this.size.cols,
-        rows: this.size.rows,
-        readonly: client.readonly,
-        clients: this.hub.clients.size,
-        started_at: meta?.started_at ?? "",
-        ephemeral: meta?.ephemeral ?? false,
-        agent_online: this.hub.agentOnline,
-        ...(this.title ? { title: this.title } : {}),
-      },
-    };
   }
 
   private size = { cols: 80, rows: 24 };
@@ -241,16 +199,11 @@ export class TerminalDO extends DurableObject<Env> {
       return this.acceptAgent();
     }
     if (url.pathname === "/client") {
-      const until = Number(url.searchParams.get("until") ?? "");
-      const credential = url.searchParams.get("credential");
-      const user = url.searchParams.get("user");
-      const ends = credential !== null && Number.isSafeInteger(until) ? { credential, until, ...(user !== null ? { user } : {}) } : null;
-      return this.acceptClient(url.searchParams.get("readonly") === "1", ends);
+      return this.acceptClient(url.searchParams.get("readonly") === "1", readClientEnds(url));
     }
     if (url.pathname === "/raw") {
       // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
-      const response = await this.raw.accept(readRawProxy(url));
-      return response;
+      return this.raw.accept(readRawProxy(url));
     }
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
   }
@@ -266,15 +219,10 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private async acceptClient(readonly: boolean, ends: { credential: string; until: number; user?: string } | null): Promise<Response> {
-    if (!this.meta) return errorResponse("terminal", new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found"));
-    if (!this.hub.agentOnline) {
-      return errorResponse("terminal", new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline"));
-    }
-    if (this.hub.clients.size >= this.config.maxClients) {
-      return errorResponse("terminal", new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${this.config.maxClients} clients per terminal`));
-    }
-    const refused = ends ? await this.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
+  private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
+    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clients.size, maxClients: this.config.maxClients });
+    if (full) return errorResponse("terminal", full);
+    const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
     if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false, ...(ends ?? {}) };
@@ -283,92 +231,15 @@ export class TerminalDO extends DurableObject<Env> {
     this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false });
     this.counters.add("client_connects");
     void this.alarms.clear("idle");
-    if (ends) void this.armExpiry();
+    if (ends) void this.credentials.armExpiry();
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /**
-   * A raw client's first-message token: who it is (caller.ts) and its access to this terminal
-   * (identities.ts; a share link reaches only its own terminal). Joins are audited.
-   */
-  private async authorizeRaw(token: string): Promise<RawGrant> {
-    const identity = await identifyBearer(this.env.DB, token, this.env.EDGETTY_API_KEY);
-    if (!identity) return null;
-    const terminalId = this.meta?.terminal_id;
-    const access = await accessFor(this.env.DB, identity, this.serverId, terminalId);
-    if (!access) return "denied";
-    if (this.meta) {
-      const action = access === "write" ? "terminal.attach.write" : "terminal.attach.read";
-      await recordAudit(this.env.DB, { actor: actorOf(identity), action, server_id: this.serverId, terminal_id: this.meta.terminal_id, detail: "open terminal websocket" });
-    }
-    const share = identity.share;
-    if (share) return { readonly: access !== "write", credential: `share:${share.id}`, until: share.expiresAt };
-    // A user's token: revoking it closes the socket (live-sockets.ts).
-    const cred = credentialOf({ role: identity.role, via: "bearer", identity });
-    return { readonly: access !== "write", ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) };
-  }
-
-  // --- credentials that end: share links ---------------------------------------------------------
-
-  /** Open client sockets (session API and raw) with the attachment each carries. */
-  private clientSockets(): [WebSocket, Partial<ClientAttachment>][] {
-    return [...this.ctx.getWebSockets(CLIENT_TAG), ...this.ctx.getWebSockets(RAW_TAG)]
-      .filter((ws) => ws.readyState === WebSocket.OPEN)
-      .map((ws) => [ws, (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>]);
-  }
-
-  /** Points the expiry slot at the earliest credential expiry among open sockets. */
-  private async armExpiry(): Promise<void> {
-    let earliest = Infinity;
-    for (const [, a] of this.clientSockets()) if (typeof a.until === "number") earliest = Math.min(earliest, a.until);
-    if (earliest === Infinity) await this.alarms.clear("expiry");
-    else await this.alarms.set("expiry", earliest);
-  }
-
-  private closeSockets(match: (a: Partial<ClientAttachment>) => boolean, reason: string): number {
-    let closed = 0;
-    for (const [ws, a] of this.clientSockets()) {
-      if (!match(a)) continue;
-      this.hub.removeClient(this.sinkFor(ws));
-      this.sinkFor(ws).close(CREDENTIAL_CLOSE_CODE, reason);
-      closed++;
-    }
-    return closed;
-  }
-
-  /**
-   * Records this terminal as holding `cred`'s sockets (live-sockets.ts; share links need no
-   * record: their revocation calls their one terminal); null admits, else how to refuse.
-   */
-  private async admit(cred: Credential): Promise<CloseInfo | null> {
-    if (cred.id.startsWith("share:")) return null;
-    const admission = await this.credentials.admit(cred);
-    return admission === "held" ? null : admissionClose(admission);
-  }
-
-  /** Open client sockets opened with a user's token or browser session. */
-  private heldSockets(): HeldSocket[] {
-    const out: HeldSocket[] = [];
-    for (const [ws, a] of this.clientSockets()) {
-      if (typeof a.credential !== "string" || a.credential.startsWith("share:")) continue;
-      out.push({ ws, cred: { id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER } });
-    }
-    return out;
-  }
-
-  private async releaseCredential(ws: WebSocket): Promise<void> {
-    if (this.ctx.getTags(ws).includes(AGENT_TAG)) return;
-    const a = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
-    if (typeof a.credential === "string" && !a.credential.startsWith("share:")) {
-      await this.credentials.released({ id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER }, ws);
-    }
-  }
+  // --- credentials that end: share links, users' tokens and sessions (terminal-admission.ts) ---
 
   /** Closes the clients whose user's token or browser session `match` covers (a revocation); answers how many. */
   async closeCredentialSockets(match: CredentialMatch, close: CloseInfo): Promise<number> {
-    const closed = this.credentials.close(match, close);
-    await this.armExpiry();
-    return closed;
+    return this.credentials.closeMatching(match, close);
   }
 
   /** True while a client of this terminal authenticated with credential `id`. */
@@ -381,9 +252,7 @@ export class TerminalDO extends DurableObject<Env> {
    * revoked; answers how many. The one hook for credentials that end while their sockets are open.
    */
   async closeCredential(credential: string, reason = "credential revoked"): Promise<number> {
-    const closed = this.closeSockets((a) => a.credential === credential, reason);
-    await this.armExpiry();
-    return closed;
+    return this.credentials.closeCredential(credential, reason);
   }
 
   // --- hibernatable WebSocket handlers ----------------------------------------------------------
@@ -391,7 +260,7 @@ export class TerminalDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: ArrayBuffer | string): Promise<void> {
     try {
       const tags = this.ctx.getTags(ws);
-      this.count(tags, message);
+      countFrameBytes(this.counters, tags, message);
       if (tags.includes(AGENT_TAG)) this.hub.onAgentMessage(this.sinkFor(ws), message);
       else if (tags.includes(RAW_TAG)) await this.raw.onMessage(ws, message);
       else this.hub.onClientMessage(this.sinkFor(ws), message);
@@ -401,24 +270,12 @@ export class TerminalDO extends DurableObject<Env> {
     }
   }
 
-  /** Output bytes from the agent, input bytes from session-API clients (raw sockets are not counted). */
-  private count(tags: string[], message: ArrayBuffer | string): void {
-    if (typeof message === "string") {
-      if (tags.includes(CLIENT_TAG) && !tags.includes(RAW_TAG)) this.counters.add("bytes_in", new TextEncoder().encode(message).byteLength);
-      return;
-    }
-    const op = message.byteLength > 0 ? new Uint8Array(message, 0, 1)[0] : -1;
-    if (tags.includes(AGENT_TAG)) {
-      if (op === AgentOp.OUTPUT) this.counters.add("bytes_out", Math.max(0, message.byteLength - OUTPUT_HEADER_BYTES - 1));
-    } else if (!tags.includes(RAW_TAG) && op === ClientOp.INPUT) this.counters.add("bytes_in", message.byteLength - 1);
-  }
-
   /** The runtime has already answered the peer's close (compatibility date ≥ 2026-04-07). */
   override async webSocketClose(ws: WebSocket): Promise<void> {
     try {
       this.dropSocket(ws);
       this.sinks.delete(ws);
-      await this.releaseCredential(ws);
+      await this.credentials.release(ws);
     } catch (error) {
       log("error", "terminal.ws_close_failed", "TerminalDO.webSocketClose failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
@@ -429,7 +286,7 @@ export class TerminalDO extends DurableObject<Env> {
       log("warn", "terminal.ws_error", "a WebSocket of this terminal failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
       this.dropSocket(ws);
       this.sinks.delete(ws);
-      await this.releaseCredential(ws);
+      await this.credentials.release(ws);
     } catch (e) {
       log("error", "terminal.ws_error_failed", "TerminalDO.webSocketError failed", { server: this.serverId, terminal: this.meta?.terminal_id, error: e });
     }
@@ -453,9 +310,7 @@ export class TerminalDO extends DurableObject<Env> {
       const due = await this.alarms.due();
       if (due.includes("raw-auth")) this.raw.onDeadline();
       if (due.includes("expiry")) {
-        const now = Date.now();
-        this.closeSockets((a) => typeof a.until === "number" && a.until <= now, "credential expired");
-        await this.armExpiry();
+        await this.credentials.closeExpired();
       }
       if (!due.includes("idle")) return;
       if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
@@ -486,7 +341,7 @@ export class TerminalDO extends DurableObject<Env> {
   async info(historyLimit = 0): Promise<TerminalLiveInfo> {
     return {
       clients: this.hub.clients.size,
-      command_history: this.commandHistory(historyLimit),
+      command_history: this.history.commandLines(historyLimit),
       agent_online: this.hub.agentOnline,
       meta: this.meta,
       title: this.title,
@@ -506,10 +361,6 @@ export class TerminalDO extends DurableObject<Env> {
       await this.forgetting;
     } else await this.forget(keepHistory);
     this.keepHistoryOnExit = true;
-  }
-
-  private commandHistory(limit: number): string[] {
-    return this.history.commandLines(limit);
   }
 
   /** Every stored command record, oldest first; served while the agent is offline too. */

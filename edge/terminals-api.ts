@@ -8,7 +8,7 @@
 import { hostStub } from "./addresses.ts";
 import { TerminalsError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
-import { serverAccessMap } from "./identities.ts";
+import { serverAccessMap } from "./identity-grants.ts";
 import { serversFor } from "./server-access.ts";
 
 /** The terminals family's routes. */

@@ -1,6 +1,6 @@
 /**
  * The admin API's records as they travel (`/api/v1/admin/*`, `/api/v1/auth/session`,
- * `GET /api/v1/terminals/`): what the edge answers (edge/identities.ts, edge/audit.ts,
+ * `GET /api/v1/terminals/`): what the edge answers (edge/identities.ts, edge/identity-grants.ts, edge/audit.ts,
  * edge/registry.ts, edge/server-access.ts, edge/terminals-api.ts) and the typed client reads
  * (client/). Times are epoch milliseconds unless a field says ISO 8601.
  */

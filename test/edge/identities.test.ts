@@ -3,24 +3,21 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { listAudit, pruneAudit, recordAudit } from "../../edge/audit.ts";
 import {
-  accessFor,
   addMember,
   createGroup,
   createToken,
   createUser,
-  deleteGrant,
   deleteGroup,
   deleteUser,
-  grantedServerIds,
   identityForToken,
   listGroups,
   listTokens,
-  putGrant,
   removeMember,
   revokeToken,
   updateUser,
   userByEmail,
 } from "../../edge/identities.ts";
+import { accessFor, deleteGrant, grantedServerIds, putGrant } from "../../edge/identity-grants.ts";
 import { ApiError } from "../../shared/errors.ts";
 
 const db = (env as unknown as { DB: D1Database }).DB;

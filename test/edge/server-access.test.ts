@@ -2,7 +2,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../edge/env.ts";
-import { createGroup, addMember, createUser, putGrant, type Identity } from "../../edge/identities.ts";
+import { createGroup, addMember, createUser, type Identity } from "../../edge/identities.ts";
+import { putGrant } from "../../edge/identity-grants.ts";
 import { checkProxyRequest } from "../../edge/proxy-checks.ts";
 import { putServer } from "../../edge/registry.ts";
 import { getAccessServer, proxyLookups, serversFor, setServerEnabled } from "../../edge/server-access.ts";

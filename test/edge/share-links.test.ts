@@ -2,7 +2,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { identifyBearer } from "../../edge/caller.ts";
-import { accessFor, accessTo, createToken, createUser, grantsOn, putGrant } from "../../edge/identities.ts";
+import { createToken, createUser } from "../../edge/identities.ts";
+import { accessFor, accessTo, grantsOn, putGrant } from "../../edge/identity-grants.ts";
 import {
   createShareLink,
   identityForShare,

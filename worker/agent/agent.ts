@@ -1,11 +1,11 @@
 /**
  * The host agent: one control link to this server's HostDO, and a PtySession (with its own data
- * link) per terminal. It answers the HostDO's requests (create, kill, list, screen, exec.*) and
- * reports exits. Every control frame is decoded by shared/links/control.ts before it is acted on;
- * requests in flight live in one table (a Correlator) that empties when the link drops. Sessions
- * keep running while links are down; links come back on their own.
+ * link) per terminal, kept in a TerminalTable (terminal-table.ts: creates, kills, exits). It
+ * answers the HostDO's requests (create, kill, list, screen, exec.*) and reports exits. Every
+ * control frame is decoded by shared/links/control.ts before it is acted on; requests in flight
+ * live in one table (a Correlator) that empties when the link drops. Sessions keep running while
+ * links are down; links come back on their own.
  */
-import { readlinkSync } from "node:fs";
 import { arch, cpus, homedir, hostname, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { LinkDecodeError } from "../../shared/links/codec.ts";
@@ -18,18 +18,13 @@ import {
   type ControlOps,
   type ControlRequest,
   type CreateSessionParams,
-  type DesktopEnv,
   type HostFacts,
   type HostToAgent,
-  type LiveSession,
 } from "../../shared/links/control.ts";
 import { Correlator } from "../../shared/links/correlator.ts";
 import { isExecMessage } from "../../shared/links/exec.ts";
 import { isTunnelMessage } from "../../shared/links/tunnel.ts";
 import { ApiError } from "../../shared/errors.ts";
-import { AGENT_SETTINGS } from "../../shared/limits.ts";
-import type { ExitInfo } from "../../shared/links/client.ts";
-import { parseTerminalId } from "../../shared/validation.ts";
 import { otError } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager, ExecRelay } from "./exec/index.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
@@ -40,27 +35,13 @@ import { UserFiles, type HelperProgram } from "./files/user-files.ts";
 import { OsUsers, runAsAccount, type MultiUserOptions } from "./os-users.ts";
 import { TunnelServer } from "./files/tunnel-server.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
-import { Link } from "./link.ts";
-import { endProcesses, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
-import { KILL_GRACE_MS, PtySession } from "./pty-session.ts";
+import { Link, wsUrl } from "./link.ts";
+import { endProcesses, KILL_GRACE_MS, orphanedProcesses, ownProcesses } from "./process-reaper.ts";
+import type { PtySession } from "./pty-session.ts";
+import { TerminalTable } from "./terminal-table.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
-import { prepareRuntimeDir, removeRuntimeDir, startShellIntegration } from "./shell-integration.ts";
-import { isRoot, planSpawn } from "./spawn.ts";
-import { desktopProgram, startDesktop, waitForDisplay, type Desktop } from "./kinds/display.ts";
-import type { KindLaunch } from "./kinds/launch.ts";
-import { preparePidAttach } from "./kinds/pid-attach.ts";
-import { prepareSsh } from "./kinds/ssh.ts";
-import { WAIT_TIMEOUT_DEFAULT_S } from "../../shared/kind-validation.ts";
-
-/** Most PTY sessions one agent runs at once, unless configured (EDGETTY_AGENT_MAX_SESSIONS). */
-export const MAX_SESSIONS = AGENT_SETTINGS.maxSessions.default;
-/**
- * How long a create waits for a deleted terminal of the same id to finish ending, in milliseconds
- * (its shell gets SIGKILL after KILL_GRACE_MS at the latest).
- */
-export const ENDING_SESSION_WAIT_MS = 5_000;
-/** How long a new session's data link may take to come up, in milliseconds. */
-export const SESSION_READY_TIMEOUT_MS = 15_000;
+import { prepareRuntimeDir, removeRuntimeDir } from "./shell-integration.ts";
+import { isRoot } from "./spawn.ts";
 
 /** Period of the timer that keeps the agent's process alive between links, in milliseconds. */
 const KEEP_ALIVE_INTERVAL_MS = 60_000;
@@ -92,14 +73,9 @@ export interface AgentOptions {
   log?(line: string): void;
 }
 
-function wsUrl(edge: string, path: string): string {
-  const url = new URL(path, edge);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  return url.toString();
-}
-
 export class Agent {
-  readonly sessions = new Map<number, PtySession>();
+  /** This agent's terminals: their PTY sessions, creates and kills (terminal-table.ts). */
+  private readonly terminals: TerminalTable;
   private readonly control: Link;
   private readonly log: (line: string) => void;
   /** Generated shell init files live here while their shells run (shell-integration.ts). */
@@ -119,10 +95,6 @@ export class Agent {
   private keepAlive: NodeJS.Timeout | undefined;
   /** Tags this agent's processes (launch.ts); the key survives restarts, the instance does not. */
   readonly identity: AgentIdentity;
-  /** Terminals started by this instance, so that each one's tag is its own (ids are reused). */
-  private terminalsStarted = 0;
-  /** Terminal ids whose create is under way (a display wait or an SSH login can take a while). */
-  private readonly creating = new Set<number>();
 
   constructor(private readonly options: AgentOptions) {
     this.log = options.log ?? ((line) => console.log(`[agent] ${line}`));
@@ -130,6 +102,14 @@ export class Agent {
     this.runtimeDir = prepareRuntimeDir(options.dataDir, this.log);
     const users = options.multiUser ? new OsUsers(options.multiUser, this.log) : null;
     this.osUsers = users;
+    this.terminals = new TerminalTable({
+      ...options,
+      identity: this.identity,
+      runtimeDir: this.runtimeDir,
+      osUsers: users,
+      log: this.log,
+      onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
+    });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
@@ -221,11 +201,7 @@ export class Agent {
     this.tunnel.closeAll();
     this.userFiles?.stopAll();
     const execDone = this.execManager.shutdown();
-    for (const session of this.sessions.values()) {
-      session.hangUpForStop();
-      session.dispose();
-    }
-    this.sessions.clear();
+    this.terminals.hangUpAll();
     removeRuntimeDir(this.runtimeDir);
     // One scan for every terminal and command (each carries this instance's tag).
     const left = await endProcesses(() => ownProcesses(this.identity), KILL_GRACE_MS);
@@ -246,12 +222,8 @@ export class Agent {
         ot_info: this.options.info !== undefined,
         ot_multi_user: this.osUsers !== null,
       },
-      sessions: this.liveSessions(),
+      sessions: this.terminals.live(),
     };
-  }
-
-  private liveSessions(): LiveSession[] {
-    return [...this.sessions.values()].map((s) => s.live(processCwd(s.pid)));
   }
 
   private async onControl(text: string): Promise<void> {
@@ -295,13 +267,13 @@ export class Agent {
   private async handle(req: ControlRequest): Promise<unknown> {
     switch (req.op) {
       case "create":
-        return this.create(req.params);
+        return this.terminals.create(req.params);
       case "kill":
-        return this.kill(req.params);
+        return this.terminals.kill(req.params);
       case "list":
-        return { sessions: this.liveSessions() } satisfies ControlOps["list"]["result"];
+        return { sessions: this.terminals.live() } satisfies ControlOps["list"]["result"];
       case "screen":
-        return answerScreenRequest({ sessions: this.sessions, dataDir: this.options.dataDir }, req.params);
+        return answerScreenRequest({ sessions: this.terminals.sessions, dataDir: this.options.dataDir }, req.params);
       default: {
         // A new op in CONTROL_OPS needs its case here (this line stops compiling until it has one).
         const unhandled: never = req;
@@ -310,135 +282,20 @@ export class Agent {
     }
   }
 
-  async create(params: CreateSessionParams): Promise<ControlOps["create"]["result"]> {
-    const id = parseTerminalId(params?.terminal_id);
-    if (id === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
-    const existing = this.sessions.get(id);
-    if (existing && !existing.killed) return { status: "exists", meta: existing.meta };
-    if (existing) {
-      // Deleted a moment ago and still ending (a shell ignoring SIGHUP lasts until the SIGKILL):
-      // the caller wants a new terminal, not this one, so wait for it to go first.
-      const waited = await Promise.race([
-        existing.exitedPromise.then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => resolve(false), ENDING_SESSION_WAIT_MS).unref()),
-      ]);
-      if (!waited || this.sessions.get(id) === existing) {
-        throw new ApiError(503, "SESSION_ENDING", `Terminal ${id} is still ending; try again in a moment`);
-      }
-      const again = this.sessions.get(id);
-      if (again) return { status: "exists", meta: again.meta };
-    }
-    if (this.creating.has(id)) throw new ApiError(409, "CREATE_IN_PROGRESS", `Terminal ${id} is being created`);
-    const maxSessions = this.options.maxSessions ?? MAX_SESSIONS;
-    if (this.sessions.size + this.creating.size >= maxSessions) throw new ApiError(429, "TOO_MANY_SESSIONS", `This agent runs at most ${maxSessions} sessions`);
-    this.creating.add(id);
-    try {
-      return await this.spawnSession(id, await this.asOpenTerminalUser(params));
-    } finally {
-      this.creating.delete(id);
-    }
-  }
-
-  /**
-   * Multi-user mode: an `/api/terminals` session of a caller that asserted a user runs as that
-   * user's OS account (created on first use), in its home. Unchanged otherwise.
-   */
-  private async asOpenTerminalUser(params: CreateSessionParams): Promise<CreateSessionParams> {
-    if (!params.ot_user?.user || !this.osUsers) return params;
-    const account = await this.osUsers.resolve(params.ot_user.scope, params.ot_user.user);
-    return { ...params, user: account.name, cwd: params.cwd ?? account.home };
-  }
-
-  /** Builds the launch for the session's kind (kinds/): SSH, PID attach, or a local shell. */
-  private async prepareLaunch(params: CreateSessionParams): Promise<{ launch: KindLaunch; desktop: DesktopEnv | null }> {
-    if (params.ssh) {
-      return { launch: await prepareSsh({ params, ssh: params.ssh, runtimeDir: this.runtimeDir, dataDir: this.options.dataDir, log: this.log }), desktop: null };
-    }
-    if (params.pid !== undefined) return { launch: preparePidAttach(params), desktop: null };
-    const plan = planSpawn(params);
-    const display = params.display && !params.ephemeral ? params.display : undefined;
-    const desktop = display ? (params.desktop_env ?? null) : null;
-    if (desktop) desktopProgram(desktop); // refuse before waiting
-    if (display && params.wait_until_display !== false && params.wait_until_display !== undefined) {
-      await waitForDisplay(display, params.wait_timeout ?? WAIT_TIMEOUT_DEFAULT_S);
-    }
-    const shell = startShellIntegration({ plan, params, runtimeDir: this.runtimeDir, log: this.log });
-    return { launch: { ...shell, shell: plan.shell, plan }, desktop };
-  }
-
-  private async spawnSession(id: number, params: CreateSessionParams): Promise<ControlOps["create"]["result"]> {
-    const { launch, desktop: desktopEnv } = await this.prepareLaunch(params);
-    const { plan } = launch;
-    let desktop: Desktop | null = null;
-    let exited!: (exit: ExitInfo) => void;
-    const exitedPromise = new Promise<ExitInfo>((resolve) => (exited = resolve));
-    // Unique per start: a DELETE's clean-up still running must not reach the next terminal `id`.
-    const tag = processTag(this.identity, { kind: "t", id: `${id}-${++this.terminalsStarted}` });
-    let session: PtySession;
-    try {
-      if (desktopEnv) desktop = startDesktop(desktopEnv, plan, tag, this.log);
-      session = new PtySession({
-        meta: {
-          terminal_id: id,
-          shell: launch.shell,
-          cwd: plan.cwd,
-          started_at: new Date().toISOString(),
-          ephemeral: params.ephemeral,
-          ...(params.display && !params.ephemeral && !params.ssh && params.pid === undefined ? { display: params.display } : {}),
-        },
-        plan,
-        file: launch.file,
-        args: launch.args,
-        env: launch.env,
-        ...(launch.onOutput ? { onOutput: launch.onOutput } : {}),
-        ...(launch.describeExit ? { describeExit: launch.describeExit } : {}),
-        size: { cols: params.cols, rows: params.rows },
-        tag,
-        ...(params.cmd ? { initialInput: Buffer.from(params.cmd, "base64").toString("utf8") + "\r" } : {}),
-        linkUrl: wsUrl(this.options.edge, `/agent/v1/data?server=${encodeURIComponent(this.options.server)}&terminal_id=${id}`),
-        token: this.options.token,
-        onExit: (exit) => {
-          exited(exit);
-          launch.dispose();
-          desktop?.stop();
-          this.onSessionExit(id, exit);
-        },
-        log: this.log,
-      });
-    } catch (error) {
-      launch.dispose();
-      desktop?.stop();
-      this.log(`spawn failed for terminal ${id}: ${(error as Error).message}`);
-      throw new ApiError(500, "SPAWN_FAILED", `Failed to create terminal process: ${(error as Error).message}`);
-    }
-    launch.attach(session);
-    this.sessions.set(id, session);
-    const timeout = new Promise<never>((_, reject) => {
-      setTimeout(() => reject(new ApiError(504, "AGENT_TIMEOUT", "The terminal's data link did not come up in time")), SESSION_READY_TIMEOUT_MS).unref();
-    });
-    await Promise.race([session.ready(), timeout]);
-    // An SSH login that fails is the create's failure too (the session has ended with an ERROR).
-    if (launch.settled) await launch.settled(exitedPromise);
-    return { status: "created", meta: session.meta };
-  }
-
-  private kill({ terminal_id }: ControlOps["kill"]["params"]): ControlOps["kill"]["result"] {
-    const session = this.sessions.get(Number(terminal_id));
-    if (!session) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
-    void session.kill();
-    return { killed: true };
-  }
-
-  private onSessionExit(id: number, exit: ExitInfo): void {
-    this.sessions.delete(id);
-    this.log(`terminal ${id} exited (code ${exit.exit_code}, signal ${exit.signal})`);
-    this.control.send(encodeControl({ t: "exited", terminal_id: id, exit }));
-  }
-
   /** Drops every link as a network failure would; they reconnect by themselves. */
   dropLinks(): void {
     this.control.drop();
-    for (const session of this.sessions.values()) session.dropLink();
+    this.terminals.dropLinks();
+  }
+
+  /** This agent's PTY sessions, by terminal id. */
+  get sessions(): ReadonlyMap<number, PtySession> {
+    return this.terminals.sessions;
+  }
+
+  /** Creates a terminal as the HostDO's `create` request does. */
+  create(params: CreateSessionParams): Promise<ControlOps["create"]["result"]> {
+    return this.terminals.create(params);
   }
 }
 
@@ -452,12 +309,4 @@ export function hostFacts(): HostFacts {
     memory_bytes: totalmem(),
     started_at: new Date(Date.now() - process.uptime() * 1000).toISOString(),
   };
-}
-
-function processCwd(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/cwd`);
-  } catch {
-    return undefined;
-  }
 }

@@ -16,6 +16,13 @@ export const HEARTBEAT_TIMEOUT_MS = 25_000;
 /** How long one dial may take before it is abandoned, in milliseconds. */
 export const DIAL_TIMEOUT_MS = 10_000;
 
+/** The WebSocket URL of `path` on the edge at `edge` (http→ws, https→wss). */
+export function wsUrl(edge: string, path: string): string {
+  const url = new URL(path, edge);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
 export interface LinkOptions {
   url: string;
   token: string;

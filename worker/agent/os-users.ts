@@ -23,7 +23,7 @@ import { chmod, lstat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { ApiError } from "../../shared/errors.ts";
 import { OtCode, otError } from "../../shared/open-terminal.ts";
-import { ExecError, type RunAs } from "./exec/exec-manager.ts";
+import { ExecError, type RunAs } from "./exec/exec-caller.ts";
 import { loginEnv } from "./kinds/user.ts";
 import { launchCommand } from "./launch.ts";
 import { isRoot, launchAsAccount, lookupAccount, rootLoaderVariable, which, type Account } from "./spawn.ts";
@@ -192,7 +192,7 @@ export class OsUsers {
 }
 
 /**
- * How the execute API runs a caller's commands as `account` (exec-manager.ts RunAs): its login
+ * How the execute API runs a caller's commands as `account` (exec-caller.ts RunAs): its login
  * environment with the call's `env` over it (never the loader variables that would act on the
  * launcher and setpriv, which still run as root), its home as default cwd, other homes refused,
  * started through setpriv at `setpriv`.

@@ -20,6 +20,12 @@ export const ENVIRON_READ_MAX_BYTES = 1 << 20; // 1 MiB
 export const KILL_ROUNDS_MAX = 10;
 /** Pause between SIGKILL rounds, in milliseconds (the kernel tears a killed process down meanwhile). */
 export const KILL_ROUND_WAIT_MS = 50;
+/**
+ * Grace between SIGHUP and SIGKILL when a terminal ends, in milliseconds: its shell's group and
+ * every other process of the terminal are hung up, and whatever is left after this long,
+ * HUP-immune or not, is SIGKILLed. The agent's own and orphaned processes get the same grace.
+ */
+export const KILL_GRACE_MS = 2_000;
 
 const TAG_PREFIX = Buffer.from(`${PROCESS_TAG_ENV}=`);
 let environBuffer: Buffer | null = null;
@@ -197,4 +203,40 @@ export async function endProcesses(select: () => ProcessInfo[], graceMs: number)
   hangUp(select());
   await new Promise((resolve) => setTimeout(resolve, graceMs));
   return killAll(select);
+}
+
+/** Sends `sig` to process group `pgid`; a group that is gone is no error. */
+export function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    /* the group is gone */
+  }
+}
+
+/** Ends one terminal's processes (those with its tag or in its shell's session), once. */
+export class TerminalReaper {
+  private ending: Promise<void> | null = null;
+
+  constructor(
+    private readonly tag: string,
+    private readonly leader: SessionLeader,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Hangs up, then SIGKILLs after {@link KILL_GRACE_MS}, every process of the terminal (once); resolves when done. */
+  endAll(): Promise<void> {
+    this.ending ??= endProcesses(() => terminalProcesses(this.tag, this.leader), KILL_GRACE_MS).then(
+      (left) => {
+        if (left.length > 0) this.log(`${left.length} process(es) survived SIGKILL: ${left.map((p) => `${p.pid} (${p.comm})`).join(", ")}`);
+      },
+      (error: unknown) => this.log(`ending its processes failed: ${(error as Error).message}`),
+    );
+    return this.ending;
+  }
+
+  /** The caller ends them instead (the agent stopping, with one scan for all): endAll() then does nothing. */
+  leaveToCaller(): void {
+    this.ending ??= Promise.resolve();
+  }
 }

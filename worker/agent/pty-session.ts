@@ -18,7 +18,7 @@ import { HistoryOutbox } from "./history-outbox.ts";
 import { InputGate } from "./input-gate.ts";
 import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
-import { endProcesses, terminalProcesses, type SessionLeader } from "./process-reaper.ts";
+import { KILL_GRACE_MS, signalGroup, TerminalReaper } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
 import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
@@ -29,12 +29,6 @@ export const BURST_WINDOW_MS = 2;
 export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
 export const BURST_FLUSH_MS = 4;
-/**
- * Grace between SIGHUP and SIGKILL when a terminal ends, in milliseconds: its shell's group and
- * every other process of the terminal (process-reaper.ts) are hung up, and whatever is left after
- * this long, HUP-immune or not, is SIGKILLed.
- */
-export const KILL_GRACE_MS = 2_000;
 
 export interface PtySessionOptions {
   meta: SessionMeta;
@@ -87,10 +81,8 @@ export class PtySession {
   private readonly linkOpened: Promise<void>;
   /** Typeahead held until the shell is ready (input-gate.ts). */
   private readonly gate: InputGate;
-  /** The shell as a session leader: its session id is its pid (forkpty calls setsid). */
-  private readonly leader: SessionLeader;
-  /** Set once the terminal's processes are being ended (DELETE, or the shell exited). */
-  private ending: Promise<void> | null = null;
+  /** Ends the terminal's processes, once (DELETE, or the shell exited; process-reaper.ts). */
+  private readonly reaper: TerminalReaper;
   /** True once kill() was called: the terminal is going away, whatever its shell does meanwhile. */
   killed = false;
   /** Resolves when the shell has exited. */
@@ -114,7 +106,9 @@ export class PtySession {
       encoding: null,
     });
     // Read at once: the pid is ours until the shell is reaped, which node-pty does after onExit.
-    this.leader = { pid: this.proc.pid, start: processStartTime(this.proc.pid) ?? 0 };
+    // The shell as a session leader: its session id is its pid (forkpty calls setsid).
+    const leader = { pid: this.proc.pid, start: processStartTime(this.proc.pid) ?? 0 };
+    this.reaper = new TerminalReaper(options.tag, leader, (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`));
     this.meta = { ...options.meta, pid: this.proc.pid };
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
@@ -347,7 +341,7 @@ export class PtySession {
     this.sendExit();
     this.options.onExit(exit);
     // Whatever the shell left running (background jobs, nohup) ends with the terminal.
-    void this.endProcesses();
+    void this.reaper.endAll();
   }
 
   private sendExit(): void {
@@ -363,25 +357,18 @@ export class PtySession {
 
   /**
    * Ends the terminal: hangs up the shell's process group and every other process of the
-   * terminal, then SIGKILLs whatever is left after KILL_GRACE_MS. Resolves once that is done.
+   * terminal, then SIGKILLs whatever is left after KILL_GRACE_MS (process-reaper.ts). Resolves once that is done.
    */
   kill(): Promise<void> {
     this.killed = true;
     if (!this.exited) {
-      const signalGroup = (sig: NodeJS.Signals) => {
-        try {
-          process.kill(-this.proc.pid, sig);
-        } catch {
-          /* the group is gone */
-        }
-      };
-      signalGroup("SIGHUP");
+      signalGroup(this.proc.pid, "SIGHUP");
       // The shell's own group, also where /proc cannot be scanned (the scan covers the rest).
       setTimeout(() => {
-        if (!this.exited) signalGroup("SIGKILL");
+        if (!this.exited) signalGroup(this.proc.pid, "SIGKILL");
       }, KILL_GRACE_MS).unref();
     }
-    return this.endProcesses();
+    return this.reaper.endAll();
   }
 
   /**
@@ -389,26 +376,8 @@ export class PtySession {
    * stopping ends all its processes with one scan instead of one per terminal).
    */
   hangUpForStop(): void {
-    this.ending ??= Promise.resolve();
-    if (this.exited) return;
-    try {
-      process.kill(-this.proc.pid, "SIGHUP");
-    } catch {
-      /* the group is gone */
-    }
-  }
-
-  /** Hangs up, then SIGKILLs after the grace, every process of this terminal (once). */
-  private endProcesses(): Promise<void> {
-    this.ending ??= endProcesses(() => terminalProcesses(this.options.tag, this.leader), KILL_GRACE_MS).then(
-      (left) => {
-        if (left.length > 0) {
-          this.options.log(`terminal ${this.meta.terminal_id}: ${left.length} process(es) survived SIGKILL: ${left.map((p) => `${p.pid} (${p.comm})`).join(", ")}`);
-        }
-      },
-      (error: unknown) => this.options.log(`terminal ${this.meta.terminal_id}: ending its processes failed: ${(error as Error).message}`),
-    );
-    return this.ending;
+    this.reaper.leaveToCaller();
+    if (!this.exited) signalGroup(this.proc.pid, "SIGHUP");
   }
 
   /** Drops the data link as a network failure would (tests, diagnostics). */

@@ -6,14 +6,15 @@
  * return JSON-able values; failures are ExecError values carrying the HTTP answer in the family's
  * shape. `handle()` wraps it all for a relay and never rejects.
  *
+ * Who calls, as which account and in which directory, is resolved in exec-caller.ts.
+ *
  * Processes belong to a scope (the caller's `X-User-Id`, folded with the principal by the edge);
  * another scope's processes are 404. A process killed through the API is forgotten at once, a
  * finished one FINISHED_PROCESS_TTL_MS after it ended (404 after that, as the reference).
  */
 import { randomBytes } from "node:crypto";
-import { stat } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve as resolvePath } from "node:path";
+import { join } from "node:path";
 import type { ExecOp } from "../../../shared/links/exec.ts";
 import { OtCode, otError, timeoutMessage } from "../../../shared/open-terminal.ts";
 import type {
@@ -32,7 +33,7 @@ import { ProcessOutputLog, TailText } from "./process-output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
 import { PtyRun } from "./pty-run.ts";
-import type { Launcher } from "../launch.ts";
+import { defaultEnv, ExecError, placeCommand, type ExecCaller, type Placement, type PlacementOptions, type RunAs } from "./exec-caller.ts";
 
 /** How long a finished process stays visible (the reference's _EXPIRY_SECONDS = 300). */
 export const FINISHED_PROCESS_TTL_MS = 5 * 60_000;
@@ -73,35 +74,7 @@ export interface ExecManagerOptions {
   limits?: Partial<ExecLimits>;
 }
 
-/** Who calls: the scope processes belong to, and the caller's `X-Session-Id` (for its cwd). */
-export interface ExecCaller {
-  scope: string;
-  session: string;
-  /** The caller's `X-User-Id` (multi-user mode picks the OS account by it); absent or "" without one. */
-  user?: string;
-}
-
-/** Another account a caller's commands run as (multi-user mode, worker/agent/os-users.ts). */
-export interface RunAs {
-  /** The account's home: the default cwd, and `~`. */
-  home: string;
-  /** The command's environment: `extra` (the call's `env`) over the account's; throws an ExecError to refuse it. */
-  env(extra: Record<string, string> | null): Record<string, string>;
-  /** Throws an ExecError for a cwd the account may not be sent to. */
-  guard(cwd: string): void;
-  /** Starts the command as the account. */
-  launch: Launcher;
-}
-
 const NO_CALLER: ExecCaller = { scope: "", session: "" };
-
-/** A failure with the HTTP answer it stands for. */
-export class ExecError extends Error {
-  override name = "ExecError";
-  constructor(readonly reply: HttpReply) {
-    super(typeof (reply.body as { detail?: unknown }).detail === "string" ? (reply.body as { detail: string }).detail : "exec error");
-  }
-}
 
 interface Tracked {
   id: string;
@@ -130,31 +103,27 @@ function waitFor(p: Promise<unknown>, ms: number, signal?: AbortSignal): Promise
   });
 }
 
-function defaultEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("EDGETTY_")));
-}
-
 export class ExecManager {
   private readonly procs = new Map<string, Tracked>();
   private readonly active = new Set<ProcessRun | PtyRun>();
   private starting = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly limits: ExecLimits;
-  private readonly defaultCwd: string;
-  private readonly baseEnv: NodeJS.ProcessEnv;
   private readonly shell: string;
   private readonly tag: string | null;
   private readonly logDir: string;
-  private readonly sessionCwd: NonNullable<ExecManagerOptions["sessionCwd"]>;
-  private readonly runAs: ExecManagerOptions["runAs"];
+  /** Where and as whom commands run (exec-caller.ts). */
+  private readonly placement: PlacementOptions;
 
   constructor(opts: ExecManagerOptions = {}) {
-    this.defaultCwd = opts.defaultCwd ?? homedir();
     this.logDir = opts.logDir ?? join(tmpdir(), `edgetty-exec-logs-${process.getuid?.() ?? 0}`);
-    this.sessionCwd = opts.sessionCwd ?? (() => undefined);
-    this.runAs = opts.runAs;
     pruneLogDir(this.logDir);
-    this.baseEnv = opts.baseEnv ?? defaultEnv();
+    this.placement = {
+      defaultCwd: opts.defaultCwd ?? homedir(),
+      baseEnv: opts.baseEnv ?? defaultEnv(),
+      sessionCwd: opts.sessionCwd ?? (() => undefined),
+      runAs: opts.runAs,
+    };
     this.shell = opts.shell ?? "/bin/sh";
     this.tag = opts.tag ?? null;
     this.limits = {
@@ -357,38 +326,20 @@ export class ExecManager {
   }
 
   /**
-   * Takes a running slot (released by the caller's `starting--`) and resolves the cwd and
-   * environment: `cwd` relative to the session's working directory or home, `env` over the agent's
-   * (or, in multi-user mode, over the caller's account's login environment, started as it).
+   * Takes a running slot (released by the caller's `starting--`) and resolves where and as whom
+   * the command runs (exec-caller.ts placeCommand).
    */
-  private async prepare(spec: ExecSpec, caller: ExecCaller): Promise<{ cwd: string; env: NodeJS.ProcessEnv; launch?: Launcher }> {
+  private async prepare(spec: ExecSpec, caller: ExecCaller): Promise<Placement> {
     if (this.active.size + this.starting >= this.limits.maxRunning) {
       throw new ExecError(otError(429, OtCode.TOO_MANY_PROCESSES, `Too many running commands (${this.limits.maxRunning}); wait for one to finish or kill one`));
     }
     this.starting++;
     try {
-      const runAs = caller.user && this.runAs ? await this.runAs(caller) : null;
-      const home = runAs?.home ?? homedir();
-      const base = (caller.session && this.sessionCwd(caller.scope, caller.session)) || (runAs ? home : this.defaultCwd);
-      const cwd = await this.resolveCwd(spec.cwd, base, home, runAs?.guard);
-      if (runAs) {
-        return { cwd, env: runAs.env(spec.env), launch: runAs.launch };
-      }
-      return { cwd, env: spec.env ? { ...this.baseEnv, ...spec.env } : this.baseEnv };
+      return await placeCommand(spec, caller, this.placement);
     } catch (e) {
       this.starting--;
       throw e;
     }
-  }
-
-  private async resolveCwd(cwd: string | null, base: string, home: string, guard?: (path: string) => void): Promise<string> {
-    if (cwd === null || cwd === "") return base;
-    const expanded = cwd === "~" ? home : cwd.startsWith("~/") ? resolvePath(home, cwd.slice(2)) : cwd;
-    const full = resolvePath(base, expanded);
-    guard?.(full);
-    const info = await stat(full).catch(() => null);
-    if (!info?.isDirectory()) throw new ExecError(otError(400, OtCode.CWD_NOT_FOUND, `Working directory not found: ${cwd}`));
-    return full;
   }
 
   /** The reference's timestamp-sortable id: YYYYMMDD-HHMMSS-<6 hex>. */

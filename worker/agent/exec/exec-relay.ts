@@ -13,8 +13,8 @@ import { EXEC_STREAM_FRAME_BYTES, EXEC_STREAM_WINDOW_BYTES, isStreamOp } from ".
 import type { ExecAgentMsg, ExecEdgeMsg } from "../../../shared/links/exec.ts";
 import { OtCode, ndjsonLine, otError } from "../../../shared/open-terminal.ts";
 import type { ExecuteCall, HttpReply } from "../../../shared/open-terminal.ts";
-import { ExecError } from "./exec-manager.ts";
-import type { ExecCaller, ExecManager } from "./exec-manager.ts";
+import { ExecError, type ExecCaller } from "./exec-caller.ts";
+import type { ExecManager } from "./exec-manager.ts";
 import type { ExecStream } from "./exec-stream.ts";
 
 /** Requests in flight at once on one link; more are answered 429. */
