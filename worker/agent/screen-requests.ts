@@ -4,7 +4,7 @@
  * data folder as `screenshots/{terminal_id}/{timestamp}.{ext}`. Parameters are checked again here
  * (the agent trusts nobody); every failure is an ApiError the edge renders for its caller.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RGBA } from "../../shared/colors.ts";
 import { ApiError } from "../../shared/errors.ts";
@@ -22,6 +22,7 @@ import { parseTerminalId } from "../../shared/validation.ts";
 import type { PtySession } from "./pty-session.ts";
 import { renderHtml, renderText } from "./screen/render.ts";
 import { renderScreenshot, ToolNotAvailableError } from "./screen/screenshot.ts";
+import { makeDirectoriesSync } from "./make-directories.ts";
 
 /** Screenshots kept per terminal under the data folder; the oldest are removed past this. */
 export const SCREENSHOTS_KEPT_PER_TERMINAL = 100;
@@ -104,7 +105,7 @@ function saveScreenshot(ctx: ScreenContext, terminalId: number, format: Screensh
   const dir = join(ctx.dataDir, "screenshots", String(terminalId));
   const stamp = (ctx.now?.() ?? new Date()).toISOString().slice(0, 19).replace("T", "_").replaceAll(":", "-");
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(dir, 0o700);
     let path = "";
     for (let n = 1; ; n++) {
       path = join(dir, `${stamp}${n === 1 ? "" : `_${n}`}.${EXTENSIONS[format]}`);

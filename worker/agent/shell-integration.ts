@@ -19,6 +19,7 @@ import { OscScanner } from "./osc.ts";
 import { CommandTracker } from "./shell/command-tracker.ts";
 import { createNonce, planShellLaunch, type ShellLaunch } from "./shell/launch.ts";
 import type { SpawnPlan } from "./spawn.ts";
+import { makeDirectoriesSync } from "./make-directories.ts";
 
 /** What the integration drives in its PtySession. */
 export interface IntegrationTarget {
@@ -117,7 +118,7 @@ export function prepareRuntimeDir(dataDir: string, log: (line: string) => void):
   const root = join(dataDir, "run");
   const dir = join(root, String(process.pid));
   try {
-    mkdirSync(root, { recursive: true, mode: 0o711 });
+    makeDirectoriesSync(root, 0o711);
     chmodSync(root, 0o711);
     for (const name of readdirSync(root)) {
       const pid = Number(name);

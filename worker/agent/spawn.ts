@@ -4,7 +4,7 @@
  * seed's code, so the edge can answer the caller precisely.
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, readFileSync, statSync, chownSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync, chownSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import type { CreateSessionParams } from "../../shared/links/control.ts";
@@ -12,6 +12,7 @@ import { ApiError } from "../../shared/errors.ts";
 import { SHELLS, isUserName, type ShellName } from "../../shared/validation.ts";
 import { loginEnv } from "./kinds/user.ts";
 import { launchCommand, type LaunchCommand } from "./launch.ts";
+import { makeDirectoriesSync } from "./make-directories.ts";
 
 export interface Account {
   name: string;
@@ -179,7 +180,7 @@ function resolveCwd(requested: string | undefined, autoCreate: boolean, account:
   if (!exists) {
     if (!autoCreate) throw new ApiError(400, "CWD_NOT_FOUND", `Working directory ${cwd} does not exist (set cwd_auto_create to create it)`);
     try {
-      mkdirSync(cwd, { recursive: true, mode: 0o755 });
+      makeDirectoriesSync(cwd, 0o755);
       if (switchUser) chownSync(cwd, account.uid, account.gid);
     } catch {
       throw new ApiError(403, "CWD_PERMISSION_DENIED", "Cannot create requested working directory");

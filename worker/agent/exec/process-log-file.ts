@@ -4,9 +4,10 @@
  * that grows past its cap is rotated to its newest half (whole lines), so a chatty process never
  * fills the disk; files older than the retention are deleted by `pruneLogDir`.
  */
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { OutputEntry } from "../../../shared/open-terminal.ts";
+import { makeDirectoriesSync } from "../make-directories.ts";
 
 /** Largest log file before it is rotated to its newest half (the reference's OPEN_TERMINAL_MAX_LOG_SIZE). */
 export const PROCESS_LOG_MAX_BYTES = 50 * 1024 * 1024; // 50 MiB
@@ -76,7 +77,7 @@ export class ProcessLogFile {
 /** Creates the log folder (private to the agent's user) and deletes logs older than `retentionMs`. */
 export function pruneLogDir(dir: string, retentionMs = PROCESS_LOG_RETENTION_MS, now = Date.now()): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectoriesSync(dir, 0o700);
     for (const name of readdirSync(dir).slice(0, PRUNE_MAX_FILES)) {
       if (!name.endsWith(".jsonl")) continue;
       const file = join(dir, name);

@@ -12,6 +12,7 @@ import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
 import type { ReadQuery, Replacement } from "../../../shared/open-terminal.ts";
 import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
 import { fail, osFail } from "./paths.ts";
+import { makeDirectories } from "../make-directories.ts";
 
 /** Largest text file `read_file` decodes whole, in bytes (line ranges still read it all). */
 export const READ_TEXT_MAX_BYTES = 64 << 20; // 64 MiB
@@ -132,7 +133,7 @@ export async function viewFile(target: string): Promise<Response> {
 /** `POST /files/write`: parents created; `{path, size}` with size in UTF-8 bytes. */
 export async function writeFileRoute(target: string, content: string): Promise<Response> {
   try {
-    await mkdir(dirname(target), { recursive: true });
+    await makeDirectories(dirname(target));
     await writeFile(target, content);
   } catch (e) {
     osFail(e, target);
@@ -198,7 +199,7 @@ export async function replaceInFile(target: string, replacements: Replacement[])
 /** `POST /files/mkdir`: parents created; `{path}`. */
 export async function makeDir(target: string): Promise<Response> {
   try {
-    await mkdir(target, { recursive: true });
+    await makeDirectories(target);
   } catch (e) {
     osFail(e, target);
   }

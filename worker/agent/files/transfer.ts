@@ -4,7 +4,7 @@
  * the tunnel paces the upload to the disk and the zip to the client.
  */
 import { constants, createWriteStream } from "node:fs";
-import { access, lstat, mkdir, readdir, rename, rm } from "node:fs/promises";
+import { access, lstat, readdir, rename, rm } from "node:fs/promises";
 import { basename, join, normalize, relative } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -13,6 +13,7 @@ import busboy from "busboy";
 import yazl from "yazl";
 import { validationError } from "../../../shared/open-terminal.ts";
 import { FileApiError, fail, osFail } from "./paths.ts";
+import { makeDirectories } from "../make-directories.ts";
 
 /** Largest uploaded file, in bytes. */
 export const UPLOAD_MAX_BYTES = 16 * 1024 ** 3; // 16 GiB
@@ -46,7 +47,7 @@ export async function upload(request: Request, directory: string): Promise<Respo
       const path = normalize(join(directory, name));
       const temp = join(directory, `.${name}.${randomBytes(4).toString("hex")}.part`);
       try {
-        await mkdir(directory, { recursive: true });
+        await makeDirectories(directory);
         let size = 0;
         stream.on("data", (chunk: Buffer) => (size += chunk.length));
         await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));

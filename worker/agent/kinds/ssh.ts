@@ -19,7 +19,7 @@
  * log goes to `<dir>/ssh.log` (-E). When ssh exits before connecting, the log's last error
  * names the failure (auth, refused port, unknown host, host key, SOCKS5).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, chmodSync, type FSWatcher } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, chmodSync, type FSWatcher } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import type { CreateSessionParams, SshParams } from "../../../shared/links/control.ts";
@@ -31,6 +31,7 @@ import type { IntegrationTarget } from "../shell-integration.ts";
 import { which, type SpawnPlan } from "../spawn.ts";
 import type { KindLaunch } from "./launch.ts";
 import { openSocks5Bridge, type Socks5Bridge } from "./socks5.ts";
+import { makeDirectoriesSync } from "../make-directories.ts";
 
 /** TCP connect and banner timeout handed to ssh, in seconds. */
 export const SSH_CONNECT_TIMEOUT_S = 10;
@@ -142,7 +143,7 @@ export async function prepareSsh(opts: SshLaunchOptions): Promise<KindLaunch> {
     throw new ApiError(500, "SPAWN_FAILED", "SSH sessions need the agent's data folder path to be plain (letters, digits, _ . / -)");
   }
   const sshDir = join(opts.dataDir, "ssh");
-  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  makeDirectoriesSync(sshDir, 0o700);
   chmodSync(sshDir, 0o700);
   const knownHosts = join(sshDir, "known_hosts");
   const dir = mkdtempSync(join(opts.runtimeDir, "ssh-"));
