@@ -184,8 +184,11 @@ export class Api {
     return this.json<ServerEntry[]>("/api/v1/terminals/");
   }
 
-  sessions(serverId: string): Promise<SessionEntry[]> {
-    return this.json<SessionEntry[]>(`${Api.serverPrefix(serverId)}/api/v1/terminal/sessions`);
+  /** The server's sessions; a server (a URL server, say) that answers something else than a list is an error. */
+  async sessions(serverId: string): Promise<SessionEntry[]> {
+    const sessions = await this.json<unknown>(`${Api.serverPrefix(serverId)}/api/v1/terminal/sessions`);
+    if (!Array.isArray(sessions)) throw new Error("This server answered its session list with something other than a list.");
+    return sessions as SessionEntry[];
   }
 
   create(serverId: string, req: CreateRequest): Promise<CreateResult> {

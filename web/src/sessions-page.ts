@@ -82,7 +82,7 @@ function updateServerSelect(select: HTMLSelectElement, servers: ServerEntry[]): 
   const chosen = select.value;
   replaceChildren(
     select,
-    ...servers.map((s) => h("option", { value: s.id }, `${s.name || s.id}${s.online === false ? " (offline)" : ""}`)),
+    ...servers.map((s) => h("option", { value: s.id }, `${s.name || s.id}${s.online === false && s.kind !== "url" ? " (offline)" : ""}`)),
   );
   const fallback = servers.find((s) => s.default) ?? servers[0];
   select.value = servers.some((s) => s.id === chosen) ? chosen : (fallback?.id ?? "");
@@ -186,7 +186,8 @@ function serverCard(api: Api, state: ServerState, mayWrite: boolean, refresh: ()
     "header",
     { class: "server-header" },
     h("h2", {}, server.name || server.id),
-    h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
+    // A URL server has no agent link: it is reached on each request, so it has no presence to show.
+    server.kind === "url" ? h("span", { class: "badge" }, "URL server") : h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
     server.default ? h("span", { class: "badge" }, "default") : null,
     mayWrite ? null : h("span", { class: "badge badge-readonly", title: "You may watch this server's terminals but not type in them" }, "watch only"),
     h("span", { class: "muted server-id" }, server.id),
