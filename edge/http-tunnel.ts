@@ -26,6 +26,7 @@ import {
   TUNNEL_WINDOW_BYTES,
 } from "../shared/links/tunnel.ts";
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
+import { drainUnread } from "./http.ts";
 
 /** The first request-body frame's capacity (most bodies are small; later frames are TUNNEL_FRAME_BYTES). */
 const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
@@ -245,7 +246,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         if (filled > 0 && !timer) timer = setTimeout(flush, TUNNEL_FLUSH_MS);
       }
       if (timer) clearTimeout(timer);
-      await reader.cancel().catch(() => {});
+      await drainUnread(reader);
     } catch {
       if (timer) clearTimeout(timer);
       await reader.cancel().catch(() => {});

@@ -76,3 +76,31 @@ export function isJsonContentType(value: string | null): boolean {
 export function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
 }
+
+/**
+ * Unread request body bytes read and dropped after an answer that did not need them (a refusal
+ * before the body, a 404, an agent that answered without reading), at most: the local runtime
+ * closes a keep-alive connection whose request body was left unread, without `Connection: close`,
+ * so the client's next request on it (or the rest of this body) fails with ECONNRESET or EPIPE. A
+ * bigger unread remainder is cancelled (that connection then closes).
+ */
+export const UNREAD_BODY_DRAIN_MAX_BYTES = 64 * 1024; // 64 KiB
+
+/**
+ * Reads and drops what is left of a request body (a stream not yet locked, or the reader that
+ * holds it), up to UNREAD_BODY_DRAIN_MAX_BYTES, then cancels the rest; never throws.
+ */
+export async function drainUnread(body: ReadableStream<Uint8Array> | ReadableStreamDefaultReader<Uint8Array> | null): Promise<void> {
+  if (!body || (body instanceof ReadableStream && body.locked)) return;
+  const reader = body instanceof ReadableStream ? body.getReader() : body;
+  try {
+    for (let read = 0; read <= UNREAD_BODY_DRAIN_MAX_BYTES; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+    }
+  } catch {
+    /* the client went away */
+  }
+  await reader.cancel().catch(() => {});
+}

@@ -27,6 +27,7 @@ import { openTerminalApi } from "./open-terminal-api.ts";
 import { terminalSessionApi } from "./terminal-api.ts";
 import { SHARE_PAGE_PATH } from "./share-links.ts";
 import { terminalsApi } from "./terminals-api.ts";
+import { drainUnread } from "./http.ts";
 
 export { HostDO } from "./host-do.ts";
 export { TerminalDO } from "./terminal-do.ts";
@@ -54,30 +55,6 @@ function webApp(): ApiFamily {
 
 /** Every family, in the order they are tried. */
 const FAMILIES: readonly ApiFamily[] = [agentLinkApi(), adminApi(), terminalsApi(), terminalSessionApi(), openTerminalApi(), webApp()];
-
-/**
- * Unread request body bytes read and dropped after an answer that did not need them (a refusal
- * before the body, a 404), at most: workerd closes a connection whose request body was left
- * unread, without `Connection: close`, and a keep-alive client's next request on it fails with
- * ECONNRESET. A bigger unread body is cancelled (that connection then closes).
- */
-const UNREAD_BODY_DRAIN_MAX_BYTES = 64 * 1024; // 64 KiB
-
-/** Reads and drops what is left of `body`, up to UNREAD_BODY_DRAIN_MAX_BYTES; never throws. */
-async function drainUnread(body: ReadableStream<Uint8Array> | null): Promise<void> {
-  if (!body || body.locked) return;
-  const reader = body.getReader();
-  try {
-    for (let read = 0; read <= UNREAD_BODY_DRAIN_MAX_BYTES; ) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      read += value.byteLength;
-    }
-    await reader.cancel();
-  } catch {
-    /* the client went away */
-  }
-}
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
