@@ -2,75 +2,17 @@
 // docs/identities.md): servers, users, groups and memberships, grants, tokens and the audit log.
 // Every call goes through Api.json, so the session cookie authenticates it from the edge's own
 // origin (the edge refuses cookie-authenticated changes from anywhere else) and a 401 signs out.
+import type { AuditEvent, AuditPage, CreatedToken, GrantRecord as Grant, GroupRecord as Group, TokenRecord as TokenInfo, UserRecord as User } from "../../shared/admin.ts";
 import type { Api, ServerEntry } from "./api.ts";
+
+// The record shapes are the edge's own (shared/admin.ts), under the names the pages use.
+export type { AuditEvent, AuditPage, CreatedToken, Grant, Group, TokenInfo, User };
 
 /** A server as `PUT /api/v1/admin/servers/{id}` answers it: with its agent token, shown once. */
 export interface AddedServer {
   id: string;
   name: string;
   token: string;
-}
-
-export interface User {
-  id: string;
-  name: string;
-  email: string | null;
-  role: "admin" | "user";
-  disabled: boolean;
-  /** Epoch ms. */
-  created_at: number;
-}
-
-export interface Group {
-  id: string;
-  name: string;
-  created_at: number;
-  members: string[];
-}
-
-export interface Grant {
-  server_id: string;
-  /** 0: the whole server. */
-  terminal_id: number;
-  principal_type: "user" | "group";
-  principal_id: string;
-  access: "read" | "write";
-  created_at: number;
-}
-
-/** A token as listed (never its secret). Times are epoch ms. */
-export interface TokenInfo {
-  id: string;
-  user_id: string;
-  name: string;
-  role: "admin" | "user";
-  scopes: string[];
-  expires_at: number;
-  last_used_at: number | null;
-  created_at: number;
-}
-
-/** A token just created: the secret `token` is in this answer only. */
-export interface CreatedToken extends TokenInfo {
-  token: string;
-}
-
-export interface AuditEvent {
-  id: number;
-  /** Epoch ms. */
-  at: number;
-  actor: string;
-  action: string;
-  server_id: string | null;
-  terminal_id: number | null;
-  detail: string;
-  ip: string;
-}
-
-/** One page of the audit log, newest first; `next_before` asks for the page after it. */
-export interface AuditPage {
-  events: AuditEvent[];
-  next_before: number | null;
 }
 
 /** Audit events per page the audit page asks for (the edge allows up to 500). */
