@@ -65,7 +65,8 @@ describe("a user's token on /api/terminals", () => {
     const owui = await create(stack.apiKey, { "X-User-Id": "owui-1" });
 
     // eve, with no header, with alice's, and with the API key's user: none of them.
-    for (const headers of [{}, { "X-User-Id": "alice" }, { "X-User-Id": "owui-1" }]) {
+    const variants: Record<string, string>[] = [{}, { "X-User-Id": "alice" }, { "X-User-Id": "owui-1" }];
+    for (const headers of variants) {
       const seen = await ids(await call(eve, "GET", "api/terminals", headers));
       expect(seen).not.toContain("alice2");
       expect(seen).not.toContain(owui);
