@@ -37,6 +37,8 @@ export interface ProxiedRequest {
   access: Access;
   /** The only terminals the caller may reach (per-terminal grants, a share link); null: all. */
   terminals: ReadonlySet<number> | null;
+  /** The caller's grant on the whole server, null for none. */
+  serverAccess: Access | null;
 }
 
 /** What the gate established for a request it let through. */
@@ -116,7 +118,7 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
   }
   const checked = await checkProxyRequest(proxyLookups(env, principal.identity), serverId, mount[2]!, request.method, url.search);
   if (!checked.ok) return refusalResponse(checked);
-  const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access, terminals: checked.terminals };
+  const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access, terminals: checked.terminals, serverAccess: checked.serverAccess };
   const share = principal.identity.share;
   const record = async () => {
     const detail = `${request.method} /${proxied.path} (${proxied.access})`;

@@ -69,6 +69,11 @@ export type RouteRequest = IRequest & {
   access: Grant;
   /** The only terminals the caller may reach here (per-terminal grants, a share link); null: any. */
   terminals: ReadonlySet<number> | null;
+  /**
+   * The caller may write to the whole server (what creating a terminal takes): the admin with a
+   * token that writes, a user with a server-wide `write` grant; false on public and agent routes.
+   */
+  serverWrite: boolean;
 };
 
 /** True when the request's caller may reach terminal `terminalId` (handlers check the id they act on). */
@@ -154,6 +159,7 @@ export class ApiFamily {
         routed.scope = { serverId, base: "" };
         routed.access = "read";
         routed.terminals = null;
+        routed.serverWrite = false;
       } else {
         // The gate (caller-gate.ts) already identified callers under a server's mount.
         const gated = gatedCall(request);
@@ -169,6 +175,7 @@ export class ApiFamily {
         const proxied = gated?.proxied ?? null;
         routed.access = "read";
         routed.terminals = null;
+        routed.serverWrite = false;
         if (routed.principal && routed.principal.role !== "admin") {
           // A public route shows a user no more than an anonymous caller, but on a server they may use.
           if (access === "public") {
@@ -177,10 +184,12 @@ export class ApiFamily {
           if (routed.principal && onCheckedServer(mount, routed.scope, proxied)) {
             routed.access = proxied.access;
             routed.terminals = proxied.terminals;
+            routed.serverWrite = proxied.serverAccess === "write" && routed.principal.identity.share === undefined;
           }
         } else if (routed.principal) {
           // The admin: everything, but a read-only token only reads (in this family's shape).
           routed.access = routed.principal.identity.readOnly ? "read" : "write";
+          routed.serverWrite = routed.access === "write";
           const changes = access === "write" || (access === "admin" && needsSameOrigin(request));
           if (changes && routed.access !== "write") throw this.error(403, "READ_ONLY", "Read-only access: this token may only read");
         }

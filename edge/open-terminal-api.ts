@@ -24,6 +24,7 @@ import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "..
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
+import { userOwnerScope } from "./terminal-ws-auth.ts";
 import type { Env } from "./env.ts";
 import { OpenTerminalError } from "./errors.ts";
 import { ApiFamily, type Access, type Method, type RouteRequest } from "./family.ts";
@@ -73,22 +74,34 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
 
 /**
 /**
- * Whose processes, session working directories and `/api/terminals` sessions a call reaches: the
- * authenticated principal (`admin` for the API key, `user:<id>` for a user, so one user never
- * reaches another's whatever headers they send) plus the `X-User-Id` header (Open WebUI sends one
- * key for all its users and tells them apart by it), hashed to a fixed length. Not
+ * Whose processes, session working directories and `/api/terminals` sessions a call reaches: for
+ * a user's credential, that user alone (terminal-ws-auth.ts userOwnerScope: whatever `X-User-Id`
+ * it sends); for the API key, `admin` plus the `X-User-Id` header (Open WebUI sends one key for
+ * all its users and tells them apart by it), hashed to a fixed length. Not
  * `X-Session-Id`: a process started in one chat can be polled from another, as in the reference.
  */
 export async function callerScope(request: RouteRequest): Promise<string> {
-  const user = request.headers.get("X-User-Id") ?? "";
   const identity = request.principal?.identity;
+  if (identity !== undefined && identity !== ADMIN_KEY_IDENTITY && !identity.share) return userOwnerScope(identity);
   const owner = identity === undefined || identity === ADMIN_KEY_IDENTITY ? "admin" : actorOf(identity);
-  return `${owner}:${await sha256Hex(user)}`;
+  return `${owner}:${await sha256Hex(request.headers.get("X-User-Id") ?? "")}`;
 }
 
-/** The caller's `X-User-Id` cut to the relay's limit, or undefined without one (multi-user mode names its account by it). */
-export function callerUser(request: Request): string | undefined {
-  return request.headers.get("X-User-Id")?.slice(0, EXEC_USER_MAX_CHARS);
+/**
+ * The user a call acts for on the Open Terminal routes: a user's credential (token, browser
+ * session, Access identity) is always that user, whatever `X-User-Id` it sends (the same user
+ * the agent is told, url-servers.ts forwardedUserId); the API key the `X-User-Id` it sends, or
+ * null without one (single-user use).
+ */
+export function callerUserId(request: RouteRequest): string | null {
+  const identity = request.principal?.identity;
+  if (identity !== undefined && identity !== ADMIN_KEY_IDENTITY && !identity.share) return identity.userId;
+  return request.headers.get("X-User-Id");
+}
+
+/** {@link callerUserId} cut to the relay's limit, or undefined for none (multi-user mode names its account by it). */
+export function callerUser(request: RouteRequest): string | undefined {
+  return callerUserId(request)?.slice(0, EXEC_USER_MAX_CHARS);
 }
 
 /** The caller's `X-Session-Id`, cut to the relay's limit. */
@@ -207,7 +220,7 @@ export function openTerminalApi(): ApiFamily {
 
   // --- terminals: the session API's sessions, through the reference's door ---------------------
 
-  openTerminalTerminals(api, callerScope);
+  openTerminalTerminals(api, callerScope, callerUserId);
 
   // --- what no route above took ----------------------------------------------------------------
 

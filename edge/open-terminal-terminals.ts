@@ -3,11 +3,14 @@
  * reference's door. A session made here is ephemeral (removed once it has sat without clients for
  * the ephemeral idle time, so panels Open WebUI forgets do not pile up; reconnecting within it
  * resumes), named by the caller's `X-Session-Id` when one is sent (else its terminal id in
- * decimal), and owned by the caller's `X-User-Id`: a caller that asserts a user sees and reaches
- * only that user's sessions (the WebSocket carries the user as `?user_id=`, as Open WebUI sends it).
- * The WebSocket authenticates by its first message in the session's TerminalDO; it is routed
- * there whether or not the name is known (an unknown or foreign name goes to one object that has
- * no session), so before auth every name looks alike. Errors answer `{"error": "…"}` as the reference's JSONResponses, plus a `code`.
+ * decimal), and owned by the caller's user: a user's credential is always that user (whatever
+ * `X-User-Id` it sends) and sees and reaches only its own sessions; the API key acts for the
+ * `X-User-Id` it sends (the WebSocket carries it as `?user_id=`, as Open WebUI sends it), and
+ * without one sees every session (single-user use). Another user's session is `Session not
+ * found` (404; 4004 on the WebSocket). The WebSocket authenticates by its first message in the
+ * session's TerminalDO, which checks the owner (terminal-ws-auth.ts); it is routed there whether
+ * or not the name is known (an unknown or foreign name goes to one object that has no session),
+ * so before auth every name looks alike. Errors answer `{"error": "…"}` as the reference's JSONResponses, plus a `code`.
  */
 import type { SessionMeta } from "../shared/links/session.ts";
 import { ApiError } from "../shared/errors.ts";
@@ -24,7 +27,7 @@ import { isWebSocketUpgrade } from "./http.ts";
 import { isSessionName } from "./open-terminal-names.ts";
 import { NO_SESSION_TERMINAL_ID } from "./raw-terminal.ts";
 import { clientIp } from "./audit.ts";
-import { rawProxyQuery } from "./terminal-ws-auth.ts";
+import { rawOwnedQuery, rawProxyQuery } from "./terminal-ws-auth.ts";
 
 function terminalError(status: number, code: string, error: string): Response {
   return Response.json({ error, code }, { status });
@@ -51,8 +54,9 @@ async function terminalCall<T>(call: () => Promise<T>): Promise<T | Response> {
 }
 
 /**
- * The sessions this caller may see: all of them for a caller that asserts no user (single-user
- * use), else only those its user made here.
+ * The sessions this caller may see: all of them for the API key without `X-User-Id`
+ * (single-user use), else only those its user made here (`user`: the caller's user, see
+ * openTerminalTerminals).
  */
 async function visible(request: RouteRequest, env: Env, serverId: string, scopeOf: (r: RouteRequest) => Promise<string>, user: string | null) {
   const all = await host(env, serverId).namedSessions();
@@ -69,10 +73,12 @@ function decodeName(raw: string | undefined): string {
   }
 }
 
-/** Declares `/api/terminals` on the family `api`; `scopeOf` is the family's caller scope (X-User-Id). */
-export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest) => Promise<string>): void {
-  const user = (request: Request) => request.headers.get("X-User-Id");
-
+/**
+ * Declares `/api/terminals` on the family `api`; `scopeOf` is the family's caller scope (the
+ * owner it makes and reaches), `user` the user the caller acts for (null: the API key without
+ * `X-User-Id`, which sees every session).
+ */
+export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest) => Promise<string>, user: (r: RouteRequest) => string | null): void {
   api.route("POST", "/api/terminals", "write", async (request, env) => {
     const { serverId } = request.scope;
     const stub = host(env, serverId);
@@ -125,8 +131,9 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     // Under a server's mount this is the terminals proxy's WebSocket (ws-proxy.ts): any
     // credential, the proxy's checks and the session's owner are checked on its first message.
     const proxied = request.params["server"] !== undefined;
-    const query = proxied ? `?${rawProxyQuery({ session: name, owner: found?.owner ?? null, ip: clientIp(request) })}` : "";
-    return terminalStub(env, serverId, id).fetch(new Request(`https://terminal/raw${query}`, { headers: request.headers }));
+    const owner = found?.owner ?? null;
+    const query = proxied ? rawProxyQuery({ session: name, owner, ip: clientIp(request) }) : rawOwnedQuery({ owner });
+    return terminalStub(env, serverId, id).fetch(new Request(`https://terminal/raw?${query}`, { headers: request.headers }));
   });
 
   api.route("GET", "/api/terminals/:session_id", "read", async (request, env) => {

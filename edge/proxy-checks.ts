@@ -55,6 +55,8 @@ export interface ProxyPass<S> {
    * when the grant covers the whole server. A session list is filtered to these.
    */
   terminals: ReadonlySet<number> | null;
+  /** The caller's grant on the whole server, null for none (creating a terminal takes `write` here). */
+  serverAccess: Access | null;
 }
 
 /** Body of a refusal, as Open WebUI answers (`error`), plus edgetty's stable `code`. */
@@ -91,7 +93,7 @@ export async function checkProxyRequest<S extends ProxyServer>(
   if (access === null && LISTING_RE.test(path) && SAFE_METHODS.has(method.toUpperCase())) access = "read";
   if (!access) return refuse(403, 4003, "ACCESS_DENIED", "Access denied");
   if (requiredAccess(method, path) === "write" && access !== "write") return refuse(403, 4003, "READ_ONLY", "Read-only access");
-  return { ok: true, server, path, access, terminals: whole ? null : new Set(terminals.keys()) };
+  return { ok: true, server, path, access, terminals: whole ? null : new Set(terminals.keys()), serverAccess: whole ?? null };
 }
 
 const NO_TERMINALS: ReadonlyMap<number, Access> = new Map();

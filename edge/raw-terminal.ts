@@ -5,7 +5,7 @@
  * accepted without credentials; its first text message must be `{"type":"auth","token":…}`
  * within TERMINAL_WS_AUTH_TIMEOUT_MS (else close 4001). Once in, binary frames are raw PTY bytes
  * both ways (no type byte) and a text `{"type":"resize","cols","rows"}` resizes. The token is the
- * API key, a user's `ett_` token or a share link's `ets_` token (TerminalDO.authorizeRaw): a
+ * API key, a user's `ett_` token or a share link's `ets_` token (terminal-admission.ts authorizeRawToken): a
  * caller with only `read` access joins read-only (its input and resizes are dropped), one with
  * no grant on this terminal is closed 4003.
  *
@@ -30,7 +30,7 @@ import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/cl
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
 import type { CloseInfo, Credential } from "./live-sockets.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
-import type { RawProxy } from "./terminal-ws-auth.ts";
+import type { RawOwned, RawProxy } from "./terminal-ws-auth.ts";
 import { firstMessageToken } from "./ws-proxy.ts";
 
 /** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
@@ -58,6 +58,8 @@ export interface RawAttachment {
   authDeadline: number;
   /** Set for the terminals proxy's WebSocket (a server's mount): what its auth checks. */
   proxy?: RawProxy;
+  /** Set for a top-level `/api/terminals/{id}` socket: the session's owner, checked by its auth. */
+  owned?: RawOwned;
 }
 
 /** True for the attachment of a raw socket that has not authenticated yet. */
@@ -88,10 +90,11 @@ export function rawSinkOf(ws: WebSocket): Sink {
 
 /**
  * What a first message's token may do here: nothing (null: close 4001), no access to this
- * terminal (`denied`: close 4003), or join, read-only or not; a credential that ends (a share
+ * terminal (`denied`: close 4003), not this session, another user's (`foreign`: close 4004, as
+ * for a session that does not exist), or join, read-only or not; a credential that ends (a share
  * link) names itself and its expiry so its socket closes with it (terminal-do.ts).
  */
-export type RawGrant = null | "denied" | JoinGrant;
+export type RawGrant = null | "denied" | "foreign" | JoinGrant;
 /** How a client joins: read-only or not; a credential that can end, its expiry and its user (live-sockets.ts). */
 export interface JoinGrant {
   readonly: boolean;
@@ -104,8 +107,11 @@ export interface JoinGrant {
 export interface RawHost {
   readonly ctx: DurableObjectState;
   readonly hub: TerminalHub;
-  /** Checks a first message's token: the API key, a user's token or a share link's, and its access to this terminal. */
-  authorize(token: string): Promise<RawGrant>;
+  /**
+   * Checks a first message's token: the API key, a user's token or a share link's, its access to
+   * this terminal and, when `owned` is given (a top-level `/api/terminals/{id}` socket), the session's owner.
+   */
+  authorize(token: string, owned?: RawOwned): Promise<RawGrant>;
   /** Checks a proxy-mount socket's first-message token (see firstMessageToken) and the proxy's checks. */
   verifyProxy(token: string | undefined | null, proxy: RawProxy): Promise<{ ok: true; grant: JoinGrant } | { ok: false; close: CloseInfo }>;
   /** Just before a client with a credential that can end joins: null admits it, else how to close it. */
@@ -142,7 +148,7 @@ export class RawClients {
    * Accepts a raw client, whether or not the session exists; it has TERMINAL_WS_AUTH_TIMEOUT_MS
    * to authenticate. Past RAW_PENDING_MAX waiting sockets, the one that has waited longest goes.
    */
-  accept(proxy?: RawProxy): Response {
+  accept(proxy?: RawProxy, owned?: RawOwned): Response {
     const { ctx } = this.host;
     const waiting = this.waiting();
     if (waiting.length >= RAW_PENDING_MAX) {
@@ -159,6 +165,7 @@ export class RawClients {
       authed: false,
       authDeadline: Date.now() + TERMINAL_WS_AUTH_TIMEOUT_MS,
       ...(proxy ? { proxy } : {}),
+      ...(owned ? { owned } : {}),
     };
     server.serializeAttachment(attachment);
     void this.rearm();
@@ -203,10 +210,11 @@ export class RawClients {
       if (!verdict.ok) return this.reject(ws, verdict.close);
       grant = verdict.grant;
     } else {
-      const found = token === undefined || token === "" || token === null ? null : await this.host.authorize(token);
+      const found = token === undefined || token === "" || token === null ? null : await this.host.authorize(token, attachment.owned);
       if (this.pending.get(ws) !== pending) return; // timed out meanwhile
       if (found === null) return this.reject(ws, TerminalWsClose.INVALID_KEY);
       if (found === "denied") return this.reject(ws, ACCESS_DENIED);
+      if (found === "foreign") return this.reject(ws, TerminalWsClose.NOT_FOUND);
       grant = found;
     }
     // Only a caller with access learns whether the session exists, or that it is full.

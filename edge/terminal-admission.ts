@@ -16,6 +16,7 @@ import { accessFor } from "./identity-grants.ts";
 import { admissionClose, credentialOf, HeldCredentials, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { RAW_TAG, type RawGrant } from "./raw-terminal.ts";
 import type { Sink, TerminalHub } from "./terminal-hub.ts";
+import { ownerAdmits, type RawOwned } from "./terminal-ws-auth.ts";
 import { AGENT_TAG, CLIENT_TAG, type ClientAttachment } from "./terminal-sockets.ts";
 
 /** Close of a socket whose credential expired or was revoked (application code, as the auth closes). */
@@ -52,14 +53,17 @@ export function readClientEnds(url: URL): ClientEnds | null {
 
 /**
  * A raw client's first-message token: who it is (caller.ts) and its access to this terminal
- * (identity-grants.ts; a share link reaches only its own terminal). `session` answers the
+ * (identity-grants.ts; a share link reaches only its own terminal), then, when `owned` is given
+ * (a top-level `/api/terminals/{id}` socket), the session's owner (terminal-ws-auth.ts
+ * ownerAdmits: another user's session is `foreign`, closed 4004). `session` answers the
  * terminal id of the session here, if one is known; joins to a known session are audited.
  */
-export async function authorizeRawToken(env: Env, serverId: string, session: () => number | undefined, token: string): Promise<RawGrant> {
+export async function authorizeRawToken(env: Env, serverId: string, session: () => number | undefined, token: string, owned?: RawOwned): Promise<RawGrant> {
   const identity = await identifyBearer(env.DB, token, env.EDGETTY_API_KEY);
   if (!identity) return null;
   const access = await accessFor(env.DB, identity, serverId, session());
   if (!access) return "denied";
+  if (owned && !(await ownerAdmits(identity, owned.owner))) return "foreign";
   const terminalId = session(); // read again: a data-link hello may have come meanwhile
   if (terminalId !== undefined) {
     const action = access === "write" ? "terminal.attach.write" : "terminal.attach.read";

@@ -109,8 +109,11 @@ export function terminalSessionApi(): ApiFamily {
     return Response.json({ status: "deleted", terminal_id: terminalId });
   });
 
-  // Attaching may create the session: that takes `write`. A `read` caller attaches read-only to
-  // an existing session (its INPUT and RESIZE get READ_ONLY errors), whatever `readonly` says.
+  // Attaching may create the session: that takes what `POST create` takes, `write` on the whole
+  // server. A `read` caller attaches read-only to an existing session (its INPUT and RESIZE get
+  // READ_ONLY errors), whatever `readonly` says; a caller with `write` on some terminals only (a
+  // grant on one terminal) attaches to an existing one, and a missing one is the 404 a `read`
+  // caller gets.
   api.route("GET", "/api/v1/terminal/ws", "read", async (request, env) => {
     const { config } = request;
     const { serverId } = request.scope;
@@ -138,7 +141,7 @@ export function terminalSessionApi(): ApiFamily {
     if (!(await host.status()).online) {
       throw new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
-    if (readonly) {
+    if (readonly || !request.serverWrite) {
       if (terminalId === 0 || !(await host.hasSession(terminalId))) {
         throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found (read-only clients cannot create one)");
       }

@@ -23,7 +23,7 @@ import { log } from "./log.ts";
 import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
-import { readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
+import { readRawOwned, readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
 import { AGENT_TAG, CLIENT_TAG, countFrameBytes, infoFrame, type ClientAttachment } from "./terminal-sockets.ts";
 import { authorizeRawToken, ClientCredentials, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
 
@@ -120,7 +120,7 @@ export class TerminalDO extends DurableObject<Env> {
     this.raw = new RawClients({
       ctx,
       hub: this.hub,
-      authorize: (token) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token),
+      authorize: (token, owned) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token, owned),
       verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy),
       admit: (cred) => this.credentials.admit(cred),
       sessionKnown: () => this.meta !== null,
@@ -203,7 +203,7 @@ export class TerminalDO extends DurableObject<Env> {
     }
     if (url.pathname === "/raw") {
       // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
-      return this.raw.accept(readRawProxy(url));
+      return this.raw.accept(readRawProxy(url), readRawOwned(url));
     }
     return errorResponse("terminal", new ApiError(404, "NOT_FOUND", "No such route"));
   }

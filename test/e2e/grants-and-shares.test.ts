@@ -168,9 +168,11 @@ describe("read and write grants", () => {
     await expect(TermClient.connect(wsUrl(""), { apiKey: reader })).rejects.toMatchObject({ status: 404 });
   });
 
-  it("a read grant joins the Open Terminal WebSocket read-only: output arrives, input is dropped", async () => {
-    const reader = await userWith("ot-reader", "read");
+  it("a read-only token joins the Open Terminal WebSocket read-only: output arrives, input is dropped", async () => {
+    // A user's /api/terminals sessions are that user's alone (open-terminal-owner.test.ts): its
+    // read-only token watches them.
     const writer = await userWith("ot-writer", "write");
+    const reader = (await admin<{ token: string }>("POST", "/api/v1/admin/tokens", { user_id: "ot-writer", scopes: ["read-only"] })).token;
     const made = (await (await call(writer, "POST", "api/terminals", {})).json()) as { id: string };
     const url = `${stack.url}${MOUNT}/api/terminals/${made.id}`;
     const typing = stack.track(await RawClient.connect(url, writer));

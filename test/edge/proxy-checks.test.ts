@@ -66,7 +66,7 @@ describe("terminals proxy checks", () => {
 
   it("passes the sanitised path and the caller's access", async () => {
     const { result } = await run("up", "api%2Fconfig", "GET");
-    expect(result).toEqual({ ok: true, server: servers.up, path: "api/config", access: "write", terminals: null });
+    expect(result).toEqual({ ok: true, server: servers.up, path: "api/config", access: "write", terminals: null, serverAccess: "write" });
   });
 
   it("lets a grant on one terminal reach that terminal's routes only", async () => {
@@ -75,7 +75,7 @@ describe("terminals proxy checks", () => {
     expect(await check("api/v1/terminal/ws", "GET", "?terminal_id=5")).toMatchObject({ ok: true, access: "read", terminals: new Set([5, 6]) });
     expect(await check("api/v1/terminal/history/5")).toMatchObject({ ok: true, access: "read" });
     expect(await check("api/v1/terminal/screenshot", "GET", "?terminal_id=5&save=false")).toMatchObject({ ok: true, access: "read" });
-    expect(await check("api/v1/terminal/6", "DELETE")).toMatchObject({ ok: true, access: "write" });
+    expect(await check("api/v1/terminal/6", "DELETE")).toMatchObject({ ok: true, access: "write", serverAccess: null });
     expect(await check("api/v1/terminal/share/6", "POST")).toMatchObject({ ok: true, access: "write" });
     // The list is shown (the route filters it); other terminals, server-wide routes and writes on 5 are refused.
     expect(await check("api/v1/terminal/sessions")).toMatchObject({ ok: true, access: "read" });
