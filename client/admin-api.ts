@@ -131,7 +131,7 @@ export class TokensAdmin extends Top {
     return this.json("POST", "/api/v1/admin/tokens", { json: request });
   }
   /** Revokes a token: its next request is refused, and its open WebSockets close. */
-  revoke(id: string): Promise<{ status: "revoked"; id: string }> {
+  revoke(id: string): Promise<{ status: "revoked"; id: string; /** Open WebSockets the revocation closed. */ closed_websockets: number }> {
     return this.json("DELETE", `/api/v1/admin/tokens/${encodeURIComponent(id)}`);
   }
 }
