@@ -5,6 +5,7 @@
  * byte offsets inside chunks — and the joiner (repaint + rest of the stream) must end in the
  * state of a client that saw everything.
  */
+import { spawnSync } from "node:child_process";
 import type { Terminal } from "@xterm/headless";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -130,13 +131,19 @@ describe("repaints of recorded full-screen sessions, joined at many points", () 
 
   it("tmux inside the terminal: status line, split pane, typing", async () => {
     const sock = `edgetty-test-${process.pid}`;
-    const chunks = await record(which("tmux"), ["-L", sock, "-f", "/dev/null", "new-session", "sh"], [
-      { ready: (s) => s.includes("[0]") },
-      { keys: "echo hello-from-tmux\r", ready: (s) => s.includes("hello-from-tmux\n") || /^hello-from-tmux$/m.test(s) },
-      { keys: "\x02%", ready: (s) => s.includes("│") },
-      { keys: "printf 'pane two\\n'\r", ready: (s) => s.includes("pane two") },
-    ], { TMUX: "" });
-    pty.spawn(which("tmux"), ["-L", sock, "kill-server"], {});
+    // The tmux server outlives its client: end it however the recording ends (a timeout included).
+    const killServer = () => spawnSync(which("tmux"), ["-L", sock, "kill-server"], { stdio: "ignore" });
+    let chunks: Awaited<ReturnType<typeof record>>;
+    try {
+      chunks = await record(which("tmux"), ["-L", sock, "-f", "/dev/null", "new-session", "sh"], [
+        { ready: (s) => s.includes("[0]") },
+        { keys: "echo hello-from-tmux\r", ready: (s) => s.includes("hello-from-tmux\n") || /^hello-from-tmux$/m.test(s) },
+        { keys: "\x02%", ready: (s) => s.includes("│") },
+        { keys: "printf 'pane two\\n'\r", ready: (s) => s.includes("pane two") },
+      ], { TMUX: "" });
+    } finally {
+      killServer();
+    }
     expect(await joinsThatDiffer(chunks)).toEqual([]);
   });
 
