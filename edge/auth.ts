@@ -60,9 +60,15 @@ function base64url(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
 }
 
-/** A random URL-safe token of `bytes` random bytes. */
+/**
+ * A random URL-safe token of `bytes` random bytes. Never starts with `-`: operators paste tokens
+ * after a flag (`--token T`), and a CLI parser takes a leading dash for another option.
+ */
 export function randomToken(bytes = 24): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+  for (;;) {
+    const token = base64url(crypto.getRandomValues(new Uint8Array(bytes)));
+    if (!token.startsWith("-")) return token;
+  }
 }
 
 async function hmac(key: string, message: string): Promise<string> {

@@ -12,6 +12,7 @@ import type { CommandRecord } from "../../shared/history.ts";
 import { TAIL_KEEP_BYTES } from "../../worker/agent/pty-output-log.ts";
 import { useStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
+import { until } from "../support/waiters.ts";
 
 const stack = useStack();
 let nextId = 100;
@@ -86,7 +87,11 @@ describe("the history endpoint", () => {
     const { id, client } = await open({ shell: "bash" });
     client.input("true\r");
     await sync(client);
-    const byQuery = await history(id, `/api/v1/terminal/history?terminal_id=${id}`);
+    // The marker prints before its command's record ends (the prompt hook ends it), so wait for that too.
+    const byQuery = await until("every record done", async () => {
+      const records = await history(id, `/api/v1/terminal/history?terminal_id=${id}`);
+      return records.every((r) => r.status === "done") && records;
+    });
     const scoped = await history(id, `/api/v1/terminals/local/api/v1/terminal/history/${id}`);
     expect(byQuery[0]).toMatchObject({ id: 1, command: "true", exit_code: 0 });
     expect(scoped).toEqual(byQuery);

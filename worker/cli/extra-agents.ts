@@ -5,12 +5,11 @@
  * scripts/multi-agent.ts runs the local stack with these; tests call startExtraAgents directly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isServerId } from "../../shared/validation.ts";
-import { REPO_ROOT, STARTUP_TIMEOUT_MS, STOP_GRACE_MS } from "./local-stack.ts";
+import { cliToken, REPO_ROOT, STARTUP_TIMEOUT_MS, STOP_GRACE_MS } from "./local-stack.ts";
 
 /** Most extra agents one call starts. */
 export const EXTRA_AGENTS_MAX = 64;
@@ -81,7 +80,7 @@ export async function startExtraAgents(options: ExtraAgentsOptions): Promise<Ext
     for (let n = 1; n <= options.count; n++) {
       const server = `${prefix}-${n}`;
       if (!isServerId(server)) throw new Error(`"${server}" is not a valid server id`);
-      const token = randomBytes(24).toString("base64url");
+      const token = cliToken();
       await admin(options, "PUT", `/api/v1/admin/servers/${server}`, { name: `extra agent ${n}`, token });
       const dir = join(base, server);
       const home = join(dir, "home");

@@ -94,8 +94,12 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
-function token(): string {
-  return randomBytes(24).toString("base64url");
+/** A random URL-safe secret (24 bytes) that never starts with `-`, so `--api-key KEY` always parses. */
+export function cliToken(): string {
+  for (;;) {
+    const token = randomBytes(24).toString("base64url");
+    if (!token.startsWith("-")) return token;
+  }
 }
 
 function loadSecrets(stateDir: string, apiKey: string | undefined): StoredSecrets {
@@ -108,7 +112,7 @@ function loadSecrets(stateDir: string, apiKey: string | undefined): StoredSecret
       stored = {};
     }
   }
-  const secrets = { apiKey: apiKey ?? stored.apiKey ?? token(), agentToken: stored.agentToken ?? token() };
+  const secrets = { apiKey: apiKey ?? stored.apiKey ?? cliToken(), agentToken: stored.agentToken ?? cliToken() };
   writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
   return secrets;
 }
