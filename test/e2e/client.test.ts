@@ -86,7 +86,7 @@ describe.each(mounts)("execute at the %s", (_name, at) => {
     // Ask until the process has ended (a CI run once got the view without the echo), then check it.
     const after = await until("the reader's end", async () => {
       const view = await et.exec.status(reader.id, { wait: 5 });
-      return view.status !== "running" && view;
+      return view.status === "running" ? null : view;
     });
     expect(after).toMatchObject({ status: "done", exit_code: 0 });
     expect(after.output.map((e) => e.data).join("")).toContain("got-abc");

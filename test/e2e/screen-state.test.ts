@@ -90,7 +90,7 @@ describe("the history endpoint", () => {
     // The marker prints before its command's record ends (the prompt hook ends it), so wait for that too.
     const byQuery = await until("every record done", async () => {
       const records = await history(id, `/api/v1/terminal/history?terminal_id=${id}`);
-      return records.every((r) => r.status === "done") && records;
+      return records.every((r) => r.status === "done") ? records : null;
     });
     const scoped = await history(id, `/api/v1/terminals/local/api/v1/terminal/history/${id}`);
     expect(byQuery[0]).toMatchObject({ id: 1, command: "true", exit_code: 0 });
