@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isServerId } from "../../shared/validation.ts";
-import { cliToken, REPO_ROOT, STARTUP_TIMEOUT_MS, STOP_GRACE_MS } from "./local-stack.ts";
+import { cliToken } from "./local-secrets.ts";
+import { REPO_ROOT, STARTUP_TIMEOUT_MS, STOP_GRACE_MS } from "./local-stack.ts";
 
 /** Most extra agents one call starts. */
 export const EXTRA_AGENTS_MAX = 64;

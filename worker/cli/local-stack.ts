@@ -7,7 +7,6 @@
  * restarted or, past its budget, everything stops (supervision.ts holds the policy).
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
@@ -15,6 +14,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EDGE_SETTINGS, parseSettings } from "../../shared/limits.ts";
 import { BoundedLog, rotateIfLarger } from "./bounded-log.ts";
+import { loadSecrets } from "./local-secrets.ts";
 import { describeExit, GROUP_STOP_GRACE_MS, GuardedProcess, type ProcessHandle } from "./guarded-process.ts";
 import {
   HEALTH_FAILURES_MAX,
@@ -77,11 +77,6 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-interface StoredSecrets {
-  apiKey: string;
-  agentToken: string;
-}
-
 /** A TCP port that was free a moment ago. */
 export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolvePort, reject) => {
@@ -92,29 +87,6 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
       server.close(() => resolvePort(port));
     });
   });
-}
-
-/** A random URL-safe secret (24 bytes) that never starts with `-`, so `--api-key KEY` always parses. */
-export function cliToken(): string {
-  for (;;) {
-    const token = randomBytes(24).toString("base64url");
-    if (!token.startsWith("-")) return token;
-  }
-}
-
-function loadSecrets(stateDir: string, apiKey: string | undefined): StoredSecrets {
-  const file = join(stateDir, "secrets.json");
-  let stored: Partial<StoredSecrets> = {};
-  if (existsSync(file)) {
-    try {
-      stored = JSON.parse(readFileSync(file, "utf8")) as Partial<StoredSecrets>;
-    } catch {
-      stored = {};
-    }
-  }
-  const secrets = { apiKey: apiKey ?? stored.apiKey ?? cliToken(), agentToken: stored.agentToken ?? cliToken() };
-  writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
-  return secrets;
 }
 
 /** Builds the web app into dist/web when its sources are present. */
