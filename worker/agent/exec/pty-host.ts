@@ -13,7 +13,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { launchCommand } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
 import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, PtyHostProtocolError, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
@@ -45,17 +47,36 @@ export interface PtyHostProgram {
 }
 
 /**
- * The host's program beside this module: from the sources (a `.ts` module, run by tsx's loader,
- * which the agent is run by too) or the agent bundle (`edgetty-pty-host.mjs` beside it, built by
- * scripts/build-agent.mjs). Null when neither is there.
+ * The host's program: in the agent bundle, `edgetty-pty-host.mjs` beside it (built by
+ * scripts/build-agent.mjs); from the sources, the same bundle built here by esbuild into
+ * `runtimeDir` (tsx's loader would more than double the host's memory, and with it the cost of
+ * each fork). Null when neither can be had: the agent then forks the PTYs itself.
  */
-export function ptyHostProgram(): PtyHostProgram | null {
+export async function ptyHostProgram(runtimeDir: string): Promise<PtyHostProgram | null> {
   const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    return { file: process.execPath, args: ["--import", import.meta.resolve("tsx"), fileURLToPath(new URL("./pty-host-main.ts", here))] };
+  if (!here.endsWith(".ts")) {
+    const bundled = fileURLToPath(new URL("./edgetty-pty-host.mjs", here));
+    return existsSync(bundled) ? { file: process.execPath, args: [bundled] } : null;
   }
-  const bundled = fileURLToPath(new URL("./edgetty-pty-host.mjs", here));
-  return existsSync(bundled) ? { file: process.execPath, args: [bundled] } : null;
+  try {
+    const esbuild = await import("esbuild");
+    // node-pty stays outside (its native part is found beside its own files), imported by URL.
+    const nodePty = pathToFileURL(createRequire(here).resolve("node-pty")).href;
+    const outfile = join(runtimeDir, "pty-host.mjs");
+    await esbuild.build({
+      entryPoints: [fileURLToPath(new URL("./pty-host-main.ts", here))],
+      outfile,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      logLevel: "silent",
+      plugins: [{ name: "node-pty", setup: (b) => void b.onResolve({ filter: /^node-pty$/ }, () => ({ path: nodePty, external: true })) }],
+    });
+    return { file: process.execPath, args: [outfile] };
+  } catch {
+    return null;
+  }
 }
 
 class HostedRun implements PtyProcess {
@@ -113,15 +134,23 @@ export class PtyHost {
   private readonly pending = new Map<number, PendingSpawn>();
   private readonly runs = new Map<number, HostedRun>();
 
+  private program: PtyHostProgram | null = null;
+
   /**
-   * @param program how to start the host (ptyHostProgram)
+   * @param program how to start the host (ptyHostProgram; null: there is none, never available)
    * @param tag the process tag the host carries (launch.ts processTag)
    */
   constructor(
-    private readonly program: PtyHostProgram,
+    program: Promise<PtyHostProgram | null>,
     private readonly tag: string | null,
     private readonly log: (line: string) => void = () => {},
-  ) {}
+  ) {
+    void program.then((p) => {
+      this.program = p;
+      if (!p) this.log("the PTY host is not available; /execute PTYs are forked by the agent");
+      this.start();
+    });
+  }
 
   /** True while a host is up and answering: spawn() may be called. */
   get available(): boolean {
@@ -129,8 +158,8 @@ export class PtyHost {
   }
 
   /** Starts the host if none runs (and it has not failed too often); returns at once. */
-  start(): void {
-    if (this.child || this.stopped || this.failedStarts >= PTY_HOST_STARTS_MAX) return;
+  private start(): void {
+    if (!this.program || this.child || this.stopped || this.failedStarts >= PTY_HOST_STARTS_MAX) return;
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     let child: ChildProcess;
