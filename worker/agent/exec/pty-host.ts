@@ -133,6 +133,8 @@ export class PtyHost {
   private nextId = 1;
   private readonly pending = new Map<number, PendingSpawn>();
   private readonly runs = new Map<number, HostedRun>();
+  /** Callers of whenReady() waiting for the next READY (at most one per caller; tests and start-up). */
+  private readyWaiters: (() => void)[] = [];
 
   private program: PtyHostProgram | null = null;
 
@@ -155,6 +157,17 @@ export class PtyHost {
   /** True while a host is up and answering: spawn() may be called. */
   get available(): boolean {
     return this.ready && this.child !== null;
+  }
+
+  /** The running host's pid, or null. */
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  /** Resolves once a host is up and answering. */
+  whenReady(): Promise<void> {
+    if (this.available) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
   /** Starts the host if none runs (and it has not failed too often); returns at once. */
@@ -212,10 +225,14 @@ export class PtyHost {
 
   private handle(frame: PtyHostFrame): void {
     switch (frame.kind) {
-      case PtyHostKind.READY:
+      case PtyHostKind.READY: {
         this.ready = true;
         this.failedStarts = 0;
+        const waiters = this.readyWaiters;
+        this.readyWaiters = [];
+        for (const wake of waiters) wake();
         return;
+      }
       case PtyHostKind.SPAWNED:
       case PtyHostKind.FAILED: {
         const waiting = this.pending.get(frame.id);
