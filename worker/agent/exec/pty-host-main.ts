@@ -34,7 +34,8 @@ export function runPtyHost(): void {
   const reader = new FrameReader();
 
   const send = (frame: Buffer): void => {
-    if (!output.write(frame)) {
+    output.write(frame);
+    if (output.writableLength > PTY_HOST_OUTPUT_BUFFER_BYTES) {
       // The agent is behind: stop reading the PTYs until the pipe drains (bounds what waits here).
       for (const p of ptys.values()) {
         if (!paused.has(p)) {
@@ -44,6 +45,7 @@ export function runPtyHost(): void {
       }
     }
   };
+  // Past the buffer a write has returned false, so "drain" comes once the pipe has taken it all.
   output.on("drain", () => {
     for (const p of paused) p.resume();
     paused.clear();
