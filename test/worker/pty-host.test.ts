@@ -40,7 +40,7 @@ describe("PTY host", () => {
   let host: PtyHost;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "edgetty-pty-host-"));
-    const program = await ptyHostProgram(dir);
+    const program = await ptyHostProgram(dir, null);
     expect(program).not.toBeNull();
     host = new PtyHost(Promise.resolve(program), null);
     await host.whenReady();

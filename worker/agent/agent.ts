@@ -114,7 +114,8 @@ export class Agent {
       onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
     });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
-    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir), processTag(this.identity, { kind: "x", id: "pty-host" }), this.log);
+    const hostTag = processTag(this.identity, { kind: "x", id: "pty-host" });
+    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir, hostTag), hostTag, this.log);
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
       ...(ptyHost ? { ptyHost } : {}),

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { launchCommand } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
+import { defaultEnv } from "./exec-caller.ts";
 import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, PtyHostProtocolError, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
 
 /** How long the host may take to answer a SPAWN, in ms. */
@@ -46,34 +47,48 @@ export interface PtyHostProgram {
   args: string[];
 }
 
+/** Longest the sources' host bundle may take to build, in ms. */
+const HOST_BUILD_TIMEOUT_MS = 60_000;
+
+/**
+ * Builds the host's bundle from the sources with esbuild, in a process of its own started through
+ * the launcher (the build's esbuild service is a child too: neither may hold the agent's
+ * descriptors). node-pty stays outside, imported by URL (its native part is found beside it).
+ */
+const BUILD_SCRIPT = `
+const [esbuildUrl, entry, outfile, nodePty] = process.argv.slice(1);
+const esbuild = (await import(esbuildUrl)).default;
+await esbuild.build({
+  entryPoints: [entry], outfile, bundle: true, platform: "node", format: "esm", target: "node20", logLevel: "silent",
+  plugins: [{ name: "node-pty", setup: (b) => void b.onResolve({ filter: /^node-pty$/ }, () => ({ path: nodePty, external: true })) }],
+});
+await esbuild.stop();
+`;
+
 /**
  * The host's program: in the agent bundle, `edgetty-pty-host.mjs` beside it (built by
- * scripts/build-agent.mjs); from the sources, the same bundle built here by esbuild into
- * `runtimeDir` (tsx's loader would more than double the host's memory, and with it the cost of
- * each fork). Null when neither can be had: the agent then forks the PTYs itself.
+ * scripts/build-agent.mjs); from the sources, the same bundle built by esbuild into `runtimeDir`
+ * (tsx's loader would more than double the host's memory, and with it the cost of each fork).
+ * Null when neither can be had: the agent then forks the PTYs itself.
  */
-export async function ptyHostProgram(runtimeDir: string): Promise<PtyHostProgram | null> {
+export async function ptyHostProgram(runtimeDir: string, tag: string | null): Promise<PtyHostProgram | null> {
   const here = import.meta.url;
   if (!here.endsWith(".ts")) {
     const bundled = fileURLToPath(new URL("./edgetty-pty-host.mjs", here));
     return existsSync(bundled) ? { file: process.execPath, args: [bundled] } : null;
   }
   try {
-    const esbuild = await import("esbuild");
-    // node-pty stays outside (its native part is found beside its own files), imported by URL.
-    const nodePty = pathToFileURL(createRequire(here).resolve("node-pty")).href;
     const outfile = join(runtimeDir, "pty-host.mjs");
-    await esbuild.build({
-      entryPoints: [fileURLToPath(new URL("./pty-host-main.ts", here))],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      logLevel: "silent",
-      plugins: [{ name: "node-pty", setup: (b) => void b.onResolve({ filter: /^node-pty$/ }, () => ({ path: nodePty, external: true })) }],
+    const nodePty = pathToFileURL(createRequire(here).resolve("node-pty")).href;
+    const entry = fileURLToPath(new URL("./pty-host-main.ts", here));
+    const args = ["--input-type=module", "-e", BUILD_SCRIPT, import.meta.resolve("esbuild"), entry, outfile, nodePty];
+    const launch = launchCommand(process.execPath, args, defaultEnv() as Record<string, string>, tag);
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(launch.file, launch.args, { env: launch.env, stdio: "ignore", timeout: HOST_BUILD_TIMEOUT_MS });
+      child.on("error", () => resolve(null));
+      child.on("close", (c) => resolve(c));
     });
-    return { file: process.execPath, args: [outfile] };
+    return code === 0 && existsSync(outfile) ? { file: process.execPath, args: [outfile] } : null;
   } catch {
     return null;
   }
@@ -173,8 +188,9 @@ export class PtyHost {
   /** Starts the host if none runs (and it has not failed too often); returns at once. */
   private start(): void {
     if (!this.program || this.child || this.stopped || this.failedStarts >= PTY_HOST_STARTS_MAX) return;
+    // The agent's environment without its EDGETTY_* settings (its token among them).
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    for (const [k, v] of Object.entries(defaultEnv())) if (v !== undefined) env[k] = v;
     let child: ChildProcess;
     try {
       const launch = launchCommand(this.program.file, this.program.args, env, this.tag);
