@@ -2,7 +2,7 @@
  * The Open Terminal API in `npm run bench` (`--only open-terminal`): the `/execute` round trip of
  * `echo hi` (today's background model with `wait`, and seed 004's synchronous run), and 100 MB
  * file downloads (`/files/view`) and multipart uploads (`/files/upload`) through the local edge,
- * with the agent's and workerd's memory growth while the files move.
+ * with the agent's and workerd's memory growth and CPU time per 100 MB while the files move.
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -51,6 +51,24 @@ export function stackWorkerd(stateDir: string): number[] {
   };
   return [...cmd].filter(([pid, c]) => c.includes("workerd") && c.includes("serve") && ours(pid)).map(([pid]) => pid);
 }
+
+/** CPU time (user + system) the processes `pids` have used so far, in seconds (/proc/<pid>/stat). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / CLOCK_TICKS_PER_S;
+}
+
+/** USER_HZ, the unit of /proc/<pid>/stat's times (100 on Linux). */
+const CLOCK_TICKS_PER_S = 100;
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -143,12 +161,17 @@ export async function benchOpenTerminal(o: OpenTerminalBenchOptions): Promise<vo
 
   for (const [label, move] of [["download", download], ["upload", upload]] as const) {
     const rates: number[] = [];
+    const cpu0 = groups.map(cpuSeconds);
     const { growth } = await growthDuring(o, groups, async () => {
       for (let i = 0; i < o.runs; i++) rates.push(await move());
     });
+    // CPU per 100 MB moved, per process: what the transfer costs each side, whatever else runs on
+    // the machine (the rate is the wall clock's, shared with everyone).
+    const per100 = groups.map((g, i) => ((cpuSeconds(g) - cpu0[i]!) / (o.runs * o.fileMb)) * 100);
     const rate = median(rates);
     row(o, `${o.fileMb} MB ${label} (MB/s)`, rate.toFixed(1), "≥ 240", o.check(rate >= 240));
     console.log(`${"".padEnd(30)} ${`runs ${rates.map((r) => r.toFixed(0)).join(", ")}`.padStart(52)}`);
+    console.log(`${"".padEnd(30)} ${`CPU s per 100 MB: agent ${per100[0]!.toFixed(2)}, workerd ${per100[1]!.toFixed(2)}`.padStart(52)}`);
     row(o, `  agent growth (MB)`, growth[0]!.toFixed(1), "< 50 MB", o.check(growth[0]! < 50));
     row(o, `  workerd growth (MB)`, growth[1]!.toFixed(1), "< 50 MB", o.check(growth[1]! < 50));
   }

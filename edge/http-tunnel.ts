@@ -26,8 +26,10 @@ import {
   TUNNEL_WINDOW_BYTES,
 } from "../shared/links/tunnel.ts";
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { drainUnread } from "./http.ts";
+import { drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
+/** The largest piece of a request body taken in one read, in bytes (BodyReads). */
+export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
 /** The first request-body frame's capacity (most bodies are small; later frames are TUNNEL_FRAME_BYTES). */
 const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
 
@@ -196,12 +198,13 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
 
 
   private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = body.getReader();
-    // Reads (a few KiB each) are gathered into one frame, its header written in place: it goes
-    // out when full, at the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame
-    // is sent as is and never reused (WebSocket.send may still read it after it returns); a part
-    // is sent as a copy and the buffer kept. The first frame is small (most bodies are), later
-    // ones TUNNEL_FRAME_BYTES.
+    const reads = new BodyReads(body);
+    // Reads are gathered into one frame, its header written in place: it goes out when full, at
+    // the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame is sent as is and
+    // never reused (WebSocket.send may still read it after it returns); a part is sent as a copy
+    // and the buffer kept. The first frame is small (most bodies are), later ones
+    // TUNNEL_FRAME_BYTES. Reads land in a buffer of their own (BodyReads), so the timer can send
+    // a partial frame while a read is pending.
     const newFrame = (size: number) => {
       const f = new Uint8Array(5 + size);
       f[0] = TUN_REQ_BODY;
@@ -228,9 +231,9 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         if (linkDown) throw new Error("agent link down");
         while (c.unacked >= TUNNEL_WINDOW_BYTES && !c.done) await new Promise<void>((resolve) => (c.wake = resolve));
         if (c.done) break;
-        const { done, value } = await reader.read();
+        const value = await reads.next();
         if (c.done) break;
-        if (done) {
+        if (value === null) {
           flush();
           if (linkDown) throw new Error("agent link down");
           this.sendJson({ t: "tun.reqend", rid: c.rid });
@@ -246,10 +249,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         if (filled > 0 && !timer) timer = setTimeout(flush, TUNNEL_FLUSH_MS);
       }
       if (timer) clearTimeout(timer);
-      await drainUnread(reader);
+      await reads.drain();
     } catch {
       if (timer) clearTimeout(timer);
-      await reader.cancel().catch(() => {});
+      await reads.cancel();
       if (this.table.get(c.rid) === c) this.clientGone(c);
     }
   }
@@ -302,5 +305,62 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
 
   private sendBinary(frame: Uint8Array): boolean {
     return this.toAgent(frame);
+  }
+}
+
+/**
+ * A request body read in large pieces: a BYOB reader fills one reused buffer of BODY_READ_BYTES
+ * with whatever the stream holds (workerd's default reader hands a request body over in 4 KiB
+ * reads, one promise and one JS turn each, which was most of the HostDO's work in an upload);
+ * a stream that is not a byte stream is read with the default reader. Each piece is valid until
+ * the next call.
+ */
+export class BodyReads {
+  private readonly byob: ReadableStreamBYOBReader | null;
+  private readonly plain: ReadableStreamDefaultReader<Uint8Array> | null;
+  private buffer: ArrayBuffer | null = new ArrayBuffer(BODY_READ_BYTES);
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    let byob: ReadableStreamBYOBReader | null = null;
+    try {
+      byob = body.getReader({ mode: "byob" });
+    } catch {
+      byob = null; // not a byte stream
+    }
+    this.byob = byob;
+    this.plain = byob ? null : body.getReader();
+  }
+
+  /** The next piece of the body, or null at its end. */
+  async next(): Promise<Uint8Array | null> {
+    if (this.plain) {
+      const { done, value } = await this.plain.read();
+      return done ? null : value;
+    }
+    // The read takes the buffer over (it is detached) and hands it back in the view it answers.
+    const buffer = this.buffer ?? new ArrayBuffer(BODY_READ_BYTES);
+    this.buffer = null;
+    const { done, value } = await this.byob!.read(new Uint8Array(buffer));
+    if (value) this.buffer = value.buffer as ArrayBuffer;
+    return done || !value ? null : value;
+  }
+
+  /** Reads and drops the rest (up to UNREAD_BODY_DRAIN_MAX_BYTES, http.ts), then cancels. */
+  async drain(): Promise<void> {
+    if (this.plain) return drainUnread(this.plain);
+    try {
+      for (let read = 0; read <= UNREAD_BODY_DRAIN_MAX_BYTES; ) {
+        const value = await this.next();
+        if (value === null) return;
+        read += value.byteLength;
+      }
+    } catch {
+      /* the client went away */
+    }
+    await this.cancel();
+  }
+
+  async cancel(): Promise<void> {
+    await (this.byob ?? this.plain)!.cancel().catch(() => {});
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the self-contained agent package: one esbuild bundle of worker/cli/agent-bin.ts (the
-// agent, its links and the install/uninstall commands) plus the shell-integration scripts and a
-// package.json whose only dependency is node-pty, the one native part. Screenshots need
+// agent, its links and the install/uninstall commands) and a small second one of its PTY host
+// (worker/agent/exec/pty-host-main.ts), plus the shell-integration scripts and a package.json
+// whose only dependency is node-pty, the one native part. Screenshots need
 // @napi-rs/canvas and two font packages; they are optional dependencies (without them the
 // screenshot API answers 501 and everything else works). officeparser (text out of PDF and Office
 // documents for the Open Terminal `read_file`) is optional too: without it such files answer 415.
@@ -55,6 +56,19 @@ await build({
   logLevel: "warning",
 });
 chmodSync(bundle, 0o755);
+// The PTY host (worker/agent/exec/pty-host-main.ts): a process of its own that forks /execute's
+// PTYs, kept small (node-pty and the launcher only); the agent starts it from beside its bundle.
+await build({
+  entryPoints: [join(root, "worker", "agent", "exec", "pty-host-main.ts")],
+  outfile: join(outdir, "edgetty-pty-host.mjs"),
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  external: native,
+  banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
+  logLevel: "warning",
+});
 // The shell-integration scripts are read beside the module that launches shells.
 cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
 
@@ -69,7 +83,7 @@ writeFileSync(
       type: "module",
       license: pkg.license,
       bin: { "edgetty-agent": "edgetty-agent.mjs" },
-      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "scripts/"],
+      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "edgetty-pty-host.mjs", "scripts/"],
       engines: pkg.engines,
       dependencies: pick(native),
       optionalDependencies: pick(optional),

@@ -1,7 +1,7 @@
 /**
  * What a deployment relies on, through the real local stack: the stats API counts what a
  * scripted session did; the bundled agent package (not the repository) connects and serves a
- * session; a redeploy (workerd restarted) while a client types loses no keystroke and repaints
+ * session and runs /execute commands through its PTY host; a redeploy (workerd restarted) while a client types loses no keystroke and repaints
  * the client.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -135,6 +135,17 @@ describe("the bundled agent package", () => {
     const c = await attach(prefix, 3);
     c.input("echo bundled-$((6 * 7))\r");
     await c.waitForText("bundled-42\r\n");
+
+    // Background /execute commands are forked by the package's PTY host (edgetty-pty-host.mjs),
+    // once it is up (until then the agent forks them itself): the command's parent says which.
+    const parentOf = async () => {
+      const res = await stack.api(`${prefix}/execute?wait=10`, { method: "POST", body: JSON.stringify({ command: 'tr "\\0" " " < /proc/$PPID/cmdline' }) });
+      const ran = await json<{ exit_code: number; output: { data: string }[] }>(res);
+      expect(ran.exit_code).toBe(0);
+      const parent = ran.output.map((o) => o.data).join("");
+      return parent.includes("edgetty-pty-host.mjs") ? parent : null;
+    };
+    expect(await poll("an /execute command forked by the bundled PTY host", parentOf)).not.toContain("edgetty-agent.mjs");
 
     const servers = await json<{ id: string; online: boolean; agent: { version: string } }[]>(await stack.api("/api/v1/terminals/"));
     expect(servers.find((s) => s.id === "bundled")).toMatchObject({ online: true, agent: { version: AGENT_VERSION } });

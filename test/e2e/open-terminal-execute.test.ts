@@ -184,6 +184,16 @@ describe("the background model (on a PTY)", () => {
   type View = { id: string; status: string; exit_code: number | null; output: { type: string; data: string }[]; truncated: boolean; next_offset: number; log_path: string };
   const text = (v: View) => v.output.map((o) => o.data).join("");
 
+  it("is forked by the agent's PTY host, not by the agent, and tagged as the agent's", async () => {
+    // Until the host is up the agent forks commands itself; it is up within moments of the start.
+    const ran = await until("a command whose parent is the PTY host", async () => {
+      const view = await json<View>(await post("/execute?wait=10", { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; echo "tag=$EDGETTY_PROCESS"' }));
+      return text(view).includes("pty-host.mjs") ? view : null;
+    });
+    expect(ran.exit_code).toBe(0);
+    expect(text(ran)).toMatch(/tag=[0-9a-f]{16}\.\d+-\d+\.xexec\r\n/);
+  });
+
   it("returns at once without wait, then status pages with offset", async () => {
     const started = await json<View>(await post("/execute", { command: "sleep 0.3; echo one; echo two >&2; test -t 1 && echo tty" }));
     expect(started).toMatchObject({ status: "running", exit_code: null, output: [], truncated: false, next_offset: 0 });

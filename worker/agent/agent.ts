@@ -27,6 +27,7 @@ import { isTunnelMessage } from "../../shared/links/tunnel.ts";
 import { ApiError } from "../../shared/errors.ts";
 import { otError } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager, ExecRelay } from "./exec/index.ts";
+import { PtyHost, ptyHostProgram } from "./exec/pty-host.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
 import { openTerminalApp } from "./files/app.ts";
 import { CwdStore } from "./files/cwd-store.ts";
@@ -70,6 +71,8 @@ export interface AgentOptions {
    * `helperProgram`, the command line that starts this agent again (up to `files-helper`).
    */
   multiUser?: MultiUserOptions & { helperProgram: HelperProgram };
+  /** false: /execute's PTYs are forked by the agent itself, not by its PTY host (exec/pty-host.ts). */
+  ptyHost?: boolean;
   log?(line: string): void;
 }
 
@@ -111,8 +114,11 @@ export class Agent {
       onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
     });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
+    const hostTag = processTag(this.identity, { kind: "x", id: "pty-host" });
+    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir, hostTag), hostTag, this.log);
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
+      ...(ptyHost ? { ptyHost } : {}),
       logDir: join(options.dataDir, "exec-logs"),
       sessionCwd: (scope, session) => this.cwds.get(scope, session),
       ...(users

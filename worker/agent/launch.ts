@@ -272,6 +272,27 @@ export function launchCommand(file: string, args: readonly string[], env: Record
 }
 
 /**
+ * `file args` with `env` plus the owner's tag, never wrapped: for a command this process does not
+ * start itself but hands to the PTY host (exec/pty-host-main.ts), which checks its own descriptors
+ * with {@link guardLaunch} when it spawns.
+ */
+export function taggedCommand(file: string, args: readonly string[], env: Record<string, string>, tag: string | null): LaunchCommand {
+  return { file, args: [...args], env: withTag(env, tag) };
+}
+
+/**
+ * `command` as this process may start it now: as is when no descriptor above 2 would be inherited,
+ * else wrapped in the descriptor closer (see launchCommand; spawn the result in the same
+ * synchronous step). Throws when the host has no working descriptor closer.
+ */
+export function guardLaunch(command: LaunchCommand): LaunchCommand {
+  const wrapper = descriptorCloser();
+  const leaks = inheritableDescriptors(true);
+  if (leaks !== null && leaks.length === 0) return command;
+  return wrappedCommand(wrapper, command.file, command.args, command.env);
+}
+
+/**
  * `file args` always wrapped in the descriptor closer, whatever this process holds (for tests of
  * the closer itself, and callers that hand the command to a process that may leak).
  */

@@ -33,6 +33,7 @@ import { ProcessOutputLog, TailText } from "./process-output-log.ts";
 import { ProcessRun } from "./process-run.ts";
 import type { RunSpec } from "./process-run.ts";
 import { PtyRun } from "./pty-run.ts";
+import { PtyHostUnavailable, type PtyHost } from "./pty-host.ts";
 import { defaultEnv, ExecError, placeCommand, type ExecCaller, type Placement, type PlacementOptions, type RunAs } from "./exec-caller.ts";
 
 /** How long a finished process stays visible (the reference's _EXPIRY_SECONDS = 300). */
@@ -72,6 +73,8 @@ export interface ExecManagerOptions {
    */
   runAs?: (caller: ExecCaller) => Promise<RunAs | null>;
   limits?: Partial<ExecLimits>;
+  /** Forks background commands' PTYs out of this process (pty-host.ts); absent: forked here. */
+  ptyHost?: PtyHost;
 }
 
 const NO_CALLER: ExecCaller = { scope: "", session: "" };
@@ -114,6 +117,7 @@ export class ExecManager {
   private readonly logDir: string;
   /** Where and as whom commands run (exec-caller.ts). */
   private readonly placement: PlacementOptions;
+  private readonly ptyHost: PtyHost | undefined;
 
   constructor(opts: ExecManagerOptions = {}) {
     this.logDir = opts.logDir ?? join(tmpdir(), `edgetty-exec-logs-${process.getuid?.() ?? 0}`);
@@ -126,6 +130,7 @@ export class ExecManager {
     };
     this.shell = opts.shell ?? "/bin/sh";
     this.tag = opts.tag ?? null;
+    this.ptyHost = opts.ptyHost;
     this.limits = {
       finishedTtlMs: FINISHED_PROCESS_TTL_MS,
       maxTracked: MAX_TRACKED_PROCESSES,
@@ -251,6 +256,7 @@ export class ExecManager {
     this.sweepTimer = undefined;
     const runs = [...this.active];
     for (const run of runs) run.signal("SIGKILL");
+    this.ptyHost?.stop();
     await Promise.all(runs.map((r) => r.finished));
     for (const p of this.procs.values()) p.file.close();
   }
@@ -267,40 +273,59 @@ export class ExecManager {
     return { id: p.id, command: p.command, status: p.status, exit_code: p.exitCode, output, truncated, next_offset, log_path: p.file.path };
   }
 
-  /** Starts a background command on a PTY, with an id, a place in the process table and a log file. */
+  /**
+   * Starts a background command on a PTY, with an id, a place in the process table and a log file.
+   * The PTY is forked by the PTY host when it is up (pty-host.ts), else here; the log file is
+   * opened while the command starts (no output can be handled before this returns to the loop).
+   */
   private async track(spec: ExecSpec, caller: ExecCaller): Promise<Tracked> {
     this.sweep();
     this.makeRoom();
     const { cwd, env, launch } = await this.prepare(spec, caller);
     const id = this.newId();
     const log = new ProcessOutputLog();
-    const file = new ProcessLogFile(join(this.logDir, `${id}.jsonl`));
+    let file: ProcessLogFile | null = null;
+    const runSpec = {
+      command: spec.command,
+      cwd,
+      env: { TERM: "xterm-256color", ...env },
+      shell: this.shell,
+      tag: this.tag,
+      ...(launch ? { launch } : {}),
+      onOutput: (data: string) => {
+        log.append("output", data);
+        file?.append({ type: "output", data });
+      },
+    };
+    const openLog = () => (file = new ProcessLogFile(join(this.logDir, `${id}.jsonl`)));
     let run: PtyRun;
     try {
-      run = PtyRun.start({
-        command: spec.command,
-        cwd,
-        env: { TERM: "xterm-256color", ...env },
-        shell: this.shell,
-        tag: this.tag,
-        ...(launch ? { launch } : {}),
-        onOutput: (data) => {
-          log.append("output", data);
-          file.append({ type: "output", data });
-        },
-      });
+      const host = this.ptyHost?.available ? this.ptyHost : null;
+      if (host) {
+        const started = PtyRun.startHosted(runSpec, host);
+        openLog();
+        // A host that went away meanwhile: fork it here instead.
+        run = await started.catch((e: unknown) => {
+          if (e instanceof PtyHostUnavailable) return PtyRun.start(runSpec);
+          throw e;
+        });
+      } else {
+        run = PtyRun.start(runSpec);
+        openLog();
+      }
     } catch (e) {
-      file.close();
+      (file as ProcessLogFile | null)?.close();
       throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
     } finally {
       this.starting--;
     }
+    const logFile = file ?? openLog();
     this.active.add(run);
-    const p: Tracked = { id, command: spec.command, scope: caller.scope, run, log, file, status: "running", exitCode: null, finishedAt: null };
+    const p: Tracked = { id, command: spec.command, scope: caller.scope, run, log, file: logFile, status: "running", exitCode: null, finishedAt: null };
     this.procs.set(p.id, p);
     void run.finished.then((code) => {
       this.active.delete(run);
-      file.close();
+      logFile.close();
       p.exitCode = code;
       if (p.status === "running") p.status = "done";
       p.finishedAt = Date.now();

@@ -7,8 +7,9 @@
  */
 import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
-import { launchCommand, type Launcher } from "../launch.ts";
+import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
+import type { PtyHost, PtyProcess } from "./pty-host.ts";
 
 /** The PTY's size, as the reference opens it. */
 export const EXEC_PTY_COLS = 80;
@@ -29,6 +30,18 @@ export interface PtyRunSpec {
   launch?: Launcher;
 }
 
+/** node-pty's IPty (`encoding: null`: its data are Buffers) as a PtyProcess. */
+function forked(proc: pty.IPty): PtyProcess {
+  return {
+    pid: proc.pid,
+    listen(onData, onExit) {
+      proc.onData((data) => onData(data as unknown as Buffer));
+      proc.onExit(({ exitCode, signal }) => onExit({ exitCode, signal: signal ?? 0 }));
+    },
+    write: (data) => proc.write(data),
+  };
+}
+
 export type PtyInputResult = "ok" | "closed" | "full";
 
 export class PtyRun {
@@ -42,19 +55,21 @@ export class PtyRun {
   private closed = false;
   private readonly decoder = new StringDecoder("utf8");
 
-  private constructor(private readonly proc: pty.IPty, spec: PtyRunSpec) {
+  private constructor(private readonly proc: PtyProcess, spec: PtyRunSpec) {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
-    proc.onData((data) => {
-      const text = this.decoder.write(data as unknown as Buffer);
-      if (text) spec.onOutput(text);
-    });
-    proc.onExit(({ exitCode, signal }) => {
-      const rest = this.decoder.end();
-      if (rest) spec.onOutput(rest);
-      this.exitCode = signal ? -signal : exitCode;
-      this.closed = true;
-      this.resolveFinished(this.exitCode);
-    });
+    proc.listen(
+      (data) => {
+        const text = this.decoder.write(data);
+        if (text) spec.onOutput(text);
+      },
+      ({ exitCode, signal }) => {
+        const rest = this.decoder.end();
+        if (rest) spec.onOutput(rest);
+        this.exitCode = signal ? -signal : exitCode;
+        this.closed = true;
+        this.resolveFinished(this.exitCode);
+      },
+    );
   }
 
   /**
@@ -74,6 +89,20 @@ export class PtyRun {
       env: launch.env,
       encoding: null,
     });
+    return new PtyRun(forked(proc), spec);
+  }
+
+  /**
+   * Starts the command on a new PTY forked by the agent's PTY host (pty-host.ts), which starts it
+   * through the descriptor closer when it holds other PTYs; the tag and a multi-user `launch`
+   * apply as in `start`. Rejects when the host cannot start it.
+   */
+  static async startHosted(spec: PtyRunSpec, host: PtyHost): Promise<PtyRun> {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
+    // The host checks its own descriptors when it forks: the agent's do not matter here.
+    const launch = (spec.launch ?? taggedCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
+    const proc = await host.spawn({ file: launch.file, args: launch.args, env: launch.env, cwd: spec.cwd, name: env.TERM ?? "xterm-256color", cols: EXEC_PTY_COLS, rows: EXEC_PTY_ROWS });
     return new PtyRun(proc, spec);
   }
 

@@ -1,0 +1,132 @@
+/** The PTY host: /execute's PTYs forked by a small process of the agent's, relayed over its pipes. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { taggedCommand } from "../../worker/agent/launch.ts";
+import { PtyHost, ptyHostProgram, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
+import { until } from "../support/waiters.ts";
+import { encodeFrame, FrameReader, PTY_HOST_FRAME_MAX_BYTES, PtyHostKind, PtyHostProtocolError } from "../../worker/agent/exec/pty-host-protocol.ts";
+
+const TAG = "0123456789abcdef.1-1.xexec";
+
+/** Output and exit of one run, as they come. */
+function collect(proc: PtyProcess): { text: () => string; exit: Promise<{ exitCode: number; signal: number }>; until: (re: RegExp) => Promise<void> } {
+  let out = "";
+  let waiting: { re: RegExp; resolve: () => void } | null = null;
+  const exit = new Promise<{ exitCode: number; signal: number }>((resolve) =>
+    proc.listen(
+      (data) => {
+        out += data.toString("utf8");
+        if (waiting && waiting.re.test(out)) waiting.resolve();
+      },
+      resolve,
+    ),
+  );
+  return {
+    text: () => out,
+    exit,
+    until: (re) => (re.test(out) ? Promise.resolve() : new Promise((resolve) => (waiting = { re, resolve }))),
+  };
+}
+
+function request(script: string, env: Record<string, string> = {}) {
+  const cmd = taggedCommand("/bin/sh", ["-c", script], { PATH: "/usr/bin:/bin", ...env }, TAG);
+  return { ...cmd, cwd: tmpdir(), name: "xterm-256color", cols: 80, rows: 24 };
+}
+
+describe("PTY host", () => {
+  let dir: string;
+  let host: PtyHost;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "edgetty-pty-host-"));
+    const program = await ptyHostProgram(dir, null);
+    expect(program).not.toBeNull();
+    host = new PtyHost(Promise.resolve(program), null);
+    await host.whenReady();
+  });
+  afterAll(() => {
+    host?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs a command on a PTY of its own: a terminal, merged output, the exit code and the tag", async () => {
+    const proc = await host.spawn(request('test -t 1 && echo "tty:$EDGETTY_PROCESS"; echo err >&2; exit 3'));
+    expect(proc.pid).not.toBe(host.pid);
+    const run = collect(proc);
+    expect(await run.exit).toEqual({ exitCode: 3, signal: 0 });
+    expect(run.text()).toContain(`tty:${TAG}\r\n`);
+    expect(run.text()).toContain("err\r\n");
+  });
+
+  it("types input into the command's PTY", async () => {
+    const proc = await host.spawn(request('read line; echo "got:$line"'));
+    const run = collect(proc);
+    proc.write(Buffer.from("abc\n"));
+    expect((await run.exit).exitCode).toBe(0);
+    expect(run.text()).toContain("got:abc");
+  });
+
+  it("starts a command while another runs without handing it the other's PTY", async () => {
+    const sleeper = await host.spawn(request("sleep 30"));
+    const sleeping = collect(sleeper);
+    try {
+      const proc = await host.spawn(request("ls /proc/self/fd"));
+      const run = collect(proc);
+      await run.exit;
+      // 0-2 are its PTY; `ls` adds the directory it lists.
+      const fds = run.text().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+      expect(fds).toEqual([0, 1, 2, 3]);
+    } finally {
+      process.kill(-sleeper.pid, "SIGKILL");
+      await sleeping.exit;
+    }
+  });
+
+  it("when the host dies, its commands end (their PTYs hang up) and a new host takes the next one", async () => {
+    const proc = await host.spawn(request("echo started; sleep 30"));
+    const run = collect(proc);
+    await run.until(/started/);
+    const first = host.pid!;
+    process.kill(first, "SIGKILL");
+    expect(await run.exit).toEqual({ exitCode: 0, signal: 1 });
+    await host.whenReady();
+    expect(host.pid).not.toBe(first);
+    const next = collect(await host.spawn(request("echo again")));
+    expect((await next.exit).exitCode).toBe(0);
+    expect(next.text()).toContain("again");
+    // The command whose PTY went away got SIGHUP from the kernel.
+    await until("the hung-up command to end", () => {
+      try {
+        process.kill(proc.pid, 0);
+        return null;
+      } catch {
+        return true;
+      }
+    });
+  });
+});
+
+describe("PTY host frames", () => {
+  it("are cut from a stream however it is split", () => {
+    const frames = Buffer.concat([encodeFrame(PtyHostKind.DATA, 7, Buffer.from("hello")), encodeFrame(PtyHostKind.EXIT, 7, { exitCode: 0, signal: 0 })]);
+    for (let cut = 1; cut < frames.length; cut++) {
+      const reader = new FrameReader();
+      const got = [...reader.push(frames.subarray(0, cut)), ...reader.push(frames.subarray(cut))];
+      expect(got.map((f) => [f.kind, f.id, f.payload.toString()])).toEqual([
+        [PtyHostKind.DATA, 7, "hello"],
+        [PtyHostKind.EXIT, 7, '{"exitCode":0,"signal":0}'],
+      ]);
+    }
+  });
+
+  it("refuse an unknown kind, and a length over the limit before its bytes are kept", () => {
+    expect(() => new FrameReader().push(Buffer.from([0x7f, 0, 0, 0, 1, 0, 0, 0, 0]))).toThrow(PtyHostProtocolError);
+    const head = Buffer.alloc(9);
+    head.writeUInt8(PtyHostKind.DATA, 0);
+    head.writeUInt32BE(PTY_HOST_FRAME_MAX_BYTES + 1, 5);
+    const reader = new FrameReader();
+    expect(reader.push(head.subarray(0, 4))).toEqual([]);
+    expect(() => reader.push(head.subarray(4))).toThrow(PtyHostProtocolError);
+  });
+});
