@@ -54,8 +54,8 @@ export function median(values: number[]): number {
 }
 
 /** "min–max" of a series, for the report. */
-export function range(values: number[]): string {
-  return `${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)}`;
+export function range(values: number[], digits = 1): string {
+  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 }
 
 /** The `p`-th percentile (0–100) of a sorted series. */
