@@ -24,7 +24,7 @@ export interface Env {
   EDGETTY_ACCESS_AUD?: string;
   /** Server addressed by the un-prefixed routes. */
   EDGETTY_DEFAULT_SERVER?: string;
-  /** The limits and origin lists: see EDGE_SETTINGS in shared/limits.ts. */
+  /** The limits, origin lists and switches: see EDGE_SETTINGS in shared/limits.ts. */
   EDGETTY_MAX_CLIENTS?: string;
   EDGETTY_MAX_SESSIONS_PER_SERVER?: string;
   EDGETTY_ALLOWED_ORIGINS?: string;

@@ -14,7 +14,8 @@
  * The mounts (the top level for the default server, `/api/v1/terminals/{server_id}/` for a named
  * one) are declared in scope.ts. Before any family runs, a request under a server's mount passes
  * the gate (caller-gate.ts): its caller is identified and the terminals proxy's checks run in
- * order (grants, the server's state, the path), and a URL server is proxied to there.
+ * order (grants, the server's state, the path), and a URL server is proxied to there. Every
+ * WebSocket answer then gets the edge's permessage-deflate decision (ws-compression.ts).
  */
 import { adminApi } from "./admin-api.ts";
 import { agentLinkApi } from "./agent-api.ts";
