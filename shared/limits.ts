@@ -1,7 +1,7 @@
 /**
  * Every operator-set limit, origin list and switch of edgetty, in one place: its variable,
- * default, range and unit. The Worker reads these from its variables (wrangler.toml `[vars]`, `.dev.vars`, or
- * the local stack's `edgeVars`), the agent from its environment. A value that is present but not
+ * default, range and unit. The Worker reads these from its variables (wrangler.toml `[vars]`,
+ * `.dev.vars`, or the local stack's `edgeVars`), the agent from its environment. A value that is present but not
  * valid is an error naming the variable (never a silent fallback to the default): the local
  * stack and the agent refuse to start, and the Worker answers every request with 500
  * CONFIG_INVALID until it is fixed. docs/deployment.md#limits renders this table (a test keeps
