@@ -78,32 +78,47 @@ function cpuDelta(before: Map<number, number>, after: Map<number, number>): numb
   return sum;
 }
 
-export interface BrowserFigures {
-  extensions: string;
-  echo: number[];
+/** One throughput run: MB/s delivered, and the raw PTY read's MB/s measured just before it (null: not measured). */
+export interface ThroughputRun {
   mbPerS: number;
-  /** Socket bytes per output byte during the throughput run. */
+  rawMbPerS: number | null;
+  /** Socket bytes per output byte. */
   wireRatio: number;
   /** workerd CPU milliseconds per MB delivered. */
   workerdCpuMsPerMb: number;
 }
 
+export interface BrowserFigures {
+  extensions: string;
+  echo: number[];
+  /** Medians over the throughput runs. */
+  mbPerS: number;
+  rawMbPerS: number | null;
+  runs: ThroughputRun[];
+  wireRatio: number;
+  workerdCpuMsPerMb: number;
+}
+
 /**
  * Echo and throughput for one client kind. `url` is a fresh session's WebSocket URL each time
- * (`session()`), `command` prints the throughput payload, `done` its end marker.
+ * (`session()`), `command` prints the throughput payload, `done` its end marker. Throughput is
+ * the median of `runs` runs, each on a fresh client (and session).
  */
 export async function measureBrowserLike(
   session: () => Promise<string>,
   apiKey: string,
   deflate: boolean,
-  opts: { echoes: number; command: string; doneCmd: string; done: string; workerdPids: number[] },
+  opts: {
+    echoes: number;
+    command: string;
+    doneCmd: string;
+    done: string;
+    workerdPids: number[];
+    /** Throughput runs (default 1); with `raw`, each is preceded by a raw PTY read (MB/s), so the two alternate. */
+    runs?: number;
+    raw?: () => Promise<number>;
+  },
 ): Promise<BrowserFigures> {
-  const ready = async (c: BrowserLikeClient) => {
-    const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
-    const wait = c.output.until(marker);
-    c.type(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`);
-    await wait;
-  };
   // Echo on a raw-mode cat, as bench.ts's own echo.
   const echoClient = await BrowserLikeClient.open(await session(), apiKey, deflate);
   await ready(echoClient);
@@ -122,7 +137,27 @@ export async function measureBrowserLike(
   const extensions = echoClient.extensions;
   echoClient.close();
 
-  const client = await BrowserLikeClient.open(await session(), apiKey, deflate);
+  const runs: ThroughputRun[] = [];
+  for (let run = 0; run < Math.max(1, opts.runs ?? 1); run++) {
+    const rawRun = opts.raw ? await opts.raw() : null;
+    runs.push({ ...(await browserThroughput(await session(), apiKey, deflate, opts)), rawMbPerS: rawRun });
+  }
+  const mbPerS = median(runs.map((r) => r.mbPerS));
+  const rawMbPerS = runs.every((r) => r.rawMbPerS !== null) ? median(runs.map((r) => r.rawMbPerS!)) : null;
+  return {
+    extensions,
+    echo: echo.sort((a, b) => a - b),
+    mbPerS,
+    rawMbPerS,
+    runs,
+    wireRatio: median(runs.map((r) => r.wireRatio)),
+    workerdCpuMsPerMb: median(runs.map((r) => r.workerdCpuMsPerMb)),
+  };
+}
+
+/** One throughput run of a fresh browser-like client on the session at `url`. */
+async function browserThroughput(url: string, apiKey: string, deflate: boolean, opts: { command: string; doneCmd: string; done: string; workerdPids: number[] }): Promise<Omit<ThroughputRun, "rawMbPerS">> {
+  const client = await BrowserLikeClient.open(url, apiKey, deflate);
   await ready(client);
   const bytes0 = client.output.bytes;
   const wire0 = client.wireBytes;
@@ -136,11 +171,19 @@ export async function measureBrowserLike(
   const cpu = cpuDelta(cpu0, cpuSeconds(opts.workerdPids));
   const wire = client.wireBytes - wire0;
   client.close();
-  return {
-    extensions,
-    echo: echo.sort((a, b) => a - b),
-    mbPerS: bytes / MB / seconds,
-    wireRatio: wire / bytes,
-    workerdCpuMsPerMb: (cpu * 1000) / (bytes / MB),
-  };
+  return { mbPerS: bytes / MB / seconds, wireRatio: wire / bytes, workerdCpuMsPerMb: (cpu * 1000) / (bytes / MB) };
+}
+
+/** Types a marker and waits for its echo: the shell is ready. */
+async function ready(c: BrowserLikeClient): Promise<void> {
+  const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
+  const wait = c.output.until(marker);
+  c.type(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`);
+  await wait;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

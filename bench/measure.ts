@@ -54,8 +54,8 @@ export function median(values: number[]): number {
 }
 
 /** "min–max" of a series, for the report. */
-export function range(values: number[]): string {
-  return `${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)}`;
+export function range(values: number[], digits = 1): string {
+  return `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 }
 
 /** The `p`-th percentile (0–100) of a sorted series. */
@@ -234,20 +234,33 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** The pids of the stack's workerd processes. */
+/**
+ * The workerd processes this bench started (descendants of this process), not the machine's
+ * others: other work on a shared host runs its own workerd, whose CPU and memory are not ours.
+ */
 export function findWorkerd(): number[] {
-  const pids: number[] = [];
+  const parent = new Map<number, number>();
+  const workerd: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
       const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (cmd.includes("workerd") && cmd.includes("serve")) pids.push(Number(entry));
+      if (cmd.includes("workerd") && cmd.includes("serve")) workerd.push(Number(entry));
     } catch {
       /* gone */
     }
   }
-  return pids;
+  const ours = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < PROCESS_TREE_MAX_DEPTH; p = parent.get(p) ?? 0, hops++) if (p === process.pid) return true;
+    return false;
+  };
+  return workerd.filter(ours);
 }
+
+/** How many parents findWorkerd follows up from a process before giving up. */
+const PROCESS_TREE_MAX_DEPTH = 64;
 
 /** Agent and workerd RSS samples (MB) while `yes` runs for `seconds`, and the bytes it moved. */
 export async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {

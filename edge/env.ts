@@ -24,13 +24,14 @@ export interface Env {
   EDGETTY_ACCESS_AUD?: string;
   /** Server addressed by the un-prefixed routes. */
   EDGETTY_DEFAULT_SERVER?: string;
-  /** The limits and origin lists: see EDGE_SETTINGS in shared/limits.ts. */
+  /** The limits, origin lists and switches: see EDGE_SETTINGS in shared/limits.ts. */
   EDGETTY_MAX_CLIENTS?: string;
   EDGETTY_MAX_SESSIONS_PER_SERVER?: string;
   EDGETTY_ALLOWED_ORIGINS?: string;
   EDGETTY_CORS_ORIGINS?: string;
   EDGETTY_IDLE_TIMEOUT_S?: string;
   EDGETTY_EPHEMERAL_IDLE_TIMEOUT_S?: string;
+  EDGETTY_CLIENT_WS_DEFLATE?: string;
 }
 
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
   corsOrigins: string[];
   idleTimeoutMs: number;
   ephemeralIdleTimeoutMs: number;
+  /** Accept permessage-deflate on client WebSockets (ws-compression.ts); off by default. */
+  clientWsDeflate: boolean;
 }
 
 export const DEFAULT_MAX_CLIENTS = EDGE_SETTINGS.maxClients.default;
@@ -79,6 +82,7 @@ export function readConfig(env: Env): Config {
     corsOrigins: settings.corsOrigins,
     idleTimeoutMs: settings.idleTimeoutS * 1000,
     ephemeralIdleTimeoutMs: settings.ephemeralIdleTimeoutS * 1000,
+    clientWsDeflate: settings.clientWsDeflate,
   };
   parsed.set(env, config);
   return config;

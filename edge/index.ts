@@ -14,13 +14,14 @@
  * The mounts (the top level for the default server, `/api/v1/terminals/{server_id}/` for a named
  * one) are declared in scope.ts. Before any family runs, a request under a server's mount passes
  * the gate (caller-gate.ts): its caller is identified and the terminals proxy's checks run in
- * order (grants, the server's state, the path), and a URL server is proxied to there.
+ * order (grants, the server's state, the path), and a URL server is proxied to there. Every
+ * WebSocket answer then gets the edge's permessage-deflate decision (ws-compression.ts).
  */
 import { adminApi } from "./admin-api.ts";
 import { agentLinkApi } from "./agent-api.ts";
 import { gate } from "./caller-gate.ts";
 import { corsPreflight, withCors } from "./cors.ts";
-import type { Env } from "./env.ts";
+import { readConfig, type Env } from "./env.ts";
 import { asFamilyError, OpenTerminalError, TerminalsError } from "./errors.ts";
 import { ApiFamily, dispatch } from "./family.ts";
 import { openTerminalApi } from "./open-terminal-api.ts";
@@ -28,6 +29,7 @@ import { terminalSessionApi } from "./terminal-api.ts";
 import { SHARE_PAGE_PATH } from "./share-links.ts";
 import { terminalsApi } from "./terminals-api.ts";
 import { drainUnread } from "./http.ts";
+import { withWsCompression } from "./ws-compression.ts";
 
 export { HostDO } from "./host-do.ts";
 export { TerminalDO } from "./terminal-do.ts";
@@ -60,9 +62,18 @@ export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const response = await route(request, env, ctx);
     await drainUnread(request.body);
-    return response;
+    return response.status === 101 ? withWsCompression(new URL(request.url).pathname, response, clientDeflate(env)) : response;
   },
 } satisfies ExportedHandler<Env>;
+
+/** The operator's permessage-deflate setting for client WebSockets (off when the configuration is bad). */
+function clientDeflate(env: Env): boolean {
+  try {
+    return readConfig(env).clientWsDeflate;
+  } catch {
+    return false;
+  }
+}
 
 async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
   {

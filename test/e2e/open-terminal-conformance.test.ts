@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import yazl from "yazl";
 import { startStack, type TestStack } from "../support/stack.ts";
+import { Waiters } from "../support/waiters.ts";
 
 let stack: TestStack;
 let home: string;
@@ -368,7 +369,18 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
         const url = `${stack.url.replace(/^http/, "ws")}${base}/proxy/${port}/live?x=1`;
         const client = new WebSocket(url, ["hmr"], { headers: { Authorization: `Bearer ${stack.apiKey}` } });
         const received: (string | Buffer)[] = [];
-        const next = () => new Promise<string | Buffer>((resolve) => client.once("message", (d: Buffer, bin: boolean) => resolve(bin ? d : d.toString())));
+        // Messages are queued from the start: the upstream's greeting can arrive in the same read
+        // as the 101 (no permessage-deflate to delay it), before a listener added after "open".
+        const inbox: (string | Buffer)[] = [];
+        const waiters = new Waiters();
+        client.on("message", (d: Buffer, bin: boolean) => {
+          inbox.push(bin ? d : d.toString());
+          waiters.notify();
+        });
+        const next = async () => {
+          await waiters.until(() => inbox.length > 0, "a message through the proxy");
+          return inbox.shift()!;
+        };
         await new Promise((resolve, reject) => {
           client.once("open", resolve);
           client.once("error", reject);

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseTerminalName, terminalName } from "../../edge/addresses.ts";
 import { needsSameOrigin, randomToken, sameOrigin } from "../../edge/auth.ts";
 import { hasBody, isJsonContentType } from "../../edge/http.ts";
+import { NO_WS_EXTENSIONS, withWsCompression } from "../../edge/ws-compression.ts";
 
 const OWN = "https://edge.example";
 
@@ -66,5 +67,36 @@ describe("terminal names", () => {
   it("round-trips and refuses names it did not make", () => {
     expect(parseTerminalName(terminalName("alpha-1", 42))).toEqual({ serverId: "alpha-1", terminalId: 42 });
     for (const name of ["alpha", "Alpha:1", "alpha:", "alpha:123456", ":1", "a:b:1"]) expect(parseTerminalName(name)).toBeNull();
+  });
+});
+
+describe("withWsCompression", () => {
+  const upgraded = () => {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    server.accept();
+    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": "edgetty.share" } });
+  };
+
+  it("makes a client's 101 name no extension by default, keeping its other headers and socket", () => {
+    const before = upgraded();
+    const after = withWsCompression("/api/v1/terminal/ws", before, false);
+    expect(after.status).toBe(101);
+    expect(after.webSocket).toBe(before.webSocket);
+    expect(after.headers.get("Sec-WebSocket-Extensions")).toBe(NO_WS_EXTENSIONS);
+    expect(after.headers.get("Sec-WebSocket-Protocol")).toBe("edgetty.share");
+  });
+
+  it("leaves a client's 101 to the runtime's negotiation when the operator turned deflate on", () => {
+    const before = upgraded();
+    expect(withWsCompression("/api/terminals/abc", before, true)).toBe(before);
+  });
+
+  it("never lets an agent link negotiate an extension", () => {
+    expect(withWsCompression("/agent/v1/data", upgraded(), true).headers.get("Sec-WebSocket-Extensions")).toBe(NO_WS_EXTENSIONS);
+  });
+
+  it("passes anything but a WebSocket answer through", () => {
+    const refusal = new Response("no", { status: 403 });
+    expect(withWsCompression("/api/v1/terminal/ws", refusal, false)).toBe(refusal);
   });
 });

@@ -29,6 +29,13 @@ describe("limits", () => {
     }
   });
 
+  it("read on/off settings in their spellings and refuse anything else", () => {
+    expect(parseSettings(EDGE_SETTINGS, {}).clientWsDeflate).toBe(false);
+    for (const on of ["on", "ON", " true ", "1", true]) expect(parseSettings(EDGE_SETTINGS, { EDGETTY_CLIENT_WS_DEFLATE: on }).clientWsDeflate).toBe(true);
+    for (const off of ["off", "false", "0", false]) expect(parseSettings(EDGE_SETTINGS, { EDGETTY_CLIENT_WS_DEFLATE: off }).clientWsDeflate).toBe(false);
+    expect(() => parseSettings(EDGE_SETTINGS, { EDGETTY_CLIENT_WS_DEFLATE: "yes please" })).toThrow(/EDGETTY_CLIENT_WS_DEFLATE="yes please" is not on or off/);
+  });
+
   it("stop the local stack before it starts anything", async () => {
     const stateDir = mkdtempSync(join(tmpdir(), "edgetty-limits-"));
     try {
