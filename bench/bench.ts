@@ -253,18 +253,25 @@ export async function runBench(argv: string[]): Promise<number> {
       const alone: number[] = [];
       const storm: number[] = [];
       let joins = 0;
+      let joinerMb = 0;
+      const repaintMs: number[] = [];
       for (let run = 0; run < 3; run++) {
         alone.push((await floodRate(await session(ctx), stack.apiKey, command, DONE_CMD, DONE, 0)).mbPerS);
         await endSessions(ctx);
         const s = await floodRate(await session(ctx), stack.apiKey, command, DONE_CMD, DONE, STORM_CLIENTS);
         storm.push(s.mbPerS);
         joins += s.joins;
+        joinerMb += s.joinerMb;
+        repaintMs.push(...s.repaintMs);
         await endSessions(ctx);
       }
       const a = median(alone);
       const b = median(storm);
       row(`join storm, ${STORM_CLIENTS} clients (MB/s)`, b.toFixed(1), a.toFixed(1), (b / a).toFixed(2), "≥ 0.80 × alone", check(b / a >= 0.8));
       console.log(`${"".padEnd(30)} ${`medians of 3; ${joins} joins completed; runs ${range(storm)} / ${range(alone)}`.padStart(52)}`);
+      // What the storm cost beside the flood: the joiners' own share of it, and how long a join waited.
+      repaintMs.sort((x, y) => x - y);
+      console.log(`${"".padEnd(30)} ${`joiners received ${((joinerMb / (3 * stormMb)) || 0).toFixed(1)} × the flood; join→repaint p50 ${repaintMs.length ? percentile(repaintMs, 50).toFixed(0) : "-"} ms`.padStart(52)}`);
       const burstMb = envInt("EDGETTY_BENCH_BURST_MB", 100);
       const burst = await burstRepaintCheck(await session(ctx), stack.apiKey, burstMb, 80, 24);
       await endSessions(ctx);

@@ -18,11 +18,15 @@ export const STORM_CLIENTS = 20;
 /** Each storm client leaves this long after its repaint arrived, in milliseconds. */
 const STORM_STAY_MS = 40;
 
-/** Opens a `ws` client and resolves with it and a promise of its first OUTPUT frame (the repaint). */
-function join(url: string, apiKey: string): Promise<{ ws: WebSocket; repainted: Promise<void> }> {
+/**
+ * Opens a `ws` client and resolves with it and a promise of its first OUTPUT frame (the repaint).
+ * `received` counts the bytes of every message it gets (INFO, repaint, output).
+ */
+function join(url: string, apiKey: string, received: { bytes: number } = { bytes: 0 }): Promise<{ ws: WebSocket; repainted: Promise<void> }> {
   const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
   const repainted = new Promise<void>((resolve) => {
     ws.on("message", (data: Buffer) => {
+      received.bytes += data.byteLength;
       if (data[0] === 0x00) resolve();
     });
     ws.once("close", () => resolve());
@@ -35,9 +39,10 @@ function join(url: string, apiKey: string): Promise<{ ws: WebSocket; repainted: 
 
 /**
  * MB/s of `command` to one counting viewer, with `joiners` clients joining (and leaving once
- * repainted) over and over meanwhile. Returns the rate and how many joins completed.
+ * repainted) over and over meanwhile. Returns the rate, how many joins completed, what the
+ * joiners received in all (MB) and how long a join waited for its repaint (ms, each join).
  */
-export async function floodRate(url: string, apiKey: string, command: string, doneCmd: string, done: string, joiners: number): Promise<{ mbPerS: number; joins: number }> {
+export async function floodRate(url: string, apiKey: string, command: string, doneCmd: string, done: string, joiners: number): Promise<{ mbPerS: number; joins: number; joinerMb: number; repaintMs: number[] }> {
   const viewer = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
   const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
   const ready = viewer.output.until(marker);
@@ -45,11 +50,17 @@ export async function floodRate(url: string, apiKey: string, command: string, do
   await ready;
   let running = true;
   let joins = 0;
+  const received = { bytes: 0 };
+  const repaintMs: number[] = [];
   const storm = Array.from({ length: joiners }, async () => {
     while (running) {
-      const { ws, repainted } = await join(url, apiKey);
+      const t0 = performance.now();
+      const { ws, repainted } = await join(url, apiKey, received);
       await repainted;
-      if (running) joins++;
+      if (running) {
+        joins++;
+        repaintMs.push(performance.now() - t0);
+      }
       await new Promise((r) => setTimeout(r, STORM_STAY_MS));
       ws.close();
     }
@@ -64,7 +75,7 @@ export async function floodRate(url: string, apiKey: string, command: string, do
   const bytes = viewer.output.bytes - bytes0;
   await Promise.all(storm);
   viewer.close();
-  return { mbPerS: bytes / MB / seconds, joins };
+  return { mbPerS: bytes / MB / seconds, joins, joinerMb: received.bytes / MB, repaintMs };
 }
 
 /** A `ws` client that renders everything it receives into a headless terminal. */

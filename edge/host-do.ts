@@ -369,6 +369,11 @@ export class HostDO extends DurableObject<Env> {
     return this.urlSockets.credentials.holds(id);
   }
 
+  /** True while the agent's control link is up: `status().online`, without reading anything stored (asked on every client join). */
+  async agentOnline(): Promise<boolean> {
+    return this.agentSocket() !== null;
+  }
+
   async status(): Promise<HostStatus> {
     const agent = this.store.hostValue("agent");
     const online = this.agentSocket() !== null;

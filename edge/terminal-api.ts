@@ -138,7 +138,7 @@ export function terminalSessionApi(): ApiFamily {
       throw error;
     }
     const host = hostStub(env, serverId);
-    if (!(await host.status()).online) {
+    if (!(await host.agentOnline())) {
       throw new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
     if (readonly || !request.serverWrite) {

@@ -128,7 +128,7 @@ export class TerminalDO extends DurableObject<Env> {
       sinkFor: (ws) => this.sinkFor(ws),
       onJoin: () => {
         this.counters.add("client_connects");
-        void this.alarms.clear("idle");
+        this.clearIdle();
         void this.credentials.armExpiry();
       },
       armAuthDeadline: (at) => (at === null ? this.alarms.clear("raw-auth") : this.alarms.set("raw-auth", at)),
@@ -171,6 +171,19 @@ export class TerminalDO extends DurableObject<Env> {
   }
 
   private size = { cols: 80, rows: 24 };
+
+  /**
+   * False once this instance has cleared the idle slot and not set it since: a join then costs no
+   * storage writes (a join storm would otherwise clear it, and re-arm the alarm, on every join).
+   * True at start, as a slot may survive from before an eviction.
+   */
+  private idleMaybeArmed = true;
+
+  private clearIdle(): void {
+    if (!this.idleMaybeArmed) return;
+    this.idleMaybeArmed = false;
+    void this.alarms.clear("idle");
+  }
 
   private onHello(hello: DataHello): boolean {
     if (this.meta && this.meta.terminal_id !== hello.meta.terminal_id) {
@@ -230,7 +243,7 @@ export class TerminalDO extends DurableObject<Env> {
     server.serializeAttachment(attachment);
     this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false });
     this.counters.add("client_connects");
-    void this.alarms.clear("idle");
+    this.clearIdle();
     if (ends) void this.credentials.armExpiry();
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -300,6 +313,7 @@ export class TerminalDO extends DurableObject<Env> {
     }
     this.hub.removeClient(sink);
     if (this.hub.clients.size === 0 && this.meta && this.config.idleTimeoutMs > 0) {
+      this.idleMaybeArmed = true;
       void this.alarms.set("idle", Date.now() + this.config.idleTimeoutMs);
     }
   }
@@ -330,6 +344,7 @@ export class TerminalDO extends DurableObject<Env> {
       await loadIdentity(this.ctx, "name"); // again: forgetting a session cleared storage
       await this.ctx.storage.put({ meta: this.meta, config });
       if (this.hub.clients.size === 0 && config.idleTimeoutMs > 0) {
+        this.idleMaybeArmed = true;
         await this.alarms.set("idle", Date.now() + config.idleTimeoutMs);
       }
       return ok(null);

@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/links/data.ts";
 import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/links/client.ts";
-import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
+import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
 
 /** A Sink that keeps what it was sent. */
 class RecordingSink implements Sink {
@@ -102,6 +102,78 @@ describe("TerminalHub", () => {
     expect(text.startsWith("SCREEN|")).toBe(true);
     expect(text.length).toBe("SCREEN|".length + 6 * big.length + "tail".length);
     expect(text.endsWith("tail")).toBe(true);
+  });
+
+  it("repaints a joiner from the last snapshot while little output followed it, without asking the agent", () => {
+    output(0, "old ");
+    const first = new RecordingSink();
+    hub.addClient(first, client());
+    answerSnapshot(4, "SCREEN|");
+    output(4, "more");
+    agentFrames();
+    const second = new RecordingSink();
+    hub.addClient(second, client());
+    expect(agentFrames()).toEqual([]);
+    expect(second.output()).toBe("SCREEN|more");
+    output(8, "!");
+    expect(second.output()).toBe(first.output());
+  });
+
+  it("asks the agent again once too much output followed the last snapshot", () => {
+    const first = new RecordingSink();
+    hub.addClient(first, client());
+    answerSnapshot(0, "SCREEN|");
+    const big = "q".repeat(REPAINT_REUSE_REPLAY_MAX_BYTES + 1);
+    output(0, big);
+    agentFrames();
+    const second = new RecordingSink();
+    hub.addClient(second, client());
+    expect(second.output()).toBe("");
+    answerSnapshot(big.length, "FRESH|");
+    expect(second.output()).toBe("FRESH|");
+  });
+
+  it("does not reuse a snapshot across a resize, nor one asked for before it", () => {
+    const writer = new RecordingSink();
+    hub.addClient(writer, client());
+    answerSnapshot(0, "SMALL|");
+    hub.onClientMessage(writer, buf(encodeClientFrame({ t: "resize", size: { cols: 100, rows: 30 } })));
+    agentFrames();
+    const a = new RecordingSink();
+    hub.addClient(a, client());
+    expect(a.output()).toBe("");
+    // The agent's SIZE comes after a snapshot asked for before it: that one is sent, not kept.
+    hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols: 100, rows: 30 } })));
+    answerSnapshot(0, "OLD|");
+    expect(a.output()).toBe("OLD|");
+    const b = new RecordingSink();
+    hub.addClient(b, client());
+    expect(b.output()).toBe("");
+    answerSnapshot(0, "BIG|");
+    expect(b.output()).toBe("BIG|");
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    expect(agentFrames()).toEqual([]);
+    expect(c.output()).toBe("BIG|");
+  });
+
+  it("keeps no snapshot over REPAINT_REUSE_MAX_BYTES, and none across an agent reconnect", () => {
+    const a = new RecordingSink();
+    hub.addClient(a, client());
+    answerSnapshot(0, "h".repeat(REPAINT_REUSE_MAX_BYTES + 1));
+    const b = new RecordingSink();
+    hub.addClient(b, client());
+    answerSnapshot(0, "KEPT|");
+    const again = new RecordingSink();
+    hub.attachAgent(again, false);
+    hub.onAgentMessage(again, hello(0));
+    agent = again;
+    agentFrames();
+    const c = new RecordingSink();
+    hub.addClient(c, client());
+    expect(c.output()).toBe("");
+    answerSnapshot(0, "NEW|");
+    expect(c.output()).toBe("NEW|");
   });
 
   it("acknowledges output and drops resends it already holds", () => {
