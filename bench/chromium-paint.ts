@@ -25,8 +25,16 @@ const PAINT_TIMEOUT_MS = 5_000;
 /** One frame of a 60 Hz display, in milliseconds: keys go down at a random moment within it. */
 const FRAME_MS = 1000 / 60;
 
-/** Keystroke-to-paint samples in milliseconds (sorted), or null when Chromium is not installed. */
-export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminalId: number, samples: number): Promise<number[] | null> {
+/** Per-key times from keydown, in milliseconds, each list sorted. */
+export interface PaintSamples {
+  /** To the end of the frame that drew the character: the bench's figure. */
+  painted: number[];
+  /** To xterm.js's render that drew it (inside that frame, before its style, layout and paint). */
+  drawn: number[];
+}
+
+/** Keystroke-to-paint samples, or null when Chromium is not installed. */
+export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminalId: number, samples: number): Promise<PaintSamples | null> {
   if (!existsSync(CHROMIUM_PATH)) return null;
   const profile = mkdtempSync(join(tmpdir(), "edgetty-bench-chromium-"));
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1000, height: 640 } });
@@ -46,6 +54,7 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
     await page.evaluate(() => {
       const g = globalThis as any;
       g.paintSamples = [] as number[];
+      g.drawnSamples = [] as number[];
       g.paintWaiter = null as ((n: number) => void) | null;
       let typed = "";
       let pending: number | null = null;
@@ -53,6 +62,7 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
       frameDone.port1.onmessage = () => {
         if (pending === null) return;
         g.paintSamples.push(performance.now() - pending);
+        g.drawnSamples.push(drawnAt - pending);
         pending = null;
         g.paintWaiter?.(g.paintSamples.length);
       };
@@ -63,6 +73,7 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
         pending = e.timeStamp;
       }, true);
       let shownFor = -1;
+      let drawnAt = 0;
       g.edgettyDebug.onRender(() => {
         if (pending === null || shownFor === pending) return;
         // The rows as drawn: the DOM renderer's row elements; under WebGL, xterm.js's buffer.
@@ -75,6 +86,7 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
             : g.edgettyDebug.screenText().split("\n").map((l: string) => l.trimEnd()).join("");
         if (drawn.includes(typed.slice(-40))) {
           shownFor = pending;
+          drawnAt = performance.now();
           frameDone.port2.postMessage(null); // runs once this frame's rendering is done
         }
       });
@@ -101,8 +113,8 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
       await painted;
       if (i % 60 === 59) await page.keyboard.type("\r"); // keep the line short
     }
-    const out = (await page.evaluate(() => (globalThis as any).paintSamples)) as number[];
-    return out.sort((a, b) => a - b);
+    const [painted, drawn] = (await page.evaluate(() => [(globalThis as any).paintSamples, (globalThis as any).drawnSamples])) as [number[], number[]];
+    return { painted: painted.sort((a, b) => a - b), drawn: drawn.sort((a, b) => a - b) };
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
