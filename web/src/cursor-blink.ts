@@ -10,7 +10,9 @@
 // styles.css keeps that animation paused; this module picks its phase (on or off) with a class on
 // the terminal element, toggled by a timer twice a second, and turns the cursor back on after every
 // render (typing, output), as the animation restarting on a redrawn cursor did. The WebGL renderer
-// blinks with its own timers and needs none of this.
+// blinks with its own timers and needs none of this. The selectors in styles.css are xterm.js 6's
+// DOM renderer classes (`xterm-rows`, `xterm-cursor`, `xterm-cursor-blink`); the browser test
+// "blinks the cursor by a timer" fails if an upgrade changes them.
 
 /** How long the blinking cursor stays on, then off, in milliseconds (xterm.js: a 1 s period). */
 export const CURSOR_BLINK_HALF_PERIOD_MS = 500;
