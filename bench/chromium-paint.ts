@@ -22,6 +22,8 @@ export const CHROMIUM_PATH = "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
 /** Longest wait for one key's paint, in milliseconds. */
 const PAINT_TIMEOUT_MS = 5_000;
+/** Keys typed on one line before a CR; fewer than the terminal's columns in the 1000 px viewport. */
+const KEYS_PER_LINE = 60;
 /** One frame of a 60 Hz display, in milliseconds: keys go down at a random moment within it. */
 const FRAME_MS = 1000 / 60;
 
@@ -47,7 +49,9 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
     await page.goto(`${baseUrl}/#/t/local/${terminalId}`);
     await page.waitForFunction(() => (globalThis as any).edgettyDebug?.phase().kind === "open", undefined, { timeout: 15_000 });
     await page.locator(".xterm").click();
-    await page.keyboard.type("stty raw -echo; PS1=''; clear; echo PAINT-RE''ADY; exec cat\r");
+    // Raw mode has no output processing: the marker ends with CR LF so that cat's line starts at
+    // column 0, where the check below looks for the typed keys.
+    await page.keyboard.type("stty raw -echo; PS1=''; clear; printf 'PAINT-RE''ADY\\r\\n'; exec cat\r");
     await page.waitForFunction(() => ((globalThis as any).edgettyDebug?.screenText() ?? "").includes("PAINT-READY"), undefined, { timeout: 15_000 });
     // In the page: note each keydown's time; on each render, whether the typed text so far is
     // drawn; the first task after the frame of that render ends the sample.
@@ -76,15 +80,16 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
       let drawnAt = 0;
       g.edgettyDebug.onRender(() => {
         if (pending === null || shownFor === pending) return;
-        // The rows as drawn: the DOM renderer's row elements; under WebGL, xterm.js's buffer.
-        // (No named functions in here: the bench's TypeScript loader would wrap them in a helper
-        // that does not exist in the page.)
+        // The rows as drawn: the DOM renderer's row elements; under WebGL, xterm.js's buffer. The
+        // key is drawn when a row starts with the whole line typed so far: after a CR the keys
+        // overwrite the old line, whose text must not count. (No named functions in here: the
+        // bench's TypeScript loader would wrap them in a helper that does not exist in the page.)
         const rows = document.querySelector(".xterm-rows");
-        const drawn =
+        const lines: string[] =
           g.edgettyDebug.renderer() === "dom" && rows
-            ? Array.from(rows.children, (r: Element) => (r.textContent ?? "").trimEnd()).join("")
-            : g.edgettyDebug.screenText().split("\n").map((l: string) => l.trimEnd()).join("");
-        if (drawn.includes(typed.slice(-40))) {
+            ? Array.from(rows.children, (r: Element) => r.textContent ?? "")
+            : g.edgettyDebug.screenText().split("\n");
+        if (lines.some((line) => line.startsWith(typed))) {
           shownFor = pending;
           drawnAt = performance.now();
           frameDone.port2.postMessage(null); // runs once this frame's rendering is done
@@ -111,7 +116,7 @@ export async function keystrokeToPaint(baseUrl: string, apiKey: string, terminal
       await new Promise((resolve) => setTimeout(resolve, Math.random() * FRAME_MS));
       await page.keyboard.press(keys[i % keys.length]!);
       await painted;
-      if (i % 60 === 59) await page.keyboard.type("\r"); // keep the line short
+      if (i % KEYS_PER_LINE === KEYS_PER_LINE - 1) await page.keyboard.type("\r"); // keep the line short
     }
     const [painted, drawn] = (await page.evaluate(() => [(globalThis as any).paintSamples, (globalThis as any).drawnSamples])) as [number[], number[]];
     return { painted: painted.sort((a, b) => a - b), drawn: drawn.sort((a, b) => a - b) };
