@@ -9,6 +9,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../worker/cli/local-stack.ts";
 import { useStack } from "../support/stack.ts";
+import { CURSOR_OFF_CLASS } from "../../web/src/cursor-blink.ts";
 import { type TestBrowser, launchBrowser, screenText, skipBrowserTests, termSize, waitForConnected, waitForLine } from "./browser.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -139,6 +140,36 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
   it("takes the window title from the terminal", async () => {
     await run(page, "printf '\\033]0;%s\\007' title-from-shell");
     await page.waitForFunction(() => document.title.startsWith("title-from-shell"), undefined, { timeout: 10_000 });
+  });
+
+  it("blinks the cursor by a timer, with no animation running every frame, and shows it on typing", async () => {
+    // A running CSS animation makes Chromium run a frame every 16 ms, and a frame pending at a
+    // key press makes it hold the echo back until that frame is done (web/src/cursor-blink.ts).
+    if ((await page.evaluate(() => (globalThis as any).edgettyDebug.renderer())) !== "dom") return;
+    await page.locator(".xterm-rows .xterm-cursor.xterm-cursor-blink").waitFor();
+    const running = await page.evaluate(() => document.getAnimations().filter((a) => a.playState === "running").length);
+    expect(running).toBe(0);
+    // The two phases look different: the block cursor's background is the cursor colour, then not.
+    const phases = await page.evaluate((off) => {
+      const term = document.querySelector(".xterm")!;
+      const cursor = document.querySelector(".xterm-rows .xterm-cursor")!;
+      const had = term.classList.contains(off);
+      term.classList.remove(off);
+      const on = getComputedStyle(cursor).backgroundColor;
+      term.classList.add(off);
+      const offBg = getComputedStyle(cursor).backgroundColor;
+      term.classList.toggle(off, had);
+      return { on, off: offBg };
+    }, CURSOR_OFF_CLASS);
+    expect(phases.on).not.toBe(phases.off);
+    // The timer turns the cursor off; a key typed turns it back on at once.
+    const phaseIs = (off: boolean) =>
+      page.waitForFunction(([cls, want]) => document.querySelector(".xterm")!.classList.contains(cls) === want, [CURSOR_OFF_CLASS, off] as const, { timeout: 5_000 });
+    await phaseIs(true);
+    await page.keyboard.type("x");
+    await phaseIs(false);
+    await page.keyboard.press("Backspace");
+    await phaseIs(true);
   });
 
   it("follows the window size: stty size changes when the viewport does", async () => {

@@ -9,6 +9,7 @@ import { WebLinksAddon } from "@xterm/addon-web-links";
 import type { TerminalSize } from "../../shared/links/client.ts";
 import { UNICODE_VERSION } from "../../shared/screen.ts";
 import { guardEraseAbove } from "../../shared/xterm-workarounds.ts";
+import { CursorBlinker } from "./cursor-blink.ts";
 import { OutputPump } from "./flow-control.ts";
 import { notify } from "./notices.ts";
 import { binaryStringBytes } from "./binary-input.ts";
@@ -60,6 +61,8 @@ export class TerminalView {
   private readonly pump: OutputPump;
   private readonly observer: ResizeObserver;
   private readonly unsubscribeTheme: () => void;
+  private readonly blinker: CursorBlinker;
+  private readonly domListeners = new AbortController();
   private fitTimer: ReturnType<typeof setTimeout> | undefined;
   private selectionTimer: ReturnType<typeof setTimeout> | undefined;
   private disposed = false;
@@ -95,6 +98,12 @@ export class TerminalView {
     term.unicode.activeVersion = UNICODE_VERSION; // the agent's headless terminal uses the same
     guardEraseAbove(term); // `ESC[1J` in the bottom-right cell would stop this terminal's output
     term.open(container);
+    // The DOM renderer's cursor blinks by timer, not by a per-frame animation (cursor-blink.ts).
+    this.blinker = new CursorBlinker(term.element!);
+    term.onRender(() => this.blinker.restart());
+    const signal = this.domListeners.signal;
+    term.textarea?.addEventListener("focus", () => this.updateBlink(), { signal });
+    term.textarea?.addEventListener("blur", () => this.updateBlink(), { signal });
     void this.loadWebgl();
 
     const input = (data: string): void => {
@@ -141,6 +150,7 @@ export class TerminalView {
     this.term.options.disableStdin = readonly;
     this.term.options.cursorBlink = !readonly;
     this.fixedSize = readonly && sessionSize ? sessionSize : null;
+    this.updateBlink();
     this.fit();
   }
 
@@ -195,6 +205,8 @@ export class TerminalView {
 
   dispose(): void {
     this.disposed = true;
+    this.blinker.stop();
+    this.domListeners.abort();
     clearTimeout(this.fitTimer);
     clearTimeout(this.selectionTimer);
     this.observer.disconnect();
@@ -217,6 +229,13 @@ export class TerminalView {
     return false;
   }
 
+  /** Blinks the DOM renderer's cursor while the terminal has focus and takes input. */
+  private updateBlink(): void {
+    const want = !this.disposed && this.rendererName === "dom" && !this.readonlyNow && document.activeElement === this.term.textarea;
+    if (want) this.blinker.start();
+    else this.blinker.stop();
+  }
+
   /** Selection copy (as X11 terminals do): best effort, silent when the clipboard says no. */
   private copySelectionQuietly(): void {
     const text = this.term.getSelection();
@@ -237,9 +256,11 @@ export class TerminalView {
       webgl.onContextLoss(() => {
         webgl.dispose();
         this.rendererName = "dom";
+        this.updateBlink();
       });
       this.term.loadAddon(webgl);
       this.rendererName = "webgl";
+      this.updateBlink();
     } catch {
       // The context failed: the DOM renderer stays.
     }
