@@ -44,7 +44,9 @@ export function adminApi(): ApiFamily {
       if (!env.EDGETTY_API_KEY) throw unauthorized();
       // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
       const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
-      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
+      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) {
+        throw apiTokenId(token) !== null ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
+      }
       const secure = new URL(request.url).protocol === "https:";
       const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure, Date.now(), user ?? undefined);
       return new Response(null, { status: 204, headers: { "Set-Cookie": cookie } });

@@ -68,6 +68,9 @@ const ANONYMOUS: Identity = Object.freeze({ userId: "", role: "user", tokenId: n
 // `public`; the WebSocket authenticates its first message).
 const PUBLIC_ON_MOUNT: readonly RegExp[] = [/^health$/, /^api\/config$/, /^openapi\.json$/, /^api\/terminals\/[^/]+$/];
 
+/** The public routes that are not a terminal's (a share link's bearer is anonymous on them). */
+const PUBLIC_INFO_ON_MOUNT: readonly RegExp[] = PUBLIC_ON_MOUNT.slice(0, 3);
+
 function decodedServerId(raw: string): string {
   try {
     return decodeURIComponent(raw);
@@ -104,6 +107,8 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
   // A cookie carries no authority across origins (auth.ts): such a change is the caller-less
   // request's, which the route's guard refuses (403) unless the route is public.
   if (principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) principal = null;
+  // A share link reaches one terminal; on a public route it is ignored, as no credential is needed.
+  if (principal?.identity.share && request.method === "GET" && PUBLIC_INFO_ON_MOUNT.some((re) => re.test(mount[2]!))) principal = null;
   if (!principal) {
     // A non-public route: the route's guard answers 401 (before saying whether the server exists).
     if (request.method !== "GET" || !PUBLIC_ON_MOUNT.some((re) => re.test(mount[2]!))) return request;
@@ -133,6 +138,11 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     });
   };
   if (checked.server.kind === "url") {
+    // An Open Terminal server's routes, as the edge's own Open Terminal family: a cookie acts
+    // from the edge's own origin only, whatever the method (a GET of `/proxy/…` may change state).
+    if (principal.via === "cookie" && !sameOrigin(request)) {
+      return Response.json({ error: "A request signed in by cookie must come from this edge's own origin", code: "ORIGIN_CHECK_FAILED" }, { status: 403 });
+    }
     const upstream = await urlServerUpstream(env, serverId);
     if (!upstream) return Response.json({ error: "Terminal server URL not configured", code: "SERVER_UNREACHABLE" }, { status: 503 });
     await record();
