@@ -54,6 +54,7 @@ export const CredentialClose = {
   USER_DISABLED: { code: 4001, reason: "User disabled" },
   EXPIRED: { code: 4001, reason: "credential expired" },
   // A grant change (recheckSockets): the proxy's own close codes and reasons for the same refusals.
+  SERVER_NOT_FOUND: { code: 4004, reason: "Terminal server not found" },
   SERVER_DISABLED: { code: 4003, reason: "Terminal server disabled" },
   ACCESS_DENIED: { code: 4003, reason: "Access denied" },
   READ_ONLY: { code: 4003, reason: "Read-only access" },
@@ -118,7 +119,7 @@ export async function credentialIdentity(db: D1Database, cred: Credential, now =
 /**
  * Whether a socket opened with `cred` on server `serverId` (terminal `terminalId`, null for a
  * URL server's relay, which is checked against the whole server) may stay open after a grant,
- * membership or server change: null when it may, else how to close it — the server disabled,
+ * membership or server change: null when it may, else how to close it — the server removed or disabled,
  * no grant left (4003 as the proxy's checks refuse), or a writing socket now holding only `read`.
  * Admins keep their sockets; a credential that is gone is left to its revocation.
  */
@@ -126,7 +127,8 @@ export async function recheckCredential(db: D1Database, cred: Credential, server
   const identity = await credentialIdentity(db, cred, now);
   if (identity === null || identity.role === "admin") return null;
   const server = await getAccessServer(db, serverId);
-  if (server !== null && !server.enabled) return CredentialClose.SERVER_DISABLED;
+  if (server === null) return CredentialClose.SERVER_NOT_FOUND;
+  if (!server.enabled) return CredentialClose.SERVER_DISABLED;
   const access = await accessFor(db, identity, serverId, terminalId ?? undefined);
   if (access === null) return CredentialClose.ACCESS_DENIED;
   return writable && access !== "write" ? CredentialClose.READ_ONLY : null;

@@ -322,4 +322,16 @@ describe("the agent's token", () => {
   it("of the local stack's agent is in no process's environment or command line (it goes by a file)", () => {
     expect(processesHolding(stack.agentToken)).toEqual([]);
   });
+
+  it("removing a server closes users' attaches on it (4004), as disabling does", async () => {
+    await startAgent("gone-1", "env");
+    await user("max");
+    await grant({ user: "max" }, "write", "gone-1");
+    const t = await token("max");
+    const attached = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/gone-1/api/v1/terminal/ws`, { apiKey: t.token }));
+    attached.input("echo on-gone-1\r");
+    await attached.waitForText("on-gone-1");
+    expect((await admin("/api/v1/admin/servers/gone-1", "DELETE")).status).toBe(200);
+    expect(await closeOf(attached)).toEqual({ code: 4004, reason: "Terminal server not found" });
+  });
 });
