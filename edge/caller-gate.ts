@@ -10,7 +10,7 @@
  * Off the mount the gate does nothing: each route's guard (family.ts) decides, and refuses a
  * user anything but the terminals list and their own browser session (403 ADMIN_ONLY).
  */
-import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { authenticate, sameOrigin, type Principal } from "./auth.ts";
 import { clientIp, recordAudit } from "./audit.ts";
 import { actorOf } from "./caller.ts";
 import type { Env } from "./env.ts";
@@ -104,9 +104,11 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     return request;
   }
   let principal = await authenticate(request, env);
-  // A cookie carries no authority across origins (auth.ts): such a change is the caller-less
-  // request's, which the route's guard refuses (403) unless the route is public.
-  if (principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) principal = null;
+  // A cookie carries no authority across origins (auth.ts). Under a server's mount every request
+  // has a side effect — it is audited, and a URL server's or a proxied app's GET may change
+  // state — so whatever the method it is the caller-less request's, which the route's guard
+  // refuses (403 ORIGIN_CHECK_FAILED, family.ts) unless the route is public; nothing is audited.
+  if (principal?.via === "cookie" && !sameOrigin(request)) principal = null;
   // A share link reaches one terminal; on a public route it is ignored, as no credential is needed.
   if (principal?.identity.share && request.method === "GET" && PUBLIC_INFO_ON_MOUNT.some((re) => re.test(mount[2]!))) principal = null;
   if (!principal) {
@@ -138,11 +140,6 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     });
   };
   if (checked.server.kind === "url") {
-    // An Open Terminal server's routes, as the edge's own Open Terminal family: a cookie acts
-    // from the edge's own origin only, whatever the method (a GET of `/proxy/…` may change state).
-    if (principal.via === "cookie" && !sameOrigin(request)) {
-      return Response.json({ error: "A request signed in by cookie must come from this edge's own origin", code: "ORIGIN_CHECK_FAILED" }, { status: 403 });
-    }
     const upstream = await urlServerUpstream(env, serverId);
     if (!upstream) return Response.json({ error: "Terminal server URL not configured", code: "SERVER_UNREACHABLE" }, { status: 503 });
     await record();

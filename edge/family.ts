@@ -172,7 +172,8 @@ export class ApiFamily {
         const gated = gatedCall(request);
         routed.principal = gated ? gated.principal : await authenticate(request, env);
         if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", unauthorizedMessage(request, this.errors.unauthorizedMessage));
-        const originMatters = options.cookieSameOrigin === "always" || needsSameOrigin(request) || (options.sideEffects?.(request) ?? false);
+        // Under a server's mount every call is audited (caller-gate.ts): a side effect, whatever the method.
+        const originMatters = options.cookieSameOrigin === "always" || mount.name === "server" || needsSameOrigin(request) || (options.sideEffects?.(request) ?? false);
         if (routed.principal?.via === "cookie" && originMatters && !sameOrigin(request)) {
           // A public route does not need the caller: it just does not see them.
           if (access === "public") routed.principal = null;

@@ -175,14 +175,35 @@ describe("a cookie GET with side effects needs the edge's own origin", () => {
           expect(await res.json()).toMatchObject({ statusCode: 403, error: "Forbidden", code: "ORIGIN_CHECK_FAILED" });
         }
       }
-      // Not saved: a read, which a cookie may make from anywhere (the browser keeps the answer).
+      // Not saved: a read, which a cookie may make from anywhere at the top level (the browser
+      // keeps the answer); under a server's mount every request is audited, so none is made.
       const unsaved = await fetch(`${stack.url}${prefix}/api/v1/terminal/screenshot?terminal_id=311&save=false`, { headers: crossSite[0] });
-      expect(unsaved.status).toBe(200);
+      expect(unsaved.status).toBe(prefix === "" ? 200 : 403);
       expect(unsaved.headers.get("X-Screenshot-Path")).toBeNull();
       const own = await fetch(`${stack.url}${prefix}/api/v1/terminal/screenshot?terminal_id=311&save=true`, { headers: { Cookie: cookie, "Sec-Fetch-Site": "same-origin" } });
       expect(own.status).toBe(200);
       expect(own.headers.get("X-Screenshot-Path")).toBeTruthy();
     }
+  });
+});
+
+describe("a cookie under a server's mount (every request audited) needs the edge's own origin", () => {
+  it("refuses a cross-origin cookie GET there before anything is audited; public routes ignore the cookie", async () => {
+    const { cookie } = await signIn(stack.apiKey);
+    const newest = async () => ((await (await admin("/api/v1/admin/audit?limit=1")).json()) as { events: { id: number }[] }).events[0]?.id;
+    const before = await newest();
+    const crossSite = { Cookie: cookie, "Sec-Fetch-Site": "same-site" };
+    for (const path of ["api/v1/terminal/sessions", "api/terminals", "files/list?directory=.", "api/v1/nope"]) {
+      const res = await fetch(`${stack.url}/api/v1/terminals/local/${path}`, { headers: crossSite });
+      expect(res.status, path).toBe(403);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body["code"], path).toBe("ORIGIN_CHECK_FAILED");
+    }
+    expect((await fetch(`${stack.url}/api/v1/terminals/local/health`, { headers: crossSite })).status).toBe(200);
+    expect(await newest()).toBe(before);
+    // From the edge's own origin it works, and is audited.
+    expect((await fetch(`${stack.url}/api/v1/terminals/local/api/v1/terminal/sessions`, { headers: { Cookie: cookie, "Sec-Fetch-Site": "same-origin" } })).status).toBe(200);
+    expect(await newest()).not.toBe(before);
   });
 });
 
