@@ -328,6 +328,10 @@ describe("the agent's token", () => {
     const shell = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/scrub-env/api/v1/terminal/ws?terminal_id=7`, { apiKey: stack.apiKey }));
     shell.input('echo "token=[${EDGETTY_AGENT_TOKEN-unset}]"\r');
     await shell.waitForText("token=[unset]");
+    // A command through /execute (the agent's PTY host runs it) sees it unset too.
+    const run = await admin("/api/v1/terminals/scrub-env/execute?wait=10", "POST", { command: 'echo "exec-token=[${EDGETTY_AGENT_TOKEN-unset}]"' });
+    expect(run.status).toBe(200);
+    expect(JSON.stringify(await run.json())).toContain("exec-token=[unset]");
     const children = descendants(agent.pid!);
     expect(children.length).toBeGreaterThan(0);
     expect(processesHolding(secret)).toEqual([]);
