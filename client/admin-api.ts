@@ -115,7 +115,8 @@ export class GrantsAdmin extends Top {
   put(grant: GrantKey & { access: Access }): Promise<GrantRecord> {
     return this.json("PUT", "/api/v1/admin/grants", { json: grant });
   }
-  delete(key: GrantKey): Promise<{ status: "deleted" }> {
+  /** Removes a grant; the edge closes the open WebSockets that lost their access with it. */
+  delete(key: GrantKey): Promise<{ status: "deleted"; /** Open WebSockets that lost their access and closed. */ closed_websockets: number }> {
     return this.json("DELETE", "/api/v1/admin/grants", { query: { ...key, terminal_id: key.terminal_id ?? 0 } });
   }
 }

@@ -12,7 +12,8 @@ import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
 import { identityForToken } from "./identities.ts";
-import { closeCredentialSockets, credentialOf, CredentialClose } from "./live-sockets.ts";
+import { closeCredentialSockets, credentialOf, CredentialClose, recheckSockets } from "./live-sockets.ts";
+import { closeServerShareSockets } from "./share-links.ts";
 import { mountIdentityAdmin } from "./identity-admin-api.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, listServers, putServer } from "./registry.ts";
@@ -44,7 +45,9 @@ export function adminApi(): ApiFamily {
       if (!env.EDGETTY_API_KEY) throw unauthorized();
       // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
       const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
-      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) throw unauthorized();
+      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) {
+        throw apiTokenId(token) !== null ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
+      }
       const secure = new URL(request.url).protocol === "https:";
       const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure, Date.now(), user ?? undefined);
       return new Response(null, { status: 204, headers: { "Set-Cookie": cookie } });
@@ -92,8 +95,12 @@ export function adminApi(): ApiFamily {
   );
 
   api.route("DELETE", "/api/v1/admin/servers/:id", "admin", async (request, env) => {
-    if (!(await deleteServer(env.DB, request.params["id"] ?? ""))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
-    return Response.json({ status: "deleted", id: request.params["id"] });
+    const id = request.params["id"] ?? "";
+    if (!(await deleteServer(env.DB, id))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
+    // Users' and share links' open WebSockets on it close (4004 / 4001); the admin's stay.
+    await recheckSockets(env, { serverId: id, users: null });
+    await closeServerShareSockets(env, id, "Terminal server removed");
+    return Response.json({ status: "deleted", id });
   });
 
   // --- users, groups, memberships, grants, tokens, the audit log; servers' enabled flag and URL ---

@@ -13,7 +13,8 @@ import { browserSessionLive, recordBrowserSession, revokeBrowserSession } from "
 import { accessConfigFor, ADMIN_KEY_IDENTITY, identifyAccess, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { getUser, type Identity } from "./identities.ts";
-import { shareTokenFromProtocols } from "./share-links.ts";
+import { apiTokenId } from "./api-tokens.ts";
+import { shareTokenFromProtocols, shareTokenId } from "./share-links.ts";
 
 export const SESSION_COOKIE = "edgetty_session";
 /** How long a browser sign-in lasts, in seconds. */
@@ -89,15 +90,18 @@ function cookieValue(request: Request, name: string): string | null {
 /**
  * Signs a browser in: records a new session and answers its `Set-Cookie` header value. `user`
  * is the identity of a per-user token signed in with (its user, role and read-only scope are
- * carried, signed, in the cookie); omitted, the admin (the API key).
+ * carried, signed, in the cookie; the session is tied to the token, ending when it is revoked
+ * or expires); omitted, the admin (the API key).
  */
 export async function issueSessionCookie(env: Pick<Env, "DB">, apiKey: string, secure: boolean, now = Date.now(), user?: Identity): Promise<string> {
-  const expires = now + SESSION_TTL_S * 1000;
+  // A session never outlives the token it was signed in with (nor its revocation: browser-sessions.ts).
+  const expires = Math.min(now + SESSION_TTL_S * 1000, user?.expiresAt ?? Infinity);
+  const maxAge = Math.max(0, Math.floor((expires - now) / 1000));
   const subject = user === undefined ? "admin" : `user~${user.userId}~${user.role}~${user.readOnly ? "ro" : "rw"}`;
   const payload = `${subject}.${expires}.${randomToken(16)}`;
   const value = `${payload}.${await hmac(apiKey, `session:${payload}`)}`;
-  await recordBrowserSession(env.DB, await sha256Hex(value), expires, now);
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_S}${secure ? "; Secure" : ""}`;
+  await recordBrowserSession(env.DB, await sha256Hex(value), expires, now, user?.tokenId ?? null, subject);
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}${secure ? "; Secure" : ""}`;
 }
 
 /** The `Set-Cookie` value that makes the browser drop its cookie. */
@@ -122,12 +126,23 @@ async function sessionPrincipal(request: Request, env: Pick<Env, "DB">, apiKey: 
   if (!(await safeEqual(await hmac(apiKey, `session:${m[1]}`), m[7]!))) return null;
   const session = await sha256Hex(value);
   if (!(await browserSessionLive(env.DB, session, now))) return null;
-  const expiresAt = Number(m[6]);
-  if (m[3] === undefined) return { role: "admin", via: "cookie", session, expiresAt, identity: ADMIN_KEY_IDENTITY };
-  const user = await getUser(env.DB, m[3]);
+  const identity = await sessionIdentity(env.DB, m[2]!);
+  return identity ? { role: identity.role, via: "cookie", session, expiresAt: Number(m[6]), identity } : null;
+}
+
+/**
+ * Who a session cookie's subject is now: `admin` the admin key's identity; `user~<id>~<role>~<ro|rw>`
+ * the user, if they still exist and are enabled, with the lower of the signed role and their
+ * current one. Null otherwise (also for a malformed subject).
+ */
+export async function sessionIdentity(db: D1Database, subject: string): Promise<Identity | null> {
+  if (subject === "admin") return ADMIN_KEY_IDENTITY;
+  const m = /^user~([a-z0-9][a-z0-9._-]{0,62})~(admin|user)~(ro|rw)$/.exec(subject);
+  if (!m) return null;
+  const user = await getUser(db, m[1]!);
   if (!user || user.disabled) return null;
-  const role = m[4] === "admin" && user.role === "admin" ? "admin" : "user";
-  return { role, via: "cookie", session, expiresAt, identity: { userId: user.id, role, tokenId: null, readOnly: m[5] === "ro" } };
+  const role = m[2] === "admin" && user.role === "admin" ? "admin" : "user";
+  return { userId: user.id, role, tokenId: null, readOnly: m[3] === "ro" };
 }
 
 /**
@@ -151,6 +166,23 @@ export async function authenticate(request: Request, env: AuthEnv, allowCookie =
   }
   const access = await identifyAccess(env.DB, request, accessConfigFor(env));
   return access ? { role: access.role, via: "access", identity: access } : null;
+}
+
+/**
+ * What a 401 tells a caller, by what it sent: a per-user API token or a share link's token that
+ * did not authenticate is named as such (never called an "API key"); a session cookie that no
+ * longer works says to sign in again; anything else gets the family's own text (`fallback`,
+ * the Open Terminal family's being the reference's exact "Invalid API key").
+ */
+export function unauthorizedMessage(request: Request, fallback: string): string {
+  const token = bearerToken(request) ?? shareTokenFromProtocols(request);
+  if (token !== null) {
+    if (apiTokenId(token) !== null) return "Invalid, expired or revoked API token";
+    if (shareTokenId(token) !== null) return "Invalid, expired or revoked share link";
+    return fallback;
+  }
+  if (cookieValue(request, SESSION_COOKIE) !== null) return "Session expired or signed out: sign in again";
+  return fallback;
 }
 
 /** Methods that change nothing, so a cookie may authenticate them from anywhere (reads only). */

@@ -3,27 +3,63 @@
  * cookie authenticates only while its record exists and has not expired. Records hold the
  * SHA-256 of the cookie value, never the value. At most BROWSER_SESSIONS_MAX live at once; a
  * sign-in beyond that evicts the oldest. The table is made by edge/migrations/0002_browser_sessions.sql.
+ *
+ * A session signed in with a per-user API token records the token's id (migration 0008): it
+ * authenticates only while that token is live (not revoked, not expired), and revoking the
+ * token ends it ({@link endTokenSessions}), so a browser never outlives the credential it was
+ * signed in with.
  */
 
 /** Most browser sessions kept at once; the oldest is signed out to make room. */
 export const BROWSER_SESSIONS_MAX = 64;
 
-/** Records a new session (`digest`: SHA-256 hex of the cookie value; `expiresAt`: epoch ms). */
-export async function recordBrowserSession(db: D1Database, digest: string, expiresAt: number, now = Date.now()): Promise<void> {
+/**
+ * Records a new session (`digest`: SHA-256 hex of the cookie value; `expiresAt`: epoch ms;
+ * `tokenId`: the per-user API token it was signed in with, null for the API key; `subject`:
+ * the cookie's signed subject, `admin` or `user~<id>~<role>~<ro|rw>`).
+ */
+export async function recordBrowserSession(db: D1Database, digest: string, expiresAt: number, now = Date.now(), tokenId: string | null = null, subject = "admin"): Promise<void> {
   await db.batch([
     db.prepare("DELETE FROM browser_sessions WHERE expires_at <= ?").bind(now),
     // Keep the newest BROWSER_SESSIONS_MAX - 1, so with this one there are at most the max.
     db
       .prepare("DELETE FROM browser_sessions WHERE digest IN (SELECT digest FROM browser_sessions ORDER BY created_at DESC, digest LIMIT -1 OFFSET ?)")
       .bind(BROWSER_SESSIONS_MAX - 1),
-    db.prepare("INSERT OR REPLACE INTO browser_sessions (digest, expires_at, created_at) VALUES (?, ?, ?)").bind(digest, expiresAt, now),
+    db
+      .prepare("INSERT OR REPLACE INTO browser_sessions (digest, expires_at, created_at, token_id, subject) VALUES (?, ?, ?, ?, ?)")
+      .bind(digest, expiresAt, now, tokenId, subject),
   ]);
 }
 
-/** True while the session is recorded and unexpired. */
+/**
+ * True while the session is recorded and unexpired, and the token it was signed in with (if
+ * any) still exists unexpired. Checking the token here, not only deleting sessions on revoke,
+ * closes the race of a sign-in with a token being revoked at that moment.
+ */
 export async function browserSessionLive(db: D1Database, digest: string, now = Date.now()): Promise<boolean> {
-  const row = await db.prepare("SELECT expires_at FROM browser_sessions WHERE digest = ?").bind(digest).first<{ expires_at: number }>();
-  return row !== null && row.expires_at > now;
+  return (await liveSessionSubject(db, digest, now)) !== null;
+}
+
+/** The subject of a live session (see {@link browserSessionLive}); "" for a row that predates subjects; null when not live. */
+export async function liveSessionSubject(db: D1Database, digest: string, now = Date.now()): Promise<string | null> {
+  const row = await db
+    .prepare(
+      `SELECT b.subject FROM browser_sessions b WHERE b.digest = ?1 AND b.expires_at > ?2
+         AND (b.token_id IS NULL OR EXISTS (SELECT 1 FROM api_tokens t WHERE t.id = b.token_id AND t.expires_at > ?2))`,
+    )
+    .bind(digest, now)
+    .first<{ subject: string | null }>();
+  return row === null ? null : (row.subject ?? "");
+}
+
+/**
+ * Ends every browser session signed in with token `tokenId` (call once the token is revoked);
+ * answers their digests (at most {@link BROWSER_SESSIONS_MAX}), so their WebSockets can be closed.
+ */
+export async function endTokenSessions(db: D1Database, tokenId: string): Promise<string[]> {
+  const { results } = await db.prepare("SELECT digest FROM browser_sessions WHERE token_id = ? LIMIT ?").bind(tokenId, BROWSER_SESSIONS_MAX).all<{ digest: string }>();
+  await db.prepare("DELETE FROM browser_sessions WHERE token_id = ?").bind(tokenId).run();
+  return results.map((r) => r.digest);
 }
 
 /** Forgets a session: its cookie stops working at once. */

@@ -10,7 +10,7 @@
  * Off the mount the gate does nothing: each route's guard (family.ts) decides, and refuses a
  * user anything but the terminals list and their own browser session (403 ADMIN_ONLY).
  */
-import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { authenticate, sameOrigin, type Principal } from "./auth.ts";
 import { clientIp, recordAudit } from "./audit.ts";
 import { actorOf } from "./caller.ts";
 import type { Env } from "./env.ts";
@@ -68,6 +68,9 @@ const ANONYMOUS: Identity = Object.freeze({ userId: "", role: "user", tokenId: n
 // `public`; the WebSocket authenticates its first message).
 const PUBLIC_ON_MOUNT: readonly RegExp[] = [/^health$/, /^api\/config$/, /^openapi\.json$/, /^api\/terminals\/[^/]+$/];
 
+/** The public routes that are not a terminal's (a share link's bearer is anonymous on them). */
+const PUBLIC_INFO_ON_MOUNT: readonly RegExp[] = PUBLIC_ON_MOUNT.slice(0, 3);
+
 function decodedServerId(raw: string): string {
   try {
     return decodeURIComponent(raw);
@@ -101,9 +104,13 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     return request;
   }
   let principal = await authenticate(request, env);
-  // A cookie carries no authority across origins (auth.ts): such a change is the caller-less
-  // request's, which the route's guard refuses (403) unless the route is public.
-  if (principal?.via === "cookie" && needsSameOrigin(request) && !sameOrigin(request)) principal = null;
+  // A cookie carries no authority across origins (auth.ts). Under a server's mount every request
+  // has a side effect — it is audited, and a URL server's or a proxied app's GET may change
+  // state — so whatever the method it is the caller-less request's, which the route's guard
+  // refuses (403 ORIGIN_CHECK_FAILED, family.ts) unless the route is public; nothing is audited.
+  if (principal?.via === "cookie" && !sameOrigin(request)) principal = null;
+  // A share link reaches one terminal; on a public route it is ignored, as no credential is needed.
+  if (principal?.identity.share && request.method === "GET" && PUBLIC_INFO_ON_MOUNT.some((re) => re.test(mount[2]!))) principal = null;
   if (!principal) {
     // A non-public route: the route's guard answers 401 (before saying whether the server exists).
     if (request.method !== "GET" || !PUBLIC_ON_MOUNT.some((re) => re.test(mount[2]!))) return request;

@@ -37,7 +37,7 @@ export function asFamilyError(type: FamilyErrorType, error: unknown, where: stri
 
 /** Terminal session API (seed 002), and the admin/auth routes: `{statusCode, error, message, code}`. */
 export class SessionApiError extends FamilyError {
-  static readonly unauthorizedMessage = "Missing or invalid token: send Authorization: Bearer <api key>";
+  static readonly unauthorizedMessage = "Missing or invalid credentials: send Authorization: Bearer <API key or token>";
   override name = "SessionApiError";
   body(): Record<string, unknown> {
     return { statusCode: this.status, error: STATUS_TEXT[this.status] ?? "Error", message: this.message, code: this.code };
@@ -55,7 +55,7 @@ export class OpenTerminalError extends FamilyError {
 
 /** Open WebUI terminals API (seed 000): `{error, code}`. */
 export class TerminalsError extends FamilyError {
-  static readonly unauthorizedMessage = "Missing or invalid token: send Authorization: Bearer <api key>";
+  static readonly unauthorizedMessage = "Missing or invalid credentials: send Authorization: Bearer <API key or token>";
   override name = "TerminalsError";
   body(): Record<string, unknown> {
     return { error: this.message, code: this.code };

@@ -6,13 +6,13 @@
  *   api.route("POST", "/api/v1/terminal/create", "admin", handler, { json: true });
  *
  * Before a handler runs, its route's guard: authenticates the caller as its access level
- * demands (401 otherwise); refuses a cookie-authenticated state change or WebSocket upgrade that
- * does not come from the edge's own origin (403; any cookie-authenticated call, on a route with
- * `cookieSameOrigin: "always"`); refuses a JSON route's body sent as anything
+ * demands (401 otherwise); refuses a cookie-authenticated state change, WebSocket upgrade or GET
+ * with side effects (`sideEffects`) that does not come from the edge's own origin (403; any
+ * cookie-authenticated call, on a route with `cookieSameOrigin: "always"`); refuses a JSON route's body sent as anything
  * but JSON (415); and resolves the addressed server (the terminals family's 400/404).
  */
 import { Router, type IRequest, type RouterType } from "itty-router";
-import { authenticate, needsSameOrigin, sameOrigin, type Principal } from "./auth.ts";
+import { authenticate, needsSameOrigin, sameOrigin, unauthorizedMessage, type Principal } from "./auth.ts";
 import { gatedCall, type ProxiedRequest } from "./caller-gate.ts";
 import { readConfig, type Config, type Env } from "./env.ts";
 import { asFamilyError, type FamilyErrorType } from "./errors.ts";
@@ -52,6 +52,13 @@ export interface RouteOptions {
    * CORS, where a cross-origin page must authenticate with its bearer token).
    */
   cookieSameOrigin?: "unsafe" | "always";
+  /**
+   * For a GET that changes something on some requests (the session API's screenshot with
+   * `save`): true when this one does, so a cookie-authenticated call must come from the edge's
+   * own origin as a state change would (403 ORIGIN_CHECK_FAILED). Read from the request alone,
+   * before the handler runs; answer true when unsure.
+   */
+  sideEffects?: (request: Request) => boolean;
 }
 
 /** A request as a route's handler sees it: itty's, plus what the guard established. */
@@ -164,8 +171,9 @@ export class ApiFamily {
         // The gate (caller-gate.ts) already identified callers under a server's mount.
         const gated = gatedCall(request);
         routed.principal = gated ? gated.principal : await authenticate(request, env);
-        if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", this.errors.unauthorizedMessage);
-        const originMatters = options.cookieSameOrigin === "always" || needsSameOrigin(request);
+        if (access !== "public" && routed.principal === null) throw this.error(401, "UNAUTHORIZED", unauthorizedMessage(request, this.errors.unauthorizedMessage));
+        // Under a server's mount every call is audited (caller-gate.ts): a side effect, whatever the method.
+        const originMatters = options.cookieSameOrigin === "always" || mount.name === "server" || needsSameOrigin(request) || (options.sideEffects?.(request) ?? false);
         if (routed.principal?.via === "cookie" && originMatters && !sameOrigin(request)) {
           // A public route does not need the caller: it just does not see them.
           if (access === "public") routed.principal = null;

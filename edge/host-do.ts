@@ -364,6 +364,11 @@ export class HostDO extends DurableObject<Env> {
     return this.urlSockets.closeCredentialSockets(match, close);
   }
 
+  /** A grant, membership or server change: closes the relays of `users` (null: every user's) that lost their access; answers how many. */
+  async recheckSockets(users: string[] | null): Promise<number> {
+    return this.urlSockets.recheck(users);
+  }
+
   /** True while a WebSocket relayed here was opened with credential `id`. */
   async holdsCredential(id: string): Promise<boolean> {
     return this.urlSockets.credentials.holds(id);

@@ -288,7 +288,27 @@ export async function identityForToken(db: D1Database, token: string, now = Date
   if (row.last_used_at === null || now - row.last_used_at >= LAST_USED_RESOLUTION_MS) {
     await db.prepare("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").bind(now, id).run();
   }
+  return tokenIdentity(id, row);
+}
+
+function tokenIdentity(id: string, row: { user_id: string; role: Role; scopes: string; expires_at: number; user_role: Role }): Identity {
   // A token never outranks its user, even if the user was demoted after it was made.
   const effective: Role = row.role === "admin" && row.user_role === "admin" ? "admin" : "user";
   return { userId: row.user_id, role: effective, tokenId: id, readOnly: row.scopes.split(" ").includes("read-only"), expiresAt: row.expires_at };
+}
+
+/**
+ * The identity of the live token with public id `id` (not revoked, unexpired, its user enabled),
+ * or null: for re-checking what a socket opened with it may still do (live-sockets.ts). Never
+ * authenticates a request: that takes the whole token ({@link identityForToken}).
+ */
+export async function identityForTokenId(db: D1Database, id: string, now = Date.now()): Promise<Identity | null> {
+  const row = await db
+    .prepare(
+      `SELECT t.user_id, t.role, t.scopes, t.expires_at, u.role AS user_role
+       FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ? AND t.expires_at > ? AND u.disabled = 0`,
+    )
+    .bind(id, now)
+    .first<{ user_id: string; role: Role; scopes: string; expires_at: number; user_role: Role }>();
+  return row ? tokenIdentity(id, row) : null;
 }

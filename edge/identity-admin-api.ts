@@ -21,7 +21,9 @@ import type { ApiFamily, Method, RouteRequest } from "./family.ts";
 import { readJsonObject } from "./http.ts";
 import { setServerEnabled } from "./server-access.ts";
 import { setUrlServer } from "./url-servers.ts";
-import { closeCredentialSockets, CredentialClose } from "./live-sockets.ts";
+import { endTokenSessions } from "./browser-sessions.ts";
+import { closeCredentialSockets, CredentialClose, RECHECK_USERS_MAX, recheckSockets } from "./live-sockets.ts";
+import { closeServerShareSockets } from "./share-links.ts";
 import {
   addMember,
   createGroup,
@@ -58,6 +60,17 @@ function notFound(what: string, id: string): ApiError {
 
 type Handler = (r: RouteRequest, env: Env, actor: string) => Promise<Response>;
 
+/** The members of group `groupId` (at most RECHECK_USERS_MAX), whose sockets a change to the group's grants re-checks. */
+async function groupMembers(db: D1Database, groupId: string): Promise<string[]> {
+  const { results } = await db.prepare("SELECT user_id FROM memberships WHERE group_id = ? LIMIT ?").bind(groupId, RECHECK_USERS_MAX).all<{ user_id: string }>();
+  return results.map((r) => r.user_id);
+}
+
+/** The users a grant to `type`:`id` reaches: the user, or the group's members. */
+async function grantUsers(db: D1Database, type: string, id: string): Promise<string[]> {
+  return type === "user" ? [id] : type === "group" ? groupMembers(db, id) : [];
+}
+
 /**
  * Mounts the identity admin routes on the admin family, every one `admin` (admins only: the API
  * key, its browser session, or an admin user); the acting caller is audited as `actorOf`.
@@ -82,6 +95,8 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     await audit(r, env, actor, "user.update", `${user.id} role=${user.role} disabled=${user.disabled}`);
     // A disabled user's credentials stopped working: their open WebSockets close too.
     if (user.disabled) await closeCredentialSockets(env, { userId: user.id }, CredentialClose.USER_DISABLED);
+    // A user (no longer admin) keeps only the sockets their grants still allow.
+    else if (user.role === "user") await recheckSockets(env, { serverId: null, users: [user.id] });
     return Response.json(user);
   });
   route("DELETE", "/api/v1/admin/users/:id", async (r, env, actor) => {
@@ -100,8 +115,11 @@ export function mountIdentityAdmin(api: ApiFamily): void {
   });
   route("DELETE", "/api/v1/admin/groups/:id", async (r, env, actor) => {
     const id = param(r, "id");
+    const members = await groupMembers(env.DB, id);
     if (!(await deleteGroup(env.DB, id))) throw notFound("group", id);
     await audit(r, env, actor, "group.delete", id);
+    // Its members keep only the sockets their other grants allow.
+    await recheckSockets(env, { serverId: null, users: members });
     return Response.json({ status: "deleted", id });
   });
   route("PUT", "/api/v1/admin/groups/:id/members/:user", async (r, env, actor) => {
@@ -112,6 +130,7 @@ export function mountIdentityAdmin(api: ApiFamily): void {
   route("DELETE", "/api/v1/admin/groups/:id/members/:user", async (r, env, actor) => {
     if (!(await removeMember(env.DB, param(r, "id"), param(r, "user")))) throw new ApiError(404, "MEMBERSHIP_NOT_FOUND", "No such membership");
     await audit(r, env, actor, "group.member", `-${param(r, "user")} ${param(r, "id")}`);
+    await recheckSockets(env, { serverId: null, users: [param(r, "user")] });
     return Response.json({ status: "deleted" });
   });
 
@@ -119,6 +138,11 @@ export function mountIdentityAdmin(api: ApiFamily): void {
   route("PUT", "/api/v1/admin/grants", async (r, env, actor) => {
     const grant = await putGrant(env.DB, await readJsonObject(r));
     await audit(r, env, actor, "grant.put", `${grant.principal_type}:${grant.principal_id} ${grant.access}`, grant.server_id, grant.terminal_id || undefined);
+    // A grant lowered to `read`: writing sockets it alone allowed close.
+    if (grant.access === "read") {
+      const users = await grantUsers(env.DB, grant.principal_type, grant.principal_id);
+      await recheckSockets(env, { serverId: grant.server_id, ...(grant.terminal_id ? { terminalId: grant.terminal_id } : {}), users });
+    }
     return Response.json(grant);
   });
   route("DELETE", "/api/v1/admin/grants", async (r, env, actor) => {
@@ -131,7 +155,10 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     if (!Number.isInteger(key.terminal_id)) throw new ApiError(400, "INVALID_TERMINAL_ID", "terminal_id must be an integer");
     if (!(await deleteGrant(env.DB, key))) throw new ApiError(404, "GRANT_NOT_FOUND", "No such grant");
     await audit(r, env, actor, "grant.delete", `${key.principal_type}:${key.principal_id}`, key.server_id, key.terminal_id || undefined);
-    return Response.json({ status: "deleted" });
+    // Sockets opened under the grant close unless another grant still allows them.
+    const users = await grantUsers(env.DB, key.principal_type, key.principal_id);
+    const closed = await recheckSockets(env, { serverId: key.server_id, ...(key.terminal_id ? { terminalId: key.terminal_id } : {}), users });
+    return Response.json({ status: "deleted", closed_websockets: closed });
   });
 
   route("GET", "/api/v1/admin/tokens", async (r, env) => Response.json(await listTokens(env.DB, queryString(r, "user_id"))));
@@ -147,7 +174,11 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     if (!(await revokeToken(env.DB, id))) throw new ApiError(404, "TOKEN_NOT_FOUND", `No token '${id}'`);
     await audit(r, env, actor, "token.revoke", id);
     // Revoked first, so no socket joins behind this sweep (live-sockets.ts).
-    const closed = await closeCredentialSockets(env, { credential: `token:${id}` }, CredentialClose.TOKEN_REVOKED);
+    let closed = await closeCredentialSockets(env, { credential: `token:${id}` }, CredentialClose.TOKEN_REVOKED);
+    // Browsers signed in with the token end with it, and so do the WebSockets their cookies opened.
+    for (const digest of await endTokenSessions(env.DB, id)) {
+      closed += await closeCredentialSockets(env, { credential: `session:${digest}` }, CredentialClose.TOKEN_REVOKED);
+    }
     return Response.json({ status: "revoked", id, closed_websockets: closed });
   });
 
@@ -156,6 +187,11 @@ export function mountIdentityAdmin(api: ApiFamily): void {
     if (typeof body["enabled"] !== "boolean") throw new ApiError(400, "INVALID_PARAMETERS", "enabled must be true or false");
     const server = await setServerEnabled(env.DB, param(r, "id"), body["enabled"]);
     await audit(r, env, actor, "server.update", `enabled=${server.enabled}`, server.id);
+    // Disabled: users' and share links' open WebSockets on it close (the admin's stay).
+    if (!server.enabled) {
+      await recheckSockets(env, { serverId: server.id, users: null });
+      await closeServerShareSockets(env, server.id, "Terminal server disabled");
+    }
     return Response.json(server);
   });
 

@@ -18,12 +18,15 @@
  * (a redeploy drops every socket) is harmless: revoking calls a holder that closes nothing, and
  * the row goes when its credential expires or is revoked.
  */
-import type { Principal } from "./auth.ts";
-import { browserSessionLive } from "./browser-sessions.ts";
+import { sessionIdentity, type Principal } from "./auth.ts";
+import { browserSessionLive, liveSessionSubject } from "./browser-sessions.ts";
 import { hostStub, terminalStub } from "./addresses.ts";
 import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Env } from "./env.ts";
+import { identityForTokenId, type Identity } from "./identities.ts";
+import { accessFor } from "./identity-grants.ts";
 import { log } from "./log.ts";
+import { getAccessServer } from "./server-access.ts";
 
 /** Holders one credential may be recorded at (terminals it has sockets open on, at once). */
 export const LIVE_HOLDERS_PER_CREDENTIAL_MAX = 256;
@@ -50,6 +53,11 @@ export const CredentialClose = {
   SIGNED_OUT: { code: 4001, reason: "Signed out" },
   USER_DISABLED: { code: 4001, reason: "User disabled" },
   EXPIRED: { code: 4001, reason: "credential expired" },
+  // A grant change (recheckSockets): the proxy's own close codes and reasons for the same refusals.
+  SERVER_NOT_FOUND: { code: 4004, reason: "Terminal server not found" },
+  SERVER_DISABLED: { code: 4003, reason: "Terminal server disabled" },
+  ACCESS_DENIED: { code: 4003, reason: "Access denied" },
+  READ_ONLY: { code: 4003, reason: "Read-only access" },
 } as const;
 
 /** A close code and reason. */
@@ -93,6 +101,95 @@ export async function credentialLive(db: D1Database, cred: Credential, now = Dat
   return row !== null;
 }
 
+/**
+ * Who `cred` is now (not revoked, unexpired, its user enabled; the role it had at sign-in or
+ * creation, lowered to the user's current one), or null when that cannot be told: a dead
+ * credential (its revocation closes its sockets) or a session recorded before subjects were.
+ */
+export async function credentialIdentity(db: D1Database, cred: Credential, now = Date.now()): Promise<Identity | null> {
+  if (cred.expiresAt <= now) return null;
+  const colon = cred.id.indexOf(":");
+  const [kind, id] = [cred.id.slice(0, colon), cred.id.slice(colon + 1)];
+  if (kind === "token") return identityForTokenId(db, id, now);
+  if (kind !== "session") return null;
+  const subject = await liveSessionSubject(db, id, now);
+  return subject ? sessionIdentity(db, subject) : null;
+}
+
+/**
+ * Whether a socket opened with `cred` on server `serverId` (terminal `terminalId`, null for a
+ * URL server's relay, which is checked against the whole server) may stay open after a grant,
+ * membership or server change: null when it may, else how to close it — the server removed or disabled,
+ * no grant left (4003 as the proxy's checks refuse), or a writing socket now holding only `read`.
+ * Admins keep their sockets; a credential that is gone is left to its revocation.
+ */
+export async function recheckCredential(db: D1Database, cred: Credential, serverId: string, terminalId: number | null, writable: boolean, now = Date.now()): Promise<CloseInfo | null> {
+  const identity = await credentialIdentity(db, cred, now);
+  if (identity === null || identity.role === "admin") return null;
+  const server = await getAccessServer(db, serverId);
+  if (server === null) return CredentialClose.SERVER_NOT_FOUND;
+  if (!server.enabled) return CredentialClose.SERVER_DISABLED;
+  const access = await accessFor(db, identity, serverId, terminalId ?? undefined);
+  if (access === null) return CredentialClose.ACCESS_DENIED;
+  return writable && access !== "write" ? CredentialClose.READ_ONLY : null;
+}
+
+/**
+ * Which holders a grant-side change may affect: the sockets of `users` (null: every user's) on
+ * server `serverId` (one terminal when `terminalId` is set; null: every server of theirs).
+ */
+export interface RecheckScope {
+  serverId: string | null;
+  terminalId?: number;
+  users: readonly string[] | null;
+}
+
+/** Most users one re-check names (a group's members). */
+export const RECHECK_USERS_MAX = 1_000;
+
+/**
+ * After a grant was removed or lowered, a membership removed, a group deleted or a server
+ * disabled: asks every holder recorded for `scope` (at most {@link REVOKE_FANOUT_MAX}) to
+ * re-check its users' sockets ({@link recheckCredential}) and close those that lost their
+ * access; answers how many closed. Call after the change is written, so new sockets are refused
+ * by the proxy's checks and the sweep sees the new state.
+ */
+export async function recheckSockets(env: Pick<Env, "DB" | "HOST" | "TERMINAL">, scope: RecheckScope): Promise<number> {
+  const db = env.DB;
+  if (scope.users !== null && scope.users.length === 0) return 0;
+  const where: string[] = [];
+  const binds: unknown[] = [];
+  if (scope.users !== null) {
+    where.push("user_id IN (SELECT value FROM json_each(?))");
+    binds.push(JSON.stringify(scope.users.slice(0, RECHECK_USERS_MAX)));
+  } else where.push("user_id != ''");
+  if (scope.serverId !== null) {
+    if (scope.terminalId) {
+      where.push("holder = ?");
+      binds.push(terminalHolder(scope.serverId, scope.terminalId));
+    } else {
+      where.push("(holder = ? OR substr(holder, 1, ?) = ?)");
+      const prefix = `terminal:${scope.serverId}:`;
+      binds.push(hostHolder(scope.serverId), prefix.length, prefix);
+    }
+  }
+  const { results } = await db
+    .prepare(`SELECT DISTINCT holder FROM live_sockets WHERE ${where.join(" AND ")} LIMIT ?`)
+    .bind(...binds, REVOKE_FANOUT_MAX)
+    .all<{ holder: string }>();
+  const closed = await Promise.all(
+    results.map(async ({ holder }) => {
+      try {
+        return (await holderStub(env, holder)?.recheckSockets(scope.users === null ? null : [...scope.users])) ?? 0;
+      } catch (error) {
+        log("error", "recheck.holder_failed", "a holder could not re-check its sockets after a grant change", { holder, error });
+        return 0;
+      }
+    }),
+  );
+  return closed.reduce((a, b) => a + b, 0);
+}
+
 /** A holder's address in `live_sockets`: a TerminalDO or a HostDO. */
 export function terminalHolder(serverId: string, terminalId: number): string {
   return `terminal:${serverId}:${terminalId}`;
@@ -104,6 +201,7 @@ export function hostHolder(serverId: string): string {
 /** What every holder answers to. */
 interface HolderStub {
   closeCredentialSockets(match: CredentialMatch, close: CloseInfo): Promise<number>;
+  recheckSockets(users: string[] | null): Promise<number>;
   holdsCredential(id: string): Promise<boolean>;
 }
 
@@ -191,6 +289,8 @@ export async function closeCredentialSockets(env: Pick<Env, "DB" | "HOST" | "TER
 export interface HeldSocket {
   ws: WebSocket;
   cred: Credential;
+  /** It may write (type, resize): a grant lowered to `read` closes it. */
+  writable: boolean;
 }
 
 /** What {@link HeldCredentials} needs from the Durable Object that holds the sockets. */
@@ -238,6 +338,30 @@ export class HeldCredentials {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Re-checks the sockets of `users` (null: every user's) on this holder's server (`terminalId`:
+   * this terminal; null for a URL server's relays) after a grant-side change, closing those that
+   * lost their access ({@link recheckCredential}); answers how many closed. One look-up per
+   * credential, however many sockets it has here.
+   */
+  async recheck(users: readonly string[] | null, serverId: string, terminalId: number | null): Promise<number> {
+    const wanted = users === null ? null : new Set(users);
+    const verdicts = new Map<string, Promise<CloseInfo | null>>();
+    let closed = 0;
+    for (const { ws, cred, writable } of this.host.held()) {
+      if (cred.userId === "" || (wanted !== null && !wanted.has(cred.userId))) continue;
+      const key = `${cred.id}|${writable}`;
+      if (!verdicts.has(key)) verdicts.set(key, recheckCredential(this.host.env.DB, cred, serverId, terminalId, writable));
+      const close = await verdicts.get(key)!;
+      if (close === null || ws.readyState !== WebSocket.OPEN) continue;
+      this.host.close(ws, close);
+      closed++;
+    }
+    // Rows of credentials left with no socket here go as each socket's close is handled (released).
+    if (closed > 0) await this.rearm();
+    return closed;
   }
 
   holds(id: string): boolean {

@@ -26,6 +26,12 @@ import { unwrap } from "./errors.ts";
 import { mayReach, type ApiFamily, type RouteRequest } from "./family.ts";
 import { first, intParam } from "./http.ts";
 
+/** True when a screenshot request asks to be saved on the host (`save`, default true; a malformed value counts as yes). */
+function screenshotSaves(request: Request): boolean {
+  const save = new URL(request.url).searchParams.get("save");
+  return save !== "false" && save !== "0";
+}
+
 /** The raw endpoint's terminal when none is named (the seed's default). */
 export const RAW_DEFAULT_TERMINAL_ID = 1;
 
@@ -119,7 +125,8 @@ export function mountScreenApi(api: ApiFamily): void {
   });
 
   // `save` (default true) writes the image to the host's disk: only for callers with `write`
-  // access; a read-only caller's screenshot is never saved.
+  // access; a read-only caller's screenshot is never saved. Saving is a side effect, so a
+  // cookie-authenticated save must come from the edge's own origin (family.ts `sideEffects`).
   api.route("GET", "/api/v1/terminal/screenshot", "read", async (request, env) => {
     const { serverId } = request.scope;
     const terminalId = requireTerminalId(query(request, "terminal_id"));
@@ -143,5 +150,5 @@ export function mountScreenApi(api: ApiFamily): void {
     if (result.path) headers.set("X-Screenshot-Path", result.path);
     if (result.width && result.height) headers.set("X-Screenshot-Size", `${result.width}x${result.height}`);
     return new Response(decodeBody(result), { headers });
-  });
+  }, { sideEffects: screenshotSaves });
 }

@@ -13,6 +13,8 @@
 import { ApiError } from "../shared/errors.ts";
 import { isServerId } from "../shared/validation.ts";
 import { randomToken, safeEqual, sha256Hex } from "./auth.ts";
+import { terminalStub } from "./addresses.ts";
+import type { Env } from "./env.ts";
 import type { Identity } from "./identities.ts";
 
 /** Prefix of every share token, so leaked ones are easy to recognise. */
@@ -112,6 +114,22 @@ export async function revokeShareLink(db: D1Database, serverId: string, terminal
 /** Removes every link to a terminal whose session ended (terminal-do.ts): a new session under the same id is another screen. */
 export async function endShareLinks(db: D1Database, serverId: string, terminalId: number): Promise<void> {
   await db.prepare("DELETE FROM share_links WHERE server_id = ? AND terminal_id = ?").bind(serverId, terminalId).run();
+}
+
+/** Most share links of one server whose sockets a server's disabling closes (20 per terminal). */
+export const SERVER_SHARES_CLOSE_MAX = 1_000;
+
+/**
+ * Closes the open WebSockets of every live share link to a terminal of `serverId` (the server
+ * was disabled: the proxy's check 2 now refuses the links, and their sockets end too); answers
+ * how many closed. The links stay, and work again if the server is enabled again.
+ */
+export async function closeServerShareSockets(env: Pick<Env, "DB" | "TERMINAL">, serverId: string, reason: string, now = Date.now()): Promise<number> {
+  const { results } = await env.DB.prepare("SELECT id, terminal_id FROM share_links WHERE server_id = ? AND expires_at > ? LIMIT ?")
+    .bind(serverId, now, SERVER_SHARES_CLOSE_MAX)
+    .all<{ id: string; terminal_id: number }>();
+  const closed = await Promise.all(results.map((r) => terminalStub(env, serverId, r.terminal_id).closeCredential(`share:${r.id}`, reason).catch(() => 0)));
+  return closed.reduce((a, b) => a + b, 0);
 }
 
 /**

@@ -148,7 +148,7 @@ export class ClientCredentials {
     const out: HeldSocket[] = [];
     for (const [ws, a] of this.clientSockets()) {
       if (typeof a.credential !== "string" || a.credential.startsWith("share:")) continue;
-      out.push({ ws, cred: { id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER } });
+      out.push({ ws, cred: { id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER }, writable: a.readonly !== true });
     }
     return out;
   }
@@ -165,6 +165,16 @@ export class ClientCredentials {
   /** Closes the clients whose user's token or browser session `match` covers (a revocation); answers how many. */
   async closeMatching(match: CredentialMatch, close: CloseInfo): Promise<number> {
     const closed = this.held.close(match, close);
+    await this.armExpiry();
+    return closed;
+  }
+
+  /**
+   * After a grant-side change: closes the clients of `users` (null: every user's) that may no
+   * longer be here, or no longer write (live-sockets.ts recheckCredential); answers how many.
+   */
+  async recheck(users: readonly string[] | null, serverId: string, terminalId: number): Promise<number> {
+    const closed = await this.held.recheck(users, serverId, terminalId);
     await this.armExpiry();
     return closed;
   }

@@ -183,8 +183,14 @@ export function terminalSessionApi(): ApiFamily {
   mountScreenApi(api);
   mountShareLinks(api);
 
-  api.route("ALL", "/api/v1/terminal/*", "write", (request) => {
+  const noRoute = (request: Request): never => {
     throw new SessionApiError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
-  });
+  };
+  api.route("ALL", "/api/v1/terminal/*", "write", noRoute);
+  // The rest of `/api/v1/` is this family's namespace too (Open Terminal has no `/api/v1/`
+  // routes): under a server's mount after the caller's checks, at the top level for anyone
+  // (what is not routed is no secret) — but not the terminals API's own `/api/v1/terminals/…`.
+  api.route("ALL", "/api/v1/*", "write", noRoute, { mounts: ["server"] });
+  api.route("ALL", "/api/v1/*", "public", (request) => (/^\/api\/v1\/terminals(\/|$)/.test(new URL(request.url).pathname) ? undefined : noRoute(request)), { mounts: ["root"] });
   return api;
 }

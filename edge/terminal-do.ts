@@ -255,6 +255,15 @@ export class TerminalDO extends DurableObject<Env> {
     return this.credentials.closeMatching(match, close);
   }
 
+  /**
+   * A grant, membership or server change: closes the clients of `users` (null: every user's)
+   * that lost their access to this terminal, or their `write` on it; answers how many.
+   */
+  async recheckSockets(users: string[] | null): Promise<number> {
+    const terminalId = this.meta?.terminal_id ?? parseTerminalName(this.ctx.id.name ?? "")?.terminalId ?? 0;
+    return this.credentials.recheck(users, this.serverId, terminalId);
+  }
+
   /** True while a client of this terminal authenticated with credential `id`. */
   async holdsCredential(id: string): Promise<boolean> {
     return this.credentials.holds(id);

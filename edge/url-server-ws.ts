@@ -94,7 +94,7 @@ export class UrlServerSockets {
     this.credentials = new HeldCredentials({
       env,
       holder: () => hostHolder(this.serverId()),
-      held: () => [...this.relays].filter((r): r is Relay & { cred: Credential } => r.cred !== null).map((r): HeldSocket => ({ ws: r.client, cred: r.cred })),
+      held: () => [...this.relays].filter((r): r is Relay & { cred: Credential } => r.cred !== null).map((r): HeldSocket => ({ ws: r.client, cred: r.cred, writable: true })),
       close: (ws, close) => this.end(ws, close),
       armExpiry: async (at) => {
         if (this.expiryTimer) clearTimeout(this.expiryTimer);
@@ -150,6 +150,11 @@ export class UrlServerSockets {
       },
     );
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** Closes the relays of `users` (null: all) that lost their access to this server (live-sockets.ts); every relay writes. */
+  recheck(users: readonly string[] | null): Promise<number> {
+    return this.credentials.recheck(users, this.serverId(), null);
   }
 
   /** Closes the relays whose credential `match` covers (live-sockets.ts). */

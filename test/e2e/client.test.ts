@@ -235,7 +235,7 @@ describe("admin and users", () => {
 
     expect(await et.admin.tokens.revoke(token.id)).toEqual({ status: "revoked", id: token.id, closed_websockets: 0 });
     expect(await refusal(carol.servers.list())).toMatchObject({ status: 401, family: "terminals" });
-    expect(await et.admin.grants.delete({ server_id: "local", principal_type: "group", principal_id: "ops" })).toEqual({ status: "deleted" });
+    expect(await et.admin.grants.delete({ server_id: "local", principal_type: "group", principal_id: "ops" })).toEqual({ status: "deleted", closed_websockets: 0 });
     expect(await et.admin.users.delete("carol")).toEqual({ status: "deleted", id: "carol" });
   });
 

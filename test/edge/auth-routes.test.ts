@@ -86,10 +86,17 @@ describe("a session cookie from another origin", () => {
     }
   });
 
-  it("still reads: a GET changes nothing, and the browser keeps the answer from the other site", async () => {
+  it("still reads at the top level: a GET changes nothing, and the browser keeps the answer from the other site", async () => {
+    const cookie = await signIn();
+    const res = await withCookie(cookie, "/api/v1/admin/servers", { headers: { Origin: EVIL } });
+    expect(res.status).toBe(200);
+  });
+
+  it("reads nothing under a server's mount, where every request is audited", async () => {
     const cookie = await signIn();
     const res = await withCookie(cookie, `${PREFIX}/api/v1/terminal/sessions`, { headers: { Origin: EVIL } });
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: "ORIGIN_CHECK_FAILED" });
   });
 });
 

@@ -121,7 +121,8 @@ function expectedShapes(pathname: string): Shape[] {
   if (!scoped && /^\/api\/v1\/terminals\/?$/.test(pathname)) return ["terminals"];
   if (!scoped && rest.startsWith("/agent/")) return ["agent"];
   if (!scoped && (rest.startsWith("/api/v1/auth/") || rest.startsWith("/api/v1/admin/"))) return ["session"];
-  if (rest.startsWith("/api/v1/terminal/")) return [...outer, "session"];
+  // `/api/v1/` is the session API's namespace (Open Terminal has none there).
+  if (rest.startsWith("/api/v1/")) return [...outer, "session"];
   // The reference's terminal routes answer `{error}` for sessions, FastAPI's `{detail}` otherwise.
   if (rest === "/api/terminals" || rest.startsWith("/api/terminals/")) return [...outer, "open-terminal", "terminals"];
   if (scoped || rest.startsWith("/api/") || rest.startsWith("/execute") || rest.startsWith("/files/") || rest === "/openapi.json" || rest === "/health" || rest === "/api/config") {

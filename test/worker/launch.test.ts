@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import * as pty from "node-pty";
 import { describe, expect, it } from "vitest";
-import { PROCESS_TAG_ENV, agentIdentity, closerCommand, inheritableDescriptors, launchCommand, parseProcessTag, processTag } from "../../worker/agent/launch.ts";
+import { AGENT_SECRET_ENV, PROCESS_TAG_ENV, agentIdentity, closerCommand, inheritableDescriptors, launchCommand, parseProcessTag, processTag } from "../../worker/agent/launch.ts";
 import { readProcessTag } from "../../worker/agent/process-reaper.ts";
 
 /** Runs a command through the descriptor closer with pipes left open at descriptors 3-19, as a leaky parent would. */
@@ -87,6 +87,12 @@ describe("launchCommand", () => {
     const env = { PATH: "/usr/bin:/bin", [PROCESS_TAG_ENV]: "forged", "BASH_FUNC_exec%%": "() { echo hijacked; }", BASH_ENV: "/dev/null" };
     const out = runLeaky(`echo "tag=$${PROCESS_TAG_ENV}"`, env, "0123456789abcdef.1-2.t5");
     expect(out).toBe("tag=0123456789abcdef.1-2.t5\n");
+  });
+
+  it("never passes the agent's token variable to a child, whoever put it in the env", () => {
+    const env = { PATH: "/usr/bin:/bin", [AGENT_SECRET_ENV]: "agent-secret" };
+    expect(runLeaky(`echo "token=[$\{${AGENT_SECRET_ENV}-unset}]"`, env, null)).toBe("token=[unset]\n");
+    expect(launchCommand("/bin/true", [], env, "0123456789abcdef.1-2.t5").env).not.toHaveProperty(AGENT_SECRET_ENV);
   });
 
   it("builds tags the reaper parses back, and reads them from /proc", async () => {

@@ -300,9 +300,13 @@ export function closerCommand(file: string, args: readonly string[], env: Record
   return wrappedCommand(descriptorCloser(), file, args, withTag(env, tag));
 }
 
-/** `env` with the owner's tag set last (or removed, for `null`). */
+/** The agent's own token variable: no child ever starts with it, whoever asked for it. */
+export const AGENT_SECRET_ENV = "EDGETTY_AGENT_TOKEN";
+
+/** `env` with the owner's tag set last (or removed, for `null`), never the agent's token variable. */
 function withTag(env: Record<string, string>, tag: string | null): Record<string, string> {
   const tagged: Record<string, string> = { ...env };
+  delete tagged[AGENT_SECRET_ENV];
   delete tagged[PROCESS_TAG_ENV];
   if (tag !== null) tagged[PROCESS_TAG_ENV] = tag;
   return tagged;

@@ -207,7 +207,9 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
       }
       case "grant remove": {
         const q = new URLSearchParams({ server_id: need(v.server, "--server"), terminal_id: v.terminal ?? "0", ...principal() });
-        show(await call("DELETE", `/api/v1/admin/grants?${q}`), () => "removed grant");
+        const removed = (await call("DELETE", `/api/v1/admin/grants?${q}`)) as { closed_websockets?: number };
+        const closed = removed.closed_websockets ?? 0;
+        show(removed, () => `removed grant${closed > 0 ? ` (closed ${closed} open WebSocket${closed === 1 ? "" : "s"})` : ""}`);
         return 0;
       }
       case "token create": {

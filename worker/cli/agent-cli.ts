@@ -14,7 +14,11 @@ import { closeInheritedDescriptors } from "../agent/launch.ts";
 import { createAgentLogger, type LogFormat } from "../agent/log.ts";
 import type { HelperProgram } from "../agent/files/user-files.ts";
 import { isUserPrefix, type MultiUserOptions } from "../agent/os-users.ts";
+import { hideArgument, scrubEnvironValue } from "../agent/secret-scrub.ts";
 import { installAgentService, uninstallAgentService, type ServiceProgram } from "./agent-service.ts";
+
+/** The environment variable an agent token may come from (scrubbed once read). */
+export const AGENT_TOKEN_ENV = "EDGETTY_AGENT_TOKEN";
 
 /** Longest agent token read from a file, in bytes. */
 export const TOKEN_FILE_MAX_BYTES = 4096;
@@ -142,8 +146,19 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   });
   const edge = checkEdgeUrl(values.edge ?? process.env.EDGETTY_EDGE ?? "");
   const server = checkServer(values.server ?? process.env.EDGETTY_SERVER);
-  const token = values["token-file"] ? readTokenFile(values["token-file"]) : (values.token ?? process.env.EDGETTY_AGENT_TOKEN);
+  const fromEnv = process.env[AGENT_TOKEN_ENV];
+  const token = values["token-file"] ? readTokenFile(values["token-file"]) : (values.token ?? fromEnv);
   if (!token) throw new UsageError("the agent needs --token-file F, --token T or EDGETTY_AGENT_TOKEN");
+  // Out of process.env (so no child inherits it) and out of /proc/<pid>/environ and cmdline.
+  let scrubFailure: string | null = null;
+  if (fromEnv !== undefined) {
+    try {
+      scrubEnvironValue(AGENT_TOKEN_ENV);
+    } catch (error) {
+      scrubFailure = `could not scrub ${AGENT_TOKEN_ENV} from /proc/${process.pid}/environ (${(error as Error).message}): it stays readable there by this user and root; prefer --token-file`;
+    }
+  }
+  if (values.token !== undefined) hideArgument(values.token);
   const format = values["log-format"] ?? process.env.EDGETTY_LOG_FORMAT ?? "text";
   if (format !== "text" && format !== "json") throw new UsageError(`--log-format must be text or json, not "${format}"`);
   let settings;
@@ -156,6 +171,7 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const log = createAgentLogger({ format: format as LogFormat, server, secrets: [token] });
   log(`edgetty agent ${AGENT_VERSION} starting (node ${process.version}, pid ${process.pid})`, "info");
+  if (scrubFailure !== null) log(scrubFailure, "warn");
   // What this process inherited without close-on-exec would pass to every child (launch.ts).
   const closed = closeInheritedDescriptors();
   if (closed.length > 0) log(`closed ${closed.length} inherited descriptor(s) without close-on-exec: ${closed.join(", ")}`, "info");

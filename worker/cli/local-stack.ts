@@ -224,13 +224,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     );
 
   const startAgent = async () => {
+    // The token goes by a 0600 file, never the agent's environment or command line (docs/security.md).
+    const tokenFile = join(stateDir, "agent.token");
+    writeFileSync(tokenFile, secrets.agentToken + "\n", { mode: 0o600 });
+    const { EDGETTY_AGENT_TOKEN: _inherited, ...env } = { ...process.env, ...options.agentEnv };
     const child = await GuardedProcess.start({
       command: process.execPath,
       // The flag the bin's shebang carries (a small young generation: flat memory under floods).
-      args: ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--data-dir", join(stateDir, "agent")],
+      args: ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--token-file", tokenFile, "--data-dir", join(stateDir, "agent")],
       cwd: process.cwd(),
       output: agentLog ? "pipe" : "inherit",
-      env: { ...process.env, ...options.agentEnv, EDGETTY_AGENT_TOKEN: secrets.agentToken },
+      env,
     });
     agent = child;
     if (agentLog) for (const stream of child.output) agentLog.follow(stream);
