@@ -26,6 +26,7 @@ import type { Env } from "./env.ts";
 import { identityForTokenId, type Identity } from "./identities.ts";
 import { accessFor } from "./identity-grants.ts";
 import { log } from "./log.ts";
+import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import { getAccessServer } from "./server-access.ts";
 
 /** Holders one credential may be recorded at (terminals it has sockets open on, at once). */
@@ -54,10 +55,10 @@ export const CredentialClose = {
   USER_DISABLED: { code: 4001, reason: "User disabled" },
   EXPIRED: { code: 4001, reason: "credential expired" },
   // A grant change (recheckSockets): the proxy's own close codes and reasons for the same refusals.
-  SERVER_NOT_FOUND: { code: 4004, reason: "Terminal server not found" },
-  SERVER_DISABLED: { code: 4003, reason: "Terminal server disabled" },
-  ACCESS_DENIED: { code: 4003, reason: "Access denied" },
-  READ_ONLY: { code: 4003, reason: "Read-only access" },
+  SERVER_NOT_FOUND: refusalClose(ProxyRefusals.SERVER_NOT_FOUND),
+  SERVER_DISABLED: refusalClose(ProxyRefusals.SERVER_DISABLED),
+  ACCESS_DENIED: refusalClose(ProxyRefusals.ACCESS_DENIED),
+  READ_ONLY: refusalClose(ProxyRefusals.READ_ONLY),
 } as const;
 
 /** A close code and reason. */

@@ -64,7 +64,26 @@ export function refusalResponse(refusal: ProxyRefusal): Response {
   return Response.json({ error: refusal.error, code: refusal.code }, { status: refusal.status });
 }
 
-function refuse(status: ProxyRefusal["status"], closeCode: ProxyRefusal["closeCode"], code: string, error: string): ProxyRefusal {
+/**
+ * The refusals of the contract's checks (reference §2.4): HTTP status, WebSocket close code,
+ * stable code and `{"error"}` text. One table, so a socket closed later for the same reason
+ * (live-sockets.ts, after a grant or server change) says exactly what its HTTP refusal would.
+ */
+export const ProxyRefusals = {
+  SERVER_NOT_FOUND: refusal(404, 4004, "SERVER_NOT_FOUND", "Terminal server not found"),
+  SERVER_DISABLED: refusal(403, 4003, "SERVER_DISABLED", "Terminal server disabled"),
+  ACCESS_DENIED: refusal(403, 4003, "ACCESS_DENIED", "Access denied"),
+  SERVER_UNREACHABLE: refusal(503, 4003, "SERVER_UNREACHABLE", "Terminal server not reachable"),
+  INVALID_PATH: refusal(400, 4400, "INVALID_PATH", "Invalid path"),
+  READ_ONLY: refusal(403, 4003, "READ_ONLY", "Read-only access"),
+} as const;
+
+/** A refusal's WebSocket close code and reason. */
+export function refusalClose(r: ProxyRefusal): { code: number; reason: string } {
+  return { code: r.closeCode, reason: r.error };
+}
+
+function refusal(status: ProxyRefusal["status"], closeCode: ProxyRefusal["closeCode"], code: string, error: string): ProxyRefusal {
   return { ok: false, status, closeCode, code, error };
 }
 
@@ -78,21 +97,21 @@ export async function checkProxyRequest<S extends ProxyServer>(
   search = "",
 ): Promise<ProxyPass<S> | ProxyRefusal> {
   const server = await lookups.server(serverId);
-  if (!server) return refuse(404, 4004, "SERVER_NOT_FOUND", "Terminal server not found");
-  if (!server.enabled) return refuse(403, 4003, "SERVER_DISABLED", "Terminal server disabled");
+  if (!server) return ProxyRefusals.SERVER_NOT_FOUND;
+  if (!server.enabled) return ProxyRefusals.SERVER_DISABLED;
   const whole = await lookups.access(server);
   const terminals = whole !== "write" && lookups.terminals ? await lookups.terminals(server) : NO_TERMINALS;
-  if (!whole && terminals.size === 0) return refuse(403, 4003, "ACCESS_DENIED", "Access denied");
-  if (!(await lookups.reachable(server))) return refuse(503, 4003, "SERVER_UNREACHABLE", "Terminal server not reachable");
+  if (!whole && terminals.size === 0) return ProxyRefusals.ACCESS_DENIED;
+  if (!(await lookups.reachable(server))) return ProxyRefusals.SERVER_UNREACHABLE;
   const path = sanitizeTerminalPath(rawPath);
-  if (path === null) return refuse(400, 4400, "INVALID_PATH", "Invalid path");
+  if (path === null) return ProxyRefusals.INVALID_PATH;
   const terminal = addressedTerminal(path, search);
   const one = terminal === null ? null : (terminals.get(terminal) ?? null);
   let access: Access | null = whole === "write" || one === "write" ? "write" : (whole ?? one);
   // Without a server-wide grant, the session list is shown (filtered to the granted terminals).
   if (access === null && LISTING_RE.test(path) && SAFE_METHODS.has(method.toUpperCase())) access = "read";
-  if (!access) return refuse(403, 4003, "ACCESS_DENIED", "Access denied");
-  if (requiredAccess(method, path) === "write" && access !== "write") return refuse(403, 4003, "READ_ONLY", "Read-only access");
+  if (!access) return ProxyRefusals.ACCESS_DENIED;
+  if (requiredAccess(method, path) === "write" && access !== "write") return ProxyRefusals.READ_ONLY;
   return { ok: true, server, path, access, terminals: whole ? null : new Set(terminals.keys()), serverAccess: whole ?? null };
 }
 

@@ -29,6 +29,7 @@
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
 import type { CloseInfo, Credential } from "./live-sockets.ts";
+import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
 import type { RawOwned, RawProxy } from "./terminal-ws-auth.ts";
 import { firstMessageToken } from "./ws-proxy.ts";
@@ -42,7 +43,7 @@ export const NO_SESSION_TERMINAL_ID = 0;
 /** Messages a raw client may send while its auth is being checked; more close it. */
 export const RAW_PREAUTH_QUEUE_MAX = 64;
 /** Close code when the token is valid but holds no grant on this terminal (as the terminals proxy's 4003). */
-const ACCESS_DENIED = { code: 4003, reason: "Access denied" };
+const ACCESS_DENIED = refusalClose(ProxyRefusals.ACCESS_DENIED);
 /** Close code when a session already has as many clients as it may (the reference's "already connected"). */
 const TOO_MANY_CLIENTS = { code: TerminalWsClose.ALREADY_CONNECTED.code, reason: "Too many clients on this session" };
 

@@ -15,6 +15,7 @@ import { clientIp } from "./audit.ts";
 import type { Env } from "./env.ts";
 import { admissionClose, hostHolder, HeldCredentials, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { log } from "./log.ts";
+import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import { forwardedUserId, urlServerUpstream } from "./url-servers.ts";
 import { authorizeProxySocket, awaitFirstMessage, ProxyWsClose } from "./ws-proxy.ts";
 
@@ -132,7 +133,7 @@ export class UrlServerSockets {
         const verdict = await authorizeProxySocket(this.env, token, this.serverId(), session, ip);
         if (!verdict.ok) return verdict;
         // The relay cannot keep a foreign server's terminal read-only: a `read` grant does not attach.
-        if (verdict.access !== "write") return { ok: false, close: { code: 4003, reason: "Read-only access" } };
+        if (verdict.access !== "write") return { ok: false, close: refusalClose(ProxyRefusals.READ_ONLY) };
         if (verdict.cred) {
           const admission = await this.credentials.admit(verdict.cred);
           if (admission !== "held") return { ok: false, close: admissionClose(admission) };

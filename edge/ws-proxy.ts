@@ -24,7 +24,7 @@ import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import type { Identity } from "./identities.ts";
 import { credentialOf, type CloseInfo, type Credential } from "./live-sockets.ts";
-import { checkProxyRequest } from "./proxy-checks.ts";
+import { checkProxyRequest, ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import { getAccessServer, proxyLookups, type AccessServer } from "./server-access.ts";
 
 /** Close codes and reasons of the proxy WebSocket's first-message auth (reference §2.4). */
@@ -32,7 +32,7 @@ export const ProxyWsClose = {
   EXPECTED_AUTH: { code: 4001, reason: "Expected auth message" },
   INVALID_TOKEN: { code: 4001, reason: "Invalid token" },
   AUTH_TIMEOUT: { code: 4001, reason: "Auth timeout or invalid payload" },
-  SERVER_NOT_FOUND: { code: 4004, reason: "Terminal server not found" },
+  SERVER_NOT_FOUND: refusalClose(ProxyRefusals.SERVER_NOT_FOUND),
   URL_NOT_CONFIGURED: { code: 4003, reason: "Terminal server URL not configured" },
 } as const;
 
