@@ -18,6 +18,7 @@ import {
 import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/links/data.ts";
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
+import { RepaintReuse } from "./repaint-reuse.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -32,15 +33,6 @@ export const CATCH_UP_MAX_BYTES = 256 << 10; // 256 KiB
  */
 export const ACK_EVERY_BYTES = 512 << 10; // 512 KiB
 export const ACK_AT_ONCE_BELOW_BYTES = 64 << 10; // 64 KiB
-
-/**
- * A joiner is repainted from the last snapshot, without asking the agent, while at most this much
- * output has followed it (sent after the repaint, from the ring), in bytes: joins to a quiet or
- * slow terminal then cost the agent nothing and wait for nothing.
- */
-export const REPAINT_REUSE_REPLAY_MAX_BYTES = 256 << 10; // 256 KiB
-/** A snapshot larger than this is not kept for reuse, in bytes. */
-export const REPAINT_REUSE_MAX_BYTES = 1 << 20; // 1 MiB
 
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
@@ -94,15 +86,8 @@ export class TerminalHub {
   private readonly ring = new OutputRing();
   private snapshotSeq = 0;
   private snapshotInFlight: number | null = null;
-  /**
-   * The last snapshot (a client OUTPUT frame) and the output offset it covers, kept for joiners
-   * that follow it closely (REPAINT_REUSE_REPLAY_MAX_BYTES). A resize changes the screen without
-   * output, so it drops the snapshot, and `sizeEpoch` keeps one asked for before a resize from
-   * being kept.
-   */
-  private reusable: { frame: Uint8Array; offset: number } | null = null;
-  private sizeEpoch = 0;
-  private snapshotEpoch = 0;
+  /** The last repaint, for joiners that follow it closely (repaint-reuse.ts). */
+  private readonly lastRepaint = new RepaintReuse();
 
   constructor(private readonly host: HubHost) {}
 
@@ -117,7 +102,7 @@ export class TerminalHub {
     this.agent = sink;
     this.acked = -Infinity;
     this.snapshotInFlight = null;
-    this.reusable = null;
+    this.lastRepaint.drop();
     this.ring.unpin();
     // A link found after a wake-up has said HELLO long ago: it may stream right away.
     if (known) this.requestSnapshotIfNeeded();
@@ -127,7 +112,7 @@ export class TerminalHub {
     if (this.agent !== sink) return;
     this.agent = null;
     this.snapshotInFlight = null;
-    this.reusable = null;
+    this.lastRepaint.drop();
     this.ring.unpin();
     this.broadcast({ t: "error", error: { code: "AGENT_OFFLINE", message: "The host's agent is offline; output resumes when it reconnects" } });
   }
@@ -165,7 +150,7 @@ export class TerminalHub {
         this.host.onHistory?.(f.record);
         break;
       case "size":
-        this.sizeChanged();
+        this.lastRepaint.sizeChanged();
         this.host.onSize?.(f.size);
         break;
       case "exit":
@@ -208,7 +193,7 @@ export class TerminalHub {
       } else if (start > this.received) {
         log("warn", "terminal.output_gap", `output gap ${this.received}..${start}; repainting clients`, { from: this.received, to: start });
         this.ring.clear();
-        this.reusable = null;
+        this.lastRepaint.drop();
       }
     }
     const f: RingFrame = { offset: start, frame: data };
@@ -248,8 +233,7 @@ export class TerminalHub {
       this.requestSnapshotIfNeeded(); // the stream moved past what we hold: ask again
       return;
     }
-    const keep = this.snapshotEpoch === this.sizeEpoch && snapshot.byteLength <= REPAINT_REUSE_MAX_BYTES;
-    this.reusable = keep ? { frame: snapshot, offset } : null;
+    this.lastRepaint.arrived(snapshot, offset);
     this.repaintWaiting(snapshot, offset, backlog);
   }
 
@@ -269,21 +253,14 @@ export class TerminalHub {
 
   /**
    * Repaints the waiting clients from the last snapshot when little output has followed it
-   * (REPAINT_REUSE_REPLAY_MAX_BYTES) and the ring still holds that output; false otherwise.
+   * (repaint-reuse.ts) and the ring still holds that output; false otherwise.
    */
   private reuseSnapshot(): boolean {
-    const last = this.reusable;
-    if (!last || this.received === null || this.received - last.offset > REPAINT_REUSE_REPLAY_MAX_BYTES) return false;
-    const backlog = this.ring.from(last.offset);
-    if (backlog === null) return false;
+    const last = this.lastRepaint.usable(this.received);
+    const backlog = last && this.ring.from(last.offset);
+    if (!last || !backlog) return false;
     this.repaintWaiting(last.frame, last.offset, backlog);
     return true;
-  }
-
-  /** The PTY's size changed (or is about to): the screen changed without output. */
-  private sizeChanged(): void {
-    this.sizeEpoch++;
-    this.reusable = null;
   }
 
   private markStale(state: ClientState): void {
@@ -297,7 +274,7 @@ export class TerminalHub {
     for (const state of this.clients.values()) needed ||= this.waitsForRepaint(state);
     if (!needed || this.reuseSnapshot() || this.snapshotInFlight !== null) return;
     this.snapshotInFlight = ++this.snapshotSeq;
-    this.snapshotEpoch = this.sizeEpoch;
+    this.lastRepaint.requested();
     // The repaint will cover output up to some offset at or past this one: keep what follows.
     this.ring.pin(this.received ?? 0);
     this.agent.send(encodeEdgeFrame({ t: "snapshot-request", id: this.snapshotInFlight }));
@@ -343,7 +320,7 @@ export class TerminalHub {
       case "resize":
         if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
         if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
-        this.sizeChanged();
+        this.lastRepaint.sizeChanged();
         this.agent.send(bytes); // a valid client RESIZE frame is also the agent's
         return;
       case "pause":
@@ -376,7 +353,7 @@ export class TerminalHub {
     if (op === "input") return this.input(sink, state, bytes);
     if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
     if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
-    this.sizeChanged();
+    this.lastRepaint.sizeChanged();
     this.agent.send(bytes);
   }
 
@@ -420,7 +397,7 @@ export class TerminalHub {
     this.agent?.close(1000, "session ended");
     this.agent = null;
     this.ring.clear();
-    this.reusable = null;
+    this.lastRepaint.drop();
     this.received = null;
     this.host.onExit(exit);
   }

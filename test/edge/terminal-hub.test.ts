@@ -5,7 +5,8 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/links/data.ts";
 import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/links/client.ts";
-import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
+import { REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES } from "../../edge/repaint-reuse.ts";
+import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
 
 /** A Sink that keeps what it was sent. */
 class RecordingSink implements Sink {
