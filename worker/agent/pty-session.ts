@@ -20,6 +20,7 @@ import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { KILL_GRACE_MS, signalGroup, TerminalReaper } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
+import { listenWholly } from "./pty-tail.ts";
 import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
 
@@ -110,8 +111,7 @@ export class PtySession {
     const leader = { pid: this.proc.pid, start: processStartTime(this.proc.pid) ?? 0 };
     this.reaper = new TerminalReaper(options.tag, leader, (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`));
     this.meta = { ...options.meta, pid: this.proc.pid };
-    this.proc.onData((data) => this.onData(data as unknown as Buffer));
-    this.proc.onExit(({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal: signal ?? 0 }));
+    listenWholly(this.proc, (data) => this.onData(data), ({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal }));
     this.gate = new InputGate(
       (data) => this.proc.write(data),
       () => this.exited !== null,

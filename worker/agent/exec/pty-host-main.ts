@@ -17,6 +17,7 @@
 import { Socket } from "node:net";
 import * as pty from "node-pty";
 import { guardLaunch } from "../launch.ts";
+import { listenWholly } from "../pty-tail.ts";
 import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
 
 /** PTYs open at once (the agent runs at most MAX_RUNNING_PROCESSES; this is the host's own guard). */
@@ -67,15 +68,15 @@ export function runPtyHost(): void {
     }
     ptys.set(id, proc);
     send(encodeFrame(PtyHostKind.SPAWNED, id, { pid: proc.pid }));
-    proc.onData((data) => {
-      const bytes = data as unknown as Buffer;
-      send(Buffer.concat([frameHeader(PtyHostKind.DATA, id, bytes.byteLength), bytes]));
-    });
-    proc.onExit(({ exitCode, signal }) => {
-      ptys.delete(id);
-      paused.delete(proc);
-      send(encodeFrame(PtyHostKind.EXIT, id, { exitCode, signal: signal ?? 0 }));
-    });
+    listenWholly(
+      proc,
+      (bytes) => send(Buffer.concat([frameHeader(PtyHostKind.DATA, id, bytes.byteLength), bytes])),
+      ({ exitCode, signal }) => {
+        ptys.delete(id);
+        paused.delete(proc);
+        send(encodeFrame(PtyHostKind.EXIT, id, { exitCode, signal }));
+      },
+    );
   };
 
   const handle = (frame: PtyHostFrame): void => {

@@ -8,6 +8,7 @@
 import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
 import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
+import { listenWholly } from "../pty-tail.ts";
 import { signalTree } from "./process-tree.ts";
 import type { PtyHost, PtyProcess } from "./pty-host.ts";
 
@@ -34,10 +35,7 @@ export interface PtyRunSpec {
 function forked(proc: pty.IPty): PtyProcess {
   return {
     pid: proc.pid,
-    listen(onData, onExit) {
-      proc.onData((data) => onData(data as unknown as Buffer));
-      proc.onExit(({ exitCode, signal }) => onExit({ exitCode, signal: signal ?? 0 }));
-    },
+    listen: (onData, onExit) => listenWholly(proc, onData, onExit),
     write: (data) => proc.write(data),
   };
 }

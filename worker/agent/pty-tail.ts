@@ -1,0 +1,83 @@
+/**
+ * A PTY's output, all of it, before its exit.
+ *
+ * node-pty 1.x on Unix reads the PTY master through a `tty.ReadStream` and reports the exit once
+ * that stream has closed, or, when it has not closed 200 ms after the process was reaped, by
+ * destroying it. Destroying it discards what the kernel still held for the master and what the
+ * stream had buffered while paused (its `pause()` is the stream's: Node goes on reading up to the
+ * stream's high-water mark and keeps that), and an EIO from the master while paused destroys the
+ * stream's buffer the same way. A command's last line could so be missing while its exit was
+ * reported (node-pty issues #72, #85, #726 describe the same on other hosts).
+ *
+ * {@link listenWholly} hands everything over first: when the stream is about to be destroyed
+ * (by node-pty's timer, by an EIO, or by a kill) it gives `onData` what the stream holds and then
+ * reads the master until the kernel has no more (EAGAIN, or EIO once the slave side is closed;
+ * Linux hands over pending output before that EIO). The exit, which node-pty reports only after
+ * the stream closed, so always follows the last byte.
+ *
+ * This reaches into node-pty's own fields (`_socket`, `_fd`): node-pty has no API for it, and a
+ * test (test/worker/pty-tail.test.ts) fails when an upgrade renames them, instead of output
+ * silently going missing again.
+ */
+import { readSync } from "node:fs";
+import type { Readable } from "node:stream";
+import type { IPty } from "node-pty";
+
+/** Bytes read from the master per call while draining it (the kernel's PTY buffer is smaller). */
+const DRAIN_CHUNK_BYTES = 64 * 1024; // 64 KiB
+/** Most read from the master at its end, in bytes: a program still writing cannot hold the drain. */
+export const PTY_DRAIN_MAX_BYTES = 1 << 20; // 1 MiB
+
+/** The fields of node-pty 1.x's UnixTerminal this module uses. */
+interface UnixTerminalFields {
+  _socket?: Readable & { destroy(error?: Error): unknown };
+  _fd?: number;
+}
+
+/** True when `proc` has the node-pty fields {@link listenWholly} drains through. */
+export function drainable(proc: IPty): boolean {
+  const fields = proc as unknown as UnixTerminalFields;
+  return typeof fields._fd === "number" && typeof fields._socket?.destroy === "function" && typeof fields._socket.read === "function";
+}
+
+/**
+ * Listens to a node-pty PTY spawned with `encoding: null`: `onData` gets every chunk of output,
+ * including what is still buffered or in the kernel when the stream ends, and `onExit` comes after
+ * the last one. Call once per PTY, right after spawning it. On a node-pty without the fields it
+ * drains through (see {@link drainable}) it listens as node-pty alone would.
+ */
+export function listenWholly(proc: IPty, onData: (data: Buffer) => void, onExit: (exit: { exitCode: number; signal: number }) => void): void {
+  proc.onData((data) => onData(data as unknown as Buffer));
+  proc.onExit(({ exitCode, signal }) => onExit({ exitCode, signal: signal ?? 0 }));
+  if (!drainable(proc)) return;
+  const { _socket: stream, _fd: fd } = proc as unknown as Required<UnixTerminalFields>;
+  const destroy = stream.destroy.bind(stream);
+  let drained = false;
+  stream.destroy = (error?: Error) => {
+    if (!drained) {
+      drained = true;
+      drain(stream, fd, onData);
+    }
+    return destroy(error);
+  };
+}
+
+/**
+ * Hands over what `stream` buffered (`read()` emits each chunk as a 'data' event, which node-pty
+ * forwards to `onData`), then what the master `fd` still gives, straight to `onData`.
+ */
+function drain(stream: Readable, fd: number, onData: (data: Buffer) => void): void {
+  while (stream.read() !== null);
+  const buffer = Buffer.allocUnsafe(DRAIN_CHUNK_BYTES);
+  for (let total = 0; total < PTY_DRAIN_MAX_BYTES; ) {
+    let n: number;
+    try {
+      n = readSync(fd, buffer, 0, buffer.length, null);
+    } catch {
+      return; // EAGAIN: nothing more now; EIO: the slave side is closed and all is read; EBADF: closed
+    }
+    if (n <= 0) return;
+    onData(Buffer.from(buffer.subarray(0, n)));
+    total += n;
+  }
+}
