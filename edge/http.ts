@@ -43,17 +43,19 @@ export async function readJsonObject(request: Request, maxBytes = JSON_BODY_MAX_
 }
 
 /**
- * JSON bodies shorter than this are sent uncompressed, in characters. Cloudflare (and Miniflare's entry
- * worker, which the local stack runs) gzips every `application/json` answer for a client that
- * accepts it; for a few hundred bytes that saves no time on the wire and costs both ends a
- * compressor's set-up (about 1 ms of a `/execute` round trip on a 2-core host, client included).
+ * JSON bodies shorter than this are sent uncompressed, in characters. Cloudflare's front (and
+ * Miniflare's entry worker, which the local stack runs) gzips `application/json` answers for a
+ * client that accepts gzip; for a few hundred bytes that saves no time on the wire and costs both
+ * ends a compressor's set-up (about 1 ms of a `/execute` round trip on a 2-core host, client
+ * included).
  */
 export const UNCOMPRESSED_JSON_MAX_CHARS = 1024;
 
 /**
  * `Response.json(body, {status})`, marked `Content-Encoding: identity` when it is shorter than
- * UNCOMPRESSED_JSON_MAX_CHARS: the platform does not compress a body that already names an
- * encoding, and clients (browsers, fetch, curl, Python's HTTP clients) read `identity` as none.
+ * UNCOMPRESSED_JSON_MAX_CHARS: a compressing front leaves a body that already names an encoding
+ * alone (Miniflare's entry worker does), and clients read `identity` as no encoding (checked:
+ * Chromium's fetch, Node's fetch, curl).
  */
 export function jsonAnswer(body: unknown, status = 200): Response {
   const text = JSON.stringify(body);
