@@ -50,6 +50,21 @@ export async function safeEqual(a: string, b: string): Promise<boolean> {
   return crypto.subtle.timingSafeEqual(da, db);
 }
 
+/** The API key's SHA-256, kept per isolate (one key per deployment): every bearer call compares against it. */
+let keyDigest: { key: string; digest: ArrayBuffer } | null = null;
+
+/**
+ * {@link safeEqual} of a caller's `token` and the deployment's API `key`, hashing only the token:
+ * the key's digest is computed once per isolate (the comparison stays constant-time on digests).
+ * The digest is kept as bytes, never as a promise: no request waits on another request's work.
+ */
+export async function equalsApiKey(token: string, key: string): Promise<boolean> {
+  if (keyDigest?.key !== key) keyDigest = { key, digest: await crypto.subtle.digest("SHA-256", encoder.encode(key)) };
+  const dk = keyDigest.digest;
+  const dt = await crypto.subtle.digest("SHA-256", encoder.encode(token));
+  return crypto.subtle.timingSafeEqual(dt, dk);
+}
+
 /** The token of an `Authorization: Bearer …` header, or null. */
 export function bearerToken(request: Request): string | null {
   const header = request.headers.get("Authorization");

@@ -6,7 +6,7 @@
  */
 import { accessConfig, accessEmail, type AccessConfig } from "./access-identity.ts";
 import { apiTokenId } from "./api-tokens.ts";
-import { safeEqual } from "./auth.ts";
+import { equalsApiKey } from "./auth.ts";
 import { identityForToken, userByEmail, type Identity } from "./identities.ts";
 import { identityForShare, shareTokenId } from "./share-links.ts";
 
@@ -26,7 +26,7 @@ export function actorOf(identity: Identity): string {
 export async function identifyBearer(db: D1Database, token: string, adminKey: string | undefined, now = Date.now()): Promise<Identity | null> {
   if (apiTokenId(token) !== null) return identityForToken(db, token, now);
   if (shareTokenId(token) !== null) return identityForShare(db, token, now);
-  if (adminKey && (await safeEqual(token, adminKey))) return ADMIN_KEY_IDENTITY;
+  if (adminKey && (await equalsApiKey(token, adminKey))) return ADMIN_KEY_IDENTITY;
   return null;
 }
 

@@ -23,6 +23,7 @@ import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../shared/links/exec.ts"
 import { NDJSON_CONTENT_TYPE } from "../shared/open-terminal.ts";
 import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
+import { jsonAnswer } from "./http.ts";
 
 /** Execute calls in flight at once per server (waiting or streaming); more are answered 429. */
 export const EXEC_MAX_INFLIGHT = 256;
@@ -112,7 +113,7 @@ export class EdgeExecRelay extends AgentRelay<ExecJob> {
     switch (msg.t) {
       case "exec.res":
         if (!job.resolve) return;
-        answerOnce(job, Response.json(msg.body, { status: msg.status }));
+        answerOnce(job, jsonAnswer(msg.body, msg.status));
         this.forget(job);
         return;
       case "exec.head":

@@ -248,6 +248,17 @@ describe("the background model (on a PTY)", () => {
     expect(text.length).toBeLessThan(4 << 20);
   });
 
+  it("answers a short result uncompressed and a long one gzipped to a client that accepts gzip", async () => {
+    const headers = { "Content-Type": "application/json", "Accept-Encoding": "gzip, deflate" };
+    const short = await post("/execute?wait=5", { command: "echo hi" }, { headers });
+    expect(short.headers.get("Content-Encoding")).toBe("identity");
+    expect(await json(short)).toMatchObject({ status: "done", exit_code: 0, output: [{ type: "output", data: "hi\r\n" }] });
+    const long = await post("/execute?wait=5", { command: "head -c 3000 /dev/zero | tr '\\0' x" }, { headers });
+    expect(long.headers.get("Content-Encoding")).toBe("gzip");
+    const view = await json<{ output: { data: string }[] }>(long);
+    expect(view.output.map((o) => o.data).join("")).toBe("x".repeat(3000));
+  });
+
   it("answers 404 in the family's shape for an unknown process", async () => {
     const res = await stack.api("/execute/nope/status");
     expect(res.status).toBe(404);

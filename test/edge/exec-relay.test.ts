@@ -9,6 +9,7 @@ import { decodeAgentToHost, decodeHostToAgent, LINK_INFLIGHT_MAX } from "../../s
 import { Correlator } from "../../shared/links/correlator.ts";
 import type { ExecAgentMsg, ExecEdgeMsg, ExecOp } from "../../shared/links/exec.ts";
 import { EdgeExecRelay, EXEC_MAX_INFLIGHT, execRequest, type ExecJob } from "../../edge/exec-relay.ts";
+import { UNCOMPRESSED_JSON_MAX_CHARS } from "../../edge/http.ts";
 import { Waiters } from "../support/waiters.ts";
 
 const LIST: ExecOp = { op: "list" };
@@ -65,6 +66,24 @@ describe("EdgeExecRelay", () => {
     expect(res.status).toBe(201);
     expect(await res.json()).toEqual({ ok: 1 });
     expect(r.relay.size).toBe(0);
+  });
+
+  it("marks a short JSON answer uncompressed (Content-Encoding: identity) and leaves a long one to the platform's compression", async () => {
+    const r = relayOnLink();
+    const short = r.relay.start("s", LIST);
+    r.reply({ t: "exec.res", id: (await r.frame("exec.req")).id, status: 200, body: [{ id: "a", output: "hi" }] });
+    const shortRes = await short;
+    expect(shortRes.headers.get("Content-Type")).toBe("application/json");
+    expect(shortRes.headers.get("Content-Encoding")).toBe("identity");
+    expect(await shortRes.json()).toEqual([{ id: "a", output: "hi" }]);
+
+    const r2 = relayOnLink();
+    const long = r2.relay.start("s", LIST);
+    const longBody = { output: "x".repeat(UNCOMPRESSED_JSON_MAX_CHARS) };
+    r2.reply({ t: "exec.res", id: (await r2.frame("exec.req")).id, status: 200, body: longBody });
+    const longRes = await long;
+    expect(longRes.headers.get("Content-Encoding")).toBeNull();
+    expect(await longRes.json()).toEqual(longBody);
   });
 
   it("answers 503 AGENT_OFFLINE at once when the agent is away", async () => {
