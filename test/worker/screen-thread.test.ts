@@ -9,6 +9,7 @@ import type { Terminal } from "@xterm/headless";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { createScreenTerminal } from "../../worker/agent/screen/screen-state.ts";
+import { REPAINT_SCROLLBACK_LINES } from "../../worker/agent/screen/snapshot.ts";
 import { ScreenModel } from "../../worker/agent/screen/screen-thread.ts";
 import { terminalState } from "../../worker/agent/screen/terminal-state.ts";
 import { parserState } from "../../worker/agent/screen/xterm-core.ts";
@@ -121,4 +122,29 @@ describe("screen thread", () => {
     expect(m.backlog).toBe(0);
     expect(progressed).toBeGreaterThan(0);
   });
+
+  it("stays exact through a flood far past xterm.js's own 50 MB queue limit, its batches reused", async () => {
+    const logged: string[] = [];
+    const m = new ScreenModel(80, 24, () => {}, (line) => logged.push(line));
+    models.push(m);
+    const block = Buffer.from(Array.from({ length: 4096 }, (_, i) => `\x1b[3${i % 8}mline ${i} of a flood\x1b[0m, some more text to fill it`).join("\r\n") + "\r\n");
+    const total = 64e6;
+    let pushed = 0;
+    for (let round = 0; pushed < total; round++) {
+      m.push(block);
+      pushed += block.byteLength;
+      // A repaint now and then makes the thread parse what it has (as joins do); it must be of everything pushed.
+      if (round % 16 === 0) expect((await m.snapshot()).offset).toBe(pushed);
+    }
+    const repaint = await m.snapshot();
+    expect(repaint.offset).toBe(pushed);
+    // Every block ends the same way, so the screen is that of the last block (all before scrolled away).
+    const live = createScreenTerminal(80, 24);
+    await write(live, Buffer.concat([block, block]));
+    const joiner = createScreenTerminal(80, 24);
+    await write(joiner, repaint.bytes);
+    expect(terminalState(joiner, REPAINT_SCROLLBACK_LINES)).toEqual(terminalState(live, REPAINT_SCROLLBACK_LINES));
+    expect(logged).toEqual([]);
+    for (const t of [live, joiner]) t.dispose();
+  }, 60_000);
 });

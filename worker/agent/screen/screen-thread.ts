@@ -26,6 +26,8 @@ import { createScreenTerminal, SCROLLBACK_LINES, type Repaint } from "./screen-s
 export const SCREEN_BATCH_BYTES = 256 << 10; // 256 KiB
 /** Longest output waits in a batch that is not full, in milliseconds (the thread parses after 25 ms of quiet anyway). */
 export const SCREEN_BATCH_DELAY_MS = 10;
+/** Batch buffers the screen thread gave back, kept for reuse (each SCREEN_BATCH_BYTES). */
+export const SCREEN_SPARE_BATCHES = 8;
 /** The screen thread's young generation, in MB: small, so its memory stays flat under a flood (as the agent's, see bin/edgetty.js). */
 const SCREEN_THREAD_YOUNG_MB = 4;
 
@@ -42,6 +44,8 @@ export type ToScreenThread =
 /** Screen thread → main thread. */
 export type FromScreenThread =
   | { t: "parsed"; id: number; parsed: number }
+  /** Batches parsed, given back for reuse (transferred). */
+  | { t: "spares"; buffers: ArrayBuffer[] }
   | { t: "slot"; req: number }
   /** `bytes` null: no repaint could be made (`error` says why). */
   | { t: "snapshot"; req: number; offset: number; bytes: ArrayBuffer | null; error?: string }
@@ -56,6 +60,8 @@ class ScreenThread {
   private readonly models = new Map<number, ScreenModel>();
   private readonly pending = new Map<number, { model: ScreenModel; resolve(answer: Answer | null): void }>();
   private nextReq = 1;
+  /** Batch buffers to copy output into (fresh memory costs page faults on every batch). */
+  private readonly spares: ArrayBuffer[] = [];
   dead = false;
 
   constructor(private readonly onDead: (thread: ScreenThread) => void) {
@@ -100,7 +106,19 @@ class ScreenThread {
     }
   }
 
+  /** A buffer for the next batch: a spare one if the thread gave one back. */
+  batchBuffer(): Buffer {
+    const spare = this.spares.pop();
+    return spare ? Buffer.from(spare) : Buffer.allocUnsafeSlow(SCREEN_BATCH_BYTES);
+  }
+
   private onMessage(m: FromScreenThread): void {
+    if (m.t === "spares") {
+      for (const buffer of m.buffers) {
+        if (this.spares.length < SCREEN_SPARE_BATCHES && buffer.byteLength === SCREEN_BATCH_BYTES) this.spares.push(buffer);
+      }
+      return;
+    }
     if (m.t === "parsed") return this.models.get(m.id)?.onParsed(m.parsed);
     if (m.t === "log") return this.models.get(m.id)?.log(m.line);
     const p = this.pending.get(m.req);
@@ -175,7 +193,7 @@ export class ScreenModel {
     if (!this.alive) return;
     let from = 0;
     while (from < chunk.byteLength) {
-      this.batch ??= Buffer.allocUnsafeSlow(SCREEN_BATCH_BYTES);
+      this.batch ??= this.thread.batchBuffer();
       const take = Math.min(chunk.byteLength - from, SCREEN_BATCH_BYTES - this.batchUsed);
       this.batch.set(from === 0 && take === chunk.byteLength ? chunk : chunk.subarray(from, from + take), this.batchUsed);
       this.batchUsed += take;

@@ -23,6 +23,10 @@ interface Model {
   /** True while a repaint is being taken: the model's messages then wait in `queue`, in order. */
   taking: boolean;
   queue: Ordered[];
+  /** The batches received, oldest first, with the stream offset each ends at: returned once parsed. */
+  batches: { end: number; buffer: ArrayBuffer }[];
+  /** Batches parsed and waiting to go back to the main thread (see `giveBack`). */
+  spares: ArrayBuffer[];
 }
 
 /** The messages that must reach a model in stream order. */
@@ -47,6 +51,26 @@ function log(id: number, error: unknown): void {
   post({ t: "log", id, line: `screen thread: ${(error as Error).message}` });
 }
 
+/**
+ * Hands the batches parsed up to `parsed` back to the main thread for reuse (it copies output
+ * into them again instead of into fresh memory). Later, not from inside the parser's callback:
+ * xterm.js still reads the length of the chunk it just parsed after calling back, and a
+ * transferred buffer has none.
+ */
+function giveBack(id: number, model: Model, parsed: number): void {
+  let n = 0;
+  while (n < model.batches.length && model.batches[n]!.end <= parsed) n++;
+  if (n === 0) return;
+  const wasEmpty = model.spares.length === 0;
+  for (const batch of model.batches.splice(0, n)) model.spares.push(batch.buffer);
+  if (!wasEmpty) return;
+  setImmediate(() => {
+    const spares = model.spares;
+    model.spares = [];
+    if (models.get(id) === model && spares.length > 0) post({ t: "spares", buffers: spares }, spares);
+  });
+}
+
 /** Applies `m` to the model now, or queues it behind the repaint being taken. */
 function apply(id: number, model: Model, m: Ordered): void {
   if (model.taking) {
@@ -63,6 +87,7 @@ function apply(id: number, model: Model, m: Ordered): void {
     case "close":
       models.delete(id);
       model.queue = [];
+      model.batches = [];
       model.screen.dispose();
       return;
     case "snapshot":
@@ -111,13 +136,18 @@ async function take(model: Model, m: Extract<Ordered, { t: "snapshot" | "screen"
 port.on("message", (m: ToScreenThread) => {
   try {
     if (m.t === "open") {
-      const screen = new ScreenState(
+      const id = m.id;
+      const model: Model = { screen: null as unknown as ScreenState, received: 0, taking: false, queue: [], batches: [], spares: [] };
+      model.screen = new ScreenState(
         m.cols,
         m.rows,
-        (parsed) => post({ t: "parsed", id: m.id, parsed }),
-        (line) => post({ t: "log", id: m.id, line }),
+        (parsed) => {
+          post({ t: "parsed", id, parsed });
+          giveBack(id, model, parsed);
+        },
+        (line) => post({ t: "log", id, line }),
       );
-      models.set(m.id, { screen, received: 0, taking: false, queue: [] });
+      models.set(id, model);
       return;
     }
     const model = models.get(m.id);
@@ -131,7 +161,10 @@ port.on("message", (m: ToScreenThread) => {
       if (m.t === "screen") post({ t: "screen", req: m.req, bytes: null });
       return;
     }
-    if (m.t === "output") model.received += m.bytes.byteLength;
+    if (m.t === "output") {
+      model.received += m.bytes.byteLength;
+      model.batches.push({ end: model.received, buffer: m.bytes.buffer as ArrayBuffer });
+    }
     if (m.t === "snapshot" && m.offset !== model.received) {
       // Cannot happen while messages keep their order; answered as an error rather than a wrong repaint.
       post({ t: "snapshot", req: m.req, offset: m.offset, bytes: null, error: `screen model received ${model.received}, asked at ${m.offset}` });
