@@ -81,6 +81,52 @@ export function repaintBytes(term: Terminal, recent: Uint8Array): Buffer {
   return from < recent.byteLength ? Buffer.concat([screen, recent.subarray(from)]) : screen;
 }
 
+/**
+ * The repaints' share of the agent's time: repaints may take at most REPAINT_TIME_SHARE of it, so
+ * a repaint that closely follows the previous one waits (at most REPAINT_DELAY_MAX_MS). Callers
+ * waiting together are let through together (and then share one repaint).
+ */
+export class RepaintShare {
+  private waiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private lastEnd = -Infinity;
+  private lastCostMs = 0;
+
+  /** Resolves when a repaint may start. */
+  slot(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      if (this.timer) return;
+      const since = performance.now() - this.lastEnd;
+      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastCostMs / REPAINT_TIME_SHARE - this.lastCostMs - since);
+      if (due <= 0) return this.open();
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.open();
+      }, due);
+    });
+  }
+
+  /** A repaint started at `startedAt` (performance.now()) is done now: its cost sets the next wait. */
+  made(startedAt: number): void {
+    this.lastEnd = performance.now();
+    this.lastCostMs = this.lastEnd - startedAt;
+  }
+
+  /** Lets every waiter through (the terminal is going away). */
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.open();
+  }
+
+  private open(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
 /** Repaint bytes and the count of output bytes they cover. */
 export interface Repaint {
   bytes: Buffer;
@@ -110,11 +156,8 @@ export class ScreenState {
   private recentBytes = 0;
   /** Repaint requests waiting for the same serialization. */
   private waiting: ((repaint: Repaint) => void)[] = [];
-  /** Callers of `repaintSlot` waiting for the repaints' time share, and the timer that lets them through. */
-  private slotWaiters: (() => void)[] = [];
-  private repaintTimer: NodeJS.Timeout | null = null;
-  private lastRepaintEnd = -Infinity;
-  private lastRepaintCostMs = 0;
+  /** The repaints' share of the time (`repaintSlot`). */
+  private readonly share = new RepaintShare();
   /** When the first `snapshot` call of the repaint being made came. */
   private repaintStartedAt: number | null = null;
   /** The height the terminal has or is about to get (a resize waits for earlier output). */
@@ -291,23 +334,7 @@ export class ScreenState {
    */
   repaintSlot(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.slotWaiters.push(resolve);
-      if (this.repaintTimer) return;
-      const since = performance.now() - this.lastRepaintEnd;
-      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
-      if (due <= 0) return this.openSlot();
-      this.repaintTimer = setTimeout(() => {
-        this.repaintTimer = null;
-        this.openSlot();
-      }, due);
-    });
-  }
-
-  private openSlot(): void {
-    const waiters = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const resolve of waiters) resolve();
+    return this.share.slot();
   }
 
   /**
@@ -336,8 +363,7 @@ export class ScreenState {
     // Called from a parse callback: the terminal holds exactly the first `parsed` bytes.
     const bytes = this.closed ? Buffer.alloc(0) : repaintBytes(this.terminal, this.recent.subarray(0, this.recentBytes));
     const repaint = { bytes, offset: this.parsed };
-    this.lastRepaintEnd = performance.now();
-    this.lastRepaintCostMs = this.lastRepaintEnd - started;
+    this.share.made(started);
     for (const resolve of waiting) resolve(repaint);
   }
 
@@ -352,7 +378,6 @@ export class ScreenState {
 
   dispose(): void {
     this.closed = true;
-    if (this.repaintTimer) clearTimeout(this.repaintTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.pending = [];
     // Nothing more will be parsed: whoever waits gets an answer now (an empty repaint).
@@ -360,7 +385,7 @@ export class ScreenState {
     this.afterFeed = [];
     for (const callback of waiting) callback();
     this.repaintNow();
-    this.openSlot();
+    this.share.dispose();
     this.terminal.dispose();
   }
 }

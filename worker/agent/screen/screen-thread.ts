@@ -9,10 +9,10 @@
  * more (into a batch it hands over) and relays; the parser runs beside it.
  *
  * Messages, in order on one channel per direction (types below):
- *   main → thread   OPEN, OUTPUT (a batch of stream bytes, transferred), RESIZE, SLOT (wait for
- *                   the repaints' time share), SNAPSHOT (a repaint at `offset`), SCREEN (the full
- *                   screen for rendering), CLOSE
- *   thread → main   PARSED (bytes parsed so far), SLOT, SNAPSHOT, SCREEN answers, LOG
+ *   main → thread   OPEN, OUTPUT (a batch of stream bytes, transferred), RESIZE, SNAPSHOT (a
+ *                   repaint at `offset`), SCREEN (the full screen for rendering), CLOSE
+ *   thread → main   PARSED (bytes parsed so far), SPARES (parsed batches given back), SNAPSHOT
+ *                   and SCREEN answers, LOG
  * A SNAPSHOT names the count of bytes pushed before it; the thread answers with a repaint of
  * exactly those bytes (screen-worker.ts keeps that invariant and checks it) or an error. While
  * the thread takes one, what follows for that model (output, resizes, further requests) waits
@@ -20,7 +20,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Terminal } from "@xterm/headless";
-import { createScreenTerminal, SCROLLBACK_LINES, type Repaint } from "./screen-state.ts";
+import { createScreenTerminal, RepaintShare, SCROLLBACK_LINES, type Repaint } from "./screen-state.ts";
 
 /** Output copied into one batch before it is handed to the screen thread, in bytes. */
 export const SCREEN_BATCH_BYTES = 256 << 10; // 256 KiB
@@ -36,7 +36,6 @@ export type ToScreenThread =
   | { t: "open"; id: number; cols: number; rows: number }
   | { t: "output"; id: number; bytes: Uint8Array }
   | { t: "resize"; id: number; cols: number; rows: number }
-  | { t: "slot"; id: number; req: number }
   | { t: "snapshot"; id: number; req: number; offset: number }
   | { t: "screen"; id: number; req: number }
   | { t: "close"; id: number };
@@ -46,7 +45,6 @@ export type FromScreenThread =
   | { t: "parsed"; id: number; parsed: number }
   /** Batches parsed, given back for reuse (transferred). */
   | { t: "spares"; buffers: ArrayBuffer[] }
-  | { t: "slot"; req: number }
   /** `bytes` null: no repaint could be made (`error` says why). */
   | { t: "snapshot"; req: number; offset: number; bytes: ArrayBuffer | null; error?: string }
   | { t: "screen"; req: number; bytes: ArrayBuffer | null }
@@ -146,6 +144,11 @@ function screenThread(): ScreenThread {
   return current;
 }
 
+/** Starts the agent's screen thread now if it is not running (the agent does at start; else the first terminal does). */
+export function startScreenThread(): void {
+  screenThread();
+}
+
 let nextModelId = 1;
 
 /**
@@ -165,6 +168,8 @@ export class ScreenModel {
   private batchTimer: NodeJS.Timeout | null = null;
   /** The newest SNAPSHOT asked for, while unanswered: a call at the same offset shares it. */
   private snapshotAt: { offset: number; repaint: Promise<Repaint> } | null = null;
+  /** The repaints' share of time, counted here: from asking the thread to its answer. */
+  private readonly share = new RepaintShare();
   /** A copy of the screen on this thread for rendering (currentScreen); the previous one is disposed. */
   private copy: Terminal | null = null;
   private closed = false;
@@ -230,12 +235,12 @@ export class ScreenModel {
   }
 
   /**
-   * Resolves when a repaint may start (the repaints' share of time, ScreenState.repaintSlot);
-   * output keeps flowing meanwhile.
+   * Resolves when a repaint may start (the repaints' share of time, RepaintShare: the cost of a
+   * repaint is the time from asking the thread to its answer); output keeps flowing meanwhile.
    */
-  async repaintSlot(): Promise<void> {
-    if (this.closed || !this.alive) return;
-    await this.thread.ask(this, (req) => ({ t: "slot", id: this.id, req }));
+  repaintSlot(): Promise<void> {
+    if (this.closed || !this.alive) return Promise.resolve();
+    return this.share.slot();
   }
 
   /**
@@ -250,7 +255,9 @@ export class ScreenModel {
     // Posted at once, right after the bytes it covers: the thread takes it when it has pushed
     // exactly those (screen-worker.ts queues what follows until then).
     this.post();
+    const startedAt = performance.now();
     const repaint = this.thread.ask(this, (req) => ({ t: "snapshot", id: this.id, req, offset })).then((answer) => {
+      this.share.made(startedAt);
       if (answer?.t !== "snapshot" || answer.bytes === null) {
         if (answer?.t === "snapshot" && answer.error) this.log(`no repaint: ${answer.error}`);
         return { bytes: Buffer.alloc(0), offset };
@@ -298,6 +305,7 @@ export class ScreenModel {
     this.thread.post({ t: "close", id: this.id });
     this.thread.remove(this);
     this.thread.abandon(this);
+    this.share.dispose();
     this.copy?.dispose();
     this.copy = null;
   }

@@ -151,11 +151,6 @@ port.on("message", (m: ToScreenThread) => {
       return;
     }
     const model = models.get(m.id);
-    if (m.t === "slot") {
-      // The repaints' share of time; no order with output needed.
-      void (model ? model.screen.repaintSlot() : Promise.resolve()).then(() => post({ t: "slot", req: m.req }));
-      return;
-    }
     if (!model) {
       if (m.t === "snapshot") post({ t: "snapshot", req: m.req, offset: m.offset, bytes: null, error: "no screen model" });
       if (m.t === "screen") post({ t: "screen", req: m.req, bytes: null });
