@@ -107,7 +107,11 @@ describe("screen thread", () => {
     m.push(Buffer.from(lines.slice(200)));
     const copy = await m.screen(30, 4);
     expect(terminalState(copy)).toEqual(terminalState(live));
-    live.dispose();
+    // Only the visible screen, for a screenshot: the same screen, no scrollback.
+    const visible = await m.screen(30, 4, 0);
+    expect(terminalState(visible, 0)).toEqual(terminalState(live, 0));
+    expect(visible.buffer.active.length).toBe(4);
+    for (const t of [live, copy, visible]) t.dispose();
   });
 
   it("stops counting output as unparsed once the thread has parsed it", async () => {

@@ -233,12 +233,18 @@ export class PtySession {
   }
 
   /**
-   * The screen as a terminal on this thread, reflecting every byte the PTY printed so far (a copy
-   * of the screen thread's model; valid until the next call).
+   * Runs `use` on a copy of the screen made on this thread, reflecting every byte the PTY printed
+   * so far, with `scrollback` lines of scrollback (default: all the model keeps); the copy is
+   * disposed once `use` is done.
    */
-  currentScreen(): Promise<Terminal> {
+  async withScreen<T>(use: (term: Terminal) => T | Promise<T>, scrollback?: number): Promise<T> {
     this.flush();
-    return this.screen.screen(this.size.cols, this.size.rows);
+    const term = await this.screen.screen(this.size.cols, this.size.rows, scrollback);
+    try {
+      return await use(term);
+    } finally {
+      term.dispose();
+    }
   }
 
   // --- frames from the edge ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ export type ToScreenThread =
   | { t: "output"; id: number; bytes: Uint8Array }
   | { t: "resize"; id: number; cols: number; rows: number }
   | { t: "snapshot"; id: number; req: number; offset: number }
-  | { t: "screen"; id: number; req: number }
+  | { t: "screen"; id: number; req: number; scrollback: number }
   | { t: "close"; id: number };
 
 /** Screen thread → main thread. */
@@ -170,8 +170,6 @@ export class ScreenModel {
   private snapshotAt: { offset: number; repaint: Promise<Repaint> } | null = null;
   /** The repaints' share of time, counted here: from asking the thread to its answer. */
   private readonly share = new RepaintShare();
-  /** A copy of the screen on this thread for rendering (currentScreen); the previous one is disposed. */
-  private copy: Terminal | null = null;
   private closed = false;
   private alive = true;
 
@@ -273,20 +271,20 @@ export class ScreenModel {
   }
 
   /**
-   * A copy of the screen on this thread, reflecting every byte pushed so far: the full state
-   * (SCROLLBACK_LINES of scrollback) serialized by the thread and replayed into a terminal here.
-   * For rendering text, HTML and screenshots; valid until the next call.
+   * A copy of the screen on this thread, reflecting every byte pushed so far: the state with
+   * `scrollback` lines of scrollback (at most SCROLLBACK_LINES) serialized by the thread and
+   * replayed into a new terminal here, exact by the repaint property. For rendering text, HTML
+   * and screenshots; the caller disposes it.
    */
-  async screen(cols: number, rows: number): Promise<Terminal> {
+  async screen(cols: number, rows: number, scrollback: number = SCROLLBACK_LINES): Promise<Terminal> {
+    scrollback = Math.max(0, Math.min(SCROLLBACK_LINES, Math.floor(scrollback)));
     this.post();
-    const answer = this.closed || !this.alive ? null : await this.thread.ask(this, (req) => ({ t: "screen", id: this.id, req }));
-    const term = createScreenTerminal(cols, rows, SCROLLBACK_LINES, this.log);
+    const answer = this.closed || !this.alive ? null : await this.thread.ask(this, (req) => ({ t: "screen", id: this.id, req, scrollback }));
+    const term = createScreenTerminal(cols, rows, scrollback, this.log);
     if (answer?.t === "screen" && answer.bytes) {
       const bytes = new Uint8Array(answer.bytes);
       await new Promise<void>((resolve) => term.write(bytes, resolve));
     }
-    this.copy?.dispose();
-    this.copy = term;
     return term;
   }
 
@@ -306,7 +304,5 @@ export class ScreenModel {
     this.thread.remove(this);
     this.thread.abandon(this);
     this.share.dispose();
-    this.copy?.dispose();
-    this.copy = null;
   }
 }

@@ -119,7 +119,7 @@ function apply(id: number, model: Model, m: Ordered): void {
 async function take(model: Model, m: Extract<Ordered, { t: "snapshot" | "screen" }>): Promise<void> {
   if (m.t === "screen") {
     await model.screen.catchUp();
-    const bytes = own(Buffer.from(serializeScreen(model.screen.terminal, SCROLLBACK_LINES), "utf8"));
+    const bytes = own(Buffer.from(serializeScreen(model.screen.terminal, Math.min(m.scrollback, SCROLLBACK_LINES)), "utf8"));
     post({ t: "screen", req: m.req, bytes }, [bytes]);
     return;
   }
