@@ -55,7 +55,12 @@ type Answer = Extract<FromScreenThread, { req: number }>;
 /** The worker thread and the models in it. */
 class ScreenThread {
   private readonly worker: Worker;
+  /** One per terminal: bounded by the agent's sessions (EDGETTY_AGENT_MAX_SESSIONS). */
   private readonly models = new Map<number, ScreenModel>();
+  /**
+   * Requests awaiting their answer: bounded by the requests the edge may have in flight (one
+   * snapshot at a time per terminal, screen requests within the control link's in-flight limit).
+   */
   private readonly pending = new Map<number, { model: ScreenModel; resolve(answer: Answer | null): void }>();
   private nextReq = 1;
   /** Batch buffers to copy output into (fresh memory costs page faults on every batch). */

@@ -20,7 +20,11 @@ interface Model {
   screen: ScreenState;
   /** Bytes pushed into `screen` (or queued for it), since the terminal started. */
   received: number;
-  /** True while a repaint is being taken: the model's messages then wait in `queue`, in order. */
+  /**
+   * True while a repaint is being taken: the model's messages then wait in `queue`, in order
+   * (bounded: its output counts against the main thread's PARSE_BACKLOG_MAX_BYTES, which pauses
+   * the PTY, and the edge asks for one snapshot at a time).
+   */
   taking: boolean;
   queue: Ordered[];
   /** The batches received, oldest first, with the stream offset each ends at: returned once parsed. */
