@@ -161,19 +161,6 @@ describe("PtyOutputLog", () => {
   it("keeps a tail of at least one whole frame", () => {
     expect(TAIL_KEEP_BYTES).toBeGreaterThanOrEqual(FRAME_PAYLOAD_MAX_BYTES);
   });
-
-  it("keeps frames the screen model has not parsed, even acknowledged and past the tail", () => {
-    const log = new PtyOutputLog(() => {}, true);
-    const chunk = new Uint8Array(FRAME_PAYLOAD_MAX_BYTES).fill(0x61);
-    const frames = Math.ceil((TAIL_KEEP_BYTES * 2) / FRAME_PAYLOAD_MAX_BYTES);
-    for (let i = 0; i < frames; i++) log.append(chunk);
-    log.ack(log.sealedEnd);
-    // Nothing parsed yet: every frame is still there, from offset 0.
-    expect(log.framesFrom(0).length).toBe(frames);
-    log.parsedTo(log.sealedEnd);
-    // Parsed and acknowledged: only the raw tail stays.
-    expect(log.framesFrom(0).length).toBe(Math.ceil(TAIL_KEEP_BYTES / FRAME_PAYLOAD_MAX_BYTES));
-  });
 });
 
 describe("lastLines", () => {

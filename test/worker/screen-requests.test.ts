@@ -29,9 +29,9 @@ function context(output: string): ScreenContext {
   });
   const session = {
     readRaw: (lines?: number) => log.tail(lines),
-    currentScreen: async () => {
+    withScreen: async <T>(use: (term: typeof screen.terminal) => T | Promise<T>) => {
       await screen.catchUp();
-      return screen.terminal;
+      return use(screen.terminal);
     },
   };
   return { sessions: new Map([[7, session]]), dataDir, now: () => new Date("2025-01-15T10:30:45.123Z") };

@@ -41,6 +41,7 @@ import { endProcesses, KILL_GRACE_MS, orphanedProcesses, ownProcesses } from "./
 import type { PtySession } from "./pty-session.ts";
 import { TerminalTable } from "./terminal-table.ts";
 import { answerScreenRequest } from "./screen-requests.ts";
+import { startScreenThread } from "./screen/screen-thread.ts";
 import { prepareRuntimeDir, removeRuntimeDir } from "./shell-integration.ts";
 import { isRoot } from "./spawn.ts";
 
@@ -177,6 +178,8 @@ export class Agent {
     // the moment its control link dropped (a workerd restart, a network blip).
     this.keepAlive ??= setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
     this.endOrphans().catch((error: unknown) => this.log(`ending a previous agent's processes failed: ${(error as Error).message}`));
+    // Started now, not with the first terminal: its first repaint then waits for no thread start.
+    startScreenThread();
     this.control.start();
   }
 

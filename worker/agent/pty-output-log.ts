@@ -5,8 +5,7 @@
  * open OUTPUT frame laid out in a slab; `seal()` closes that frame (it is also sealed when it
  * reaches FRAME_PAYLOAD_MAX_BYTES). A sealed frame is sent as is and kept while the edge has not
  * acknowledged it (for resending after a dropped link) or while it holds some of the newest
- * TAIL_KEEP_BYTES (the raw download), or while the screen model has not parsed it (it holds
- * payloads by reference until then; see `parsedTo`).
+ * TAIL_KEEP_BYTES (the raw download). (The screen model gets a copy of each sealed payload.)
  * Slabs whose frames are all dropped are reused. Under a flood the agent therefore allocates
  * nothing per chunk that outlives it, which keeps the garbage collector out of the output path.
  *
@@ -55,11 +54,6 @@ export class PtyOutputLog {
   sealedEnd = 0;
   /** Everything below this offset was acknowledged by the edge. */
   acked = 0;
-  /**
-   * Everything below this offset was parsed by the screen model, which holds the rest by
-   * reference (Infinity: no model holds output; `holdUntilParsed` starts it at 0).
-   */
-  parsed: number;
   /** Frames kept, oldest first, from index `head`. */
   private frames: SealedFrame[] = [];
   private head = 0;
@@ -67,13 +61,8 @@ export class PtyOutputLog {
   private readonly slabs: Slab[] = [];
   private readonly spares: Buffer[] = [];
 
-  /**
-   * `onSeal` sees every sealed frame, in stream order. With `holdUntilParsed`, frames are also
-   * kept until `parsedTo` has passed them.
-   */
-  constructor(private readonly onSeal: (frame: SealedFrame) => void = () => {}, holdUntilParsed = false) {
-    this.parsed = holdUntilParsed ? 0 : Infinity;
-  }
+  /** `onSeal` sees every sealed frame, in stream order (the frame's slab is reused once it is dropped). */
+  constructor(private readonly onSeal: (frame: SealedFrame) => void = () => {}) {}
 
   /** Bytes produced but not yet acknowledged. */
   get unacked(): number {
@@ -107,13 +96,6 @@ export class PtyOutputLog {
     slab.end = this.end;
     this.sealedEnd = this.end;
     this.onSeal(sealed);
-    this.dropOld();
-  }
-
-  /** The screen model has parsed everything below `offset`: its frames may be dropped. */
-  parsedTo(offset: number): void {
-    if (!(offset > this.parsed)) return;
-    this.parsed = Math.min(offset, this.sealedEnd);
     this.dropOld();
   }
 
@@ -171,7 +153,7 @@ export class PtyOutputLog {
 
   /** Drops frames that are acknowledged and older than the kept tail; reuses emptied slabs. */
   private dropOld(): void {
-    const below = Math.min(this.acked, this.parsed, this.sealedEnd - TAIL_KEEP_BYTES);
+    const below = Math.min(this.acked, this.sealedEnd - TAIL_KEEP_BYTES);
     while (this.head < this.frames.length && frameEnd(this.frames[this.head]!) <= below) this.head++;
     // Compact once the dropped prefix is as long as what is left, so dropping stays amortised O(1).
     if (this.head > 64 && this.head * 2 > this.frames.length) {

@@ -5,7 +5,8 @@
  * frame sealed → data link; sealed frames are kept until acknowledged. The first chunk after a
  * quiet spell goes out at once (keystroke echo); chunks in a burst are coalesced into frames of up
  * to FRAME_PAYLOAD_MAX_BYTES. The log also keeps the newest output for raw downloads; the screen
- * model queues every sealed frame's payload and parses it off this path (see ScreenState). When
+ * model gets a copy of every sealed frame's payload and parses it in the agent's screen thread,
+ * off this path (screen/screen-thread.ts). When
  * too much output is unacknowledged, or not yet parsed, the PTY is paused, so a flood never grows
  * memory; the program simply blocks on its writes, as over ssh.
  */
@@ -21,7 +22,9 @@ import { processStartTime } from "./launch.ts";
 import { KILL_GRACE_MS, signalGroup, TerminalReaper } from "./process-reaper.ts";
 import { PtyOutputLog, UNACKED_MAX_BYTES, UNACKED_RESUME_BYTES } from "./pty-output-log.ts";
 import { listenWholly } from "./pty-tail.ts";
-import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES, ScreenState } from "./screen/screen-state.ts";
+import type { Terminal } from "@xterm/headless";
+import { PARSE_BACKLOG_MAX_BYTES, PARSE_BACKLOG_RESUME_BYTES } from "./screen/screen-state.ts";
+import { ScreenModel } from "./screen/screen-thread.ts";
 import { launchAs, type SpawnPlan } from "./spawn.ts";
 
 /** Output within this long of a bulk frame counts as a burst, in milliseconds… */
@@ -56,7 +59,7 @@ export interface PtySessionOptions {
 
 export class PtySession {
   readonly meta: SessionMeta;
-  private readonly screen: ScreenState;
+  private readonly screen: ScreenModel;
   private readonly proc: pty.IPty;
   private readonly output: PtyOutputLog;
   /** Command records until the edge has stored them. */
@@ -93,9 +96,10 @@ export class PtySession {
   constructor(private readonly options: PtySessionOptions) {
     this.size = options.size;
     this.exitedPromise = new Promise((resolve) => (this.resolveExited = resolve));
-    this.screen = new ScreenState(options.size.cols, options.size.rows, (parsed) => this.onParsed(parsed), (line) => options.log(`terminal ${options.meta.terminal_id}: ${line}`));
-    // The screen model holds payloads by reference until parsed: the log keeps them till then.
-    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload), true);
+    // The screen model runs in the agent's screen thread (screen-thread.ts); it is handed a copy
+    // of every sealed frame's payload, so the log need not keep frames for it.
+    this.screen = new ScreenModel(options.size.cols, options.size.rows, () => this.maybeResume(), (line) => options.log(`terminal ${options.meta.terminal_id}: ${line}`));
+    this.output = new PtyOutputLog((frame) => this.screen.push(frame.payload));
     const { plan } = options;
     const launch = launchAs(plan, options.file, options.args, options.env, options.tag);
     this.proc = pty.spawn(launch.file, launch.args, {
@@ -196,12 +200,6 @@ export class PtySession {
     }
   }
 
-  /** The screen model parsed output up to `parsed`: its frames may go, and the PTY may resume. */
-  private onParsed(parsed: number): void {
-    this.output.parsedTo(parsed);
-    this.maybeResume();
-  }
-
   /** Resumes a paused PTY once both the edge and the screen model have caught up. */
   private maybeResume(): void {
     if (this.paused && !this.exited && this.output.unacked < UNACKED_RESUME_BYTES && this.screen.backlog < PARSE_BACKLOG_RESUME_BYTES) {
@@ -234,11 +232,19 @@ export class PtySession {
     return this.output.tail(lines);
   }
 
-  /** The screen model, once it reflects every byte the PTY printed so far. */
-  async currentScreen(): Promise<ScreenState["terminal"]> {
+  /**
+   * Runs `use` on a copy of the screen made on this thread, reflecting every byte the PTY printed
+   * so far, with `scrollback` lines of scrollback (default: all the model keeps); the copy is
+   * disposed once `use` is done.
+   */
+  async withScreen<T>(use: (term: Terminal) => T | Promise<T>, scrollback?: number): Promise<T> {
     this.flush();
-    await this.screen.catchUp();
-    return this.screen.terminal;
+    const term = await this.screen.screen(this.size.cols, this.size.rows, scrollback);
+    try {
+      return await use(term);
+    } finally {
+      term.dispose();
+    }
   }
 
   // --- frames from the edge ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ const EXTENSIONS: Record<ScreenshotFormat, string> = { png: "png", jpeg: "jpg", 
 
 /** What answering needs from the agent. */
 export interface ScreenContext {
-  sessions: ReadonlyMap<number, Pick<PtySession, "readRaw" | "currentScreen">>;
+  sessions: ReadonlyMap<number, Pick<PtySession, "readRaw" | "withScreen">>;
   /** The agent's data folder (screenshots are saved below it). */
   dataDir: string;
   /** Clock for file names (tests pass their own). */
@@ -49,10 +49,11 @@ export async function answerScreenRequest(ctx: ScreenContext, params: unknown): 
     }
     case "text":
     case "html": {
-      const term = await session.currentScreen();
-      const render = (tail: number | undefined): string =>
-        req.kind === "text" ? renderText(term, tailOption(tail)) : renderHtml(term, { ...tailOption(tail), title: `Terminal ${req.terminal_id}` });
-      const { text, truncated } = withinCap(render, req.tail);
+      const { text, truncated } = await session.withScreen((term) => {
+        const render = (tail: number | undefined): string =>
+          req.kind === "text" ? renderText(term, tailOption(tail)) : renderHtml(term, { ...tailOption(tail), title: `Terminal ${req.terminal_id}` });
+        return withinCap(render, req.tail);
+      });
       return {
         content_type: req.kind === "text" ? "text/plain; charset=utf-8" : "text/html; charset=utf-8",
         body: text,
@@ -67,18 +68,22 @@ export async function answerScreenRequest(ctx: ScreenContext, params: unknown): 
 
 async function screenshot(
   ctx: ScreenContext,
-  session: Pick<PtySession, "currentScreen">,
+  session: Pick<PtySession, "withScreen">,
   req: Extract<ScreenRequest, { kind: "screenshot" }>,
 ): Promise<ScreenResult> {
-  const term = await session.currentScreen();
   let shot;
   try {
-    shot = await renderScreenshot(term, {
-      format: req.format,
-      foreground: req.foreground,
-      background: req.background,
-      fontSize: req.fontsize,
-    });
+    // The visible screen only: no scrollback to copy.
+    shot = await session.withScreen(
+      (term) =>
+        renderScreenshot(term, {
+          format: req.format,
+          foreground: req.foreground,
+          background: req.background,
+          fontSize: req.fontsize,
+        }),
+      0,
+    );
   } catch (error) {
     if (error instanceof ToolNotAvailableError) {
       throw new ApiError(500, "TOOL_NOT_AVAILABLE", `Screenshot tool not available: ${error.message}`);

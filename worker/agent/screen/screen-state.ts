@@ -2,9 +2,10 @@
  * The screen of one PTY as a person would see it: a headless xterm fed with every byte of the
  * PTY's output, and the repaint a late joiner gets from it.
  *
- * Parsing (about 25–50 MB/s) is far slower than a PTY can print, so it stays off the output path:
- * sealed frames wait in a queue (by reference; the output log keeps a frame until it is parsed,
- * see `parsedTo`) and are handed to the parser when the PTY has been quiet for PARSE_IDLE_MS, at
+ * It runs in the agent's screen thread (screen-worker.ts; screen-thread.ts feeds it), off the
+ * output path. Parsing (about 25–50 MB/s) is far slower than a PTY can print, so output waits in
+ * a queue (by reference: the caller hands over chunks it no longer touches) and is handed to the
+ * parser when the PTY has been quiet for PARSE_IDLE_MS, at
  * once when someone needs the screen (a joiner's repaint, a screenshot), or when the queue
  * passes PENDING_MAX_BYTES. Nothing is dropped: every byte reaches the parser, except heads of
  * text runs that later lines provably scroll out of the terminal entirely (scroll-skip.ts), which
@@ -13,9 +14,10 @@
  *
  * A repaint is serialized from this already-current parser (after at most the backlog is
  * parsed, which the shortcut keeps to the newest few thousand lines of a text flood). Repaints
- * cost CPU on the agent's one thread, so their share of the time is capped (`repaintSlot`):
- * a request that follows the previous repaint closely waits until that share is respected, and
- * requests that wait together get the same repaint.
+ * still cost CPU on a machine whose cores the output path shares, so their share of the time is
+ * capped (RepaintShare, applied by screen-thread.ts's ScreenModel): a request that follows the
+ * previous repaint closely waits until that share is respected, and requests that wait together
+ * get the same repaint.
  */
 import xterm from "@xterm/headless";
 import type { Terminal } from "@xterm/headless";
@@ -81,6 +83,52 @@ export function repaintBytes(term: Terminal, recent: Uint8Array): Buffer {
   return from < recent.byteLength ? Buffer.concat([screen, recent.subarray(from)]) : screen;
 }
 
+/**
+ * The repaints' share of the agent's time: repaints may take at most REPAINT_TIME_SHARE of it, so
+ * a repaint that closely follows the previous one waits (at most REPAINT_DELAY_MAX_MS). Callers
+ * waiting together are let through together (and then share one repaint).
+ */
+export class RepaintShare {
+  private waiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private lastEnd = -Infinity;
+  private lastCostMs = 0;
+
+  /** Resolves when a repaint may start. */
+  slot(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      if (this.timer) return;
+      const since = performance.now() - this.lastEnd;
+      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastCostMs / REPAINT_TIME_SHARE - this.lastCostMs - since);
+      if (due <= 0) return this.open();
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.open();
+      }, due);
+    });
+  }
+
+  /** A repaint started at `startedAt` (performance.now()) is done now: its cost sets the next wait. */
+  made(startedAt: number): void {
+    this.lastEnd = performance.now();
+    this.lastCostMs = this.lastEnd - startedAt;
+  }
+
+  /** Lets every waiter through (the terminal is going away). */
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.open();
+  }
+
+  private open(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
 /** Repaint bytes and the count of output bytes they cover. */
 export interface Repaint {
   bytes: Buffer;
@@ -110,13 +158,6 @@ export class ScreenState {
   private recentBytes = 0;
   /** Repaint requests waiting for the same serialization. */
   private waiting: ((repaint: Repaint) => void)[] = [];
-  /** Callers of `repaintSlot` waiting for the repaints' time share, and the timer that lets them through. */
-  private slotWaiters: (() => void)[] = [];
-  private repaintTimer: NodeJS.Timeout | null = null;
-  private lastRepaintEnd = -Infinity;
-  private lastRepaintCostMs = 0;
-  /** When the first `snapshot` call of the repaint being made came. */
-  private repaintStartedAt: number | null = null;
   /** The height the terminal has or is about to get (a resize waits for earlier output). */
   private rows: number;
   private closed = false;
@@ -284,42 +325,12 @@ export class ScreenState {
   }
 
   /**
-   * Resolves when a repaint may start: repaints may take at most REPAINT_TIME_SHARE of the
-   * agent's time, so one that closely follows the previous waits (at most REPAINT_DELAY_MAX_MS).
-   * Callers waiting together are let through together (and then share one serialization).
-   * The wait comes before `snapshot`, so output keeps flowing meanwhile.
-   */
-  repaintSlot(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.slotWaiters.push(resolve);
-      if (this.repaintTimer) return;
-      const since = performance.now() - this.lastRepaintEnd;
-      const due = Math.min(REPAINT_DELAY_MAX_MS, this.lastRepaintCostMs / REPAINT_TIME_SHARE - this.lastRepaintCostMs - since);
-      if (due <= 0) return this.openSlot();
-      this.repaintTimer = setTimeout(() => {
-        this.repaintTimer = null;
-        this.openSlot();
-      }, due);
-    });
-  }
-
-  private openSlot(): void {
-    const waiters = this.slotWaiters;
-    this.slotWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
-  /**
    * The repaint of exactly the output pushed so far: `offset` is the bytes pushed since the start
    * (the stream offset when every byte of the stream is pushed). Requests made before it is
    * serialized share one serialization (and so may cover a little more, never less).
    */
   snapshot(): Promise<Repaint> {
     if (this.closed) return Promise.resolve({ bytes: Buffer.alloc(0), offset: this.parsed });
-    // The repaint's cost counts from here: parsing what is queued is part of it (and the agent
-    // holds output back meanwhile, see pty-session.ts).
-    this.repaintStartedAt ??= performance.now();
     this.drain();
     return new Promise((resolve) => {
       this.waiting.push(resolve);
@@ -331,13 +342,9 @@ export class ScreenState {
     const waiting = this.waiting;
     this.waiting = [];
     if (waiting.length === 0) return;
-    const started = this.repaintStartedAt ?? performance.now();
-    this.repaintStartedAt = null;
     // Called from a parse callback: the terminal holds exactly the first `parsed` bytes.
     const bytes = this.closed ? Buffer.alloc(0) : repaintBytes(this.terminal, this.recent.subarray(0, this.recentBytes));
     const repaint = { bytes, offset: this.parsed };
-    this.lastRepaintEnd = performance.now();
-    this.lastRepaintCostMs = this.lastRepaintEnd - started;
     for (const resolve of waiting) resolve(repaint);
   }
 
@@ -352,7 +359,6 @@ export class ScreenState {
 
   dispose(): void {
     this.closed = true;
-    if (this.repaintTimer) clearTimeout(this.repaintTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.pending = [];
     // Nothing more will be parsed: whoever waits gets an answer now (an empty repaint).
@@ -360,7 +366,6 @@ export class ScreenState {
     this.afterFeed = [];
     for (const callback of waiting) callback();
     this.repaintNow();
-    this.openSlot();
     this.terminal.dispose();
   }
 }
