@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the self-contained agent package: one esbuild bundle of worker/cli/agent-bin.ts (the
-// agent, its links and the install/uninstall commands) and a small second one of its PTY host
-// (worker/agent/exec/pty-host-main.ts), plus the shell-integration scripts and a package.json
+// agent, its links and the install/uninstall commands), a small second one of its PTY host
+// (worker/agent/exec/pty-host-main.ts) and a third of its screen thread
+// (worker/agent/screen/screen-worker.ts), plus the shell-integration scripts and a package.json
 // whose only dependency is node-pty, the one native part. Screenshots need
 // @napi-rs/canvas and two font packages; they are optional dependencies (without them the
 // screenshot API answers 501 and everything else works). officeparser (text out of PDF and Office
@@ -69,6 +70,19 @@ await build({
   banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
   logLevel: "warning",
 });
+// The screen thread (worker/agent/screen/screen-worker.ts): the agent's worker thread that keeps
+// every terminal's screen model; the agent starts it from beside its bundle.
+await build({
+  entryPoints: [join(root, "worker", "agent", "screen", "screen-worker.ts")],
+  outfile: join(outdir, "edgetty-screen-worker.mjs"),
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  external: [...native, ...optional],
+  banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
+  logLevel: "warning",
+});
 // The shell-integration scripts are read beside the module that launches shells.
 cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
 
@@ -83,7 +97,7 @@ writeFileSync(
       type: "module",
       license: pkg.license,
       bin: { "edgetty-agent": "edgetty-agent.mjs" },
-      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "edgetty-pty-host.mjs", "scripts/"],
+      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "edgetty-pty-host.mjs", "edgetty-screen-worker.mjs", "scripts/"],
       engines: pkg.engines,
       dependencies: pick(native),
       optionalDependencies: pick(optional),

@@ -135,6 +135,10 @@ describe("the bundled agent package", () => {
     const c = await attach(prefix, 3);
     c.input("echo bundled-$((6 * 7))\r");
     await c.waitForText("bundled-42\r\n");
+    // A late joiner's repaint comes from the package's screen thread (edgetty-screen-worker.mjs).
+    const late = await attach(prefix, 3);
+    await late.waitForScreen("bundled-42");
+    expect(lines.join("\n")).not.toContain("screen thread");
 
     // Background /execute commands are forked by the package's PTY host (edgetty-pty-host.mjs),
     // once it is up (until then the agent forks them itself): the command's parent says which.

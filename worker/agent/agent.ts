@@ -179,7 +179,7 @@ export class Agent {
     this.keepAlive ??= setInterval(() => {}, KEEP_ALIVE_INTERVAL_MS);
     this.endOrphans().catch((error: unknown) => this.log(`ending a previous agent's processes failed: ${(error as Error).message}`));
     // Started now, not with the first terminal: its first repaint then waits for no thread start.
-    startScreenThread();
+    startScreenThread(this.log);
     this.control.start();
   }
 

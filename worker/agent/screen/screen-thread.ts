@@ -52,6 +52,16 @@ export type FromScreenThread =
 
 type Answer = Extract<FromScreenThread, { req: number }>;
 
+/**
+ * The screen thread's program: from the sources, the entry that registers tsx and imports
+ * screen-worker.ts; in the agent bundle, `edgetty-screen-worker.mjs` beside it (built by
+ * scripts/build-agent.mjs).
+ */
+function screenWorkerEntry(): URL {
+  const here = import.meta.url;
+  return new URL(here.endsWith(".ts") ? "./screen-worker-entry.mjs" : "./edgetty-screen-worker.mjs", here);
+}
+
 /** The worker thread and the models in it. */
 class ScreenThread {
   private readonly worker: Worker;
@@ -67,8 +77,8 @@ class ScreenThread {
   private readonly spares: ArrayBuffer[] = [];
   dead = false;
 
-  constructor(private readonly onDead: (thread: ScreenThread) => void) {
-    this.worker = new Worker(new URL("./screen-worker-entry.mjs", import.meta.url), {
+  constructor(private readonly onDead: (thread: ScreenThread, why: string) => void) {
+    this.worker = new Worker(screenWorkerEntry(), {
       resourceLimits: { maxYoungGenerationSizeMb: SCREEN_THREAD_YOUNG_MB },
     });
     // The agent's life decides when it ends, not this thread's.
@@ -132,7 +142,7 @@ class ScreenThread {
   private die(why: string): void {
     if (this.dead) return;
     this.dead = true;
-    this.onDead(this);
+    this.onDead(this, why);
     for (const model of this.models.values()) model.lost(`screen thread ${why}`);
     for (const p of this.pending.values()) p.resolve(null);
     this.pending.clear();
@@ -141,16 +151,23 @@ class ScreenThread {
 
 /** The agent's screen thread, started with its first model (and again if it ever ended). */
 let current: ScreenThread | null = null;
+/** Where the thread's end is reported (the agent's log once it started the thread). */
+let reportEnd: (line: string) => void = (line) => console.error(`[agent] ${line}`);
 
 function screenThread(): ScreenThread {
-  current ??= new ScreenThread((dead) => {
+  current ??= new ScreenThread((dead, why) => {
     if (current === dead) current = null;
+    reportEnd(`screen thread ${why}; repaints are empty until the next terminal starts a new one`);
   });
   return current;
 }
 
-/** Starts the agent's screen thread now if it is not running (the agent does at start; else the first terminal does). */
-export function startScreenThread(): void {
+/**
+ * Starts the agent's screen thread now if it is not running (the agent does at start; else the
+ * first terminal does); `log` gets a line if the thread ever ends (it fails to load, or dies).
+ */
+export function startScreenThread(log?: (line: string) => void): void {
+  if (log) reportEnd = log;
   screenThread();
 }
 
