@@ -57,32 +57,24 @@ await build({
   logLevel: "warning",
 });
 chmodSync(bundle, 0o755);
-// The PTY host (worker/agent/exec/pty-host-main.ts): a process of its own that forks /execute's
-// PTYs, kept small (node-pty and the launcher only); the agent starts it from beside its bundle.
-await build({
-  entryPoints: [join(root, "worker", "agent", "exec", "pty-host-main.ts")],
-  outfile: join(outdir, "edgetty-pty-host.mjs"),
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  external: native,
-  banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
-  logLevel: "warning",
-});
-// The screen thread (worker/agent/screen/screen-worker.ts): the agent's worker thread that keeps
-// every terminal's screen model; the agent starts it from beside its bundle.
-await build({
-  entryPoints: [join(root, "worker", "agent", "screen", "screen-worker.ts")],
-  outfile: join(outdir, "edgetty-screen-worker.mjs"),
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  external: [...native, ...optional],
-  banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
-  logLevel: "warning",
-});
+/** Bundles `entry` into `name` beside the agent's bundle (the agent starts it from there). */
+const besideAgent = (entry, name, external) =>
+  build({
+    entryPoints: [join(root, ...entry)],
+    outfile: join(outdir, name),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external,
+    banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
+    logLevel: "warning",
+  });
+// The PTY host: a process of its own that forks /execute's PTYs, kept small (node-pty and the
+// launcher only).
+await besideAgent(["worker", "agent", "exec", "pty-host-main.ts"], "edgetty-pty-host.mjs", native);
+// The screen thread: the agent's worker thread that keeps every terminal's screen model.
+await besideAgent(["worker", "agent", "screen", "screen-worker.ts"], "edgetty-screen-worker.mjs", [...native, ...optional]);
 // The shell-integration scripts are read beside the module that launches shells.
 cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
 
