@@ -35,6 +35,47 @@ export function joinRefusal(state: { known: boolean; agentOnline: boolean; clien
   return null;
 }
 
+/**
+ * How long a join waits when the session's data link is down but the Worker found the agent
+ * online, in ms. That happens in two windows: the session is ending (the agent closed the data
+ * link and its EXIT is on its way through the control link) or the data link is reconnecting.
+ * Within this the link is back (the join proceeds) or the session is gone (404), instead of a
+ * 503 AGENT_OFFLINE for an agent that is not offline.
+ */
+export const JOIN_LINK_WAIT_MS = 3_000;
+/** Joins waiting so at once, per terminal; past it a join is answered at once. */
+export const JOIN_LINK_WAITERS_MAX = 64;
+
+/** Joins waiting for a session's data link to return or for the session to end (see JOIN_LINK_WAIT_MS). */
+export class JoinWaiters {
+  private readonly waiting = new Set<() => void>();
+
+  /**
+   * Resolves once `settled()` holds (re-checked on each `notify`), or after `timeoutMs`; at once
+   * when it already holds or JOIN_LINK_WAITERS_MAX joins are waiting. Never rejects.
+   */
+  wait(settled: () => boolean, timeoutMs = JOIN_LINK_WAIT_MS): Promise<void> {
+    if (settled() || this.waiting.size >= JOIN_LINK_WAITERS_MAX) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (settled()) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiting.add(check);
+    });
+  }
+
+  /** The data link or the session changed: waiting joins re-check. */
+  notify(): void {
+    for (const check of [...this.waiting]) check();
+  }
+}
+
 /** A session-API client's credential that can end, as the Worker passes it on `/client`. */
 export interface ClientEnds {
   credential: string;

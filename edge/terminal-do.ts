@@ -25,7 +25,7 @@ import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
 import { readRawOwned, readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
 import { AGENT_TAG, CLIENT_TAG, countFrameBytes, infoFrame, type ClientAttachment } from "./terminal-sockets.ts";
-import { authorizeRawToken, ClientCredentials, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
+import { authorizeRawToken, ClientCredentials, JoinWaiters, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
 
 /** Live facts for listings. */
 export interface TerminalLiveInfo {
@@ -77,6 +77,8 @@ export class TerminalDO extends DurableObject<Env> {
   private readonly history: HistoryStore;
   /** The session ended by itself and its history is still served. */
   private historyKept = false;
+  /** Joins waiting for the data link to return or the session to end. */
+  private readonly joins = new JoinWaiters();
   /** The forgetting of the session the last EXIT started (end() waits for it). */
   private forgetting: Promise<void> = Promise.resolve();
   /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
@@ -229,10 +231,13 @@ export class TerminalDO extends DurableObject<Env> {
     }
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     this.hub.attachAgent(this.sinkFor(server), false);
+    this.joins.notify();
     return new Response(null, { status: 101, webSocket: client });
   }
 
   private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
+    // The Worker found the agent online: a missing data link is a session ending or relinking.
+    await this.joins.wait(() => this.meta === null || this.hub.agentOnline);
     const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clients.size, maxClients: this.config.maxClients });
     if (full) return errorResponse("terminal", full);
     const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
@@ -402,6 +407,7 @@ export class TerminalDO extends DurableObject<Env> {
     const ended = this.meta?.terminal_id;
     this.meta = null;
     this.title = null;
+    this.joins.notify();
     await this.ctx.storage.deleteAlarm();
     // A share link is to this session: a later one under the same id must not open with it.
     if (ended !== undefined && this.serverId) {

@@ -217,4 +217,28 @@ describe("terminal sessions end to end", () => {
     const forged = await fetch(`${stack.url}/api/v1/terminal/sessions`, { headers: { Cookie: "edgetty_session=admin.99999999999999.AAAA" } });
     expect(forged.status).toBe(401);
   });
+
+  it("answers joins racing a session's end with the session or its end, never AGENT_OFFLINE", async () => {
+    // The shell exits; the agent closes the data link and reports the exit on its control link.
+    // Joins that land between the two must not be told the (connected) agent is offline.
+    const outcomes: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      expect((await create({ terminal_id: 95 })).status).toBe(200);
+      const live = await attach("terminal_id=95");
+      live.input("exit\r");
+      const joins = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=95`, { apiKey: stack.apiKey }).then(
+            (c) => (stack.track(c), "joined"),
+            (error: unknown) => (error instanceof HttpRefusal ? `${error.status} ${JSON.parse(error.body).code}` : String(error)),
+          ),
+        ),
+      );
+      outcomes.push(...joins);
+      await stack.api("/api/v1/terminal/95", { method: "DELETE" });
+    }
+    // A join either reaches the session (or, once it ended, a new one: the seed's attach creates)
+    // or is told it is gone or still being created; an agent that never went away is not offline.
+    for (const outcome of outcomes) expect(outcome).toMatch(/^(joined|404 SESSION_NOT_FOUND|409 CREATE_IN_PROGRESS)$/);
+  });
 });
