@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the self-contained agent package: one esbuild bundle of worker/cli/agent-bin.ts (the
+// Builds the self-contained agent package: an esbuild bundle of worker/cli/agent-bin.ts (the
 // agent, its links and the install/uninstall commands), a small second one of its PTY host
 // (worker/agent/exec/pty-host-main.ts) and a third of its screen thread
 // (worker/agent/screen/screen-worker.ts), plus the shell-integration scripts and a package.json
@@ -13,7 +13,7 @@
 // --pack also runs `npm pack` in the output folder: the .tgz a host installs with
 // `npm install -g ./edgetty-agent-<version>.tgz` (npm fetches node-pty's prebuilt binary).
 import { build } from "esbuild";
-import { chmodSync, cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,7 +36,13 @@ const optional = ["@napi-rs/canvas", "dejavu-fonts-ttf", "@fontsource/unifontex"
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 const bundle = join(outdir, "edgetty-agent.mjs");
-await build({
+/** Inputs of every bundle (esbuild metafiles): the packages whose code the bundles carry. */
+const inputs = new Set();
+const noteInputs = (result) => {
+  for (const path of Object.keys(result.metafile.inputs)) inputs.add(path);
+  return result;
+};
+noteInputs(await build({
   entryPoints: [join(root, "worker", "cli", "agent-bin.ts")],
   outfile: bundle,
   bundle: true,
@@ -54,12 +60,13 @@ await build({
     ].join("\n"),
   },
   legalComments: "linked",
+  metafile: true,
   logLevel: "warning",
-});
+}));
 chmodSync(bundle, 0o755);
 /** Bundles `entry` into `name` beside the agent's bundle (the agent starts it from there). */
-const besideAgent = (entry, name, external) =>
-  build({
+const besideAgent = async (entry, name, external) =>
+  noteInputs(await build({
     entryPoints: [join(root, ...entry)],
     outfile: join(outdir, name),
     bundle: true,
@@ -68,13 +75,30 @@ const besideAgent = (entry, name, external) =>
     target: "node20",
     external,
     banner: { js: 'import { createRequire as __edgettyCreateRequire } from "node:module";\nconst require = __edgettyCreateRequire(import.meta.url);' },
+    legalComments: "linked",
+    metafile: true,
     logLevel: "warning",
-  });
+  }));
 // The PTY host: a process of its own that forks /execute's PTYs, kept small (node-pty and the
 // launcher only).
 await besideAgent(["worker", "agent", "exec", "pty-host-main.ts"], "edgetty-pty-host.mjs", native);
 // The screen thread: the agent's worker thread that keeps every terminal's screen model.
 await besideAgent(["worker", "agent", "screen", "screen-worker.ts"], "edgetty-screen-worker.mjs", [...native, ...optional]);
+// The licences of the packages bundled in (MIT and the like ask for their notice in every copy;
+// esbuild's legal comments keep only the notices a package marks in its code): one file, each
+// package's licence text as it ships it.
+const bundled = new Map();
+for (const path of inputs) {
+  const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path);
+  if (m && !bundled.has(m[1])) bundled.set(m[1], join(root, path.slice(0, m.index + m[0].length)));
+}
+const notices = [...bundled].sort(([a], [b]) => a.localeCompare(b)).map(([name, dir]) => {
+  const meta = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const file = readdirSync(dir).find((f) => /^(licen[sc]e|copying)/i.test(f));
+  const text = file ? readFileSync(join(dir, file), "utf8").trim() : `License: ${meta.license ?? "see the package"}`;
+  return `${name}@${meta.version}\n${"-".repeat(name.length + meta.version.length + 1)}\n${text}\n`;
+});
+writeFileSync(join(outdir, "THIRD-PARTY-NOTICES.txt"), `Packages bundled into this package's .mjs files, with their licences.\n\n${notices.join("\n")}`);
 // The shell-integration scripts are read beside the module that launches shells.
 cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
 
@@ -85,11 +109,11 @@ writeFileSync(
     {
       name: "edgetty-agent",
       version,
-      description: "The edgetty host agent: runs real terminals for an edgetty edge (one bundle; node-pty is its only native part)",
+      description: "The edgetty host agent: runs real terminals for an edgetty edge (bundled; node-pty is its only native part)",
       type: "module",
       license: pkg.license,
       bin: { "edgetty-agent": "edgetty-agent.mjs" },
-      files: ["edgetty-agent.mjs", "edgetty-agent.mjs.LEGAL.txt", "edgetty-pty-host.mjs", "edgetty-screen-worker.mjs", "scripts/"],
+      files: ["edgetty-*.mjs", "edgetty-*.mjs.LEGAL.txt", "THIRD-PARTY-NOTICES.txt", "scripts/"],
       engines: pkg.engines,
       dependencies: pick(native),
       optionalDependencies: pick(optional),

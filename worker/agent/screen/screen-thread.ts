@@ -149,7 +149,7 @@ class ScreenThread {
   }
 }
 
-/** The agent's screen thread, started with its first model (and again if it ever ended). */
+/** The agent's screen thread: started by the agent at start (startScreenThread), again by the next model if it ever ended. */
 let current: ScreenThread | null = null;
 /** Where the thread's end is reported (the agent's log once it started the thread). */
 let reportEnd: (line: string) => void = (line) => console.error(`[agent] ${line}`);
