@@ -7,7 +7,7 @@
  */
 import { isServerId } from "../shared/validation.ts";
 import { apiTokenId } from "./api-tokens.ts";
-import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, safeEqual } from "./auth.ts";
+import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, equalsApiKey } from "./auth.ts";
 import { ADMIN_KEY_IDENTITY } from "./caller.ts";
 import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
@@ -45,7 +45,7 @@ export function adminApi(): ApiFamily {
       if (!env.EDGETTY_API_KEY) throw unauthorized();
       // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
       const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
-      if (user === null && !(await safeEqual(token, env.EDGETTY_API_KEY))) {
+      if (user === null && !(await equalsApiKey(token, env.EDGETTY_API_KEY))) {
         throw apiTokenId(token) !== null ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
       }
       const secure = new URL(request.url).protocol === "https:";
