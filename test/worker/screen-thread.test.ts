@@ -58,6 +58,7 @@ describe("screen thread", () => {
         // Repaints asked for after chunk `k` of the stream, without waiting: the pushes go on.
         const askAfter = new Set(Array.from({ length: asks }, (_, i) => Math.floor(((i + 1) * parts.length) / (asks + 1))));
         const repaints: Promise<{ bytes: Buffer; offset: number }>[] = [];
+        const askedAt: number[] = [];
         const skip = new Set<number>();
         let pushed = 0;
         for (let k = 0; k < parts.length; k++) {
@@ -65,6 +66,7 @@ describe("screen thread", () => {
             await write(probe, "");
             if (probe.modes.insertMode && parserState(probe).joinState !== 0) skip.add(repaints.length);
             repaints.push(m.snapshot());
+            askedAt.push(pushed);
           }
           m.push(parts[k]!);
           await write(probe, parts[k]!);
@@ -74,6 +76,7 @@ describe("screen thread", () => {
         for (const [i, pending] of repaints.entries()) {
           const repaint = await pending;
           expect(repaint.offset).toBeLessThanOrEqual(pushed);
+          expect(repaint.offset).toBe(askedAt[i]);
           if (skip.has(i)) continue;
           const joiner = createScreenTerminal(COLS, ROWS);
           await write(joiner, repaint.bytes);
