@@ -64,6 +64,8 @@ export interface TunnelCallEntry extends HttpWaiter {
   taken: number;
   wake: (() => void) | null;
   done: boolean;
+  /** The request body's pump (pumpRequest): ends once the body is sent, drained or cancelled. */
+  bodyRead: Promise<void> | null;
 }
 
 /**
@@ -117,7 +119,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const headers: HeaderList = [];
     for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
@@ -128,7 +130,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       this.forget(c);
       return offline();
     }
-    if (body) void this.pumpRequest(c, body);
+    if (body) c.bodyRead = this.pumpRequest(c, body);
     return answer;
   }
 
@@ -152,10 +154,16 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       case "tun.head":
         if (c.resolve) this.openResponse(c, msg.status, msg.headers);
         return;
-      case "tun.end":
+      case "tun.end": {
         this.forget(c);
-        c.writer?.close().catch(() => {});
+        // The answer ends once the request body is read (drained, up to UNREAD_BODY_DRAIN_MAX_BYTES,
+        // when the agent answered without it): the local runtime closes a keep-alive connection
+        // whose request body was left unread, and the client's write of the rest fails (EPIPE).
+        const close = () => void c.writer?.close().catch(() => {});
+        if (c.bodyRead) void c.bodyRead.then(close);
+        else close();
         return;
+      }
       case "tun.abort":
         this.forget(c);
         if (c.resolve) this.fail(c, errorResponse("open-terminal", new ApiError(502, "TUNNEL_ABORTED", msg.reason)));

@@ -6,6 +6,7 @@
 import { randomBytes, createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,5 +112,39 @@ describe("large files through the edge", () => {
     const small = await stack.api(`/files/read?path=uploads/../big.bin&start_line=1&end_line=1`);
     expect([413, 415]).toContain(small.status);
     expect((await stack.api("/files/cwd")).status).toBe(200);
+  });
+
+  it("answers a call the agent refuses before its body, then keeps the connection for the next call", async () => {
+    // The agent refuses an upload that is not multipart without reading its body. The answer must
+    // not end before the rest of the body is read, or the connection closes under the client's
+    // write (EPIPE) and cannot carry the next call.
+    const url = new URL(stack.url);
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+    const call = (path: string, type: string, send: (req: ClientRequest, answered: Promise<IncomingMessage>) => void) =>
+      new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+        const req = httpRequest({ host: url.hostname, port: url.port, path, method: "POST", agent, headers: { Authorization: `Bearer ${stack.apiKey}`, "Content-Type": type } });
+        req.on("error", reject);
+        const answered = new Promise<IncomingMessage>((r) => req.on("response", r));
+        answered.then((res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => (body += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
+        }, reject);
+        send(req, answered);
+      });
+    try {
+      const refused = await call("/files/upload?directory=uploads", "text/plain", (req, answered) => {
+        req.write("x".repeat(1000));
+        // The rest goes once the refusal's head is here: the body is still being sent then.
+        void answered.then(() => req.end("y".repeat(1000)));
+      });
+      expect(refused.status).toBe(422);
+      const next = await call("/files/mkdir", "application/json", (req) => req.end(JSON.stringify({ path: "after-refusal" })));
+      expect(next.status).toBe(200);
+      expect(next.reused).toBe(true);
+    } finally {
+      agent.destroy();
+    }
   });
 });
