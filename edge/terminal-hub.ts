@@ -52,6 +52,8 @@ export interface ClientState {
   offset: number | null;
   /** After a DO wake-up positions are unknown: take the next frame as the client's position. */
   trustNext: boolean;
+  /** The size the client was last told in an INFO, as `cols×rows` (unset: none known here). */
+  toldSize?: string;
 }
 
 /** What the hub asks of its host (the Durable Object). */
@@ -152,6 +154,7 @@ export class TerminalHub {
       case "size":
         this.lastRepaint.sizeChanged();
         this.host.onSize?.(f.size);
+        this.tellViewersSize();
         break;
       case "exit":
         this.exit(f.exit);
@@ -177,7 +180,7 @@ export class TerminalHub {
       for (const state of this.clients.values()) this.markStale(state);
     }
     sink.send(encodeEdgeFrame({ t: "resume", offset: resumeFrom }));
-    for (const [client, state] of this.clients) client.send(encodeServerFrame(this.host.info(state)));
+    for (const [client, state] of this.clients) this.sendInfo(client, state);
     this.requestSnapshotIfNeeded();
   }
 
@@ -237,10 +240,37 @@ export class TerminalHub {
     this.repaintWaiting(snapshot, offset, backlog);
   }
 
+  /**
+   * The PTY was resized, at this point of the output stream. A read-only client cannot size the
+   * terminal, so it mirrors the PTY's size: a live one gets INFO with the new size here, between
+   * the output before the resize and the output after it; one waiting for a repaint gets it right
+   * before the repaint; a paused one will be repainted on RESUME (what it missed spans the resize,
+   * and replaying it would cross the size change unannounced). Writers size the PTY themselves and
+   * are not told (two writers of different sizes would otherwise resize it back and forth).
+   */
+  private tellViewersSize(): void {
+    for (const [client, state] of this.clients) {
+      if (!state.readonly) continue;
+      if (state.paused) this.markStale(state);
+      else if (state.offset !== null || state.trustNext) this.sendInfo(client, state, true);
+    }
+  }
+
+  /** Sends the client its INFO, noting the size it was told; with `ifResized`, only when that size is not the one it was last told. */
+  private sendInfo(client: Sink, state: ClientState, ifResized = false): void {
+    const f = this.host.info(state);
+    const size = f.t === "info" ? `${f.info.cols}×${f.info.rows}` : undefined;
+    if (ifResized && size === state.toldSize) return;
+    state.toldSize = size;
+    client.send(encodeServerFrame(f));
+  }
+
   /** Sends every client waiting for a repaint `snapshot` (covering output up to `offset`), then `backlog` from the ring. */
   private repaintWaiting(snapshot: Uint8Array, offset: number, backlog: RingFrame[]): void {
     for (const [client, state] of this.clients) {
       if (!this.waitsForRepaint(state)) continue;
+      // A read-only client told another size (the PTY was resized since) learns the size first.
+      if (state.readonly) this.sendInfo(client, state, true);
       client.send(snapshot);
       state.offset = offset;
       for (const f of backlog) this.deliver(client, state, f);
@@ -285,7 +315,7 @@ export class TerminalHub {
   /** A new client: INFO now, the repaint as soon as the agent's snapshot arrives. */
   addClient(sink: Sink, state: ClientState): void {
     this.clients.set(sink, state);
-    sink.send(encodeServerFrame(this.host.info(state)));
+    this.sendInfo(sink, state);
     this.requestSnapshotIfNeeded();
   }
 

@@ -64,6 +64,25 @@ describe("output pump", () => {
     expect(pump.backlog).toBe(120);
   });
 
+  it("runs an action once the output before it is parsed, before the output after it is handed over", () => {
+    const term = fakeTerminal();
+    const events: string[] = [];
+    const pump = new OutputPump((data, parsed) => (events.push(`write ${data.byteLength}`), term.write(data, parsed)), { onFlow: () => {}, onOverflow: () => {} }, limits);
+    pump.push(chunk(10));
+    pump.push(chunk(20));
+    pump.then(() => events.push("resize"));
+    pump.push(chunk(30));
+    expect(events).toEqual(["write 10", "write 20"]);
+    term.parseOne();
+    expect(events).toEqual(["write 10", "write 20"]); // 20 bytes still unparsed
+    term.parseOne();
+    expect(events).toEqual(["write 10", "write 20", "resize", "write 30"]);
+    pump.then(() => events.push("after 30")); // waits for the 30 bytes in xterm.js
+    expect(events.at(-1)).toBe("write 30");
+    term.parseOne();
+    expect(events.at(-1)).toBe("after 30");
+  });
+
   it("pauses above the high-water mark and resumes only under the low-water mark", () => {
     const term = fakeTerminal();
     const flow: boolean[] = [];

@@ -110,7 +110,24 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
       await waitForLine(viewer, "marker-1");
       expect(await screenText(page)).not.toContain("nope");
       expect(await screenText(viewer)).not.toContain("nope");
+
+      // The writer's window grows: the viewer takes the new size where the stream changed it (an
+      // INFO between the output before and after the resize). A Z put at the new last column of
+      // row 1, just after the resize, is there in the viewer too; a viewer still at the old width
+      // would put it at its own last column, and keep it there after resizing (no reflow moves it).
+      const before = await termSize(page);
+      await page.setViewportSize({ width: 1300, height: 700 });
+      await page.waitForFunction((cols) => (globalThis as any).edgettyDebug.size().cols > cols, before.cols);
+      const after = await termSize(page);
+      await run(page, `printf '\\033[s\\033[1;${after.cols}HZ\\033[u'; echo placed-$((${after.cols}))`);
+      await waitForLine(page, `placed-${after.cols}`);
+      await waitForLine(viewer, `placed-${after.cols}`);
+      const firstRow = async (p: Page) => (await screenText(p)).split("\n")[0]!;
+      expect((await firstRow(page)).length).toBe(after.cols);
+      expect(await firstRow(viewer)).toBe(await firstRow(page));
+      expect(await termSize(viewer)).toEqual(after);
     } finally {
+      await page.setViewportSize({ width: 1000, height: 640 });
       await viewer.close();
     }
   });

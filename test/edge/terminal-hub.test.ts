@@ -60,15 +60,19 @@ function answerSnapshot(offset: number, screen: string) {
   hub.onAgentMessage(agent, buf(encodeSnapshot(req.id, offset, enc(screen))));
 }
 
+/** The PTY's size as the hub's host knows it (the agent's SIZE frames update it). */
+let size: { cols: number; rows: number };
+
 beforeEach(() => {
   exits = 0;
   refusals = [];
+  size = { cols: 80, rows: 24 };
   hub = new TerminalHub({
-    info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 80, rows: 24, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
+    info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", ...size, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
     onHello: () => true,
     refused: (reason) => refusals.push(reason),
     onTitle: () => {},
-    onSize: () => {},
+    onSize: (s) => (size = s),
     onExit: () => exits++,
     onClientChanged: () => {},
   });
@@ -210,6 +214,35 @@ describe("TerminalHub", () => {
     const again = new RecordingSink();
     hub.onAgentMessage(again, hello(9, 2));
     expect(again.take().map((b) => decodeEdgeFrame(b))).toEqual([{ t: "resume", offset: 5 }]);
+  });
+
+  it("tells read-only clients the PTY's new size where the stream resized it, and writers nothing", () => {
+    /** A client's frames as `output:<text>` and `info:<cols>x<rows>`, in order. */
+    const story = (sink: RecordingSink) =>
+      sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.cols}x${f.info.rows}` : f.t));
+    const resized = (cols: number, rows: number) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols, rows } })));
+    const writer = new RecordingSink();
+    const viewer = new RecordingSink();
+    const paused = new RecordingSink();
+    hub.addClient(writer, client());
+    hub.addClient(viewer, client({ readonly: true }));
+    hub.addClient(paused, client({ readonly: true }));
+    answerSnapshot(0, "S|");
+    hub.onClientMessage(paused, buf(encodeClientFrame({ t: "pause" })));
+    output(0, "before ");
+    resized(100, 30);
+    output(7, "after ");
+    resized(100, 30); // the same size again: nothing to tell
+    const late = new RecordingSink();
+    hub.addClient(late, client({ readonly: true })); // told 100x30 at join: no second INFO with its repaint
+    answerSnapshot(13, "L|");
+    expect(story(writer)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
+    expect(story(viewer)).toEqual(["info:80x24", "output:S|", "output:before ", "info:100x30", "output:after "]);
+    expect(story(late)).toEqual(["info:100x30", "output:L|"]);
+    // The paused viewer missed output on both sides of the resize: on RESUME it is repainted, told the size first.
+    expect(story(paused)).toEqual(["info:80x24", "output:S|"]);
+    hub.onClientMessage(paused, buf(encodeClientFrame({ t: "resume" }))); // the late joiner's repaint is current: reused
+    expect(story(paused)).toEqual(["info:80x24", "output:S|", "info:100x30", "output:L|"]);
   });
 
   it("catches a paused client up from the ring when it resumes", () => {

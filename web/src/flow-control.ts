@@ -42,7 +42,8 @@ const DEFAULT_LIMITS: PumpLimits = {
 
 /** Feeds output to a terminal at the pace it parses, with pause/resume and overflow signals. */
 export class OutputPump {
-  private held: Uint8Array[] = [];
+  /** Output not handed to xterm.js yet, and actions to run in stream order between it (`then`). */
+  private held: (Uint8Array | (() => void))[] = [];
   private heldBytes = 0;
   private inFlight = 0;
   private pausedNow = false;
@@ -81,9 +82,26 @@ export class OutputPump {
     this.checkFlow();
   }
 
+  /**
+   * Runs `action` once everything pushed before it has been parsed, before anything pushed after
+   * it is handed over (a read-only viewer's resize happens at its place in the stream). Dropped,
+   * with the held output, on an overflow: the rejoin that follows brings its own INFO.
+   */
+  then(action: () => void): void {
+    this.held.push(action);
+    this.feed();
+  }
+
   private feed(): void {
     while (this.held.length > 0 && this.inFlight < this.limits.feedAhead) {
-      const chunk = this.held.shift()!;
+      const next = this.held[0]!;
+      if (typeof next === "function") {
+        if (this.inFlight > 0) return; // after the output before it is parsed (its callback feeds again)
+        this.held.shift();
+        next();
+        continue;
+      }
+      const chunk = this.held.shift() as Uint8Array;
       const n = chunk.byteLength;
       this.heldBytes -= n;
       this.inFlight += n;

@@ -3,12 +3,11 @@
 // ("edgetty.share", token) and the HTTP looks as a bearer token; it never goes in a URL the
 // browser sends. The edge lets it reach only that terminal's read routes, and closes the socket
 // when the link expires or is revoked; the page then says so.
-import type { ServerFrame, TerminalSize } from "../../shared/links/client.ts";
+import type { ServerFrame } from "../../shared/links/client.ts";
 import { Api } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { h } from "./dom.ts";
 import type { ShareLink } from "./routes.ts";
-import { READONLY_SIZE_POLL_MS } from "./terminal-page.ts";
 import { TerminalView } from "./terminal-view.ts";
 
 /** The subprotocol a share link's WebSocket offers beside its token (edge/share-links.ts). */
@@ -62,7 +61,6 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
   });
   view.fit();
   conn.start();
-  const sizePoll = setInterval(() => void mirrorSize(), READONLY_SIZE_POLL_MS);
 
   window.edgettyDebug = {
     screenText: () => view.screenText(),
@@ -84,8 +82,11 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
         joins++;
         name.textContent = `${serverId} · #${terminalId} · ${frame.info.shell}`;
         document.title = `${frame.info.title || frame.info.shell} (shared) — edgetty`;
-        view.setReadonly(true, { cols: frame.info.cols, rows: frame.info.rows });
-        void mirrorSize();
+        {
+          // The PTY's size, at its place in the stream (see terminal-page.ts applyInfo).
+          const size = { cols: frame.info.cols, rows: frame.info.rows };
+          view.afterOutput(() => view.setReadonly(true, size));
+        }
         return;
       case "output":
         return view.write(frame.data);
@@ -93,18 +94,6 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
         return show("Session ended", " — the shared terminal's shell has exited.");
       default:
         return; // A viewer types nothing, so READ_ONLY errors do not arise; titles and pongs need nothing.
-    }
-  }
-
-  /** Mirrors the session's size (the list follows every resize; INFO comes only on joins). */
-  async function mirrorSize(): Promise<void> {
-    try {
-      const res = await look("/api/v1/terminal/sessions");
-      if (!res.ok) return;
-      const mine = ((await res.json()) as { id: number; cols?: number; rows?: number }[]).find((s) => s.id === terminalId);
-      if (mine?.cols && mine.rows) view.setReadonly(true, { cols: mine.cols, rows: mine.rows } satisfies TerminalSize);
-    } catch {
-      // The connection's own probing reports real trouble.
     }
   }
 
@@ -148,7 +137,6 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
   }
 
   return () => {
-    clearInterval(sizePoll);
     conn.close();
     view.dispose();
     delete window.edgettyDebug;

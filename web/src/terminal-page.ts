@@ -1,7 +1,7 @@
 // The terminal page: one session's terminal with its toolbar (connection state, read-only badge,
 // find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
 // self-healing connection.
-import type { ServerFrame, SessionInfo, TerminalSize } from "../../shared/links/client.ts";
+import type { ServerFrame, SessionInfo } from "../../shared/links/client.ts";
 import { type Api, ApiError, SHELLS } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { button, h, isApple, replaceChildren } from "./dom.ts";
@@ -15,10 +15,6 @@ import { shortcutFor } from "./shortcuts.ts";
 import { showScreenshot } from "./screenshot-dialog.ts";
 import { TerminalView } from "./terminal-view.ts";
 
-/** How often a read-only viewer checks the session's size to mirror it, in milliseconds. */
-export const READONLY_SIZE_POLL_MS = 5_000;
-/** Longest a read-only viewer waits for the session's size before connecting, in milliseconds. */
-export const READONLY_SIZE_WAIT_MS = 1_500;
 
 export interface TerminalPageOptions {
   api: Api;
@@ -71,7 +67,6 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   let shell = "";
   let cwd = "";
   /** The session's size from the session list, which a read-only viewer mirrors. */
-  let sessionSize: TerminalSize | null = null;
 
   const status = h("span", { class: "conn-status", role: "status", "data-state": "connecting" }, "connecting…");
   const retry = button("Reconnect now", "Retry now", () => conn.reconnectNow(), { class: "text-button", hidden: true });
@@ -169,20 +164,13 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   root.replaceChildren(page);
   view.fit();
 
-  if (readonly) {
-    // Size the viewer before the repaint arrives: a repaint drawn at another width wraps wrongly.
-    const wait = new Promise((resolve) => setTimeout(resolve, READONLY_SIZE_WAIT_MS));
-    void Promise.race([mirrorSessionSize(), wait]).then(() => conn.start());
-  } else {
-    conn.start();
-  }
+  conn.start();
   view.focus();
   void history.available().then((ok) => (historyButton.hidden = !ok));
 
   const countdown = setInterval(() => {
     if (conn.phase.kind === "waiting" && conn.phase.retryAt !== null) renderPhase(conn.phase);
   }, 1_000);
-  const sizePoll = setInterval(() => void mirrorSessionSize(), READONLY_SIZE_POLL_MS);
 
   // Ctrl/Cmd+Shift+F opens search wherever the focus is on this page.
   const onKeyDown = (ev: KeyboardEvent): void => {
@@ -260,8 +248,15 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     cwd = info.cwd;
     roBadge.hidden = !readonly;
     keyBar.element.hidden = readonly;
-    view.setReadonly(readonly, sessionSize ?? { cols: info.cols, rows: info.rows });
-    if (readonly) void mirrorSessionSize();
+    if (readonly) {
+      // A viewer mirrors the PTY's size, which INFO carries at its place in the stream: before the
+      // repaint on a join, and wherever a writer resized the PTY (docs/protocol.md). Applied once
+      // the output before it is drawn, so that output wraps at the width it was written for.
+      const size = { cols: info.cols, rows: info.rows };
+      view.afterOutput(() => view.setReadonly(true, size));
+    } else {
+      view.setReadonly(false);
+    }
     name.textContent = `${serverId} · #${terminalId} · ${info.shell}`;
     setTitle(info.title || `${info.shell} ${info.cwd}`);
     if (!readonly && (info.cols !== view.size.cols || info.rows !== view.size.rows)) conn.resize(view.size);
@@ -359,22 +354,6 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     }
   }
 
-  /**
-   * Read-only viewers take the session's size from the session list rather than INFO alone: the
-   * list follows every RESIZE, and INFO is only sent on joins.
-   */
-  async function mirrorSessionSize(): Promise<void> {
-    if (!readonly || exited) return;
-    try {
-      const mine = (await api.sessions(serverId)).find((s) => s.id === terminalId);
-      if (!mine?.cols || !mine.rows) return;
-      sessionSize = { cols: mine.cols, rows: mine.rows };
-      if (readonly && !exited) view.setReadonly(true, sessionSize);
-    } catch {
-      // The connection's own probing reports real trouble.
-    }
-  }
-
   async function screenshot(): Promise<void> {
     try {
       showScreenshot(await api.screenshot(serverId, terminalId), `edgetty-${serverId}-${terminalId}.png`);
@@ -385,7 +364,6 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   return () => {
     clearInterval(countdown);
-    clearInterval(sizePoll);
     document.removeEventListener("keydown", onKeyDown);
     conn.close();
     history.dispose();

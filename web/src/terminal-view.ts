@@ -144,6 +144,11 @@ export class TerminalView {
     this.pump.push(data);
   }
 
+  /** Runs `action` once the output written so far has been parsed, before any written after. */
+  afterOutput(action: () => void): void {
+    this.pump.then(action);
+  }
+
   /** Read-only viewers mirror the session's size instead of fitting to the window. */
   setReadonly(readonly: boolean, sessionSize?: TerminalSize): void {
     this.readonlyNow = readonly;
