@@ -1,10 +1,10 @@
 /** The PTY host: /execute's PTYs forked by a small process of the agent's, relayed over its pipes. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taggedCommand } from "../../worker/agent/launch.ts";
-import { PtyHost, ptyHostProgram, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
+import { PtyHost, ptyHostProgram, type PipedProcess, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
 import { until } from "../support/waiters.ts";
 import { encodeFrame, FrameReader, PTY_HOST_FRAME_MAX_BYTES, PtyHostKind, PtyHostProtocolError } from "../../worker/agent/exec/pty-host-protocol.ts";
 
@@ -106,6 +106,120 @@ describe("PTY host", () => {
     });
   });
 });
+
+describe("PTY host, commands on pipes", () => {
+  let dir: string;
+  let host: PtyHost;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "edgetty-pty-host-"));
+    host = new PtyHost(ptyHostProgram(dir, null), null);
+    await host.whenReady();
+  });
+  afterAll(() => {
+    host?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Output per stream and the end of one piped run, as they come. */
+  function collectPiped(proc: PipedProcess) {
+    const out = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+    const closed = new Promise<{ exitCode: number; signal: number }>((resolve) =>
+      proc.listen({ data: (stream, bytes) => (out[stream] = Buffer.concat([out[stream], bytes])), close: resolve }),
+    );
+    return { out, closed };
+  }
+
+  function piped(script: string) {
+    const { file, args, env } = request(script);
+    return { file, args, env, cwd: tmpdir() };
+  }
+
+  it("runs a command on pipes: stdout and stderr apart, no terminal, its own group, the exit code and the tag", async () => {
+    const proc = await host.spawnPiped(piped('test -t 1 || echo "no tty:$EDGETTY_PROCESS"; echo err >&2; ps -o pgid= -p $$; read x; echo "stdin:$?"; exit 3'));
+    const run = collectPiped(proc);
+    expect(await run.closed).toEqual({ exitCode: 3, signal: 0 });
+    const lines = run.out.stdout.toString().split("\n");
+    expect(lines[0]).toBe(`no tty:${TAG}`);
+    expect(Number(lines[1])).toBe(proc.pid); // a session and group of its own
+    expect(lines[2]).toBe("stdin:1"); // /dev/null: end of input at once
+    expect(run.out.stderr.toString()).toBe("err\n");
+  });
+
+  it("reports a command killed by a signal, and one it cannot start", async () => {
+    const killed = collectPiped(await host.spawnPiped(piped("kill -TERM $$")));
+    expect(await killed.closed).toEqual({ exitCode: 0, signal: 15 });
+    await expect(host.spawnPiped({ ...piped("true"), cwd: join(dir, "no-such-dir") })).rejects.toThrow(/ENOENT/);
+  });
+
+  it("stops reading a paused command (it blocks on its full pipe) and reads on after RESUME", async () => {
+    const bytes = 20_000_000;
+    const proc = await host.spawnPiped(piped(`head -c ${bytes} /dev/zero; echo done >&2`));
+    proc.pause();
+    const run = collectPiped(proc);
+    // Blocked writing to its stdout, whose reader (the host) stopped reading: node's "pipes" are
+    // socketpairs (the kernel waits in sock_alloc_send_pskb; in pipe_write for a pipe).
+    const writer = () => descendantsOf(proc.pid).some((pid) => /sock_alloc_send|pipe_write/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")));
+    await until("the command to block on its pipe", () => (writer() ? true : null));
+    // Round trips through the host: had it kept reading, megabytes would have come meanwhile.
+    for (let i = 0; i < 3; i++) await collectPiped(await host.spawnPiped(piped("true"))).closed;
+    expect(run.out.stdout.byteLength).toBeLessThan(1_000_000);
+    expect(writer()).toBe(true);
+    expect(run.out.stderr.toString()).toBe("");
+    proc.resume();
+    expect(await run.closed).toEqual({ exitCode: 0, signal: 0 });
+    expect(run.out.stdout.byteLength).toBe(bytes);
+    expect(run.out.stderr.toString()).toBe("done\n");
+  });
+
+  it("after a kill, closes the pipes a process that escaped the group still holds", async () => {
+    // The escaped process is a new session's (setsid), holding stdout; the group's kill misses it.
+    const proc = await host.spawnPiped(piped("setsid sh -c 'echo escaped:$$; exec sleep 30' & wait"));
+    const run = collectPiped(proc);
+    await until("the escaped process to start", () => /escaped:(\d+)/.exec(run.out.stdout.toString()));
+    const escaped = Number(/escaped:(\d+)/.exec(run.out.stdout.toString())![1]);
+    try {
+      process.kill(-proc.pid, "SIGKILL");
+      proc.drainAfterKill();
+      expect(await run.closed).toEqual({ exitCode: 0, signal: 9 });
+    } finally {
+      process.kill(escaped, "SIGKILL");
+    }
+  });
+
+  it("when the host dies, the agent ends its piped commands' groups", async () => {
+    const proc = await host.spawnPiped(piped("echo started; sleep 30"));
+    const run = collectPiped(proc);
+    await until("the command to start", () => (run.out.stdout.toString().includes("started") ? true : null));
+    process.kill(host.pid!, "SIGKILL");
+    expect(await run.closed).toEqual({ exitCode: 0, signal: 9 });
+    await until("the command to end", () => {
+      try {
+        process.kill(proc.pid, 0);
+        return null;
+      } catch {
+        return true;
+      }
+    });
+    await host.whenReady();
+  });
+});
+
+/** `root`'s descendants, from /proc (root itself included). */
+function descendantsOf(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parent) if (ppid === out[i]) out.push(pid);
+  return out;
+}
 
 describe("PTY host frames", () => {
   it("are cut from a stream however it is split", () => {

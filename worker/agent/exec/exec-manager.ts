@@ -334,12 +334,20 @@ export class ExecManager {
     return p;
   }
 
-  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked. */
+  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked; forked by the PTY host when it runs. */
   private async spawn(spec: ExecSpec, timeout: number | null, caller: ExecCaller, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
     const { cwd, env, launch } = await this.prepare(spec, caller);
+    const runSpec: RunSpec = { command: spec.command, cwd, env, shell: this.shell, tag: this.tag, timeout, onOutput, ...(launch ? { launch } : {}) };
     let run: ProcessRun;
     try {
-      run = await ProcessRun.start({ command: spec.command, cwd, env, shell: this.shell, tag: this.tag, stdin: "ignore", timeout, onOutput, ...(launch ? { launch } : {}) });
+      const host = this.ptyHost?.available ? this.ptyHost : null;
+      // A host that went away meanwhile: fork it here instead.
+      run = host
+        ? await ProcessRun.startHosted(runSpec, host).catch((e: unknown) => {
+            if (e instanceof PtyHostUnavailable) return ProcessRun.start(runSpec);
+            throw e;
+          })
+        : await ProcessRun.start(runSpec);
     } catch (e) {
       throw new ExecError(otError(400, OtCode.SPAWN_FAILED, `Failed to start command: ${e instanceof Error ? e.message : String(e)}`));
     } finally {

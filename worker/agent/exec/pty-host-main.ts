@@ -8,22 +8,42 @@
  *
  * It speaks pty-host-protocol.ts on its stdin and stdout and nothing else: SPAWN starts the given
  * launch command on a new PTY (node-pty), its output goes back as DATA and its end as EXIT; INPUT
- * is typed into it. Every spawn passes `guardLaunch` (launch.ts): the host holds the PTY masters
- * of the commands it runs (node-pty opens them without close-on-exec), so while one runs, the
- * next is started through the descriptor closer and inherits none of them. It exits when its
- * stdin ends (the agent stopped or died); the PTYs close with it and their commands get SIGHUP.
- * A malformed frame ends it too.
+ * is typed into it. A SPAWN with `pipes` starts it on pipes instead (seed 004's runs: stdout as
+ * DATA, stderr as STDERR, in a session of its own). Every spawn passes `guardLaunch` (launch.ts):
+ * the host holds the PTY masters of the commands it runs (node-pty opens them without
+ * close-on-exec), so while one runs, the next is started through the descriptor closer and
+ * inherits none of them. It exits when its stdin ends (the agent stopped or died); the PTYs close
+ * with it and their commands get SIGHUP (the agent kills the piped ones' groups). A malformed
+ * frame ends it too.
  */
+import { spawn as spawnChild, type ChildProcess } from "node:child_process";
 import { Socket } from "node:net";
+import { constants } from "node:os";
 import * as pty from "node-pty";
 import { guardLaunch } from "../launch.ts";
 import { listenWholly } from "../pty-tail.ts";
-import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
+import { encodeFrame, FrameReader, frameHeader, jsonPayload, PIPE_DRAIN_GRACE_MS, PtyHostKind, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
 
-/** PTYs open at once (the agent runs at most MAX_RUNNING_PROCESSES; this is the host's own guard). */
+/** Runs open at once, PTYs and piped (the agent runs at most MAX_RUNNING_PROCESSES; this is the host's own guard). */
 export const PTY_HOST_MAX_PTYS = 256;
 /** Output waiting in the pipe to the agent before the PTYs are paused, in bytes. */
 export const PTY_HOST_OUTPUT_BUFFER_BYTES = 1 << 20; // 1 MiB
+
+/** Something the host reads a run's output from: a PTY, or one pipe of a piped run. */
+interface Source {
+  pause(): void;
+  resume(): void;
+}
+
+/** A command on pipes: its process, what ends it, and whether its leader has exited. */
+interface PipedRun {
+  child: ChildProcess;
+  started: boolean;
+  exit: { exitCode: number; signal: number } | null;
+  /** DRAIN came: close the pipes PIPE_DRAIN_GRACE_MS after the leader's exit. */
+  draining: boolean;
+  drainTimer: NodeJS.Timeout | null;
+}
 
 /** Runs the host on this process's stdin and stdout; returns when it is set up. */
 export function runPtyHost(): void {
@@ -31,39 +51,60 @@ export function runPtyHost(): void {
   const input = new Socket({ fd: 0, readable: true, writable: false });
   const output = new Socket({ fd: 1, readable: false, writable: true });
   const ptys = new Map<number, pty.IPty>();
-  const paused = new Set<pty.IPty>();
+  const piped = new Map<number, PipedRun>();
+  /** Sources paused because the pipe to the agent is full, and those the agent paused (PAUSE). */
+  const heldForPipe = new Set<Source>();
+  const heldForAgent = new Set<Source>();
   const reader = new FrameReader();
+
+  const sourcesOf = (id: number): Source[] => {
+    const p = ptys.get(id);
+    if (p) return [p];
+    const run = piped.get(id);
+    return run ? [run.child.stdout!, run.child.stderr!] : [];
+  };
+  const forget = (sources: Source[]): void => {
+    for (const source of sources) {
+      heldForPipe.delete(source);
+      heldForAgent.delete(source);
+    }
+  };
 
   const send = (frame: Buffer): void => {
     output.write(frame);
     if (output.writableLength > PTY_HOST_OUTPUT_BUFFER_BYTES) {
-      // The agent is behind: stop reading the PTYs until the pipe drains (bounds what waits here).
-      for (const p of ptys.values()) {
-        if (!paused.has(p)) {
-          p.pause();
-          paused.add(p);
+      // The agent is behind: stop reading the commands until the pipe drains (bounds what waits here).
+      for (const id of [...ptys.keys(), ...piped.keys()]) {
+        for (const source of sourcesOf(id)) {
+          if (!heldForPipe.has(source) && !heldForAgent.has(source)) {
+            source.pause();
+            heldForPipe.add(source);
+          }
         }
       }
     }
   };
   // Past the buffer a write has returned false, so "drain" comes once the pipe has taken it all.
   output.on("drain", () => {
-    for (const p of paused) p.resume();
-    paused.clear();
+    for (const source of heldForPipe) source.resume();
+    heldForPipe.clear();
   });
   output.on("error", () => process.exit(0));
 
+  const refuse = (id: number, message: string): void => send(encodeFrame(PtyHostKind.FAILED, id, { message }));
+
   const spawn = (id: number, request: SpawnRequest | null): void => {
-    if (!request || ptys.has(id) || ptys.size >= PTY_HOST_MAX_PTYS) {
-      send(encodeFrame(PtyHostKind.FAILED, id, { message: request ? "too many PTYs, or a repeated id" : "malformed spawn request" }));
+    if (!request || ptys.has(id) || piped.has(id) || ptys.size + piped.size >= PTY_HOST_MAX_PTYS) {
+      refuse(id, request ? "too many runs, or a repeated id" : "malformed spawn request");
       return;
     }
+    if (request.pipes) return spawnPiped(id, request);
     let proc: pty.IPty;
     try {
       const launch = guardLaunch({ file: request.file, args: request.args, env: request.env });
       proc = pty.spawn(launch.file, launch.args, { name: request.name, cols: request.cols, rows: request.rows, cwd: request.cwd, env: launch.env, encoding: null });
     } catch (error) {
-      send(encodeFrame(PtyHostKind.FAILED, id, { message: error instanceof Error ? error.message : String(error) }));
+      refuse(id, error instanceof Error ? error.message : String(error));
       return;
     }
     ptys.set(id, proc);
@@ -73,10 +114,59 @@ export function runPtyHost(): void {
       (bytes) => send(Buffer.concat([frameHeader(PtyHostKind.DATA, id, bytes.byteLength), bytes])),
       ({ exitCode, signal }) => {
         ptys.delete(id);
-        paused.delete(proc);
+        forget([proc]);
         send(encodeFrame(PtyHostKind.EXIT, id, { exitCode, signal }));
       },
     );
+  };
+
+  const spawnPiped = (id: number, request: SpawnRequest): void => {
+    let child: ChildProcess;
+    try {
+      const launch = guardLaunch({ file: request.file, args: request.args, env: request.env });
+      // Its own session and group (pgid = pid), so a kill or a timeout reaches all it started.
+      child = spawnChild(launch.file, launch.args, { cwd: request.cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (error) {
+      refuse(id, error instanceof Error ? error.message : String(error));
+      return;
+    }
+    const run: PipedRun = { child, started: false, exit: null, draining: false, drainTimer: null };
+    piped.set(id, run);
+    const sources = [child.stdout!, child.stderr!];
+    child.stdout!.on("data", (bytes: Buffer) => send(Buffer.concat([frameHeader(PtyHostKind.DATA, id, bytes.byteLength), bytes])));
+    child.stderr!.on("data", (bytes: Buffer) => send(Buffer.concat([frameHeader(PtyHostKind.STDERR, id, bytes.byteLength), bytes])));
+    for (const stream of sources) stream.on("error", () => {});
+    child.once("spawn", () => {
+      run.started = true;
+      send(encodeFrame(PtyHostKind.SPAWNED, id, { pid: child.pid }));
+    });
+    child.on("error", (error) => {
+      if (run.started) return; // a failed kill later: nothing to report
+      piped.delete(id);
+      forget(sources);
+      refuse(id, error.message);
+    });
+    child.on("exit", (code, signal) => {
+      run.exit = { exitCode: code ?? 0, signal: signal ? (constants.signals[signal] ?? 0) : 0 };
+      if (run.draining) closeSoon(run);
+    });
+    // Both pipes closed and the leader exited: everything it wrote has been sent.
+    child.on("close", () => {
+      if (!run.started) return;
+      piped.delete(id);
+      forget(sources);
+      if (run.drainTimer) clearTimeout(run.drainTimer);
+      send(encodeFrame(PtyHostKind.EXIT, id, run.exit ?? { exitCode: 0, signal: 0 }));
+    });
+  };
+
+  /** A killed run whose leader exited: what escaped its group may hold the pipes, so they close after the grace. */
+  const closeSoon = (run: PipedRun): void => {
+    if (run.drainTimer) return;
+    run.drainTimer = setTimeout(() => {
+      run.child.stdout?.destroy();
+      run.child.stderr?.destroy();
+    }, PIPE_DRAIN_GRACE_MS);
   };
 
   const handle = (frame: PtyHostFrame): void => {
@@ -93,6 +183,25 @@ export function runPtyHost(): void {
           } catch {
             /* the PTY closed */
           }
+        }
+        return;
+      }
+      case PtyHostKind.PAUSE:
+        for (const source of sourcesOf(frame.id)) {
+          heldForAgent.add(source);
+          if (!heldForPipe.delete(source)) source.pause();
+        }
+        return;
+      case PtyHostKind.RESUME:
+        for (const source of sourcesOf(frame.id)) {
+          if (heldForAgent.delete(source) && !heldForPipe.has(source)) source.resume();
+        }
+        return;
+      case PtyHostKind.DRAIN: {
+        const run = piped.get(frame.id);
+        if (run) {
+          run.draining = true;
+          if (run.exit) closeSoon(run);
         }
         return;
       }

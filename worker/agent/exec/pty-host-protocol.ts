@@ -3,12 +3,17 @@
  * stdout pipes: binary frames, each `kind` (u8), `id` (u32 BE, the run), `length` (u32 BE), then
  * `length` bytes of payload.
  *
- *   agent → host  SPAWN   JSON {@link SpawnRequest}: start this program on a new PTY as run `id`
+ *   agent → host  SPAWN   JSON {@link SpawnRequest}: start this program as run `id`, on a new
+ *                         PTY, or on pipes with `pipes: true`
  *                 INPUT   bytes for run `id`'s PTY
+ *                 PAUSE   stop reading run `id`'s output (its consumer is behind); RESUME reads again
+ *                 DRAIN   run `id` was killed: once its leader has exited, close its pipes after
+ *                         PIPE_DRAIN_GRACE_MS (a process that escaped its group may hold them)
  *   host → agent  READY   (id 0) the host has chosen its descriptor closer and takes SPAWNs
  *                 SPAWNED JSON `{pid}`: run `id` started
  *                 FAILED  JSON `{message}`: run `id` could not start
- *                 DATA    bytes run `id`'s PTY gave
+ *                 DATA    bytes run `id`'s PTY (or, on pipes, its stdout) gave
+ *                 STDERR  bytes run `id`'s stderr gave (pipes only)
  *                 EXIT    JSON `{exitCode, signal}`: run `id` exited and its output was all sent
  *
  * Both ends refuse a frame of an unknown kind or longer than PTY_HOST_FRAME_MAX_BYTES by ending
@@ -23,26 +28,37 @@ export const PTY_HOST_HEADER_BYTES = 9;
 export const PtyHostKind = {
   SPAWN: 0x01,
   INPUT: 0x02,
+  PAUSE: 0x03,
+  RESUME: 0x04,
+  DRAIN: 0x05,
   READY: 0x10,
   SPAWNED: 0x11,
   FAILED: 0x12,
   DATA: 0x13,
   EXIT: 0x14,
+  STDERR: 0x15,
 } as const;
 export type PtyHostKind = (typeof PtyHostKind)[keyof typeof PtyHostKind];
 
 const KINDS = new Set<number>(Object.values(PtyHostKind));
 
-/** What the agent asks the host to start: the launch command (launch.ts) and the PTY's settings. */
+/** After DRAIN, how long a killed run's exited leader may leave its pipes open, in ms. */
+export const PIPE_DRAIN_GRACE_MS = 1_000;
+
+/**
+ * What the agent asks the host to start: the launch command (launch.ts), and the PTY's settings;
+ * with `pipes`, no PTY: stdin /dev/null, stdout and stderr on pipes, in a session of its own.
+ */
 export interface SpawnRequest {
   file: string;
   args: string[];
   env: Record<string, string>;
   cwd: string;
-  /** TERM, as node-pty's `name`. */
+  /** TERM, as node-pty's `name` (PTY runs). */
   name: string;
   cols: number;
   rows: number;
+  pipes?: boolean;
 }
 
 /** One decoded frame. */

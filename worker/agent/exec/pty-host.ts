@@ -27,6 +27,8 @@ export const PTY_HOST_SPAWN_TIMEOUT_MS = 10_000;
 export const PTY_HOST_STARTS_MAX = 3;
 /** SIGHUP: what a command gets when its PTY closes with the host. */
 const SIGHUP = 1;
+/** SIGKILL: what the agent sends a piped command's group when the host dies. */
+const SIGKILL = 9;
 
 /** The host is not running, or exited before it answered: the caller may fork the PTY itself. */
 export class PtyHostUnavailable extends Error {
@@ -39,6 +41,25 @@ export interface PtyProcess {
   /** Sets the listeners (once): output bytes, then the exit once all output was given. */
   listen(onData: (data: Buffer) => void, onExit: (exit: { exitCode: number; signal: number }) => void): void;
   write(data: Buffer): void;
+}
+
+/** How a piped run's output and end reach its consumer (ProcessRun). */
+export interface PipedListeners {
+  data(stream: "stdout" | "stderr", bytes: Buffer): void;
+  /** The leader exited and both pipes closed: everything written was given. */
+  close(exit: { exitCode: number; signal: number }): void;
+}
+
+/** A command on pipes, as ProcessRun drives it (a child the agent spawned, or a run of the host). */
+export interface PipedProcess {
+  readonly pid: number;
+  /** Sets the listeners (once). */
+  listen(listeners: PipedListeners): void;
+  /** Stops reading its output (the consumer is behind): the command blocks once the pipes fill. */
+  pause(): void;
+  resume(): void;
+  /** It was killed: once its leader exited, close the pipes after a grace (what escaped its group may hold them). */
+  drainAfterKill(): void;
 }
 
 /** How to start the host: a node and its arguments. */
@@ -134,8 +155,56 @@ class HostedRun implements PtyProcess {
   }
 }
 
+/** A run on pipes in the host: its frames, turned into a PipedProcess. */
+class HostedPipedRun implements PipedProcess {
+  private listeners: PipedListeners | null = null;
+  /** What arrived before `listen`. */
+  private early: { stream: "stdout" | "stderr"; bytes: Buffer }[] = [];
+  private closed: { exitCode: number; signal: number } | null = null;
+
+  constructor(
+    readonly pid: number,
+    private readonly control: (kind: typeof PtyHostKind.PAUSE | typeof PtyHostKind.RESUME | typeof PtyHostKind.DRAIN) => void,
+  ) {}
+
+  listen(listeners: PipedListeners): void {
+    this.listeners = listeners;
+    for (const { stream, bytes } of this.early) listeners.data(stream, bytes);
+    this.early = [];
+    if (this.closed) listeners.close(this.closed);
+  }
+
+  pause(): void {
+    if (!this.closed) this.control(PtyHostKind.PAUSE);
+  }
+
+  resume(): void {
+    if (!this.closed) this.control(PtyHostKind.RESUME);
+  }
+
+  drainAfterKill(): void {
+    if (!this.closed) this.control(PtyHostKind.DRAIN);
+  }
+
+  data(stream: "stdout" | "stderr", bytes: Buffer): void {
+    if (this.closed) return;
+    // A copy: the payload is a view of a pipe read.
+    const copy = Buffer.from(bytes);
+    if (this.listeners) this.listeners.data(stream, copy);
+    else this.early.push({ stream, bytes: copy });
+  }
+
+  exit(exit: { exitCode: number; signal: number }): void {
+    if (this.closed) return;
+    this.closed = exit;
+    this.listeners?.close(exit);
+  }
+}
+
 interface PendingSpawn {
-  resolve: (run: HostedRun) => void;
+  /** Makes the run once the host said SPAWNED with its pid. */
+  started: (id: number, pid: number) => HostedRun | HostedPipedRun;
+  resolve: (run: HostedRun | HostedPipedRun) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
@@ -147,7 +216,7 @@ export class PtyHost {
   private stopped = false;
   private nextId = 1;
   private readonly pending = new Map<number, PendingSpawn>();
-  private readonly runs = new Map<number, HostedRun>();
+  private readonly runs = new Map<number, HostedRun | HostedPipedRun>();
   /** Callers of whenReady() waiting for the next READY (at most one per caller; tests and start-up). */
   private readyWaiters: (() => void)[] = [];
 
@@ -218,6 +287,26 @@ export class PtyHost {
 
   /** Starts `request` on a new PTY in the host; rejects when the host refuses, times out or dies. */
   spawn(request: SpawnRequest): Promise<PtyProcess> {
+    return this.startRun(request, (id, pid) => {
+      const child = this.child!;
+      return new HostedRun(pid, (data) => {
+        child.stdin!.write(Buffer.concat([frameHeader(PtyHostKind.INPUT, id, data.byteLength), data]));
+      });
+    }) as Promise<HostedRun>;
+  }
+
+  /**
+   * Starts `request` on pipes in the host (stdin /dev/null, stdout and stderr apart, a session of
+   * its own); rejects as `spawn` does.
+   */
+  spawnPiped(request: Omit<SpawnRequest, "pipes" | "name" | "cols" | "rows">): Promise<PipedProcess> {
+    return this.startRun({ ...request, name: "", cols: 0, rows: 0, pipes: true }, (id, pid) => {
+      const child = this.child!;
+      return new HostedPipedRun(pid, (kind) => child.stdin!.write(encodeFrame(kind, id)));
+    }) as Promise<HostedPipedRun>;
+  }
+
+  private startRun(request: SpawnRequest, started: PendingSpawn["started"]): Promise<HostedRun | HostedPipedRun> {
     const child = this.child;
     if (!child || !this.ready) return Promise.reject(new PtyHostUnavailable("the PTY host is not running"));
     const id = this.nextId;
@@ -227,7 +316,7 @@ export class PtyHost {
         this.pending.delete(id);
         reject(new Error("the PTY host did not answer in time"));
       }, PTY_HOST_SPAWN_TIMEOUT_MS);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { started, resolve, reject, timer });
       child.stdin!.write(encodeFrame(PtyHostKind.SPAWN, id, request));
     });
   }
@@ -269,18 +358,22 @@ export class PtyHost {
           waiting.reject(new Error("the PTY host answered without a pid"));
           return;
         }
-        const child = this.child!;
-        const id = frame.id;
-        const run = new HostedRun(pid, (data) => {
-          child.stdin!.write(Buffer.concat([frameHeader(PtyHostKind.INPUT, id, data.byteLength), data]));
-        });
-        this.runs.set(id, run);
+        const run = waiting.started(frame.id, pid);
+        this.runs.set(frame.id, run);
         waiting.resolve(run);
         return;
       }
-      case PtyHostKind.DATA:
-        this.runs.get(frame.id)?.data(frame.payload);
+      case PtyHostKind.DATA: {
+        const run = this.runs.get(frame.id);
+        if (run instanceof HostedPipedRun) run.data("stdout", frame.payload);
+        else run?.data(frame.payload);
         return;
+      }
+      case PtyHostKind.STDERR: {
+        const run = this.runs.get(frame.id);
+        if (run instanceof HostedPipedRun) run.data("stderr", frame.payload);
+        return;
+      }
       case PtyHostKind.EXIT: {
         const run = this.runs.get(frame.id);
         if (!run) return;
@@ -306,7 +399,15 @@ export class PtyHost {
       waiting.reject(new PtyHostUnavailable("the PTY host exited"));
       this.pending.delete(id);
     }
-    for (const run of this.runs.values()) run.exit({ exitCode: 0, signal: SIGHUP });
+    for (const run of this.runs.values()) {
+      if (run instanceof HostedRun) {
+        run.exit({ exitCode: 0, signal: SIGHUP });
+        continue;
+      }
+      // A piped run has no PTY to hang up, and nobody reads its pipes now: end its group.
+      signalTree(run.pid, "SIGKILL");
+      run.exit({ exitCode: 0, signal: SIGKILL });
+    }
     this.runs.clear();
     this.start();
   }
