@@ -1,10 +1,11 @@
 /** The PTY host: /execute's PTYs forked by a small process of the agent's, relayed over its pipes. */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taggedCommand } from "../../worker/agent/launch.ts";
 import { PtyHost, ptyHostProgram, type PipedProcess, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
+import { processTree } from "../support/ndjson.ts";
 import { until } from "../support/waiters.ts";
 import { encodeFrame, FrameReader, PTY_HOST_FRAME_MAX_BYTES, PtyHostKind, PtyHostProtocolError } from "../../worker/agent/exec/pty-host-protocol.ts";
 
@@ -158,7 +159,14 @@ describe("PTY host, commands on pipes", () => {
     const run = collectPiped(proc);
     // Blocked writing to its stdout, whose reader (the host) stopped reading: node's "pipes" are
     // socketpairs (the kernel waits in sock_alloc_send_pskb; in pipe_write for a pipe).
-    const writer = () => descendantsOf(proc.pid).some((pid) => /sock_alloc_send|pipe_write/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")));
+    const wchan = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/wchan`, "utf8");
+      } catch {
+        return ""; // gone
+      }
+    };
+    const writer = () => processTree(proc.pid).some((pid) => /sock_alloc_send|pipe_write/.test(wchan(pid)));
     await until("the command to block on its pipe", () => (writer() ? true : null));
     // Round trips through the host: had it kept reading, megabytes would have come meanwhile.
     for (let i = 0; i < 3; i++) await collectPiped(await host.spawnPiped(piped("true"))).closed;
@@ -203,23 +211,6 @@ describe("PTY host, commands on pipes", () => {
     await host.whenReady();
   });
 });
-
-/** `root`'s descendants, from /proc (root itself included). */
-function descendantsOf(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {
-      /* gone */
-    }
-  }
-  const out = [root];
-  for (let i = 0; i < out.length; i++) for (const [pid, ppid] of parent) if (ppid === out[i]) out.push(pid);
-  return out;
-}
 
 describe("PTY host frames", () => {
   it("are cut from a stream however it is split", () => {
