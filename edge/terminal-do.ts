@@ -79,7 +79,11 @@ export class TerminalDO extends DurableObject<Env> {
   private historyKept = false;
   /** Joins waiting for the data link to return or the session to end. */
   private readonly joins = new JoinWaiters();
-  /** The forgetting of the session the last EXIT started (end() waits for it). */
+  /**
+   * The forgettings of ended sessions, one after the other (forgetLater): an EXIT's (which keeps
+   * the history) and a DELETE's (which drops it) can come together, and their storage writes
+   * must not interleave. end() and configure() wait for it.
+   */
   private forgetting: Promise<void> = Promise.resolve();
   /** What an EXIT from the agent does to the history (a DELETE sets it false for its exit). */
   private keepHistoryOnExit = true;
@@ -109,7 +113,7 @@ export class TerminalDO extends DurableObject<Env> {
         if (this.meta) this.history.upsert(record);
       },
       onExit: () => {
-        this.forgetting = this.forget(this.keepHistoryOnExit);
+        void this.forgetLater(this.keepHistoryOnExit);
       },
       onClientChanged: (sink, client) => {
         const ws = this.socketOf.get(sink);
@@ -353,6 +357,8 @@ export class TerminalDO extends DurableObject<Env> {
   /** Sets the limits of a session that was just created or adopted. */
   async configure(meta: SessionMeta, config: TerminalConfig): Promise<Result<null>> {
     try {
+      // A session that ended under this id may still be being forgotten: its storage first.
+      await this.forgetting;
       this.meta ??= meta;
       this.config = config;
       await loadIdentity(this.ctx, "name"); // again: forgetting a session cleared storage
@@ -384,12 +390,11 @@ export class TerminalDO extends DurableObject<Env> {
   async end(exit: ExitInfo, keepHistory = false): Promise<void> {
     await this.counters.flush();
     this.keepHistoryOnExit = keepHistory;
-    if (this.meta || this.hub.clients.size > 0) {
-      this.hub.exit(exit);
-      // The caller (a DELETE) answers once the session is forgotten, its share links included.
-      await this.forgetting;
-    } else await this.forget(keepHistory);
+    if (this.meta || this.hub.clients.size > 0) this.hub.exit(exit); // forgets it (onExit)
+    else void this.forgetLater(keepHistory); // after the EXIT's forgetting, if one is under way
     this.keepHistoryOnExit = true;
+    // The caller (a DELETE) answers once the session is forgotten, its share links included.
+    await this.forgetting;
   }
 
   /** Every stored command record, oldest first; served while the agent is offline too. */
@@ -400,6 +405,14 @@ export class TerminalDO extends DurableObject<Env> {
     } catch (error) {
       return fail(error, "TerminalDO.commandRecords");
     }
+  }
+
+  /** Forgets the session once any forgetting under way is done; resolves when this one is (a failure is logged). */
+  private forgetLater(keepHistory: boolean): Promise<void> {
+    this.forgetting = this.forgetting
+      .then(() => this.forget(keepHistory))
+      .catch((error: unknown) => log("error", "terminal.forget_failed", "forgetting an ended session failed", { server: this.serverId, error }));
+    return this.forgetting;
   }
 
   /** Drops the session; with `keepHistory` its command records stay (until the id is reused). */

@@ -115,4 +115,26 @@ describe("history from the agent's data link", () => {
     data.close();
     control.close();
   });
+
+  it("drops the history of a session whose EXIT is still being forgotten when its DELETE's end comes", async () => {
+    // As the agent's EXIT on the data link (an ended session keeps its history), then at once the
+    // DELETE's end (which drops it): the first forgetting still waits on D1 (the share links) when
+    // the second runs, and must not finish last and keep the history.
+    await runInDurableObject(TERMINAL.get(TERMINAL.idFromName("hist-race:9")), async (instance) => {
+      const terminal = instance as unknown as {
+        configure(meta: object, config: object): Promise<unknown>;
+        history: HistoryStore;
+        hub: { exit(exit: object): void };
+        end(exit: object, keepHistory: boolean): Promise<void>;
+        forgetting: Promise<void>;
+        commandRecords(): Promise<{ ok: boolean; error?: { code: string } }>;
+      };
+      await terminal.configure({ terminal_id: 9, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false }, { maxClients: 8, idleTimeoutMs: 0 });
+      terminal.history.upsert(rec(1));
+      terminal.hub.exit({ exit_code: 0, signal: 1 });
+      await terminal.end({ exit_code: -1, signal: 9 }, false);
+      await terminal.forgetting; // whatever forgetting is still under way, as later requests would see
+      expect(await terminal.commandRecords()).toMatchObject({ ok: false, error: { code: "SESSION_NOT_FOUND" } });
+    });
+  });
 });
