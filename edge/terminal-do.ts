@@ -7,7 +7,7 @@
  * and closing them when it ends, in terminal-admission.ts; raw clients, in raw-terminal.ts.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { ExitInfo } from "../shared/links/client.ts";
+import type { ExitInfo, TerminalSize } from "../shared/links/client.ts";
 import type { DataHello } from "../shared/links/data.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import type { Env, TerminalConfig } from "./env.ts";
@@ -104,6 +104,8 @@ export class TerminalDO extends DurableObject<Env> {
       },
       onSize: (size) => {
         this.size = size;
+        // Kept across hibernation: INFO tells read-only joiners the PTY's size (docs/protocol.md).
+        void this.ctx.storage.put("size", size);
       },
       onTitle: (title) => {
         this.title = title;
@@ -149,13 +151,14 @@ export class TerminalDO extends DurableObject<Env> {
       armExpiryAt: (at) => (at === null ? this.alarms.clear("expiry") : this.alarms.set("expiry", at)),
     });
     void ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept"]);
+      const stored = await ctx.storage.get(["server_id", "meta", "config", "title", "history_kept", "size"]);
       // "server_id": where objects made before names were read from ctx.id.name kept theirs.
       this.serverId = parseTerminalName((await loadIdentity(ctx, "name")) ?? "")?.serverId ?? (stored.get("server_id") as string | undefined) ?? "";
       this.historyKept = stored.get("history_kept") === true;
       this.meta = (stored.get("meta") as SessionMeta | undefined) ?? null;
       this.config = (stored.get("config") as TerminalConfig | undefined) ?? this.config;
       this.title = (stored.get("title") as string | undefined) ?? null;
+      this.size = (stored.get("size") as TerminalSize | undefined) ?? this.size;
       // After hibernation the sockets are still here; their in-memory state is not.
       for (const ws of ctx.getWebSockets(AGENT_TAG)) this.hub.attachAgent(this.sinkFor(ws), true);
       for (const ws of [...ctx.getWebSockets(CLIENT_TAG), ...ctx.getWebSockets(RAW_TAG)]) {
@@ -204,7 +207,7 @@ export class TerminalDO extends DurableObject<Env> {
     }
     this.meta = hello.meta;
     this.size = hello.size;
-    void this.ctx.storage.put("meta", hello.meta);
+    void this.ctx.storage.put({ meta: hello.meta, size: hello.size });
     return true;
   }
 
@@ -432,7 +435,7 @@ export class TerminalDO extends DurableObject<Env> {
     }
     if (keepHistory) {
       this.historyKept = true;
-      await this.ctx.storage.delete(["meta", "config", "title"]);
+      await this.ctx.storage.delete(["meta", "config", "title", "size"]);
       await this.ctx.storage.put("history_kept", true);
       return;
     }

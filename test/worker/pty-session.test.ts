@@ -72,12 +72,58 @@ class EdgeEnd {
   }
 }
 
+/** The output payloads among `frames`, concatenated (latin1). */
+function outputOf(frames: AgentDataFrame[]): string {
+  let out = "";
+  for (const f of frames) {
+    if (f.t !== "output") continue;
+    const payload = decodeServerFrame(f.frame);
+    if (payload.t === "output") out += Buffer.from(payload.data).toString("latin1");
+  }
+  return out;
+}
+
+/** The rows and cursor of a terminal's screen. */
+function screenOf(term: xterm.Terminal): { rows: string[]; cursor: [number, number] } {
+  const b = term.buffer.active;
+  return { rows: Array.from({ length: term.rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? ""), cursor: [b.cursorX, b.cursorY] };
+}
+
+/**
+ * Asks `s` for a repaint and checks it shows what a terminal of `initial` size shows after taking
+ * the frames the edge received, in their order (output written, SIZE applied), up to the repaint.
+ */
+async function expectRepaintOfLinkOrder(initial: { cols: number; rows: number }): Promise<void> {
+  const asked = edge.of("snapshot").length;
+  edge.send({ t: "snapshot-request", id: 100 + asked });
+  await edge.until(() => edge.of("snapshot").length > asked, "the repaint");
+  const at = edge.frames.findLastIndex((f) => f.t === "snapshot");
+  const snap = edge.frames[at] as Extract<AgentDataFrame, { t: "snapshot" }>;
+  const oracle = new xterm.Terminal({ ...initial, allowProposedApi: true });
+  let end = 0;
+  for (const f of edge.frames.slice(0, at)) {
+    if (f.t === "size") oracle.resize(f.size.cols, f.size.rows);
+    if (f.t !== "output") continue;
+    const payload = decodeServerFrame(f.frame);
+    if (payload.t !== "output" || f.offset !== end) continue;
+    const data = payload.data.subarray(0, Math.max(0, snap.offset - f.offset));
+    end += payload.data.byteLength;
+    await new Promise<void>((r) => oracle.write(data, r));
+  }
+  const repaint = decodeServerFrame(snap.frame);
+  const term = new xterm.Terminal({ cols: oracle.cols, rows: oracle.rows, allowProposedApi: true });
+  if (repaint.t === "output") await new Promise<void>((r) => term.write(repaint.data, r));
+  expect(screenOf(term)).toEqual(screenOf(oracle));
+  term.dispose();
+  oracle.dispose();
+}
+
 let edge: EdgeEnd;
 let dir: string;
 let sessions: { s: PtySession; exits: ExitInfo[] }[] = [];
 
 /** A session on `edge`, with the exits its owner was told of. */
-function session(extra: { initialInput?: string } = {}): { s: PtySession; exits: ExitInfo[] } {
+function session(extra: { initialInput?: string; onOutput?: (chunk: Buffer) => void } = {}): { s: PtySession; exits: ExitInfo[] } {
   const exits: ExitInfo[] = [];
   const plan: SpawnPlan = {
     shell: "sh",
@@ -173,6 +219,69 @@ describe("PtySession", () => {
     expect(edge.of("size")[0]!.size).toEqual({ cols: 100, rows: 30 });
     edge.send({ t: "input", data: new TextEncoder().encode("stty size\r") });
     await edge.until(() => edge.output.includes("30 100"), "stty's answer");
+  });
+
+  it("sends SIZE after the output read before the resize, and the screen model takes that output at the old size", async () => {
+    // The resize lands while the chunk holding MARK is read but not yet sealed into a frame (the
+    // output hook runs right there): that chunk was written at the old size.
+    let resized = false;
+    const started = session({
+      onOutput: (chunk) => {
+        if (resized || !chunk.includes("MARK")) return;
+        resized = true;
+        started.s.resize({ cols: 40, rows: 24 });
+      },
+    });
+    await resume();
+    await started.s.ready();
+    // \115 is M: the command's echo does not contain MARK, its output does.
+    edge.send({ t: "input", data: new TextEncoder().encode("printf '\\033[2J\\033[1;80HX\\033[3;1H\\115ARK'\r") });
+    await edge.until(() => edge.of("size").length === 1, "the SIZE frame");
+    const at = edge.frames.findIndex((f) => f.t === "size");
+    expect(outputOf(edge.frames.slice(0, at))).toContain("MARK");
+    await expectRepaintOfLinkOrder({ cols: 80, rows: 24 });
+  });
+
+  it("sends SIZE for a resize made while output is held for a repaint after that repaint", async () => {
+    const { s } = await streamingSession();
+    edge.send({ t: "input", data: new TextEncoder().encode("printf '\\033[2J\\033[1;80HX\\033[3;1H\\110ELD'\r") });
+    await edge.until(() => edge.output.includes("HELD"), "the output");
+    // Resize right as the repaint's serialization is asked for, with output held until it is sent.
+    const screen = (s as unknown as { screen: { snapshot(): Promise<unknown> } }).screen;
+    const snapshot = screen.snapshot.bind(screen);
+    screen.snapshot = () => {
+      const made = snapshot();
+      s.resize({ cols: 40, rows: 24 });
+      return made;
+    };
+    edge.send({ t: "snapshot-request", id: 1 });
+    await edge.until(() => edge.of("size").length === 1 && edge.of("snapshot").length === 1, "the repaint and the SIZE");
+    expect(edge.frames.findIndex((f) => f.t === "snapshot")).toBeLessThan(edge.frames.findIndex((f) => f.t === "size"));
+    screen.snapshot = snapshot;
+    await expectRepaintOfLinkOrder({ cols: 80, rows: 24 });
+  });
+
+  it("after the link drops, resends a resize it missed at its place in the output it resends", async () => {
+    const { s } = await streamingSession();
+    edge.send({ t: "input", data: new TextEncoder().encode("printf '\\102EFORE\\n'\r") });
+    await edge.until(() => edge.output.includes("BEFORE\r\n"), "the output");
+    s.dropLink();
+    s.resize({ cols: 40, rows: 24 });
+    await edge.until(() => edge.of("hello").length === 2, "the second HELLO");
+    expect(edge.of("hello")[1]!.hello.size).toEqual({ cols: 40, rows: 24 });
+    const from = edge.frames.length;
+    edge.output = "";
+    edge.outputEnd = 0;
+    edge.send({ t: "resume", offset: 0 });
+    await edge.until(() => edge.of("size").length === 2, "both SIZE frames");
+    const after = edge.frames.slice(from);
+    // The resent output was written at 80 columns until the resize, at 40 after: the edge hears
+    // of the old size first (HELLO said the new one), then of the resize where it happened.
+    expect(after[0]).toEqual({ t: "size", size: { cols: 80, rows: 24 } });
+    const second = after.findIndex((f, i) => i > 0 && f.t === "size");
+    expect(after[second]).toEqual({ t: "size", size: { cols: 40, rows: 24 } });
+    expect(outputOf(after.slice(0, second))).toContain("BEFORE\r\n");
+    expect(outputOf(after.slice(second))).toBe("");
   });
 
   it("answers a snapshot request with the screen as of the output sent before it", async () => {

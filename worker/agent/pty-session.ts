@@ -12,7 +12,7 @@
  */
 import * as pty from "node-pty";
 import { encodeServerFrame, type ErrorInfo, type ExitInfo, type TerminalSize } from "../../shared/links/client.ts";
-import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot } from "../../shared/links/data.ts";
+import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot, OUTPUT_FRAME_OVERHEAD } from "../../shared/links/data.ts";
 import type { LiveSession, SessionMeta } from "../../shared/links/session.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
@@ -33,6 +33,21 @@ export const BURST_WINDOW_MS = 2;
 export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 /** Longest a chunk waits in a burst before its frame is sent, in milliseconds. */
 export const BURST_FLUSH_MS = 4;
+
+/**
+ * Resizes kept until the edge has had them at their place in the output stream (while output is
+ * held for a repaint, or the link is down), oldest first; past this many the oldest are folded
+ * into the next (its output is then announced at the older size's successor a little early).
+ */
+export const SIZE_MARKS_MAX = 64;
+
+/** A resize of the PTY, after the output before `offset` (a frame boundary) and before the rest. */
+interface SizeMark {
+  offset: number;
+  /** The size before it, what the output before `offset` was written at. */
+  from: TerminalSize;
+  size: TerminalSize;
+}
 
 export interface PtySessionOptions {
   meta: SessionMeta;
@@ -69,6 +84,8 @@ export class PtySession {
   title: string | undefined;
   /** Offset up to which output has been handed to the link. */
   private sent = 0;
+  /** Resizes the edge has not had yet, in stream order (at most SIZE_MARKS_MAX; see send). */
+  private sizeMarks: SizeMark[] = [];
   /** Where the output log's sealed output ended at the last flush, and how much that flush sealed. */
   private flushedEnd = 0;
   private lastFlushBytes = 0;
@@ -221,9 +238,26 @@ export class PtySession {
 
   /** Hands sealed frames the link has not had to it (once the edge has said where to resume). */
   private send(): void {
-    if (!this.streaming || this.holdOutput > 0 || this.sent >= this.output.sealedEnd) return;
-    for (const frame of this.output.framesFrom(this.sent)) this.link.send(frame);
-    this.sent = this.output.sealedEnd;
+    if (!this.streaming || this.holdOutput > 0) return;
+    if (this.sent < this.output.sealedEnd) {
+      // SIZE frames go between the output written before each resize and the output after it.
+      let at = this.sent;
+      for (const frame of this.output.framesFrom(this.sent)) {
+        this.sendSizesUpTo(at);
+        this.link.send(frame);
+        at += frame.byteLength - OUTPUT_FRAME_OVERHEAD;
+      }
+      this.sent = this.output.sealedEnd;
+    }
+    this.sendSizesUpTo(this.sent);
+  }
+
+  /** Sends the SIZE of each kept resize at or before `offset`; one the link refuses stays for its RESUME. */
+  private sendSizesUpTo(offset: number): void {
+    while (this.sizeMarks.length > 0 && this.sizeMarks[0]!.offset <= offset) {
+      if (!this.link.send(encodeAgentFrame({ t: "size", size: this.sizeMarks[0]!.size }))) return;
+      this.sizeMarks.shift();
+    }
   }
 
   /** The newest raw output, for `/raw?format=download`, up to the last byte the PTY printed. */
@@ -269,15 +303,23 @@ export class PtySession {
         this.history.confirm(f.offset);
         this.maybeResume();
         return;
-      case "resume":
+      case "resume": {
         this.output.ack(f.offset);
         this.sent = Math.max(f.offset, this.output.acked);
         this.streaming = true;
+        // HELLO told the edge the size now; output it will be resent from before a resize it has
+        // not had was written at the size before: say so first (send() announces the resize after).
+        const next = this.sizeMarks.find((m) => m.offset > this.sent);
+        const last = this.sizeMarks.findLast((m) => m.offset <= this.sent);
+        this.sizeMarks = this.sizeMarks.filter((m) => m.offset > this.sent);
+        const atResume = last?.size ?? next?.from;
+        if (atResume && (atResume.cols !== this.size.cols || atResume.rows !== this.size.rows)) this.link.send(encodeAgentFrame({ t: "size", size: atResume }));
         this.sendHistory();
         this.flush();
         if (this.exited) this.sendExit();
         opened();
         return;
+      }
       case "snapshot-request":
         void this.sendSnapshot(f.id);
         return;
@@ -310,12 +352,24 @@ export class PtySession {
     }
   }
 
+  /**
+   * Resizes the PTY and the screen model, and tells the edge (SIZE) at this point of the output
+   * stream: after the output read so far, which was written at the old size (sealed here, so the
+   * model and the edge take it first), before what follows. The SIZE waits, in order, while output
+   * is held for a repaint or the link is down (docs/protocol.md: read-only viewers follow it).
+   */
   resize(size: TerminalSize): void {
     if (this.exited || (size.cols === this.size.cols && size.rows === this.size.rows)) return;
+    this.flush();
+    this.sizeMarks.push({ offset: this.output.sealedEnd, from: this.size, size });
+    if (this.sizeMarks.length > SIZE_MARKS_MAX) {
+      const [dropped, next] = this.sizeMarks.splice(0, 2);
+      this.sizeMarks.unshift({ ...next!, from: dropped!.from });
+    }
     this.size = size;
     this.proc.resize(size.cols, size.rows);
     this.screen.resize(size.cols, size.rows);
-    this.link.send(encodeAgentFrame({ t: "size", size }));
+    this.send();
   }
 
   /** A command record for the edge's history (sent now, or after the link's next RESUME). */

@@ -1,0 +1,55 @@
+/**
+ * A TerminalDO woken from hibernation keeps what its INFO tells joiners: a read-only client mirrors
+ * the PTY's size from INFO alone (docs/protocol.md), so the size the agent last reported must
+ * outlive the instance's memory — it is kept in the DO's storage, which the constructor reads.
+ */
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { expect, it } from "vitest";
+import { terminalStub } from "../../edge/addresses.ts";
+import type { Env } from "../../edge/env.ts";
+import { decodeServerFrame } from "../../shared/links/client.ts";
+import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
+import { Waiters } from "../support/waiters.ts";
+
+const bindings = env as unknown as Env;
+
+async function bytesOf(data: unknown): Promise<Uint8Array> {
+  return new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : (data as ArrayBuffer));
+}
+
+/** Accepts `ws` and collects its binary messages, in order. */
+function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
+  const got: Uint8Array[] = [];
+  let chain = Promise.resolve();
+  ws.accept();
+  ws.addEventListener("message", (event) => {
+    chain = chain.then(async () => {
+      got.push(await bytesOf(event.data));
+      waiters.notify();
+    });
+  });
+  return got;
+}
+
+it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-only joiners", async () => {
+  const stub = terminalStub(bindings, "wake-size", 1);
+  const waiters = new Waiters();
+  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
+  const toAgent = collect(agent, waiters);
+  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
+  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
+  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
+  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  // A writer resized the PTY: the agent reports the new size.
+  agent.send(encodeAgentFrame({ t: "size", size: { cols: 132, rows: 43 } }));
+  const viewer = (await stub.fetch("https://do/client?readonly=1", { headers: { Upgrade: "websocket" } })).webSocket!;
+  const before = collect(viewer, waiters);
+  await waiters.until(() => before.length > 0, "the first viewer's INFO");
+  expect(decodeServerFrame(before[0]!)).toMatchObject({ t: "info", info: { cols: 132, rows: 43 } });
+
+  // What the constructor restores `size` from after hibernation (the default 80×24 otherwise).
+  expect(await runInDurableObject(stub, (_instance, state) => state.storage.get("size"))).toEqual({ cols: 132, rows: 43 });
+  viewer.close();
+  agent.close();
+});
