@@ -36,6 +36,18 @@ function request(script: string, env: Record<string, string> = {}) {
   return { ...cmd, cwd: tmpdir(), name: "xterm-256color", cols: 80, rows: 24 };
 }
 
+/** Resolves once process `pid` is gone (signal 0 fails). */
+function untilGone(pid: number, what: string): Promise<unknown> {
+  return until(what, () => {
+    try {
+      process.kill(pid, 0);
+      return null;
+    } catch {
+      return true;
+    }
+  });
+}
+
 describe("PTY host", () => {
   let dir: string;
   let host: PtyHost;
@@ -97,14 +109,7 @@ describe("PTY host", () => {
     expect((await next.exit).exitCode).toBe(0);
     expect(next.text()).toContain("again");
     // The command whose PTY went away got SIGHUP from the kernel.
-    await until("the hung-up command to end", () => {
-      try {
-        process.kill(proc.pid, 0);
-        return null;
-      } catch {
-        return true;
-      }
-    });
+    await untilGone(proc.pid, "the hung-up command to end");
   });
 });
 
@@ -200,14 +205,7 @@ describe("PTY host, commands on pipes", () => {
     await until("the command to start", () => (run.out.stdout.toString().includes("started") ? true : null));
     process.kill(host.pid!, "SIGKILL");
     expect(await run.closed).toEqual({ exitCode: 0, signal: 9 });
-    await until("the command to end", () => {
-      try {
-        process.kill(proc.pid, 0);
-        return null;
-      } catch {
-        return true;
-      }
-    });
+    await untilGone(proc.pid, "the command to end");
     await host.whenReady();
   });
 });

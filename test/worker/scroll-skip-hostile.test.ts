@@ -7,10 +7,9 @@
  */
 import fc from "fast-check";
 import { expect, it } from "vitest";
-import { createScreenTerminal, ScreenState } from "../../worker/agent/screen/screen-state.ts";
 import { linesToForget } from "../../worker/agent/screen/scroll-skip.ts";
-import { terminalState } from "../../worker/agent/screen/terminal-state.ts";
-import { COLS, piece, ROWS } from "../support/vt-streams.ts";
+import { parsedAndSkipped } from "../support/skip-check.ts";
+import { piece, ROWS } from "../support/vt-streams.ts";
 
 const SCROLLBACK = 40;
 const NEED = linesToForget(ROWS, SCROLLBACK);
@@ -44,33 +43,11 @@ const stream = fc
     return { bytes, cuts, shift };
   });
 
-/** The state after parsing every byte, and after the screen model took them in `cuts` chunks laid `shift` bytes into a buffer. */
-async function both(bytes: Buffer, cuts: number[], shift: number) {
-  const full = createScreenTerminal(COLS, ROWS, SCROLLBACK);
-  await new Promise<void>((resolve) => full.write(bytes, resolve));
-  const screen = new ScreenState(COLS, ROWS, undefined, undefined, SCROLLBACK);
-  // The bytes at an odd place of a larger buffer.
-  const backing = new Uint8Array(bytes.byteLength + 8);
-  const moved = backing.subarray(shift, shift + bytes.byteLength);
-  moved.set(bytes);
-  let at = 0;
-  for (const cut of [...cuts, bytes.byteLength]) {
-    if (cut <= at) continue;
-    screen.push(moved.subarray(at, cut));
-    at = cut;
-  }
-  await screen.catchUp();
-  const r = { full: terminalState(full), skipped: terminalState(screen.terminal), past: screen.scrolledPastBytes };
-  full.dispose();
-  screen.dispose();
-  return r;
-}
-
 it("skips exactly what scrolls away in floods laced with DEL, 0x80-0xff and C0 bytes, at any chunking and alignment", async () => {
   let skipped = 0;
   await fc.assert(
     fc.asyncProperty(stream, async ({ bytes, cuts, shift }) => {
-      const { full, skipped: s, past } = await both(bytes, cuts, shift);
+      const { full, skipped: s, scrolledPast: past } = await parsedAndSkipped(bytes, cuts, { scrollback: SCROLLBACK, shift });
       if (past > 0) skipped++;
       expect(s).toEqual(full);
     }),

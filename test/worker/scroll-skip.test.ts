@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { createScreenTerminal, PENDING_MAX_BYTES, ScreenState, SCROLLBACK_LINES } from "../../worker/agent/screen/screen-state.ts";
 import { linesToForget, planFeed } from "../../worker/agent/screen/scroll-skip.ts";
 import { terminalState } from "../../worker/agent/screen/terminal-state.ts";
+import { parsedAndSkipped } from "../support/skip-check.ts";
 import { COLS, piece, ROWS, sgr } from "../support/vt-streams.ts";
 
 /** Generated cases, from a fixed seed; EDGETTY_PROPERTY_SEED/_RUNS explore further. */
@@ -45,21 +46,8 @@ const stream = fc
   });
 
 /** The state after parsing every byte, and after the screen model (which may skip) took them in `cuts` chunks. */
-async function both(bytes: Buffer, cuts: number[], scrollback = SCROLLBACK_LINES) {
-  const full = createScreenTerminal(COLS, ROWS, scrollback);
-  await new Promise<void>((resolve) => full.write(bytes, resolve));
-  const screen = new ScreenState(COLS, ROWS, undefined, undefined, scrollback);
-  let at = 0;
-  for (const cut of [...cuts, bytes.byteLength]) {
-    if (cut <= at) continue;
-    screen.push(bytes.subarray(at, cut));
-    at = cut;
-  }
-  await screen.catchUp();
-  const result = { full: terminalState(full), skipped: terminalState(screen.terminal), scrolledPast: screen.scrolledPastBytes };
-  full.dispose();
-  screen.dispose();
-  return result;
+function both(bytes: Buffer, cuts: number[], scrollback = SCROLLBACK_LINES) {
+  return parsedAndSkipped(bytes, cuts, { scrollback });
 }
 
 describe("scroll-skip", () => {

@@ -46,6 +46,13 @@ export function defaultEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("EDGETTY_")));
 }
 
+/** `env` without its unset entries, as a spawn takes it. */
+export function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
+  return out;
+}
+
 /** Where and how one command runs. */
 export interface Placement {
   cwd: string;

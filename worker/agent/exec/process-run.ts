@@ -11,6 +11,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
+import { definedEnv } from "./exec-caller.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import type { PipedListeners, PipedProcess, PtyHost } from "./pty-host.ts";
 import { PIPE_DRAIN_GRACE_MS } from "./pty-host-protocol.ts";
@@ -187,9 +188,3 @@ export class ProcessRun {
   }
 }
 
-/** `env` without its unset entries. */
-function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) out[key] = value;
-  return out;
-}

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { launchCommand } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
-import { defaultEnv } from "./exec-caller.ts";
+import { defaultEnv, definedEnv } from "./exec-caller.ts";
 import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, PtyHostProtocolError, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
 
 /** How long the host may take to answer a SPAWN, in ms. */
@@ -258,8 +258,7 @@ export class PtyHost {
   private start(): void {
     if (!this.program || this.child || this.stopped || this.failedStarts >= PTY_HOST_STARTS_MAX) return;
     // The agent's environment without its EDGETTY_* settings (its token among them).
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(defaultEnv())) if (v !== undefined) env[k] = v;
+    const env = definedEnv(defaultEnv());
     let child: ChildProcess;
     try {
       const launch = launchCommand(this.program.file, this.program.args, env, this.tag);

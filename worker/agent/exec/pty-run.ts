@@ -9,6 +9,7 @@ import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
 import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
 import { listenWholly } from "../pty-tail.ts";
+import { definedEnv } from "./exec-caller.ts";
 import { signalTree } from "./process-tree.ts";
 import type { PtyHost, PtyProcess } from "./pty-host.ts";
 
@@ -75,8 +76,7 @@ export class PtyRun {
    * the PTY) with the agent's process tag; throws the spawn error (e.g. a missing cwd).
    */
   static start(spec: PtyRunSpec): PtyRun {
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
+    const env = definedEnv(spec.env);
     const launch = (spec.launch ?? launchCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
     // The only place background commands are spawned.
     const proc = pty.spawn(launch.file, launch.args, {
@@ -96,8 +96,7 @@ export class PtyRun {
    * apply as in `start`. Rejects when the host cannot start it.
    */
   static async startHosted(spec: PtyRunSpec, host: PtyHost): Promise<PtyRun> {
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(spec.env)) if (value !== undefined) env[key] = value;
+    const env = definedEnv(spec.env);
     // The host checks its own descriptors when it forks: the agent's do not matter here.
     const launch = (spec.launch ?? taggedCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
     const proc = await host.spawn({ file: launch.file, args: launch.args, env: launch.env, cwd: spec.cwd, name: env.TERM ?? "xterm-256color", cols: EXEC_PTY_COLS, rows: EXEC_PTY_ROWS });
