@@ -11,7 +11,7 @@
  *                does (the edge declines it by default), beside one that offers nothing and
  *                the offering one on a second stack that accepts it (EDGETTY_CLIENT_WS_DEFLATE
  *                on): wire bytes and workerd CPU per MB for each
- *   paint        keystroke-to-paint in a real Chromium page (p50/p99, ms)
+ *   paint        keystroke-to-paint in a real Chromium page (p50/p99, ms), keys at a typist's pace, and back to back
  *   joins        the join storm (a flood with 20 clients joining and leaving vs none) and the
  *                100 MB-burst repaint check (alternate screen + mouse, then a joiner must be exact)
  *   open-terminal  /execute round trips and 100 MB file transfers (bench/open-terminal-bench.ts)
@@ -233,19 +233,26 @@ export async function runBench(argv: string[]): Promise<number> {
 
     if (runs("paint")) {
       const paints = envInt("EDGETTY_BENCH_PAINTS", 300);
-      const url = await session(ctx);
-      const id = Number(new URL(url).searchParams.get("terminal_id"));
-      const samples = await keystrokeToPaint(stack.url, stack.apiKey, id, paints);
-      await endSessions(ctx);
-      if (!samples) console.log("keystroke-to-paint: skipped (no /usr/bin/chromium)");
-      else {
+      // The headline: keys at a typist's pace; beside it, keys back to back (bench/chromium-paint.ts).
+      for (const pacing of ["typing", "back-to-back"] as const) {
+        const url = await session(ctx);
+        const id = Number(new URL(url).searchParams.get("terminal_id"));
+        const samples = await keystrokeToPaint(stack.url, stack.apiKey, id, paints, pacing);
+        await endSessions(ctx);
+        if (!samples) {
+          console.log("keystroke-to-paint: skipped (no /usr/bin/chromium)");
+          break;
+        }
+        const headline = pacing === "typing";
         for (const p of [50, 99]) {
           const v = percentile(samples.painted, p);
           const limit = p === 50 ? 17 : 35;
-          row(`Chromium key→paint p${p} (ms)`, v.toFixed(1), "", "", `≤ ${limit} ms`, check(v <= limit));
+          const label = headline ? `Chromium key→paint p${p} (ms)` : `  … keys back to back, p${p}`;
+          row(label, v.toFixed(1), "", "", headline ? `≤ ${limit} ms` : "", headline ? check(v <= limit) : null);
         }
         const drawn = percentile(samples.drawn, 50);
-        const note = `${paints} keys; xterm.js's render drew the key at p50 ${drawn.toFixed(1)} ms, its frame was done at ${percentile(samples.painted, 50).toFixed(1)}`;
+        const pace = headline ? "typed 60–240 ms apart" : "each 0–17 ms after the last paint";
+        const note = `${paints} keys ${pace}; drawn at p50 ${drawn.toFixed(1)} ms, frame done at ${percentile(samples.painted, 50).toFixed(1)}`;
         console.log(`${"".padEnd(30)} ${note.padStart(52)}`);
       }
     }
