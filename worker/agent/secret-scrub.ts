@@ -67,12 +67,32 @@ export function scrubEnvironValue(name: string): boolean {
 }
 
 /**
+ * This process's command line as it was started: the arguments of `/proc/self/cmdline` (the
+ * original argv block, node's own flags and the script path as typed included), or
+ * `process.argv` where /proc cannot be read.
+ */
+function startedArgv(): readonly string[] {
+  try {
+    const block = readFileSync("/proc/self/cmdline", "utf8");
+    const args = block.split("\0");
+    if (args.at(-1) === "") args.pop();
+    return args.length > 0 ? args : process.argv;
+  } catch {
+    return process.argv;
+  }
+}
+
+/**
  * Rewrites this process's command line (`/proc/<pid>/cmdline`, `ps`) with every argument equal
  * to `secret` (or `--token=<secret>`) shown as `[hidden]`. No-op when it is not there.
+ *
+ * The new line is the original one with the secret replaced, never longer: libuv writes a title
+ * over the original argv block and cuts it to that block's length. (`process.argv` would not do:
+ * it holds the script's resolved absolute path, longer than a relative one as typed, so from a
+ * deep working directory the end of the line, `--token [hidden]` and all, was cut off.)
  */
-export function hideArgument(secret: string, argv: readonly string[] = process.argv): void {
+export function hideArgument(secret: string, argv: readonly string[] = startedArgv()): void {
   if (!argv.some((a) => a === secret || a.endsWith(`=${secret}`))) return;
   const shown = argv.map((a) => (a === secret ? "[hidden]" : a.endsWith(`=${secret}`) ? `${a.slice(0, a.length - secret.length)}[hidden]` : a));
-  // libuv writes the title over the original argv block (cut to its length), zero-filling the rest.
   process.title = shown.join(" ");
 }
