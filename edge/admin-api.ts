@@ -8,7 +8,8 @@
 import { isServerId } from "../shared/validation.ts";
 import { apiTokenId } from "./api-tokens.ts";
 import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, equalsApiKey } from "./auth.ts";
-import { ADMIN_KEY_IDENTITY } from "./caller.ts";
+import { clientIp, recordAudit } from "./audit.ts";
+import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
 import { identityForToken } from "./identities.ts";
@@ -89,6 +90,8 @@ export function adminApi(): ApiFamily {
       const name = typeof body["name"] === "string" && body["name"] ? body["name"].slice(0, SERVER_NAME_MAX_CHARS) : id;
       const url = typeof body["url"] === "string" ? body["url"].slice(0, SERVER_URL_MAX_CHARS) : "";
       const server = await putServer(env.DB, { id, name, url, token });
+      // Registered or re-registered: a new agent token either way (never the token itself).
+      await recordAudit(env.DB, { actor: actorOf(request.principal!.identity), action: "server.put", detail: `name=${name}${url ? ` url=${url}` : ""}`, ip: clientIp(request), server_id: id });
       return Response.json({ ...server, token });
     },
     { json: true },
@@ -97,6 +100,7 @@ export function adminApi(): ApiFamily {
   api.route("DELETE", "/api/v1/admin/servers/:id", "admin", async (request, env) => {
     const id = request.params["id"] ?? "";
     if (!(await deleteServer(env.DB, id))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
+    await recordAudit(env.DB, { actor: actorOf(request.principal!.identity), action: "server.delete", ip: clientIp(request), server_id: id });
     // Users' and share links' open WebSockets on it close (4004 / 4001); the admin's stay.
     await recheckSockets(env, { serverId: id, users: null });
     await closeServerShareSockets(env, id, "Terminal server removed");

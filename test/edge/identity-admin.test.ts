@@ -57,6 +57,23 @@ describe("identity admin API", () => {
     expect(userCreate).toMatchObject({ actor: "admin-key", ip: "203.0.113.9" });
   });
 
+  it("audits a server's registration, its agent token's re-issue and its removal, never the token", async () => {
+    const server = uid("srv");
+    const ip = { "CF-Connecting-IP": "203.0.113.10" };
+    const put = await api(`/api/v1/admin/servers/${server}`, { method: "PUT", json: { name: "Web one" }, headers: ip });
+    expect(put.status).toBe(200);
+    const { token } = (await put.json()) as { token: string };
+    expect((await api(`/api/v1/admin/servers/${server}`, { method: "PUT", json: { name: "Web one" } })).status).toBe(200);
+    expect((await api(`/api/v1/admin/servers/${server}`, { method: "DELETE" })).status).toBe(200);
+    expect((await api(`/api/v1/admin/servers/${server}`, { method: "DELETE" })).status).toBe(404);
+
+    const audit = (await (await api("/api/v1/admin/audit?limit=500")).json()) as { events: { actor: string; action: string; detail: string; ip: string; server_id: string | null }[] };
+    const mine = audit.events.filter((e) => e.server_id === server);
+    expect(mine.map((e) => e.action)).toEqual(["server.delete", "server.put", "server.put"]);
+    expect(mine.at(-1)).toMatchObject({ actor: "admin-key", ip: "203.0.113.10", detail: "name=Web one" });
+    expect(JSON.stringify(audit.events)).not.toContain(token);
+  });
+
   it("pages the audit log and refuses bad paging", async () => {
     for (let i = 0; i < 3; i++) await api("/api/v1/admin/groups", { method: "POST", json: { id: uid("g") } });
     const first = (await (await api("/api/v1/admin/audit?limit=2")).json()) as { events: { id: number }[]; next_before: number };
