@@ -54,6 +54,8 @@ export interface ClientState {
   trustNext: boolean;
   /** The size the client was last told in an INFO, as `cols×rows` (unset: none known here). */
   toldSize?: string;
+  /** The window title the client was last told, by INFO or TITLE (unset: none). */
+  toldTitle?: string;
 }
 
 /** What the hub asks of its host (the Durable Object). */
@@ -144,10 +146,18 @@ export class TerminalHub {
       case "hello":
         this.onHello(sink, f.hello);
         break;
-      case "title":
-        this.host.onTitle(decoder.decode(f.frame.subarray(1)));
-        for (const [client, state] of this.clients) if (state.offset !== null) client.send(f.frame);
+      case "title": {
+        const title = decoder.decode(f.frame.subarray(1));
+        this.host.onTitle(title);
+        // A client waiting for its repaint is told with it (repaintWaiting): this frame would
+        // otherwise pass it by, and nothing would tell it until the title changed again.
+        for (const [client, state] of this.clients) {
+          if (state.offset === null && !state.trustNext) continue;
+          client.send(f.frame);
+          state.toldTitle = title;
+        }
         break;
+      }
       case "history":
         this.host.onHistory?.(f.record);
         break;
@@ -256,13 +266,23 @@ export class TerminalHub {
     }
   }
 
-  /** Sends the client its INFO, noting the size it was told; with `ifResized`, only when that size is not the one it was last told. */
+  /** Sends the client its INFO, noting the size and title it was told; with `ifResized`, only when that size is not the one it was last told. */
   private sendInfo(client: Sink, state: ClientState, ifResized = false): void {
     const f = this.host.info(state);
     const size = f.t === "info" ? `${f.info.cols}×${f.info.rows}` : undefined;
     if (ifResized && size === state.toldSize) return;
     state.toldSize = size;
+    if (f.t === "info") state.toldTitle = f.info.title;
     client.send(encodeServerFrame(f));
+  }
+
+  /** Sends the client the current window title if it was last told another one (or none). */
+  private sendTitleIfChanged(client: Sink, state: ClientState): void {
+    const f = this.host.info(state);
+    const title = f.t === "info" ? f.info.title : undefined;
+    if (title === undefined || title === state.toldTitle) return;
+    state.toldTitle = title;
+    client.send(encodeServerFrame({ t: "title", title }));
   }
 
   /** Sends every client waiting for a repaint `snapshot` (covering output up to `offset`), then `backlog` from the ring. */
@@ -274,6 +294,8 @@ export class TerminalHub {
       client.send(snapshot);
       state.offset = offset;
       for (const f of backlog) this.deliver(client, state, f);
+      // Now at the stream's end: the title as it stands (a TITLE frame may have passed it by).
+      this.sendTitleIfChanged(client, state);
     }
   }
 

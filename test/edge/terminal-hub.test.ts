@@ -4,7 +4,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/links/data.ts";
-import { decodeServerFrame, encodeClientFrame, type ServerFrame } from "../../shared/links/client.ts";
+import { decodeServerFrame, encodeClientFrame, encodeServerFrame, type ServerFrame } from "../../shared/links/client.ts";
 import { REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES } from "../../edge/repaint-reuse.ts";
 import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
 
@@ -62,16 +62,19 @@ function answerSnapshot(offset: number, screen: string) {
 
 /** The PTY's size as the hub's host knows it (the agent's SIZE frames update it). */
 let size: { cols: number; rows: number };
+/** The window title as the hub's host knows it (the agent's TITLE frames update it). */
+let title: string | undefined;
 
 beforeEach(() => {
   exits = 0;
   refusals = [];
   size = { cols: 80, rows: 24 };
+  title = undefined;
   hub = new TerminalHub({
-    info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", ...size, readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
+    info: (c) => ({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", ...size, ...(title !== undefined ? { title } : {}), readonly: c.readonly, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }),
     onHello: () => true,
     refused: (reason) => refusals.push(reason),
-    onTitle: () => {},
+    onTitle: (t) => (title = t),
     onSize: (s) => (size = s),
     onExit: () => exits++,
     onClientChanged: () => {},
@@ -243,6 +246,25 @@ describe("TerminalHub", () => {
     expect(story(paused)).toEqual(["info:80x24", "output:S|"]);
     hub.onClientMessage(paused, buf(encodeClientFrame({ t: "resume" }))); // the late joiner's repaint is current: reused
     expect(story(paused)).toEqual(["info:80x24", "output:S|", "info:100x30", "output:L|"]);
+  });
+
+  it("tells a client the title that changed while it waited for its repaint, once, after the repaint", () => {
+    /** A client's frames as `output:<text>`, `info:<title>` and `title:<title>`, in order. */
+    const story = (sink: RecordingSink) =>
+      sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.title ?? ""}` : f.t === "title" ? `title:${f.title}` : f.t));
+    const titled = (t: string) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "title", frame: encodeServerFrame({ t: "title", title: t }) })));
+    output(0, "prompt ");
+    titled("first");
+    const joiner = new RecordingSink();
+    hub.addClient(joiner, client()); // told "first" in its INFO
+    titled("second"); // passes the joiner by: it waits for its repaint
+    output(7, "more ");
+    answerSnapshot(12, "J|");
+    const late = new RecordingSink();
+    hub.addClient(late, client()); // told "second" in its INFO: the reused repaint adds no TITLE
+    titled("third"); // both live now
+    expect(story(joiner)).toEqual(["info:first", "output:J|", "title:second", "title:third"]);
+    expect(story(late)).toEqual(["info:second", "output:J|", "title:third"]);
   });
 
   it("catches a paused client up from the ring when it resumes", () => {
