@@ -36,9 +36,10 @@ async function attach(id: number): Promise<TermClient> {
 
 /** Runs `command` in the terminal and returns what it printed between two markers. */
 async function run(client: TermClient, command: string, marker: string): Promise<string> {
-  client.input(`echo ${marker}-BEGIN; ${command}; echo ${marker}-END\r`);
-  // The marker starts a line, or follows bash's OSC 633 command-start mark.
-  const re = new RegExp(`[\\n\\u0007]${marker}-BEGIN\\r?\\n([\\s\\S]*?)${marker}-END`);
+  // The markers are split by quotes as typed, so only the command's output holds them whole: a
+  // prompt printed after the echoed line (input typed ahead of it) cannot confuse the match.
+  client.input(`echo ${marker}-BE''GIN; ${command}; echo ${marker}-E''ND\r`);
+  const re = new RegExp(`${marker}-BEGIN\\r?\\n([\\s\\S]*?)${marker}-END`);
   await client.waitForText(re);
   return re.exec(client.text())![1]!;
 }
