@@ -4,7 +4,7 @@
  * stack on both mounts (`/` and `/api/v1/terminals/local/`), checking status codes, body shapes
  * and error texts. Each case states the reference's answer; an added `code` key is allowed.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -320,6 +320,16 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       const none = await stack.api(`${base}/files/upload?directory=${rel}/up`, { method: "POST", body: empty });
       expect(none.status).toBe(422);
       expect((await none.json()).detail[0]).toMatchObject({ type: "missing", loc: ["body", "file"] });
+    });
+
+    it("upload: a body that ends inside the file part is 400, leaves no part file, and the agent carries on", async () => {
+      const body = '--xyz\r\nContent-Disposition: form-data; name="file"; filename="cut.txt"\r\n\r\nunterminated';
+      const res = await stack.api(`${base}/files/upload?directory=${rel}/cut`, { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=xyz" }, body });
+      expect(res.status).toBe(400);
+      expect((await res.json()).detail).toMatch(/^Malformed multipart body: /);
+      expect(readdirSync(join(dir, "cut"))).toEqual([]);
+      // The same agent answers the next call (it used to exit on the part stream's unheard error).
+      expect((await call("GET", `/files/list?directory=${rel}/cut`)).status).toBe(200);
     });
 
     it("archive: a zip download named after the path; 400 without paths; 404 names the path", async () => {

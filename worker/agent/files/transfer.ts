@@ -37,7 +37,13 @@ export async function upload(request: Request, directory: string): Promise<Respo
     missing();
   }
   let saved: Promise<{ path: string; size: number }> | null = null;
+  /** The first error of the body or of a part: the body ended mid-part, or was not multipart. */
+  let malformed: Error | null = null;
   parser.on("file", (field, stream, info) => {
+    // busboy errors a part's stream when the body ends inside it. Listened to at once: the pipeline
+    // that would listen starts only once the directory exists, and an 'error' nobody listens to
+    // ends the process (the agent, with every terminal in it).
+    stream.on("error", (e: Error) => (malformed ??= e));
     if (field !== "file" || saved) {
       stream.resume();
       return;
@@ -65,7 +71,11 @@ export async function upload(request: Request, directory: string): Promise<Respo
   try {
     await pipeline(Readable.fromWeb(request.body as import("node:stream/web").ReadableStream<Uint8Array>), parser);
   } catch (e) {
-    if (!saved) fail(400, `Malformed multipart body: ${(e as Error).message}`);
+    malformed ??= e as Error;
+  }
+  if (malformed) {
+    await (saved as Promise<unknown> | null)?.catch(() => {}); // its part file removed first
+    fail(400, `Malformed multipart body: ${malformed.message}`);
   }
   if (!saved) missing();
   return Response.json(await saved!);
