@@ -236,6 +236,8 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect((await call("GET", `/files/grep?query=beta&path=${rel}&include=*.py&match_per_line=false`)).body.matches).toEqual([{ file: join(dir, "sub", "b.py") }]);
       expect((await call("GET", `/files/grep?query=BETA&path=${rel}&case_insensitive=true&max_results=1`)).body).toMatchObject({ truncated: true, matches: [{ line: 2 }] });
       expect((await call("GET", `/files/grep?query=(&path=${rel}`)).body.detail).toMatch(/^Invalid regex: /);
+      // Python's syntax, as the reference compiles the query: inline flags, named groups.
+      expect((await call("GET", `/files/grep?query=${encodeURIComponent("(?i)(?P<w>BETA)")}&path=${rel}&max_results=1`)).body).toMatchObject({ matches: [{ line: 2 }] });
       expect((await call("GET", `/files/grep?query=(&regex=false&path=${rel}`)).status).toBe(200);
       expect(await call("GET", `/files/grep?query=x&path=${rel}/none`)).toMatchObject({ status: 404, body: { detail: "Search path not found" } });
     });

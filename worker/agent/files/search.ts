@@ -9,6 +9,7 @@ import { join, relative } from "node:path";
 import picomatch from "picomatch";
 import type { GlobQuery, GrepQuery } from "../../../shared/open-terminal.ts";
 import { fail } from "./paths.ts";
+import { fromPythonRegex } from "./python-regex.ts";
 
 /** Directory entries a search looks at, at most. */
 export const SEARCH_MAX_ENTRIES = 200_000;
@@ -56,8 +57,9 @@ export async function grep(target: string, q: GrepQuery): Promise<Response> {
   if (!s) fail(404, "Search path not found");
   let re: RegExp;
   try {
-    const source = q.regex ? q.query : q.query.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    re = new RegExp(source, q.case_insensitive ? "iu" : "u");
+    // The query is a Python pattern, as the reference compiles it (python-regex.ts).
+    const { source, flags } = q.regex ? fromPythonRegex(q.query) : { source: q.query.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), flags: "u" };
+    re = new RegExp(source, q.case_insensitive && !flags.includes("i") ? `${flags}i` : flags);
   } catch (e) {
     fail(400, `Invalid regex: ${(e as Error).message}`);
   }
