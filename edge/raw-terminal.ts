@@ -33,6 +33,7 @@ import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
 import type { RawOwned, RawProxy } from "./terminal-ws-auth.ts";
 import { firstMessageToken } from "./ws-proxy.ts";
+import { hasRoom } from "./client-slots.ts";
 
 /** Tag of raw client sockets (the only one: they are not counted as clients until they authenticate). */
 export const RAW_TAG = "raw";
@@ -220,7 +221,7 @@ export class RawClients {
     }
     // Only a caller with access learns whether the session exists, or that it is full.
     if (!this.host.sessionKnown()) return this.reject(ws, TerminalWsClose.NOT_FOUND);
-    if (this.host.hub.clients.size >= this.host.maxClients()) return this.reject(ws, TOO_MANY_CLIENTS);
+    if (!hasRoom(this.host.hub.clients.size, this.host.maxClients(), grant.readonly)) return this.reject(ws, TOO_MANY_CLIENTS);
     if (grant.credential !== undefined && grant.until !== undefined) {
       const refused = await this.host.admit({ id: grant.credential, userId: grant.user ?? "", expiresAt: grant.until });
       if (this.pending.get(ws) !== pending) return;

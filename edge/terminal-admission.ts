@@ -9,6 +9,7 @@
  * "expiry" alarm slot) or is revoked.
  */
 import { recordAudit } from "./audit.ts";
+import { hasRoom } from "./client-slots.ts";
 import { ApiError } from "./errors.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
@@ -24,12 +25,12 @@ export const CREDENTIAL_CLOSE_CODE = 4001;
 
 /**
  * Why a session-API client may not join (404 SESSION_NOT_FOUND: no session here; 503
- * AGENT_OFFLINE; 403 MAX_CLIENTS_REACHED at `maxClients`), or null when it may.
+ * AGENT_OFFLINE; 403 MAX_CLIENTS_REACHED when {@link hasRoom} says no), or null when it may.
  */
-export function joinRefusal(state: { known: boolean; agentOnline: boolean; clients: number; maxClients: number }): ApiError | null {
+export function joinRefusal(state: { known: boolean; agentOnline: boolean; clients: number; maxClients: number; readonly: boolean }): ApiError | null {
   if (!state.known) return new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
   if (!state.agentOnline) return new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
-  if (state.clients >= state.maxClients) {
+  if (!hasRoom(state.clients, state.maxClients, state.readonly)) {
     return new ApiError(403, "MAX_CLIENTS_REACHED", `Server at capacity: at most ${state.maxClients} clients per terminal`);
   }
   return null;

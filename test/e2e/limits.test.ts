@@ -60,6 +60,17 @@ describe("limits", () => {
     expect((refused as HttpRefusal).json()).toMatchObject({ statusCode: 403, code: "MAX_CLIENTS_REACHED" });
   });
 
+  it("holds a slot for clients that may write: read-only viewers cannot lock the terminal's users out", async () => {
+    await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 6 }) });
+    const viewer = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=6&readonly=1`, { apiKey: stack.apiKey }));
+    expect(viewer.info?.readonly).toBe(true);
+    // Of the 2 slots, 1 (one in WRITER_RESERVE_DIVISOR, rounded up) is held for writers.
+    const second = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=6&readonly=1`, { apiKey: stack.apiKey }).catch((e: unknown) => e);
+    expect((second as HttpRefusal).json()).toMatchObject({ statusCode: 403, code: "MAX_CLIENTS_REACHED" });
+    const writer = await attach(6);
+    expect(writer.info?.readonly).toBe(false);
+  });
+
   it("lets browsers in from allowed origins only", async () => {
     await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 5 }) });
     const allowed = await attach(5, { Origin: "https://console.example" });
