@@ -255,9 +255,9 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
   describe("files: the UI routes", () => {
     it("cwd: per X-Session-Id, {cwd, home}; POST 404 for a missing directory", async () => {
       const session = { "X-Session-Id": `chat-${base ? "srv" : "top"}` };
-      expect((await call("GET", "/files/cwd", undefined, session)).body).toEqual({ cwd: home, home });
+      expect((await call("GET", "/files/cwd", undefined, session)).body).toEqual({ cwd: home, home, root: { path: home, label: "Home" } });
       expect((await call("POST", "/files/cwd", { path: rel }, session)).body).toEqual({ cwd: dir });
-      expect((await call("GET", "/files/cwd", undefined, session)).body).toEqual({ cwd: dir, home });
+      expect((await call("GET", "/files/cwd", undefined, session)).body).toEqual({ cwd: dir, home, root: { path: home, label: "Home" } });
       // The model tools resolve relative paths against it; other sessions do not see it.
       expect((await call("GET", "/files/read?path=a.txt", undefined, session)).body).toMatchObject({ content: "alpha\nbeta\ngamma\n" });
       expect((await call("GET", "/files/cwd", undefined, { "X-Session-Id": "other" })).body.cwd).toBe(home);

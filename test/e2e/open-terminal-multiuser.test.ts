@@ -173,9 +173,9 @@ describe.skipIf(!isRoot)("multi-user mode", () => {
     expect((await call("POST", "/files/mkdir", as(alice), { path: "proj" })).body).toEqual({ path: `${aHome}/proj` });
     const chat = { "X-Session-Id": "mu-1" };
     expect((await call("POST", "/files/cwd", as(alice, chat), { path: "proj" })).body).toEqual({ cwd: `${aHome}/proj` });
-    expect((await call("GET", "/files/cwd", as(alice, chat))).body).toEqual({ cwd: `${aHome}/proj`, home: aHome });
+    expect((await call("GET", "/files/cwd", as(alice, chat))).body).toEqual({ cwd: `${aHome}/proj`, home: aHome, root: { path: aHome, label: "Home" } });
     expect(await run(as(alice, chat), "pwd")).toBe(`${aHome}/proj`);
-    expect((await call("GET", "/files/cwd", as(bob, chat))).body).toEqual({ cwd: `/home/${nameOf(bob)}`, home: `/home/${nameOf(bob)}` });
+    expect((await call("GET", "/files/cwd", as(bob, chat))).body).toEqual({ cwd: `/home/${nameOf(bob)}`, home: `/home/${nameOf(bob)}`, root: { path: `/home/${nameOf(bob)}`, label: "Home" } });
     expect((await call("POST", "/files/cwd", as(bob, chat), { path: aHome })).status).toBe(403);
     // Through bob's symlink the folder exists (stat needs no access to it), but bob cannot use it.
     expect((await call("POST", "/files/cwd", as(bob, chat), { path: "alice-home" })).status).toBe(200);

@@ -132,7 +132,8 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         case "GET /ports":
           return Response.json(await listPorts());
         case "GET /files/cwd":
-          return Response.json({ cwd: sessionBase(), home });
+          // `root`: where the file browser starts, the home as in the reference's default.
+          return Response.json({ cwd: sessionBase(), home, root: { path: home, label: "Home" } });
         case "POST /files/cwd": {
           const { path: p } = value(parsePathsBody(await bodyText(request), ["path"] as const));
           const target = atHome(p);

@@ -68,7 +68,7 @@ export function multiUserApp(base: TunnelHandler, opts: MultiUserAppOptions): Tu
         return Response.json({ prompt: systemPrompt(account.home, opts.systemPrompt, opts.info, account) });
       }
       if (path === "/ports" && request.method === "GET") return Response.json(await listPorts(process.pid, account.uid));
-      if (path === "/files/cwd" && request.method === "GET") return Response.json({ cwd: sessionCwd() ?? account.home, home: account.home });
+      if (path === "/files/cwd" && request.method === "GET") return Response.json({ cwd: sessionCwd() ?? account.home, home: account.home, root: { path: account.home, label: "Home" } });
       if (path === "/files/cwd" && request.method === "POST") {
         // The account's server checks the directory as the account; the agent remembers it.
         const response = await files.fetch(account, request, undefined, signal);
