@@ -104,6 +104,8 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     // In multi-user mode the agent runs the session as this user's OS account.
     const asserted = user(request);
     if (owner !== null && asserted !== null) params.ot_user = { scope: owner, user: asserted.slice(0, EXEC_USER_MAX_CHARS) };
+    // It starts where the chat's file tools are (`POST /files/cwd` under the same X-Session-Id).
+    if (wanted !== null) params.ot_cwd_of = { scope: owner ?? (await scopeOf(request)), session: wanted };
     const created = await terminalCall(async () => unwrap(await stub.createSession(params)));
     if (created instanceof Response) return created;
     const name = wanted ?? String(created.meta.terminal_id);

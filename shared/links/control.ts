@@ -24,7 +24,7 @@ import { CMD_MAX_CHARS, ENV_MAX_ENTRIES, ENV_VALUE_MAX_CHARS } from "../validati
 import { DESKTOP_ENVS, PID_MAX, SOCKS5_CREDENTIAL_MAX_BYTES, SSH_KEY_MAX_CHARS, SSH_PASSWORD_MAX_CHARS, WAIT_TIMEOUT_MAX_S } from "../kind-validation.ts";
 import { ExitInfoSchema, int, MESSAGE_MAX_CHARS, PATH_MAX_CHARS, SHORT_TEXT_MAX_CHARS, text, type ExitInfo } from "./client.ts";
 import { decodeWith, idOf, LinkDecodeError, parseJson, RequestId } from "./codec.ts";
-import { EXEC_SCOPE_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecAgentMsgSchema, ExecEdgeMsgSchema, isExecMessage, type ExecAgentMsg, type ExecEdgeMsg } from "./exec.ts";
+import { EXEC_SCOPE_MAX_CHARS, EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, ExecAgentMsgSchema, ExecEdgeMsgSchema, isExecMessage, type ExecAgentMsg, type ExecEdgeMsg } from "./exec.ts";
 import { decodeTunnelAgent, decodeTunnelEdge, isTunnelMessage, type TunnelAgentMsg, type TunnelEdgeMsg } from "./tunnel.ts";
 import { LiveSessionSchema, SessionMetaSchema, type LiveSession } from "./session.ts";
 
@@ -111,6 +111,12 @@ export const CreateSessionParamsSchema = v.object({
    * mode the agent runs the session as that user's OS account.
    */
   ot_user: v.optional(v.object({ scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)), user: NoNul(EXEC_USER_MAX_CHARS) })),
+  /**
+   * The Open Terminal session (`X-Session-Id`) an `/api/terminals` session was made for, with the
+   * caller's scope (set by the edge only): without a `cwd`, it starts in that session's working
+   * directory (`POST /files/cwd`), as the reference starts it.
+   */
+  ot_cwd_of: v.optional(v.object({ scope: v.pipe(v.string(), v.maxLength(EXEC_SCOPE_MAX_CHARS)), session: v.pipe(v.string(), v.maxLength(EXEC_SESSION_MAX_CHARS)) })),
 });
 export type CreateSessionParams = v.InferOutput<typeof CreateSessionParamsSchema>;
 

@@ -3,6 +3,8 @@
  * terminal session API), the raw WebSocket with first-message auth and its close codes, and the
  * session limit.
  */
+import { mkdirSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_MAX_SESSIONS, TERMINAL_WS_PENDING_MAX as RAW_PENDING_MAX } from "../../shared/open-terminal.ts";
 import { useStack } from "../support/stack.ts";
@@ -46,6 +48,19 @@ function alive(pid: number): boolean {
 }
 
 describe("/api/terminals", () => {
+  it("starts a session made with X-Session-Id in that session's working directory (POST /files/cwd)", async () => {
+    const dir = join(stack.home, "ot-cwd-session");
+    mkdirSync(dir, { recursive: true });
+    const headers = { "X-Session-Id": "chat-cwd", "Content-Type": "application/json" };
+    expect((await stack.api("/files/cwd", { method: "POST", headers, body: JSON.stringify({ path: dir }) })).status).toBe(200);
+    const res = await stack.api("/api/terminals", { method: "POST", headers: { "X-Session-Id": "chat-cwd" } });
+    const t = (await res.json()) as TerminalInfo;
+    expect(readlinkSync(`/proc/${t.pid}/cwd`)).toBe(dir);
+    // Another session, or none, starts at home as before.
+    const other = await createTerminal();
+    expect(readlinkSync(`/proc/${other.pid}/cwd`)).toBe(stack.home);
+  });
+
   it("creates a session in the reference's shape, visible through both APIs", async () => {
     const t = await createTerminal();
     expect(Object.keys(t).sort()).toEqual(["created_at", "id", "pid"]);

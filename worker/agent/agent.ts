@@ -111,6 +111,7 @@ export class Agent {
       identity: this.identity,
       runtimeDir: this.runtimeDir,
       osUsers: users,
+      sessionCwd: (scope, session) => this.cwds.get(scope, session),
       log: this.log,
       onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
     });

@@ -6,7 +6,7 @@
  * display) and starts the PtySession, answering once its data link is up. Kills and exits leave
  * the table here; the control link (agent.ts) is told of each exit through `onExited`.
  */
-import { readlinkSync } from "node:fs";
+import { readlinkSync, statSync } from "node:fs";
 import type { ControlOps, CreateSessionParams, DesktopEnv, LiveSession } from "../../shared/links/control.ts";
 import type { ExitInfo } from "../../shared/links/client.ts";
 import { ApiError } from "../../shared/errors.ts";
@@ -51,6 +51,8 @@ export interface TerminalTableOptions {
   runtimeDir: string;
   /** Multi-user mode's accounts (null in single-user mode). */
   osUsers: OsUsers | null;
+  /** The working directory an Open Terminal session (scope, `X-Session-Id`) set with `POST /files/cwd`, if any. */
+  sessionCwd?: (scope: string, session: string) => string | undefined;
   log(line: string): void;
   /** A terminal's process exited and it left the table. */
   onExited(id: number, exit: ExitInfo): void;
@@ -102,13 +104,18 @@ export class TerminalTable {
   }
 
   /**
-   * Multi-user mode: an `/api/terminals` session of a caller that asserted a user runs as that
-   * user's OS account (created on first use), in its home. Unchanged otherwise.
+   * An `/api/terminals` session starts in its `X-Session-Id`'s working directory when one was set.
+   * Multi-user mode: one of a caller that asserted a user runs as that user's OS account (created
+   * on first use), in that directory or its home.
    */
   private async asOpenTerminalUser(params: CreateSessionParams): Promise<CreateSessionParams> {
-    if (!params.ot_user?.user || !this.options.osUsers) return params;
-    const account = await this.options.osUsers.resolve(params.ot_user.scope, params.ot_user.user);
-    return { ...params, user: account.name, cwd: params.cwd ?? account.home };
+    const { ot_cwd_of: of } = params;
+    const sessionCwd = of && params.cwd === undefined ? this.options.sessionCwd?.(of.scope, of.session) : undefined;
+    // A directory removed since it was chosen: the default place, as if none had been set.
+    const placed = sessionCwd !== undefined && statSync(sessionCwd, { throwIfNoEntry: false })?.isDirectory() ? { ...params, cwd: sessionCwd } : params;
+    if (!placed.ot_user?.user || !this.options.osUsers) return placed;
+    const account = await this.options.osUsers.resolve(placed.ot_user.scope, placed.ot_user.user);
+    return { ...placed, user: account.name, cwd: placed.cwd ?? account.home };
   }
 
   /** Builds the launch for the session's kind (kinds/): SSH, PID attach, or a local shell. */
