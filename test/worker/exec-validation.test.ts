@@ -184,6 +184,14 @@ describe("small pieces", () => {
     expect(log.read(1, 1)).toEqual({ output: [{ type: "stdout", data: "dd" }], next_offset: 4, truncated: true });
   });
 
+  it("says truncated when `tail` entries came back from the start, cut or not (the reference's quirk)", () => {
+    const log = new ProcessOutputLog();
+    log.append("output", "only");
+    expect(log.read(0, 1)).toEqual({ output: [{ type: "output", data: "only" }], next_offset: 1, truncated: true });
+    expect(log.read(0, 2)).toEqual({ output: [{ type: "output", data: "only" }], next_offset: 1, truncated: false });
+    expect(log.read(1, 1)).toEqual({ output: [], next_offset: 1, truncated: false });
+  });
+
   it("keeps the newest characters of a synchronous run's stream", () => {
     const tail = new TailText(5);
     for (const s of ["abc", "defg", "h"]) tail.append(s);

@@ -69,6 +69,9 @@ export class ProcessOutputLog {
       output = output.slice(output.length - tail);
       truncated = true;
     }
+    // The reference's quirk, kept for its callers: from the start with `tail`, `truncated` says
+    // that `tail` entries came back (there may have been more), whether or not any were cut.
+    if (tail !== null && offset === 0 && output.length === tail) truncated = true;
     return { output, next_offset: total, truncated };
   }
 
