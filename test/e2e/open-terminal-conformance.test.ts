@@ -457,7 +457,8 @@ describe("CORS", () => {
         method: "OPTIONS",
         headers: { Origin: "http://page.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,x-session-id" },
       });
-      expect(pre.status).toBe(204);
+      expect(pre.status).toBe(200);
+      expect(await pre.text()).toBe("OK");
       expect(pre.headers.get("Access-Control-Allow-Origin")).toBe("http://page.example");
       expect(pre.headers.get("Access-Control-Allow-Headers")).toBe("authorization,x-session-id");
       expect(pre.headers.get("Access-Control-Allow-Credentials")).toBeNull();
