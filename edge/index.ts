@@ -45,12 +45,16 @@ function webApp(): ApiFamily {
     if (env.ASSETS) return env.ASSETS.fetch(new Request(new URL("/", request.url), { headers: request.headers }));
     throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${SHARE_PAGE_PATH}`);
   });
-  app.route("GET", "*", "public", (request, env) => {
-    if (env.ASSETS) return env.ASSETS.fetch(request);
-    throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${new URL(request.url).pathname}`);
+  // What neither a route nor a file answers is the reference's 404 `{"detail":"Not Found"}`.
+  app.route("GET", "*", "public", async (request, env) => {
+    if (env.ASSETS) {
+      const file = await env.ASSETS.fetch(request);
+      if (file.status !== 404) return file;
+    }
+    throw new OpenTerminalError(404, "NOT_FOUND", "Not Found");
   });
-  app.route("ALL", "*", "admin", (request) => {
-    throw new OpenTerminalError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);
+  app.route("ALL", "*", "admin", () => {
+    throw new OpenTerminalError(404, "NOT_FOUND", "Not Found");
   });
   return app;
 }

@@ -162,6 +162,13 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
     it("answers unknown paths 404 {detail: Not Found} and a known path's other method 405", async () => {
       expect(await call("GET", "/files/nope")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
       expect(await call("PUT", "/files/list")).toMatchObject({ status: 405, body: { detail: "Method Not Allowed" } });
+      if (base === "") {
+        // Past the API and the web app's files: the same JSON 404 (not an empty one).
+        const res = await fetch(`${stack.url}/no/such/page`);
+        expect(res.status).toBe(404);
+        expect(await res.json()).toMatchObject({ detail: "Not Found" });
+        expect(await call("POST", "/no/such/route")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
+      }
     });
   });
 
