@@ -89,6 +89,8 @@ export function adminApi(): ApiFamily {
       const token = given ?? randomToken();
       const name = typeof body["name"] === "string" && body["name"] ? body["name"].slice(0, SERVER_NAME_MAX_CHARS) : id;
       const url = typeof body["url"] === "string" ? body["url"].slice(0, SERVER_URL_MAX_CHARS) : "";
+      // Shown to admins beside the server: an http(s) address or nothing, never a `javascript:` one.
+      if (url !== "" && !/^https?:\/\/[^\s]+$/i.test(url)) throw new SessionApiError(400, "INVALID_PARAMETERS", "url must be an http:// or https:// address");
       const server = await putServer(env.DB, { id, name, url, token });
       // Registered or re-registered: a new agent token either way (never the token itself).
       await recordAudit(env.DB, { actor: actorOf(request.principal!.identity), action: "server.put", detail: `name=${name}${url ? ` url=${url}` : ""}`, ip: clientIp(request), server_id: id });

@@ -66,6 +66,9 @@ describe("identity admin API", () => {
     expect((await api(`/api/v1/admin/servers/${server}`, { method: "PUT", json: { name: "Web one" } })).status).toBe(200);
     expect((await api(`/api/v1/admin/servers/${server}`, { method: "DELETE" })).status).toBe(200);
     expect((await api(`/api/v1/admin/servers/${server}`, { method: "DELETE" })).status).toBe(404);
+    const scripted = await api(`/api/v1/admin/servers/${server}`, { method: "PUT", json: { url: "javascript:alert(1)" } });
+    expect(scripted.status).toBe(400);
+    expect(await scripted.json()).toMatchObject({ code: "INVALID_PARAMETERS" });
 
     const audit = (await (await api("/api/v1/admin/audit?limit=500")).json()) as { events: { actor: string; action: string; detail: string; ip: string; server_id: string | null }[] };
     const mine = audit.events.filter((e) => e.server_id === server);

@@ -18,7 +18,13 @@ export class FileApiError extends Error {
 
 /** Throws the family's `{"detail"}` answer. */
 export function fail(status: number, detail: string): never {
-  const code = status === 404 ? OtCode.NOT_FOUND : status === 403 ? OtCode.FORBIDDEN : status === 409 ? OtCode.CONFLICT : status === 415 ? OtCode.UNSUPPORTED_MEDIA : OtCode.BAD_REQUEST;
+  const code =
+    status === 404 ? OtCode.NOT_FOUND
+    : status === 403 ? OtCode.FORBIDDEN
+    : status === 409 ? OtCode.CONFLICT
+    : status === 413 ? OtCode.TOO_LARGE
+    : status === 415 ? OtCode.UNSUPPORTED_MEDIA
+    : OtCode.BAD_REQUEST;
   throw new FileApiError(otError(status, code, detail));
 }
 
