@@ -309,10 +309,17 @@ export class HostDO extends DurableObject<Env> {
   /** Live sessions with their `/api/terminals` name and owner (unnamed: the decimal id, no owner). */
   async namedSessions(): Promise<{ meta: SessionMeta; name: string; owner: string | null }[]> {
     const names = this.names.all();
-    return this.store.allIndexed().map((meta) => {
+    const taken = new Set([...names.values()].map((row) => row.name));
+    const sessions: { meta: SessionMeta; name: string; owner: string | null }[] = [];
+    for (const meta of this.store.allIndexed()) {
       const row = names.get(meta.terminal_id);
-      return { meta, name: row?.name ?? String(meta.terminal_id), owner: row?.owner ?? null };
-    });
+      // A session without a name goes by its id, unless a named one already answers to it (an
+      // X-Session-Id "77" and the session API's terminal 77): one name, one session; the other
+      // stays reachable through the session API.
+      if (!row && taken.has(String(meta.terminal_id))) continue;
+      sessions.push({ meta, name: row?.name ?? String(meta.terminal_id), owner: row?.owner ?? null });
+    }
+    return sessions;
   }
 
   /** Names a live session for `/api/terminals` (replacing any earlier binding of the name). */

@@ -48,6 +48,17 @@ function alive(pid: number): boolean {
 }
 
 describe("/api/terminals", () => {
+  it("lists one session per name: an X-Session-Id equal to a session-API terminal's id keeps the name", async () => {
+    const named = (await (await stack.api("/api/terminals", { method: "POST", headers: { "X-Session-Id": "77" } })).json()) as TerminalInfo;
+    expect((await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 77 }) })).status).toBe(200);
+    const list = (await (await stack.api("/api/terminals")).json()) as TerminalInfo[];
+    expect(list.filter((t) => t.id === "77")).toEqual([named]);
+    expect((await stack.api("/api/terminals/77", { method: "DELETE" })).status).toBe(200);
+    // The named session went; the session API's terminal 77 stays.
+    expect(alive(named.pid)).toBe(false);
+    expect(await sessionIds()).toContain(77);
+  });
+
   it("starts a session made with X-Session-Id in that session's working directory (POST /files/cwd)", async () => {
     const dir = join(stack.home, "ot-cwd-session");
     mkdirSync(dir, { recursive: true });
@@ -59,6 +70,7 @@ describe("/api/terminals", () => {
     // Another session, or none, starts at home as before.
     const other = await createTerminal();
     expect(readlinkSync(`/proc/${other.pid}/cwd`)).toBe(stack.home);
+    for (const id of [t.id, other.id]) expect((await stack.api(`/api/terminals/${id}`, { method: "DELETE" })).status).toBe(200);
   });
 
   it("creates a session in the reference's shape, visible through both APIs", async () => {
