@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { useStack } from "../support/stack.ts";
 import { HttpRefusal, TermClient } from "../support/term-client.ts";
+import { until } from "../support/waiters.ts";
 
 const stack = useStack();
 
@@ -142,6 +143,21 @@ describe("terminal sessions end to end", () => {
     c.input("echo who=$(id -un) groups=$(id -G)\r");
     await c.waitForText(/who=nobody groups=\d+\r\n/);
     expect(c.text()).not.toMatch(/groups=[\d ]*\b0\b/);
+  });
+
+  it.runIf(process.getuid?.() === 0)("keeps shell integration for a shell started as another user (its history is recorded)", async () => {
+    // The stack's data folder is private (0700), as `npm start`'s is: the agent's runtime folder
+    // must still be reachable by the other user's shell (shell-integration.ts prepareRuntimeDir).
+    const res = await create({ terminal_id: 24, user: "nobody", shell: "bash", cwd: "/tmp" });
+    expect(res.status).toBe(200);
+    const c = await attach("terminal_id=24");
+    c.input("echo integrated-as-$(id -un)\r");
+    await c.waitForText("integrated-as-nobody");
+    await until("the command in terminal 24's history", async () => {
+      const records = (await (await stack.api("/api/v1/terminal/history/24")).json()) as { command?: string }[];
+      return records.some((r) => r.command?.includes("integrated-as-"));
+    });
+    expect(c.text()).not.toContain("Permission denied");
   });
 
   it("lists sessions with shell, cwd, start time, clients and agent state", async () => {

@@ -10,9 +10,9 @@
  *
  * The generated init files live in the agent's runtime folder until the shell exits.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, chmodSync } from "node:fs";
-import { hostname } from "node:os";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import type { CreateSessionParams } from "../../shared/links/control.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { OscScanner } from "./osc.ts";
@@ -112,9 +112,22 @@ export function startShellIntegration(opts: ShellIntegrationOptions): ShellInteg
  * A private runtime folder for this agent process under `dataDir` (`run/<pid>`), with the
  * leftovers of agents that are no longer running removed. Mode 0711: shells started as another
  * user reach their own (chowned, randomly named) folder inside without being able to list it.
- * Never throws: when the folder cannot be made, shells start without integration (and say so).
+ * That needs every folder above it to let other users pass: when the agent runs as root (the only
+ * case where it starts shells as other users) under a data folder that does not (`npm start`'s
+ * `.edgetty/` is 0700), the folder is a fresh one in the temp folder instead (random name, made by
+ * this process, so no other user can have prepared it). Never throws: when the folder cannot be
+ * made, shells start without integration (and say so).
  */
 export function prepareRuntimeDir(dataDir: string, log: (line: string) => void): string {
+  if (process.getuid?.() === 0 && !passableByOthers(dataDir)) {
+    try {
+      const dir = mkdtempSync(join(tmpdir(), `edgetty-run-${process.pid}-`));
+      chmodSync(dir, 0o711);
+      return dir;
+    } catch (error) {
+      log(`cannot prepare a runtime folder in ${tmpdir()}: ${(error as Error).message}`);
+    }
+  }
   const root = join(dataDir, "run");
   const dir = join(root, String(process.pid));
   try {
@@ -132,6 +145,15 @@ export function prepareRuntimeDir(dataDir: string, log: (line: string) => void):
     log(`cannot prepare the runtime folder ${dir}: ${(error as Error).message}`);
   }
   return dir;
+}
+
+/** True when other users may pass through every existing folder from `/` down to `dir` (o+x). */
+function passableByOthers(dir: string): boolean {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const s = statSync(d, { throwIfNoEntry: false });
+    if (s && (s.mode & 0o001) === 0) return false;
+    if (d === dirname(d)) return true;
+  }
 }
 
 /** Removes this agent's runtime folder (the agent is stopping). */
