@@ -4,8 +4,8 @@
  * stack on both mounts (`/` and `/api/v1/terminals/local/`), checking status codes, body shapes
  * and error texts. Each case states the reference's answer; an added `code` key is allowed.
  */
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
@@ -317,6 +317,11 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(await call("POST", "/files/move", { source: `${rel}/m/o`, destination: `${rel}/a.txt` })).toMatchObject({ status: 409, body: { detail: "Destination already exists" } });
       expect((await call("DELETE", `/files/delete?path=${rel}/m`)).body).toEqual({ path: join(dir, "m"), type: "directory" });
       expect(await call("DELETE", `/files/delete?path=${rel}/m`)).toMatchObject({ status: 404, body: { detail: "Path not found" } });
+      // Not the home, nor what holds it (an empty path resolves to the home; the reference deletes it).
+      for (const path of ["", "~", ".", "/", dirname(home)]) {
+        expect(await call("DELETE", `/files/delete?path=${encodeURIComponent(path)}`), path).toMatchObject({ status: 400, body: { detail: "Refusing to delete the home directory or a folder that holds it" } });
+      }
+      expect(existsSync(home)).toBe(true);
     });
 
     it("upload: multipart `file`, only its basename kept, directory created; 422 without a file", async () => {

@@ -170,8 +170,13 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         }
         case "POST /files/mkdir":
           return await makeDir(atHome(value(parsePathsBody(await bodyText(request), ["path"] as const)).path));
-        case "DELETE /files/delete":
-          return await deletePath(atHome(value(parsePathQuery(q)).path));
+        case "DELETE /files/delete": {
+          const target = atHome(value(parsePathQuery(q)).path);
+          // An empty or relative path resolves to the home (or above it): the reference deletes
+          // it, whole. Refused here: a slip of a model's tool call must not wipe the account.
+          if (target === "/" || target === home || home.startsWith(`${target}/`)) fail(400, "Refusing to delete the home directory or a folder that holds it");
+          return await deletePath(target);
+        }
         case "POST /files/move": {
           const b = value(parsePathsBody(await bodyText(request), ["source", "destination"] as const));
           return await movePath(atHome(b.source), atHome(b.destination));
