@@ -95,6 +95,8 @@ export async function checkProxyRequest<S extends ProxyServer>(
   rawPath: string,
   method: string,
   search = "",
+  /** The terminal the request reaches when the edge has resolved it itself (an `/api/terminals` socket's session); never from the client. */
+  resolved?: number,
 ): Promise<ProxyPass<S> | ProxyRefusal> {
   const server = await lookups.server(serverId);
   if (!server) return ProxyRefusals.SERVER_NOT_FOUND;
@@ -105,7 +107,7 @@ export async function checkProxyRequest<S extends ProxyServer>(
   if (!(await lookups.reachable(server))) return ProxyRefusals.SERVER_UNREACHABLE;
   const path = sanitizeTerminalPath(rawPath);
   if (path === null) return ProxyRefusals.INVALID_PATH;
-  const terminal = addressedTerminal(path, search);
+  const terminal = resolved ?? addressedTerminal(path, search);
   const one = terminal === null ? null : (terminals.get(terminal) ?? null);
   let access: Access | null = whole === "write" || one === "write" ? "write" : (whole ?? one);
   // Without a server-wide grant, the session list is shown (filtered to the granted terminals).

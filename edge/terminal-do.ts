@@ -129,7 +129,7 @@ export class TerminalDO extends DurableObject<Env> {
       ctx,
       hub: this.hub,
       authorize: (token, owned) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token, owned),
-      verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy),
+      verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy, this.meta?.terminal_id),
       admit: (cred) => this.credentials.admit(cred),
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,

@@ -91,8 +91,9 @@ export async function verifyProxySocket(
   serverId: string,
   token: string | undefined | null,
   proxy: RawProxy,
+  terminal?: number,
 ): Promise<{ ok: true; grant: JoinGrant } | { ok: false; close: CloseInfo }> {
-  const verdict = await authorizeProxySocket(env, token, serverId, proxy.session, proxy.ip);
+  const verdict = await authorizeProxySocket(env, token, serverId, proxy.session, proxy.ip, terminal);
   if (!verdict.ok) return verdict;
   const { identity } = verdict;
   if (identity === ADMIN_KEY_IDENTITY || identity.share) {

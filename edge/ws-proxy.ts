@@ -81,6 +81,8 @@ export interface ProxySocketPass {
 /**
  * Authenticates a proxy WebSocket's first-message token and runs the proxy's checks for
  * `session` on `serverId`; audits a pass. `token` as {@link firstMessageToken} answers it.
+ * `terminal`: the session's terminal when the edge knows it (an agent server's TerminalDO), so a
+ * grant on that one terminal or a share link of it reaches it, as at the top level.
  */
 export async function authorizeProxySocket(
   env: Env,
@@ -88,13 +90,14 @@ export async function authorizeProxySocket(
   serverId: string,
   session: string,
   ip: string,
+  terminal?: number,
 ): Promise<ProxySocketPass | { ok: false; close: CloseInfo }> {
   if (token === null) return { ok: false, close: ProxyWsClose.AUTH_TIMEOUT };
   if (token === undefined) return { ok: false, close: ProxyWsClose.EXPECTED_AUTH };
   const identity = token === "" ? null : await identifyBearer(env.DB, token, env.EDGETTY_API_KEY);
   if (!identity) return { ok: false, close: ProxyWsClose.INVALID_TOKEN };
   const path = `api/terminals/${encodeURIComponent(session)}`;
-  const checked = await checkProxyRequest(proxyLookups(env, identity), serverId, path, "GET");
+  const checked = await checkProxyRequest(proxyLookups(env, identity), serverId, path, "GET", "", terminal);
   if (!checked.ok) return { ok: false, close: { code: checked.closeCode === 4400 ? 4003 : checked.closeCode, reason: checked.error } };
   await recordAudit(env.DB, { actor: actorOf(identity), action: "proxy", server_id: serverId, detail: `WS /${path} (${checked.access})`, ip });
   const principal: Principal = { role: identity.role, via: "bearer", identity };

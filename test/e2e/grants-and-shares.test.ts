@@ -234,6 +234,18 @@ describe("share links", () => {
   }
   const attach = (token: string, terminal = WATCHED) => TermClient.connect(wsUrl(`terminal_id=${terminal}`), { protocols: ["edgetty.share", token] });
 
+  it("join their terminal's Open Terminal WebSocket read-only at the top level and under the mount alike", async () => {
+    const link = await share();
+    const typing = stack.track(await TermClient.connect(wsUrl(`terminal_id=${WATCHED}`), { apiKey: stack.apiKey }));
+    for (const base of ["", MOUNT]) {
+      const watching = stack.track(await RawClient.connect(`${stack.url}${base}/api/terminals/${WATCHED}`, link.token));
+      const marker = `RAWSHARE${base ? "M" : "T"}_$((6*7))`;
+      typing.input(`echo ${marker}\r`);
+      await watching.waitForText(marker.replace("$((6*7))", "42"));
+      expect(watching.closed, base || "/").toBeNull();
+    }
+  });
+
   it("open one terminal read-only with no other credential: output arrives, input is refused", async () => {
     const link = await share();
     expect(link.token).toMatch(/^ets_[0-9a-f]{16}_/);
