@@ -60,8 +60,12 @@ export const TUNNEL_MAX_INFLIGHT = 256;
 export const TUNNEL_PATH_MAX_CHARS = 8192;
 /** Longest `query`, in characters. */
 export const TUNNEL_QUERY_MAX_CHARS = 16_384;
-/** Most headers passed either way. */
+/** Most headers passed either way (a request's or an answer's head with more is refused). */
 export const TUNNEL_HEADERS_MAX = 100;
+/** Longest header name passed either way, in characters. */
+export const TUNNEL_HEADER_NAME_MAX_CHARS = 256;
+/** Longest header value passed either way, in characters (repeated headers count joined). */
+export const TUNNEL_HEADER_VALUE_MAX_CHARS = 16_384;
 /** Longest `scope` / `session`, in characters. */
 export const TUNNEL_ID_MAX_CHARS = 1024;
 /** How long the agent may take to answer a request's head, in ms (an upload waits for the whole body first). */
@@ -125,8 +129,23 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object
 const isRid = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
 const isStr = (x: unknown, max: number): x is string => typeof x === "string" && x.length <= max;
 
+/**
+ * Why a head's headers cannot cross the tunnel (more than TUNNEL_HEADERS_MAX, or a name or value
+ * past its limit), in words naming the count or the header; null when they can. Each end checks
+ * before it sends, so the other never refuses the frame.
+ */
+export function headerListProblem(headers: HeaderList): string | null {
+  if (headers.length > TUNNEL_HEADERS_MAX) return `${headers.length} headers (at most ${TUNNEL_HEADERS_MAX})`;
+  for (const [name, value] of headers) {
+    const shown = JSON.stringify(name.slice(0, 40));
+    if (name.length > TUNNEL_HEADER_NAME_MAX_CHARS) return `header name ${shown}… is ${name.length} characters (at most ${TUNNEL_HEADER_NAME_MAX_CHARS})`;
+    if (value.length > TUNNEL_HEADER_VALUE_MAX_CHARS) return `header ${shown} is ${value.length} characters long (at most ${TUNNEL_HEADER_VALUE_MAX_CHARS})`;
+  }
+  return null;
+}
+
 function isHeaders(x: unknown): x is HeaderList {
-  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && isStr(h[0], 256) && isStr(h[1], 16_384));
+  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string") && headerListProblem(x as HeaderList) === null;
 }
 
 /** Checks a decoded edge → agent frame; an `error` (with the rid when readable) when malformed. */
@@ -188,10 +207,13 @@ export function isTunnelMessage<T extends { t: string }>(value: T): value is Ext
   return value.t.startsWith("tun.");
 }
 
-/** A `tun.*` frame the agent sent, checked (the HostDO's decoder); LinkDecodeError when malformed. */
+/**
+ * A `tun.*` frame the agent sent, checked (the HostDO's decoder); LinkDecodeError when malformed,
+ * with the frame's rid as `id` when it is readable, so the call or socket it names fails at once.
+ */
 export function decodeTunnelAgent(value: Record<string, unknown> & { t: string }): TunnelAgentMsg {
   const msg = checkTunnelAgentMsg(value);
-  if (msg === null) throw new LinkDecodeError(`${value.t.slice(0, 40)} is malformed`, { t: value.t });
+  if (msg === null) throw new LinkDecodeError(`${value.t.slice(0, 40)} is malformed`, { id: isRid(value.rid) ? value.rid : null, t: value.t });
   return msg;
 }
 
