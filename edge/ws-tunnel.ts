@@ -79,7 +79,7 @@ export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
 
   /**
    * The agent sent a `tun.ws*` frame for socket `rid` that the link refused (host-link.ts): a
-   * pending upgrade is answered 502 AGENT_BAD_REPLY, an open socket closes (1011) at both ends.
+   * pending upgrade is answered 502 AGENT_BAD_REPLY, an open socket closes at both ends.
    */
   badReply(rid: number): void {
     const s = this.entry(rid);
