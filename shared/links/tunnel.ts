@@ -25,7 +25,10 @@
  *
  * The control link's decoders (control.ts) hand every `tun.*` frame and every binary frame to
  * the decoders at the end of this module, so both ends refuse a malformed one with
- * LinkDecodeError like any other control frame. Tunnel requests are numbered by `rid`, a u32
+ * LinkDecodeError like any other control frame, naming the frame's rid when it is readable so the
+ * call it belongs to fails at once. Neither end sends a head the other refuses: headers past
+ * TUNNEL_HEADERS_MAX or their length limits (headerListProblem) are a 431 at the HostDO for a
+ * client's request and a 502 at the agent for an answer. Tunnel requests are numbered by `rid`, a u32
  * (binary frames carry it in 4 bytes) in a field apart from the control link's `id`s. The HostDO
  * takes rids from its one request table (edge/host-link.ts, ids below 2^32), beside its control
  * and exec ids; the agent keys the calls it serves by rid in tables of their own, since the wire
