@@ -69,6 +69,12 @@ export const TUNNEL_HEADERS_MAX = 100;
 export const TUNNEL_HEADER_NAME_MAX_CHARS = 256;
 /** Longest header value passed either way, in characters (repeated headers count joined). */
 export const TUNNEL_HEADER_VALUE_MAX_CHARS = 16_384;
+/**
+ * Most characters in one head's names and values together: a head is one JSON text frame on the
+ * control link, which must stay well under a Worker's received-message limit (1 MiB on older
+ * runtimes) whatever the upstream sends; 64 KiB is past what common servers accept (8–16 KiB).
+ */
+export const TUNNEL_HEAD_MAX_CHARS = 65_536;
 /** Longest `scope` / `session`, in characters. */
 export const TUNNEL_ID_MAX_CHARS = 1024;
 /** How long the agent may take to answer a request's head, in ms (an upload waits for the whole body first). */
@@ -133,18 +139,20 @@ const isRid = (x: unknown): x is number => Number.isInteger(x) && (x as number) 
 const isStr = (x: unknown, max: number): x is string => typeof x === "string" && x.length <= max;
 
 /**
- * Why a head's headers cannot cross the tunnel (more than TUNNEL_HEADERS_MAX, or a name or value
- * past its limit), in words naming the count or the header; null when they can. Each end checks
- * before it sends, so the other never refuses the frame.
+ * Why a head's headers cannot cross the tunnel (more than TUNNEL_HEADERS_MAX, a name or value past
+ * its limit, or more than TUNNEL_HEAD_MAX_CHARS in all), in words naming the count or the header;
+ * null when they can. Each end checks before it sends, so the other never refuses the frame.
  */
 export function headerListProblem(headers: HeaderList): string | null {
   if (headers.length > TUNNEL_HEADERS_MAX) return `${headers.length} headers (at most ${TUNNEL_HEADERS_MAX})`;
+  let total = 0;
   for (const [name, value] of headers) {
     const shown = JSON.stringify(name.slice(0, 40));
     if (name.length > TUNNEL_HEADER_NAME_MAX_CHARS) return `header name ${shown}… is ${name.length} characters (at most ${TUNNEL_HEADER_NAME_MAX_CHARS})`;
     if (value.length > TUNNEL_HEADER_VALUE_MAX_CHARS) return `header ${shown} is ${value.length} characters long (at most ${TUNNEL_HEADER_VALUE_MAX_CHARS})`;
+    total += name.length + value.length;
   }
-  return null;
+  return total > TUNNEL_HEAD_MAX_CHARS ? `${total} characters of headers (at most ${TUNNEL_HEAD_MAX_CHARS})` : null;
 }
 
 function isHeaders(x: unknown): x is HeaderList {

@@ -44,6 +44,8 @@ describe("the tunnel protocol", () => {
     expect(headerListProblem(n(TUNNEL_HEADERS_MAX))).toBeNull();
     expect(headerListProblem(n(TUNNEL_HEADERS_MAX + 1))).toBe(`${TUNNEL_HEADERS_MAX + 1} headers (at most ${TUNNEL_HEADERS_MAX})`);
     expect(headerListProblem([["X-Long", "l".repeat(20_000)]])).toBe('header "X-Long" is 20000 characters long (at most 16384)');
+    const fat = Array.from({ length: 5 }, (_, i): [string, string] => [`x${i}`, "v".repeat(16_000)]);
+    expect(headerListProblem(fat)).toBe("80010 characters of headers (at most 65536)");
     expect(headerListProblem([["n".repeat(300), "1"]])).toMatch(/^header name "n{40}"… is 300 characters \(at most 256\)$/);
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: n(TUNNEL_HEADERS_MAX + 1) })).toBeNull();
   });
