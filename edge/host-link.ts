@@ -144,6 +144,10 @@ export class HostLink {
       entry.reject(new ApiError(502, "AGENT_BAD_REPLY", `The host's agent answered ${entry.op} with a malformed frame`));
     } else if (entry?.kind === "exec") {
       this.execRelay.badReply(id);
+    } else if (entry?.kind === "tun") {
+      this.tunnel.badReply(id);
+    } else if (entry?.kind === "ws") {
+      this.wsTunnel.badReply(id);
     }
   }
 

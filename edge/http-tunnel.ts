@@ -10,12 +10,16 @@
  * resolves when the reader pulls), so a slow HTTP client pauses the agent's reading of the file.
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
+ *
+ * Redirects are answers like any other: the HostDO's fetch is made with `redirect: "manual"`, so
+ * an upstream's 3xx reaches the client with its `Location` as sent, never followed in here.
  */
 import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
   decodeBodyFrame,
+  headerListProblem,
   TUN_REQ_BODY,
   TUN_RES_BODY,
   TUNNEL_ACK_BATCH_BYTES,
@@ -96,7 +100,7 @@ export function acceptTunnelCall(request: Request, online: boolean): TunnelCall 
 export function tunnelRequest(request: Request, call: TunnelCall, forwarded?: Headers): Request {
   if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
     // A proxied WebSocket: the HostDO answers the upgrade itself (ws-tunnel.ts).
-    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers });
+    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers, redirect: "manual" });
     forward.headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
     return forward;
   }
@@ -104,7 +108,22 @@ export function tunnelRequest(request: Request, call: TunnelCall, forwarded?: He
   for (const [k, v] of forwarded ?? request.headers) if (!DROP_REQUEST.test(k)) headers.append(k, v);
   headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
   const hasBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
-  return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, ...(hasBody ? { body: request.body } : {}) });
+  // "manual": the DO stub's fetch would otherwise follow a 3xx the agent relays (resolving its
+  // Location against this internal URL), instead of handing it to the client.
+  return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, redirect: "manual", ...(hasBody ? { body: request.body } : {}) });
+}
+
+/**
+ * The reference's answer to `/proxy/{port}` without a trailing slash (Starlette's
+ * `redirect_slashes`): 307 to the same URL with `/` appended, query kept, on either mount.
+ * `path` is the family's path (without a mount prefix); null for any other path, and for a
+ * WebSocket upgrade (Starlette redirects HTTP only; the upgrade is proxied to the app's root).
+ */
+export function proxyRootRedirect(request: Request, path: string): Response | null {
+  if (!/^\/proxy\/[^/]+$/.test(path) || request.headers.get("Upgrade")?.toLowerCase() === "websocket") return null;
+  const url = new URL(request.url);
+  url.pathname += "/";
+  return new Response(null, { status: 307, headers: { Location: url.href } });
 }
 
 export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
@@ -118,6 +137,9 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     if (this.size >= TUNNEL_MAX_INFLIGHT) return busy();
     const headers: HeaderList = [];
     for (const [k, v] of request.headers) if (k.toLowerCase() !== TUNNEL_CALL_HEADER.toLowerCase()) headers.push([k, v]);
+    // A head the agent would refuse is the client's to fix: 431, not a relay failure.
+    const tooLarge = headerListProblem(headers);
+    if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
     const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
@@ -194,6 +216,17 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       },
       () => this.clientGone(c),
     );
+  }
+
+  /**
+   * The agent sent a `tun.*` frame for call `rid` that the link refused (host-link.ts): the call
+   * fails now, 502 AGENT_BAD_REPLY before its head, a cut body after it; the agent is told to stop.
+   */
+  badReply(rid: number): void {
+    const c = this.entry(rid);
+    if (!c) return;
+    this.fail(c, errorResponse("open-terminal", new ApiError(502, "AGENT_BAD_REPLY", "The host's agent sent a malformed answer")));
+    c.writer?.abort(new Error("the host's agent sent a malformed frame")).catch(() => {});
   }
 
   /** The control link is gone: every call ends. `calls` are those the HostDO drained from its table. */

@@ -29,7 +29,7 @@ import type { Env } from "./env.ts";
 import { OpenTerminalError } from "./errors.ts";
 import { ApiFamily, type Access, type Method, type RouteRequest } from "./family.ts";
 import { execRequest } from "./exec-relay.ts";
-import { tunnelRequest } from "./http-tunnel.ts";
+import { proxyRootRedirect, tunnelRequest } from "./http-tunnel.ts";
 import { openTerminalTerminals } from "./open-terminal-terminals.ts";
 import { forwardedHeaders } from "./url-servers.ts";
 import { MOUNTS } from "./scope.ts";
@@ -166,6 +166,8 @@ export function openTerminalApi(): ApiFamily {
   const tunnelled = async (request: RouteRequest, env: Env): Promise<Response> => {
     const url = new URL(request.url);
     const path = familyPath(request);
+    const toRoot = proxyRootRedirect(request, path); // `/proxy/{port}`: the reference's 307 to `…/`
+    if (toRoot) return toRoot;
     const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
     // An Open Terminal route gets what a URL server would (url-servers.ts); a proxied app the
     // browser's headers, never its credentials (http-tunnel.ts).

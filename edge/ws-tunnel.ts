@@ -77,6 +77,18 @@ export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
     return true;
   }
 
+  /**
+   * The agent sent a `tun.ws*` frame for socket `rid` that the link refused (host-link.ts): a
+   * pending upgrade is answered 502 AGENT_BAD_REPLY, an open socket closes at both ends.
+   */
+  badReply(rid: number): void {
+    const s = this.entry(rid);
+    if (!s) return;
+    if (s.pending) return this.refuse(s, 502, "AGENT_BAD_REPLY", "The host's agent sent a malformed answer");
+    this.send({ t: "tun.wsclose", rid, code: 1011, reason: "malformed frame" });
+    this.drop(s, 1011, "the host's agent sent a malformed frame");
+  }
+
   /** The agent's link is gone: every proxied socket closes. `sockets` are those the HostDO drained from its table. */
   agentGone(sockets: readonly WsTunnelEntry[]): void {
     for (const s of sockets) {

@@ -25,7 +25,10 @@
  *
  * The control link's decoders (control.ts) hand every `tun.*` frame and every binary frame to
  * the decoders at the end of this module, so both ends refuse a malformed one with
- * LinkDecodeError like any other control frame. Tunnel requests are numbered by `rid`, a u32
+ * LinkDecodeError like any other control frame, naming the frame's rid when it is readable so the
+ * call it belongs to fails at once. Neither end sends a head the other refuses: headers past
+ * TUNNEL_HEADERS_MAX or their length limits (headerListProblem) are a 431 at the HostDO for a
+ * client's request and a 502 at the agent for an answer. Tunnel requests are numbered by `rid`, a u32
  * (binary frames carry it in 4 bytes) in a field apart from the control link's `id`s. The HostDO
  * takes rids from its one request table (edge/host-link.ts, ids below 2^32), beside its control
  * and exec ids; the agent keys the calls it serves by rid in tables of their own, since the wire
@@ -60,8 +63,18 @@ export const TUNNEL_MAX_INFLIGHT = 256;
 export const TUNNEL_PATH_MAX_CHARS = 8192;
 /** Longest `query`, in characters. */
 export const TUNNEL_QUERY_MAX_CHARS = 16_384;
-/** Most headers passed either way. */
+/** Most headers passed either way (a request's or an answer's head with more is refused). */
 export const TUNNEL_HEADERS_MAX = 100;
+/** Longest header name passed either way, in characters. */
+export const TUNNEL_HEADER_NAME_MAX_CHARS = 256;
+/** Longest header value passed either way, in characters (repeated headers count joined). */
+export const TUNNEL_HEADER_VALUE_MAX_CHARS = 16_384;
+/**
+ * Most characters in one head's names and values together: a head is one JSON text frame on the
+ * control link, which must stay well under a Worker's received-message limit (1 MiB on older
+ * runtimes) whatever the upstream sends; 64 KiB is past what common servers accept (8–16 KiB).
+ */
+export const TUNNEL_HEAD_MAX_CHARS = 65_536;
 /** Longest `scope` / `session`, in characters. */
 export const TUNNEL_ID_MAX_CHARS = 1024;
 /** How long the agent may take to answer a request's head, in ms (an upload waits for the whole body first). */
@@ -125,8 +138,25 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object
 const isRid = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0 && (x as number) <= 0xffffffff;
 const isStr = (x: unknown, max: number): x is string => typeof x === "string" && x.length <= max;
 
+/**
+ * Why a head's headers cannot cross the tunnel (more than TUNNEL_HEADERS_MAX, a name or value past
+ * its limit, or more than TUNNEL_HEAD_MAX_CHARS in all), in words naming the count or the header;
+ * null when they can. Each end checks before it sends, so the other never refuses the frame.
+ */
+export function headerListProblem(headers: HeaderList): string | null {
+  if (headers.length > TUNNEL_HEADERS_MAX) return `${headers.length} headers (at most ${TUNNEL_HEADERS_MAX})`;
+  let total = 0;
+  for (const [name, value] of headers) {
+    const shown = JSON.stringify(name.slice(0, 40));
+    if (name.length > TUNNEL_HEADER_NAME_MAX_CHARS) return `header name ${shown}… is ${name.length} characters (at most ${TUNNEL_HEADER_NAME_MAX_CHARS})`;
+    if (value.length > TUNNEL_HEADER_VALUE_MAX_CHARS) return `header ${shown} is ${value.length} characters long (at most ${TUNNEL_HEADER_VALUE_MAX_CHARS})`;
+    total += name.length + value.length;
+  }
+  return total > TUNNEL_HEAD_MAX_CHARS ? `${total} characters of headers (at most ${TUNNEL_HEAD_MAX_CHARS})` : null;
+}
+
 function isHeaders(x: unknown): x is HeaderList {
-  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && isStr(h[0], 256) && isStr(h[1], 16_384));
+  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string") && headerListProblem(x as HeaderList) === null;
 }
 
 /** Checks a decoded edge → agent frame; an `error` (with the rid when readable) when malformed. */
@@ -188,10 +218,13 @@ export function isTunnelMessage<T extends { t: string }>(value: T): value is Ext
   return value.t.startsWith("tun.");
 }
 
-/** A `tun.*` frame the agent sent, checked (the HostDO's decoder); LinkDecodeError when malformed. */
+/**
+ * A `tun.*` frame the agent sent, checked (the HostDO's decoder); LinkDecodeError when malformed,
+ * with the frame's rid as `id` when it is readable, so the call or socket it names fails at once.
+ */
 export function decodeTunnelAgent(value: Record<string, unknown> & { t: string }): TunnelAgentMsg {
   const msg = checkTunnelAgentMsg(value);
-  if (msg === null) throw new LinkDecodeError(`${value.t.slice(0, 40)} is malformed`, { t: value.t });
+  if (msg === null) throw new LinkDecodeError(`${value.t.slice(0, 40)} is malformed`, { id: isRid(value.rid) ? value.rid : null, t: value.t });
   return msg;
 }
 

@@ -105,7 +105,11 @@ describe("the HTTP tunnel on the control link", () => {
   });
 
   it("refuses malformed tun.* frames with LinkDecodeError, naming the rid to abort", () => {
-    expect(refusal(() => decodeAgentToHost(JSON.stringify({ ...head, status: 99 })))).toMatchObject({ t: "tun.head" });
+    // The rid is named, so the HostDO fails that call at once (host-link.ts refuse).
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ ...head, status: 99 })))).toMatchObject({ id: 7, t: "tun.head" });
+    const many = Array.from({ length: 2000 }, (_, i) => [`x${i}`, "1"]);
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ ...head, headers: many })))).toMatchObject({ id: 7, t: "tun.head" });
+    expect(refusal(() => decodeAgentToHost(JSON.stringify({ t: "tun.wstext", rid: 8, text: 42 })))).toMatchObject({ id: 8, t: "tun.wstext" });
     expect(refusal(() => decodeAgentToHost(JSON.stringify({ t: "tun.what", rid: 1 })))).toMatchObject({ t: "tun.what" });
     expect(refusal(() => decodeAgentToHost(JSON.stringify({ t: "tun.end", rid: -1 })))).toBeInstanceOf(LinkDecodeError);
     expect(refusal(() => decodeHostToAgent(JSON.stringify({ ...req, method: "get me" })))).toMatchObject({ id: 9, t: "tun.req" });

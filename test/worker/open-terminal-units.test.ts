@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
-import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY } from "../../shared/links/tunnel.ts";
+import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, headerListProblem, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY, TUNNEL_HEADERS_MAX, type HeaderList } from "../../shared/links/tunnel.ts";
+import { TunnelServer } from "../../worker/agent/files/tunnel-server.ts";
+import { Waiters } from "../support/waiters.ts";
 import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
 import { splitLines } from "../../worker/agent/files/file-routes.ts";
@@ -35,6 +37,37 @@ describe("the tunnel protocol", () => {
     expect(checkTunnelEdgeMsg({ t: "nope" })).toEqual({ error: "tunnel message without a valid rid", rid: null });
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 99, headers: [] })).toBeNull();
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [] })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [] });
+  });
+
+  it("names why a head's headers cannot cross the tunnel", () => {
+    const n = (count: number): HeaderList => Array.from({ length: count }, (_, i) => [`x${i}`, "1"]);
+    expect(headerListProblem(n(TUNNEL_HEADERS_MAX))).toBeNull();
+    expect(headerListProblem(n(TUNNEL_HEADERS_MAX + 1))).toBe(`${TUNNEL_HEADERS_MAX + 1} headers (at most ${TUNNEL_HEADERS_MAX})`);
+    expect(headerListProblem([["X-Long", "l".repeat(20_000)]])).toBe('header "X-Long" is 20000 characters long (at most 16384)');
+    const fat = Array.from({ length: 5 }, (_, i): [string, string] => [`x${i}`, "v".repeat(16_000)]);
+    expect(headerListProblem(fat)).toBe("80010 characters of headers (at most 65536)");
+    expect(headerListProblem([["n".repeat(300), "1"]])).toMatch(/^header name "n{40}"… is 300 characters \(at most 256\)$/);
+    expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: n(TUNNEL_HEADERS_MAX + 1) })).toBeNull();
+  });
+
+  it("the agent answers 502 rather than send a head the edge would refuse", async () => {
+    const sent: { t: string; status?: number; headers?: HeaderList }[] = [];
+    const bodies: Uint8Array[] = [];
+    const waiters = new Waiters();
+    const many = new Headers(Array.from({ length: 2000 }, (_, i): [string, string] => [`x${i}`, "1"]));
+    const server = new TunnelServer(
+      async () => new Response("a body never sent", { headers: many }),
+      (text) => (sent.push(JSON.parse(text)), waiters.notify(), true),
+      (frame) => (bodies.push(frame), waiters.notify(), true),
+    );
+    server.handle({ t: "tun.req", rid: 5, scope: "s", session: "", method: "GET", path: "/proxy/1/", query: "", headers: [], body: false });
+    await waiters.until(() => sent.some((m) => m.t === "tun.end"), "the call's tun.end");
+    const head = sent.find((m) => m.t === "tun.head")!;
+    expect(head.status).toBe(502);
+    expect(checkTunnelAgentMsg(head)).not.toBeNull();
+    const body = JSON.parse(new TextDecoder().decode(Buffer.concat(bodies.map((f) => decodeBodyFrame(f, TUN_RES_BODY)!.payload))));
+    // 2000 and the Content-Type of the text body.
+    expect(body).toEqual({ detail: "The answer's head is too large to relay: 2001 headers (at most 100)", code: "BAD_GATEWAY" });
   });
 
   it("only lets close codes through that a Worker may send", () => {

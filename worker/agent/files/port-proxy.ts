@@ -2,8 +2,11 @@
  * `ANY /proxy/{port}/{path}`: forwards the request to `localhost:{port}` on the host (method,
  * query, headers and body passed through, streamed both ways; `Authorization` and the edge's
  * own headers are not forwarded), as the reference does for port previews. Redirects are passed
- * back, not followed.
+ * back, not followed. An upstream head the tunnel cannot carry (more than TUNNEL_HEADERS_MAX
+ * headers, one past its length limit, or past fetch's head size) is a 502 naming why.
  */
+import { maxHeaderSize } from "node:http";
+import { headerListProblem, type HeaderList } from "../../../shared/links/tunnel.ts";
 import { OtCode, otError } from "../../../shared/open-terminal.ts";
 
 /** How long the upstream may take to answer its head, in ms (the reference: 300 s). */
@@ -44,12 +47,21 @@ export async function proxyPort(request: Request, portText: string, rest: string
   } catch (e) {
     if (timeout.aborted) return reply(504, OtCode.GATEWAY_TIMEOUT, `Timeout connecting to localhost:${port}`);
     if (signal.aborted) return reply(499, OtCode.BAD_GATEWAY, "Client closed request");
+    // undici refuses a response head past node:http's maxHeaderSize (16 KiB by default).
+    if ((e as { cause?: { code?: unknown } }).cause?.code === "UND_ERR_HEADERS_OVERFLOW") {
+      return reply(502, OtCode.BAD_GATEWAY, `Upstream response head from localhost:${port} is too large: over ${maxHeaderSize} bytes`);
+    }
     // Any failure before an answer is a failed connection, as the reference's ConnectError.
     return reply(502, OtCode.BAD_GATEWAY, `Connection refused: localhost:${port}`);
   }
-  const out = new Headers();
+  const out: HeaderList = [];
   upstream.headers.forEach((v, k) => {
-    if (!DROP_DOWN.has(k.toLowerCase())) out.append(k, v);
+    if (!DROP_DOWN.has(k.toLowerCase())) out.push([k, v]);
   });
+  const tooLarge = headerListProblem(out);
+  if (tooLarge) {
+    await upstream.body?.cancel().catch(() => {});
+    return reply(502, OtCode.BAD_GATEWAY, `Upstream response head from localhost:${port} is too large: ${tooLarge}`);
+  }
   return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: out });
 }

@@ -10,6 +10,7 @@ import {
   checkTunnelEdgeMsg,
   decodeBodyFrame,
   encodeBodyFrame,
+  headerListProblem,
   TUN_REQ_BODY,
   TUN_RES_BODY,
   TUN_WS_BINARY,
@@ -210,8 +211,16 @@ export class TunnelServer {
       await response.body?.cancel().catch(() => {});
       return;
     }
-    const headers: HeaderList = [];
+    let headers: HeaderList = [];
     response.headers.forEach((v, k) => headers.push([k, v]));
+    // Never a head the edge would refuse (it could not answer the call): a 502 saying why instead.
+    const tooLarge = headerListProblem(headers);
+    if (tooLarge) {
+      await response.body?.cancel().catch(() => {});
+      response = Response.json({ detail: `The answer's head is too large to relay: ${tooLarge}`, code: "BAD_GATEWAY" }, { status: 502 });
+      headers = [];
+      response.headers.forEach((v, k) => headers.push([k, v]));
+    }
     if (!this.emit({ t: "tun.head", rid, status: response.status, headers })) return;
     const reader = response.body?.getReader();
     // The 5-byte header of every body frame of this response (the payload follows it uncopied).

@@ -1,0 +1,97 @@
+/**
+ * The HTTP tunnel's edge end against a test-played (hostile) agent link, inside workerd with real
+ * DOs: a `tun.*` answer the link refuses fails its call at once (502 AGENT_BAD_REPLY, and the
+ * agent is told to stop) instead of leaving the client waiting, a redirect the agent relays is
+ * the client's answer (never followed inside the edge), and a client head the agent would refuse
+ * is 431 before it is sent.
+ */
+import { expect, it } from "vitest";
+import { TUNNEL_HEADERS_MAX } from "../../shared/links/tunnel.ts";
+import { api, BASE, KEY, registerServer, worker } from "./worker-client.ts";
+import { until, Waiters } from "../support/waiters.ts";
+
+interface TunMsg {
+  t: string;
+  rid: number;
+  path?: string;
+}
+
+/**
+ * An agent link to `server` that answers each tunnel call by its path: `/proxy/1/many` with a
+ * head of 2000 headers, `/proxy/1/moved` a 302 to `/tunnel`, `/proxy/1/ws` (a WebSocket) ready
+ * and then a malformed text message; anything else 200. Records every tun.* frame it is sent.
+ */
+async function hostileAgent(server: string, token: string): Promise<{ seen: TunMsg[]; waiters: Waiters }> {
+  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${server}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  const seen: TunMsg[] = [];
+  const waiters = new Waiters();
+  ws.addEventListener("message", (event) => {
+    if (typeof event.data !== "string") return;
+    const msg = JSON.parse(event.data) as TunMsg & { id?: number };
+    if (msg.t === "req") ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result: { sessions: [] } }));
+    if (!msg.t.startsWith("tun.")) return;
+    seen.push(msg);
+    waiters.notify();
+    const { rid } = msg;
+    if (msg.t === "tun.req" && msg.path === "/proxy/1/many") {
+      const headers = Array.from({ length: 2000 }, (_, i) => [`x${i}`, "1"]);
+      ws.send(JSON.stringify({ t: "tun.head", rid, status: 200, headers }));
+    } else if (msg.t === "tun.req" && msg.path === "/proxy/1/moved") {
+      ws.send(JSON.stringify({ t: "tun.head", rid, status: 302, headers: [["location", "/tunnel"]] }));
+      ws.send(JSON.stringify({ t: "tun.end", rid }));
+    } else if (msg.t === "tun.req") {
+      ws.send(JSON.stringify({ t: "tun.head", rid, status: 200, headers: [] }));
+      ws.send(JSON.stringify({ t: "tun.end", rid }));
+    } else if (msg.t === "tun.wsopen") {
+      ws.send(JSON.stringify({ t: "tun.wsready", rid, protocol: "" }));
+    } else if (msg.t === "tun.wstext") {
+      ws.send(JSON.stringify({ t: "tun.wstext", rid, text: 42 }));
+    }
+  });
+  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
+  return { seen, waiters };
+}
+
+it("fails a call at once when the agent's answer is refused, returns relayed redirects, and refuses oversized client heads with 431", { timeout: 60_000 }, async () => {
+  const agent = await hostileAgent("tunref", await registerServer("tunref"));
+  const base = "/api/v1/terminals/tunref";
+  await until("the agent to be online", async () => (await api(`${base}/health`)).status === 200);
+
+  // A head of 2000 headers is refused by the link: the client is answered 502 now, the agent told to stop.
+  const many = await api(`${base}/proxy/1/many`);
+  expect(many.status).toBe(502);
+  expect(await many.json()).toMatchObject({ code: "AGENT_BAD_REPLY" });
+  const req = agent.seen.find((m) => m.t === "tun.req" && m.path === "/proxy/1/many")!;
+  await agent.waiters.until(() => agent.seen.some((m) => m.t === "tun.cancel" && m.rid === req.rid), "the refused call's tun.cancel");
+
+  // A relayed redirect (even to the HostDO's own tunnel path) is the client's answer, as sent.
+  const moved = await api(`${base}/proxy/1/moved`, { redirect: "manual" });
+  expect(moved.status).toBe(302);
+  expect(moved.headers.get("Location")).toBe("/tunnel");
+  expect(agent.seen.filter((m) => m.t === "tun.req" && m.path === "/proxy/1/moved")).toHaveLength(1);
+
+  // A client head the agent's decoder would refuse never reaches it.
+  const before = agent.seen.length;
+  const headers = new Headers();
+  for (let i = 0; i <= TUNNEL_HEADERS_MAX; i++) headers.set(`x-c${i}`, "1");
+  const tooMany = await api(`${base}/proxy/1/x`, { headers });
+  expect(tooMany.status).toBe(431);
+  expect(await tooMany.json()).toMatchObject({ code: "HEADERS_TOO_LARGE", detail: expect.stringMatching(/headers \(at most 100\)/) });
+  const long = await api(`${base}/proxy/1/x`, { headers: { "X-Long": "l".repeat(20_000) } });
+  expect(long.status).toBe(431);
+  expect(agent.seen.length).toBe(before);
+
+  // A proxied WebSocket whose message from the agent is refused closes at both ends, saying why.
+  const upgrade = await worker.fetch(`${BASE}${base}/proxy/1/ws`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${KEY}` } });
+  expect(upgrade.status).toBe(101);
+  const client = upgrade.webSocket!;
+  client.accept();
+  const closed = new Promise<string>((resolve) => client.addEventListener("close", (event) => resolve(event.reason)));
+  client.send("hello");
+  expect(await closed).toBe("the host's agent sent a malformed frame");
+  const open = agent.seen.find((m) => m.t === "tun.wsopen")!;
+  await agent.waiters.until(() => agent.seen.some((m) => m.t === "tun.wsclose" && m.rid === open.rid), "the refused socket's tun.wsclose");
+});
