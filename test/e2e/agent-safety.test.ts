@@ -165,8 +165,9 @@ describe("a terminal's processes end with it", () => {
     await bash.waitFor(() => bash.exit !== null, "EXIT of the bash terminal");
     // The id is reused while the old terminal's clean-up still runs: the new shell is not its target.
     await createOk({ terminal_id: "911", shell: "sh" });
-    const fresh = taggedPids(/\.t911-\d+$/).filter((pid) => !pids.includes(pid));
-    expect(fresh.length).toBeGreaterThan(0);
+    // Its shell's tag is read from /proc/<pid>/environ, which reads empty while an exec is under way.
+    let fresh: number[] = [];
+    await until("the new terminal 911's tagged shell", () => (fresh = taggedPids(/\.t911-\d+$/).filter((pid) => !pids.includes(pid))).length > 0);
     await waitGone(pids);
     expect(fresh.filter(alive)).toEqual(fresh);
     const again = await attach(911);

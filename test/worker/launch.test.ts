@@ -3,6 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import * as pty from "node-pty";
 import { describe, expect, it } from "vitest";
+import { until } from "../support/waiters.ts";
 import { AGENT_SECRET_ENV, PROCESS_TAG_ENV, agentIdentity, closerCommand, inheritableDescriptors, launchCommand, parseProcessTag, processTag } from "../../worker/agent/launch.ts";
 import { readProcessTag } from "../../worker/agent/process-reaper.ts";
 
@@ -104,8 +105,10 @@ describe("launchCommand", () => {
     const cmd = launchCommand("/bin/sleep", ["30"], { PATH: "/usr/bin:/bin" }, tag);
     const child = spawn(cmd.file, cmd.args, { env: cmd.env, stdio: "ignore" });
     try {
-      // "spawn" fires once the exec succeeded: the environment is in place from then on.
+      // "spawn" fires once the first exec succeeded; when the descriptor closer wraps the command,
+      // its own exec of the command follows, and /proc/<pid>/environ reads empty during an exec.
       await new Promise((resolve, reject) => child.once("spawn", resolve).once("error", reject));
+      await until("the child's tag in /proc", () => readProcessTag(child.pid!) !== null);
       expect(readProcessTag(child.pid!)).toBe(tag);
       expect(readProcessTag(process.pid)).toBeNull();
     } finally {

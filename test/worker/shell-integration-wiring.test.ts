@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -83,6 +83,7 @@ describe("startShellIntegration", () => {
 describe("prepareRuntimeDir", () => {
   it("makes a traversable per-process folder and removes those of dead agents", () => {
     const data = tempDir();
+    chmodSync(data, 0o711); // other users may pass: the folder is made under it
     const stale = join(data, "run", "999999999");
     const first = prepareRuntimeDir(data, () => {});
     expect(first).toBe(join(data, "run", String(process.pid)));
@@ -92,5 +93,18 @@ describe("prepareRuntimeDir", () => {
     mkdirSync(stale, { recursive: true });
     prepareRuntimeDir(data, () => {});
     expect(existsSync(stale)).toBe(false);
+  });
+
+  it.runIf(process.getuid?.() === 0)("as root under a folder other users cannot pass, makes a fresh one in the temp folder", () => {
+    const data = tempDir(); // 0700
+    const dir = prepareRuntimeDir(data, () => {});
+    try {
+      expect(dir.startsWith(join(tmpdir(), "edgetty-run-"))).toBe(true);
+      expect(statSync(dir).mode & 0o777).toBe(0o711);
+      expect(statSync(dir).uid).toBe(0);
+      expect(existsSync(join(data, "run"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
