@@ -42,7 +42,8 @@ export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
  * Most output sent to a client and not yet known to be read, in bytes. workerd's WebSocket has no
  * `bufferedAmount` (workerd#988): what `send()` queues for a peer that does not read stays in the
  * Durable Object's memory. So the hub keeps an estimate per client (`ClientFlow`): every byte sent
- * counts, and the client is assumed to read CLIENT_READ_FLOOR_BYTES_PER_SEC. A client whose
+ * counts, and what the client read is what it proved by ACKing MARKs (CLIENT_MARK_EVERY_BYTES) or,
+ * for a client that does not, CLIENT_READ_FLOOR_BYTES_PER_SEC of reading assumed. A client whose
  * estimate would pass this limit is held: it is sent no output, as if paused, until the estimate
  * is back under CLIENT_UNREAD_RESUME_BYTES, then caught up (at most CATCH_UP_MAX_BYTES from the
  * ring) or repainted. Other clients and the PTY are never slowed by it.
