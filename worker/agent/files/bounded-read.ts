@@ -11,8 +11,8 @@ import { open, type FileHandle } from "node:fs/promises";
  * open would hold a libuv thread forever), O_NOCTTY so a terminal never becomes the agent's.
  */
 export const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
-/** First buffer of a read whose size is unknown, in bytes; it doubles up to the limit. */
-export const READ_CHUNK_BYTES = 64 << 10; // 64 KiB
+/** Pieces a read takes past the size fstat gave (all of a procfs file), in bytes. */
+export const READ_CHUNK_BYTES = 1 << 20; // 1 MiB
 
 /** Reads are in whole units of this many bytes (a page). */
 const READ_UNIT_BYTES = 4096;
@@ -47,25 +47,32 @@ export async function openRegular(path: string): Promise<OpenedFile | null> {
 
 /**
  * The whole content of `file` if it holds at most `max` bytes, else null (having read at most
- * `max` bytes and a page: the memory a read takes is bounded whatever the file claims). Does not close.
+ * `max` bytes and a page: the memory a read takes is bounded whatever the file claims). The
+ * first buffer is the size fstat gave; what lies past it (procfs says 0, a file may grow) is read
+ * in READ_CHUNK_BYTES pieces joined at the end, so an oversized file costs no copies. Does not close.
  */
 export async function readUpTo(file: OpenedFile, max: number): Promise<Buffer | null> {
   // Buffers are whole pages: some procfs files (pagemap) refuse reads not a multiple of 8 bytes.
   const cap = pages(max + 1);
-  let buf = Buffer.allocUnsafe(Math.min(cap, pages(Math.max(file.size + 1, READ_CHUNK_BYTES))));
-  let length = 0;
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let buf = Buffer.allocUnsafe(Math.min(cap, pages(file.size + 1)));
+  let filled = 0;
   for (;;) {
-    if (length > max) return null;
-    if (length === buf.length) {
-      const grown = Buffer.allocUnsafe(Math.min(cap, buf.length * 2));
-      buf.copy(grown, 0, 0, length);
-      buf = grown;
-    }
-    const { bytesRead } = await file.handle.read(buf, length, buf.length - length, null);
+    const { bytesRead } = await file.handle.read(buf, filled, buf.length - filled, null);
     if (bytesRead === 0) break;
-    length += bytesRead;
+    filled += bytesRead;
+    if (total + filled > max) return null;
+    if (filled === buf.length) {
+      chunks.push(buf);
+      total += filled;
+      buf = Buffer.allocUnsafe(Math.min(cap - total, READ_CHUNK_BYTES));
+      filled = 0;
+    }
   }
-  return length > max ? null : buf.subarray(0, length);
+  if (filled > 0) chunks.push(buf.subarray(0, filled));
+  total += filled;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 
 /** `readUpTo` on `path` opened with `openRegular`: null content when the file is larger; null when not regular. */
