@@ -138,13 +138,12 @@ function streamOpened(file: OpenedFile, mime: string): Response {
   return new Response(body, { headers });
 }
 
-/** `target` opened for streaming: 404 when it is not a regular file, 403/400 when it cannot be opened. */
+/** `target` opened for streaming: 404 when it is not a regular file (anymore), 403 when it cannot be opened. */
 async function openForStream(target: string): Promise<OpenedFile> {
   let file: OpenedFile | null;
   try {
     file = await openRegular(target);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") fail(404, "File not found");
     osFail(e, target, 403);
   }
   if (!file) fail(404, "File not found");
@@ -158,6 +157,8 @@ async function streamFile(target: string, mime: string): Promise<Response> {
 
 /** `GET /files/view` and `/files/serve/{path}`: raw bytes with the guessed type; FIFOs, sockets and devices are 404 (not files). */
 export async function viewFile(target: string): Promise<Response> {
+  // What `stat` cannot reach (a folder it may not enter) is not found, as os.path.isfile says.
+  if (!(await isFile(target))) fail(404, "File not found");
   // Opened now so a permission error is an answer, not a broken stream.
   return streamFile(target, guessMime(target));
 }

@@ -95,7 +95,7 @@ export async function upload(request: Request, directory: string): Promise<Respo
 /**
  * A regular file's `size` bytes, opened only when yazl comes to it (an archive of many files
  * holds no descriptors meanwhile) and read a frame at a time. Fails when the path is no longer a
- * regular file; a file that shrank ends early and yazl reports the size mismatch.
+ * regular file or cannot be opened; a file that shrank ends early and yazl reports the size mismatch.
  */
 class SizedFileStream extends Readable {
   private handle: FileHandle | null = null;
@@ -184,10 +184,14 @@ async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: 
     for (const e of entries) {
       const full = join(dir, e.name);
       if (e.isDirectory()) stack.push(full);
-      // Symlinks, FIFOs, sockets and devices are left out; so are files that cannot be opened.
+      // Symlinks, FIFOs, sockets and devices are left out.
       else if (e.isFile()) {
-        await addRegular(zip, full, join(prefix, relative(root, full)), budget).catch((error: unknown) => {
+        const name = join(prefix, relative(root, full));
+        await addRegular(zip, full, name, budget).catch((error: unknown) => {
           if (error instanceof FileApiError) throw error;
+          // A file that cannot be opened: its entry fails to open again when yazl reaches it,
+          // which cuts the download (the client sees an incomplete zip, not a silently partial one).
+          zip.addReadStream(new SizedFileStream(full, 0), name);
         });
       }
     }
