@@ -17,7 +17,7 @@ import { makeDirectories } from "../make-directories.ts";
 
 /**
  * Largest text file `read_file` decodes whole, in bytes (line ranges still read it all). Enforced
- * on the bytes read, not on `stat().size` (0 on procfs): a read stops one byte past it.
+ * on the bytes read, not on `stat().size` (0 on procfs): a read stops a page past it.
  */
 export const READ_TEXT_MAX_BYTES = 64 << 20; // 64 MiB
 /** Largest file `replace_file_content` edits, in bytes. */
