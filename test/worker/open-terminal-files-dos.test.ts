@@ -13,7 +13,8 @@ import { openTerminalApp } from "../../worker/agent/files/app.ts";
 import { readRegularUpTo } from "../../worker/agent/files/bounded-read.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
 import { READ_TEXT_MAX_BYTES } from "../../worker/agent/files/file-routes.ts";
-import { grep } from "../../worker/agent/files/search.ts";
+import { grep, grepsRunning, GREP_THREADS_MAX } from "../../worker/agent/files/search.ts";
+import { until } from "../support/waiters.ts";
 import { parseGrepQuery } from "../../shared/open-terminal.ts";
 
 const home = mkdtempSync(join(tmpdir(), "edgetty-files-dos-"));
@@ -160,5 +161,21 @@ describe("GET /files/grep", () => {
     abort.abort();
     // Within the test's timeout, far under the 2^40 steps the regex would take.
     expect((await (await answer).json()).truncated).toBe(true);
+  });
+
+  it("runs at most GREP_THREADS_MAX at once: one more answers 429 until one ends", async () => {
+    const dir = join(home, "redos-many");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "evil.txt"), `${"a".repeat(40)}!\n`);
+    const url = `/files/grep?query=${encodeURIComponent("(a+)+$")}&path=${dir}`;
+    const aborts = Array.from({ length: GREP_THREADS_MAX }, () => new AbortController());
+    const running = aborts.map((a) => call(url, undefined, a.signal));
+    await until("every grep to have its thread", () => grepsRunning() === GREP_THREADS_MAX);
+    const refused = await call(url);
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ code: "TOO_MANY_REQUESTS" });
+    for (const a of aborts) a.abort();
+    for (const res of await Promise.all(running)) expect((await res.json()).truncated).toBe(true);
+    expect(grepsRunning()).toBe(0);
   });
 });

@@ -33,6 +33,11 @@ const GREP_THREAD_YOUNG_MB = 4;
 
 let grepThreads = 0;
 
+/** Greps running now in this process (each in its thread). */
+export function grepsRunning(): number {
+  return grepThreads;
+}
+
 /**
  * The grep thread's program: from the sources, the entry that registers tsx and imports
  * grep-worker.ts; in the agent bundle, `edgetty-grep-worker.mjs` beside it (scripts/build-agent.mjs).
