@@ -5,6 +5,7 @@
  * running the regex on the calling thread.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -117,6 +118,26 @@ describe("POST /files/archive", () => {
     const entries = unzip(Buffer.from(await res.arrayBuffer()));
     expect([...entries.keys()]).toEqual(["tree/a.txt"]);
     expect(entries.get("tree/a.txt")).toBe("alpha");
+  });
+});
+
+describe("POST /files/archive, a file turned into a FIFO while the zip is sent", () => {
+  it("cuts the download (no zip end record) and the process lives on", async () => {
+    const dir = join(home, "swap");
+    mkdirSync(dir);
+    // Incompressible and far larger than the buffers between yazl and the reader: the zip is
+    // still in it when the next file is swapped.
+    writeFileSync(join(dir, "a-big.bin"), randomBytes(8 << 20));
+    writeFileSync(join(dir, "b.txt"), "beta");
+    const res = await call("/files/archive", { method: "POST", body: JSON.stringify({ paths: [dir] }) });
+    expect(res.status).toBe(200);
+    // b.txt was listed as a regular file; by the time the zip reaches it, it is a FIFO.
+    rmSync(join(dir, "b.txt"));
+    execFileSync("mkfifo", [join(dir, "b.txt")]);
+    const got = await res.arrayBuffer().then((b) => Buffer.from(b), () => Buffer.alloc(0));
+    expect(got.includes(Buffer.from([0x50, 0x4b, 0x05, 0x06]))).toBe(false);
+    // Still answering (an unhandled stream error would have ended this process).
+    expect((await call("/files/cwd")).status).toBe(200);
   });
 });
 

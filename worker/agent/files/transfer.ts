@@ -141,6 +141,16 @@ class SizedFileStream extends Readable {
   }
 }
 
+/**
+ * Adds `stream` as `name`. yazl does not listen for errors on a stream it is given: its error is
+ * passed to the ZipFile here (which cuts the download), never left unhandled (that would end the
+ * process: the agent, with every terminal in it).
+ */
+function addStream(zip: yazl.ZipFile, stream: Readable, name: string, size?: number): void {
+  stream.on("error", (error: Error) => zip.emit("error", error));
+  zip.addReadStream(stream, name, size === undefined ? {} : { size });
+}
+
 /** Budgets of one archive: entries left, and bytes of unsized files it may still read. */
 interface ArchiveBudget {
   entries: number;
@@ -158,7 +168,7 @@ async function addRegular(zip: yazl.ZipFile, path: string, name: string, budget:
   try {
     if (--budget.entries < 0) fail(400, `Archive would hold more than ${ARCHIVE_MAX_ENTRIES} files`);
     if (file.size > 0) {
-      zip.addReadStream(new SizedFileStream(path, file.size), name, { size: file.size });
+      addStream(zip, new SizedFileStream(path, file.size), name, file.size);
       return "added";
     }
     // Size 0: empty, or a procfs/sysfs file whose size is only known by reading it.
@@ -191,7 +201,7 @@ async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: 
           if (error instanceof FileApiError) throw error;
           // A file that cannot be opened: its entry fails to open again when yazl reaches it,
           // which cuts the download (the client sees an incomplete zip, not a silently partial one).
-          zip.addReadStream(new SizedFileStream(full, 0), name);
+          addStream(zip, new SizedFileStream(full, 0), name);
         });
       }
     }
@@ -212,6 +222,9 @@ export async function archive(targets: { given: string; path: string }[]): Promi
     kinds.push(s.isDirectory());
   }
   const zip = new yazl.ZipFile();
+  // yazl reports a file it cannot read on the ZipFile: it fails the stream instead of going
+  // unhandled (which would end the process).
+  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
   const budget: ArchiveBudget = { entries: ARCHIVE_MAX_ENTRIES, unsized: ARCHIVE_UNSIZED_TOTAL_MAX_BYTES };
   for (const [i, t] of targets.entries()) {
     if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget);
@@ -227,9 +240,6 @@ export async function archive(targets: { given: string; path: string }[]): Promi
       if (added === "not-regular") fail(400, `Not a regular file or directory: ${t.given}`);
     }
   }
-  // yazl reports a file it cannot read (inside a folder) on the ZipFile: it fails the stream
-  // instead of going unhandled (which would end the process).
-  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
   zip.end();
   const name = targets.length === 1 ? basename(targets[0]!.path) || "archive" : "download";
   // An unreadable file fails the stream (the client sees a cut download), as yazl reports it.
