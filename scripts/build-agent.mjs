@@ -2,7 +2,8 @@
 // Builds the self-contained agent package: an esbuild bundle of worker/cli/agent-bin.ts (the
 // agent, its links and the install/uninstall commands), a small second one of its PTY host
 // (worker/agent/exec/pty-host-main.ts) and a third of its screen thread
-// (worker/agent/screen/screen-worker.ts), plus the shell-integration scripts and a package.json
+// (worker/agent/screen/screen-worker.ts) and a fourth of the grep thread
+// (worker/agent/files/grep-worker.ts), plus the shell-integration scripts and a package.json
 // whose only dependency is node-pty, the one native part. Screenshots need
 // @napi-rs/canvas and two font packages; they are optional dependencies (without them the
 // screenshot API answers 501 and everything else works). officeparser (text out of PDF and Office
@@ -84,6 +85,8 @@ const besideAgent = async (entry, name, external) =>
 await besideAgent(["worker", "agent", "exec", "pty-host-main.ts"], "edgetty-pty-host.mjs", native);
 // The screen thread: the agent's worker thread that keeps every terminal's screen model.
 await besideAgent(["worker", "agent", "screen", "screen-worker.ts"], "edgetty-screen-worker.mjs", [...native, ...optional]);
+// The grep thread: each Open Terminal `/files/grep` runs its regex there, under a time budget.
+await besideAgent(["worker", "agent", "files", "grep-worker.ts"], "edgetty-grep-worker.mjs", [...native, ...optional]);
 // The licences of the packages bundled in (MIT and the like ask for their notice in every copy;
 // esbuild's legal comments keep only the notices a package marks in its code): one file, each
 // package's licence text as it ships it.

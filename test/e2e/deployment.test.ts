@@ -139,6 +139,10 @@ describe("the bundled agent package", () => {
     const late = await attach(prefix, 3);
     await late.waitForScreen("bundled-42");
     expect(lines.join("\n")).not.toContain("screen thread");
+    // /files/grep runs in the package's grep thread (edgetty-grep-worker.mjs).
+    writeFileSync(join(home, "notes.txt"), "one\nneedle two\n");
+    const found = await json<{ matches: unknown[]; truncated: boolean }>(await stack.api(`${prefix}/files/grep?query=needle&path=notes.txt`));
+    expect(found).toMatchObject({ matches: [{ file: join(home, "notes.txt"), line: 2, content: "needle two" }], truncated: false });
 
     // Background /execute commands are forked by the package's PTY host (edgetty-pty-host.mjs),
     // once it is up (until then the agent forks them itself): the command's parent says which.

@@ -162,7 +162,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         }
         case "GET /files/grep": {
           const query = value(parseGrepQuery(q));
-          return await grep(atSession(query.path), query);
+          return await grep(atSession(query.path), query, signal);
         }
         case "GET /files/glob": {
           const query = value(parseGlobQuery(q));

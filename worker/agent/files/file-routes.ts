@@ -4,7 +4,7 @@
  * and answers the reference's JSON or a streamed file; failures throw FileApiError.
  */
 import { constants, createReadStream } from "node:fs";
-import { access, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { lookup } from "mime-types";
@@ -12,9 +12,13 @@ import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
 import type { ReadQuery, Replacement } from "../../../shared/open-terminal.ts";
 import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
 import { fail, osFail } from "./paths.ts";
+import { openRegular, readRegularUpTo, type OpenedFile } from "./bounded-read.ts";
 import { makeDirectories } from "../make-directories.ts";
 
-/** Largest text file `read_file` decodes whole, in bytes (line ranges still read it all). */
+/**
+ * Largest text file `read_file` decodes whole, in bytes (line ranges still read it all). Enforced
+ * on the bytes read, not on `stat().size` (0 on procfs): a read stops a page past it.
+ */
 export const READ_TEXT_MAX_BYTES = 64 << 20; // 64 MiB
 /** Largest file `replace_file_content` edits, in bytes. */
 export const REPLACE_MAX_BYTES = 64 << 20; // 64 MiB
@@ -69,20 +73,30 @@ export async function listFiles(target: string): Promise<Response> {
   return Response.json({ dir: target, entries });
 }
 
-/** `GET /files/read`: text (line range), extracted document text, raw image bytes, or 415. */
+/** `GET /files/read`: text (line range), extracted document text, raw image bytes, 413 past READ_TEXT_MAX_BYTES, or 415. */
 export async function readFileRoute(target: string, q: ReadQuery): Promise<Response> {
   const s = await stat(target).catch(() => null);
   if (!s?.isFile()) fail(404, "File not found");
-  if (s.size > READ_TEXT_MAX_BYTES && !isDocument(target)) {
-    const mime = guessMime(target);
-    if (BINARY_MIME_PREFIXES.some((p) => mime.startsWith(p))) return streamFile(target, mime, s.size);
-    fail(413, `File too large to read (${s.size} bytes, limit ${READ_TEXT_MAX_BYTES}); use the terminal to inspect it`);
+  const mime = guessMime(target);
+  const image = BINARY_MIME_PREFIXES.some((p) => mime.startsWith(p));
+  const tooLarge = (size: string): never => fail(413, `File too large to read (${size}, limit ${READ_TEXT_MAX_BYTES}); use the terminal to inspect it`);
+  if (s.size > READ_TEXT_MAX_BYTES) {
+    if (image) return streamFile(target, mime);
+    return tooLarge(`${s.size} bytes`);
   }
-  let raw: Buffer;
+  let read: { content: Buffer | null } | null;
   try {
-    raw = await readFile(target);
+    read = await readRegularUpTo(target, READ_TEXT_MAX_BYTES);
   } catch (e) {
     osFail(e, target, 403);
+  }
+  // Replaced by a FIFO, socket or device since the stat: not a file, as os.path.isfile says.
+  if (!read) fail(404, "File not found");
+  const raw = read.content;
+  if (!raw) {
+    // Its size lied (procfs, or it grew): more than the limit is there.
+    if (image) return streamFile(target, mime);
+    return tooLarge(`more than ${READ_TEXT_MAX_BYTES} bytes`);
   }
   let text: string | null = null;
   try {
@@ -91,7 +105,6 @@ export async function readFileRoute(target: string, q: ReadQuery): Promise<Respo
     text = null;
   }
   if (text !== null) return Response.json(slice(target, text, q));
-  const mime = guessMime(target);
   if (isDocument(target) && raw.length <= DOCUMENT_MAX_BYTES) {
     let extracted: string | null = null;
     try {
@@ -101,7 +114,7 @@ export async function readFileRoute(target: string, q: ReadQuery): Promise<Respo
     }
     if (extracted !== null) return Response.json(slice(target, extracted, q));
   }
-  if (BINARY_MIME_PREFIXES.some((p) => mime.startsWith(p))) return new Response(new Uint8Array(raw) as unknown as BodyInit, { headers: { "Content-Type": mime } });
+  if (image) return new Response(new Uint8Array(raw) as unknown as BodyInit, { headers: { "Content-Type": mime } });
   fail(415, `Unsupported binary file type: ${mime} (${raw.length} bytes)`);
 }
 
@@ -110,31 +123,67 @@ export async function displayFile(target: string): Promise<Response> {
   return Response.json({ path: target, exists: await isFile(target) });
 }
 
-/** A file's bytes, streamed (the tunnel paces the disk reads to the client). */
-function streamFile(target: string, mime: string, size: number): Response {
+/**
+ * An opened regular file's bytes, streamed (the tunnel paces the disk reads to the client). With
+ * a size from fstat the stream ends there and says so in Content-Length; a size of 0 (procfs, or
+ * empty) streams to the end with no length. Takes over the handle.
+ */
+function streamOpened(file: OpenedFile, mime: string): Response {
   // Reads of one tunnel frame each (shared/links/tunnel.ts): one frame per read, no split.
-  const body = Readable.toWeb(createReadStream(target, { highWaterMark: TUNNEL_FRAME_BYTES })) as ReadableStream<Uint8Array>;
-  return new Response(body, { headers: { "Content-Type": mime, "Content-Length": String(size) } });
+  const sized = file.size > 0;
+  const stream = createReadStream("", { fd: file.handle, highWaterMark: TUNNEL_FRAME_BYTES, start: 0, ...(sized ? { end: file.size - 1 } : {}) });
+  const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+  const headers: Record<string, string> = { "Content-Type": mime };
+  if (sized) headers["Content-Length"] = String(file.size);
+  return new Response(body, { headers });
 }
 
-/** `GET /files/view` and `/files/serve/{path}`: raw bytes with the guessed type. */
-export async function viewFile(target: string): Promise<Response> {
-  const s = await stat(target).catch(() => null);
-  if (!s?.isFile()) fail(404, "File not found");
+/** `target` opened for streaming: 404 when it is not a regular file (anymore), 403 when it cannot be opened. */
+async function openForStream(target: string): Promise<OpenedFile> {
+  let file: OpenedFile | null;
   try {
-    // Check now so a permission error is an answer, not a broken stream.
-    await access(target, constants.R_OK);
+    file = await openRegular(target);
   } catch (e) {
     osFail(e, target, 403);
   }
-  return streamFile(target, guessMime(target), s.size);
+  if (!file) fail(404, "File not found");
+  return file;
+}
+
+/** `target`'s bytes streamed with `mime` (see streamOpened). */
+async function streamFile(target: string, mime: string): Promise<Response> {
+  return streamOpened(await openForStream(target), mime);
+}
+
+/** `GET /files/view` and `/files/serve/{path}`: raw bytes with the guessed type; FIFOs, sockets and devices are 404 (not files). */
+export async function viewFile(target: string): Promise<Response> {
+  // What `stat` cannot reach (a folder it may not enter) is not found, as os.path.isfile says.
+  if (!(await isFile(target))) fail(404, "File not found");
+  // Opened now so a permission error is an answer, not a broken stream.
+  return streamFile(target, guessMime(target));
+}
+
+/**
+ * `content` written to `target` (created 0666 & ~umask, truncated), refusing anything but a
+ * regular file: opened non-blocking, so a FIFO without a reader fails at once (ENXIO) instead of
+ * holding a libuv thread, and a FIFO with one, a socket or a device answers 400.
+ */
+async function writeRegular(target: string, content: string | Buffer): Promise<void> {
+  const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_NONBLOCK | constants.O_NOCTTY, 0o666);
+  try {
+    if (!(await handle.stat()).isFile()) fail(400, `Not a regular file: '${target}'`);
+    await handle.truncate(0);
+    await handle.writeFile(content);
+  } finally {
+    await handle.close().catch(() => {});
+  }
 }
 
 /** `POST /files/write`: parents created; `{path, size}` with size in UTF-8 bytes. */
 export async function writeFileRoute(target: string, content: string): Promise<Response> {
   try {
     await makeDirectories(dirname(target));
-    await writeFile(target, content);
+    await writeRegular(target, content);
   } catch (e) {
     osFail(e, target);
   }
@@ -174,7 +223,11 @@ export async function replaceInFile(target: string, replacements: Replacement[])
   if (s.size > REPLACE_MAX_BYTES) fail(400, `File too large to edit (${s.size} bytes)`);
   let content: string;
   try {
-    content = utf8.decode(await readFile(target));
+    const read = await readRegularUpTo(target, REPLACE_MAX_BYTES);
+    if (!read) fail(404, "File not found");
+    // The size lied (procfs) or the file grew: the oversize answer.
+    if (!read.content) fail(400, `File too large to edit (more than ${REPLACE_MAX_BYTES} bytes)`);
+    content = utf8.decode(read.content);
   } catch (e) {
     if (e instanceof TypeError) fail(400, "'utf-8' codec can't decode the file: it is not text");
     osFail(e, target);
@@ -189,7 +242,7 @@ export async function replaceInFile(target: string, replacements: Replacement[])
     content = content.slice(0, from) + replaced + content.slice(to);
   }
   try {
-    await writeFile(target, content);
+    await writeRegular(target, content);
   } catch (e) {
     osFail(e, target);
   }

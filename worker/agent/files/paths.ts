@@ -39,6 +39,7 @@ export function resolvePath(path: string, base: string, home: string): string {
 const ERRNO: Record<string, [number, string]> = {
   EPERM: [1, "Operation not permitted"],
   ENOENT: [2, "No such file or directory"],
+  ENXIO: [6, "No such device or address"],
   EACCES: [13, "Permission denied"],
   EEXIST: [17, "File exists"],
   EXDEV: [18, "Invalid cross-device link"],

@@ -2,9 +2,14 @@
  * `POST /files/upload` (multipart, parsed as it streams by busboy, written straight to disk) and
  * `POST /files/archive` (a zip streamed as it is built by yazl). Neither holds a file in memory:
  * the tunnel paces the upload to the disk and the zip to the client.
+ *
+ * The archive never trusts a size of 0 (procfs and sysfs report it for files that have bytes):
+ * such files are read up front, at most ARCHIVE_UNSIZED_MAX_BYTES each and
+ * ARCHIVE_UNSIZED_TOTAL_MAX_BYTES in all, so the zip's sizes are the real ones. Only regular files
+ * are read, opened non-blocking and checked on the descriptor (a FIFO never blocks the agent).
  */
-import { constants, createWriteStream } from "node:fs";
-import { access, lstat, readdir, rename, rm } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { lstat, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, join, normalize, relative } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -14,6 +19,8 @@ import yazl from "yazl";
 import { validationError } from "../../../shared/open-terminal.ts";
 import { FileApiError, fail, osFail } from "./paths.ts";
 import { makeDirectories } from "../make-directories.ts";
+import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
+import { openRegular, readUpTo } from "./bounded-read.ts";
 
 /** Largest uploaded file, in bytes. */
 export const UPLOAD_MAX_BYTES = 16 * 1024 ** 3; // 16 GiB
@@ -21,6 +28,10 @@ export const UPLOAD_MAX_BYTES = 16 * 1024 ** 3; // 16 GiB
 const UPLOAD_MAX_PARTS = 32;
 /** Entries one archive may hold. */
 export const ARCHIVE_MAX_ENTRIES = 100_000;
+/** Largest file of size 0 per `stat` (procfs, sysfs) an archive reads, in bytes; a larger one is skipped in a folder, 413 when named. */
+export const ARCHIVE_UNSIZED_MAX_BYTES = 1 << 20; // 1 MiB
+/** Bytes of such files one archive holds in memory in all; past it 413. */
+export const ARCHIVE_UNSIZED_TOTAL_MAX_BYTES = 16 << 20; // 16 MiB
 
 function missing(): never {
   throw new FileApiError(validationError([{ type: "missing", loc: ["body", "file"], msg: "Field required", input: null }]));
@@ -81,7 +92,101 @@ export async function upload(request: Request, directory: string): Promise<Respo
   return Response.json(await saved!);
 }
 
-async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: { left: number }): Promise<void> {
+/**
+ * A regular file's `size` bytes, opened only when yazl comes to it (an archive of many files
+ * holds no descriptors meanwhile) and read a frame at a time. Fails when the path is no longer a
+ * regular file or cannot be opened; a file that shrank ends early and yazl reports the size mismatch.
+ */
+class SizedFileStream extends Readable {
+  private handle: FileHandle | null = null;
+  private left: number;
+
+  constructor(
+    private readonly path: string,
+    size: number,
+  ) {
+    super({ highWaterMark: TUNNEL_FRAME_BYTES });
+    this.left = size;
+  }
+
+  override _read(): void {
+    this.next().catch((e: Error) => this.destroy(e));
+  }
+
+  private async next(): Promise<void> {
+    if (!this.handle) {
+      const file = await openRegular(this.path);
+      if (!file) throw new Error(`${this.path} is no longer a regular file`);
+      if (this.destroyed) {
+        await file.handle.close().catch(() => {});
+        return;
+      }
+      this.handle = file.handle;
+    }
+    if (this.left === 0) {
+      this.push(null);
+      return;
+    }
+    const buf = Buffer.allocUnsafe(Math.min(this.left, TUNNEL_FRAME_BYTES));
+    const { bytesRead } = await this.handle.read(buf, 0, buf.length, null);
+    this.left -= bytesRead;
+    this.push(bytesRead === 0 ? null : buf.subarray(0, bytesRead));
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const handle = this.handle;
+    this.handle = null;
+    if (!handle) callback(error);
+    else handle.close().then(() => callback(error), () => callback(error));
+  }
+}
+
+/**
+ * Adds `stream` as `name`. yazl does not listen for errors on a stream it is given: its error is
+ * passed to the ZipFile here (which cuts the download), never left unhandled (that would end the
+ * process: the agent, with every terminal in it).
+ */
+function addStream(zip: yazl.ZipFile, stream: Readable, name: string, size?: number): void {
+  stream.on("error", (error: Error) => zip.emit("error", error));
+  zip.addReadStream(stream, name, size === undefined ? {} : { size });
+}
+
+/** Budgets of one archive: entries left, and bytes of unsized files it may still read. */
+interface ArchiveBudget {
+  entries: number;
+  unsized: number;
+}
+
+/**
+ * Adds the file at `path` as `name`: "added", or why nothing was: "not-regular" (FIFO, socket,
+ * device, directory) or "too-large" (size unknown and over ARCHIVE_UNSIZED_MAX_BYTES). fs errors
+ * are thrown; so is the 400/413 of an exhausted budget.
+ */
+async function addRegular(zip: yazl.ZipFile, path: string, name: string, budget: ArchiveBudget): Promise<"added" | "not-regular" | "too-large"> {
+  const file = await openRegular(path);
+  if (!file) return "not-regular";
+  try {
+    if (--budget.entries < 0) fail(400, `Archive would hold more than ${ARCHIVE_MAX_ENTRIES} files`);
+    if (file.size > 0) {
+      addStream(zip, new SizedFileStream(path, file.size), name, file.size);
+      return "added";
+    }
+    // Size 0: empty, or a procfs/sysfs file whose size is only known by reading it.
+    const content = await readUpTo(file, Math.min(ARCHIVE_UNSIZED_MAX_BYTES, budget.unsized));
+    if (!content) {
+      if (budget.unsized < ARCHIVE_UNSIZED_MAX_BYTES) fail(413, `Archive would hold more than ${ARCHIVE_UNSIZED_TOTAL_MAX_BYTES} bytes of files of unknown size`);
+      budget.entries++;
+      return "too-large";
+    }
+    budget.unsized -= content.length;
+    zip.addBuffer(content, name);
+    return "added";
+  } finally {
+    await file.handle.close().catch(() => {});
+  }
+}
+
+async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: ArchiveBudget): Promise<void> {
   const stack = [root];
   while (stack.length > 0) {
     const dir = stack.pop()!;
@@ -89,15 +194,25 @@ async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: 
     for (const e of entries) {
       const full = join(dir, e.name);
       if (e.isDirectory()) stack.push(full);
+      // Symlinks, FIFOs, sockets and devices are left out.
       else if (e.isFile()) {
-        if (--budget.left < 0) fail(400, `Archive would hold more than ${ARCHIVE_MAX_ENTRIES} files`);
-        zip.addFile(full, join(prefix, relative(root, full)));
+        const name = join(prefix, relative(root, full));
+        await addRegular(zip, full, name, budget).catch((error: unknown) => {
+          if (error instanceof FileApiError) throw error;
+          // A file that cannot be opened: its entry fails to open again when yazl reaches it,
+          // which cuts the download (the client sees an incomplete zip, not a silently partial one).
+          addStream(zip, new SizedFileStream(full, 0), name);
+        });
       }
     }
   }
 }
 
-/** `POST /files/archive`: the paths as one zip download (directories recursively). */
+/**
+ * `POST /files/archive`: the paths as one zip download (directories recursively). A named path
+ * that is not a regular file or a directory (FIFO, socket, device) answers 400; one that cannot
+ * be read 403; a named file of unknown size (procfs) over ARCHIVE_UNSIZED_MAX_BYTES 413.
+ */
 export async function archive(targets: { given: string; path: string }[]): Promise<Response> {
   if (targets.length === 0) fail(400, "No paths provided");
   const kinds: boolean[] = [];
@@ -107,19 +222,24 @@ export async function archive(targets: { given: string; path: string }[]): Promi
     kinds.push(s.isDirectory());
   }
   const zip = new yazl.ZipFile();
-  const budget = { left: ARCHIVE_MAX_ENTRIES };
+  // yazl reports a file it cannot read on the ZipFile: it fails the stream instead of going
+  // unhandled (which would end the process).
+  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
+  const budget: ArchiveBudget = { entries: ARCHIVE_MAX_ENTRIES, unsized: ARCHIVE_UNSIZED_TOTAL_MAX_BYTES };
   for (const [i, t] of targets.entries()) {
     if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget);
     else {
-      if (--budget.left < 0) fail(400, `Archive would hold more than ${ARCHIVE_MAX_ENTRIES} files`);
       // A file that cannot be read (or a symlink to one) answers 403 before anything is sent.
-      await access(t.path, constants.R_OK).catch((e: unknown) => osFail(e, t.path));
-      zip.addFile(t.path, basename(t.path));
+      let added: Awaited<ReturnType<typeof addRegular>>;
+      try {
+        added = await addRegular(zip, t.path, basename(t.path), budget);
+      } catch (e) {
+        osFail(e, t.path);
+      }
+      if (added === "too-large") fail(413, `File too large to archive: ${t.given} (its size is unknown and it holds more than ${ARCHIVE_UNSIZED_MAX_BYTES} bytes)`);
+      if (added === "not-regular") fail(400, `Not a regular file or directory: ${t.given}`);
     }
   }
-  // yazl reports a file it cannot read (inside a folder) on the ZipFile: it fails the stream
-  // instead of going unhandled (which would end the process).
-  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
   zip.end();
   const name = targets.length === 1 ? basename(targets[0]!.path) || "archive" : "download";
   // An unreadable file fails the stream (the client sees a cut download), as yazl reports it.
