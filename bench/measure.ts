@@ -111,6 +111,7 @@ export class BenchClient {
 
   static async counting(url: string, apiKey: string): Promise<BenchClient> {
     const ws = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
+    ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs
     return new BenchClient(ws.output, ws);
   }
 
@@ -119,9 +120,13 @@ export class BenchClient {
     const output = new OutputCounter();
     ws.on("message", (data: Buffer) => {
       if (data[0] === ServerOp.OUTPUT) output.feed(data.subarray(1));
+      else if (data[0] === ServerOp.MARK) ws.send(Uint8Array.of(ClientOp.ACK, ...data.subarray(1)));
     });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new BenchClient(output, { send: (bytes) => ws.send(bytes), close: () => ws.close() })));
+      ws.once("open", () => {
+        ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs
+        resolve(new BenchClient(output, { send: (bytes) => ws.send(bytes), close: () => ws.close() }));
+      });
       ws.once("error", reject);
     });
   }

@@ -11,6 +11,7 @@ import {
   encodeServerFrame,
   frame,
   LinkDecodeError,
+  MARK_BYTES,
   type ExitInfo,
   type ServerFrame,
   type TerminalSize,
@@ -37,6 +38,45 @@ export const ACK_AT_ONCE_BELOW_BYTES = 64 << 10; // 64 KiB
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
 
+/**
+ * Most output sent to a client and not yet known to be read, in bytes. workerd's WebSocket has no
+ * `bufferedAmount` (workerd#988): what `send()` queues for a peer that does not read stays in the
+ * Durable Object's memory. So the hub keeps an estimate per client (`ClientFlow`): every byte sent
+ * counts, and what the client read is what it proved by ACKing MARKs (CLIENT_MARK_EVERY_BYTES) or,
+ * for a client that does not, CLIENT_READ_FLOOR_BYTES_PER_SEC of reading assumed. A client whose
+ * estimate would pass this limit is held: it is sent no output, as if paused, until the estimate
+ * is back under CLIENT_UNREAD_RESUME_BYTES, then caught up (at most CATCH_UP_MAX_BYTES from the
+ * ring) or repainted. Other clients and the PTY are never slowed by it.
+ */
+export const CLIENT_UNREAD_MAX_BYTES = 4 << 20; // 4 MiB
+/** A held client is sent output again once its estimate is under this, in bytes. */
+export const CLIENT_UNREAD_RESUME_BYTES = 1 << 20; // 1 MiB
+/**
+ * The reading rate assumed of every client, in bytes per second: its unread estimate falls by this
+ * much per second. It is what a stalled client can cost while output floods (the edge cannot tell
+ * it from a slow reader); a reader that is faster is held and skipped forward in a flood, which
+ * no person reading a terminal notices (a flood scrolls faster than anyone reads).
+ */
+export const CLIENT_READ_FLOOR_BYTES_PER_SEC = 256 << 10; // 256 KiB/s
+/**
+ * A client whose estimate passes this is closed with CLIENT_TOO_SLOW_CLOSE (4008), in bytes:
+ * output stops at CLIENT_UNREAD_MAX_BYTES, so only frames the client provokes itself (PONGs to
+ * its PINGs, ERRORs to refused input) can get it here — a client that sends and never reads.
+ */
+export const CLIENT_UNREAD_CLOSE_BYTES = 8 << 20; // 8 MiB
+/**
+ * A client that answers MARKs (it sent an empty ACK) proves what it has read instead: after every
+ * this many bytes sent to it, in bytes, it is sent a MARK with a random 8-byte id, and its ACK
+ * with that id proves it read everything sent before the MARK. Its estimate is then exact (sent
+ * less proven, no assumed rate), so it is never held while it reads, however fast output comes;
+ * a client cannot prove a MARK it has not read, as it cannot know the id.
+ */
+export const CLIENT_MARK_EVERY_BYTES = 256 << 10; // 256 KiB
+/** Most MARKs awaiting their ACK per client (the oldest are forgotten first). */
+export const CLIENT_MARKS_MAX = 64;
+/** Close code and reason for a client over CLIENT_UNREAD_CLOSE_BYTES. */
+export const CLIENT_TOO_SLOW_CLOSE = { code: 4008, reason: "client not reading" } as const;
+
 /** One end of a connection the hub can write to. */
 export interface Sink {
   send(bytes: Uint8Array): void;
@@ -56,6 +96,28 @@ export interface ClientState {
   toldSize?: string;
   /** The window title the client was last told, by INFO or TITLE (unset: none). */
   toldTitle?: string;
+  /** What was sent and may be unread (in memory only; a woken DO starts it afresh). */
+  flow?: ClientFlow;
+}
+
+/** A client's estimated unread output (see CLIENT_UNREAD_MAX_BYTES). */
+export interface ClientFlow {
+  /** Bytes sent to the client and assumed unread, as of `at`. */
+  unread: number;
+  /** When `unread` was last brought up to date, in ms (the hub's clock). */
+  at: number;
+  /** Output is withheld until `unread` falls under CLIENT_UNREAD_RESUME_BYTES. */
+  held: boolean;
+  /** The timer that releases a held client. */
+  timer?: ReturnType<typeof setTimeout>;
+  /** The client answers MARKs: `unread` falls only by its ACKs, not with time. */
+  acks: boolean;
+  /** Bytes sent to the client in all. */
+  sent: number;
+  /** `sent` when the last MARK went out. */
+  markedAt: number;
+  /** MARKs awaiting their ACK: id (hex) → `sent` when it went out; at most CLIENT_MARKS_MAX. */
+  marks: Map<string, number>;
 }
 
 /** What the hub asks of its host (the Durable Object). */
@@ -78,6 +140,12 @@ export interface HubHost {
 }
 
 const decoder = new TextDecoder();
+
+function hexOf(bytes: Uint8Array): string {
+  let hex = "";
+  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}
 const encoder = new TextEncoder();
 
 export class TerminalHub {
@@ -93,7 +161,11 @@ export class TerminalHub {
   /** The last repaint, for joiners that follow it closely (repaint-reuse.ts). */
   private readonly lastRepaint = new RepaintReuse();
 
-  constructor(private readonly host: HubHost) {}
+  /** `now` is the clock for clients' unread estimates, in ms (tests pass their own). */
+  constructor(
+    private readonly host: HubHost,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
 
   get agentOnline(): boolean {
     return this.agent !== null;
@@ -152,8 +224,8 @@ export class TerminalHub {
         // A client waiting for its repaint is told with it (repaintWaiting): this frame would
         // otherwise pass it by, and nothing would tell it until the title changed again.
         for (const [client, state] of this.clients) {
-          if (state.offset === null && !state.trustNext) continue;
-          client.send(f.frame);
+          if ((state.offset === null && !state.trustNext) || this.flowOf(state).held) continue;
+          this.send(client, state, f.frame);
           state.toldTitle = title;
         }
         break;
@@ -223,7 +295,10 @@ export class TerminalHub {
     this.acked = this.received;
   }
 
-  /** Sends `f` to a live client, keeping its position exact (no gap, no duplicate). */
+  /**
+   * Sends `f` to a live client, keeping its position exact (no gap, no duplicate). A client whose
+   * unread estimate this frame would take past CLIENT_UNREAD_MAX_BYTES is held instead.
+   */
   private deliver(client: Sink, state: ClientState, f: RingFrame): void {
     if (state.offset === null) {
       if (!state.trustNext) return; // waiting for its repaint
@@ -233,8 +308,109 @@ export class TerminalHub {
     const end = f.offset + payloadLength(f);
     if (end <= state.offset) return;
     if (f.offset > state.offset) return this.markStale(state);
-    client.send(f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset)));
+    const flow = this.flowOf(state);
+    if (flow.held) return;
+    const bytes = f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset));
+    if (this.unread(flow) + bytes.byteLength > CLIENT_UNREAD_MAX_BYTES) return this.hold(client, state);
+    this.send(client, state, bytes);
     state.offset = end;
+  }
+
+  // --- what each client may have unread (workerd queues what it cannot send) ---------------------
+
+  private flowOf(state: ClientState): ClientFlow {
+    return (state.flow ??= { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() });
+  }
+
+  /** The client's unread estimate now, in bytes: what was sent less what it is assumed to have read. */
+  private unread(flow: ClientFlow): number {
+    const now = this.now();
+    if (!flow.acks) flow.unread = Math.max(0, flow.unread - ((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000);
+    flow.at = now;
+    return flow.unread;
+  }
+
+  /** Every frame to a client goes through here, so what it may have unread is counted. */
+  private send(client: Sink, state: ClientState, bytes: Uint8Array): void {
+    const flow = this.flowOf(state);
+    if (this.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
+      log("warn", "terminal.client_not_reading", `closing client ${state.id}: over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread`, { client: state.id });
+      this.dropClient(client);
+      client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
+      return;
+    }
+    flow.unread += bytes.byteLength;
+    flow.sent += bytes.byteLength;
+    client.send(bytes);
+    if (flow.acks && flow.sent - flow.markedAt >= CLIENT_MARK_EVERY_BYTES) this.mark(client, flow);
+  }
+
+  /** Sends a MARK covering everything sent so far. */
+  private mark(client: Sink, flow: ClientFlow): void {
+    const id = crypto.getRandomValues(new Uint8Array(MARK_BYTES));
+    flow.markedAt = flow.sent;
+    flow.marks.set(hexOf(id), flow.sent);
+    if (flow.marks.size > CLIENT_MARKS_MAX) flow.marks.delete(flow.marks.keys().next().value!);
+    client.send(encodeServerFrame({ t: "mark", mark: id }));
+  }
+
+  /** An ACK: empty, the client answers MARKs from now on; else the MARK it read (unknown ids are ignored). */
+  private onAck(client: Sink, state: ClientState, id: Uint8Array): void {
+    const flow = this.flowOf(state);
+    if (id.byteLength === 0) {
+      if (flow.acks) return;
+      this.unread(flow); // what time has vouched for so far stays vouched for
+      flow.acks = true;
+      if (flow.held) this.mark(client, flow); // something to prove, to be released
+      return;
+    }
+    const at = flow.marks.get(hexOf(id));
+    if (at === undefined || !flow.acks) return;
+    for (const [key, sentAt] of flow.marks) {
+      if (sentAt > at) break;
+      flow.marks.delete(key);
+    }
+    flow.unread = Math.min(flow.unread, flow.sent - at);
+    if (flow.held) this.release(client, state);
+  }
+
+  /**
+   * Withholds output from a client that has too much unread; its position is kept, and a timer
+   * releases it when the estimate is back under CLIENT_UNREAD_RESUME_BYTES.
+   */
+  private hold(client: Sink, state: ClientState): void {
+    const flow = this.flowOf(state);
+    flow.held = true;
+    // A client that answers MARKs is released by its ACK of one covering all it was sent.
+    if (flow.acks) {
+      if (flow.markedAt !== flow.sent) this.mark(client, flow);
+      return;
+    }
+    const wait = Math.ceil(((this.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
+  }
+
+  /** A held client's estimate is low again: what it missed from the ring, or a repaint. */
+  private release(client: Sink, state: ClientState): void {
+    const flow = this.flowOf(state);
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
+    flow.timer = undefined;
+    if (!flow.held || this.clients.get(client) !== state) return;
+    if (this.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
+    flow.held = false;
+    if (state.paused) return; // its RESUME catches it up
+    if (state.offset === null && !state.trustNext) {
+      this.requestSnapshotIfNeeded(); // it was waiting for a repaint: it may have it now
+      return;
+    }
+    this.catchUp(client, state);
+  }
+
+  /** Forgets a client and stops its timer. */
+  private dropClient(client: Sink): void {
+    const state = this.clients.get(client);
+    if (state?.flow?.timer !== undefined) clearTimeout(state.flow.timer);
+    this.clients.delete(client);
   }
 
   private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
@@ -273,7 +449,7 @@ export class TerminalHub {
     if (ifResized && size === state.toldSize) return;
     state.toldSize = size;
     if (f.t === "info") state.toldTitle = f.info.title;
-    client.send(encodeServerFrame(f));
+    this.send(client, state, encodeServerFrame(f));
   }
 
   /** Sends the client the current window title if it was last told another one (or none). */
@@ -282,7 +458,7 @@ export class TerminalHub {
     const title = f.t === "info" ? f.info.title : undefined;
     if (title === undefined || title === state.toldTitle) return;
     state.toldTitle = title;
-    client.send(encodeServerFrame({ t: "title", title }));
+    this.send(client, state, encodeServerFrame({ t: "title", title }));
   }
 
   /** Sends every client waiting for a repaint `snapshot` (covering output up to `offset`), then `backlog` from the ring. */
@@ -291,7 +467,8 @@ export class TerminalHub {
       if (!this.waitsForRepaint(state)) continue;
       // A read-only client told another size (the PTY was resized since) learns the size first.
       if (state.readonly) this.sendInfo(client, state, true);
-      client.send(snapshot);
+      this.send(client, state, snapshot);
+      if (this.clients.get(client) !== state) continue; // closed: it was not reading
       state.offset = offset;
       for (const f of backlog) this.deliver(client, state, f);
       // Now at the stream's end: the title as it stands (a TITLE frame may have passed it by).
@@ -300,7 +477,7 @@ export class TerminalHub {
   }
 
   private waitsForRepaint(state: ClientState): boolean {
-    return state.offset === null && !state.trustNext && !state.paused;
+    return state.offset === null && !state.trustNext && !state.paused && !state.flow?.held;
   }
 
   /**
@@ -347,7 +524,7 @@ export class TerminalHub {
   }
 
   removeClient(sink: Sink): void {
-    this.clients.delete(sink);
+    this.dropClient(sink);
   }
 
   onClientMessage(sink: Sink, message: ArrayBuffer | string): void {
@@ -385,12 +562,15 @@ export class TerminalHub {
         if (state.paused) {
           state.paused = false;
           this.host.onClientChanged(sink, state);
-          this.catchUp(sink, state);
+          // A held client is caught up when it is released.
+          if (!this.flowOf(state).held) this.catchUp(sink, state);
         }
         return;
       case "ping":
-        sink.send(encodeServerFrame({ t: "pong", data: f.data }));
+        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }));
         return;
+      case "ack":
+        return this.onAck(sink, state, f.mark);
     }
   }
 
@@ -429,14 +609,15 @@ export class TerminalHub {
 
 
   private refuse(sink: Sink, code: string, message: string): void {
-    sink.send(encodeServerFrame({ t: "error", error: { code, message } }));
+    const state = this.clients.get(sink);
+    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }));
   }
 
   // --- both -----------------------------------------------------------------------------------
 
   private broadcast(f: ServerFrame): void {
     const bytes = encodeServerFrame(f);
-    for (const client of this.clients.keys()) client.send(bytes);
+    for (const [client, state] of this.clients) this.send(client, state, bytes);
   }
 
   /** The session ended: (ERROR and) EXIT to every client, then close everything. */
@@ -444,8 +625,10 @@ export class TerminalHub {
     // A failure (an SSH login refused…) is said as an ERROR first, then the EXIT carries it too.
     if (exit.error) this.broadcast({ t: "error", error: exit.error });
     this.broadcast({ t: "exit", exit });
-    for (const client of this.clients.keys()) client.close(1000, "session ended");
-    this.clients.clear();
+    for (const client of [...this.clients.keys()]) {
+      this.dropClient(client);
+      client.close(1000, "session ended");
+    }
     this.agent?.close(1000, "session ended");
     this.agent = null;
     this.ring.clear();
