@@ -54,10 +54,12 @@ export const CLIENT_UNREAD_RESUME_BYTES = 1 << 20; // 1 MiB
 /**
  * The reading rate assumed of every client, in bytes per second: its unread estimate falls by this
  * much per second. It is what a stalled client can cost while output floods (the edge cannot tell
- * it from a slow reader); a reader that is faster is held and skipped forward in a flood, which
- * no person reading a terminal notices (a flood scrolls faster than anyone reads).
+ * it from a slow reader); a reader that is faster but proves nothing (seed 002's clients, Open
+ * Terminal raw sockets) is held and skipped forward in a flood, which no person reading a terminal
+ * notices (a flood scrolls faster than anyone reads). At this rate, after a 4 MiB burst it waits
+ * about 3 s for its catch-up (12 s at 256 KiB/s, which looked frozen).
  */
-export const CLIENT_READ_FLOOR_BYTES_PER_SEC = 256 << 10; // 256 KiB/s
+export const CLIENT_READ_FLOOR_BYTES_PER_SEC = 1 << 20; // 1 MiB/s
 /**
  * A client whose estimate passes this is closed with CLIENT_TOO_SLOW_CLOSE (4008), in bytes:
  * output stops at CLIENT_UNREAD_MAX_BYTES, so only frames the client provokes itself (PONGs to
