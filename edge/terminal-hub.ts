@@ -11,7 +11,6 @@ import {
   encodeServerFrame,
   frame,
   LinkDecodeError,
-  MARK_BYTES,
   type ExitInfo,
   type ServerFrame,
   type TerminalSize,
@@ -20,6 +19,7 @@ import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/lin
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 import { RepaintReuse } from "./repaint-reuse.ts";
+import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow } from "./client-reading.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -37,47 +37,6 @@ export const ACK_AT_ONCE_BELOW_BYTES = 64 << 10; // 64 KiB
 
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
-
-/**
- * Most output sent to a client and not yet known to be read, in bytes. workerd's WebSocket has no
- * `bufferedAmount` (workerd#988): what `send()` queues for a peer that does not read stays in the
- * Durable Object's memory. So the hub keeps an estimate per client (`ClientFlow`): every byte sent
- * counts, and what the client read is what it proved by ACKing MARKs (CLIENT_MARK_EVERY_BYTES) or,
- * for a client that does not, CLIENT_READ_FLOOR_BYTES_PER_SEC of reading assumed. A client whose
- * estimate would pass this limit is held: it is sent no output, as if paused, until the estimate
- * is back under CLIENT_UNREAD_RESUME_BYTES, then caught up (at most CATCH_UP_MAX_BYTES from the
- * ring) or repainted. Other clients and the PTY are never slowed by it.
- */
-export const CLIENT_UNREAD_MAX_BYTES = 4 << 20; // 4 MiB
-/** A held client is sent output again once its estimate is under this, in bytes. */
-export const CLIENT_UNREAD_RESUME_BYTES = 1 << 20; // 1 MiB
-/**
- * The reading rate assumed of every client, in bytes per second: its unread estimate falls by this
- * much per second. It is what a stalled client can cost while output floods (the edge cannot tell
- * it from a slow reader); a reader that is faster but proves nothing (seed 002's clients, Open
- * Terminal raw sockets) is held and skipped forward in a flood, which no person reading a terminal
- * notices (a flood scrolls faster than anyone reads). At this rate, after a 4 MiB burst it waits
- * about 3 s for its catch-up (12 s at 256 KiB/s, which looked frozen).
- */
-export const CLIENT_READ_FLOOR_BYTES_PER_SEC = 1 << 20; // 1 MiB/s
-/**
- * A client whose estimate passes this is closed with CLIENT_TOO_SLOW_CLOSE (4008), in bytes:
- * output stops at CLIENT_UNREAD_MAX_BYTES, so only frames the client provokes itself (PONGs to
- * its PINGs, ERRORs to refused input) can get it here — a client that sends and never reads.
- */
-export const CLIENT_UNREAD_CLOSE_BYTES = 8 << 20; // 8 MiB
-/**
- * A client that answers MARKs (it sent an empty ACK) proves what it has read instead: after every
- * this many bytes sent to it, in bytes, it is sent a MARK with a random 8-byte id, and its ACK
- * with that id proves it read everything sent before the MARK. Its estimate is then exact (sent
- * less proven, no assumed rate), so it is never held while it reads, however fast output comes;
- * a client cannot prove a MARK it has not read, as it cannot know the id.
- */
-export const CLIENT_MARK_EVERY_BYTES = 256 << 10; // 256 KiB
-/** Most MARKs awaiting their ACK per client (the oldest are forgotten first). */
-export const CLIENT_MARKS_MAX = 64;
-/** Close code and reason for a client over CLIENT_UNREAD_CLOSE_BYTES. */
-export const CLIENT_TOO_SLOW_CLOSE = { code: 4008, reason: "client not reading" } as const;
 
 /** One end of a connection the hub can write to. */
 export interface Sink {
@@ -102,26 +61,6 @@ export interface ClientState {
   flow?: ClientFlow;
 }
 
-/** A client's estimated unread output (see CLIENT_UNREAD_MAX_BYTES). */
-export interface ClientFlow {
-  /** Bytes sent to the client and assumed unread, as of `at`. */
-  unread: number;
-  /** When `unread` was last brought up to date, in ms (the hub's clock). */
-  at: number;
-  /** Output is withheld until `unread` falls under CLIENT_UNREAD_RESUME_BYTES. */
-  held: boolean;
-  /** The timer that releases a held client. */
-  timer?: ReturnType<typeof setTimeout>;
-  /** The client answers MARKs: `unread` falls only by its ACKs, not with time. */
-  acks: boolean;
-  /** Bytes sent to the client in all. */
-  sent: number;
-  /** `sent` when the last MARK went out. */
-  markedAt: number;
-  /** MARKs awaiting their ACK: id (hex) → `sent` when it went out; at most CLIENT_MARKS_MAX. */
-  marks: Map<string, number>;
-}
-
 /** What the hub asks of its host (the Durable Object). */
 export interface HubHost {
   /** The INFO frame for a client. */
@@ -143,11 +82,6 @@ export interface HubHost {
 
 const decoder = new TextDecoder();
 
-function hexOf(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
 const encoder = new TextEncoder();
 
 export class TerminalHub {
@@ -163,11 +97,16 @@ export class TerminalHub {
   /** The last repaint, for joiners that follow it closely (repaint-reuse.ts). */
   private readonly lastRepaint = new RepaintReuse();
 
+  /** What each client may have left unread (client-reading.ts). */
+  private readonly reading: ReadLedger;
+
   /** `now` is the clock for clients' unread estimates, in ms (tests pass their own). */
   constructor(
     private readonly host: HubHost,
-    private readonly now: () => number = () => Date.now(),
-  ) {}
+    now: () => number = () => Date.now(),
+  ) {
+    this.reading = new ReadLedger(now);
+  }
 
   get agentOnline(): boolean {
     return this.agent !== null;
@@ -299,7 +238,7 @@ export class TerminalHub {
 
   /**
    * Sends `f` to a live client, keeping its position exact (no gap, no duplicate). A client whose
-   * unread estimate this frame would take past CLIENT_UNREAD_MAX_BYTES is held instead.
+   * unread estimate this frame would take past its limit (client-reading.ts) is held instead.
    */
   private deliver(client: Sink, state: ClientState, f: RingFrame): void {
     if (state.offset === null) {
@@ -313,47 +252,55 @@ export class TerminalHub {
     const flow = this.flowOf(state);
     if (flow.held) return;
     const bytes = f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset));
-    if (this.unread(flow) + bytes.byteLength > CLIENT_UNREAD_MAX_BYTES) return this.hold(client, state);
+    if (this.reading.unread(flow) + bytes.byteLength > this.reading.limit(flow)) return this.hold(client, state);
     this.send(client, state, bytes);
     state.offset = end;
   }
 
-  // --- what each client may have unread (workerd queues what it cannot send) ---------------------
+  // --- what each client may have unread (client-reading.ts) -----------------------------------
 
   private flowOf(state: ClientState): ClientFlow {
-    return (state.flow ??= { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() });
+    return (state.flow ??= this.reading.open());
   }
 
-  /** The client's unread estimate now, in bytes: what was sent less what it is assumed to have read. */
-  private unread(flow: ClientFlow): number {
-    const now = this.now();
-    if (!flow.acks) flow.unread = Math.max(0, flow.unread - ((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000);
-    flow.at = now;
-    return flow.unread;
-  }
-
-  /** Every frame to a client goes through here, so what it may have unread is counted. */
+  /**
+   * Every frame to a client goes through here, so what it may have unread is counted. A client
+   * over CLIENT_UNREAD_CLOSE_BYTES is closed (4008); when the clients together pass
+   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held.
+   */
   private send(client: Sink, state: ClientState, bytes: Uint8Array): void {
     const flow = this.flowOf(state);
-    if (this.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
+    if (this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
       log("warn", "terminal.client_not_reading", `closing client ${state.id}: over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread`, { client: state.id });
       this.dropClient(client);
       client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
       return;
     }
-    flow.unread += bytes.byteLength;
-    flow.sent += bytes.byteLength;
+    const markDue = this.reading.sent(flow, bytes.byteLength);
     client.send(bytes);
-    if (flow.acks && flow.sent - flow.markedAt >= CLIENT_MARK_EVERY_BYTES) this.mark(client, flow);
+    if (markDue) this.mark(client, flow);
+    if (this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.holdMostUnread();
   }
 
   /** Sends a MARK covering everything sent so far. */
   private mark(client: Sink, flow: ClientFlow): void {
-    const id = crypto.getRandomValues(new Uint8Array(MARK_BYTES));
-    flow.markedAt = flow.sent;
-    flow.marks.set(hexOf(id), flow.sent);
-    if (flow.marks.size > CLIENT_MARKS_MAX) flow.marks.delete(flow.marks.keys().next().value!);
-    client.send(encodeServerFrame({ t: "mark", mark: id }));
+    client.send(encodeServerFrame({ t: "mark", mark: this.reading.mark(flow) }));
+  }
+
+  /**
+   * The clients together have too much unread: holds the one, not yet held, with the most (and
+   * more than CLIENT_UNREAD_RESUME_BYTES, or holding it would free nothing).
+   */
+  private holdMostUnread(): void {
+    let most: [Sink, ClientState] | null = null;
+    let mostUnread = CLIENT_UNREAD_RESUME_BYTES;
+    for (const entry of this.clients) {
+      const flow = this.flowOf(entry[1]);
+      if (flow.held) continue;
+      const unread = this.reading.unread(flow);
+      if (unread > mostUnread) [most, mostUnread] = [entry, unread];
+    }
+    if (most && this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.hold(most[0], most[1]);
   }
 
   /** An ACK: empty, the client answers MARKs from now on; else the MARK it read (unknown ids are ignored). */
@@ -361,19 +308,16 @@ export class TerminalHub {
     const flow = this.flowOf(state);
     if (id.byteLength === 0) {
       if (flow.acks) return;
-      this.unread(flow); // what time has vouched for so far stays vouched for
-      flow.acks = true;
-      if (flow.held) this.mark(client, flow); // something to prove, to be released
+      this.reading.optIn(flow);
+      if (flow.held) {
+        // It is released by proving what it was sent, no longer by time.
+        if (flow.timer !== undefined) clearTimeout(flow.timer);
+        flow.timer = undefined;
+        this.mark(client, flow);
+      }
       return;
     }
-    const at = flow.marks.get(hexOf(id));
-    if (at === undefined || !flow.acks) return;
-    for (const [key, sentAt] of flow.marks) {
-      if (sentAt > at) break;
-      flow.marks.delete(key);
-    }
-    flow.unread = Math.min(flow.unread, flow.sent - at);
-    if (flow.held) this.release(client, state);
+    if (this.reading.proved(flow, id) && flow.held) this.release(client, state);
   }
 
   /**
@@ -388,7 +332,7 @@ export class TerminalHub {
       if (flow.markedAt !== flow.sent) this.mark(client, flow);
       return;
     }
-    const wait = Math.ceil(((this.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    const wait = Math.ceil(((this.reading.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
     flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
   }
 
@@ -398,7 +342,7 @@ export class TerminalHub {
     if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = undefined;
     if (!flow.held || this.clients.get(client) !== state) return;
-    if (this.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
+    if (this.reading.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
     flow.held = false;
     if (state.paused) return; // its RESUME catches it up
     if (state.offset === null && !state.trustNext) {
@@ -408,10 +352,10 @@ export class TerminalHub {
     this.catchUp(client, state);
   }
 
-  /** Forgets a client and stops its timer. */
+  /** Forgets a client, its estimate and its timer. */
   private dropClient(client: Sink): void {
-    const state = this.clients.get(client);
-    if (state?.flow?.timer !== undefined) clearTimeout(state.flow.timer);
+    const flow = this.clients.get(client)?.flow;
+    if (flow) this.reading.close(flow);
     this.clients.delete(client);
   }
 

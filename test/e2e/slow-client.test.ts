@@ -1,7 +1,7 @@
 /**
  * A client that stops reading its socket during a flood, through the real stack (workerd + agent
  * + PTY). workerd's WebSocket queues whatever `send()` is given for a peer that does not read, so
- * the edge holds such a client once it may have CLIENT_UNREAD_MAX_BYTES unread (edge/terminal-hub.ts):
+ * the edge holds such a client once it may have its limit unread (edge/client-reading.ts):
  * it is skipped forward, and repainted when it can read again, while another client receives the
  * whole flood. Both kinds of stalled client are covered: one that answers MARKs (released by its
  * ACK once it reads again) and one that predates them (released by the assumed reading rate).
@@ -10,7 +10,7 @@ import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeServerFrame } from "../../shared/links/client.ts";
-import { CLIENT_UNREAD_MAX_BYTES } from "../../edge/terminal-hub.ts";
+import { CLIENT_UNPROVEN_MAX_BYTES, CLIENT_UNREAD_MAX_BYTES } from "../../edge/client-reading.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 import { until } from "../support/waiters.ts";
@@ -123,7 +123,7 @@ describe("a client that stops reading during a flood", () => {
     await until("the plain client's repaint after the flood", () => stalled.repaints > repaints && stalled.tail.includes(DONE), { timeoutMs: 120_000 });
     expect(stalled.closed).toBeNull();
     expect(stalled.received - before).toBeLessThan(FLOOD_BYTES / 2);
-    expect(CLIENT_UNREAD_MAX_BYTES).toBeLessThan(FLOOD_BYTES / 4);
+    expect(CLIENT_UNPROVEN_MAX_BYTES).toBeLessThan(FLOOD_BYTES / 4);
     // Both still in the session: the reader's input still echoes.
     reader.input('echo still""-here\r');
     await reader.waitFor(() => reader.text().includes("still-here"), "the reader's echo after the flood");
