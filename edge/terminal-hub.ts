@@ -81,7 +81,6 @@ export interface HubHost {
 }
 
 const decoder = new TextDecoder();
-
 const encoder = new TextEncoder();
 
 export class TerminalHub {
