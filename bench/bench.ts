@@ -5,7 +5,8 @@
  *   throughput   100 MB of text to one client (MB/s; medians of alternating runs)
  *   echo         keystroke → echo round trips through the edge (p50/p99, ms)
  *   fan-out      the same output to 1/10/100 clients (per-client MB/s)
- *   memory       agent and workerd RSS growth while `yes` runs for a minute
+ *   memory       agent and workerd RSS growth while `yes` runs for a minute, then for
+ *                EDGETTY_BENCH_STALL_S with two clients that stopped reading beside the reader
  *   execute      the execute API: a timeout's answer, memory while 50 MB stream (bench/execute.ts)
  *   browser      echo and throughput with a client that offers permessage-deflate as Chromium
  *                does (the edge declines it by default), beside one that offers nothing and
@@ -17,7 +18,7 @@
  *   open-terminal  /execute round trips and 100 MB file transfers (bench/open-terminal-bench.ts)
  *
  * Environment: EDGETTY_BENCH_MB (default 100), EDGETTY_BENCH_FANOUT_MB (10),
- * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60), EDGETTY_BENCH_PAINTS (300),
+ * EDGETTY_BENCH_ECHOES (1000), EDGETTY_BENCH_YES_S (60), EDGETTY_BENCH_STALL_S (20), EDGETTY_BENCH_PAINTS (300),
  * EDGETTY_BENCH_STORM_MB (50), EDGETTY_BENCH_BURST_MB (100). `npm run bench -- --only PART` runs
  * one part: throughput, echo, fanout, memory, execute, browser, paint, joins or open-terminal.
  *
@@ -48,6 +49,7 @@ import {
   median,
   MEMORY_SAMPLE_S,
   memoryUnderYes,
+  memoryWithStalledClients,
   PACED_MB_PER_S,
   PACED_TOTAL_MB,
   pacedCommand,
@@ -88,6 +90,7 @@ export async function runBench(argv: string[]): Promise<number> {
   const fanoutMb = envInt("EDGETTY_BENCH_FANOUT_MB", 10);
   const echoes = envInt("EDGETTY_BENCH_ECHOES", 1000);
   const yesSeconds = envInt("EDGETTY_BENCH_YES_S", 60);
+  const stallSeconds = envInt("EDGETTY_BENCH_STALL_S", 20);
 
   const stateDir = mkdtempSync(join(tmpdir(), "edgetty-bench-"));
   const home = join(stateDir, "home");
@@ -113,6 +116,13 @@ export async function runBench(argv: string[]): Promise<number> {
         row(`${name} growth (MB)`, growth.toFixed(1), "", "", "< 50 MB", check(growth < 50));
         console.log(`${"".padEnd(30)} ${series.map((v) => v.toFixed(0)).join(" ")}`);
       }
+      // Then with two clients that stopped reading: what the edge queues for them is bounded.
+      const stalled = await memoryWithStalledClients(ctx, stallSeconds, findWorkerd());
+      await endSessions(ctx);
+      console.log(`… ${stallSeconds} s more with two clients that stopped reading (${(stalled.bytes / MB).toFixed(0)} MB to the reader):`);
+      const growth = Math.max(...stalled.workerd) - stalled.workerd[0]!;
+      row("  workerd growth (MB)", growth.toFixed(1), "", "", "< 50 MB", check(growth < 50));
+      console.log(`${"".padEnd(30)} ${stalled.workerd.map((v) => v.toFixed(0)).join(" ")}`);
       console.log("");
     }
     if (runs("throughput")) {

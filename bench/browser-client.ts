@@ -18,6 +18,8 @@ export class BrowserLikeClient {
   private constructor(private readonly ws: WebSocket) {
     ws.on("message", (data: Buffer) => {
       if (data[0] === ServerOp.OUTPUT) this.output.feed(data.subarray(1));
+      // As the web app: it answers the edge's MARKs (docs/protocol.md, flow control).
+      else if (data[0] === ServerOp.MARK) ws.send(Uint8Array.of(ClientOp.ACK, ...data.subarray(1)));
     });
   }
 
@@ -29,7 +31,10 @@ export class BrowserLikeClient {
       perMessageDeflate: deflate,
     });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new BrowserLikeClient(ws)));
+      ws.once("open", () => {
+        ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs
+        resolve(new BrowserLikeClient(ws));
+      });
       ws.once("error", reject);
     });
   }

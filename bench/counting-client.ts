@@ -6,11 +6,12 @@
  * frames in place, feeding OUTPUT payloads to an OutputCounter.
  *
  * It speaks just enough RFC 6455 for that: the upgrade handshake, binary and text messages
- * (fragmented or not), ping (answered), close; what it sends is masked, as a client must.
+ * (fragmented or not), ping (answered), close; what it sends is masked, as a client must. It
+ * answers the edge's MARKs (docs/protocol.md, flow control), as a client that reads at full rate.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
-import { ServerOp } from "../shared/links/client.ts";
+import { ClientOp, MARK_BYTES, ServerOp } from "../shared/links/client.ts";
 
 /** The reused read buffer, in bytes. */
 const READ_BUFFER_BYTES = 256 << 10; // 256 KiB
@@ -70,6 +71,8 @@ export class CountingWebSocket {
   /** Counting the current message (an OUTPUT frame). */
   private counting = false;
   private control: number[] = [];
+  /** The id of the MARK being read (the current message is one), else null. */
+  private mark: number[] | null = null;
 
   private constructor(private readonly socket: Socket) {
     // After the handshake a failing socket just ends the count; the caller sees no more output.
@@ -216,8 +219,10 @@ export class CountingWebSocket {
     if (this.atMessageStart && payload.byteLength > 0) {
       this.atMessageStart = false;
       this.counting = this.opcode === Opcode.BINARY && payload[0] === ServerOp.OUTPUT;
+      this.mark = this.opcode === Opcode.BINARY && payload[0] === ServerOp.MARK ? [] : null;
       payload = payload.subarray(1);
     }
+    if (this.mark && this.mark.length + payload.byteLength <= MARK_BYTES) for (const b of payload) this.mark.push(b);
     if (this.counting && payload.byteLength > 0) this.output.feed(payload);
   }
 
@@ -234,6 +239,9 @@ export class CountingWebSocket {
       case Opcode.PONG:
         return;
     }
-    if (fin) this.atMessageStart = true;
+    if (!fin) return;
+    this.atMessageStart = true;
+    if (this.mark?.length === MARK_BYTES) this.send(Uint8Array.of(ClientOp.ACK, ...this.mark));
+    this.mark = null;
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Terminal } from "@xterm/headless";
 import WebSocket from "ws";
-import { decodeServerFrame, encodeClientFrame } from "../shared/links/client.ts";
+import { ClientOp, decodeServerFrame, encodeClientFrame, ServerOp } from "../shared/links/client.ts";
 import { createScreenTerminal } from "../worker/agent/screen/screen-state.ts";
 import { REPAINT_SCROLLBACK_LINES } from "../worker/agent/screen/snapshot.ts";
 import { terminalState } from "../worker/agent/screen/terminal-state.ts";
@@ -18,6 +18,11 @@ export const STORM_CLIENTS = 20;
 /** Each storm client leaves this long after its repaint arrived, in milliseconds. */
 const STORM_STAY_MS = 40;
 
+/** Answers a MARK (docs/protocol.md, flow control): the client has read everything before it. */
+function answerMark(ws: WebSocket, data: Buffer): void {
+  if (data[0] === ServerOp.MARK) ws.send(Uint8Array.of(ClientOp.ACK, ...data.subarray(1)));
+}
+
 /**
  * Opens a `ws` client and resolves with it and a promise of its first OUTPUT frame (the repaint).
  * `received` counts the bytes of every message it gets (INFO, repaint, output).
@@ -27,12 +32,16 @@ function join(url: string, apiKey: string, received: { bytes: number } = { bytes
   const repainted = new Promise<void>((resolve) => {
     ws.on("message", (data: Buffer) => {
       received.bytes += data.byteLength;
-      if (data[0] === 0x00) resolve();
+      if (data[0] === ServerOp.OUTPUT) resolve();
+      else answerMark(ws, data);
     });
     ws.once("close", () => resolve());
   });
   return new Promise((resolve, reject) => {
-    ws.once("open", () => resolve({ ws, repainted }));
+    ws.once("open", () => {
+      ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs, as the web app does
+      resolve({ ws, repainted });
+    });
     ws.once("error", reject);
   });
 }
@@ -44,6 +53,7 @@ function join(url: string, apiKey: string, received: { bytes: number } = { bytes
  */
 export async function floodRate(url: string, apiKey: string, command: string, doneCmd: string, done: string, joiners: number): Promise<{ mbPerS: number; joins: number; joinerMb: number; repaintMs: number[] }> {
   const viewer = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
+  viewer.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs, as the web app does
   const marker = `READY${Math.random().toString(36).slice(2, 8)}`;
   const ready = viewer.output.until(marker);
   viewer.send(encodeClientFrame({ t: "input", data: Buffer.from(`echo ${marker.slice(0, 3)}''${marker.slice(3)}\r`) }));
@@ -87,6 +97,7 @@ async function renderingClient(url: string, apiKey: string, cols: number, rows: 
   let last: Promise<void> = Promise.resolve();
   const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
   ws.on("message", (data: Buffer) => {
+    answerMark(ws, data);
     const f = decodeServerFrame(data);
     if (f.t !== "output") return;
     const bytes = Buffer.from(f.data);
@@ -94,7 +105,10 @@ async function renderingClient(url: string, apiKey: string, cols: number, rows: 
     last = last.then(() => new Promise((resolve) => term.write(bytes, resolve)));
   });
   await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
+    ws.once("open", () => {
+      ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs: it reads everything, however slowly it parses
+      resolve();
+    });
     ws.once("error", reject);
   });
   return { term, text: () => tail, parsed: () => last, close: () => ws.close() };

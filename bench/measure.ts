@@ -4,6 +4,7 @@
  * (throughput, echo round trips, memory under `yes`), each returning raw figures for the report.
  */
 import { readFileSync, readdirSync } from "node:fs";
+import type { Socket } from "node:net";
 import * as pty from "node-pty";
 import WebSocket from "ws";
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
@@ -111,6 +112,7 @@ export class BenchClient {
 
   static async counting(url: string, apiKey: string): Promise<BenchClient> {
     const ws = await CountingWebSocket.open(url, { Authorization: `Bearer ${apiKey}` });
+    ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs
     return new BenchClient(ws.output, ws);
   }
 
@@ -119,9 +121,13 @@ export class BenchClient {
     const output = new OutputCounter();
     ws.on("message", (data: Buffer) => {
       if (data[0] === ServerOp.OUTPUT) output.feed(data.subarray(1));
+      else if (data[0] === ServerOp.MARK) ws.send(Uint8Array.of(ClientOp.ACK, ...data.subarray(1)));
     });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new BenchClient(output, { send: (bytes) => ws.send(bytes), close: () => ws.close() })));
+      ws.once("open", () => {
+        ws.send(Uint8Array.of(ClientOp.ACK)); // it answers MARKs
+        resolve(new BenchClient(output, { send: (bytes) => ws.send(bytes), close: () => ws.close() }));
+      });
       ws.once("error", reject);
     });
   }
@@ -279,5 +285,47 @@ export async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: num
   client.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
   const bytes = client.bytes - startBytes;
   client.close();
+  return { agent, workerd, bytes };
+}
+
+/**
+ * A `ws` client that stops reading its socket once it has its repaint: with `answersMarks` it
+ * first says it answers MARKs (docs/protocol.md, flow control), as the web app does, and then
+ * answers none, like a browser tab whose machine went to sleep.
+ */
+async function stalledClient(url: string, apiKey: string, answersMarks: boolean): Promise<WebSocket> {
+  const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${apiKey}` }, perMessageDeflate: false });
+  await new Promise<void>((resolve, reject) => {
+    ws.once("message", () => resolve()); // INFO: the edge has it
+    ws.once("error", reject);
+  });
+  if (answersMarks) ws.send(Uint8Array.of(ClientOp.ACK));
+  (ws as unknown as { _socket: Socket })._socket.pause();
+  return ws;
+}
+
+/**
+ * RSS (MB, every MEMORY_SAMPLE_S) of the agent and workerd while `yes` runs for `seconds` with a
+ * reading client and two that stopped reading (one that answers MARKs, one that never did):
+ * what the edge queues for clients that do not read, which it must bound.
+ */
+export async function memoryWithStalledClients(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
+  const url = await session(ctx);
+  const client = await BenchClient.counting(url, ctx.stack.apiKey);
+  await ready(client);
+  const stalled = [await stalledClient(url, ctx.stack.apiKey, true), await stalledClient(url, ctx.stack.apiKey, false)];
+  const agent = [rssMb(ctx.stack.agent.pid!)];
+  const workerd = [workerdPids.reduce((s, p) => s + rssMb(p), 0)];
+  const startBytes = client.bytes;
+  client.type("yes\r");
+  for (let t = 0; t < seconds; t += MEMORY_SAMPLE_S) {
+    await new Promise((r) => setTimeout(r, MEMORY_SAMPLE_S * 1000));
+    agent.push(rssMb(ctx.stack.agent.pid!));
+    workerd.push(workerdPids.reduce((s, p) => s + rssMb(p), 0));
+  }
+  client.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
+  const bytes = client.bytes - startBytes;
+  client.close();
+  for (const ws of stalled) ws.terminate();
   return { agent, workerd, bytes };
 }

@@ -56,6 +56,7 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
       return info;
     });
     channel.onMessage((data) => this.receive(data));
+    this.sendFrame({ t: "ack", mark: new Uint8Array(0) }); // this client answers MARKs
   }
 
   /** True while the client has asked the edge to hold output (PAUSE sent, RESUME not yet). */
@@ -103,6 +104,11 @@ export class TerminalConnection implements AsyncIterable<ServerFrame> {
       return;
     }
     if (frame.t === "info") this.info = frame.info;
+    if (frame.t === "mark") {
+      // Read off the socket: say so, so the edge keeps sending at full rate (docs/protocol.md).
+      this.sendFrame({ t: "ack", mark: frame.mark });
+      return;
+    }
     if (frame.t === "pong") {
       const key = this.decoder.decode(frame.data);
       this.pings.get(key)?.resolve();

@@ -19,6 +19,7 @@ import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/lin
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 import { RepaintReuse } from "./repaint-reuse.ts";
+import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow } from "./client-reading.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -56,6 +57,8 @@ export interface ClientState {
   toldSize?: string;
   /** The window title the client was last told, by INFO or TITLE (unset: none). */
   toldTitle?: string;
+  /** What was sent and may be unread (in memory only; a woken DO starts it afresh). */
+  flow?: ClientFlow;
 }
 
 /** What the hub asks of its host (the Durable Object). */
@@ -93,7 +96,16 @@ export class TerminalHub {
   /** The last repaint, for joiners that follow it closely (repaint-reuse.ts). */
   private readonly lastRepaint = new RepaintReuse();
 
-  constructor(private readonly host: HubHost) {}
+  /** What each client may have left unread (client-reading.ts). */
+  private readonly reading: ReadLedger;
+
+  /** `now` is the clock for clients' unread estimates, in ms (tests pass their own). */
+  constructor(
+    private readonly host: HubHost,
+    now: () => number = () => Date.now(),
+  ) {
+    this.reading = new ReadLedger(now);
+  }
 
   get agentOnline(): boolean {
     return this.agent !== null;
@@ -152,8 +164,8 @@ export class TerminalHub {
         // A client waiting for its repaint is told with it (repaintWaiting): this frame would
         // otherwise pass it by, and nothing would tell it until the title changed again.
         for (const [client, state] of this.clients) {
-          if (state.offset === null && !state.trustNext) continue;
-          client.send(f.frame);
+          if ((state.offset === null && !state.trustNext) || this.flowOf(state).held) continue;
+          this.send(client, state, f.frame);
           state.toldTitle = title;
         }
         break;
@@ -223,7 +235,10 @@ export class TerminalHub {
     this.acked = this.received;
   }
 
-  /** Sends `f` to a live client, keeping its position exact (no gap, no duplicate). */
+  /**
+   * Sends `f` to a live client, keeping its position exact (no gap, no duplicate). A client whose
+   * unread estimate this frame would take past its limit (client-reading.ts) is held instead.
+   */
   private deliver(client: Sink, state: ClientState, f: RingFrame): void {
     if (state.offset === null) {
       if (!state.trustNext) return; // waiting for its repaint
@@ -233,8 +248,114 @@ export class TerminalHub {
     const end = f.offset + payloadLength(f);
     if (end <= state.offset) return;
     if (f.offset > state.offset) return this.markStale(state);
-    client.send(f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset)));
+    const flow = this.flowOf(state);
+    if (flow.held) return;
+    const bytes = f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset));
+    if (this.reading.unread(flow) + bytes.byteLength > this.reading.limit(flow)) return this.hold(client, state);
+    this.send(client, state, bytes);
     state.offset = end;
+  }
+
+  // --- what each client may have unread (client-reading.ts) -----------------------------------
+
+  private flowOf(state: ClientState): ClientFlow {
+    return (state.flow ??= this.reading.open());
+  }
+
+  /**
+   * Every frame to a client goes through here, so what it may have unread is counted. A client
+   * over CLIENT_UNREAD_CLOSE_BYTES is closed (4008); when the clients together pass
+   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held.
+   */
+  private send(client: Sink, state: ClientState, bytes: Uint8Array): void {
+    const flow = this.flowOf(state);
+    if (this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
+      log("warn", "terminal.client_not_reading", `closing client ${state.id}: over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread`, { client: state.id });
+      this.dropClient(client);
+      client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
+      return;
+    }
+    const markDue = this.reading.sent(flow, bytes.byteLength);
+    client.send(bytes);
+    if (markDue) this.mark(client, flow);
+    if (this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.holdMostUnread();
+  }
+
+  /** Sends a MARK covering everything sent so far. */
+  private mark(client: Sink, flow: ClientFlow): void {
+    client.send(encodeServerFrame({ t: "mark", mark: this.reading.mark(flow) }));
+  }
+
+  /**
+   * The clients together have too much unread: holds the one, not yet held, with the most (and
+   * more than CLIENT_UNREAD_RESUME_BYTES, or holding it would free nothing).
+   */
+  private holdMostUnread(): void {
+    let most: [Sink, ClientState] | null = null;
+    let mostUnread = CLIENT_UNREAD_RESUME_BYTES;
+    for (const entry of this.clients) {
+      const flow = this.flowOf(entry[1]);
+      if (flow.held) continue;
+      const unread = this.reading.unread(flow);
+      if (unread > mostUnread) [most, mostUnread] = [entry, unread];
+    }
+    if (most && this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.hold(most[0], most[1]);
+  }
+
+  /** An ACK: empty, the client answers MARKs from now on; else the MARK it read (unknown ids are ignored). */
+  private onAck(client: Sink, state: ClientState, id: Uint8Array): void {
+    const flow = this.flowOf(state);
+    if (id.byteLength === 0) {
+      if (flow.acks) return;
+      this.reading.optIn(flow);
+      if (flow.held) {
+        // It is released by proving what it was sent, no longer by time.
+        if (flow.timer !== undefined) clearTimeout(flow.timer);
+        flow.timer = undefined;
+        this.mark(client, flow);
+      }
+      return;
+    }
+    if (this.reading.proved(flow, id) && flow.held) this.release(client, state);
+  }
+
+  /**
+   * Withholds output from a client that has too much unread; its position is kept, and a timer
+   * releases it when the estimate is back under CLIENT_UNREAD_RESUME_BYTES.
+   */
+  private hold(client: Sink, state: ClientState): void {
+    const flow = this.flowOf(state);
+    flow.held = true;
+    // A client that answers MARKs is released by its ACK of one covering all it was sent.
+    if (flow.acks) {
+      if (flow.markedAt !== flow.sent) this.mark(client, flow);
+      return;
+    }
+    const wait = Math.ceil(((this.reading.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
+  }
+
+  /** A held client's estimate is low again: what it missed from the ring, or a repaint. */
+  private release(client: Sink, state: ClientState): void {
+    const flow = this.flowOf(state);
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
+    flow.timer = undefined;
+    if (!flow.held || this.clients.get(client) !== state) return;
+    if (this.reading.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
+    flow.held = false;
+    if (state.paused) return; // its RESUME catches it up
+    if (state.offset === null && !state.trustNext) {
+      this.requestSnapshotIfNeeded(); // it was waiting for a repaint: it may have it now
+      return;
+    }
+    this.catchUp(client, state);
+  }
+
+  /** Forgets a client, its estimate and its timer. */
+  private dropClient(client: Sink): void {
+    const flow = this.clients.get(client)?.flow;
+    if (flow) this.reading.close(flow);
+    this.clients.delete(client);
   }
 
   private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
@@ -273,7 +394,7 @@ export class TerminalHub {
     if (ifResized && size === state.toldSize) return;
     state.toldSize = size;
     if (f.t === "info") state.toldTitle = f.info.title;
-    client.send(encodeServerFrame(f));
+    this.send(client, state, encodeServerFrame(f));
   }
 
   /** Sends the client the current window title if it was last told another one (or none). */
@@ -282,7 +403,7 @@ export class TerminalHub {
     const title = f.t === "info" ? f.info.title : undefined;
     if (title === undefined || title === state.toldTitle) return;
     state.toldTitle = title;
-    client.send(encodeServerFrame({ t: "title", title }));
+    this.send(client, state, encodeServerFrame({ t: "title", title }));
   }
 
   /** Sends every client waiting for a repaint `snapshot` (covering output up to `offset`), then `backlog` from the ring. */
@@ -291,7 +412,8 @@ export class TerminalHub {
       if (!this.waitsForRepaint(state)) continue;
       // A read-only client told another size (the PTY was resized since) learns the size first.
       if (state.readonly) this.sendInfo(client, state, true);
-      client.send(snapshot);
+      this.send(client, state, snapshot);
+      if (this.clients.get(client) !== state) continue; // closed: it was not reading
       state.offset = offset;
       for (const f of backlog) this.deliver(client, state, f);
       // Now at the stream's end: the title as it stands (a TITLE frame may have passed it by).
@@ -300,7 +422,7 @@ export class TerminalHub {
   }
 
   private waitsForRepaint(state: ClientState): boolean {
-    return state.offset === null && !state.trustNext && !state.paused;
+    return state.offset === null && !state.trustNext && !state.paused && !state.flow?.held;
   }
 
   /**
@@ -347,7 +469,7 @@ export class TerminalHub {
   }
 
   removeClient(sink: Sink): void {
-    this.clients.delete(sink);
+    this.dropClient(sink);
   }
 
   onClientMessage(sink: Sink, message: ArrayBuffer | string): void {
@@ -385,12 +507,15 @@ export class TerminalHub {
         if (state.paused) {
           state.paused = false;
           this.host.onClientChanged(sink, state);
-          this.catchUp(sink, state);
+          // A held client is caught up when it is released.
+          if (!this.flowOf(state).held) this.catchUp(sink, state);
         }
         return;
       case "ping":
-        sink.send(encodeServerFrame({ t: "pong", data: f.data }));
+        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }));
         return;
+      case "ack":
+        return this.onAck(sink, state, f.mark);
     }
   }
 
@@ -429,14 +554,15 @@ export class TerminalHub {
 
 
   private refuse(sink: Sink, code: string, message: string): void {
-    sink.send(encodeServerFrame({ t: "error", error: { code, message } }));
+    const state = this.clients.get(sink);
+    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }));
   }
 
   // --- both -----------------------------------------------------------------------------------
 
   private broadcast(f: ServerFrame): void {
     const bytes = encodeServerFrame(f);
-    for (const client of this.clients.keys()) client.send(bytes);
+    for (const [client, state] of this.clients) this.send(client, state, bytes);
   }
 
   /** The session ended: (ERROR and) EXIT to every client, then close everything. */
@@ -444,8 +570,10 @@ export class TerminalHub {
     // A failure (an SSH login refused…) is said as an ERROR first, then the EXIT carries it too.
     if (exit.error) this.broadcast({ t: "error", error: exit.error });
     this.broadcast({ t: "exit", exit });
-    for (const client of this.clients.keys()) client.close(1000, "session ended");
-    this.clients.clear();
+    for (const client of [...this.clients.keys()]) {
+      this.dropClient(client);
+      client.close(1000, "session ended");
+    }
     this.agent?.close(1000, "session ended");
     this.agent = null;
     this.ring.clear();

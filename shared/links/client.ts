@@ -19,6 +19,8 @@ export const ClientOp = {
   PAUSE: 0x02,
   RESUME: 0x03,
   PING: 0x04,
+  /** Empty: "I answer MARKs" (sent once, at open); 8 bytes: the id of a MARK read (edge/terminal-hub.ts). */
+  ACK: 0x05,
 } as const;
 
 /** Edge → client frame types. */
@@ -29,10 +31,14 @@ export const ServerOp = {
   EXIT: 0x03,
   PONG: 0x04,
   ERROR: 0x05,
+  /** 8 opaque bytes, only to a client that sent an empty ACK: answer with ACK and the same bytes. */
+  MARK: 0x06,
 } as const;
 
 /** Largest terminal size accepted in either dimension, in cells. */
 export const MAX_TERMINAL_CELLS = 1000;
+/** Length of a MARK's id, in bytes. */
+export const MARK_BYTES = 8;
 /** Longest error code or short text field (shell, code) on any link, in characters. */
 export const SHORT_TEXT_MAX_CHARS = 256;
 /** Longest error message on any link, in characters. */
@@ -97,7 +103,8 @@ export type ClientFrame =
   | { t: "resize"; size: TerminalSize }
   | { t: "pause" }
   | { t: "resume" }
-  | { t: "ping"; data: Uint8Array };
+  | { t: "ping"; data: Uint8Array }
+  | { t: "ack"; mark: Uint8Array };
 
 /** A decoded edge → client frame. */
 export type ServerFrame =
@@ -106,7 +113,8 @@ export type ServerFrame =
   | { t: "info"; info: SessionInfo }
   | { t: "exit"; exit: ExitInfo }
   | { t: "pong"; data: Uint8Array }
-  | { t: "error"; error: ErrorInfo };
+  | { t: "error"; error: ErrorInfo }
+  | { t: "mark"; mark: Uint8Array };
 
 /** Validates a terminal size from untrusted input; returns null when it is not one. */
 export function parseSize(value: unknown): TerminalSize | null {
@@ -126,6 +134,8 @@ export function encodeClientFrame(f: ClientFrame): Uint8Array {
       return frame(ClientOp.RESUME);
     case "ping":
       return frame(ClientOp.PING, f.data);
+    case "ack":
+      return frame(ClientOp.ACK, f.mark);
   }
 }
 
@@ -140,6 +150,10 @@ export const decodeClientFrame: (bytes: Uint8Array) => ClientFrame = typedFrameD
   [ClientOp.PAUSE]: () => ({ t: "pause" }),
   [ClientOp.RESUME]: () => ({ t: "resume" }),
   [ClientOp.PING]: (data) => ({ t: "ping", data }),
+  [ClientOp.ACK]: (mark) => {
+    if (mark.byteLength !== 0 && mark.byteLength !== MARK_BYTES) throw new LinkDecodeError(`ACK carries nothing or a ${MARK_BYTES}-byte mark`);
+    return { t: "ack", mark };
+  },
 });
 
 export function encodeServerFrame(f: ServerFrame): Uint8Array {
@@ -156,6 +170,8 @@ export function encodeServerFrame(f: ServerFrame): Uint8Array {
       return frame(ServerOp.PONG, f.data);
     case "error":
       return jsonFrame(ServerOp.ERROR, f.error);
+    case "mark":
+      return frame(ServerOp.MARK, f.mark);
   }
 }
 
@@ -167,4 +183,8 @@ export const decodeServerFrame: (bytes: Uint8Array) => ServerFrame = typedFrameD
   [ServerOp.EXIT]: (payload) => ({ t: "exit", exit: decodeWith(ExitInfoSchema, parseJson(payload, "EXIT"), "EXIT") }),
   [ServerOp.PONG]: (data) => ({ t: "pong", data }),
   [ServerOp.ERROR]: (payload) => ({ t: "error", error: decodeWith(ErrorInfoSchema, parseJson(payload, "ERROR"), "ERROR") }),
+  [ServerOp.MARK]: (mark) => {
+    if (mark.byteLength !== MARK_BYTES) throw new LinkDecodeError(`MARK carries ${MARK_BYTES} bytes`);
+    return { t: "mark", mark };
+  },
 });

@@ -2,11 +2,26 @@
  * The terminal fan-out core, driven directly through its Sink interface (no transport): joins,
  * repaints, resends, pauses, read-only clients and exits.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { decodeEdgeFrame, encodeAgentFrame, encodeOutput, encodeSnapshot } from "../../shared/links/data.ts";
 import { decodeServerFrame, encodeClientFrame, encodeServerFrame, type ServerFrame } from "../../shared/links/client.ts";
 import { REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES } from "../../edge/repaint-reuse.ts";
-import { ACK_AT_ONCE_BELOW_BYTES, ACK_EVERY_BYTES, TerminalHub, type ClientState, type Sink } from "../../edge/terminal-hub.ts";
+import {
+  ACK_AT_ONCE_BELOW_BYTES,
+  ACK_EVERY_BYTES,
+  TerminalHub,
+  type ClientState,
+  type Sink,
+} from "../../edge/terminal-hub.ts";
+import {
+  CLIENT_READ_FLOOR_BYTES_PER_SEC,
+  CLIENT_TOO_SLOW_CLOSE,
+  CLIENT_UNPROVEN_MAX_BYTES,
+  CLIENT_UNREAD_CLOSE_BYTES,
+  CLIENT_UNREAD_MAX_BYTES,
+  CLIENT_UNREAD_RESUME_BYTES,
+  TERMINAL_UNREAD_MAX_BYTES,
+} from "../../edge/client-reading.ts";
 
 /** A Sink that keeps what it was sent. */
 class RecordingSink implements Sink {
@@ -367,5 +382,121 @@ describe("TerminalHub", () => {
       { t: "exit", exit: { exit_code: 255, signal: 0, error } },
     ]);
     expect(a.closed?.code).toBe(1000);
+  });
+
+  describe("a client that does not read", () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    /** Output of `mib` MiB in 256 KiB frames from `at`; answers the edge's MARKs to `readers` after each frame. Returns the end. */
+    function flood(at: number, mib: number, readers: RecordingSink[] = []): number {
+      const chunk = "f".repeat(256 << 10);
+      for (let i = 0; i < mib * 4; i++, at += chunk.length) {
+        output(at, chunk);
+        for (const r of readers) answerMarks(r);
+      }
+      return at;
+    }
+
+    const answered = new WeakMap<RecordingSink, number>();
+    /** Answers the MARKs `sink` received since the last call, as a reading client does. */
+    function answerMarks(sink: RecordingSink) {
+      const from = answered.get(sink) ?? 0;
+      answered.set(sink, sink.sent.length);
+      for (const bytes of sink.sent.slice(from)) {
+        const f = decodeServerFrame(bytes);
+        if (f.t === "mark") hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: f.mark })));
+      }
+    }
+
+    const bytesSent = (sink: RecordingSink) => sink.sent.reduce((n, b) => n + b.byteLength, 0);
+
+    it("holds a client that proves nothing at CLIENT_UNPROVEN_MAX_BYTES, and repaints it once the assumed reading rate has drained it", () => {
+      vi.useFakeTimers();
+      const stalled = new RecordingSink();
+      hub.addClient(stalled, client({ id: "stalled", readonly: true }));
+      answerSnapshot(0, "");
+      const end = flood(0, 12);
+      // Held: never more than the limit went out, whatever the PTY printed.
+      expect(bytesSent(stalled)).toBeLessThanOrEqual(CLIENT_UNPROVEN_MAX_BYTES + 4096);
+      expect(stalled.output().length).toBeGreaterThan(CLIENT_UNPROVEN_MAX_BYTES - (512 << 10));
+      stalled.take();
+      agentFrames();
+      // Once the estimate is under CLIENT_UNREAD_RESUME_BYTES (at CLIENT_READ_FLOOR_BYTES_PER_SEC), a repaint.
+      vi.advanceTimersByTime(Math.ceil(((CLIENT_UNPROVEN_MAX_BYTES - CLIENT_UNREAD_RESUME_BYTES) / CLIENT_READ_FLOOR_BYTES_PER_SEC) * 1000) + 1000);
+      answerSnapshot(end, "FRESH");
+      output(end, "live");
+      expect(stalled.output()).toBe("FRESHlive");
+      expect(stalled.closed).toBeNull();
+    });
+
+    it("holds a client that answers MARKs until it acknowledges what it read, while a reader gets every byte", () => {
+      const reader = new RecordingSink();
+      const stalled = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.addClient(stalled, client({ id: "stalled", readonly: true }));
+      for (const c of [reader, stalled]) hub.onClientMessage(c, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      const end = flood(0, 24, [reader]);
+      expect(reader.output().length).toBe(24 << 20);
+      expect(bytesSent(stalled)).toBeLessThanOrEqual(CLIENT_UNREAD_MAX_BYTES + 64 * 1024);
+      expect(bytesSent(stalled)).toBeGreaterThan(CLIENT_UNREAD_MAX_BYTES - (512 << 10));
+      // A MARK covers everything it was sent: no time passes, yet acknowledging it releases the client.
+      const marks = stalled.frames().filter((f) => f.t === "mark");
+      expect(marks.length).toBeGreaterThan(1);
+      stalled.take();
+      hub.onClientMessage(stalled, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(8) }))); // an id never sent proves nothing
+      expect(stalled.sent).toEqual([]);
+      hub.onClientMessage(stalled, buf(encodeClientFrame({ t: "ack", mark: (marks.at(-1) as Extract<ServerFrame, { t: "mark" }>).mark })));
+      answerSnapshot(end, "FRESH");
+      expect(stalled.output()).toBe("FRESH");
+      expect(stalled.closed).toBeNull();
+    });
+
+    it("closes a client that keeps provoking frames it does not read (4008), and no one else", () => {
+      const reader = new RecordingSink();
+      const stalled = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.addClient(stalled, client({ id: "stalled" }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      flood(0, 5, [reader]);
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 1) }));
+      for (let i = 0; i <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !stalled.closed; i++) hub.onClientMessage(stalled, ping);
+      expect(stalled.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      expect(hub.clients.has(stalled)).toBe(false);
+      expect(reader.closed).toBeNull();
+      output(5 << 20, "after");
+      expect(reader.output().endsWith("after")).toBe(true);
+    });
+
+    it("holds the client with the most unread once the clients together pass TERMINAL_UNREAD_MAX_BYTES, never a reader", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      const stalled = Array.from({ length: Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_MAX_BYTES) + 2 }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `stalled-${i}`, readonly: true }));
+        return sink;
+      });
+      for (const c of [reader, ...stalled]) hub.onClientMessage(c, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      flood(0, 96, [reader]);
+      expect(reader.output().length).toBe(96 << 20);
+      expect(reader.closed).toBeNull();
+      // Each stalled client alone stays under its own limit; together they are held at the terminal's.
+      const sent = stalled.map(bytesSent);
+      expect(Math.max(...sent)).toBeLessThanOrEqual(CLIENT_UNREAD_MAX_BYTES + 64 * 1024);
+      expect(sent.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + stalled.length * (256 << 10));
+      for (const c of stalled) expect(c.closed).toBeNull();
+    });
+
+    it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
+      const c = new RecordingSink();
+      hub.addClient(c, client());
+      c.take();
+      hub.onClientMessage(c, buf(Uint8Array.of(0x05, 1, 2, 3)));
+      expect(c.frames()).toMatchObject([{ t: "error", error: { code: "INVALID_FRAME" } }]);
+    });
   });
 });

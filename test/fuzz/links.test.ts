@@ -118,6 +118,7 @@ const validClient: fc.Arbitrary<ClientFrame> = fc.oneof(
   fc.constant({ t: "pause" as const }),
   fc.constant({ t: "resume" as const }),
   bytes.map((data) => ({ t: "ping" as const, data })),
+  fc.oneof(fc.constant(0), fc.constant(8)).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })).map((mark) => ({ t: "ack" as const, mark })),
 );
 const validServer: fc.Arbitrary<ServerFrame> = fc.oneof(
   bytes.map((data) => ({ t: "output" as const, data })),
@@ -125,6 +126,7 @@ const validServer: fc.Arbitrary<ServerFrame> = fc.oneof(
   exit.map((e) => ({ t: "exit" as const, exit: e })),
   bytes.map((data) => ({ t: "pong" as const, data })),
   fc.record({ code: fc.string({ maxLength: 20 }), message: fc.string({ maxLength: 60 }) }).map((error) => ({ t: "error" as const, error })),
+  fc.uint8Array({ minLength: 8, maxLength: 8 }).map((mark) => ({ t: "mark" as const, mark })),
 );
 const validAgentData = fc.oneof(
   fc.tuple(offset, bytes).map(([o, b]) => encodeOutput(o, [b], b.byteLength)),

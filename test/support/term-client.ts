@@ -41,6 +41,8 @@ export interface ConnectOptions {
   protocols?: string[];
   cols?: number;
   rows?: number;
+  /** Answer the edge's MARKs (default); false acts as a client that predates them. */
+  acks?: boolean;
 }
 
 export class TermClient {
@@ -96,6 +98,10 @@ export class TermClient {
         case "pong":
           this.pongs.get(Buffer.from(f.data).toString())?.();
           break;
+        case "mark":
+          // Read: say so, so the edge keeps sending at full rate (docs/protocol.md, flow control).
+          this.ws.send(encodeClientFrame({ t: "ack", mark: f.mark }));
+          break;
       }
       this.notify();
     });
@@ -112,6 +118,9 @@ export class TermClient {
     const client = new TermClient(ws, options);
     return new Promise((resolve, reject) => {
       // Ready once INFO, the first frame of every attach, has arrived.
+      ws.once("open", () => {
+        if (options.acks !== false) ws.send(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) }));
+      });
       ws.once("open", () => client.waitFor(() => client.info !== null || client.closed !== null, "INFO").then(() => resolve(client), reject));
       ws.once("unexpected-response", (_req, res) => {
         let body = "";

@@ -173,6 +173,7 @@ export class TerminalConnection {
     this.connectTimer = setTimeout(() => this.abandon(ws), CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
       clearTimeout(this.connectTimer);
+      ws.send(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })); // this client answers MARKs
       if (this.wantPaused) ws.send(encodeClientFrame({ t: "pause" }));
       this.pingTimer = setInterval(() => this.heartbeat(ws), PING_INTERVAL_MS);
     };
@@ -198,6 +199,11 @@ export class TerminalConnection {
       return;
     }
     if (frame.t === "pong") return;
+    if (frame.t === "mark") {
+      // Read off the socket: say so, so the edge keeps sending at full rate (docs/protocol.md).
+      this.ws?.send(encodeClientFrame({ t: "ack", mark: frame.mark }));
+      return;
+    }
     if (frame.t === "exit") this.end("exit");
     if (frame.t === "error" && frame.error.code === "AGENT_OFFLINE") this.agentAway = true;
     if (frame.t === "info") this.agentAway = !frame.info.agent_online;

@@ -1,0 +1,131 @@
+/**
+ * A client that stops reading its socket during a flood, through the real stack (workerd + agent
+ * + PTY). workerd's WebSocket queues whatever `send()` is given for a peer that does not read, so
+ * the edge holds such a client once it may have its limit unread (edge/client-reading.ts):
+ * it is skipped forward, and repainted when it can read again, while another client receives the
+ * whole flood. Both kinds of stalled client are covered: one that answers MARKs (released by its
+ * ACK once it reads again) and one that predates them (released by the assumed reading rate).
+ */
+import type { Socket } from "node:net";
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeServerFrame } from "../../shared/links/client.ts";
+import { CLIENT_UNPROVEN_MAX_BYTES, CLIENT_UNREAD_MAX_BYTES } from "../../edge/client-reading.ts";
+import { startStack, type TestStack } from "../support/stack.ts";
+import { TermClient } from "../support/term-client.ts";
+import { until } from "../support/waiters.ts";
+
+/** What the flood prints, in bytes: far more than a held client may be sent (and the kernel's socket buffers). */
+const FLOOD_BYTES = 48 << 20; // 48 MiB
+const DONE = "FLOOD-DONE";
+
+let stack: TestStack;
+const sockets: WebSocket[] = [];
+const clients: TermClient[] = [];
+
+beforeAll(async () => {
+  stack = await startStack();
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  for (const s of sockets) s.terminate();
+  await stack?.stop();
+});
+
+/** A client with no MARK support, as one written before them: counts OUTPUT bytes, keeps the tail. */
+class PlainClient {
+  received = 0;
+  repaints = 0;
+  tail = "";
+  closed: number | null = null;
+  constructor(readonly ws: WebSocket) {
+    ws.on("message", (data: Buffer) => {
+      const f = decodeServerFrame(data);
+      if (f.t !== "output") return;
+      this.received += f.data.byteLength;
+      const text = Buffer.from(f.data).toString("latin1");
+      if (text.startsWith("\x1bc")) this.repaints++;
+      this.tail = (this.tail + text).slice(-4096);
+    });
+    ws.on("close", (code) => (this.closed = code));
+  }
+}
+
+function socketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}
+
+async function plainClient(id: number): Promise<PlainClient> {
+  const ws = new WebSocket(`${stack.url.replace(/^http/, "ws")}/api/v1/terminal/ws?terminal_id=${id}&readonly=1`, { headers: { Authorization: `Bearer ${stack.apiKey}` }, perMessageDeflate: false });
+  sockets.push(ws);
+  const client = new PlainClient(ws);
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  return client;
+}
+
+async function session(id: number): Promise<TermClient> {
+  const res = await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: id, shell: "sh" }) });
+  expect(res.status, await res.clone().text()).toBe(200);
+  const reader = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=${id}`, { apiKey: stack.apiKey, screen: false });
+  clients.push(reader);
+  await reader.waitFor(() => reader.received > 0, "the reader's repaint");
+  return reader;
+}
+
+/**
+ * Runs the flood in the session; resolves once `reader` has seen the marker after it. The reader
+ * keeps receiving throughout: more than a held client can be sent, up to the end. (It gets every
+ * byte if it reads faster than the PTY writes; one slower than that is skipped forward too.)
+ */
+async function flood(reader: TermClient): Promise<void> {
+  const before = reader.received;
+  reader.input(`yes hello-world-flood | head -c ${FLOOD_BYTES}; echo ${DONE.slice(0, 5)}""${DONE.slice(5)}\r`);
+  await reader.waitFor(() => reader.text().includes(DONE), "the end of the flood at the reading client", 240_000);
+  expect(reader.closed).toBeNull();
+  expect(reader.received - before).toBeGreaterThan(CLIENT_UNREAD_MAX_BYTES);
+}
+
+describe("a client that stops reading during a flood", () => {
+  it("is held while another client keeps receiving the flood, and repainted once it reads again (a client answering MARKs)", { timeout: 300_000 }, async () => {
+    const reader = await session(341);
+    const stalled = await TermClient.connect(`${stack.url}/api/v1/terminal/ws?terminal_id=341&readonly=1`, { apiKey: stack.apiKey, screen: false });
+    clients.push(stalled);
+    await stalled.waitFor(() => stalled.received > 0, "the stalled client's repaint");
+    socketOf(stalled.ws).pause();
+    await flood(reader);
+
+    const before = stalled.received;
+    socketOf(stalled.ws).resume();
+    // Its ACKs of the MARKs it reads now release it: it is caught up with a repaint that shows the end.
+    await stalled.waitFor(() => stalled.text().includes(DONE), "the stalled client's repaint after the flood", 60_000);
+    expect(stalled.closed).toBeNull();
+    // Held at CLIENT_UNREAD_MAX_BYTES: what it was sent is that, what the kernel's buffers took, and a repaint — not the flood.
+    expect(stalled.received - before).toBeLessThan(FLOOD_BYTES / 2);
+    expect(stalled.received - before).toBeGreaterThan(0);
+    expect(stalled.text().lastIndexOf("\x1bc")).toBeGreaterThan(-1);
+  });
+
+  it("is held the same way when it never answers MARKs, and the session carries on for everyone", { timeout: 300_000 }, async () => {
+    const reader = await session(342);
+    const stalled = await plainClient(342);
+    await until("the plain client's repaint", () => stalled.repaints > 0);
+    socketOf(stalled.ws).pause();
+    await flood(reader);
+
+    const before = stalled.received;
+    const repaints = stalled.repaints;
+    socketOf(stalled.ws).resume();
+    // Released when the assumed reading rate has brought its estimate down: a repaint showing the end.
+    await until("the plain client's repaint after the flood", () => stalled.repaints > repaints && stalled.tail.includes(DONE), { timeoutMs: 120_000 });
+    expect(stalled.closed).toBeNull();
+    expect(stalled.received - before).toBeLessThan(FLOOD_BYTES / 2);
+    expect(CLIENT_UNPROVEN_MAX_BYTES).toBeLessThan(FLOOD_BYTES / 4);
+    // Both still in the session: the reader's input still echoes.
+    reader.input('echo still""-here\r');
+    await reader.waitFor(() => reader.text().includes("still-here"), "the reader's echo after the flood");
+  });
+});
