@@ -49,7 +49,6 @@ import {
   median,
   MEMORY_SAMPLE_S,
   memoryUnderYes,
-  memoryWithStalledClients,
   PACED_MB_PER_S,
   PACED_TOTAL_MB,
   pacedCommand,
@@ -117,7 +116,7 @@ export async function runBench(argv: string[]): Promise<number> {
         console.log(`${"".padEnd(30)} ${series.map((v) => v.toFixed(0)).join(" ")}`);
       }
       // Then with two clients that stopped reading: what the edge queues for them is bounded.
-      const stalled = await memoryWithStalledClients(ctx, stallSeconds, findWorkerd());
+      const stalled = await memoryUnderYes(ctx, stallSeconds, findWorkerd(), true);
       await endSessions(ctx);
       console.log(`… ${stallSeconds} s more with two clients that stopped reading (${(stalled.bytes / MB).toFixed(0)} MB to the reader):`);
       const growth = Math.max(...stalled.workerd) - stalled.workerd[0]!;

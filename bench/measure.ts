@@ -268,11 +268,16 @@ export function findWorkerd(): number[] {
 /** How many parents findWorkerd follows up from a process before giving up. */
 const PROCESS_TREE_MAX_DEPTH = 64;
 
-/** Agent and workerd RSS samples (MB) while `yes` runs for `seconds`, and the bytes it moved. */
-export async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
+/**
+ * Agent and workerd RSS samples (MB, every MEMORY_SAMPLE_S) while `yes` runs for `seconds`, and the
+ * bytes it moved to a reading client; with `stalled`, two more clients stop reading beside it (one
+ * that answers MARKs, one that never did): what the edge queues for them, which it must bound.
+ */
+export async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: number[], stalled = false): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
   const url = await session(ctx);
   const client = await BenchClient.counting(url, ctx.stack.apiKey);
   await ready(client);
+  const stalledClients = stalled ? [await stalledClient(url, ctx.stack.apiKey, true), await stalledClient(url, ctx.stack.apiKey, false)] : [];
   const agent = [rssMb(ctx.stack.agent.pid!)];
   const workerd = [workerdPids.reduce((s, p) => s + rssMb(p), 0)];
   const startBytes = client.bytes;
@@ -285,11 +290,12 @@ export async function memoryUnderYes(ctx: Ctx, seconds: number, workerdPids: num
   client.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
   const bytes = client.bytes - startBytes;
   client.close();
+  for (const ws of stalledClients) ws.terminate();
   return { agent, workerd, bytes };
 }
 
 /**
- * A `ws` client that stops reading its socket once it has its repaint: with `answersMarks` it
+ * A `ws` client that stops reading its socket once it has its INFO: with `answersMarks` it
  * first says it answers MARKs (docs/protocol.md, flow control), as the web app does, and then
  * answers none, like a browser tab whose machine went to sleep.
  */
@@ -302,30 +308,4 @@ async function stalledClient(url: string, apiKey: string, answersMarks: boolean)
   if (answersMarks) ws.send(Uint8Array.of(ClientOp.ACK));
   (ws as unknown as { _socket: Socket })._socket.pause();
   return ws;
-}
-
-/**
- * RSS (MB, every MEMORY_SAMPLE_S) of the agent and workerd while `yes` runs for `seconds` with a
- * reading client and two that stopped reading (one that answers MARKs, one that never did):
- * what the edge queues for clients that do not read, which it must bound.
- */
-export async function memoryWithStalledClients(ctx: Ctx, seconds: number, workerdPids: number[]): Promise<{ agent: number[]; workerd: number[]; bytes: number }> {
-  const url = await session(ctx);
-  const client = await BenchClient.counting(url, ctx.stack.apiKey);
-  await ready(client);
-  const stalled = [await stalledClient(url, ctx.stack.apiKey, true), await stalledClient(url, ctx.stack.apiKey, false)];
-  const agent = [rssMb(ctx.stack.agent.pid!)];
-  const workerd = [workerdPids.reduce((s, p) => s + rssMb(p), 0)];
-  const startBytes = client.bytes;
-  client.type("yes\r");
-  for (let t = 0; t < seconds; t += MEMORY_SAMPLE_S) {
-    await new Promise((r) => setTimeout(r, MEMORY_SAMPLE_S * 1000));
-    agent.push(rssMb(ctx.stack.agent.pid!));
-    workerd.push(workerdPids.reduce((s, p) => s + rssMb(p), 0));
-  }
-  client.send(frame(ClientOp.INPUT, Buffer.from("\u0003")));
-  const bytes = client.bytes - startBytes;
-  client.close();
-  for (const ws of stalled) ws.terminate();
-  return { agent, workerd, bytes };
 }
