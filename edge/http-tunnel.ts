@@ -57,6 +57,14 @@ const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|
 /** Response headers never passed to the client: hop-by-hop, and state a proxied app must not set on this origin. */
 const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
 
+/** The agent's `Content-Length`, when it names one well-formed length (at most 2^53 - 1 bytes); else null. */
+function declaredLength(headers: HeaderList): number | null {
+  const values = headers.filter(([k]) => k.toLowerCase() === "content-length").map(([, v]) => v.trim());
+  if (values.length !== 1 || !/^\d{1,16}$/.test(values[0]!)) return null;
+  const length = Number(values[0]);
+  return Number.isSafeInteger(length) ? length : null;
+}
+
 /** One tunnelled HTTP call in the HostDO's request table (its id is the call's `rid`). */
 export interface TunnelCallEntry extends HttpWaiter {
   kind: "tun";
@@ -70,6 +78,8 @@ export interface TunnelCallEntry extends HttpWaiter {
   done: boolean;
   /** The request body's pump (pumpRequest): ends once the body is sent, drained or cancelled. */
   bodyRead: Promise<void> | null;
+  /** A HEAD request: its answer has no body, whatever length the agent names. */
+  head: boolean;
 }
 
 /**
@@ -141,7 +151,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const tooLarge = headerListProblem(headers);
     if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD" };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
@@ -308,7 +318,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       answerOnce(c, new Response(null, { status, headers }));
       return;
     }
-    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    // A length the agent names (a file's size) is the client's Content-Length, as the reference
+    // sends it (downloads show their progress); the stream then fails if the body comes short or long.
+    const length = c.head ? null : declaredLength(agentHeaders);
+    const { readable, writable } = length === null ? new TransformStream<Uint8Array, Uint8Array>() : new FixedLengthStream(length);
     c.writer = writable.getWriter();
     c.writer.closed.catch(() => this.clientGone(c));
     answerOnce(c, new Response(readable, { status, headers }));

@@ -62,6 +62,8 @@ describe("large files through the edge", () => {
     const res = await stack.api(`/files/view?path=big.bin`);
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toBe("application/octet-stream");
+    // The file's size, as the reference's FileResponse says it (a browser shows the progress).
+    expect(res.headers.get("Content-Length")).toBe(String(SIZE));
     const hash = createHash("sha256");
     let received = 0;
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
