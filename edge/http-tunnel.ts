@@ -320,7 +320,13 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     }
     // A length the agent names (a file's size) is the client's Content-Length, as the reference
     // sends it (downloads show their progress); the stream then fails if the body comes short or long.
-    const length = c.head ? null : declaredLength(agentHeaders);
+    const length = declaredLength(agentHeaders);
+    if (c.head) {
+      // No body follows; the length is said as it would be for GET, as the reference does.
+      if (length !== null) headers.set("Content-Length", String(length));
+      answerOnce(c, new Response(null, { status, headers }));
+      return;
+    }
     const { readable, writable } = length === null ? new TransformStream<Uint8Array, Uint8Array>() : new FixedLengthStream(length);
     c.writer = writable.getWriter();
     c.writer.closed.catch(() => this.clientGone(c));

@@ -283,6 +283,11 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       const serve = await stack.api(`${base}/files/serve${dir}/sub/b.py`);
       expect(await serve.text()).toBe("print('beta')\n");
       expect(await call("GET", `/files/view?path=${rel}/none`)).toMatchObject({ status: 404, body: { detail: "File not found" } });
+      // The file's size as Content-Length, as the reference's FileResponse (to a client that takes
+      // no compression: the platform's front gzips text for one that does, as Cloudflare's does).
+      const plain = await stack.api(`${base}/files/view?path=${rel}/a.txt`, { headers: { "Accept-Encoding": "identity" } });
+      expect(plain.headers.get("Content-Length")).toBe("17");
+      await plain.arrayBuffer();
     });
 
     it("HEAD on every GET route answers as GET does, without a body", async () => {
@@ -306,6 +311,12 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
         await get.arrayBuffer();
         expect({ path, status: head.status, type: head.headers.get("Content-Type") }).toEqual({ path, status: get.status, type: get.headers.get("Content-Type") });
         expect(await head.text()).toBe("");
+        // A file's size is said to HEAD as to GET.
+        if (path.startsWith("/files/view?") || path.startsWith("/files/serve")) {
+          const plain = await stack.api(base + path, { headers: { "Accept-Encoding": "identity" } });
+          await plain.arrayBuffer();
+          expect({ path, length: head.headers.get("Content-Length") }).toEqual({ path, length: plain.headers.get("Content-Length") });
+        }
       }
     });
 
