@@ -96,6 +96,22 @@ describe("PTY host", () => {
     }
   });
 
+  it("lives through a SIGTERM and a SIGINT to the agent's process group: only the agent ends it", async () => {
+    const proc = await host.spawn(request("echo started; sleep 30"));
+    const run = { ...collect(proc), pid: proc.pid };
+    await run.until(/started/);
+    const pid = host.pid!;
+    process.kill(pid, "SIGTERM");
+    process.kill(pid, "SIGINT");
+    // A round trip after the signals: a host that had ended on them would not answer it.
+    const next = collect(await host.spawn(request("echo after")));
+    expect((await next.exit).exitCode).toBe(0);
+    expect(host.pid).toBe(pid);
+    expect(run.text()).toBe("started\r\n");
+    process.kill(-run.pid, "SIGKILL");
+    await run.exit;
+  });
+
   it("when the host dies, its commands end (their PTYs hang up) and a new host takes the next one", async () => {
     const proc = await host.spawn(request("echo started; sleep 30"));
     const run = collect(proc);

@@ -220,6 +220,11 @@ export function runPtyHost(): void {
   });
   // The agent went away: so do the PTYs (their commands get SIGHUP).
   input.on("end", () => process.exit(0));
+  // Only the agent ends the host (above). A SIGTERM or SIGINT to the agent's whole process group (a
+  // supervisor stopping it, Ctrl-C where it runs) reaches the host too; ending on it would end its
+  // commands, and the agent would report those ends as their exits before its own handler closes
+  // the links, where a client must instead learn that the agent went away.
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => {});
   input.on("error", () => process.exit(0));
   // Chosen once, before the first spawn (a self-test that starts a shell).
   guardLaunch({ file: "/bin/true", args: [], env: {} });
