@@ -320,11 +320,13 @@ export class PtyHost {
     });
   }
 
-  /** Stops the host (its PTYs close: their commands get SIGHUP) and starts no other. */
+  /**
+   * Stops the host (its PTYs close: their commands get SIGHUP) and starts no other. The end of its
+   * stdin is what ends it: it ignores SIGTERM and SIGINT, which reach it with the agent's group.
+   */
   stop(): void {
     this.stopped = true;
     this.child?.stdin?.end();
-    this.child?.kill("SIGTERM");
   }
 
   private handle(frame: PtyHostFrame): void {
