@@ -131,7 +131,8 @@ export function parseGrepQuery(params: URLSearchParams): Parsed<GrepQuery> {
   return done(issues, () => ({ query: query!, path: path!, regex, case_insensitive: caseInsensitive, include, match_per_line: perLine, max_results: max }));
 }
 
-const GLOB_TYPES = ["file", "directory", "any"] as const;
+/** What `/files/glob`'s `type` must match (the reference declares it as a pattern, not an enum). */
+export const GLOB_TYPE_PATTERN = "^(file|directory|any)$";
 
 /** `GET /files/glob`. */
 export function parseGlobQuery(params: URLSearchParams): Parsed<GlobQuery> {
@@ -141,8 +142,8 @@ export function parseGlobQuery(params: URLSearchParams): Parsed<GlobQuery> {
   const path = qPath(q, "path", issues, ".");
   const exclude = patterns(params, "exclude", issues);
   const type = q.get("type") ?? "any";
-  if (!(GLOB_TYPES as readonly string[]).includes(type)) {
-    issues.push({ type: "literal_error", loc: ["query", "type"], msg: "Input should be 'file', 'directory' or 'any'", input: type, ctx: { expected: "'file', 'directory' or 'any'" } });
+  if (!new RegExp(GLOB_TYPE_PATTERN).test(type)) {
+    issues.push({ type: "string_pattern_mismatch", loc: ["query", "type"], msg: `String should match pattern '${GLOB_TYPE_PATTERN}'`, input: type, ctx: { pattern: GLOB_TYPE_PATTERN } });
   }
   const max = maxResults(q, issues);
   return done(issues, () => ({ pattern: pattern!, path: path!, exclude, type: type as GlobQuery["type"], max_results: max }));

@@ -11,7 +11,7 @@
  * and `timeout` work but are not offered: a model that set them would get seed 004's answers.
  */
 import { EXECUTE_WAIT_MAX_SECONDS } from "./open-terminal-execute.ts";
-import { GREP_MAX_RESULTS_LIMIT, SEARCH_DEFAULT_RESULTS } from "./open-terminal-files.ts";
+import { GLOB_TYPE_PATTERN, GREP_MAX_RESULTS_LIMIT, SEARCH_DEFAULT_RESULTS } from "./open-terminal-files.ts";
 
 export interface OpenApiOptions {
   /** Absolute URL the document's operations are relative to (e.g. `https://edge/api/v1/terminals/web1`). */
@@ -125,7 +125,7 @@ export function openApiDocument(opts: OpenApiOptions = {}): Json {
           param("pattern", "query", str, "Glob pattern.", true),
           searchPath("Directory to search"),
           param("exclude", "query", nullable({ type: "array", items: str }), "Glob patterns to leave out."),
-          param("type", "query", { type: "string", enum: ["file", "directory", "any"], default: "any" }, "Kind of entries to return."),
+          param("type", "query", { ...nullable({ type: "string", pattern: GLOB_TYPE_PATTERN }), default: "any" }, "Kind of entries to return: file, directory or any."),
           maxResults,
         ],
         { "200": ok(ref("GlobResult")), "404": err("Search directory not found.") },
