@@ -491,6 +491,100 @@ describe("TerminalHub", () => {
       for (const c of stalled) expect(c.closed).toBeNull();
     });
 
+    /**
+     * Says `sink` answers MARKs and stalls it through output until it is held with under
+     * CATCH_UP_MAX_BYTES missed (so its release catches it up from the ring); returns the end of
+     * the output and the last MARK it was sent.
+     */
+    function heldReader(sink: RecordingSink, state: Partial<ClientState> = {}) {
+      hub.addClient(sink, client({ id: "held", ...state }));
+      hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      let end = flood(0, (CLIENT_UNREAD_MAX_BYTES >> 20) - 0.25);
+      for (const bytes of [200 << 10, 100 << 10]) {
+        output(end, "h".repeat(bytes));
+        end += bytes;
+      }
+      const marks = sink.frames().filter((f): f is Extract<ServerFrame, { t: "mark" }> => f.t === "mark");
+      expect(sink.output().length).toBe(end - (100 << 10));
+      return { end, last: marks.at(-1)!.mark };
+    }
+    const ack = (sink: RecordingSink, mark: Uint8Array) => hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark })));
+
+    it("tells a held client the title that changed while it was held when it is caught up", () => {
+      const c = new RecordingSink();
+      const { end, last } = heldReader(c);
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "title", frame: encodeServerFrame({ t: "title", title: "while held" }) })));
+      output(end, "tail");
+      c.take();
+      ack(c, last);
+      expect(c.frames().filter((f) => f.t === "output" || f.t === "title")).toEqual([
+        { t: "output", data: expect.anything() },
+        { t: "title", title: "while held" },
+      ]);
+    });
+
+    it("repaints a held read-only client after a resize instead of telling it the size ahead of the output before it", () => {
+      const viewer = new RecordingSink();
+      const { end, last } = heldReader(viewer, { readonly: true });
+      viewer.take();
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols: 100, rows: 30 } })));
+      output(end, "after resize");
+      expect(viewer.frames().filter((f) => f.t === "info")).toEqual([]);
+      agentFrames();
+      ack(viewer, last);
+      answerSnapshot(end + "after resize".length, "FRESH");
+      const frames = viewer.frames().filter((f) => f.t !== "mark");
+      expect(frames.map((f) => f.t)).toEqual(["info", "output"]);
+      expect(frames[0]).toMatchObject({ info: { cols: 100, rows: 30 } });
+      expect(viewer.output()).toBe("FRESH");
+    });
+
+    it("closes held clients whose PINGs would take the terminal's clients past TERMINAL_UNREAD_MAX_BYTES", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_MAX_BYTES) + 2;
+      const stalled = Array.from({ length: count }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `stalled-${i}`, readonly: true }));
+        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        return sink;
+      });
+      answerSnapshot(0, "");
+      const end = flood(0, (CLIENT_UNREAD_MAX_BYTES >> 20) + 1, [reader]);
+      // Every stalled client is held now; each pings as much as its own limit would allow.
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      for (const c of stalled) for (let i = 0; i < CLIENT_UNREAD_CLOSE_BYTES >> 20 && !c.closed; i++) hub.onClientMessage(c, ping);
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      expect(stalled.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + (2 << 20));
+      expect(stalled.some((c) => c.closed?.code === CLIENT_TOO_SLOW_CLOSE.code)).toBe(true);
+      expect(reader.closed).toBeNull();
+      output(end, "after");
+      expect(reader.output().endsWith("after")).toBe(true);
+    });
+
+    it("counts nothing sent to a client it closed for not reading (the terminal's sum goes back to zero)", () => {
+      vi.useFakeTimers();
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader", readonly: true }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const stalled = new RecordingSink();
+      hub.addClient(stalled, client({ id: "stalled", readonly: true }));
+      // Waiting for its repaint, it pings until one more INFO would take it past the close limit.
+      const infoBytes = encodeServerFrame({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 100, rows: 30, readonly: true, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }).byteLength;
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      const room = () => CLIENT_UNREAD_CLOSE_BYTES - sent(stalled) - 1;
+      while (room() > infoBytes) hub.onClientMessage(stalled, buf(encodeClientFrame({ t: "ping", data: new Uint8Array(Math.min((1 << 20) - 16, room() - 1)) })));
+      expect(stalled.closed).toBeNull();
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols: 100, rows: 30 } })));
+      answerSnapshot(0, "S".repeat(64 << 10));
+      expect(stalled.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      hub.removeClient(stalled);
+      hub.removeClient(reader);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
       const c = new RecordingSink();
       hub.addClient(c, client());
