@@ -86,13 +86,17 @@ function hexOf(bytes: Uint8Array): string {
 export class ReadLedger {
   /** The sum of every client's `unread` as last brought up to date, in bytes (an upper bound of the true sum). */
   private sum = 0;
+  /** Every open client's flow (one per client of the terminal, so bounded by its client limit). */
+  private readonly flows = new Set<ClientFlow>();
 
   /** `now` is the clock, in ms (tests pass their own). */
   constructor(private readonly now: () => number = () => Date.now()) {}
 
   /** A new client's flow: nothing unread, proving nothing yet. */
   open(): ClientFlow {
-    return { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() };
+    const flow: ClientFlow = { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() };
+    this.flows.add(flow);
+    return flow;
   }
 
   /** Forgets a client that left (stops its timer). */
@@ -100,11 +104,23 @@ export class ReadLedger {
     if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = undefined;
     this.set(flow, 0);
+    this.flows.delete(flow);
   }
 
   /** Unread output of all clients together, in bytes (at most what it truly is now plus what time has vouched for since). */
   get total(): number {
     return this.sum;
+  }
+
+  /**
+   * Whether the clients together have more than `bytes` unread now. The running sum is an upper
+   * bound (estimates of clients that prove nothing fall with time but are brought up to date only
+   * when used): only when it says so are they all brought up to date, so the answer is exact.
+   */
+  over(bytes: number): boolean {
+    if (this.sum <= bytes) return false;
+    for (const flow of this.flows) this.unread(flow);
+    return this.sum > bytes;
   }
 
   /** The client's estimate now, in bytes: sent less what it proved or, proving nothing, what time vouches for. */
@@ -120,7 +136,7 @@ export class ReadLedger {
     return flow.acks ? CLIENT_UNREAD_MAX_BYTES : CLIENT_UNPROVEN_MAX_BYTES;
   }
 
-  /** `bytes` went to the client. True when it is due a MARK. */
+  /** `bytes` went to the client (one that is open). True when it is due a MARK. */
   sent(flow: ClientFlow, bytes: number): boolean {
     this.set(flow, flow.unread + bytes);
     flow.sent += bytes;

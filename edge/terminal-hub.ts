@@ -247,9 +247,10 @@ export class TerminalHub {
     }
     const end = f.offset + payloadLength(f);
     if (end <= state.offset) return;
-    if (f.offset > state.offset) return this.markStale(state);
+    // A held client keeps its position: released, it is caught up from it (or repainted).
     const flow = this.flowOf(state);
     if (flow.held) return;
+    if (f.offset > state.offset) return this.markStale(state);
     const bytes = f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset));
     if (this.reading.unread(flow) + bytes.byteLength > this.reading.limit(flow)) return this.hold(client, state);
     this.send(client, state, bytes);
@@ -265,12 +266,18 @@ export class TerminalHub {
   /**
    * Every frame to a client goes through here, so what it may have unread is counted. A client
    * over CLIENT_UNREAD_CLOSE_BYTES is closed (4008); when the clients together pass
-   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held.
+   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held. A frame the client provoked
+   * itself (`provoked`: a PONG, an ERROR) while held also closes it when it would take the
+   * clients together past TERMINAL_UNREAD_MAX_BYTES: held clients would otherwise each add up to
+   * their own close limit. A client no longer here (closed meanwhile) is sent and counted nothing.
    */
-  private send(client: Sink, state: ClientState, bytes: Uint8Array): void {
+  private send(client: Sink, state: ClientState, bytes: Uint8Array, provoked = false): void {
+    if (this.clients.get(client) !== state) return;
     const flow = this.flowOf(state);
-    if (this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
-      log("warn", "terminal.client_not_reading", `closing client ${state.id}: over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread`, { client: state.id });
+    const overClient = this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES;
+    if (overClient || (provoked && flow.held && this.reading.over(TERMINAL_UNREAD_MAX_BYTES - bytes.byteLength))) {
+      const limit = overClient ? `over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread` : `held, with the terminal's clients over ${TERMINAL_UNREAD_MAX_BYTES} bytes unread`;
+      log("warn", "terminal.client_not_reading", `closing client ${state.id}: ${limit}`, { client: state.id });
       this.dropClient(client);
       client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
       return;
@@ -375,14 +382,15 @@ export class TerminalHub {
    * The PTY was resized, at this point of the output stream. A read-only client cannot size the
    * terminal, so it mirrors the PTY's size: a live one gets INFO with the new size here, between
    * the output before the resize and the output after it; one waiting for a repaint gets it right
-   * before the repaint; a paused one will be repainted on RESUME (what it missed spans the resize,
-   * and replaying it would cross the size change unannounced). Writers size the PTY themselves and
-   * are not told (two writers of different sizes would otherwise resize it back and forth).
+   * before the repaint; a paused or held one will be repainted on RESUME or release (what it missed
+   * spans the resize, and replaying it would cross the size change unannounced). Writers size the
+   * PTY themselves and are not told (two writers of different sizes would otherwise resize it back
+   * and forth).
    */
   private tellViewersSize(): void {
     for (const [client, state] of this.clients) {
       if (!state.readonly) continue;
-      if (state.paused) this.markStale(state);
+      if (state.paused || this.flowOf(state).held) this.markStale(state);
       else if (state.offset !== null || state.trustNext) this.sendInfo(client, state, true);
     }
   }
@@ -512,7 +520,7 @@ export class TerminalHub {
         }
         return;
       case "ping":
-        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }));
+        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }), true);
         return;
       case "ack":
         return this.onAck(sink, state, f.mark);
@@ -546,6 +554,8 @@ export class TerminalHub {
     const missed = behind <= CATCH_UP_MAX_BYTES ? this.ring.from(state.offset!) : null;
     if (missed) {
       for (const f of missed) this.deliver(sink, state, f);
+      // A TITLE passes a held client by (it would come ahead of the output before it): now it is at the end.
+      if (this.clients.get(sink) === state && state.offset === this.received) this.sendTitleIfChanged(sink, state);
       return;
     }
     this.markStale(state);
@@ -555,7 +565,7 @@ export class TerminalHub {
 
   private refuse(sink: Sink, code: string, message: string): void {
     const state = this.clients.get(sink);
-    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }));
+    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }), true);
   }
 
   // --- both -----------------------------------------------------------------------------------

@@ -518,10 +518,9 @@ describe("TerminalHub", () => {
       output(end, "tail");
       c.take();
       ack(c, last);
-      expect(c.frames().filter((f) => f.t === "output" || f.t === "title")).toEqual([
-        { t: "output", data: expect.anything() },
-        { t: "title", title: "while held" },
-      ]);
+      // Caught up from the ring (it missed little), then told the title.
+      expect(c.output()).toBe("h".repeat(100 << 10) + "tail");
+      expect(c.frames().filter((f) => f.t !== "mark").at(-1)).toEqual({ t: "title", title: "while held" });
     });
 
     it("repaints a held read-only client after a resize instead of telling it the size ahead of the output before it", () => {
@@ -557,7 +556,9 @@ describe("TerminalHub", () => {
       const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
       for (const c of stalled) for (let i = 0; i < CLIENT_UNREAD_CLOSE_BYTES >> 20 && !c.closed; i++) hub.onClientMessage(c, ping);
       const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
-      expect(stalled.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + (2 << 20));
+      // What the clients still open may have unread stays within the terminal's limit (a closed one's queue goes with its socket).
+      const open = stalled.filter((c) => !c.closed);
+      expect(open.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + (2 << 20));
       expect(stalled.some((c) => c.closed?.code === CLIENT_TOO_SLOW_CLOSE.code)).toBe(true);
       expect(reader.closed).toBeNull();
       output(end, "after");
