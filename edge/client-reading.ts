@@ -76,6 +76,22 @@ export interface ClientFlow {
   marks: Map<string, number>;
 }
 
+/**
+ * What a host keeps of a client's reading across a wake-up (a woken Durable Object has lost its
+ * memory, not its sockets): that it answers MARKs, and that it is held. Without it a client that
+ * answers MARKs would be taken for one that proves nothing (4 MiB, 1 MiB/s), and a held one that
+ * does not read would be sent its limit again after every wake-up.
+ */
+export interface SavedReading {
+  acks?: true;
+  held?: true;
+}
+
+/** The SavedReading of a client's flow (none yet: nothing to keep). */
+export function savedReading(flow: ClientFlow | undefined): SavedReading {
+  return { ...(flow?.acks ? { acks: true as const } : {}), ...(flow?.held ? { held: true as const } : {}) };
+}
+
 function hexOf(bytes: Uint8Array): string {
   let hex = "";
   for (const b of bytes) hex += b.toString(16).padStart(2, "0");
@@ -96,6 +112,17 @@ export class ReadLedger {
   open(): ClientFlow {
     const flow: ClientFlow = { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() };
     this.flows.add(flow);
+    return flow;
+  }
+
+  /**
+   * A client's flow after a wake-up, from what was kept of it. A held client's estimate is taken
+   * to be its limit (what it may still have queued); the caller holds it again.
+   */
+  restore(saved: SavedReading): ClientFlow {
+    const flow = this.open();
+    flow.acks = saved.acks === true;
+    if (saved.held) this.set(flow, this.limit(flow));
     return flow;
   }
 

@@ -20,6 +20,7 @@ import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts"
 import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
+import { savedReading } from "./client-reading.ts";
 import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
@@ -121,7 +122,7 @@ export class TerminalDO extends DurableObject<Env> {
         const ws = this.socketOf.get(sink);
         if (!ws) return;
         const old = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
-        ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
+        ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused, reading: savedReading(client.flow) } satisfies ClientAttachment);
       },
     });
     this.alarms = new AlarmSlots(ctx.storage);
@@ -164,7 +165,7 @@ export class TerminalDO extends DurableObject<Env> {
       for (const ws of [...ctx.getWebSockets(CLIENT_TAG), ...ctx.getWebSockets(RAW_TAG)]) {
         const a = ws.deserializeAttachment() as ClientAttachment | null;
         if (isPendingRaw(a)) this.raw.restore(ws, a);
-        else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
+        else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused }, a.reading);
       }
     });
   }

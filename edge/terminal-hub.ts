@@ -19,7 +19,7 @@ import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/lin
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 import { RepaintReuse } from "./repaint-reuse.ts";
-import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow } from "./client-reading.ts";
+import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow, type SavedReading } from "./client-reading.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -76,7 +76,10 @@ export interface HubHost {
   onHistory?(record: CommandRecord): void;
   /** The PTY's process ended; every client has been sent EXIT and closed. */
   onExit(exit: ExitInfo): void;
-  /** A client's pause state changed (worth persisting across hibernation). */
+  /**
+   * A client's pause state changed, or its reading (client-reading.ts `savedReading` of
+   * `client.flow`: it answers MARKs, it is held): worth persisting across hibernation.
+   */
   onClientChanged(sink: Sink, client: ClientState): void;
 }
 
@@ -315,6 +318,7 @@ export class TerminalHub {
     if (id.byteLength === 0) {
       if (flow.acks) return;
       this.reading.optIn(flow);
+      this.host.onClientChanged(client, state);
       if (flow.held) {
         // It is released by proving what it was sent, no longer by time.
         if (flow.timer !== undefined) clearTimeout(flow.timer);
@@ -333,6 +337,7 @@ export class TerminalHub {
   private hold(client: Sink, state: ClientState): void {
     const flow = this.flowOf(state);
     flow.held = true;
+    this.host.onClientChanged(client, state);
     // A client that answers MARKs is released by its ACK of one covering all it was sent.
     if (flow.acks) {
       if (flow.markedAt !== flow.sent) this.mark(client, flow);
@@ -350,6 +355,7 @@ export class TerminalHub {
     if (!flow.held || this.clients.get(client) !== state) return;
     if (this.reading.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
     flow.held = false;
+    this.host.onClientChanged(client, state);
     if (state.paused) return; // its RESUME catches it up
     if (state.offset === null && !state.trustNext) {
       this.requestSnapshotIfNeeded(); // it was waiting for a repaint: it may have it now
@@ -471,9 +477,19 @@ export class TerminalHub {
     this.requestSnapshotIfNeeded();
   }
 
-  /** A client found after a wake-up, with what its attachment remembered. */
-  restoreClient(sink: Sink, state: ClientState): void {
+  /**
+   * A client found after a wake-up, with what its attachment remembered; `reading` is what was kept
+   * of its flow (client-reading.ts). A client that was held is held again, from the stale position
+   * a repaint follows; one that answers MARKs is sent one to prove it read.
+   */
+  restoreClient(sink: Sink, state: ClientState, reading: SavedReading = {}): void {
     this.clients.set(sink, state);
+    if (!reading.acks && !reading.held) return;
+    const flow = (state.flow = this.reading.restore(reading));
+    if (!reading.held) return;
+    this.markStale(state);
+    this.hold(sink, state);
+    if (flow.acks) this.mark(sink, flow);
   }
 
   removeClient(sink: Sink): void {

@@ -20,6 +20,7 @@ import {
   CLIENT_UNREAD_CLOSE_BYTES,
   CLIENT_UNREAD_MAX_BYTES,
   CLIENT_UNREAD_RESUME_BYTES,
+  savedReading,
   TERMINAL_UNREAD_MAX_BYTES,
 } from "../../edge/client-reading.ts";
 
@@ -584,6 +585,34 @@ describe("TerminalHub", () => {
       hub.removeClient(stalled);
       hub.removeClient(reader);
       expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
+    it("keeps, across a wake-up, that a client answers MARKs and that it is held", () => {
+      const saved = new Map<RecordingSink, ClientState>();
+      const c = new RecordingSink();
+      const { end } = heldReader(c);
+      // What the host keeps of the client (terminal-do.ts keeps it in the socket's attachment).
+      saved.set(c, { ...hub.clients.get(c)!, offset: null, trustNext: false, flow: undefined });
+      const reading = savedReading(hub.clients.get(c)!.flow);
+      expect(reading).toEqual({ acks: true, held: true });
+
+      // A new instance: the sockets are still there, nothing else.
+      hub = new TerminalHub({ info: () => ({ t: "error", error: { code: "X", message: "x" } }), onHello: () => true, refused: () => {}, onTitle: () => {}, onExit: () => {}, onClientChanged: () => {} });
+      agent = new RecordingSink();
+      hub.attachAgent(agent, true);
+      c.take();
+      hub.restoreClient(c, saved.get(c)!, reading);
+      // Still held: the output that follows is not sent; a MARK asks it to prove it read.
+      output(end, "after the wake-up");
+      expect(c.output()).toBe("");
+      const mark = c.frames().find((f): f is Extract<ServerFrame, { t: "mark" }> => f.t === "mark");
+      expect(mark).toBeDefined();
+      // Proving it released, it is repainted, and still answers MARKs (a reader's 16 MiB, not 4 MiB unproven).
+      ack(c, mark!.mark);
+      answerSnapshot(end + "after the wake-up".length, "FRESH");
+      expect(c.output()).toBe("FRESH");
+      flood(end + "after the wake-up".length, (CLIENT_UNPROVEN_MAX_BYTES >> 20) + 2, [c]);
+      expect(c.output().length).toBe("FRESH".length + (((CLIENT_UNPROVEN_MAX_BYTES >> 20) + 2) << 20));
     });
 
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
