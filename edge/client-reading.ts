@@ -153,7 +153,8 @@ export class ReadLedger {
   /** The client's estimate now, in bytes: sent less what it proved or, proving nothing, what time vouches for. */
   unread(flow: ClientFlow): number {
     const now = this.now();
-    if (!flow.acks) this.set(flow, Math.max(0, flow.unread - ((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000));
+    // Whole bytes (what time vouches for, rounded down), so the sum stays exact as clients come and go.
+    if (!flow.acks) this.set(flow, Math.max(0, flow.unread - Math.floor(((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000)));
     flow.at = now;
     return flow.unread;
   }

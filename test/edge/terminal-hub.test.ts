@@ -615,6 +615,26 @@ describe("TerminalHub", () => {
       expect(c.output().length).toBe("FRESH".length + (((CLIENT_UNPROVEN_MAX_BYTES >> 20) + 2) << 20));
     });
 
+    it("brings the terminal's sum back to exactly zero when its clients leave, however time passed", () => {
+      vi.useFakeTimers();
+      const sinks = Array.from({ length: 8 }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `c-${i}`, readonly: true }));
+        if (i % 2) hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        return sink;
+      });
+      answerSnapshot(0, "");
+      let at = 0;
+      for (let i = 0; i < 200; i++) {
+        output(at, "x".repeat(32 << 10));
+        at += 32 << 10;
+        vi.advanceTimersByTime(1 + (i % 7));
+        if (i % 10 === 0) hub.onClientMessage(sinks[i % 8]!, buf(encodeClientFrame({ t: "ping", data: new Uint8Array(i) })));
+      }
+      for (const sink of sinks) hub.removeClient(sink);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
       const c = new RecordingSink();
       hub.addClient(c, client());
