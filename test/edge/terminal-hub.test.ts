@@ -635,6 +635,26 @@ describe("TerminalHub", () => {
       expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
     });
 
+    it("keeps counting a client it closed for not reading, and its place, until its socket is gone (what was queued for it is still there)", () => {
+      vi.useFakeTimers();
+      const stalled = new RecordingSink();
+      hub.addClient(stalled, client({ id: "stalled" }));
+      answerSnapshot(0, "");
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      for (let i = 0; i <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !stalled.closed; i++) hub.onClientMessage(stalled, ping);
+      expect(stalled.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      const total = () => (hub as unknown as { reading: { total: number } }).reading.total;
+      // Closed, it gets nothing more; but until its socket is gone it still takes a place, and its unread still counts, however long.
+      expect(hub.clients.has(stalled)).toBe(false);
+      expect(hub.clientCount).toBe(1);
+      vi.advanceTimersByTime(60_000);
+      expect(total()).toBeGreaterThan(CLIENT_UNREAD_CLOSE_BYTES - (1 << 20));
+      // Its socket is gone (the host's close event): the place and the bytes are free.
+      hub.removeClient(stalled);
+      expect(hub.clientCount).toBe(0);
+      expect(total()).toBe(0);
+    });
+
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
       const c = new RecordingSink();
       hub.addClient(c, client());
