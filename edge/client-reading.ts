@@ -126,6 +126,19 @@ export class ReadLedger {
     return flow;
   }
 
+  /**
+   * A client closed for not reading, whose socket is not gone yet: its estimate stays counted and
+   * no longer falls with time (nothing it does proves reading now), and it stays held.
+   */
+  closing(flow: ClientFlow): void {
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
+    flow.timer = undefined;
+    this.unread(flow);
+    flow.acks = true;
+    flow.held = true;
+    flow.marks.clear();
+  }
+
   /** Forgets a client that left (stops its timer). */
   close(flow: ClientFlow): void {
     if (flow.timer !== undefined) clearTimeout(flow.timer);

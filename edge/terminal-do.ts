@@ -246,7 +246,7 @@ export class TerminalDO extends DurableObject<Env> {
   private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
     // The Worker found the agent online: a missing data link is a session ending or relinking.
     await this.joins.wait(() => this.meta === null || this.hub.agentOnline);
-    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clients.size, maxClients: this.config.maxClients, readonly });
+    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clientCount, maxClients: this.config.maxClients, readonly });
     if (full) return errorResponse("terminal", full);
     const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
     if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));

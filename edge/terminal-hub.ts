@@ -88,6 +88,13 @@ const encoder = new TextEncoder();
 
 export class TerminalHub {
   readonly clients = new Map<Sink, ClientState>();
+  /**
+   * Clients closed for not reading whose sockets are not gone yet (at most the terminal's client
+   * limit: they keep their places). workerd has no way to drop a socket's queue: closing one only
+   * queues its close frame behind what it has not read, so that stays in memory until the peer
+   * reads it or its connection dies, and stays counted until then.
+   */
+  private readonly closing = new Map<Sink, ClientFlow>();
   private agent: Sink | null = null;
   /** End of the output received from the agent; null when unknown (fresh or woken DO). */
   private received: number | null = null;
@@ -112,6 +119,11 @@ export class TerminalHub {
 
   get agentOnline(): boolean {
     return this.agent !== null;
+  }
+
+  /** The places taken: the clients, and those closed for not reading whose sockets are not gone yet. */
+  get clientCount(): number {
+    return this.clients.size + this.closing.size;
   }
 
   // --- agent side -----------------------------------------------------------------------------
@@ -281,7 +293,10 @@ export class TerminalHub {
     if (overClient || (provoked && flow.held && this.reading.over(TERMINAL_UNREAD_MAX_BYTES - bytes.byteLength))) {
       const limit = overClient ? `over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread` : `held, with the terminal's clients over ${TERMINAL_UNREAD_MAX_BYTES} bytes unread`;
       log("warn", "terminal.client_not_reading", `closing client ${state.id}: ${limit}`, { client: state.id });
-      this.dropClient(client);
+      this.clients.delete(client);
+      this.reading.closing(flow);
+      this.closing.set(client, flow);
+      this.host.onClientChanged(client, state);
       client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
       return;
     }
@@ -364,11 +379,12 @@ export class TerminalHub {
     this.catchUp(client, state);
   }
 
-  /** Forgets a client, its estimate and its timer. */
+  /** Forgets a client (or one closed for not reading), its estimate and its timer. */
   private dropClient(client: Sink): void {
-    const flow = this.clients.get(client)?.flow;
+    const flow = this.clients.get(client)?.flow ?? this.closing.get(client);
     if (flow) this.reading.close(flow);
     this.clients.delete(client);
+    this.closing.delete(client);
   }
 
   private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
@@ -492,6 +508,7 @@ export class TerminalHub {
     if (flow.acks) this.mark(sink, flow);
   }
 
+  /** A client's socket is gone (its close or error event): its place and what was queued for it are free. */
   removeClient(sink: Sink): void {
     this.dropClient(sink);
   }
