@@ -566,6 +566,30 @@ describe("TerminalHub", () => {
       expect(reader.output().endsWith("after")).toBe(true);
     });
 
+    it("closes clients that PING without reading once the terminal's clients pass TERMINAL_UNREAD_MAX_BYTES, held or not, but not a reader that pings", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      // No output at all: what they are sent is only what they provoke, and the closed keep counting until their sockets are gone.
+      const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_CLOSE_BYTES) + 4;
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      const stalled = Array.from({ length: count }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `pinger-${i}`, readonly: true }));
+        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        for (let k = 0; k <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !sink.closed; k++) hub.onClientMessage(sink, ping);
+        return sink;
+      });
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      // Past the limit each is held once it has over CLIENT_UNREAD_RESUME_BYTES, and closed by its next PING.
+      expect(stalled.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + count * (CLIENT_UNREAD_RESUME_BYTES + (1 << 20)));
+      for (const c of stalled) expect(c.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ping", data: enc("hb") })));
+      expect(reader.frames().at(-1)).toEqual({ t: "pong", data: enc("hb") });
+      expect(reader.closed).toBeNull();
+    });
+
     it("counts nothing sent to a client it closed for not reading (the terminal's sum goes back to zero)", () => {
       vi.useFakeTimers();
       const reader = new RecordingSink();
