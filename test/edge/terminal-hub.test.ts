@@ -679,6 +679,25 @@ describe("TerminalHub", () => {
       expect(total()).toBe(0);
     });
 
+    it("still sends a held client EXIT and closes it cleanly, and forgets every timer and byte", () => {
+      vi.useFakeTimers();
+      const acks = new RecordingSink();
+      const { end } = heldReader(acks);
+      const plain = new RecordingSink();
+      hub.addClient(plain, client({ id: "plain", readonly: true }));
+      answerSnapshot(end, "");
+      flood(end, (CLIENT_UNPROVEN_MAX_BYTES >> 20) + 1);
+      expect(hub.clients.get(plain)!.flow!.held).toBe(true);
+      expect(vi.getTimerCount()).toBe(1); // the plain client's release
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: 0, signal: 0 } })));
+      for (const c of [acks, plain]) {
+        expect(c.frames().filter((f) => f.t !== "mark").at(-1)).toEqual({ t: "exit", exit: { exit_code: 0, signal: 0 } });
+        expect(c.closed?.code).toBe(1000);
+      }
+      expect(vi.getTimerCount()).toBe(0);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
       const c = new RecordingSink();
       hub.addClient(c, client());
