@@ -351,14 +351,17 @@ export class TerminalHub {
    */
   private hold(client: Sink, state: ClientState): void {
     const flow = this.flowOf(state);
-    flow.held = true;
-    this.host.onClientChanged(client, state);
+    if (!flow.held) {
+      flow.held = true;
+      this.host.onClientChanged(client, state);
+    }
     // A client that answers MARKs is released by its ACK of one covering all it was sent.
     if (flow.acks) {
       if (flow.markedAt !== flow.sent) this.mark(client, flow);
       return;
     }
     const wait = Math.ceil(((this.reading.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
   }
 
