@@ -698,6 +698,17 @@ describe("TerminalHub", () => {
       expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
     });
 
+    it("gives every byte to a reader that starts answering MARKs after output began", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "late" }));
+      answerSnapshot(0, "");
+      let at = flood(0, (CLIENT_UNPROVEN_MAX_BYTES >> 20) - 1);
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      at = flood(at, 2 * (CLIENT_UNREAD_MAX_BYTES >> 20), [reader]);
+      expect(reader.output().length).toBe(at);
+      expect(hub.clients.get(reader)!.flow!.held).toBe(false);
+    });
+
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {
       const c = new RecordingSink();
       hub.addClient(c, client());
