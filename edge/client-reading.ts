@@ -16,6 +16,11 @@
  * (`ReadLedger.limit`), and the client with the most unread whenever the terminal's clients
  * together pass TERMINAL_UNREAD_MAX_BYTES; a held client is caught up or repainted once its
  * estimate is low again. Nothing here slows the PTY or another client.
+ *
+ * A client closed for not reading stays counted (`closing`) until its socket is gone: workerd
+ * cannot drop a socket's queue, so what was sent to it stays in memory until the peer reads it or
+ * its connection dies. What a woken Durable Object must know of a client's reading is kept with
+ * its socket (`SavedReading`).
  */
 import { MARK_BYTES } from "../shared/links/client.ts";
 
