@@ -291,19 +291,23 @@ export class TerminalHub {
     const flow = this.flowOf(state);
     const overClient = this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES;
     if (overClient || (provoked && flow.held && this.reading.over(TERMINAL_UNREAD_MAX_BYTES - bytes.byteLength))) {
-      const limit = overClient ? `over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread` : `held, with the terminal's clients over ${TERMINAL_UNREAD_MAX_BYTES} bytes unread`;
-      log("warn", "terminal.client_not_reading", `closing client ${state.id}: ${limit}`, { client: state.id });
-      this.clients.delete(client);
-      this.reading.closing(flow);
-      this.closing.set(client, flow);
-      this.host.onClientChanged(client, state);
-      client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
-      return;
+      return this.closeNotReading(client, state, overClient ? `over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread` : `held, with the terminal's clients over ${TERMINAL_UNREAD_MAX_BYTES} bytes unread`);
     }
     const markDue = this.reading.sent(flow, bytes.byteLength);
     client.send(bytes);
     if (markDue) this.mark(client, flow);
     if (this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.holdMostUnread();
+  }
+
+  /** Closes a client 4008 for not reading (`why`); it keeps its place and its count until its socket is gone (`closing`). */
+  private closeNotReading(client: Sink, state: ClientState, why: string): void {
+    log("warn", "terminal.client_not_reading", `closing client ${state.id}: ${why}`, { client: state.id });
+    const flow = this.flowOf(state);
+    this.clients.delete(client);
+    this.reading.closing(flow);
+    this.closing.set(client, flow);
+    this.host.onClientChanged(client, state);
+    client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
   }
 
   /** Sends a MARK covering everything sent so far. */
