@@ -16,6 +16,11 @@
  * (`ReadLedger.limit`), and the client with the most unread whenever the terminal's clients
  * together pass TERMINAL_UNREAD_MAX_BYTES; a held client is caught up or repainted once its
  * estimate is low again. Nothing here slows the PTY or another client.
+ *
+ * A client closed for not reading stays counted (`closing`) until its socket is gone: workerd
+ * cannot drop a socket's queue, so what was sent to it stays in memory until the peer reads it or
+ * its connection dies. What a woken Durable Object must know of a client's reading is kept with
+ * its socket (`SavedReading`).
  */
 import { MARK_BYTES } from "../shared/links/client.ts";
 
@@ -76,6 +81,22 @@ export interface ClientFlow {
   marks: Map<string, number>;
 }
 
+/**
+ * What a host keeps of a client's reading across a wake-up (a woken Durable Object has lost its
+ * memory, not its sockets): that it answers MARKs, and that it is held. Without it a client that
+ * answers MARKs would be taken for one that proves nothing (4 MiB, 1 MiB/s), and a held one that
+ * does not read would be sent its limit again after every wake-up.
+ */
+export interface SavedReading {
+  acks?: true;
+  held?: true;
+}
+
+/** The SavedReading of a client's flow (none yet: nothing to keep). */
+export function savedReading(flow: ClientFlow | undefined): SavedReading {
+  return { ...(flow?.acks ? { acks: true as const } : {}), ...(flow?.held ? { held: true as const } : {}) };
+}
+
 function hexOf(bytes: Uint8Array): string {
   let hex = "";
   for (const b of bytes) hex += b.toString(16).padStart(2, "0");
@@ -86,13 +107,41 @@ function hexOf(bytes: Uint8Array): string {
 export class ReadLedger {
   /** The sum of every client's `unread` as last brought up to date, in bytes (an upper bound of the true sum). */
   private sum = 0;
+  /** Every open client's flow (one per client of the terminal, so bounded by its client limit). */
+  private readonly flows = new Set<ClientFlow>();
 
   /** `now` is the clock, in ms (tests pass their own). */
   constructor(private readonly now: () => number = () => Date.now()) {}
 
   /** A new client's flow: nothing unread, proving nothing yet. */
   open(): ClientFlow {
-    return { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() };
+    const flow: ClientFlow = { unread: 0, at: this.now(), held: false, acks: false, sent: 0, markedAt: 0, marks: new Map() };
+    this.flows.add(flow);
+    return flow;
+  }
+
+  /**
+   * A client's flow after a wake-up, from what was kept of it. A held client's estimate is taken
+   * to be its limit (what it may still have queued); the caller holds it again.
+   */
+  restore(saved: SavedReading): ClientFlow {
+    const flow = this.open();
+    flow.acks = saved.acks === true;
+    if (saved.held) this.set(flow, this.limit(flow));
+    return flow;
+  }
+
+  /**
+   * A client closed for not reading, whose socket is not gone yet: its estimate stays counted and
+   * no longer falls with time (nothing it does proves reading now), and it stays held.
+   */
+  closing(flow: ClientFlow): void {
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
+    flow.timer = undefined;
+    this.unread(flow);
+    flow.acks = true;
+    flow.held = true;
+    flow.marks.clear();
   }
 
   /** Forgets a client that left (stops its timer). */
@@ -100,6 +149,7 @@ export class ReadLedger {
     if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = undefined;
     this.set(flow, 0);
+    this.flows.delete(flow);
   }
 
   /** Unread output of all clients together, in bytes (at most what it truly is now plus what time has vouched for since). */
@@ -107,10 +157,22 @@ export class ReadLedger {
     return this.sum;
   }
 
+  /**
+   * Whether the clients together have more than `bytes` unread now. The running sum is an upper
+   * bound (estimates of clients that prove nothing fall with time but are brought up to date only
+   * when used): only when it says so are they all brought up to date, so the answer is exact.
+   */
+  over(bytes: number): boolean {
+    if (this.sum <= bytes) return false;
+    for (const flow of this.flows) this.unread(flow);
+    return this.sum > bytes;
+  }
+
   /** The client's estimate now, in bytes: sent less what it proved or, proving nothing, what time vouches for. */
   unread(flow: ClientFlow): number {
     const now = this.now();
-    if (!flow.acks) this.set(flow, Math.max(0, flow.unread - ((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000));
+    // Whole bytes (what time vouches for, rounded down), so the sum stays exact as clients come and go.
+    if (!flow.acks) this.set(flow, Math.max(0, flow.unread - Math.floor(((now - flow.at) * CLIENT_READ_FLOOR_BYTES_PER_SEC) / 1000)));
     flow.at = now;
     return flow.unread;
   }
@@ -120,7 +182,7 @@ export class ReadLedger {
     return flow.acks ? CLIENT_UNREAD_MAX_BYTES : CLIENT_UNPROVEN_MAX_BYTES;
   }
 
-  /** `bytes` went to the client. True when it is due a MARK. */
+  /** `bytes` went to the client (one that is open). True when it is due a MARK. */
   sent(flow: ClientFlow, bytes: number): boolean {
     this.set(flow, flow.unread + bytes);
     flow.sent += bytes;

@@ -221,7 +221,7 @@ export class RawClients {
     }
     // Only a caller with access learns whether the session exists, or that it is full.
     if (!this.host.sessionKnown()) return this.reject(ws, TerminalWsClose.NOT_FOUND);
-    if (!hasRoom(this.host.hub.clients.size, this.host.maxClients(), grant.readonly)) return this.reject(ws, TOO_MANY_CLIENTS);
+    if (!hasRoom(this.host.hub.clientCount, this.host.maxClients(), grant.readonly)) return this.reject(ws, TOO_MANY_CLIENTS);
     if (grant.credential !== undefined && grant.until !== undefined) {
       const refused = await this.host.admit({ id: grant.credential, userId: grant.user ?? "", expiresAt: grant.until });
       if (this.pending.get(ws) !== pending) return;

@@ -20,6 +20,7 @@ import { isPendingRaw, RAW_TAG, RawClients, rawSinkOf } from "./raw-terminal.ts"
 import { endShareLinks } from "./share-links.ts";
 import { AlarmSlots } from "./alarm-slots.ts";
 import { log } from "./log.ts";
+import { savedReading } from "./client-reading.ts";
 import { CounterBatch } from "./stats.ts";
 import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
@@ -121,7 +122,7 @@ export class TerminalDO extends DurableObject<Env> {
         const ws = this.socketOf.get(sink);
         if (!ws) return;
         const old = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
-        ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused } satisfies ClientAttachment);
+        ws.serializeAttachment({ ...old, id: client.id, readonly: client.readonly, paused: client.paused, reading: savedReading(client.flow) } satisfies ClientAttachment);
       },
     });
     this.alarms = new AlarmSlots(ctx.storage);
@@ -164,7 +165,7 @@ export class TerminalDO extends DurableObject<Env> {
       for (const ws of [...ctx.getWebSockets(CLIENT_TAG), ...ctx.getWebSockets(RAW_TAG)]) {
         const a = ws.deserializeAttachment() as ClientAttachment | null;
         if (isPendingRaw(a)) this.raw.restore(ws, a);
-        else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused });
+        else if (a) this.hub.restoreClient(this.sinkFor(ws), { ...a, offset: null, trustNext: !a.paused }, a.reading);
       }
     });
   }
@@ -245,7 +246,7 @@ export class TerminalDO extends DurableObject<Env> {
   private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
     // The Worker found the agent online: a missing data link is a session ending or relinking.
     await this.joins.wait(() => this.meta === null || this.hub.agentOnline);
-    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clients.size, maxClients: this.config.maxClients, readonly });
+    const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clientCount, maxClients: this.config.maxClients, readonly });
     if (full) return errorResponse("terminal", full);
     const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
     if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));

@@ -19,7 +19,7 @@ import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/lin
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 import { RepaintReuse } from "./repaint-reuse.ts";
-import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow } from "./client-reading.ts";
+import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow, type SavedReading } from "./client-reading.ts";
 
 /**
  * A resumed client that missed more than this is repainted from a snapshot instead of being sent
@@ -76,7 +76,10 @@ export interface HubHost {
   onHistory?(record: CommandRecord): void;
   /** The PTY's process ended; every client has been sent EXIT and closed. */
   onExit(exit: ExitInfo): void;
-  /** A client's pause state changed (worth persisting across hibernation). */
+  /**
+   * A client's pause state changed, or its reading (client-reading.ts `savedReading` of
+   * `client.flow`: it answers MARKs, it is held): worth persisting across hibernation.
+   */
   onClientChanged(sink: Sink, client: ClientState): void;
 }
 
@@ -85,6 +88,13 @@ const encoder = new TextEncoder();
 
 export class TerminalHub {
   readonly clients = new Map<Sink, ClientState>();
+  /**
+   * Clients closed for not reading whose sockets are not gone yet (at most the terminal's client
+   * limit: they keep their places). workerd has no way to drop a socket's queue: closing one only
+   * queues its close frame behind what it has not read, so that stays in memory until the peer
+   * reads it or its connection dies, and stays counted until then.
+   */
+  private readonly closing = new Map<Sink, ClientFlow>();
   private agent: Sink | null = null;
   /** End of the output received from the agent; null when unknown (fresh or woken DO). */
   private received: number | null = null;
@@ -109,6 +119,11 @@ export class TerminalHub {
 
   get agentOnline(): boolean {
     return this.agent !== null;
+  }
+
+  /** The places taken: the clients, and those closed for not reading whose sockets are not gone yet. */
+  get clientCount(): number {
+    return this.clients.size + this.closing.size;
   }
 
   // --- agent side -----------------------------------------------------------------------------
@@ -247,9 +262,10 @@ export class TerminalHub {
     }
     const end = f.offset + payloadLength(f);
     if (end <= state.offset) return;
-    if (f.offset > state.offset) return this.markStale(state);
+    // A held client keeps its position: released, it is caught up from it (or repainted).
     const flow = this.flowOf(state);
     if (flow.held) return;
+    if (f.offset > state.offset) return this.markStale(state);
     const bytes = f.offset === state.offset ? f.frame : frame(f.frame[0]!, f.frame.subarray(1 + state.offset - f.offset));
     if (this.reading.unread(flow) + bytes.byteLength > this.reading.limit(flow)) return this.hold(client, state);
     this.send(client, state, bytes);
@@ -265,20 +281,33 @@ export class TerminalHub {
   /**
    * Every frame to a client goes through here, so what it may have unread is counted. A client
    * over CLIENT_UNREAD_CLOSE_BYTES is closed (4008); when the clients together pass
-   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held.
+   * TERMINAL_UNREAD_MAX_BYTES, the one with the most unread is held. A frame the client provoked
+   * itself (`provoked`: a PONG, an ERROR) while held also closes it when it would take the
+   * clients together past TERMINAL_UNREAD_MAX_BYTES: held clients would otherwise each add up to
+   * their own close limit. A client no longer here (closed meanwhile) is sent and counted nothing.
    */
-  private send(client: Sink, state: ClientState, bytes: Uint8Array): void {
+  private send(client: Sink, state: ClientState, bytes: Uint8Array, provoked = false): void {
+    if (this.clients.get(client) !== state) return;
     const flow = this.flowOf(state);
-    if (this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES) {
-      log("warn", "terminal.client_not_reading", `closing client ${state.id}: over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread`, { client: state.id });
-      this.dropClient(client);
-      client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
-      return;
+    const overClient = this.reading.unread(flow) + bytes.byteLength > CLIENT_UNREAD_CLOSE_BYTES;
+    if (overClient || (provoked && flow.held && this.reading.over(TERMINAL_UNREAD_MAX_BYTES - bytes.byteLength))) {
+      return this.closeNotReading(client, state, overClient ? `over ${CLIENT_UNREAD_CLOSE_BYTES} bytes unread` : `held, with the terminal's clients over ${TERMINAL_UNREAD_MAX_BYTES} bytes unread`);
     }
     const markDue = this.reading.sent(flow, bytes.byteLength);
     client.send(bytes);
     if (markDue) this.mark(client, flow);
     if (this.reading.total > TERMINAL_UNREAD_MAX_BYTES) this.holdMostUnread();
+  }
+
+  /** Closes a client 4008 for not reading (`why`); it keeps its place and its count until its socket is gone (`closing`). */
+  private closeNotReading(client: Sink, state: ClientState, why: string): void {
+    log("warn", "terminal.client_not_reading", `closing client ${state.id}: ${why}`, { client: state.id });
+    const flow = this.flowOf(state);
+    this.clients.delete(client);
+    this.reading.closing(flow);
+    this.closing.set(client, flow);
+    this.host.onClientChanged(client, state);
+    client.close(CLIENT_TOO_SLOW_CLOSE.code, CLIENT_TOO_SLOW_CLOSE.reason);
   }
 
   /** Sends a MARK covering everything sent so far. */
@@ -308,6 +337,7 @@ export class TerminalHub {
     if (id.byteLength === 0) {
       if (flow.acks) return;
       this.reading.optIn(flow);
+      this.host.onClientChanged(client, state);
       if (flow.held) {
         // It is released by proving what it was sent, no longer by time.
         if (flow.timer !== undefined) clearTimeout(flow.timer);
@@ -325,13 +355,17 @@ export class TerminalHub {
    */
   private hold(client: Sink, state: ClientState): void {
     const flow = this.flowOf(state);
-    flow.held = true;
+    if (!flow.held) {
+      flow.held = true;
+      this.host.onClientChanged(client, state);
+    }
     // A client that answers MARKs is released by its ACK of one covering all it was sent.
     if (flow.acks) {
       if (flow.markedAt !== flow.sent) this.mark(client, flow);
       return;
     }
     const wait = Math.ceil(((this.reading.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
   }
 
@@ -343,6 +377,7 @@ export class TerminalHub {
     if (!flow.held || this.clients.get(client) !== state) return;
     if (this.reading.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
     flow.held = false;
+    this.host.onClientChanged(client, state);
     if (state.paused) return; // its RESUME catches it up
     if (state.offset === null && !state.trustNext) {
       this.requestSnapshotIfNeeded(); // it was waiting for a repaint: it may have it now
@@ -351,11 +386,12 @@ export class TerminalHub {
     this.catchUp(client, state);
   }
 
-  /** Forgets a client, its estimate and its timer. */
+  /** Forgets a client (or one closed for not reading), its estimate and its timer. */
   private dropClient(client: Sink): void {
-    const flow = this.clients.get(client)?.flow;
+    const flow = this.clients.get(client)?.flow ?? this.closing.get(client);
     if (flow) this.reading.close(flow);
     this.clients.delete(client);
+    this.closing.delete(client);
   }
 
   private onSnapshot(id: number, offset: number, snapshot: Uint8Array): void {
@@ -375,14 +411,15 @@ export class TerminalHub {
    * The PTY was resized, at this point of the output stream. A read-only client cannot size the
    * terminal, so it mirrors the PTY's size: a live one gets INFO with the new size here, between
    * the output before the resize and the output after it; one waiting for a repaint gets it right
-   * before the repaint; a paused one will be repainted on RESUME (what it missed spans the resize,
-   * and replaying it would cross the size change unannounced). Writers size the PTY themselves and
-   * are not told (two writers of different sizes would otherwise resize it back and forth).
+   * before the repaint; a paused or held one will be repainted on RESUME or release (what it missed
+   * spans the resize, and replaying it would cross the size change unannounced). Writers size the
+   * PTY themselves and are not told (two writers of different sizes would otherwise resize it back
+   * and forth).
    */
   private tellViewersSize(): void {
     for (const [client, state] of this.clients) {
       if (!state.readonly) continue;
-      if (state.paused) this.markStale(state);
+      if (state.paused || this.flowOf(state).held) this.markStale(state);
       else if (state.offset !== null || state.trustNext) this.sendInfo(client, state, true);
     }
   }
@@ -463,11 +500,22 @@ export class TerminalHub {
     this.requestSnapshotIfNeeded();
   }
 
-  /** A client found after a wake-up, with what its attachment remembered. */
-  restoreClient(sink: Sink, state: ClientState): void {
+  /**
+   * A client found after a wake-up, with what its attachment remembered; `reading` is what was kept
+   * of its flow (client-reading.ts). A client that was held is held again, from the stale position
+   * a repaint follows; one that answers MARKs is sent one to prove it read.
+   */
+  restoreClient(sink: Sink, state: ClientState, reading: SavedReading = {}): void {
     this.clients.set(sink, state);
+    if (!reading.acks && !reading.held) return;
+    const flow = (state.flow = this.reading.restore(reading));
+    if (!reading.held) return;
+    this.markStale(state);
+    this.hold(sink, state);
+    if (flow.acks) this.mark(sink, flow);
   }
 
+  /** A client's socket is gone (its close or error event): its place and what was queued for it are free. */
   removeClient(sink: Sink): void {
     this.dropClient(sink);
   }
@@ -512,7 +560,7 @@ export class TerminalHub {
         }
         return;
       case "ping":
-        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }));
+        this.send(sink, state, encodeServerFrame({ t: "pong", data: f.data }), true);
         return;
       case "ack":
         return this.onAck(sink, state, f.mark);
@@ -546,6 +594,8 @@ export class TerminalHub {
     const missed = behind <= CATCH_UP_MAX_BYTES ? this.ring.from(state.offset!) : null;
     if (missed) {
       for (const f of missed) this.deliver(sink, state, f);
+      // A TITLE passes a held client by (it would come ahead of the output before it): now it is at the end.
+      if (this.clients.get(sink) === state && state.offset === this.received) this.sendTitleIfChanged(sink, state);
       return;
     }
     this.markStale(state);
@@ -555,7 +605,7 @@ export class TerminalHub {
 
   private refuse(sink: Sink, code: string, message: string): void {
     const state = this.clients.get(sink);
-    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }));
+    if (state) this.send(sink, state, encodeServerFrame({ t: "error", error: { code, message } }), true);
   }
 
   // --- both -----------------------------------------------------------------------------------

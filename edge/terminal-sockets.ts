@@ -10,12 +10,15 @@ import { AgentOp, OUTPUT_HEADER_BYTES } from "../shared/links/data.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import { RAW_TAG } from "./raw-terminal.ts";
 import type { CounterBatch } from "./stats.ts";
+import type { SavedReading } from "./client-reading.ts";
 
 /** What a client socket's attachment remembers across hibernation. */
 export interface ClientAttachment {
   id: string;
   readonly: boolean;
   paused: boolean;
+  /** What is kept of its reading across hibernation (client-reading.ts); absent: nothing yet. */
+  reading?: SavedReading;
   /** The credential that opened it when it can end (`share:<id>`): see terminal-admission.ts. */
   credential?: string;
   /** When that credential expires (epoch ms): the socket is closed then. */

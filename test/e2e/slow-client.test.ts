@@ -6,11 +6,13 @@
  * whole flood. Both kinds of stalled client are covered: one that answers MARKs (released by its
  * ACK once it reads again) and one that predates them (released by the assumed reading rate).
  */
+import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
+import { join as join_ } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeServerFrame } from "../../shared/links/client.ts";
-import { CLIENT_UNPROVEN_MAX_BYTES, CLIENT_UNREAD_MAX_BYTES } from "../../edge/client-reading.ts";
+import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNPROVEN_MAX_BYTES, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_MAX_BYTES } from "../../edge/client-reading.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
 import { until } from "../support/waiters.ts";
@@ -127,5 +129,48 @@ describe("a client that stops reading during a flood", () => {
     // Both still in the session: the reader's input still echoes.
     reader.input('echo still""-here\r');
     await reader.waitFor(() => reader.text().includes("still-here"), "the reader's echo after the flood");
+  });
+});
+
+describe("a client closed for not reading", () => {
+  let small: TestStack;
+  beforeAll(async () => {
+    // Three places, two of them for read-only clients (client-slots.ts).
+    small = await startStack({ edgeVars: { EDGETTY_MAX_CLIENTS: "3" } });
+  }, 120_000);
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  /** A client of `small` that has its INFO; resolves with its socket, or rejects with the HTTP refusal. */
+  function join(id: number): Promise<WebSocket> {
+    const ws = new WebSocket(`${small.url.replace(/^http/, "ws")}/api/v1/terminal/ws?terminal_id=${id}&readonly=1`, { headers: { Authorization: `Bearer ${small.apiKey}` }, perMessageDeflate: false });
+    sockets.push(ws);
+    return new Promise((resolve, reject) => {
+      ws.once("message", () => resolve(ws));
+      ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once("error", reject);
+    });
+  }
+
+  it("keeps its place until its socket is gone: closing it frees no memory while it does not read", { timeout: 120_000 }, async () => {
+    const res = await small.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 343, shell: "sh" }) });
+    expect(res.status, await res.clone().text()).toBe(200);
+    await join(343); // one place
+    const stalled = await join(343); // the other
+    let closedWith: number | null = null;
+    stalled.on("close", (code) => (closedWith = code));
+    socketOf(stalled).pause();
+    // PINGs it does not read the PONGs of: the edge closes it 4008, which it does not read either.
+    const ping = Buffer.concat([Buffer.of(0x04), Buffer.alloc((1 << 20) - 16)]);
+    for (let i = 0; i < (CLIENT_UNREAD_CLOSE_BYTES >> 20) + 2; i++) stalled.send(ping);
+    await until("the edge closing the stalled client", () => readFileSync(join_(small.stateDir, "wrangler.log"), "utf8").includes("terminal.client_not_reading"));
+    // Its PONGs (and the close) are still queued at the edge: its place is not free.
+    await expect(join(343)).rejects.toThrow("HTTP 403");
+    // It reads again: it gets the close, answers it, and its socket is gone.
+    socketOf(stalled).resume();
+    await until("the stalled client's close", () => closedWith !== null);
+    expect(closedWith).toBe(CLIENT_TOO_SLOW_CLOSE.code);
+    await until("a place for a new client", () => join(343).then(() => true, () => false));
   });
 });

@@ -20,6 +20,7 @@ import {
   CLIENT_UNREAD_CLOSE_BYTES,
   CLIENT_UNREAD_MAX_BYTES,
   CLIENT_UNREAD_RESUME_BYTES,
+  savedReading,
   TERMINAL_UNREAD_MAX_BYTES,
 } from "../../edge/client-reading.ts";
 
@@ -489,6 +490,223 @@ describe("TerminalHub", () => {
       expect(Math.max(...sent)).toBeLessThanOrEqual(CLIENT_UNREAD_MAX_BYTES + 64 * 1024);
       expect(sent.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + stalled.length * (256 << 10));
       for (const c of stalled) expect(c.closed).toBeNull();
+    });
+
+    /**
+     * Says `sink` answers MARKs and stalls it through output until it is held with under
+     * CATCH_UP_MAX_BYTES missed (so its release catches it up from the ring); returns the end of
+     * the output and the last MARK it was sent.
+     */
+    function heldReader(sink: RecordingSink, state: Partial<ClientState> = {}) {
+      hub.addClient(sink, client({ id: "held", ...state }));
+      hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      let end = flood(0, (CLIENT_UNREAD_MAX_BYTES >> 20) - 0.25);
+      for (const bytes of [200 << 10, 100 << 10]) {
+        output(end, "h".repeat(bytes));
+        end += bytes;
+      }
+      const marks = sink.frames().filter((f): f is Extract<ServerFrame, { t: "mark" }> => f.t === "mark");
+      expect(sink.output().length).toBe(end - (100 << 10));
+      return { end, last: marks.at(-1)!.mark };
+    }
+    const ack = (sink: RecordingSink, mark: Uint8Array) => hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark })));
+
+    it("tells a held client the title that changed while it was held when it is caught up", () => {
+      const c = new RecordingSink();
+      const { end, last } = heldReader(c);
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "title", frame: encodeServerFrame({ t: "title", title: "while held" }) })));
+      output(end, "tail");
+      c.take();
+      ack(c, last);
+      // Caught up from the ring (it missed little), then told the title.
+      expect(c.output()).toBe("h".repeat(100 << 10) + "tail");
+      expect(c.frames().filter((f) => f.t !== "mark").at(-1)).toEqual({ t: "title", title: "while held" });
+    });
+
+    it("repaints a held read-only client after a resize instead of telling it the size ahead of the output before it", () => {
+      const viewer = new RecordingSink();
+      const { end, last } = heldReader(viewer, { readonly: true });
+      viewer.take();
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols: 100, rows: 30 } })));
+      output(end, "after resize");
+      expect(viewer.frames().filter((f) => f.t === "info")).toEqual([]);
+      agentFrames();
+      ack(viewer, last);
+      answerSnapshot(end + "after resize".length, "FRESH");
+      const frames = viewer.frames().filter((f) => f.t !== "mark");
+      expect(frames.map((f) => f.t)).toEqual(["info", "output"]);
+      expect(frames[0]).toMatchObject({ info: { cols: 100, rows: 30 } });
+      expect(viewer.output()).toBe("FRESH");
+    });
+
+    it("closes held clients whose PINGs would take the terminal's clients past TERMINAL_UNREAD_MAX_BYTES", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_MAX_BYTES) + 2;
+      const stalled = Array.from({ length: count }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `stalled-${i}`, readonly: true }));
+        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        return sink;
+      });
+      answerSnapshot(0, "");
+      const end = flood(0, (CLIENT_UNREAD_MAX_BYTES >> 20) + 1, [reader]);
+      // Every stalled client is held now; each pings as much as its own limit would allow.
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      for (const c of stalled) for (let i = 0; i < CLIENT_UNREAD_CLOSE_BYTES >> 20 && !c.closed; i++) hub.onClientMessage(c, ping);
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      // What the clients still open may have unread stays within the terminal's limit (a closed one's queue goes with its socket).
+      const open = stalled.filter((c) => !c.closed);
+      expect(open.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + (2 << 20));
+      expect(stalled.some((c) => c.closed?.code === CLIENT_TOO_SLOW_CLOSE.code)).toBe(true);
+      expect(reader.closed).toBeNull();
+      output(end, "after");
+      expect(reader.output().endsWith("after")).toBe(true);
+    });
+
+    it("closes clients that PING without reading once the terminal's clients pass TERMINAL_UNREAD_MAX_BYTES, held or not, but not a reader that pings", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader" }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      answerSnapshot(0, "");
+      // No output at all: what they are sent is only what they provoke, and the closed keep counting until their sockets are gone.
+      const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_CLOSE_BYTES) + 4;
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      const stalled = Array.from({ length: count }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `pinger-${i}`, readonly: true }));
+        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        for (let k = 0; k <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !sink.closed; k++) hub.onClientMessage(sink, ping);
+        return sink;
+      });
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      // Past the limit each is held once it has over CLIENT_UNREAD_RESUME_BYTES, and closed by its next PING.
+      expect(stalled.reduce((n, c) => n + sent(c), 0)).toBeLessThanOrEqual(TERMINAL_UNREAD_MAX_BYTES + count * (CLIENT_UNREAD_RESUME_BYTES + (1 << 20)));
+      for (const c of stalled) expect(c.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ping", data: enc("hb") })));
+      expect(reader.frames().at(-1)).toEqual({ t: "pong", data: enc("hb") });
+      expect(reader.closed).toBeNull();
+    });
+
+    it("counts nothing sent to a client it closed for not reading (the terminal's sum goes back to zero)", () => {
+      vi.useFakeTimers();
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "reader", readonly: true }));
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const stalled = new RecordingSink();
+      hub.addClient(stalled, client({ id: "stalled", readonly: true }));
+      // Waiting for its repaint, it pings until one more INFO would take it past the close limit.
+      const infoBytes = encodeServerFrame({ t: "info", info: { server_id: "s", terminal_id: 1, shell: "sh", cwd: "/", cols: 100, rows: 30, readonly: true, clients: 1, started_at: "t", ephemeral: false, agent_online: true } }).byteLength;
+      const sent = (c: RecordingSink) => c.sent.reduce((n, b) => n + b.byteLength, 0);
+      const room = () => CLIENT_UNREAD_CLOSE_BYTES - sent(stalled) - 1;
+      while (room() > infoBytes) hub.onClientMessage(stalled, buf(encodeClientFrame({ t: "ping", data: new Uint8Array(Math.min((1 << 20) - 16, room() - 1)) })));
+      expect(stalled.closed).toBeNull();
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols: 100, rows: 30 } })));
+      answerSnapshot(0, "S".repeat(64 << 10));
+      expect(stalled.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      hub.removeClient(stalled);
+      hub.removeClient(reader);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
+    it("keeps, across a wake-up, that a client answers MARKs and that it is held", () => {
+      const saved = new Map<RecordingSink, ClientState>();
+      const c = new RecordingSink();
+      const { end } = heldReader(c);
+      // What the host keeps of the client (terminal-do.ts keeps it in the socket's attachment).
+      saved.set(c, { ...hub.clients.get(c)!, offset: null, trustNext: false, flow: undefined });
+      const reading = savedReading(hub.clients.get(c)!.flow);
+      expect(reading).toEqual({ acks: true, held: true });
+
+      // A new instance: the sockets are still there, nothing else.
+      hub = new TerminalHub({ info: () => ({ t: "error", error: { code: "X", message: "x" } }), onHello: () => true, refused: () => {}, onTitle: () => {}, onExit: () => {}, onClientChanged: () => {} });
+      agent = new RecordingSink();
+      hub.attachAgent(agent, true);
+      c.take();
+      hub.restoreClient(c, saved.get(c)!, reading);
+      // Still held: the output that follows is not sent; a MARK asks it to prove it read.
+      output(end, "after the wake-up");
+      expect(c.output()).toBe("");
+      const mark = c.frames().find((f): f is Extract<ServerFrame, { t: "mark" }> => f.t === "mark");
+      expect(mark).toBeDefined();
+      // Proving it released, it is repainted, and still answers MARKs (a reader's 16 MiB, not 4 MiB unproven).
+      ack(c, mark!.mark);
+      answerSnapshot(end + "after the wake-up".length, "FRESH");
+      expect(c.output()).toBe("FRESH");
+      flood(end + "after the wake-up".length, (CLIENT_UNPROVEN_MAX_BYTES >> 20) + 2, [c]);
+      expect(c.output().length).toBe("FRESH".length + (((CLIENT_UNPROVEN_MAX_BYTES >> 20) + 2) << 20));
+    });
+
+    it("brings the terminal's sum back to exactly zero when its clients leave, however time passed", () => {
+      vi.useFakeTimers();
+      const sinks = Array.from({ length: 8 }, (_, i) => {
+        const sink = new RecordingSink();
+        hub.addClient(sink, client({ id: `c-${i}`, readonly: true }));
+        if (i % 2) hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        return sink;
+      });
+      answerSnapshot(0, "");
+      let at = 0;
+      for (let i = 0; i < 200; i++) {
+        output(at, "x".repeat(32 << 10));
+        at += 32 << 10;
+        vi.advanceTimersByTime(1 + (i % 7));
+        if (i % 10 === 0) hub.onClientMessage(sinks[i % 8]!, buf(encodeClientFrame({ t: "ping", data: new Uint8Array(i) })));
+      }
+      for (const sink of sinks) hub.removeClient(sink);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
+    it("keeps counting a client it closed for not reading, and its place, until its socket is gone (what was queued for it is still there)", () => {
+      vi.useFakeTimers();
+      const stalled = new RecordingSink();
+      hub.addClient(stalled, client({ id: "stalled" }));
+      answerSnapshot(0, "");
+      const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 16) }));
+      for (let i = 0; i <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !stalled.closed; i++) hub.onClientMessage(stalled, ping);
+      expect(stalled.closed).toEqual(CLIENT_TOO_SLOW_CLOSE);
+      const total = () => (hub as unknown as { reading: { total: number } }).reading.total;
+      // Closed, it gets nothing more; but until its socket is gone it still takes a place, and its unread still counts, however long.
+      expect(hub.clients.has(stalled)).toBe(false);
+      expect(hub.clientCount).toBe(1);
+      vi.advanceTimersByTime(60_000);
+      expect(total()).toBeGreaterThan(CLIENT_UNREAD_CLOSE_BYTES - (1 << 20));
+      // Its socket is gone (the host's close event): the place and the bytes are free.
+      hub.removeClient(stalled);
+      expect(hub.clientCount).toBe(0);
+      expect(total()).toBe(0);
+    });
+
+    it("still sends a held client EXIT and closes it cleanly, and forgets every timer and byte", () => {
+      vi.useFakeTimers();
+      const acks = new RecordingSink();
+      const { end } = heldReader(acks);
+      const plain = new RecordingSink();
+      hub.addClient(plain, client({ id: "plain", readonly: true }));
+      answerSnapshot(end, "");
+      flood(end, (CLIENT_UNPROVEN_MAX_BYTES >> 20) + 1);
+      expect(hub.clients.get(plain)!.flow!.held).toBe(true);
+      expect(vi.getTimerCount()).toBe(1); // the plain client's release
+      hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: 0, signal: 0 } })));
+      for (const c of [acks, plain]) {
+        expect(c.frames().filter((f) => f.t !== "mark").at(-1)).toEqual({ t: "exit", exit: { exit_code: 0, signal: 0 } });
+        expect(c.closed?.code).toBe(1000);
+      }
+      expect(vi.getTimerCount()).toBe(0);
+      expect((hub as unknown as { reading: { total: number } }).reading.total).toBe(0);
+    });
+
+    it("gives every byte to a reader that starts answering MARKs after output began", () => {
+      const reader = new RecordingSink();
+      hub.addClient(reader, client({ id: "late" }));
+      answerSnapshot(0, "");
+      let at = flood(0, (CLIENT_UNPROVEN_MAX_BYTES >> 20) - 1);
+      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      at = flood(at, 2 * (CLIENT_UNREAD_MAX_BYTES >> 20), [reader]);
+      expect(reader.output().length).toBe(at);
+      expect(hub.clients.get(reader)!.flow!.held).toBe(false);
     });
 
     it("refuses an ACK whose id is neither empty nor 8 bytes", () => {

@@ -8,9 +8,12 @@ import { runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
 import { terminalStub } from "../../edge/addresses.ts";
 import type { Env } from "../../edge/env.ts";
-import { decodeServerFrame } from "../../shared/links/client.ts";
+import { decodeServerFrame, encodeClientFrame } from "../../shared/links/client.ts";
+import { TerminalDO } from "../../edge/terminal-do.ts";
+import type { TerminalHub } from "../../edge/terminal-hub.ts";
+import type { ClientAttachment } from "../../edge/terminal-sockets.ts";
 import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
-import { Waiters } from "../support/waiters.ts";
+import { until, Waiters } from "../support/waiters.ts";
 
 const bindings = env as unknown as Env;
 
@@ -51,5 +54,36 @@ it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-onl
   // What the constructor restores `size` from after hibernation (the default 80×24 otherwise).
   expect(await runInDurableObject(stub, (_instance, state) => state.storage.get("size"))).toEqual({ cols: 132, rows: 43 });
   viewer.close();
+  agent.close();
+});
+
+it("keeps in a client's attachment that it answers MARKs, so a woken instance still sends it MARKs", async () => {
+  const stub = terminalStub(bindings, "wake-reading", 1);
+  const waiters = new Waiters();
+  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
+  const toAgent = collect(agent, waiters);
+  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
+  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
+  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
+  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  const reader = (await stub.fetch("https://do/client", { headers: { Upgrade: "websocket" } })).webSocket!;
+  const got = collect(reader, waiters);
+  await waiters.until(() => got.length > 0, "the reader's INFO");
+  reader.send(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) }));
+  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "snapshot-request"), "the reader's snapshot request");
+  const reading = () =>
+    runInDurableObject(stub, (_instance, state) => (state.getWebSockets("client")[0]!.deserializeAttachment() as ClientAttachment).reading);
+  await until("the reader's attachment to say it answers MARKs", async () => (await reading())?.acks === true);
+
+  // A new instance over the same sockets, as after hibernation: the reader is still one that answers MARKs.
+  const woken = await runInDurableObject(stub, (_instance, state) => {
+    const instance = new TerminalDO(state, bindings);
+    return state.blockConcurrencyWhile(async () => {
+      const hub = (instance as unknown as { hub: TerminalHub }).hub;
+      return [...hub.clients.values()].map((c) => c.flow?.acks);
+    });
+  });
+  expect(woken).toEqual([true]);
+  reader.close();
   agent.close();
 });
