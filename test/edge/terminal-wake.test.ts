@@ -35,8 +35,8 @@ function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
   return got;
 }
 
-it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-only joiners", async () => {
-  const stub = terminalStub(bindings, "wake-size", 1);
+/** Attaches an agent to terminal `stub` (HELLO answered by RESUME) and configures the terminal; answers what the test needs. */
+async function withAgent(stub: ReturnType<typeof terminalStub>): Promise<{ waiters: Waiters; agent: WebSocket; toAgent: Uint8Array[] }> {
   const waiters = new Waiters();
   const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
   const toAgent = collect(agent, waiters);
@@ -44,6 +44,12 @@ it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-onl
   agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
   await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
   await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  return { waiters, agent, toAgent };
+}
+
+it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-only joiners", async () => {
+  const stub = terminalStub(bindings, "wake-size", 1);
+  const { waiters, agent, toAgent } = await withAgent(stub);
   // A writer resized the PTY: the agent reports the new size.
   agent.send(encodeAgentFrame({ t: "size", size: { cols: 132, rows: 43 } }));
   const viewer = (await stub.fetch("https://do/client?readonly=1", { headers: { Upgrade: "websocket" } })).webSocket!;
@@ -59,13 +65,7 @@ it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-onl
 
 it("keeps in a client's attachment that it answers MARKs, so a woken instance still sends it MARKs", async () => {
   const stub = terminalStub(bindings, "wake-reading", 1);
-  const waiters = new Waiters();
-  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
-  const toAgent = collect(agent, waiters);
-  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
-  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
-  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  const { waiters, agent, toAgent } = await withAgent(stub);
   const reader = (await stub.fetch("https://do/client", { headers: { Upgrade: "websocket" } })).webSocket!;
   const got = collect(reader, waiters);
   await waiters.until(() => got.length > 0, "the reader's INFO");
