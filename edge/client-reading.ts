@@ -38,14 +38,21 @@ export const CLIENT_UNPROVEN_MAX_BYTES = 4 << 20; // 4 MiB
  * Durable Object no more than this.
  */
 export const TERMINAL_UNREAD_MAX_BYTES = 256 << 20; // 256 MiB
-/** A held client is sent output again once its estimate is under this, in bytes. */
+/** A held client that answers MARKs is sent output again once its estimate is under this, in bytes. */
 export const CLIENT_UNREAD_RESUME_BYTES = 1 << 20; // 1 MiB
+/**
+ * A held client that proves nothing is sent output again once its estimate is under this, in
+ * bytes: 1 MiB under its limit, so at CLIENT_READ_FLOOR_BYTES_PER_SEC it waits about a second, and
+ * a screen that showed a flood shows its end about a second after the flood stopped. (From 4 MiB
+ * to 1 MiB it waited 3 s.) What it costs while stalled is the same: the assumed rate.
+ */
+export const CLIENT_UNPROVEN_RESUME_BYTES = CLIENT_UNPROVEN_MAX_BYTES - (1 << 20); // 3 MiB
 /**
  * The reading rate assumed of a client that proves nothing, in bytes per second. It is what such a
  * client can cost while it is stalled and output floods (the edge cannot tell it from a slow
  * reader); one that reads faster is held and skipped forward in a flood, which no person reading a
  * terminal notices (a flood scrolls faster than anyone reads). After a 4 MiB burst it waits about
- * 3 s for its catch-up.
+ * a second for its catch-up (CLIENT_UNPROVEN_RESUME_BYTES).
  */
 export const CLIENT_READ_FLOOR_BYTES_PER_SEC = 1 << 20; // 1 MiB/s
 /**
@@ -67,7 +74,7 @@ export interface ClientFlow {
   unread: number;
   /** When `unread` was last brought up to date, in ms (the ledger's clock). */
   at: number;
-  /** Output is withheld until `unread` is under CLIENT_UNREAD_RESUME_BYTES. */
+  /** Output is withheld until `unread` is under its resume point (`ReadLedger.resumeAt`). */
   held: boolean;
   /** The timer that releases a held client that proves nothing. */
   timer?: ReturnType<typeof setTimeout>;
@@ -180,6 +187,11 @@ export class ReadLedger {
   /** The most the client may have unread before it is held, in bytes. */
   limit(flow: ClientFlow): number {
     return flow.acks ? CLIENT_UNREAD_MAX_BYTES : CLIENT_UNPROVEN_MAX_BYTES;
+  }
+
+  /** Where a held client is released, in bytes of estimated unread. */
+  resumeAt(flow: ClientFlow): number {
+    return flow.acks ? CLIENT_UNREAD_RESUME_BYTES : CLIENT_UNPROVEN_RESUME_BYTES;
   }
 
   /** `bytes` went to the client (one that is open). True when it is due a MARK. */

@@ -351,7 +351,7 @@ export class TerminalHub {
 
   /**
    * Withholds output from a client that has too much unread; its position is kept, and a timer
-   * releases it when the estimate is back under CLIENT_UNREAD_RESUME_BYTES.
+   * releases it when the estimate is back under its resume point (client-reading.ts).
    */
   private hold(client: Sink, state: ClientState): void {
     const flow = this.flowOf(state);
@@ -364,7 +364,7 @@ export class TerminalHub {
       if (flow.markedAt !== flow.sent) this.mark(client, flow);
       return;
     }
-    const wait = Math.ceil(((this.reading.unread(flow) - CLIENT_UNREAD_RESUME_BYTES) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
+    const wait = Math.ceil(((this.reading.unread(flow) - this.reading.resumeAt(flow)) * 1000) / CLIENT_READ_FLOOR_BYTES_PER_SEC);
     if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = setTimeout(() => this.release(client, state), Math.max(0, wait));
   }
@@ -375,7 +375,7 @@ export class TerminalHub {
     if (flow.timer !== undefined) clearTimeout(flow.timer);
     flow.timer = undefined;
     if (!flow.held || this.clients.get(client) !== state) return;
-    if (this.reading.unread(flow) > CLIENT_UNREAD_RESUME_BYTES) return this.hold(client, state);
+    if (this.reading.unread(flow) > this.reading.resumeAt(flow)) return this.hold(client, state);
     flow.held = false;
     this.host.onClientChanged(client, state);
     if (state.paused) return; // its RESUME catches it up
