@@ -68,7 +68,7 @@ export const CLIENT_MARKS_MAX = 64;
 /** Close code and reason for a client over CLIENT_UNREAD_CLOSE_BYTES. */
 export const CLIENT_TOO_SLOW_CLOSE = { code: 4008, reason: "client not reading" } as const;
 
-/** One client's reading, as far as the edge knows it (memory only: a woken DO starts afresh). */
+/** One client's reading, as far as the edge knows it (in memory; a woken DO restores only its SavedReading). */
 export interface ClientFlow {
   /** Bytes sent to the client and not known to be read, as of `at`. */
   unread: number;

@@ -57,7 +57,7 @@ export interface ClientState {
   toldSize?: string;
   /** The window title the client was last told, by INFO or TITLE (unset: none). */
   toldTitle?: string;
-  /** What was sent and may be unread (in memory only; a woken DO starts it afresh). */
+  /** What was sent and may be unread (client-reading.ts; a woken DO restores only its SavedReading). */
   flow?: ClientFlow;
 }
 

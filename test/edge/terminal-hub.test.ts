@@ -387,6 +387,19 @@ describe("TerminalHub", () => {
   });
 
   describe("a client that does not read", () => {
+    /** Says for `sink` that it answers MARKs (an empty ACK), as the web app does at open. */
+    function optIn(sink: RecordingSink) {
+      hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+    }
+
+    /** A new client of the hub with `state`; with `answersMarks`, it says so at once. */
+    function joined(state: Partial<ClientState>, answersMarks = false): RecordingSink {
+      const sink = new RecordingSink();
+      hub.addClient(sink, client(state));
+      if (answersMarks) optIn(sink);
+      return sink;
+    }
+
     afterEach(() => {
       vi.useRealTimers();
     });
@@ -438,11 +451,8 @@ describe("TerminalHub", () => {
     });
 
     it("holds a client that answers MARKs until it acknowledges what it read, while a reader gets every byte", () => {
-      const reader = new RecordingSink();
-      const stalled = new RecordingSink();
-      hub.addClient(reader, client({ id: "reader" }));
-      hub.addClient(stalled, client({ id: "stalled", readonly: true }));
-      for (const c of [reader, stalled]) hub.onClientMessage(c, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const reader = joined({ id: "reader" }, true);
+      const stalled = joined({ id: "stalled", readonly: true }, true);
       answerSnapshot(0, "");
       const end = flood(0, 24, [reader]);
       expect(reader.output().length).toBe(24 << 20);
@@ -461,11 +471,8 @@ describe("TerminalHub", () => {
     });
 
     it("closes a client that keeps provoking frames it does not read (4008), and no one else", () => {
-      const reader = new RecordingSink();
-      const stalled = new RecordingSink();
-      hub.addClient(reader, client({ id: "reader" }));
-      hub.addClient(stalled, client({ id: "stalled" }));
-      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      const reader = joined({ id: "reader" }, true);
+      const stalled = joined({ id: "stalled" });
       answerSnapshot(0, "");
       flood(0, 5, [reader]);
       const ping = buf(encodeClientFrame({ t: "ping", data: new Uint8Array((1 << 20) - 1) }));
@@ -485,7 +492,7 @@ describe("TerminalHub", () => {
         hub.addClient(sink, client({ id: `stalled-${i}`, readonly: true }));
         return sink;
       });
-      for (const c of [reader, ...stalled]) hub.onClientMessage(c, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      for (const c of [reader, ...stalled]) optIn(c);
       answerSnapshot(0, "");
       flood(0, 96, [reader]);
       expect(reader.output().length).toBe(96 << 20);
@@ -504,7 +511,7 @@ describe("TerminalHub", () => {
      */
     function heldReader(sink: RecordingSink, state: Partial<ClientState> = {}) {
       hub.addClient(sink, client({ id: "held", ...state }));
-      hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      optIn(sink);
       answerSnapshot(0, "");
       let end = flood(0, (CLIENT_UNREAD_MAX_BYTES >> 20) - 0.25);
       for (const bytes of [200 << 10, 100 << 10]) {
@@ -548,12 +555,12 @@ describe("TerminalHub", () => {
     it("closes held clients whose PINGs would take the terminal's clients past TERMINAL_UNREAD_MAX_BYTES", () => {
       const reader = new RecordingSink();
       hub.addClient(reader, client({ id: "reader" }));
-      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      optIn(reader);
       const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_MAX_BYTES) + 2;
       const stalled = Array.from({ length: count }, (_, i) => {
         const sink = new RecordingSink();
         hub.addClient(sink, client({ id: `stalled-${i}`, readonly: true }));
-        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        optIn(sink);
         return sink;
       });
       answerSnapshot(0, "");
@@ -574,7 +581,7 @@ describe("TerminalHub", () => {
     it("closes clients that PING without reading once the terminal's clients pass TERMINAL_UNREAD_MAX_BYTES, held or not, but not a reader that pings", () => {
       const reader = new RecordingSink();
       hub.addClient(reader, client({ id: "reader" }));
-      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      optIn(reader);
       answerSnapshot(0, "");
       // No output at all: what they are sent is only what they provoke, and the closed keep counting until their sockets are gone.
       const count = Math.ceil(TERMINAL_UNREAD_MAX_BYTES / CLIENT_UNREAD_CLOSE_BYTES) + 4;
@@ -582,7 +589,7 @@ describe("TerminalHub", () => {
       const stalled = Array.from({ length: count }, (_, i) => {
         const sink = new RecordingSink();
         hub.addClient(sink, client({ id: `pinger-${i}`, readonly: true }));
-        hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        optIn(sink);
         for (let k = 0; k <= CLIENT_UNREAD_CLOSE_BYTES >> 20 && !sink.closed; k++) hub.onClientMessage(sink, ping);
         return sink;
       });
@@ -599,7 +606,7 @@ describe("TerminalHub", () => {
       vi.useFakeTimers();
       const reader = new RecordingSink();
       hub.addClient(reader, client({ id: "reader", readonly: true }));
-      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      optIn(reader);
       const stalled = new RecordingSink();
       hub.addClient(stalled, client({ id: "stalled", readonly: true }));
       // Waiting for its repaint, it pings until one more INFO would take it past the close limit.
@@ -649,7 +656,7 @@ describe("TerminalHub", () => {
       const sinks = Array.from({ length: 8 }, (_, i) => {
         const sink = new RecordingSink();
         hub.addClient(sink, client({ id: `c-${i}`, readonly: true }));
-        if (i % 2) hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+        if (i % 2) optIn(sink);
         return sink;
       });
       answerSnapshot(0, "");
@@ -708,7 +715,7 @@ describe("TerminalHub", () => {
       hub.addClient(reader, client({ id: "late" }));
       answerSnapshot(0, "");
       let at = flood(0, (CLIENT_UNPROVEN_MAX_BYTES >> 20) - 1);
-      hub.onClientMessage(reader, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
+      optIn(reader);
       at = flood(at, 2 * (CLIENT_UNREAD_MAX_BYTES >> 20), [reader]);
       expect(reader.output().length).toBe(at);
       expect(hub.clients.get(reader)!.flow!.held).toBe(false);
