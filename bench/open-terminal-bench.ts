@@ -140,20 +140,19 @@ export async function benchOpenTerminal(o: OpenTerminalBenchOptions): Promise<vo
     if (n !== bytes) throw new Error(`download returned ${n} of ${bytes} bytes`);
     return bytes / MB / ((performance.now() - t0) / 1000);
   };
+  // As a browser uploads a file (FormData): multipart with its Content-Length, streamed from a Blob.
+  const boundary = `bench${randomBytes(8).toString("hex")}`;
+  const parts: Uint8Array[] = [Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="up.bin"\r\n\r\n`)];
+  for (let left = bytes; left > 0; left -= block.length) parts.push(block.subarray(0, Math.min(block.length, left)));
+  parts.push(Buffer.from(`\r\n--${boundary}--\r\n`));
+  const form = new Blob(parts as BlobPart[]);
   const upload = async (): Promise<number> => {
-    const boundary = `bench${randomBytes(8).toString("hex")}`;
-    async function* body() {
-      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="up.bin"\r\n\r\n`);
-      for (let left = bytes; left > 0; left -= block.length) yield block.subarray(0, Math.min(block.length, left));
-      yield Buffer.from(`\r\n--${boundary}--\r\n`);
-    }
     const t0 = performance.now();
     const res = await fetch(`${url}/files/upload?directory=bench-up`, {
       method: "POST",
       headers: { ...auth, "Content-Type": `multipart/form-data; boundary=${boundary}` },
-      body: Readable.toWeb(Readable.from(body())) as ReadableStream,
-      duplex: "half",
-    } as RequestInit);
+      body: form,
+    });
     const answer = (await res.json()) as { size?: number };
     if (answer.size !== bytes) throw new Error(`upload answered ${JSON.stringify(answer)}`);
     return bytes / MB / ((performance.now() - t0) / 1000);
