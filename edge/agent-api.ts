@@ -10,6 +10,8 @@ import type { Env } from "./env.ts";
 import { AgentLinkError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
 import { isWebSocketUpgrade } from "./http.ts";
+import { TUNNEL_BODY_SEGMENT_PATH } from "./http-tunnel.ts";
+import { TUNNEL_BODY_KEY_HEADER, TUNNEL_BODY_PATH } from "../shared/links/tunnel.ts";
 import { verifyAgentToken } from "./registry.ts";
 
 /** The server whose agent token the request carries, or null. */
@@ -23,7 +25,7 @@ function requireUpgrade(request: Request): void {
   if (!isWebSocketUpgrade(request)) throw new AgentLinkError(426, "UPGRADE_REQUIRED", "Agent links are WebSockets");
 }
 
-/** The agent-link family: `/agent/v1/control` and `/agent/v1/data`. */
+/** The agent-link family: `/agent/v1/control`, `/agent/v1/data` and `/agent/v1/body` (direct-body segments, shared/links/tunnel.ts). */
 export function agentLinkApi(): ApiFamily {
   const api = new ApiFamily("agent links", AgentLinkError, undefined, agentServer);
 
@@ -38,6 +40,21 @@ export function agentLinkApi(): ApiFamily {
     if (terminalId === null) throw new AgentLinkError(400, "INVALID_TERMINAL_ID", "Terminal ID must be numeric 1-65535");
     return terminalStub(env, request.scope.serverId, terminalId).fetch(new Request("https://terminal/agent", { headers: request.headers }));
   });
+
+  // Direct bodies (shared/links/tunnel.ts): POST writes a segment of an answer, GET fetches a request's body.
+  const directBody = (request: Request & { scope: { serverId: string } }, env: Env) => {
+    const url = new URL(request.url);
+    const query = new URLSearchParams({ rid: url.searchParams.get("rid") ?? "", offset: url.searchParams.get("offset") ?? "" });
+    const headers = new Headers();
+    for (const name of ["Content-Length", TUNNEL_BODY_KEY_HEADER]) {
+      const value = request.headers.get(name);
+      if (value !== null) headers.set(name, value);
+    }
+    const body = request.method === "POST" ? { body: request.body } : {};
+    return hostStub(env, request.scope.serverId).fetch(new Request(`https://host${TUNNEL_BODY_SEGMENT_PATH}?${query}`, { method: request.method, headers, ...body }));
+  };
+  api.route("POST", TUNNEL_BODY_PATH, "agent", directBody);
+  api.route("GET", TUNNEL_BODY_PATH, "agent", directBody);
 
   api.route("ALL", "/agent/*", "agent", (request) => {
     throw new AgentLinkError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);

@@ -11,18 +11,28 @@
  * A client that goes away cancels the call at the agent; an agent that goes away ends every
  * call (503 before the head, a cut body after it).
  *
+ * A large answer can come as a direct body instead (tunnel.ts): the agent POSTs it in segments
+ * to TUNNEL_BODY_PATH and `acceptBodySegment` pipes each request body into the client's response
+ * inside workerd, never through JavaScript.
+ *
  * Redirects are answers like any other: the HostDO's fetch is made with `redirect: "manual"`, so
  * an upstream's 3xx reaches the client with its `Location` as sent, never followed in here.
  */
 import { agentWentAway, AgentRelay, answerOnce, offline, type HttpWaiter } from "./agent-send.ts";
+import { safeEqual } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
+  declaredLength,
   decodeBodyFrame,
   headerListProblem,
   TUN_REQ_BODY,
   TUN_RES_BODY,
   TUNNEL_ACK_BATCH_BYTES,
+  TUNNEL_BODY_KEY_HEADER,
+  TUNNEL_DIRECT_MIN_BYTES,
+  TUNNEL_DIRECT_SEGMENT_BYTES,
+  TUNNEL_DIRECT_WAIT_MS,
   TUNNEL_FLUSH_MS,
   TUNNEL_FRAME_BYTES,
   TUNNEL_HEAD_TIMEOUT_MS,
@@ -39,6 +49,8 @@ const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
 
 /** The HostDO path tunnelled calls are fetched at. */
 export const TUNNEL_PATH = "/tunnel";
+/** The HostDO path a direct body's segments are fetched at (`?rid=&offset=`, the key in TUNNEL_BODY_KEY_HEADER). */
+export const TUNNEL_BODY_SEGMENT_PATH = "/tunnel-body";
 /** The header that carries the call's description from the Worker to the HostDO. */
 export const TUNNEL_CALL_HEADER = "X-Edgetty-Tunnel";
 
@@ -57,14 +69,6 @@ const DROP_REQUEST = /^(authorization|cookie|host|connection|upgrade|keep-alive|
 /** Response headers never passed to the client: hop-by-hop, and state a proxied app must not set on this origin. */
 const DROP_RESPONSE = /^(connection|keep-alive|transfer-encoding|upgrade|set-cookie|clear-site-data|content-length|access-control-.*)$/i;
 
-/** The agent's `Content-Length`, when it names one well-formed length (at most 2^53 - 1 bytes); else null. */
-function declaredLength(headers: HeaderList): number | null {
-  const values = headers.filter(([k]) => k.toLowerCase() === "content-length").map(([, v]) => v.trim());
-  if (values.length !== 1 || !/^\d{1,16}$/.test(values[0]!)) return null;
-  const length = Number(values[0]);
-  return Number.isSafeInteger(length) ? length : null;
-}
-
 /** One tunnelled HTTP call in the HostDO's request table (its id is the call's `rid`). */
 export interface TunnelCallEntry extends HttpWaiter {
   kind: "tun";
@@ -80,6 +84,30 @@ export interface TunnelCallEntry extends HttpWaiter {
   bodyRead: Promise<void> | null;
   /** A HEAD request: its answer has no body, whatever length the agent names. */
   head: boolean;
+  /** The key the agent's direct-body segments must carry (tun.req `key`). */
+  key: string;
+  /** Set when the answer's body comes as a direct body (tun.head `direct`). */
+  direct: DirectBody | null;
+  /** The client's request body when the agent fetches it itself (tun.req `upload`); `taken` once it has. */
+  upload: { body: ReadableStream<Uint8Array>; taken: boolean } | null;
+}
+
+/** A direct body being written into the client's response (tunnel.ts). */
+interface DirectBody {
+  /** The client's response stream; its length is the answer's Content-Length. */
+  writable: WritableStream<Uint8Array>;
+  length: number;
+  /** Bytes written by the segments so far. */
+  offset: number;
+  /** Aborts the segment being piped; null between segments. */
+  piping: AbortController | null;
+  /** The last segment has been written (the stream is closed). */
+  complete: boolean;
+}
+
+/** A random direct-body key (TUNNEL_BODY_KEY_PATTERN). */
+function newBodyKey(): string {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -139,6 +167,11 @@ export function proxyRootRedirect(request: Request, path: string): Response | nu
 export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   protected readonly kind = "tun";
 
+  /** `agentFetchesUploads`: whether the connected agent takes large request bodies as `upload` (older agents do not). */
+  constructor(agent: () => WebSocket | null, table: ConstructorParameters<typeof AgentRelay<TunnelCallEntry>>[1], private readonly agentFetchesUploads: () => boolean) {
+    super(agent, table);
+  }
+
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const call = acceptTunnelCall(request, this.online());
@@ -151,18 +184,35 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const tooLarge = headerListProblem(headers);
     if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD" };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD", key: newBodyKey(), direct: null, upload: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
     c.rid = rid;
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
-    const req: TunnelEdgeMsg = { t: "tun.req", rid, scope: call.scope, session: call.session, method: request.method, path: call.path, query: call.query, headers, body: body !== null };
+    // A large body is fetched by the agent itself, untouched by JavaScript here. Only one whose
+    // length the client declared (browsers' uploads do): a chunked body given to another request
+    // this way stalled in workerd after ~15 MB (2026-12, workerd 1.20260426), so those go as frames.
+    const declared = Number(request.headers.get("Content-Length") ?? NaN);
+    if (body && declared >= TUNNEL_DIRECT_MIN_BYTES && this.agentFetchesUploads()) c.upload = { body, taken: false };
+    const req: TunnelEdgeMsg = {
+      t: "tun.req",
+      rid,
+      scope: call.scope,
+      session: call.session,
+      method: request.method,
+      path: call.path,
+      query: call.query,
+      headers,
+      body: body !== null,
+      key: c.key,
+      ...(c.upload ? { upload: true as const } : {}),
+    };
     if (!this.sendJson(req)) {
       this.forget(c);
       return offline();
     }
-    if (body) c.bodyRead = this.pumpRequest(c, body);
+    if (body && !c.upload) c.bodyRead = this.pumpRequest(c, body);
     return answer;
   }
 
@@ -184,10 +234,15 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         this.wake(c);
         return;
       case "tun.head":
-        if (c.resolve) this.openResponse(c, msg.status, msg.headers);
+        if (c.resolve) this.openResponse(c, msg.status, msg.headers, msg.direct === true);
         return;
       case "tun.end": {
+        if (c.direct) return; // a direct body ends with its last segment
         this.forget(c);
+        if (c.upload && !c.upload.taken) {
+          c.upload.taken = true;
+          c.bodyRead = drainUnread(c.upload.body);
+        }
         // The answer ends once the request body is read (drained, up to UNREAD_BODY_DRAIN_MAX_BYTES,
         // when the agent answered without it): the local runtime closes a keep-alive connection
         // whose request body was left unread, and the client's write of the rest fails (EPIPE).
@@ -197,7 +252,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         return;
       }
       case "tun.abort":
-        this.forget(c);
+        this.forget(c); // a direct body is cut there
         if (c.resolve) this.fail(c, errorResponse("open-terminal", new ApiError(502, "TUNNEL_ABORTED", msg.reason)));
         c.writer?.abort(new Error(msg.reason)).catch(() => {});
         return;
@@ -308,7 +363,81 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     }
   }
 
-  private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList): void {
+  /**
+   * One segment of a direct body (the agent's POST to TUNNEL_BODY_PATH, through the Worker):
+   * its request body is piped into the client's response in workerd, untouched by JavaScript.
+   * Answers 200 `{offset}` (bytes written in all) once the segment is written; AgentLinkError
+   * `{detail, code}`: 400 a malformed segment, 404 no direct body for this rid and key, 409 a
+   * segment out of order or while another is piped, 410 the client went away (the call ends).
+   */
+  async acceptBodySegment(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const rid = Number(url.searchParams.get("rid"));
+    const offset = Number(url.searchParams.get("offset"));
+    const size = Number(request.headers.get("Content-Length") ?? NaN);
+    if (!Number.isInteger(rid) || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || size < 1 || size > TUNNEL_DIRECT_SEGMENT_BYTES || !request.body) {
+      await drainUnread(request.body);
+      return agentError(new ApiError(400, "BAD_SEGMENT", `A direct-body segment needs rid, offset and a Content-Length of 1 to ${TUNNEL_DIRECT_SEGMENT_BYTES} bytes`));
+    }
+    const c = this.entry(rid);
+    const key = request.headers.get(TUNNEL_BODY_KEY_HEADER) ?? "";
+    if (!c?.direct || c.direct.complete || !(await safeEqual(key, c.key)) || this.entry(rid) !== c) {
+      await drainUnread(request.body);
+      return agentError(new ApiError(404, "NO_SUCH_BODY", `No direct body is awaited for call ${rid}`));
+    }
+    const d = c.direct;
+    if (d.piping || offset !== d.offset || offset + size > d.length) {
+      await drainUnread(request.body);
+      return agentError(new ApiError(409, "SEGMENT_OUT_OF_ORDER", `Call ${rid} expects ${d.length - d.offset} more bytes from offset ${d.offset}${d.piping ? " after the segment in progress" : ""}`));
+    }
+    if (c.timer) clearTimeout(c.timer);
+    c.timer = null;
+    const last = offset + size === d.length;
+    d.piping = new AbortController();
+    try {
+      // Both ends are workerd's own streams, so the pipe runs in workerd, not in JavaScript.
+      await request.body.pipeTo(d.writable, { preventClose: !last, signal: d.piping.signal });
+    } catch (e) {
+      d.piping = null;
+      this.clientGone(c);
+      return agentError(new ApiError(410, "CLIENT_GONE", `The body could not be written: ${(e as Error).message ?? e}`));
+    }
+    d.piping = null;
+    d.offset += size;
+    if (last) {
+      d.complete = true;
+      this.forget(c);
+    } else if (this.table.get(c.rid) === c) {
+      c.timer = setTimeout(() => this.directStalled(c), TUNNEL_DIRECT_WAIT_MS);
+    }
+    return Response.json({ offset: d.offset });
+  }
+
+  /**
+   * The client's request body, for the agent's GET of a call offered as `upload` (through the
+   * Worker): answered with the body stream itself, which workerd pipes to the agent. 404
+   * `{detail, code}` when no such body is waiting (wrong rid or key, or already taken).
+   */
+  async giveUpload(request: Request): Promise<Response> {
+    const rid = Number(new URL(request.url).searchParams.get("rid"));
+    const c = Number.isInteger(rid) ? this.entry(rid) : undefined;
+    const key = request.headers.get(TUNNEL_BODY_KEY_HEADER) ?? "";
+    if (!c?.upload || c.upload.taken || !(await safeEqual(key, c.key)) || this.entry(rid) !== c || c.upload.taken) {
+      return agentError(new ApiError(404, "NO_SUCH_BODY", `No request body is waiting for call ${rid}`));
+    }
+    c.upload.taken = true;
+    return new Response(c.upload.body, { headers: { "Content-Type": "application/octet-stream" } });
+  }
+
+  /** The agent sent no next segment in time: the client's answer is cut and the agent told to stop. */
+  private directStalled(c: TunnelCallEntry): void {
+    c.timer = null;
+    if (this.table.get(c.rid) !== c) return;
+    this.sendJson({ t: "tun.cancel", rid: c.rid });
+    this.forget(c);
+  }
+
+  private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList, direct: boolean): void {
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     const headers = new Headers();
@@ -325,6 +454,17 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       // No body follows; the length is said as it would be for GET, as the reference does.
       if (length !== null) headers.set("Content-Length", String(length));
       answerOnce(c, new Response(null, { status, headers }));
+      return;
+    }
+    if (direct) {
+      if (length === null || length === 0) {
+        this.fail(c, errorResponse("open-terminal", new ApiError(502, "AGENT_BAD_REPLY", "The host's agent offered a direct body without a length")));
+        return;
+      }
+      const { readable, writable } = new FixedLengthStream(length);
+      c.direct = { writable, length, offset: 0, piping: null, complete: false };
+      c.timer = setTimeout(() => this.directStalled(c), TUNNEL_DIRECT_WAIT_MS);
+      answerOnce(c, new Response(readable, { status, headers }));
       return;
     }
     const { readable, writable } = length === null ? new TransformStream<Uint8Array, Uint8Array>() : new FixedLengthStream(length);
@@ -357,6 +497,14 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     c.timer = null;
     this.wake(c);
     this.table.take(c.rid, c);
+    // A direct body that ends unwritten is cut: the client sees its answer fail, never hang.
+    const d = c.direct;
+    if (d && !d.complete) {
+      d.complete = true;
+      const reason = new Error("the direct body was cut");
+      if (d.piping) d.piping.abort(reason);
+      else void d.writable.abort(reason).catch(() => {});
+    }
   }
 
   private sendJson(msg: TunnelEdgeMsg): boolean {
@@ -366,6 +514,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   private sendBinary(frame: Uint8Array): boolean {
     return this.toAgent(frame);
   }
+}
+
+function agentError(error: ApiError): Response {
+  return errorResponse("agent", error);
 }
 
 /**

@@ -16,6 +16,26 @@
  * agent → edge), bytes 1–4 the rid (big-endian u32), the rest the bytes. Each side keeps at most
  * TUNNEL_WINDOW_BYTES unacknowledged per request, so a 1 GB body never sits anywhere whole.
  *
+ * Direct bodies: a large answer (a download) does not cross the control link. The edge offers a
+ * per-call `key` in tun.req; an agent whose answer names a Content-Length of at least
+ * TUNNEL_DIRECT_MIN_BYTES says `direct: true` in its tun.head and POSTs the body to
+ * TUNNEL_BODY_PATH (`?server=<id>&rid=<rid>&offset=<bytes before this segment>`, its agent token
+ * as bearer, the key in TUNNEL_BODY_KEY_HEADER), in segments of at most
+ * TUNNEL_DIRECT_SEGMENT_BYTES with their Content-Length, one after another. The HostDO pipes each
+ * segment's request body into the client's response stream inside workerd: no JavaScript touches
+ * the bytes, so the HostDO neither spends CPU nor leaves V8 garbage per byte (a frame is a JS
+ * ArrayBuffer, collected late), and TCP's backpressure paces the agent's reading. A segment answers
+ * 200 once written, or `{detail, code}` (404 the call is gone or not direct, 409 out of order,
+ * 410 the client went away); an agent that does not send the next segment within
+ * TUNNEL_DIRECT_WAIT_MS loses the call (the client sees a cut body). tun.end is not needed after
+ * the last segment (the HostDO ends the call when it is written) and is ignored.
+ * The other way, a request body the client declares at least TUNNEL_DIRECT_MIN_BYTES long is
+ * offered as `upload: true` in tun.req (to an agent whose hello says `direct_bodies`): the agent GETs it from
+ * TUNNEL_BODY_PATH (`?server=<id>&rid=<rid>`, the same token and key) when its handler first reads
+ * the body, and the HostDO answers with the client's request body itself; no tun.reqend or
+ * TUN_REQ_BODY frame follows. A body the agent never fetches is drained (a bounded amount) when
+ * the call ends.
+ *
  * WebSockets through `/proxy/{port}/…` (a dev server's live reload) ride the same link:
  *   edge → agent  tun.wsopen  {rid, path, query, protocols}   dial ws://localhost:{port}/…
  *   agent → edge  tun.wsready {rid, protocol} | tun.wsclose {rid, code, reason}
@@ -80,6 +100,19 @@ export const TUNNEL_ID_MAX_CHARS = 1024;
 /** How long the agent may take to answer a request's head, in ms (an upload waits for the whole body first). */
 export const TUNNEL_HEAD_TIMEOUT_MS = 300_000;
 
+/** An answer naming at least this Content-Length goes as a direct body when the edge offers one, in bytes. */
+export const TUNNEL_DIRECT_MIN_BYTES = 1 << 20; // 1 MiB
+/** Largest direct-body segment, in bytes: one POST each, under Cloudflare's 100 MB request-body limit (Free and Pro plans). */
+export const TUNNEL_DIRECT_SEGMENT_BYTES = 64 << 20; // 64 MiB
+/** How long the HostDO waits for a direct body's first or next segment before it cuts the answer, in ms. */
+export const TUNNEL_DIRECT_WAIT_MS = 30_000;
+/** The edge's route for direct-body segments (agent-link family). */
+export const TUNNEL_BODY_PATH = "/agent/v1/body";
+/** The header a direct-body segment carries its call's key in. */
+export const TUNNEL_BODY_KEY_HEADER = "X-Edgetty-Body-Key";
+/** A call's direct-body key: 128 random bits as 32 lowercase hex digits. */
+export const TUNNEL_BODY_KEY_PATTERN = /^[0-9a-f]{32}$/;
+
 /** Binary frame kinds. */
 export const TUN_REQ_BODY = 0x10;
 export const TUN_RES_BODY = 0x11;
@@ -95,7 +128,7 @@ export type HeaderList = [string, string][];
 
 /** Edge → agent (JSON). */
 export type TunnelEdgeMsg =
-  | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean }
+  | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean; key?: string; upload?: true }
   | { t: "tun.reqend"; rid: number }
   | { t: "tun.ack"; rid: number; bytes: number }
   | { t: "tun.cancel"; rid: number }
@@ -105,7 +138,7 @@ export type TunnelEdgeMsg =
 
 /** Agent → edge (JSON). */
 export type TunnelAgentMsg =
-  | { t: "tun.head"; rid: number; status: number; headers: HeaderList }
+  | { t: "tun.head"; rid: number; status: number; headers: HeaderList; direct?: true }
   | { t: "tun.end"; rid: number }
   | { t: "tun.abort"; rid: number; reason: string }
   | { t: "tun.ack"; rid: number; bytes: number }
@@ -155,6 +188,14 @@ export function headerListProblem(headers: HeaderList): string | null {
   return total > TUNNEL_HEAD_MAX_CHARS ? `${total} characters of headers (at most ${TUNNEL_HEAD_MAX_CHARS})` : null;
 }
 
+/** A head's `Content-Length`, when it names one well-formed length (at most 2^53 - 1 bytes); else null. */
+export function declaredLength(headers: HeaderList): number | null {
+  const values = headers.filter(([k]) => k.toLowerCase() === "content-length").map(([, v]) => v.trim());
+  if (values.length !== 1 || !/^\d{1,16}$/.test(values[0]!)) return null;
+  const length = Number(values[0]);
+  return Number.isSafeInteger(length) ? length : null;
+}
+
 function isHeaders(x: unknown): x is HeaderList {
   return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string") && headerListProblem(x as HeaderList) === null;
 }
@@ -169,7 +210,21 @@ export function checkTunnelEdgeMsg(x: unknown): TunnelEdgeMsg | { error: string;
       if (!isStr(x.method, 16) || !/^[A-Z]+$/.test(x.method)) return { error: "tun.req method malformed", rid };
       if (!isStr(x.path, TUNNEL_PATH_MAX_CHARS) || !x.path.startsWith("/") || !isStr(x.query, TUNNEL_QUERY_MAX_CHARS)) return { error: "tun.req path malformed", rid };
       if (!isHeaders(x.headers) || typeof x.body !== "boolean") return { error: "tun.req headers malformed", rid };
-      return { t: "tun.req", rid, scope: x.scope, session: x.session, method: x.method, path: x.path, query: x.query, headers: x.headers, body: x.body };
+      if (x.key !== undefined && !(typeof x.key === "string" && TUNNEL_BODY_KEY_PATTERN.test(x.key))) return { error: "tun.req key malformed", rid };
+      if (x.upload !== undefined && !(x.upload === true && x.body === true && x.key !== undefined)) return { error: "tun.req upload malformed", rid };
+      return {
+        t: "tun.req",
+        rid,
+        scope: x.scope,
+        session: x.session,
+        method: x.method,
+        path: x.path,
+        query: x.query,
+        headers: x.headers,
+        body: x.body,
+        ...(x.key !== undefined ? { key: x.key } : {}),
+        ...(x.upload ? { upload: true as const } : {}),
+      };
     case "tun.reqend":
     case "tun.cancel":
       return { t: x.t, rid };
@@ -195,7 +250,8 @@ export function checkTunnelAgentMsg(x: unknown): TunnelAgentMsg | null {
   switch (x.t) {
     case "tun.head":
       if (!Number.isInteger(x.status) || (x.status as number) < 200 || (x.status as number) > 599 || !isHeaders(x.headers)) return null;
-      return { t: "tun.head", rid, status: x.status as number, headers: x.headers };
+      if (x.direct !== undefined && x.direct !== true) return null;
+      return { t: "tun.head", rid, status: x.status as number, headers: x.headers, ...(x.direct ? { direct: true as const } : {}) };
     case "tun.end":
       return { t: "tun.end", rid };
     case "tun.abort":

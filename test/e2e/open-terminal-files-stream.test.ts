@@ -5,7 +5,7 @@
  */
 import { randomBytes, createHash } from "node:crypto";
 import { createReadStream, statSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -17,6 +17,12 @@ import { startStack, type TestStack } from "../support/stack.ts";
 const SIZE = 128 * 1024 * 1024; // 128 MiB (the bench moves more and measures)
 /** Growth of resident memory allowed while they move (the bench holds the tighter 50 MB target). */
 const RSS_GROWTH_MAX = 100 * 1024 * 1024;
+/**
+ * Growth allowed in workerd for a body that moves as a direct body (a download, an upload with a
+ * declared length): its bytes never become JavaScript objects in the HostDO. As control-link frames
+ * they left ~70 MB of V8 garbage behind (ArrayBuffers collected late), which this bound refuses.
+ */
+const DIRECT_WORKERD_GROWTH_MAX = 32 * 1024 * 1024;
 
 let stack: TestStack;
 
@@ -74,7 +80,7 @@ describe("large files through the edge", () => {
     expect(received).toBe(SIZE);
     expect(hash.digest("hex")).toBe(digest);
     expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
-    expect(workerdGrowth).toBeLessThan(RSS_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(DIRECT_WORKERD_GROWTH_MAX);
   });
 
   it("uploads 128 MiB as multipart with flat memory, and the file arrives whole", async () => {
@@ -148,5 +154,34 @@ describe("large files through the edge", () => {
     } finally {
       agent.destroy();
     }
+  });
+});
+
+// A stack of its own: V8 keeps garbage of an earlier transfer's size around, which would hide
+// what this one leaves behind.
+describe("a large upload with its length", () => {
+  let sized: TestStack;
+  beforeAll(async () => {
+    sized = await startStack();
+  });
+  afterAll(async () => {
+    await sized?.stop();
+  });
+
+  it("uploads 128 MiB with its Content-Length, as browsers do, without JavaScript in workerd touching it", async () => {
+    const source = join(sized.stateDir, "upload-sized.bin");
+    const digest = await makeFile(source, SIZE);
+    const form = new FormData();
+    form.append("file", new File([await readFile(source)], "sized.bin", { type: "application/octet-stream" }));
+    const watch = sampler([sized.agent.pid!, workerdPidOf(join(sized.stateDir, "state"))]);
+    const res = await sized.api(`/files/upload?directory=uploads`, { method: "POST", body: form });
+    const [agentGrowth, workerdGrowth] = watch.stop();
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ path: join(sized.home, "uploads", "sized.bin"), size: SIZE });
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(join(sized.home, "uploads", "sized.bin"))) hash.update(chunk as Buffer);
+    expect(hash.digest("hex")).toBe(digest);
+    expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(DIRECT_WORKERD_GROWTH_MAX);
   });
 });

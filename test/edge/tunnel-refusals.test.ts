@@ -7,34 +7,16 @@
  */
 import { expect, it } from "vitest";
 import { TUNNEL_HEADERS_MAX } from "../../shared/links/tunnel.ts";
-import { api, BASE, KEY, registerServer, worker } from "./worker-client.ts";
-import { until, Waiters } from "../support/waiters.ts";
-
-interface TunMsg {
-  t: string;
-  rid: number;
-  path?: string;
-}
+import { api, BASE, KEY, registerServer, tunnelAgent, worker } from "./worker-client.ts";
+import { until } from "../support/waiters.ts";
 
 /**
  * An agent link to `server` that answers each tunnel call by its path: `/proxy/1/many` with a
  * head of 2000 headers, `/proxy/1/moved` a 302 to `/tunnel`, `/proxy/1/ws` (a WebSocket) ready
  * and then a malformed text message; anything else 200. Records every tun.* frame it is sent.
  */
-async function hostileAgent(server: string, token: string): Promise<{ seen: TunMsg[]; waiters: Waiters }> {
-  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${server}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  ws.accept();
-  const seen: TunMsg[] = [];
-  const waiters = new Waiters();
-  ws.addEventListener("message", (event) => {
-    if (typeof event.data !== "string") return;
-    const msg = JSON.parse(event.data) as TunMsg & { id?: number };
-    if (msg.t === "req") ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result: { sessions: [] } }));
-    if (!msg.t.startsWith("tun.")) return;
-    seen.push(msg);
-    waiters.notify();
+function hostileAgent(server: string, token: string) {
+  return tunnelAgent(server, token, (msg, ws) => {
     const { rid } = msg;
     if (msg.t === "tun.req" && msg.path === "/proxy/1/many") {
       const headers = Array.from({ length: 2000 }, (_, i) => [`x${i}`, "1"]);
@@ -51,8 +33,6 @@ async function hostileAgent(server: string, token: string): Promise<{ seen: TunM
       ws.send(JSON.stringify({ t: "tun.wstext", rid, text: 42 }));
     }
   });
-  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
-  return { seen, waiters };
 }
 
 it("fails a call at once when the agent's answer is refused, returns relayed redirects, and refuses oversized client heads with 431", { timeout: 60_000 }, async () => {

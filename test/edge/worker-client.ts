@@ -8,6 +8,7 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Env } from "../../edge/env.ts";
 import handler from "../../edge/index.ts";
+import { Waiters } from "../support/waiters.ts";
 
 export const KEY = "test-admin-key";
 export const BASE = "http://edge.test";
@@ -68,4 +69,37 @@ export async function fakeAgent(serverId: string, token: string) {
   });
   ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
   return { ws, seen };
+}
+
+/** A `tun.*` frame the edge sent a test-played agent (the fields tests look at). */
+export interface TunnelFrame {
+  t: string;
+  rid: number;
+  path?: string;
+  key?: string;
+}
+
+/**
+ * Plays an agent's control link for the tunnel: answers control requests with an empty list,
+ * records every `tun.*` frame it is sent in `seen` (notifying `waiters`), and hands each to
+ * `onTunnel` with the socket to answer on.
+ */
+export async function tunnelAgent(server: string, token: string, onTunnel: (msg: TunnelFrame, ws: WebSocket) => void): Promise<{ seen: TunnelFrame[]; waiters: Waiters }> {
+  const res = await worker.fetch(`${BASE}/agent/v1/control?server=${server}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  const seen: TunnelFrame[] = [];
+  const waiters = new Waiters();
+  ws.addEventListener("message", (event) => {
+    if (typeof event.data !== "string") return;
+    const msg = JSON.parse(event.data) as TunnelFrame & { id?: number };
+    if (msg.t === "req") ws.send(JSON.stringify({ t: "reply", id: msg.id, ok: true, result: { sessions: [] } }));
+    if (!msg.t.startsWith("tun.")) return;
+    seen.push(msg);
+    waiters.notify();
+    onTunnel(msg, ws);
+  });
+  ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
+  return { seen, waiters };
 }

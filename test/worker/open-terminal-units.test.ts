@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
-import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, headerListProblem, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY, TUNNEL_HEADERS_MAX, type HeaderList } from "../../shared/links/tunnel.ts";
+import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, headerListProblem, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY, TUNNEL_DIRECT_SEGMENT_BYTES, TUNNEL_HEADERS_MAX, type HeaderList } from "../../shared/links/tunnel.ts";
 import { TunnelServer } from "../../worker/agent/files/tunnel-server.ts";
 import { Waiters } from "../support/waiters.ts";
 import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
@@ -37,6 +37,14 @@ describe("the tunnel protocol", () => {
     expect(checkTunnelEdgeMsg({ t: "nope" })).toEqual({ error: "tunnel message without a valid rid", rid: null });
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 99, headers: [] })).toBeNull();
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [] })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [] });
+    // Direct bodies: a key of 32 hex digits, `upload` only with a body and a key, `direct` only true.
+    const key = "0123456789abcdef0123456789abcdef";
+    expect(checkTunnelEdgeMsg({ ...req, key })).toEqual({ ...req, key });
+    expect(checkTunnelEdgeMsg({ ...req, key: "x" })).toEqual({ error: "tun.req key malformed", rid: 1 });
+    expect(checkTunnelEdgeMsg({ ...req, body: true, key, upload: true })).toEqual({ ...req, body: true, key, upload: true });
+    expect(checkTunnelEdgeMsg({ ...req, key, upload: true })).toEqual({ error: "tun.req upload malformed", rid: 1 });
+    expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [], direct: true })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [], direct: true });
+    expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [], direct: 1 })).toBeNull();
   });
 
   it("names why a head's headers cannot cross the tunnel", () => {
@@ -68,6 +76,68 @@ describe("the tunnel protocol", () => {
     const body = JSON.parse(new TextDecoder().decode(Buffer.concat(bodies.map((f) => decodeBodyFrame(f, TUN_RES_BODY)!.payload))));
     // 2000 and the Content-Type of the text body.
     expect(body).toEqual({ detail: "The answer's head is too large to relay: 2001 headers (at most 100)", code: "BAD_GATEWAY" });
+  });
+
+  it("sends a large answer as direct-body segments that split its chunks where a segment ends", async () => {
+    const sent: { t: string; direct?: boolean; reason?: string }[] = [];
+    const segments: { offset: number; size: number; bytes: number; first: number; last: number }[] = [];
+    const waiters = new Waiters();
+    // 64 MiB + 3 bytes in chunks of 1,000,003 bytes (each filled with its index), so a chunk straddles the segment's end.
+    const total = TUNNEL_DIRECT_SEGMENT_BYTES + 3;
+    const chunkBytes = 1_000_003;
+    const body = (length: number) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let at = 0, i = 0; at < length; at += chunkBytes, i++) controller.enqueue(new Uint8Array(Math.min(chunkBytes, length - at)).fill(i % 256));
+          controller.close();
+        },
+      });
+    const direct = {
+      sendSegment: async (segment: { offset: number; size: number; chunks: AsyncIterable<Uint8Array> }) => {
+        let bytes = 0;
+        let first = -1;
+        let last = -1;
+        for await (const chunk of segment.chunks) {
+          if (first < 0) first = chunk[0]!;
+          last = chunk[chunk.byteLength - 1]!;
+          bytes += chunk.byteLength;
+        }
+        segments.push({ offset: segment.offset, size: segment.size, bytes, first, last });
+        waiters.notify();
+      },
+      fetchUpload: async () => {
+        throw new Error("not offered");
+      },
+    };
+    const server = new TunnelServer(
+      async (request) => {
+        const length = Number(new URL(request.url).searchParams.get("length"));
+        const declared = Number(new URL(request.url).searchParams.get("declare"));
+        return new Response(body(length), { headers: { "Content-Length": String(declared) } });
+      },
+      (text) => (sent.push(JSON.parse(text)), waiters.notify(), true),
+      () => true,
+      () => 0,
+      undefined,
+      direct,
+    );
+    const key = "0123456789abcdef0123456789abcdef";
+    server.handle({ t: "tun.req", rid: 1, scope: "s", session: "", method: "GET", path: "/files/view", query: `length=${total}&declare=${total}`, headers: [], body: false, key });
+    await waiters.until(() => segments.length === 2, "both segments");
+    expect(sent).toEqual([expect.objectContaining({ t: "tun.head", rid: 1, direct: true })]);
+    const straddler = Math.floor(TUNNEL_DIRECT_SEGMENT_BYTES / chunkBytes) % 256;
+    expect(segments).toEqual([
+      { offset: 0, size: TUNNEL_DIRECT_SEGMENT_BYTES, bytes: TUNNEL_DIRECT_SEGMENT_BYTES, first: 0, last: straddler },
+      { offset: TUNNEL_DIRECT_SEGMENT_BYTES, size: 3, bytes: 3, first: straddler, last: straddler },
+    ]);
+
+    // A body that comes short of its length ends the call with tun.abort; without a key, frames as before.
+    server.handle({ t: "tun.req", rid: 2, scope: "s", session: "", method: "GET", path: "/files/view", query: `length=${2 << 20}&declare=${3 << 20}`, headers: [], body: false, key });
+    await waiters.until(() => sent.some((m) => m.t === "tun.abort"), "the short body's tun.abort");
+    expect(sent.find((m) => m.t === "tun.abort")!.reason).toMatch(/ended 1048576 bytes short of its segment/);
+    server.handle({ t: "tun.req", rid: 3, scope: "s", session: "", method: "GET", path: "/files/view", query: `length=${2 << 20}&declare=${2 << 20}`, headers: [], body: false });
+    await waiters.until(() => sent.some((m) => m.t === "tun.end"), "the framed call's tun.end");
+    expect(sent.filter((m) => m.t === "tun.head").map((m) => m.direct)).toEqual([true, true, undefined]);
   });
 
   it("only lets close codes through that a Worker may send", () => {

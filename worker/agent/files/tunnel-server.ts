@@ -2,12 +2,14 @@
  * The agent end of the HTTP tunnel (shared/links/tunnel.ts): turns tun.* messages and binary
  * body frames from the control link into a web `Request`, hands it to a handler (the Open
  * Terminal files/ports/proxy app) and streams the handler's `Response` back, paced by the edge's
- * acknowledgements. The request body is a pull stream: a chunk is acknowledged to the edge when
+ * acknowledgements, or as a direct body (POSTed segments, direct-body.ts) when the answer names a
+ * Content-Length of TUNNEL_DIRECT_MIN_BYTES or more and the edge offered a key. The request body is a pull stream: a chunk is acknowledged to the edge when
  * the handler reads it, so an upload never runs ahead of the disk. Nothing that arrives can make
  * it throw.
  */
 import {
   checkTunnelEdgeMsg,
+  declaredLength,
   decodeBodyFrame,
   encodeBodyFrame,
   headerListProblem,
@@ -15,12 +17,15 @@ import {
   TUN_RES_BODY,
   TUN_WS_BINARY,
   TUNNEL_ACK_BATCH_BYTES,
+  TUNNEL_DIRECT_MIN_BYTES,
+  TUNNEL_DIRECT_SEGMENT_BYTES,
   TUNNEL_FRAME_BYTES,
   TUNNEL_MAX_INFLIGHT,
   TUNNEL_WINDOW_BYTES,
 } from "../../../shared/links/tunnel.ts";
 import type { HeaderList, TunnelAgentMsg } from "../../../shared/links/tunnel.ts";
 import type { LinkDecodeError } from "../../../shared/links/codec.ts";
+import type { DirectBodies } from "./direct-body.ts";
 import { WsProxy } from "./ws-proxy.ts";
 
 /** Who calls, as the edge established it. */
@@ -36,6 +41,9 @@ export type TunnelHandler = (request: Request, caller: TunnelCaller, signal: Abo
 
 interface Job {
   abort: AbortController;
+  method: string;
+  /** The edge's direct-body key for this call (absent: the edge offers none). */
+  key: string | undefined;
   /** Request body chunks received but not yet read by the handler. */
   queue: Uint8Array[];
   /** Bytes in `queue` (the edge keeps it under the window; more is a protocol breach). */
@@ -67,6 +75,8 @@ export class TunnelServer {
       frame.set(payload, head.byteLength);
       return sendBinary(frame);
     },
+    /** Direct bodies to and from the edge; null: bodies always go as frames. */
+    private readonly direct: DirectBodies | null = null,
   ) {
     this.ws = new WsProxy((msg) => this.emit(msg), sendBinary, linkBuffered);
   }
@@ -149,7 +159,7 @@ export class TunnelServer {
   }
 
   private start(rid: number, msg: Extract<ReturnType<typeof checkTunnelEdgeMsg>, { t: "tun.req" }>): void {
-    const job: Job = { abort: new AbortController(), queue: [], queued: 0, bodyDone: !msg.body, pull: null, unacked: 0, taken: 0, wake: null };
+    const job: Job = { abort: new AbortController(), method: msg.method, key: msg.key, queue: [], queued: 0, bodyDone: !msg.body, pull: null, unacked: 0, taken: 0, wake: null };
     this.jobs.set(rid, job);
     const headers = new Headers();
     for (const [k, v] of msg.headers) {
@@ -159,7 +169,7 @@ export class TunnelServer {
         /* an illegal header is dropped */
       }
     }
-    const body = msg.body ? this.bodyStream(rid, job) : null;
+    const body = !msg.body ? null : msg.upload && this.direct ? this.uploadStream(rid, msg.key!, job) : this.bodyStream(rid, job);
     let request: Request;
     try {
       request = new Request(`http://tunnel${msg.path}${msg.query ? `?${msg.query}` : ""}`, {
@@ -174,6 +184,26 @@ export class TunnelServer {
       return;
     }
     void this.run(rid, job, request, { scope: msg.scope, session: msg.session });
+  }
+
+  /**
+   * A request body the edge offered as `upload`: fetched from the edge when the handler first
+   * reads it (a handler that refuses the call without its body never fetches it), then read as
+   * the handler pulls, so TCP paces the client's sending.
+   */
+  private uploadStream(rid: number, key: string, job: Job): ReadableStream<Uint8Array> {
+    let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        reader ??= (await this.direct!.fetchUpload(rid, key, job.abort.signal)).getReader();
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: async () => {
+        await reader?.cancel().catch(() => {});
+      },
+    }, { highWaterMark: 0 });
   }
 
   private bodyStream(rid: number, job: Job): ReadableStream<Uint8Array> {
@@ -221,8 +251,17 @@ export class TunnelServer {
       headers = [];
       response.headers.forEach((v, k) => headers.push([k, v]));
     }
-    if (!this.emit({ t: "tun.head", rid, status: response.status, headers })) return;
+    const length = declaredLength(headers);
+    const direct = this.direct !== null && job.key !== undefined && job.method !== "HEAD" && response.body !== null && length !== null && length >= TUNNEL_DIRECT_MIN_BYTES;
+    if (!this.emit({ t: "tun.head", rid, status: response.status, headers, ...(direct ? { direct: true as const } : {}) })) {
+      await response.body?.cancel().catch(() => {});
+      return;
+    }
     const reader = response.body?.getReader();
+    if (direct && reader) {
+      await this.sendDirect(rid, job, reader, length!);
+      return;
+    }
     // The 5-byte header of every body frame of this response (the payload follows it uncopied).
     const head = encodeBodyFrame(TUN_RES_BODY, rid, new Uint8Array(0));
     try {
@@ -252,6 +291,51 @@ export class TunnelServer {
     this.jobs.delete(rid);
     job.abort.abort(); // releases a request body the handler left unread
     this.emit({ t: "tun.end", rid });
+  }
+
+  /**
+   * Sends `length` bytes of `reader` as a direct body, a segment at a time; the edge ends the call
+   * after the last. A body that comes short, a segment the edge refuses or a cancel from the edge
+   * ends it here too (tun.abort, which the edge ignores for a call it already ended).
+   */
+  private async sendDirect(rid: number, job: Job, reader: ReadableStreamDefaultReader<Uint8Array>, length: number): Promise<void> {
+    let carry: Uint8Array | null = null;
+    async function* segmentChunks(size: number): AsyncGenerator<Uint8Array> {
+      for (let left = size; left > 0; ) {
+        let chunk = carry;
+        carry = null;
+        if (!chunk) {
+          const { done, value } = await reader.read();
+          if (done) throw new Error(`the body ended ${left} bytes short of its segment`);
+          chunk = value;
+        }
+        if (chunk.byteLength > left) {
+          carry = chunk.subarray(left);
+          chunk = chunk.subarray(0, left);
+        }
+        left -= chunk.byteLength;
+        yield chunk;
+      }
+    }
+    try {
+      for (let offset = 0; offset < length; ) {
+        const size = Math.min(TUNNEL_DIRECT_SEGMENT_BYTES, length - offset);
+        await this.direct!.sendSegment({ rid, key: job.key!, offset, size, chunks: segmentChunks(size) }, job.abort.signal);
+        offset += size;
+      }
+    } catch (e) {
+      await reader.cancel().catch(() => {});
+      if (this.jobs.get(rid) === job) {
+        this.jobs.delete(rid);
+        job.abort.abort();
+        this.emit({ t: "tun.abort", rid, reason: `response failed: ${(e as Error).message}` });
+      }
+      return;
+    }
+    await reader.cancel().catch(() => {}); // whatever follows the named length is not sent
+    if (this.jobs.get(rid) !== job) return;
+    this.jobs.delete(rid);
+    job.abort.abort(); // releases a request body the handler left unread
   }
 
   private cancel(rid: number): void {
