@@ -142,7 +142,9 @@ describe("repaints of recorded full-screen sessions, joined at many points", () 
     let chunks: Awaited<ReturnType<typeof record>>;
     try {
       chunks = await record(which("tmux"), ["-L", sock, "-f", conf, "new-session", "sh"], [
-        { ready: (s) => s.includes("[0]") },
+        // The status line and the shell's prompt: keys typed before the prompt are echoed ahead of it,
+        // and the command's output then shares the prompt's line.
+        { ready: (s) => s.includes("[0]") && /^[#$]\s*$/m.test(s) },
         // The command's output on a line of its own (the typed line also ends in "hello-from-tmux").
         { keys: "echo hello-from-tmux\r", ready: (s) => /^hello-from-tmux\s*$/m.test(s) },
         { keys: "\x02%", ready: (s) => s.includes("│") },
