@@ -41,8 +41,8 @@ export function agentLinkApi(): ApiFamily {
     return terminalStub(env, request.scope.serverId, terminalId).fetch(new Request("https://terminal/agent", { headers: request.headers }));
   });
 
-  // Direct bodies (shared/links/tunnel.ts): POST writes a segment of an answer, GET fetches a request's body.
-  const directBody = (request: Request & { scope: { serverId: string } }, env: Env) => {
+  // A segment of a direct body (shared/links/tunnel.ts), to the HostDO whose call it answers.
+  api.route("POST", TUNNEL_BODY_PATH, "agent", (request, env) => {
     const url = new URL(request.url);
     const query = new URLSearchParams({ rid: url.searchParams.get("rid") ?? "", offset: url.searchParams.get("offset") ?? "" });
     const headers = new Headers();
@@ -50,11 +50,8 @@ export function agentLinkApi(): ApiFamily {
       const value = request.headers.get(name);
       if (value !== null) headers.set(name, value);
     }
-    const body = request.method === "POST" ? { body: request.body } : {};
-    return hostStub(env, request.scope.serverId).fetch(new Request(`https://host${TUNNEL_BODY_SEGMENT_PATH}?${query}`, { method: request.method, headers, ...body }));
-  };
-  api.route("POST", TUNNEL_BODY_PATH, "agent", directBody);
-  api.route("GET", TUNNEL_BODY_PATH, "agent", directBody);
+    return hostStub(env, request.scope.serverId).fetch(new Request(`https://host${TUNNEL_BODY_SEGMENT_PATH}?${query}`, { method: "POST", headers, body: request.body }));
+  });
 
   api.route("ALL", "/agent/*", "agent", (request) => {
     throw new AgentLinkError(404, "NOT_FOUND", `No route for ${request.method} ${new URL(request.url).pathname}`);

@@ -22,7 +22,6 @@ export function sanitizeAgentFacts(value: unknown): AgentFacts {
   const facts: AgentFacts = { version: str(v["version"]), hostname: str(v["hostname"]), platform: str(v["platform"]), is_root: v["is_root"] === true };
   if (v["ot_info"] === true) facts.ot_info = true;
   if (v["ot_multi_user"] === true) facts.ot_multi_user = true;
-  if (v["direct_bodies"] === true) facts.direct_bodies = true;
   const f = v["facts"];
   if (typeof f === "object" && f !== null) {
     const h = f as Record<string, unknown>;

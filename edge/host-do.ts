@@ -58,12 +58,7 @@ export class HostDO extends DurableObject<Env> {
   /** The session index, host facts and counters (SQLite). */
   private readonly store: HostStore;
   /** The agent's control link: its socket, the one request table, the exec relay and the tunnels. */
-  private readonly link = new HostLink({
-    ctx: this.ctx,
-    serverId: () => this.serverId,
-    countError: () => void this.addStats({ errors: 1 }),
-    agentFetchesUploads: () => this.agentFacts()?.direct_bodies === true,
-  });
+  private readonly link = new HostLink({ ctx: this.ctx, serverId: () => this.serverId, countError: () => void this.addStats({ errors: 1 }) });
   /** Sessions a DELETE is ending right now (bounded by the config's maxSessionsPerServer). */
   private readonly deleting = new Set<number>();
   /** Names and owners of `/api/terminals` sessions. */
@@ -389,12 +384,6 @@ export class HostDO extends DurableObject<Env> {
   /** True while the agent's control link is up: `status().online`, without reading anything stored (asked on every client join). */
   async agentOnline(): Promise<boolean> {
     return this.agentSocket() !== null;
-  }
-
-  /** The facts of the agent's last hello (sanitised when stored), or null before any. */
-  private agentFacts(): AgentFacts | null {
-    const agent = this.store.hostValue("agent");
-    return agent ? (JSON.parse(agent) as AgentFacts) : null;
   }
 
   async status(): Promise<HostStatus> {

@@ -48,8 +48,6 @@ export interface HostLinkHost {
   serverId(): string;
   /** A frame was refused (counted in the server's `errors`). */
   countError(): void;
-  /** The connected agent said it fetches large request bodies itself (AgentFacts `direct_bodies`). */
-  agentFetchesUploads(): boolean;
 }
 
 export class HostLink {
@@ -58,7 +56,7 @@ export class HostLink {
   /** Open Terminal /execute calls relayed to the agent (exec.* messages). */
   private readonly execRelay = new EdgeExecRelay(() => this.socket(), this.inflight);
   /** Open Terminal file, port and proxy calls tunnelled to the agent (tun.* messages). */
-  private readonly tunnel = new EdgeTunnel(() => this.socket(), this.inflight, () => this.host.agentFetchesUploads());
+  private readonly tunnel = new EdgeTunnel(() => this.socket(), this.inflight);
   /** WebSockets through `/proxy/{port}/…` (tun.ws* messages). */
   private readonly wsTunnel = new EdgeWsTunnel(() => this.socket(), this.inflight);
 
@@ -75,7 +73,7 @@ export class HostLink {
     // Fetches, not RPC: only a fetch's response stream tells this DO when the HTTP client left.
     if (path === EXEC_PATH) return this.execRelay.fetch(request);
     if (path === TUNNEL_PATH) return this.tunnel.fetch(request);
-    if (path === TUNNEL_BODY_SEGMENT_PATH) return request.method === "GET" ? this.tunnel.giveUpload(request) : this.tunnel.acceptBodySegment(request);
+    if (path === TUNNEL_BODY_SEGMENT_PATH) return this.tunnel.acceptBodySegment(request);
     if (path === WS_TUNNEL_PATH) return this.wsTunnel.fetch(request);
     return null;
   }

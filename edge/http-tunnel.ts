@@ -30,7 +30,6 @@ import {
   TUN_RES_BODY,
   TUNNEL_ACK_BATCH_BYTES,
   TUNNEL_BODY_KEY_HEADER,
-  TUNNEL_DIRECT_MIN_BYTES,
   TUNNEL_DIRECT_SEGMENT_BYTES,
   TUNNEL_DIRECT_WAIT_MS,
   TUNNEL_FLUSH_MS,
@@ -88,8 +87,6 @@ export interface TunnelCallEntry extends HttpWaiter {
   key: string;
   /** Set when the answer's body comes as a direct body (tun.head `direct`). */
   direct: DirectBody | null;
-  /** The client's request body when the agent fetches it itself (tun.req `upload`); `taken` once it has. */
-  upload: { body: ReadableStream<Uint8Array>; taken: boolean } | null;
 }
 
 /** A direct body being written into the client's response (tunnel.ts). */
@@ -167,11 +164,6 @@ export function proxyRootRedirect(request: Request, path: string): Response | nu
 export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   protected readonly kind = "tun";
 
-  /** `agentFetchesUploads`: whether the connected agent takes large request bodies as `upload` (older agents do not). */
-  constructor(agent: () => WebSocket | null, table: ConstructorParameters<typeof AgentRelay<TunnelCallEntry>>[1], private readonly agentFetchesUploads: () => boolean) {
-    super(agent, table);
-  }
-
   /** Answers a `tunnelRequest` from the Worker. */
   async fetch(request: Request): Promise<Response> {
     const call = acceptTunnelCall(request, this.online());
@@ -184,17 +176,12 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const tooLarge = headerListProblem(headers);
     if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD", key: newBodyKey(), direct: null, upload: null };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD", key: newBodyKey(), direct: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
     c.rid = rid;
     c.timer = setTimeout(() => this.fail(c, errorResponse("open-terminal", new ApiError(504, "AGENT_TIMEOUT", "The host's agent did not answer in time"))), TUNNEL_HEAD_TIMEOUT_MS);
-    // A large body is fetched by the agent itself, untouched by JavaScript here. Only one whose
-    // length the client declared (browsers' uploads do): a chunked body given to another request
-    // this way stalled in workerd after ~15 MB (2026-12, workerd 1.20260426), so those go as frames.
-    const declared = Number(request.headers.get("Content-Length") ?? NaN);
-    if (body && declared >= TUNNEL_DIRECT_MIN_BYTES && this.agentFetchesUploads()) c.upload = { body, taken: false };
     const req: TunnelEdgeMsg = {
       t: "tun.req",
       rid,
@@ -206,13 +193,12 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       headers,
       body: body !== null,
       key: c.key,
-      ...(c.upload ? { upload: true as const } : {}),
     };
     if (!this.sendJson(req)) {
       this.forget(c);
       return offline();
     }
-    if (body && !c.upload) c.bodyRead = this.pumpRequest(c, body);
+    if (body) c.bodyRead = this.pumpRequest(c, body);
     return answer;
   }
 
@@ -239,10 +225,6 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       case "tun.end": {
         if (c.direct) return; // a direct body ends with its last segment
         this.forget(c);
-        if (c.upload && !c.upload.taken) {
-          c.upload.taken = true;
-          c.bodyRead = drainUnread(c.upload.body);
-        }
         // The answer ends once the request body is read (drained, up to UNREAD_BODY_DRAIN_MAX_BYTES,
         // when the agent answered without it): the local runtime closes a keep-alive connection
         // whose request body was left unread, and the client's write of the rest fails (EPIPE).
@@ -306,16 +288,29 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
     const reads = new BodyReads(body);
     // Reads are gathered into one frame, its header written in place: it goes out when full, at
-    // the end of the body, or TUNNEL_FLUSH_MS after its first byte. A full frame is sent as is and
-    // never reused (WebSocket.send may still read it after it returns); a part is sent as a copy
-    // and the buffer kept. The first frame is small (most bodies are), later ones
-    // TUNNEL_FRAME_BYTES. Reads land in a buffer of their own (BodyReads), so the timer can send
-    // a partial frame while a read is pending.
+    // the end of the body, or TUNNEL_FLUSH_MS after its first byte. A part is sent as a copy and
+    // the buffer kept. The first frame is small (most bodies are), later ones TUNNEL_FRAME_BYTES.
+    // Reads land in a buffer of their own (BodyReads), so the timer can send a partial frame
+    // while a read is pending.
+    //
+    // A full frame is sent as is; WebSocket.send reads it after it returns (filling it again at
+    // once corrupted uploads), so it is reused only once the agent has acknowledged its bytes:
+    // by then it has been sent. The window bounds the frames in flight (17 of 256 KiB), and an
+    // upload of any size allocates no more than those: a new ArrayBuffer per frame left ~70 MB
+    // of garbage in the HostDO's isolate per 100 MB before V8 collected it.
     const newFrame = (size: number) => {
       const f = new Uint8Array(5 + size);
       f[0] = TUN_REQ_BODY;
       new DataView(f.buffer).setUint32(1, c.rid >>> 0);
       return f;
+    };
+    /** Full frames sent, oldest first, with the body offset their last byte ends at. */
+    const inFlight: { frame: ReturnType<typeof newFrame>; end: number }[] = [];
+    let sentBytes = 0;
+    const nextFrame = (): ReturnType<typeof newFrame> => {
+      const oldest = inFlight[0];
+      if (oldest && oldest.end <= sentBytes - c.unacked) return inFlight.shift()!.frame;
+      return newFrame(TUNNEL_FRAME_BYTES);
     };
     let frame = newFrame(TUNNEL_FIRST_FRAME_BYTES);
     let filled = 0;
@@ -326,9 +321,13 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       timer = null;
       if (filled === 0 || c.done) return;
       c.unacked += filled;
+      sentBytes += filled;
       const full = filled === frame.byteLength - 5;
       const sent = this.sendBinary(full ? frame : frame.slice(0, 5 + filled));
-      if (full) frame = newFrame(TUNNEL_FRAME_BYTES);
+      if (full) {
+        if (frame.byteLength === 5 + TUNNEL_FRAME_BYTES) inFlight.push({ frame, end: sentBytes });
+        frame = nextFrame();
+      }
       filled = 0;
       if (!sent) linkDown = true;
     };
@@ -411,22 +410,6 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       c.timer = setTimeout(() => this.directStalled(c), TUNNEL_DIRECT_WAIT_MS);
     }
     return Response.json({ offset: d.offset });
-  }
-
-  /**
-   * The client's request body, for the agent's GET of a call offered as `upload` (through the
-   * Worker): answered with the body stream itself, which workerd pipes to the agent. 404
-   * `{detail, code}` when no such body is waiting (wrong rid or key, or already taken).
-   */
-  async giveUpload(request: Request): Promise<Response> {
-    const rid = Number(new URL(request.url).searchParams.get("rid"));
-    const c = Number.isInteger(rid) ? this.entry(rid) : undefined;
-    const key = request.headers.get(TUNNEL_BODY_KEY_HEADER) ?? "";
-    if (!c?.upload || c.upload.taken || !(await safeEqual(key, c.key)) || this.entry(rid) !== c || c.upload.taken) {
-      return agentError(new ApiError(404, "NO_SUCH_BODY", `No request body is waiting for call ${rid}`));
-    }
-    c.upload.taken = true;
-    return new Response(c.upload.body, { headers: { "Content-Type": "application/octet-stream" } });
   }
 
   /** The agent sent no next segment in time: the client's answer is cut and the agent told to stop. */

@@ -178,8 +178,6 @@ export interface AgentFacts {
   ot_info?: boolean;
   /** The agent runs the Open Terminal API in multi-user mode (OS accounts per `X-User-Id`). */
   ot_multi_user?: boolean;
-  /** The agent fetches large request bodies itself (tunnel.ts's direct bodies): the edge may offer `upload`. */
-  direct_bodies?: boolean;
 }
 
 /** The host an agent runs on, as it reports itself in its hello (shown by the edge's stats). */

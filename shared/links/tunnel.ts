@@ -29,12 +29,9 @@
  * 410 the client went away); an agent that does not send the next segment within
  * TUNNEL_DIRECT_WAIT_MS loses the call (the client sees a cut body). tun.end is not needed after
  * the last segment (the HostDO ends the call when it is written) and is ignored.
- * The other way, a request body the client declares at least TUNNEL_DIRECT_MIN_BYTES long is
- * offered as `upload: true` in tun.req (to an agent whose hello says `direct_bodies`): the agent GETs it from
- * TUNNEL_BODY_PATH (`?server=<id>&rid=<rid>`, the same token and key) when its handler first reads
- * the body, and the HostDO answers with the client's request body itself; no tun.reqend or
- * TUN_REQ_BODY frame follows. A body the agent never fetches is drained (a bounded amount) when
- * the call ends.
+ * Request bodies (uploads) stay on the control link: fetched by the agent over HTTP instead, they
+ * cost it more CPU than the frames save the HostDO, and the HostDO's frames are reused (see
+ * edge/http-tunnel.ts pumpRequest), so they leave no garbage behind.
  *
  * WebSockets through `/proxy/{port}/…` (a dev server's live reload) ride the same link:
  *   edge → agent  tun.wsopen  {rid, path, query, protocols}   dial ws://localhost:{port}/…
@@ -128,7 +125,7 @@ export type HeaderList = [string, string][];
 
 /** Edge → agent (JSON). */
 export type TunnelEdgeMsg =
-  | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean; key?: string; upload?: true }
+  | { t: "tun.req"; rid: number; scope: string; session: string; method: string; path: string; query: string; headers: HeaderList; body: boolean; key?: string }
   | { t: "tun.reqend"; rid: number }
   | { t: "tun.ack"; rid: number; bytes: number }
   | { t: "tun.cancel"; rid: number }
@@ -211,7 +208,6 @@ export function checkTunnelEdgeMsg(x: unknown): TunnelEdgeMsg | { error: string;
       if (!isStr(x.path, TUNNEL_PATH_MAX_CHARS) || !x.path.startsWith("/") || !isStr(x.query, TUNNEL_QUERY_MAX_CHARS)) return { error: "tun.req path malformed", rid };
       if (!isHeaders(x.headers) || typeof x.body !== "boolean") return { error: "tun.req headers malformed", rid };
       if (x.key !== undefined && !(typeof x.key === "string" && TUNNEL_BODY_KEY_PATTERN.test(x.key))) return { error: "tun.req key malformed", rid };
-      if (x.upload !== undefined && !(x.upload === true && x.body === true && x.key !== undefined)) return { error: "tun.req upload malformed", rid };
       return {
         t: "tun.req",
         rid,
@@ -223,7 +219,6 @@ export function checkTunnelEdgeMsg(x: unknown): TunnelEdgeMsg | { error: string;
         headers: x.headers,
         body: x.body,
         ...(x.key !== undefined ? { key: x.key } : {}),
-        ...(x.upload ? { upload: true as const } : {}),
       };
     case "tun.reqend":
     case "tun.cancel":

@@ -18,9 +18,9 @@ const SIZE = 128 * 1024 * 1024; // 128 MiB (the bench moves more and measures)
 /** Growth of resident memory allowed while they move (the bench holds the tighter 50 MB target). */
 const RSS_GROWTH_MAX = 100 * 1024 * 1024;
 /**
- * Growth allowed in workerd for a body that moves as a direct body (a download, an upload with a
- * declared length): its bytes never become JavaScript objects in the HostDO. As control-link frames
- * they left ~70 MB of V8 garbage behind (ArrayBuffers collected late), which this bound refuses.
+ * Growth allowed in workerd for a download (a direct body: its bytes never become JavaScript
+ * objects in the HostDO) and an upload (frames the HostDO reuses). A new ArrayBuffer per frame
+ * left ~70 MB of V8 garbage behind (collected late), which this bound refuses.
  */
 const DIRECT_WORKERD_GROWTH_MAX = 32 * 1024 * 1024;
 
@@ -168,7 +168,7 @@ describe("a large upload with its length", () => {
     await sized?.stop();
   });
 
-  it("uploads 128 MiB with its Content-Length, as browsers do, without JavaScript in workerd touching it", async () => {
+  it("uploads 128 MiB with its Content-Length, as browsers do, leaving no garbage in workerd", async () => {
     const source = join(sized.stateDir, "upload-sized.bin");
     const digest = await makeFile(source, SIZE);
     const form = new FormData();

@@ -37,12 +37,10 @@ describe("the tunnel protocol", () => {
     expect(checkTunnelEdgeMsg({ t: "nope" })).toEqual({ error: "tunnel message without a valid rid", rid: null });
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 99, headers: [] })).toBeNull();
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [] })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [] });
-    // Direct bodies: a key of 32 hex digits, `upload` only with a body and a key, `direct` only true.
+    // Direct bodies: a key of 32 hex digits, `direct` only true.
     const key = "0123456789abcdef0123456789abcdef";
     expect(checkTunnelEdgeMsg({ ...req, key })).toEqual({ ...req, key });
     expect(checkTunnelEdgeMsg({ ...req, key: "x" })).toEqual({ error: "tun.req key malformed", rid: 1 });
-    expect(checkTunnelEdgeMsg({ ...req, body: true, key, upload: true })).toEqual({ ...req, body: true, key, upload: true });
-    expect(checkTunnelEdgeMsg({ ...req, key, upload: true })).toEqual({ error: "tun.req upload malformed", rid: 1 });
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [], direct: true })).toEqual({ t: "tun.head", rid: 3, status: 200, headers: [], direct: true });
     expect(checkTunnelAgentMsg({ t: "tun.head", rid: 3, status: 200, headers: [], direct: 1 })).toBeNull();
   });
@@ -92,22 +90,17 @@ describe("the tunnel protocol", () => {
           controller.close();
         },
       });
-    const direct = {
-      sendSegment: async (segment: { offset: number; size: number; chunks: AsyncIterable<Uint8Array> }) => {
-        let bytes = 0;
-        let first = -1;
-        let last = -1;
-        for await (const chunk of segment.chunks) {
-          if (first < 0) first = chunk[0]!;
-          last = chunk[chunk.byteLength - 1]!;
-          bytes += chunk.byteLength;
-        }
-        segments.push({ offset: segment.offset, size: segment.size, bytes, first, last });
-        waiters.notify();
-      },
-      fetchUpload: async () => {
-        throw new Error("not offered");
-      },
+    const sendSegment = async (segment: { offset: number; size: number; chunks: AsyncIterable<Uint8Array> }) => {
+      let bytes = 0;
+      let first = -1;
+      let last = -1;
+      for await (const chunk of segment.chunks) {
+        if (first < 0) first = chunk[0]!;
+        last = chunk[chunk.byteLength - 1]!;
+        bytes += chunk.byteLength;
+      }
+      segments.push({ offset: segment.offset, size: segment.size, bytes, first, last });
+      waiters.notify();
     };
     const server = new TunnelServer(
       async (request) => {
@@ -119,7 +112,7 @@ describe("the tunnel protocol", () => {
       () => true,
       () => 0,
       undefined,
-      direct,
+      sendSegment,
     );
     const key = "0123456789abcdef0123456789abcdef";
     server.handle({ t: "tun.req", rid: 1, scope: "s", session: "", method: "GET", path: "/files/view", query: `length=${total}&declare=${total}`, headers: [], body: false, key });

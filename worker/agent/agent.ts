@@ -34,7 +34,7 @@ import { CwdStore } from "./files/cwd-store.ts";
 import { headAsGet, multiUserApp } from "./files/multi-user-app.ts";
 import { UserFiles, type HelperProgram } from "./files/user-files.ts";
 import { OsUsers, runAsAccount, type MultiUserOptions } from "./os-users.ts";
-import { directBodies } from "./files/direct-body.ts";
+import { segmentPoster } from "./files/direct-body.ts";
 import { TunnelServer } from "./files/tunnel-server.ts";
 import { agentIdentity, processTag, type AgentIdentity } from "./launch.ts";
 import { Link, wsUrl } from "./link.ts";
@@ -145,7 +145,7 @@ export class Agent {
       (frame) => this.control.send(frame),
       () => this.control.bufferedAmount,
       (head, payload) => this.control.sendParts(head, payload),
-      directBodies(options.edge, options.server, options.token),
+      segmentPoster(options.edge, options.server, options.token),
     );
     this.control = new Link({
       url: wsUrl(options.edge, `/agent/v1/control?server=${encodeURIComponent(options.server)}`),
@@ -233,7 +233,6 @@ export class Agent {
         // Whether `/info` answers (the edge then offers `get_info` in /openapi.json).
         ot_info: this.options.info !== undefined,
         ot_multi_user: this.osUsers !== null,
-        direct_bodies: true,
       },
       sessions: this.terminals.live(),
     };

@@ -1,14 +1,12 @@
 /**
  * The agent's end of direct bodies (shared/links/tunnel.ts): a large tunnelled answer goes to the
  * edge as HTTP POSTs of TUNNEL_DIRECT_SEGMENT_BYTES at most, which the HostDO pipes into the
- * client's response without JavaScript touching the bytes, and a large request body offered as
- * `upload` is fetched with a GET that the HostDO answers with the client's body. Each carries the
- * agent token and the call's key; TCP's backpressure paces the reading and writing of files.
+ * client's response without JavaScript touching the bytes. Each POST carries its Content-Length,
+ * the agent token and the call's key; TCP's backpressure paces the reading of the file.
  */
 import { once } from "node:events";
 import http from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
 import { TUNNEL_BODY_KEY_HEADER, TUNNEL_BODY_PATH } from "../../../shared/links/tunnel.ts";
 
 /** Longest edge answer to a segment read, in bytes (a short JSON; more is cut). */
@@ -26,43 +24,8 @@ export interface BodySegment {
 /** Sends one segment; resolves once the edge wrote it, rejects with why not (the edge's `detail`, or the network's error). */
 export type SegmentSender = (segment: BodySegment, signal: AbortSignal) => Promise<void>;
 
-/** Fetches call `rid`'s request body from the edge; rejects with why not (the edge's `detail`, or the network's error). */
-export type UploadFetcher = (rid: number, key: string, signal: AbortSignal) => Promise<ReadableStream<Uint8Array>>;
-
-/** Both directions of direct bodies, for the tunnel server. */
-export interface DirectBodies {
-  sendSegment: SegmentSender;
-  fetchUpload: UploadFetcher;
-}
-
-/** Direct bodies to and from the edge at `edge` (http or https), as server `server` with its agent `token`. */
-export function directBodies(edge: string, server: string, token: string): DirectBodies {
-  return { sendSegment: segmentPoster(edge, server, token), fetchUpload: uploadFetcher(edge, server, token) };
-}
-
-/**
- * GETs with node:http rather than fetch: fetch's body stream cost the agent more CPU per upload
- * (0.66 s per 100 MB against 0.44–0.55 s this way, measured in one spell).
- */
-function uploadFetcher(edge: string, server: string, token: string): UploadFetcher {
-  return (rid, key, signal) =>
-    new Promise((resolve, reject) => {
-      const url = new URL(TUNNEL_BODY_PATH, edge);
-      url.search = new URLSearchParams({ server, rid: String(rid) }).toString();
-      const request = (url.protocol === "https:" ? https : http).get(url, { signal, headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: key } });
-      request.on("error", reject);
-      request.on("response", (response) => {
-        if (response.statusCode !== 200) {
-          response.resume();
-          reject(new Error(`the edge refused the request body: ${response.statusCode}`));
-          return;
-        }
-        resolve(Readable.toWeb(response) as ReadableStream<Uint8Array>);
-      });
-    });
-}
-
-function segmentPoster(edge: string, server: string, token: string): SegmentSender {
+/** A SegmentSender that POSTs to the edge at `edge` (http or https) as server `server` with its agent `token`. */
+export function segmentPoster(edge: string, server: string, token: string): SegmentSender {
   return (segment, signal) =>
     new Promise<void>((resolve, reject) => {
       const url = new URL(TUNNEL_BODY_PATH, edge);

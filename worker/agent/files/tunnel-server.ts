@@ -25,7 +25,7 @@ import {
 } from "../../../shared/links/tunnel.ts";
 import type { HeaderList, TunnelAgentMsg } from "../../../shared/links/tunnel.ts";
 import type { LinkDecodeError } from "../../../shared/links/codec.ts";
-import type { DirectBodies } from "./direct-body.ts";
+import type { SegmentSender } from "./direct-body.ts";
 import { WsProxy } from "./ws-proxy.ts";
 
 /** Who calls, as the edge established it. */
@@ -75,8 +75,8 @@ export class TunnelServer {
       frame.set(payload, head.byteLength);
       return sendBinary(frame);
     },
-    /** Direct bodies to and from the edge; null: bodies always go as frames. */
-    private readonly direct: DirectBodies | null = null,
+    /** Sends a direct body's segment to the edge; null: answers always go as frames. */
+    private readonly sendSegment: SegmentSender | null = null,
   ) {
     this.ws = new WsProxy((msg) => this.emit(msg), sendBinary, linkBuffered);
   }
@@ -169,7 +169,7 @@ export class TunnelServer {
         /* an illegal header is dropped */
       }
     }
-    const body = !msg.body ? null : msg.upload && this.direct ? this.uploadStream(rid, msg.key!, job) : this.bodyStream(rid, job);
+    const body = msg.body ? this.bodyStream(rid, job) : null;
     let request: Request;
     try {
       request = new Request(`http://tunnel${msg.path}${msg.query ? `?${msg.query}` : ""}`, {
@@ -184,26 +184,6 @@ export class TunnelServer {
       return;
     }
     void this.run(rid, job, request, { scope: msg.scope, session: msg.session });
-  }
-
-  /**
-   * A request body the edge offered as `upload`: fetched from the edge when the handler first
-   * reads it (a handler that refuses the call without its body never fetches it), then read as
-   * the handler pulls, so TCP paces the client's sending.
-   */
-  private uploadStream(rid: number, key: string, job: Job): ReadableStream<Uint8Array> {
-    let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        reader ??= (await this.direct!.fetchUpload(rid, key, job.abort.signal)).getReader();
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      },
-      cancel: async () => {
-        await reader?.cancel().catch(() => {});
-      },
-    }, { highWaterMark: 0 });
   }
 
   private bodyStream(rid: number, job: Job): ReadableStream<Uint8Array> {
@@ -252,7 +232,7 @@ export class TunnelServer {
       response.headers.forEach((v, k) => headers.push([k, v]));
     }
     const length = declaredLength(headers);
-    const direct = this.direct !== null && job.key !== undefined && job.method !== "HEAD" && response.body !== null && length !== null && length >= TUNNEL_DIRECT_MIN_BYTES;
+    const direct = this.sendSegment !== null && job.key !== undefined && job.method !== "HEAD" && response.body !== null && length !== null && length >= TUNNEL_DIRECT_MIN_BYTES;
     if (!this.emit({ t: "tun.head", rid, status: response.status, headers, ...(direct ? { direct: true as const } : {}) })) {
       await response.body?.cancel().catch(() => {});
       return;
@@ -320,7 +300,7 @@ export class TunnelServer {
     try {
       for (let offset = 0; offset < length; ) {
         const size = Math.min(TUNNEL_DIRECT_SEGMENT_BYTES, length - offset);
-        await this.direct!.sendSegment({ rid, key: job.key!, offset, size, chunks: segmentChunks(size) }, job.abort.signal);
+        await this.sendSegment!({ rid, key: job.key!, offset, size, chunks: segmentChunks(size) }, job.abort.signal);
         offset += size;
       }
     } catch (e) {
