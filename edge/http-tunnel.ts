@@ -43,6 +43,12 @@ import { drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
 /** The largest piece of a request body taken in one read, in bytes (BodyReads). */
 export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
+/**
+ * How long an answer given without reading the request body waits, at most, for that body's drain
+ * before it ends, in ms: long enough for a client still sending to deliver what the drain takes
+ * (UNREAD_BODY_DRAIN_MAX_BYTES), short for one that stopped sending when it saw the head.
+ */
+export const UNREAD_BODY_WAIT_MS = 1000;
 /** The first request-body frame's capacity (most bodies are small; later frames are TUNNEL_FRAME_BYTES). */
 const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
 
@@ -228,8 +234,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         // The answer ends once the request body is read (drained, up to UNREAD_BODY_DRAIN_MAX_BYTES,
         // when the agent answered without it): the local runtime closes a keep-alive connection
         // whose request body was left unread, and the client's write of the rest fails (EPIPE).
+        // But not later than UNREAD_BODY_WAIT_MS: a client that stopped sending once it had the
+        // head (curl does; with `Expect: 100-continue` it sends nothing) would wait forever.
         const close = () => void c.writer?.close().catch(() => {});
-        if (c.bodyRead) void c.bodyRead.then(close);
+        if (c.bodyRead) void settledWithin(c.bodyRead, UNREAD_BODY_WAIT_MS).then(close);
         else close();
         return;
       }
@@ -497,6 +505,13 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   private sendBinary(frame: Uint8Array): boolean {
     return this.toAgent(frame);
   }
+}
+
+/** Resolves once `promise` settles or `ms` have passed, whichever is first; never rejects. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const elapsed = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([promise.then(() => {}, () => {}), elapsed]).finally(() => clearTimeout(timer));
 }
 
 function agentError(error: ApiError): Response {
