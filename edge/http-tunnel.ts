@@ -43,6 +43,12 @@ import { drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
 /** The largest piece of a request body taken in one read, in bytes (BodyReads). */
 export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
+/**
+ * How long an answer given without reading the request body waits for more of that body while
+ * it drains, in ms, before it ends without it: a client that stopped sending when it saw the head
+ * (curl does) gets the end this long after, one still sending is drained as before.
+ */
+export const UNREAD_BODY_WAIT_MS = 1000;
 /** The first request-body frame's capacity (most bodies are small; later frames are TUNNEL_FRAME_BYTES). */
 const TUNNEL_FIRST_FRAME_BYTES = 64 * 1024; // 64 KiB
 
@@ -81,6 +87,8 @@ export interface TunnelCallEntry extends HttpWaiter {
   done: boolean;
   /** The request body's pump (pumpRequest): ends once the body is sent, drained or cancelled. */
   bodyRead: Promise<void> | null;
+  /** Request body bytes read so far (sent on or drained): whether a drain is still moving. */
+  bodyBytes: number;
   /** A HEAD request: its answer has no body, whatever length the agent names. */
   head: boolean;
   /** The key the agent's direct-body segments must carry (tun.req `key`). */
@@ -176,7 +184,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const tooLarge = headerListProblem(headers);
     if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, head: request.method === "HEAD", key: newBodyKey(), direct: null };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, bodyBytes: 0, head: request.method === "HEAD", key: newBodyKey(), direct: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
@@ -228,8 +236,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         // The answer ends once the request body is read (drained, up to UNREAD_BODY_DRAIN_MAX_BYTES,
         // when the agent answered without it): the local runtime closes a keep-alive connection
         // whose request body was left unread, and the client's write of the rest fails (EPIPE).
+        // But not once UNREAD_BODY_WAIT_MS pass without a byte of it: a client that stopped sending
+        // once it had the head (curl does; after `Expect: 100-continue` it sends none) would wait forever.
         const close = () => void c.writer?.close().catch(() => {});
-        if (c.bodyRead) void c.bodyRead.then(close);
+        if (c.bodyRead) void readOrIdle(c.bodyRead, () => c.bodyBytes).then(close);
         else close();
         return;
       }
@@ -286,7 +296,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
 
 
   private async pumpRequest(c: TunnelCallEntry, body: ReadableStream<Uint8Array>): Promise<void> {
-    const reads = new BodyReads(body);
+    const reads = new BodyReads(body, (bytes) => (c.bodyBytes += bytes));
     // Reads are gathered into one frame, its header written in place: it goes out when full, at
     // the end of the body, or TUNNEL_FLUSH_MS after its first byte. A part is sent as a copy and
     // the buffer kept. The first frame is small (most bodies are), later ones TUNNEL_FRAME_BYTES.
@@ -371,10 +381,10 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
    */
   async acceptBodySegment(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const rid = Number(url.searchParams.get("rid"));
-    const offset = Number(url.searchParams.get("offset"));
-    const size = Number(request.headers.get("Content-Length") ?? NaN);
-    if (!Number.isInteger(rid) || !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || size < 1 || size > TUNNEL_DIRECT_SEGMENT_BYTES || !request.body) {
+    const rid = decimal(url.searchParams.get("rid"));
+    const offset = decimal(url.searchParams.get("offset"));
+    const size = decimal(request.headers.get("Content-Length"));
+    if (rid === null || offset === null || size === null || size < 1 || size > TUNNEL_DIRECT_SEGMENT_BYTES || !request.body) {
       await drainUnread(request.body);
       return agentError(new ApiError(400, "BAD_SEGMENT", `A direct-body segment needs rid, offset and a Content-Length of 1 to ${TUNNEL_DIRECT_SEGMENT_BYTES} bytes`));
     }
@@ -499,6 +509,35 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   }
 }
 
+/**
+ * A rid, offset or length as the agent writes it: decimal digits only, at most 2^53 - 1; null
+ * otherwise (`Number()` would read "" as 0 and "0x1f", "1e3" or " 5" as numbers).
+ */
+function decimal(text: string | null): number | null {
+  if (text === null || !/^\d{1,16}$/.test(text)) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+/**
+ * Resolves once `read` (a body's pump or drain) settles, or once UNREAD_BODY_WAIT_MS pass in which
+ * `bytes()` (the body bytes read so far) did not move; never rejects.
+ */
+function readOrIdle(read: Promise<void>, bytes: () => number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = bytes();
+    const timer = setInterval(() => {
+      if (bytes() === seen) done();
+      seen = bytes();
+    }, UNREAD_BODY_WAIT_MS);
+    const done = () => {
+      clearInterval(timer);
+      resolve();
+    };
+    read.then(done, done);
+  });
+}
+
 function agentError(error: ApiError): Response {
   return errorResponse("agent", error);
 }
@@ -515,7 +554,11 @@ export class BodyReads {
   private readonly plain: ReadableStreamDefaultReader<Uint8Array> | null;
   private buffer: ArrayBuffer | null = new ArrayBuffer(BODY_READ_BYTES);
 
-  constructor(body: ReadableStream<Uint8Array>) {
+  /** `onRead`: told the size of each piece read, in bytes. */
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    private readonly onRead: (bytes: number) => void = () => {},
+  ) {
     let byob: ReadableStreamBYOBReader | null = null;
     try {
       byob = body.getReader({ mode: "byob" });
@@ -530,6 +573,7 @@ export class BodyReads {
   async next(): Promise<Uint8Array | null> {
     if (this.plain) {
       const { done, value } = await this.plain.read();
+      if (!done) this.onRead(value.byteLength);
       return done ? null : value;
     }
     // The read takes the buffer over (it is detached) and hands it back in the view it answers.
@@ -537,12 +581,13 @@ export class BodyReads {
     this.buffer = null;
     const { done, value } = await this.byob!.read(new Uint8Array(buffer));
     if (value) this.buffer = value.buffer as ArrayBuffer;
-    return done || !value ? null : value;
+    if (done || !value) return null;
+    this.onRead(value.byteLength);
+    return value;
   }
 
   /** Reads and drops the rest (up to UNREAD_BODY_DRAIN_MAX_BYTES, http.ts), then cancels. */
   async drain(): Promise<void> {
-    if (this.plain) return drainUnread(this.plain);
     try {
       for (let read = 0; read <= UNREAD_BODY_DRAIN_MAX_BYTES; ) {
         const value = await this.next();

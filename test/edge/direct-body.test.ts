@@ -53,6 +53,13 @@ it("writes a direct body from its segments in order and refuses every wrong segm
   const malformed = await segment("hello", 0, {}, `rid=x&offset=0`);
   expect(malformed.status).toBe(400);
   expect(await malformed.json()).toMatchObject({ code: "BAD_SEGMENT" });
+  // A rid or offset that is missing, or written other than in decimal digits, is malformed too
+  // (never read as call 0, offset 0, or the number `Number()` would make of "0x1f" or "1e3").
+  for (const query of [`offset=0`, `rid=${req.rid}`, `rid=&offset=0`, `rid=0x${req.rid.toString(16)}&offset=0`, `rid=${req.rid}&offset=0e0`, `rid=${req.rid}&offset=-0`, `rid=${req.rid}.0&offset=0`]) {
+    const refused = await segment("hello", 0, {}, query);
+    expect(refused.status, query).toBe(400);
+    expect(await refused.json()).toMatchObject({ code: "BAD_SEGMENT" });
+  }
 
   // The segments in order make the answer (a segment is written as the client reads).
   const text = answer.text();
