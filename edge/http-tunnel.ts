@@ -95,6 +95,8 @@ export interface TunnelCallEntry extends HttpWaiter {
   key: string;
   /** Set when the answer's body comes as a direct body (tun.head `direct`). */
   direct: DirectBody | null;
+  /** Wakes a direct-body segment that came before the head (acceptBodySegment). */
+  headSeen: (() => void) | null;
 }
 
 /** A direct body being written into the client's response (tunnel.ts). */
@@ -184,7 +186,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     const tooLarge = headerListProblem(headers);
     if (tooLarge) return errorResponse("open-terminal", new ApiError(431, "HEADERS_TOO_LARGE", `Request headers too large: ${tooLarge}`));
     const body = request.body;
-    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, bodyBytes: 0, head: request.method === "HEAD", key: newBodyKey(), direct: null };
+    const c: TunnelCallEntry = { kind: "tun", rid: 0, resolve: null, timer: null, writer: null, unacked: 0, taken: 0, wake: null, done: false, bodyRead: null, bodyBytes: 0, head: request.method === "HEAD", key: newBodyKey(), direct: null, headSeen: null };
     const answer = new Promise<Response>((resolve) => (c.resolve = resolve));
     const rid = this.table.open(c);
     if (rid === null) return busy();
@@ -390,7 +392,16 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     }
     const c = this.entry(rid);
     const key = request.headers.get(TUNNEL_BODY_KEY_HEADER) ?? "";
-    if (!c?.direct || c.direct.complete || !(await safeEqual(key, c.key)) || this.entry(rid) !== c) {
+    const keyed = c !== undefined && (await safeEqual(key, c.key));
+    // The segment and the head travel by different connections: a first segment can come before
+    // the head that says `direct`. It waits for the head (or the call's end) rather than fail.
+    if (keyed && c.resolve && !c.direct && !c.done) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, TUNNEL_DIRECT_WAIT_MS);
+        c.headSeen = () => (clearTimeout(timer), resolve());
+      });
+    }
+    if (!keyed || !c.direct || c.direct.complete || this.entry(rid) !== c) {
       await drainUnread(request.body);
       return agentError(new ApiError(404, "NO_SUCH_BODY", `No direct body is awaited for call ${rid}`));
     }
@@ -431,6 +442,14 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   }
 
   private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList, direct: boolean): void {
+    try {
+      this.answerHead(c, status, agentHeaders, direct);
+    } finally {
+      this.wakeSegment(c); // a segment that came first finds the call as the head left it
+    }
+  }
+
+  private answerHead(c: TunnelCallEntry, status: number, agentHeaders: HeaderList, direct: boolean): void {
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     const headers = new Headers();
@@ -484,8 +503,15 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     wake?.();
   }
 
+  private wakeSegment(c: TunnelCallEntry): void {
+    const wake = c.headSeen;
+    c.headSeen = null;
+    wake?.();
+  }
+
   private forget(c: TunnelCallEntry): void {
     c.done = true;
+    this.wakeSegment(c);
     if (c.timer) clearTimeout(c.timer);
     c.timer = null;
     this.wake(c);

@@ -10,14 +10,22 @@ import { TUNNEL_BODY_KEY_HEADER, TUNNEL_BODY_PATH } from "../../shared/links/tun
 import { api, BASE, registerServer, tunnelAgent, worker } from "./worker-client.ts";
 import { until } from "../support/waiters.ts";
 
-/** An agent link that answers each call with a direct head naming the length its path ends in (`/proxy/1/<length>`; "none" for no length). */
-function directAgent(server: string, token: string) {
-  return tunnelAgent(server, token, (msg, ws) => {
+/**
+ * An agent link that answers each call with a direct head naming the length its path ends in
+ * (`/proxy/1/<length>`; "none" for no length). Under `/proxy/1/late/…` the head waits until the
+ * test sends it (`heads`, by rid).
+ */
+async function directAgent(server: string, token: string) {
+  const heads = new Map<number, () => void>();
+  const link = await tunnelAgent(server, token, (msg, ws) => {
     if (msg.t !== "tun.req") return;
     const length = msg.path!.split("/").pop()!;
     const headers = length === "none" ? [["content-type", "application/octet-stream"]] : [["content-type", "application/octet-stream"], ["content-length", length]];
-    ws.send(JSON.stringify({ t: "tun.head", rid: msg.rid, status: 200, headers, direct: true }));
+    const head = () => ws.send(JSON.stringify({ t: "tun.head", rid: msg.rid, status: 200, headers, direct: true }));
+    if (msg.path!.startsWith("/proxy/1/late/")) heads.set(msg.rid, head);
+    else head();
   });
+  return { ...link, heads };
 }
 
 it("writes a direct body from its segments in order and refuses every wrong segment", { timeout: 60_000 }, async () => {
@@ -71,6 +79,22 @@ it("writes a direct body from its segments in order and refuses every wrong segm
   expect(await text).toBe("helloworld");
   // The call is over: another segment finds nothing.
   expect((await segment("again", 10)).status).toBe(404);
+
+  // A first segment that comes before the head (they travel by different connections) waits for it.
+  const early = api(`${base}/proxy/1/late/5`);
+  await agent.waiters.until(() => agent.seen.some((m) => m.path === "/proxy/1/late/5"), "the late call's tun.req");
+  const earlyReq = agent.seen.find((m) => m.t === "tun.req" && m.path === "/proxy/1/late/5")!;
+  const earlySegment = worker.fetch(`${BASE}${TUNNEL_BODY_PATH}?server=direct&rid=${earlyReq.rid}&offset=0`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: earlyReq.key! },
+    body: "early",
+  });
+  // Requests reach the DO in order: once this is answered, the segment is in and waiting.
+  await api(`${base}/health`);
+  agent.heads.get(earlyReq.rid)!();
+  const earlyAnswer = await early;
+  expect(await earlyAnswer.text()).toBe("early");
+  expect((await earlySegment).status).toBe(200);
 
   // A direct head that names no length cannot be written: 502 now, and the agent is told to stop.
   const none = await api(`${base}/proxy/1/none`);
