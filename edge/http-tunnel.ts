@@ -379,7 +379,8 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
    * its request body is piped into the client's response in workerd, untouched by JavaScript.
    * Answers 200 `{offset}` (bytes written in all) once the segment is written; AgentLinkError
    * `{detail, code}`: 400 a malformed segment, 404 no direct body for this rid and key, 409 a
-   * segment out of order or while another is piped, 410 the client went away (the call ends).
+   * segment out of order or while another is piped, 410 the client went away (CLIENT_GONE, the
+   * call ends) or the call ended while the segment was written (CALL_ENDED).
    */
   async acceptBodySegment(request: Request): Promise<Response> {
     const url = new URL(request.url);
@@ -419,6 +420,8 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       await request.body.pipeTo(d.writable, { preventClose: !last, signal: d.piping.signal });
     } catch (e) {
       d.piping = null;
+      // Ended here (tun.abort, tun.cancel sent, the link gone) or by the client leaving.
+      if (this.table.get(c.rid) !== c) return agentError(new ApiError(410, "CALL_ENDED", `Call ${rid} ended while its segment was written`));
       this.clientGone(c);
       return agentError(new ApiError(410, "CLIENT_GONE", `The body could not be written: ${(e as Error).message ?? e}`));
     }

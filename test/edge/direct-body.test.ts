@@ -13,11 +13,13 @@ import { until } from "../support/waiters.ts";
 /**
  * An agent link that answers each call with a direct head naming the length its path ends in
  * (`/proxy/1/<length>`; "none" for no length). Under `/proxy/1/late/…` the head waits until the
- * test sends it (`heads`, by rid).
+ * test sends it (`heads`, by rid); `abort` ends a call as the agent would.
  */
 async function directAgent(server: string, token: string) {
   const heads = new Map<number, () => void>();
+  let socket: WebSocket | null = null;
   const link = await tunnelAgent(server, token, (msg, ws) => {
+    socket = ws;
     if (msg.t !== "tun.req") return;
     const length = msg.path!.split("/").pop()!;
     const headers = length === "none" ? [["content-type", "application/octet-stream"]] : [["content-type", "application/octet-stream"], ["content-length", length]];
@@ -25,7 +27,9 @@ async function directAgent(server: string, token: string) {
     if (msg.path!.startsWith("/proxy/1/late/")) heads.set(msg.rid, head);
     else head();
   });
-  return { ...link, heads };
+  /** Ends call `rid` as an agent whose reading failed does (tun.abort). */
+  const abort = (rid: number) => socket!.send(JSON.stringify({ t: "tun.abort", rid, reason: "the file could not be read" }));
+  return { ...link, heads, abort };
 }
 
 it("writes a direct body from its segments in order and refuses every wrong segment", { timeout: 60_000 }, async () => {
@@ -102,6 +106,22 @@ it("writes a direct body from its segments in order and refuses every wrong segm
   expect(await none.json()).toMatchObject({ code: "AGENT_BAD_REPLY" });
   const noneReq = agent.seen.find((m) => m.t === "tun.req" && m.path === "/proxy/1/none")!;
   await agent.waiters.until(() => agent.seen.some((m) => m.t === "tun.cancel" && m.rid === noneReq.rid), "the lengthless call's tun.cancel");
+
+  // The agent itself ends a call while a segment is written (the client is not reading, so the
+  // pipe waits): that segment is 410 CALL_ENDED, not CLIENT_GONE.
+  const stalled = await api(`${base}/proxy/1/4194304`);
+  const stalledReq = agent.seen.find((m) => m.t === "tun.req" && m.path === "/proxy/1/4194304")!;
+  const stalledSegment = worker.fetch(`${BASE}${TUNNEL_BODY_PATH}?server=direct&rid=${stalledReq.rid}&offset=0`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: stalledReq.key! },
+    body: new Uint8Array(4 << 20),
+  });
+  await api(`${base}/health`); // the segment is in and piping
+  agent.abort(stalledReq.rid);
+  const ended = await stalledSegment;
+  expect(ended.status).toBe(410);
+  expect(await ended.json()).toMatchObject({ code: "CALL_ENDED" });
+  await stalled.body!.cancel().catch(() => {});
 
   // A client that went away: the next segment is 410 and the agent is told to stop.
   const gone = await api(`${base}/proxy/1/1048576`);
