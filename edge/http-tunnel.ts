@@ -23,6 +23,7 @@ import { safeEqual } from "./auth.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import {
   checkTunnelAgentMsg,
+  decimalInteger,
   declaredLength,
   decodeBodyFrame,
   headerListProblem,
@@ -384,9 +385,9 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
    */
   async acceptBodySegment(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const rid = decimal(url.searchParams.get("rid"));
-    const offset = decimal(url.searchParams.get("offset"));
-    const size = decimal(request.headers.get("Content-Length"));
+    const rid = decimalInteger(url.searchParams.get("rid"));
+    const offset = decimalInteger(url.searchParams.get("offset"));
+    const size = decimalInteger(request.headers.get("Content-Length"));
     if (rid === null || offset === null || size === null || size < 1 || size > TUNNEL_DIRECT_SEGMENT_BYTES || !request.body) {
       await drainUnread(request.body);
       return agentError(new ApiError(400, "BAD_SEGMENT", `A direct-body segment needs rid, offset and a Content-Length of 1 to ${TUNNEL_DIRECT_SEGMENT_BYTES} bytes`));
@@ -536,16 +537,6 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   private sendBinary(frame: Uint8Array): boolean {
     return this.toAgent(frame);
   }
-}
-
-/**
- * A rid, offset or length as the agent writes it: decimal digits only, at most 2^53 - 1; null
- * otherwise (`Number()` would read "" as 0 and "0x1f", "1e3" or " 5" as numbers).
- */
-function decimal(text: string | null): number | null {
-  if (text === null || !/^\d{1,16}$/.test(text)) return null;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : null;
 }
 
 /**

@@ -185,12 +185,20 @@ export function headerListProblem(headers: HeaderList): string | null {
   return total > TUNNEL_HEAD_MAX_CHARS ? `${total} characters of headers (at most ${TUNNEL_HEAD_MAX_CHARS})` : null;
 }
 
+/**
+ * A count written as decimal digits only, at most 2^53 - 1; null otherwise (`Number()` would read
+ * "" as 0 and "0x1f", "1e3" or " 5" as numbers). Lengths, rids and offsets on the wire.
+ */
+export function decimalInteger(text: string | null | undefined): number | null {
+  if (text == null || !/^\d{1,16}$/.test(text)) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
 /** A head's `Content-Length`, when it names one well-formed length (at most 2^53 - 1 bytes); else null. */
 export function declaredLength(headers: HeaderList): number | null {
   const values = headers.filter(([k]) => k.toLowerCase() === "content-length").map(([, v]) => v.trim());
-  if (values.length !== 1 || !/^\d{1,16}$/.test(values[0]!)) return null;
-  const length = Number(values[0]);
-  return Number.isSafeInteger(length) ? length : null;
+  return values.length === 1 ? decimalInteger(values[0]) : null;
 }
 
 function isHeaders(x: unknown): x is HeaderList {

@@ -3,9 +3,9 @@
  * body frames from the control link into a web `Request`, hands it to a handler (the Open
  * Terminal files/ports/proxy app) and streams the handler's `Response` back, paced by the edge's
  * acknowledgements, or as a direct body (POSTed segments, direct-body.ts) when the answer names a
- * Content-Length of TUNNEL_DIRECT_MIN_BYTES or more and the edge offered a key. The request body is a pull stream: a chunk is acknowledged to the edge when
- * the handler reads it, so an upload never runs ahead of the disk. Nothing that arrives can make
- * it throw.
+ * Content-Length of TUNNEL_DIRECT_MIN_BYTES or more and the edge offered a key. The request body
+ * is a pull stream: a chunk is acknowledged to the edge when the handler reads it, so an upload
+ * never runs ahead of the disk. Nothing that arrives can make it throw.
  */
 import {
   checkTunnelEdgeMsg,
