@@ -5,10 +5,24 @@
  * links' shape and loses nothing of the answer; a direct head without a length is a 502; a
  * client that went away makes the next segment 410 and the agent is told to stop.
  */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
+import { hostStub } from "../../edge/addresses.ts";
+import type { Env } from "../../edge/env.ts";
+import type { TunnelCallEntry } from "../../edge/http-tunnel.ts";
 import { TUNNEL_BODY_KEY_HEADER, TUNNEL_BODY_PATH } from "../../shared/links/tunnel.ts";
 import { api, BASE, registerServer, tunnelAgent, worker } from "./worker-client.ts";
 import { until } from "../support/waiters.ts";
+
+/** Call `rid` as `server`'s HostDO holds it: whether a segment waits for its head, and whether one is being piped. */
+function callIn(server: string, rid: number): Promise<{ waitsForHead: boolean; piping: boolean }> {
+  return runInDurableObject(hostStub(env as unknown as Env, server), (instance) => {
+    const tunnel = (instance as unknown as { link: { tunnel: { entry(rid: number): TunnelCallEntry | undefined } } }).link.tunnel;
+    const c = tunnel.entry(rid);
+    return { waitsForHead: c?.headSeen != null, piping: c?.direct?.piping != null };
+  });
+}
 
 /**
  * An agent link that answers each call with a direct head naming the length its path ends in
@@ -93,8 +107,7 @@ it("writes a direct body from its segments in order and refuses every wrong segm
     headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: earlyReq.key! },
     body: "early",
   });
-  // Requests reach the DO in order: once this is answered, the segment is in and waiting.
-  await api(`${base}/health`);
+  await until("the segment to wait for its head", async () => (await callIn("direct", earlyReq.rid)).waitsForHead);
   agent.heads.get(earlyReq.rid)!();
   const earlyAnswer = await early;
   expect(await earlyAnswer.text()).toBe("early");
@@ -116,7 +129,7 @@ it("writes a direct body from its segments in order and refuses every wrong segm
     headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: stalledReq.key! },
     body: new Uint8Array(4 << 20),
   });
-  await api(`${base}/health`); // the segment is in and piping
+  await until("the segment to be piped", async () => (await callIn("direct", stalledReq.rid)).piping);
   agent.abort(stalledReq.rid);
   const ended = await stalledSegment;
   expect(ended.status).toBe(410);
