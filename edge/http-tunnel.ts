@@ -398,6 +398,11 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     // The segment and the head travel by different connections: a first segment can come before
     // the head that says `direct`. It waits for the head (or the call's end) rather than fail.
     if (keyed && c.resolve && !c.direct && !c.done) {
+      // One waits per call (the first segment); another before the head is out of order.
+      if (c.headSeen) {
+        await drainUnread(request.body);
+        return agentError(new ApiError(409, "SEGMENT_OUT_OF_ORDER", `Call ${rid} has a segment waiting for its head already`));
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, TUNNEL_DIRECT_WAIT_MS);
         c.headSeen = () => (clearTimeout(timer), resolve());

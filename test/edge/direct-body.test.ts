@@ -108,6 +108,13 @@ it("writes a direct body from its segments in order and refuses every wrong segm
     body: "early",
   });
   await until("the segment to wait for its head", async () => (await callIn("direct", earlyReq.rid)).waitsForHead);
+  // Only one waits: a second before the head is out of order (a hostile agent cannot pile them up).
+  const another = await worker.fetch(`${BASE}${TUNNEL_BODY_PATH}?server=direct&rid=${earlyReq.rid}&offset=0`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, [TUNNEL_BODY_KEY_HEADER]: earlyReq.key! },
+    body: "again",
+  });
+  expect(another.status).toBe(409);
   agent.heads.get(earlyReq.rid)!();
   const earlyAnswer = await early;
   expect(await earlyAnswer.text()).toBe("early");
