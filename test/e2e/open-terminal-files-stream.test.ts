@@ -19,10 +19,11 @@ const SIZE = 128 * 1024 * 1024; // 128 MiB (the bench moves more and measures)
 const RSS_GROWTH_MAX = 100 * 1024 * 1024;
 /**
  * Growth allowed in workerd for a download (a direct body: its bytes never become JavaScript
- * objects in the HostDO) and an upload (frames the HostDO reuses). A new ArrayBuffer per frame
- * left ~70 MB of V8 garbage behind (collected late), which this bound refuses.
+ * objects in the HostDO) and an upload (frames the HostDO reuses), and in the agent for a
+ * download (the file is read into a few reused buffers). A new ArrayBuffer per frame or per read
+ * left 45–70 MB of V8 garbage behind (collected late), which this bound refuses.
  */
-const DIRECT_WORKERD_GROWTH_MAX = 32 * 1024 * 1024;
+const NO_GARBAGE_GROWTH_MAX = 32 * 1024 * 1024;
 
 let stack: TestStack;
 
@@ -79,8 +80,8 @@ describe("large files through the edge", () => {
     const [agentGrowth, workerdGrowth] = watch.stop();
     expect(received).toBe(SIZE);
     expect(hash.digest("hex")).toBe(digest);
-    expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
-    expect(workerdGrowth).toBeLessThan(DIRECT_WORKERD_GROWTH_MAX);
+    expect(agentGrowth).toBeLessThan(NO_GARBAGE_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(NO_GARBAGE_GROWTH_MAX);
   });
 
   it("uploads 128 MiB as multipart with flat memory, and the file arrives whole", async () => {
@@ -182,6 +183,6 @@ describe("a large upload with its length", () => {
     for await (const chunk of createReadStream(join(sized.home, "uploads", "sized.bin"))) hash.update(chunk as Buffer);
     expect(hash.digest("hex")).toBe(digest);
     expect(agentGrowth).toBeLessThan(RSS_GROWTH_MAX);
-    expect(workerdGrowth).toBeLessThan(DIRECT_WORKERD_GROWTH_MAX);
+    expect(workerdGrowth).toBeLessThan(NO_GARBAGE_GROWTH_MAX);
   });
 });

@@ -3,17 +3,18 @@
  * file-route validation, Python's splitlines, session working directories and the
  * rotated JSONL log.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
 import { checkTunnelAgentMsg, checkTunnelEdgeMsg, decodeBodyFrame, encodeBodyFrame, headerListProblem, sendableCloseCode, TUN_REQ_BODY, TUN_RES_BODY, TUNNEL_DIRECT_SEGMENT_BYTES, TUNNEL_HEADERS_MAX, type HeaderList } from "../../shared/links/tunnel.ts";
 import { TunnelServer } from "../../worker/agent/files/tunnel-server.ts";
-import { Waiters } from "../support/waiters.ts";
+import { until, Waiters } from "../support/waiters.ts";
 import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
-import { splitLines } from "../../worker/agent/files/file-routes.ts";
+import { splitLines, viewFile } from "../../worker/agent/files/file-routes.ts";
+import { DIRECT_READ_BUFFERS, DirectBodyReader } from "../../worker/agent/files/direct-body.ts";
 import { resolvePath } from "../../worker/agent/files/paths.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgetty-ot-units-"));
@@ -131,6 +132,40 @@ describe("the tunnel protocol", () => {
     server.handle({ t: "tun.req", rid: 3, scope: "s", session: "", method: "GET", path: "/files/view", query: `length=${2 << 20}&declare=${2 << 20}`, headers: [], body: false });
     await waiters.until(() => sent.some((m) => m.t === "tun.end"), "the framed call's tun.end");
     expect(sent.filter((m) => m.t === "tun.head").map((m) => m.direct)).toEqual([true, true, undefined]);
+  });
+
+  it("reads a file's direct body into a few reused buffers, byte-exact, and closes the file", async () => {
+    // 5 MiB + 7 bytes of a pattern that tells every position apart (a buffer reused too early would show).
+    const total = (5 << 20) + 7;
+    const content = Buffer.alloc(total);
+    for (let i = 0; i + 4 <= total; i += 4) content.writeUInt32LE(i, i);
+    const path = join(dir, "direct.bin");
+    writeFileSync(path, content);
+    const openFiles = () => readdirSync("/proc/self/fd").length;
+    const before = openFiles();
+    const body = new DirectBodyReader((await viewFile(path)).body!);
+    const received: Buffer[] = [];
+    const signal = new AbortController().signal;
+    // Pieces cut at odd sizes, as segment ends cut them; each written a turn later, as a socket would.
+    for (let piece = 0; ; piece++) {
+      const chunk = await body.read(piece % 2 ? 100_003 : 1 << 20, signal);
+      if (!chunk) break;
+      received.push(Buffer.from(chunk));
+      setImmediate(() => body.written(chunk));
+    }
+    expect(Buffer.concat(received).equals(content)).toBe(true);
+    expect(body.buffersMade).toBeLessThanOrEqual(DIRECT_READ_BUFFERS);
+    await until("the file closed", () => openFiles() === before, { describe: () => `${openFiles()} descriptors open, ${before} before` });
+
+    // A read that waits for a buffer the sender never gives back ends when the call is aborted; cancel closes the file.
+    const stuck = new DirectBodyReader((await viewFile(path)).body!);
+    const abort = new AbortController();
+    for (let i = 0; i < DIRECT_READ_BUFFERS; i++) expect(await stuck.read(1 << 20, abort.signal)).not.toBeNull();
+    const waiting = stuck.read(1 << 20, abort.signal);
+    abort.abort();
+    await expect(waiting).rejects.toThrow();
+    await stuck.cancel();
+    await until("the second file closed", () => openFiles() === before, { describe: () => `${openFiles()} descriptors open, ${before} before` });
   });
 
   it("only lets close codes through that a Worker may send", () => {

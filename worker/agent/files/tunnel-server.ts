@@ -25,7 +25,7 @@ import {
 } from "../../../shared/links/tunnel.ts";
 import type { HeaderList, TunnelAgentMsg } from "../../../shared/links/tunnel.ts";
 import type { LinkDecodeError } from "../../../shared/links/codec.ts";
-import type { SegmentSender } from "./direct-body.ts";
+import { DirectBodyReader, type SegmentSender } from "./direct-body.ts";
 import { WsProxy } from "./ws-proxy.ts";
 
 /** Who calls, as the edge established it. */
@@ -237,11 +237,11 @@ export class TunnelServer {
       await response.body?.cancel().catch(() => {});
       return;
     }
-    const reader = response.body?.getReader();
-    if (direct && reader) {
-      await this.sendDirect(rid, job, reader, length!);
+    if (direct) {
+      await this.sendDirect(rid, job, new DirectBodyReader(response.body!), length!);
       return;
     }
+    const reader = response.body?.getReader();
     // The 5-byte header of every body frame of this response (the payload follows it uncopied).
     const head = encodeBodyFrame(TUN_RES_BODY, rid, new Uint8Array(0));
     try {
@@ -274,25 +274,16 @@ export class TunnelServer {
   }
 
   /**
-   * Sends `length` bytes of `reader` as a direct body, a segment at a time; the edge ends the call
+   * Sends `length` bytes of `body` as a direct body, a segment at a time; the edge ends the call
    * after the last. A body that comes short, a segment the edge refuses or a cancel from the edge
    * ends it here too (tun.abort, which the edge ignores for a call it already ended).
    */
-  private async sendDirect(rid: number, job: Job, reader: ReadableStreamDefaultReader<Uint8Array>, length: number): Promise<void> {
-    let carry: Uint8Array | null = null;
+  private async sendDirect(rid: number, job: Job, body: DirectBodyReader, length: number): Promise<void> {
+    const signal = job.abort.signal;
     async function* segmentChunks(size: number): AsyncGenerator<Uint8Array> {
       for (let left = size; left > 0; ) {
-        let chunk = carry;
-        carry = null;
-        if (!chunk) {
-          const { done, value } = await reader.read();
-          if (done) throw new Error(`the body ended ${left} bytes short of its segment`);
-          chunk = value;
-        }
-        if (chunk.byteLength > left) {
-          carry = chunk.subarray(left);
-          chunk = chunk.subarray(0, left);
-        }
+        const chunk = await body.read(left, signal);
+        if (!chunk) throw new Error(`the body ended ${left} bytes short of its segment`);
         left -= chunk.byteLength;
         yield chunk;
       }
@@ -300,11 +291,11 @@ export class TunnelServer {
     try {
       for (let offset = 0; offset < length; ) {
         const size = Math.min(TUNNEL_DIRECT_SEGMENT_BYTES, length - offset);
-        await this.sendSegment!({ rid, key: job.key!, offset, size, chunks: segmentChunks(size) }, job.abort.signal);
+        await this.sendSegment!({ rid, key: job.key!, offset, size, chunks: segmentChunks(size), written: (chunk) => body.written(chunk) }, signal);
         offset += size;
       }
     } catch (e) {
-      await reader.cancel().catch(() => {});
+      await body.cancel();
       if (this.jobs.get(rid) === job) {
         this.jobs.delete(rid);
         job.abort.abort();
@@ -312,7 +303,7 @@ export class TunnelServer {
       }
       return;
     }
-    await reader.cancel().catch(() => {}); // whatever follows the named length is not sent
+    await body.cancel(); // whatever follows the named length is not sent
     if (this.jobs.get(rid) !== job) return;
     this.jobs.delete(rid);
     job.abort.abort(); // releases a request body the handler left unread
