@@ -4,7 +4,9 @@
  * rotated JSONL log.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
+import { Writable } from "node:stream";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseGlobQuery, parseGrepQuery, parseReadQuery, parseReplaceBody } from "../../shared/open-terminal.ts";
@@ -14,7 +16,7 @@ import { until, Waiters } from "../support/waiters.ts";
 import { ProcessLogFile } from "../../worker/agent/exec/process-log-file.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
 import { splitLines, viewFile } from "../../worker/agent/files/file-routes.ts";
-import { DIRECT_READ_BUFFERS, DirectBodyReader } from "../../worker/agent/files/direct-body.ts";
+import { DIRECT_READ_BUFFERS, DirectBodyReader, writeBody } from "../../worker/agent/files/direct-body.ts";
 import { resolvePath } from "../../worker/agent/files/paths.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "edgetty-ot-units-"));
@@ -166,6 +168,29 @@ describe("the tunnel protocol", () => {
     await expect(waiting).rejects.toThrow();
     await stuck.cancel();
     await until("the second file closed", () => openFiles() === before, { describe: () => `${openFiles()} descriptors open, ${before} before` });
+  });
+
+  it("writes a file's body to a slow writable, each buffer reused only after its write completed", async () => {
+    const total = (3 << 20) + 5;
+    const content = randomBytes(total);
+    const path = join(dir, "helper-body.bin");
+    writeFileSync(path, content);
+    const received: Buffer[] = [];
+    // Takes each chunk's bytes a turn later, as a socket does: a buffer read into again before the
+    // callback would show here as wrong or missing bytes.
+    const out = new Writable({
+      highWaterMark: 64 << 10,
+      write(chunk: Buffer, _encoding, done) {
+        setImmediate(() => {
+          received.push(Buffer.from(chunk));
+          done();
+        });
+      },
+    });
+    const finished = new Promise((resolve) => out.on("finish", resolve));
+    await writeBody((await viewFile(path)).body!, out, new AbortController().signal);
+    await finished;
+    expect(Buffer.concat(received).equals(content)).toBe(true);
   });
 
   it("only lets close codes through that a Worker may send", () => {

@@ -7,6 +7,7 @@
 import { once } from "node:events";
 import http from "node:http";
 import https from "node:https";
+import type { Writable } from "node:stream";
 import { TUNNEL_BODY_KEY_HEADER, TUNNEL_BODY_PATH, TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
 
 /** Longest edge answer to a segment read, in bytes (a short JSON; more is cut). */
@@ -109,6 +110,26 @@ export class DirectBodyReader {
   /** Stops reading the body (what follows is not sent). */
   async cancel(): Promise<void> {
     await (this.byob ?? this.plain)!.cancel().catch(() => {});
+  }
+}
+
+/**
+ * Writes `body` to `out` (an HTTP response) and ends it, through a DirectBodyReader, so a byte
+ * stream's buffers are reused once written. Rejects when the body fails or `signal` aborts (the
+ * reader of `out` left); `out` is left to the caller then.
+ */
+export async function writeBody(body: ReadableStream<Uint8Array>, out: Writable, signal: AbortSignal): Promise<void> {
+  const reader = new DirectBodyReader(body);
+  try {
+    for (;;) {
+      const chunk = await reader.read(TUNNEL_FRAME_BYTES, signal);
+      if (!chunk) break;
+      if (!out.write(chunk, () => reader.written(chunk))) await once(out, "drain", { signal });
+    }
+    out.end();
+  } catch (error) {
+    await reader.cancel();
+    throw error;
   }
 }
 

@@ -11,11 +11,10 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { inOtherHome } from "../os-users.ts";
 import { openTerminalApp } from "./app.ts";
 import { CwdStore } from "./cwd-store.ts";
+import { writeBody } from "./direct-body.ts";
 import { fail } from "./paths.ts";
 
 /** Header carrying the caller's session cwd from the agent to the helper (URI-encoded). */
@@ -73,7 +72,8 @@ async function serve(req: IncomingMessage, res: ServerResponse, home: string): P
     res.end();
     return;
   }
-  await pipeline(Readable.fromWeb(response.body as unknown as NodeReadableStream<Uint8Array>), res).catch(() => res.destroy());
+  // A file's bytes go out through a few reused buffers (direct-body.ts), not a new one per read.
+  await writeBody(response.body, res, abort.signal).catch(() => res.destroy());
 }
 
 /**
