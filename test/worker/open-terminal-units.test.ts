@@ -170,6 +170,17 @@ describe("the tunnel protocol", () => {
     await until("the second file closed", () => openFiles() === before, { describe: () => `${openFiles()} descriptors open, ${before} before` });
   });
 
+  it("gives a reader without buffers of its own pieces no larger than the file", async () => {
+    const path = join(dir, "small.txt");
+    writeFileSync(path, "ten bytes!");
+    const reader = (await viewFile(path)).body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toBe("ten bytes!");
+    // Its own allocation, not a frame-sized one holding ten bytes.
+    expect(first.value!.buffer.byteLength).toBe(10);
+    expect((await reader.read()).done).toBe(true);
+  });
+
   it("writes a file's body to a slow writable, each buffer reused only after its write completed", async () => {
     const total = (3 << 20) + 5;
     const content = randomBytes(total);

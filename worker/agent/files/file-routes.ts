@@ -136,10 +136,11 @@ function streamOpened(file: OpenedFile, mime: string): Response {
 /**
  * `file`'s bytes as a byte stream: a reader that brings its own buffers (BYOB) gets the file read
  * straight into them, so a large download reuses a few buffers instead of leaving one behind per
- * read (garbage V8 collects only after ~64 MB of it); other readers get TUNNEL_FRAME_BYTES pieces.
- * Stops at `file.size` when it is known (a file that grows is sent as it was), at the end otherwise;
- * closes the handle at the end, on cancel and on a read error. Written here because `fs` offers no
- * such stream with an end (`FileHandle.readableWebStream` reads to EOF and is experimental).
+ * read (garbage V8 collects only after ~64 MB of it); other readers get pieces of up to
+ * TUNNEL_FRAME_BYTES, each no larger than what is left of the file. Stops at `file.size` when it
+ * is known (a file that grows is sent as it was), at the end otherwise; closes the handle at the
+ * end, on cancel and on a read error. Written here because `fs` offers no such stream with an end
+ * (`FileHandle.readableWebStream` reads to EOF and is experimental).
  */
 function fileBytes(file: OpenedFile): ReadableStream<Uint8Array> {
   const end = file.size > 0 ? file.size : Number.POSITIVE_INFINITY;
@@ -147,15 +148,13 @@ function fileBytes(file: OpenedFile): ReadableStream<Uint8Array> {
   const close = () => file.handle.close().catch(() => {});
   return new ReadableStream({
     type: "bytes",
-    autoAllocateChunkSize: TUNNEL_FRAME_BYTES,
     async pull(controller) {
-      // Always there: autoAllocateChunkSize makes one for readers that bring no buffer.
-      const request = controller.byobRequest!;
-      const view = request.view! as Uint8Array;
-      const want = Math.min(view.byteLength, end - position);
+      const request = controller.byobRequest;
+      const into = (request?.view as Uint8Array<ArrayBuffer> | null | undefined) ?? new Uint8Array(Math.min(TUNNEL_FRAME_BYTES, end - position));
+      const want = Math.min(into.byteLength, end - position);
       let bytesRead = 0;
       try {
-        if (want > 0) ({ bytesRead } = await file.handle.read(view, 0, want, position));
+        if (want > 0) ({ bytesRead } = await file.handle.read(into, 0, want, position));
       } catch (e) {
         await close();
         throw e;
@@ -163,11 +162,12 @@ function fileBytes(file: OpenedFile): ReadableStream<Uint8Array> {
       if (bytesRead === 0) {
         await close();
         controller.close();
-        request.respond(0);
+        request?.respond(0);
         return;
       }
       position += bytesRead;
-      request.respond(bytesRead);
+      if (request) request.respond(bytesRead);
+      else controller.enqueue(into.subarray(0, bytesRead));
     },
     cancel: close,
   });
