@@ -27,7 +27,8 @@ export interface BodySegment {
 }
 
 /**
- * Reads a direct body in pieces of at most a given size. A byte stream is read into
+ * Reads a body in pieces of at most a given size (a direct body's segments, or a multi-user file
+ * server's answer in `writeBody`). A byte stream is read into
  * DIRECT_READ_BUFFERS buffers of TUNNEL_FRAME_BYTES, each reused once the sender says it was
  * written, so a 1 GB download leaves no garbage behind (V8 collects `ArrayBuffer`s only after
  * ~64 MB of them); any other stream's chunks are taken as they come and cut where asked.
