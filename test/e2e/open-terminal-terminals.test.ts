@@ -66,11 +66,16 @@ describe("/api/terminals", () => {
     expect((await stack.api("/files/cwd", { method: "POST", headers, body: JSON.stringify({ path: dir }) })).status).toBe(200);
     const res = await stack.api("/api/terminals", { method: "POST", headers: { "X-Session-Id": "chat-cwd" } });
     const t = (await res.json()) as TerminalInfo;
-    expect(readlinkSync(`/proc/${t.pid}/cwd`)).toBe(dir);
-    // Another session, or none, starts at home as before.
-    const other = await createTerminal();
-    expect(readlinkSync(`/proc/${other.pid}/cwd`)).toBe(stack.home);
-    for (const id of [t.id, other.id]) expect((await stack.api(`/api/terminals/${id}`, { method: "DELETE" })).status).toBe(200);
+    // The pid comes back once the PTY's child is forked; it changes directory when it next runs
+    // (on a loaded machine, after this test reads /proc), so wait for that.
+    const cwdOf = (pid: number) => readlinkSync(`/proc/${pid}/cwd`);
+    const other = await createTerminal(); // another session, or none, starts at home as before
+    try {
+      await until("the session's shell in its working directory", () => cwdOf(t.pid) === dir, { describe: () => cwdOf(t.pid) });
+      await until("the other shell at home", () => cwdOf(other.pid) === stack.home, { describe: () => cwdOf(other.pid) });
+    } finally {
+      for (const id of [t.id, other.id]) expect((await stack.api(`/api/terminals/${id}`, { method: "DELETE" })).status).toBe(200);
+    }
   });
 
   it("creates a session in the reference's shape, visible through both APIs", async () => {
