@@ -404,7 +404,11 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
         return agentError(new ApiError(409, "SEGMENT_OUT_OF_ORDER", `Call ${rid} has a segment waiting for its head already`));
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, TUNNEL_DIRECT_WAIT_MS);
+        // A wait that times out is no longer waiting: a later segment is not refused for it.
+        const timer = setTimeout(() => {
+          c.headSeen = null;
+          resolve();
+        }, TUNNEL_DIRECT_WAIT_MS);
         c.headSeen = () => (clearTimeout(timer), resolve());
       });
     }
