@@ -137,7 +137,8 @@ describe("the tunnel protocol", () => {
   });
 
   it("reads a file's direct body into a few reused buffers, byte-exact, and closes the file", async () => {
-    // 5 MiB + 7 bytes of a pattern that tells every position apart (a buffer reused too early would show).
+    // 5 MiB + 7 bytes of a pattern that tells every position apart (a read at the wrong position would
+    // show; early reuse of a buffer is the writeBody test's, below, whose writer copies a turn later).
     const total = (5 << 20) + 7;
     const content = Buffer.alloc(total);
     for (let i = 0; i + 4 <= total; i += 4) content.writeUInt32LE(i, i);
