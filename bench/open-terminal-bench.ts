@@ -206,10 +206,12 @@ function hasCurl(): Promise<boolean> {
 /** One curl transfer through the edge (`args` name the URL and body), in MB/s of `bytes`; rejects on an HTTP error. */
 function curlRate(base: string, apiKey: string, args: string[], bytes: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile("curl", ["-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", "-H", `Authorization: Bearer ${apiKey}`, ...args], (error, stdout) => {
+    // The key goes by stdin (`-H @-`), never the command line other users of the host can read.
+    const child = execFile("curl", ["-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", "-H", "@-", ...args], (error, stdout) => {
       if (error) reject(new Error(`curl against ${base} failed: ${error.message}`));
       else resolve(bytes / MB / Number(stdout));
     });
+    child.stdin!.end(`Authorization: Bearer ${apiKey}\n`);
   });
 }
 
