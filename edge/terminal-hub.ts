@@ -37,6 +37,12 @@ export const ACK_AT_ONCE_BELOW_BYTES = 64 << 10; // 64 KiB
 
 /** Largest frame accepted from a client, in bytes. */
 export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
+/**
+ * Shortest time between two RESIZE frames forwarded to the agent, in milliseconds; a writer's
+ * resizes within it are merged into the newest (a flood of them must not occupy the DO, the link
+ * and the agent with sizes nobody will see). The agent merges again (pty-session.ts).
+ */
+export const RESIZE_FORWARD_INTERVAL_MS = 20;
 
 /** One end of a connection the hub can write to. */
 export interface Sink {
@@ -96,6 +102,9 @@ export class TerminalHub {
    */
   private readonly closing = new Map<Sink, ClientFlow>();
   private agent: Sink | null = null;
+  /** A client's newest RESIZE frame, waiting for `resizeTimer`; the timer runs while a RESIZE was forwarded less than RESIZE_FORWARD_INTERVAL_MS ago. */
+  private wantedResize: Uint8Array | null = null;
+  private resizeTimer: ReturnType<typeof setTimeout> | undefined;
   /** End of the output received from the agent; null when unknown (fresh or woken DO). */
   private received: number | null = null;
   /** The offset last acknowledged to the current agent link. */
@@ -540,11 +549,7 @@ export class TerminalHub {
       case "input":
         return this.input(sink, state, bytes);
       case "resize":
-        if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
-        if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
-        this.lastRepaint.sizeChanged();
-        this.agent.send(bytes); // a valid client RESIZE frame is also the agent's
-        return;
+        return this.resize(sink, state, bytes);
       case "pause":
         if (!state.paused) {
           state.paused = true;
@@ -576,10 +581,25 @@ export class TerminalHub {
     if (!state) return;
     if (bytes.byteLength > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
     if (op === "input") return this.input(sink, state, bytes);
+    this.resize(sink, state, bytes);
+  }
+
+  /** A writer's RESIZE frame (also the agent's): forwarded now, or merged into the next one forwarded. */
+  private resize(sink: Sink, state: ClientState, resizeFrame: Uint8Array): void {
     if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
     if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline");
+    this.wantedResize = resizeFrame;
+    if (this.resizeTimer === undefined) this.forwardWantedResize();
+  }
+
+  private forwardWantedResize(): void {
+    const frame = this.wantedResize;
+    this.wantedResize = null;
+    this.resizeTimer = undefined;
+    if (frame === null || !this.agent) return;
     this.lastRepaint.sizeChanged();
-    this.agent.send(bytes);
+    this.agent.send(frame);
+    this.resizeTimer = setTimeout(() => this.forwardWantedResize(), RESIZE_FORWARD_INTERVAL_MS);
   }
 
   private input(sink: Sink, state: ClientState, inputFrame: Uint8Array): void {
@@ -626,6 +646,9 @@ export class TerminalHub {
     }
     this.agent?.close(1000, "session ended");
     this.agent = null;
+    if (this.resizeTimer !== undefined) clearTimeout(this.resizeTimer);
+    this.resizeTimer = undefined;
+    this.wantedResize = null;
     this.ring.clear();
     this.lastRepaint.drop();
     this.received = null;

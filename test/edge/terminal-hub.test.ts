@@ -9,6 +9,7 @@ import { REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES } from "../../e
 import {
   ACK_AT_ONCE_BELOW_BYTES,
   ACK_EVERY_BYTES,
+  RESIZE_FORWARD_INTERVAL_MS,
   TerminalHub,
   type ClientState,
   type Sink,
@@ -338,6 +339,28 @@ describe("TerminalHub", () => {
       { t: "input", data: enc("ls\r") },
       { t: "resize", size: { cols: 100, rows: 30 } },
     ]);
+  });
+
+  it("merges a writer's flood of resizes: the first goes at once, then the newest once per interval", () => {
+    vi.useFakeTimers();
+    try {
+      const writer = new RecordingSink();
+      hub.addClient(writer, client());
+      agentFrames();
+      const resize = (cols: number) => hub.onClientMessage(writer, buf(encodeClientFrame({ t: "resize", size: { cols, rows: 30 } })));
+      for (let cols = 20; cols < 2_020; cols++) resize(cols % 1000 || 1);
+      expect(agentFrames()).toEqual([{ t: "resize", size: { cols: 20, rows: 30 } }]);
+      resize(91);
+      vi.advanceTimersByTime(RESIZE_FORWARD_INTERVAL_MS);
+      expect(agentFrames()).toEqual([{ t: "resize", size: { cols: 91, rows: 30 } }]);
+      // Nothing more waits: the interval ends quietly, and the next resize goes at once.
+      vi.advanceTimersByTime(RESIZE_FORWARD_INTERVAL_MS);
+      expect(agentFrames()).toEqual([]);
+      resize(92);
+      expect(agentFrames()).toEqual([{ t: "resize", size: { cols: 92, rows: 30 } }]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("answers PING with PONG and malformed frames with ERROR, and keeps going", () => {

@@ -221,6 +221,19 @@ describe("PtySession", () => {
     await edge.until(() => edge.output.includes("30 100"), "stty's answer");
   });
 
+  it("merges a flood of resizes: few are applied, and the last one wins", async () => {
+    const { s } = await streamingSession();
+    for (let i = 0; i < 5_000; i++) edge.send({ t: "resize", size: { cols: 20 + (i % 300), rows: 10 + (i % 200) } });
+    edge.send({ t: "resize", size: { cols: 91, rows: 33 } });
+    await edge.until(() => edge.of("size").at(-1)?.size.cols === 91, "the last size");
+    expect(edge.of("size").at(-1)!.size).toEqual({ cols: 91, rows: 33 });
+    // Each applied resize is one SIZE frame; the flood took far less than 5,000 of them.
+    expect(edge.of("size").length).toBeLessThan(100);
+    edge.send({ t: "input", data: new TextEncoder().encode("stty size\r") });
+    await edge.until(() => edge.output.includes("33 91"), "stty's answer");
+    expect(s.live(undefined)).toMatchObject({ cols: 91, rows: 33 });
+  });
+
   it("sends SIZE after the output read before the resize, and the screen model takes that output at the old size", async () => {
     // The resize lands while the chunk holding MARK is read but not yet sealed into a frame (the
     // output hook runs right there): that chunk was written at the old size.

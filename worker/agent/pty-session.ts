@@ -35,6 +35,14 @@ export const BULK_FRAME_BYTES = 1 << 10; // 1 KiB
 export const BURST_FLUSH_MS = 4;
 
 /**
+ * Shortest time between two resizes of the PTY, in milliseconds. Resizes asked for within it are
+ * merged: the last one is applied when it ends. Each resize reflows the screen model and may send a
+ * SIGWINCH, so a client sending thousands a second (a window dragged, or a hostile writer) must
+ * not make the agent do each one.
+ */
+export const RESIZE_INTERVAL_MS = 20;
+
+/**
  * Resizes kept until the edge has had them at their place in the output stream (while output is
  * held for a repaint, or the link is down), oldest first; past this many the oldest are folded
  * into the next (its output is then announced at the older size's successor a little early).
@@ -96,6 +104,9 @@ export class PtySession {
   /** …and so does the EXIT, if the shell ended meanwhile. */
   private exitHeld = false;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** Running while a resize was applied less than RESIZE_INTERVAL_MS ago; `wantedSize` waits for it. */
+  private resizeTimer: NodeJS.Timeout | null = null;
+  private wantedSize: TerminalSize | null = null;
   private lastFlushAt = 0;
   private paused = false;
   private exited: ExitInfo | null = null;
@@ -358,8 +369,23 @@ export class PtySession {
    * model and the edge take it first), before what follows. The SIZE waits, in order, while output
    * is held for a repaint or the link is down (docs/protocol.md: read-only viewers follow it).
    */
+  /**
+   * Resizes the PTY and the screen model, at most once per RESIZE_INTERVAL_MS: a resize asked for
+   * sooner waits for the interval's end, and only the newest waiting one is applied.
+   */
   resize(size: TerminalSize): void {
-    if (this.exited || (size.cols === this.size.cols && size.rows === this.size.rows)) return;
+    if (this.exited) return;
+    this.wantedSize = size;
+    if (this.resizeTimer === null) this.applyWantedSize();
+  }
+
+  private applyWantedSize(): void {
+    const size = this.wantedSize;
+    this.wantedSize = null;
+    this.resizeTimer = null;
+    if (size === null || this.exited) return;
+    this.resizeTimer = setTimeout(() => this.applyWantedSize(), RESIZE_INTERVAL_MS);
+    if (size.cols === this.size.cols && size.rows === this.size.rows) return;
     this.flush();
     this.sizeMarks.push({ offset: this.output.sealedEnd, from: this.size, size });
     if (this.sizeMarks.length > SIZE_MARKS_MAX) {
@@ -448,6 +474,7 @@ export class PtySession {
   dispose(): void {
     this.gate.dispose();
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.resizeTimer) clearTimeout(this.resizeTimer);
     // Let the EXIT frame drain before the link closes.
     setTimeout(() => this.link.stop(1000, "session ended"), 50).unref();
     this.screen.dispose();
