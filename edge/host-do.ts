@@ -37,6 +37,7 @@ import { AGENT_REQUEST_TIMEOUT_MS, HostLink } from "./host-link.ts";
 import type { CloseInfo, CredentialMatch } from "./live-sockets.ts";
 import { UrlServerSockets } from "./url-server-ws.ts";
 import { URL_WS_PATH } from "./ws-proxy.ts";
+import { answerClose } from "./ws-close.ts";
 import { SessionNames, type NamedSession } from "./open-terminal-names.ts";
 import type { SessionListing } from "../shared/session-api.ts";
 
@@ -136,7 +137,8 @@ export class HostDO extends DurableObject<Env> {
     }
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    answerClose(ws, code, reason);
     try {
       if (this.link.isLast(ws)) {
         this.store.setHostValue("last_seen", new Date().toISOString());
@@ -149,7 +151,7 @@ export class HostDO extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     log("warn", "host.ws_error", "the agent control link failed", { server: this.serverId, error });
-    await this.webSocketClose(ws);
+    await this.webSocketClose(ws, 1011, "");
   }
 
   private agentSocket(): WebSocket | null {

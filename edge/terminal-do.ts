@@ -26,6 +26,7 @@ import { hostStub, loadIdentity, parseTerminalName } from "./addresses.ts";
 import { terminalHolder, type CloseInfo, type CredentialMatch } from "./live-sockets.ts";
 import { readRawOwned, readRawProxy, verifyProxySocket } from "./terminal-ws-auth.ts";
 import { AGENT_TAG, CLIENT_TAG, countFrameBytes, infoFrame, type ClientAttachment } from "./terminal-sockets.ts";
+import { answerClose } from "./ws-close.ts";
 import { authorizeRawToken, ClientCredentials, JoinWaiters, joinRefusal, readClientEnds, type ClientEnds } from "./terminal-admission.ts";
 
 /** Live facts for listings. */
@@ -306,7 +307,8 @@ export class TerminalDO extends DurableObject<Env> {
   }
 
   /** The runtime has already answered the peer's close (compatibility date ≥ 2026-04-07). */
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    answerClose(ws, code, reason);
     try {
       this.dropSocket(ws);
       this.sinks.delete(ws);
