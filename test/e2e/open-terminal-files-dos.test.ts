@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GREP_TIME_MAX_MS } from "../../worker/agent/files/search.ts";
+import { SEARCH_TIME_MAX_MS } from "../../worker/agent/files/search.ts";
 import { startStack, STACK_HOOK_TIMEOUT_MS, type TestStack } from "../support/stack.ts";
 import { until } from "../support/waiters.ts";
 
@@ -93,7 +93,7 @@ describe("a catastrophic regex", () => {
     });
     // The regex backtracks on a thread other than the agent's main one (the regex alone would
     // take 2^34 steps; before, it ran on the main thread and held the agent for minutes)…
-    await until("the regex to run off the agent's main thread", () => order.length === 0 && offMainTicks(pid) - idle >= BACKTRACKING_TICKS, { timeoutMs: GREP_TIME_MAX_MS });
+    await until("the regex to run off the agent's main thread", () => order.length === 0 && offMainTicks(pid) - idle >= BACKTRACKING_TICKS, { timeoutMs: SEARCH_TIME_MAX_MS });
     // …and meanwhile the agent answers other calls.
     const cwd = await stack.api("/files/cwd");
     order.push("cwd");
@@ -101,5 +101,5 @@ describe("a catastrophic regex", () => {
     const grep = await search;
     expect(order).toEqual(["cwd", "grep"]);
     expect(grep).toEqual({ status: 200, body: { query: "(a+)+$", path: dir, matches: [{ file: join(dir, "a.txt"), line: 1, content: "aaaa" }], truncated: true } });
-  }, GREP_TIME_MAX_MS + 30_000);
+  }, SEARCH_TIME_MAX_MS + 30_000);
 });

@@ -1,6 +1,6 @@
 /**
  * The file routes against hostile files, called on the app directly (no transport): procfs files
- * whose `stat().size` is 0, FIFOs, and a query that backtracks catastrophically. Each answers
+ * whose `stat().size` is 0, FIFOs, and a grep query or glob pattern that backtracks catastrophically. Each answers
  * within its limits instead of reading without bound, blocking a libuv thread on a FIFO, or
  * running the regex on the calling thread.
  */
@@ -14,9 +14,9 @@ import { openTerminalApp } from "../../worker/agent/files/app.ts";
 import { readRegularUpTo } from "../../worker/agent/files/bounded-read.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
 import { READ_TEXT_MAX_BYTES } from "../../worker/agent/files/file-routes.ts";
-import { grep, grepsRunning, GREP_THREADS_MAX } from "../../worker/agent/files/search.ts";
+import { glob, grep, searchesRunning, SEARCH_THREADS_MAX } from "../../worker/agent/files/search.ts";
 import { until } from "../support/waiters.ts";
-import { parseGrepQuery } from "../../shared/open-terminal.ts";
+import { parseGlobQuery, parseGrepQuery } from "../../shared/open-terminal.ts";
 
 const home = mkdtempSync(join(tmpdir(), "edgetty-files-dos-"));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
@@ -184,19 +184,67 @@ describe("GET /files/grep", () => {
     expect((await (await answer).json()).truncated).toBe(true);
   });
 
-  it("runs at most GREP_THREADS_MAX at once: one more answers 429 until one ends", async () => {
+  it("runs at most SEARCH_THREADS_MAX at once: one more answers 429 until one ends", async () => {
     const dir = join(home, "redos-many");
     mkdirSync(dir);
     writeFileSync(join(dir, "evil.txt"), `${"a".repeat(40)}!\n`);
     const url = `/files/grep?query=${encodeURIComponent("(a+)+$")}&path=${dir}`;
-    const aborts = Array.from({ length: GREP_THREADS_MAX }, () => new AbortController());
+    const aborts = Array.from({ length: SEARCH_THREADS_MAX }, () => new AbortController());
     const running = aborts.map((a) => call(url, undefined, a.signal));
-    await until("every grep to have its thread", () => grepsRunning() === GREP_THREADS_MAX);
+    await until("every grep to have its thread", () => searchesRunning() === SEARCH_THREADS_MAX);
     const refused = await call(url);
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({ code: "TOO_MANY_REQUESTS" });
     for (const a of aborts) a.abort();
     for (const res of await Promise.all(running)) expect((await res.json()).truncated).toBe(true);
-    expect(grepsRunning()).toBe(0);
+    expect(searchesRunning()).toBe(0);
   });
 });
+
+describe("GET /files/glob", () => {
+  /** A pattern picomatch turns into an expression that backtracks exponentially in the name's length. */
+  const EVIL_PATTERN = "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
+
+  it("matches in a search thread: a catastrophic pattern ends at its time budget, truncated, and the main thread stays free", async () => {
+    const dir = join(home, "glob-redos");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "a".repeat(40)), "");
+    const query = parseGlobQuery(new URLSearchParams({ pattern: EVIL_PATTERN, path: dir }));
+    if (!query.ok) throw new Error("query rejected");
+    // The main thread's timers keep firing while the search runs (on it, they would not for hours).
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 50);
+    try {
+      const body = await (await glob(dir, query.value, undefined, 2000)).json();
+      expect(body).toMatchObject({ matches: [], truncated: true });
+      expect(ticks).toBeGreaterThan(10);
+    } finally {
+      clearInterval(ticker);
+    }
+  });
+
+  it("stops the search thread when the caller goes away, and shares the search threads' limit", async () => {
+    const dir = join(home, "glob-redos-cancel");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "a".repeat(40)), "");
+    const url = `/files/glob?pattern=${encodeURIComponent(EVIL_PATTERN)}&path=${dir}`;
+    const aborts = Array.from({ length: SEARCH_THREADS_MAX }, () => new AbortController());
+    const running = aborts.map((a) => call(url, undefined, a.signal));
+    await until("every glob to have its thread", () => searchesRunning() === SEARCH_THREADS_MAX);
+    expect((await call(`/files/grep?query=x&path=${dir}`)).status).toBe(429);
+    for (const a of aborts) a.abort();
+    for (const res of await Promise.all(running)) expect((await res.json()).truncated).toBe(true);
+    expect(searchesRunning()).toBe(0);
+  });
+
+  it("still finds what a glob names", async () => {
+    const dir = join(home, "glob-plain");
+    mkdirSync(join(dir, "sub"), { recursive: true });
+    writeFileSync(join(dir, "one.txt"), "1");
+    writeFileSync(join(dir, "sub", "two.txt"), "22");
+    writeFileSync(join(dir, "three.md"), "");
+    const body = await (await call(`/files/glob?pattern=${encodeURIComponent("*.txt")}&path=${dir}`)).json();
+    expect(body).toMatchObject({ pattern: "*.txt", truncated: false, matches: [{ path: "one.txt", type: "file", size: 1 }, { path: "sub/two.txt", type: "file", size: 2 }] });
+  });
+});
+

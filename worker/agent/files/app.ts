@@ -166,7 +166,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         }
         case "GET /files/glob": {
           const query = value(parseGlobQuery(q));
-          return await glob(atSession(query.path), query);
+          return await glob(atSession(query.path), query, signal);
         }
         case "POST /files/mkdir":
           return await makeDir(atHome(value(parsePathsBody(await bodyText(request), ["path"] as const)).path));

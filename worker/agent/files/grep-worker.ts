@@ -1,18 +1,25 @@
 /**
- * The grep worker thread's program (search.ts starts one per search): runs grep-core.ts on the
- * job in `workerData` and posts, in order, `{t: "match", match}` for each hit and
- * `{t: "done", truncated}` at the end. A regex that backtracks for ever blocks only this thread,
- * which search.ts terminates at GREP_TIME_MAX_MS or when the caller goes away.
+ * The search thread's program (search.ts starts one per grep or glob): runs grep-core.ts or
+ * glob-core.ts on the job in `workerData` and posts, in order, `{t: "match", match}` for each hit
+ * and `{t: "done", truncated}` at the end. A regex that backtracks for ever (a grep query, or the
+ * expression picomatch made of a glob pattern) blocks only this thread, which search.ts
+ * terminates at SEARCH_TIME_MAX_MS or when the caller goes away.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { runGlob, type GlobJob, type GlobMatch } from "./glob-core.ts";
 import { runGrep, type GrepJob, type GrepMatch } from "./grep-core.ts";
 
-/** Grep thread → main thread. */
-export type FromGrepThread = { t: "match"; match: GrepMatch } | { t: "done"; truncated: boolean };
+/** A search thread's job. */
+export type SearchJob = ({ kind: "grep" } & GrepJob) | ({ kind: "glob" } & GlobJob);
+
+/** Search thread → main thread. */
+export type FromSearchThread = { t: "match"; match: GrepMatch | GlobMatch } | { t: "done"; truncated: boolean };
 
 const port = parentPort;
 if (port) {
-  const post = (m: FromGrepThread) => port.postMessage(m);
-  const { truncated } = await runGrep(workerData as GrepJob, (match) => post({ t: "match", match }));
+  const post = (m: FromSearchThread) => port.postMessage(m);
+  const job = workerData as SearchJob;
+  const found = (match: GrepMatch | GlobMatch) => post({ t: "match", match });
+  const { truncated } = job.kind === "grep" ? await runGrep(job, found) : await runGlob(job, found);
   post({ t: "done", truncated });
 }
