@@ -43,7 +43,10 @@ export interface PtyInputQueue {
 
 /**
  * The write queue of a node-pty 1.1 PTY, dropped by itself when the master is closed (the read
- * stream destroyed: EIO, node-pty's exit timer, a kill); null when `proc` does not have it.
+ * stream destroyed: EIO, node-pty's exit timer, a kill); null when `proc` does not have it. A
+ * write already under way when the master closes still fails (EBADF, logged by node-pty) and
+ * nothing can call it back; dropping the queue before ending the program (PtySession.kill) avoids
+ * even that.
  */
 export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
   const fields = proc as unknown as WriteStreamFields;
