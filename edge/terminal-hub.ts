@@ -19,6 +19,7 @@ import { decodeAgentFrame, encodeEdgeFrame, type DataHello } from "../shared/lin
 import { OutputRing, payloadLength, type RingFrame } from "./output-ring.ts";
 import { log } from "./log.ts";
 import { RepaintReuse } from "./repaint-reuse.ts";
+import { InputWindow } from "./input-window.ts";
 import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_RESUME_BYTES, CLIENT_READ_FLOOR_BYTES_PER_SEC, ReadLedger, TERMINAL_UNREAD_MAX_BYTES, type ClientFlow, type SavedReading } from "./client-reading.ts";
 
 /**
@@ -43,6 +44,17 @@ export const CLIENT_FRAME_MAX_BYTES = 1 << 20; // 1 MiB
  * and the agent with sizes nobody will see). The agent merges again (pty-session.ts).
  */
 export const RESIZE_FORWARD_INTERVAL_MS = 20;
+
+/** The ERROR a client gets for input refused because the program is not reading it (docs/protocol.md). */
+export function inputBacklogError(bytes: number): ServerFrame {
+  return {
+    t: "error",
+    error: {
+      code: "INPUT_BACKLOG",
+      message: `The program is not reading its input: ${bytes} bytes of input were refused. Input is accepted again once it reads what it was sent.`,
+    },
+  };
+}
 
 /** One end of a connection the hub can write to. */
 export interface Sink {
@@ -117,6 +129,8 @@ export class TerminalHub {
 
   /** What each client may have left unread (client-reading.ts). */
   private readonly reading: ReadLedger;
+  /** Input sent to the agent and not yet acknowledged (input-window.ts). */
+  private readonly inputWindow = new InputWindow<Sink>();
 
   /** `now` is the clock for clients' unread estimates, in ms (tests pass their own). */
   constructor(
@@ -141,6 +155,8 @@ export class TerminalHub {
     if (this.agent && this.agent !== sink) this.agent.close(4000, "replaced by a newer link");
     this.agent = sink;
     this.acked = -Infinity;
+    // Whether it acknowledges input is known from its HELLO, or (a woken DO) from its first INPUT_ACK.
+    this.inputWindow.reset(false);
     this.snapshotInFlight = null;
     this.lastRepaint.drop();
     this.ring.unpin();
@@ -152,6 +168,7 @@ export class TerminalHub {
     if (this.agent !== sink) return;
     this.agent = null;
     this.snapshotInFlight = null;
+    this.inputWindow.reset(false);
     this.lastRepaint.drop();
     this.ring.unpin();
     this.broadcast({ t: "error", error: { code: "AGENT_OFFLINE", message: "The host's agent is offline; output resumes when it reconnects" } });
@@ -197,6 +214,9 @@ export class TerminalHub {
       case "history":
         this.host.onHistory?.(f.record);
         break;
+      case "input-ack":
+        for (const [client, bytes] of this.inputWindow.ack(f.refused, f.bytes)) this.refuseInput(client, bytes);
+        break;
       case "size":
         this.lastRepaint.sizeChanged();
         this.host.onSize?.(f.size);
@@ -214,6 +234,7 @@ export class TerminalHub {
       return;
     }
     this.attachAgent(sink, false);
+    this.inputWindow.reset(hello.input_acks === true);
     if (this.received === null) {
       // Nothing held here (a fresh DO): nobody needs the past, carry on from the agent's end.
       this.received = hello.end;
@@ -605,7 +626,15 @@ export class TerminalHub {
   private input(sink: Sink, state: ClientState, inputFrame: Uint8Array): void {
     if (state.readonly) return this.refuse(sink, "READ_ONLY", "This client is read-only");
     if (!this.agent) return this.refuse(sink, "AGENT_OFFLINE", "The host's agent is offline; input was not delivered");
+    // Past the window the agent has not acknowledged, input is refused, not buffered here.
+    if (!this.inputWindow.take(sink, inputFrame.byteLength - 1)) return this.refuseInput(sink, inputFrame.byteLength - 1);
     this.agent.send(inputFrame);
+  }
+
+  /** Tells a client (if still here) that `bytes` of its input were refused: the program is not reading. */
+  private refuseInput(sink: Sink, bytes: number): void {
+    const state = this.clients.get(sink);
+    if (state) this.send(sink, state, encodeServerFrame(inputBacklogError(bytes)), true);
   }
 
   /** A resumed client gets what it missed from the ring, or a fresh repaint if it missed a lot. */

@@ -7,6 +7,10 @@
  * lost or duplicated. An OUTPUT or SNAPSHOT frame embeds a ready-made client OUTPUT frame at a
  * fixed position, so the DO forwards a subarray to clients without copying.
  *
+ * Input is acknowledged too (INPUT_ACK, announced by `input_acks` in HELLO): the DO keeps what it
+ * sent the agent and the agent has not handled below INPUT_IN_FLIGHT_MAX_BYTES, and the agent says
+ * which input it refused because the program is not reading it (docs/protocol.md, "Input").
+ *
  * OUTPUT, INPUT, ACK and SNAPSHOT are the hot path and keep a hand-written binary codec (a fixed
  * header, checked by length and type byte; no per-frame allocation but the subarray). The rare
  * JSON frames (HELLO, EXIT, SIZE, RESIZE, HISTORY) are checked field by field against schemas.
@@ -44,7 +48,20 @@ export const AgentOp = {
   SIZE: 0x85,
   /** [op][JSON CommandRecord]: a command started or finished (upsert by id; resent after RESUME). */
   HISTORY: 0x86,
+  /** [op][verdict u8][bytes u32]: the next `bytes` input bytes, in order, were all accepted (0) or all refused (1). */
+  INPUT_ACK: 0x87,
 } as const;
+
+/** What the agent did with a run of input (INPUT_ACK). */
+export const InputVerdict = { ACCEPTED: 0, REFUSED: 1 } as const;
+/** Length of an INPUT_ACK frame, in bytes. */
+export const INPUT_ACK_BYTES = 6;
+/**
+ * Input the DO sends an agent that acknowledges input (`input_acks` in its HELLO) and that the
+ * agent has not acknowledged yet, at most, in bytes; input past it is refused to its sender
+ * (INPUT_BACKLOG). It is also the largest paste a client can send at once without pacing.
+ */
+export const INPUT_IN_FLIGHT_MAX_BYTES = 4 << 20; // 4 MiB
 
 /** TerminalDO → agent frame types. INPUT and RESIZE reuse the client's bytes verbatim. */
 export const EdgeOp = {
@@ -84,6 +101,8 @@ export const DataHelloSchema = v.pipe(
     size: TerminalSizeSchema,
     /** Metadata the DO keeps so it can answer while the agent is away. */
     meta: SessionMetaSchema,
+    /** True: this agent acknowledges input with INPUT_ACK frames (absent: an older agent, no input window). */
+    input_acks: v.optional(v.boolean()),
   }),
   v.check((h) => h.oldest <= h.end, "oldest is past end"),
 );
@@ -98,7 +117,8 @@ export type AgentDataFrame =
   | { t: "exit"; exit: ExitInfo }
   | { t: "title"; frame: Uint8Array }
   | { t: "size"; size: TerminalSize }
-  | { t: "history"; record: CommandRecord };
+  | { t: "history"; record: CommandRecord }
+  | { t: "input-ack"; refused: boolean; bytes: number };
 
 /** TerminalDO → agent. */
 export type EdgeDataFrame =
@@ -145,6 +165,13 @@ export function encodeSnapshot(id: number, offset: number, screen: Uint8Array): 
 /** Any agent frame but the two binary ones (encodeOutput, encodeSnapshot build those). */
 export function encodeAgentFrame(f: Exclude<AgentDataFrame, { t: "output" | "snapshot" }>): Uint8Array {
   switch (f.t) {
+    case "input-ack": {
+      const out = new Uint8Array(INPUT_ACK_BYTES);
+      out[0] = AgentOp.INPUT_ACK;
+      out[1] = f.refused ? InputVerdict.REFUSED : InputVerdict.ACCEPTED;
+      viewOf(out).setUint32(2, f.bytes);
+      return out;
+    }
     case "hello":
       return jsonFrame(AgentOp.HELLO, f.hello);
     case "exit":
@@ -188,6 +215,12 @@ export const decodeAgentFrame: (bytes: Uint8Array) => AgentDataFrame = typedFram
     const record = parseCommandRecord(parseJson(payload, "HISTORY"));
     if (!record) throw new LinkDecodeError("HISTORY payload is not a command record");
     return { t: "history", record };
+  },
+  [AgentOp.INPUT_ACK]: (_payload, bytes) => {
+    if (bytes.byteLength !== INPUT_ACK_BYTES) throw new LinkDecodeError(`INPUT_ACK must be ${INPUT_ACK_BYTES} bytes`);
+    const verdict = bytes[1];
+    if (verdict !== InputVerdict.ACCEPTED && verdict !== InputVerdict.REFUSED) throw new LinkDecodeError(`INPUT_ACK verdict ${hex(verdict!)} is neither 0 nor 1`);
+    return { t: "input-ack", refused: verdict === InputVerdict.REFUSED, bytes: viewOf(bytes).getUint32(2) };
   },
 });
 

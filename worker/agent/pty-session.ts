@@ -17,6 +17,7 @@ import type { LiveSession, SessionMeta } from "../../shared/links/session.ts";
 import type { CommandRecord } from "../../shared/history.ts";
 import { HistoryOutbox } from "./history-outbox.ts";
 import { InputGate } from "./input-gate.ts";
+import { InputBacklog, ptyInputQueue, type PtyInputQueue } from "./pty-input.ts";
 import { Link } from "./link.ts";
 import { processStartTime } from "./launch.ts";
 import { KILL_GRACE_MS, signalGroup, TerminalReaper } from "./process-reaper.ts";
@@ -113,6 +114,10 @@ export class PtySession {
   private readonly linkOpened: Promise<void>;
   /** Typeahead held until the shell is ready (input-gate.ts). */
   private readonly gate: InputGate;
+  /** node-pty's write queue (pty-input.ts); null on a node-pty without it (input then unbounded). */
+  private readonly inputQueue: PtyInputQueue | null;
+  /** Refuses input the program does not read, and acknowledges input to the edge (pty-input.ts). */
+  private readonly inputBacklog: InputBacklog;
   /** Ends the terminal's processes, once (DELETE, or the shell exited; process-reaper.ts). */
   private readonly reaper: TerminalReaper;
   /** True once kill() was called: the terminal is going away, whatever its shell does meanwhile. */
@@ -144,6 +149,12 @@ export class PtySession {
     this.reaper = new TerminalReaper(options.tag, leader, (line) => options.log(`terminal ${this.meta.terminal_id}: ${line}`));
     this.meta = { ...options.meta, pid: this.proc.pid };
     listenWholly(this.proc, (data) => this.onData(data), ({ exitCode, signal }) => this.onProcessExit({ exit_code: exitCode, signal }));
+    this.inputQueue = ptyInputQueue(this.proc);
+    if (!this.inputQueue) options.log(`terminal ${this.meta.terminal_id}: node-pty has no write queue this agent knows; input is not bounded`);
+    this.inputBacklog = new InputBacklog(
+      () => this.inputQueue?.pending() ?? 0,
+      (refused, bytes) => this.link.send(encodeAgentFrame({ t: "input-ack", refused, bytes })),
+    );
     this.gate = new InputGate(
       (data) => this.proc.write(data),
       () => this.exited !== null,
@@ -161,10 +172,11 @@ export class PtySession {
       onOpen: (ws) => {
         this.streaming = false;
         this.history.unsendAll();
+        this.inputBacklog.reset();
         ws.send(
           encodeAgentFrame({
             t: "hello",
-            hello: { end: this.output.end, oldest: this.output.acked, size: this.size, meta: this.meta },
+            hello: { end: this.output.end, oldest: this.output.acked, size: this.size, meta: this.meta, input_acks: true },
           }),
         );
       },
@@ -199,7 +211,7 @@ export class PtySession {
 
   /** Writes input to the PTY, or holds it until the shell is ready for it. */
   write(data: Buffer): void {
-    if (this.exited) return;
+    if (this.exited || this.killed) return;
     this.gate.write(data);
   }
 
@@ -304,7 +316,8 @@ export class PtySession {
     }
     switch (f.t) {
       case "input":
-        this.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
+        // A program that does not read its input gets no more of it (refused, and said so).
+        if (this.inputBacklog.offer(f.data.byteLength)) this.write(Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength));
         return;
       case "resize":
         this.resize(f.size);
@@ -423,6 +436,7 @@ export class PtySession {
     this.exited = exit;
     this.resolveExited();
     this.gate.dispose();
+    this.inputQueue?.drop();
     this.flush();
     this.sendExit();
     this.options.onExit(exit);
@@ -447,6 +461,7 @@ export class PtySession {
    */
   kill(): Promise<void> {
     this.killed = true;
+    this.inputQueue?.drop(); // input nobody will read; node-pty would retry it into a closed PTY
     if (!this.exited) {
       signalGroup(this.proc.pid, "SIGHUP");
       // The shell's own group, also where /proc cannot be scanned (the scan covers the rest).
@@ -473,6 +488,8 @@ export class PtySession {
 
   dispose(): void {
     this.gate.dispose();
+    this.inputBacklog.flush();
+    this.inputBacklog.dispose();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.resizeTimer) clearTimeout(this.resizeTimer);
     // Let the EXIT frame drain before the link closes.

@@ -1,0 +1,114 @@
+/**
+ * A PTY's input is bounded (worker/agent/pty-input.ts): node-pty's write queue is found and
+ * measured (an upgrade that changes it fails here), input past INPUT_BACKLOG_MAX_BYTES for a
+ * program that does not read is refused and reported in order, and a closed PTY's queue is dropped
+ * rather than retried into a closed descriptor.
+ */
+import { tmpdir } from "node:os";
+import * as pty from "node-pty";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  INPUT_ACK_EVERY_BYTES,
+  INPUT_BACKLOG_MAX_BYTES,
+  INPUT_BACKLOG_RESUME_BYTES,
+  InputBacklog,
+  ptyInputQueue,
+} from "../../worker/agent/pty-input.ts";
+import { listenWholly } from "../../worker/agent/pty-tail.ts";
+import { until } from "../support/waiters.ts";
+
+const spawned: pty.IPty[] = [];
+afterEach(() => {
+  for (const proc of spawned.splice(0)) {
+    try {
+      proc.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** `script` on a PTY, its input not echoed. */
+function spawn(script: string): pty.IPty {
+  const proc = pty.spawn("/bin/sh", ["-c", `stty -echo raw; ${script}`], { cols: 80, rows: 24, cwd: tmpdir(), env: { PATH: "/usr/bin:/bin", HOME: tmpdir() }, encoding: null });
+  spawned.push(proc);
+  return proc;
+}
+
+describe("a PTY's input queue", () => {
+  it("reads node-pty's write queue: what a program that does not read leaves pending (an upgrade that changes it fails here)", async () => {
+    const proc = spawn("exec sleep 60");
+    const queue = ptyInputQueue(proc);
+    expect(queue).not.toBeNull();
+    expect(queue!.pending()).toBe(0);
+    proc.write(Buffer.alloc(1 << 20, 0x61));
+    // The kernel takes a few KiB; the rest stays queued, counted.
+    await until("the kernel to take what it can", () => queue!.pending() < 1 << 20 || null);
+    expect(queue!.pending()).toBeGreaterThan((1 << 20) - (64 << 10));
+  });
+
+  it("goes back to zero once a program reads its input", async () => {
+    const proc = spawn("exec cat > /dev/null");
+    const queue = ptyInputQueue(proc)!;
+    proc.write(Buffer.alloc(2 << 20, 0x61));
+    await until("the queue to drain", () => queue.pending() === 0 || null);
+  });
+
+  it("is dropped before a kill, so no write is retried into the closed descriptor (EBADF)", async () => {
+    const proc = spawn("exec sleep 60");
+    const queue = ptyInputQueue(proc)!;
+    const errors: unknown[] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      const exited = new Promise<void>((resolve) => listenWholly(proc, () => {}, () => resolve()));
+      proc.write(Buffer.alloc(1 << 20, 0x61));
+      await until("input queued", () => queue.pending() > 0 || null);
+      // As PtySession.kill does (a DELETE): the queue goes first, then the program.
+      queue.drop();
+      expect(queue.pending()).toBe(0);
+      proc.kill("SIGKILL");
+      await exited;
+      expect(queue.pending()).toBe(0);
+      // A retry would come on the next turns of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(errors).toEqual([]);
+    } finally {
+      console.error = consoleError;
+    }
+  });
+});
+
+describe("InputBacklog", () => {
+  it("refuses input past INPUT_BACKLOG_MAX_BYTES until the queue is under INPUT_BACKLOG_RESUME_BYTES, and reports every byte in order", () => {
+    let pending = 0;
+    const reports: [boolean, number][] = [];
+    const backlog = new InputBacklog(() => pending, (refused, bytes) => reports.push([refused, bytes]));
+    expect(backlog.offer(100)).toBe(true);
+    pending = INPUT_BACKLOG_MAX_BYTES;
+    expect(backlog.offer(200)).toBe(false);
+    expect(backlog.offer(300)).toBe(false);
+    pending = INPUT_BACKLOG_RESUME_BYTES; // not yet under the resume mark
+    expect(backlog.offer(400)).toBe(false);
+    pending = INPUT_BACKLOG_RESUME_BYTES - 1;
+    expect(backlog.offer(INPUT_ACK_EVERY_BYTES)).toBe(true);
+    backlog.flush();
+    expect(reports).toEqual([
+      [false, 100],
+      [true, 900],
+      [false, INPUT_ACK_EVERY_BYTES],
+    ]);
+    backlog.dispose();
+  });
+
+  it("acknowledges typing once it pauses, not key by key", async () => {
+    const reports: [boolean, number][] = [];
+    const backlog = new InputBacklog(() => 0, (refused, bytes) => reports.push([refused, bytes]));
+    for (let i = 0; i < 5; i++) backlog.offer(1);
+    expect(reports).toEqual([]);
+    await until("the ack after the pause", () => reports.length > 0 || null);
+    expect(reports).toEqual([[false, 5]]);
+    backlog.dispose();
+  });
+});
