@@ -170,6 +170,14 @@ describe("the background model (on a PTY)", () => {
     expect((await m.status(started.id, { wait: null, offset: 0, tail: 1 })).output).toHaveLength(1);
   });
 
+  it("runs with TERM=xterm-256color whatever the agent's TERM, unless the request sets its own", async () => {
+    const m = manager({ baseEnv: { PATH: process.env.PATH, TERM: "dumb" } });
+    const own = await m.start(spec("echo $TERM"), { wait: 10, tail: null });
+    expect(text(own)).toBe("xterm-256color\r\n");
+    const asked = await m.start(spec("echo $TERM", { env: { TERM: "vt100" } }), { wait: 10, tail: null });
+    expect(text(asked)).toBe("vt100\r\n");
+  });
+
   it("writes every entry to the JSONL file at log_path", async () => {
     const m = manager();
     const p = await m.start(spec("echo one; echo two"), { wait: 10, tail: null });

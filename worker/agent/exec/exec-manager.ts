@@ -288,7 +288,8 @@ export class ExecManager {
     const runSpec = {
       command: spec.command,
       cwd,
-      env: { TERM: "xterm-256color", ...env },
+      // The PTY is an xterm-256color, whatever TERM the agent was started with; a request may still set its own.
+      env: { ...env, TERM: spec.env?.TERM ?? "xterm-256color" },
       shell: this.shell,
       tag: this.tag,
       ...(launch ? { launch } : {}),
