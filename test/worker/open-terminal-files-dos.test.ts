@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { openTerminalApp } from "../../worker/agent/files/app.ts";
 import { readRegularUpTo } from "../../worker/agent/files/bounded-read.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
-import { READ_TEXT_MAX_BYTES } from "../../worker/agent/files/file-routes.ts";
+import { READ_TEXT_IN_FLIGHT_MAX_BYTES, READ_TEXT_MAX_BYTES, readTextInFlight } from "../../worker/agent/files/file-routes.ts";
 import { glob, grep, searchesRunning, SEARCH_THREADS_MAX } from "../../worker/agent/files/search.ts";
 import { until } from "../support/waiters.ts";
 import { parseGlobQuery, parseGrepQuery } from "../../shared/open-terminal.ts";
@@ -88,6 +88,27 @@ describe("GET /files/read, /files/view and POST /files/replace, /files/write", (
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Length")).toBeNull();
     expect(await res.text()).toMatch(/^Name:/);
+  });
+});
+
+describe("GET /files/read, many large reads at once", () => {
+  it("holds at most READ_TEXT_IN_FLIGHT_MAX_BYTES: the reads past it answer 429, the others their text", async () => {
+    const file = join(home, "large.txt");
+    const size = 40 << 20;
+    writeFileSync(file, `${"x".repeat(99)}\n`.repeat(size / 100));
+    const fits = Math.floor(READ_TEXT_IN_FLIGHT_MAX_BYTES / size);
+    const answers = await Promise.all(Array.from({ length: fits + 3 }, () => call(`/files/read?path=${file}&start_line=2&end_line=2`)));
+    const statuses = answers.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(fits);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    const refused = answers[statuses.indexOf(429)]!;
+    expect(await refused.json()).toMatchObject({ code: "TOO_MANY_REQUESTS" });
+    expect(readTextInFlight()).toBe(0);
+    // Once they are done, a read goes through again.
+    const again = await call(`/files/read?path=${file}&start_line=2&end_line=2`);
+    expect(again.status).toBe(200);
+    expect((await again.json()).content).toContain("x".repeat(99));
   });
 });
 

@@ -8,9 +8,9 @@ import { lstat, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { lookup } from "mime-types";
 import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
-import type { ReadQuery, Replacement } from "../../../shared/open-terminal.ts";
+import { OtCode, otError, type ReadQuery, type Replacement } from "../../../shared/open-terminal.ts";
 import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
-import { fail, osFail } from "./paths.ts";
+import { FileApiError, fail, osFail } from "./paths.ts";
 import { openRegular, readRegularUpTo, type OpenedFile } from "./bounded-read.ts";
 import { makeDirectories } from "../make-directories.ts";
 
@@ -19,6 +19,22 @@ import { makeDirectories } from "../make-directories.ts";
  * on the bytes read, not on `stat().size` (0 on procfs): a read stops a page past it.
  */
 export const READ_TEXT_MAX_BYTES = 64 << 20; // 64 MiB
+/**
+ * Bytes of files `/files/read` holds in memory at once, at most (two reads at READ_TEXT_MAX_BYTES);
+ * a read that would pass it answers 429. Each is decoded, cut into lines and made JSON on the
+ * agent's main thread, with every terminal: eight 60 MB reads at once had grown the agent by 700 MB
+ * and stalled it until its control link timed out.
+ */
+export const READ_TEXT_IN_FLIGHT_MAX_BYTES = 2 * READ_TEXT_MAX_BYTES;
+/** What a read of a file whose `stat` size is 0 (procfs, sysfs) counts against that, in bytes. */
+export const READ_SIZELESS_BYTES = 1 << 20; // 1 MiB
+
+let readingBytes = 0;
+
+/** Bytes `/files/read` holds now (reserved by reads under way). */
+export function readTextInFlight(): number {
+  return readingBytes;
+}
 /** Largest file `replace_file_content` edits, in bytes. */
 export const REPLACE_MAX_BYTES = 64 << 20; // 64 MiB
 /** Entries `list_files` returns at most. */
@@ -83,6 +99,20 @@ export async function readFileRoute(target: string, q: ReadQuery): Promise<Respo
     if (image) return streamFile(target, mime);
     return tooLarge(`${s.size} bytes`);
   }
+  const reserved = s.size > 0 ? s.size : READ_SIZELESS_BYTES;
+  if (readingBytes + reserved > READ_TEXT_IN_FLIGHT_MAX_BYTES) {
+    throw new FileApiError(otError(429, OtCode.TOO_MANY_REQUESTS, `Too many large reads at once (${READ_TEXT_IN_FLIGHT_MAX_BYTES} bytes); try again when one has finished`));
+  }
+  readingBytes += reserved;
+  try {
+    return await readWithin(target, q, mime, image, tooLarge);
+  } finally {
+    readingBytes -= reserved;
+  }
+}
+
+/** The rest of `/files/read`, once its bytes are reserved. */
+async function readWithin(target: string, q: ReadQuery, mime: string, image: boolean, tooLarge: (size: string) => never): Promise<Response> {
   let read: { content: Buffer | null } | null;
   try {
     read = await readRegularUpTo(target, READ_TEXT_MAX_BYTES);
