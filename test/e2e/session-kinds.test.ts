@@ -347,4 +347,16 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(refusal).toBeInstanceOf(HttpRefusal);
     expect(JSON.parse(refusal!.body)).toMatchObject({ statusCode: 404, code: "PID_NOT_FOUND" });
   });
+
+  it("refuses to attach to the agent's own PTY host", async () => {
+    // The host is up once a background command has run.
+    expect((await stack.api("/execute?wait=5", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ command: "true" }) })).status).toBe(200);
+    const children = readFileSync(`/proc/${stack.agent.pid}/task/${stack.agent.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    const host = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("pty-host"));
+    expect(host).toBeDefined();
+    const res = await stack.api("/api/v1/terminal/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ terminal_id: 77, pid: host }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "INVALID_PID" });
+    expect(readFileSync(`/proc/${host}/status`, "utf8")).toMatch(/^TracerPid:\s+0$/m);
+  });
 });

@@ -10,11 +10,33 @@ import { readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { CreateSessionParams } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
+import { parseProcessTag, PROCESS_TAG_ENV } from "../launch.ts";
 import { isRoot, planSpawn, which } from "../spawn.ts";
 import type { KindLaunch } from "./launch.ts";
 import type { IntegrationTarget } from "../shell-integration.ts";
 
 const YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope";
+
+/**
+ * Owners (launch.ts `processTag`) of an agent's own helper processes: the PTY host, which runs
+ * every background command's PTY, and multi-user mode's per-account file servers. Tracing one
+ * would slow, or let a terminal watch, what the agent does for everyone.
+ */
+const AGENT_HELPER_OWNERS = new Set(["xpty-host", "xfiles"]);
+
+/** True when `pid` is an edgetty agent's helper (its process tag, read from /proc/<pid>/environ, says so). */
+function isAgentHelper(pid: number): boolean {
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, "latin1");
+  } catch {
+    return false; // gone, or not ours to read: the checks below answer for it
+  }
+  const prefix = `${PROCESS_TAG_ENV}=`;
+  const entry = environ.split("\0").find((e) => e.startsWith(prefix));
+  const tag = entry === undefined ? null : parseProcessTag(entry.slice(prefix.length));
+  return tag !== null && AGENT_HELPER_OWNERS.has(tag.owner);
+}
 
 interface ProcStatus {
   uid: number;
@@ -47,7 +69,7 @@ function ptraceScope(): number {
  * PID_ATTACH_FORBIDDEN, 409 PID_ALREADY_TRACED, 400 INVALID_PID or 500 PID_ATTACH_UNAVAILABLE.
  */
 export function checkAttachable(pid: number): { name: string; strace: string } {
-  if (pid === process.pid || pid === process.ppid) throw new ApiError(400, "INVALID_PID", "The agent cannot attach to itself");
+  if (pid === process.pid || pid === process.ppid || isAgentHelper(pid)) throw new ApiError(400, "INVALID_PID", "The agent cannot attach to itself or its helper processes");
   const status = procStatus(pid);
   if (!status) throw new ApiError(404, "PID_NOT_FOUND", `No running process ${pid} on this host`);
   const strace = which("strace", "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin");
