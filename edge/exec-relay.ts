@@ -8,7 +8,8 @@
  * chunk, so an ack means "the client is keeping up"; the agent keeps at most
  * EXEC_STREAM_WINDOW_BYTES unacknowledged, which bounds what sits here per stream.
  *
- * Nothing is left hanging: a client that goes away cancels the command (exec.cancel), a reply that
+ * Nothing is left hanging: a client that goes away cancels the call (exec.cancel: a wait ends, a
+ * stream's command is killed), before its answer too (the request's signal), a reply that
  * does not come in time is a 504, and when the agent goes away every waiting call is answered 503
  * and every stream is ended.
  *
@@ -62,8 +63,8 @@ const ExecCallSchema = v.object({
 });
 
 /** The request the Worker sends the HostDO for one validated execute call (`user`: the `X-User-Id`, if sent). */
-export function execRequest(scope: string, op: ExecOp, session = "", user?: string): Request {
-  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, user, op }) });
+export function execRequest(scope: string, op: ExecOp, session = "", user?: string, signal?: AbortSignal): Request {
+  return new Request(`https://host${EXEC_PATH}`, { method: "POST", body: JSON.stringify({ scope, session, user, op }), ...(signal ? { signal } : {}) });
 }
 
 export class EdgeExecRelay extends AgentRelay<ExecJob> {
@@ -80,11 +81,15 @@ export class EdgeExecRelay extends AgentRelay<ExecJob> {
     }
     const checked = v.safeParse(ExecCallSchema, call);
     if (!checked.success) return errorResponse("open-terminal", new ApiError(400, "BAD_EXEC_CALL", "Malformed execute call"));
-    return this.start(checked.output.scope, checked.output.op, checked.output.session, checked.output.user);
+    return this.start(checked.output.scope, checked.output.op, checked.output.session, checked.output.user, request.signal);
   }
 
-  /** Relays one validated call; resolves with the HTTP answer (never rejects). */
-  start(scope: string, op: ExecOp, session = "", user?: string): Promise<Response> {
+  /**
+   * Relays one validated call; resolves with the HTTP answer (never rejects). `left`: aborts when
+   * the client goes away; before the answer, that ends the call here and at the agent (a wait
+   * ends early, a command started for a stream is killed).
+   */
+  start(scope: string, op: ExecOp, session = "", user?: string, left?: AbortSignal): Promise<Response> {
     if (!this.online()) return Promise.resolve(offline());
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${EXEC_MAX_INFLIGHT} execute calls in flight per server`));
     if (this.size >= EXEC_MAX_INFLIGHT) return Promise.resolve(busy());
@@ -98,7 +103,9 @@ export class EdgeExecRelay extends AgentRelay<ExecJob> {
       if (!this.send({ t: "exec.req", id, scope, session, ...(user !== undefined ? { user } : {}), op })) {
         this.forget(job);
         resolve(offline());
+        return;
       }
+      left?.addEventListener("abort", () => this.abandoned(job), { once: true });
     });
   }
 
@@ -183,6 +190,13 @@ export class EdgeExecRelay extends AgentRelay<ExecJob> {
       },
       () => this.clientGone(job),
     );
+  }
+
+  /** The client left before its answer: the call ends here and at the agent. */
+  private abandoned(job: ExecJob): void {
+    if (!job.resolve || this.table.get(job.id) !== job) return;
+    this.clientGone(job);
+    answerOnce(job, errorResponse("open-terminal", new ApiError(499, "CLIENT_GONE", "The client went away before the answer")));
   }
 
   private clientGone(job: ExecJob): void {

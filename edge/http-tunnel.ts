@@ -40,7 +40,7 @@ import {
   TUNNEL_WINDOW_BYTES,
 } from "../shared/links/tunnel.ts";
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
-import { drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
+import { clientLeaving, drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
 /** The largest piece of a request body taken in one read, in bytes (BodyReads). */
 export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
@@ -144,9 +144,11 @@ export function acceptTunnelCall(request: Request, online: boolean): TunnelCall 
  * which needs the browser's own headers but never its credentials).
  */
 export function tunnelRequest(request: Request, call: TunnelCall, forwarded?: Headers): Request {
+  // The call ends at the agent when the client leaves, before its answer too (EdgeTunnel.fetch).
+  const signal = clientLeaving(request);
   if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
     // A proxied WebSocket: the HostDO answers the upgrade itself (ws-tunnel.ts).
-    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers, redirect: "manual" });
+    const forward = new Request(`https://host/tunnel-ws`, { headers: request.headers, redirect: "manual", signal });
     forward.headers.set(TUNNEL_CALL_HEADER, encodeURIComponent(JSON.stringify(call)));
     return forward;
   }
@@ -156,7 +158,7 @@ export function tunnelRequest(request: Request, call: TunnelCall, forwarded?: He
   const hasBody = request.body !== null && request.method !== "GET" && request.method !== "HEAD";
   // "manual": the DO stub's fetch would otherwise follow a 3xx the agent relays (resolving its
   // Location against this internal URL), instead of handing it to the client.
-  return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, redirect: "manual", ...(hasBody ? { body: request.body } : {}) });
+  return new Request(`https://host${TUNNEL_PATH}`, { method: request.method, headers, redirect: "manual", signal, ...(hasBody ? { body: request.body } : {}) });
 }
 
 /**
@@ -210,6 +212,9 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
       return offline();
     }
     if (body) c.bodyRead = this.pumpRequest(c, body);
+    // The client left before the head (workerd says so only through the signal; after the head
+    // the response stream does): the slot is freed now and the agent stops the call.
+    request.signal.addEventListener("abort", () => this.abandoned(c), { once: true });
     return answer;
   }
 
@@ -496,6 +501,13 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     c.writer = writable.getWriter();
     c.writer.closed.catch(() => this.clientGone(c));
     answerOnce(c, new Response(readable, { status, headers }));
+  }
+
+  /** The client left before its answer's head: the call ends here and at the agent. */
+  private abandoned(c: TunnelCallEntry): void {
+    if (!c.resolve || this.table.get(c.rid) !== c) return;
+    this.clientGone(c);
+    answerOnce(c, errorResponse("open-terminal", new ApiError(499, "CLIENT_GONE", "The client went away before the answer")));
   }
 
   private clientGone(c: TunnelCallEntry): void {

@@ -126,3 +126,18 @@ export async function drainUnread(body: ReadableStream<Uint8Array> | ReadableStr
   }
   await reader.cancel().catch(() => {});
 }
+
+/**
+ * A signal that aborts when the client of `request` goes away, for a Durable Object fetch made on
+ * its behalf: the DO's own `request.signal` then aborts (wrangler.toml's `enable_request_signal`;
+ * checked in workerd by test/edge/abandoned-calls.test.ts). The incoming request's signal is
+ * ignored by fetch() unless `request_signal_passthrough` is set, so a controller of our own
+ * carries it across.
+ */
+export function clientLeaving(request: Request): AbortSignal {
+  const left = new AbortController();
+  const incoming = request.signal;
+  if (incoming.aborted) left.abort(incoming.reason);
+  else incoming.addEventListener("abort", () => left.abort(incoming.reason), { once: true });
+  return left.signal;
+}

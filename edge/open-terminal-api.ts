@@ -32,6 +32,7 @@ import { execRequest } from "./exec-relay.ts";
 import { proxyRootRedirect, tunnelRequest } from "./http-tunnel.ts";
 import { openTerminalTerminals } from "./open-terminal-terminals.ts";
 import { forwardedHeaders } from "./url-servers.ts";
+import { clientLeaving } from "./http.ts";
 import { MOUNTS } from "./scope.ts";
 
 /** Largest execute request body, in bytes (a 1 Mi-character `input` plus JSON overhead). */
@@ -213,7 +214,8 @@ export function openTerminalApi(): ApiFamily {
       return noRoute(known ? 405 : 404);
     }
     if (!parsed.ok) return Response.json(parsed.reply.body, { status: parsed.reply.status });
-    return hostStub(env, request.scope.serverId).fetch(execRequest(await callerScope(request), parsed.value, callerSession(request), callerUser(request)));
+    const call = execRequest(await callerScope(request), parsed.value, callerSession(request), callerUser(request), clientLeaving(request));
+    return hostStub(env, request.scope.serverId).fetch(call);
   };
   api.route("POST", "/execute", "write", execute, { json: true });
   api.route("POST", "/execute/:process_id/input", "write", execute, { json: true });
