@@ -142,6 +142,25 @@ describe("POST /files/archive", () => {
   });
 });
 
+describe("POST /files/archive of a tree, the caller gone", () => {
+  it("stops listing the tree when the caller goes away", async () => {
+    const dir = join(home, "archive-tree");
+    for (let i = 0; i < 50; i++) {
+      mkdirSync(join(dir, `d${i}`), { recursive: true });
+      writeFileSync(join(dir, `d${i}`, "f.txt"), "x");
+    }
+    const abort = new AbortController();
+    const answer = call("/files/archive", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ paths: [dir] }) }, abort.signal);
+    abort.abort();
+    const res = await answer;
+    expect(res.status).toBe(499);
+    // Not gone, the same call answers its zip.
+    const whole = await call("/files/archive", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ paths: [dir] }) });
+    expect(whole.status).toBe(200);
+    expect(Buffer.from(await whole.arrayBuffer()).subarray(0, 2).toString("latin1")).toBe("PK");
+  });
+});
+
 describe("POST /files/archive, a file turned into a FIFO while the zip is sent", () => {
   it("cuts the download (no zip end record) and the process lives on", async () => {
     const dir = join(home, "swap");

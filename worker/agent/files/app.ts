@@ -187,7 +187,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         }
         case "POST /files/archive": {
           const { paths } = value(parseArchiveBody(await bodyText(request)));
-          return await archive(paths.map((given) => ({ given, path: atHome(given) })));
+          return await archive(paths.map((given) => ({ given, path: atHome(given) })), signal);
         }
       }
       return noRoute(path, method);

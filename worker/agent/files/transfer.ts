@@ -186,9 +186,11 @@ async function addRegular(zip: yazl.ZipFile, path: string, name: string, budget:
   }
 }
 
-async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: ArchiveBudget): Promise<void> {
+async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: ArchiveBudget, signal?: AbortSignal): Promise<void> {
   const stack = [root];
   while (stack.length > 0) {
+    // A walk of a large tree takes seconds (each file is opened): it stops once the caller left.
+    if (signal?.aborted) fail(499, "The client went away before the archive was ready");
     const dir = stack.pop()!;
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const e of entries) {
@@ -211,9 +213,12 @@ async function addTree(zip: yazl.ZipFile, root: string, prefix: string, budget: 
 /**
  * `POST /files/archive`: the paths as one zip download (directories recursively). A named path
  * that is not a regular file or a directory (FIFO, socket, device) answers 400; one that cannot
- * be read 403; a named file of unknown size (procfs) over ARCHIVE_UNSIZED_MAX_BYTES 413.
+ * be read 403; a named file of unknown size (procfs) over ARCHIVE_UNSIZED_MAX_BYTES 413. Every
+ * entry is listed (and each file opened) before the answer starts, so that a tree past
+ * ARCHIVE_MAX_ENTRIES answers 400 rather than a cut download; the files' bytes then stream as
+ * yazl reads them. The listing stops when `signal` aborts (the caller left).
  */
-export async function archive(targets: { given: string; path: string }[]): Promise<Response> {
+export async function archive(targets: { given: string; path: string }[], signal?: AbortSignal): Promise<Response> {
   if (targets.length === 0) fail(400, "No paths provided");
   const kinds: boolean[] = [];
   for (const t of targets) {
@@ -227,7 +232,7 @@ export async function archive(targets: { given: string; path: string }[]): Promi
   zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
   const budget: ArchiveBudget = { entries: ARCHIVE_MAX_ENTRIES, unsized: ARCHIVE_UNSIZED_TOTAL_MAX_BYTES };
   for (const [i, t] of targets.entries()) {
-    if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget);
+    if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget, signal);
     else {
       // A file that cannot be read (or a symlink to one) answers 403 before anything is sent.
       let added: Awaited<ReturnType<typeof addRegular>>;
