@@ -10,6 +10,9 @@ import { EXEC_MAX_INFLIGHT } from "../../edge/exec-relay.ts";
 import { api, BASE, KEY, registerServer, tunnelAgent, worker } from "./worker-client.ts";
 import { until, Waiters } from "../support/waiters.ts";
 
+/** How long 256 calls may take to reach the agent, or their cancels to, on a loaded machine (CI runs other test files beside this one), in ms. */
+const MANY_CALLS_MS = 90_000;
+
 /** Starts `count` calls to `path(i)` through the Worker, each abortable by the client. */
 function abandonable(count: number, path: (i: number) => string) {
   const clients = Array.from({ length: count }, () => new AbortController());
@@ -17,7 +20,7 @@ function abandonable(count: number, path: (i: number) => string) {
   return { abandon: () => clients.forEach((c) => c.abort()), answers };
 }
 
-it("frees the slots of proxy calls whose client left before the head, and cancels them at the agent", { timeout: 120_000 }, async () => {
+it("frees the slots of proxy calls whose client left before the head, and cancels them at the agent", { timeout: 240_000 }, async () => {
   // The agent never answers /proxy/1/hang…, answers anything else 200.
   const agent = await tunnelAgent("abandon-tun", await registerServer("abandon-tun"), (msg, ws) => {
     if (msg.t !== "tun.req" || msg.path?.startsWith("/proxy/1/hang")) return;
@@ -29,12 +32,12 @@ it("frees the slots of proxy calls whose client left before the head, and cancel
 
   const calls = abandonable(TUNNEL_MAX_INFLIGHT, (i) => `${base}/proxy/1/hang${i}`);
   const reqs = () => agent.seen.filter((m) => m.t === "tun.req" && m.path?.startsWith("/proxy/1/hang"));
-  await agent.waiters.until(() => reqs().length === TUNNEL_MAX_INFLIGHT, "every call to reach the agent");
+  await agent.waiters.until(() => reqs().length === TUNNEL_MAX_INFLIGHT, "every call to reach the agent", MANY_CALLS_MS);
   calls.abandon();
   await Promise.all(calls.answers);
   const rids = new Set(reqs().map((m) => m.rid));
   const cancelled = () => agent.seen.filter((m) => m.t === "tun.cancel" && rids.has(m.rid)).length;
-  await agent.waiters.until(() => cancelled() === TUNNEL_MAX_INFLIGHT, "a tun.cancel for every abandoned call");
+  await agent.waiters.until(() => cancelled() === TUNNEL_MAX_INFLIGHT, "a tun.cancel for every abandoned call", MANY_CALLS_MS);
 
   const next = await api(`${base}/proxy/1/ok`);
   expect(next.status).toBe(200);
@@ -60,19 +63,19 @@ async function execAgent(server: string, token: string) {
   return { seen, waiters };
 }
 
-it("frees the slots of status waits whose client left, and ends the waits at the agent", { timeout: 120_000 }, async () => {
+it("frees the slots of status waits whose client left, and ends the waits at the agent", { timeout: 240_000 }, async () => {
   const agent = await execAgent("abandon-exec", await registerServer("abandon-exec"));
   const base = "/api/v1/terminals/abandon-exec";
   await until("the agent to be online", async () => (await api(`${base}/health`)).status === 200);
 
   const calls = abandonable(EXEC_MAX_INFLIGHT, () => `${base}/execute/p1/status?wait=300`);
   const waits = () => agent.seen.filter((m) => m.t === "exec.req" && m.op?.op === "status");
-  await agent.waiters.until(() => waits().length === EXEC_MAX_INFLIGHT, "every wait to reach the agent");
+  await agent.waiters.until(() => waits().length === EXEC_MAX_INFLIGHT, "every wait to reach the agent", MANY_CALLS_MS);
   calls.abandon();
   await Promise.all(calls.answers);
   const ids = new Set(waits().map((m) => m.id));
   const cancelled = () => agent.seen.filter((m) => m.t === "exec.cancel" && ids.has(m.id)).length;
-  await agent.waiters.until(() => cancelled() === EXEC_MAX_INFLIGHT, "an exec.cancel for every abandoned wait");
+  await agent.waiters.until(() => cancelled() === EXEC_MAX_INFLIGHT, "an exec.cancel for every abandoned wait", MANY_CALLS_MS);
 
   const kill = await api(`${base}/execute/p1`, { method: "DELETE" });
   expect(kill.status).toBe(200);
