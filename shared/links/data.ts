@@ -196,7 +196,10 @@ function embedded(bytes: Uint8Array, at: number, op: number, what: string): Uint
 export const decodeAgentFrame: (bytes: Uint8Array) => AgentDataFrame = typedFrameDecoder<AgentDataFrame>("agent", {
   [AgentOp.OUTPUT]: (_payload, bytes) => {
     const out = embedded(bytes, OUTPUT_HEADER_BYTES, ServerOp.OUTPUT, "OUTPUT");
-    return { t: "output", offset: readOffset(viewOf(bytes), 1, "OUTPUT"), frame: out };
+    const offset = readOffset(viewOf(bytes), 1, "OUTPUT");
+    // Every offset the output's bytes reach must be exact in a double (the DO acknowledges its end).
+    if (offset + out.byteLength - 1 > Number.MAX_SAFE_INTEGER) throw new LinkDecodeError("OUTPUT ends past 2^53");
+    return { t: "output", offset, frame: out };
   },
   [AgentOp.SNAPSHOT]: (_payload, bytes) => {
     const out = embedded(bytes, SNAPSHOT_HEADER_BYTES, ServerOp.OUTPUT, "SNAPSHOT");

@@ -57,6 +57,11 @@ describe("agent link protocol", () => {
     expect(decodeServerFrame(f.frame)).toEqual({ t: "output", data: bytes("abcd") });
   });
 
+  it("refuses OUTPUT whose bytes would reach past 2^53 (offsets a double cannot hold exactly)", () => {
+    expect(decodeAgentFrame(encodeOutput(Number.MAX_SAFE_INTEGER - 2, [bytes("ab")], 2))).toMatchObject({ t: "output", offset: Number.MAX_SAFE_INTEGER - 2 });
+    expect(() => decodeAgentFrame(encodeOutput(Number.MAX_SAFE_INTEGER - 1, [bytes("ab")], 2))).toThrow(/past 2\^53/);
+  });
+
   it("embeds the repaint in SNAPSHOT with its request id and offset", () => {
     const f = decodeAgentFrame(encodeSnapshot(9, 1234, bytes("\x1bcscreen")));
     expect(f).toMatchObject({ t: "snapshot", id: 9, offset: 1234 });
