@@ -198,7 +198,7 @@ export const decodeAgentFrame: (bytes: Uint8Array) => AgentDataFrame = typedFram
     const out = embedded(bytes, OUTPUT_HEADER_BYTES, ServerOp.OUTPUT, "OUTPUT");
     const offset = readOffset(viewOf(bytes), 1, "OUTPUT");
     // Every offset the output's bytes reach must be exact in a double (the DO acknowledges its end).
-    if (offset + out.byteLength - 1 > Number.MAX_SAFE_INTEGER) throw new LinkDecodeError("OUTPUT ends past 2^53");
+    if (out.byteLength - 1 > Number.MAX_SAFE_INTEGER - offset) throw new LinkDecodeError("OUTPUT ends past 2^53");
     return { t: "output", offset, frame: out };
   },
   [AgentOp.SNAPSHOT]: (_payload, bytes) => {
