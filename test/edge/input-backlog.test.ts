@@ -14,27 +14,11 @@ import type { TerminalHub } from "../../edge/terminal-hub.ts";
 import { decodeServerFrame, encodeClientFrame, encodeServerFrame, type ErrorInfo } from "../../shared/links/client.ts";
 import { decodeEdgeFrame, encodeAgentFrame, encodeSnapshot, INPUT_IN_FLIGHT_MAX_BYTES } from "../../shared/links/data.ts";
 import { Waiters } from "../support/waiters.ts";
+import { collect } from "./worker-client.ts";
 
 const bindings = env as unknown as Env;
 /** The payload of the largest INPUT frame a client may send (CLIENT_FRAME_MAX_BYTES with its type byte). */
 const CHUNK = (1 << 20) - 1;
-
-async function bytesOf(data: unknown): Promise<Uint8Array> {
-  return new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : (data as ArrayBuffer));
-}
-
-function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
-  const got: Uint8Array[] = [];
-  let chain = Promise.resolve();
-  ws.accept();
-  ws.addEventListener("message", (event) => {
-    chain = chain.then(async () => {
-      got.push(await bytesOf(event.data));
-      waiters.notify();
-    });
-  });
-  return got;
-}
 
 /** A terminal with a test-played agent (`input_acks` as given) and one writer client. */
 async function terminal(name: string, inputAcks: boolean | undefined) {

@@ -14,26 +14,9 @@ import type { TerminalHub } from "../../edge/terminal-hub.ts";
 import type { ClientAttachment } from "../../edge/terminal-sockets.ts";
 import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
 import { until, Waiters } from "../support/waiters.ts";
+import { collect } from "./worker-client.ts";
 
 const bindings = env as unknown as Env;
-
-async function bytesOf(data: unknown): Promise<Uint8Array> {
-  return new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : (data as ArrayBuffer));
-}
-
-/** Accepts `ws` and collects its binary messages, in order. */
-function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
-  const got: Uint8Array[] = [];
-  let chain = Promise.resolve();
-  ws.accept();
-  ws.addEventListener("message", (event) => {
-    chain = chain.then(async () => {
-      got.push(await bytesOf(event.data));
-      waiters.notify();
-    });
-  });
-  return got;
-}
 
 /** Attaches an agent to terminal `stub` (HELLO answered by RESUME) and configures the terminal; answers what the test needs. */
 async function withAgent(stub: ReturnType<typeof terminalStub>): Promise<{ waiters: Waiters; agent: WebSocket; toAgent: Uint8Array[] }> {

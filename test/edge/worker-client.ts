@@ -103,3 +103,22 @@ export async function tunnelAgent(server: string, token: string, onTunnel: (msg:
   ws.send(JSON.stringify({ t: "hello", agent: { version: "test", hostname: "h", platform: "linux", is_root: false }, sessions: [] }));
   return { seen, waiters };
 }
+
+/** A WebSocket message's bytes (workerd hands binary messages over as ArrayBuffer or Blob). */
+export async function bytesOf(data: unknown): Promise<Uint8Array> {
+  return new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : (data as ArrayBuffer));
+}
+
+/** Accepts `ws` and collects its binary messages, in order (Blob bytes arrive asynchronously), notifying `waiters` at each. */
+export function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
+  const got: Uint8Array[] = [];
+  let chain = Promise.resolve();
+  ws.accept();
+  ws.addEventListener("message", (event) => {
+    chain = chain.then(async () => {
+      got.push(await bytesOf(event.data));
+      waiters.notify();
+    });
+  });
+  return got;
+}
