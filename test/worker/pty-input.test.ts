@@ -4,6 +4,7 @@
  * program that does not read is refused and reported in order, and a closed PTY's queue is dropped
  * rather than retried into a closed descriptor.
  */
+import fs from "node:fs";
 import { tmpdir } from "node:os";
 import * as pty from "node-pty";
 import { afterEach, describe, expect, it } from "vitest";
@@ -60,6 +61,23 @@ describe("a PTY's input queue", () => {
     const errors: unknown[] = [];
     const consoleError = console.error;
     console.error = (...args: unknown[]) => errors.push(args);
+    // node-pty writes with fs.write: count its writes under way, each done once its callback (where
+    // an EBADF would be logged, or a retry scheduled) has run.
+    const fsWrite = fs.write;
+    let writing = 0;
+    let writes = 0;
+    fs.write = ((fd: number, ...rest: unknown[]) => {
+      const done = rest.pop() as (...args: unknown[]) => void;
+      writing++;
+      writes++;
+      return (fsWrite as (...args: unknown[]) => void)(fd, ...rest, (...args: unknown[]) => {
+        try {
+          done(...args);
+        } finally {
+          writing--;
+        }
+      });
+    }) as typeof fs.write;
     try {
       const exited = new Promise<void>((resolve) => listenWholly(proc, () => {}, () => resolve()));
       proc.write(Buffer.alloc(1 << 20, 0x61));
@@ -70,11 +88,12 @@ describe("a PTY's input queue", () => {
       proc.kill("SIGKILL");
       await exited;
       expect(queue.pending()).toBe(0);
-      // A retry would come on the next turns of the event loop.
-      await new Promise((resolve) => setImmediate(resolve));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // A write under way at the drop ends in its callback; with the queue gone, nothing follows it.
+      await until("node-pty's writes under way to call back", () => writing === 0 || null);
+      expect(writes).toBeGreaterThan(0); // the count saw node-pty's writes
       expect(errors).toEqual([]);
     } finally {
+      fs.write = fsWrite;
       console.error = consoleError;
     }
   });
