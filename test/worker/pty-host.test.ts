@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taggedCommand } from "../../worker/agent/launch.ts";
 import { PtyHost, ptyHostProgram, type PipedProcess, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
+import { PtyRun } from "../../worker/agent/exec/pty-run.ts";
 import { processTree } from "../support/ndjson.ts";
 import { until } from "../support/waiters.ts";
 import { encodeFrame, FrameReader, PTY_HOST_FRAME_MAX_BYTES, PtyHostKind, PtyHostProtocolError } from "../../worker/agent/exec/pty-host-protocol.ts";
@@ -78,6 +79,38 @@ describe("PTY host", () => {
     proc.write(Buffer.from("abc\n"));
     expect((await run.exit).exitCode).toBe(0);
     expect(run.text()).toContain("got:abc");
+  });
+
+  it("refuses input a command does not read once its queue is full, instead of queueing it without limit", async () => {
+    const proc = await host.spawn(request("stty -echo; echo ready; sleep 30"));
+    const run = collect(proc);
+    await run.until(/ready/);
+    const MiB = Buffer.alloc(1 << 20, 0x61);
+    try {
+      // Two fill the 2 MiB queue (the kernel takes a few KiB); the others would pass it.
+      expect(await Promise.all([proc.write(MiB), proc.write(MiB), proc.write(MiB)])).toEqual(["ok", "ok", "full"]);
+      expect(await proc.write(MiB)).toBe("full");
+      expect(await proc.write(Buffer.from("x"))).toBe("ok");
+    } finally {
+      process.kill(-proc.pid, "SIGKILL");
+      await run.exit;
+    }
+    expect(await proc.write(Buffer.from("late"))).toBe("closed");
+  });
+
+  it("bounds input the same way for a PTY the agent forked itself", async () => {
+    let out = "";
+    const run = PtyRun.start({ command: "stty -echo; echo ready; sleep 30", cwd: tmpdir(), env: { PATH: "/usr/bin:/bin" }, shell: "/bin/sh", tag: null, onOutput: (text) => (out += text) });
+    await until("the command is ready", () => out.includes("ready") || null);
+    const MiB = Buffer.alloc(1 << 20, 0x61);
+    try {
+      expect([await run.writeInput(MiB), await run.writeInput(MiB), await run.writeInput(MiB)]).toEqual(["ok", "ok", "full"]);
+      expect(await run.writeInput(Buffer.alloc((1 << 20) + 1))).toBe("too-large");
+    } finally {
+      run.signal("SIGKILL");
+      await run.finished;
+    }
+    expect(await run.writeInput(Buffer.from("late"))).toBe("closed");
   });
 
   it("starts a command while another runs without handing it the other's PTY", async () => {

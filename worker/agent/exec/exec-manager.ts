@@ -179,7 +179,8 @@ export class ExecManager {
     if (p.status !== "running") throw new ExecError(otError(400, OtCode.PROCESS_EXITED, "Process has already exited"));
     const result = await p.run.writeInput(Buffer.from(decodeInputEscapes(input), "utf8"));
     if (result === "closed") throw new ExecError(otError(400, OtCode.STDIN_CLOSED, "Process stdin is closed"));
-    if (result === "full") throw new ExecError(otError(400, OtCode.STDIN_FULL, "Input too large for one call"));
+    if (result === "too-large") throw new ExecError(otError(400, OtCode.STDIN_FULL, "Input too large for one call"));
+    if (result === "full") throw new ExecError(otError(400, OtCode.STDIN_FULL, "Process is not reading its input; try again once it has read what was sent"));
     return { status: "ok" };
   }
 

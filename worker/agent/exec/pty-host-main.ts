@@ -9,7 +9,10 @@
  * It speaks pty-host-protocol.ts on its stdin and stdout and nothing else: SPAWN starts the given
  * launch command on a new PTY (node-pty), its output goes back as DATA and its end as EXIT; INPUT
  * is typed into it. A SPAWN with `pipes` starts it on pipes instead (seed 004's runs: stdout as
- * DATA, stderr as STDERR, in a session of its own). Every spawn passes `guardLaunch` (launch.ts):
+ * DATA, stderr as STDERR, in a session of its own). Each INPUT is answered with INPUT_RESULT: input
+ * that would grow a PTY's write queue (what its program has not read yet) past
+ * PTY_RUN_INPUT_QUEUE_MAX_BYTES, or all of them past PTY_HOST_INPUT_QUEUE_MAX_BYTES, is refused
+ * whole instead of queued without limit. Every spawn passes `guardLaunch` (launch.ts):
  * the host holds the PTY masters of the commands it runs (node-pty opens them without
  * close-on-exec), so while one runs, the next is started through the descriptor closer and
  * inherits none of them. It exits when its stdin ends (the agent stopped or died); the PTYs close
@@ -21,8 +24,21 @@ import { Socket } from "node:net";
 import { constants } from "node:os";
 import * as pty from "node-pty";
 import { guardLaunch } from "../launch.ts";
+import { ptyInputQueue, type PtyInputQueue } from "../pty-input.ts";
 import { listenWholly } from "../pty-tail.ts";
-import { encodeFrame, FrameReader, frameHeader, jsonPayload, PIPE_DRAIN_GRACE_MS, PtyHostKind, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
+import {
+  encodeFrame,
+  FrameReader,
+  frameHeader,
+  InputResultCode,
+  jsonPayload,
+  PIPE_DRAIN_GRACE_MS,
+  PTY_HOST_INPUT_QUEUE_MAX_BYTES,
+  PTY_RUN_INPUT_QUEUE_MAX_BYTES,
+  PtyHostKind,
+  type PtyHostFrame,
+  type SpawnRequest,
+} from "./pty-host-protocol.ts";
 
 /** Runs open at once, PTYs and piped (the agent runs at most MAX_RUNNING_PROCESSES; this is the host's own guard). */
 export const PTY_HOST_MAX_PTYS = 256;
@@ -51,6 +67,8 @@ export function runPtyHost(): void {
   const input = new Socket({ fd: 0, readable: true, writable: false });
   const output = new Socket({ fd: 1, readable: false, writable: true });
   const ptys = new Map<number, pty.IPty>();
+  /** The write queue of each PTY (null: node-pty changed and its queue cannot be read; see pty-input.ts). */
+  const inputQueues = new Map<number, PtyInputQueue | null>();
   const piped = new Map<number, PipedRun>();
   /** Sources paused because the pipe to the agent is full, and those the agent paused (PAUSE). */
   const heldForPipe = new Set<Source>();
@@ -108,12 +126,14 @@ export function runPtyHost(): void {
       return;
     }
     ptys.set(id, proc);
+    inputQueues.set(id, ptyInputQueue(proc));
     send(encodeFrame(PtyHostKind.SPAWNED, id, { pid: proc.pid }));
     listenWholly(
       proc,
       (bytes) => send(Buffer.concat([frameHeader(PtyHostKind.DATA, id, bytes.byteLength), bytes])),
       ({ exitCode, signal }) => {
         ptys.delete(id);
+        inputQueues.delete(id);
         forget([proc]);
         send(encodeFrame(PtyHostKind.EXIT, id, { exitCode, signal }));
       },
@@ -169,23 +189,33 @@ export function runPtyHost(): void {
     }, PIPE_DRAIN_GRACE_MS);
   };
 
+  /** Writes INPUT to run `id`'s PTY unless that would pass a queue limit; says which. */
+  const writeInput = (id: number, payload: Buffer): InputResultCode => {
+    const p = ptys.get(id);
+    if (!p) return InputResultCode.CLOSED;
+    const queued = inputQueues.get(id)?.pending() ?? 0;
+    let queuedByAll = 0;
+    for (const queue of inputQueues.values()) queuedByAll += queue?.pending() ?? 0;
+    if (queued + payload.byteLength > PTY_RUN_INPUT_QUEUE_MAX_BYTES || queuedByAll + payload.byteLength > PTY_HOST_INPUT_QUEUE_MAX_BYTES) {
+      return InputResultCode.FULL;
+    }
+    try {
+      // A copy: the payload may be a view of a buffer the pipe reuses.
+      p.write(Buffer.from(payload));
+      return InputResultCode.WRITTEN;
+    } catch {
+      return InputResultCode.CLOSED;
+    }
+  };
+
   const handle = (frame: PtyHostFrame): void => {
     switch (frame.kind) {
       case PtyHostKind.SPAWN:
         spawn(frame.id, jsonPayload<SpawnRequest>(frame.payload));
         return;
-      case PtyHostKind.INPUT: {
-        const p = ptys.get(frame.id);
-        if (p) {
-          try {
-            // A copy: the payload may be a view of a buffer the pipe reuses.
-            p.write(Buffer.from(frame.payload));
-          } catch {
-            /* the PTY closed */
-          }
-        }
+      case PtyHostKind.INPUT:
+        send(encodeFrame(PtyHostKind.INPUT_RESULT, frame.id, Uint8Array.of(writeInput(frame.id, frame.payload))));
         return;
-      }
       case PtyHostKind.PAUSE:
         for (const source of sourcesOf(frame.id)) {
           heldForAgent.add(source);

@@ -5,7 +5,7 @@
  *
  *   agent → host  SPAWN   JSON {@link SpawnRequest}: start this program as run `id`, on a new
  *                         PTY, or on pipes with `pipes: true`
- *                 INPUT   bytes for run `id`'s PTY
+ *                 INPUT   bytes for run `id`'s PTY; answered by one INPUT_RESULT, in order
  *                 PAUSE   stop reading run `id`'s output (its consumer is behind); RESUME reads again
  *                 DRAIN   run `id` was killed: once its leader has exited, close its pipes after
  *                         PIPE_DRAIN_GRACE_MS (a process that escaped its group may hold them)
@@ -15,6 +15,9 @@
  *                 DATA    bytes run `id`'s PTY (or, on pipes, its stdout) gave
  *                 STDERR  bytes run `id`'s stderr gave (pipes only)
  *                 EXIT    JSON `{exitCode, signal}`: run `id` exited and its output was all sent
+ *                 INPUT_RESULT  one byte, {@link InputResultCode}: what became of run `id`'s
+ *                         oldest unanswered INPUT (written, refused as the PTY's queue is full,
+ *                         or the run is gone)
  *
  * Both ends refuse a frame of an unknown kind or longer than PTY_HOST_FRAME_MAX_BYTES by ending
  * the link (the host exits; the agent kills it): only the agent and the host it started speak it.
@@ -37,10 +40,30 @@ export const PtyHostKind = {
   DATA: 0x13,
   EXIT: 0x14,
   STDERR: 0x15,
+  INPUT_RESULT: 0x16,
 } as const;
 export type PtyHostKind = (typeof PtyHostKind)[keyof typeof PtyHostKind];
 
 const KINDS = new Set<number>(Object.values(PtyHostKind));
+
+/** The payload byte of INPUT_RESULT. */
+export const InputResultCode = {
+  /** Handed to the PTY (queued for the kernel, which takes it as the program reads). */
+  WRITTEN: 0,
+  /** Refused: the run's queue (or all runs' together) would pass its limit; nothing was written. */
+  FULL: 1,
+  /** The run has exited (or never was): nothing was written. */
+  CLOSED: 2,
+} as const;
+export type InputResultCode = (typeof InputResultCode)[keyof typeof InputResultCode];
+
+/**
+ * Input one PTY run may have queued and not yet taken by its program, in bytes: an INPUT that
+ * would pass it is refused (FULL). The agent keeps as much at most in flight per run, too.
+ */
+export const PTY_RUN_INPUT_QUEUE_MAX_BYTES = 2 << 20; // 2 MiB
+/** Input all of the host's PTYs may have queued together, in bytes (past it every INPUT is FULL). */
+export const PTY_HOST_INPUT_QUEUE_MAX_BYTES = 32 << 20; // 32 MiB
 
 /** After DRAIN, how long a killed run's exited leader may leave its pipes open, in ms. */
 export const PIPE_DRAIN_GRACE_MS = 1_000;

@@ -19,7 +19,18 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { launchCommand } from "../launch.ts";
 import { signalTree } from "./process-tree.ts";
 import { defaultEnv, definedEnv } from "./exec-caller.ts";
-import { encodeFrame, FrameReader, frameHeader, jsonPayload, PtyHostKind, PtyHostProtocolError, type PtyHostFrame, type SpawnRequest } from "./pty-host-protocol.ts";
+import {
+  encodeFrame,
+  FrameReader,
+  frameHeader,
+  InputResultCode,
+  jsonPayload,
+  PTY_RUN_INPUT_QUEUE_MAX_BYTES,
+  PtyHostKind,
+  PtyHostProtocolError,
+  type PtyHostFrame,
+  type SpawnRequest,
+} from "./pty-host-protocol.ts";
 
 /** How long the host may take to answer a SPAWN, in ms. */
 export const PTY_HOST_SPAWN_TIMEOUT_MS = 10_000;
@@ -35,12 +46,19 @@ export class PtyHostUnavailable extends Error {
   override name = "PtyHostUnavailable";
 }
 
+/**
+ * What became of input for a PTY: written (queued for the program), refused whole because the
+ * program has not read enough of what came before ("full"), or the program is gone ("closed").
+ */
+export type PtyInputResult = "ok" | "full" | "closed";
+
 /** A program on a PTY, as PtyRun drives it (node-pty's IPty, or a run of the host). */
 export interface PtyProcess {
   readonly pid: number;
   /** Sets the listeners (once): output bytes, then the exit once all output was given. */
   listen(onData: (data: Buffer) => void, onExit: (exit: { exitCode: number; signal: number }) => void): void;
-  write(data: Buffer): void;
+  /** Writes input unless the PTY's queue is full (PTY_RUN_INPUT_QUEUE_MAX_BYTES); never throws. */
+  write(data: Buffer): Promise<PtyInputResult>;
 }
 
 /** How a piped run's output and end reach its consumer (ProcessRun). */
@@ -121,6 +139,9 @@ class HostedRun implements PtyProcess {
   /** What arrived before `listen` (within the tick the spawn answered in). */
   private early: Buffer[] = [];
   private exited: { exitCode: number; signal: number } | null = null;
+  /** INPUTs sent and not yet answered, oldest first: their sizes and callers. */
+  private unanswered: { bytes: number; resolve: (result: PtyInputResult) => void }[] = [];
+  private unansweredBytes = 0;
 
   constructor(
     readonly pid: number,
@@ -135,9 +156,23 @@ class HostedRun implements PtyProcess {
     if (this.exited) onExit(this.exited);
   }
 
-  write(data: Buffer): void {
-    if (this.exited) throw new Error("the PTY is closed");
-    this.input(data);
+  write(data: Buffer): Promise<PtyInputResult> {
+    if (this.exited) return Promise.resolve("closed");
+    // In flight to the host counts as queued: concurrent calls cannot pile up in the pipe either.
+    if (this.unansweredBytes + data.byteLength > PTY_RUN_INPUT_QUEUE_MAX_BYTES) return Promise.resolve("full");
+    return new Promise((resolve) => {
+      this.unanswered.push({ bytes: data.byteLength, resolve });
+      this.unansweredBytes += data.byteLength;
+      this.input(data);
+    });
+  }
+
+  /** The host's INPUT_RESULT for the oldest unanswered write. */
+  inputResult(code: number): void {
+    const oldest = this.unanswered.shift();
+    if (!oldest) return;
+    this.unansweredBytes -= oldest.bytes;
+    oldest.resolve(code === InputResultCode.WRITTEN ? "ok" : code === InputResultCode.FULL ? "full" : "closed");
   }
 
   data(bytes: Buffer): void {
@@ -151,6 +186,10 @@ class HostedRun implements PtyProcess {
   exit(exit: { exitCode: number; signal: number }): void {
     if (this.exited) return;
     this.exited = exit;
+    // The host answers INPUTs before it reports the EXIT; any left unanswered are lost with it.
+    for (const { resolve } of this.unanswered) resolve("closed");
+    this.unanswered = [];
+    this.unansweredBytes = 0;
     this.onExit?.(exit);
   }
 }
@@ -373,6 +412,11 @@ export class PtyHost {
       case PtyHostKind.STDERR: {
         const run = this.runs.get(frame.id);
         if (run instanceof HostedPipedRun) run.data("stderr", frame.payload);
+        return;
+      }
+      case PtyHostKind.INPUT_RESULT: {
+        const run = this.runs.get(frame.id);
+        if (run instanceof HostedRun) run.inputResult(frame.payload[0] ?? InputResultCode.CLOSED);
         return;
       }
       case PtyHostKind.EXIT: {

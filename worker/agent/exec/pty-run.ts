@@ -8,10 +8,12 @@
 import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
 import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
+import { ptyInputQueue } from "../pty-input.ts";
 import { listenWholly } from "../pty-tail.ts";
 import { definedEnv } from "./exec-caller.ts";
 import { signalTree } from "./process-tree.ts";
-import type { PtyHost, PtyProcess } from "./pty-host.ts";
+import type { PtyHost, PtyInputResult, PtyProcess } from "./pty-host.ts";
+import { PTY_RUN_INPUT_QUEUE_MAX_BYTES } from "./pty-host-protocol.ts";
 
 /** The PTY's size, as the reference opens it. */
 export const EXEC_PTY_COLS = 80;
@@ -32,16 +34,23 @@ export interface PtyRunSpec {
   launch?: Launcher;
 }
 
-/** node-pty's IPty (`encoding: null`: its data are Buffers) as a PtyProcess. */
+/** node-pty's IPty (`encoding: null`: its data are Buffers) as a PtyProcess, its input bounded as the host bounds it. */
 function forked(proc: pty.IPty): PtyProcess {
+  const queue = ptyInputQueue(proc);
   return {
     pid: proc.pid,
     listen: (onData, onExit) => listenWholly(proc, onData, onExit),
-    write: (data) => proc.write(data),
+    write: (data) => {
+      if ((queue?.pending() ?? 0) + data.byteLength > PTY_RUN_INPUT_QUEUE_MAX_BYTES) return Promise.resolve("full");
+      try {
+        proc.write(data);
+        return Promise.resolve("ok");
+      } catch {
+        return Promise.resolve("closed");
+      }
+    },
   };
 }
-
-export type PtyInputResult = "ok" | "closed" | "full";
 
 export class PtyRun {
   /** Exit code (or minus the signal), once the command exited. */
@@ -118,15 +127,13 @@ export class PtyRun {
     signalTree(this.proc.pid, sig);
   }
 
-  /** Writes to the PTY; "closed" once the command exited. */
-  writeInput(bytes: Buffer): Promise<PtyInputResult> {
+  /**
+   * Writes to the PTY: "too-large" for more than PTY_INPUT_MAX_BYTES at once, "full" while the
+   * program has not read what came before, "closed" once the command exited.
+   */
+  writeInput(bytes: Buffer): Promise<PtyInputResult | "too-large"> {
     if (this.closed) return Promise.resolve("closed");
-    if (bytes.length > PTY_INPUT_MAX_BYTES) return Promise.resolve("full");
-    try {
-      this.proc.write(bytes);
-    } catch {
-      return Promise.resolve("closed");
-    }
-    return Promise.resolve("ok");
+    if (bytes.length > PTY_INPUT_MAX_BYTES) return Promise.resolve("too-large");
+    return this.proc.write(bytes);
   }
 }
