@@ -3,8 +3,9 @@
 // agent, its links and the install/uninstall commands), a small second one of its PTY host
 // (worker/agent/exec/pty-host-main.ts) and a third of its screen thread
 // (worker/agent/screen/screen-worker.ts) and a fourth of the grep thread
-// (worker/agent/files/grep-worker.ts), plus the shell-integration scripts and a package.json
-// whose only dependency is node-pty, the one native part. Screenshots need
+// (worker/agent/files/grep-worker.ts), plus the shell-integration scripts, the sources of the
+// posix_spawn helper (native/, built at install, optional) and a package.json whose only
+// dependency is node-pty. Screenshots need
 // @napi-rs/canvas and two font packages; they are optional dependencies (without them the
 // screenshot API answers 501 and everything else works). officeparser (text out of PDF and Office
 // documents for the Open Terminal `read_file`) is optional too: without it such files answer 415.
@@ -104,6 +105,11 @@ const notices = [...bundled].sort(([a], [b]) => a.localeCompare(b)).map(([name, 
 writeFileSync(join(outdir, "THIRD-PARTY-NOTICES.txt"), `Packages bundled into this package's .mjs files, with their licences.\n\n${notices.join("\n")}`);
 // The shell-integration scripts are read beside the module that launches shells.
 cpSync(join(root, "worker", "agent", "shell", "scripts"), join(outdir, "scripts"), { recursive: true });
+// The posix_spawn helper's sources and its build, run by the package's install script: built on
+// the host as node-pty is; where it cannot build, the agent forks its PTYs with node-pty.
+mkdirSync(join(outdir, "native"));
+for (const file of ["binding.gyp", "pty_spawn.c"]) cpSync(join(root, "native", file), join(outdir, "native", file));
+cpSync(join(root, "scripts", "build-native.mjs"), join(outdir, "edgetty-build-native.mjs"));
 
 const pick = (names) => Object.fromEntries(names.map((n) => [n, pkg.dependencies[n]]));
 writeFileSync(
@@ -112,11 +118,12 @@ writeFileSync(
     {
       name: "edgetty-agent",
       version,
-      description: "The edgetty host agent: runs real terminals for an edgetty edge (bundled; node-pty is its only native part)",
+      description: "The edgetty host agent: runs real terminals for an edgetty edge (bundled; native parts: node-pty and a small posix_spawn helper)",
       type: "module",
       license: pkg.license,
       bin: { "edgetty-agent": "edgetty-agent.mjs" },
-      files: ["edgetty-*.mjs", "edgetty-*.mjs.LEGAL.txt", "THIRD-PARTY-NOTICES.txt", "scripts/"],
+      files: ["edgetty-*.mjs", "edgetty-*.mjs.LEGAL.txt", "THIRD-PARTY-NOTICES.txt", "scripts/", "native/binding.gyp", "native/pty_spawn.c"],
+      scripts: { install: "node edgetty-build-native.mjs --dir native" },
       engines: pkg.engines,
       dependencies: pick(native),
       optionalDependencies: pick(optional),

@@ -66,6 +66,7 @@ export const EDGE_SETTINGS = {
 /** The agent's settings. */
 export const AGENT_SETTINGS = {
   maxSessions: { kind: "int", variable: "EDGETTY_AGENT_MAX_SESSIONS", default: 256, min: 1, max: 4096, unit: "sessions", doc: "PTY sessions one agent runs at once (429 TOO_MANY_SESSIONS past it)" },
+  forkPtys: { kind: "flag", variable: "EDGETTY_AGENT_FORK_PTYS", default: false, doc: "spawn PTYs with node-pty's fork(2) even where the posix_spawn helper (native/pty_spawn.c) was built: slower, for comparison or a host where the helper misbehaves" },
 } as const satisfies Record<string, Setting>;
 
 type Parsed<S extends Record<string, Setting>> = { [K in keyof S]: S[K] extends IntSetting ? number : S[K] extends FlagSetting ? boolean : string[] };

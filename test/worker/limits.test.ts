@@ -18,8 +18,8 @@ describe("limits", () => {
   });
 
   it("take defaults when absent and list every bad value at once", () => {
-    expect(parseSettings(AGENT_SETTINGS, {})).toEqual({ maxSessions: 256 });
-    expect(parseSettings(AGENT_SETTINGS, { EDGETTY_AGENT_MAX_SESSIONS: " 8 " })).toEqual({ maxSessions: 8 });
+    expect(parseSettings(AGENT_SETTINGS, {})).toEqual({ maxSessions: 256, forkPtys: false });
+    expect(parseSettings(AGENT_SETTINGS, { EDGETTY_AGENT_MAX_SESSIONS: " 8 " })).toEqual({ maxSessions: 8, forkPtys: false });
     try {
       parseSettings(EDGE_SETTINGS, { EDGETTY_MAX_CLIENTS: "5000", EDGETTY_CORS_ORIGINS: "*,not an origin" });
       expect.unreachable();

@@ -28,6 +28,7 @@ import { ApiError } from "../../shared/errors.ts";
 import { otError } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager, ExecRelay } from "./exec/index.ts";
 import { PtyHost, ptyHostProgram } from "./exec/pty-host.ts";
+import { ptySpawnAddonPath, usePosixSpawn } from "./pty-spawn.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
 import { openTerminalApp } from "./files/app.ts";
 import { CwdStore } from "./files/cwd-store.ts";
@@ -75,6 +76,8 @@ export interface AgentOptions {
   multiUser?: MultiUserOptions & { helperProgram: HelperProgram };
   /** false: /execute's PTYs are forked by the agent itself, not by its PTY host (exec/pty-host.ts). */
   ptyHost?: boolean;
+  /** Spawn PTYs with node-pty's fork(2) even where the posix_spawn helper was built (EDGETTY_AGENT_FORK_PTYS). */
+  forkPtys?: boolean;
   log?(line: string): void;
 }
 
@@ -117,8 +120,14 @@ export class Agent {
       onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
     });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
+    // PTYs (terminals here, /execute's in the PTY host) spawned with posix_spawn when the helper was built (pty-spawn.ts).
+    const spawnHelper = options.forkPtys ? null : ptySpawnAddonPath();
+    if (spawnHelper) {
+      const { reason } = usePosixSpawn(spawnHelper);
+      if (reason) this.log(`PTYs are forked by node-pty: ${reason}`);
+    }
     const hostTag = processTag(this.identity, { kind: "x", id: "pty-host" });
-    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir, hostTag), hostTag, this.log);
+    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir, hostTag, spawnHelper), hostTag, this.log);
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
       ...(ptyHost ? { ptyHost } : {}),

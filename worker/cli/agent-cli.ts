@@ -183,7 +183,7 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
   const multiUser = parseMultiUser(process.env, program);
   let a: Agent;
   try {
-    a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions, ...(info ? { info } : {}), ...(systemPrompt ? { systemPrompt } : {}), ...(multiUser ? { multiUser } : {}) });
+    a = new Agent({ edge, server, token, dataDir, log, maxSessions: settings.maxSessions, forkPtys: settings.forkPtys, ...(info ? { info } : {}), ...(systemPrompt ? { systemPrompt } : {}), ...(multiUser ? { multiUser } : {}) });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

@@ -7,7 +7,8 @@
  * a PTY took 24 ms p50 from a 180 MB process and 4–7 ms through a small host like this one.
  *
  * It speaks pty-host-protocol.ts on its stdin and stdout and nothing else: SPAWN starts the given
- * launch command on a new PTY (node-pty), its output goes back as DATA and its end as EXIT; INPUT
+ * launch command on a new PTY (node-pty, spawning with posix_spawn when the agent passes the helper
+ * pty-spawn.ts loads as its argument), its output goes back as DATA and its end as EXIT; INPUT
  * is typed into it. A SPAWN with `pipes` starts it on pipes instead (seed 004's runs: stdout as
  * DATA, stderr as STDERR, in a session of its own). Each INPUT is answered with INPUT_RESULT: input
  * that would grow a PTY's write queue (what its program has not read yet) past
@@ -25,6 +26,7 @@ import { constants } from "node:os";
 import * as pty from "node-pty";
 import { guardLaunch } from "../launch.ts";
 import { ptyInputQueue, type PtyInputQueue } from "../pty-input.ts";
+import { usePosixSpawn } from "../pty-spawn.ts";
 import { listenWholly } from "../pty-tail.ts";
 import {
   encodeFrame,
@@ -256,9 +258,12 @@ export function runPtyHost(): void {
   // the links, where a client must instead learn that the agent went away.
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => {});
   input.on("error", () => process.exit(0));
+  // The helper the agent named, if any: PTYs spawned with posix_spawn instead of fork (pty-spawn.ts).
+  const addon = process.argv[2];
+  const spawning = addon ? usePosixSpawn(addon) : { mode: "fork" as const };
   // Chosen once, before the first spawn (a self-test that starts a shell).
   guardLaunch({ file: "/bin/true", args: [], env: {} });
-  send(encodeFrame(PtyHostKind.READY, 0));
+  send(encodeFrame(PtyHostKind.READY, 0, spawning));
 }
 
 runPtyHost();

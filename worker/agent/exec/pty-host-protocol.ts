@@ -9,7 +9,9 @@
  *                 PAUSE   stop reading run `id`'s output (its consumer is behind); RESUME reads again
  *                 DRAIN   run `id` was killed: once its leader has exited, close its pipes after
  *                         PIPE_DRAIN_GRACE_MS (a process that escaped its group may hold them)
- *   host → agent  READY   (id 0) the host has chosen its descriptor closer and takes SPAWNs
+ *   host → agent  READY   (id 0) JSON `{mode, reason?}`: the host has chosen its descriptor closer and
+ *                         takes SPAWNs; `mode` is how it spawns PTYs ("posix_spawn" or "fork",
+ *                         pty-spawn.ts) and `reason` why not posix_spawn when the agent asked
  *                 SPAWNED JSON `{pid}`: run `id` started
  *                 FAILED  JSON `{message}`: run `id` could not start
  *                 DATA    bytes run `id`'s PTY (or, on pipes, its stdout) gave

@@ -17,6 +17,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { launchCommand } from "../launch.ts";
+import { ptySpawnAddonPath, type PtySpawnMode } from "../pty-spawn.ts";
 import { signalTree } from "./process-tree.ts";
 import { defaultEnv, definedEnv } from "./exec-caller.ts";
 import {
@@ -108,13 +109,15 @@ await esbuild.stop();
  * The host's program: in the agent bundle, `edgetty-pty-host.mjs` beside it (built by
  * scripts/build-agent.mjs); from the sources, the same bundle built by esbuild into `runtimeDir`
  * (tsx's loader would more than double the host's memory, and with it the cost of each fork).
- * Null when neither can be had: the agent then forks the PTYs itself.
+ * Null when neither can be had: the agent then forks the PTYs itself. `addon` is the posix_spawn
+ * helper (pty-spawn.ts) the host is to spawn with, or null for node-pty's fork.
  */
-export async function ptyHostProgram(runtimeDir: string, tag: string | null): Promise<PtyHostProgram | null> {
+export async function ptyHostProgram(runtimeDir: string, tag: string | null, addon: string | null = ptySpawnAddonPath()): Promise<PtyHostProgram | null> {
   const here = import.meta.url;
+  const program = (bundle: string): PtyHostProgram => ({ file: process.execPath, args: addon ? [bundle, addon] : [bundle] });
   if (!here.endsWith(".ts")) {
     const bundled = fileURLToPath(new URL("./edgetty-pty-host.mjs", here));
-    return existsSync(bundled) ? { file: process.execPath, args: [bundled] } : null;
+    return existsSync(bundled) ? program(bundled) : null;
   }
   try {
     const outfile = join(runtimeDir, "pty-host.mjs");
@@ -127,7 +130,7 @@ export async function ptyHostProgram(runtimeDir: string, tag: string | null): Pr
       child.on("error", () => resolve(null));
       child.on("close", (c) => resolve(c));
     });
-    return code === 0 && existsSync(outfile) ? { file: process.execPath, args: [outfile] } : null;
+    return code === 0 && existsSync(outfile) ? program(outfile) : null;
   } catch {
     return null;
   }
@@ -260,6 +263,9 @@ export class PtyHost {
   private readyWaiters: (() => void)[] = [];
 
   private program: PtyHostProgram | null = null;
+  /** How the running host spawns PTYs (its READY says). */
+  spawnMode: PtySpawnMode = "fork";
+  private spawnReasonLogged = false;
 
   /**
    * @param program how to start the host (ptyHostProgram; null: there is none, never available)
@@ -371,6 +377,12 @@ export class PtyHost {
   private handle(frame: PtyHostFrame): void {
     switch (frame.kind) {
       case PtyHostKind.READY: {
+        const spawning = jsonPayload<{ mode?: unknown; reason?: unknown }>(frame.payload);
+        this.spawnMode = spawning?.mode === "posix_spawn" ? "posix_spawn" : "fork";
+        if (typeof spawning?.reason === "string" && !this.spawnReasonLogged) {
+          this.spawnReasonLogged = true;
+          this.log(`the PTY host forks its PTYs (${spawning.reason})`);
+        }
         this.ready = true;
         this.failedStarts = 0;
         const waiters = this.readyWaiters;

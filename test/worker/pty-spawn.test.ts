@@ -1,0 +1,102 @@
+/**
+ * The posix_spawn helper (native/pty_spawn.c through worker/agent/pty-spawn.ts): node-pty's PTYs,
+ * spawned without fork(2), must look to the program exactly as forkpty's did.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as pty from "node-pty";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ptySpawnAddonPath, ptySpawnMode, usePosixSpawn } from "../../worker/agent/pty-spawn.ts";
+
+const ENV = { PATH: "/usr/bin:/bin", EDGETTY_TEST_VALUE: "a b=c" };
+
+/** Runs `script` under /bin/sh on a PTY; its output (without the \r of \r\n) and exit. */
+function run(script: string, options: { cwd?: string; input?: string } = {}): Promise<{ out: string; exitCode: number; signal: number }> {
+  return new Promise((resolve) => {
+    const p = pty.spawn("/bin/sh", ["-c", script], { name: "xterm-256color", cols: 80, rows: 24, cwd: options.cwd ?? "/", env: ENV, encoding: "utf8" });
+    let out = "";
+    p.onData((data) => {
+      out += data;
+      if (options.input && out.includes("ready")) {
+        p.write(options.input);
+        options.input = undefined;
+      }
+    });
+    p.onExit(({ exitCode, signal }) => resolve({ out: out.replace(/\r\n/g, "\n"), exitCode, signal: signal ?? 0 }));
+  });
+}
+
+describe.runIf(process.platform === "linux")("PTYs spawned with posix_spawn", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "edgetty-pty-spawn-"));
+    // `npm install` builds the helper wherever node-pty builds: its absence here is a broken build.
+    const addon = ptySpawnAddonPath();
+    expect(addon, "native/build/Release/edgetty_pty_spawn.node (scripts/build-native.mjs)").not.toBeNull();
+    expect(usePosixSpawn(addon!)).toEqual({ mode: "posix_spawn" });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is in force (node-pty's native module is where pty-spawn.ts looks)", () => {
+    expect(ptySpawnMode()).toBe("posix_spawn");
+  });
+
+  it("makes the PTY the session's controlling terminal, as forkpty does", async () => {
+    const { out, exitCode } = await run('tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; echo "ids $$ $(ps -o sid= -p $$) $(ps -o tpgid= -p $$)"; exit 7');
+    expect(exitCode).toBe(7);
+    expect(out).toMatch(/^\/dev\/pts\/\d+\n/);
+    expect(out).toContain("all-tty\n");
+    // A session of its own, whose foreground process group is the shell's.
+    const [, pid, sid, tpgid] = /ids (\d+) +(\d+) +(\d+)/.exec(out)!;
+    expect(sid).toBe(pid);
+    expect(tpgid).toBe(pid);
+  });
+
+  it("delivers Ctrl-C typed into the PTY to the foreground program as SIGINT", async () => {
+    const { signal } = await run("echo ready; exec sleep 30", { input: "\x03" });
+    expect(signal).toBe(2);
+  });
+
+  it("leaves no signal ignored or blocked, passes the environment and the working directory", async () => {
+    const { out } = await run('grep -E "^Sig(Ign|Blk)" /proc/$$/status; echo "value=$EDGETTY_TEST_VALUE"; pwd', { cwd: dir });
+    expect(out).toContain("SigIgn:\t0000000000000000\n");
+    expect(out).toContain("SigBlk:\t0000000000000000\n");
+    expect(out).toContain("value=a b=c\n");
+    expect(out).toContain(`${dir}\n`);
+  });
+
+  it("reports a program killed by a signal, and applies the terminal's size and resizes", async () => {
+    expect((await run("kill -TERM $$")).signal).toBe(15);
+    const p = pty.spawn("/bin/sh", ["-c", "echo ready; read x; stty size"], { cols: 80, rows: 24, cwd: "/", env: ENV, encoding: "utf8" });
+    let out = "";
+    const exited = new Promise((resolve) => p.onExit(resolve));
+    p.onData((data) => {
+      out += data;
+      if (data.includes("ready")) {
+        p.resize(132, 40);
+        p.write("\r");
+      }
+    });
+    await exited;
+    expect(out).toContain("40 132");
+  });
+
+  it("keeps its PTY masters from later children (close-on-exec)", async () => {
+    const fds = async () => (await run("ls /proc/self/fd")).out.split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+    // What this test process itself leaks (the runner's descriptors) is the same with or without another PTY open.
+    const alone = await fds();
+    expect(alone.slice(0, 4)).toEqual([0, 1, 2, 3]);
+    const sleeper = pty.spawn("/bin/sh", ["-c", "sleep 30"], { cols: 80, rows: 24, cwd: "/", env: ENV });
+    try {
+      expect(await fds()).toEqual(alone);
+    } finally {
+      sleeper.kill("SIGKILL");
+    }
+  });
+
+  it("throws what stopped the spawn: a missing working directory or program", () => {
+    expect(() => pty.spawn("/bin/sh", [], { cwd: join(dir, "missing"), env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT", message: expect.stringContaining(join(dir, "missing")) }));
+    expect(() => pty.spawn(join(dir, "no-such-program"), [], { cwd: "/", env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT" }));
+  });
+});

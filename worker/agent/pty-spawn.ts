@@ -1,0 +1,98 @@
+/**
+ * node-pty with posix_spawn: swaps node-pty's native `fork` for native/pty_spawn.c's, which takes
+ * the same arguments and returns the same `{fd, pid, pty}`, so node-pty's UnixTerminal (its read
+ * stream, write queue and exit ordering, and what pty-tail.ts and pty-input.ts read of them) drives
+ * the PTY unchanged. Why: fork(2) from a Node process costs 8-14 ms per PTY on this project's VM
+ * (page tables copied, the parent's heap faulting copy-on-write), posix_spawn 3-5 ms; the helper's
+ * header has the figures.
+ *
+ * node-pty has no option for this; its native module is one object shared through Node's module
+ * cache (node-pty's lib/utils.js loadNativeModule requires it once), and its `fork` property is what
+ * lib/unixTerminal.js calls. A test (test/worker/pty-spawn.test.ts) fails if an upgrade changes that.
+ * Spawns that need another uid or gid go to node-pty's own fork.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import * as pty from "node-pty";
+
+/** The built helper's file name (native/binding.gyp's target). */
+const ADDON_FILE = "edgetty_pty_spawn.node";
+
+/**
+ * Where the helper was built: `native/build/Release` of the sources (two folders above this
+ * module), or of the agent package (beside its bundle); null when it was not built there.
+ */
+export function ptySpawnAddonPath(): string | null {
+  const here = import.meta.url;
+  const path = fileURLToPath(new URL(`${here.endsWith(".ts") ? "../../" : "./"}native/build/Release/${ADDON_FILE}`, here));
+  return existsSync(path) ? path : null;
+}
+
+/** The helper's exports (native/pty_spawn.c). */
+interface PtySpawnAddon {
+  fork: NativeFork;
+  supported(): boolean;
+}
+
+/** node-pty 1.1's native `fork` (lib/unixTerminal.js calls it with these arguments). */
+type NativeFork = (
+  file: string,
+  args: string[],
+  env: string[],
+  cwd: string,
+  cols: number,
+  rows: number,
+  uid: number,
+  gid: number,
+  utf8: boolean,
+  helperPath: string,
+  onexit: (code: number, signal: number) => void,
+) => { fd: number; pid: number; pty: string };
+
+const require = createRequire(import.meta.url);
+
+/** node-pty's native module, as its loader left it in the module cache, or null. */
+function nodePtyNative(): { fork: NativeFork } | null {
+  void pty.spawn; // node-pty is loaded (it requires its native module when it loads)
+  for (const [path, module] of Object.entries(require.cache)) {
+    if (!/[\\/]node-pty[\\/](build[\\/](Release|Debug)|prebuilds[\\/][^\\/]+)[\\/]pty\.node$/.test(path)) continue;
+    const exports = module?.exports as { fork?: unknown } | undefined;
+    if (typeof exports?.fork === "function") return exports as { fork: NativeFork };
+  }
+  return null;
+}
+
+/** How PTYs are being spawned in this process. */
+export type PtySpawnMode = "posix_spawn" | "fork";
+let mode: PtySpawnMode = "fork";
+
+/** How this process spawns its PTYs now. */
+export function ptySpawnMode(): PtySpawnMode {
+  return mode;
+}
+
+/**
+ * Makes node-pty spawn through the helper at `addonPath` in this process, when it loads, the kernel
+ * has pidfds and node-pty's native module is where expected; otherwise leaves node-pty as it is.
+ * Returns the mode in force and, when it stays "fork", why.
+ */
+export function usePosixSpawn(addonPath: string): { mode: PtySpawnMode; reason?: string } {
+  if (mode === "posix_spawn") return { mode };
+  let addon: PtySpawnAddon;
+  try {
+    addon = require(addonPath) as PtySpawnAddon;
+  } catch (error) {
+    return { mode, reason: `the helper did not load: ${(error as Error).message}` };
+  }
+  if (!addon.supported()) return { mode, reason: "this kernel has no pidfds (Linux 5.3 or later)" };
+  const native = nodePtyNative();
+  if (!native) return { mode, reason: "node-pty's native module was not found" };
+  const fork = native.fork;
+  native.fork = (file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit) =>
+    uid === -1 && gid === -1
+      ? addon.fork(file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit)
+      : fork(file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit);
+  mode = "posix_spawn";
+  return { mode };
+}
