@@ -50,6 +50,7 @@ typedef struct {
   int pidfd;
   napi_env env;
   napi_ref onexit;
+  napi_async_context async;
 } exit_watch;
 
 static int pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
@@ -80,7 +81,12 @@ static void on_pidfd(uv_poll_t *poll, int status, int events) {
   napi_delete_reference(w->env, w->onexit);
   /* As node-pty's exit callback: a throw in it is an uncaught exception. */
   napi_value ignored;
-  napi_make_callback(w->env, NULL, global, cb, 2, argv, &ignored);
+  if (napi_make_callback(w->env, w->async, global, cb, 2, argv, &ignored) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(w->env, &error);
+    napi_fatal_exception(w->env, error);
+  }
+  napi_async_destroy(w->env, w->async);
   napi_close_handle_scope(w->env, scope);
   uv_close((uv_handle_t *)poll, free_watch);
 }
@@ -271,6 +277,9 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
   w->env = env;
   w->poll.data = w;
   napi_create_reference(env, args[10], 1, &w->onexit);
+  napi_value resource_name;
+  napi_create_string_utf8(env, "edgetty:pty-exit", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &w->async);
   uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
 
   int flags = fcntl(master, F_GETFL);
