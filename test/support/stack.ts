@@ -2,11 +2,12 @@
  * Starts the real local stack (workerd + agent + PTYs) on free ports in a private state folder,
  * exactly as `npm start` runs it, and removes everything on stop. Test files use `useStack()`.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { freePort, startLocalStack, type LocalStack } from "../../worker/cli/local-stack.ts";
+import { until } from "./waiters.ts";
 
 export interface TestStack extends LocalStack {
   stateDir: string;
@@ -28,29 +29,43 @@ export interface StackOptions {
   agentEnv?: Record<string, string>;
 }
 
+/** Starts made when the chosen port is taken between freePort() and workerd's bind (another test's process got it). */
+const PORT_RACE_ATTEMPTS = 3;
+
 /** Starts a stack; the caller stops it (prefer `useStack()` in test files). */
 export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
-  const stateDir = mkdtempSync(join(tmpdir(), "edgetty-test-"));
+  for (let attempt = 1; ; attempt++) {
+    const stateDir = mkdtempSync(join(tmpdir(), "edgetty-test-"));
+    try {
+      return await startStackIn(stateDir, opts);
+    } catch (error) {
+      // freePort() closes its probe before workerd binds, so a parallel test's process can take
+      // the port meanwhile: workerd then exits with ERR_ADDRESS_IN_USE, and a new port is the cure.
+      // The edge's last output may reach its log just after its exit was seen: give it a moment.
+      const log = join(stateDir, "wrangler.log");
+      const edgeExited = error instanceof Error && error.message.startsWith("edge: exited");
+      const portTaken = edgeExited && (await until("the edge's log to say why", () => existsSync(log) && readFileSync(log, "utf8").includes("ERR_ADDRESS_IN_USE"), { timeoutMs: 2_000 }).catch(() => false));
+      rmSync(stateDir, { recursive: true, force: true });
+      if (!portTaken || attempt >= PORT_RACE_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startStackIn(stateDir: string, opts: StackOptions): Promise<TestStack> {
   const port = await freePort();
   // Shells in tests read a private, empty HOME, not this machine's rc files.
   const home = join(stateDir, "home");
   mkdirSync(home);
-  let stack: LocalStack;
-  try {
-    stack = await startLocalStack({
-      port,
-      host: "127.0.0.1",
-      stateDir,
-      quiet: true,
-      agentEnv: { ...opts.agentEnv, HOME: home },
-      log: () => {},
-      ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
-      ...(opts.edgeVars ? { edgeVars: opts.edgeVars } : {}),
-    });
-  } catch (error) {
-    rmSync(stateDir, { recursive: true, force: true });
-    throw error;
-  }
+  const stack = await startLocalStack({
+    port,
+    host: "127.0.0.1",
+    stateDir,
+    quiet: true,
+    agentEnv: { ...opts.agentEnv, HOME: home },
+    log: () => {},
+    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    ...(opts.edgeVars ? { edgeVars: opts.edgeVars } : {}),
+  });
   const started = stack;
   return {
     url: started.url,
