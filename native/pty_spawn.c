@@ -16,12 +16,14 @@
  * watched with a pidfd (Linux >= 5.3) on the event loop: no thread per child.
  *
  *   fork(file, argv, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit) -> {fd, pid, pty}
+ *   spawnPipes(file, argv, env, cwd, onexit) -> {pid, stdout, stderr}
  *
  * takes node-pty 1.1's arguments (lib/unixTerminal.js; `argv` without argv[0], `env` as
  * "NAME=value" strings; uid/gid must be -1, helperPath is ignored) so node-pty's UnixTerminal
  * drives the result exactly as it drives its own, and calls `onexit(exitCode, signal)` once the
  * child is reaped. It throws an Error with `code` (an errno name) when the spawn fails (a missing
- * cwd or program: the child never ran). `supported()` says whether this kernel has pidfds.
+ * cwd or program: the child never ran). `spawnPipes` starts a program on pipes instead (seed
+ * 004's runs, which child_process would fork). `supported()` says whether this kernel has pidfds.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -112,7 +114,7 @@ static const char *errno_name(int err) {
 /** Throws an Error whose `code` is the errno's name, and returns NULL. */
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char message[512];
-  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  snprintf(message, sizeof message, "%s: %s (%s)", what, strerror(err), errno_name(err));
   napi_throw_error(env, errno_name(err), message);
   return NULL;
 }
@@ -180,6 +182,75 @@ static void default_termios(struct termios *t, int utf8) {
   cfsetospeed(t, B38400);
 }
 
+/**
+ * posix_spawn of `file` with what every child gets: a session of its own, every signal at its
+ * default and none blocked, `actions` (its descriptors) and then the working directory `cwd`.
+ * A name without a slash is looked up in the PATH, as node-pty's execvp does. Returns 0 or an errno.
+ */
+static int spawn_child(pid_t *pid, const char *file, posix_spawn_file_actions_t *actions, const char *cwd, char **argv, char **envp) {
+  sigset_t all, none;
+  /* Every bit, not sigfillset: glibc's leaves out its own two signals (32, 33), which its spawn
+   * would then set to ignored in the child, where node-pty's fork leaves them at their default. */
+  memset(&all, 0xff, sizeof all);
+  sigemptyset(&none);
+  posix_spawnattr_t attrs;
+  int err = posix_spawnattr_init(&attrs);
+  if (err != 0) return err;
+  /* glibc runs setsid before the file actions, so a PTY's slave opened there becomes the session's terminal. */
+  if ((err = posix_spawnattr_setflags(&attrs, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0 &&
+      (err = posix_spawnattr_setsigdefault(&attrs, &all)) == 0 && (err = posix_spawnattr_setsigmask(&attrs, &none)) == 0 &&
+      (!cwd[0] || (err = posix_spawn_file_actions_addchdir_np(actions, cwd)) == 0)) {
+    err = strchr(file, '/') ? posix_spawn(pid, file, actions, &attrs, argv, envp) : posix_spawnp(pid, file, actions, &attrs, argv, envp);
+  }
+  posix_spawnattr_destroy(&attrs);
+  return err;
+}
+
+/**
+ * Watches the running child `pid` and calls `onexit(exitCode, signal)` once it is reaped. When it
+ * cannot be watched (no memory, no pidfds) the child is killed and reaped at once, an Error is
+ * thrown and false returned: a child is never left running unreported.
+ */
+static bool watch_exit(napi_env env, pid_t pid, napi_value onexit) {
+  exit_watch *w = calloc(1, sizeof *w);
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  int pidfd = pidfd_open(pid);
+  int err = pidfd < 0 ? errno : ENOMEM;
+  if (!w || pidfd < 0 || uv_poll_init(loop, &w->poll, pidfd) != 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (pidfd >= 0) close(pidfd);
+    free(w);
+    throw_errno(env, err, "watch the child");
+    return false;
+  }
+  w->pid = pid;
+  w->pidfd = pidfd;
+  w->env = env;
+  w->poll.data = w;
+  napi_create_reference(env, onexit, 1, &w->onexit);
+  napi_value resource_name;
+  napi_create_string_utf8(env, "edgetty:child-exit", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &w->async);
+  uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
+  return true;
+}
+
+/** Throws what stopped a spawn, naming the program and the folder. */
+static void throw_spawn_error(napi_env env, int err, const char *file, const char *cwd) {
+  char what[512];
+  snprintf(what, sizeof what, "cannot start %s in %s", file, cwd[0] ? cwd : ".");
+  throw_errno(env, err, what);
+}
+
+/** Sets `obj[name]` to the int `value`. */
+static void set_int(napi_env env, napi_value obj, const char *name, int32_t value) {
+  napi_value v;
+  napi_create_int32(env, value, &v);
+  napi_set_named_property(env, obj, name, v);
+}
+
 static napi_value Fork(napi_env env, napi_callback_info info) {
   size_t argc = 11;
   napi_value args[11];
@@ -210,8 +281,7 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
   int master = -1, slave = -1, err = 0;
   char name[64];
   posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attrs;
-  bool actions_made = false, attrs_made = false;
+  bool actions_made = false;
   if (!file || !cwd || !argv || !envp) {
     napi_throw_type_error(env, NULL, "fork: file, args, env and cwd must be strings");
     goto done;
@@ -235,79 +305,100 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
     goto done;
   }
 
-  sigset_t all, none;
-  /* Every bit, not sigfillset: glibc's leaves out its own two signals (32, 33), which its spawn
-   * would then set to ignored in the child, where node-pty's fork leaves them at their default. */
-  memset(&all, 0xff, sizeof all);
-  sigemptyset(&none);
-  if ((err = posix_spawn_file_actions_init(&actions)) != 0) goto spawn_failed;
-  actions_made = true;
-  if ((err = posix_spawnattr_init(&attrs)) != 0) goto spawn_failed;
-  attrs_made = true;
-  /* glibc runs setsid before the file actions, so the open below gives the session its terminal. */
-  if ((err = posix_spawnattr_setflags(&attrs, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) != 0 ||
-      (err = posix_spawnattr_setsigdefault(&attrs, &all)) != 0 || (err = posix_spawnattr_setsigmask(&attrs, &none)) != 0 ||
-      (err = posix_spawn_file_actions_addopen(&actions, 0, name, O_RDWR, 0)) != 0 ||
-      (err = posix_spawn_file_actions_adddup2(&actions, 0, 1)) != 0 ||
-      (err = posix_spawn_file_actions_adddup2(&actions, 0, 2)) != 0 ||
-      (cwd[0] && (err = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0)) {
-    goto spawn_failed;
+  /* The slave by name, without O_NOCTTY: the new session's leader takes it as its terminal. */
+  if ((err = posix_spawn_file_actions_init(&actions)) == 0) {
+    actions_made = true;
+    if ((err = posix_spawn_file_actions_addopen(&actions, 0, name, O_RDWR, 0)) == 0 && (err = posix_spawn_file_actions_adddup2(&actions, 0, 1)) == 0 &&
+        (err = posix_spawn_file_actions_adddup2(&actions, 0, 2)) == 0) {
+      pid_t pid;
+      err = spawn_child(&pid, file, &actions, cwd, argv, envp);
+      if (err == 0) {
+        if (!watch_exit(env, pid, args[10])) goto done;
+        fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+        napi_value pty_value;
+        napi_create_object(env, &result);
+        set_int(env, result, "fd", master);
+        set_int(env, result, "pid", pid);
+        napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &pty_value);
+        napi_set_named_property(env, result, "pty", pty_value);
+        master = -1; /* the caller's now */
+        goto done;
+      }
+    }
   }
-  pid_t pid;
-  /* As node-pty's execvp: a name without a slash is looked up in the PATH (of the agent's environment). */
-  err = strchr(file, '/') ? posix_spawn(&pid, file, &actions, &attrs, argv, envp) : posix_spawnp(&pid, file, &actions, &attrs, argv, envp);
-  if (err != 0) goto spawn_failed;
+  throw_spawn_error(env, err, file, cwd);
 
-  /* The child is running: from here on its exit must be reported, whatever else fails. */
-  exit_watch *w = calloc(1, sizeof *w);
-  uv_loop_t *loop = NULL;
-  napi_get_uv_event_loop(env, &loop);
-  int pidfd = pidfd_open(pid);
-  if (!w || pidfd < 0 || uv_poll_init(loop, &w->poll, pidfd) != 0) {
-    /* Cannot watch it (no memory or no pidfds): end it now rather than leave it unreported. */
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    if (pidfd >= 0) close(pidfd);
-    free(w);
-    throw_errno(env, pidfd < 0 ? errno : ENOMEM, "fork: watch the child");
-    goto done;
-  }
-  w->pid = pid;
-  w->pidfd = pidfd;
-  w->env = env;
-  w->poll.data = w;
-  napi_create_reference(env, args[10], 1, &w->onexit);
-  napi_value resource_name;
-  napi_create_string_utf8(env, "edgetty:pty-exit", NAPI_AUTO_LENGTH, &resource_name);
-  napi_async_init(env, NULL, resource_name, &w->async);
-  uv_poll_start(&w->poll, UV_READABLE, on_pidfd);
-
-  int flags = fcntl(master, F_GETFL);
-  fcntl(master, F_SETFL, flags | O_NONBLOCK);
-  napi_value fd_value, pid_value, pty_value;
-  napi_create_object(env, &result);
-  napi_create_int32(env, master, &fd_value);
-  napi_create_int32(env, pid, &pid_value);
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &pty_value);
-  napi_set_named_property(env, result, "fd", fd_value);
-  napi_set_named_property(env, result, "pid", pid_value);
-  napi_set_named_property(env, result, "pty", pty_value);
-  master = -1; /* the caller's now */
-  goto done;
-
-spawn_failed:
-  if (file && cwd) {
-    char what[512];
-    snprintf(what, sizeof what, "cannot start %s in %s", file, cwd[0] ? cwd : ".");
-    throw_errno(env, err, what);
-  } else {
-    throw_errno(env, err, "fork");
-  }
 done:
   if (actions_made) posix_spawn_file_actions_destroy(&actions);
-  if (attrs_made) posix_spawnattr_destroy(&attrs);
   if (slave >= 0) close(slave);
   if (master >= 0) close(master);
+  free(file);
+  free(cwd);
+  free_vector(argv);
+  free_vector(envp);
+  return result;
+}
+
+/**
+ * spawnPipes(file, args, env, cwd, onexit) -> {pid, stdout, stderr}: `file` on pipes in a session
+ * of its own (as child_process.spawn with `detached: true` and stdio ignore/pipe/pipe): stdin
+ * /dev/null, stdout and stderr the write ends of two pipes whose read ends (close-on-exec,
+ * blocking) are returned; `args` without argv[0]; `onexit(exitCode, signal)` once it is reaped.
+ */
+static napi_value SpawnPipes(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value args[5];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  napi_valuetype cb_type = napi_undefined;
+  if (argc == 5) napi_typeof(env, args[4], &cb_type);
+  if (argc != 5 || cb_type != napi_function) {
+    napi_throw_type_error(env, NULL, "Usage: spawnPipes(file, args, env, cwd, onexit)");
+    return NULL;
+  }
+  napi_value result = NULL;
+  char *file = string_arg(env, args[0]);
+  char *cwd = string_arg(env, args[3]);
+  char **argv = file ? string_vector(env, args[1], file) : NULL;
+  char **envp = string_vector(env, args[2], NULL);
+  int out[2] = {-1, -1}, errp[2] = {-1, -1}, err = 0;
+  posix_spawn_file_actions_t actions;
+  bool actions_made = false;
+  if (!file || !cwd || !argv || !envp) {
+    napi_throw_type_error(env, NULL, "spawnPipes: file, args, env and cwd must be strings");
+    goto done;
+  }
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
+    throw_errno(env, errno, "spawnPipes: pipe2");
+    goto done;
+  }
+  if ((err = posix_spawn_file_actions_init(&actions)) == 0) {
+    actions_made = true;
+    if ((err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) == 0 && (err = posix_spawn_file_actions_adddup2(&actions, out[1], 1)) == 0 &&
+        (err = posix_spawn_file_actions_adddup2(&actions, errp[1], 2)) == 0) {
+      pid_t pid;
+      err = spawn_child(&pid, file, &actions, cwd, argv, envp);
+      if (err == 0) {
+        close(out[1]);
+        close(errp[1]);
+        out[1] = errp[1] = -1;
+        if (!watch_exit(env, pid, args[4])) goto done;
+        napi_create_object(env, &result);
+        set_int(env, result, "pid", pid);
+        set_int(env, result, "stdout", out[0]);
+        set_int(env, result, "stderr", errp[0]);
+        out[0] = errp[0] = -1; /* the caller's now */
+        goto done;
+      }
+    }
+  }
+  throw_spawn_error(env, err, file, cwd);
+
+done:
+  if (actions_made) posix_spawn_file_actions_destroy(&actions);
+  for (int i = 0; i < 2; i++) {
+    if (out[i] >= 0) close(out[i]);
+    if (errp[i] >= 0) close(errp[i]);
+  }
   free(file);
   free(cwd);
   free_vector(argv);
@@ -328,6 +419,7 @@ static napi_value Supported(napi_env env, napi_callback_info info) {
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"fork", NULL, Fork, NULL, NULL, NULL, napi_default, NULL},
+      {"spawnPipes", NULL, SpawnPipes, NULL, NULL, NULL, napi_default, NULL},
       {"supported", NULL, Supported, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pty from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ptySpawnAddonPath, ptySpawnMode, usePosixSpawn } from "../../worker/agent/pty-spawn.ts";
+import { ptySpawnAddonPath, ptySpawnMode, spawnOnPipes, usePosixSpawn, type PipedChild } from "../../worker/agent/pty-spawn.ts";
 
 const ENV = { PATH: "/usr/bin:/bin", EDGETTY_TEST_VALUE: "a b=c" };
 
@@ -99,4 +99,37 @@ describe.runIf(process.platform === "linux")("PTYs spawned with posix_spawn", ()
     expect(() => pty.spawn("/bin/sh", [], { cwd: join(dir, "missing"), env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT", message: expect.stringContaining(join(dir, "missing")) }));
     expect(() => pty.spawn(join(dir, "no-such-program"), [], { cwd: "/", env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
+
+  it("starts a program on pipes: stdout and stderr apart, stdin empty, no terminal, a session of its own", async () => {
+    const child = spawnOnPipes("/bin/sh", ["-c", 'cat; test -t 1 || echo "no tty"; echo "ids $$ $(ps -o sid= -p $$)"; echo oops >&2; exit 3'], ENV, dir)!;
+    const { out, err, events } = await collectPiped(child);
+    expect(out).toContain("no tty\n");
+    const [, pid, sid] = /ids (\d+) +(\d+)/.exec(out)!;
+    expect([pid, sid]).toEqual([String(child.pid), String(child.pid)]);
+    expect(err).toBe("oops\n");
+    expect(events).toEqual(["spawn", "exit 3 null", "close 3 null"]);
+  });
+
+  it("reports a program on pipes killed by a signal by name, and throws for one that cannot start", async () => {
+    const { events } = await collectPiped(spawnOnPipes("/bin/sh", ["-c", "kill -KILL $$"], ENV, "/")!);
+    expect(events).toEqual(["spawn", "exit null SIGKILL", "close null SIGKILL"]);
+    expect(() => spawnOnPipes("/bin/sh", [], ENV, join(dir, "missing"))).toThrow(/ENOENT/);
+  });
 });
+
+/** A piped child's output and its events in order, once it has closed. */
+function collectPiped(child: PipedChild): Promise<{ out: string; err: string; events: string[] }> {
+  let out = "";
+  let err = "";
+  const events: string[] = [];
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  child.on("spawn", () => events.push("spawn"));
+  child.on("exit", (code: number | null, signal: string | null) => events.push(`exit ${code} ${signal}`));
+  return new Promise((resolve) =>
+    child.on("close", (code: number | null, signal: string | null) => {
+      events.push(`close ${code} ${signal}`);
+      resolve({ out, err, events });
+    }),
+  );
+}

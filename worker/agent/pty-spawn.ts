@@ -11,8 +11,12 @@
  * lib/unixTerminal.js calls. A test (test/worker/pty-spawn.test.ts) fails if an upgrade changes that.
  * Spawns that need another uid or gid go to node-pty's own fork.
  */
+import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { Socket } from "node:net";
+import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import * as pty from "node-pty";
 
@@ -32,6 +36,7 @@ export function ptySpawnAddonPath(): string | null {
 /** The helper's exports (native/pty_spawn.c). */
 interface PtySpawnAddon {
   fork: NativeFork;
+  spawnPipes(file: string, args: string[], env: string[], cwd: string, onexit: (code: number, signal: number) => void): { pid: number; stdout: number; stderr: number };
   supported(): boolean;
 }
 
@@ -66,6 +71,8 @@ function nodePtyNative(): { fork: NativeFork } | null {
 /** How PTYs are being spawned in this process. */
 export type PtySpawnMode = "posix_spawn" | "fork";
 let mode: PtySpawnMode = "fork";
+/** The helper, once usePosixSpawn() put it in force. */
+let helper: PtySpawnAddon | null = null;
 
 /** How this process spawns its PTYs now. */
 export function ptySpawnMode(): PtySpawnMode {
@@ -94,5 +101,60 @@ export function usePosixSpawn(addonPath: string): { mode: PtySpawnMode; reason?:
       ? addon.fork(file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit)
       : fork(file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit);
   mode = "posix_spawn";
+  helper = addon;
   return { mode };
+}
+
+/** What the PTY host uses of a child on pipes: child_process's ChildProcess has this shape too. */
+export interface PipedChild extends EventEmitter {
+  readonly pid?: number | undefined;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, number]) => [number as number, name as NodeJS.Signals]));
+
+/**
+ * A program on pipes started by the helper, with the events of child_process's ChildProcess
+ * that the PTY host listens to: "spawn" (next tick), "exit" (code, signal name), then "close"
+ * (code, signal name) once both pipes have closed too. It never emits "error": a spawn that
+ * fails throws instead.
+ */
+class SpawnedOnPipes extends EventEmitter implements PipedChild {
+  readonly pid: number;
+  readonly stdout: Socket;
+  readonly stderr: Socket;
+
+  constructor(addon: PtySpawnAddon, file: string, args: string[], env: Record<string, string>, cwd: string) {
+    super();
+    let exit: [number | null, NodeJS.Signals | null] | null = null;
+    let open = 2;
+    const closeWhenDone = () => {
+      if (exit && open === 0) this.emit("close", ...exit);
+    };
+    const spawned = addon.spawnPipes(file, args, Object.entries(env).map(([k, v]) => `${k}=${v}`), cwd, (code, signal) => {
+      exit = signal ? [null, SIGNAL_NAMES.get(signal) ?? null] : [code, null];
+      this.emit("exit", ...exit);
+      closeWhenDone();
+    });
+    this.pid = spawned.pid;
+    this.stdout = new Socket({ fd: spawned.stdout, readable: true, writable: false });
+    this.stderr = new Socket({ fd: spawned.stderr, readable: true, writable: false });
+    for (const stream of [this.stdout, this.stderr]) {
+      stream.once("close", () => {
+        open--;
+        closeWhenDone();
+      });
+    }
+    process.nextTick(() => this.emit("spawn"));
+  }
+}
+
+/**
+ * Starts `file` on pipes with the helper (stdin /dev/null, stdout and stderr piped, a session of
+ * its own: child_process.spawn with `detached` and ignore/pipe/pipe), or returns null when the
+ * helper is not in force. Throws when the program cannot start (a missing cwd or program).
+ */
+export function spawnOnPipes(file: string, args: string[], env: Record<string, string>, cwd: string): PipedChild | null {
+  return helper ? new SpawnedOnPipes(helper, file, args, env, cwd) : null;
 }

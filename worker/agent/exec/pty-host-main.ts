@@ -20,13 +20,13 @@
  * with it and their commands get SIGHUP (the agent kills the piped ones' groups). A malformed
  * frame ends it too.
  */
-import { spawn as spawnChild, type ChildProcess } from "node:child_process";
+import { spawn as spawnChild } from "node:child_process";
 import { Socket } from "node:net";
 import { constants } from "node:os";
 import * as pty from "node-pty";
 import { guardLaunch } from "../launch.ts";
 import { ptyInputQueue, type PtyInputQueue } from "../pty-input.ts";
-import { usePosixSpawn } from "../pty-spawn.ts";
+import { spawnOnPipes, usePosixSpawn, type PipedChild } from "../pty-spawn.ts";
 import { listenWholly } from "../pty-tail.ts";
 import {
   encodeFrame,
@@ -55,7 +55,7 @@ interface Source {
 
 /** A command on pipes: its process, what ends it, and whether its leader has exited. */
 interface PipedRun {
-  child: ChildProcess;
+  child: PipedChild;
   started: boolean;
   exit: { exitCode: number; signal: number } | null;
   /** DRAIN came: close the pipes PIPE_DRAIN_GRACE_MS after the leader's exit. */
@@ -143,11 +143,13 @@ export function runPtyHost(): void {
   };
 
   const spawnPiped = (id: number, request: SpawnRequest): void => {
-    let child: ChildProcess;
+    let child: PipedChild;
     try {
       const launch = guardLaunch({ file: request.file, args: request.args, env: request.env });
       // Its own session and group (pgid = pid), so a kill or a timeout reaches all it started.
-      child = spawnChild(launch.file, launch.args, { cwd: request.cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+      child =
+        spawnOnPipes(launch.file, launch.args, launch.env, request.cwd) ??
+        spawnChild(launch.file, launch.args, { cwd: request.cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     } catch (error) {
       refuse(id, error instanceof Error ? error.message : String(error));
       return;
@@ -162,13 +164,13 @@ export function runPtyHost(): void {
       run.started = true;
       send(encodeFrame(PtyHostKind.SPAWNED, id, { pid: child.pid }));
     });
-    child.on("error", (error) => {
+    child.on("error", (error: Error) => {
       if (run.started) return; // a failed kill later: nothing to report
       piped.delete(id);
       forget(sources);
       refuse(id, error.message);
     });
-    child.on("exit", (code, signal) => {
+    child.on("exit", (code: number | null, signal: NodeJS.Signals | null) => {
       run.exit = { exitCode: code ?? 0, signal: signal ? (constants.signals[signal] ?? 0) : 0 };
       if (run.draining) closeSoon(run);
     });
