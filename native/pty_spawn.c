@@ -119,12 +119,17 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   return NULL;
 }
 
+/** A copy of the JS string `value`, or NULL when it is not a string or holds a NUL (exec would cut it there). */
 static char *string_arg(napi_env env, napi_value value) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) return NULL;
   char *s = malloc(len + 1);
   if (!s) return NULL;
   napi_get_value_string_utf8(env, value, s, len + 1, &len);
+  if (strlen(s) != len) {
+    free(s);
+    return NULL;
+  }
   return s;
 }
 
@@ -283,7 +288,7 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_t actions;
   bool actions_made = false;
   if (!file || !cwd || !argv || !envp) {
-    napi_throw_type_error(env, NULL, "fork: file, args, env and cwd must be strings");
+    napi_throw_type_error(env, NULL, "fork: file, args, env and cwd must be strings without NUL characters");
     goto done;
   }
 
@@ -364,7 +369,7 @@ static napi_value SpawnPipes(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_t actions;
   bool actions_made = false;
   if (!file || !cwd || !argv || !envp) {
-    napi_throw_type_error(env, NULL, "spawnPipes: file, args, env and cwd must be strings");
+    napi_throw_type_error(env, NULL, "spawnPipes: file, args, env and cwd must be strings without NUL characters");
     goto done;
   }
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {

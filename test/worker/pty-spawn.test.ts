@@ -98,6 +98,9 @@ describe.runIf(process.platform === "linux")("PTYs spawned with posix_spawn", ()
   it("throws what stopped the spawn: a missing working directory or program", () => {
     expect(() => pty.spawn("/bin/sh", [], { cwd: join(dir, "missing"), env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT", message: expect.stringContaining(join(dir, "missing")) }));
     expect(() => pty.spawn(join(dir, "no-such-program"), [], { cwd: "/", env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT" }));
+    // exec would cut a string at a NUL: refused whole instead of run cut short.
+    expect(() => pty.spawn("/bin/sh", ["-c", "echo a\0; rm -rf x"], { cwd: "/", env: ENV })).toThrow(/without NUL/);
+    expect(() => pty.spawn("/bin/sh", [], { cwd: "/", env: { ...ENV, X: "a\0b" } })).toThrow(/without NUL/);
   });
 
   it("starts a program on pipes: stdout and stderr apart, stdin empty, no terminal, a session of its own", async () => {

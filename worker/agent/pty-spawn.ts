@@ -9,7 +9,8 @@
  * node-pty has no option for this; its native module is one object shared through Node's module
  * cache (node-pty's lib/utils.js loadNativeModule requires it once), and its `fork` property is what
  * lib/unixTerminal.js calls. A test (test/worker/pty-spawn.test.ts) fails if an upgrade changes that.
- * Spawns that need another uid or gid go to node-pty's own fork.
+ * Spawns that need another uid or gid go to node-pty's own fork. {@link spawnOnPipes} starts a
+ * program on pipes with the same helper, in place of child_process (which forks too).
  */
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
