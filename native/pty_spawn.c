@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -188,9 +189,45 @@ static void default_termios(struct termios *t, int utf8) {
 }
 
 /**
+ * The program a name without a slash runs, looked up as node-pty's execvp does after it set the
+ * child's environment: in the PATH of `envp` (glibc's default "/bin:/usr/bin" when it has none),
+ * the first regular file there that is executable (absolute entries only). Returns a copy (the caller frees it) or NULL
+ * with `*err` set to ENOENT (or EACCES when one was found but not executable).
+ */
+static char *path_lookup(const char *file, char **envp, int *err) {
+  const char *path = "/bin:/usr/bin";
+  for (char **e = envp; *e; e++) {
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  }
+  *err = ENOENT;
+  size_t flen = strlen(file);
+  for (const char *dir = path;; dir++) {
+    const char *end = strchr(dir, ':');
+    size_t dlen = end ? (size_t)(end - dir) : strlen(dir);
+    /* Empty and relative entries are skipped (execvp would try them in the child's new folder). */
+    if (dlen > 0 && dir[0] == '/') {
+      char *candidate = malloc(dlen + flen + 2);
+      if (!candidate) {
+        *err = ENOMEM;
+        return NULL;
+      }
+      snprintf(candidate, dlen + flen + 2, "%.*s/%s", (int)dlen, dir, file);
+      struct stat st;
+      if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (access(candidate, X_OK) == 0) return candidate;
+        *err = EACCES;
+      }
+      free(candidate);
+    }
+    if (!end) return NULL;
+    dir = end;
+  }
+}
+
+/**
  * posix_spawn of `file` with what every child gets: a session of its own, every signal at its
  * default and none blocked, `actions` (its descriptors) and then the working directory `cwd`.
- * A name without a slash is looked up in the PATH, as node-pty's execvp does. Returns 0 or an errno.
+ * A name without a slash is looked up in the child's PATH (path_lookup). Returns 0 or an errno.
  */
 static int spawn_child(pid_t *pid, const char *file, posix_spawn_file_actions_t *actions, const char *cwd, char **argv, char **envp) {
   sigset_t all, none;
@@ -205,7 +242,9 @@ static int spawn_child(pid_t *pid, const char *file, posix_spawn_file_actions_t 
   if ((err = posix_spawnattr_setflags(&attrs, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0 &&
       (err = posix_spawnattr_setsigdefault(&attrs, &all)) == 0 && (err = posix_spawnattr_setsigmask(&attrs, &none)) == 0 &&
       (!cwd[0] || (err = posix_spawn_file_actions_addchdir_np(actions, cwd)) == 0)) {
-    err = strchr(file, '/') ? posix_spawn(pid, file, actions, &attrs, argv, envp) : posix_spawnp(pid, file, actions, &attrs, argv, envp);
+    char *found = strchr(file, '/') ? NULL : path_lookup(file, envp, &err);
+    if (strchr(file, '/') || found) err = posix_spawn(pid, found ? found : file, actions, &attrs, argv, envp);
+    free(found);
   }
   posix_spawnattr_destroy(&attrs);
   return err;

@@ -2,7 +2,7 @@
  * The posix_spawn helper (native/pty_spawn.c through worker/agent/pty-spawn.ts): node-pty's PTYs,
  * spawned without fork(2), must look to the program exactly as forkpty's did.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pty from "node-pty";
@@ -93,6 +93,20 @@ describe.runIf(process.platform === "linux")("PTYs spawned with posix_spawn", ()
     } finally {
       sleeper.kill("SIGKILL");
     }
+  });
+
+  it("looks a program named without a slash up in the child's PATH, as execvp does", async () => {
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "hello-from-path"), "#!/bin/sh\necho found-in-child-path\n", { mode: 0o755 });
+    const out = await new Promise<string>((resolve) => {
+      const p = pty.spawn("hello-from-path", [], { cwd: "/", env: { PATH: `${bin}:/usr/bin:/bin` }, encoding: "utf8" });
+      let text = "";
+      p.onData((d) => (text += d));
+      p.onExit(() => resolve(text));
+    });
+    expect(out).toContain("found-in-child-path");
+    expect(() => pty.spawn("hello-from-path", [], { cwd: "/", env: ENV })).toThrow(expect.objectContaining({ code: "ENOENT" }));
   });
 
   it("throws what stopped the spawn: a missing working directory or program", () => {
