@@ -219,3 +219,12 @@ describe("small pieces", () => {
     expect(pyIsoUtc(new Date(Date.UTC(2026, 2, 2, 12, 34, 56)))).toBe("2026-03-02T12:34:56Z");
   });
 });
+
+describe("input escapes at size", () => {
+  it("give 1 MiB without a backslash back as it is, and decode 1 MiB of escapes exactly", () => {
+    const plain = "é中😀a".repeat(1 << 16);
+    expect(decodeInputEscapes(plain)).toBe(plain);
+    expect(decodeInputEscapes("ab\\n\\x03".repeat(1 << 16))).toBe("ab\n\x03".repeat(1 << 16));
+  });
+});
+
