@@ -65,7 +65,10 @@ static void on_pidfd(uv_poll_t *poll, int status, int events) {
   exit_watch *w = poll->data;
   int wstatus = 0;
   pid_t r = waitpid(w->pid, &wstatus, WNOHANG);
-  if (r == 0 && status == 0) return; /* not yet reapable (spurious wake-up) */
+  /* Not yet reapable: a spurious wake-up, or a poll error while it runs (then wait for it here
+   * rather than report an exit that has not happened). */
+  if (r == 0 && status == 0) return;
+  if (r == 0) r = waitpid(w->pid, &wstatus, 0);
   int code = 0, sig = 0;
   if (r == w->pid) {
     if (WIFEXITED(wstatus)) code = WEXITSTATUS(wstatus);
@@ -141,7 +144,10 @@ static char **string_vector(napi_env env, napi_value array, const char *first) {
   uint32_t offset = first ? 1 : 0;
   char **v = calloc(n + offset + 1, sizeof(char *));
   if (!v) return NULL;
-  if (first) v[0] = strdup(first);
+  if (first && !(v[0] = strdup(first))) {
+    free(v);
+    return NULL;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value item;
     napi_get_element(env, array, i, &item);
@@ -262,6 +268,7 @@ static bool watch_exit(napi_env env, pid_t pid, napi_value onexit) {
   int pidfd = pidfd_open(pid);
   int err = pidfd < 0 ? errno : ENOMEM;
   if (!w || pidfd < 0 || uv_poll_init(loop, &w->poll, pidfd) != 0) {
+    kill(-pid, SIGKILL); /* its group (it leads a session of its own), then it */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     if (pidfd >= 0) close(pidfd);

@@ -36,7 +36,10 @@ function nodeDir() {
 const [command, ...prefix] = nodeGyp();
 const result = spawnSync(command, [...prefix, "rebuild", "--directory", dir, ...nodeDir()], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
 if (result.status !== 0) {
-  const reason = result.error?.message ?? (result.stderr ?? "").trim().split("\n").slice(-3).join(" / ");
+  // node-gyp ends with generic lines (its version, "not ok"): show the compiler's and gyp's errors first.
+  const lines = (result.stderr ?? "").trim().split("\n");
+  const errors = lines.filter((line) => /error|not found|No such file|cannot/i.test(line) && !/^gyp ERR! (node|node-gyp) -v|^gyp ERR! not ok/.test(line));
+  const reason = result.error?.message ?? (errors.length > 0 ? errors : lines).slice(-4).join(" / ");
   process.stderr.write(`edgetty: the PTY spawn helper did not build (${reason}); PTYs are forked by node-pty instead\n`);
 }
 process.exit(0);

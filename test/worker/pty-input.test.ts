@@ -55,6 +55,31 @@ describe("a PTY's input queue", () => {
     await until("the queue to drain", () => queue.pending() === 0 || null);
   });
 
+  it("backs off while the program does not read, instead of retrying the write in a busy loop", async () => {
+    const proc = spawn("echo ready; exec sleep 60");
+    const queue = ptyInputQueue(proc)!;
+    let out = "";
+    proc.onData((data) => (out += data.toString()));
+    await until("raw mode", () => out.includes("ready") || null);
+    const fsWrite = fs.write;
+    let writes = 0;
+    fs.write = ((...args: unknown[]) => {
+      writes++;
+      return (fsWrite as (...args: unknown[]) => void)(...args);
+    }) as typeof fs.write;
+    try {
+      proc.write(Buffer.alloc(100_000, 0x61));
+      await until("the kernel to refuse more", () => (writes > 3 && queue.pending() > 0) || null);
+      // A rate, so a window: node-pty's own retry (setImmediate) wrote thousands of times in it.
+      const before = writes;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(queue.pending()).toBeGreaterThan(0);
+      expect(writes - before).toBeLessThan(40); // 500 ms / WRITE_RETRY_MAX_MS, and the ramp up to it
+    } finally {
+      fs.write = fsWrite;
+    }
+  });
+
   it("is dropped before a kill, so no write is retried into the closed descriptor (EBADF)", async () => {
     const proc = spawn("exec sleep 60");
     const queue = ptyInputQueue(proc)!;

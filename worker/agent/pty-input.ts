@@ -10,7 +10,16 @@
  * changes them, instead of the bound silently going away. The same fields let a closed PTY's queue
  * be dropped: node-pty would otherwise go on retrying into the closed descriptor (EBADF), or into
  * whatever file reuses its number.
+ *
+ * Its writer is replaced too (`_processWriteQueue`, same queue): node-pty retries a write the
+ * kernel refuses (EAGAIN: the program is not reading) with `setImmediate`, which holds a core at
+ * 100% for as long as the program does not read (one `/execute/{id}/input` to a raw-mode program
+ * that sleeps was enough). Here the first retry is immediate (a large paste into a program that
+ * reads stays fast) and the next ones wait WRITE_RETRY_FIRST_MS, doubling to WRITE_RETRY_MAX_MS.
+ * And the master is not closed while a write is under way on the thread pool (the close waits for
+ * its callback), so a write can never land in a PTY opened meanwhile under the same number.
  */
+import fs from "node:fs";
 import type { IPty } from "node-pty";
 
 /**
@@ -26,9 +35,14 @@ export const INPUT_ACK_EVERY_BYTES = 64 << 10; // 64 KiB
 /** …or this long after the first of it, in milliseconds (typing costs one INPUT_ACK per pause, not per key). */
 export const INPUT_ACK_DELAY_MS = 20;
 
+/** After EAGAIN, the wait before the second retry, in ms (the first is immediate)… */
+export const WRITE_RETRY_FIRST_MS = 1;
+/** …doubled on each refusal up to this, in ms: how late input reaches a program that starts reading again. */
+export const WRITE_RETRY_MAX_MS = 50;
+
 /** The fields of node-pty 1.1's UnixTerminal this module uses. */
 interface WriteStreamFields {
-  _writeStream?: { _writeQueue?: { buffer: Uint8Array; offset: number }[]; dispose?: () => void };
+  _writeStream?: { _fd?: number; _writeQueue?: { buffer: Uint8Array; offset: number }[]; _processWriteQueue?: () => void; dispose?: () => void };
   /** The master's read stream: destroying it closes the descriptor the write queue writes to. */
   _socket?: { destroy?: (error?: Error) => unknown };
 }
@@ -42,22 +56,68 @@ export interface PtyInputQueue {
 }
 
 /**
- * The write queue of a node-pty 1.1 PTY, dropped by itself when the master is closed (the read
- * stream destroyed: EIO, node-pty's exit timer, a kill); null when `proc` does not have it. A
- * write already under way when the master closes still fails (EBADF, logged by node-pty) and
- * nothing can call it back; dropping the queue before ending the program (PtySession.kill) avoids
- * even that.
+ * The write queue of a node-pty 1.1 PTY, written by this module's writer (backing off while the
+ * program does not read) and dropped by itself when the master is closed (the read stream
+ * destroyed: EIO, node-pty's exit timer, a kill), that close waiting for a write under way; null
+ * when `proc` does not have these fields. Call right after spawning, before the first write.
  */
 export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
   const fields = proc as unknown as WriteStreamFields;
   const stream = fields._writeStream;
   const queue = stream?._writeQueue;
   const socket = fields._socket;
-  if (!stream || !Array.isArray(queue) || typeof stream.dispose !== "function" || typeof socket?.destroy !== "function") return null;
+  const fd = stream?._fd;
+  if (!stream || !Array.isArray(queue) || typeof fd !== "number" || typeof stream._processWriteQueue !== "function" || typeof stream.dispose !== "function" || typeof socket?.destroy !== "function") {
+    return null;
+  }
+  let retry: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  /** The next wait after EAGAIN, in ms; 0: retry at once. */
+  let wait = 0;
+  let writing = false;
+  /** The master's close, held while a write is under way. */
+  let closeAfterWrite: (() => void) | null = null;
+  const cancelRetry = () => {
+    if (retry) {
+      clearTimeout(retry as NodeJS.Timeout);
+      clearImmediate(retry as NodeJS.Immediate);
+    }
+    retry = null;
+  };
+  const writeNext = (): void => {
+    retry = null;
+    const task = queue[0];
+    if (!task || writing) return;
+    writing = true;
+    fs.write(fd, task.buffer, task.offset, (error, written) => {
+      writing = false;
+      if (closeAfterWrite) return closeAfterWrite();
+      if (queue[0] !== task) return writeNext(); // dropped meanwhile
+      if (error) {
+        if (error.code !== "EAGAIN") {
+          queue.length = 0; // the PTY is gone (EIO, EBADF): nothing more can be written
+          return;
+        }
+        retry = wait === 0 ? setImmediate(writeNext) : setTimeout(writeNext, wait);
+        wait = wait === 0 ? WRITE_RETRY_FIRST_MS : Math.min(wait * 2, WRITE_RETRY_MAX_MS);
+        return;
+      }
+      wait = 0;
+      task.offset += written;
+      if (task.offset >= task.buffer.byteLength) queue.shift();
+      writeNext();
+    });
+  };
+  // node-pty's write() queues the data and calls this when the queue was empty.
+  stream._processWriteQueue = writeNext;
+  stream.dispose = cancelRetry;
   const destroy = socket.destroy.bind(socket);
   socket.destroy = (error?: Error) => {
     queue.length = 0;
-    stream.dispose!();
+    cancelRetry();
+    if (writing) {
+      closeAfterWrite = () => void destroy(error);
+      return socket;
+    }
     return destroy(error);
   };
   return {
@@ -68,7 +128,7 @@ export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
     },
     drop() {
       queue.length = 0;
-      stream.dispose!();
+      cancelRetry();
     },
   };
 }
