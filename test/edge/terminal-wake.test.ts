@@ -35,6 +35,10 @@ it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-onl
   const { waiters, agent, toAgent } = await withAgent(stub);
   // A writer resized the PTY: the agent reports the new size.
   agent.send(encodeAgentFrame({ t: "size", size: { cols: 132, rows: 43 } }));
+  // The SIZE crosses the agent's socket: the viewer joins once the DO has taken it (under load it
+  // could otherwise join first and get the INFO of the 80×24 before).
+  const stored = () => runInDurableObject(stub, (_instance, state) => state.storage.get<{ cols: number; rows: number }>("size"));
+  await until("the DO to take the agent's SIZE", async () => (await stored())?.cols === 132 || null);
   const viewer = (await stub.fetch("https://do/client?readonly=1", { headers: { Upgrade: "websocket" } })).webSocket!;
   const before = collect(viewer, waiters);
   await waiters.until(() => before.length > 0, "the first viewer's INFO");
