@@ -14,6 +14,7 @@ import {
   INPUT_BACKLOG_RESUME_BYTES,
   InputBacklog,
   ptyInputQueue,
+  WRITE_RETRY_MAX_MS,
 } from "../../worker/agent/pty-input.ts";
 import { listenWholly } from "../../worker/agent/pty-tail.ts";
 import { until } from "../support/waiters.ts";
@@ -62,19 +63,19 @@ describe("a PTY's input queue", () => {
     proc.onData((data) => (out += data.toString()));
     await until("raw mode", () => out.includes("ready") || null);
     const fsWrite = fs.write;
-    let writes = 0;
+    const at: number[] = [];
     fs.write = ((...args: unknown[]) => {
-      writes++;
+      at.push(performance.now());
       return (fsWrite as (...args: unknown[]) => void)(...args);
     }) as typeof fs.write;
     try {
       proc.write(Buffer.alloc(100_000, 0x61));
-      await until("the kernel to refuse more", () => (writes > 3 && queue.pending() > 0) || null);
-      // A rate, so a window: node-pty's own retry (setImmediate) wrote thousands of times in it.
-      const before = writes;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Backing off, the writer's retries spread out to WRITE_RETRY_MAX_MS apart within a few
+      // writes; node-pty's own retry (setImmediate) never leaves such a gap (14 000 writes in 500 ms).
+      const gapReached = () => at.length > 1 && at[at.length - 1]! - at[at.length - 2]! >= WRITE_RETRY_MAX_MS / 2;
+      await until("retries spread out while the program does not read", () => gapReached() || null);
       expect(queue.pending()).toBeGreaterThan(0);
-      expect(writes - before).toBeLessThan(40); // 500 ms / WRITE_RETRY_MAX_MS, and the ramp up to it
+      expect(at.length).toBeLessThan(20);
     } finally {
       fs.write = fsWrite;
     }
