@@ -23,7 +23,8 @@
  * drives the result exactly as it drives its own, and calls `onexit(exitCode, signal)` once the
  * child is reaped. It throws an Error with `code` (an errno name) when the spawn fails (a missing
  * cwd or program: the child never ran). `spawnPipes` starts a program on pipes instead (seed
- * 004's runs, which child_process would fork). `supported()` says whether this kernel has pidfds.
+ * 004's runs, which child_process would fork). `supported()` says whether this kernel has pidfds;
+ * `closesDescriptors()` whether children start with descriptors 0-2 only (glibc >= 2.34).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -230,10 +231,22 @@ static char *path_lookup(const char *file, char **envp, int *err) {
   }
 }
 
+/*
+ * glibc >= 2.34 closes descriptors in the child as a file action (close_range(2), or /proc/self/fd
+ * where the kernel lacks it): every child then starts with 0-2 only, whatever the parent holds, and
+ * the caller need not look for descriptors that would leak before each spawn (launch.ts).
+ */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define CLOSES_DESCRIPTORS 1
+#else
+#define CLOSES_DESCRIPTORS 0
+#endif
+
 /**
  * posix_spawn of `file` with what every child gets: a session of its own, every signal at its
- * default and none blocked, `actions` (its descriptors) and then the working directory `cwd`.
- * A name without a slash is looked up in the child's PATH (path_lookup). Returns 0 or an errno.
+ * default and none blocked, `actions` (its descriptors), every descriptor above 2 closed (where
+ * CLOSES_DESCRIPTORS) and then the working directory `cwd`. A name without a slash is looked up
+ * in the child's PATH (path_lookup). Returns 0 or an errno.
  */
 static int spawn_child(pid_t *pid, const char *file, posix_spawn_file_actions_t *actions, const char *cwd, char **argv, char **envp) {
   sigset_t all, none;
@@ -247,6 +260,9 @@ static int spawn_child(pid_t *pid, const char *file, posix_spawn_file_actions_t 
   /* glibc runs setsid before the file actions, so a PTY's slave opened there becomes the session's terminal. */
   if ((err = posix_spawnattr_setflags(&attrs, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0 &&
       (err = posix_spawnattr_setsigdefault(&attrs, &all)) == 0 && (err = posix_spawnattr_setsigmask(&attrs, &none)) == 0 &&
+#if CLOSES_DESCRIPTORS
+      (err = posix_spawn_file_actions_addclosefrom_np(actions, 3)) == 0 &&
+#endif
       (!cwd[0] || (err = posix_spawn_file_actions_addchdir_np(actions, cwd)) == 0)) {
     char *found = strchr(file, '/') ? NULL : path_lookup(file, envp, &err);
     if (strchr(file, '/') || found) err = posix_spawn(pid, found ? found : file, actions, &attrs, argv, envp);
@@ -467,11 +483,20 @@ static napi_value Supported(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/** True when every child starts with descriptors 0-2 only (closed in the child: CLOSES_DESCRIPTORS). */
+static napi_value ClosesDescriptors(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, CLOSES_DESCRIPTORS, &result);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"fork", NULL, Fork, NULL, NULL, NULL, napi_default, NULL},
       {"spawnPipes", NULL, SpawnPipes, NULL, NULL, NULL, napi_default, NULL},
       {"supported", NULL, Supported, NULL, NULL, NULL, napi_default, NULL},
+      {"closesDescriptors", NULL, ClosesDescriptors, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

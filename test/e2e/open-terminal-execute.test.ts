@@ -184,14 +184,15 @@ describe("the background model (on a PTY)", () => {
   type View = { id: string; status: string; exit_code: number | null; output: { type: string; data: string }[]; truncated: boolean; next_offset: number; log_path: string };
   const text = (v: View) => v.output.map((o) => o.data).join("");
 
-  it("is forked by the agent's PTY host, not by the agent, and tagged as the agent's", async () => {
-    // Until the host is up the agent forks commands itself; it is up within moments of the start.
-    const ran = await until("a command whose parent is the PTY host", async () => {
-      const view = await json<View>(await post("/execute?wait=10", { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; echo "tag=$EDGETTY_PROCESS"' }));
-      return text(view).includes("pty-host.mjs") ? view : null;
-    });
-    expect(ran.exit_code).toBe(0);
-    expect(text(ran)).toMatch(/tag=[0-9a-f]{16}\.\d+-\d+\.xexec\r\n/);
+  it("is spawned by the agent itself (posix_spawn: no PTY host in between), with no descriptor of the agent's, and tagged as the agent's", async () => {
+    const view = await json<View>(await post("/execute?wait=10", { command: 'tr "\\0" " " < /proc/$PPID/cmdline; echo; ls /proc/self/fd | tr "\\n" " "; echo; echo "tag=$EDGETTY_PROCESS"' }));
+    expect(view.exit_code).toBe(0);
+    const [parent, fds] = text(view).split("\r\n");
+    expect(parent).toMatch(/edgetty\.js agent /);
+    expect(parent).not.toContain("pty-host");
+    // The PTY as 0-2, and the directory `ls` opened: none of the agent's links, logs or terminals.
+    expect(fds!.trim().split(" ").map(Number)).toEqual([0, 1, 2, 3]);
+    expect(text(view)).toMatch(/tag=[0-9a-f]{16}\.\d+-\d+\.xexec\r\n/);
   });
 
   it("returns at once without wait, then status pages with offset", async () => {

@@ -2,12 +2,13 @@
  * The posix_spawn helper (native/pty_spawn.c through worker/agent/pty-spawn.ts): node-pty's PTYs,
  * spawned without fork(2), must look to the program exactly as forkpty's did.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as pty from "node-pty";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ptySpawnAddonPath, ptySpawnMode, spawnOnPipes, usePosixSpawn, type PipedChild } from "../../worker/agent/pty-spawn.ts";
+import { ptySpawnAddonPath, ptySpawnMode, spawnOnPipes, spawnsWithoutLeaks, usePosixSpawn, type PipedChild } from "../../worker/agent/pty-spawn.ts";
 
 const ENV = { PATH: "/usr/bin:/bin", EDGETTY_TEST_VALUE: "a b=c" };
 
@@ -93,6 +94,34 @@ describe.runIf(process.platform === "linux")("PTYs spawned with posix_spawn", ()
     } finally {
       sleeper.kill("SIGKILL");
     }
+  });
+
+  it("starts PTYs and piped programs with descriptors 0-2 only, even from a process that holds inheritable ones", () => {
+    // Debian 12's glibc (2.36) has posix_spawn_file_actions_addclosefrom_np: the build must use it.
+    expect(spawnsWithoutLeaks()).toBe(true);
+    const script = `
+      import * as pty from "node-pty";
+      import { ptySpawnAddonPath, spawnOnPipes, usePosixSpawn } from "./worker/agent/pty-spawn.ts";
+      usePosixSpawn(ptySpawnAddonPath());
+      const list = (text) => text.split(/\\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+      const onPty = await new Promise((resolve) => {
+        const p = pty.spawn("/bin/ls", ["/proc/self/fd"], { cwd: "/", env: { PATH: "/usr/bin:/bin" }, encoding: "utf8" });
+        let out = "";
+        p.onData((d) => (out += d));
+        p.onExit(() => resolve(list(out)));
+      });
+      const child = spawnOnPipes("/bin/ls", ["/proc/self/fd"], { PATH: "/usr/bin:/bin" }, "/");
+      let piped = "";
+      child.stdout.on("data", (d) => (piped += d));
+      await new Promise((resolve) => child.on("close", resolve));
+      console.log(JSON.stringify({ onPty, onPipes: list(piped) }));
+    `;
+    const stdio: ("ignore" | "pipe")[] = ["ignore", "pipe", "pipe"];
+    while (stdio.length < 8) stdio.push("pipe"); // inherited without close-on-exec, as from a careless parent
+    const result = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio, encoding: "utf8", cwd: new URL("../..", import.meta.url).pathname });
+    expect(result.status, String(result.stderr)).toBe(0);
+    // 0-2, and the directory `ls` opened itself.
+    expect(JSON.parse(String(result.stdout))).toEqual({ onPty: [0, 1, 2, 3], onPipes: [0, 1, 2, 3] });
   });
 
   it("looks a program named without a slash up in the child's PATH, as execvp does", async () => {

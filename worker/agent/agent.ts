@@ -28,7 +28,7 @@ import { ApiError } from "../../shared/errors.ts";
 import { otError } from "../../shared/open-terminal.ts";
 import { ExecError, ExecManager, ExecRelay } from "./exec/index.ts";
 import { PtyHost, ptyHostProgram } from "./exec/pty-host.ts";
-import { ptySpawnAddonPath, usePosixSpawn } from "./pty-spawn.ts";
+import { ptySpawnAddonPath, spawnsWithoutLeaks, usePosixSpawn } from "./pty-spawn.ts";
 import type { ExecRelayJob, OtherJob } from "./exec/exec-relay.ts";
 import { openTerminalApp } from "./files/app.ts";
 import { CwdStore } from "./files/cwd-store.ts";
@@ -74,7 +74,11 @@ export interface AgentOptions {
    * `helperProgram`, the command line that starts this agent again (up to `files-helper`).
    */
   multiUser?: MultiUserOptions & { helperProgram: HelperProgram };
-  /** false: /execute's PTYs are forked by the agent itself, not by its PTY host (exec/pty-host.ts). */
+  /**
+   * Whether /execute's commands are started by the agent's PTY host (exec/pty-host.ts) rather than
+   * the agent itself: true always, false never; absent, only where the agent would fork(2) them
+   * (no spawn helper that closes descriptors in the child: pty-spawn.ts spawnsWithoutLeaks).
+   */
   ptyHost?: boolean;
   /** Spawn PTYs with node-pty's fork(2) even where the posix_spawn helper was built (EDGETTY_AGENT_FORK_PTYS). */
   forkPtys?: boolean;
@@ -120,14 +124,17 @@ export class Agent {
       onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
     });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
-    // PTYs (terminals here, /execute's in the PTY host) spawned with posix_spawn when the helper was built (pty-spawn.ts).
+    // PTYs and /execute's commands spawned with posix_spawn when the helper was built (pty-spawn.ts).
     const spawnHelper = options.forkPtys ? null : ptySpawnAddonPath();
     if (spawnHelper) {
       const { reason } = usePosixSpawn(spawnHelper);
       if (reason) this.log(`PTYs are forked by node-pty: ${reason}`);
     }
+    // The PTY host keeps fork(2) out of the agent; posix_spawn does not copy the agent, so with the
+    // helper the agent starts /execute's commands itself, a pipe hop fewer each way (docs/open-terminal.md).
     const hostTag = processTag(this.identity, { kind: "x", id: "pty-host" });
-    const ptyHost = options.ptyHost === false ? null : new PtyHost(ptyHostProgram(this.runtimeDir, hostTag, spawnHelper), hostTag, this.log);
+    const useHost = options.ptyHost ?? !spawnsWithoutLeaks();
+    const ptyHost = useHost ? new PtyHost(ptyHostProgram(this.runtimeDir, hostTag, spawnHelper), hostTag, this.log) : null;
     this.execManager = new ExecManager({
       tag: processTag(this.identity, { kind: "x", id: "exec" }),
       ...(ptyHost ? { ptyHost } : {}),

@@ -20,6 +20,7 @@ import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import * as pty from "node-pty";
+import { launchCommand, taggedCommand, type Launcher } from "./launch.ts";
 
 /** The built helper's file name (native/binding.gyp's target). */
 const ADDON_FILE = "edgetty_pty_spawn.node";
@@ -39,6 +40,8 @@ interface PtySpawnAddon {
   fork: NativeFork;
   spawnPipes(file: string, args: string[], env: string[], cwd: string, onexit: (code: number, signal: number) => void): { pid: number; stdout: number; stderr: number };
   supported(): boolean;
+  /** True when its children start with descriptors 0-2 only (absent in helpers built before it). */
+  closesDescriptors?(): boolean;
 }
 
 /** node-pty 1.1's native `fork` (lib/unixTerminal.js calls it with these arguments). */
@@ -104,6 +107,24 @@ export function usePosixSpawn(addonPath: string): { mode: PtySpawnMode; reason?:
   mode = "posix_spawn";
   helper = addon;
   return { mode };
+}
+
+/**
+ * True when this process's PTYs (node-pty without a uid or gid) and {@link spawnOnPipes} children
+ * start with descriptors 0-2 only, whatever this process holds: the helper is in force and closes
+ * the rest in the child. Then a spawn needs no descriptor check first (launch.ts guardLaunch).
+ */
+export function spawnsWithoutLeaks(): boolean {
+  return helper?.closesDescriptors?.() === true;
+}
+
+/**
+ * How this process prepares a command it spawns itself (a PTY, or {@link spawnOnPipes} with
+ * child_process as the fallback): only tagged when nothing can leak ({@link spawnsWithoutLeaks}),
+ * else checked and, when something would leak, wrapped in the descriptor closer (launch.ts).
+ */
+export function ownLauncher(): Launcher {
+  return spawnsWithoutLeaks() ? taggedCommand : launchCommand;
 }
 
 /** What the PTY host uses of a child on pipes: child_process's ChildProcess has this shape too. */

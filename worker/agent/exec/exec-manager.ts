@@ -73,7 +73,10 @@ export interface ExecManagerOptions {
    */
   runAs?: (caller: ExecCaller) => Promise<RunAs | null>;
   limits?: Partial<ExecLimits>;
-  /** Forks background commands' PTYs out of this process (pty-host.ts); absent: forked here. */
+  /**
+   * Starts the commands out of this process (pty-host.ts), for an agent that would fork(2) them;
+   * absent: started here (with posix_spawn where the helper is in force, pty-spawn.ts).
+   */
   ptyHost?: PtyHost;
 }
 
@@ -276,7 +279,7 @@ export class ExecManager {
 
   /**
    * Starts a background command on a PTY, with an id, a place in the process table and a log file.
-   * The PTY is forked by the PTY host when it is up (pty-host.ts), else here; the log file is
+   * The PTY is started by the PTY host when there is one and it is up (pty-host.ts), else here; the log file is
    * opened while the command starts (no output can be handled before this returns to the loop).
    */
   private async track(spec: ExecSpec, caller: ExecCaller): Promise<Tracked> {
@@ -336,7 +339,7 @@ export class ExecManager {
     return p;
   }
 
-  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked; forked by the PTY host when it runs. */
+  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked; started by the PTY host when there is one and it runs. */
   private async spawn(spec: ExecSpec, timeout: number | null, caller: ExecCaller, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
     const { cwd, env, launch } = await this.prepare(spec, caller);
     const runSpec: RunSpec = { command: spec.command, cwd, env, shell: this.shell, tag: this.tag, timeout, onOutput, ...(launch ? { launch } : {}) };

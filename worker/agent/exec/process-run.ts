@@ -2,15 +2,15 @@
  * One shell command as the reference runs it (`/bin/sh -c`, stdout and stderr on separate pipes,
  * stdin /dev/null), in its own session and process group (pgid = pid) so that a kill or a timeout
  * reaches everything the command started: seed 004's synchronous and streamed runs. The agent's
- * PTY host starts it when it runs (`startHosted`: a fork of that small process instead of the
- * agent, as for the background commands' PTYs, pty-host-main.ts), else the agent itself (`start`).
+ * PTY host starts it when the agent uses one (`startHosted`: where the agent would fork, as for the
+ * background commands' PTYs, pty-host-main.ts), else the agent itself (`start`).
  * Output goes out line by line through `onOutput`; the exit code is reported as Python does: the
  * code, or minus the signal number.
  */
 import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { constants } from "node:os";
-import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
+import { taggedCommand, type Launcher } from "../launch.ts";
+import { ownLauncher, spawnOnPipes, type PipedChild } from "../pty-spawn.ts";
 import { definedEnv } from "./exec-caller.ts";
 import { LineSplitter } from "./line-splitter.ts";
 import type { PipedListeners, PipedProcess, PtyHost } from "./pty-host.ts";
@@ -33,13 +33,13 @@ export interface RunSpec {
   launch?: Launcher;
 }
 
-/** A child the agent spawned itself, as a PipedProcess. */
+/** A child the agent spawned itself (by the spawn helper, or child_process), as a PipedProcess. */
 class LocalPipedProcess implements PipedProcess {
   private exit: { exitCode: number; signal: number } | null = null;
   private draining = false;
   private drainTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly child: ChildProcess) {
+  constructor(private readonly child: PipedChild) {
     child.on("error", () => {}); // later errors (a failed kill) must not crash the agent
   }
 
@@ -52,7 +52,7 @@ class LocalPipedProcess implements PipedProcess {
       this.child[stream]!.on("data", (chunk: Buffer) => listeners.data(stream, chunk));
       this.child[stream]!.on("error", () => {});
     }
-    this.child.on("exit", (code, signal) => {
+    this.child.on("exit", (code: number | null, signal: NodeJS.Signals | null) => {
       this.exit = { exitCode: code ?? 0, signal: signal ? (constants.signals[signal] ?? 0) : 0 };
       if (this.draining) this.closeSoon();
     });
@@ -120,15 +120,19 @@ export class ProcessRun {
   }
 
   /**
-   * Starts the command in the agent (through the descriptor-closing launcher: it inherits only its
-   * pipes); rejects with the spawn error (e.g. E2BIG) if it could not start.
+   * Starts the command in the agent, with the spawn helper (posix_spawn) when it is in force, else
+   * child_process (which forks); it inherits only its pipes (the helper closes the rest, or the
+   * descriptor-closing launcher does). Rejects with the spawn error (e.g. E2BIG, a missing cwd) if
+   * it could not start.
    */
   static start(spec: RunSpec): Promise<ProcessRun> {
     return new Promise((resolve, reject) => {
-      let child: ChildProcess;
+      let child: PipedChild;
       try {
-        const launch = (spec.launch ?? launchCommand)(spec.shell, ["-c", spec.command], definedEnv(spec.env), spec.tag);
-        child = spawn(launch.file, launch.args, { cwd: spec.cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        const launch = (spec.launch ?? ownLauncher())(spec.shell, ["-c", spec.command], definedEnv(spec.env), spec.tag);
+        child =
+          spawnOnPipes(launch.file, launch.args, launch.env, spec.cwd) ??
+          spawn(launch.file, launch.args, { cwd: spec.cwd, env: launch.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
       } catch (e) {
         reject(e);
         return;

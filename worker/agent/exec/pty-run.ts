@@ -7,8 +7,9 @@
  */
 import { StringDecoder } from "node:string_decoder";
 import * as pty from "node-pty";
-import { launchCommand, taggedCommand, type Launcher } from "../launch.ts";
+import { taggedCommand, type Launcher } from "../launch.ts";
 import { ptyInputQueue } from "../pty-input.ts";
+import { ownLauncher } from "../pty-spawn.ts";
 import { listenWholly } from "../pty-tail.ts";
 import { definedEnv } from "./exec-caller.ts";
 import { signalTree } from "./process-tree.ts";
@@ -30,7 +31,7 @@ export interface PtyRunSpec {
   tag: string | null;
   /** Output chunks as the PTY gives them (UTF-8 decoded across chunk boundaries). */
   onOutput: (data: string) => void;
-  /** How the command is started (default launchCommand: as the agent's user). */
+  /** How the command is started (default pty-spawn.ts ownLauncher: as the agent's user). */
   launch?: Launcher;
 }
 
@@ -81,12 +82,13 @@ export class PtyRun {
   }
 
   /**
-   * Starts the command on a new PTY, through the descriptor-closing launcher (it inherits only
-   * the PTY) with the agent's process tag; throws the spawn error (e.g. a missing cwd).
+   * Starts the command on a new PTY in this process (inheriting only the PTY: the spawn helper
+   * closes the rest, or the descriptor-closing launcher does) with the agent's process tag; throws
+   * the spawn error (e.g. a missing cwd).
    */
   static start(spec: PtyRunSpec): PtyRun {
     const env = definedEnv(spec.env);
-    const launch = (spec.launch ?? launchCommand)(spec.shell, ["-c", spec.command], env, spec.tag);
+    const launch = (spec.launch ?? ownLauncher())(spec.shell, ["-c", spec.command], env, spec.tag);
     // The only place background commands are spawned.
     const proc = pty.spawn(launch.file, launch.args, {
       name: env.TERM ?? "xterm-256color",
