@@ -1,9 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc
 // The edgetty command. Sources are TypeScript; tsx compiles them on load (no build step).
 //
-// --max-semi-space-size=1 (MB): the agent streams output through short-lived buffers, and a small
-// young generation keeps its memory flat under a flood instead of V8 growing it (see the memory
-// figures of `npm run bench`).
+// The flags are the agent's (worker/cli/agent-node-flags.ts says why; a test keeps them equal).
 import { register } from "tsx/esm/api";
 
 register();

@@ -56,7 +56,8 @@ noteInputs(await build({
   // CommonJS dependencies (ws, @xterm/headless) call require(); give the ES module one.
   banner: {
     js: [
-      "#!/usr/bin/env -S node --max-semi-space-size=1",
+      // AGENT_NODE_FLAGS (worker/cli/agent-node-flags.ts); a test keeps them equal.
+      "#!/usr/bin/env -S node --max-semi-space-size=1 --single-threaded-gc",
       'import { createRequire as __edgettyCreateRequire } from "node:module";',
       "const require = __edgettyCreateRequire(import.meta.url);",
     ].join("\n"),

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { AGENT_NODE_FLAGS } from "../../worker/cli/agent-node-flags.ts";
 import { readTokenFile, UsageError } from "../../worker/cli/agent-cli.ts";
 import { renderUnit, systemdQuote } from "../../worker/cli/agent-service.ts";
 import { createAgentLogger, redact } from "../../worker/agent/log.ts";
@@ -31,6 +32,12 @@ describe("edgetty agent install --root", () => {
   const token = join(root, "etc/edgetty/web-01.token");
   const wants = join(root, "etc/systemd/system/multi-user.target.wants/edgetty-agent-web-01.service");
 
+  it("starts every agent with AGENT_NODE_FLAGS: the shebangs of bin/edgetty.js and the agent bundle say the same", () => {
+    const shebang = `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}`;
+    expect(readFileSync(join(REPO_ROOT, "bin", "edgetty.js"), "utf8").split("\n")[0]).toBe(shebang);
+    expect(readFileSync(join(REPO_ROOT, "scripts", "build-agent.mjs"), "utf8")).toContain(`"${shebang}",`);
+  });
+
   it("writes the unit, a root-only token file and the enable symlink", () => {
     const { status, out } = edgetty("install", "--edge", "https://edge.example.com", "--server", "web-01", "--token-file", tokenFile, "--root", root);
     expect(status, out).toBe(0);
@@ -38,7 +45,7 @@ describe("edgetty agent install --root", () => {
 
     const text = readFileSync(unit, "utf8");
     const execStart = text.split("\n").find((l) => l.startsWith("ExecStart="))!;
-    expect(execStart).toContain(`${process.execPath} --max-semi-space-size=1 ${join(REPO_ROOT, "bin", "edgetty.js")} agent`);
+    expect(execStart).toContain(`${process.execPath} ${AGENT_NODE_FLAGS.join(" ")} ${join(REPO_ROOT, "bin", "edgetty.js")} agent`);
     expect(execStart).toContain("--edge https://edge.example.com --server web-01 --token-file /etc/edgetty/web-01.token --data-dir /var/lib/edgetty/web-01 --log-format json");
     expect(text).toContain("\nRestart=on-failure\n");
     expect(text).toContain("\nStateDirectory=edgetty/web-01\n");

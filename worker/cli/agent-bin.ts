@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
+import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 
 const argv = process.argv.slice(2);
 if (argv[0] === "agent") argv.shift();
@@ -14,7 +15,7 @@ if (argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
     await runAgentCommand(argv, {
       node: process.execPath,
       // The bundle's shebang flag (see bin/edgetty.js), kept when a unit starts it.
-      nodeArgs: ["--max-semi-space-size=1"],
+      nodeArgs: [...AGENT_NODE_FLAGS],
       script: fileURLToPath(import.meta.url),
       scriptArgs: ["agent"],
     });

@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 export interface ServiceProgram {
   /** Absolute path of the node binary. */
   node: string;
-  /** Node flags, e.g. ["--max-semi-space-size=1"]. */
+  /** Node flags (AGENT_NODE_FLAGS). */
   nodeArgs: string[];
   /** Absolute path of the script (the bundle, or bin/edgetty.js in a checkout). */
   script: string;

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { isServerId } from "../../shared/validation.ts";
 import { cliToken } from "./local-secrets.ts";
 import { REPO_ROOT, STARTUP_TIMEOUT_MS, STOP_GRACE_MS } from "./local-stack.ts";
+import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 
 /** Most extra agents one call starts. */
 export const EXTRA_AGENTS_MAX = 64;
@@ -91,7 +92,7 @@ export async function startExtraAgents(options: ExtraAgentsOptions): Promise<Ext
       const log = openSync(join(dir, "agent.log"), "a");
       const child = spawn(
         process.execPath,
-        ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", options.url, "--server", server, "--token-file", tokenFile, "--data-dir", join(dir, "data")],
+        [...AGENT_NODE_FLAGS, join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", options.url, "--server", server, "--token-file", tokenFile, "--data-dir", join(dir, "data")],
         { cwd: dir, stdio: ["ignore", log, log], env: { ...process.env, ...options.env, HOME: home, EDGETTY_AGENT_TOKEN: "" } },
       );
       agents.push({ server, token, home, process: child });

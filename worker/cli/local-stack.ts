@@ -13,6 +13,7 @@ import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EDGE_SETTINGS, parseSettings } from "../../shared/limits.ts";
+import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 import { BoundedLog, rotateIfLarger } from "./bounded-log.ts";
 import { loadSecrets } from "./local-secrets.ts";
 import { describeExit, GROUP_STOP_GRACE_MS, GuardedProcess, type ProcessHandle } from "./guarded-process.ts";
@@ -231,7 +232,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const child = await GuardedProcess.start({
       command: process.execPath,
       // The flag the bin's shebang carries (a small young generation: flat memory under floods).
-      args: ["--max-semi-space-size=1", join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--token-file", tokenFile, "--data-dir", join(stateDir, "agent")],
+      args: [...AGENT_NODE_FLAGS, join(REPO_ROOT, "bin", "edgetty.js"), "agent", "--edge", url, "--server", LOCAL_SERVER_ID, "--token-file", tokenFile, "--data-dir", join(stateDir, "agent")],
       cwd: process.cwd(),
       output: agentLog ? "pipe" : "inherit",
       env,

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { ADMIN_USAGE } from "./admin-cli.ts";
 import { startLocalStack } from "./local-stack.ts";
+import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 
 const USAGE = `edgetty — terminals on any machine, from anywhere
 
@@ -127,7 +128,7 @@ switch (command) {
     else {
       await runAgentCommand(rest, {
         node: process.execPath,
-        nodeArgs: ["--max-semi-space-size=1"],
+        nodeArgs: [...AGENT_NODE_FLAGS],
         script: fileURLToPath(new URL("../../bin/edgetty.js", import.meta.url)),
         scriptArgs: ["agent"],
       }).catch((error: unknown) => (error instanceof UsageError ? fail(error.message) : Promise.reject(error)));
