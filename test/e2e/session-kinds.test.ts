@@ -8,6 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PROCESS_TAG_ENV } from "../../worker/agent/launch.ts";
 import { freePort } from "../../worker/cli/local-stack.ts";
 import { createGroup, createUser, startDante, startSshd, startXvfb, type SocksServer, type SshServer, type TestUser, type XServer } from "../support/peers.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
@@ -348,15 +349,19 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(JSON.parse(refusal!.body)).toMatchObject({ statusCode: 404, code: "PID_NOT_FOUND" });
   });
 
-  it("refuses to attach to the agent's own PTY host", async () => {
-    // The host is up once a background command has run.
-    expect((await stack.api("/execute?wait=5", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ command: "true" }) })).status).toBe(200);
-    const children = readFileSync(`/proc/${stack.agent.pid}/task/${stack.agent.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
-    const host = children.find((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("pty-host"));
-    expect(host).toBeDefined();
-    const res = await stack.api("/api/v1/terminal/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ terminal_id: 77, pid: host }) });
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ code: "INVALID_PID" });
-    expect(readFileSync(`/proc/${host}/status`, "utf8")).toMatch(/^TracerPid:\s+0$/m);
+  it("refuses to attach to an agent's helper processes (PTY host, file servers), known by their process tag", async () => {
+    // An agent starts a PTY host only where it would fork, and file servers only in multi-user
+    // mode: stand-ins carrying their tags (launch.ts processTag) take their place here.
+    for (const owner of ["xpty-host", "xfiles"]) {
+      const helper = spawn("sleep", ["60"], { env: { PATH: "/usr/bin:/bin", [PROCESS_TAG_ENV]: `0123456789abcdef.1-2.${owner}` }, stdio: "ignore" });
+      try {
+        const res = await stack.api("/api/v1/terminal/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ terminal_id: 77, pid: helper.pid }) });
+        expect(res.status).toBe(400);
+        expect(await res.json()).toMatchObject({ code: "INVALID_PID" });
+        expect(readFileSync(`/proc/${helper.pid}/status`, "utf8")).toMatch(/^TracerPid:\s+0$/m);
+      } finally {
+        helper.kill("SIGKILL");
+      }
+    }
   });
 });

@@ -19,7 +19,8 @@ const YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope";
 
 /**
  * Owners (launch.ts `processTag`) of an agent's own helper processes: the PTY host, which runs
- * every background command's PTY, and multi-user mode's per-account file servers. Tracing one
+ * the background commands' PTYs of an agent that would fork, and multi-user mode's per-account
+ * file servers. Tracing one
  * would slow, or let a terminal watch, what the agent does for everyone.
  */
 const AGENT_HELPER_OWNERS = new Set(["xpty-host", "xfiles"]);
