@@ -279,8 +279,9 @@ export class ExecManager {
 
   /**
    * Starts a background command on a PTY, with an id, a place in the process table and a log file.
-   * The PTY is started by the PTY host when there is one and it is up (pty-host.ts), else here; the log file is
-   * opened while the command starts (no output can be handled before this returns to the loop).
+   * The PTY is started by the PTY host when there is one and it is up (pty-host.ts), else here;
+   * the log file is opened while the command starts (no output can be handled before this returns
+   * to the loop).
    */
   private async track(spec: ExecSpec, caller: ExecCaller): Promise<Tracked> {
     this.sweep();
@@ -339,7 +340,7 @@ export class ExecManager {
     return p;
   }
 
-  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked; started by the PTY host when there is one and it runs. */
+  /** Seed 004's runs: on pipes, stdin /dev/null, not tracked; started by the PTY host when there is one that runs. */
   private async spawn(spec: ExecSpec, timeout: number | null, caller: ExecCaller, onOutput: RunSpec["onOutput"]): Promise<ProcessRun> {
     const { cwd, env, launch } = await this.prepare(spec, caller);
     const runSpec: RunSpec = { command: spec.command, cwd, env, shell: this.shell, tag: this.tag, timeout, onOutput, ...(launch ? { launch } : {}) };
