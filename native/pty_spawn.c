@@ -168,6 +168,37 @@ static void free_vector(char **v) {
   free(v);
 }
 
+/** What every spawn is given: the program, its argv (with argv[0], the program), its environment and folder. */
+typedef struct {
+  char *file;
+  char *cwd;
+  char **argv;
+  char **envp;
+} spawn_args;
+
+static void free_spawn_args(spawn_args *a) {
+  free(a->file);
+  free(a->cwd);
+  free_vector(a->argv);
+  free_vector(a->envp);
+}
+
+/**
+ * Reads `file, args, env, cwd` (JS arguments 0-3: a string, an array of strings without argv[0],
+ * an array of "NAME=value" strings, a string) into `a`. False, with a TypeError thrown (`usage`
+ * names the call) and nothing left to free, when one is not a string or holds a NUL.
+ */
+static bool read_spawn_args(napi_env env, napi_value *args, spawn_args *a, const char *usage) {
+  a->file = string_arg(env, args[0]);
+  a->cwd = string_arg(env, args[3]);
+  a->argv = a->file ? string_vector(env, args[1], a->file) : NULL;
+  a->envp = string_vector(env, args[2], NULL);
+  if (a->file && a->cwd && a->argv && a->envp) return true;
+  free_spawn_args(a);
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
 /** The line discipline node-pty gives a new PTY (src/unix/pty.cc), so programs see the same terminal. */
 static void default_termios(struct termios *t, int utf8) {
   memset(t, 0, sizeof *t);
@@ -340,19 +371,13 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  spawn_args a;
+  if (!read_spawn_args(env, args, &a, "fork: file, args, env and cwd must be strings without NUL characters")) return NULL;
   napi_value result = NULL;
-  char *file = string_arg(env, args[0]);
-  char *cwd = string_arg(env, args[3]);
-  char **argv = file ? string_vector(env, args[1], file) : NULL;
-  char **envp = string_vector(env, args[2], NULL);
   int master = -1, slave = -1, err = 0;
   char name[64];
   posix_spawn_file_actions_t actions;
   bool actions_made = false;
-  if (!file || !cwd || !argv || !envp) {
-    napi_throw_type_error(env, NULL, "fork: file, args, env and cwd must be strings without NUL characters");
-    goto done;
-  }
 
   master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, sizeof name) != 0) {
@@ -378,7 +403,7 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
     if ((err = posix_spawn_file_actions_addopen(&actions, 0, name, O_RDWR, 0)) == 0 && (err = posix_spawn_file_actions_adddup2(&actions, 0, 1)) == 0 &&
         (err = posix_spawn_file_actions_adddup2(&actions, 0, 2)) == 0) {
       pid_t pid;
-      err = spawn_child(&pid, file, &actions, cwd, argv, envp);
+      err = spawn_child(&pid, a.file, &actions, a.cwd, a.argv, a.envp);
       if (err == 0) {
         if (!watch_exit(env, pid, args[10])) goto done;
         fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
@@ -393,16 +418,13 @@ static napi_value Fork(napi_env env, napi_callback_info info) {
       }
     }
   }
-  throw_spawn_error(env, err, file, cwd);
+  throw_spawn_error(env, err, a.file, a.cwd);
 
 done:
   if (actions_made) posix_spawn_file_actions_destroy(&actions);
   if (slave >= 0) close(slave);
   if (master >= 0) close(master);
-  free(file);
-  free(cwd);
-  free_vector(argv);
-  free_vector(envp);
+  free_spawn_args(&a);
   return result;
 }
 
@@ -422,18 +444,12 @@ static napi_value SpawnPipes(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "Usage: spawnPipes(file, args, env, cwd, onexit)");
     return NULL;
   }
+  spawn_args a;
+  if (!read_spawn_args(env, args, &a, "spawnPipes: file, args, env and cwd must be strings without NUL characters")) return NULL;
   napi_value result = NULL;
-  char *file = string_arg(env, args[0]);
-  char *cwd = string_arg(env, args[3]);
-  char **argv = file ? string_vector(env, args[1], file) : NULL;
-  char **envp = string_vector(env, args[2], NULL);
   int out[2] = {-1, -1}, errp[2] = {-1, -1}, err = 0;
   posix_spawn_file_actions_t actions;
   bool actions_made = false;
-  if (!file || !cwd || !argv || !envp) {
-    napi_throw_type_error(env, NULL, "spawnPipes: file, args, env and cwd must be strings without NUL characters");
-    goto done;
-  }
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0) {
     throw_errno(env, errno, "spawnPipes: pipe2");
     goto done;
@@ -443,7 +459,7 @@ static napi_value SpawnPipes(napi_env env, napi_callback_info info) {
     if ((err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) == 0 && (err = posix_spawn_file_actions_adddup2(&actions, out[1], 1)) == 0 &&
         (err = posix_spawn_file_actions_adddup2(&actions, errp[1], 2)) == 0) {
       pid_t pid;
-      err = spawn_child(&pid, file, &actions, cwd, argv, envp);
+      err = spawn_child(&pid, a.file, &actions, a.cwd, a.argv, a.envp);
       if (err == 0) {
         close(out[1]);
         close(errp[1]);
@@ -458,7 +474,7 @@ static napi_value SpawnPipes(napi_env env, napi_callback_info info) {
       }
     }
   }
-  throw_spawn_error(env, err, file, cwd);
+  throw_spawn_error(env, err, a.file, a.cwd);
 
 done:
   if (actions_made) posix_spawn_file_actions_destroy(&actions);
@@ -466,10 +482,7 @@ done:
     if (out[i] >= 0) close(out[i]);
     if (errp[i] >= 0) close(errp[i]);
   }
-  free(file);
-  free(cwd);
-  free_vector(argv);
-  free_vector(envp);
+  free_spawn_args(&a);
   return result;
 }
 
