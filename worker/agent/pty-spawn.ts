@@ -77,6 +77,8 @@ export type PtySpawnMode = "posix_spawn" | "fork";
 let mode: PtySpawnMode = "fork";
 /** The helper, once usePosixSpawn() put it in force. */
 let helper: PtySpawnAddon | null = null;
+/** The helper in force closes every descriptor above 2 in its children (read once from it). */
+let helperClosesDescriptors = false;
 
 /** How this process spawns its PTYs now. */
 export function ptySpawnMode(): PtySpawnMode {
@@ -106,6 +108,7 @@ export function usePosixSpawn(addonPath: string): { mode: PtySpawnMode; reason?:
       : fork(file, args, env, cwd, cols, rows, uid, gid, utf8, helperPath, onexit);
   mode = "posix_spawn";
   helper = addon;
+  helperClosesDescriptors = addon.closesDescriptors?.() === true;
   return { mode };
 }
 
@@ -115,7 +118,7 @@ export function usePosixSpawn(addonPath: string): { mode: PtySpawnMode; reason?:
  * the rest in the child. Then a spawn needs no descriptor check first (launch.ts guardLaunch).
  */
 export function spawnsWithoutLeaks(): boolean {
-  return helper?.closesDescriptors?.() === true;
+  return helperClosesDescriptors;
 }
 
 /**
