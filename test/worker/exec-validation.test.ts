@@ -14,7 +14,6 @@ import {
   pyIsoUtc,
   timeoutMessage,
 } from "../../shared/open-terminal.ts";
-import { decodeInputEscapes } from "../../worker/agent/exec/input-escapes.ts";
 import { LineSplitter } from "../../worker/agent/exec/line-splitter.ts";
 import { ProcessOutputLog, TailText } from "../../worker/agent/exec/process-output-log.ts";
 
@@ -167,13 +166,6 @@ describe("the relay's HTTP mapping and message checks", () => {
 });
 
 describe("small pieces", () => {
-  it("decodes literal escapes in input as Python's unicode_escape round trip does", () => {
-    expect(decodeInputEscapes("a\\nb\\t\\x03\\u00e9\\101")).toBe("a\nb\t\x03\u00e9A");
-    expect(decodeInputEscapes("real\nnewline \u20ac")).toBe("real\nnewline \u20ac");
-    expect(decodeInputEscapes("keep \\q and \\x4 and trailing \\")).toBe("keep \\q and \\x4 and trailing \\");
-    expect(decodeInputEscapes("\\\\n")).toBe("\\n");
-  });
-
   it("keeps the newest output within its caps with absolute offsets", () => {
     const log = new ProcessOutputLog(10, 3);
     for (const s of ["aaaa", "bbbb", "cc", "dd"]) log.append("stdout", s);
@@ -217,14 +209,6 @@ describe("small pieces", () => {
     expect(parseTerminalWsText("ls\n")).toBeNull();
     expect(pyIsoUtc(new Date(Date.UTC(2026, 2, 2, 12, 34, 56, 789)))).toBe("2026-03-02T12:34:56.789000Z");
     expect(pyIsoUtc(new Date(Date.UTC(2026, 2, 2, 12, 34, 56)))).toBe("2026-03-02T12:34:56Z");
-  });
-});
-
-describe("input escapes at size", () => {
-  it("give 1 MiB without a backslash back as it is, and decode 1 MiB of escapes exactly", () => {
-    const plain = "é中😀a".repeat(1 << 16);
-    expect(decodeInputEscapes(plain)).toBe(plain);
-    expect(decodeInputEscapes("ab\\n\\x03".repeat(1 << 16))).toBe("ab\n\x03".repeat(1 << 16));
   });
 });
 

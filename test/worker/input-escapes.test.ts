@@ -49,9 +49,15 @@ describe("input escapes", () => {
     expect(decodeInputEscapes("\\U00110000 \\u12 \\x")).toBe("\\U00110000 \\u12 \\x");
     expect(decodeInputEscapes("\\😀 \\\\😀 \\€")).toBe("\\U0001f600 \\😀 \\u20ac");
     expect(decodeInputEscapes("a\\nb\\t\\x03\\u00e9\\101\\\nc")).toBe("a\nb\t\x03\u00e9Ac");
+    expect(decodeInputEscapes("a\\nb\\t\\x03\\u00e9\\101")).toBe("a\nb\t\x03\u00e9A");
+    expect(decodeInputEscapes("real\nnewline \u20ac")).toBe("real\nnewline \u20ac");
+    expect(decodeInputEscapes("\\\\n")).toBe("\\n");
   });
 
-  it("decodes a MiB of dense escapes and characters above U+00FF", () => {
+  it("gives a MiB without a backslash back as it is, and decodes a MiB of dense escapes and characters above U+00FF", () => {
+    const plain = "é中😀a".repeat(1 << 16);
+    expect(decodeInputEscapes(plain)).toBe(plain);
+    expect(decodeInputEscapes("ab\\n\\x03".repeat(1 << 16))).toBe("ab\n\x03".repeat(1 << 16));
     expect(decodeInputEscapes("é😀\\n\\x1b".repeat(1 << 17))).toBe("é😀\n\x1b".repeat(1 << 17));
   });
 });
