@@ -39,10 +39,15 @@ function spawn(script: string): pty.IPty {
 
 describe("a PTY's input queue", () => {
   it("reads node-pty's write queue: what a program that does not read leaves pending (an upgrade that changes it fails here)", async () => {
-    const proc = spawn("exec sleep 60");
+    const proc = spawn("echo ready; exec sleep 60");
     const queue = ptyInputQueue(proc);
     expect(queue).not.toBeNull();
     expect(queue!.pending()).toBe(0);
+    // Written once the PTY is raw: before `stty` ran, the canonical line discipline took (and
+    // dropped) far more, as much as the shell's start-up under load let it (200 KB seen in CI).
+    let out = "";
+    proc.onData((data) => (out += data.toString()));
+    await until("raw mode", () => out.includes("ready") || null);
     proc.write(Buffer.alloc(1 << 20, 0x61));
     // The kernel takes a few KiB; the rest stays queued, counted.
     await until("the kernel to take what it can", () => queue!.pending() < 1 << 20 || null);
