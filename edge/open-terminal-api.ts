@@ -20,7 +20,7 @@
 import { ApiError } from "../shared/errors.ts";
 import type { AgentFacts } from "../shared/links/control.ts";
 import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES } from "../shared/open-terminal.ts";
+import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, routesFor } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
@@ -229,13 +229,12 @@ export function openTerminalApi(): ApiFamily {
   // --- what no route above took ----------------------------------------------------------------
 
   // Under a server's prefix: the server must exist (else the terminals family's 404), then
-  // FastAPI's 404 (405 for a tunnelled path asked with another method). At the top level, this
+  // FastAPI's 404 (405 for a path of the family asked with another method). At the top level, this
   // family owns /api/*, /files/*, /ports, /proxy/*, /system and /info; other paths are the web
   // app's (index.ts).
   const notFound = (request: RouteRequest) => {
     const path = familyPath(request);
-    const known = OPEN_TERMINAL_ROUTES.some((r) => r.carrier === "tunnel" && r.path === path);
-    return noRoute(known ? 405 : 404);
+    return noRoute(routesFor(path).length > 0 ? 405 : 404);
   };
   api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
   for (const path of ["/api/*", "/files/*", "/ports", "/proxy/*", "/system", "/info", "/docs"]) api.route("ALL", path, "write", notFound, { mounts: ["root"] });

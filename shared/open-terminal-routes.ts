@@ -78,6 +78,20 @@ export const OPEN_TERMINAL_ROUTES: readonly OtRoute[] = [
   { method: "GET", path: "/api/terminals/{session_id}", auth: false, carrier: "edge", websocket: true },
 ];
 
+/** Each route's path as a pattern: `{path}` spans slashes (the last segment of serve and proxy), other parameters one segment. */
+const ROUTE_PATTERNS: readonly { route: OtRoute; pattern: RegExp }[] = OPEN_TERMINAL_ROUTES.map((route) => ({
+  route,
+  pattern: new RegExp(`^${route.path.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{path\}/g, ".*").replace(/\{[a-z_]+\}/g, "[^/]+")}$`),
+}));
+
+/**
+ * The routes serving `path` (the family's, without a mount prefix), for any method: empty for a
+ * path the family does not serve (FastAPI's 404), else the caller knows a 405 from a 404.
+ */
+export function routesFor(path: string): OtRoute[] {
+  return ROUTE_PATTERNS.filter((p) => p.pattern.test(path)).map((p) => p.route);
+}
+
 /** True when `path` (the family's, without a mount prefix) is carried by the agent's HTTP tunnel. */
 export function isTunnelPath(path: string): boolean {
   return /^\/(files\/|ports$|proxy\/|system$|info$)/.test(path);

@@ -162,6 +162,11 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
     it("answers unknown paths 404 {detail: Not Found} and a known path's other method 405", async () => {
       expect(await call("GET", "/files/nope")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
       expect(await call("PUT", "/files/list")).toMatchObject({ status: 405, body: { detail: "Method Not Allowed" } });
+      // Every path of the family counts as known, parameters included.
+      for (const [method, path] of [["PUT", "/api/terminals"], ["PATCH", "/api/terminals/abc123"], ["PUT", "/files/serve/a/b.txt"], ["DELETE", "/ports"]]) {
+        expect(await call(method!, path!)).toMatchObject({ status: 405, body: { detail: "Method Not Allowed" } });
+      }
+      expect(await call("GET", "/files/serve")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
       if (base === "") {
         // Past the API and the web app's files: the same JSON 404 (not an empty one).
         const res = await fetch(`${stack.url}/no/such/page`);
@@ -454,6 +459,10 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect((await call("DELETE", `/execute/${started.body.id}`)).body).toEqual({ status: "killed" });
       expect(await call("GET", `/execute/${started.body.id}/status`)).toMatchObject({ status: 404, body: { detail: "Process not found" } });
       expect(await call("DELETE", `/execute/${started.body.id}`)).toMatchObject({ status: 404, body: { detail: "Process not found" } });
+      // An id longer than any process's is simply not found (not a malformed call).
+      const long = "a".repeat(300);
+      expect(await call("GET", `/execute/${long}/status`)).toMatchObject({ status: 404, body: { detail: "Process not found" } });
+      expect(await call("DELETE", `/execute/${long}`)).toMatchObject({ status: 404, body: { detail: "Process not found" } });
     });
 
     it("422 for a bad wait or tail; ?wait=null means no wait", async () => {
