@@ -82,7 +82,8 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
   api.route("POST", "/api/terminals", "write", async (request, env) => {
     const { serverId } = request.scope;
     const stub = host(env, serverId);
-    const wanted = request.headers.get("X-Session-Id");
+    // An empty header names no session, as in the reference (a falsy chat id).
+    const wanted = request.headers.get("X-Session-Id") || null;
     if (wanted !== null && !isSessionName(wanted)) {
       return terminalError(400, "INVALID_SESSION_ID", "X-Session-Id must be 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -");
     }

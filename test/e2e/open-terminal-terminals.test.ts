@@ -59,6 +59,17 @@ describe("/api/terminals", () => {
     expect(await sessionIds()).toContain(77);
   });
 
+  it("takes an empty X-Session-Id for none (a fresh id, as the reference) and refuses a malformed one", async () => {
+    const res = await stack.api("/api/terminals", { method: "POST", headers: { "X-Session-Id": "" } });
+    expect(res.status).toBe(200);
+    const made = (await res.json()) as TerminalInfo;
+    expect(made.id).not.toBe("");
+    expect((await stack.api(`/api/terminals/${made.id}`, { method: "DELETE" })).status).toBe(200);
+    const bad = await stack.api("/api/terminals", { method: "POST", headers: { "X-Session-Id": "a/b" } });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: expect.stringContaining("X-Session-Id") });
+  });
+
   it("starts a session made with X-Session-Id in that session's working directory (POST /files/cwd)", async () => {
     const dir = join(stack.home, "ot-cwd-session");
     mkdirSync(dir, { recursive: true });
