@@ -46,6 +46,9 @@ function familyPath(request: RouteRequest): string {
   return request.params["server"] === undefined ? pathname : pathname.replace(PREFIX_RE, "");
 }
 
+/** Methods no tunnelled route carries (forbidden methods of the fetch standard). */
+const UNCARRIED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
+
 /** FastAPI's answer for a path it does not serve, or serves for other methods. */
 function noRoute(status: 404 | 405): Response {
   return Response.json({ detail: status === 404 ? "Not Found" : "Method Not Allowed" }, { status });
@@ -169,6 +172,9 @@ export function openTerminalApi(): ApiFamily {
     const path = familyPath(request);
     const toRoot = proxyRootRedirect(request, path); // `/proxy/{port}`: the reference's 307 to `…/`
     if (toRoot) return toRoot;
+    // The fetch standard forbids these methods, and the tunnel's requests are fetch requests at
+    // both ends: refused here, clearly, rather than failing on the way.
+    if (UNCARRIED_METHODS.has(request.method)) return noRoute(405);
     const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
     // An Open Terminal route gets what a URL server would (url-servers.ts); a proxied app the
     // browser's headers, never its credentials (http-tunnel.ts).

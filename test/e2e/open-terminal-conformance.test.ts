@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { AddressInfo } from "node:net";
+import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import yazl from "yazl";
@@ -396,6 +397,18 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect(await call("GET", `/proxy/${port}/`)).toMatchObject({ status: 502, body: { detail: `Connection refused: localhost:${port}` } });
       expect(await call("GET", "/proxy/0/")).toMatchObject({ status: 422, body: { detail: "Port must be between 1 and 65535" } });
       expect((await call("GET", "/proxy/abc/")).status).toBe(422);
+      // fetch cannot carry TRACE (nor CONNECT, TRACK) at either end of the tunnel: a clear 405.
+      const traced = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${stack.url}${base}/proxy/${port}/`, { method: "TRACE", headers: { Authorization: `Bearer ${stack.apiKey}` } }, (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(traced.status).toBe(405);
+      expect(JSON.parse(traced.body)).toMatchObject({ detail: "Method Not Allowed" });
     });
   });
 
