@@ -146,13 +146,13 @@ export function parseExecHttp(method: string, path: string, params: URLSearchPar
   } catch {
     id = parts[1]!;
   }
-  const known = (parts.length === 2 && method === "DELETE") || (parts.length === 3 && ((parts[2] === "status" && method === "GET") || (parts[2] === "input" && method === "POST")));
+  const route = `${method} ${parts.length === 2 ? "" : parts[2]}`;
+  if (route !== "DELETE " && route !== "GET status" && route !== "POST input") return null;
   // No process has an id this long (they are `YYYYMMDD-HHMMSS-xxxxxx`): the reference's 404, not a call.
-  if (known && id.length > SHORT_TEXT_MAX_CHARS) return { ok: false, reply: otError(404, OtCode.PROCESS_NOT_FOUND, "Process not found") };
-  if (parts.length === 2 && method === "DELETE") return map(parseKillQuery(params), ({ force }) => ({ op: "kill", id, force }));
-  if (parts.length === 3 && parts[2] === "status" && method === "GET") return map(parseStatusQuery(params), (query) => ({ op: "status", id, query }));
-  if (parts.length === 3 && parts[2] === "input" && method === "POST") return map(parseInputRequest(bodyText), ({ input }) => ({ op: "input", id, input }));
-  return null;
+  if (id.length > SHORT_TEXT_MAX_CHARS) return { ok: false, reply: otError(404, OtCode.PROCESS_NOT_FOUND, "Process not found") };
+  if (route === "DELETE ") return map(parseKillQuery(params), ({ force }) => ({ op: "kill", id, force }));
+  if (route === "GET status") return map(parseStatusQuery(params), (query) => ({ op: "status", id, query }));
+  return map(parseInputRequest(bodyText), ({ input }) => ({ op: "input", id, input }));
 }
 
 /** True when the op answers with a stream (exec.head, exec.data…, exec.end) instead of exec.res. */

@@ -135,6 +135,12 @@ describe("the relay's HTTP mapping and message checks", () => {
     expect(parseExecHttp("DELETE", "/execute/x", q("force=1"), null)).toEqual({ ok: true, value: { op: "kill", id: "x", force: true } });
     expect(parseExecHttp("PUT", "/execute", q(), null)).toBeNull();
     expect(parseExecHttp("GET", "/files/list", q(), null)).toBeNull();
+    expect(parseExecHttp("PUT", "/execute/x/status", q(), null)).toBeNull();
+    // An id no process can have is not found, whatever the rest of the call says.
+    const long = `/execute/${"a".repeat(300)}`;
+    for (const [method, path] of [["GET", `${long}/status`], ["DELETE", long], ["POST", `${long}/input`]] as const) {
+      expect(parseExecHttp(method, path, q("wait=bad"), "{")).toEqual({ ok: false, reply: { status: 404, body: { detail: "Process not found", code: "PROCESS_NOT_FOUND" } } });
+    }
   });
 
   it("knows how long the edge should wait for an answer", () => {
