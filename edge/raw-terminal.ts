@@ -27,10 +27,11 @@
  * frames before the hub sees it. So the hub needs no notion of raw clients.
  */
 import { ClientOp, encodeClientFrame, frame, ServerOp } from "../shared/links/client.ts";
+import { INPUT_IN_FLIGHT_MAX_BYTES } from "../shared/links/data.ts";
 import { parseTerminalWsText, TERMINAL_WS_AUTH_TIMEOUT_MS, TERMINAL_WS_PENDING_MAX, TerminalWsClose } from "../shared/open-terminal.ts";
 import type { CloseInfo, Credential } from "./live-sockets.ts";
 import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
-import type { ClientState, Sink, TerminalHub } from "./terminal-hub.ts";
+import { CLIENT_FRAME_MAX_BYTES, type ClientState, type Sink, type TerminalHub } from "./terminal-hub.ts";
 import type { RawOwned, RawProxy } from "./terminal-ws-auth.ts";
 import { firstMessageToken } from "./ws-proxy.ts";
 import { hasRoom } from "./client-slots.ts";
@@ -43,6 +44,16 @@ export const RAW_PENDING_MAX = TERMINAL_WS_PENDING_MAX;
 export const NO_SESSION_TERMINAL_ID = 0;
 /** Messages a raw client may send while its auth is being checked; more close it. */
 export const RAW_PREAUTH_QUEUE_MAX = 64;
+/**
+ * Largest binary message (keystrokes, a paste) a raw client may send, in bytes: what the hub may
+ * have in flight to the agent at once (INPUT_IN_FLIGHT_MAX_BYTES); a larger one closes the socket
+ * with RAW_TOO_BIG_CLOSE, as a WebSocket server past its message size does.
+ */
+export const RAW_MESSAGE_MAX_BYTES = INPUT_IN_FLIGHT_MAX_BYTES;
+/** A raw message is relayed to the hub in INPUT frames of at most this much input, in bytes. */
+const RAW_INPUT_PIECE_BYTES = CLIENT_FRAME_MAX_BYTES - 1;
+/** Close for a message over RAW_MESSAGE_MAX_BYTES (RFC 6455's "message too big"). */
+export const RAW_TOO_BIG_CLOSE = { code: 1009, reason: "Message too big" } as const;
 /** Close code when the token is valid but holds no grant on this terminal (as the terminals proxy's 4003). */
 const ACCESS_DENIED = refusalClose(ProxyRefusals.ACCESS_DENIED);
 /** Close code when a session already has as many clients as it may (the reference's "already connected"). */
@@ -267,11 +278,19 @@ export class RawClients {
     closeSocket(ws, close);
   }
 
-  /** An authenticated client's message, framed once as the hub's INPUT or RESIZE. */
+  /**
+   * An authenticated client's message, framed once as the hub's INPUT or RESIZE. A binary message
+   * larger than one INPUT frame (a big paste) goes as several, in order; past RAW_MESSAGE_MAX_BYTES
+   * the socket is closed 1009, since this protocol has no other word for a refusal.
+   */
   private forward(ws: WebSocket, message: ArrayBuffer | string): void {
     const sink = this.host.sinkFor(ws);
     if (typeof message !== "string") {
-      this.host.hub.onClientFrame(sink, "input", frame(ClientOp.INPUT, new Uint8Array(message)));
+      if (message.byteLength > RAW_MESSAGE_MAX_BYTES) return closeSocket(ws, RAW_TOO_BIG_CLOSE);
+      const bytes = new Uint8Array(message);
+      for (let at = 0; at < bytes.byteLength || at === 0; at += RAW_INPUT_PIECE_BYTES) {
+        this.host.hub.onClientFrame(sink, "input", frame(ClientOp.INPUT, bytes.subarray(at, at + RAW_INPUT_PIECE_BYTES)));
+      }
       return;
     }
     const parsed = parseTerminalWsText(message);

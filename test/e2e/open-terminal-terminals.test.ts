@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { OPEN_TERMINAL_MAX_SESSIONS, TERMINAL_WS_PENDING_MAX as RAW_PENDING_MAX } from "../../shared/open-terminal.ts";
 import { useStack } from "../support/stack.ts";
+import { INPUT_IN_FLIGHT_MAX_BYTES } from "../../shared/links/data.ts";
 import { RawClient } from "../support/raw-client.ts";
 import { TermClient } from "../support/term-client.ts";
 import { until } from "../support/waiters.ts";
@@ -141,6 +142,20 @@ describe("the WebSocket /api/terminals/{id}", () => {
     client.type("echo raw-$((6*7))\r");
     await client.waitForText("raw-42");
     expect(client.texts).toEqual([]);
+  });
+
+  it("delivers a paste larger than one input frame whole, and closes 1009 past the message limit", async () => {
+    const t = await createTerminal();
+    const client = await raw(t.id);
+    // Raw mode first: the line discipline would keep only 4 KiB of a line without a newline.
+    client.type("stty raw -echo; echo ready-$((1+1)); head -c 1500000 | wc -c; echo paste-$((40+2))\r");
+    await client.waitForText("ready-2");
+    client.type(Buffer.alloc(1_500_000, 0x61));
+    await client.waitForText(/1500000\s+paste-42/);
+    const big = await raw(t.id);
+    // The raw socket's message limit is the input window (edge/raw-terminal.ts RAW_MESSAGE_MAX_BYTES).
+    big.type(Buffer.alloc(INPUT_IN_FLIGHT_MAX_BYTES + 1, 0x61));
+    expect(await big.waitForClose()).toEqual({ code: 1009, reason: "Message too big" });
   });
 
   it("is one session with the terminal session API: each sees the other's typing", async () => {
