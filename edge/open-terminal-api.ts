@@ -20,7 +20,8 @@
 import { ApiError } from "../shared/errors.ts";
 import type { AgentFacts } from "../shared/links/control.ts";
 import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
-import { apiConfig, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, routesFor } from "../shared/open-terminal.ts";
+import { TUNNEL_PATH_MAX_CHARS, TUNNEL_QUERY_MAX_CHARS } from "../shared/links/tunnel.ts";
+import { apiConfig, BODY_NOT_UTF8, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, routesFor } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
@@ -54,13 +55,20 @@ function noRoute(status: 404 | 405): Response {
   return Response.json({ detail: status === 404 ? "Not Found" : "Method Not Allowed" }, { status });
 }
 
-/** The request body as text, at most `maxBytes`. */
+/** The request body as text, at most `maxBytes`; 413 past it, 400 when it is not UTF-8. */
 async function readBodyText(request: Request, maxBytes: number): Promise<string | null> {
   if (!request.body) return null;
   const tooLarge = () => new ApiError(413, "BODY_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
   if (Number(request.headers.get("Content-Length") ?? "0") > maxBytes) throw tooLarge();
   const reader = request.body.getReader();
-  const decoder = new TextDecoder();
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+  const decode = (bytes?: Uint8Array): string => {
+    try {
+      return bytes ? decoder.decode(bytes, { stream: true }) : decoder.decode();
+    } catch {
+      throw new ApiError(400, "BAD_REQUEST", BODY_NOT_UTF8);
+    }
+  };
   let size = 0;
   let text = "";
   for (;;) {
@@ -71,12 +79,11 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string 
       await reader.cancel().catch(() => {});
       throw tooLarge();
     }
-    text += decoder.decode(value, { stream: true });
+    text += decode(value);
   }
-  return text + decoder.decode();
+  return text + decode();
 }
 
-/**
 /**
  * Whose processes, session working directories and `/api/terminals` sessions a call reaches: for
  * a user's credential, that user alone (terminal-ws-auth.ts userOwnerScope: whatever `X-User-Id`
@@ -175,7 +182,12 @@ export function openTerminalApi(): ApiFamily {
     // The fetch standard forbids these methods, and the tunnel's requests are fetch requests at
     // both ends: refused here, clearly, rather than failing on the way.
     if (UNCARRIED_METHODS.has(request.method)) return noRoute(405);
-    const call = { scope: await callerScope(request), session: callerSession(request), path, query: url.search.slice(1) };
+    const query = url.search.slice(1);
+    if (path.length > TUNNEL_PATH_MAX_CHARS || query.length > TUNNEL_QUERY_MAX_CHARS) {
+      const detail = `URI Too Long: at most ${TUNNEL_PATH_MAX_CHARS} characters of path and ${TUNNEL_QUERY_MAX_CHARS} of query`;
+      return Response.json({ detail, code: "URI_TOO_LONG" }, { status: 414 });
+    }
+    const call = { scope: await callerScope(request), session: callerSession(request), path, query };
     // An Open Terminal route gets what a URL server would (url-servers.ts); a proxied app the
     // browser's headers, never its credentials (http-tunnel.ts).
     const forwarded = path.startsWith("/proxy/") ? undefined : forwardedHeaders(request, request.principal!.identity);

@@ -48,7 +48,7 @@ function bad(message: string, code = "INVALID_PARAMETERS"): ApiError {
 function text(value: unknown, name: string, max: number): string | undefined {
   if (!given(value)) return undefined;
   if (typeof value !== "string" || value.length > max || value.includes("\0")) {
-    throw bad(`${name} must be a string of at most ${max} characters`);
+    throw bad(`${name} must be a string of at most ${max} characters, without NUL`);
   }
   return value;
 }

@@ -45,12 +45,30 @@ export const OtCode = {
   TOO_LARGE: "BODY_TOO_LARGE",
 } as const;
 
+/** FastAPI's 400 `detail` for a body it cannot decode (a JSON body is UTF-8: RFC 8259). */
+export const BODY_NOT_UTF8 = "There was an error parsing the body";
+
 /** An error in this family's shape: `{"detail": "…", "code": "…"}`. */
 export function otError(status: number, code: string, detail: string): HttpReply {
   return { status, body: { detail, code } };
 }
 
-/** A 422 with FastAPI's list-shaped `detail`. */
+/**
+ * Levels of a refused value echoed in a 422's `input`; deeper arrays and objects are cut to "…".
+ * A body nested thousands deep is valid JSON, and serializing it whole in its own error would
+ * overflow the stack (a 500) instead of answering the 422.
+ */
+export const ECHO_DEPTH_MAX = 32;
+
+/** `value` as a 422 may echo it: containers deeper than ECHO_DEPTH_MAX levels cut to "…". */
+function echoable(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= ECHO_DEPTH_MAX) return "…";
+  if (Array.isArray(value)) return value.map((v) => echoable(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, echoable(v, depth + 1)]));
+}
+
+/** A 422 with FastAPI's list-shaped `detail`, each refused `input` echoed to at most ECHO_DEPTH_MAX levels. */
 export function validationError(issues: ValidationIssue[]): HttpReply {
-  return { status: 422, body: { detail: issues, code: OtCode.VALIDATION } };
+  return { status: 422, body: { detail: issues.map((i) => ({ ...i, input: echoable(i.input) })), code: OtCode.VALIDATION } };
 }

@@ -75,7 +75,7 @@ function parseSizeField(value: unknown, name: string, fallback: number): number 
 function optionalString(value: unknown, name: string, max: number): string | undefined {
   if (value === undefined || value === null || value === "") return undefined;
   if (typeof value !== "string" || value.length > max || value.includes("\0")) {
-    throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be a string of at most ${max} characters`);
+    throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be a string of at most ${max} characters, without NUL`);
   }
   return value;
 }

@@ -261,6 +261,9 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect((await call("GET", `/files/glob?pattern=*&path=${rel}&type=directory`)).body.matches.map((m: Json) => m.path)).toEqual(expect.arrayContaining(["sub"]));
       expect((await call("GET", `/files/glob?pattern=*.txt&path=${rel}&exclude=a.*`)).body.matches.map((m: Json) => m.path)).not.toContain("a.txt");
       expect(await call("GET", `/files/glob?pattern=*&path=${rel}/none`)).toMatchObject({ status: 404, body: { detail: "Search directory not found" } });
+      // An empty pattern (or exclude) matches nothing, as fnmatch: no error.
+      expect(await call("GET", `/files/glob?pattern=&path=${rel}`)).toMatchObject({ status: 200, body: { matches: [], truncated: false } });
+      expect((await call("GET", `/files/glob?pattern=*.txt&path=${rel}&exclude=`)).body.matches.map((m: Json) => m.path)).toContain("a.txt");
       // `type` is a pattern in the reference's schema: pydantic's pattern error, word for word.
       expect((await call("GET", `/files/glob?pattern=*&type=link`)).body.detail).toEqual([
         { type: "string_pattern_mismatch", loc: ["query", "type"], msg: "String should match pattern '^(file|directory|any)$'", input: "link", ctx: { pattern: "^(file|directory|any)$" } },
@@ -396,6 +399,7 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       await call("DELETE", `/execute/${id}?force=true`);
       expect(await call("GET", `/proxy/${port}/`)).toMatchObject({ status: 502, body: { detail: `Connection refused: localhost:${port}` } });
       expect(await call("GET", "/proxy/0/")).toMatchObject({ status: 422, body: { detail: "Port must be between 1 and 65535" } });
+      expect(await call("GET", "/proxy/-1/")).toMatchObject({ status: 422, body: { detail: "Port must be between 1 and 65535" } });
       expect((await call("GET", "/proxy/abc/")).status).toBe(422);
       // fetch cannot carry TRACE (nor CONNECT, TRACK) at either end of the tunnel: a clear 405.
       const traced = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -482,6 +486,23 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
       expect((await call("POST", "/execute?wait=301", { command: "true" })).body.detail[0]).toMatchObject({ type: "less_than_equal", loc: ["query", "wait"] });
       expect((await call("POST", "/execute?tail=0", { command: "true" })).status).toBe(422);
       expect((await call("POST", "/execute?wait=null", { command: "sleep 1" })).body.status).toBe("running");
+    });
+
+    it("422 for a value nested thousands deep, echoing only its first levels; 414 for a URL past the tunnel's limits", async () => {
+      const deep = `{"command":${"[".repeat(20_000)}${"]".repeat(20_000)}}`;
+      const refused = await call("POST", "/execute", deep);
+      expect(refused).toMatchObject({ status: 422, body: { detail: [{ type: "string_type", loc: ["body", "command"] }] } });
+      expect(JSON.stringify(refused.body).length).toBeLessThan(1000);
+      expect((await call("POST", "/files/write", `{"path":"x","content":${"[".repeat(20_000)}${"]".repeat(20_000)}}`)).status).toBe(422);
+      // A body that is not UTF-8 is FastAPI's 400, not patched with U+FFFD.
+      const notUtf8 = Buffer.concat([Buffer.from('{"command":"echo '), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+      for (const path of ["/execute", "/files/write"]) {
+        const res = await stack.api(base + path, { method: "POST", headers: { "Content-Type": "application/json" }, body: notUtf8 });
+        expect({ path, status: res.status, body: await res.json() }).toMatchObject({ path, status: 400, body: { detail: "There was an error parsing the body" } });
+      }
+      expect(await call("GET", `/files/list?directory=.&junk=${"a".repeat(17_000)}`)).toMatchObject({ status: 414, body: { code: "URI_TOO_LONG" } });
+      // Under a server's mount the terminals proxy's own path rule answers first (400 INVALID_PATH).
+      if (base === "") expect(await call("GET", `/proxy/1/${"a".repeat(9_000)}`)).toMatchObject({ status: 414, body: { code: "URI_TOO_LONG" } });
     });
   });
 

@@ -22,6 +22,7 @@ import {
   parseWriteBody,
 } from "../../../shared/open-terminal.ts";
 import type { Parsed } from "../../../shared/open-terminal.ts";
+import { BODY_NOT_UTF8 } from "../../../shared/open-terminal.ts";
 import { CwdStore } from "./cwd-store.ts";
 import { deletePath, displayFile, listFiles, makeDir, movePath, readFileRoute, replaceInFile, viewFile, writeFileRoute } from "./file-routes.ts";
 import { FileApiError, fail, resolvePath } from "./paths.ts";
@@ -98,8 +99,15 @@ async function bodyText(request: Request): Promise<string | null> {
     }
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  try {
+    return strictUtf8.decode(Buffer.concat(chunks));
+  } catch {
+    return fail(400, BODY_NOT_UTF8);
+  }
 }
+
+/** A JSON body is UTF-8 (RFC 8259): anything else is refused, not patched with U+FFFD. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The tunnel handler for the agent's part of the Open Terminal API. */
 export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {

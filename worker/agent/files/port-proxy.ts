@@ -24,7 +24,8 @@ function reply(status: number, code: string, detail: string): Response {
 
 /** Forwards one request; `rest` is the path after the port (without its leading `/`). */
 export async function proxyPort(request: Request, portText: string, rest: string, query: string, signal: AbortSignal): Promise<Response> {
-  if (!/^\d+$/.test(portText)) {
+  // An integer, as FastAPI's `port: int` parses it (a sign too); out of range is the next check.
+  if (!/^[-+]?\d+$/.test(portText)) {
     return Response.json({ detail: [{ type: "int_parsing", loc: ["path", "port"], msg: "Input should be a valid integer, unable to parse string as an integer", input: portText }], code: OtCode.VALIDATION }, { status: 422 });
   }
   const port = Number(portText);

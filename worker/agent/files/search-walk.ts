@@ -37,8 +37,11 @@ export async function* walk(root: string, budget = { left: SEARCH_MAX_ENTRIES })
   }
 }
 
-/** A test of a name or relative path against any of `patterns` (bash-style globs, dotfiles matched). */
+/**
+ * A test of a name or relative path against any of `patterns` (bash-style globs, dotfiles
+ * matched). An empty pattern matches nothing, as Python's fnmatch (picomatch refuses it).
+ */
 export function matcher(patterns: string[]): (s: string) => boolean {
-  const m = patterns.map((p) => picomatch(p, { dot: true, bash: true }));
+  const m = patterns.filter((p) => p !== "").map((p) => picomatch(p, { dot: true, bash: true }));
   return (s) => m.some((f) => f(s));
 }
