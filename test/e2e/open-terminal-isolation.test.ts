@@ -49,6 +49,10 @@ describe("two Open WebUI users on one key", () => {
     clients.push(bob);
     await bob.waitFor(() => bob.closed !== null, "bob's socket closed");
     expect(bob.closed).toEqual({ code: 4004, reason: "Session not found" });
+    // A client that can set headers may name its user with X-User-Id, as on HTTP.
+    const bobByHeader = await RawClient.connect(`${stack.url}/api/terminals/chat-alice`, stack.apiKey, { "X-User-Id": "bob" });
+    clients.push(bobByHeader);
+    expect(await bobByHeader.waitForClose()).toEqual({ code: 4004, reason: "Session not found" });
     const alice = await RawClient.connect(`${stack.url}/api/terminals/chat-alice?user_id=alice`, stack.apiKey);
     clients.push(alice);
     alice.type("echo alice-$((20+22))\r");

@@ -31,9 +31,9 @@ export class RawClient {
     });
   }
 
-  /** Opens the socket (no credentials); resolves once it is open. */
-  static open(url: string): Promise<RawClient> {
-    const ws = new WebSocket(url.replace(/^http/, "ws"), { perMessageDeflate: false });
+  /** Opens the socket (no credentials; `headers` beside them); resolves once it is open. */
+  static open(url: string, headers: Record<string, string> = {}): Promise<RawClient> {
+    const ws = new WebSocket(url.replace(/^http/, "ws"), { perMessageDeflate: false, headers });
     const client = new RawClient(ws);
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(client));
@@ -43,8 +43,8 @@ export class RawClient {
   }
 
   /** Opens and authenticates with `token`. */
-  static async connect(url: string, token: string): Promise<RawClient> {
-    const client = await RawClient.open(url);
+  static async connect(url: string, token: string, headers: Record<string, string> = {}): Promise<RawClient> {
+    const client = await RawClient.open(url, headers);
     client.auth(token);
     return client;
   }
