@@ -9,6 +9,7 @@
 import { stat } from "node:fs/promises";
 import { arch, hostname, release, type as osType, userInfo } from "node:os";
 import {
+  BODY_NOT_UTF8,
   OtCode,
   otError,
   parseArchiveBody,
@@ -22,7 +23,6 @@ import {
   parseWriteBody,
 } from "../../../shared/open-terminal.ts";
 import type { Parsed } from "../../../shared/open-terminal.ts";
-import { BODY_NOT_UTF8 } from "../../../shared/open-terminal.ts";
 import { CwdStore } from "./cwd-store.ts";
 import { deletePath, displayFile, listFiles, makeDir, movePath, readFileRoute, replaceInFile, viewFile, writeFileRoute } from "./file-routes.ts";
 import { FileApiError, fail, resolvePath } from "./paths.ts";
