@@ -31,6 +31,10 @@ export async function putGrant(
   if (!(await db.prepare(`SELECT 1 AS x FROM ${table} WHERE id = ?`).bind(principal).first())) {
     throw new ApiError(404, input.principal_type === "user" ? "USER_NOT_FOUND" : "GROUP_NOT_FOUND", `No ${input.principal_type} '${principal}'`);
   }
+  // Only a registered server: a grant waiting for an id would hand a host registered later to its grantee.
+  if (!(await db.prepare("SELECT 1 AS x FROM servers WHERE id = ?").bind(serverId).first())) {
+    throw new ApiError(404, "SERVER_NOT_FOUND", `No server '${serverId}'`);
+  }
   if ((await countRows(db, "SELECT COUNT(*) AS n FROM grants")) >= MAX_GRANTS) throw new ApiError(429, "TOO_MANY_GRANTS", `at most ${MAX_GRANTS} grants`);
   await db
     .prepare(

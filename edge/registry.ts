@@ -47,9 +47,17 @@ export async function putServer(
   return (await getServer(db, server.id))!;
 }
 
+/**
+ * Deletes a server with its grants and share links (one batch, so all or none): a host registered
+ * later under the same id must not inherit who could reach the old one. False when there was none.
+ */
 export async function deleteServer(db: D1Database, id: string): Promise<boolean> {
-  const result = await db.prepare("DELETE FROM servers WHERE id = ?").bind(id).run();
-  return (result.meta.changes ?? 0) > 0;
+  const [server] = await db.batch([
+    db.prepare("DELETE FROM servers WHERE id = ?").bind(id),
+    db.prepare("DELETE FROM grants WHERE server_id = ?").bind(id),
+    db.prepare("DELETE FROM share_links WHERE server_id = ?").bind(id),
+  ]);
+  return (server!.meta.changes ?? 0) > 0;
 }
 
 /** True when `token` is the agent token of server `id`. */

@@ -18,6 +18,7 @@ import {
   userByEmail,
 } from "../../edge/identities.ts";
 import { accessFor, deleteGrant, grantedServerIds, putGrant } from "../../edge/identity-grants.ts";
+import { deleteServer, putServer } from "../../edge/registry.ts";
 import { ApiError } from "../../shared/errors.ts";
 
 const db = (env as unknown as { DB: D1Database }).DB;
@@ -94,6 +95,7 @@ describe("identities registry", () => {
     await createUser(db, { id: bob });
     await createGroup(db, { id: team });
     await addMember(db, team, alice);
+    for (const id of [srv, other]) await putServer(db, { id, name: id, url: "", token: `t-${id}` });
     const a = { userId: alice, role: "user" as const, tokenId: null, readOnly: false };
     const b = { userId: bob, role: "user" as const, tokenId: null, readOnly: false };
     expect(await accessFor(db, a, srv)).toBeNull();
@@ -129,6 +131,22 @@ describe("identities registry", () => {
     expect(await codeOf(putGrant(db, { server_id: "s", principal_type: "role", principal_id: "x" }))).toBe("400 INVALID_PARAMETERS");
     expect(await codeOf(putGrant(db, { server_id: "s", terminal_id: 70000, principal_type: "user", principal_id: "x" }))).toBe("400 INVALID_TERMINAL_ID");
     expect(await codeOf(addMember(db, uid("g"), uid("u")))).toBe("404 USER_NOT_FOUND");
+  });
+
+  it("grants only on registered servers, and forgets a server's grants and share links with it", async () => {
+    const [user, srv] = [uid("u"), uid("s")];
+    await createUser(db, { id: user });
+    // A grant waiting for an id would give a host registered later to its grantee.
+    expect(await codeOf(putGrant(db, { server_id: srv, principal_type: "user", principal_id: user }))).toBe("404 SERVER_NOT_FOUND");
+    await putServer(db, { id: srv, name: srv, url: "", token: "t1" });
+    await putGrant(db, { server_id: srv, principal_type: "user", principal_id: user, access: "write" });
+    await db.prepare("INSERT INTO share_links (id, hash, server_id, terminal_id, created_by, created_at, expires_at) VALUES (?, 'h', ?, 7, 'admin', 0, 9e15)").bind(uid("l"), srv).run();
+    expect(await deleteServer(db, srv)).toBe(true);
+    await putServer(db, { id: srv, name: srv, url: "", token: "t2" });
+    expect(await accessFor(db, { userId: user, role: "user", tokenId: null, readOnly: false }, srv)).toBeNull();
+    expect(await db.prepare("SELECT COUNT(*) AS n FROM share_links WHERE server_id = ?").bind(srv).first("n")).toBe(0);
+    expect(await deleteServer(db, srv)).toBe(true);
+    expect(await deleteServer(db, srv)).toBe(false);
   });
 });
 

@@ -31,6 +31,9 @@ describe("identity admin API", () => {
     expect((await api("/api/v1/admin/users", { method: "POST", json: { id: alice } })).status).toBe(409);
     expect((await api("/api/v1/admin/groups", { method: "POST", json: { id: team, name: "Team" } })).status).toBe(201);
     expect((await api(`/api/v1/admin/groups/${team}/members/${alice}`, { method: "PUT" })).status).toBe(200);
+    const ungranted = await api("/api/v1/admin/grants", { method: "PUT", json: { server_id: "web-9", principal_type: "group", principal_id: team } });
+    expect({ status: ungranted.status, body: await ungranted.json() }).toMatchObject({ status: 404, body: { code: "SERVER_NOT_FOUND" } });
+    expect((await api("/api/v1/admin/servers/web-1", { method: "PUT", json: {} })).status).toBe(200);
     const grant = await api("/api/v1/admin/grants", { method: "PUT", json: { server_id: "web-1", principal_type: "group", principal_id: team, access: "read" } });
     expect(await grant.json()).toMatchObject({ server_id: "web-1", terminal_id: 0, access: "read" });
     const groups = (await (await api("/api/v1/admin/groups")).json()) as { id: string; members: string[] }[];

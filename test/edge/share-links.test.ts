@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { identifyBearer } from "../../edge/caller.ts";
 import { createToken, createUser } from "../../edge/identities.ts";
 import { accessFor, accessTo, grantsOn, putGrant } from "../../edge/identity-grants.ts";
+import { putServer } from "../../edge/registry.ts";
 import {
   createShareLink,
   identityForShare,
@@ -81,6 +82,7 @@ describe("per-terminal grants", () => {
     const user = uid("u");
     const server = uid("srv");
     await createUser(db, { id: user });
+    await putServer(db, { id: server, name: server, url: "", token: "t" });
     await putGrant(db, { server_id: server, principal_type: "user", principal_id: user, access: "read" });
     await putGrant(db, { server_id: server, terminal_id: 7, principal_type: "user", principal_id: user, access: "write" });
     const { token } = await createToken(db, user, {});
@@ -94,6 +96,7 @@ describe("per-terminal grants", () => {
     expect(accessTo(readOnly, 7)).toBe("read");
 
     const other = uid("srv");
+    await putServer(db, { id: other, name: other, url: "", token: "t" });
     await putGrant(db, { server_id: other, terminal_id: 3, principal_type: "user", principal_id: user, access: "read" });
     const one = (await grantsOn(db, who, other))!;
     expect(one.server).toBeNull();
