@@ -143,7 +143,7 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     const upstream = await urlServerUpstream(env, serverId);
     if (!upstream) return Response.json({ error: "Terminal server URL not configured", code: "SERVER_UNREACHABLE" }, { status: 503 });
     await record();
-    return proxyToUrlServer(request, upstream, checked.path, principal.identity);
+    return proxyToUrlServer(request, upstream, checked.path, principal.identity, checked.access);
   }
   await record();
   const clean = `/api/v1/terminals/${serverId}/${checked.path}`;

@@ -123,11 +123,20 @@ export function forwardedHeaders(request: Request, identity: Identity): Headers 
 const DROPPED_RESPONSE_HEADERS = ["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "set-cookie", "clear-site-data", "proxy-authenticate", "upgrade", "trailer"];
 
 /**
- * Proxies one request to a URL server: `path` is the sanitised path, `identity` the caller.
+ * Proxies one request to a URL server: `path` is the sanitised path, `identity` the caller and
+ * `access` what the proxy's checks granted it for this request.
  * Upstream failures answer 502 `{"error": "Terminal proxy error: …"}`.
  */
-export async function proxyToUrlServer(request: Request, upstream: { url: string; key: string }, path: string, identity: Identity): Promise<Response> {
-  const target = `${upstream.url}/${path}${new URL(request.url).search}`;
+export async function proxyToUrlServer(request: Request, upstream: { url: string; key: string }, path: string, identity: Identity, access: "read" | "write"): Promise<Response> {
+  let search = new URL(request.url).search;
+  // A screenshot is saved on the host unless `save=false` (seed 002): a read-only caller's never
+  // is, here as on an agent server (screen-api.ts). Other queries go as they came.
+  if (access !== "write" && /(^|\/)api\/v1\/terminal\/screenshot$/.test(path)) {
+    const params = new URLSearchParams(search);
+    params.set("save", "false");
+    search = `?${params}`;
+  }
+  const target = `${upstream.url}/${path}${search}`;
   const headers = forwardedHeaders(request, identity);
   headers.set("Authorization", `Bearer ${upstream.key}`);
   const hasBody = request.method !== "GET" && request.method !== "HEAD";

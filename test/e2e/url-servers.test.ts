@@ -72,6 +72,19 @@ describe("URL servers", () => {
     expect(JSON.stringify(got.headers)).not.toContain(token);
   });
 
+  it("take a read-only caller's screenshot with save=false, whatever it asked; a writer's query goes as sent", async () => {
+    await stack.api("/api/v1/admin/users", { method: "POST", body: JSON.stringify({ id: "ruth" }), headers: { "Content-Type": "application/json" } });
+    await stack.api("/api/v1/admin/grants", { method: "PUT", body: JSON.stringify({ server_id: "ot", principal_type: "user", principal_id: "ruth", access: "read" }), headers: { "Content-Type": "application/json" } });
+    const res = await stack.api("/api/v1/admin/tokens", { method: "POST", body: JSON.stringify({ user_id: "ruth" }), headers: { "Content-Type": "application/json" } });
+    const reader = ((await res.json()) as { token: string }).token;
+    seen.length = 0;
+    for (const token of [reader, await userToken()]) {
+      const shot = await fetch(`${stack.url}/api/v1/terminals/ot/api/v1/terminal/screenshot?terminal_id=5&save=true`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(shot.status).toBe(200);
+    }
+    expect(seen.map((s) => s.url)).toEqual(["/api/v1/terminal/screenshot?terminal_id=5&save=false", "/api/v1/terminal/screenshot?terminal_id=5&save=true"]);
+  });
+
   it("are listed with their URL, checked like agent servers, and audited", async () => {
     const token = await userToken();
     const list = (await (await fetch(`${stack.url}/api/v1/terminals/`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { id: string; url: string }[];
