@@ -16,7 +16,7 @@ import type { Env } from "./env.ts";
 import { admissionClose, hostHolder, HeldCredentials, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { log } from "./log.ts";
 import { ProxyRefusals, refusalClose } from "./proxy-checks.ts";
-import { forwardedUserId, urlServerUpstream } from "./url-servers.ts";
+import { forwardedUserId, hopsOf, URL_SERVER_HOPS_HEADER, URL_SERVER_HOPS_MAX, urlServerUpstream } from "./url-servers.ts";
 import { authorizeProxySocket, awaitFirstMessage, ProxyWsClose } from "./ws-proxy.ts";
 
 /**
@@ -122,6 +122,11 @@ export class UrlServerSockets {
         return new Response(null, { status: 101, webSocket: client });
       }
     }
+    const hops = hopsOf(request);
+    if (hops >= URL_SERVER_HOPS_MAX) {
+      server.close(ProxyWsClose.PROXY_LOOP.code, ProxyWsClose.PROXY_LOOP.reason);
+      return new Response(null, { status: 101, webSocket: client });
+    }
     const relay: Relay = { client: server, upstream: null, cred: null, waiting: true };
     this.relays.add(relay);
     server.addEventListener("close", () => this.forget(relay, 1000, "client closed"));
@@ -147,7 +152,7 @@ export class UrlServerSockets {
         relay.waiting = false;
         // From now on the client's messages wait for the URL server, in order.
         const toUpstream = forwarder(server, queued, DIAL_BACKLOG_MAX, () => this.end(server, { code: 1009, reason: "Too many messages before the terminal server answered" }));
-        void this.dial(relay, session, pass!.userId, toUpstream);
+        void this.dial(relay, session, pass!.userId, hops, toUpstream);
       },
     );
     return new Response(null, { status: 101, webSocket: client });
@@ -163,14 +168,14 @@ export class UrlServerSockets {
     return this.credentials.close(match, close);
   }
 
-  private async dial(relay: Relay, session: string, userId: string | null, toUpstream: { connect(to: WebSocket): void }): Promise<void> {
+  private async dial(relay: Relay, session: string, userId: string | null, hops: number, toUpstream: { connect(to: WebSocket): void }): Promise<void> {
     const upstream = await urlServerUpstream(this.env, this.serverId());
     if (!this.relays.has(relay)) return;
     if (!upstream) return this.end(relay.client, ProxyWsClose.URL_NOT_CONFIGURED);
     const target = `${upstream.url}/api/terminals/${encodeURIComponent(session)}${userId === null ? "" : `?user_id=${encodeURIComponent(userId)}`}`;
     let ws: WebSocket | null = null;
     try {
-      const response = await fetch(target, { headers: { Upgrade: "websocket" }, signal: AbortSignal.timeout(URL_WS_DIAL_TIMEOUT_MS) });
+      const response = await fetch(target, { headers: { Upgrade: "websocket", [URL_SERVER_HOPS_HEADER]: String(hops + 1) }, signal: AbortSignal.timeout(URL_WS_DIAL_TIMEOUT_MS) });
       ws = response.webSocket;
       if (!ws) {
         await response.body?.cancel();

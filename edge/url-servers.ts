@@ -119,6 +119,27 @@ export function forwardedHeaders(request: Request, identity: Identity): Headers 
   return headers;
 }
 
+/**
+ * Edges a proxied call may have passed through, counted in URL_SERVER_HOPS_HEADER: a URL server
+ * may be another edgetty (or this one, by mistake), and a chain that comes back to itself would
+ * otherwise recurse until the platform stops it. Past it: 508 (HTTP) or close 4508 (WebSocket).
+ */
+export const URL_SERVER_HOPS_MAX = 4;
+/** The header counting the edges a proxied call passed through (set on calls to URL servers). */
+export const URL_SERVER_HOPS_HEADER = "X-Edgetty-Hops";
+
+/** The edges `request` passed through before this one (0 for a client's own request). */
+export function hopsOf(request: Request): number {
+  const n = Number(request.headers.get(URL_SERVER_HOPS_HEADER) ?? "0");
+  return Number.isInteger(n) && n > 0 ? Math.min(n, URL_SERVER_HOPS_MAX + 1) : 0;
+}
+
+/** The answer to a proxied call that has passed through too many edges. */
+export function proxyLoopResponse(): Response {
+  const error = `Terminal proxy loop: the call passed through more than ${URL_SERVER_HOPS_MAX} edges (a URL server pointing back at an edge?)`;
+  return Response.json({ error, code: "PROXY_LOOP" }, { status: 508 });
+}
+
 /** Response headers never passed back: hop-by-hop, and what would let a server set state on the edge's origin. */
 const DROPPED_RESPONSE_HEADERS = ["connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length", "set-cookie", "clear-site-data", "proxy-authenticate", "upgrade", "trailer"];
 
@@ -137,8 +158,11 @@ export async function proxyToUrlServer(request: Request, upstream: { url: string
     search = `?${params}`;
   }
   const target = `${upstream.url}/${path}${search}`;
+  const hops = hopsOf(request);
+  if (hops >= URL_SERVER_HOPS_MAX) return proxyLoopResponse();
   const headers = forwardedHeaders(request, identity);
   headers.set("Authorization", `Bearer ${upstream.key}`);
+  headers.set(URL_SERVER_HOPS_HEADER, String(hops + 1));
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   let response: Response;
   try {

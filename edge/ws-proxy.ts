@@ -26,6 +26,7 @@ import type { Identity } from "./identities.ts";
 import { credentialOf, type CloseInfo, type Credential } from "./live-sockets.ts";
 import { checkProxyRequest, ProxyRefusals, refusalClose } from "./proxy-checks.ts";
 import { getAccessServer, proxyLookups, type AccessServer } from "./server-access.ts";
+import { hopsOf, URL_SERVER_HOPS_HEADER } from "./url-servers.ts";
 
 /** Close codes and reasons of the proxy WebSocket's first-message auth (reference §2.4). */
 export const ProxyWsClose = {
@@ -34,6 +35,7 @@ export const ProxyWsClose = {
   AUTH_TIMEOUT: { code: 4001, reason: "Auth timeout or invalid payload" },
   SERVER_NOT_FOUND: refusalClose(ProxyRefusals.SERVER_NOT_FOUND),
   URL_NOT_CONFIGURED: { code: 4003, reason: "Terminal server URL not configured" },
+  PROXY_LOOP: { code: 4508, reason: "Terminal proxy loop" },
 } as const;
 
 /** The HostDO path a URL server's proxy WebSocket is fetched at. */
@@ -178,7 +180,7 @@ export function urlSocketRequest(request: Request, session: string): Request {
   url.searchParams.set("session", session);
   const userId = new URL(request.url).searchParams.get("user_id");
   if (userId !== null) url.searchParams.set("user_id", userId);
-  const headers = new Headers({ Upgrade: "websocket" });
+  const headers = new Headers({ Upgrade: "websocket", [URL_SERVER_HOPS_HEADER]: String(hopsOf(request)) });
   const ip = request.headers.get("CF-Connecting-IP");
   if (ip) headers.set("CF-Connecting-IP", ip);
   return new Request(url, { headers });

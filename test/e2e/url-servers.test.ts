@@ -8,6 +8,9 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useStack } from "../support/stack.ts";
 
+/** As edge/url-servers.ts URL_SERVER_HOPS_MAX (the e2e tests do not import the Worker's code). */
+const URL_SERVER_HOPS_MAX = 4;
+
 interface Seen {
   method: string;
   url: string;
@@ -83,6 +86,21 @@ describe("URL servers", () => {
       expect(shot.status).toBe(200);
     }
     expect(seen.map((s) => s.url)).toEqual(["/api/v1/terminal/screenshot?terminal_id=5&save=false", "/api/v1/terminal/screenshot?terminal_id=5&save=true"]);
+  });
+
+  it("stop a chain that comes back to this edge: 508 PROXY_LOOP after a few hops, not a recursion", async () => {
+    const admin = (path: string, method: string, body: unknown) => stack.api(path, { method, body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
+    expect((await admin("/api/v1/admin/servers/loop", "PUT", { name: "loop" })).status).toBe(200);
+    expect((await admin("/api/v1/admin/servers/loop/url", "PUT", { url: `${stack.url}/api/v1/terminals/loop`, key: stack.apiKey })).status).toBe(200);
+    try {
+      const res = await stack.api("/api/v1/terminals/loop/health");
+      expect({ status: res.status, body: await res.json() }).toMatchObject({ status: 508, body: { code: "PROXY_LOOP" } });
+      // The client's call and one per hop passed the proxy's checks (and were audited) before the last refused.
+      const { events } = (await (await stack.api("/api/v1/admin/audit?limit=50")).json()) as { events: { action: string; server_id: string | null }[] };
+      expect(events.filter((e) => e.action === "proxy" && e.server_id === "loop").length).toBe(URL_SERVER_HOPS_MAX + 1);
+    } finally {
+      await stack.api("/api/v1/admin/servers/loop", { method: "DELETE" });
+    }
   });
 
   it("are listed with their URL, checked like agent servers, and audited", async () => {
