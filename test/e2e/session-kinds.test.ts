@@ -349,6 +349,13 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect(JSON.parse(refusal!.body)).toMatchObject({ statusCode: 404, code: "PID_NOT_FOUND" });
   });
 
+  it("refuses to attach to the host's init process (pid 1)", async () => {
+    const res = await stack.api("/api/v1/terminal/create", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ terminal_id: 76, pid: 1 }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: "INVALID_PID", message: expect.stringContaining("init") });
+    expect(readFileSync("/proc/1/status", "utf8")).toMatch(/^TracerPid:\s+0$/m);
+  });
+
   it("refuses to attach to an agent's helper processes (PTY host, file servers), known by their process tag", async () => {
     // An agent starts a PTY host only where it would fork, and file servers only in multi-user
     // mode: stand-ins carrying their tags (launch.ts processTag) take their place here.

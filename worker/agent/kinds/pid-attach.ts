@@ -71,6 +71,8 @@ function ptraceScope(): number {
  */
 export function checkAttachable(pid: number): { name: string; strace: string } {
   if (pid === process.pid || pid === process.ppid || isAgentHelper(pid)) throw new ApiError(400, "INVALID_PID", "The agent cannot attach to itself or its helper processes");
+  // Tracing stops the traced process at each system call it reports: never the host's init.
+  if (pid === 1) throw new ApiError(400, "INVALID_PID", "The agent does not attach to the init process (pid 1)");
   const status = procStatus(pid);
   if (!status) throw new ApiError(404, "PID_NOT_FOUND", `No running process ${pid} on this host`);
   const strace = which("strace", "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin");
