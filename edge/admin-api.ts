@@ -17,8 +17,14 @@ import { closeCredentialSockets, credentialOf, CredentialClose, recheckSockets }
 import { closeServerShareSockets } from "./share-links.ts";
 import { mountIdentityAdmin } from "./identity-admin-api.ts";
 import { readJsonObject } from "./http.ts";
-import { deleteServer, listServers, putServer } from "./registry.ts";
+import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
+import { hostStub } from "./addresses.ts";
 import { adminStats } from "./stats-api.ts";
+
+/** Close of an agent's links when its server gets a new agent token (the old one no longer authenticates). */
+export const AGENT_TOKEN_ROTATED = { code: 4001, reason: "agent token rotated" } as const;
+/** Close of an agent's links when its server is removed from the registry. */
+export const AGENT_SERVER_REMOVED = { code: 4004, reason: "server removed" } as const;
 
 /** Longest server name kept, in characters. */
 export const SERVER_NAME_MAX_CHARS = 200;
@@ -91,9 +97,13 @@ export function adminApi(): ApiFamily {
       const url = typeof body["url"] === "string" ? body["url"].slice(0, SERVER_URL_MAX_CHARS) : "";
       // Shown to admins beside the server: an http(s) address or nothing, never a `javascript:` one.
       if (url !== "" && !/^https?:\/\/[^\s]+$/i.test(url)) throw new SessionApiError(400, "INVALID_PARAMETERS", "url must be an http:// or https:// address");
+      // Re-registered with another token: whoever holds the old one (a leaked copy) loses the
+      // links it has open, not only its next connect.
+      const rotated = (await getServer(env.DB, id)) !== null && !(given !== null && (await verifyAgentToken(env.DB, id, given)));
       const server = await putServer(env.DB, { id, name, url, token });
       // Registered or re-registered: a new agent token either way (never the token itself).
       await recordAudit(env.DB, { actor: actorOf(request.principal!.identity), action: "server.put", detail: `name=${name}${url ? ` url=${url}` : ""}`, ip: clientIp(request), server_id: id });
+      if (rotated) await hostStub(env, id).dropAgent(AGENT_TOKEN_ROTATED);
       return Response.json({ ...server, token });
     },
     { json: true },
@@ -106,6 +116,7 @@ export function adminApi(): ApiFamily {
     // Users' and share links' open WebSockets on it close (4004 / 4001); the admin's stay.
     await recheckSockets(env, { serverId: id, users: null });
     await closeServerShareSockets(env, id, "Terminal server removed");
+    await hostStub(env, id).dropAgent(AGENT_SERVER_REMOVED);
     return Response.json({ status: "deleted", id });
   });
 

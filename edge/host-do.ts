@@ -383,6 +383,20 @@ export class HostDO extends DurableObject<Env> {
     return this.urlSockets.credentials.holds(id);
   }
 
+  /**
+   * The server's agent token changed (or the server went): closes the agent's control link and
+   * every terminal's data link with `close`, so a holder of the old token keeps nothing open (it
+   * could otherwise go on receiving users' keystrokes); answers how many links closed. Sessions
+   * are bounded by the agent's session limit.
+   */
+  async dropAgent(close: CloseInfo): Promise<number> {
+    let closed = this.link.drop(close);
+    const ids = (await this.sessionMetas()).map((m) => m.terminal_id);
+    const results = await Promise.allSettled(ids.map((id) => this.terminal(id).dropAgent(close)));
+    for (const r of results) if (r.status === "fulfilled") closed += r.value;
+    return closed;
+  }
+
   /** True while the agent's control link is up: `status().online`, without reading anything stored (asked on every client join). */
   async agentOnline(): Promise<boolean> {
     return this.agentSocket() !== null;

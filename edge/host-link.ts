@@ -78,6 +78,21 @@ export class HostLink {
     return null;
   }
 
+  /** Closes the agent's control link (its token is no longer valid) and ends everything it carried; answers how many sockets closed. */
+  drop(close: { code: number; reason: string }): number {
+    let closed = 0;
+    for (const ws of this.host.ctx.getWebSockets(AGENT_TAG)) {
+      try {
+        ws.close(close.code, close.reason);
+        closed++;
+      } catch {
+        /* already closed */
+      }
+    }
+    this.gone(new ApiError(503, "AGENT_OFFLINE", `The agent's link was closed: ${close.reason}`));
+    return closed;
+  }
+
   /** Accepts a new agent socket: an older one is closed and everything it carried ends. */
   accept(): Response {
     for (const old of this.host.ctx.getWebSockets(AGENT_TAG)) {

@@ -262,6 +262,17 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Closes the agent's data link with `close` (its token is no longer valid: HostDO.dropAgent); answers how many sockets closed. */
+  async dropAgent(close: CloseInfo): Promise<number> {
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets(AGENT_TAG)) {
+      this.hub.detachAgent(this.sinkFor(ws));
+      this.sinkFor(ws).close(close.code, close.reason);
+      closed++;
+    }
+    return closed;
+  }
+
   // --- credentials that end: share links, users' tokens and sessions (terminal-admission.ts) ---
 
   /** Closes the clients whose user's token or browser session `match` covers (a revocation); answers how many. */

@@ -359,4 +359,20 @@ describe("the agent's token", () => {
     expect((await admin("/api/v1/admin/servers/gone-1", "DELETE")).status).toBe(200);
     expect(await closeOf(attached)).toEqual({ code: 4004, reason: "Terminal server not found" });
   });
+
+  it("a new agent token cuts the links the old one opened: control and data, not only the next connect", async () => {
+    await startAgent("rot-1", "env");
+    const attached = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/rot-1/api/v1/terminal/ws`, { apiKey: stack.apiKey }));
+    attached.input("echo before-$((1+1))\r");
+    await attached.waitForText("before-2");
+    // Re-registered without a token: a new one is issued, and the running agent holds the old.
+    expect((await admin("/api/v1/admin/servers/rot-1", "PUT", { name: "rotated" })).status).toBe(200);
+    await until("rot-1 offline", async () => {
+      const servers = (await (await admin("/api/v1/terminals/")).json()) as { id: string; online: boolean }[];
+      return servers.some((s) => s.id === "rot-1" && !s.online);
+    });
+    // The terminal's data link is gone too: input is refused, not delivered to the old agent.
+    attached.input("echo after\r");
+    await attached.waitFor(() => attached.errors.some((e) => e.code === "AGENT_OFFLINE"), "AGENT_OFFLINE for input after the rotation");
+  });
 });
