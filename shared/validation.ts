@@ -116,8 +116,9 @@ export function parseEnvEntries(entries: readonly string[]): Record<string, stri
     const eq = entry.indexOf("=");
     const key = eq > 0 ? entry.slice(0, eq) : "";
     const value = entry.slice(eq + 1);
-    if (!ENV_KEY.test(key) || value.length > ENV_VALUE_MAX_CHARS || value.includes("\0")) {
-      throw new ApiError(400, "INVALID_PARAMETERS", `env entries must be KEY=VALUE with a valid name: "${entry.slice(0, 40)}"`);
+    if (!ENV_KEY.test(key)) throw new ApiError(400, "INVALID_PARAMETERS", `env entries must be KEY=VALUE with a valid name: "${entry.slice(0, 40)}"`);
+    if (value.length > ENV_VALUE_MAX_CHARS || value.includes("\0")) {
+      throw new ApiError(400, "INVALID_PARAMETERS", `env value of ${key} must be at most ${ENV_VALUE_MAX_CHARS} characters, without NUL`);
     }
     env[key] = value;
   }

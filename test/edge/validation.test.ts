@@ -1,7 +1,7 @@
 /** Input validation shared by the edge and the agent. */
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../../shared/errors.ts";
-import { isServerId, parseCreateParams, parseDisplay, parseEnvEntries, parseEnvField, parseTerminalId, requireTerminalId } from "../../shared/validation.ts";
+import { ENV_VALUE_MAX_CHARS, isServerId, parseCreateParams, parseDisplay, parseEnvEntries, parseEnvField, parseTerminalId, requireTerminalId } from "../../shared/validation.ts";
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -39,6 +39,8 @@ describe("validation", () => {
     expect(codeOf(() => parseEnvEntries(["1A=x"]))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseEnvEntries(["NOEQUALS"]))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseEnvEntries(Array.from({ length: 65 }, (_, i) => `K${i}=v`)))).toBe("400 INVALID_PARAMETERS");
+    // A value too long is said to be too long, not a bad name.
+    expect(() => parseEnvEntries([`LONG=${"v".repeat(ENV_VALUE_MAX_CHARS + 1)}`])).toThrow(`env value of LONG must be at most ${ENV_VALUE_MAX_CHARS} characters`);
   });
 
   it("takes a create body's env as a list, one entry or an object, and refuses anything else", () => {
