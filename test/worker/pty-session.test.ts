@@ -294,7 +294,8 @@ describe("PtySession", () => {
     const second = after.findIndex((f, i) => i > 0 && f.t === "size");
     expect(after[second]).toEqual({ t: "size", size: { cols: 40, rows: 24 } });
     expect(outputOf(after.slice(0, second))).toContain("BEFORE\r\n");
-    expect(outputOf(after.slice(second))).toBe("");
+    // After the resize only what the shell printed since (its prompt may come late, or be redrawn).
+    expect(outputOf(after.slice(second))).not.toContain("BEFORE");
   });
 
   it("answers a snapshot request with the screen as of the output sent before it", async () => {
