@@ -78,8 +78,12 @@ export class HostLink {
     return null;
   }
 
-  /** Closes the agent's control link (its token is no longer valid) and ends everything it carried; answers how many sockets closed. */
-  drop(close: { code: number; reason: string }): number {
+  /**
+   * Closes the agent's control link with `close` and ends everything it carried (each call fails
+   * with `why`, 503 AGENT_OFFLINE); answers how many sockets closed. For a token no longer valid
+   * (HostDO.dropAgent) and for a link a newer one replaces (`accept`).
+   */
+  drop(close: { code: number; reason: string }, why = `The agent's link was closed: ${close.reason}`): number {
     let closed = 0;
     for (const ws of this.host.ctx.getWebSockets(AGENT_TAG)) {
       try {
@@ -89,20 +93,13 @@ export class HostLink {
         /* already closed */
       }
     }
-    this.gone(new ApiError(503, "AGENT_OFFLINE", `The agent's link was closed: ${close.reason}`));
+    this.gone(new ApiError(503, "AGENT_OFFLINE", why));
     return closed;
   }
 
   /** Accepts a new agent socket: an older one is closed and everything it carried ends. */
   accept(): Response {
-    for (const old of this.host.ctx.getWebSockets(AGENT_TAG)) {
-      try {
-        old.close(4000, "replaced by a newer agent link");
-      } catch {
-        /* already closed */
-      }
-    }
-    this.gone(new ApiError(503, "AGENT_OFFLINE", "The agent reconnected before answering"));
+    this.drop({ code: 4000, reason: "replaced by a newer agent link" }, "The agent reconnected before answering");
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.host.ctx.acceptWebSocket(server, [AGENT_TAG]);
     return new Response(null, { status: 101, webSocket: client });

@@ -288,9 +288,11 @@ export class RawClients {
     if (typeof message !== "string") {
       if (message.byteLength > RAW_MESSAGE_MAX_BYTES) return closeSocket(ws, RAW_TOO_BIG_CLOSE);
       const bytes = new Uint8Array(message);
-      for (let at = 0; at < bytes.byteLength || at === 0; at += RAW_INPUT_PIECE_BYTES) {
+      let at = 0;
+      do {
         this.host.hub.onClientFrame(sink, "input", frame(ClientOp.INPUT, bytes.subarray(at, at + RAW_INPUT_PIECE_BYTES)));
-      }
+        at += RAW_INPUT_PIECE_BYTES;
+      } while (at < bytes.byteLength);
       return;
     }
     const parsed = parseTerminalWsText(message);

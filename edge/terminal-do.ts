@@ -234,10 +234,7 @@ export class TerminalDO extends DurableObject<Env> {
 
   private acceptAgent(): Response {
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    for (const old of this.ctx.getWebSockets(AGENT_TAG)) {
-      this.hub.detachAgent(this.sinkFor(old));
-      this.sinkFor(old).close(4000, "replaced by a newer link");
-    }
+    this.closeAgentLinks({ code: 4000, reason: "replaced by a newer link" });
     this.ctx.acceptWebSocket(server, [AGENT_TAG]);
     this.hub.attachAgent(this.sinkFor(server), false);
     this.joins.notify();
@@ -264,13 +261,17 @@ export class TerminalDO extends DurableObject<Env> {
 
   /** Closes the agent's data link with `close` (its token is no longer valid: HostDO.dropAgent); answers how many sockets closed. */
   async dropAgent(close: CloseInfo): Promise<number> {
-    let closed = 0;
-    for (const ws of this.ctx.getWebSockets(AGENT_TAG)) {
+    return this.closeAgentLinks(close);
+  }
+
+  /** Detaches and closes every agent socket of this terminal; answers how many. */
+  private closeAgentLinks(close: CloseInfo): number {
+    const links = this.ctx.getWebSockets(AGENT_TAG);
+    for (const ws of links) {
       this.hub.detachAgent(this.sinkFor(ws));
       this.sinkFor(ws).close(close.code, close.reason);
-      closed++;
     }
-    return closed;
+    return links.length;
   }
 
   // --- credentials that end: share links, users' tokens and sessions (terminal-admission.ts) ---
