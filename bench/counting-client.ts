@@ -20,6 +20,8 @@ const HANDSHAKE_MAX_BYTES = 16 << 10; // 16 KiB
 /** The newest bytes of each piece of output searched for markers. */
 const SEARCH_BYTES = 4096;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** How long `close()` waits for the server's Close before dropping the connection, in milliseconds. */
+const CLOSE_WAIT_MS = 5_000;
 
 const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
 
@@ -58,6 +60,10 @@ export class OutputCounter {
 
 export class CountingWebSocket {
   readonly output = new OutputCounter();
+  /** Resolves at the first OUTPUT message's first byte (a joiner's repaint), or when the socket ends. */
+  readonly firstOutput: Promise<void>;
+  private resolveFirstOutput!: () => void;
+  /** Nothing more is sent (a Close went out, or the socket ended). */
   private closed = false;
 
   // Frame parser state.
@@ -76,8 +82,13 @@ export class CountingWebSocket {
 
   private constructor(private readonly socket: Socket) {
     // After the handshake a failing socket just ends the count; the caller sees no more output.
-    socket.on("error", () => (this.closed = true));
-    socket.on("close", () => (this.closed = true));
+    this.firstOutput = new Promise((resolve) => (this.resolveFirstOutput = resolve));
+    const ended = () => {
+      this.closed = true;
+      this.resolveFirstOutput();
+    };
+    socket.on("error", ended);
+    socket.on("close", ended);
   }
 
   /** Opens `url` (ws://) with extra request headers. */
@@ -157,10 +168,16 @@ export class CountingWebSocket {
     this.socket.write(out);
   }
 
+  /**
+   * Closes as a browser does (RFC 6455 §7.1.2): a Close frame (1000), then it reads on, counting
+   * what was already on its way, until the server's Close; the connection is dropped if that
+   * takes CLOSE_WAIT_MS.
+   */
   close(): void {
     if (this.closed) return;
+    this.sendFrame(Opcode.CLOSE, Uint8Array.of(0x03, 0xe8));
     this.closed = true;
-    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_WAIT_MS).unref();
   }
 
   /** Parses what arrived, in place; the buffer is reused after this returns. */
@@ -219,6 +236,7 @@ export class CountingWebSocket {
     if (this.atMessageStart && payload.byteLength > 0) {
       this.atMessageStart = false;
       this.counting = this.opcode === Opcode.BINARY && payload[0] === ServerOp.OUTPUT;
+      if (this.counting) this.resolveFirstOutput();
       this.mark = this.opcode === Opcode.BINARY && payload[0] === ServerOp.MARK ? [] : null;
       payload = payload.subarray(1);
     }
@@ -234,7 +252,10 @@ export class CountingWebSocket {
         this.sendFrame(Opcode.PONG, Uint8Array.from(this.control));
         return;
       case Opcode.CLOSE:
-        this.close();
+        // The server's Close: echo it unless ours went first (§5.5.1), then end the connection.
+        if (!this.closed) this.sendFrame(Opcode.CLOSE, Uint8Array.from(this.control.slice(0, 2)));
+        this.closed = true;
+        this.socket.end();
         return;
       case Opcode.PONG:
         return;
