@@ -42,6 +42,8 @@ import {
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
 import { clientLeaving, drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
+/** Statuses whose answer has no body (Fetch's null body statuses, 101 aside: the decoder allows 200–599). */
+const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 /** The largest piece of a request body taken in one read, in bytes (BodyReads). */
 export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
 /**
@@ -462,6 +464,11 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
   private openResponse(c: TunnelCallEntry, status: number, agentHeaders: HeaderList, direct: boolean): void {
     try {
       this.answerHead(c, status, agentHeaders, direct);
+    } catch (error) {
+      // A head the runtime will not send (the decoder lets through what it cannot foresee): a 502
+      // now, where the call would otherwise wait for nothing with its head timer cleared.
+      console.warn(`edgetty: the agent's answer head could not be sent: ${(error as Error).message}`);
+      this.badReply(c.rid);
     } finally {
       this.wakeSegment(c); // a segment that came first finds the call as the head left it
     }
@@ -472,7 +479,7 @@ export class EdgeTunnel extends AgentRelay<TunnelCallEntry> {
     c.timer = null;
     const headers = new Headers();
     for (const [k, v] of agentHeaders) if (!DROP_RESPONSE.test(k)) headers.append(k, v);
-    const nullBody = status === 204 || status === 304;
+    const nullBody = NULL_BODY_STATUSES.has(status);
     if (nullBody) {
       answerOnce(c, new Response(null, { status, headers }));
       return;

@@ -24,6 +24,8 @@ export interface WsTunnelEntry {
   pending: ((r: Response) => void) | null;
   timer: ReturnType<typeof setTimeout> | null;
   ws: WebSocket | null;
+  /** The subprotocols the client offered (the agent's choice must be one of them, RFC 6455 §4.2.2). */
+  offered: readonly string[];
 }
 
 export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
@@ -36,7 +38,7 @@ export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
     const busy = () => errorResponse("open-terminal", new ApiError(429, "TOO_MANY_REQUESTS", `At most ${TUNNEL_WS_MAX} proxied WebSockets per server`));
     if (this.size >= TUNNEL_WS_MAX) return busy();
     const protocols = (request.headers.get("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean).slice(0, 16);
-    const s: WsTunnelEntry = { kind: "ws", rid: 0, pending: null, timer: null, ws: null };
+    const s: WsTunnelEntry = { kind: "ws", rid: 0, pending: null, timer: null, ws: null, offered: protocols };
     const answer = new Promise<Response>((resolve) => (s.pending = resolve));
     const rid = this.table.open(s);
     if (rid === null) return busy();
@@ -55,6 +57,8 @@ export class EdgeWsTunnel extends AgentRelay<WsTunnelEntry> {
     }
     switch (msg.t) {
       case "tun.wsready":
+        // A subprotocol the client did not offer would fail its handshake (and could not be a header).
+        if (msg.protocol && !s.offered.includes(msg.protocol)) return this.badReply(msg.rid);
         if (s.pending) this.open(s, msg.protocol);
         return;
       case "tun.wstext":

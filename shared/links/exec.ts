@@ -109,9 +109,18 @@ export const ExecEdgeMsgSchema = v.variant("t", [
 ]);
 export type ExecEdgeMsg = v.InferOutput<typeof ExecEdgeMsgSchema>;
 
+/** An exec.res status: 200–599, and one an answer with a JSON body may have (not 204, 205 or 304). */
+const ExecResStatus = v.pipe(
+  v.number(),
+  v.integer(),
+  v.minValue(200),
+  v.maxValue(599),
+  v.check((status) => status !== 204 && status !== 205 && status !== 304, "a status whose answer has no body"),
+);
+
 /** Agent → edge. */
 export const ExecAgentMsgSchema = v.variant("t", [
-  v.object({ t: v.literal("exec.res"), id: RequestId, status: v.pipe(v.number(), v.integer(), v.minValue(200), v.maxValue(599)), body: v.optional(v.unknown(), null) }),
+  v.object({ t: v.literal("exec.res"), id: RequestId, status: ExecResStatus, body: v.optional(v.unknown(), null) }),
   v.object({ t: v.literal("exec.head"), id: RequestId }),
   v.object({ t: v.literal("exec.data"), id: RequestId, ndjson: v.pipe(v.string(), v.maxLength(EXEC_DATA_MAX_CHARS)) }),
   v.object({ t: v.literal("exec.end"), id: RequestId }),

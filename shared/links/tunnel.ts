@@ -201,8 +201,18 @@ export function declaredLength(headers: HeaderList): number | null {
   return values.length === 1 ? decimalInteger(values[0]) : null;
 }
 
+/** An HTTP field name: a token (RFC 9110 §5.1, §5.6.2). */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What no field value may hold (RFC 9110 §5.5; Fetch refuses these in `Headers`). */
+const FIELD_VALUE_FORBIDDEN = /[\0\r\n]/;
+
 function isHeaders(x: unknown): x is HeaderList {
-  return Array.isArray(x) && x.length <= TUNNEL_HEADERS_MAX && x.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && typeof h[1] === "string") && headerListProblem(x as HeaderList) === null;
+  return (
+    Array.isArray(x) &&
+    x.length <= TUNNEL_HEADERS_MAX &&
+    x.every((h) => Array.isArray(h) && h.length === 2 && typeof h[0] === "string" && FIELD_NAME.test(h[0]) && typeof h[1] === "string" && !FIELD_VALUE_FORBIDDEN.test(h[1])) &&
+    headerListProblem(x as HeaderList) === null
+  );
 }
 
 /** Checks a decoded edge → agent frame; an `error` (with the rid when readable) when malformed. */

@@ -130,6 +130,13 @@ describe("EdgeExecRelay", () => {
     expect(await r.frame("exec.cancel", id)).toEqual({ t: "exec.cancel", id });
   });
 
+  it("refuses an exec.res whose status cannot carry its JSON body (204, 205, 304), so the call fails at once", () => {
+    for (const status of [204, 205, 304]) {
+      expect(() => decodeAgentToHost(JSON.stringify({ t: "exec.res", id: 7, status, body: { a: 1 } }))).toThrow(/no body/);
+    }
+    expect(decodeAgentToHost(JSON.stringify({ t: "exec.res", id: 7, status: 200, body: { a: 1 } }))).toMatchObject({ status: 200 });
+  });
+
   it("tells the agent to stop a stream nobody waits for", async () => {
     const r = relayOnLink();
     r.reply({ t: "exec.data", id: 12345, ndjson: "{}\n" });

@@ -75,3 +75,41 @@ it("fails a call at once when the agent's answer is refused, returns relayed red
   const open = agent.seen.find((m) => m.t === "tun.wsopen")!;
   await agent.waiters.until(() => agent.seen.some((m) => m.t === "tun.wsclose" && m.rid === open.rid), "the refused socket's tun.wsclose");
 });
+
+it("answers a head the runtime cannot send at once: a 205 is empty, bad header syntax and an unoffered subprotocol are 502", { timeout: 60_000 }, async () => {
+  const agent = await tunnelAgent("tunhead", await registerServer("tunhead"), (msg, ws) => {
+    const { rid } = msg;
+    const head = (status: number, headers: string[][]) => ws.send(JSON.stringify({ t: "tun.head", rid, status, headers }));
+    if (msg.t === "tun.req" && msg.path === "/proxy/1/reset") {
+      // What an app behind /proxy may answer: 205 Reset Content, which has no body.
+      head(205, [["x-app", "1"]]);
+      ws.send(JSON.stringify({ t: "tun.end", rid }));
+    } else if (msg.t === "tun.req" && msg.path === "/proxy/1/badname") {
+      head(200, [["bad name", "v"]]);
+    } else if (msg.t === "tun.req" && msg.path === "/proxy/1/badvalue") {
+      head(200, [["x-split", "line\r\nX-Injected: 1"]]);
+    } else if (msg.t === "tun.wsopen") {
+      ws.send(JSON.stringify({ t: "tun.wsready", rid, protocol: "not\r\noffered" }));
+    }
+  });
+  const base = "/api/v1/terminals/tunhead";
+  await until("the agent to be online", async () => (await api(`${base}/health`)).status === 200);
+
+  const reset = await api(`${base}/proxy/1/reset`);
+  expect(reset.status).toBe(205);
+  expect(reset.headers.get("x-app")).toBe("1");
+  expect(await reset.text()).toBe("");
+
+  for (const path of ["badname", "badvalue"]) {
+    const res = await api(`${base}/proxy/1/${path}`);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toMatchObject({ code: "AGENT_BAD_REPLY" });
+    const req = agent.seen.find((m) => m.t === "tun.req" && m.path === `/proxy/1/${path}`)!;
+    await agent.waiters.until(() => agent.seen.some((m) => m.t === "tun.cancel" && m.rid === req.rid), `${path}'s tun.cancel`);
+  }
+
+  // The agent may only choose a subprotocol the client offered (RFC 6455 §4.2.2).
+  const upgrade = await worker.fetch(`${BASE}${base}/proxy/1/ws`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${KEY}`, "Sec-WebSocket-Protocol": "chat" } });
+  expect(upgrade.status).toBe(502);
+  expect(await upgrade.json()).toMatchObject({ code: "AGENT_BAD_REPLY" });
+});
