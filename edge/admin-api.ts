@@ -92,6 +92,9 @@ export function adminApi(): ApiFamily {
       if (body["token"] !== undefined && given === null) {
         throw new SessionApiError(400, "INVALID_PARAMETERS", `token must be a string of at least ${AGENT_TOKEN_MIN_CHARS} characters`);
       }
+      for (const field of ["name", "url"] as const) {
+        if (body[field] !== undefined && typeof body[field] !== "string") throw new SessionApiError(400, "INVALID_PARAMETERS", `${field} must be a string`);
+      }
       const token = given ?? randomToken();
       const name = typeof body["name"] === "string" && body["name"] ? body["name"].slice(0, SERVER_NAME_MAX_CHARS) : id;
       const url = typeof body["url"] === "string" ? body["url"].slice(0, SERVER_URL_MAX_CHARS) : "";

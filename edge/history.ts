@@ -36,7 +36,10 @@ export class HistoryStore {
     return this.sql;
   }
 
-  /** Stores a record (one upsert); ids only grow, so pruning runs only once the cap is passed. */
+  /**
+   * Stores a record (one upsert), then drops what lies past the newest HISTORY_MAX_RECORDS by id:
+   * by count, not by the new id, since an agent (buggy or hostile) may send ids that go down.
+   */
   upsert(r: CommandRecord): void {
     const sql = this.table();
     sql.exec(
@@ -47,7 +50,7 @@ export class HistoryStore {
          status = excluded.status`,
       r.id, r.command, r.cwd, r.exit_code, r.started_at, r.finished_at, r.duration_ms, r.status,
     );
-    if (r.id > HISTORY_MAX_RECORDS) sql.exec("DELETE FROM command_history WHERE id <= ?", r.id - HISTORY_MAX_RECORDS);
+    sql.exec("DELETE FROM command_history WHERE id <= (SELECT id FROM command_history ORDER BY id DESC LIMIT 1 OFFSET ?)", HISTORY_MAX_RECORDS);
   }
 
   /** Every stored record, oldest first; at most the newest `limit` when given. */

@@ -229,8 +229,9 @@ export async function createToken(
   if (!user) throw new ApiError(404, "USER_NOT_FOUND", `No user '${userId}'`);
   const tokenRole = role(input.role, user.role);
   if (tokenRole === "admin" && user.role !== "admin") throw new ApiError(400, "INVALID_PARAMETERS", "a user's token cannot be an admin token");
-  const ttl = input.ttl_s === undefined ? TOKEN_TTL_DEFAULT_S : Number(input.ttl_s);
-  if (!Number.isInteger(ttl) || ttl < 1 || ttl > TOKEN_TTL_MAX_S) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S}`);
+  // A JSON number only: Number() would read `true` as 1, `[60]`, " 60 " and "0x3c" as 60.
+  const ttl = input.ttl_s === undefined ? TOKEN_TTL_DEFAULT_S : input.ttl_s;
+  if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > TOKEN_TTL_MAX_S) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S}`);
   const tokenScopes = scopes(input.scopes);
   const tokenName = name(input.name, "");
   await db.prepare("DELETE FROM api_tokens WHERE user_id = ? AND expires_at <= ?").bind(userId, now).run();

@@ -41,8 +41,13 @@ import {
 } from "./identities.ts";
 import { deleteGrant, listGrants, putGrant } from "./identity-grants.ts";
 
+/** A path parameter, percent-decoded; 400 INVALID_PARAMETERS when its escapes are not UTF-8 (`%`, `%E0`). */
 function param(request: RouteRequest, name: string): string {
-  return decodeURIComponent(request.params[name] ?? "");
+  try {
+    return decodeURIComponent(request.params[name] ?? "");
+  } catch {
+    throw new ApiError(400, "INVALID_PARAMETERS", `The path's ${name} is not valid percent-encoded UTF-8`);
+  }
 }
 
 function queryString(request: RouteRequest, name: string): string | undefined {

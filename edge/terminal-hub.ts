@@ -554,8 +554,11 @@ export class TerminalHub {
     const state = this.clients.get(sink);
     if (!state) return;
     if (typeof message === "string") {
+      // The limit is in bytes: a character is 1–3 UTF-8 bytes (4 for a pair of UTF-16 units).
       if (message.length > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
-      return this.input(sink, state, frame(ClientOp.INPUT, encoder.encode(message)));
+      const text = encoder.encode(message);
+      if (text.byteLength > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");
+      return this.input(sink, state, frame(ClientOp.INPUT, text));
     }
     const bytes = new Uint8Array(message);
     if (bytes.byteLength > CLIENT_FRAME_MAX_BYTES) return this.refuse(sink, "FRAME_TOO_LARGE", "frame too large");

@@ -48,6 +48,19 @@ describe("HistoryStore", () => {
     });
   });
 
+  it("keeps the newest HISTORY_MAX_RECORDS by id even when ids arrive going down", async () => {
+    await runInDurableObject(TERMINAL.get(TERMINAL.idFromName("store:down")), (_instance, state) => {
+      const store = new HistoryStore(state.storage.sql);
+      const top = 5_000_000;
+      for (let i = 0; i < HISTORY_MAX_RECORDS + 500; i++) store.upsert(rec(top - i));
+      const count = state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM command_history").one().n;
+      expect(count).toBe(HISTORY_MAX_RECORDS);
+      const kept = store.records();
+      expect(kept[0]!.id).toBe(top - HISTORY_MAX_RECORDS + 1);
+      expect(kept.at(-1)!.id).toBe(top);
+    });
+  });
+
   it("recreates its table after the storage was wiped", async () => {
     await runInDurableObject(TERMINAL.get(TERMINAL.idFromName("store:2")), async (_instance, state) => {
       const store = new HistoryStore(state.storage.sql);

@@ -98,4 +98,29 @@ describe("identity admin API", () => {
     expect((await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: uid("ghost") } })).status).toBe(404);
     expect((await api("/api/v1/admin/users/x/y")).status).toBe(404);
   });
+
+  it("refuses malformed percent-escapes in a path, a ttl_s that is not a JSON integer and server fields that are not strings", async () => {
+    for (const [method, path] of [["DELETE", "/api/v1/admin/tokens/%"], ["GET", "/api/v1/admin/users/%E0%A4%A"], ["PUT", "/api/v1/admin/groups/%E0/members/x"]] as const) {
+      const res = await api(path, { method });
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(await res.json()).toMatchObject({ statusCode: 400, code: "INVALID_PARAMETERS", message: expect.stringMatching(/percent-encoded/) });
+    }
+    const alice = uid("ttl");
+    expect((await api("/api/v1/admin/users", { method: "POST", json: { id: alice } })).status).toBe(201);
+    // Number() would have read each of these as a lifetime (true as 1 s).
+    for (const ttl_s of [true, [60], "  60  ", "0x3c", 1.5, null]) {
+      const res = await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: alice, ttl_s } });
+      expect(res.status, JSON.stringify(ttl_s)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: "INVALID_PARAMETERS", message: expect.stringMatching(/ttl_s/) });
+    }
+    expect((await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: alice, ttl_s: 60 } })).status).toBe(201);
+    const server = uid("srv");
+    for (const json of [{ name: { a: 1 } }, { url: 5 }]) {
+      const res = await api(`/api/v1/admin/servers/${server}`, { method: "PUT", json });
+      expect(res.status, JSON.stringify(json)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: "INVALID_PARAMETERS" });
+    }
+    const servers = (await (await api("/api/v1/admin/servers")).json()) as { id: string }[];
+    expect(servers.map((s) => s.id)).not.toContain(server);
+  });
 });

@@ -9,6 +9,7 @@ import { REPAINT_REUSE_MAX_BYTES, REPAINT_REUSE_REPLAY_MAX_BYTES } from "../../e
 import {
   ACK_AT_ONCE_BELOW_BYTES,
   ACK_EVERY_BYTES,
+  CLIENT_FRAME_MAX_BYTES,
   RESIZE_FORWARD_INTERVAL_MS,
   TerminalHub,
   type ClientState,
@@ -341,6 +342,23 @@ describe("TerminalHub", () => {
     ]);
   });
 
+  it("refuses a frame over CLIENT_FRAME_MAX_BYTES, counting a text frame's UTF-8 bytes, not its characters", () => {
+    const writer = new RecordingSink();
+    hub.addClient(writer, client());
+    agentFrames();
+    const errors = () => writer.frames().filter((f) => f.t === "error").map((f) => f.t === "error" && f.error.code);
+    // 500 000 characters, 1.5 MB of UTF-8: under the limit in UTF-16 units, over it in bytes.
+    hub.onClientMessage(writer, "€".repeat(500_000));
+    hub.onClientMessage(writer, buf(new Uint8Array(CLIENT_FRAME_MAX_BYTES + 1)));
+    expect(errors()).toEqual(["FRAME_TOO_LARGE", "FRAME_TOO_LARGE"]);
+    hub.onClientMessage(writer, "€".repeat(300_000)); // 900 000 bytes: under it
+    const forwarded = agentFrames();
+    expect(forwarded.map((f) => f.t)).toEqual(["input"]);
+    const data = (forwarded[0] as { data: Uint8Array }).data;
+    const want = enc("€".repeat(300_000));
+    expect(data.byteLength === want.byteLength && data.every((b, i) => b === want[i])).toBe(true);
+  });
+
   it("merges a writer's flood of resizes: the first goes at once, then the newest once per interval", () => {
     vi.useFakeTimers();
     try {
@@ -409,7 +427,9 @@ describe("TerminalHub", () => {
     expect(a.closed?.code).toBe(1000);
   });
 
-  describe("a client that does not read", () => {
+  // Some of these move TERMINAL_UNREAD_MAX_BYTES (256 MiB) through the hub: 1–3 s alone, past
+  // the default 5 s on a loaded two-core machine.
+  describe("a client that does not read", { timeout: 30_000 }, () => {
     /** Says for `sink` that it answers MARKs (an empty ACK), as the web app does at open. */
     function optIn(sink: RecordingSink) {
       hub.onClientMessage(sink, buf(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })));
