@@ -82,7 +82,9 @@ describe("PTY host", () => {
   });
 
   it("refuses input a command does not read once its queue is full, instead of queueing it without limit", async () => {
-    const proc = await host.spawn(request("stty -echo; echo ready; sleep 30"));
+    // Raw mode: a canonical-mode line discipline whose line buffer is full takes input and drops
+    // it (so that a newline can still get through), which drained the queue under test at times.
+    const proc = await host.spawn(request("stty raw -echo; echo ready; sleep 30"));
     const run = collect(proc);
     await run.until(/ready/);
     const MiB = Buffer.alloc(1 << 20, 0x61);
