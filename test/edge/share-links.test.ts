@@ -61,7 +61,8 @@ describe("share links", () => {
     await expect(createShareLink(db, { serverId: server, terminalId: 1, createdBy: "t", ttlS: 60 }, now + 61_000)).resolves.toMatchObject({ terminal_id: 1 });
     expect(shareTtl(undefined)).toBe(SHARE_TTL_DEFAULT_S);
     expect(shareTtl(SHARE_TTL_MAX_S)).toBe(SHARE_TTL_MAX_S);
-    for (const bad of [0, SHARE_TTL_MAX_S + 1, 1.5, "x"]) expect(() => shareTtl(bad)).toThrow(ApiError);
+    // A JSON integer only: Number() would have read true as 1 s and the strings and array as 60 s.
+    for (const bad of [0, SHARE_TTL_MAX_S + 1, 1.5, "x", true, [60], " 60 ", "0x3c", "60"]) expect(() => shareTtl(bad)).toThrow(ApiError);
   });
 
   it("ride as a WebSocket subprotocol beside edgetty.share, and in a URL fragment", () => {
