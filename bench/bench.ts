@@ -84,6 +84,12 @@ export async function runBench(argv: string[]): Promise<number> {
   // `npm run bench -- --only memory` runs one part (see the file comment).
   const onlyAt = argv.indexOf("--only");
   const only = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
+  const parts = ["memory", "throughput", "echo", "fanout", "execute", "browser", "paint", "joins", "open-terminal"];
+  const unknown = argv.filter((a, i) => i !== onlyAt && i !== onlyAt + 1);
+  if ((onlyAt >= 0 && !parts.includes(only ?? "")) || unknown.length > 0) {
+    console.error(`edgetty bench: ${unknown.length > 0 ? `unknown argument ${JSON.stringify(unknown[0])}` : `--only takes one of ${parts.join(", ")}`}`);
+    return 2;
+  }
   const runs = (part: string) => only === undefined || only === part;
   const totalMb = envInt("EDGETTY_BENCH_MB", 100);
   const fanoutMb = envInt("EDGETTY_BENCH_FANOUT_MB", 10);

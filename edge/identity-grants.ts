@@ -6,7 +6,7 @@
  * Every table and lookup is bounded.
  */
 import { ApiError } from "../shared/errors.ts";
-import { isServerId } from "../shared/validation.ts";
+import { isServerId, parseTerminalId } from "../shared/validation.ts";
 import type { Access, GrantRecord } from "../shared/admin.ts";
 import { countRows, LIST_MAX_ROWS, requireId, type Identity } from "./identities.ts";
 
@@ -21,8 +21,11 @@ export async function putGrant(
 ): Promise<GrantRecord> {
   const serverId = input.server_id;
   if (typeof serverId !== "string" || !isServerId(serverId)) throw new ApiError(400, "INVALID_SERVER_ID", "server_id must match [a-z0-9][a-z0-9-]{0,62}");
-  const terminal = input.terminal_id === undefined || input.terminal_id === null ? 0 : Number(input.terminal_id);
-  if (!Number.isInteger(terminal) || terminal < 0 || terminal > 65535) throw new ApiError(400, "INVALID_TERMINAL_ID", "terminal_id must be 1-65535 (or absent for the whole server)");
+  // Absent, null or 0 is the whole server; anything else must name a terminal. (Number() read
+  // "", [] and false as 0, a whole-server grant for a caller who meant one terminal.)
+  const given = input.terminal_id;
+  const terminal = given === undefined || given === null || given === 0 ? 0 : parseTerminalId(given);
+  if (terminal === null) throw new ApiError(400, "INVALID_TERMINAL_ID", "terminal_id must be 1-65535 (or absent for the whole server)");
   if (input.principal_type !== "user" && input.principal_type !== "group") throw new ApiError(400, "INVALID_PARAMETERS", "principal_type must be user or group");
   const principal = requireId(input.principal_id, input.principal_type);
   const access = input.access ?? "write";

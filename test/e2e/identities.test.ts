@@ -3,6 +3,9 @@
  * run as child processes against the edge, and what they make is what the edge enforces.
  */
 import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve as resolve_ } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useStack } from "../support/stack.ts";
 
@@ -16,6 +19,9 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
     });
   });
 }
+
+/** The CLI, from the repository's root (the tests' working folder). */
+const BIN = "bin/edgetty.js";
 
 /** Each test runs about a dozen CLI processes, each compiling the CLI's TypeScript on start (tsx). */
 const CLI_TEST_TIMEOUT_MS = 180_000;
@@ -76,5 +82,56 @@ describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("exactly one of --user or --group");
     expect((await cli("token", "create", "--user", "bob", "--ttl", "soon")).code).toBe(2);
+  });
+
+  it("refuse a --terminal that is not a terminal id instead of granting the whole server", async () => {
+    expect((await cli("user", "add", "carol")).code).toBe(0);
+    for (const terminal of ["#5", "5x", "1e1", "0x10", "0", "70000"]) {
+      const bad = await cli("grant", "add", "--server", "local", "--user", "carol", "--access", "write", "--terminal", terminal);
+      expect(bad.code, terminal).toBe(2);
+      expect(bad.stderr).toContain("--terminal must be a terminal id");
+    }
+    const grants = await cli("grant", "list", "--json");
+    expect(JSON.parse(grants.stdout).filter((g: { principal_id: string }) => g.principal_id === "carol")).toEqual([]);
+    const one = await cli("grant", "add", "--server", "local", "--user", "carol", "--access", "read", "--terminal", "7");
+    expect(one.code).toBe(0);
+    expect(one.stdout).toContain("granted read on local/7 to user carol");
+    // A name with control characters is shown escaped, never written to the reader's terminal.
+    expect((await cli("user", "add", "dave", "--name", "\u001b]0;PWNED\u0007")).code).toBe(0);
+    const users = await cli("user", "list");
+    expect(users.stdout).toContain("\\x1b]0;PWNED\\x07");
+    expect(users.stdout).not.toContain("\u001b");
+  });
+
+  it("answer bad agent options and a corrupt secrets file with a usage line, not a stack trace", async () => {
+    // Run bare (no --edge/--api-key added), from a folder whose .edgetty/secrets.json is not JSON.
+    const dir = mkdtempSync(join(tmpdir(), "edgetty-cli-"));
+    mkdirSync(join(dir, ".edgetty"));
+    writeFileSync(join(dir, ".edgetty", "secrets.json"), "{not json");
+    const bare = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const env: NodeJS.ProcessEnv = { ...process.env, HOME: dir };
+        delete env["EDGETTY_API_KEY"];
+        delete env["EDGETTY_EDGE"];
+        execFile(process.execPath, [resolve_(BIN), ...args], { cwd: dir, env }, (error, stdout, stderr) => {
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+        });
+      });
+    try {
+      for (const args of [["agent", "--bogus"], ["agent", "install", "--bogus"], ["agent"], ["user", "list"]]) {
+        const r = await bare(...args);
+        expect(r.code, args.join(" ")).toBe(2);
+        expect(r.stderr).toMatch(/^edgetty: /);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      expect((await bare("user", "list")).stderr).toContain("secrets.json");
+      expect((await bare("agent")).stderr).toContain("agent needs --edge URL");
+      const help = await bare("agent", "install", "--help");
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain("edgetty agent install");
+      expect((await bare("user", "--help")).stdout).toContain("Administration");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

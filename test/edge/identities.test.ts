@@ -130,6 +130,10 @@ describe("identities registry", () => {
     expect(await codeOf(putGrant(db, { server_id: "S!", principal_type: "user", principal_id: "x" }))).toBe("400 INVALID_SERVER_ID");
     expect(await codeOf(putGrant(db, { server_id: "s", principal_type: "role", principal_id: "x" }))).toBe("400 INVALID_PARAMETERS");
     expect(await codeOf(putGrant(db, { server_id: "s", terminal_id: 70000, principal_type: "user", principal_id: "x" }))).toBe("400 INVALID_TERMINAL_ID");
+    // Number() read each of these as 0 (the whole server) or a terminal the caller did not name.
+    for (const terminal_id of ["", [], false, true, "abc", "1e1", "0x10", 1.5]) {
+      expect(await codeOf(putGrant(db, { server_id: "s", terminal_id, principal_type: "user", principal_id: "x" })), JSON.stringify(terminal_id)).toBe("400 INVALID_TERMINAL_ID");
+    }
     expect(await codeOf(addMember(db, uid("g"), uid("u")))).toBe("404 USER_NOT_FOUND");
   });
 

@@ -36,9 +36,12 @@ export function mountAdminGrants(root: HTMLElement, ctx: AdminContext): () => vo
     "Grant",
     [field("Server", server), field("Terminal", terminal, "Empty: the whole server."), field("To a", kind), field("Who", who), field("Access", access)],
     async () => {
+      // Number() would read "abc" as NaN, sent as null: the whole server.
+      const id = terminal.value.trim();
+      if (id && !/^\d{1,5}$/.test(id)) throw new Error("Terminal: a number from 1 to 65535, or empty for the whole server.");
       const grant = await client.putGrant({
         server_id: server.value,
-        terminal_id: terminal.value ? Number(terminal.value) : 0,
+        terminal_id: id ? Number(id) : 0,
         principal_type: kind.value === "user" ? "user" : "group",
         principal_id: who.value,
         access: access.value === "read" ? "read" : "write",

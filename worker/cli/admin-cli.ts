@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { agentCommand } from "../../shared/agent-command.ts";
+import { parseTerminalId } from "../../shared/validation.ts";
 
 export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --key KEY] | list | disable ID | enable ID | remove ID
       add prints the new server's agent token and the command that runs its agent; with --url
@@ -68,8 +69,13 @@ export function parseTtl(text: string): number {
   return Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
 }
 
+/** Control characters shown as `\xNN`: a name an admin set must not drive the reader's terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 function columns(rows: Record<string, unknown>[], keys: string[]): string {
-  const cell = (v: unknown) => (v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") || "-" : String(v));
+  const cell = (v: unknown) => printable(v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") || "-" : String(v));
   const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => cell(r[k]).length)));
   const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
   return [line(keys.map((k) => k.toUpperCase())), ...rows.map((r) => line(keys.map((k) => cell(r[k]))))].join("\n");
@@ -195,9 +201,12 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
         return 0;
       }
       case "grant add": {
-        const body = { server_id: need(v.server, "--server"), terminal_id: v.terminal === undefined ? undefined : Number(v.terminal), ...principal(), access: v.access ?? "write" };
-        const grant = await call("PUT", "/api/v1/admin/grants", body);
-        show(grant, () => `granted ${body.access} on ${body.server_id}${v.terminal ? `/${v.terminal}` : ""} to ${body.principal_type} ${body.principal_id}`);
+        // Number() would read "#5" as NaN, sent as null: a grant on the whole server.
+        const terminal = v.terminal === undefined ? undefined : parseTerminalId(v.terminal);
+        if (terminal === null) throw new AdminUsageError(`--terminal must be a terminal id from 1 to 65535 (got "${v.terminal}"); leave it out for the whole server`);
+        const body = { server_id: need(v.server, "--server"), terminal_id: terminal, ...principal(), access: v.access ?? "write" };
+        const grant = (await call("PUT", "/api/v1/admin/grants", body)) as { server_id: string; terminal_id: number; access: string };
+        show(grant, () => `granted ${grant.access} on ${grant.server_id}${grant.terminal_id ? `/${grant.terminal_id}` : ""} to ${body.principal_type} ${body.principal_id}`);
         return 0;
       }
       case "grant list": {

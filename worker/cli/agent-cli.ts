@@ -144,7 +144,9 @@ export async function runAgentCommand(argv: string[], program: ServiceProgram): 
       "log-format": { type: "string" },
     },
   });
-  const edge = checkEdgeUrl(values.edge ?? process.env.EDGETTY_EDGE ?? "");
+  const given = values.edge ?? process.env.EDGETTY_EDGE;
+  if (!given) throw new UsageError("agent needs --edge URL (or EDGETTY_EDGE): the edge to dial");
+  const edge = checkEdgeUrl(given);
   const server = checkServer(values.server ?? process.env.EDGETTY_SERVER);
   const fromEnv = process.env[AGENT_TOKEN_ENV];
   const token = values["token-file"] ? readTokenFile(values["token-file"]) : (values.token ?? fromEnv);

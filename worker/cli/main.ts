@@ -32,9 +32,14 @@ const USAGE = `edgetty — terminals on any machine, from anywhere
 Administration (against any edge with an admin token):
 ${ADMIN_USAGE}`;
 
-function fail(message: string): never {
-  process.stderr.write(`edgetty: ${message}\n\n${USAGE}`);
+function fail(message: string, usage = USAGE): never {
+  process.stderr.write(`edgetty: ${message}\n\n${usage}`);
   process.exit(2);
+}
+
+/** node:util parseArgs's refusal of an unknown option or a missing value. */
+function isParseArgsError(error: unknown): error is TypeError {
+  return error instanceof TypeError && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
 }
 
 /**
@@ -51,7 +56,7 @@ function parseCommandArgs<T extends ParseArgsConfig>(config: T): ReturnType<type
   try {
     return parseArgs(config);
   } catch (error) {
-    if (error instanceof TypeError && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) fail(error.message);
+    if (isParseArgsError(error)) fail(error.message);
     throw error;
   }
 }
@@ -111,7 +116,14 @@ export function clientDefaults(values: { edge?: string | undefined; "api-key"?: 
   const stateDir = resolve(process.env.EDGETTY_STATE_DIR ?? ".edgetty");
   let stored: { apiKey?: string } = {};
   const file = join(stateDir, "secrets.json");
-  if (existsSync(file)) stored = JSON.parse(readFileSync(file, "utf8")) as { apiKey?: string };
+  if (existsSync(file)) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
+      if (typeof parsed === "object" && parsed !== null) stored = parsed as { apiKey?: string };
+    } catch (error) {
+      fail(`cannot read ${file}: ${(error as Error).message} (pass --api-key, or remove the file and run \`edgetty start\` again)`);
+    }
+  }
   const edge = values.edge ?? process.env.EDGETTY_EDGE ?? `http://127.0.0.1:${process.env.EDGETTY_PORT ?? 8787}`;
   const apiKey = values["api-key"] ?? process.env.EDGETTY_API_KEY ?? stored.apiKey;
   if (!apiKey) fail("no API key: pass --api-key or set EDGETTY_API_KEY");
@@ -123,18 +135,24 @@ switch (command) {
   case "start":
     await start(rest);
     break;
-  case "agent":
-    if (rest[0] === "help" || rest[0] === "--help") process.stdout.write(AGENT_USAGE.replaceAll("  agent", "  edgetty agent"));
+  case "agent": {
+    const agentUsage = AGENT_USAGE.replaceAll("  agent", "  edgetty agent");
+    if (rest[0] === "help" || rest.includes("--help") || rest.includes("-h")) process.stdout.write(agentUsage);
     else {
       await runAgentCommand(rest, {
         node: process.execPath,
         nodeArgs: [...AGENT_NODE_FLAGS],
         script: fileURLToPath(new URL("../../bin/edgetty.js", import.meta.url)),
         scriptArgs: ["agent"],
-      }).catch((error: unknown) => (error instanceof UsageError ? fail(error.message) : Promise.reject(error)));
+      }).catch((error: unknown) => (error instanceof UsageError || isParseArgsError(error) ? fail(error.message, agentUsage) : Promise.reject(error)));
     }
     break;
+  }
   case "bench": {
+    if (rest.includes("--help") || rest.includes("-h")) {
+      process.stdout.write("edgetty bench [--only memory|throughput|echo|fanout|execute|browser|paint|joins|open-terminal]\n  Measure the local stack (bench/bench.ts says what each part does).\n");
+      break;
+    }
     const { runBench } = await import("../../bench/bench.ts");
     process.exit(await runBench(rest));
     break;
@@ -158,6 +176,10 @@ switch (command) {
   case "token":
   case "audit": {
     const { AdminUsageError, parseAdminArgs, runAdminCommand } = await import("./admin-cli.ts");
+    if (rest.includes("--help") || rest.includes("-h")) {
+      process.stdout.write(USAGE);
+      break;
+    }
     try {
       const { edge, apiKey } = clientDefaults(parseAdminArgs(rest).values);
       process.exit(await runAdminCommand(command, rest, { edge, apiKey, out: (line) => console.log(line) }));
