@@ -26,38 +26,13 @@ import { asFamilyError, OpenTerminalError, TerminalsError } from "./errors.ts";
 import { ApiFamily, dispatch } from "./family.ts";
 import { openTerminalApi } from "./open-terminal-api.ts";
 import { terminalSessionApi } from "./terminal-api.ts";
-import { SHARE_PAGE_PATH } from "./share-links.ts";
 import { terminalsApi } from "./terminals-api.ts";
 import { drainUnread } from "./http.ts";
+import { webApp } from "./web-app.ts";
 import { withWsCompression } from "./ws-compression.ts";
 
 export { HostDO } from "./host-do.ts";
 export { TerminalDO } from "./terminal-do.ts";
-
-/**
- * The web app: every GET no API family took is a static file. Anything else is a 404 in the
- * Open Terminal family's shape (the top level is the default server's Open Terminal API).
- */
-function webApp(): ApiFamily {
-  const app = new ApiFamily("web app", OpenTerminalError);
-  // A share link's page (share-links.ts): the app itself, which reads the link from the fragment.
-  app.route("GET", SHARE_PAGE_PATH, "public", (request, env) => {
-    if (env.ASSETS) return env.ASSETS.fetch(new Request(new URL("/", request.url), { headers: request.headers }));
-    throw new OpenTerminalError(404, "NOT_FOUND", `No route for GET ${SHARE_PAGE_PATH}`);
-  });
-  // What neither a route nor a file answers is the reference's 404 `{"detail":"Not Found"}`.
-  app.route("GET", "*", "public", async (request, env) => {
-    if (env.ASSETS) {
-      const file = await env.ASSETS.fetch(request);
-      if (file.status !== 404) return file;
-    }
-    throw new OpenTerminalError(404, "NOT_FOUND", "Not Found");
-  });
-  app.route("ALL", "*", "admin", () => {
-    throw new OpenTerminalError(404, "NOT_FOUND", "Not Found");
-  });
-  return app;
-}
 
 /** Every family, in the order they are tried. */
 const FAMILIES: readonly ApiFamily[] = [agentLinkApi(), adminApi(), terminalsApi(), terminalSessionApi(), openTerminalApi(), webApp()];

@@ -118,7 +118,10 @@ export function mountScreenApi(api: ApiFamily): void {
       }
       throw error;
     }
-    const headers = new Headers({ "Content-Type": result.content_type, "Cache-Control": "no-store" });
+    // What the terminal printed, served on this origin: never run as a page of it (the html
+    // format is escaped already; this is the second line), never sniffed as another type.
+    const headers = new Headers({ "Content-Type": result.content_type, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" });
+    if (format === "html") headers.set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; sandbox");
     if (format === "download") headers.set("Content-Disposition", `attachment; filename="terminal-${terminalId}.raw"`);
     if (result.truncated) headers.set("X-Edgetty-Truncated", "1");
     return new Response(decodeBody(result), { headers });

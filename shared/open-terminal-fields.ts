@@ -4,6 +4,7 @@
  * field at once. Used by the execute and file validators.
  */
 import { validationError, type Parsed, type ValidationIssue } from "./open-terminal-errors.ts";
+import { RESERVED_ENV_KEYS } from "./validation.ts";
 
 export type Issues = ValidationIssue[];
 export type Loc = (string | number)[];
@@ -151,7 +152,8 @@ export function envDict(raw: unknown, issues: Issues): Record<string, string> | 
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
     if (typeof v !== "string") {
       issues.push({ type: "string_type", loc: ["body", "env", k], msg: "Input should be a valid string", input: v });
-    } else if (k === "" || k.includes("=") || hasNul(k) || hasNul(v)) {
+    } else if (k === "" || k.includes("=") || hasNul(k) || hasNul(v) || RESERVED_ENV_KEYS.has(k)) {
+      // (RESERVED_ENV_KEYS: names the link's records cannot carry, refused rather than lost.)
       const msg = "Value error, illegal environment variable name or value";
       issues.push({ type: "value_error", loc: ["body", "env", k], msg, input: v, ctx: { error: "illegal environment variable" } });
     } else env[k] = v;

@@ -21,6 +21,8 @@ const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const DISPLAY = /^:?(\d{1,4})(\.\d{1,2})?$/;
 export { PATH_MAX_CHARS };
+/** Environment names refused: `__proto__` would set an object's prototype, and valibot's records drop all three. */
+export const RESERVED_ENV_KEYS: ReadonlySet<string> = new Set(["__proto__", "prototype", "constructor"]);
 /** Most `env=` entries accepted on one request. */
 export const ENV_MAX_ENTRIES = 64;
 /** Longest environment value accepted, in characters. */
@@ -117,6 +119,8 @@ export function parseEnvEntries(entries: readonly string[]): Record<string, stri
     const key = eq > 0 ? entry.slice(0, eq) : "";
     const value = entry.slice(eq + 1);
     if (!ENV_KEY.test(key)) throw new ApiError(400, "INVALID_PARAMETERS", `env entries must be KEY=VALUE with a valid name: "${entry.slice(0, 40)}"`);
+    // Names a JavaScript object cannot carry as data (the link's record schema drops them): refused, not lost.
+    if (RESERVED_ENV_KEYS.has(key)) throw new ApiError(400, "INVALID_PARAMETERS", `env name ${key} is not supported`);
     if (value.length > ENV_VALUE_MAX_CHARS || value.includes("\0")) {
       throw new ApiError(400, "INVALID_PARAMETERS", `env value of ${key} must be at most ${ENV_VALUE_MAX_CHARS} characters, without NUL`);
     }

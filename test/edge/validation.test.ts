@@ -51,6 +51,10 @@ describe("validation", () => {
     for (const bad of [5, true, { A: 1 }, { A: null }, [1], { "1A": "x" }, Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`K${i}`, "v"]))]) {
       expect(codeOf(() => parseEnvField(bad)), JSON.stringify(bad)).toBe("400 INVALID_PARAMETERS");
     }
+    // Names the link's records drop (and __proto__, which would set the object's prototype): refused, not lost.
+    for (const bad of [["__proto__=x", "FOO=bar"], ["constructor=y"], JSON.parse('{"__proto__":"x"}'), { constructor: "y" }, { prototype: "z" }]) {
+      expect(() => parseEnvField(bad), JSON.stringify(bad)).toThrow(/env name (__proto__|constructor|prototype) is not supported/);
+    }
     // A body's env wins over the query-style list; a query (no env key) uses the list.
     expect(parseCreateParams({ env: { K: "obj" } }, 3, ["K=list"]).env).toEqual({ K: "obj" });
     expect(parseCreateParams({}, 3, ["K=list"]).env).toEqual({ K: "list" });

@@ -3,6 +3,7 @@
  * the test over a real WebSocket, so the HostDO's relay is exercised end to end at the edge.
  */
 import { describe, expect, it } from "vitest";
+import { WEB_APP_CSP, withAppHeaders } from "../../edge/web-app.ts";
 import { api, BASE, fakeAgent, KEY, registerServer, worker } from "./worker-client.ts";
 
 
@@ -18,6 +19,18 @@ describe("the edge Worker in workerd", () => {
     const servers = await api("/api/v1/terminals/", {}, null);
     expect(servers.status).toBe(401);
     expect(await servers.json()).toMatchObject({ error: expect.any(String) });
+  });
+
+  it("gives the web app's files its Content-Security-Policy, no sniffing and no framing", async () => {
+    // On a made-up file: the built app is not there when the edge tests run before a build.
+    const page = withAppHeaders(new Response("<!doctype html>", { headers: { "Content-Type": "text/html" } }));
+    expect(page.headers.get("Content-Security-Policy")).toBe(WEB_APP_CSP);
+    expect(WEB_APP_CSP).toContain("frame-ancestors 'none'");
+    expect(WEB_APP_CSP).toContain("script-src 'self';");
+    expect(page.headers.get("X-Content-Type-Options")).toBe("nosniff");
+    expect(page.headers.get("X-Frame-Options")).toBe("DENY");
+    expect(page.headers.get("Content-Type")).toBe("text/html");
+    expect(await page.text()).toBe("<!doctype html>");
   });
 
   it("registers servers in D1 and lists them with their agent's state", async () => {
