@@ -85,7 +85,11 @@ export async function runBench(argv: string[]): Promise<number> {
   const onlyAt = argv.indexOf("--only");
   const only = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
   const parts = ["memory", "throughput", "echo", "fanout", "execute", "browser", "paint", "joins", "open-terminal"];
-  const unknown = argv.filter((a, i) => i !== onlyAt && i !== onlyAt + 1);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(`edgetty bench [--only ${parts.join("|")}]\n  Measure the local stack (bench/bench.ts says what each part does).`);
+    return 0;
+  }
+  const unknown = argv.filter((_, i) => onlyAt < 0 || (i !== onlyAt && i !== onlyAt + 1));
   if ((onlyAt >= 0 && !parts.includes(only ?? "")) || unknown.length > 0) {
     console.error(`edgetty bench: ${unknown.length > 0 ? `unknown argument ${JSON.stringify(unknown[0])}` : `--only takes one of ${parts.join(", ")}`}`);
     return 2;

@@ -27,6 +27,7 @@ import {
   declaredLength,
   decodeBodyFrame,
   headerListProblem,
+  NULL_BODY_STATUSES,
   TUN_REQ_BODY,
   TUN_RES_BODY,
   TUNNEL_ACK_BATCH_BYTES,
@@ -42,8 +43,6 @@ import {
 import type { HeaderList, TunnelEdgeMsg } from "../shared/links/tunnel.ts";
 import { clientLeaving, drainUnread, UNREAD_BODY_DRAIN_MAX_BYTES } from "./http.ts";
 
-/** Statuses whose answer has no body (Fetch's null body statuses, 101 aside: the decoder allows 200–599). */
-const NULL_BODY_STATUSES = new Set([204, 205, 304]);
 /** The largest piece of a request body taken in one read, in bytes (BodyReads). */
 export const BODY_READ_BYTES = 256 * 1024; // 256 KiB
 /**

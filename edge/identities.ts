@@ -4,6 +4,7 @@
  * has to a server or one of its terminals, are in identity-grants.ts. Every list and table is bounded.
  */
 import { ApiError } from "../shared/errors.ts";
+import { jsonIntegerIn } from "../shared/validation.ts";
 import { apiTokenId, apiTokenMatches, generateApiToken } from "./api-tokens.ts";
 import { TOKEN_SCOPES, type GrantRecord, type GroupRecord, type Role, type TokenRecord, type TokenScope, type UserRecord } from "../shared/admin.ts";
 
@@ -229,9 +230,8 @@ export async function createToken(
   if (!user) throw new ApiError(404, "USER_NOT_FOUND", `No user '${userId}'`);
   const tokenRole = role(input.role, user.role);
   if (tokenRole === "admin" && user.role !== "admin") throw new ApiError(400, "INVALID_PARAMETERS", "a user's token cannot be an admin token");
-  // A JSON number only: Number() would read `true` as 1, `[60]`, " 60 " and "0x3c" as 60.
-  const ttl = input.ttl_s === undefined ? TOKEN_TTL_DEFAULT_S : input.ttl_s;
-  if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > TOKEN_TTL_MAX_S) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S}`);
+  const ttl = input.ttl_s === undefined ? TOKEN_TTL_DEFAULT_S : jsonIntegerIn(input.ttl_s, 1, TOKEN_TTL_MAX_S);
+  if (ttl === null) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S}`);
   const tokenScopes = scopes(input.scopes);
   const tokenName = name(input.name, "");
   await db.prepare("DELETE FROM api_tokens WHERE user_id = ? AND expires_at <= ?").bind(userId, now).run();

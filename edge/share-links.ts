@@ -11,7 +11,7 @@
  * its expiry alarm).
  */
 import { ApiError } from "../shared/errors.ts";
-import { isServerId } from "../shared/validation.ts";
+import { isServerId, jsonIntegerIn } from "../shared/validation.ts";
 import { randomToken, safeEqual, sha256Hex } from "./auth.ts";
 import { terminalStub } from "./addresses.ts";
 import type { Env } from "./env.ts";
@@ -67,9 +67,8 @@ export function shareTokenFromProtocols(request: Request): string | null {
 /** The link's lifetime in seconds from a request's `ttl_s`; 400 outside 1..SHARE_TTL_MAX_S. */
 export function shareTtl(value: unknown): number {
   if (value === undefined || value === null) return SHARE_TTL_DEFAULT_S;
-  // A JSON number only: Number() would read `true` as 1, `[60]`, " 60 " and "0x3c" as 60.
-  const ttl = value;
-  if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > SHARE_TTL_MAX_S) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${SHARE_TTL_MAX_S}`);
+  const ttl = jsonIntegerIn(value, 1, SHARE_TTL_MAX_S);
+  if (ttl === null) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${SHARE_TTL_MAX_S}`);
   return ttl;
 }
 

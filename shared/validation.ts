@@ -39,6 +39,14 @@ export function isServerId(value: string): boolean {
   return SERVER_ID.test(value);
 }
 
+/**
+ * A JSON integer from `min` to `max`; null for anything else. `Number()` would take `true` as 1
+ * and `[60]`, `" 60 "` or `"0x3c"` as 60 (a 1-second token from `"ttl_s": true`).
+ */
+export function jsonIntegerIn(value: unknown, min: number, max: number): number | null {
+  return typeof value === "number" && Number.isInteger(value) && value >= min && value <= max ? value : null;
+}
+
 /** Parses a terminal id given as a number or a decimal string; null when it is not one. */
 export function parseTerminalId(value: unknown): number | null {
   const text = typeof value === "number" ? String(value) : typeof value === "string" ? value.trim() : "";

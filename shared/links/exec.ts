@@ -34,6 +34,7 @@ import {
 import type { ExecuteCall, Parsed, StatusQuery } from "../open-terminal.ts";
 import { PATH_MAX_CHARS, SHORT_TEXT_MAX_CHARS } from "./client.ts";
 import { RequestId } from "./codec.ts";
+import { NULL_BODY_STATUSES } from "./tunnel.ts";
 
 /** Unacknowledged exec.data bytes the agent may have in flight per stream. */
 export const EXEC_STREAM_WINDOW_BYTES = 256 * 1024; // 256 KiB
@@ -115,7 +116,7 @@ const ExecResStatus = v.pipe(
   v.integer(),
   v.minValue(200),
   v.maxValue(599),
-  v.check((status) => status !== 204 && status !== 205 && status !== 304, "a status whose answer has no body"),
+  v.check((status) => !NULL_BODY_STATUSES.has(status), "a status whose answer has no body"),
 );
 
 /** Agent → edge. */

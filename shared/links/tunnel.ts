@@ -201,6 +201,9 @@ export function declaredLength(headers: HeaderList): number | null {
   return values.length === 1 ? decimalInteger(values[0]) : null;
 }
 
+/** Statuses whose answer has no body (Fetch's null body statuses; 101 never crosses these links). */
+export const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+
 /** An HTTP field name: a token (RFC 9110 §5.1, §5.6.2). */
 const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** What no field value may hold (RFC 9110 §5.5; Fetch refuses these in `Headers`). */

@@ -149,10 +149,6 @@ switch (command) {
     break;
   }
   case "bench": {
-    if (rest.includes("--help") || rest.includes("-h")) {
-      process.stdout.write("edgetty bench [--only memory|throughput|echo|fanout|execute|browser|paint|joins|open-terminal]\n  Measure the local stack (bench/bench.ts says what each part does).\n");
-      break;
-    }
     const { runBench } = await import("../../bench/bench.ts");
     process.exit(await runBench(rest));
     break;
