@@ -33,7 +33,7 @@ import type { Counters, ServerStats } from "./stats.ts";
 import { HostStore } from "./host-store.ts";
 import { loadIdentity, terminalStub } from "./addresses.ts";
 import { isTunnelMessage, type TunnelAgentMsg } from "../shared/links/tunnel.ts";
-import { AGENT_REQUEST_TIMEOUT_MS, HostLink } from "./host-link.ts";
+import { AGENT_LIST_TIMEOUT_MS, AGENT_REQUEST_TIMEOUT_MS, HostLink } from "./host-link.ts";
 import type { CloseInfo, CredentialMatch } from "./live-sockets.ts";
 import { UrlServerSockets } from "./url-server-ws.ts";
 import { URL_WS_PATH } from "./ws-proxy.ts";
@@ -269,7 +269,7 @@ export class HostDO extends DurableObject<Env> {
       let live = new Map<number, LiveSession>();
       if (this.agentSocket()) {
         try {
-          const { accepted, refused } = checkSessions((await this.link.request("list", {})).sessions, readConfig(this.env).maxSessionsPerServer);
+          const { accepted, refused } = checkSessions((await this.link.request("list", {}, AGENT_LIST_TIMEOUT_MS)).sessions, readConfig(this.env).maxSessionsPerServer);
           if (refused.length > 0) log("warn", "host.list_entries_refused", `refused ${refused.length} sessions in the agent's list: ${refused.slice(0, REFUSED_LOGGED_MAX).join("; ")}`, { server: this.serverId });
           live = new Map(accepted.map((s) => [s.terminal_id, s]));
         } catch (error) {

@@ -24,6 +24,12 @@ import { log } from "./log.ts";
 export const MAX_PENDING_REQUESTS = 256;
 /** How long the agent has to answer a request, in milliseconds. */
 export const AGENT_REQUEST_TIMEOUT_MS = 20_000;
+/**
+ * How long a listing waits for the agent's own list, in milliseconds. The agent answers `list`
+ * from memory; past this the listing is served from the HostDO's index alone, so one stuck or
+ * hostile agent cannot hold a caller for the whole request timeout.
+ */
+export const AGENT_LIST_TIMEOUT_MS = 3_000;
 /** Entries in the HostDO's request table at once: the control link's cap plus the tunnels'. */
 export const HOST_INFLIGHT_MAX = LINK_INFLIGHT_MAX + TUNNEL_MAX_INFLIGHT + TUNNEL_WS_MAX;
 /** Ids of the request table stay below this (a tunnel's rid is a u32 on the wire). */

@@ -8,12 +8,13 @@ import { expect, it } from "vitest";
 import type { Env } from "../../edge/env.ts";
 import { api, BASE, worker } from "./worker-client.ts";
 import { until } from "../support/waiters.ts";
+import { AGENT_LIST_TIMEOUT_MS, AGENT_REQUEST_TIMEOUT_MS } from "../../edge/host-link.ts";
 
 const started = "2026-01-01T00:00:00.000Z";
 const session = (id: number) => ({ terminal_id: id, shell: "sh", cwd: "/", started_at: started, ephemeral: false, cols: 80, rows: 24 });
 const agent = { version: "t", hostname: "h", platform: "linux", is_root: false };
 
-/** An agent link to `server` that answers every request with `answer(msg)`. */
+/** An agent link to `server` that answers every request with `answer(msg)` (nothing when it is undefined). */
 async function link(server: string, answer: (msg: { id: number; op: string; params: Record<string, unknown> }) => unknown): Promise<{ ws: WebSocket; closed: () => boolean }> {
   const token = ((await (await api(`/api/v1/admin/servers/${server}`, { method: "PUT", body: "{}" })).json()) as { token: string }).token;
   const res = await worker.fetch(`${BASE}/agent/v1/control?server=${server}`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
@@ -23,7 +24,8 @@ async function link(server: string, answer: (msg: { id: number; op: string; para
   ws.addEventListener("close", () => (closed = true));
   ws.addEventListener("message", (event) => {
     const msg = JSON.parse(event.data as string) as { t: string; id: number; op: string; params: Record<string, unknown> };
-    if (msg.t === "req") ws.send(JSON.stringify(answer(msg)));
+    const reply = msg.t === "req" ? answer(msg) : undefined;
+    if (reply !== undefined) ws.send(JSON.stringify(reply));
   });
   return { ws, closed: () => closed };
 }
@@ -80,5 +82,19 @@ it("refuses replies that do not fit their op without waiting for the timeout, an
   expect(listed.status).toBe(200);
   expect(await listed.json()).toEqual([]);
   expect((await host("hostile-reply").status()).sessions).toBe(0);
+  expect(closed()).toBe(false);
+});
+
+it("lists from the index when the agent never answers its list, after AGENT_LIST_TIMEOUT_MS", { timeout: 30_000 }, async () => {
+  const { ws, closed } = await link("silent-list", () => undefined);
+  ws.send(JSON.stringify({ t: "hello", agent, sessions: [session(3)] }));
+  await indexed("silent-list", 1);
+  const began = Date.now();
+  const listed = await api("/api/v1/terminals/silent-list/api/v1/terminal/sessions");
+  const waited = Date.now() - began;
+  expect(listed.status).toBe(200);
+  expect(((await listed.json()) as { id: number }[]).map((s) => s.id)).toEqual([3]);
+  expect(waited).toBeGreaterThanOrEqual(AGENT_LIST_TIMEOUT_MS - 50);
+  expect(waited).toBeLessThan(AGENT_REQUEST_TIMEOUT_MS);
   expect(closed()).toBe(false);
 });
