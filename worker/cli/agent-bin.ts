@@ -3,13 +3,14 @@
  * `edgetty-agent [agent] …` is `edgetty agent …` without the repository, wrangler or workerd.
  */
 import { fileURLToPath } from "node:url";
-import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
+import { agentUsage, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 
+const usage = agentUsage("edgetty-agent");
 const argv = process.argv.slice(2);
 if (argv[0] === "agent") argv.shift();
-if (argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
-  process.stdout.write(AGENT_USAGE.replaceAll("  agent", "  edgetty-agent"));
+if (argv[0] === "help" || argv.includes("--help") || argv.includes("-h")) {
+  process.stdout.write(usage);
 } else {
   try {
     await runAgentCommand(argv, {
@@ -20,8 +21,10 @@ if (argv[0] === "help" || argv[0] === "--help" || argv[0] === "-h") {
       scriptArgs: ["agent"],
     });
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`edgetty-agent: ${error.message}\n\n${AGENT_USAGE}`);
+    // node:util parseArgs refuses an unknown option or a missing value with ERR_PARSE_ARGS_*.
+    const parseArgsError = error instanceof TypeError && String((error as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS");
+    if (!(error instanceof UsageError) && !parseArgsError) throw error;
+    process.stderr.write(`edgetty-agent: ${(error as Error).message}\n\n${usage}`);
     process.exit(2);
   }
 }

@@ -23,18 +23,24 @@ export const AGENT_TOKEN_ENV = "EDGETTY_AGENT_TOKEN";
 /** Longest agent token read from a file, in bytes. */
 export const TOKEN_FILE_MAX_BYTES = 4096;
 
-export const AGENT_USAGE = `edgetty agent — the host agent
+/**
+ * The agent's usage, naming it as it is run: `program` is `edgetty agent` inside the CLI and
+ * `edgetty-agent` for the standalone agent package (worker/cli/agent-bin.ts).
+ */
+export function agentUsage(program: "edgetty agent" | "edgetty-agent"): string {
+  return `${program} — the host agent
 
-  agent --edge URL --server ID (--token-file F | --token T) [--data-dir DIR] [--log-format text|json]
+  ${program} --edge URL --server ID (--token-file F | --token T) [--data-dir DIR] [--log-format text|json]
       Run the agent in the foreground (token also from EDGETTY_AGENT_TOKEN).
-  agent install --edge URL --server ID --token-file F [--root DIR] [--dry-run]
+  ${program} install --edge URL --server ID --token-file F [--root DIR] [--dry-run]
       Write and enable the systemd unit edgetty-agent-ID.service (restart on failure, JSON logs to
       the journal) and copy the token to a root-only file. --root writes into a staging root
       without enabling anything live; --dry-run prints what would be written.
-  agent uninstall --server ID [--root DIR] [--dry-run]
+  ${program} uninstall --server ID [--root DIR] [--dry-run]
       Stop and disable the unit and remove it and its token file.
-  agent --version
+  ${program} --version
 `;
+}
 
 /** A bad command line or token file: printed with the usage, exit status 2. */
 export class UsageError extends Error {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { fileURLToPath } from "node:url";
-import { AGENT_USAGE, runAgentCommand, UsageError } from "./agent-cli.ts";
+import { agentUsage, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { ADMIN_USAGE } from "./admin-cli.ts";
 import { startLocalStack } from "./local-stack.ts";
 import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
@@ -136,15 +136,15 @@ switch (command) {
     await start(rest);
     break;
   case "agent": {
-    const agentUsage = AGENT_USAGE.replaceAll("  agent", "  edgetty agent");
-    if (rest[0] === "help" || rest.includes("--help") || rest.includes("-h")) process.stdout.write(agentUsage);
+    const usage = agentUsage("edgetty agent");
+    if (rest[0] === "help" || rest.includes("--help") || rest.includes("-h")) process.stdout.write(usage);
     else {
       await runAgentCommand(rest, {
         node: process.execPath,
         nodeArgs: [...AGENT_NODE_FLAGS],
         script: fileURLToPath(new URL("../../bin/edgetty.js", import.meta.url)),
         scriptArgs: ["agent"],
-      }).catch((error: unknown) => (error instanceof UsageError || isParseArgsError(error) ? fail(error.message, agentUsage) : Promise.reject(error)));
+      }).catch((error: unknown) => (error instanceof UsageError || isParseArgsError(error) ? fail(error.message, usage) : Promise.reject(error)));
     }
     break;
   }
