@@ -36,7 +36,8 @@ describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     const users = await cli("user", "list");
     expect(users.stdout).toMatch(/^ID\s+NAME\s+EMAIL/m);
     expect(users.stdout).toMatch(/^alice\s+alice\s+alice@example\.com\s+user\s+false$/m);
-    expect((await cli("grant", "list", "--server", "local")).stdout).toMatch(/^local\s+0\s+group\s+team-a\s+read$/m);
+    // A grant on the whole server shows its terminal as *.
+    expect((await cli("grant", "list", "--server", "local")).stdout).toMatch(/^local\s+\*\s+group\s+team-a\s+read$/m);
 
     const created = await cli("token", "create", "--user", "alice", "--name", "laptop", "--ttl", "1d", "--json");
     expect(created.code).toBe(0);

@@ -16,6 +16,7 @@ export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --k
   edgetty group member add|remove GROUP USER
   edgetty grant add --server ID [--terminal N] (--user ID | --group ID) [--access read|write]
   edgetty grant list [--server ID] | remove --server ID [--terminal N] (--user ID | --group ID)
+      A grant without --terminal is on every terminal of the server: grant list shows it as *.
   edgetty token create --user ID [--name NAME] [--ttl 90d] [--read-only] [--role admin]
   edgetty token list [--user ID] | revoke TOKEN_ID
   edgetty audit [--limit N] [--before EVENT_ID]
@@ -211,7 +212,9 @@ export async function runAdminCommand(command: string, argv: string[], opts: Adm
       }
       case "grant list": {
         const grants = (await call("GET", `/api/v1/admin/grants${v.server ? `?server_id=${e(v.server)}` : ""}`)) as Record<string, unknown>[];
-        show(grants, () => columns(grants, ["server_id", "terminal_id", "principal_type", "principal_id", "access"]));
+        // terminal_id 0 is a grant on the whole server: every terminal of it.
+        const rows = grants.map((g) => ({ ...g, terminal_id: g["terminal_id"] === 0 ? "*" : g["terminal_id"] }));
+        show(grants, () => columns(rows, ["server_id", "terminal_id", "principal_type", "principal_id", "access"]));
         return 0;
       }
       case "grant remove": {
