@@ -1,15 +1,15 @@
 /**
- * `edgetty user|group|grant|token|audit …`: the identity admin API (edge/identity-admin-api.ts)
+ * `edgetty server|user|group|grant|token|audit …`: the identity admin API (edge/identity-admin-api.ts)
  * from the command line, against any edge URL with an admin token. Answers print as aligned
  * columns, or as the API's JSON with `--json`. Exit codes: 0 done, 1 refused by the edge, 2 usage.
  */
 import { parseArgs } from "node:util";
 import { agentCommand } from "../../shared/agent-command.ts";
 import { parseTerminalId } from "../../shared/validation.ts";
+import { CLIENT_OPTIONS, CLIENT_OPTIONS_USAGE } from "./local-secrets.ts";
 
+/** The summary of every admin command, in the top-level usage. */
 export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --key KEY] | list | disable ID | enable ID | remove ID
-      add prints the new server's agent token and the command that runs its agent; with --url
-      and --key it is a URL server: an Open Terminal server the edge proxies to with that key.
   edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
   edgetty user list | show ID | disable ID | enable ID | remove ID
   edgetty group add ID [--name NAME] | list | remove ID
@@ -20,11 +20,12 @@ export const ADMIN_USAGE = `  edgetty server add ID [--name NAME] [--url URL --k
   edgetty token create --user ID [--name NAME] [--ttl 90d] [--read-only] [--role admin]
   edgetty token list [--user ID] | revoke TOKEN_ID
   edgetty audit [--limit N] [--before EVENT_ID]
-      Users, groups, grants, per-user API tokens (shown once) and the audit log.
-      Common flags: --edge URL --api-key KEY (admin) --json
+      Servers, users, groups, grants, per-user API tokens (shown once) and the audit log.
+      Common flags: --edge URL --api-key KEY --state-dir DIR --json
+      \`edgetty COMMAND --help\` shows one command's flags.
 `;
 
-/** A usage mistake: printed with the usage, exit code 2. */
+/** A usage mistake: printed with the command's usage, exit code 2. */
 export class AdminUsageError extends Error {}
 
 /** Where and as whom the commands run, and where they print. */
@@ -34,6 +35,7 @@ export interface AdminCliOptions {
   out: (line: string) => void;
 }
 
+/** Every flag an admin command may take (each command accepts its own subset, ADMIN_COMMANDS). */
 const FLAGS = {
   name: { type: "string" },
   email: { type: "string" },
@@ -49,15 +51,116 @@ const FLAGS = {
   "read-only": { type: "boolean" },
   limit: { type: "string" },
   before: { type: "string" },
-  json: { type: "boolean" },
-  edge: { type: "string" },
-  "api-key": { type: "string" },
 } as const;
 
-/** Parses `argv` (after the command word); the edge and key flags are read by the caller. */
-export function parseAdminArgs(argv: string[]) {
+/** Flags every admin command takes: where the edge is, `--json`, `--help`. */
+const COMMON_FLAGS = { ...CLIENT_OPTIONS, json: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
+
+type AllFlags = typeof FLAGS & typeof COMMON_FLAGS;
+/** Parsed flag values: a string or boolean per flag, as its type says. */
+export type AdminValues = { [K in keyof AllFlags]?: AllFlags[K]["type"] extends "boolean" ? boolean : string };
+
+const COMMON_USAGE = `${CLIENT_OPTIONS_USAGE}  --json            print the API's JSON answer
+`;
+
+/** The admin commands: each one's own flags and usage text. */
+const ADMIN_COMMANDS = {
+  server: {
+    flags: ["name", "url", "key"],
+    usage: `usage: edgetty server add ID [--name NAME] [--url URL --key KEY]
+       edgetty server list | disable ID | enable ID | remove ID
+
+  add prints the new server's agent token (shown only then) and the command that runs its agent.
+  --name NAME       the server's display name
+  --url URL         with --key: a URL server, an Open Terminal server the edge proxies to
+  --key KEY         that server's API key
+${COMMON_USAGE}
+example: edgetty server add web-01 --name "Web one"
+`,
+  },
+  user: {
+    flags: ["name", "email", "role"],
+    usage: `usage: edgetty user add ID [--name NAME] [--email EMAIL] [--role user|admin]
+       edgetty user list | show ID | disable ID | enable ID | remove ID
+
+  --name NAME       display name
+  --email EMAIL     e-mail address
+  --role ROLE       user (the default) or admin (may use the admin API)
+${COMMON_USAGE}
+example: edgetty user add alice --email alice@example.com
+`,
+  },
+  group: {
+    flags: ["name"],
+    usage: `usage: edgetty group add ID [--name NAME] | list | remove ID
+       edgetty group member add|remove GROUP USER
+
+  --name NAME       display name
+${COMMON_USAGE}
+example: edgetty group member add team-a alice
+`,
+  },
+  grant: {
+    flags: ["server", "terminal", "user", "group", "access"],
+    usage: `usage: edgetty grant add --server ID [--terminal N] (--user ID | --group ID) [--access read|write]
+       edgetty grant list [--server ID]
+       edgetty grant remove --server ID [--terminal N] (--user ID | --group ID)
+
+  --server ID       the server
+  --terminal N      one terminal (1-65535); without it, every terminal of the server
+                    (\`grant list\` shows TERMINAL_ID * for such a grant)
+  --user ID, --group ID   who gets (or loses) the access
+  --access ACCESS   write (the default: start, open and type in terminals) or read (watch only)
+${COMMON_USAGE}
+example: edgetty grant add --server local --group team-a --access read
+`,
+  },
+  token: {
+    flags: ["user", "name", "ttl", "read-only", "role"],
+    usage: `usage: edgetty token create --user ID [--name NAME] [--ttl 90d] [--read-only] [--role admin]
+       edgetty token list [--user ID] | revoke TOKEN_ID
+
+  create prints the token once: store it safely.
+  --user ID         the token's user
+  --name NAME       a name to recognise it by
+  --ttl TTL         lifetime: 90d, 12h, 30m, 45s or seconds
+  --read-only       caps the token's every access at read
+  --role admin      an admin token (admin only while its user's role is admin)
+${COMMON_USAGE}
+example: edgetty token create --user alice --ttl 30d
+`,
+  },
+  audit: {
+    flags: ["limit", "before"],
+    usage: `usage: edgetty audit [--limit N] [--before EVENT_ID]
+
+  --limit N         at most N events, newest first
+  --before EVENT_ID the events before this one (the next page)
+${COMMON_USAGE}
+example: edgetty audit --limit 20
+`,
+  },
+} as const satisfies Record<string, { flags: readonly (keyof typeof FLAGS)[]; usage: string }>;
+
+/** The name of an admin command (`server`, `user`, `group`, `grant`, `token`, `audit`). */
+export type AdminCommand = keyof typeof ADMIN_COMMANDS;
+
+/** True when `command` is an admin command. */
+export function isAdminCommand(command: string | undefined): command is AdminCommand {
+  return command !== undefined && Object.hasOwn(ADMIN_COMMANDS, command);
+}
+
+/** One admin command's usage text: its forms, flags and an example. */
+export function adminUsage(command: AdminCommand): string {
+  return ADMIN_COMMANDS[command].usage;
+}
+
+/** Parses `argv` (after the command word) with the command's own flags and the common ones. */
+export function parseAdminArgs(command: AdminCommand, argv: string[]): { values: AdminValues; positionals: string[] } {
+  const options = { ...COMMON_FLAGS, ...Object.fromEntries(ADMIN_COMMANDS[command].flags.map((f) => [f, FLAGS[f]])) };
   try {
-    return parseArgs({ args: argv, options: FLAGS, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: values as AdminValues, positionals };
   } catch (error) {
     throw new AdminUsageError((error as Error).message);
   }
@@ -86,9 +189,9 @@ function when(ms: unknown): string {
   return typeof ms === "number" ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z") : "-";
 }
 
-/** Runs one admin command; answers the process exit code. */
-export async function runAdminCommand(command: string, argv: string[], opts: AdminCliOptions): Promise<number> {
-  const { values: v, positionals: p } = parseAdminArgs(argv);
+/** Runs one admin command with its parsed arguments; answers the process exit code. */
+export async function runAdminCommand(command: AdminCommand, args: { values: AdminValues; positionals: string[] }, opts: AdminCliOptions): Promise<number> {
+  const { values: v, positionals: p } = args;
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
     const res = await fetch(new URL(path, opts.edge), {
       method,

@@ -10,6 +10,18 @@
 import type { Writable } from "node:stream";
 import type { StreamEvent } from "../../shared/open-terminal.ts";
 import { LineTooLongError, ndjsonLines } from "../../shared/ndjson.ts";
+import { CLIENT_OPTIONS_USAGE } from "./local-secrets.ts";
+
+/** `edgetty exec --help`. */
+export const EXEC_USAGE = `usage: edgetty exec [--server ID] [--edge URL] [--api-key KEY] [--state-dir DIR] -- COMMAND [ARG…]
+
+  Runs COMMAND on a server through the edge, prints its output as it arrives and exits with its
+  exit code (255 when edgetty itself fails). Each ARG is quoted for the shell; for pipes and the
+  like run a shell: -- sh -c 'ps aux | grep node'.
+  --server ID       the server (default: the edge's default server)
+${CLIENT_OPTIONS_USAGE}
+example: edgetty exec --state-dir /tmp/edgetty -- uname -a
+`;
 
 /** Exit status for failures of edgetty itself (network, auth, a broken stream), as ssh uses. */
 export const EXEC_CLI_ERROR_STATUS = 255;

@@ -1,12 +1,23 @@
-/** The local stack's secrets: generated once, kept in its state folder. */
+/**
+ * The local stack's state folder as the CLI sees it: the secrets `edgetty start` generates once
+ * and keeps there, the record of the URL it serves while it runs, and how the client commands
+ * (`exec`, `user`, `grant` …) find an edge URL and API key from flags, environment and that folder.
+ */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export interface StoredSecrets {
   apiKey: string;
   agentToken: string;
 }
+
+/** The state folder when neither `--state-dir` nor EDGETTY_STATE_DIR names one. */
+export const DEFAULT_STATE_DIR = ".edgetty";
+/** The edge's port when nothing else says where it is. */
+const DEFAULT_PORT = 8787;
+/** Written by `edgetty start` while it runs: `{"url", "pid"}`. */
+const STACK_FILE = "stack.json";
 
 /** A random URL-safe secret (24 bytes) that never starts with `-`, so `--api-key KEY` always parses. */
 export function cliToken(): string {
@@ -14,6 +25,17 @@ export function cliToken(): string {
     const token = randomBytes(24).toString("base64url");
     if (!token.startsWith("-")) return token;
   }
+}
+
+/** The state folder, absolute: `--state-dir`, else EDGETTY_STATE_DIR, else `.edgetty`. */
+export function stateDirOf(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(flag ?? env["EDGETTY_STATE_DIR"] ?? DEFAULT_STATE_DIR);
+}
+
+/** Writes `value` as JSON to `file`, owner-only (mode 0600 also when the file was already there). */
+function writePrivateJson(file: string, value: unknown): void {
+  writeFileSync(file, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
+  chmodSync(file, 0o600);
 }
 
 /**
@@ -31,7 +53,99 @@ export function loadSecrets(stateDir: string, apiKey: string | undefined): Store
     }
   }
   const secrets = { apiKey: apiKey ?? stored.apiKey ?? cliToken(), agentToken: stored.agentToken ?? cliToken() };
-  writeFileSync(file, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
+  writePrivateJson(file, secrets);
   return secrets;
 }
 
+/** Records in `<stateDir>/stack.json` (mode 0600) that process `pid` serves the stack at `url`. */
+export function recordStack(stateDir: string, url: string, pid = process.pid): void {
+  writePrivateJson(join(stateDir, STACK_FILE), { url, pid });
+}
+
+/** Removes the record of `recordStack` if it is process `pid`'s (another run's record stays). */
+export function forgetStack(stateDir: string, pid = process.pid): void {
+  const file = join(stateDir, STACK_FILE);
+  if (readStackRecord(file)?.pid === pid) rmSync(file, { force: true });
+}
+
+function readStackRecord(file: string): { url: string; pid: number } | null {
+  try {
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as { url?: unknown; pid?: unknown };
+    return typeof parsed.url === "string" && Number.isInteger(parsed.pid) ? { url: parsed.url, pid: parsed.pid as number } : null;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM"; // there, but someone else's
+  }
+}
+
+/**
+ * The URL of the stack `edgetty start` runs from `stateDir`, or undefined when none was recorded
+ * or the process that recorded it is gone (a record a SIGKILL left behind is ignored).
+ */
+export function runningStackUrl(stateDir: string): string | undefined {
+  const record = readStackRecord(join(stateDir, STACK_FILE));
+  return record && record.pid > 0 && isAlive(record.pid) ? record.url : undefined;
+}
+
+/** The client commands' flags that say where the edge is (parseArgs options). */
+export const CLIENT_OPTIONS = {
+  edge: { type: "string" },
+  "api-key": { type: "string" },
+  "state-dir": { type: "string" },
+} as const;
+
+/** Usage lines for CLIENT_OPTIONS, shared by every client command's help. */
+export const CLIENT_OPTIONS_USAGE = `  --edge URL        the edge (else EDGETTY_EDGE, else the stack started from --state-dir)
+  --api-key KEY     an admin API key or token (else EDGETTY_API_KEY, else the state dir's key)
+  --state-dir DIR   the state folder of \`edgetty start\` (else EDGETTY_STATE_DIR, else .edgetty)
+`;
+
+/** The client flags as parsed. */
+export interface ClientFlags {
+  edge?: string | undefined;
+  "api-key"?: string | undefined;
+  "state-dir"?: string | undefined;
+}
+
+/** Why the client commands cannot say where or as whom to call: printed with the usage, exit 2. */
+export class ClientConfigError extends Error {}
+
+/** The API key in a state folder's secrets.json, if any; a file that is not JSON is refused. */
+function storedApiKey(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ClientConfigError(`cannot read ${file}: ${(error as Error).message} (pass --api-key, or remove the file and run \`edgetty start\` again)`);
+  }
+  const key = typeof parsed === "object" && parsed !== null ? (parsed as { apiKey?: unknown }).apiKey : undefined;
+  return typeof key === "string" && key !== "" ? key : undefined;
+}
+
+/**
+ * Edge URL and API key for the client commands, each from its flag, else the environment
+ * (EDGETTY_EDGE, EDGETTY_API_KEY), else the state folder of a stack run by `edgetty start`
+ * (the URL it recorded while running, the key in its secrets.json); the URL falls back to
+ * `http://127.0.0.1:${EDGETTY_PORT ?? 8787}`.
+ */
+export function resolveClient(flags: ClientFlags, env: NodeJS.ProcessEnv): { edge: string; apiKey: string } {
+  const stateDir = stateDirOf(flags["state-dir"], env);
+  const file = join(stateDir, "secrets.json");
+  const apiKey = flags["api-key"] ?? env["EDGETTY_API_KEY"] ?? storedApiKey(file);
+  if (!apiKey) {
+    throw new ClientConfigError(
+      `no API key: pass --api-key KEY, set EDGETTY_API_KEY, or pass --state-dir DIR of a stack started with \`edgetty start --state-dir DIR\` (no key in ${file})`,
+    );
+  }
+  const edge = flags.edge ?? env["EDGETTY_EDGE"] ?? runningStackUrl(stateDir) ?? `http://127.0.0.1:${env["EDGETTY_PORT"] ?? DEFAULT_PORT}`;
+  return { edge, apiKey };
+}
