@@ -21,7 +21,7 @@ import { ApiError } from "../shared/errors.ts";
 import type { AgentFacts } from "../shared/links/control.ts";
 import { EXEC_SESSION_MAX_CHARS, EXEC_USER_MAX_CHARS, parseExecHttp } from "../shared/links/exec.ts";
 import { TUNNEL_PATH_MAX_CHARS, TUNNEL_QUERY_MAX_CHARS } from "../shared/links/tunnel.ts";
-import { apiConfig, BODY_NOT_UTF8, healthBody, openApiDocument, OPEN_TERMINAL_ROUTES, routesFor } from "../shared/open-terminal.ts";
+import { apiConfig, BODY_NOT_UTF8, healthBody, noRouteReply, openApiDocument, OPEN_TERMINAL_ROUTES, routesFor } from "../shared/open-terminal.ts";
 import { hostStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
@@ -52,7 +52,7 @@ const UNCARRIED_METHODS = new Set(["CONNECT", "TRACE", "TRACK"]);
 
 /** FastAPI's answer for a path it does not serve, or serves for other methods. */
 function noRoute(status: 404 | 405): Response {
-  return Response.json({ detail: status === 404 ? "Not Found" : "Method Not Allowed" }, { status });
+  return Response.json(noRouteReply(status).body, { status });
 }
 
 /** The request body as text, at most `maxBytes`; 413 past it, 400 when it is not UTF-8. */
@@ -254,6 +254,8 @@ export function openTerminalApi(): ApiFamily {
     const path = familyPath(request);
     return noRoute(routesFor(path).length > 0 ? 405 : 404);
   };
+  // The discovery routes are public, so is their 405: FastAPI routes before it authenticates.
+  for (const path of ["/health", "/api/config", "/openapi.json", "/docs"]) api.route("ALL", path, "public", () => noRoute(405));
   api.route("ALL", "/*", "write", notFound, { mounts: ["server"] });
   for (const path of ["/api/*", "/files/*", "/ports", "/proxy/*", "/system", "/info", "/docs"]) api.route("ALL", path, "write", notFound, { mounts: ["root"] });
   return api;

@@ -36,6 +36,7 @@ export const OtCode = {
   BAD_RELAY: "BAD_RELAY_MESSAGE",
   INTERNAL: "INTERNAL_ERROR",
   NOT_FOUND: "NOT_FOUND",
+  METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   BAD_REQUEST: "BAD_REQUEST",
   FORBIDDEN: "FORBIDDEN",
   CONFLICT: "CONFLICT",
@@ -51,6 +52,11 @@ export const BODY_NOT_UTF8 = "There was an error parsing the body";
 /** An error in this family's shape: `{"detail": "…", "code": "…"}`. */
 export function otError(status: number, code: string, detail: string): HttpReply {
   return { status, body: { detail, code } };
+}
+
+/** FastAPI's answer for a path nobody serves (404) or serves for other methods only (405), with its code. */
+export function noRouteReply(status: 404 | 405): HttpReply {
+  return status === 404 ? otError(404, OtCode.NOT_FOUND, "Not Found") : otError(405, OtCode.METHOD_NOT_ALLOWED, "Method Not Allowed");
 }
 
 /**

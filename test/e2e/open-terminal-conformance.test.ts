@@ -161,8 +161,16 @@ describe.each(MOUNTS)("on the %s", (_name, base) => {
     });
 
     it("answers unknown paths 404 {detail: Not Found} and a known path's other method 405", async () => {
-      expect(await call("GET", "/files/nope")).toMatchObject({ status: 404, body: { detail: "Not Found" } });
-      expect(await call("PUT", "/files/list")).toMatchObject({ status: 405, body: { detail: "Method Not Allowed" } });
+      // The same body wherever the answer is made (the edge or the agent), with the family's code.
+      expect(await call("GET", "/files/nope")).toMatchObject({ status: 404, body: { detail: "Not Found", code: "NOT_FOUND" } });
+      expect(await call("GET", "/nope")).toMatchObject({ status: 404, body: { detail: "Not Found", code: "NOT_FOUND" } });
+      expect(await call("PUT", "/files/list")).toMatchObject({ status: 405, body: { detail: "Method Not Allowed", code: "METHOD_NOT_ALLOWED" } });
+      // The public discovery routes' other methods are 405 without a key: FastAPI routes first.
+      for (const [method, path] of [["POST", "/health"], ["DELETE", "/openapi.json"], ["PUT", "/api/config"], ["POST", "/docs"]]) {
+        const res = await fetch(`${stack.url}${base}${path!}`, { method: method! });
+        expect(res.status, `${method} ${path}`).toBe(405);
+        expect(await res.json()).toEqual({ detail: "Method Not Allowed", code: "METHOD_NOT_ALLOWED" });
+      }
       // Every path of the family counts as known, parameters included.
       for (const [method, path] of [["PUT", "/api/terminals"], ["PATCH", "/api/terminals/abc123"], ["PUT", "/files/serve/a/b.txt"], ["DELETE", "/ports"]]) {
         expect(await call(method!, path!)).toMatchObject({ status: 405, body: { detail: "Method Not Allowed" } });

@@ -10,6 +10,7 @@ import { stat } from "node:fs/promises";
 import { arch, hostname, release, type as osType, userInfo } from "node:os";
 import {
   BODY_NOT_UTF8,
+  noRouteReply,
   OtCode,
   otError,
   parseArchiveBody,
@@ -198,7 +199,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
           return await archive(paths.map((given) => ({ given, path: atHome(given) })), signal);
         }
       }
-      return noRoute(path, method);
+      return noRoute(path);
     } catch (e) {
       if (e instanceof FileApiError) return json(e.reply);
       throw e;
@@ -209,8 +210,6 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
 const KNOWN = new Set(["/system", "/info", "/ports", "/files/cwd", "/files/list", "/files/read", "/files/display", "/files/view", "/files/write", "/files/replace", "/files/grep", "/files/glob", "/files/mkdir", "/files/delete", "/files/move", "/files/upload", "/files/archive"]);
 
 /** FastAPI's 404 / 405 for a path this app does not serve with that method. */
-function noRoute(path: string, method: string): Response {
-  const known = KNOWN.has(path) || path.startsWith("/files/serve/");
-  void method;
-  return known ? Response.json({ detail: "Method Not Allowed" }, { status: 405 }) : Response.json({ detail: "Not Found" }, { status: 404 });
+function noRoute(path: string): Response {
+  return json(noRouteReply(KNOWN.has(path) || path.startsWith("/files/serve/") ? 405 : 404));
 }
