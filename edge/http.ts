@@ -74,10 +74,13 @@ export function all(value: string | string[] | undefined): string[] {
   return value === undefined ? [] : Array.isArray(value) ? value : [value];
 }
 
-/** An integer query parameter within [min, max]. */
+/**
+ * A limit given as a query parameter: a whole number, capped to [min, max] (asking for more than
+ * the most gets the most, as the seed's "max" reads); 400 INVALID_PARAMETERS when not a number.
+ */
 export function intParam(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined || value === "") return fallback;
-  if (!/^\d+$/.test(value)) throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be an integer ${min}-${max}`);
+  if (!/^\d+$/.test(value)) throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be a whole number (${min}-${max}; more counts as ${max})`);
   return Math.min(max, Math.max(min, Number(value)));
 }
 
