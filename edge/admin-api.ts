@@ -6,7 +6,7 @@
  * passes (family.ts).
  */
 import { isServerId } from "../shared/validation.ts";
-import { apiTokenId } from "./api-tokens.ts";
+import { API_TOKEN_PREFIX, apiTokenId } from "./api-tokens.ts";
 import { bearerToken, clearSessionCookie, issueSessionCookie, randomToken, revokeSession, equalsApiKey } from "./auth.ts";
 import { clientIp, recordAudit } from "./audit.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
@@ -53,7 +53,7 @@ export function adminApi(): ApiFamily {
       // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
       const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
       if (user === null && !(await equalsApiKey(token, env.EDGETTY_API_KEY))) {
-        throw apiTokenId(token) !== null ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
+        throw token.startsWith(API_TOKEN_PREFIX) ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
       }
       const secure = new URL(request.url).protocol === "https:";
       const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure, Date.now(), user ?? undefined);

@@ -13,8 +13,8 @@ import { browserSessionLive, recordBrowserSession, revokeBrowserSession } from "
 import { accessConfigFor, ADMIN_KEY_IDENTITY, identifyAccess, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { getUser, type Identity } from "./identities.ts";
-import { apiTokenId } from "./api-tokens.ts";
-import { shareTokenFromProtocols, shareTokenId } from "./share-links.ts";
+import { API_TOKEN_PREFIX } from "./api-tokens.ts";
+import { SHARE_TOKEN_PREFIX, shareTokenFromProtocols } from "./share-links.ts";
 
 export const SESSION_COOKIE = "edgetty_session";
 /** How long a browser sign-in lasts, in seconds. */
@@ -192,8 +192,9 @@ export async function authenticate(request: Request, env: AuthEnv, allowCookie =
 export function unauthorizedMessage(request: Request, fallback: string): string {
   const token = bearerToken(request) ?? shareTokenFromProtocols(request);
   if (token !== null) {
-    if (apiTokenId(token) !== null) return "Invalid, expired or revoked API token";
-    if (shareTokenId(token) !== null) return "Invalid, expired or revoked share link";
+    // By prefix: a token cut short or mistyped is still named for what it was meant to be.
+    if (token.startsWith(API_TOKEN_PREFIX)) return "Invalid, expired or revoked API token";
+    if (token.startsWith(SHARE_TOKEN_PREFIX)) return "Invalid, expired or revoked share link";
     return fallback;
   }
   if (cookieValue(request, SESSION_COOKIE) !== null) return "Session expired or signed out: sign in again";

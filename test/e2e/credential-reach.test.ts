@@ -221,7 +221,7 @@ describe("errors in their family's shape and words", () => {
     expect(await anonymous.json()).toMatchObject({ statusCode: 401, error: "Unauthorized", code: "UNAUTHORIZED" });
     // An Open Terminal path keeps FastAPI's.
     const ot = await admin("/api/v1/terminals/local/nope");
-    expect(await ot.json()).toEqual({ detail: "Not Found" });
+    expect(await ot.json()).toEqual({ detail: "Not Found", code: "NOT_FOUND" });
   });
 
   it("a share link is ignored on public routes, not refused", async () => {
@@ -247,6 +247,9 @@ describe("errors in their family's shape and words", () => {
     expect(await (await as("/api/v1/terminals/local/api/terminals")).json()).toEqual({ detail: message, code: "UNAUTHORIZED" });
     const signIn = await fetch(`${stack.url}/api/v1/auth/session`, { method: "POST", ...json({ token: t.token }) });
     expect(await signIn.json()).toMatchObject({ statusCode: 401, message });
+    // A token cut short is still named for what it was meant to be.
+    const cut = await fetch(`${stack.url}/api/v1/terminal/sessions`, { headers: { Authorization: `Bearer ${t.token.slice(0, 12)}` } });
+    expect(await cut.json()).toMatchObject({ statusCode: 401, message });
     // No credential at all: the family's own text; the Open Terminal family keeps the reference's.
     expect(await (await fetch(`${stack.url}/api/v1/terminal/sessions`)).json()).toMatchObject({ message: expect.not.stringContaining("api key") });
     expect(await (await fetch(`${stack.url}/api/terminals`)).json()).toEqual({ detail: "Invalid API key", code: "UNAUTHORIZED" });

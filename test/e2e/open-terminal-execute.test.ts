@@ -275,11 +275,12 @@ describe("GET /openapi.json", () => {
       const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
       expect(ids).toHaveLength(12);
       // Each route of the family is really served: none answers 404 Not Found for its path.
-      for (const route of OPEN_TERMINAL_ROUTES.filter((r) => !r.websocket)) {
+      // `/info` is the reference's 404 until the agent is started to offer it (its own test).
+      for (const route of OPEN_TERMINAL_ROUTES.filter((r) => !r.websocket && r.path !== "/info")) {
         const path = route.path.replace("{process_id}", "x").replace("{session_id}", "1").replace("{port}", "1").replace("{path}", "x");
         const method = route.method === "ANY" ? "GET" : route.method;
         const res = await stack.api(base + path, { method, ...(method === "POST" ? { body: "{}", headers: { "Content-Type": "application/json" } } : {}) });
-        expect([404, 405].includes(res.status) ? await res.json() : null, `${route.method} ${path}`).not.toEqual({ detail: "Not Found" });
+        expect([404, 405].includes(res.status) ? await res.json() : null, `${route.method} ${path}`).not.toEqual({ detail: "Not Found", code: "NOT_FOUND" });
         if (method === "POST" && route.path === "/api/terminals") {
           const { id } = (await res.json()) as { id: string };
           await stack.api(`${base}/api/terminals/${id}`, { method: "DELETE" });
