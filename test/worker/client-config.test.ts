@@ -46,6 +46,16 @@ describe("the client commands' edge and key", () => {
     expect(resolveClient({}, { EDGETTY_STATE_DIR: stateDir, EDGETTY_API_KEY: "env-key" })).toEqual({ edge: "http://127.0.0.1:9432", apiKey: "env-key" });
   });
 
+  it("never send the state folder's key to an edge other than that stack's", () => {
+    const stateDir = runningState("elsewhere", "local-key", "http://127.0.0.1:9434");
+    for (const [flags, env] of [[{ edge: "https://edge.example" }, {}], [{}, { EDGETTY_EDGE: "https://edge.example" }]] as const) {
+      expect(() => resolveClient({ ...flags, "state-dir": stateDir }, env)).toThrow(/no API key for https:\/\/edge\.example.*not sent to another edge/);
+    }
+    // The stack's own URL named explicitly still gets its key; a key given for the other edge goes there.
+    expect(resolveClient({ edge: "http://127.0.0.1:9434/", "state-dir": stateDir }, {})).toEqual({ edge: "http://127.0.0.1:9434/", apiKey: "local-key" });
+    expect(resolveClient({ edge: "https://edge.example", "state-dir": stateDir }, { EDGETTY_API_KEY: "theirs" })).toEqual({ edge: "https://edge.example", apiKey: "theirs" });
+  });
+
   it("fall back to 127.0.0.1 on EDGETTY_PORT or 8787 when no running stack recorded its URL", () => {
     const stateDir = join(dir, "stopped");
     mkdirSync(stateDir);

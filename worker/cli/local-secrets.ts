@@ -118,6 +118,15 @@ export interface ClientFlags {
 /** Why the client commands cannot say where or as whom to call: printed with the usage, exit 2. */
 export class ClientConfigError extends Error {}
 
+/** True when both URLs parse and name the same origin (scheme, host and port). */
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
 /** The API key in a state folder's secrets.json, if any; a file that is not JSON is refused. */
 function storedApiKey(file: string): string | undefined {
   if (!existsSync(file)) return undefined;
@@ -135,17 +144,24 @@ function storedApiKey(file: string): string | undefined {
  * Edge URL and API key for the client commands, each from its flag, else the environment
  * (EDGETTY_EDGE, EDGETTY_API_KEY), else the state folder of a stack run by `edgetty start`
  * (the URL it recorded while running, the key in its secrets.json); the URL falls back to
- * `http://127.0.0.1:${EDGETTY_PORT ?? 8787}`.
+ * `http://127.0.0.1:${EDGETTY_PORT ?? 8787}`. The state folder's key goes only to that stack's
+ * own URL (or the local default): an edge named by `--edge` or EDGETTY_EDGE is never sent the
+ * local stack's admin key, it needs a key of its own.
  */
 export function resolveClient(flags: ClientFlags, env: NodeJS.ProcessEnv): { edge: string; apiKey: string } {
   const stateDir = stateDirOf(flags["state-dir"], env);
   const file = join(stateDir, "secrets.json");
-  const apiKey = flags["api-key"] ?? env["EDGETTY_API_KEY"] ?? storedApiKey(file);
+  const recorded = runningStackUrl(stateDir);
+  const local = recorded ?? `http://127.0.0.1:${env["EDGETTY_PORT"] ?? DEFAULT_PORT}`;
+  const named = flags.edge ?? env["EDGETTY_EDGE"];
+  const edge = named ?? local;
+  const apiKey = flags["api-key"] ?? env["EDGETTY_API_KEY"] ?? (named === undefined || sameOrigin(named, local) ? storedApiKey(file) : undefined);
   if (!apiKey) {
     throw new ClientConfigError(
-      `no API key: pass --api-key KEY, set EDGETTY_API_KEY, or pass --state-dir DIR of a stack started with \`edgetty start --state-dir DIR\` (no key in ${file})`,
+      named !== undefined && !sameOrigin(named, local)
+        ? `no API key for ${named}: pass --api-key KEY or set EDGETTY_API_KEY (the local stack's key is not sent to another edge)`
+        : `no API key: pass --api-key KEY, set EDGETTY_API_KEY, or pass --state-dir DIR of a stack started with \`edgetty start --state-dir DIR\` (no key in ${file})`,
     );
   }
-  const edge = flags.edge ?? env["EDGETTY_EDGE"] ?? runningStackUrl(stateDir) ?? `http://127.0.0.1:${env["EDGETTY_PORT"] ?? DEFAULT_PORT}`;
   return { edge, apiKey };
 }
