@@ -91,7 +91,7 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
       case "output":
         return view.write(frame.data);
       case "exit":
-        return show("Session ended", " — the shared terminal's shell has exited.");
+        return show("Session ended", "The shared terminal's shell has exited.");
       default:
         return; // A viewer types nothing, so READ_ONLY errors do not arise; titles and pongs need nothing.
     }
@@ -124,9 +124,9 @@ export function mountSharePage(root: HTMLElement, link: ShareLink | null): () =>
     status.textContent = text;
     status.dataset["state"] = phase.kind === "ended" ? "ended" : phase.kind;
     if (phase.kind === "ended" && (phase.why === "unauthorized" || phase.why === "forbidden")) {
-      show("Link no longer valid", " — this share link has expired or was revoked. Ask for a new one.");
+      show("Link no longer valid", "This share link has expired or was revoked. Ask whoever shared it for a new one.");
     } else if (phase.kind === "ended" && phase.why === "gone") {
-      show("Session gone", " — the shared terminal no longer exists.");
+      show("Session gone", "The shared terminal no longer exists.");
     }
   }
 
