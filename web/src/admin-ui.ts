@@ -1,6 +1,5 @@
 // Building blocks of the admin pages, plain DOM like the rest of the app: labelled fields, forms
 // that show the edge's error in an alert region, tables with captions and a refreshable list area.
-import { ApiError } from "./api.ts";
 import { h, replaceChildren } from "./dom.ts";
 
 type Child = Node | string | null | undefined | false;
@@ -23,6 +22,29 @@ export function field(label: string, control: HTMLInputElement | HTMLSelectEleme
   return h("div", { class: "field" }, h("label", { for: control.id }, label), control, helpEl);
 }
 
+/**
+ * Text that may be long (a name, an email): one line, cut short with an ellipsis (styles.css
+ * `.clip`), the whole of it in the title, so a long value never pushes a row's buttons away.
+ */
+export function clipped(text: string, tag: "span" | "code" = "span"): HTMLElement {
+  return h(tag, { class: "clip", title: text }, text);
+}
+
+/**
+ * Limits `input` to `max` characters without cutting a pasted value short, as `maxlength` would
+ * silently: a longer value is invalid, the browser says so ("at most 63 characters") and the form
+ * is not sent. Returns `input`.
+ */
+export function maxChars(input: HTMLInputElement, max: number): HTMLInputElement {
+  const check = (): void => {
+    const n = input.value.length;
+    input.setCustomValidity(n > max ? `Use at most ${max} characters (this has ${n}).` : "");
+  };
+  input.addEventListener("input", check);
+  check();
+  return input;
+}
+
 /** A `<select>` of `options` (`[value, text]`), with `placeholder` as an empty first choice when given. */
 export function select(name: string, options: readonly (readonly [string, string])[], placeholder?: string): HTMLSelectElement {
   return h(
@@ -40,9 +62,8 @@ export function fillIds(sel: HTMLSelectElement, ids: readonly string[], none: st
   sel.value = ids.includes(chosen) ? chosen : "";
 }
 
-/** The message of an error from the edge (its own words) or the network. */
+/** The message of an error from the edge or the network, in plain words (api.ts `plainMessage`). */
 export function errorText(err: unknown): string {
-  if (err instanceof ApiError) return `${err.message} (${err.status}${err.code ? ` ${err.code}` : ""})`;
   return (err as Error).message;
 }
 

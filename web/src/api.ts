@@ -59,6 +59,8 @@ export interface CreateRequest {
   ephemeral?: boolean;
   shell?: string;
   cwd?: string;
+  /** Create `cwd` when it does not exist (otherwise 400 CWD_NOT_FOUND). */
+  cwd_auto_create?: boolean;
   cols?: number;
   rows?: number;
   user?: string;
@@ -97,7 +99,7 @@ export interface HistoryEntry {
   status?: string;
 }
 
-/** An HTTP answer other than success; `message` is the server's own words when it gave any. */
+/** An HTTP answer other than success; `message` is in plain words (see `plainMessage`). */
 export class ApiError extends Error {
   override name = "ApiError";
   constructor(
@@ -107,6 +109,70 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The edge did not answer at all: it is down, or this device is offline (fetch itself failed). */
+export class NetworkError extends Error {
+  override name = "NetworkError";
+  constructor() {
+    super("cannot reach the edge (is it running, and is this device online?)");
+  }
+}
+
+/**
+ * Plain words for the error codes whose own message is API jargon, names a request field the app
+ * does not show, or asks for an action the user cannot take here. Other codes keep the edge's
+ * message, which already says what happened.
+ */
+const PLAIN_MESSAGES: Readonly<Record<string, string>> = {
+  USER_EXISTS: "A user with that id (or email) already exists.",
+  GROUP_EXISTS: "A group with that id already exists.",
+  CWD_NOT_FOUND: "That working directory does not exist on the server (tick \"create it if missing\" to have it made).",
+  SESSION_ID_TAKEN: "Another user already has a terminal with that id.",
+  TOO_MANY_SHARE_LINKS: "This terminal already has the most live share links it may have (20): revoke one first.",
+  SHARE_NOT_FOUND: "That share link no longer exists (it was revoked or has expired).",
+  SESSION_NOT_FOUND: "That terminal is not running any more.",
+  SERVER_DISABLED: "An admin has disabled this server.",
+  ACCESS_DENIED: "You may not use this server or terminal.",
+  READ_ONLY: "You may only watch here, not change anything.",
+  ORIGIN_CHECK_FAILED: "The edge refused a change sent from another site's page.",
+  AGENT_OFFLINE: "The server's agent is offline.",
+};
+
+/** The message to show for an error answer: plain words for a known code, else the edge's own words. */
+export function plainMessage(status: number, code: string | undefined, edgeMessage: string): string {
+  const known = code ? PLAIN_MESSAGES[code] : undefined;
+  if (known) return known;
+  if (status === 401) return "You are signed out: sign in again.";
+  if (status === 429 && !edgeMessage) return "Too many requests: wait a moment and try again.";
+  // A bare status line ("502 Bad Gateway") is all a body-less answer gives.
+  return edgeMessage ? edgeMessage.charAt(0).toUpperCase() + edgeMessage.slice(1) : `The edge answered ${status}.`;
+}
+
+/** `fetch`, with a failure to reach the edge at all turned into a NetworkError (plain words). */
+async function edgeFetch(path: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(path, init);
+  } catch (err) {
+    if (err instanceof DOMException && err.name === "AbortError") throw err;
+    throw new NetworkError();
+  }
+}
+
+/** A live share link of one terminal, from `GET …/api/v1/terminal/share/{id}` (times in epoch ms). */
+export interface ShareLinkInfo {
+  id: string;
+  server_id: string;
+  terminal_id: number;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A share link just created: its token and URL are shown this once, never again. */
+export interface CreatedShareLink extends ShareLinkInfo {
+  token: string;
+  url: string;
 }
 
 /** Highest id the client picks for a new non-ephemeral terminal (40000+ are ephemeral ids). */
@@ -119,9 +185,9 @@ export const SHELLS = ["bash", "zsh", "fish", "sh"] as const;
 
 const JSON_HEADERS = { "content-type": "application/json", accept: "application/json" };
 
-/** Reads the error message from any of the three API families' error shapes. */
+/** Reads the error from any of the three API families' error shapes, in plain words. */
 async function errorFrom(res: Response): Promise<ApiError> {
-  let message = `${res.status} ${res.statusText}`.trim();
+  let message = "";
   let code: string | undefined;
   try {
     const body = (await res.json()) as Record<string, unknown>;
@@ -129,9 +195,9 @@ async function errorFrom(res: Response): Promise<ApiError> {
     if (typeof text === "string" && text) message = text;
     if (typeof body["code"] === "string") code = body["code"];
   } catch {
-    // Not JSON: keep the status line.
+    // Not JSON: say the status.
   }
-  return new ApiError(res.status, message, code);
+  return new ApiError(res.status, plainMessage(res.status, code, message), code);
 }
 
 /** The HTTP client. `onUnauthorized` runs whenever the edge answers 401 (the cookie expired). */
@@ -144,7 +210,7 @@ export class Api {
   }
 
   private async request(path: string, init: RequestInit = {}): Promise<Response> {
-    const res = await fetch(path, { credentials: "same-origin", cache: "no-store", ...init });
+    const res = await edgeFetch(path, { credentials: "same-origin", cache: "no-store", ...init });
     if (res.status === 401) this.onUnauthorized();
     if (!res.ok) throw await errorFrom(res);
     return res;
@@ -158,7 +224,7 @@ export class Api {
 
   /** Exchanges a token for the session cookie. Throws ApiError(401) for a bad token. */
   async signIn(token: string): Promise<void> {
-    const res = await fetch("/api/v1/auth/session", {
+    const res = await edgeFetch("/api/v1/auth/session", {
       method: "POST",
       credentials: "same-origin",
       headers: JSON_HEADERS,
@@ -174,7 +240,7 @@ export class Api {
 
   /** Who is signed in, or null when nobody is. Network failures throw. */
   async whoAmI(): Promise<Me | null> {
-    const res = await fetch("/api/v1/auth/session", { credentials: "same-origin", cache: "no-store" });
+    const res = await edgeFetch("/api/v1/auth/session", { credentials: "same-origin", cache: "no-store" });
     if (res.status === 401) return null;
     if (!res.ok) throw await errorFrom(res);
     return (await res.json()) as Me;
@@ -229,6 +295,24 @@ export class Api {
       if (err instanceof ApiError && (err.status === 404 || err.status === 501)) return null;
       throw err;
     }
+  }
+
+  /** The terminal's live share links, newest first (without their tokens). */
+  shareLinks(serverId: string, terminalId: number): Promise<ShareLinkInfo[]> {
+    return this.json<ShareLinkInfo[]>(`${Api.serverPrefix(serverId)}/api/v1/terminal/share/${terminalId}`);
+  }
+
+  /** Creates a read-only link to the terminal that expires after `ttlS` seconds. */
+  createShareLink(serverId: string, terminalId: number, ttlS: number): Promise<CreatedShareLink> {
+    return this.json<CreatedShareLink>(`${Api.serverPrefix(serverId)}/api/v1/terminal/share/${terminalId}`, {
+      method: "POST",
+      body: JSON.stringify({ ttl_s: ttlS }),
+    });
+  }
+
+  /** Revokes share link `id`; sockets opened with it close. */
+  async revokeShareLink(serverId: string, terminalId: number, id: string): Promise<void> {
+    await this.json(`${Api.serverPrefix(serverId)}/api/v1/terminal/share/${terminalId}/${encodeURIComponent(id)}`, { method: "DELETE" });
   }
 
   /** Where the raw output downloads from (the browser follows it with the cookie). */
