@@ -18,6 +18,7 @@ export function mountSessionsPage(root: HTMLElement, api: Api, me: Me): () => vo
   /** A read-only sign-in may only watch, whatever its grants say. */
   const writable = (server: ServerEntry) => !me.read_only && canWrite(server);
   const serverSelect = h("select", { name: "server", "aria-label": "Server", required: true });
+  serverSelect.addEventListener("change", () => showChoice(serverSelect));
   const list = h("div", { class: "server-list", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading servers…"));
   const form = createForm(api, serverSelect);
   const newSession = h("section", { class: "card new-session", "aria-labelledby": "new-session-title", hidden: true }, h("h2", { id: "new-session-title" }, "New terminal"), form);
@@ -82,10 +83,16 @@ function updateServerSelect(select: HTMLSelectElement, servers: ServerEntry[]): 
   const chosen = select.value;
   replaceChildren(
     select,
-    ...servers.map((s) => h("option", { value: s.id }, `${s.name || s.id}${s.online === false && s.kind !== "url" ? " (offline)" : ""}`)),
+    ...servers.map((s) => h("option", { value: s.id, title: s.name || s.id }, `${s.name || s.id}${s.online === false && s.kind !== "url" ? " (offline)" : ""}`)),
   );
   const fallback = servers.find((s) => s.default) ?? servers[0];
   select.value = servers.some((s) => s.id === chosen) ? chosen : (fallback?.id ?? "");
+  showChoice(select);
+}
+
+/** Puts the chosen option's full text in the select's title: a long name is cut short on screen (styles.css). */
+function showChoice(select: HTMLSelectElement): void {
+  select.title = select.selectedOptions[0]?.textContent ?? "";
 }
 
 function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement {
@@ -94,15 +101,17 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
   const cols = h("input", { name: "cols", type: "number", min: 1, max: 1000, placeholder: "fit", "aria-label": "Columns" });
   const rows = h("input", { name: "rows", type: "number", min: 1, max: 1000, placeholder: "fit", "aria-label": "Rows" });
   const id = h("input", { name: "terminal_id", type: "number", min: 1, max: 65535, placeholder: "next free", "aria-label": "Terminal id" });
+  const cwdCreate = h("input", { name: "cwd_auto_create", type: "checkbox" });
   const ephemeral = h("input", { name: "ephemeral", type: "checkbox" });
   const submit = h("button", { type: "submit", class: "primary" }, "Start");
   const field = (label: string, control: HTMLElement): HTMLElement => h("label", { class: "field" }, h("span", {}, label), control);
   const kinds = kindFields();
   const shellField = field("Shell", shell);
   const cwdField = field("Directory", cwd);
+  const cwdCreateField = h("label", { class: "check" }, cwdCreate, h("span", {}, "Create it if missing"));
   kinds.picker.addEventListener("change", () => {
     // The shell and directory are a local shell's; SSH and PID sessions ignore them.
-    shellField.hidden = cwdField.hidden = kinds.kind() !== "local";
+    shellField.hidden = cwdField.hidden = cwdCreateField.hidden = kinds.kind() !== "local";
   });
   const form = h(
     "form",
@@ -111,6 +120,7 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
     kinds.picker,
     shellField,
     cwdField,
+    cwdCreateField,
     kinds.panel,
     h(
       "details",
@@ -127,6 +137,7 @@ function createForm(api: Api, serverSelect: HTMLSelectElement): HTMLFormElement 
     if (kinds.kind() === "local") {
       if (shell.value) req.shell = shell.value;
       if (cwd.value.trim()) req.cwd = cwd.value.trim();
+      if (req.cwd && cwdCreate.checked) req.cwd_auto_create = true;
     }
     if (cols.value && rows.value) {
       req.cols = Number(cols.value);
@@ -185,12 +196,12 @@ function serverCard(api: Api, state: ServerState, mayWrite: boolean, refresh: ()
   const header = h(
     "header",
     { class: "server-header" },
-    h("h2", {}, server.name || server.id),
+    h("h2", { class: "server-name", title: server.name || server.id }, server.name || server.id),
     // A URL server has no agent link: it is reached on each request, so it has no presence to show.
     server.kind === "url" ? h("span", { class: "badge" }, "URL server") : h("span", { class: `presence ${online ? "online" : "offline"}` }, online ? "agent online" : "agent offline"),
     server.default ? h("span", { class: "badge" }, "default") : null,
     mayWrite ? null : h("span", { class: "badge badge-readonly", title: "You may watch this server's terminals but not type in them" }, "watch only"),
-    h("span", { class: "muted server-id" }, server.id),
+    h("span", { class: "muted server-id", title: server.id }, server.id),
     agentLine(server, online),
   );
   let body: HTMLElement;
