@@ -1,6 +1,6 @@
 // The admin's groups page: add and remove groups, and add users to them or take them out.
 import type { AdminContext, Group, User } from "./admin-client.ts";
-import { Actions, adminForm, field, fillIds, ListArea, section, table, timeCell } from "./admin-ui.ts";
+import { Actions, adminForm, clipped, field, maxChars, fillIds, ListArea, section, table, timeCell } from "./admin-ui.ts";
 import { PRINCIPAL_ID_HELP, PRINCIPAL_ID_PATTERN } from "./admin-users.ts";
 import { h } from "./dom.ts";
 
@@ -14,8 +14,8 @@ export function mountAdminGroups(root: HTMLElement, ctx: AdminContext): () => vo
   );
   const actions = new Actions(() => void list.reload());
 
-  const id = h("input", { name: "id", type: "text", required: true, pattern: PRINCIPAL_ID_PATTERN, maxlength: 63, autocomplete: "off", spellcheck: "false" });
-  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off" });
+  const id = maxChars(h("input", { name: "id", type: "text", required: true, pattern: PRINCIPAL_ID_PATTERN, autocomplete: "off", spellcheck: "false" }), 63);
+  const name = maxChars(h("input", { name: "name", type: "text", autocomplete: "off" }), 200);
   const addGroup = adminForm("Add a group", "Add group", [field("Id", id, PRINCIPAL_ID_HELP), field("Name", name)], async () => {
     const group = await client.addGroup({ id: id.value.trim(), ...(name.value.trim() ? { name: name.value.trim() } : {}) });
     addGroup.form.reset();
@@ -38,8 +38,8 @@ export function mountAdminGroups(root: HTMLElement, ctx: AdminContext): () => vo
       "Groups",
       ["Id", "Name", "Members", "Created", "Actions"],
       groups.map((g) => [
-        h("code", {}, g.id),
-        g.name,
+        clipped(g.id, "code"),
+        clipped(g.name),
         g.members.length === 0
           ? h("span", { class: "muted" }, "none")
           : h(

@@ -3,7 +3,7 @@
 // and last contact; disable, enable or remove one.
 import { agentCommand } from "../../shared/agent-command.ts";
 import type { AdminContext } from "./admin-client.ts";
-import { Actions, adminForm, field, ListArea, section, table, timeCell } from "./admin-ui.ts";
+import { Actions, adminForm, clipped, field, maxChars, ListArea, section, table, timeCell } from "./admin-ui.ts";
 import type { ServerEntry } from "./api.ts";
 import { h, replaceChildren } from "./dom.ts";
 import { notify } from "./notices.ts";
@@ -21,8 +21,8 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
   const actions = new Actions(() => void list.reload());
   const added = h("div", { class: "added-secret", hidden: true });
 
-  const id = h("input", { name: "id", type: "text", required: true, pattern: SERVER_ID_PATTERN, maxlength: 63, autocomplete: "off", spellcheck: "false" });
-  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off" });
+  const id = maxChars(h("input", { name: "id", type: "text", required: true, pattern: SERVER_ID_PATTERN, autocomplete: "off", spellcheck: "false" }), 63);
+  const name = maxChars(h("input", { name: "name", type: "text", autocomplete: "off" }), 200);
   const url = h("input", { name: "url", type: "url", autocomplete: "off", spellcheck: "false", placeholder: "https://terminal.example:8000" });
   const key = h("input", { name: "key", type: "password", autocomplete: "off" });
   const add = adminForm(
@@ -95,8 +95,8 @@ export function mountAdminServers(root: HTMLElement, ctx: AdminContext): () => v
       servers.map((s) => {
         const enabled = s.enabled !== false;
         return [
-          h("code", {}, s.id),
-          s.name,
+          clipped(s.id, "code"),
+          clipped(s.name),
           s.kind === "url" ? "URL server" : "agent",
           h("span", { class: enabled ? "badge badge-ok" : "badge badge-fail" }, enabled ? "enabled" : "disabled"),
           s.kind === "url" ? "—" : h("span", { class: `presence ${s.online ? "online" : "offline"}` }, s.online ? "online" : "offline"),

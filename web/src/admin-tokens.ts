@@ -2,7 +2,7 @@
 // list tokens without their secrets, revoke one (the next request with it is refused).
 import type { AdminContext, TokenInfo, User } from "./admin-client.ts";
 import { copy } from "./admin-servers.ts";
-import { Actions, adminForm, field, fillIds, ListArea, section, table, timeCell } from "./admin-ui.ts";
+import { Actions, adminForm, clipped, field, maxChars, fillIds, ListArea, section, table, timeCell } from "./admin-ui.ts";
 import { h, replaceChildren } from "./dom.ts";
 
 /** Lifetime the form proposes, in days (the edge's default). */
@@ -19,7 +19,7 @@ export function mountAdminTokens(root: HTMLElement, ctx: AdminContext): () => vo
   const created = h("div", { class: "added-secret", hidden: true });
 
   const user = h("select", { name: "user_id", required: true });
-  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off" });
+  const name = maxChars(h("input", { name: "name", type: "text", autocomplete: "off" }), 200);
   const days = h("input", { name: "ttl_days", type: "number", min: 1, max: TOKEN_DAYS_MAX, value: TOKEN_DAYS_DEFAULT, required: true });
   const readOnly = h("input", { name: "read_only", type: "checkbox" });
   const admin = h("input", { name: "admin", type: "checkbox" });
@@ -82,7 +82,7 @@ export function mountAdminTokens(root: HTMLElement, ctx: AdminContext): () => vo
       tokens.map((t) => [
         h("code", {}, t.id),
         t.user_id,
-        t.name || h("span", { class: "muted" }, "—"),
+        t.name ? clipped(t.name) : h("span", { class: "muted" }, "—"),
         t.role,
         t.scopes.join(", ") || "—",
         t.expires_at <= now ? h("span", { class: "badge badge-fail" }, "expired") : timeCell(t.expires_at),

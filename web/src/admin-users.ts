@@ -1,7 +1,7 @@
 // The admin's users page: add a user, list users, disable or enable one, remove one (with their
 // tokens, memberships and grants).
 import type { AdminContext, User } from "./admin-client.ts";
-import { Actions, adminForm, field, ListArea, section, select, table, timeCell } from "./admin-ui.ts";
+import { Actions, adminForm, clipped, field, maxChars, ListArea, section, select, table, timeCell } from "./admin-ui.ts";
 import { h } from "./dom.ts";
 
 /** The user and group id rule (edge/identities.ts), as an HTML pattern. */
@@ -15,8 +15,8 @@ export function mountAdminUsers(root: HTMLElement, ctx: AdminContext): () => voi
   const list = new ListArea("users", () => client.users(), (users) => render(users));
   const actions = new Actions(() => void list.reload());
 
-  const id = h("input", { name: "id", type: "text", required: true, pattern: PRINCIPAL_ID_PATTERN, maxlength: 63, autocomplete: "off", spellcheck: "false" });
-  const name = h("input", { name: "name", type: "text", maxlength: 200, autocomplete: "off" });
+  const id = maxChars(h("input", { name: "id", type: "text", required: true, pattern: PRINCIPAL_ID_PATTERN, autocomplete: "off", spellcheck: "false" }), 63);
+  const name = maxChars(h("input", { name: "name", type: "text", autocomplete: "off" }), 200);
   const email = h("input", { name: "email", type: "email", autocomplete: "off", spellcheck: "false" });
   const role = select("role", [
     ["user", "user (reaches granted servers)"],
@@ -44,9 +44,9 @@ export function mountAdminUsers(root: HTMLElement, ctx: AdminContext): () => voi
       "Users",
       ["Id", "Name", "Email", "Role", "State", "Created", "Actions"],
       users.map((u) => [
-        h("code", {}, u.id),
-        u.name,
-        u.email ?? "—",
+        clipped(u.id, "code"),
+        clipped(u.name),
+        u.email ? clipped(u.email) : "—",
         u.role,
         h("span", { class: u.disabled ? "badge badge-fail" : "badge badge-ok" }, u.disabled ? "disabled" : "active"),
         timeCell(u.created_at),
