@@ -3,8 +3,11 @@
 import { type Api, ApiError } from "./api.ts";
 import { h } from "./dom.ts";
 
-/** Mounts the sign-in form into `root`; calls `onSignedIn` after a successful sign-in. */
-export function mountLoginPage(root: HTMLElement, api: Api, onSignedIn: () => void): () => void {
+/**
+ * Mounts the sign-in form into `root`; calls `onSignedIn` after a successful sign-in. `reason`,
+ * when given, says why the user is here again (their session ended, another tab signed out).
+ */
+export function mountLoginPage(root: HTMLElement, api: Api, onSignedIn: () => void, reason?: string): () => void {
   const token = h("input", {
     id: "token",
     name: "token",
@@ -21,6 +24,7 @@ export function mountLoginPage(root: HTMLElement, api: Api, onSignedIn: () => vo
     "form",
     { class: "card login-form", method: "post", action: "/api/v1/auth/session", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Sign in to edgetty"),
+    reason ? h("p", { class: "signed-out-reason", role: "status" }, reason) : null,
     h("label", { for: "token" }, "Access token"),
     token,
     h("p", { id: "token-help", class: "muted" }, "The API key printed when the edge started, or a token your admin gave you."),

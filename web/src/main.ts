@@ -14,6 +14,13 @@ import { mountSessionsPage } from "./sessions-page.ts";
 import { mountTerminalPage } from "./terminal-page.ts";
 import { type ThemePref, cycleThemePref, initTheme, themePref } from "./theme.ts";
 
+/** What the sign-in page says when the edge stopped accepting this page's session. */
+const SESSION_ENDED = "Your session ended: the token was revoked or expired. Sign in again.";
+/** What the sign-in page says when another tab of this app signed out. */
+const SIGNED_OUT_ELSEWHERE = "You were signed out in another tab. Sign in again.";
+/** The channel on which this app's tabs tell each other that they signed out. */
+const AUTH_CHANNEL = "edgetty-auth";
+
 const THEME_LABELS: Record<ThemePref, { text: string; label: string }> = {
   system: { text: "◐ Auto", label: "Theme: follows the system (click for light)" },
   light: { text: "☀ Light", label: "Theme: light (click for dark)" },
@@ -29,7 +36,12 @@ function start(): void {
   let me: Me | null = null;
 
   const api = new Api(() => {
-    if (me) showLogin();
+    if (me) showLogin(SESSION_ENDED);
+  });
+  // Signing out clears the cookie for every tab: the others show the sign-in page at once.
+  const authChannel = typeof BroadcastChannel === "function" ? new BroadcastChannel(AUTH_CHANNEL) : null;
+  authChannel?.addEventListener("message", (ev: MessageEvent) => {
+    if (ev.data === "signed-out" && me) showLogin(SIGNED_OUT_ELSEWHERE);
   });
 
   const themeButton = button("", "", () => renderTheme(cycleThemePref()), { class: "text-button theme-toggle" });
@@ -61,10 +73,11 @@ function start(): void {
     dispose = mount();
   }
 
-  function showLogin(): void {
+  /** Shows the sign-in page; `reason` says why the user was signed out, when it was not by this page. */
+  function showLogin(reason?: string): void {
     me = null;
     signOut.hidden = who.hidden = adminLink.hidden = true;
-    showPage(() => mountLoginPage(main, api, () => void onSignedIn()));
+    showPage(() => mountLoginPage(main, api, () => void onSignedIn(), reason));
   }
 
   async function onSignedIn(known?: Me): Promise<void> {
@@ -101,7 +114,7 @@ function start(): void {
       const writable = !(await watchOnly(r.serverId));
       if (seq !== routeSeq || !me) return;
       if (!writable && !r.readonly) return location.replace(terminalHref(r.serverId, r.terminalId, true));
-      showPage(() => mountTerminalPage(main, { api, ...r, canWrite: writable, onSignedOut: showLogin }));
+      showPage(() => mountTerminalPage(main, { api, ...r, canWrite: writable, onSignedOut: () => showLogin(SESSION_ENDED) }));
     } else if (r.page === "admin") {
       if (me.role === "admin") showPage(() => mountAdminPage(main, api, r.section));
       else showPage(() => notForYou(main));
@@ -127,6 +140,7 @@ function start(): void {
     dispose();
     dispose = () => {};
     await api.signOut().catch(() => {});
+    authChannel?.postMessage("signed-out");
     // Whoever signs in next starts at their own home page, not at this user's last page.
     history.replaceState(null, "", location.pathname + location.search);
     showLogin();
@@ -142,7 +156,7 @@ function start(): void {
         h(
           "main",
           { class: "login-page" },
-          h("div", { class: "card" }, h("p", { class: "error" }, `Cannot reach the edge: ${(err as Error).message}`), button("Try again", "Try again", () => void boot(), { class: "primary" })),
+          h("div", { class: "card" }, h("p", { class: "error" }, `Could not start: ${(err as Error).message}`), button("Try again", "Try again", () => void boot(), { class: "primary" })),
         ),
       );
     }
