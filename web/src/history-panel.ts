@@ -40,7 +40,8 @@ export class HistoryPanel {
     this.list = h("ol", { class: "history-list", reversed: true });
     this.element = h(
       "aside",
-      { class: "history-panel", "aria-label": "Command history", hidden: true },
+      // Focusable itself (tabindex -1), so opening the panel can move the keyboard into it.
+      { class: "history-panel", "aria-label": "Command history", tabindex: -1, hidden: true },
       h(
         "header",
         { class: "panel-header" },
@@ -50,6 +51,13 @@ export class HistoryPanel {
       ),
       this.list,
     );
+    this.element.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        ev.stopPropagation();
+        this.close();
+      }
+    });
   }
 
   get isOpen(): boolean {
@@ -65,13 +73,16 @@ export class HistoryPanel {
     }
   }
 
+  /** Shows the panel and moves the focus into it (Esc closes it and gives the focus back). */
   open(): void {
     this.element.hidden = false;
+    this.element.focus();
     void this.refresh();
     this.timer = setInterval(() => void this.refresh(), HISTORY_REFRESH_MS);
   }
 
   close(): void {
+    if (this.element.hidden) return;
     this.element.hidden = true;
     clearInterval(this.timer);
     this.onClose();
