@@ -11,6 +11,7 @@ import { KeyBar } from "./key-bar.ts";
 import { notify } from "./notices.ts";
 import { terminalHref } from "./routes.ts";
 import { SearchBar } from "./search-bar.ts";
+import { shareButton } from "./share-dialog.ts";
 import { shortcutFor } from "./shortcuts.ts";
 import { showScreenshot } from "./screenshot-dialog.ts";
 import { TerminalView } from "./terminal-view.ts";
@@ -153,6 +154,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       "data-icon": "screenshot",
     }),
   );
+  // Share: writers only (making a link needs write access at the edge; a watch page offers none).
+  if (canWrite && !readonly) toolbar.append(shareButton(api, serverId, terminalId, () => view.focus()));
   const page = h(
     "section",
     { class: "terminal-page", "aria-label": `Terminal ${terminalId} on ${serverId}` },
