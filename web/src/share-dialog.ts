@@ -27,15 +27,19 @@ export function expiresIn(at: number, now = Date.now()): string {
  * `refocus` gives the focus back to the terminal when the dialog closes.
  */
 export function shareButton(api: Api, serverId: string, terminalId: number, refocus: () => void): HTMLButtonElement {
-  return button("Share a read-only link", h("span", { class: "label" }, "Share"), () => openShareDialog(api, serverId, terminalId, refocus), {
+  const el = button("Share a read-only link", h("span", { class: "label" }, "Share"), () => openShareDialog(api, serverId, terminalId, refocus, el), {
     class: "tool-button",
     "data-icon": "share",
     "aria-haspopup": "dialog",
   });
+  return el;
 }
 
-/** Opens the share dialog of one terminal; it removes itself when closed. */
-export function openShareDialog(api: Api, serverId: string, terminalId: number, refocus: () => void): HTMLDialogElement {
+/**
+ * Opens the share dialog of one terminal; it removes itself when closed. It lives in the page of
+ * `anchor` (its button), so leaving that page takes the dialog with it.
+ */
+export function openShareDialog(api: Api, serverId: string, terminalId: number, refocus: () => void, anchor?: Element): HTMLDialogElement {
   const expiry = h("select", { name: "ttl_s", id: "share-expiry" }, ...SHARE_EXPIRIES.map(([s, text]) => h("option", { value: s }, text)));
   const create = h("button", { type: "submit", class: "primary" }, "Create link");
   const error = h("p", { class: "error", role: "alert" });
@@ -149,7 +153,7 @@ export function openShareDialog(api: Api, serverId: string, terminalId: number, 
   dialog.addEventListener("click", (ev) => {
     if (ev.target === dialog) dialog.close();
   });
-  document.body.append(dialog);
+  (anchor?.closest(".terminal-page") ?? document.body).append(dialog);
   dialog.showModal();
   expiry.focus();
   replaceChildren(list, h("li", { class: "muted" }, "Loading…"));
