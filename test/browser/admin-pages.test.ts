@@ -135,7 +135,7 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     // A bad id is the edge's clear refusal, shown in the form.
     await form.getByLabel("Id", { exact: true }).fill("alice");
     await form.getByRole("button", { name: "Add user" }).click();
-    await form.getByRole("alert").filter({ hasText: "USER_EXISTS" }).waitFor();
+    await form.getByRole("alert").filter({ hasText: "A user with that id (or email) already exists." }).waitFor();
 
     await openAdmin("Groups");
     form = page.getByRole("form", { name: "Add a group" });

@@ -287,6 +287,9 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
   });
 
   it("gives phones a key bar with arrows and a sticky Ctrl", async () => {
+    // A touch screen (a coarse pointer) gets the bar; a narrow desktop window does not (web-ui.test.ts).
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: true, maxTouchPoints: 1 });
     await page.setViewportSize({ width: 390, height: 740 });
     const bar = page.getByRole("toolbar", { name: "Extra keys" });
     await bar.waitFor();
@@ -305,6 +308,8 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForLine(page, "after-ctrl-u");
     expect(await screenText(page)).not.toMatch(/^nope/m);
     await page.setViewportSize({ width: 1000, height: 640 });
+    await cdp.send("Emulation.setTouchEmulationEnabled", { enabled: false });
+    await cdp.detach();
   });
 
   it("lists sessions with their details and deletes one", async () => {
