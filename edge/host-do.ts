@@ -21,6 +21,7 @@ import {
   type LiveSession,
   type SessionMeta,
 } from "../shared/links/control.ts";
+import type { ExitReason } from "../shared/links/client.ts";
 import { LinkDecodeError } from "../shared/links/codec.ts";
 import { ApiError } from "../shared/errors.ts";
 import { createTimeoutMs } from "../shared/kind-validation.ts";
@@ -61,7 +62,8 @@ export class HostDO extends DurableObject<Env> {
   /** The agent's control link: its socket, the one request table, the exec relay and the tunnels. */
   private readonly link = new HostLink({ ctx: this.ctx, serverId: () => this.serverId, countError: () => void this.addStats({ errors: 1 }) });
   /** Sessions a DELETE is ending right now (bounded by the config's maxSessionsPerServer). */
-  private readonly deleting = new Set<number>();
+  /** Terminals being deleted, with why (their EXIT says it). */
+  private readonly deleting = new Map<number, ExitReason>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
   /** A URL server's proxy WebSockets, relayed from here (url-server-ws.ts). */
@@ -186,7 +188,7 @@ export class HostDO extends DurableObject<Env> {
       for (const meta of added) this.store.index(meta);
     });
     const results = await Promise.allSettled([
-      ...gone.map((m) => this.terminal(m.terminal_id).end({ exit_code: -1, signal: 0 }, !this.deleting.has(m.terminal_id))),
+      ...gone.map((m) => this.terminal(m.terminal_id).end({ exit_code: -1, signal: 0, reason: this.deleting.get(m.terminal_id) ?? "lost" }, !this.deleting.has(m.terminal_id))),
       ...added.map(async (m) => unwrap(await this.terminal(m.terminal_id).configure(m, terminalConfig(config, m.ephemeral)))),
     ]);
     for (const r of results) {
@@ -202,7 +204,8 @@ export class HostDO extends DurableObject<Env> {
     if (!this.store.indexed(terminalId)) return; // already gone (e.g. the agent's late "exited" after a DELETE)
     this.store.remove(terminalId);
     this.names.forgetTerminal(terminalId);
-    await this.terminal(terminalId).end(exit, keepHistory && !this.deleting.has(terminalId));
+    const reason = this.deleting.get(terminalId);
+    await this.terminal(terminalId).end(reason ? { ...exit, reason } : exit, keepHistory && reason === undefined);
   }
 
   // --- RPC from the Worker and TerminalDOs ------------------------------------------------------
@@ -241,11 +244,13 @@ export class HostDO extends DurableObject<Env> {
   }
 
   /** Kills the session's process group and forgets it; clients get EXIT. */
-  async deleteSession(terminalId: number, why = "deleted"): Promise<Result<null>> {
+  async deleteSession(terminalId: number, why: ExitReason = "deleted"): Promise<Result<null>> {
     try {
       if (!this.store.indexed(terminalId)) throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found");
       // The agent's "exited" for this kill may arrive first: it must not keep the history.
-      this.deleting.add(terminalId);
+      this.deleting.set(terminalId, why);
+      // Whichever EXIT reaches the clients first (the agent's for the kill, or ours below) says why.
+      await this.terminal(terminalId).endingBecause(why);
       if (this.agentSocket()) {
         try {
           await this.link.request("kill", { terminal_id: terminalId });

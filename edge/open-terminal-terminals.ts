@@ -153,7 +153,7 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     const found = (await visible(request, env, serverId, scopeOf, user(request))).find((s) => s.name === name);
     if (!found) return sessionNotFound();
     const id = found.meta.terminal_id;
-    const deleted = await terminalCall(async () => unwrap(await host(env, serverId).deleteSession(id, "deleted via /api/terminals")));
+    const deleted = await terminalCall(async () => unwrap(await host(env, serverId).deleteSession(id)));
     if (deleted instanceof Response) return deleted;
     return Response.json({ status: "deleted" });
   });

@@ -129,6 +129,9 @@ export function terminalSessionApi(): ApiFamily {
       terminalId = id;
     }
     const readonly = parseBool(query["readonly"], "readonly", false) || request.access !== "write";
+    // `create=false` (an extension of the seed's route): attach to an existing terminal only, as
+    // a page opened from a link or reconnecting does, never start a new shell under its id.
+    const create = parseBool(query["create"], "create", true);
     if (terminalId !== 0 && !mayReach(request, terminalId)) throw accessDenied();
     let params;
     try {
@@ -141,9 +144,9 @@ export function terminalSessionApi(): ApiFamily {
     if (!(await host.agentOnline())) {
       throw new ApiError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
-    if (readonly || !request.serverWrite) {
+    if (readonly || !request.serverWrite || !create) {
       if (terminalId === 0 || !(await host.hasSession(terminalId))) {
-        throw new ApiError(404, "SESSION_NOT_FOUND", "Terminal session not found (read-only clients cannot create one)");
+        throw new ApiError(404, "SESSION_NOT_FOUND", create ? "Terminal session not found (read-only clients cannot create one)" : "Terminal session not found");
       }
     } else {
       const created = await host.createSession(params);

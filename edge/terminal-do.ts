@@ -7,7 +7,7 @@
  * and closing them when it ends, in terminal-admission.ts; raw clients, in raw-terminal.ts.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { ExitInfo, TerminalSize } from "../shared/links/client.ts";
+import type { ExitInfo, ExitReason, TerminalSize } from "../shared/links/client.ts";
 import type { DataHello } from "../shared/links/data.ts";
 import type { SessionMeta } from "../shared/links/session.ts";
 import type { Env, TerminalConfig } from "./env.ts";
@@ -364,7 +364,7 @@ export class TerminalDO extends DurableObject<Env> {
       }
       if (!due.includes("idle")) return;
       if (!this.meta || this.hub.clients.size > 0 || this.ctx.getWebSockets(CLIENT_TAG).length > 0) return;
-      await hostStub(this.env, this.serverId).deleteSession(this.meta.terminal_id, "idle timeout");
+      await hostStub(this.env, this.serverId).deleteSession(this.meta.terminal_id, "idle");
     } catch (error) {
       log("error", "terminal.alarm_failed", "TerminalDO.alarm failed", { server: this.serverId, terminal: this.meta?.terminal_id, error });
     }
@@ -399,6 +399,11 @@ export class TerminalDO extends DurableObject<Env> {
       meta: this.meta,
       title: this.title,
     };
+  }
+
+  /** The edge is about to end the session (a DELETE, the idle timeout): its EXIT will say why. */
+  endingBecause(reason: ExitReason): void {
+    this.hub.endingBecause(reason);
   }
 
   /**

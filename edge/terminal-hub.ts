@@ -12,6 +12,7 @@ import {
   frame,
   LinkDecodeError,
   type ExitInfo,
+  type ExitReason,
   type ServerFrame,
   type TerminalSize,
 } from "../shared/links/client.ts";
@@ -131,6 +132,8 @@ export class TerminalHub {
   private readonly reading: ReadLedger;
   /** Input sent to the agent and not yet acknowledged (input-window.ts). */
   private readonly inputWindow = new InputWindow<Sink>();
+  /** Why the edge is ending the session (a DELETE, the idle timeout), stamped on whichever EXIT comes. */
+  private endReason: ExitReason | null = null;
 
   /** `now` is the clock for clients' unread estimates, in ms (tests pass their own). */
   constructor(
@@ -667,8 +670,18 @@ export class TerminalHub {
     for (const [client, state] of this.clients) this.send(client, state, bytes);
   }
 
+  /**
+   * The edge is ending the session (`deleted`, `idle`): the EXIT that follows — the agent's, for
+   * the kill, or the HostDO's — says so, rather than only the signal that ended the shell.
+   */
+  endingBecause(reason: ExitReason): void {
+    this.endReason = reason;
+  }
+
   /** The session ended: (ERROR and) EXIT to every client, then close everything. */
   exit(exit: ExitInfo): void {
+    if (this.endReason !== null && exit.reason === undefined) exit = { ...exit, reason: this.endReason };
+    this.endReason = null;
     // A failure (an SSH login refused…) is said as an ERROR first, then the EXIT carries it too.
     if (exit.error) this.broadcast({ t: "error", error: exit.error });
     this.broadcast({ t: "exit", exit });

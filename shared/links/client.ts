@@ -72,11 +72,20 @@ export type TerminalSize = v.InferOutput<typeof TerminalSizeSchema>;
 export const ErrorInfoSchema = v.object({ code: text(SHORT_TEXT_MAX_CHARS), message: text(MESSAGE_MAX_CHARS) });
 export type ErrorInfo = v.InferOutput<typeof ErrorInfoSchema>;
 
+/**
+ * Why the edge ended a session, when it was not the shell's own doing (an addition to the seed's
+ * EXIT `{exit_code, signal}`): `deleted` by `DELETE /api/v1/terminal/{id}`, `idle` after the idle
+ * timeout with no client, `lost` when the host's agent came back without it (it restarted).
+ */
+export const EXIT_REASONS = ["deleted", "idle", "lost"] as const;
+export type ExitReason = (typeof EXIT_REASONS)[number];
+
 /** How a session ended; `error` says why when that was a failure (an SSH login refused…), and clients get it as ERROR first. */
 export const ExitInfoSchema = v.object({
   exit_code: int(-INT32_MAX - 1, INT32_MAX),
   signal: int(0, INT32_MAX),
   error: v.optional(ErrorInfoSchema),
+  reason: v.optional(v.picklist(EXIT_REASONS)),
 });
 export type ExitInfo = v.InferOutput<typeof ExitInfoSchema>;
 

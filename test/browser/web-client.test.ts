@@ -353,6 +353,32 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForConnected(page);
   });
 
+  it("says so when a link names no terminal or no server, and never starts a shell for it", async () => {
+    const ids = async () => ((await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[]).map((s) => s.id);
+    await page.goto(`${stack.url}/#/t/local/777`);
+    await page.getByRole("alert").filter({ hasText: "No such terminal" }).waitFor();
+    await expect(page.getByRole("alert").textContent()).resolves.toContain("Terminal #777 does not exist on local");
+    expect(await ids()).not.toContain(777);
+    await page.goto(`${stack.url}/#/t/no-such-server/1`);
+    await page.getByRole("alert").filter({ hasText: "No such server" }).waitFor();
+  });
+
+  it("says a terminal deleted elsewhere was closed, and does not bring it back on reload", async () => {
+    await page.goto(`${stack.url}/#/`);
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.waitForURL((u) => u.hash !== terminalHash && /#\/t\/[^/]+\/\d+$/.test(u.hash));
+    const id = Number(new URL(page.url()).hash.split("/").at(-1));
+    await waitForConnected(page);
+    expect((await stack.api(`/api/v1/terminal/${id}`, { method: "DELETE" })).status).toBe(200);
+    await page.getByRole("alert").filter({ hasText: "the terminal was closed" }).waitFor();
+    await page.reload();
+    await page.getByRole("alert").filter({ hasText: "No such terminal" }).waitFor();
+    const listed = ((await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[]).map((s) => s.id);
+    expect(listed).not.toContain(id);
+    await page.goto(`${stack.url}/${terminalHash}`);
+    await waitForConnected(page);
+  });
+
   it("shows clearly when the shell exits", async () => {
     await page.locator(".xterm").click();
     await run(page, "exit 3");

@@ -88,11 +88,26 @@ describe("terminal sessions end to end", () => {
     const res = await stack.api("/api/v1/terminal/16", { method: "DELETE" });
     expect(await res.json()).toEqual({ status: "deleted", terminal_id: 16 });
     await c.waitFor(() => c.exit !== null && c.closed !== null, "EXIT and close");
+    // The EXIT says the edge ended it, whichever came first: the agent's for the kill or the edge's.
+    expect(c.exit).toMatchObject({ reason: "deleted" });
     const sessions = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[];
     expect(sessions.map((s) => s.id)).not.toContain(16);
     const again = await stack.api("/api/v1/terminal/16", { method: "DELETE" });
     expect(again.status).toBe(404);
     expect(await again.json()).toMatchObject({ statusCode: 404, error: "Not Found", code: "SESSION_NOT_FOUND" });
+    // An attach-only socket (the web app's, reconnecting) does not bring it back as a new shell.
+    expect((await refusal("terminal_id=16&create=false")).json()).toMatchObject({ statusCode: 404, code: "SESSION_NOT_FOUND" });
+    const listed = (await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[];
+    expect(listed.map((s) => s.id)).not.toContain(16);
+  });
+
+  it("attaches with create=false only to a terminal that exists", async () => {
+    await create({ terminal_id: "35" });
+    const c = await attach("terminal_id=35&create=0");
+    expect(c.info).toMatchObject({ terminal_id: 35, readonly: false });
+    expect((await refusal("terminal_id=36&create=0")).json()).toMatchObject({ statusCode: 404, code: "SESSION_NOT_FOUND" });
+    expect((await refusal("terminal_id=36&create=maybe")).json()).toMatchObject({ statusCode: 400, code: "INVALID_PARAMETERS" });
+    expect((await stack.api("/api/v1/terminal/36", { method: "DELETE" })).status).toBe(404);
   });
 
   it("creates a missing session from the WebSocket query, with cmd and env", async () => {

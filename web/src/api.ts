@@ -328,10 +328,12 @@ export class Api {
     return res.blob();
   }
 
-  /** The WebSocket URL of one terminal; the cookie authenticates it, never a query parameter. */
+  /** The WebSocket URL of one existing terminal (attach only); the cookie authenticates it, never a query parameter. */
   wsUrl(serverId: string, terminalId: number, opts: { readonly: boolean; cols?: number; rows?: number }): string {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const q = new URLSearchParams({ terminal_id: String(terminalId) });
+    // Attach only: a terminal is made by createNew first, so a stale link or a reconnect after
+    // the terminal was deleted never starts a new shell under its id (404 instead).
+    const q = new URLSearchParams({ terminal_id: String(terminalId), create: "0" });
     if (opts.readonly) q.set("readonly", "1");
     if (opts.cols && opts.rows) {
       q.set("cols", String(opts.cols));

@@ -1,7 +1,7 @@
 // The terminal page: one session's terminal with its toolbar (connection state, read-only badge,
 // find, history, download, screenshot), exit banner, history panel and phone key bar, wired to a
 // self-healing connection.
-import type { ServerFrame, SessionInfo } from "../../shared/links/client.ts";
+import type { ExitReason, ServerFrame, SessionInfo } from "../../shared/links/client.ts";
 import { type Api, ApiError, SHELLS } from "./api.ts";
 import { type Phase, type ProbeResult, TerminalConnection } from "./connection.ts";
 import { button, h, isApple, replaceChildren } from "./dom.ts";
@@ -67,6 +67,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   let resyncs = 0;
   let shell = "";
   let cwd = "";
+  /** The probe found no such server (a mistyped or removed server in the page's address). */
+  let missingServer = false;
   /** The session's size from the session list, which a read-only viewer mirrors. */
 
   const status = h("span", { class: "conn-status", role: "status", "data-state": "connecting" }, "connecting…");
@@ -228,7 +230,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       case "title":
         return setTitle(frame.title);
       case "exit":
-        return showExit(frame.exit.exit_code, frame.exit.signal, frame.exit.error?.message);
+        return showExit(frame.exit.exit_code, frame.exit.signal, frame.exit.error?.message ?? endedBecause(frame.exit.reason));
       case "error":
         if (frame.error.code === "AGENT_OFFLINE") {
           renderPhase(conn.phase);
@@ -268,6 +270,20 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   function setTitle(title: string): void {
     document.title = `${title} — edgetty`;
     name.title = title;
+  }
+
+  /** The words for an EXIT's `reason` (the edge ended the session, not the shell). */
+  function endedBecause(reason: ExitReason | undefined): string | undefined {
+    switch (reason) {
+      case "deleted":
+        return "the terminal was closed (deleted from the sessions list or the API).";
+      case "idle":
+        return "the terminal was closed after being idle with no one attached.";
+      case "lost":
+        return "the host's agent restarted, and its shells ended with it.";
+      default:
+        return undefined;
+    }
   }
 
   function showExit(code: number, signal: number, why?: string): void {
@@ -332,12 +348,26 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   function showGone(why: "gone" | "forbidden"): void {
     if (exited) return;
-    exitBanner.replaceChildren(
-      h("strong", {}, why === "gone" ? "Session gone" : "No access"),
-      h("span", {}, why === "gone" ? " — this terminal no longer exists on the server." : " — you may no longer use this server."),
+    exited = true;
+    view.setReadonly(true, view.size);
+    keyBar.element.hidden = true;
+    const [title, text] =
+      why === "forbidden"
+        ? ["No access", `You may no longer use server ${serverId}.`]
+        : missingServer
+          ? ["No such server", `There is no server named ${serverId}.`]
+          : joins > 0
+            ? ["Session gone", `Terminal #${terminalId} no longer exists on ${serverId}.`]
+            : ["No such terminal", `Terminal #${terminalId} does not exist on ${serverId}; it may have ended.`];
+    replaceChildren(
+      exitBanner,
+      h("strong", {}, title),
+      h("span", {}, ` — ${text}`),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
+      why === "gone" && !missingServer && canWrite && !readonly ? button("Start a new terminal on this server", "Start a new one", () => void startAnother(), { class: "text-button" }) : null,
     );
     exitBanner.hidden = false;
+    exitBanner.dataset["gone"] = missingServer ? "server" : "terminal";
   }
 
   async function probe(): Promise<ProbeResult> {
@@ -352,7 +382,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
       if (err.status === 401) return "unauthorized";
       if (err.status === 503 || err.status === 502) return "agent-offline";
       if (err.status === 403) return "forbidden";
-      if (err.status === 404) return "gone";
+      if (err.status === 404) {
+        missingServer = err.code === "SERVER_NOT_FOUND";
+        return "gone";
+      }
       return "network";
     }
   }
