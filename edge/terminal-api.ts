@@ -132,6 +132,9 @@ export function terminalSessionApi(): ApiFamily {
     // `create=false` (an extension of the seed's route): attach to an existing terminal only, as
     // a page opened from a link or reconnecting does, never start a new shell under its id.
     const create = parseBool(query["create"], "create", true);
+    // `size_updates=true` (another addition): a writer is told, by INFO, the PTY's size whenever
+    // another client resizes it, as read-only clients are (docs/protocol.md).
+    const sizeUpdates = parseBool(query["size_updates"], "size_updates", false);
     if (terminalId !== 0 && !mayReach(request, terminalId)) throw accessDenied();
     let params;
     try {
@@ -156,7 +159,7 @@ export function terminalSessionApi(): ApiFamily {
       terminalId = unwrap(created).meta.terminal_id;
     }
     const identity = request.principal?.identity;
-    const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}`);
+    const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}${sizeUpdates ? "&size_updates=1" : ""}`);
     // A share link's socket is closed when the link expires or is revoked (terminal-do.ts).
     if (identity?.share) {
       url.searchParams.set("credential", `share:${identity.share.id}`);

@@ -223,7 +223,7 @@ export class TerminalDO extends DurableObject<Env> {
       return this.acceptAgent();
     }
     if (url.pathname === "/client") {
-      return this.acceptClient(url.searchParams.get("readonly") === "1", readClientEnds(url));
+      return this.acceptClient(url.searchParams.get("readonly") === "1", url.searchParams.get("size_updates") === "1", readClientEnds(url));
     }
     if (url.pathname === "/raw") {
       // Counted as a client connect once it authenticates (onJoin): before that it is nobody.
@@ -241,7 +241,7 @@ export class TerminalDO extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private async acceptClient(readonly: boolean, ends: ClientEnds | null): Promise<Response> {
+  private async acceptClient(readonly: boolean, sizeUpdates: boolean, ends: ClientEnds | null): Promise<Response> {
     // The Worker found the agent online: a missing data link is a session ending or relinking.
     await this.joins.wait(() => this.meta === null || this.hub.agentOnline);
     const full = joinRefusal({ known: this.meta !== null, agentOnline: this.hub.agentOnline, clients: this.hub.clientCount, maxClients: this.config.maxClients, readonly });
@@ -249,10 +249,10 @@ export class TerminalDO extends DurableObject<Env> {
     const refused = ends ? await this.credentials.admit({ id: ends.credential, userId: ends.user ?? "", expiresAt: ends.until }) : null;
     if (refused) return errorResponse("terminal", new ApiError(401, "UNAUTHORIZED", refused.reason));
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false, ...(ends ?? {}) };
+    const attachment: ClientAttachment = { id: crypto.randomUUID(), readonly, paused: false, ...(sizeUpdates ? { sizeUpdates } : {}), ...(ends ?? {}) };
     this.ctx.acceptWebSocket(server, [CLIENT_TAG]);
     server.serializeAttachment(attachment);
-    this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false });
+    this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false, ...(sizeUpdates ? { sizeUpdates } : {}) });
     this.counters.add("client_connects");
     this.clearIdle();
     if (ends) void this.credentials.armExpiry();

@@ -57,6 +57,11 @@ export function inputBacklogError(bytes: number): ServerFrame {
   };
 }
 
+/** Whether a client is told the PTY's size wherever it changes: read-only ones, and writers that asked. */
+function followsSize(state: ClientState): boolean {
+  return state.readonly || state.sizeUpdates === true;
+}
+
 /** One end of a connection the hub can write to. */
 export interface Sink {
   send(bytes: Uint8Array): void;
@@ -72,6 +77,12 @@ export interface ClientState {
   offset: number | null;
   /** After a DO wake-up positions are unknown: take the next frame as the client's position. */
   trustNext: boolean;
+  /**
+   * A writer that asked to be told the PTY's size when another client resizes it (the web app's
+   * `size_updates`), as a read-only client always is; unset: a writer that sizes the PTY and is
+   * not told (the seed's clients).
+   */
+  sizeUpdates?: boolean;
   /** The size the client was last told in an INFO, as `cols×rows` (unset: none known here). */
   toldSize?: string;
   /** The window title the client was last told, by INFO or TITLE (unset: none). */
@@ -446,12 +457,13 @@ export class TerminalHub {
    * the output before the resize and the output after it; one waiting for a repaint gets it right
    * before the repaint; a paused or held one will be repainted on RESUME or release (what it missed
    * spans the resize, and replaying it would cross the size change unannounced). Writers size the
-   * PTY themselves and are not told (two writers of different sizes would otherwise resize it back
-   * and forth).
+   * PTY themselves and are not told, unless they asked (`sizeUpdates`): a client that answers a
+   * size it did not choose with its own RESIZE would resize the PTY back and forth with another
+   * writer of a different size; the web app instead shows the PTY's size until its user types.
    */
   private tellViewersSize(): void {
     for (const [client, state] of this.clients) {
-      if (!state.readonly) continue;
+      if (!followsSize(state)) continue;
       if (state.paused || this.flowOf(state).held) this.markStale(state);
       else if (state.offset !== null || state.trustNext) this.sendInfo(client, state, true);
     }
@@ -481,7 +493,7 @@ export class TerminalHub {
     for (const [client, state] of this.clients) {
       if (!this.waitsForRepaint(state)) continue;
       // A read-only client told another size (the PTY was resized since) learns the size first.
-      if (state.readonly) this.sendInfo(client, state, true);
+      if (followsSize(state)) this.sendInfo(client, state, true);
       this.send(client, state, snapshot);
       if (this.clients.get(client) !== state) continue; // closed: it was not reading
       state.offset = offset;

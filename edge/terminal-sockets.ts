@@ -17,6 +17,8 @@ export interface ClientAttachment {
   id: string;
   readonly: boolean;
   paused: boolean;
+  /** A writer told the PTY's size when another client resizes it (ClientState.sizeUpdates). */
+  sizeUpdates?: boolean;
   /** What is kept of its reading across hibernation (client-reading.ts); absent: nothing yet. */
   reading?: SavedReading;
   /** The credential that opened it when it can end (`share:<id>`): see terminal-admission.ts. */

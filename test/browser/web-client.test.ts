@@ -209,6 +209,38 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForLine(page, `${restored.rows} ${restored.cols}`);
   });
 
+  it("shows a second writer's size while the other writer resizes, until its user types", async () => {
+    const second = await browser!.context.newPage();
+    try {
+      await second.setViewportSize({ width: 1000, height: 640 });
+      await second.goto(`${stack.url}/${terminalHash}`);
+      await waitForConnected(second);
+      const mine = await termSize(page);
+      // The second writer's window shrinks: the PTY takes its size, and this page shows that size
+      // exactly (not its own bigger grid over a smaller screen), saying why.
+      await second.setViewportSize({ width: 640, height: 380 });
+      await second.waitForFunction((m) => (globalThis as any).edgettyDebug.size().cols < m.cols, mine);
+      const small = await termSize(second);
+      await page.waitForFunction((s) => {
+        const now = (globalThis as any).edgettyDebug.size();
+        return now.cols === s.cols && now.rows === s.rows;
+      }, small);
+      await expect(page.locator(".badge-size").textContent()).resolves.toContain(`${small.cols}×${small.rows}`);
+      // Typing here takes the size back: the PTY is this window's again, and the other follows.
+      await page.locator(".xterm").click();
+      await run(page, "clear; stty size");
+      await waitForLine(page, `${mine.rows} ${mine.cols}`);
+      await expect(page.locator(".badge-size").isVisible()).resolves.toBe(false);
+      await second.waitForFunction((m) => {
+        const now = (globalThis as any).edgettyDebug.size();
+        return now.cols === m.cols && now.rows === m.rows;
+      }, mine);
+      await expect(second.locator(".badge-size").isVisible()).resolves.toBe(true);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("reconnects after the network drops and repaints the screen", async () => {
     await run(page, "clear; echo before-drop");
     await waitForLine(page, "before-drop");

@@ -267,6 +267,22 @@ describe("TerminalHub", () => {
     expect(story(paused)).toEqual(["info:80x24", "output:S|", "info:100x30", "output:L|"]);
   });
 
+  it("tells a writer that asked for size updates the PTY's new size as it tells viewers", () => {
+    const story = (sink: RecordingSink) =>
+      sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.cols}x${f.info.rows}` : f.t));
+    const resized = (cols: number, rows: number) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols, rows } })));
+    const follower = new RecordingSink();
+    const plain = new RecordingSink();
+    hub.addClient(follower, client({ sizeUpdates: true }));
+    hub.addClient(plain, client());
+    answerSnapshot(0, "S|");
+    output(0, "before ");
+    resized(68, 17);
+    output(7, "after ");
+    expect(story(follower)).toEqual(["info:80x24", "output:S|", "output:before ", "info:68x17", "output:after "]);
+    expect(story(plain)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
+  });
+
   it("tells a client the title that changed while it waited for its repaint, once, after the repaint", () => {
     /** A client's frames as `output:<text>`, `info:<title>` and `title:<title>`, in order. */
     const story = (sink: RecordingSink) =>

@@ -335,6 +335,9 @@ export class Api {
     // the terminal was deleted never starts a new shell under its id (404 instead).
     const q = new URLSearchParams({ terminal_id: String(terminalId), create: "0" });
     if (opts.readonly) q.set("readonly", "1");
+    // A writer is told when another client resizes the PTY, and shows that size until its user
+    // types (terminal-page.ts): the last writer to type decides the size, as tmux's "latest".
+    else q.set("size_updates", "1");
     if (opts.cols && opts.rows) {
       q.set("cols", String(opts.cols));
       q.set("rows", String(opts.rows));

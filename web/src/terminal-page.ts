@@ -67,12 +67,15 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
   let resyncs = 0;
   let shell = "";
   let cwd = "";
+  /** The next INFO is this socket's first (its join), not a resize by another client. */
+  let awaitingJoin = true;
   /** The probe found no such server (a mistyped or removed server in the page's address). */
   let missingServer = false;
   /** The session's size from the session list, which a read-only viewer mirrors. */
 
   const status = h("span", { class: "conn-status", role: "status", "data-state": "connecting" }, "connecting…");
   const retry = button("Reconnect now", "Retry now", () => conn.reconnectNow(), { class: "text-button", hidden: true });
+  const sizeBadge = h("span", { class: "badge badge-size", hidden: true, title: "Another writer resized the terminal; type to fit it to this window again" });
   const roBadge = h("span", { class: "badge badge-readonly", hidden: !readonly, title: "You can watch but not type" }, "read-only");
   const name = h("span", { class: "term-name" }, `${serverId} · #${terminalId}`);
   const host = h("div", { class: "term-host" });
@@ -85,6 +88,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     probe,
     onFrame,
     onPhase: (phase) => {
+      if (phase.kind === "connecting") awaitingJoin = true;
       renderPhase(phase);
       if (phase.kind === "ended" && (phase.why === "gone" || phase.why === "forbidden")) showGone(phase.why);
       if (phase.kind === "ended" && phase.why === "unauthorized") opts.onSignedOut();
@@ -96,7 +100,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     onInput: (data) => sendInput(keyBar.consume(data)),
     onBinary: (bytes) => sendBytes(bytes),
     onResize: (size) => {
-      if (!readonly) conn.resize(size);
+      if (!readonly && !view.following) conn.resize(size);
     },
     onFlow: (paused) => {
       conn.setPaused(paused);
@@ -127,6 +131,7 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     h("a", { href: "#/", class: "icon-button back", "aria-label": "Back to sessions", title: "Back to sessions" }, "←"),
     name,
     roBadge,
+    sizeBadge,
     status,
     retry,
     h("span", { class: "spacer" }),
@@ -206,6 +211,8 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   function sendBytes(data: Uint8Array): void {
     if (readonly || data.byteLength === 0) return;
+    // Typing takes the size back from another writer: the PTY is resized to this window first.
+    if (view.following) follow(null);
     const outcome = conn.sendInput(data);
     if (outcome === "refused") {
       notify(
@@ -253,18 +260,33 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     cwd = info.cwd;
     roBadge.hidden = !readonly;
     keyBar.element.hidden = readonly;
+    const size = { cols: info.cols, rows: info.rows };
+    const join = awaitingJoin;
+    awaitingJoin = false;
     if (readonly) {
       // A viewer mirrors the PTY's size, which INFO carries at its place in the stream: before the
       // repaint on a join, and wherever a writer resized the PTY (docs/protocol.md). Applied once
       // the output before it is drawn, so that output wraps at the width it was written for.
-      const size = { cols: info.cols, rows: info.rows };
       view.afterOutput(() => view.setReadonly(true, size));
-    } else {
+    } else if (join) {
       view.setReadonly(false);
+      follow(null);
+    } else {
+      // Another client resized the PTY: show its size (exact, rather than this window's grid over
+      // a smaller screen) until this page's user types.
+      view.afterOutput(() => follow(size.cols === view.fitSize.cols && size.rows === view.fitSize.rows ? null : size));
     }
     name.textContent = `${serverId} · #${terminalId} · ${info.shell}`;
     setTitle(info.title || `${info.shell} ${info.cwd}`);
-    if (!readonly && (info.cols !== view.size.cols || info.rows !== view.size.rows)) conn.resize(view.size);
+    // Joining, a writer sizes the PTY to its window (the last writer to join or type decides).
+    if (!readonly && join && (info.cols !== view.size.cols || info.rows !== view.size.rows)) conn.resize(view.size);
+  }
+
+  /** Shows the PTY's size another client chose (`size`), or fits this window again (`null`). */
+  function follow(size: { cols: number; rows: number } | null): void {
+    view.followSize(size);
+    sizeBadge.hidden = size === null;
+    if (size) sizeBadge.textContent = `${size.cols}×${size.rows}: sized by another writer`;
   }
 
   function setTitle(title: string): void {

@@ -134,6 +134,12 @@ export class TerminalView {
     return { cols: this.term.cols, rows: this.term.rows };
   }
 
+  /** The size in cells that fits the window (the current size when it cannot be measured). */
+  get fitSize(): TerminalSize {
+    const proposed = this.fitAddon.proposeDimensions();
+    return proposed && proposed.cols > 0 && proposed.rows > 0 ? { cols: proposed.cols, rows: proposed.rows } : this.size;
+  }
+
   /** Whether output is flowing too fast to render (the edge is paused). */
   get paused(): boolean {
     return this.pump.paused;
@@ -159,7 +165,22 @@ export class TerminalView {
     this.fit();
   }
 
-  /** Fits to the container (or applies the fixed size of a read-only viewer). */
+  /**
+   * A writer shows the PTY's size another client chose (`size`) instead of fitting to the window,
+   * until it takes the size back (`null`: fit again, which resizes the PTY through `onResize`).
+   */
+  followSize(size: TerminalSize | null): void {
+    if (this.readonlyNow) return;
+    this.fixedSize = size;
+    this.fit();
+  }
+
+  /** Whether this writer shows a size another client chose (followSize). */
+  get following(): boolean {
+    return !this.readonlyNow && this.fixedSize !== null;
+  }
+
+  /** Fits to the container (or applies the fixed size of a read-only viewer or a following writer). */
   fit(): void {
     if (!this.container.isConnected || this.container.clientWidth === 0) return;
     if (this.fixedSize) {
