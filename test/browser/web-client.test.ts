@@ -402,7 +402,7 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     const id = Number(new URL(page.url()).hash.split("/").at(-1));
     await waitForConnected(page);
     expect((await stack.api(`/api/v1/terminal/${id}`, { method: "DELETE" })).status).toBe(200);
-    await page.getByRole("alert").filter({ hasText: "the terminal was closed" }).waitFor();
+    await page.getByRole("alert").filter({ hasText: "The terminal was closed" }).waitFor();
     await page.reload();
     await page.getByRole("alert").filter({ hasText: "No such terminal" }).waitFor();
     const listed = ((await (await stack.api("/api/v1/terminal/sessions")).json()) as { id: number }[]).map((s) => s.id);
@@ -416,6 +416,8 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await run(page, "exit 3");
     await page.getByRole("alert").filter({ hasText: "Session ended" }).waitFor();
     await expect(page.getByRole("alert").textContent()).resolves.toContain("code 3");
+    await page.getByRole("button", { name: "Hide this message" }).click();
+    await page.getByRole("alert").filter({ hasText: "Session ended" }).waitFor({ state: "hidden" });
     await page.getByRole("status").filter({ hasText: "exited" }).waitFor();
   });
 });

@@ -294,15 +294,28 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     name.title = title;
   }
 
+  /** A button that hides the banner, to read the output under it (the page stays ended). */
+  function hideBanner(): HTMLButtonElement {
+    return button("Hide this message", "×", () => {
+      exitBanner.hidden = true;
+      view.focus();
+    }, { class: "icon-button" });
+  }
+
+  /** `text` with its first letter upper-case (an edge's error message is a sentence's middle). */
+  function capitalized(text: string): string {
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
   /** The words for an EXIT's `reason` (the edge ended the session, not the shell). */
   function endedBecause(reason: ExitReason | undefined): string | undefined {
     switch (reason) {
       case "deleted":
-        return "the terminal was closed (deleted from the sessions list or the API).";
+        return "The terminal was closed (deleted from the sessions list or the API).";
       case "idle":
-        return "the terminal was closed after being idle with no one attached.";
+        return "The terminal was closed after being idle with no one attached.";
       case "lost":
-        return "the host's agent restarted, and its shells ended with it.";
+        return "The host's agent restarted, and its shells ended with it.";
       default:
         return undefined;
     }
@@ -316,9 +329,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     replaceChildren(
       exitBanner,
       h("strong", {}, "Session ended"),
-      h("span", {}, why ? ` — ${why}` : ` — the shell ${how}.`),
+      h("span", {}, why ? capitalized(why) : `The shell ${how}.`),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
       canWrite ? button("Start a new terminal like this one", "New terminal", () => void startAnother(), { class: "text-button" }) : null,
+      hideBanner(),
     );
     exitBanner.hidden = false;
     exitBanner.dataset["exitCode"] = String(code);
@@ -384,9 +398,10 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
     replaceChildren(
       exitBanner,
       h("strong", {}, title),
-      h("span", {}, ` — ${text}`),
+      h("span", {}, text),
       h("a", { href: "#/", class: "text-button" }, "Back to sessions"),
       why === "gone" && !missingServer && canWrite && !readonly ? button("Start a new terminal on this server", "Start a new one", () => void startAnother(), { class: "text-button" }) : null,
+      hideBanner(),
     );
     exitBanner.hidden = false;
     exitBanner.dataset["gone"] = missingServer ? "server" : "terminal";
