@@ -12,6 +12,7 @@
  */
 import { ApiError } from "../shared/errors.ts";
 import { isServerId, jsonIntegerIn } from "../shared/validation.ts";
+import type { ShareLinkListing } from "../shared/session-api.ts";
 import { randomToken, safeEqual, sha256Hex } from "./auth.ts";
 import { terminalStub } from "./addresses.ts";
 import type { Env } from "./env.ts";
@@ -35,15 +36,7 @@ export const SHARE_PAGE_PATH = "/share";
 const TOKEN_RE = /^ets_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 /** A share link as listed: never its token or hash. */
-export interface ShareLink {
-  id: string;
-  server_id: string;
-  terminal_id: number;
-  /** Who made it (the audit log's actor form). */
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-}
+export type ShareLink = ShareLinkListing;
 
 function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");

@@ -6,6 +6,17 @@
  */
 import type { ShellName } from "./validation.ts";
 
+/** A share link as `GET /api/v1/terminal/share/{terminal_id}` lists it: never its token (times in epoch ms). */
+export interface ShareLinkListing {
+  id: string;
+  server_id: string;
+  terminal_id: number;
+  /** Who made it (the audit log's actor form). */
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+}
+
 /** One item of `GET /api/v1/terminal/sessions`. */
 export interface SessionListing {
   id: number;

@@ -2,6 +2,8 @@
 // output and screenshots. Same origin; the session cookie (HttpOnly) authenticates every call, so
 // no token is ever held here beyond the sign-in request body.
 
+import type { ShareLinkListing } from "../../shared/session-api.ts";
+
 /** A server (host) the signed-in user may use, from `GET /api/v1/terminals/`. */
 export interface ServerEntry {
   id: string;
@@ -159,15 +161,8 @@ async function edgeFetch(path: string, init: RequestInit): Promise<Response> {
   }
 }
 
-/** A live share link of one terminal, from `GET …/api/v1/terminal/share/{id}` (times in epoch ms). */
-export interface ShareLinkInfo {
-  id: string;
-  server_id: string;
-  terminal_id: number;
-  created_by: string;
-  created_at: number;
-  expires_at: number;
-}
+/** A live share link of one terminal, from `GET …/api/v1/terminal/share/{id}`. */
+export type ShareLinkInfo = ShareLinkListing;
 
 /** A share link just created: its token and URL are shown this once, never again. */
 export interface CreatedShareLink extends ShareLinkInfo {
