@@ -238,11 +238,13 @@ describe("TerminalHub", () => {
     expect(again.take().map((b) => decodeEdgeFrame(b))).toEqual([{ t: "resume", offset: 5 }]);
   });
 
+  /** A client's frames as `output:<text>` and `info:<cols>x<rows>`, in order. */
+  const sizeStory = (sink: RecordingSink) =>
+    sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.cols}x${f.info.rows}` : f.t));
+  /** The agent reports the PTY resized to cols × rows, at this point of the stream. */
+  const resized = (cols: number, rows: number) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols, rows } })));
+
   it("tells read-only clients the PTY's new size where the stream resized it, and writers nothing", () => {
-    /** A client's frames as `output:<text>` and `info:<cols>x<rows>`, in order. */
-    const story = (sink: RecordingSink) =>
-      sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.cols}x${f.info.rows}` : f.t));
-    const resized = (cols: number, rows: number) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols, rows } })));
     const writer = new RecordingSink();
     const viewer = new RecordingSink();
     const paused = new RecordingSink();
@@ -258,19 +260,16 @@ describe("TerminalHub", () => {
     const late = new RecordingSink();
     hub.addClient(late, client({ readonly: true })); // told 100x30 at join: no second INFO with its repaint
     answerSnapshot(13, "L|");
-    expect(story(writer)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
-    expect(story(viewer)).toEqual(["info:80x24", "output:S|", "output:before ", "info:100x30", "output:after "]);
-    expect(story(late)).toEqual(["info:100x30", "output:L|"]);
+    expect(sizeStory(writer)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
+    expect(sizeStory(viewer)).toEqual(["info:80x24", "output:S|", "output:before ", "info:100x30", "output:after "]);
+    expect(sizeStory(late)).toEqual(["info:100x30", "output:L|"]);
     // The paused viewer missed output on both sides of the resize: on RESUME it is repainted, told the size first.
-    expect(story(paused)).toEqual(["info:80x24", "output:S|"]);
+    expect(sizeStory(paused)).toEqual(["info:80x24", "output:S|"]);
     hub.onClientMessage(paused, buf(encodeClientFrame({ t: "resume" }))); // the late joiner's repaint is current: reused
-    expect(story(paused)).toEqual(["info:80x24", "output:S|", "info:100x30", "output:L|"]);
+    expect(sizeStory(paused)).toEqual(["info:80x24", "output:S|", "info:100x30", "output:L|"]);
   });
 
   it("tells a writer that asked for size updates the PTY's new size as it tells viewers", () => {
-    const story = (sink: RecordingSink) =>
-      sink.frames().map((f) => (f.t === "output" ? `output:${new TextDecoder().decode(f.data)}` : f.t === "info" ? `info:${f.info.cols}x${f.info.rows}` : f.t));
-    const resized = (cols: number, rows: number) => hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "size", size: { cols, rows } })));
     const follower = new RecordingSink();
     const plain = new RecordingSink();
     hub.addClient(follower, client({ sizeUpdates: true }));
@@ -279,8 +278,8 @@ describe("TerminalHub", () => {
     output(0, "before ");
     resized(68, 17);
     output(7, "after ");
-    expect(story(follower)).toEqual(["info:80x24", "output:S|", "output:before ", "info:68x17", "output:after "]);
-    expect(story(plain)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
+    expect(sizeStory(follower)).toEqual(["info:80x24", "output:S|", "output:before ", "info:68x17", "output:after "]);
+    expect(sizeStory(plain)).toEqual(["info:80x24", "output:S|", "output:before ", "output:after "]);
   });
 
   it("tells a client the title that changed while it waited for its repaint, once, after the repaint", () => {
