@@ -185,9 +185,10 @@ describe("routes", () => {
     expect(parseRoute("#/admin")).toEqual({ page: "admin", section: "" });
   });
 
-  it("sends anything else to the sessions page", () => {
-    for (const hash of ["", "#/", "#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1", "#/admin/Users", "#/admin/users/x", "#/admin/../t"]) {
-      expect(parseRoute(hash)).toEqual({ page: "sessions" });
+  it("sends anything else to the sessions page, naming what it did not understand", () => {
+    for (const hash of ["", "#", "#/"]) expect(parseRoute(hash)).toEqual({ page: "sessions" });
+    for (const hash of ["#/t/local/0", "#/t/local/70000", "#/t/local/abc", "#/t/%E0%A4%A/1", "#/admin/Users", "#/admin/users/x", "#/admin/../t"]) {
+      expect(parseRoute(hash)).toEqual({ page: "sessions", unknown: hash });
     }
   });
 });

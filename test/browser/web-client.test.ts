@@ -393,6 +393,9 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     expect(await ids()).not.toContain(777);
     await page.goto(`${stack.url}/#/t/no-such-server/1`);
     await page.getByRole("alert").filter({ hasText: "No such server" }).waitFor();
+    // An id past 65535 names no terminal page at all: the sessions page, which says so.
+    await page.goto(`${stack.url}/#/t/local/99999`);
+    await page.locator(".notice-error").filter({ hasText: "Nothing lives at #/t/local/99999" }).waitFor();
   });
 
   it("says a terminal deleted elsewhere was closed, and does not bring it back on reload", async () => {

@@ -9,6 +9,7 @@ import { Api, canWrite, type Me } from "./api.ts";
 import { button, h } from "./dom.ts";
 import { mountLoginPage } from "./login-page.ts";
 import { adminHref, parseRoute, parseShareLink, terminalHref } from "./routes.ts";
+import { notify } from "./notices.ts";
 import { mountSharePage } from "./share-page.ts";
 import { mountSessionsPage } from "./sessions-page.ts";
 import { mountTerminalPage } from "./terminal-page.ts";
@@ -120,6 +121,8 @@ function start(): void {
       else showPage(() => notForYou(main));
     } else {
       showPage(() => mountSessionsPage(main, api, me!));
+      // A mistyped address (a terminal id past 65535, an unknown page) is said, not silently dropped.
+      if (r.unknown) notify(`Nothing lives at ${r.unknown.slice(0, 80)}: here are your sessions instead.`, "error");
     }
   }
 

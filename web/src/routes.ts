@@ -7,11 +7,19 @@
 //   /share#server={server}&terminal={id}&token={ets_…}   one terminal, read-only, by its link's token
 // (the token rides in the fragment, which the browser never sends to a server).
 
-/** A parsed route. */
-export type Route = { page: "sessions" } | { page: "terminal"; serverId: string; terminalId: number; readonly: boolean } | { page: "admin"; section: string };
+/** A parsed route; a sessions route's `unknown` is the hash that named no page (a mistyped or out-of-range address). */
+export type Route =
+  | { page: "sessions"; unknown?: string }
+  | { page: "terminal"; serverId: string; terminalId: number; readonly: boolean }
+  | { page: "admin"; section: string };
 
-/** Parses the hash; anything unknown is the sessions page. */
+/** Parses the hash; anything unknown is the sessions page, which then says so (`unknown`). */
 export function parseRoute(hash: string): Route {
+  const route = parseKnownRoute(hash);
+  return route === null ? (/^#?\/?$/.test(hash) ? { page: "sessions" } : { page: "sessions", unknown: hash }) : route;
+}
+
+function parseKnownRoute(hash: string): Route | null {
   const admin = /^#\/admin(?:\/([a-z]{1,20}))?$/.exec(hash);
   if (admin) return { page: "admin", section: admin[1] ?? "" };
   const m = /^#\/t\/([^/]+)\/(\d{1,5})(\/ro)?$/.exec(hash);
@@ -22,12 +30,12 @@ export function parseRoute(hash: string): Route {
       try {
         serverId = decodeURIComponent(m[1]!);
       } catch {
-        return { page: "sessions" };
+        return null;
       }
       return { page: "terminal", serverId, terminalId, readonly: m[3] !== undefined };
     }
   }
-  return { page: "sessions" };
+  return null;
 }
 
 /** The hash of a terminal page. */
