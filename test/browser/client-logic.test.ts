@@ -172,6 +172,12 @@ describe("shortcuts", () => {
     expect(shortcutFor(key("F", { ctrl: true, shift: true }), false)).toBe("search");
     expect(shortcutFor(key("f", { meta: true, shift: true }), true)).toBe("search");
   });
+
+  it("toggles whether Tab leaves the terminal with Ctrl+Shift+M on every platform, and leaves Ctrl+M to the shell", () => {
+    for (const apple of [false, true]) expect(shortcutFor(key("M", { ctrl: true, shift: true }), apple)).toBe("tab-focus");
+    expect(shortcutFor(key("m", { ctrl: true }), false)).toBeNull();
+    expect(shortcutFor(key("M", { meta: true, shift: true }), true)).toBeNull();
+  });
 });
 
 describe("routes", () => {

@@ -414,6 +414,25 @@ describe.skipIf(skipBrowserTests())("the web client", () => {
     await waitForConnected(page);
   });
 
+  it("lets the keyboard leave the terminal: Ctrl+Shift+M, then Tab moves the focus; again, and Tab is the shell's", async () => {
+    await page.locator(".xterm").click();
+    const inTerminal = () => page.evaluate(() => document.activeElement?.classList.contains("xterm-helper-textarea") ?? false);
+    expect(await inTerminal()).toBe(true);
+    await page.keyboard.press("Shift+Tab"); // the shell's (reverse completion): the focus stays
+    expect(await inTerminal()).toBe(true);
+    await page.keyboard.press("Control+Shift+M");
+    await page.locator(".notice").filter({ hasText: "Tab now moves the focus" }).waitFor();
+    await page.keyboard.press("Shift+Tab");
+    expect(await inTerminal()).toBe(false);
+    await page.keyboard.press("Tab"); // and back in
+    expect(await inTerminal()).toBe(true);
+    await page.keyboard.press("Control+Shift+M");
+    await page.locator(".notice").filter({ hasText: "Tab goes to the shell again" }).waitFor();
+    await page.keyboard.press("Shift+Tab");
+    expect(await inTerminal()).toBe(true);
+    await page.keyboard.press("Control+c");
+  });
+
   it("shows clearly when the shell exits", async () => {
     await page.locator(".xterm").click();
     await run(page, "exit 3");

@@ -184,9 +184,14 @@ export function mountTerminalPage(root: HTMLElement, opts: TerminalPageOptions):
 
   // Ctrl/Cmd+Shift+F opens search wherever the focus is on this page.
   const onKeyDown = (ev: KeyboardEvent): void => {
-    if (shortcutFor(ev, isApple()) === "search") {
+    const action = shortcutFor(ev, isApple());
+    if (action === "search") {
       ev.preventDefault();
       search.open();
+    } else if (action === "tab-focus") {
+      ev.preventDefault();
+      view.tabMovesFocus = !view.tabMovesFocus;
+      notify(view.tabMovesFocus ? "Tab now moves the focus (Ctrl+Shift+M gives it back to the shell)." : "Tab goes to the shell again (Ctrl+Shift+M to move the focus with it).");
     }
   };
   document.addEventListener("keydown", onKeyDown);

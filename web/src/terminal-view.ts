@@ -109,6 +109,8 @@ export class TerminalView {
     const input = (data: string): void => {
       if (!this.readonlyNow) opts.onInput(data);
     };
+    // Said to screen readers where the focus is: how the keyboard leaves a terminal that takes Tab.
+    term.textarea?.setAttribute("aria-description", "Ctrl+Shift+M: Tab moves the focus out of the terminal, or back to the shell");
     term.onData(input);
     term.onBinary((data) => {
       if (!this.readonlyNow) opts.onBinary(binaryStringBytes(data));
@@ -174,6 +176,12 @@ export class TerminalView {
     this.fixedSize = size;
     this.fit();
   }
+
+  /**
+   * Whether Tab and Shift+Tab move the focus out of the terminal (as in the rest of the page)
+   * instead of reaching the shell; toggled by Ctrl+Shift+M on the terminal page.
+   */
+  tabMovesFocus = false;
 
   /** Whether this writer shows a size another client chose (followSize). */
   get following(): boolean {
@@ -241,14 +249,16 @@ export class TerminalView {
   }
 
   private onKey(ev: KeyboardEvent): boolean {
+    // With "Tab moves focus" on, Tab and Shift+Tab are the browser's: they leave the terminal.
+    if (this.tabMovesFocus && ev.key === "Tab" && !ev.ctrlKey && !ev.altKey && !ev.metaKey) return false;
     const action = shortcutFor(ev, isApple());
     if (action === null) return true;
     if (ev.type === "keydown") {
       if (action === "copy") {
         ev.preventDefault();
         void this.copySelection();
-      } else if (action === "search") {
-        ev.preventDefault(); // The page's own keydown listener opens the search bar.
+      } else if (action === "search" || action === "tab-focus") {
+        ev.preventDefault(); // The page's own keydown listener acts on these.
       }
     }
     // "native": xterm.js skips the key and the browser's copy/paste event does the work.
