@@ -61,8 +61,7 @@ export class HostDO extends DurableObject<Env> {
   private readonly store: HostStore;
   /** The agent's control link: its socket, the one request table, the exec relay and the tunnels. */
   private readonly link = new HostLink({ ctx: this.ctx, serverId: () => this.serverId, countError: () => void this.addStats({ errors: 1 }) });
-  /** Sessions a DELETE is ending right now (bounded by the config's maxSessionsPerServer). */
-  /** Terminals being deleted, with why (their EXIT says it). */
+  /** Sessions a DELETE or the idle timeout is ending right now, with why (their EXIT says it; bounded by maxSessionsPerServer). */
   private readonly deleting = new Map<number, ExitReason>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
@@ -250,7 +249,10 @@ export class HostDO extends DurableObject<Env> {
       // The agent's "exited" for this kill may arrive first: it must not keep the history.
       this.deleting.set(terminalId, why);
       // Whichever EXIT reaches the clients first (the agent's for the kill, or ours below) says why.
-      await this.terminal(terminalId).endingBecause(why);
+      // Only words for the clients: a TerminalDO that cannot take them does not stop the DELETE.
+      await this.terminal(terminalId)
+        .endingBecause(why)
+        .catch((error: unknown) => log("warn", "host.ending_reason_failed", "telling a TerminalDO why it ends failed", { server: this.serverId, terminal: terminalId, error }));
       if (this.agentSocket()) {
         try {
           await this.link.request("kill", { terminal_id: terminalId });
@@ -263,6 +265,8 @@ export class HostDO extends DurableObject<Env> {
       log("info", "host.session_removed", `session ${this.serverId}:${terminalId} removed (${why})`, { server: this.serverId, terminal: terminalId, why });
       return ok(null);
     } catch (error) {
+      // Not ended after all (the kill failed): a later exit of its own must not say "deleted".
+      if (this.deleting.has(terminalId) && this.store.indexed(terminalId)) void this.terminal(terminalId).endingBecause(null).catch(() => {});
       return fail(error, "HostDO.deleteSession");
     } finally {
       this.deleting.delete(terminalId);

@@ -401,8 +401,8 @@ export class TerminalDO extends DurableObject<Env> {
     };
   }
 
-  /** The edge is about to end the session (a DELETE, the idle timeout): its EXIT will say why. */
-  endingBecause(reason: ExitReason): void {
+  /** The edge is about to end the session (a DELETE, the idle timeout): its EXIT will say why; null: it is not, after all. */
+  endingBecause(reason: ExitReason | null): void {
     this.hub.endingBecause(reason);
   }
 

@@ -684,9 +684,10 @@ export class TerminalHub {
 
   /**
    * The edge is ending the session (`deleted`, `idle`): the EXIT that follows — the agent's, for
-   * the kill, or the HostDO's — says so, rather than only the signal that ended the shell.
+   * the kill, or the HostDO's — says so, rather than only the signal that ended the shell. Null
+   * takes it back (the DELETE failed). Kept in memory only: words for the clients, not state.
    */
-  endingBecause(reason: ExitReason): void {
+  endingBecause(reason: ExitReason | null): void {
     this.endReason = reason;
   }
 

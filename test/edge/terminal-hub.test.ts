@@ -430,6 +430,25 @@ describe("TerminalHub", () => {
     expect(exits).toBe(1);
   });
 
+  it("stamps the edge's reason on the agent's EXIT for its kill, and forgets a reason taken back", () => {
+    const a = new RecordingSink();
+    hub.addClient(a, client());
+    hub.endingBecause("deleted");
+    hub.endingBecause(null); // the DELETE failed: the shell lives on
+    hub.endingBecause("idle");
+    hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: -1, signal: 9 } })));
+    expect(a.frames().pop()).toEqual({ t: "exit", exit: { exit_code: -1, signal: 9, reason: "idle" } });
+  });
+
+  it("sends no reason when the edge did not end the session", () => {
+    const a = new RecordingSink();
+    hub.addClient(a, client());
+    hub.endingBecause("deleted");
+    hub.endingBecause(null);
+    hub.onAgentMessage(agent, buf(encodeAgentFrame({ t: "exit", exit: { exit_code: 0, signal: 0 } })));
+    expect(a.frames().pop()).toEqual({ t: "exit", exit: { exit_code: 0, signal: 0 } });
+  });
+
   it("says why a session failed with an ERROR before its EXIT", () => {
     const a = new RecordingSink();
     hub.addClient(a, client());
