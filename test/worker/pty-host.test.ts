@@ -177,13 +177,28 @@ describe("PTY host, commands on pipes", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Output per stream and the end of one piped run, as they come. */
+  /** Output per stream (`stdout`/`stderr` join what came so far; `bytes` counts it) and the end of one piped run. */
   function collectPiped(proc: PipedProcess) {
-    const out = { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+    const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+    const bytes = { stdout: 0, stderr: 0 };
+    const out = {
+      get stdout() {
+        return Buffer.concat(chunks.stdout);
+      },
+      get stderr() {
+        return Buffer.concat(chunks.stderr);
+      },
+    };
     const closed = new Promise<{ exitCode: number; signal: number }>((resolve) =>
-      proc.listen({ data: (stream, bytes) => (out[stream] = Buffer.concat([out[stream], bytes])), close: resolve }),
+      proc.listen({
+        data: (stream, data) => {
+          chunks[stream].push(Buffer.from(data));
+          bytes[stream] += data.byteLength;
+        },
+        close: resolve,
+      }),
     );
-    return { out, closed };
+    return { out, bytes, closed };
   }
 
   function piped(script: string) {
@@ -209,6 +224,8 @@ describe("PTY host, commands on pipes", () => {
   });
 
   it("stops reading a paused command (it blocks on its full pipe) and reads on after RESUME", async () => {
+    /** Round trips through the host allowed for the output read before the PAUSE to arrive. */
+    const SETTLE_ROUND_TRIPS_MAX = 20;
     const bytes = 20_000_000;
     const proc = await host.spawnPiped(piped(`head -c ${bytes} /dev/zero; echo done >&2`));
     proc.pause();
@@ -224,18 +241,23 @@ describe("PTY host, commands on pipes", () => {
     };
     const writer = () => processTree(proc.pid).some((pid) => /sock_alloc_send|pipe_write/.test(wchan(pid)));
     await until("the command to block on its pipe", () => (writer() ? true : null));
-    // What the host read before the PAUSE took hold (a socket buffer or so: 1.2 MB once under
-    // load) may still be on its way; past it, round trips through the host bring nothing more.
-    // Had it kept reading, megabytes would have come meanwhile.
-    const blockedAt = run.out.stdout.byteLength;
-    for (let i = 0; i < 3; i++) await collectPiped(await host.spawnPiped(piped("true"))).closed;
-    expect(run.out.stdout.byteLength - blockedAt).toBeLessThan(1_000_000);
-    expect(run.out.stdout.byteLength).toBeLessThan(bytes / 4);
+    // What the host read before the PAUSE took hold (a socket buffer or more under load: 1.2 MB
+    // once) may still be on its way. So wait for the output to settle: two round trips through
+    // the host in a row that bring nothing. A host that kept reading would never settle (each
+    // round trip would bring more), and would soon have sent far more than a quarter.
+    let quietRoundTrips = 0;
+    for (let i = 0; i < SETTLE_ROUND_TRIPS_MAX && quietRoundTrips < 2; i++) {
+      const before = run.bytes.stdout;
+      await collectPiped(await host.spawnPiped(piped("true"))).closed;
+      quietRoundTrips = run.bytes.stdout === before ? quietRoundTrips + 1 : 0;
+    }
+    expect(quietRoundTrips).toBe(2);
+    expect(run.bytes.stdout).toBeLessThan(bytes / 4);
     expect(writer()).toBe(true);
     expect(run.out.stderr.toString()).toBe("");
     proc.resume();
     expect(await run.closed).toEqual({ exitCode: 0, signal: 0 });
-    expect(run.out.stdout.byteLength).toBe(bytes);
+    expect(run.bytes.stdout).toBe(bytes);
     expect(run.out.stderr.toString()).toBe("done\n");
   });
 
