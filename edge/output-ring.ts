@@ -24,6 +24,24 @@ export function payloadLength(f: RingFrame): number {
   return f.frame.byteLength - 1;
 }
 
+/**
+ * Gives a frame's memory back now. Each OUTPUT frame arrives as its own `ArrayBuffer`, which V8
+ * frees only at its next full collection, started once about 64 MB outside its heap have piled up
+ * (docs/architecture.md, "workerd's memory under a flood"); detaching the buffer
+ * (`ArrayBuffer.prototype.transfer(0)`) drops it at once. Only for a frame nothing refers to any
+ * more: the ring evicts frames that every live client has been sent (sends copy or keep their own
+ * reference), and its callers read the frames it returns without waiting.
+ */
+function release(frame: Uint8Array): void {
+  const buffer = frame.buffer;
+  if (!(buffer instanceof ArrayBuffer) || buffer.detached) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // Not detachable (a buffer the runtime keeps): the collector frees it in its own time.
+  }
+}
+
 export class OutputRing {
   private frames: RingFrame[] = [];
   private head = 0;
@@ -58,8 +76,10 @@ export class OutputRing {
     this.frames.push(f);
     this.bytes += f.frame.byteLength;
     while (this.bytes > this.maxBytes && this.frames.length - this.head > 1 && this.evictable(this.frames[this.head]!)) {
-      this.bytes -= this.frames[this.head]!.frame.byteLength;
+      const evicted = this.frames[this.head]!;
+      this.bytes -= evicted.frame.byteLength;
       this.frames[this.head++] = undefined as never;
+      release(evicted.frame);
     }
     if (this.head > 1024 && this.head * 2 > this.frames.length) {
       this.frames = this.frames.slice(this.head);

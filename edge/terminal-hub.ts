@@ -64,6 +64,11 @@ function followsSize(state: ClientState): boolean {
 
 /** One end of a connection the hub can write to. */
 export interface Sink {
+  /**
+   * Sends one frame. `bytes` is valid only during the call: an output frame's memory is given
+   * back when the ring evicts it (output-ring.ts), so a sink that keeps a frame keeps a copy
+   * (`WebSocket.send` does).
+   */
   send(bytes: Uint8Array): void;
   close(code: number, reason: string): void;
 }
