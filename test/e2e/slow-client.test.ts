@@ -11,7 +11,7 @@ import type { Socket } from "node:net";
 import { join as join_ } from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeServerFrame } from "../../shared/links/client.ts";
+import { decodeServerFrame, encodeClientFrame } from "../../shared/links/client.ts";
 import { CLIENT_TOO_SLOW_CLOSE, CLIENT_UNPROVEN_MAX_BYTES, CLIENT_UNREAD_CLOSE_BYTES, CLIENT_UNREAD_MAX_BYTES } from "../../edge/client-reading.ts";
 import { startStack, type TestStack } from "../support/stack.ts";
 import { TermClient } from "../support/term-client.ts";
@@ -41,11 +41,19 @@ class PlainClient {
   repaints = 0;
   tail = "";
   closed: number | null = null;
-  constructor(readonly ws: WebSocket) {
+  /** Every OUTPUT payload, in order, when asked to keep them (`keepAll`). */
+  readonly payloads: Buffer[] = [];
+  constructor(
+    readonly ws: WebSocket,
+    keepAll = false,
+    answersMarks = false,
+  ) {
     ws.on("message", (data: Buffer) => {
       const f = decodeServerFrame(data);
+      if (f.t === "mark" && answersMarks) ws.send(encodeClientFrame({ t: "ack", mark: f.mark }));
       if (f.t !== "output") return;
       this.received += f.data.byteLength;
+      if (keepAll) this.payloads.push(Buffer.from(f.data));
       const text = Buffer.from(f.data).toString("latin1");
       if (text.startsWith("\x1bc")) this.repaints++;
       this.tail = (this.tail + text).slice(-4096);
@@ -58,14 +66,15 @@ function socketOf(ws: WebSocket): Socket {
   return (ws as unknown as { _socket: Socket })._socket;
 }
 
-async function plainClient(id: number): Promise<PlainClient> {
+async function plainClient(id: number, keepAll = false, answersMarks = false): Promise<PlainClient> {
   const ws = new WebSocket(`${stack.url.replace(/^http/, "ws")}/api/v1/terminal/ws?terminal_id=${id}&readonly=1`, { headers: { Authorization: `Bearer ${stack.apiKey}` }, perMessageDeflate: false });
   sockets.push(ws);
-  const client = new PlainClient(ws);
+  const client = new PlainClient(ws, keepAll, answersMarks);
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("error", reject);
   });
+  if (answersMarks) ws.send(encodeClientFrame({ t: "ack", mark: new Uint8Array(0) })); // it answers MARKs (docs/protocol.md)
   return client;
 }
 
@@ -135,6 +144,32 @@ describe("a client that stops reading during a flood", () => {
     // Both still in the session: the reader's input still echoes.
     reader.input('echo still""-here\r');
     await reader.waitFor(() => reader.text().includes("still-here"), "the reader's echo after the flood");
+  });
+
+  it("receives intact what it was sent before it was held, though the ring gave those frames' memory back long before", { timeout: 300_000 }, async () => {
+    // The ring detaches each frame it evicts (edge/output-ring.ts), while the frames a stalled
+    // client was sent still wait in workerd's queue for its socket (up to CLIENT_UNREAD_MAX_BYTES
+    // for one that answers MARKs, past what the kernel's buffers take): they must arrive as sent.
+    const lines = 3_000_000; // ~21 MB of `seq`: past that limit
+    const reader = await session(344);
+    const stalled = await plainClient(344, true, true);
+    await until("the plain client's repaint", () => stalled.repaints > 0);
+    const first = stalled.payloads.length;
+    socketOf(stalled.ws).pause();
+    reader.input(`seq 1 ${lines}; echo ${DONE.slice(0, 5)}""${DONE.slice(5)}\r`);
+    await reader.waitFor(() => reader.text().includes(DONE), "the end of the flood at the reading client", 240_000);
+    socketOf(stalled.ws).resume();
+    await until("the plain client's repaint after the flood", () => stalled.tail.includes(DONE), { timeoutMs: 120_000 });
+    // Up to its next repaint, what it received is the flood from its first line, byte for byte.
+    const got = Buffer.concat(stalled.payloads.slice(first)).toString("latin1");
+    const beforeRepaint = got.slice(got.indexOf("1\r\n"), got.indexOf("\x1bc") === -1 ? undefined : got.indexOf("\x1bc"));
+    const sent = beforeRepaint.slice(0, beforeRepaint.lastIndexOf("\r\n") + 2); // whole lines (the last may be cut)
+    const count = sent.split("\r\n").length - 1;
+    expect(sent.length).toBeGreaterThan(CLIENT_UNREAD_MAX_BYTES / 2); // most of what it may be sent
+    expect(count).toBeLessThan(lines); // and then held: a repaint followed
+    let expected = "";
+    for (let n = 1; n <= count; n++) expected += `${n}\r\n`;
+    expect(sent === expected, "the bytes before the repaint are the flood's lines, in order").toBe(true);
   });
 });
 
