@@ -122,6 +122,46 @@ describe("a PTY's input queue", () => {
       console.error = consoleError;
     }
   });
+  it("writes nothing once the master is closed, even before node-pty has seen the close (its number may be another file's by then)", async () => {
+    // Paused (the agent's flow control, or the host's PAUSE), the read stream never sees the EIO:
+    // node-pty destroys it 200 ms after the exit, which closes the master at once, but marks the
+    // terminal closed (its write a no-op) only on the stream's 'close', at the end of that turn of
+    // the event loop. Input arriving in between (the edge's INPUT in the poll phase) must not be
+    // written to the descriptor's number: a PTY spawned or a socket opened meanwhile has it.
+    const proc = spawn("head -c 3000 /dev/zero; exit 0");
+    proc.pause();
+    const fd = (proc as unknown as { _fd: number })._fd;
+    const queue = ptyInputQueue(proc)!;
+    const socket = (proc as unknown as { _socket: { destroy: (error?: Error) => unknown } })._socket;
+    const destroy = socket.destroy.bind(socket);
+    const fsWriteSync = fs.writeSync;
+    let closed = false;
+    const writesAfterClose: number[] = [];
+    fs.writeSync = ((...args: unknown[]) => {
+      if (closed && args[0] === fd) writesAfterClose.push(fd);
+      return (fsWriteSync as (...args: unknown[]) => number)(...args);
+    }) as typeof fs.writeSync;
+    try {
+      const written = new Promise<void>((resolve) => {
+        socket.destroy = (error?: Error) => {
+          const result = destroy(error);
+          closed = true;
+          setImmediate(() => {
+            proc.write("typed after the close");
+            resolve();
+          });
+          return result;
+        };
+      });
+      const exited = new Promise<void>((resolve) => listenWholly(proc, () => {}, () => resolve()));
+      await written;
+      await exited;
+      expect(writesAfterClose).toEqual([]);
+      expect(queue.pending()).toBe(0);
+    } finally {
+      fs.writeSync = fsWriteSync;
+    }
+  });
 });
 
 describe("InputBacklog", () => {

@@ -72,6 +72,13 @@ export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
     return null;
   }
   let retry: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  /**
+   * The master is closed (its read stream destroyed). node-pty makes the terminal's write a no-op
+   * only on the stream's 'close', at the end of that turn of the event loop or later (after a
+   * destroy without an error: node-pty's exit timer, a paused stream); input written in between
+   * must not reach the descriptor's number, which a PTY spawned or a socket opened meanwhile has.
+   */
+  let closed = false;
   /** The next wait after EAGAIN, in ms; 0: retry at once. */
   let wait = 0;
   const cancelRetry = () => {
@@ -87,6 +94,7 @@ export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
   // frame to its echo being read, on a busy 2-core host, against 1.2 ms for a raw PTY.
   const writeNext = (): void => {
     retry = null;
+    if (closed) queue.length = 0;
     while (queue.length > 0) {
       const task = queue[0]!;
       let written: number;
@@ -111,6 +119,7 @@ export function ptyInputQueue(proc: IPty): PtyInputQueue | null {
   stream.dispose = cancelRetry;
   const destroy = socket.destroy.bind(socket);
   socket.destroy = (error?: Error) => {
+    closed = true;
     queue.length = 0;
     cancelRetry();
     return destroy(error);
