@@ -136,6 +136,7 @@ describe("a PTY's input queue", () => {
     const destroy = socket.destroy.bind(socket);
     const fsWriteSync = fs.writeSync;
     let closed = false;
+    let closedBy: Error | undefined | null = null;
     const writesAfterClose: number[] = [];
     fs.writeSync = ((...args: unknown[]) => {
       if (closed && args[0] === fd) writesAfterClose.push(fd);
@@ -146,6 +147,7 @@ describe("a PTY's input queue", () => {
         socket.destroy = (error?: Error) => {
           const result = destroy(error);
           closed = true;
+          closedBy = error;
           setImmediate(() => {
             proc.write("typed after the close");
             resolve();
@@ -156,6 +158,9 @@ describe("a PTY's input queue", () => {
       const exited = new Promise<void>((resolve) => listenWholly(proc, () => {}, () => resolve()));
       await written;
       await exited;
+      // node-pty's exit timer, not an EIO (after which node-pty's write is a no-op at once): else
+      // this test would prove nothing.
+      expect(closedBy).toBeUndefined();
       expect(writesAfterClose).toEqual([]);
       expect(queue.pending()).toBe(0);
     } finally {
