@@ -122,6 +122,7 @@ describe("a PTY's input queue", () => {
       console.error = consoleError;
     }
   });
+
   it("writes nothing once the master is closed, even before node-pty has seen the close (its number may be another file's by then)", async () => {
     // Paused (the agent's flow control, or the host's PAUSE), the read stream never sees the EIO:
     // node-pty destroys it 200 ms after the exit, which closes the master at once, but marks the
