@@ -17,8 +17,9 @@
  * that sleeps was enough). Here the first retry is immediate (a large paste into a program that
  * reads stays fast) and the next ones wait WRITE_RETRY_FIRST_MS, doubling to WRITE_RETRY_MAX_MS.
  * Writes are made on the agent's thread, never on libuv's thread pool (node-pty's way): a
- * keystroke reaches the program without two thread hand-offs, and no write can be under way when
- * the master is closed, so none can land in a PTY opened meanwhile under the same number.
+ * keystroke reaches the program without two thread hand-offs, and no write is under way when the
+ * master is closed nor made after it, so none can land in a PTY or file opened meanwhile under the
+ * same number.
  */
 import fs from "node:fs";
 import type { IPty } from "node-pty";
