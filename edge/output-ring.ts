@@ -29,8 +29,8 @@ export function payloadLength(f: RingFrame): number {
  * frees only at its next full collection, started once about 64 MB outside its heap have piled up
  * (docs/architecture.md, "workerd's memory under a flood"); detaching the buffer
  * (`ArrayBuffer.prototype.transfer(0)`) drops it at once. Only for a frame nothing refers to any
- * more: the ring evicts frames that every live client has been sent (sends copy or keep their own
- * reference), and its callers read the frames it returns without waiting.
+ * more: the ring evicts (or clears) frames that every live client has been sent (sends copy or
+ * keep their own reference), and its callers read the frames it returns without waiting.
  */
 function release(frame: Uint8Array): void {
   const buffer = frame.buffer;
@@ -104,7 +104,9 @@ export class OutputRing {
     return this.frames.slice(lo);
   }
 
+  /** Lets go of every frame (their memory given back, as on eviction). */
   clear(): void {
+    for (let i = this.head; i < this.frames.length; i++) release(this.frames[i]!.frame);
     this.pinnedAt = null;
     this.frames = [];
     this.head = 0;

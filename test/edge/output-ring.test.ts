@@ -61,6 +61,15 @@ describe("OutputRing", () => {
     for (const f of frames.slice(0, 17 - kept.length)) expect(detached(f)).toBe(true);
   });
 
+  it("gives every frame's memory back when cleared (an output gap, the session's end)", () => {
+    const ring = new OutputRing();
+    ring.pin(0);
+    const frames = pushFrames(ring, 3);
+    ring.clear();
+    for (const f of frames) expect(detached(f)).toBe(true);
+    expect(ring.start).toBeNull();
+  });
+
   it("evicts a frame whose buffer cannot be detached without throwing, and leaves it as it is", () => {
     const ring = new OutputRing();
     // A WebAssembly memory's buffer refuses transfer(): the stand-in for a runtime-owned buffer.
