@@ -4,7 +4,7 @@
  * there while it runs.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -105,6 +105,17 @@ describe("the running stack's record", () => {
     recordStack(stateDir, "http://127.0.0.1:9435", deadPid());
     expect(runningStackUrl(stateDir)).toBeUndefined();
     writeFileSync(join(stateDir, "stack.json"), "not json");
+    expect(runningStackUrl(stateDir)).toBeUndefined();
+  });
+
+  it("is ignored when its pid now belongs to a process started at another time (a reused pid)", () => {
+    const stateDir = join(dir, "reused");
+    mkdirSync(stateDir);
+    recordStack(stateDir, "http://127.0.0.1:9437");
+    const record = JSON.parse(readFileSync(join(stateDir, "stack.json"), "utf8")) as { pid: number; started: number };
+    expect(record.pid).toBe(process.pid);
+    expect(runningStackUrl(stateDir)).toBe("http://127.0.0.1:9437");
+    writeFileSync(join(stateDir, "stack.json"), JSON.stringify({ ...record, started: record.started - 1 }));
     expect(runningStackUrl(stateDir)).toBeUndefined();
   });
 

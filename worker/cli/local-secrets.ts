@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { processStartTime } from "../agent/launch.ts";
 
 export interface StoredSecrets {
   apiKey: string;
@@ -16,7 +17,7 @@ export interface StoredSecrets {
 export const DEFAULT_STATE_DIR = ".edgetty";
 /** The edge's port when nothing else says where it is. */
 const DEFAULT_PORT = 8787;
-/** Written by `edgetty start` while it runs: `{"url", "pid"}`. */
+/** Written by `edgetty start` while it runs: `{"url", "pid", "started"}`. */
 const STACK_FILE = "stack.json";
 
 /** A random URL-safe secret (24 bytes) that never starts with `-`, so `--api-key KEY` always parses. */
@@ -57,9 +58,13 @@ export function loadSecrets(stateDir: string, apiKey: string | undefined): Store
   return secrets;
 }
 
-/** Records in `<stateDir>/stack.json` (mode 0600) that process `pid` serves the stack at `url`. */
+/**
+ * Records in `<stateDir>/stack.json` (mode 0600) that process `pid` serves the stack at `url`,
+ * with the process's start time (clock ticks since boot), so that a later process given the same
+ * pid is not taken for it.
+ */
 export function recordStack(stateDir: string, url: string, pid = process.pid): void {
-  writePrivateJson(join(stateDir, STACK_FILE), { url, pid });
+  writePrivateJson(join(stateDir, STACK_FILE), { url, pid, started: processStartTime(pid) });
 }
 
 /** Removes the record of `recordStack` if it is process `pid`'s (another run's record stays). */
@@ -68,31 +73,46 @@ export function forgetStack(stateDir: string, pid = process.pid): void {
   if (readStackRecord(file)?.pid === pid) rmSync(file, { force: true });
 }
 
-function readStackRecord(file: string): { url: string; pid: number } | null {
+interface StackRecord {
+  url: string;
+  pid: number;
+  /** The recording process's start time; null when it could not be read. */
+  started: number | null;
+}
+
+function readStackRecord(file: string): StackRecord | null {
   try {
-    const parsed = JSON.parse(readFileSync(file, "utf8")) as { url?: unknown; pid?: unknown };
-    return typeof parsed.url === "string" && Number.isInteger(parsed.pid) ? { url: parsed.url, pid: parsed.pid as number } : null;
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as { url?: unknown; pid?: unknown; started?: unknown };
+    if (typeof parsed.url !== "string" || !Number.isInteger(parsed.pid)) return null;
+    return { url: parsed.url, pid: parsed.pid as number, started: Number.isInteger(parsed.started) ? (parsed.started as number) : null };
   } catch {
     return null;
   }
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * The recording process still runs: its pid answers and, where the record has a start time, the
+ * process under that pid started then (a pid reused after a SIGKILL is another process, and the
+ * state folder's key must not go to whatever it serves).
+ */
+function isRunning(record: StackRecord): boolean {
+  if (record.pid <= 0) return false;
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(record.pid, 0);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM"; // there, but someone else's
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false; // EPERM: there, but someone else's
   }
+  return record.started === null || processStartTime(record.pid) === record.started;
 }
 
 /**
  * The URL of the stack `edgetty start` runs from `stateDir`, or undefined when none was recorded
- * or the process that recorded it is gone (a record a SIGKILL left behind is ignored).
+ * or the process that recorded it is gone (a record a SIGKILL left behind is ignored, even once
+ * its pid is reused).
  */
 export function runningStackUrl(stateDir: string): string | undefined {
   const record = readStackRecord(join(stateDir, STACK_FILE));
-  return record && record.pid > 0 && isAlive(record.pid) ? record.url : undefined;
+  return record && isRunning(record) ? record.url : undefined;
 }
 
 /** The client commands' flags that say where the edge is (parseArgs options). */
