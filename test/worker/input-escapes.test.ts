@@ -59,5 +59,7 @@ describe("input escapes", () => {
     expect(decodeInputEscapes(plain)).toBe(plain);
     expect(decodeInputEscapes("ab\\n\\x03".repeat(1 << 16))).toBe("ab\n\x03".repeat(1 << 16));
     expect(decodeInputEscapes("é😀\\n\\x1b".repeat(1 << 17))).toBe("é😀\n\x1b".repeat(1 << 17));
+    // Spelled out, the text is longer than the input (more than three times here).
+    expect(decodeInputEscapes("\\€\\😀".repeat(1 << 16))).toBe("\\u20ac\\U0001f600".repeat(1 << 16));
   });
 });
