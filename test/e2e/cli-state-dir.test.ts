@@ -35,7 +35,7 @@ describe("client commands given only --state-dir", { timeout: CLI_TEST_TIMEOUT_M
   it("find the key and the URL of a stack started on any port", async () => {
     const stateDir = join(stack.stateDir, "state");
     const record = join(stateDir, "stack.json");
-    expect(JSON.parse(readFileSync(record, "utf8"))).toEqual({ url: `http://127.0.0.1:${stack.port}`, pid: stack.main.pid });
+    expect(JSON.parse(readFileSync(record, "utf8"))).toEqual({ url: `http://127.0.0.1:${stack.port}`, pid: stack.main.pid, started: expect.any(Number) });
     expect(statSync(record).mode & 0o777).toBe(0o600);
 
     const exec = await edgetty("exec", "--state-dir", stateDir, "--", "sh", "-c", "echo hi; exit 3");
