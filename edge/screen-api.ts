@@ -56,7 +56,7 @@ function colorParam(request: IRequest, name: string, fallback: string): RGBA {
   const value = query(request, name) ?? fallback;
   const color = parseColor(value);
   if (!color) {
-    throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be black, red, green, yellow, blue, magenta, cyan, white or (R,G,B,A) with channels 0-255`);
+    throw new ApiError(400, "INVALID_PARAMETERS", `${name} must be black, red, green, yellow, blue, magenta, cyan, white, (R,G,B), (R,G,B,A) with channels 0-255, or #RRGGBB[AA]`);
   }
   return color;
 }

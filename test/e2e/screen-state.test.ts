@@ -255,6 +255,9 @@ describe("screenshots", () => {
       expect(res.status, query).toBe(400);
       expect(await res.json(), query).toMatchObject({ statusCode: 400, error: "Bad Request", code: "INVALID_PARAMETERS" });
     }
+    // The message names every form a colour may take, not only some of them.
+    const badColor = (await (await stack.api("/api/v1/terminal/screenshot?terminal_id=1&foreground=purple")).json()) as { message: string };
+    for (const form of ["black", "white", "(R,G,B)", "(R,G,B,A)", "#RRGGBB[AA]"]) expect(badColor.message).toContain(form);
     const unknown = await stack.api("/api/v1/terminal/screenshot?terminal_id=9999");
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ statusCode: 404, code: "SESSION_NOT_FOUND" });
