@@ -4,6 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve as resolve_ } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -83,6 +84,18 @@ describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("exactly one of --user or --group");
     expect((await cli("token", "create", "--user", "bob", "--ttl", "soon")).code).toBe(2);
+    // An edge that is not there: exit 1 and one line saying so, not fetch's stack trace.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const gone = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [BIN, "user", "list", "--edge", `http://127.0.0.1:${port}`, "--api-key", "k"], (error, _stdout, stderr) => {
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stderr });
+      });
+    });
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toBe(`edgetty: cannot reach http://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
   });
 
   it("refuse a --terminal that is not a terminal id instead of granting the whole server", async () => {

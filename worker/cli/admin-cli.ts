@@ -193,11 +193,18 @@ function when(ms: unknown): string {
 export async function runAdminCommand(command: AdminCommand, args: { values: AdminValues; positionals: string[] }, opts: AdminCliOptions): Promise<number> {
   const { values: v, positionals: p } = args;
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-    const res = await fetch(new URL(path, opts.edge), {
-      method,
-      headers: { Authorization: `Bearer ${opts.apiKey}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, opts.edge), {
+        method,
+        headers: { Authorization: `Bearer ${opts.apiKey}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+    } catch (error) {
+      // As `edgetty exec` says it: fetch's own "fetch failed" hides the reason in its cause.
+      const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+      throw new EdgeRefusal(`cannot reach ${opts.edge}: ${reason}`);
+    }
     const text = await res.text();
     let json: unknown = text;
     try {
@@ -365,5 +372,5 @@ export async function runAdminCommand(command: AdminCommand, args: { values: Adm
   }
 }
 
-/** The edge refused a call (status and its message). */
+/** The edge refused a call (status and its message), or could not be reached. */
 class EdgeRefusal extends Error {}
