@@ -16,6 +16,7 @@ import { until, Waiters } from "../support/waiters.ts";
 import { alive, pidsIn } from "./exec-helpers.ts";
 
 const KEY = "test-key";
+const USER_TOKEN = "ett_user-token";
 const manager = new ExecManager({ defaultCwd: "/tmp" });
 const seenPaths: string[] = [];
 let server: Server;
@@ -25,8 +26,12 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url!, "http://x");
   seenPaths.push(url.pathname);
   const json = (status: number, body: unknown): void => void res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-  if (req.headers.authorization !== `Bearer ${KEY}`) return json(401, { detail: "Invalid API key" });
   const path = url.pathname.replace(/^\/api\/v1\/terminals\/[^/]+/, "");
+  // A user's token, as the edge answers it at the top level.
+  if (req.headers.authorization === `Bearer ${USER_TOKEN}` && path === url.pathname) {
+    return json(403, { detail: "This route is for admins; users reach their servers under /api/v1/terminals/", code: "ADMIN_ONLY" });
+  }
+  if (req.headers.authorization !== `Bearer ${KEY}` && req.headers.authorization !== `Bearer ${USER_TOKEN}`) return json(401, { detail: "Invalid API key" });
   let text = "";
   for await (const chunk of req) text += String(chunk);
   const parsed = parseExecHttp(req.method!, path, url.searchParams, text);
@@ -110,6 +115,13 @@ describe("edgetty exec", () => {
     const err2 = sink();
     expect(await runExecCli({ edge: "http://127.0.0.1:1", apiKey: KEY, command: ["true"], stdout: sink(), stderr: err2 })).toBe(255);
     expect(err2.text).toMatch(/^edgetty exec: cannot reach/);
+  });
+
+  it("tells a user's token without --server to name a server", async () => {
+    const err = sink();
+    expect(await runExecCli({ edge, apiKey: USER_TOKEN, command: ["true"], stdout: sink(), stderr: err })).toBe(255);
+    expect(err.text).toBe("edgetty exec: 403 This route is for admins; users reach their servers under /api/v1/terminals/ (with a user's token, name a server granted to you: --server ID)\n");
+    expect(await runExecCli({ edge, apiKey: USER_TOKEN, server: "local", command: ["true"], stdout: sink(), stderr: sink() })).toBe(0);
   });
 
   it("stops the remote command when aborted", async () => {

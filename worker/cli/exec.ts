@@ -75,18 +75,19 @@ function write(stream: Writable, data: string): Promise<void> {
   });
 }
 
-/** The `detail` (or `error`, or raw text) of an error response, for a message. */
-async function errorText(res: Response): Promise<string> {
+/** The `detail` (or `error`, or raw text) of an error response, for a message, and its `code`. */
+async function errorReply(res: Response): Promise<{ text: string; code?: string }> {
   const text = await res.text().catch(() => "");
   try {
-    const body = JSON.parse(text) as { detail?: unknown; error?: unknown; message?: unknown };
+    const body = JSON.parse(text) as { detail?: unknown; error?: unknown; message?: unknown; code?: unknown };
+    const code = typeof body.code === "string" ? { code: body.code } : {};
     const detail = body.detail ?? body.error ?? body.message;
-    if (typeof detail === "string") return detail;
-    if (detail !== undefined) return JSON.stringify(detail);
+    if (typeof detail === "string") return { text: detail, ...code };
+    if (detail !== undefined) return { text: JSON.stringify(detail), ...code };
   } catch {
     // not JSON
   }
-  return text.trim() || res.statusText;
+  return { text: text.trim() || res.statusText };
 }
 
 /** Runs `opts.command` through the edge; resolves with the exit status to leave with. */
@@ -110,7 +111,12 @@ export async function runExecCli(opts: ExecCliOptions): Promise<number> {
   } catch (e) {
     return fail(`cannot reach ${opts.edge}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
   }
-  if (!res.ok || !res.body) return fail(`${res.status} ${await errorText(res)}`);
+  if (!res.ok || !res.body) {
+    const { text, code } = await errorReply(res);
+    // A user's token reaches servers only under their mount, never the top level's default.
+    const hint = code === "ADMIN_ONLY" && opts.server === undefined ? " (with a user's token, name a server granted to you: --server ID)" : "";
+    return fail(`${res.status} ${text}${hint}`);
+  }
 
   try {
     for await (const line of ndjsonLines(res.body as unknown as AsyncIterable<Uint8Array>, LINE_MAX_CHARS)) {
