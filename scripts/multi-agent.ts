@@ -8,13 +8,18 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startExtraAgents } from "../worker/cli/extra-agents.ts";
 import { startLocalStack } from "../worker/cli/local-stack.ts";
+import { forgetStack, recordStack } from "../worker/cli/local-secrets.ts";
 
 const { values } = parseArgs({ options: { agents: { type: "string" }, port: { type: "string" }, "state-dir": { type: "string" } } });
 const count = Number(values.agents ?? 2);
 const port = Number(values.port ?? process.env.EDGETTY_PORT ?? 8787);
 if (!Number.isInteger(count) || count < 1) throw new Error(`--agents must be a positive whole number, not "${values.agents}"`);
 const log = (line: string) => console.log(line);
-const stack = await startLocalStack({ port, host: "127.0.0.1", stateDir: resolve(values["state-dir"] ?? process.env.EDGETTY_STATE_DIR ?? ".edgetty"), log, quiet: true });
+const stateDir = resolve(values["state-dir"] ?? process.env.EDGETTY_STATE_DIR ?? ".edgetty");
+const stack = await startLocalStack({ port, host: "127.0.0.1", stateDir, log, quiet: true });
+// As `edgetty start` does: client commands given this --state-dir find the stack's URL here.
+recordStack(stateDir, stack.url);
+process.on("exit", () => forgetStack(stateDir));
 let extra;
 try {
   extra = await startExtraAgents({ url: stack.url, apiKey: stack.apiKey, count });
