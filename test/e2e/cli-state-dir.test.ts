@@ -49,6 +49,16 @@ describe("client commands given only --state-dir", { timeout: CLI_TEST_TIMEOUT_M
     expect(servers.stdout).toMatch(/^local\s/m);
   });
 
+  it("a second start on the same port says the port is taken, and leaves the first alone", async () => {
+    const other = join(stack.stateDir, "other-state");
+    const second = await edgetty("start", "--port", String(stack.port), "--state-dir", other);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toBe(`edgetty: port ${stack.port} on 127.0.0.1 is already in use (another edgetty start?): stop that, or choose another with --port\n`);
+    expect(existsSync(other)).toBe(false);
+    const users = await edgetty("user", "list", "--state-dir", join(stack.stateDir, "state"));
+    expect(users.code, users.stderr).toBe(0);
+  });
+
   it("stop finding it once it stops: the record goes with the run", async () => {
     const stateDir = join(stack.stateDir, "state");
     stack.main.kill("SIGTERM");

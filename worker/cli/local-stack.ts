@@ -90,6 +90,25 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** `edgetty start` cannot have its port: something (often another stack) listens there already. */
+export class PortInUseError extends Error {}
+
+/**
+ * Throws PortInUseError when `host:port` is taken. Checked before workerd starts: the health
+ * probe would otherwise be answered by whatever holds the port (another stack, with another key),
+ * and the start would fail later with that stack's 401.
+ */
+export function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((done, reject) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") reject(new PortInUseError(`port ${port} on ${host} is already in use (another edgetty start?): stop that, or choose another with --port`));
+      else done(); // anything else (a privileged port, say) is for workerd's own start to report
+    });
+    server.listen(port, host, () => server.close(() => done()));
+  });
+}
+
 /** Builds the web app into dist/web when its sources are present. */
 function buildWeb(log: (line: string) => void): Promise<void> {
   const script = join(REPO_ROOT, "web", "build.mjs");
@@ -145,6 +164,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | null>, failed: 
  * guardian (guarded-process.ts), so nothing outlives this process, however it ends.
  */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  await assertPortFree(options.host, options.port);
   const stateDir = resolve(options.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const secrets = loadSecrets(stateDir, options.apiKey);

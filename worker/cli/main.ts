@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { fileURLToPath } from "node:url";
 import { agentUsage, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { ADMIN_USAGE, AdminUsageError, adminUsage, isAdminCommand, parseAdminArgs, runAdminCommand } from "./admin-cli.ts";
-import { startLocalStack } from "./local-stack.ts";
+import { PortInUseError, startLocalStack } from "./local-stack.ts";
 import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
 import { CLIENT_OPTIONS, ClientConfigError, forgetStack, recordStack, resolveClient, stateDirOf, type ClientFlags } from "./local-secrets.ts";
 
@@ -118,6 +118,10 @@ async function start(argv: string[]): Promise<void> {
     ...(restartsMax !== undefined ? { restartsMax } : {}),
     // The stack has stopped everything and said why.
     onFatal: () => process.exit(1),
+  }).catch((error: unknown) => {
+    if (!(error instanceof PortInUseError)) throw error;
+    process.stderr.write(`edgetty: ${error.message}\n`);
+    return process.exit(1);
   });
   // Client commands given this --state-dir read the URL here; gone when this process exits
   // (a SIGKILL leaves it, and they ignore it once this pid is gone).
