@@ -79,11 +79,11 @@ describe.skipIf(skipBrowserTests())("the admin pages and a user's view", () => {
     await form.getByLabel("Name", { exact: true }).fill("Web two");
     await submit("Add a server", "Add server", "Server web-2 added.");
     const command = (await page.getByLabel("Agent command for web-2").textContent()) ?? "";
-    const m = /^EDGETTY_AGENT_TOKEN='([A-Za-z0-9_-]+)' edgetty agent --edge (\S+) --server web-2$/.exec(command);
+    const m = /^EDGETTY_AGENT_TOKEN='([A-Za-z0-9_-]+)' edgetty-agent --edge (\S+) --server web-2$/.exec(command);
     expect(m, command).not.toBeNull();
     expect(m![2]).toBe(new URL(stack.url).origin);
 
-    // Run it as the page says (`edgetty` is bin/edgetty.js here), with a HOME of its own.
+    // Run it as the page says (`edgetty-agent` is `bin/edgetty.js agent` in a checkout), with a HOME of its own.
     const home = join(stack.stateDir, "home-web-2");
     mkdirSync(home);
     agent = spawn(process.execPath, ["bin/edgetty.js", "agent", "--edge", m![2]!, "--server", "web-2"], {

@@ -63,7 +63,7 @@ describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(added.code).toBe(0);
     const token = /agent token \(shown only now\): (\S+)/.exec(added.stdout)?.[1];
     expect(token).toBeTruthy();
-    expect(added.stdout).toContain(`EDGETTY_AGENT_TOKEN='${token}' edgetty agent --edge ${stack.url} --server web-1`);
+    expect(added.stdout).toContain(`EDGETTY_AGENT_TOKEN='${token}' edgetty-agent --edge ${stack.url} --server web-1`);
     expect((await cli("server", "disable", "web-1")).stdout).toContain("disabled server web-1");
     expect((await cli("server", "list")).stdout).toMatch(/^web-1\s+Web one\s+false\s+false\s+false$/m);
     // A disabled server answers 403 through the proxy, even to the admin.
