@@ -65,7 +65,11 @@ describe("edgetty identity commands", { timeout: CLI_TEST_TIMEOUT_MS }, () => {
     expect(token).toBeTruthy();
     expect(added.stdout).toContain(`EDGETTY_AGENT_TOKEN='${token}' edgetty-agent --edge ${stack.url} --server web-1`);
     expect((await cli("server", "disable", "web-1")).stdout).toContain("disabled server web-1");
-    expect((await cli("server", "list")).stdout).toMatch(/^web-1\s+Web one\s+false\s+false\s+false$/m);
+    expect((await cli("server", "list")).stdout).toMatch(/^web-1\s+Web one\s+agent\s+false\s+false\s+false$/m);
+    // A URL server has no agent to be online: its ONLINE is "-", not a "false" that looks like a fault.
+    expect((await cli("server", "add", "ot-1", "--url", "http://127.0.0.1:9/", "--key", "k")).code).toBe(0);
+    expect((await cli("server", "list")).stdout).toMatch(/^ot-1\s+ot-1\s+url\s+true\s+-\s+false$/m);
+    expect((await cli("server", "remove", "ot-1")).code).toBe(0);
     // A disabled server answers 403 through the proxy, even to the admin.
     const res = await stack.api("/api/v1/terminals/web-1/api/v1/terminal/sessions");
     expect(res.status).toBe(403);

@@ -253,7 +253,9 @@ export async function runAdminCommand(command: AdminCommand, args: { values: Adm
       }
       case "server list": {
         const servers = (await call("GET", "/api/v1/terminals/")) as Record<string, unknown>[];
-        show(servers, () => columns(servers, ["id", "name", "enabled", "online", "default"]));
+        // A URL server has no agent, so "online" says nothing about it (the web app shows no state either).
+        const rows = servers.map((s) => (s["kind"] === "url" ? { ...s, online: "-" } : s));
+        show(servers, () => columns(rows, ["id", "name", "kind", "enabled", "online", "default"]));
         return 0;
       }
       case "server disable":
