@@ -231,7 +231,7 @@ export async function createToken(
   const tokenRole = role(input.role, user.role);
   if (tokenRole === "admin" && user.role !== "admin") throw new ApiError(400, "INVALID_PARAMETERS", "a user's token cannot be an admin token");
   const ttl = input.ttl_s === undefined ? TOKEN_TTL_DEFAULT_S : jsonIntegerIn(input.ttl_s, 1, TOKEN_TTL_MAX_S);
-  if (ttl === null) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S}`);
+  if (ttl === null) throw new ApiError(400, "INVALID_PARAMETERS", `ttl_s must be an integer from 1 to ${TOKEN_TTL_MAX_S} seconds (${TOKEN_TTL_MAX_S / 86_400} days)`);
   const tokenScopes = scopes(input.scopes);
   const tokenName = name(input.name, "");
   await db.prepare("DELETE FROM api_tokens WHERE user_id = ? AND expires_at <= ?").bind(userId, now).run();

@@ -113,6 +113,9 @@ describe("identity admin API", () => {
       expect(res.status, JSON.stringify(ttl_s)).toBe(400);
       expect(await res.json()).toMatchObject({ code: "INVALID_PARAMETERS", message: expect.stringMatching(/ttl_s/) });
     }
+    // Too long a lifetime names the limit in days too (the CLI's --ttl counts in days).
+    const tooLong = await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: alice, ttl_s: 400 * 86_400 } });
+    expect(await tooLong.json()).toMatchObject({ code: "INVALID_PARAMETERS", message: "ttl_s must be an integer from 1 to 31622400 seconds (366 days)" });
     expect((await api("/api/v1/admin/tokens", { method: "POST", json: { user_id: alice, ttl_s: 60 } })).status).toBe(201);
     const server = uid("srv");
     for (const json of [{ name: { a: 1 } }, { url: 5 }]) {
