@@ -63,6 +63,12 @@ export class HostDO extends DurableObject<Env> {
   private readonly link = new HostLink({ ctx: this.ctx, serverId: () => this.serverId, countError: () => void this.addStats({ errors: 1 }) });
   /** Sessions a DELETE or the idle timeout is ending right now, with why (their EXIT says it; bounded by maxSessionsPerServer). */
   private readonly deleting = new Map<number, ExitReason>();
+  /**
+   * Terminal ids whose create awaits the agent's answer, with the exit the agent reported meanwhile:
+   * a process that ends before its data link is up is "exited" before it is "created", and
+   * indexing it after that would list a session nothing runs (attaching to it: 503 AGENT_OFFLINE).
+   */
+  private readonly creating = new Map<number, { exit?: { exit_code: number; signal: number } }>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
   /** A URL server's proxy WebSockets, relayed from here (url-server-ws.ts). */
@@ -125,9 +131,13 @@ export class HostDO extends DurableObject<Env> {
         case "reply":
           this.link.onReply(msg);
           break;
-        case "exited":
-          await this.removeSession(msg.terminal_id, msg.exit);
+        case "exited": {
+          const creating = this.creating.get(msg.terminal_id);
+          // Its create's answer is still to come: the session is ended once that has indexed it.
+          if (creating && !this.store.indexed(msg.terminal_id)) creating.exit = msg.exit;
+          else await this.removeSession(msg.terminal_id, msg.exit);
           break;
+        }
         default:
           if (isTunnelMessage(msg)) this.link.onTunnelMessage(msg as TunnelAgentMsg);
           else this.link.onExecMessage(msg);
@@ -226,16 +236,27 @@ export class HostDO extends DurableObject<Env> {
       if (count >= maxSessionsPerServer) {
         throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${maxSessionsPerServer} sessions per server`);
       }
-      // A display wait or an SSH login happens before the agent answers (kind-validation.ts).
-      const result = await this.link.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
+      const id = params.terminal_id;
+      const pending = this.creating.get(id) ?? {};
+      const mine = !this.creating.has(id);
+      this.creating.set(id, pending);
+      let result;
+      try {
+        // A display wait or an SSH login happens before the agent answers (kind-validation.ts).
+        result = await this.link.request("create", params, createTimeoutMs(params, AGENT_REQUEST_TIMEOUT_MS));
+      } finally {
+        if (mine) this.creating.delete(id);
+      }
       const meta = result.meta;
-      if (meta.terminal_id !== params.terminal_id) {
-        log("warn", "host.bad_reply", `the agent created terminal ${meta.terminal_id} when asked for ${params.terminal_id}`, { server: this.serverId });
+      if (meta.terminal_id !== id) {
+        log("warn", "host.bad_reply", `the agent created terminal ${meta.terminal_id} when asked for ${id}`, { server: this.serverId });
         throw new ApiError(502, "AGENT_BAD_REPLY", "The host's agent created a different terminal than asked");
       }
       this.store.index(meta);
       unwrap(await this.terminal(meta.terminal_id).configure(meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
       if (result.status === "created") this.addStats({ sessions_created: 1 });
+      // It ended while being created: forget it now that it is indexed (its clients get EXIT, its history stays).
+      if (pending.exit) await this.removeSession(id, pending.exit);
       return ok({ status: result.status, meta });
     } catch (error) {
       return fail(error, "HostDO.createSession");
