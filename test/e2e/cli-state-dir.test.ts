@@ -21,9 +21,14 @@ afterAll(() => stack?.remove());
 
 /** `edgetty …` with a private HOME, from a folder of its own, with no EDGETTY_* variables. */
 function edgetty(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return edgettyWith({}, ...args);
+}
+
+/** `edgetty …` as above, with these environment variables too. */
+function edgettyWith(extra: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const cwd = join(stack.stateDir, "elsewhere");
   mkdirSync(cwd, { recursive: true });
-  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: join(stack.stateDir, "home") };
+  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: join(stack.stateDir, "home"), ...extra };
   return new Promise((resolve) => {
     execFile(process.execPath, [join(REPO_ROOT, "bin", "edgetty.js"), ...args], { cwd, env }, (error, stdout, stderr) => {
       resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -65,5 +70,10 @@ describe("client commands given only --state-dir", { timeout: CLI_TEST_TIMEOUT_M
     await stack.exited();
     expect(stack.exit?.code).toBe(0);
     expect(existsSync(join(stateDir, "stack.json"))).toBe(false);
+    // A client command then says that no stack runs there, not only that some port refused
+    // (the port it falls back to: the stopped stack's, free now, not 8787 another run may hold).
+    const users = await edgettyWith({ EDGETTY_PORT: String(stack.port) }, "user", "list", "--state-dir", stateDir);
+    expect(users.code).toBe(1);
+    expect(users.stderr).toContain(`(no stack is running from ${stateDir}: start it with \`edgetty start --state-dir ${stateDir}\``);
   });
 });

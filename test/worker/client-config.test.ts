@@ -60,8 +60,14 @@ describe("the client commands' edge and key", () => {
     const stateDir = join(dir, "stopped");
     mkdirSync(stateDir);
     loadSecrets(stateDir, "stopped-key");
-    expect(resolveClient({ "state-dir": stateDir }, {})).toEqual({ edge: "http://127.0.0.1:8787", apiKey: "stopped-key" });
+    // The URL is a guess then, and an error reaching it says why it was tried.
+    expect(resolveClient({ "state-dir": stateDir }, {})).toEqual({
+      edge: "http://127.0.0.1:8787",
+      apiKey: "stopped-key",
+      unreachableHint: `no stack is running from ${stateDir}: start it with \`edgetty start --state-dir ${stateDir}\`, or name the edge with --edge URL`,
+    });
     expect(resolveClient({ "state-dir": stateDir }, { EDGETTY_PORT: "9433" }).edge).toBe("http://127.0.0.1:9433");
+    expect(resolveClient({ "state-dir": stateDir, edge: "http://127.0.0.1:8787" }, {}).unreachableHint).toBeUndefined();
   });
 
   it("say how to give a key when there is none", () => {

@@ -32,6 +32,8 @@ export class AdminUsageError extends Error {}
 export interface AdminCliOptions {
   edge: string;
   apiKey: string;
+  /** Added to the error when the edge cannot be reached (why that URL was tried). */
+  unreachableHint?: string;
   out: (line: string) => void;
 }
 
@@ -203,7 +205,7 @@ export async function runAdminCommand(command: AdminCommand, args: { values: Adm
     } catch (error) {
       // As `edgetty exec` says it: fetch's own "fetch failed" hides the reason in its cause.
       const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
-      throw new EdgeRefusal(`cannot reach ${opts.edge}: ${reason}`);
+      throw new EdgeRefusal(`cannot reach ${opts.edge}: ${reason}${opts.unreachableHint ? ` (${opts.unreachableHint})` : ""}`);
     }
     const text = await res.text();
     let json: unknown = text;

@@ -34,6 +34,8 @@ export interface ExecCliOptions {
   apiKey: string;
   /** Run on this server instead of the default one. */
   server?: string;
+  /** Added to the error when the edge cannot be reached (why that URL was tried). */
+  unreachableHint?: string;
   /** The command and its arguments. */
   command: string[];
   /** Stops the command (e.g. on Ctrl-C): the edge cancels the stream and kills the process group. */
@@ -109,7 +111,8 @@ export async function runExecCli(opts: ExecCliOptions): Promise<number> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   } catch (e) {
-    return fail(`cannot reach ${opts.edge}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
+    const reason = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+    return fail(`cannot reach ${opts.edge}: ${reason}${opts.unreachableHint ? ` (${opts.unreachableHint})` : ""}`);
   }
   if (!res.ok || !res.body) {
     const { text, code } = await errorReply(res);

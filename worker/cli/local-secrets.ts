@@ -168,12 +168,14 @@ function storedApiKey(file: string): string | undefined {
  * own URL (or the local default): an edge named by `--edge` or EDGETTY_EDGE is never sent the
  * local stack's admin key, it needs a key of its own.
  */
-export function resolveClient(flags: ClientFlags, env: NodeJS.ProcessEnv): { edge: string; apiKey: string } {
+export function resolveClient(flags: ClientFlags, env: NodeJS.ProcessEnv): ResolvedClient {
   const stateDir = stateDirOf(flags["state-dir"], env);
   const file = join(stateDir, "secrets.json");
   const recorded = runningStackUrl(stateDir);
   const local = recorded ?? `http://127.0.0.1:${env["EDGETTY_PORT"] ?? DEFAULT_PORT}`;
   const named = flags.edge ?? env["EDGETTY_EDGE"];
+  // The URL is only a guess when no running stack recorded one: say so if it does not answer.
+  const guessed = named === undefined && recorded === undefined ? { unreachableHint: `no stack is running from ${stateDir}: start it with \`edgetty start --state-dir ${stateDir}\`, or name the edge with --edge URL` } : {};
   const edge = named ?? local;
   const apiKey = flags["api-key"] ?? env["EDGETTY_API_KEY"] ?? (named === undefined || sameOrigin(named, local) ? storedApiKey(file) : undefined);
   if (!apiKey) {
@@ -183,5 +185,12 @@ export function resolveClient(flags: ClientFlags, env: NodeJS.ProcessEnv): { edg
         : `no API key: pass --api-key KEY, set EDGETTY_API_KEY, or pass --state-dir DIR of a stack started with \`edgetty start --state-dir DIR\` (no key in ${file})`,
     );
   }
-  return { edge, apiKey };
+  return { edge, apiKey, ...guessed };
+}
+
+/** Where and as whom the client commands call; `unreachableHint` is added to a "cannot reach" error. */
+export interface ResolvedClient {
+  edge: string;
+  apiKey: string;
+  unreachableHint?: string;
 }

@@ -10,7 +10,7 @@ import { agentUsage, runAgentCommand, UsageError } from "./agent-cli.ts";
 import { ADMIN_USAGE, AdminUsageError, adminUsage, isAdminCommand, parseAdminArgs, runAdminCommand } from "./admin-cli.ts";
 import { PortInUseError, startLocalStack } from "./local-stack.ts";
 import { AGENT_NODE_FLAGS } from "./agent-node-flags.ts";
-import { CLIENT_OPTIONS, ClientConfigError, forgetStack, recordStack, resolveClient, stateDirOf, type ClientFlags } from "./local-secrets.ts";
+import { CLIENT_OPTIONS, ClientConfigError, forgetStack, recordStack, resolveClient, stateDirOf, type ClientFlags, type ResolvedClient } from "./local-secrets.ts";
 
 const USAGE = `edgetty — terminals on any machine, from anywhere
 
@@ -79,7 +79,7 @@ function parseCommandArgs<T extends ParseArgsConfig>(config: T, usage: string): 
 }
 
 /** Edge URL and API key for a client command (resolveClient); a failure is a usage error. */
-function clientDefaults(flags: ClientFlags, usage: string): { edge: string; apiKey: string } {
+function clientDefaults(flags: ClientFlags, usage: string): ResolvedClient {
   try {
     return resolveClient(flags, process.env);
   } catch (error) {
@@ -179,8 +179,8 @@ switch (command) {
       EXEC_USAGE,
     );
     if (positionals.length === 0) fail("exec needs a command after --", EXEC_USAGE);
-    const { edge, apiKey } = clientDefaults(values, EXEC_USAGE);
-    process.exit(await runExecCli({ edge, apiKey, command: positionals, ...(values.server ? { server: values.server } : {}) }));
+    const client = clientDefaults(values, EXEC_USAGE);
+    process.exit(await runExecCli({ ...client, command: positionals, ...(values.server ? { server: values.server } : {}) }));
     break;
   }
   case undefined:
@@ -198,8 +198,8 @@ switch (command) {
         process.stdout.write(usage);
         break;
       }
-      const { edge, apiKey } = clientDefaults(args.values, usage);
-      process.exit(await runAdminCommand(command, args, { edge, apiKey, out: (line) => console.log(line) }));
+      const client = clientDefaults(args.values, usage);
+      process.exit(await runAdminCommand(command, args, { ...client, out: (line) => console.log(line) }));
     } catch (error) {
       if (error instanceof AdminUsageError) fail(error.message, usage);
       throw error;
