@@ -60,7 +60,7 @@ describe("npm run multi-agent with --state-dir", { timeout: START_TIMEOUT_MS + 6
     await waiters.until(() => /edgetty is running with 2 servers/.test(output) || exited, "multi-agent to be running", START_TIMEOUT_MS, () => `; output:\n${output}`);
     expect(exited, output).toBe(false);
 
-    expect(JSON.parse(readFileSync(join(stateDir, "stack.json"), "utf8"))).toEqual({ url: `http://127.0.0.1:${port}`, pid: run.pid });
+    expect(JSON.parse(readFileSync(join(stateDir, "stack.json"), "utf8"))).toEqual({ url: `http://127.0.0.1:${port}`, pid: run.pid, started: expect.any(Number) });
     const servers = await edgetty("server", "list", "--state-dir", stateDir);
     expect(servers.code, servers.stderr).toBe(0);
     expect(servers.stdout).toMatch(/^agent-1\s/m);
