@@ -13,6 +13,15 @@ export const AUDIT_MAX_EVENTS = 100_000;
 export const AUDIT_PRUNE_EVERY = 100;
 /** Longest `detail` stored, in characters. */
 export const AUDIT_DETAIL_MAX_CHARS = 1_000;
+/**
+ * A read (GET or HEAD) through a server's mount repeated by the same caller, from the same
+ * address, with the same audit detail, is recorded once per this long, in ms: pages poll (the
+ * web app's session list and history every 5 s), and one row per poll would push admin changes
+ * out of the log within days. Writes, WebSocket attaches and admin changes are always recorded.
+ */
+export const AUDIT_READ_REPEAT_MS = 10 * 60 * 1000;
+/** Most distinct reads remembered for that per Worker isolate; the oldest is forgotten first. */
+export const AUDIT_READ_REPEAT_KEYS = 10_000;
 /** Most events one page answers. */
 export const AUDIT_PAGE_MAX = 500;
 /** Events per page when the caller doesn't say. */
@@ -52,6 +61,31 @@ export interface AuditEvent extends WireAuditEvent {
 /** The client address of a request, as Cloudflare reports it. */
 export function clientIp(request: Request): string {
   return (request.headers.get("CF-Connecting-IP") ?? "").slice(0, 64);
+}
+
+/**
+ * Which repeated reads to leave out of the log (AUDIT_READ_REPEAT_MS). Per isolate and in memory:
+ * another isolate, or this one after a restart, records the read again, so a read is recorded at
+ * least once per window wherever it is served, never less.
+ */
+export class ReadRepeats {
+  /** The last time each read was recorded, oldest first (a Map keeps insertion order). */
+  private readonly recorded = new Map<string, number>();
+
+  constructor(
+    private readonly windowMs = AUDIT_READ_REPEAT_MS,
+    private readonly maxKeys = AUDIT_READ_REPEAT_KEYS,
+  ) {}
+
+  /** True when the read named by `key` is to be recorded at `now` (ms); it is then remembered. */
+  shouldRecord(key: string, now = Date.now()): boolean {
+    const last = this.recorded.get(key);
+    if (last !== undefined && now - last < this.windowMs) return false;
+    this.recorded.delete(key);
+    this.recorded.set(key, now);
+    if (this.recorded.size > this.maxKeys) this.recorded.delete(this.recorded.keys().next().value!);
+    return true;
+  }
 }
 
 /** Appends one event; prunes old events now and then. */

@@ -11,13 +11,13 @@
  * user anything but the terminals list and their own browser session (403 ADMIN_ONLY).
  */
 import { authenticate, sameOrigin, type Principal } from "./auth.ts";
-import { clientIp, recordAudit } from "./audit.ts";
+import { clientIp, ReadRepeats, recordAudit } from "./audit.ts";
 import { actorOf } from "./caller.ts";
 import type { Env } from "./env.ts";
 import type { Identity } from "./identities.ts";
 import { checkProxyRequest, refusalResponse, type Access } from "./proxy-checks.ts";
 import { proxyLookups } from "./server-access.ts";
-import { proxyToUrlServer, urlServerUpstream } from "./url-servers.ts";
+import { proxyToUrlServer, URL_SERVER_HOPS_HEADER, urlServerUpstream } from "./url-servers.ts";
 import { isWebSocketUpgrade } from "./http.ts";
 import { sanitizeTerminalPath } from "../shared/terminal-path.ts";
 import { isProxySocketPath, routeProxySocket } from "./ws-proxy.ts";
@@ -55,6 +55,8 @@ export interface GatedCall {
  * caller from here instead of authenticating again.
  */
 const gatedCalls = new WeakMap<Request, GatedCall>();
+/** Reads through a mount already recorded by this isolate, not recorded again for a while (audit.ts). */
+const readRepeats = new ReadRepeats();
 
 /** What the gate recorded for `request`, or undefined when it did not gate it. */
 export function gatedCall(request: Request): GatedCall | undefined {
@@ -128,16 +130,20 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
   const proxied: ProxiedRequest = { serverId, path: checked.path, access: checked.access, terminals: checked.terminals, serverAccess: checked.serverAccess };
   const share = principal.identity.share;
   const record = async () => {
-    const detail = `${request.method} /${proxied.path} (${proxied.access})`;
-    // Written before the request is served, so the log never misses a request that ran.
-    await recordAudit(env.DB, {
+    const event = {
       actor: actorOf(principal.identity),
-      action: share ? "share.use" : "proxy",
+      action: share ? ("share.use" as const) : ("proxy" as const),
       server_id: serverId,
       terminal_id: share?.terminalId ?? null,
-      detail,
+      detail: `${request.method} /${proxied.path} (${proxied.access})`,
       ip: clientIp(request),
-    });
+    };
+    // A poll's repeats are left out (AUDIT_READ_REPEAT_MS); each hop of a chain of edges counts apart.
+    const read = request.method === "GET" || request.method === "HEAD";
+    const key = JSON.stringify([event.actor, event.action, serverId, event.terminal_id, event.detail, event.ip, request.headers.get(URL_SERVER_HOPS_HEADER)]);
+    if (read && !readRepeats.shouldRecord(key)) return;
+    // Written before the request is served, so the log never misses a request that ran.
+    await recordAudit(env.DB, event);
   };
   if (checked.server.kind === "url") {
     const upstream = await urlServerUpstream(env, serverId);

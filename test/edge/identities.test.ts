@@ -1,7 +1,7 @@
 /** Users, groups, tokens, grants and the audit log against the real D1 of the test Worker. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { listAudit, pruneAudit, recordAudit } from "../../edge/audit.ts";
+import { listAudit, pruneAudit, ReadRepeats, recordAudit } from "../../edge/audit.ts";
 import {
   addMember,
   createGroup,
@@ -171,5 +171,13 @@ describe("audit log", () => {
     for (let i = 0; i < 4; i++) await recordAudit(db, { actor, action: "execute", detail: `${i}` });
     await pruneAudit(db, Date.now(), 2);
     expect((await listAudit(db, { limit: 500 })).events.map((e) => e.detail)).toEqual(["3", "2"]);
+  });
+
+  it("lets a repeated read through once per window, and remembers a bounded number of reads", () => {
+    const repeats = new ReadRepeats(1_000, 2);
+    expect([repeats.shouldRecord("a", 0), repeats.shouldRecord("a", 999), repeats.shouldRecord("a", 1_000)]).toEqual([true, false, true]);
+    // Past two keys the oldest remembered ("a", last recorded at 1 s) is forgotten: recorded again.
+    expect([repeats.shouldRecord("b", 1_100), repeats.shouldRecord("c", 1_200), repeats.shouldRecord("b", 1_300)]).toEqual([true, true, false]);
+    expect(repeats.shouldRecord("a", 1_400)).toBe(true);
   });
 });

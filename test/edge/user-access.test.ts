@@ -131,4 +131,14 @@ describe("users at the edge", () => {
     expect(page.events).toContainEqual(expect.objectContaining({ actor: `user:${bob}`, action: "proxy", server_id: sB, detail: "GET /api/v1/terminal/sessions (read)", ip: "198.51.100.7" }));
     expect(page.events).toContainEqual(expect.objectContaining({ actor: `user:${alice}`, action: "proxy", server_id: sA, detail: "POST /api/v1/terminal/create (write)" }));
   });
+
+  it("record a read repeated by a poll once, a read from elsewhere again, and every write", async () => {
+    const from = (ip: string) => ({ headers: { "CF-Connecting-IP": ip } });
+    for (let i = 0; i < 3; i++) expect((await call(`/api/v1/terminals/${sB}/api/v1/terminal/sessions`, bobToken, from("198.51.100.20"))).status).toBe(200);
+    expect((await call(`/api/v1/terminals/${sB}/api/v1/terminal/sessions`, bobToken, from("198.51.100.21"))).status).toBe(200);
+    for (let i = 0; i < 2; i++) await call(`/api/v1/terminals/${sA}/api/v1/terminal/delete`, aliceToken, { method: "POST", body: "{}", ...from("198.51.100.22") });
+    const page = (await adminJson("/api/v1/admin/audit?limit=100", "GET")) as { events: { action: string; ip: string }[] };
+    const rows = (ip: string) => page.events.filter((e) => e.action === "proxy" && e.ip === ip).length;
+    expect([rows("198.51.100.20"), rows("198.51.100.21"), rows("198.51.100.22")]).toEqual([1, 1, 2]);
+  });
 });
