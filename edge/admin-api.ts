@@ -53,7 +53,9 @@ export function adminApi(): ApiFamily {
       // A per-user token signs its user in (with its role and read-only scope); else the API key, the admin.
       const user = apiTokenId(token) !== null ? await identityForToken(env.DB, token) : null;
       if (user === null && !(await equalsApiKey(token, env.EDGETTY_API_KEY))) {
-        throw token.startsWith(API_TOKEN_PREFIX) ? new SessionApiError(401, "UNAUTHORIZED", "Invalid, expired or revoked API token") : unauthorized();
+        // The token came in the body (or as a bearer): say what was wrong with it, not how to send one.
+        const why = token.startsWith(API_TOKEN_PREFIX) ? "Invalid, expired or revoked API token" : token === "" ? 'No token: send {"token": "<API key or token>"}' : "Invalid API key or token";
+        throw new SessionApiError(401, "UNAUTHORIZED", why);
       }
       const secure = new URL(request.url).protocol === "https:";
       const cookie = await issueSessionCookie(env, env.EDGETTY_API_KEY, secure, Date.now(), user ?? undefined);

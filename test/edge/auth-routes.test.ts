@@ -100,6 +100,18 @@ describe("a session cookie from another origin", () => {
   });
 });
 
+describe("signing in", () => {
+  it("says what was wrong with the token sent in the body, not how to send one", async () => {
+    const signIn = async (body: unknown) => {
+      const res = await api("/api/v1/auth/session", { method: "POST", body: JSON.stringify(body) }, null);
+      return { status: res.status, body: await res.json() };
+    };
+    expect(await signIn({ token: "wrong" })).toEqual({ status: 401, body: expect.objectContaining({ code: "UNAUTHORIZED", message: "Invalid API key or token" }) });
+    expect(await signIn({})).toEqual({ status: 401, body: expect.objectContaining({ code: "UNAUTHORIZED", message: 'No token: send {"token": "<API key or token>"}' }) });
+    expect(await signIn({ token: "ett_nope" })).toMatchObject({ status: 401, body: { message: "Invalid, expired or revoked API token" } });
+  });
+});
+
 describe("a session cookie from the edge's own origin", () => {
   it("creates, deletes and registers with a JSON body", async () => {
     const cookie = await signIn();
