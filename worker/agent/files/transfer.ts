@@ -227,9 +227,15 @@ export async function archive(targets: { given: string; path: string }[], signal
     kinds.push(s.isDirectory());
   }
   const zip = new yazl.ZipFile();
+  const output = zip.outputStream as Readable;
   // yazl reports a file it cannot read on the ZipFile: it fails the stream instead of going
-  // unhandled (which would end the process).
-  zip.on("error", (error: Error) => (zip.outputStream as Readable).destroy(error));
+  // unhandled (which would end the process). That can happen as soon as the entry is added,
+  // while the tree is still being listed (a file in it that cannot be opened, such as a name
+  // that is not UTF-8, which Node reads back as another name), or after the listing was refused:
+  // the output is listened to from the start, not only once the response's stream takes it.
+  let failed: Error | null = null;
+  output.on("error", (error: Error) => (failed ??= error));
+  zip.on("error", (error: Error) => output.destroy(error));
   const budget: ArchiveBudget = { entries: ARCHIVE_MAX_ENTRIES, unsized: ARCHIVE_UNSIZED_TOTAL_MAX_BYTES };
   for (const [i, t] of targets.entries()) {
     if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget, signal);
@@ -246,9 +252,12 @@ export async function archive(targets: { given: string; path: string }[], signal
     }
   }
   zip.end();
+  // Failed before the answer: said as the file's error (a response cannot be made of a stream
+  // that has already failed).
+  if (failed) osFail(failed, targets[0]!.path);
   const name = targets.length === 1 ? basename(targets[0]!.path) || "archive" : "download";
   // An unreadable file fails the stream (the client sees a cut download), as yazl reports it.
-  const body = Readable.toWeb(zip.outputStream as Readable) as ReadableStream<Uint8Array>;
+  const body = Readable.toWeb(output) as ReadableStream<Uint8Array>;
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
   return new Response(body, {
     headers: {

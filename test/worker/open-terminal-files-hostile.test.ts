@@ -1,0 +1,39 @@
+/**
+ * The file routes against hostile names and paths, called on the app directly (no transport):
+ * what is on disk (a name that is not UTF-8) or what a caller sends (a malformed escape, a path
+ * that reaches the home through a symlink) gets an answer, never a crash of the agent.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openTerminalApp } from "../../worker/agent/files/app.ts";
+import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
+
+const root = mkdtempSync(join(tmpdir(), "edgetty-files-hostile-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const home = join(root, "home");
+mkdirSync(home);
+const app = openTerminalApp({ home, cwds: new CwdStore() });
+const caller = { scope: "s", session: "" };
+
+function call(path: string, init?: RequestInit): Promise<Response> {
+  return app(new Request(`http://agent${path}`, init), caller, new AbortController().signal);
+}
+
+describe("POST /files/archive of a folder holding a name that is not UTF-8", () => {
+  it("answers (the download cut, as for any file it cannot open) and the process lives on", async () => {
+    const dir = join(root, "badname");
+    mkdirSync(dir);
+    // Node reads this name back as "bad\uFFFD.txt", which names no file: its open fails.
+    writeFileSync(Buffer.from(`${dir}/bad\xff.txt`, "latin1"), "x");
+    writeFileSync(join(dir, "good.txt"), "good");
+    const res = await call("/files/archive", { method: "POST", body: JSON.stringify({ paths: [dir] }) });
+    const got = await res.arrayBuffer().then((b) => Buffer.from(b), () => Buffer.alloc(0));
+    // Never a complete zip that silently lacks the file.
+    expect(got.includes(Buffer.from([0x50, 0x4b, 0x05, 0x06]))).toBe(false);
+    // Give a stream error nobody listens to the time to end the process.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await call("/files/cwd")).status).toBe(200);
+  });
+});
