@@ -3,7 +3,7 @@
  * what is on disk (a name that is not UTF-8) or what a caller sends (a malformed escape, a path
  * that reaches the home through a symlink) gets an answer, never a crash of the agent.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -35,5 +35,25 @@ describe("POST /files/archive of a folder holding a name that is not UTF-8", () 
     // Give a stream error nobody listens to the time to end the process.
     await new Promise((r) => setTimeout(r, 200));
     expect((await call("/files/cwd")).status).toBe(200);
+  });
+});
+
+describe("DELETE /files/delete of the home by another name", () => {
+  it("refuses the home reached through /proc/self/root or a symlinked parent, and deletes a symlink to it as a link", async () => {
+    writeFileSync(join(home, "precious"), "x");
+    const del = (path: string) => call(`/files/delete?path=${encodeURIComponent(path)}`, { method: "DELETE" });
+    symlinkSync("/", join(root, "to-root"));
+    symlinkSync(root, join(root, "to-parent"));
+    symlinkSync(home, join(root, "to-home"));
+    for (const path of [home, `/proc/self/root${home}`, `/proc/self/root${root}`, join(root, "to-root", home), join(root, "to-parent", "home")]) {
+      const res = await del(path);
+      expect(res.status, path).toBe(400);
+      expect((await res.json()).detail).toBe("Refusing to delete the home directory or a folder that holds it");
+    }
+    expect(existsSync(join(home, "precious"))).toBe(true);
+    // A symlink that points at the home is itself removed, the home kept.
+    expect((await del(join(root, "to-home"))).status).toBe(200);
+    expect(existsSync(join(root, "to-home"))).toBe(false);
+    expect(existsSync(join(home, "precious"))).toBe(true);
   });
 });

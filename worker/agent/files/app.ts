@@ -6,7 +6,8 @@
  * Relative paths resolve as the reference's: the seven model tools (list, read, display, write,
  * replace, grep, glob) against the `X-Session-Id` session's cwd, the rest against home.
  */
-import { stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { arch, hostname, release, type as osType, userInfo } from "node:os";
 import {
   BODY_NOT_UTF8,
@@ -183,7 +184,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
           const target = atHome(value(parsePathQuery(q)).path);
           // An empty or relative path resolves to the home (or above it): the reference deletes
           // it, whole. Refused here: a slip of a model's tool call must not wipe the account.
-          if (target === "/" || target === home || home.startsWith(`${target}/`)) fail(400, "Refusing to delete the home directory or a folder that holds it");
+          if (await holdsHome(target, home)) fail(400, "Refusing to delete the home directory or a folder that holds it");
           return await deletePath(target);
         }
         case "POST /files/move": {
@@ -205,6 +206,20 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
       throw e;
     }
   };
+}
+
+/**
+ * Whether deleting `target` would delete `home` or a folder that holds it (or `/`), judged on the
+ * path as given and on the real path the removal acts on: its parent resolved (so
+ * `/proc/self/root/<home>`, a symlinked parent, or a symlink to `/` followed by the home's path
+ * cannot name the home another way), its last component not followed (a symlink is removed, not
+ * what it points to).
+ */
+async function holdsHome(target: string, home: string): Promise<boolean> {
+  const realHome = await realpath(home).catch(() => home);
+  const parent = await realpath(dirname(target)).catch(() => null);
+  const real = parent === null ? target : join(parent, basename(target));
+  return [target, real].some((t) => t === "/" || [home, realHome].some((h) => t === h || h.startsWith(`${t}/`)));
 }
 
 const KNOWN = new Set(["/system", "/info", "/ports", "/files/cwd", "/files/list", "/files/read", "/files/display", "/files/view", "/files/write", "/files/replace", "/files/grep", "/files/glob", "/files/mkdir", "/files/delete", "/files/move", "/files/upload", "/files/archive"]);
