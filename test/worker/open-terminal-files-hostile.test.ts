@@ -4,6 +4,8 @@
  * that reaches the home through a symlink) gets an answer, never a crash of the agent.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -55,5 +57,24 @@ describe("DELETE /files/delete of the home by another name", () => {
     expect((await del(join(root, "to-home"))).status).toBe(200);
     expect(existsSync(join(root, "to-home"))).toBe(false);
     expect(existsSync(join(home, "precious"))).toBe(true);
+  });
+});
+
+describe("ANY /proxy/{port}/… with a header fetch would refuse", () => {
+  it("forwards a body sent with Expect: 100-continue (curl's way with bodies over 1 MB), not a 502", async () => {
+    const server = createServer((req, res) => {
+      let size = 0;
+      req.on("data", (chunk: Buffer) => (size += chunk.length));
+      req.on("end", () => res.end(JSON.stringify({ size, expect: req.headers.expect ?? null })));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const res = await call(`/proxy/${port}/upload`, { method: "POST", headers: { Expect: "100-continue" }, body: "x".repeat(2_000_000) });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ size: 2_000_000, expect: null });
+    } finally {
+      server.close();
+    }
   });
 });

@@ -12,8 +12,12 @@ import { OtCode, otError } from "../../../shared/open-terminal.ts";
 /** How long the upstream may take to answer its head, in ms (the reference: 300 s). */
 export const PROXY_HEAD_TIMEOUT_MS = 300_000;
 
-/** Request headers not forwarded upstream. */
-const DROP_UP = new Set(["host", "authorization", "connection", "transfer-encoding", "keep-alive", "upgrade", "x-session-id", "x-user-id"]);
+/**
+ * Request headers not forwarded upstream: credentials, the edge's own, and hop-by-hop ones.
+ * `Expect` among them: the expectation was the edge's to meet (curl sends `Expect: 100-continue`
+ * with every body over 1 MB), and undici's fetch refuses a request that carries it.
+ */
+const DROP_UP = new Set(["host", "authorization", "connection", "transfer-encoding", "keep-alive", "upgrade", "expect", "x-session-id", "x-user-id"]);
 /** Response headers not passed back (fetch has already decoded the body). */
 const DROP_DOWN = new Set(["content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"]);
 
