@@ -78,3 +78,16 @@ describe("ANY /proxy/{port}/… with a header fetch would refuse", () => {
     }
   });
 });
+
+describe("GET /files/serve/{path} with a malformed percent escape", () => {
+  it("answers 404 File not found, not a 500", async () => {
+    for (const path of ["/files/serve/%ff", "/files/serve/tmp/%E0%A4%A"]) {
+      const res = await call(path);
+      expect(res.status, path).toBe(404);
+      expect(await res.json()).toEqual({ detail: "File not found", code: "NOT_FOUND" });
+    }
+    writeFileSync(join(home, "100% sure.txt"), "yes");
+    const served = await call(`/files/serve/${encodeURIComponent(join(home, "100% sure.txt"))}`);
+    expect(await served.text()).toBe("yes");
+  });
+});

@@ -132,7 +132,7 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         const [, , port = "", ...rest] = path.split("/");
         return await proxyPort(request, port, rest.join("/"), url.search.slice(1), signal);
       }
-      if (method === "GET" && path.startsWith("/files/serve/")) return await viewFile(atHome("/" + decodeURIComponent(path.slice("/files/serve/".length))));
+      if (method === "GET" && path.startsWith("/files/serve/")) return await viewFile(atHome("/" + servedPath(path.slice("/files/serve/".length))));
       switch (route) {
         case "GET /system":
           return Response.json({ prompt: systemPrompt(home, opts.systemPrompt, opts.info) });
@@ -206,6 +206,18 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
       throw e;
     }
   };
+}
+
+/**
+ * The file path of `/files/serve/{path}`, percent-decoded. A malformed escape (`%ff`, `%E0%A4%A`)
+ * names no file (Starlette decodes it to U+FFFD): 404, not the URIError's 500.
+ */
+function servedPath(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return fail(404, "File not found");
+  }
 }
 
 /**
