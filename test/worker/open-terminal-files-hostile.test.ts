@@ -91,3 +91,22 @@ describe("GET /files/serve/{path} with a malformed percent escape", () => {
     expect(await served.text()).toBe("yes");
   });
 });
+
+describe("POST /files/upload with a file name that is not ASCII", () => {
+  function multipart(filename: Buffer): RequestInit {
+    const body = Buffer.concat([
+      Buffer.from('--XX\r\nContent-Disposition: form-data; name="file"; filename="'),
+      filename,
+      Buffer.from('"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n'),
+    ]);
+    return { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XX" }, body };
+  }
+
+  it("keeps a raw UTF-8 name (as browsers send it) as sent", async () => {
+    const dir = join(root, "uploads");
+    const res = await call(`/files/upload?directory=${encodeURIComponent(dir)}`, multipart(Buffer.from("é日本.txt", "utf8")));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ path: join(dir, "é日本.txt"), size: 5 });
+    expect(existsSync(join(dir, "é日本.txt"))).toBe(true);
+  });
+});

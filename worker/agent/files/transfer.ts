@@ -43,7 +43,9 @@ export async function upload(request: Request, directory: string): Promise<Respo
   if (!request.body || !/^multipart\/form-data/i.test(type)) missing();
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: { "content-type": type }, limits: { fileSize: UPLOAD_MAX_BYTES, files: 1, parts: UPLOAD_MAX_PARTS } });
+    // File names are UTF-8, as browsers send them raw and Starlette reads them (busboy's default
+    // for parameters is latin1, which made `é.txt` of `Ã©.txt`).
+    parser = busboy({ headers: { "content-type": type }, defParamCharset: "utf8", limits: { fileSize: UPLOAD_MAX_BYTES, files: 1, parts: UPLOAD_MAX_PARTS } });
   } catch {
     missing();
   }
