@@ -109,4 +109,12 @@ describe("POST /files/upload with a file name that is not ASCII", () => {
     expect(await res.json()).toEqual({ path: join(dir, "é日本.txt"), size: 5 });
     expect(existsSync(join(dir, "é日本.txt"))).toBe(true);
   });
+
+  it("saves a name of 255 bytes, the longest a file name may be", async () => {
+    const dir = join(root, "uploads");
+    const name = `${"n".repeat(251)}.txt`;
+    const res = await call(`/files/upload?directory=${encodeURIComponent(dir)}`, multipart(Buffer.from(name)));
+    expect(res.status).toBe(200);
+    expect(existsSync(join(dir, name))).toBe(true);
+  });
 });

@@ -64,7 +64,9 @@ export async function upload(request: Request, directory: string): Promise<Respo
     saved = (async () => {
       const name = basename(info.filename || "upload") || "upload";
       const path = normalize(join(directory, name));
-      const temp = join(directory, `.${name}.${randomBytes(4).toString("hex")}.part`);
+      // The part file's name adds 15 bytes to the upload's: a name near the 255-byte limit of a
+      // file name (which the file itself may have) is left out of it.
+      const temp = join(directory, `.${Buffer.byteLength(name) <= 200 ? name : "upload"}.${randomBytes(4).toString("hex")}.part`);
       try {
         await makeDirectories(directory);
         let size = 0;
