@@ -118,3 +118,24 @@ describe("POST /files/upload with a file name that is not ASCII", () => {
     expect(existsSync(join(dir, name))).toBe(true);
   });
 });
+
+describe("POST /files/replace whose result would be huge", () => {
+  const replace = (path: string, target: string, replacement: string) =>
+    call("/files/replace", { method: "POST", body: JSON.stringify({ path, replacements: [{ target, replacement, allow_multiple: true }] }) });
+
+  it("answers 400 before building it (a 600 kB file, each byte made 1000: not a 500 past V8's longest string)", async () => {
+    const path = join(root, "amplify.txt");
+    writeFileSync(path, "a".repeat(600_000));
+    const res = await replace(path, "a", "b".repeat(1000));
+    expect(res.status).toBe(400);
+    expect((await res.json()).detail).toMatch(/^File too large to edit/);
+  });
+
+  it("replaces an empty target at every position, the ends too, as Python's str.replace", async () => {
+    const path = join(root, "empty-target.txt");
+    writeFileSync(path, "abc");
+    const res = await replace(path, "", "-");
+    expect(res.status).toBe(200);
+    expect((await call(`/files/read?path=${encodeURIComponent(path)}`).then((r) => r.json())).content).toBe("-a-b-c-");
+  });
+});

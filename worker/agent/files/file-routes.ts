@@ -303,7 +303,14 @@ export async function replaceInFile(target: string, replacements: Replacement[])
     const n = count(region, r.target);
     if (n === 0) fail(400, `Target string not found: ${pyRepr(r.target.slice(0, 100))}`);
     if (n > 1 && !r.allow_multiple) fail(400, `Found ${n} occurrences of target string but allow_multiple is false`);
-    const replaced = r.allow_multiple ? region.split(r.target).join(r.replacement) : region.replace(r.target, () => r.replacement);
+    // The result's size is known before it is built: a short file and a long replacement must
+    // not make a string of hundreds of MB on the agent's main thread (or past V8's longest
+    // string, a RangeError answered 500).
+    const size = content.length + (r.allow_multiple ? n : 1) * (r.replacement.length - r.target.length);
+    if (size > REPLACE_MAX_BYTES) fail(400, `File too large to edit (the result would hold ${size} characters, limit ${REPLACE_MAX_BYTES})`);
+    // As Python's str.replace: an empty target matches at every position, the ends included
+    // (split/join matched between characters only, and made an array of every character).
+    const replaced = r.allow_multiple ? region.replaceAll(r.target, () => r.replacement) : region.replace(r.target, () => r.replacement);
     content = content.slice(0, from) + replaced + content.slice(to);
   }
   try {
