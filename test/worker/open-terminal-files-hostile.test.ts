@@ -3,7 +3,8 @@
  * what is on disk (a name that is not UTF-8) or what a caller sends (a malformed escape, a path
  * that reaches the home through a symlink) gets an answer, never a crash of the agent.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openTerminalApp } from "../../worker/agent/files/app.ts";
 import { CwdStore } from "../../worker/agent/files/cwd-store.ts";
+import { until } from "../support/waiters.ts";
 
 const root = mkdtempSync(join(tmpdir(), "edgetty-files-hostile-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -137,5 +139,50 @@ describe("POST /files/replace whose result would be huge", () => {
     const res = await replace(path, "", "-");
     expect(res.status).toBe(200);
     expect((await call(`/files/read?path=${encodeURIComponent(path)}`).then((r) => r.json())).content).toBe("-a-b-c-");
+  });
+});
+
+describe("POST /files/archive left before its end", () => {
+  /** Descriptors this process holds open on `path`. */
+  function openOn(path: string): number {
+    let n = 0;
+    for (const fd of readdirSync("/proc/self/fd")) {
+      try {
+        if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    return n;
+  }
+
+  const big = join(root, "archive-big", "big.bin");
+  mkdirSync(join(root, "archive-big"));
+  writeFileSync(big, randomBytes(8 << 20));
+  const archive = (paths: string[]) => call("/files/archive", { method: "POST", body: JSON.stringify({ paths }) });
+
+  it("closes the file it was reading when the client cancels the download", async () => {
+    const res = await archive([join(root, "archive-big")]);
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await until("the zip to read the file", () => openOn(big) === 1);
+    await reader.cancel();
+    await until("the file to be closed", () => openOn(big) === 0, { timeoutMs: 2000 });
+  });
+
+  it("closes the file it had started when the listing is stopped (the caller left before the answer)", async () => {
+    const tree = join(root, "archive-tree");
+    for (let i = 0; i < 300; i++) {
+      mkdirSync(join(tree, `d${i}`), { recursive: true });
+      writeFileSync(join(tree, `d${i}`, "f.txt"), "x");
+    }
+    const abort = new AbortController();
+    const answer = app(new Request("http://agent/files/archive", { method: "POST", body: JSON.stringify({ paths: [join(root, "archive-big"), tree] }) }), caller, abort.signal);
+    // yazl starts reading the first file while the tree is still being listed.
+    await until("the zip to read the file", () => openOn(big) === 1);
+    abort.abort();
+    expect((await answer).status).toBe(499);
+    await until("the file to be closed", () => openOn(big) === 0, { timeoutMs: 2000 });
   });
 });

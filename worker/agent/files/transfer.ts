@@ -152,8 +152,18 @@ class SizedFileStream extends Readable {
  */
 function addStream(zip: yazl.ZipFile, stream: Readable, name: string, size?: number): void {
   stream.on("error", (error: Error) => zip.emit("error", error));
+  const open = openStreams.get(zip);
+  open?.add(stream);
+  stream.once("close", () => open?.delete(stream));
   zip.addReadStream(stream, name, size === undefined ? {} : { size });
 }
+
+/**
+ * The file streams of each archive not closed yet. yazl reads them one at a time into its output;
+ * when that output is gone before the end (the client left, the walk was refused) nothing reads
+ * them any more, and the one yazl had started would keep its file open until V8 collects it.
+ */
+const openStreams = new WeakMap<yazl.ZipFile, Set<Readable>>();
 
 /** Budgets of one archive: entries left, and bytes of unsized files it may still read. */
 interface ArchiveBudget {
@@ -240,6 +250,23 @@ export async function archive(targets: { given: string; path: string }[], signal
   let failed: Error | null = null;
   output.on("error", (error: Error) => (failed ??= error));
   zip.on("error", (error: Error) => output.destroy(error));
+  // Once the output is closed (read to its end, cancelled by the client, or destroyed below), the
+  // files it did not read are closed.
+  const streams = new Set<Readable>();
+  openStreams.set(zip, streams);
+  output.once("close", () => {
+    for (const stream of streams) stream.destroy();
+  });
+  try {
+    return await zipped(zip, output, targets, kinds, () => failed, signal);
+  } catch (e) {
+    output.destroy();
+    throw e;
+  }
+}
+
+/** The rest of {@link archive}: the entries added and the answer made, or the refusal thrown. */
+async function zipped(zip: yazl.ZipFile, output: Readable, targets: { given: string; path: string }[], kinds: boolean[], failed: () => Error | null, signal?: AbortSignal): Promise<Response> {
   const budget: ArchiveBudget = { entries: ARCHIVE_MAX_ENTRIES, unsized: ARCHIVE_UNSIZED_TOTAL_MAX_BYTES };
   for (const [i, t] of targets.entries()) {
     if (kinds[i]) await addTree(zip, t.path, basename(t.path) || "dir", budget, signal);
@@ -258,7 +285,8 @@ export async function archive(targets: { given: string; path: string }[], signal
   zip.end();
   // Failed before the answer: said as the file's error (a response cannot be made of a stream
   // that has already failed).
-  if (failed) osFail(failed, targets[0]!.path);
+  const error = failed();
+  if (error) osFail(error, targets[0]!.path);
   const name = targets.length === 1 ? basename(targets[0]!.path) || "archive" : "download";
   // An unreadable file fails the stream (the client sees a cut download), as yazl reports it.
   const body = Readable.toWeb(output) as ReadableStream<Uint8Array>;
