@@ -3,6 +3,7 @@
  * what is on disk (a name that is not UTF-8) or what a caller sends (a malformed escape, a path
  * that reaches the home through a symlink) gets an answer, never a crash of the agent.
  */
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -184,5 +185,27 @@ describe("POST /files/archive left before its end", () => {
     abort.abort();
     expect((await answer).status).toBe(499);
     await until("the file to be closed", () => openOn(big) === 0, { timeoutMs: 2000 });
+  });
+});
+
+describe("GET /files/grep over a folder holding what is not a regular file", () => {
+  it("never opens it (a device's open alone can act: a watchdog arms, a serial line resets)", async () => {
+    const dir = join(root, "grep-special");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "b.txt"), "needle\n");
+    const pipe = join(dir, "a-pipe");
+    execFileSync("mkfifo", [pipe]);
+    // A writer whose open blocks until someone opens the FIFO to read: it says if the grep did.
+    const writer = spawn("sh", ["-c", `exec 3>'${pipe}'; echo opened`], { stdio: ["ignore", "pipe", "ignore"] });
+    let said = "";
+    writer.stdout.on("data", (d: Buffer) => (said += d.toString()));
+    try {
+      const body = await (await call(`/files/grep?query=needle&path=${encodeURIComponent(dir)}`)).json();
+      expect(body).toMatchObject({ matches: [{ file: join(dir, "b.txt"), line: 1 }], truncated: false });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(said).toBe("");
+    } finally {
+      writer.kill("SIGKILL");
+    }
   });
 });

@@ -4,6 +4,7 @@
  * Binary (not UTF-8), unreadable, non-regular (FIFOs, sockets, devices) and oversized files are
  * skipped; size is judged on the bytes read (procfs says 0), never on `stat().size` alone.
  */
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readRegularUpTo } from "./bounded-read.ts";
 import { matcher, walk } from "./search-walk.ts";
@@ -41,6 +42,10 @@ export async function runGrep(job: GrepJob, found: (m: GrepMatch) => void): Prom
   let truncated = false;
 
   const searchFile = async (file: string): Promise<void> => {
+    // Only what stat says is a regular file is opened (the descriptor is checked again): opening a
+    // device can act by itself (a watchdog arms, a serial line's DTR drops, a tape rewinds, a
+    // FIFO's blocked writer is let go), and a grep of `/` would open every node under /dev.
+    if (!(await stat(file).catch(() => null))?.isFile()) return;
     let text: string;
     try {
       const read = await readRegularUpTo(file, GREP_FILE_MAX_BYTES);
