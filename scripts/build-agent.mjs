@@ -87,7 +87,8 @@ const besideAgent = async (entry, name, external) =>
 await besideAgent(["worker", "agent", "exec", "pty-host-main.ts"], "edgetty-pty-host.mjs", native);
 // The screen thread: the agent's worker thread that keeps every terminal's screen model.
 await besideAgent(["worker", "agent", "screen", "screen-worker.ts"], "edgetty-screen-worker.mjs", [...native, ...optional]);
-// The grep thread: each Open Terminal `/files/grep` runs its regex there, under a time budget.
+// The grep thread: each Open Terminal `/files/grep` runs its regex there, under a time budget
+// (and `/files/glob` its pattern, `/files/read` a document's text extraction).
 await besideAgent(["worker", "agent", "files", "grep-worker.ts"], "edgetty-grep-worker.mjs", [...native, ...optional]);
 // The licences of the packages bundled in (MIT and the like ask for their notice in every copy;
 // esbuild's legal comments keep only the notices a package marks in its code): one file, each

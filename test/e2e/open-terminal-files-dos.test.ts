@@ -103,3 +103,29 @@ describe("a catastrophic regex", () => {
     expect(grep).toEqual({ status: 200, body: { query: "(a+)+$", path: dir, matches: [{ file: join(dir, "a.txt"), line: 1, content: "aaaa" }], truncated: true } });
   }, SEARCH_TIME_MAX_MS + 30_000);
 });
+
+describe("a document that takes long to parse", () => {
+  it("is parsed off the agent's main thread: /files/cwd is answered meanwhile, and the read answers its text", async () => {
+    // A .docx of 200 000 short paragraphs (600 kB, 9 MB of XML): parsing it takes many seconds.
+    // On the main thread it had held the agent's calls (and its links' heartbeats) the whole time.
+    const path = join(stack.home, "long.docx");
+    const script = [
+      "import sys, zipfile",
+      "ct = '<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/word/document.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml\"/></Types>'",
+      "rels = '<?xml version=\"1.0\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/></Relationships>'",
+      "body = ''.join('<w:p><w:r><w:t>line %d</w:t></w:r></w:p>' % i for i in range(200000))",
+      "doc = '<?xml version=\"1.0\"?><w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body>' + body + '</w:body></w:document>'",
+      "z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)",
+      "z.writestr('[Content_Types].xml', ct); z.writestr('_rels/.rels', rels); z.writestr('word/document.xml', doc); z.close()",
+    ].join("\n");
+    execFileSync("python3", ["-c", script, path]);
+    const read = stack.api("/files/read?path=long.docx&end_line=2");
+    await new Promise((r) => setTimeout(r, 2000));
+    const asked = Date.now();
+    expect((await stack.api("/files/cwd")).status).toBe(200);
+    expect(Date.now() - asked).toBeLessThan(2000);
+    const res = await read;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ path, total_lines: 200000, content: "line 0\nline 1\n" });
+  }, 120_000);
+});

@@ -9,7 +9,8 @@ import { basename, dirname, join } from "node:path";
 import { lookup } from "mime-types";
 import { TUNNEL_FRAME_BYTES } from "../../../shared/links/tunnel.ts";
 import { OtCode, otError, type ReadQuery, type Replacement } from "../../../shared/open-terminal.ts";
-import { DOCUMENT_MAX_BYTES, ExtractorMissing, extractText, isDocument } from "./documents.ts";
+import { DOCUMENT_MAX_BYTES, ExtractorMissing, isDocument } from "./documents.ts";
+import { documentText } from "./search.ts";
 import { FileApiError, fail, osFail } from "./paths.ts";
 import { openRegular, readRegularUpTo, type OpenedFile } from "./bounded-read.ts";
 import { makeDirectories } from "../make-directories.ts";
@@ -137,8 +138,10 @@ async function readWithin(target: string, q: ReadQuery, mime: string, image: boo
   if (isDocument(target) && raw.length <= DOCUMENT_MAX_BYTES) {
     let extracted: string | null = null;
     try {
-      extracted = await extractText(raw);
+      // In a thread of its own (search.ts): parsing a document can take seconds.
+      extracted = await documentText(raw);
     } catch (e) {
+      if (e instanceof FileApiError) throw e;
       if (!(e instanceof ExtractorMissing)) fail(400, `Could not extract text: ${(e as Error).message}`);
     }
     if (extracted !== null) return Response.json(slice(target, extracted, q));

@@ -1,25 +1,39 @@
 /**
  * The search thread's program (search.ts starts one per grep or glob): runs grep-core.ts or
  * glob-core.ts on the job in `workerData` and posts, in order, `{t: "match", match}` for each hit
- * and `{t: "done", truncated}` at the end. A regex that backtracks for ever (a grep query, or the
+ * and `{t: "done", truncated}` at the end; for a document's text (search.ts documentText),
+ * `{t: "text"}` or `{t: "failed"}`. A regex that backtracks for ever (a grep query, or the
  * expression picomatch made of a glob pattern) blocks only this thread, which search.ts
  * terminates at SEARCH_TIME_MAX_MS or when the caller goes away.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { runGlob, type GlobJob, type GlobMatch } from "./glob-core.ts";
 import { runGrep, type GrepJob, type GrepMatch } from "./grep-core.ts";
+import { ExtractorMissing, extractText } from "./documents.ts";
 
-/** A search thread's job. */
-export type SearchJob = ({ kind: "grep" } & GrepJob) | ({ kind: "glob" } & GlobJob);
+/** A search thread's job; `document`: text out of a document's bytes (documents.ts), off the main thread too. */
+export type SearchJob = ({ kind: "grep" } & GrepJob) | ({ kind: "glob" } & GlobJob) | { kind: "document"; data: Uint8Array };
 
 /** Search thread → main thread. */
-export type FromSearchThread = { t: "match"; match: GrepMatch | GlobMatch } | { t: "done"; truncated: boolean };
+export type FromSearchThread =
+  | { t: "match"; match: GrepMatch | GlobMatch }
+  | { t: "done"; truncated: boolean }
+  | { t: "text"; text: string }
+  | { t: "failed"; message: string; missing: boolean };
 
 const port = parentPort;
 if (port) {
   const post = (m: FromSearchThread) => port.postMessage(m);
   const job = workerData as SearchJob;
   const found = (match: GrepMatch | GlobMatch) => post({ t: "match", match });
-  const { truncated } = job.kind === "grep" ? await runGrep(job, found) : await runGlob(job, found);
-  post({ t: "done", truncated });
+  if (job.kind === "document") {
+    try {
+      post({ t: "text", text: await extractText(Buffer.from(job.data.buffer, job.data.byteOffset, job.data.byteLength)) });
+    } catch (e) {
+      post({ t: "failed", message: (e as Error).message, missing: e instanceof ExtractorMissing });
+    }
+  } else {
+    const { truncated } = job.kind === "grep" ? await runGrep(job, found) : await runGlob(job, found);
+    post({ t: "done", truncated });
+  }
 }

@@ -18,6 +18,7 @@ import type { GrepMatch } from "./grep-core.ts";
 import type { FromSearchThread, SearchJob } from "./grep-worker.ts";
 import { FileApiError, fail } from "./paths.ts";
 import { fromPythonRegex } from "./python-regex.ts";
+import { ExtractorMissing } from "./documents.ts";
 
 export { SEARCH_MAX_ENTRIES } from "./search-walk.ts";
 export { GREP_FILE_MAX_BYTES, GREP_LINE_MAX_CHARS } from "./grep-core.ts";
@@ -30,6 +31,10 @@ export const SEARCH_THREADS_MAX = 4;
 export const SEARCH_THREAD_HEAP_MB = 256;
 /** A search thread's young generation, in MB (small, as the agent's own, see bin/edgetty.js). */
 const SEARCH_THREAD_YOUNG_MB = 4;
+/** Longest the text extraction of one document runs, in milliseconds; then its thread is terminated and the read answers 400. */
+export const DOCUMENT_TIME_MAX_MS = 60_000;
+/** The old-generation heap of a thread extracting a document's text, in MB (a 64 MiB spreadsheet's cells need far more than a search). */
+export const DOCUMENT_THREAD_HEAP_MB = 2048;
 
 let searchThreads = 0;
 
@@ -80,10 +85,50 @@ async function searchInThread<M>(job: SearchJob, maxResults: number, signal: Abo
       worker.on("message", (m: FromSearchThread) => {
         if (m.t === "match") {
           if (matches.length < maxResults) matches.push(m.match as M);
-        } else finish(null, m.truncated);
+        } else if (m.t === "done") finish(null, m.truncated);
       });
       worker.on("error", (error: Error & { code?: string }) => finish(error.code === "ERR_WORKER_OUT_OF_MEMORY" ? null : error));
       worker.on("exit", (code) => finish(new Error(`search thread exited (${code}) before it finished`)));
+    });
+  } finally {
+    searchThreads--;
+  }
+}
+
+/**
+ * The text of a document (documents.ts extractText), extracted in a search thread of its own:
+ * parsing a hostile or merely large document (a 775 kB .docx of 300 000 short paragraphs took
+ * 24 s) keeps that thread busy, never the agent's main thread, which relays every terminal (its
+ * links' heartbeats timed out meanwhile). Takes one of SEARCH_THREADS_MAX (429 when none is left);
+ * past `timeMs`, or out of its heap, the thread is ended and the extraction fails. Throws
+ * ExtractorMissing when the library is not installed.
+ */
+export async function documentText(data: Buffer, timeMs = DOCUMENT_TIME_MAX_MS): Promise<string> {
+  if (searchThreads >= SEARCH_THREADS_MAX) throw new FileApiError(otError(429, OtCode.TOO_MANY_REQUESTS, `Too many searches at once (${SEARCH_THREADS_MAX}); try again when one has finished`));
+  searchThreads++;
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const job: SearchJob = { kind: "document", data };
+      const worker = new Worker(searchWorkerEntry(), {
+        workerData: job,
+        resourceLimits: { maxOldGenerationSizeMb: DOCUMENT_THREAD_HEAP_MB, maxYoungGenerationSizeMb: SEARCH_THREAD_YOUNG_MB },
+      });
+      let settled = false;
+      const finish = (result: string | Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        void worker.terminate();
+        if (typeof result === "string") resolve(result);
+        else reject(result);
+      };
+      const timer = setTimeout(() => finish(new Error(`it took longer than ${timeMs / 1000} s`)), timeMs);
+      worker.on("message", (m: FromSearchThread) => {
+        if (m.t === "text") finish(m.text);
+        else if (m.t === "failed") finish(m.missing ? new ExtractorMissing(m.message) : new Error(m.message));
+      });
+      worker.on("error", (error: Error & { code?: string }) => finish(error.code === "ERR_WORKER_OUT_OF_MEMORY" ? new Error(`it needs more than ${DOCUMENT_THREAD_HEAP_MB} MB`) : error));
+      worker.on("exit", (code) => finish(new Error(`the extraction thread exited (${code})`)));
     });
   } finally {
     searchThreads--;
