@@ -209,3 +209,19 @@ describe("GET /files/grep over a folder holding what is not a regular file", () 
     }
   });
 });
+
+describe("POST /files/move of the home", () => {
+  it("refuses to move the home away (an empty source is the home), by any name", async () => {
+    for (const source of ["", "~", home, `/proc/self/root${home}`, root]) {
+      const res = await call("/files/move", { method: "POST", body: JSON.stringify({ source, destination: join(root, "moved-away") }) });
+      expect(res.status, source).toBe(400);
+      expect((await res.json()).detail).toBe("Refusing to move the home directory or a folder that holds it");
+    }
+    expect(existsSync(home)).toBe(true);
+    // What is in it still moves.
+    writeFileSync(join(home, "movable.txt"), "m");
+    const res = await call("/files/move", { method: "POST", body: JSON.stringify({ source: "movable.txt", destination: "moved.txt" }) });
+    expect(res.status).toBe(200);
+    expect(existsSync(join(home, "moved.txt"))).toBe(true);
+  });
+});

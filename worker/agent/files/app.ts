@@ -189,7 +189,11 @@ export function openTerminalApp(opts: OpenTerminalAppOptions): TunnelHandler {
         }
         case "POST /files/move": {
           const b = value(parsePathsBody(await bodyText(request), ["source", "destination"] as const));
-          return await movePath(atHome(b.source), atHome(b.destination));
+          const source = atHome(b.source);
+          // As for delete: an empty source is the home, and moving it away would take the account's
+          // files (and its shells' working directory) with it.
+          if (await holdsHome(source, home)) fail(400, "Refusing to move the home directory or a folder that holds it");
+          return await movePath(source, atHome(b.destination));
         }
         case "POST /files/upload": {
           if (!q.has("directory")) return json({ status: 422, body: { detail: [{ type: "missing", loc: ["query", "directory"], msg: "Field required", input: null }], code: OtCode.VALIDATION } });
