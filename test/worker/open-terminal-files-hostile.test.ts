@@ -225,3 +225,32 @@ describe("POST /files/move of the home", () => {
     expect(existsSync(join(home, "moved.txt"))).toBe(true);
   });
 });
+
+describe("POST /files/archive of named paths that are links or special files", () => {
+  it("zips a symlink to a folder as the folder (as list and glob see it)", async () => {
+    mkdirSync(join(root, "linked-dir"));
+    writeFileSync(join(root, "linked-dir", "in.txt"), "inside");
+    symlinkSync(join(root, "linked-dir"), join(root, "dir-link"));
+    const res = await call("/files/archive", { method: "POST", body: JSON.stringify({ paths: [join(root, "dir-link")] }) });
+    expect(res.status).toBe(200);
+    const zip = Buffer.from(await res.arrayBuffer());
+    expect(zip.includes(Buffer.from("dir-link/in.txt"))).toBe(true);
+  });
+
+  it("refuses a named FIFO without opening it", async () => {
+    const pipe = join(root, "named-pipe");
+    execFileSync("mkfifo", [pipe]);
+    const writer = spawn("sh", ["-c", `exec 3>'${pipe}'; echo opened`], { stdio: ["ignore", "pipe", "ignore"] });
+    let said = "";
+    writer.stdout.on("data", (d: Buffer) => (said += d.toString()));
+    try {
+      const res = await call("/files/archive", { method: "POST", body: JSON.stringify({ paths: [pipe] }) });
+      expect(res.status).toBe(400);
+      expect((await res.json()).detail).toBe(`Not a regular file or directory: ${pipe}`);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(said).toBe("");
+    } finally {
+      writer.kill("SIGKILL");
+    }
+  });
+});

@@ -9,7 +9,7 @@
  * are read, opened non-blocking and checked on the descriptor (a FIFO never blocks the agent).
  */
 import { createWriteStream } from "node:fs";
-import { lstat, readdir, rename, rm, type FileHandle } from "node:fs/promises";
+import { readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, normalize, relative } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -236,8 +236,11 @@ export async function archive(targets: { given: string; path: string }[], signal
   if (targets.length === 0) fail(400, "No paths provided");
   const kinds: boolean[] = [];
   for (const t of targets) {
-    const s = await lstat(t.path).catch(() => null);
+    // Followed, as the listing and os.path.isdir do: a symlink to a folder is zipped as the folder.
+    const s = await stat(t.path).catch(() => null);
     if (!s) fail(404, `Path not found: ${t.given}`);
+    // Not opened unless it is a regular file or a folder: a device's open alone can act.
+    if (!s.isDirectory() && !s.isFile()) fail(400, `Not a regular file or directory: ${t.given}`);
     kinds.push(s.isDirectory());
   }
   const zip = new yazl.ZipFile();
