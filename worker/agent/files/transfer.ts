@@ -8,7 +8,7 @@
  * ARCHIVE_UNSIZED_TOTAL_MAX_BYTES in all, so the zip's sizes are the real ones. Only regular files
  * are read, opened non-blocking and checked on the descriptor (a FIFO never blocks the agent).
  */
-import { createWriteStream } from "node:fs";
+import { createWriteStream, type Stats } from "node:fs";
 import { readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, normalize, relative } from "node:path";
 import { Readable } from "node:stream";
@@ -237,8 +237,16 @@ export async function archive(targets: { given: string; path: string }[], signal
   const kinds: boolean[] = [];
   for (const t of targets) {
     // Followed, as the listing and os.path.isdir do: a symlink to a folder is zipped as the folder.
-    const s = await stat(t.path).catch(() => null);
-    if (!s) fail(404, `Path not found: ${t.given}`);
+    let s: Stats;
+    try {
+      s = await stat(t.path);
+    } catch (e) {
+      // Nothing there (or a dangling symlink): not found; what cannot be reached (a symlink into a
+      // folder the caller may not enter): the OS's answer, 403 for permissions.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") fail(404, `Path not found: ${t.given}`);
+      osFail(e, t.path);
+    }
     // Not opened unless it is a regular file or a folder: a device's open alone can act.
     if (!s.isDirectory() && !s.isFile()) fail(400, `Not a regular file or directory: ${t.given}`);
     kinds.push(s.isDirectory());
