@@ -102,12 +102,13 @@ export async function callerScope(request: RouteRequest): Promise<string> {
  * The user a call acts for on the Open Terminal routes: a user's credential (token, browser
  * session, Access identity) is always that user, whatever `X-User-Id` it sends (the same user
  * the agent is told, url-servers.ts forwardedUserId); the API key the `X-User-Id` it sends, or
- * null without one (single-user use).
+ * null without one or with an empty one (single-user use).
  */
 export function callerUserId(request: RouteRequest): string | null {
   const identity = request.principal?.identity;
   if (identity !== undefined && identity !== ADMIN_KEY_IDENTITY && !identity.share) return identity.userId;
-  return request.headers.get("X-User-Id");
+  // An empty header names no one, as for the WebSocket's user (open-terminal-terminals.ts) and the agent.
+  return request.headers.get("X-User-Id") || null;
 }
 
 /** {@link callerUserId} cut to the relay's limit, or undefined for none (multi-user mode names its account by it). */

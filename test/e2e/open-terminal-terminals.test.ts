@@ -102,6 +102,14 @@ describe("/api/terminals", () => {
     expect(await (await stack.api(`/api/terminals/${t.id}`)).json()).toEqual(t);
   });
 
+  it("takes an empty X-User-Id for none, as /execute and the files routes do: the same sessions as without it", async () => {
+    const t = await createTerminal();
+    const empty = { headers: { "X-User-Id": "" } };
+    const listed = (await (await stack.api("/api/terminals", empty)).json()) as TerminalInfo[];
+    expect(listed).toContainEqual(t);
+    expect((await stack.api(`/api/terminals/${t.id}`, empty)).status).toBe(200);
+  });
+
   it("lists a session the terminal session API created, under its terminal id", async () => {
     await stack.api("/api/v1/terminal/create", { method: "POST", body: JSON.stringify({ terminal_id: 21 }) });
     const list = (await (await stack.api("/api/terminals")).json()) as TerminalInfo[];
