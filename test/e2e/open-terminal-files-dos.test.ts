@@ -119,11 +119,18 @@ describe("a document that takes long to parse", () => {
       "z.writestr('[Content_Types].xml', ct); z.writestr('_rels/.rels', rels); z.writestr('word/document.xml', doc); z.close()",
     ].join("\n");
     execFileSync("python3", ["-c", script, path]);
-    const read = stack.api("/files/read?path=long.docx&end_line=2");
-    await new Promise((r) => setTimeout(r, 2000));
-    const asked = Date.now();
-    expect((await stack.api("/files/cwd")).status).toBe(200);
-    expect(Date.now() - asked).toBeLessThan(2000);
+    let settled = false;
+    const read = stack.api("/files/read?path=long.docx&end_line=2").finally(() => (settled = true));
+    // Calls made while the document is parsed are answered at once (on the main thread the first
+    // would have waited for the whole parse, and been answered only after the read).
+    const waits: number[] = [];
+    while (!settled) {
+      const asked = Date.now();
+      expect((await stack.api("/files/cwd")).status).toBe(200);
+      if (!settled) waits.push(Date.now() - asked);
+    }
+    expect(waits.length).toBeGreaterThan(0);
+    expect(Math.max(...waits)).toBeLessThan(2000);
     const res = await read;
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ path, total_lines: 200000, content: "line 0\nline 1\n" });

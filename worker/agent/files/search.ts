@@ -15,7 +15,7 @@ import { Worker } from "node:worker_threads";
 import { OtCode, otError, type GlobQuery, type GrepQuery } from "../../../shared/open-terminal.ts";
 import type { GlobMatch } from "./glob-core.ts";
 import type { GrepMatch } from "./grep-core.ts";
-import type { FromSearchThread, SearchJob } from "./grep-worker.ts";
+import type { DocumentJob, FromSearchThread, SearchJob } from "./grep-worker.ts";
 import { FileApiError, fail } from "./paths.ts";
 import { fromPythonRegex } from "./python-regex.ts";
 import { ExtractorMissing } from "./documents.ts";
@@ -35,6 +35,12 @@ const SEARCH_THREAD_YOUNG_MB = 4;
 export const DOCUMENT_TIME_MAX_MS = 60_000;
 /** The old-generation heap of a thread extracting a document's text, in MB (a 64 MiB spreadsheet's cells need far more than a search). */
 export const DOCUMENT_THREAD_HEAP_MB = 2048;
+/**
+ * How long a document thread that has answered waits for the next document, in milliseconds:
+ * its libraries take most of a second to load (a small .docx: 14 ms to extract on a warm thread,
+ * 800 ms in a fresh one), so reads in a row share one thread. At most one waits.
+ */
+export const DOCUMENT_THREAD_IDLE_MS = 60_000;
 
 let searchThreads = 0;
 
@@ -95,40 +101,82 @@ async function searchInThread<M>(job: SearchJob, maxResults: number, signal: Abo
   }
 }
 
+/** Document threads started so far in this process. */
+let documentThreads = 0;
+
+/** How many document threads this process has started (each read that found none waiting starts one). */
+export function documentThreadsStarted(): number {
+  return documentThreads;
+}
+
+/** The document thread waiting for its next document (at most one), and the timer that ends it. */
+let idleDocumentThread: { worker: Worker; timer: NodeJS.Timeout } | null = null;
+
+/** The waiting document thread, or a new one. */
+function documentThread(): Worker {
+  const idle = idleDocumentThread;
+  if (idle) {
+    clearTimeout(idle.timer);
+    idleDocumentThread = null;
+    return idle.worker;
+  }
+  documentThreads++;
+  const worker = new Worker(searchWorkerEntry(), {
+    workerData: { kind: "documents" } satisfies SearchJob,
+    resourceLimits: { maxOldGenerationSizeMb: DOCUMENT_THREAD_HEAP_MB, maxYoungGenerationSizeMb: SEARCH_THREAD_YOUNG_MB },
+  });
+  // While it waits nobody else listens: a failure then only ends it (an unheard 'error' would end the agent).
+  worker.on("error", () => {});
+  worker.on("exit", () => {
+    if (idleDocumentThread?.worker !== worker) return;
+    clearTimeout(idleDocumentThread.timer);
+    idleDocumentThread = null;
+  });
+  worker.unref(); // the agent's links keep it running; a thread alone must not
+  return worker;
+}
+
+/** Keeps a thread that answered for the next document for DOCUMENT_THREAD_IDLE_MS (or ends it: one already waits). */
+function keepDocumentThread(worker: Worker): void {
+  if (idleDocumentThread) return void worker.terminate();
+  const timer = setTimeout(() => void worker.terminate(), DOCUMENT_THREAD_IDLE_MS);
+  timer.unref();
+  idleDocumentThread = { worker, timer };
+}
+
 /**
- * The text of a document (documents.ts extractText), extracted in a search thread of its own:
- * parsing a hostile or merely large document (a 775 kB .docx of 300 000 short paragraphs took
- * 24 s) keeps that thread busy, never the agent's main thread, which relays every terminal (its
- * links' heartbeats timed out meanwhile). Takes one of SEARCH_THREADS_MAX (429 when none is left);
- * past `timeMs`, or out of its heap, the thread is ended and the extraction fails. Throws
- * ExtractorMissing when the library is not installed.
+ * The text of a document (documents.ts extractText), extracted in a thread of its own: parsing a
+ * hostile or merely large document (a 775 kB .docx of 300 000 short paragraphs took 24 s) keeps
+ * that thread busy, never the agent's main thread, which relays every terminal (its links'
+ * heartbeats timed out meanwhile). Takes one of SEARCH_THREADS_MAX (429 when none is left); past
+ * `timeMs`, or out of its heap, the thread is ended and the extraction fails (a thread that
+ * answered is kept for the next document, DOCUMENT_THREAD_IDLE_MS). Throws ExtractorMissing when
+ * the library is not installed.
  */
 export async function documentText(data: Buffer, timeMs = DOCUMENT_TIME_MAX_MS): Promise<string> {
   if (searchThreads >= SEARCH_THREADS_MAX) throw new FileApiError(otError(429, OtCode.TOO_MANY_REQUESTS, `Too many searches at once (${SEARCH_THREADS_MAX}); try again when one has finished`));
   searchThreads++;
   try {
+    const worker = documentThread();
     return await new Promise<string>((resolve, reject) => {
-      const job: SearchJob = { kind: "document", data };
-      const worker = new Worker(searchWorkerEntry(), {
-        workerData: job,
-        resourceLimits: { maxOldGenerationSizeMb: DOCUMENT_THREAD_HEAP_MB, maxYoungGenerationSizeMb: SEARCH_THREAD_YOUNG_MB },
-      });
-      let settled = false;
-      const finish = (result: string | Error) => {
-        if (settled) return;
-        settled = true;
+      /** Answers the read; `answered`: the thread finished this document and may take the next. */
+      const finish = (result: string | Error, answered: boolean) => {
         clearTimeout(timer);
-        void worker.terminate();
+        worker.off("message", onMessage).off("error", onError).off("exit", onExit);
+        if (answered) keepDocumentThread(worker);
+        else void worker.terminate();
         if (typeof result === "string") resolve(result);
         else reject(result);
       };
-      const timer = setTimeout(() => finish(new Error(`it took longer than ${timeMs / 1000} s`)), timeMs);
-      worker.on("message", (m: FromSearchThread) => {
-        if (m.t === "text") finish(m.text);
-        else if (m.t === "failed") finish(m.missing ? new ExtractorMissing(m.message) : new Error(m.message));
-      });
-      worker.on("error", (error: Error & { code?: string }) => finish(error.code === "ERR_WORKER_OUT_OF_MEMORY" ? new Error(`it needs more than ${DOCUMENT_THREAD_HEAP_MB} MB`) : error));
-      worker.on("exit", (code) => finish(new Error(`the extraction thread exited (${code})`)));
+      const onMessage = (m: FromSearchThread) => {
+        if (m.t === "text") finish(m.text, true);
+        else if (m.t === "failed") finish(m.missing ? new ExtractorMissing(m.message) : new Error(m.message), true);
+      };
+      const onError = (error: Error & { code?: string }) => finish(error.code === "ERR_WORKER_OUT_OF_MEMORY" ? new Error(`it needs more than ${DOCUMENT_THREAD_HEAP_MB} MB`) : error, false);
+      const onExit = (code: number) => finish(new Error(`the extraction thread exited (${code})`), false);
+      const timer = setTimeout(() => finish(new Error(`it took longer than ${timeMs / 1000} s`), false), timeMs);
+      worker.on("message", onMessage).on("error", onError).on("exit", onExit);
+      worker.postMessage({ data } satisfies DocumentJob);
     });
   } finally {
     searchThreads--;
