@@ -37,8 +37,8 @@ export const DOCUMENT_TIME_MAX_MS = 60_000;
 export const DOCUMENT_THREAD_HEAP_MB = 2048;
 /**
  * How long a document thread that has answered waits for the next document, in milliseconds:
- * its libraries take most of a second to load (a small .docx: 14 ms to extract on a warm thread,
- * 800 ms in a fresh one), so reads in a row share one thread. At most one waits.
+ * its libraries take most of a second to load (a small .docx: 14–50 ms to extract on a waiting
+ * thread, 0.4–0.8 s on a new one), so reads in a row share one thread. At most one waits.
  */
 export const DOCUMENT_THREAD_IDLE_MS = 60_000;
 
