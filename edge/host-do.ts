@@ -64,11 +64,13 @@ export class HostDO extends DurableObject<Env> {
   /** Sessions a DELETE or the idle timeout is ending right now, with why (their EXIT says it; bounded by maxSessionsPerServer). */
   private readonly deleting = new Map<number, ExitReason>();
   /**
-   * Terminal ids whose create awaits the agent's answer, with the exit the agent reported meanwhile:
-   * a process that ends before its data link is up is "exited" before it is "created", and
-   * indexing it after that would list a session nothing runs (attaching to it: 503 AGENT_OFFLINE).
+   * Terminal ids whose create awaits the agent's answer, with the last exit the agent reported for
+   * that id meanwhile: a process that ends before its data link is up is "exited" before it is
+   * "created", and indexing it after that would list a session nothing runs (attaching to it: 503
+   * AGENT_OFFLINE). The exit names its session by `started_at`: a create that reuses the id of a
+   * session still ending waits for that one's exit first, and that exit is not the new session's.
    */
-  private readonly creating = new Map<number, { exit?: { exit_code: number; signal: number } }>();
+  private readonly creating = new Map<number, { exit?: { exit_code: number; signal: number }; startedAt?: string | undefined }>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
   /** A URL server's proxy WebSockets, relayed from here (url-server-ws.ts). */
@@ -134,8 +136,10 @@ export class HostDO extends DurableObject<Env> {
         case "exited": {
           const creating = this.creating.get(msg.terminal_id);
           // Its create's answer is still to come: the session is ended once that has indexed it.
-          if (creating && !this.store.indexed(msg.terminal_id)) creating.exit = msg.exit;
-          else await this.removeSession(msg.terminal_id, msg.exit);
+          if (creating && !this.store.indexed(msg.terminal_id)) {
+            creating.exit = msg.exit;
+            creating.startedAt = msg.started_at;
+          } else await this.removeSession(msg.terminal_id, msg.exit);
           break;
         }
         default:
@@ -255,8 +259,10 @@ export class HostDO extends DurableObject<Env> {
       this.store.index(meta);
       unwrap(await this.terminal(meta.terminal_id).configure(meta, terminalConfig(readConfig(this.env), meta.ephemeral)));
       if (result.status === "created") this.addStats({ sessions_created: 1 });
-      // It ended while being created: forget it now that it is indexed (its clients get EXIT, its history stays).
-      if (pending.exit) await this.removeSession(id, pending.exit);
+      // It ended while being created: forget it now that it is indexed (its clients get EXIT, its
+      // history stays). Not for an exit of the session that had the id before (another start time),
+      // nor one that names none (an older agent): the session stays, as it did before.
+      if (pending.exit && pending.startedAt === meta.started_at) await this.removeSession(id, pending.exit);
       return ok({ status: result.status, meta });
     } catch (error) {
       return fail(error, "HostDO.createSession");

@@ -6,7 +6,8 @@
  *   agent → HostDO  reply   {id, ok: true, result}      its answer; result checked per op
  *                   reply   {id, ok: false, error}      or its refusal, as an API error
  *                   hello   {agent, sessions}           first frame: who it is, what it runs
- *                   exited  {terminal_id, exit}         a session's process ended
+ *                   exited  {terminal_id, exit,         a session's process ended (`started_at`:
+ *                            started_at?}               its meta's, telling it from a later one)
  *
  * The exec relay's messages (`exec.*`, exec.ts) ride the same socket and share its request ids,
  * so each side keeps one correlator (correlator.ts). The HTTP tunnel's `tun.*` messages and its
@@ -208,7 +209,7 @@ const AgentToHostSchema = v.variant("t", [
     v.object({ t: v.literal("reply"), id: RequestId, ok: v.literal(true), result: v.unknown() }),
     v.object({ t: v.literal("reply"), id: RequestId, ok: v.literal(false), error: ApiErrorBodySchema }),
   ]),
-  v.object({ t: v.literal("exited"), terminal_id: TerminalId, exit: ExitInfoSchema }),
+  v.object({ t: v.literal("exited"), terminal_id: TerminalId, exit: ExitInfoSchema, started_at: v.optional(text(SHORT_TEXT_MAX_CHARS)) }),
 ]);
 
 /** Agent → HostDO. A reply's `result` is checked against its op when it is matched (checkResult). */
@@ -216,7 +217,7 @@ export type AgentToHost =
   | { t: "hello"; agent: unknown; sessions: unknown[] }
   | { t: "reply"; id: number; ok: true; result: unknown }
   | { t: "reply"; id: number; ok: false; error: ApiErrorBody }
-  | { t: "exited"; terminal_id: number; exit: ExitInfo }
+  | { t: "exited"; terminal_id: number; exit: ExitInfo; started_at?: string }
   | ExecAgentMsg
   | TunnelAgentMsg;
 
@@ -225,7 +226,7 @@ export type AgentToHostOut =
   | { t: "hello"; agent: AgentFacts; sessions: LiveSession[] }
   | { t: "reply"; id: number; ok: true; result: unknown }
   | { t: "reply"; id: number; ok: false; error: ApiErrorBody }
-  | { t: "exited"; terminal_id: number; exit: ExitInfo }
+  | { t: "exited"; terminal_id: number; exit: ExitInfo; started_at?: string }
   | ExecAgentMsg
   | TunnelAgentMsg;
 

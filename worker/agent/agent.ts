@@ -121,7 +121,7 @@ export class Agent {
       osUsers: users,
       sessionCwd: (scope, session) => this.cwds.get(scope, session),
       log: this.log,
-      onExited: (id, exit) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit })),
+      onExited: (id, exit, startedAt) => this.control.send(encodeControl({ t: "exited", terminal_id: id, exit, started_at: startedAt })),
     });
     this.userFiles = users && options.multiUser ? new UserFiles(options.multiUser.helperProgram, users.setpriv, processTag(this.identity, { kind: "x", id: "files" }), this.log) : null;
     // PTYs and /execute's commands spawned with posix_spawn when the helper was built (pty-spawn.ts).

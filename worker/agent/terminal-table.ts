@@ -55,7 +55,7 @@ export interface TerminalTableOptions {
   sessionCwd?: (scope: string, session: string) => string | undefined;
   log(line: string): void;
   /** A terminal's process exited and it left the table. */
-  onExited(id: number, exit: ExitInfo): void;
+  onExited(id: number, exit: ExitInfo, startedAt: string): void;
 }
 
 /** The agent's PTY sessions by terminal id, and their creates, kills and exits. */
@@ -170,7 +170,7 @@ export class TerminalTable {
           exited(exit);
           launch.dispose();
           desktop?.stop();
-          this.onSessionExit(id, exit);
+          this.onSessionExit(id, exit, session.meta.started_at);
         },
         log: this.options.log,
       });
@@ -199,10 +199,10 @@ export class TerminalTable {
     return { killed: true };
   }
 
-  private onSessionExit(id: number, exit: ExitInfo): void {
+  private onSessionExit(id: number, exit: ExitInfo, startedAt: string): void {
     this.sessions.delete(id);
     this.options.log(`terminal ${id} exited (code ${exit.exit_code}, signal ${exit.signal})`);
-    this.options.onExited(id, exit);
+    this.options.onExited(id, exit, startedAt);
   }
 
   /** Drops every data link as a network failure would; they reconnect by themselves. */
