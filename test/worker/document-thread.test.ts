@@ -4,31 +4,18 @@
  * that ran out of time is ended and replaced.
  */
 import { describe, expect, it } from "vitest";
-import yazl from "yazl";
 import { documentText, documentThreadsStarted } from "../../worker/agent/files/search.ts";
+import { zipOf } from "../support/zip.ts";
 
 const WORD = "http://schemas.openxmlformats.org/wordprocessingml/2006/main";
 
 /** A .docx of `lines` paragraphs, `line 0` … */
 function docx(lines: number): Promise<Buffer> {
-  const zip = new yazl.ZipFile();
-  const part = (name: string, text: string) => zip.addBuffer(Buffer.from(text), name);
-  part(
-    "[Content_Types].xml",
-    `<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>`,
-  );
-  part(
-    "_rels/.rels",
-    `<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>`,
-  );
   const body = Array.from({ length: lines }, (_, i) => `<w:p><w:r><w:t>line ${i}</w:t></w:r></w:p>`).join("");
-  part("word/document.xml", `<?xml version="1.0"?><w:document xmlns:w="${WORD}"><w:body>${body}</w:body></w:document>`);
-  zip.end();
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    zip.outputStream.on("data", (chunk: Buffer) => parts.push(chunk));
-    zip.outputStream.on("end", () => resolve(Buffer.concat(parts)));
-    zip.outputStream.on("error", reject);
+  return zipOf({
+    "[Content_Types].xml": `<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>`,
+    "_rels/.rels": `<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>`,
+    "word/document.xml": `<?xml version="1.0"?><w:document xmlns:w="${WORD}"><w:body>${body}</w:body></w:document>`,
   });
 }
 

@@ -4,20 +4,8 @@
  * built here, part by part, as the smallest files the formats allow.
  */
 import { describe, expect, it } from "vitest";
-import yazl from "yazl";
 import { extractText, SHEET_GRID_MAX_CELLS } from "../../worker/agent/files/documents.ts";
-
-function zipOf(files: Record<string, string>): Promise<Buffer> {
-  const zip = new yazl.ZipFile();
-  for (const [name, text] of Object.entries(files)) zip.addBuffer(Buffer.from(text), name);
-  zip.end();
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    zip.outputStream.on("data", (chunk: Buffer) => parts.push(chunk));
-    zip.outputStream.on("end", () => resolve(Buffer.concat(parts)));
-    zip.outputStream.on("error", reject);
-  });
-}
+import { zipOf } from "../support/zip.ts";
 
 const RELS = "http://schemas.openxmlformats.org/package/2006/relationships";
 const DOC_RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
