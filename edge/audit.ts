@@ -20,8 +20,12 @@ export const AUDIT_DETAIL_MAX_CHARS = 1_000;
  * out of the log within days. Writes, WebSocket attaches and admin changes are always recorded.
  */
 export const AUDIT_READ_REPEAT_MS = 10 * 60 * 1000;
-/** Most distinct reads remembered for that per Worker isolate; the oldest is forgotten first. */
-export const AUDIT_READ_REPEAT_KEYS = 10_000;
+/**
+ * Most distinct reads remembered for that per Worker isolate; the oldest is forgotten first. Each
+ * key holds what its row would (the detail cut to AUDIT_DETAIL_MAX_CHARS): about 1.3 KB at most,
+ * so 1.3 MB in all.
+ */
+export const AUDIT_READ_REPEAT_KEYS = 1_000;
 /** Most events one page answers. */
 export const AUDIT_PAGE_MAX = 500;
 /** Events per page when the caller doesn't say. */

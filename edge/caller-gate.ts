@@ -11,7 +11,7 @@
  * user anything but the terminals list and their own browser session (403 ADMIN_ONLY).
  */
 import { authenticate, sameOrigin, type Principal } from "./auth.ts";
-import { clientIp, ReadRepeats, recordAudit } from "./audit.ts";
+import { AUDIT_DETAIL_MAX_CHARS, clientIp, ReadRepeats, recordAudit } from "./audit.ts";
 import { actorOf } from "./caller.ts";
 import type { Env } from "./env.ts";
 import type { Identity } from "./identities.ts";
@@ -140,7 +140,8 @@ export async function gate(request: Request, env: Env): Promise<Request | Respon
     };
     // A poll's repeats are left out (AUDIT_READ_REPEAT_MS); each hop of a chain of edges counts apart.
     const read = request.method === "GET" || request.method === "HEAD";
-    const key = JSON.stringify([event.actor, event.action, serverId, event.terminal_id, event.detail, event.ip, request.headers.get(URL_SERVER_HOPS_HEADER)]);
+    // Only what the row would hold (a long path is cut as recordAudit cuts it): a key is never large.
+    const key = JSON.stringify([event.actor.slice(0, 200), event.action, serverId, event.terminal_id, event.detail.slice(0, AUDIT_DETAIL_MAX_CHARS), event.ip, request.headers.get(URL_SERVER_HOPS_HEADER)?.slice(0, 8)]);
     if (read && !readRepeats.shouldRecord(key)) return;
     // Written before the request is served, so the log never misses a request that ran.
     await recordAudit(env.DB, event);
