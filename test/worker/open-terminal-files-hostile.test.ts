@@ -3,9 +3,9 @@
  * what is on disk (a name that is not UTF-8) or what a caller sends (a malformed escape, a path
  * that reaches the home through a symlink) gets an answer, never a crash of the agent.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -22,6 +22,26 @@ mkdirSync(home);
 const app = openTerminalApp({ home, cwds: new CwdStore() });
 const caller = { scope: "s", session: "" };
 
+/**
+ * True while process `pid` is blocked opening a FIFO with no reader (`wait_for_partner`): the
+ * moment anything opens the FIFO to read, the kernel wakes it, so a false here after a call means
+ * the call opened it.
+ */
+function waitsForFifoReader(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/wchan`, "utf8") === "wait_for_partner";
+  } catch {
+    return false;
+  }
+}
+
+/** A writer that blocks opening `pipe` until something opens it to read; resolves once it is blocked there. */
+async function fifoWriter(pipe: string): Promise<ChildProcess> {
+  const writer = spawn("sh", ["-c", `exec 3>'${pipe}'`], { stdio: "ignore" });
+  await until("the writer to block opening the FIFO", () => waitsForFifoReader(writer.pid!));
+  return writer;
+}
+
 function call(path: string, init?: RequestInit): Promise<Response> {
   return app(new Request(`http://agent${path}`, init), caller, new AbortController().signal);
 }
@@ -37,8 +57,9 @@ describe("POST /files/archive of a folder holding a name that is not UTF-8", () 
     const got = await res.arrayBuffer().then((b) => Buffer.from(b), () => Buffer.alloc(0));
     // Never a complete zip that silently lacks the file.
     expect(got.includes(Buffer.from([0x50, 0x4b, 0x05, 0x06]))).toBe(false);
-    // Give a stream error nobody listens to the time to end the process.
-    await new Promise((r) => setTimeout(r, 200));
+    // A destroyed stream emits its error on the next tick: one turn of the loop lets an unheard
+    // one surface (it would end the process; vitest fails the run on it).
+    await new Promise((r) => setImmediate(r));
     expect((await call("/files/cwd")).status).toBe(200);
   });
 });
@@ -196,14 +217,11 @@ describe("GET /files/grep over a folder holding what is not a regular file", () 
     const pipe = join(dir, "a-pipe");
     execFileSync("mkfifo", [pipe]);
     // A writer whose open blocks until someone opens the FIFO to read: it says if the grep did.
-    const writer = spawn("sh", ["-c", `exec 3>'${pipe}'; echo opened`], { stdio: ["ignore", "pipe", "ignore"] });
-    let said = "";
-    writer.stdout.on("data", (d: Buffer) => (said += d.toString()));
+    const writer = await fifoWriter(pipe);
     try {
       const body = await (await call(`/files/grep?query=needle&path=${encodeURIComponent(dir)}`)).json();
       expect(body).toMatchObject({ matches: [{ file: join(dir, "b.txt"), line: 1 }], truncated: false });
-      await new Promise((r) => setTimeout(r, 200));
-      expect(said).toBe("");
+      expect(waitsForFifoReader(writer.pid!)).toBe(true);
     } finally {
       writer.kill("SIGKILL");
     }
@@ -240,15 +258,12 @@ describe("POST /files/archive of named paths that are links or special files", (
   it("refuses a named FIFO without opening it", async () => {
     const pipe = join(root, "named-pipe");
     execFileSync("mkfifo", [pipe]);
-    const writer = spawn("sh", ["-c", `exec 3>'${pipe}'; echo opened`], { stdio: ["ignore", "pipe", "ignore"] });
-    let said = "";
-    writer.stdout.on("data", (d: Buffer) => (said += d.toString()));
+    const writer = await fifoWriter(pipe);
     try {
       const res = await call("/files/archive", { method: "POST", body: JSON.stringify({ paths: [pipe] }) });
       expect(res.status).toBe(400);
       expect((await res.json()).detail).toBe(`Not a regular file or directory: ${pipe}`);
-      await new Promise((r) => setTimeout(r, 200));
-      expect(said).toBe("");
+      expect(waitsForFifoReader(writer.pid!)).toBe(true);
     } finally {
       writer.kill("SIGKILL");
     }
