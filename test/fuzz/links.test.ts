@@ -189,6 +189,11 @@ function inRange(f: ReturnType<typeof decodeAgentFrame>): void {
         return f.frame[0] === ServerOp.TITLE;
       case "history":
         return Number.isSafeInteger(f.record.id);
+      case "input-ack":
+        return typeof f.refused === "boolean" && Number.isInteger(f.bytes) && f.bytes >= 0 && f.bytes <= 0xffff_ffff;
+      default:
+        // A frame kind added to the data link must get its range check here.
+        return f satisfies never;
     }
   })();
   if (!ok) throw new Error(`accepted an out-of-range ${f.t} frame`);
