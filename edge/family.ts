@@ -59,6 +59,11 @@ export interface RouteOptions {
    * before the handler runs; answer true when unsure.
    */
   sideEffects?: (request: Request) => boolean;
+  /**
+   * A GET route answers HEAD too: the same guard and handler, the answer's status and headers
+   * without its body (RFC 9110 §9.3.2), as HTTP servers do by default.
+   */
+  head?: boolean;
 }
 
 /** A request as a route's handler sees it: itty's, plus what the guard established. */
@@ -99,7 +104,7 @@ type FamilyRouter = RouterType<IRequest, [Env, ExecutionContext]>;
 export class ApiFamily {
   readonly router: FamilyRouter;
   /** Options every route of this family gets unless its own options say otherwise. */
-  defaults: RouteOptions = {};
+  defaults: RouteOptions = { head: true };
   /** Whether the family's routes address a server (mounted under a server's prefix too). */
   private readonly scoped: boolean;
 
@@ -128,6 +133,7 @@ export class ApiFamily {
       if (options.mounts && !options.mounts.includes(mount.name)) continue;
       const guarded = this.guard(mount, access, options, handler);
       this.router[method.toLowerCase() as Lowercase<Method>](mount.prefix + path, guarded);
+      if (method === "GET" && options.head) this.router.head(mount.prefix + path, withoutBody(guarded));
     }
     return this;
   }
@@ -209,6 +215,16 @@ export class ApiFamily {
       return handler(routed, env, ctx);
     };
   }
+}
+
+/** `handler` for HEAD: its answer's status and headers, its body cancelled unread. */
+function withoutBody(handler: (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response | undefined>) {
+  return async (request: IRequest, env: Env, ctx: ExecutionContext): Promise<Response | undefined> => {
+    const response = await handler(request, env, ctx);
+    if (response === undefined || response.body === null) return response;
+    await response.body.cancel();
+    return new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
 }
 
 /** True when the route is under the mount of the server the gate checked the caller for. */

@@ -144,7 +144,8 @@ export function openTerminalApi(): ApiFamily {
   const api = new ApiFamily("Open Terminal API", OpenTerminalError, MOUNTS);
   // This family answers CORS (cors.ts): a page of another origin authenticates with its bearer
   // token, so the session cookie never acts cross-origin here, whatever the method.
-  api.defaults = { cookieSameOrigin: "always" };
+  // Its GET routes declare their own HEAD (the agent answers it), not the generic one.
+  api.defaults = { cookieSameOrigin: "always", head: false };
 
   // --- discovery (no auth) ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { WEB_APP_CSP, withAppHeaders } from "../../edge/web-app.ts";
-import { api, BASE, fakeAgent, KEY, registerServer, worker } from "./worker-client.ts";
+import { api, BASE, fakeAgent, handle, KEY, registerServer, worker } from "./worker-client.ts";
 
 
 describe("the edge Worker in workerd", () => {
@@ -19,6 +19,20 @@ describe("the edge Worker in workerd", () => {
     const servers = await api("/api/v1/terminals/", {}, null);
     expect(servers.status).toBe(401);
     expect(await servers.json()).toMatchObject({ error: expect.any(String) });
+  });
+
+  it("answers HEAD on the GET routes of the session, admin and terminals APIs as GET without a body", async () => {
+    const head = (path: string, key: string | null = KEY) => handle(BASE + path, { method: "HEAD", headers: key ? { Authorization: `Bearer ${key}` } : {} });
+    for (const path of ["/api/v1/terminal/sessions", "/api/v1/terminals/", "/api/v1/admin/servers"]) {
+      const get = await api(path);
+      const res = await head(path);
+      expect([path, res.status]).toEqual([path, get.status]);
+      expect(get.status).toBe(200);
+      expect(res.headers.get("Content-Type")).toBe(get.headers.get("Content-Type"));
+      expect(res.body).toBeNull();
+    }
+    // The guard runs as for GET: no key, no answer.
+    expect((await head("/api/v1/terminal/sessions", null)).status).toBe(401);
   });
 
   it("gives the web app's files its Content-Security-Policy, no sniffing and no framing", async () => {
