@@ -80,6 +80,17 @@ export function credentialOf(principal: Principal | null): Credential | null {
   return null;
 }
 
+/**
+ * What a socket remembers of the credential that opened it, so that the credential's end closes
+ * it: a share link's `share:<id>` and expiry (its one terminal closes it on revocation and at
+ * expiry), else a user's token or browser session (`cred`, {@link credentialOf}); null for a
+ * credential that cannot end on its own (the API key, an Access assertion).
+ */
+export function socketEnds(identity: Identity, cred: Credential | null): { credential: string; until: number; user?: string } | null {
+  if (identity.share) return { credential: `share:${identity.share.id}`, until: identity.share.expiresAt };
+  return cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : null;
+}
+
 /** True when `cred` falls under `match`. */
 export function credentialMatches(cred: Credential, match: CredentialMatch): boolean {
   return "credential" in match ? cred.id === match.credential : cred.userId !== "" && cred.userId === match.userId;

@@ -14,7 +14,7 @@ import { ApiError } from "./errors.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { accessFor } from "./identity-grants.ts";
-import { admissionClose, credentialOf, HeldCredentials, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
+import { admissionClose, credentialOf, HeldCredentials, socketEnds, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { RAW_TAG, type RawGrant } from "./raw-terminal.ts";
 import type { Sink, TerminalHub } from "./terminal-hub.ts";
 import { ownerAdmits, type RawOwned } from "./terminal-ws-auth.ts";
@@ -111,11 +111,9 @@ export async function authorizeRawToken(env: Env, serverId: string, session: () 
     const action = access === "write" ? "terminal.attach.write" : "terminal.attach.read";
     await recordAudit(env.DB, { actor: actorOf(identity), action, server_id: serverId, terminal_id: terminalId, detail: "open terminal websocket" });
   }
-  const share = identity.share;
-  if (share) return { readonly: access !== "write", credential: `share:${share.id}`, until: share.expiresAt };
-  // A user's token: revoking it closes the socket (live-sockets.ts).
-  const cred = credentialOf({ role: identity.role, via: "bearer", identity });
-  return { readonly: access !== "write", ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) };
+  // A share link or a user's token: its revocation or expiry closes the socket (live-sockets.ts).
+  const ends = socketEnds(identity, credentialOf({ role: identity.role, via: "bearer", identity }));
+  return { readonly: access !== "write", ...(ends ?? {}) };
 }
 
 /** What {@link ClientCredentials} needs from its TerminalDO. */

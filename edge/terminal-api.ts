@@ -19,7 +19,7 @@ import { SHARE_WS_PROTOCOL } from "./share-links.ts";
 import { all, first, intParam, isWebSocketUpgrade, readJsonObject } from "./http.ts";
 import { mountScreenApi } from "./screen-api.ts";
 import { MOUNTS } from "./scope.ts";
-import { credentialOf } from "./live-sockets.ts";
+import { credentialOf, socketEnds } from "./live-sockets.ts";
 
 /** Most command lines listed per session. */
 export const HISTORY_LIMIT_MAX = 1000;
@@ -160,18 +160,12 @@ export function terminalSessionApi(): ApiFamily {
     }
     const identity = request.principal?.identity;
     const url = new URL(`https://terminal/client?readonly=${readonly ? 1 : 0}${sizeUpdates ? "&size_updates=1" : ""}`);
-    // A share link's socket is closed when the link expires or is revoked (terminal-do.ts).
-    if (identity?.share) {
-      url.searchParams.set("credential", `share:${identity.share.id}`);
-      url.searchParams.set("until", String(identity.share.expiresAt));
-    } else {
-      // A user's token or a browser session: revoking it (or its expiry) closes the socket (live-sockets.ts).
-      const cred = credentialOf(request.principal);
-      if (cred) {
-        url.searchParams.set("credential", cred.id);
-        url.searchParams.set("until", String(cred.expiresAt));
-        url.searchParams.set("user", cred.userId);
-      }
+    // A share link, a user's token or a browser session: its revocation or expiry closes the socket (live-sockets.ts).
+    const ends = identity ? socketEnds(identity, credentialOf(request.principal)) : null;
+    if (ends) {
+      url.searchParams.set("credential", ends.credential);
+      url.searchParams.set("until", String(ends.until));
+      if (ends.user !== undefined) url.searchParams.set("user", ends.user);
     }
     const response = await terminalStub(env, serverId, terminalId).fetch(new Request(url, { headers: request.headers }));
     if (response.status === 101 && identity) {

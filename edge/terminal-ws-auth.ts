@@ -14,7 +14,7 @@ import { sha256Hex } from "./auth.ts";
 import { actorOf, ADMIN_KEY_IDENTITY } from "./caller.ts";
 import type { Identity } from "./identities.ts";
 import type { Env } from "./env.ts";
-import type { CloseInfo } from "./live-sockets.ts";
+import { socketEnds, type CloseInfo } from "./live-sockets.ts";
 import type { JoinGrant } from "./raw-terminal.ts";
 import { TerminalWsClose } from "../shared/open-terminal.ts";
 import { authorizeProxySocket } from "./ws-proxy.ts";
@@ -102,6 +102,7 @@ export async function verifyProxySocket(
   } else if (!(await ownerAdmits(identity, proxy.owner))) {
     return { ok: false, close: TerminalWsClose.NOT_FOUND };
   }
-  const cred = verdict.cred;
-  return { ok: true, grant: { readonly: verdict.access !== "write", ...(cred ? { credential: cred.id, until: cred.expiresAt, user: cred.userId } : {}) } };
+  // A share link's socket too: its revocation or expiry closes it, as at the top level.
+  const ends = socketEnds(identity, verdict.cred);
+  return { ok: true, grant: { readonly: verdict.access !== "write", ...(ends ?? {}) } };
 }

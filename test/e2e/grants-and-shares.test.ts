@@ -308,6 +308,29 @@ describe("share links", () => {
     expect((await call(stack.apiKey, "DELETE", `${MOUNT}/api/v1/terminal/share/${WATCHED}/${link.id}`)).status).toBe(404);
   });
 
+  it("close their Open Terminal WebSockets too, at the top level and under the mount, on revocation and at expiry", async () => {
+    for (const base of ["", MOUNT]) {
+      const revoked = await share();
+      const watching = stack.track(await RawClient.connect(`${stack.url}${base}/api/terminals/${WATCHED}`, revoked.token));
+      const typing = stack.track(await TermClient.connect(wsUrl(`terminal_id=${WATCHED}`), { apiKey: stack.apiKey }));
+      const marker = `RAWREVOKE${base ? "M" : "T"}_$((6*7))`;
+      typing.input(`echo ${marker}\r`);
+      await watching.waitForText(marker.replace("$((6*7))", "42")); // joined
+      const answer = await admin<{ closed_sockets: number }>("DELETE", `${MOUNT}/api/v1/terminal/share/${WATCHED}/${revoked.id}`);
+      expect(answer.closed_sockets, base || "/").toBe(1);
+      await watching.waitFor(() => watching.closed !== null, "the revoked link's close", CLOSE_WAIT_MS);
+      expect(watching.closed, base || "/").toEqual({ code: 4001, reason: "share link revoked" });
+
+      const expiring = await share(3);
+      const until = stack.track(await RawClient.connect(`${stack.url}${base}/api/terminals/${WATCHED}`, expiring.token));
+      const again = `RAWEXPIRE${base ? "M" : "T"}_$((6*7))`;
+      typing.input(`echo ${again}\r`);
+      await until.waitForText(again.replace("$((6*7))", "42"));
+      await until.waitFor(() => until.closed !== null, "the close at expiry", CLOSE_WAIT_MS);
+      expect(until.closed, base || "/").toEqual({ code: 4001, reason: "credential expired" });
+    }
+  });
+
   it("stop when they expire, and their open WebSockets close", async () => {
     const link = await share(3);
     const viewer = stack.track(await attach(link.token));
