@@ -1,8 +1,11 @@
 /**
  * Server-side records of browser sign-ins (D1), so signing out revokes a cookie for good: a
  * cookie authenticates only while its record exists and has not expired. Records hold the
- * SHA-256 of the cookie value, never the value. At most BROWSER_SESSIONS_MAX live at once; a
- * sign-in beyond that evicts the oldest. The table is made by edge/migrations/0002_browser_sessions.sql.
+ * SHA-256 of the cookie value, never the value. Each signer keeps its own few: the API key at
+ * most BROWSER_SESSIONS_MAX, each user at most BROWSER_SESSIONS_PER_USER_MAX (all their tokens
+ * together); a sign-in beyond that signs out that signer's oldest, never another's (one user
+ * signing in over and over used to sign the admin and everyone else out). The table is made by
+ * edge/migrations/0002_browser_sessions.sql.
  *
  * A session signed in with a per-user API token records the token's id (migration 0008): it
  * authenticates only while that token is live (not revoked, not expired), and revoking the
@@ -10,8 +13,25 @@
  * signed in with.
  */
 
-/** Most browser sessions kept at once; the oldest is signed out to make room. */
+/** Most browser sessions signed in with the API key kept at once; their oldest is signed out to make room. */
 export const BROWSER_SESSIONS_MAX = 64;
+/**
+ * Most browser sessions of one user kept at once, whatever tokens they signed in with; their oldest
+ * is signed out to make room. The table holds at most BROWSER_SESSIONS_MAX plus this per user.
+ */
+export const BROWSER_SESSIONS_PER_USER_MAX = 16;
+
+/**
+ * Which of the table's rows belong to the same signer as `subject` (`admin`, or
+ * `user~<id>~<role>~<ro|rw>`): a WHERE clause with its bindings, and how many that signer keeps.
+ * Rows recorded before subjects were (NULL) count as the API key's.
+ */
+function sameSigner(subject: string): { where: string; binds: unknown[]; max: number } {
+  const user = /^(user~[a-z0-9][a-z0-9._-]{0,62}~)/.exec(subject);
+  // An id never holds `~`, so `user~bob~` is no prefix of `user~bobby~…`.
+  if (user) return { where: "substr(subject, 1, ?) = ?", binds: [user[1]!.length, user[1]!], max: BROWSER_SESSIONS_PER_USER_MAX };
+  return { where: "(subject IS NULL OR subject NOT LIKE 'user~%')", binds: [], max: BROWSER_SESSIONS_MAX };
+}
 
 /**
  * Records a new session (`digest`: SHA-256 hex of the cookie value; `expiresAt`: epoch ms;
@@ -19,12 +39,13 @@ export const BROWSER_SESSIONS_MAX = 64;
  * the cookie's signed subject, `admin` or `user~<id>~<role>~<ro|rw>`).
  */
 export async function recordBrowserSession(db: D1Database, digest: string, expiresAt: number, now = Date.now(), tokenId: string | null = null, subject = "admin"): Promise<void> {
+  const signer = sameSigner(subject);
   await db.batch([
     db.prepare("DELETE FROM browser_sessions WHERE expires_at <= ?").bind(now),
-    // Keep the newest BROWSER_SESSIONS_MAX - 1, so with this one there are at most the max.
+    // Keep this signer's newest max - 1, so with this one it has at most its max; others' are not touched.
     db
-      .prepare("DELETE FROM browser_sessions WHERE digest IN (SELECT digest FROM browser_sessions ORDER BY created_at DESC, digest LIMIT -1 OFFSET ?)")
-      .bind(BROWSER_SESSIONS_MAX - 1),
+      .prepare(`DELETE FROM browser_sessions WHERE digest IN (SELECT digest FROM browser_sessions WHERE ${signer.where} ORDER BY created_at DESC, digest LIMIT -1 OFFSET ?)`)
+      .bind(...signer.binds, signer.max - 1),
     db
       .prepare("INSERT OR REPLACE INTO browser_sessions (digest, expires_at, created_at, token_id, subject) VALUES (?, ?, ?, ?, ?)")
       .bind(digest, expiresAt, now, tokenId, subject),

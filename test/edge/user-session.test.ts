@@ -5,6 +5,7 @@
  * revocable server-side session, the same limits as the token and the cookie Origin rule.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { BROWSER_SESSIONS_MAX, BROWSER_SESSIONS_PER_USER_MAX } from "../../edge/browser-sessions.ts";
 import { adminJson, api, BASE, onlineServer } from "./worker-client.ts";
 
 const sfx = Math.random().toString(36).slice(2, 7);
@@ -101,6 +102,23 @@ describe("a browser signed in with a user's token", () => {
 
     await adminJson(`/api/v1/admin/users/${dave}`, "PATCH", { disabled: true });
     expect((await call("/api/v1/auth/session", { cookie })).status).toBe(401);
+  });
+
+  it(`signs out only its own user's oldest past ${BROWSER_SESSIONS_PER_USER_MAX}: never the admin's, never another user's`, async () => {
+    const admin = await call("/api/v1/auth/session", {}, { method: "POST", body: JSON.stringify({ token: "test-admin-key" }) });
+    const adminCookie = admin.headers.get("Set-Cookie")!.split(";")[0]!;
+    const erin = id("erin");
+    await adminJson("/api/v1/admin/users", "POST", { id: erin });
+    const erinCookie = await signIn(await tokenFor(erin));
+    // Carol signs in over and over, with one token and with many: more than the edge keeps in all.
+    const tokens = [carolToken, await tokenFor(carol), await tokenFor(carol)];
+    const first = await signIn(carolToken);
+    let last = first;
+    for (let i = 0; i < BROWSER_SESSIONS_MAX + 1; i++) last = await signIn(tokens[i % tokens.length]!);
+    expect((await call("/api/v1/auth/session", { cookie: adminCookie })).status, "the admin's").toBe(200);
+    expect((await call("/api/v1/auth/session", { cookie: erinCookie })).status, "another user's").toBe(200);
+    expect((await call("/api/v1/auth/session", { cookie: last })).status, "her newest").toBe(200);
+    expect((await call("/api/v1/auth/session", { cookie: first })).status, "her oldest").toBe(401);
   });
 
   it("is refused for a revoked, unknown or malformed token", async () => {
