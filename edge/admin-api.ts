@@ -14,7 +14,7 @@ import { SessionApiError } from "./errors.ts";
 import { ApiFamily } from "./family.ts";
 import { identityForToken } from "./identities.ts";
 import { closeCredentialSockets, credentialOf, CredentialClose, recheckSockets } from "./live-sockets.ts";
-import { closeServerShareSockets } from "./share-links.ts";
+import { closeShareSockets } from "./share-links.ts";
 import { mountIdentityAdmin } from "./identity-admin-api.ts";
 import { readJsonObject } from "./http.ts";
 import { deleteServer, getServer, listServers, putServer, verifyAgentToken } from "./registry.ts";
@@ -116,11 +116,13 @@ export function adminApi(): ApiFamily {
 
   api.route("DELETE", "/api/v1/admin/servers/:id", "admin", async (request, env) => {
     const id = request.params["id"] ?? "";
-    if (!(await deleteServer(env.DB, id))) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
+    const deleted = await deleteServer(env.DB, id);
+    if (!deleted) throw new SessionApiError(404, "SERVER_NOT_FOUND", "No such server");
     await recordAudit(env.DB, { actor: actorOf(request.principal!.identity), action: "server.delete", ip: clientIp(request), server_id: id });
-    // Users' and share links' open WebSockets on it close (4004 / 4001); the admin's stay.
+    // Users' and share links' open WebSockets on it close (4004 / 4001); the admin's stay. The
+    // links' rows went with the server: the ones it deleted say where their sockets are.
     await recheckSockets(env, { serverId: id, users: null });
-    await closeServerShareSockets(env, id, "Terminal server removed");
+    await closeShareSockets(env, id, deleted.shares, "Terminal server removed");
     await hostStub(env, id).dropAgent(AGENT_SERVER_REMOVED);
     return Response.json({ status: "deleted", id });
   });

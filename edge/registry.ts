@@ -47,17 +47,25 @@ export async function putServer(
   return (await getServer(db, server.id))!;
 }
 
+/** A share link deleted with its server: whose open sockets to close (share-links.ts closeShareSockets). */
+export interface DeletedShare {
+  id: string;
+  terminal_id: number;
+}
+
 /**
  * Deletes a server with its grants and share links (one batch, so all or none): a host registered
- * later under the same id must not inherit who could reach the old one. False when there was none.
+ * later under the same id must not inherit who could reach the old one. Answers the share links
+ * deleted (their open sockets are the caller's to close), or null when there was no such server.
  */
-export async function deleteServer(db: D1Database, id: string): Promise<boolean> {
-  const [server] = await db.batch([
+export async function deleteServer(db: D1Database, id: string): Promise<{ shares: DeletedShare[] } | null> {
+  const [server, , shares] = await db.batch([
     db.prepare("DELETE FROM servers WHERE id = ?").bind(id),
     db.prepare("DELETE FROM grants WHERE server_id = ?").bind(id),
-    db.prepare("DELETE FROM share_links WHERE server_id = ?").bind(id),
+    db.prepare("DELETE FROM share_links WHERE server_id = ? RETURNING id, terminal_id").bind(id),
   ]);
-  return (server!.meta.changes ?? 0) > 0;
+  if ((server!.meta.changes ?? 0) === 0) return null;
+  return { shares: shares!.results as DeletedShare[] };
 }
 
 /** True when `token` is the agent token of server `id`. */

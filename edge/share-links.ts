@@ -121,7 +121,19 @@ export async function closeServerShareSockets(env: Pick<Env, "DB" | "TERMINAL">,
   const { results } = await env.DB.prepare("SELECT id, terminal_id FROM share_links WHERE server_id = ? AND expires_at > ? LIMIT ?")
     .bind(serverId, now, SERVER_SHARES_CLOSE_MAX)
     .all<{ id: string; terminal_id: number }>();
-  const closed = await Promise.all(results.map((r) => terminalStub(env, serverId, r.terminal_id).closeCredential(`share:${r.id}`, reason).catch(() => 0)));
+  return closeShareSockets(env, serverId, results, reason);
+}
+
+/**
+ * Closes the open WebSockets of `shares` (links to terminals of `serverId`, at most
+ * {@link SERVER_SHARES_CLOSE_MAX}) with 4001 and `reason`; answers how many closed. For links
+ * already deleted (a removed server: registry.ts deleteServer answers them), whose rows no
+ * longer say where their sockets are.
+ */
+export async function closeShareSockets(env: Pick<Env, "TERMINAL">, serverId: string, shares: readonly { id: string; terminal_id: number }[], reason: string): Promise<number> {
+  const closed = await Promise.all(
+    shares.slice(0, SERVER_SHARES_CLOSE_MAX).map((r) => terminalStub(env, serverId, r.terminal_id).closeCredential(`share:${r.id}`, reason).catch(() => 0)),
+  );
   return closed.reduce((a, b) => a + b, 0);
 }
 

@@ -351,7 +351,7 @@ describe("the agent's token", () => {
     expect(processesHolding(stack.agentToken)).toEqual([]);
   });
 
-  it("removing a server closes users' attaches on it (4004), as disabling does", async () => {
+  it("removing a server closes users' attaches on it (4004) and its share links' (4001), as disabling does", async () => {
     await startAgent("gone-1", "env");
     await user("max");
     await grant({ user: "max" }, "write", "gone-1");
@@ -359,8 +359,16 @@ describe("the agent's token", () => {
     const attached = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/gone-1/api/v1/terminal/ws`, { apiKey: t.token }));
     attached.input("echo on-gone-1\r");
     await attached.waitForText("on-gone-1");
+    const terminalId = attached.info!.terminal_id;
+    const share = await admin(`/api/v1/terminals/gone-1/api/v1/terminal/share/${terminalId}`, "POST", {});
+    expect(share.status).toBe(201);
+    const shareToken = ((await share.json()) as { token: string }).token;
+    const shared = stack.track(await TermClient.connect(`${stack.url}/api/v1/terminals/gone-1/api/v1/terminal/ws?terminal_id=${terminalId}`, { apiKey: shareToken }));
+    attached.input("echo shared-on-gone-1\r");
+    await shared.waitForText("shared-on-gone-1");
     expect((await admin("/api/v1/admin/servers/gone-1", "DELETE")).status).toBe(200);
     expect(await closeOf(attached)).toEqual({ code: 4004, reason: "Terminal server not found" });
+    expect(await closeOf(shared)).toEqual({ code: 4001, reason: "Terminal server removed" });
   });
 
   it("a new agent token cuts the links the old one opened: control and data, not only the next connect", async () => {
