@@ -129,6 +129,11 @@ export interface RawHost {
   verifyProxy(token: string | undefined | null, proxy: RawProxy): Promise<{ ok: true; grant: JoinGrant } | { ok: false; close: CloseInfo }>;
   /** Just before a client with a credential that can end joins: null admits it, else how to close it. */
   admit(cred: Credential): Promise<CloseInfo | null>;
+  /**
+   * Once such a client's attachment names its credential: whether it may still be here (its
+   * access may have been taken away since its token was checked); false when it was closed.
+   */
+  confirm(ws: WebSocket): Promise<boolean>;
   /** The session exists here (it has metadata). */
   sessionKnown(): boolean;
   maxClients(): number;
@@ -238,7 +243,6 @@ export class RawClients {
       if (this.pending.get(ws) !== pending) return;
       if (refused) return this.reject(ws, refused);
     }
-    this.pending.delete(ws);
     const joined: RawAttachment & { credential?: string; until?: number; user?: string } = {
       ...attachment,
       authed: true,
@@ -247,6 +251,15 @@ export class RawClients {
       ...(grant.until !== undefined ? { until: grant.until } : {}),
       ...(grant.user !== undefined ? { user: grant.user } : {}),
     };
+    if (joined.credential !== undefined) {
+      // Named, not yet in: a revocation's sweep now finds it, and its messages still wait here.
+      ws.serializeAttachment({ ...joined, authed: false });
+      if (!(await this.host.confirm(ws)) || this.pending.get(ws) !== pending || ws.readyState !== WebSocket.OPEN) {
+        this.pending.delete(ws);
+        return;
+      }
+    }
+    this.pending.delete(ws);
     ws.serializeAttachment(joined);
     const state: ClientState = { id: joined.id, readonly: grant.readonly, paused: false, offset: null, trustNext: false };
     this.host.hub.addClient(this.host.sinkFor(ws), state);

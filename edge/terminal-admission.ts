@@ -14,7 +14,7 @@ import { ApiError } from "./errors.ts";
 import { actorOf, identifyBearer } from "./caller.ts";
 import type { Env } from "./env.ts";
 import { accessFor } from "./identity-grants.ts";
-import { admissionClose, credentialOf, HeldCredentials, socketEnds, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
+import { admissionClose, credentialOf, HeldCredentials, recheckCredential, socketEnds, type CloseInfo, type Credential, type CredentialMatch, type HeldSocket } from "./live-sockets.ts";
 import { RAW_TAG, type RawGrant } from "./raw-terminal.ts";
 import type { Sink, TerminalHub } from "./terminal-hub.ts";
 import { ownerAdmits, type RawOwned } from "./terminal-ws-auth.ts";
@@ -116,6 +116,21 @@ export async function authorizeRawToken(env: Env, serverId: string, session: () 
   return { readonly: access !== "write", ...(ends ?? {}) };
 }
 
+/**
+ * Why a socket of share link `id` may not be on terminal `terminalId` of `serverId` now (4001:
+ * revoked, expired or another terminal's, or its server disabled or removed), or null when it may.
+ */
+async function shareRefusal(db: D1Database, id: string, serverId: string, terminalId: number, now = Date.now()): Promise<CloseInfo | null> {
+  const row = await db
+    .prepare("SELECT s.expires_at, v.enabled FROM share_links s LEFT JOIN servers v ON v.id = s.server_id WHERE s.id = ? AND s.server_id = ? AND s.terminal_id = ?")
+    .bind(id, serverId, terminalId)
+    .first<{ expires_at: number; enabled: number | null }>();
+  if (row === null) return { code: CREDENTIAL_CLOSE_CODE, reason: "share link revoked" };
+  if (row.expires_at <= now) return { code: CREDENTIAL_CLOSE_CODE, reason: "credential expired" };
+  if (row.enabled === null) return { code: CREDENTIAL_CLOSE_CODE, reason: "Terminal server removed" };
+  return row.enabled === 0 ? { code: CREDENTIAL_CLOSE_CODE, reason: "Terminal server disabled" } : null;
+}
+
 /** What {@link ClientCredentials} needs from its TerminalDO. */
 export interface ClientCredentialsHost {
   ctx: DurableObjectState;
@@ -181,6 +196,31 @@ export class ClientCredentials {
     if (cred.id.startsWith("share:")) return null;
     const admission = await this.held.admit(cred);
     return admission === "held" ? null : admissionClose(admission);
+  }
+
+  /**
+   * Just after a client with a credential that can end joined (`ws` accepted, its attachment set):
+   * asks D1 again whether it may be here, and closes it if not — a share link revoked, expired or
+   * its server disabled (4001), a user's grant gone or lowered under a writer (4003, as the
+   * proxy's checks say it). Its auth passed in the Worker before the change, and the change's
+   * sweep (share-api.ts, live-sockets.ts) ran before this socket was here to close: checking once
+   * the socket is visible to that sweep, whichever of the two comes second sees the other.
+   * Answers true when it stays.
+   */
+  async confirm(ws: WebSocket, serverId: string, terminalId: number): Promise<boolean> {
+    const a = (ws.deserializeAttachment() ?? {}) as Partial<ClientAttachment>;
+    if (typeof a.credential !== "string") return true;
+    let close: CloseInfo | null;
+    if (a.credential.startsWith("share:")) {
+      close = await shareRefusal(this.host.env.DB, a.credential.slice("share:".length), serverId, terminalId);
+    } else {
+      const cred = { id: a.credential, userId: a.user ?? "", expiresAt: a.until ?? Number.MAX_SAFE_INTEGER };
+      close = await recheckCredential(this.host.env.DB, cred, serverId, terminalId, a.readonly !== true);
+    }
+    if (close === null || ws.readyState !== WebSocket.OPEN) return close === null;
+    this.host.hub.removeClient(this.host.sinkFor(ws));
+    this.host.sinkFor(ws).close(close.code, close.reason);
+    return false;
   }
 
   /** Open client sockets opened with a user's token or browser session. */

@@ -133,6 +133,7 @@ export class TerminalDO extends DurableObject<Env> {
       authorize: (token, owned) => authorizeRawToken(this.env, this.serverId, () => this.meta?.terminal_id, token, owned),
       verifyProxy: (token, proxy) => verifyProxySocket(this.env, this.serverId, token, proxy, this.meta?.terminal_id),
       admit: (cred) => this.credentials.admit(cred),
+      confirm: (ws) => this.credentials.confirm(ws, this.serverId, this.terminalId()),
       sessionKnown: () => this.meta !== null,
       maxClients: () => this.config.maxClients,
       sinkFor: (ws) => this.sinkFor(ws),
@@ -255,7 +256,11 @@ export class TerminalDO extends DurableObject<Env> {
     this.hub.addClient(this.sinkFor(server), { id: attachment.id, readonly, paused: false, offset: null, trustNext: false, ...(sizeUpdates ? { sizeUpdates } : {}) });
     this.counters.add("client_connects");
     this.clearIdle();
-    if (ends) void this.credentials.armExpiry();
+    if (ends) {
+      void this.credentials.armExpiry();
+      // Its access may have been taken away since the Worker checked it: closed now if so.
+      await this.credentials.confirm(server, this.serverId, this.terminalId());
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -286,8 +291,12 @@ export class TerminalDO extends DurableObject<Env> {
    * that lost their access to this terminal, or their `write` on it; answers how many.
    */
   async recheckSockets(users: string[] | null): Promise<number> {
-    const terminalId = this.meta?.terminal_id ?? parseTerminalName(this.ctx.id.name ?? "")?.terminalId ?? 0;
-    return this.credentials.recheck(users, this.serverId, terminalId);
+    return this.credentials.recheck(users, this.serverId, this.terminalId());
+  }
+
+  /** This object's terminal id: its session's, else its name's (0 when neither is known). */
+  private terminalId(): number {
+    return this.meta?.terminal_id ?? parseTerminalName(this.ctx.id.name ?? "")?.terminalId ?? 0;
   }
 
   /** True while a client of this terminal authenticated with credential `id`. */
