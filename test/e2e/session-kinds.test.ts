@@ -371,4 +371,19 @@ describe.runIf(isRoot)("session kinds end to end", () => {
       }
     }
   });
+
+  it("refuses a thread's id, so the agent, init and any process stay out of reach by their threads' ids", async () => {
+    // `strace -f -p <tid>` attaches the thread's whole process: the agent's own threads were
+    // followed (and the agent slowed at every write) although its pid is refused.
+    const threadsOf = (pid: number) => readdirSync(`/proc/${pid}/task`).map(Number).filter((tid) => tid !== pid);
+    const agentPid = stack.agent.pid!;
+    const targets = [threadsOf(agentPid)[0]!, ...threadsOf(1).slice(0, 1)];
+    for (const tid of targets) {
+      const res = await create({ terminal_id: 78, pid: tid });
+      expect(res).toMatchObject({ status: 400, body: { statusCode: 400, code: "INVALID_PID", message: expect.stringContaining("thread of process") } });
+    }
+    expect(readFileSync(`/proc/${agentPid}/status`, "utf8")).toMatch(/^TracerPid:\s+0$/m);
+    expect((await stack.api("/api/v1/terminal/sessions").then((r) => r.json())) as unknown[]).not.toContainEqual(expect.objectContaining({ id: 78 }));
+  });
+
 });

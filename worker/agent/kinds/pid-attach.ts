@@ -41,6 +41,8 @@ function isAgentHelper(pid: number): boolean {
 
 interface ProcStatus {
   uid: number;
+  /** The process (thread group) this task belongs to: `pid` itself unless `pid` names a thread. */
+  tgid: number;
   tracerPid: number;
   name: string;
 }
@@ -54,7 +56,7 @@ function procStatus(pid: number): ProcStatus | null {
   }
   const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1] ?? "";
   if (/^[ZX]/.test(field("State"))) return null; // a zombie has no output left to follow
-  return { uid: Number(field("Uid").split(/\s+/)[0]), tracerPid: Number(field("TracerPid")), name: field("Name") };
+  return { uid: Number(field("Uid").split(/\s+/)[0]), tgid: Number(field("Tgid")), tracerPid: Number(field("TracerPid")), name: field("Name") };
 }
 
 function ptraceScope(): number {
@@ -70,10 +72,15 @@ function ptraceScope(): number {
  * PID_ATTACH_FORBIDDEN, 409 PID_ALREADY_TRACED, 400 INVALID_PID or 500 PID_ATTACH_UNAVAILABLE.
  */
 export function checkAttachable(pid: number): { name: string; strace: string } {
+  const status = procStatus(pid);
+  // A thread's id opens /proc/<tid> too, and `strace -f -p <tid>` attaches its whole process:
+  // the checks below are on process ids, so a thread id (the agent's, init's…) is refused.
+  if (status && status.tgid !== pid) {
+    throw new ApiError(400, "INVALID_PID", `${pid} is a thread of process ${status.tgid}, not a process: give the process id`);
+  }
   if (pid === process.pid || pid === process.ppid || isAgentHelper(pid)) throw new ApiError(400, "INVALID_PID", "The agent cannot attach to itself or its helper processes");
   // Tracing stops the traced process at each system call it reports: never the host's init.
   if (pid === 1) throw new ApiError(400, "INVALID_PID", "The agent does not attach to the init process (pid 1)");
-  const status = procStatus(pid);
   if (!status) throw new ApiError(404, "PID_NOT_FOUND", `No running process ${pid} on this host`);
   const strace = which("strace", "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin");
   if (!strace) throw new ApiError(500, "PID_ATTACH_UNAVAILABLE", "PID attach needs strace on the agent's host");
