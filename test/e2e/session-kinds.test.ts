@@ -5,7 +5,8 @@
  * Needs root (it creates and removes users) and the Debian packages .ci/run installs.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROCESS_TAG_ENV } from "../../worker/agent/launch.ts";
@@ -386,4 +387,16 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect((await stack.api("/api/v1/terminal/sessions").then((r) => r.json())) as unknown[]).not.toContainEqual(expect.objectContaining({ id: 78 }));
   });
 
+  it("follows a process whose working directory was removed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgetty-gone-"));
+    const target: ChildProcess = spawn("sh", ["-c", "while :; do echo gone-$$; sleep 0.1; done"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      rmSync(dir, { recursive: true });
+      const c = await attach(`pid=${target.pid}`);
+      expect(c.info?.shell).toBe("attach:sh");
+      await c.waitForText(`gone-${target.pid}`);
+    } finally {
+      target.kill("SIGKILL");
+    }
+  });
 });

@@ -6,7 +6,7 @@
  * read-only: typed input is dropped (writing into another process's terminal needs TIOCSTI, which
  * current kernels disable).
  */
-import { readFileSync, readlinkSync } from "node:fs";
+import { readFileSync, readlinkSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { CreateSessionParams } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
@@ -101,8 +101,11 @@ export function preparePidAttach(params: CreateSessionParams): KindLaunch {
   const { name, strace } = checkAttachable(pid);
   // The follower runs as the agent (it needs the agent's ptrace rights), never as `user`.
   const plan = planSpawn({ ...params, user: undefined, cwd: undefined, shell: "sh" } as CreateSessionParams);
+  // The target's folder when the agent can enter it: not one removed since ("/x (deleted)") or
+  // in another mount namespace (a container's process), where the follower could not start.
   try {
-    plan.cwd = readlinkSync(`/proc/${pid}/cwd`);
+    const cwd = readlinkSync(`/proc/${pid}/cwd`);
+    if (statSync(cwd).isDirectory()) plan.cwd = cwd;
   } catch {
     /* keep the agent's home */
   }
