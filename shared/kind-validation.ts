@@ -37,8 +37,13 @@ const HOST_IPV6 = /^\[?[0-9A-Fa-f:.]{2,45}\]?$/
 const SSH_USER = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}\$?$/;
 const BASE64 = /^[A-Za-z0-9+/\r\n]+={0,2}\s*$/;
 
+/**
+ * A field is absent when undefined, null or "" (an empty query parameter). `false` is a value: for
+ * a text or number field a wrong type, refused like `true` (it used to count as absent, so
+ * `"pid": false` started a local shell instead of the attach asked for).
+ */
 function given(value: unknown): boolean {
-  return value !== undefined && value !== null && value !== "" && value !== false;
+  return value !== undefined && value !== null && value !== "";
 }
 
 function bad(message: string, code = "INVALID_PARAMETERS"): ApiError {

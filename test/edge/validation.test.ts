@@ -109,4 +109,18 @@ describe("validation", () => {
     expect(codeOf(() => parseCreateParams({ pid: "0" }, 3))).toBe("400 INVALID_PARAMETERS");
     expect(codeOf(() => parseCreateParams({ pid: "12abc" }, 3))).toBe("400 INVALID_PARAMETERS");
   });
+
+  it("refuses false, like true, for a kind's text and number fields instead of dropping the kind", () => {
+    expect(codeOf(() => parseCreateParams({ pid: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ pid: true }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: false, ssh_user: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", ssh_port: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", ssh_password: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ ssh_host: "h", ssh_user: "u", socks5_host: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ display: "3", wait_timeout: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    expect(codeOf(() => parseCreateParams({ display: "3", desktop_env: false }, 3))).toBe("400 INVALID_PARAMETERS");
+    // Absent is still absent: null, and "" (an empty query parameter).
+    expect(parseCreateParams({ pid: null, ssh_host: "", ssh_user: "", display: "3", wait_timeout: "", desktop: false }, 3)).toMatchObject({ wait_timeout: 300 });
+    expect(parseCreateParams({ pid: "" }, 3).pid).toBeUndefined();
+  });
 });
