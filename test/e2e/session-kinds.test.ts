@@ -7,6 +7,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROCESS_TAG_ENV } from "../../worker/agent/launch.ts";
@@ -246,6 +247,20 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     const wrong = await create(sshLogin(sshd.passwordUser, { socks5_host: "127.0.0.1", socks5_port: socksAuth.port, socks5_user: proxyUser.name, socks5_pass: "wrong" }));
     expect(wrong).toMatchObject({ status: 502, body: { code: "SOCKS5_FAILED" } });
     expect(processesHolding(proxyUser.password)).toEqual([]);
+  });
+
+  it("names a SOCKS5 proxy that never answers as the failure, not ssh's banner timeout", async () => {
+    // Accepts the connection and says nothing: the proxy's timeout must end the login before
+    // ssh's own (ConnectTimeout, which also bounds the banner) blames the SSH server.
+    const silent = createServer((socket) => socket.on("error", () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const res = await create(sshLogin(sshd.passwordUser, { socks5_host: "127.0.0.1", socks5_port: port }));
+      expect(res).toMatchObject({ status: 502, body: { statusCode: 502, code: "SOCKS5_FAILED", message: expect.stringContaining(`SOCKS5 proxy 127.0.0.1:${port}`) } });
+    } finally {
+      silent.close();
+    }
   });
 
   it("starts a shell as another user with that user's ids, groups and login environment", async () => {

@@ -11,8 +11,13 @@ import { join } from "node:path";
 import { SocksClient } from "socks";
 import type { Socks5Params } from "../../../shared/links/control.ts";
 
-/** Longest the proxy may take to open the tunnel, in milliseconds. */
-export const SOCKS5_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Longest the proxy may take to open the tunnel, in milliseconds. Shorter than ssh's own
+ * ConnectTimeout (ssh.ts SSH_CONNECT_TIMEOUT_S, 10 s, which bounds the banner too): a proxy that
+ * never answers must fail the login as SOCKS5_FAILED before ssh gives up on the banner and the
+ * SSH server is blamed (SSH_TIMEOUT).
+ */
+export const SOCKS5_CONNECT_TIMEOUT_MS = 8_000;
 
 /** The bridge ssh runs as its ProxyCommand: stdin/stdout ⇄ the Unix socket named in argv[2]. */
 const BRIDGE_SOURCE = `"use strict";
