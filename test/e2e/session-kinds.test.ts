@@ -402,6 +402,23 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     expect((await stack.api("/api/v1/terminal/sessions").then((r) => r.json())) as unknown[]).not.toContainEqual(expect.objectContaining({ id: 78 }));
   });
 
+  it("refuses a kernel thread, which ptrace cannot follow, instead of starting a session that ends at once", async (ctx) => {
+    const kernelThread = readdirSync("/proc")
+      .filter((n) => /^\d+$/.test(n) && n !== "1")
+      .map(Number)
+      .find((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+          return (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]) & 0x00200000) !== 0;
+        } catch {
+          return false;
+        }
+      });
+    if (kernelThread === undefined) return ctx.skip(); // a PID namespace without kernel threads
+    const res = await create({ terminal_id: 79, pid: kernelThread });
+    expect(res).toMatchObject({ status: 400, body: { statusCode: 400, code: "INVALID_PID", message: expect.stringContaining("kernel thread") } });
+  });
+
   it("follows a process whose working directory was removed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "edgetty-gone-"));
     const target: ChildProcess = spawn("sh", ["-c", "while :; do echo gone-$$; sleep 0.1; done"], { cwd: dir, stdio: ["ignore", "pipe", "ignore"] });

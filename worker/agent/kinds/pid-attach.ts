@@ -59,6 +59,22 @@ function procStatus(pid: number): ProcStatus | null {
   return { uid: Number(field("Uid").split(/\s+/)[0]), tgid: Number(field("Tgid")), tracerPid: Number(field("TracerPid")), name: field("Name") };
 }
 
+/** PF_KTHREAD in /proc/<pid>/stat's flags: a kernel thread. */
+const PF_KTHREAD = 0x00200000;
+
+/** True when `pid` is a kernel thread (no user space: nothing to trace, ptrace refuses it). */
+function isKernelThread(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return false;
+  }
+  // "pid (comm) state ppid … flags …": comm may hold spaces and parentheses, so count after its last ")".
+  const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]);
+  return Number.isInteger(flags) && (flags & PF_KTHREAD) !== 0;
+}
+
 function ptraceScope(): number {
   try {
     return Number(readFileSync(YAMA_PTRACE_SCOPE, "utf8").trim());
@@ -82,6 +98,8 @@ export function checkAttachable(pid: number): { name: string; strace: string } {
   // Tracing stops the traced process at each system call it reports: never the host's init.
   if (pid === 1) throw new ApiError(400, "INVALID_PID", "The agent does not attach to the init process (pid 1)");
   if (!status) throw new ApiError(404, "PID_NOT_FOUND", `No running process ${pid} on this host`);
+  // ptrace refuses kernel threads: the session would start and end at once with strace's EPERM.
+  if (isKernelThread(pid)) throw new ApiError(400, "INVALID_PID", `Process ${pid} (${status.name}) is a kernel thread: it writes no output to follow`);
   const strace = which("strace", "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin");
   if (!strace) throw new ApiError(500, "PID_ATTACH_UNAVAILABLE", "PID attach needs strace on the agent's host");
   const scope = ptraceScope();
