@@ -100,6 +100,17 @@ export function decodeSshKey(b64: string): string {
   return pem;
 }
 
+/**
+ * Checks an SSH session's target as the agent received it (the agent checks again, whoever sent
+ * it): the host, user and proxy host parseSsh would have taken, so none can reach ssh's command
+ * line or config as an option, a `%` token or a second line. Throws 400 INVALID_PARAMETERS.
+ */
+export function checkSshTarget(ssh: SshParams): void {
+  host(ssh.host, "ssh_host");
+  if (!SSH_USER.test(ssh.user)) throw bad(`ssh_user "${ssh.user.slice(0, 64)}" is not a valid user name`);
+  if (ssh.socks5) host(ssh.socks5.host, "socks5_host");
+}
+
 function parseSsh(source: Record<string, unknown>): SshParams | undefined {
   const sshHost = host(source["ssh_host"], "ssh_host");
   const sshUser = text(source["ssh_user"], "ssh_user", 64);

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { decodeStraceLine, exitLine } from "../../worker/agent/kinds/pid-follow.ts";
-import { classifySshFailure } from "../../worker/agent/kinds/ssh.ts";
+import { classifySshFailure, prepareSsh } from "../../worker/agent/kinds/ssh.ts";
+import { ApiError } from "../../shared/errors.ts";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loginEnv } from "../../worker/agent/kinds/user.ts";
 import { displayEndpoints, displayNumber } from "../../worker/agent/kinds/display.ts";
 
@@ -38,6 +42,35 @@ describe("SSH failure classification", () => {
     expect(classifySshFailure("ssh: connect to host h port 22: Connection timed out\n", null, target).code).toBe("SSH_TIMEOUT");
     expect(classifySshFailure("", "SOCKS5 proxy p:1080: Socks5 Authentication failed", target).code).toBe("SOCKS5_FAILED");
     expect(classifySshFailure("", null, target)).toEqual({ code: "SSH_CONNECT_FAILED", message: "SSH to u@h:22 failed: ssh exited before logging in" });
+  });
+});
+
+describe("SSH parameters as the agent receives them", () => {
+  it("refuses a host, user or proxy host that could act as an option, a % token or a second line, writing nothing", async () => {
+    const runtimeDir = mkdtempSync(join(tmpdir(), "edgetty-ssh-check-"));
+    try {
+      const base = { host: "example.org", user: "u", port: 22 };
+      const params = { terminal_id: 5, ephemeral: false, cwd_auto_create: false, welcome: false, debug: false, cols: 80, rows: 24, env: {} };
+      for (const ssh of [
+        { ...base, host: "-oProxyCommand=id" },
+        { ...base, host: "a\nProxyCommand id" },
+        { ...base, host: "h%h" },
+        { ...base, user: "-oProxyCommand=id" },
+        { ...base, user: "u%r" },
+        { ...base, user: "u\nx" },
+        { ...base, socks5: { host: "-x", port: 1080 } },
+      ]) {
+        const refusal = await prepareSsh({ params, ssh, runtimeDir, dataDir: runtimeDir, log: () => undefined }).then(
+          (launch) => (launch.dispose(), null),
+          (error: unknown) => error,
+        );
+        expect(refusal, JSON.stringify(ssh)).toBeInstanceOf(ApiError);
+        expect(refusal).toMatchObject({ status: 400, code: "INVALID_PARAMETERS" });
+      }
+      expect(readdirSync(runtimeDir)).toEqual([]);
+    } finally {
+      rmSync(runtimeDir, { recursive: true, force: true });
+    }
   });
 });
 

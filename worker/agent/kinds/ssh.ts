@@ -25,7 +25,7 @@ import { join } from "node:path";
 import type { CreateSessionParams, SshParams } from "../../../shared/links/control.ts";
 import { ApiError } from "../../../shared/errors.ts";
 import type { ErrorInfo, ExitInfo } from "../../../shared/links/client.ts";
-import { decodeSshKey, SSH_SETTLE_TIMEOUT_MS } from "../../../shared/kind-validation.ts";
+import { checkSshTarget, decodeSshKey, SSH_SETTLE_TIMEOUT_MS } from "../../../shared/kind-validation.ts";
 import { OscScanner } from "../osc.ts";
 import type { IntegrationTarget } from "../shell-integration.ts";
 import { which, type SpawnPlan } from "../spawn.ts";
@@ -137,6 +137,7 @@ function sshConfig(o: { dir: string; knownHosts: string; ssh: SshParams; keyFile
 /** Prepares an SSH session's private folder, config and secrets; the PTY runs ssh. */
 export async function prepareSsh(opts: SshLaunchOptions): Promise<KindLaunch> {
   const { ssh, params } = opts;
+  checkSshTarget(ssh);
   const sshPath = which("ssh");
   if (!sshPath) throw new ApiError(500, "SSH_NOT_AVAILABLE", "The OpenSSH client (ssh) is not installed on this host");
   if (!PLAIN_PATH.test(opts.runtimeDir) || !PLAIN_PATH.test(opts.dataDir)) {
