@@ -5,10 +5,10 @@
  * Needs root (it creates and removes users) and the Debian packages .ci/run installs.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, type AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROCESS_TAG_ENV } from "../../worker/agent/launch.ts";
 import { freePort } from "../../worker/cli/local-stack.ts";
@@ -260,6 +260,52 @@ describe.runIf(isRoot)("session kinds end to end", () => {
       expect(res).toMatchObject({ status: 502, body: { statusCode: 502, code: "SOCKS5_FAILED", message: expect.stringContaining(`SOCKS5 proxy 127.0.0.1:${port}`) } });
     } finally {
       silent.close();
+    }
+  });
+
+  it("closes a SOCKS5 tunnel the proxy opens only after its SSH session ended", async () => {
+    // The proxy holds its answer until ssh has died: the tunnel it then opens used to stay open
+    // (a socket and a descriptor of the agent's) until the proxy closed it.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let greeted = false;
+    let tunnelClosed = false;
+    const proxy = createServer((socket) => {
+      socket.on("error", () => undefined);
+      socket.on("close", () => (tunnelClosed = true));
+      socket.once("data", () => {
+        greeted = true;
+        void released.then(() => {
+          socket.write(Buffer.from([5, 0])); // no authentication
+          socket.once("data", () => socket.write(Buffer.from([5, 0, 0, 1, 127, 0, 0, 1, 0, 22]))); // connected
+        });
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const body = sshLogin(sshd.passwordUser, { socks5_host: "127.0.0.1", socks5_port: (proxy.address() as AddressInfo).port });
+      const created = create(body);
+      await until("the agent to greet the proxy", () => greeted);
+      // This login's ssh: the one not logged in yet (earlier tests' sessions to the same user are).
+      const ssh = readdirSync("/proc")
+        .filter((n) => /^\d+$/.test(n))
+        .find((pid) => {
+          try {
+            const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+            const config = args[args.indexOf("-F") + 1] ?? "";
+            return args.join(" ").includes(`-l ${sshd.passwordUser.name} -p ${sshd.port} -- 127.0.0.1`) && !existsSync(join(dirname(config), "connected"));
+          } catch {
+            return false;
+          }
+        });
+      expect(ssh).toBeDefined();
+      process.kill(Number(ssh), "SIGKILL");
+      expect((await created).status).toBe(502);
+      release();
+      await until("the agent to close the late tunnel", () => tunnelClosed);
+    } finally {
+      release();
+      proxy.close();
     }
   });
 

@@ -49,6 +49,7 @@ export async function openSocks5Bridge(dir: string, proxy: Socks5Params, target:
   const script = join(dir, "bridge.cjs");
   writeFileSync(script, BRIDGE_SOURCE, { mode: 0o600 });
   const sockets = new Set<Socket>();
+  let closed = false;
   const server: Server = createServer((local) => {
     server.close(); // one connection per session
     sockets.add(local);
@@ -66,6 +67,12 @@ export async function openSocks5Bridge(dir: string, proxy: Socks5Params, target:
       timeout: SOCKS5_CONNECT_TIMEOUT_MS,
     }).then(
       ({ socket: remote }) => {
+        // The session ended (or ssh hung up) while the proxy was still answering: nothing will
+        // ever close this tunnel, so close it now rather than hold it open until the proxy does.
+        if (closed || local.destroyed) {
+          remote.destroy();
+          return;
+        }
         sockets.add(remote);
         remote.on("error", () => local.destroy());
         remote.on("close", () => local.destroy());
@@ -88,6 +95,7 @@ export async function openSocks5Bridge(dir: string, proxy: Socks5Params, target:
     proxyCommand: `${quote(process.execPath)} ${quote(script)} ${quote(socketPath)}`,
     failure: null,
     close() {
+      closed = true;
       server.close();
       for (const s of sockets) s.destroy();
       sockets.clear();
