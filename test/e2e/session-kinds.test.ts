@@ -179,6 +179,19 @@ describe.runIf(isRoot)("session kinds end to end", () => {
     await c.waitForText(`typed=${sshd.passwordUser.name}`);
   });
 
+  it("passes ssh's escape character to the remote side: a typist gets no local command line", async () => {
+    // With ssh's escapes on, `~C` after a newline opens a command line that adds port forwardings
+    // from the agent's host and, since LocalCommand needs PermitLocalCommand, runs `!command`
+    // there as the agent's user (OpenSSH before 9.2 opens it by default); `~?` lists them.
+    const body = sshLogin(sshd.passwordUser);
+    const c = await whoamiOver(body, sshd.passwordUser.name);
+    c.input("\r~?\r");
+    c.input("echo after=$((6*7))\r");
+    await c.waitForText("after=42");
+    expect(c.text()).not.toContain("Supported escape sequences");
+    expect(c.text()).toMatch(/~\?/);
+  });
+
   it("ends a wrong password with an ERROR and an EXIT, for create and for a WebSocket attach", async () => {
     const res = await create(sshLogin(sshd.passwordUser, { ssh_password: "not-the-password" }));
     expect(res).toMatchObject({ status: 502, body: { statusCode: 502, code: "SSH_AUTH_FAILED" } });

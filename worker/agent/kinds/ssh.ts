@@ -117,6 +117,9 @@ function sshConfig(o: { dir: string; knownHosts: string; ssh: SshParams; keyFile
     "  ClearAllForwardings yes",
     "  ControlMaster no",
     "  ControlPath none",
+    // LocalCommand (the login marker) needs PermitLocalCommand, which also lets `~C` run
+    // `!command` on this host; `~C` adds port forwardings too. No escapes: `~` goes to the remote.
+    "  EscapeChar none",
     "  PermitLocalCommand yes",
     `  LocalCommand : > ${o.dir}/connected`,
     `  ConnectTimeout ${SSH_CONNECT_TIMEOUT_S}`,
