@@ -2,7 +2,10 @@ import { describe, expect, it } from "vitest";
 import { decodeStraceLine, exitLine } from "../../worker/agent/kinds/pid-follow.ts";
 import { classifySshFailure, prepareSsh } from "../../worker/agent/kinds/ssh.ts";
 import { ApiError } from "../../shared/errors.ts";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { until } from "../support/waiters.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loginEnv } from "../../worker/agent/kinds/user.ts";
@@ -70,6 +73,40 @@ describe("SSH parameters as the agent receives them", () => {
       expect(readdirSync(runtimeDir)).toEqual([]);
     } finally {
       rmSync(runtimeDir, { recursive: true, force: true });
+    }
+  });
+});
+
+const NOBODY = 65_534;
+const asRoot = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv") && existsSync("/usr/bin/strace");
+
+describe.runIf(asRoot)("PID attach from an agent that is not root", () => {
+  /** checkAttachable(pid) as an agent running as nobody would answer it: "ok <name>" or "<status> <code>". */
+  function checkAsNobody(pid: number): string {
+    const module = fileURLToPath(new URL("../../worker/agent/kinds/pid-attach.ts", import.meta.url));
+    const script = `import(${JSON.stringify(module)}).then((m) => { try { console.log("ok " + m.checkAttachable(${pid}).name); } catch (e) { console.log(e.status + " " + e.code); } })`;
+    return execFileSync("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", process.execPath, "--import", "tsx", "-e", script], { encoding: "utf8" }).trim();
+  }
+
+  /** A `sleep` started through setpriv with `ids`, once it runs with them. */
+  async function sleeper(ids: string[]): Promise<{ pid: number; stop(): void }> {
+    const child = spawn("setpriv", [...ids, "sleep", "60"], { stdio: "ignore" });
+    const pid = child.pid!;
+    await until("the sleeper to run", () => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep");
+    return { pid, stop: () => child.kill("SIGKILL") };
+  }
+
+  it("refuses, as the kernel would, a process of its user that runs with another user or group id", async () => {
+    const yama = existsSync("/proc/sys/kernel/yama/ptrace_scope") ? Number(readFileSync("/proc/sys/kernel/yama/ptrace_scope", "utf8")) : 0;
+    const plain = await sleeper([`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"]);
+    const setuid = await sleeper([`--ruid=${NOBODY}`, "--euid=0", `--regid=${NOBODY}`, "--clear-groups"]);
+    const otherGroup = await sleeper([`--reuid=${NOBODY}`, "--regid=0", "--clear-groups"]);
+    try {
+      if (yama === 0) expect(checkAsNobody(plain.pid)).toBe("ok sleep");
+      expect(checkAsNobody(setuid.pid)).toBe("403 PID_ATTACH_FORBIDDEN");
+      expect(checkAsNobody(otherGroup.pid)).toBe("403 PID_ATTACH_FORBIDDEN");
+    } finally {
+      for (const p of [plain, setuid, otherGroup]) p.stop();
     }
   });
 });

@@ -40,7 +40,10 @@ function isAgentHelper(pid: number): boolean {
 }
 
 interface ProcStatus {
-  uid: number;
+  /** Real, effective and saved user ids (ptrace compares all three). */
+  uids: number[];
+  /** Real, effective and saved group ids. */
+  gids: number[];
   /** The process (thread group) this task belongs to: `pid` itself unless `pid` names a thread. */
   tgid: number;
   tracerPid: number;
@@ -56,7 +59,8 @@ function procStatus(pid: number): ProcStatus | null {
   }
   const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(text)?.[1] ?? "";
   if (/^[ZX]/.test(field("State"))) return null; // a zombie has no output left to follow
-  return { uid: Number(field("Uid").split(/\s+/)[0]), tgid: Number(field("Tgid")), tracerPid: Number(field("TracerPid")), name: field("Name") };
+  const ids = (name: string) => field(name).split(/\s+/).slice(0, 3).map(Number);
+  return { uids: ids("Uid"), gids: ids("Gid"), tgid: Number(field("Tgid")), tracerPid: Number(field("TracerPid")), name: field("Name") };
 }
 
 /** PF_KTHREAD in /proc/<pid>/stat's flags: a kernel thread. */
@@ -73,6 +77,15 @@ function isKernelThread(pid: number): boolean {
   // "pid (comm) state ppid … flags …": comm may hold spaces and parentheses, so count after its last ")".
   const flags = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[6]);
   return Number.isInteger(flags) && (flags & PF_KTHREAD) !== 0;
+}
+
+/** The owner of /proc/<pid> (root for a process that is not dumpable), or -1. */
+function procOwner(pid: number): number {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    return -1;
+  }
 }
 
 function ptraceScope(): number {
@@ -106,7 +119,13 @@ export function checkAttachable(pid: number): { name: string; strace: string } {
   if (scope >= 3) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", "ptrace is disabled on this host (kernel.yama.ptrace_scope = 3)");
   if (!isRoot()) {
     const uid = process.getuid?.() ?? -1;
-    if (status.uid !== uid) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `Process ${pid} belongs to another user; the agent needs root to follow it`);
+    const gid = process.getgid?.() ?? -1;
+    if (status.uids[0] !== uid) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `Process ${pid} belongs to another user; the agent needs root to follow it`);
+    // What the kernel checks besides: every user and group id the agent's, and a dumpable process
+    // (a set-user-ID program's /proc entry belongs to root), else strace's attach fails at once.
+    if (status.uids.some((id) => id !== uid) || status.gids.some((id) => id !== gid) || procOwner(pid) !== uid) {
+      throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `Process ${pid} runs with other privileges (a set-user-ID or set-group-ID program, or another group); the agent needs root to follow it`);
+    }
     if (scope >= 1) throw new ApiError(403, "PID_ATTACH_FORBIDDEN", `kernel.yama.ptrace_scope is ${scope}: only root can follow process ${pid}`);
   }
   if (status.tracerPid !== 0) throw new ApiError(409, "PID_ALREADY_TRACED", `Process ${pid} is already traced (by pid ${status.tracerPid})`);
