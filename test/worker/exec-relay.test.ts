@@ -1,4 +1,7 @@
 /** ExecRelay driven by a stand-in for the HostDO: requests, streams paced by acks, cancel, bad messages. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { LinkDecodeError } from "../../shared/links/codec.ts";
 import { decodeHostToAgent } from "../../shared/links/control.ts";
@@ -135,6 +138,33 @@ describe("the exec relay", () => {
     e.req(40, { op: "execute", call: { mode: "sync", spec: spec("true"), timeout: 30 } });
     await e.until(() => e.of(40).length > 0);
     expect(e.of(4)).toHaveLength(before);
+  });
+
+  it("kills a synchronous run's group when the edge cancels it or the link drops, and frees its slot", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "exec-relay-sync-"));
+    try {
+      const e = edge();
+      const sync = (rid: number, name: string) =>
+        e.req(rid, { op: "execute", call: { mode: "sync", spec: spec(`sleep 30 & printf '%s\\n%s\\n' $$ $! > ${dir}/${name}.tmp; mv ${dir}/${name}.tmp ${dir}/${name}; wait`), timeout: null } });
+      const pidsOf = async (name: string) => {
+        await e.until(() => existsSync(join(dir, name)));
+        return pidsIn(readFileSync(join(dir, name), "utf8"));
+      };
+      sync(12, "cancelled");
+      const cancelled = await pidsOf("cancelled");
+      e.relay.handle({ t: "exec.cancel", id: 12 });
+      await e.until(() => cancelled.every((p) => !alive(p)));
+      sync(13, "dropped");
+      const dropped = await pidsOf("dropped");
+      e.relay.closeAll();
+      await e.until(() => dropped.every((p) => !alive(p)));
+      // Neither answered (no one listens), and neither holds a running slot.
+      expect(e.of(12)).toEqual([]);
+      expect(e.of(13)).toEqual([]);
+      await until("the slots freed", () => (e.manager as unknown as { active: Set<unknown> }).active.size === 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("answers a stream that cannot start with exec.res instead of a head", async () => {

@@ -143,11 +143,19 @@ export class ExecManager {
     };
   }
 
-  /** Seed 004's `POST /execute`: runs on pipes to the end or `timeout` seconds (then kills the group, exit_code -1). */
-  async run(spec: ExecSpec, timeout: number | null, caller: ExecCaller = NO_CALLER): Promise<SyncExecResult> {
+  /**
+   * Seed 004's `POST /execute`: runs on pipes to the end or `timeout` seconds (then kills the group,
+   * exit_code -1). `signal` (the caller went away, or the link dropped) kills the group too: no one
+   * would read the answer, and the command is in no table a caller could kill it from.
+   */
+  async run(spec: ExecSpec, timeout: number | null, caller: ExecCaller = NO_CALLER, signal?: AbortSignal): Promise<SyncExecResult> {
     const capture = { stdout: new TailText(), stderr: new TailText() };
     const run = await this.spawn(spec, timeout, caller, (type, data) => capture[type].append(data));
+    const abandon = () => run.signal("SIGKILL");
+    if (signal?.aborted) abandon();
+    else signal?.addEventListener("abort", abandon, { once: true });
     const code = await run.finished;
+    signal?.removeEventListener("abort", abandon);
     if (run.timedOut) return { exit_code: -1, stdout: "", stderr: timeoutMessage(timeout ?? 0) };
     return { exit_code: code, stdout: capture.stdout.toString(), stderr: capture.stderr.toString() };
   }
@@ -243,7 +251,7 @@ export class ExecManager {
           return { status: 200, body: await this.kill(op.id, op.force, scope) };
         case "execute": {
           const { call } = op;
-          if (call.mode === "sync") return { status: 200, body: await this.run(call.spec, call.timeout, caller) };
+          if (call.mode === "sync") return { status: 200, body: await this.run(call.spec, call.timeout, caller, signal) };
           if (call.mode === "background") return { status: 200, body: await this.start(call.spec, call, caller, signal) };
           return otError(500, OtCode.BAD_RELAY, "stream calls are answered by ExecManager.stream()");
         }
