@@ -12,6 +12,7 @@
 import { done, envDict, hasNul, laxFloat, nulIssue, parseJsonBody, queryBool, queryInt, queryView, str, tooLong, utf8Length } from "./open-terminal-fields.ts";
 import type { Issues } from "./open-terminal-fields.ts";
 import type { Parsed } from "./open-terminal-errors.ts";
+import { PATH_MAX_CHARS } from "./links/client.ts";
 
 /** Longest `wait`, in seconds, for `POST /execute` and `GET /execute/{id}/status`. */
 export const EXECUTE_WAIT_MAX_SECONDS = 300;
@@ -21,6 +22,10 @@ export const DEFAULT_EXEC_TIMEOUT_SECONDS = 30;
 export const COMMAND_MAX_BYTES = 128 * 1024 - 1;
 /** Longest `input` for `POST /execute/{id}/input`, in characters. */
 export const INPUT_MAX_CHARS = 1 << 20; // 1 Mi characters
+/** Longest `cwd`, in characters (Linux's PATH_MAX; no longer path can be a working directory). */
+export const CWD_MAX_CHARS = PATH_MAX_CHARS;
+/** Longest value of one `env` variable, in characters (one past 128 KiB already fails to start, E2BIG). */
+export const ENV_VALUE_MAX_CHARS = INPUT_MAX_CHARS;
 
 /** One output record of a process: `output` (PTY, stdout and stderr merged) or a pipe's. */
 export interface OutputEntry {
@@ -102,8 +107,9 @@ export function parseExecuteRequest(params: URLSearchParams, bodyText: string | 
   if (body) {
     const cmd = command(body, issues);
     const cwd = str(body, "cwd", issues, false);
-    if (cwd !== null && hasNul(cwd)) issues.push(nulIssue(["body", "cwd"], cwd));
-    const env = envDict(body.env, issues);
+    if (cwd !== null && cwd.length > CWD_MAX_CHARS) issues.push(tooLong(["body", "cwd"], cwd, CWD_MAX_CHARS, "characters"));
+    else if (cwd !== null && hasNul(cwd)) issues.push(nulIssue(["body", "cwd"], cwd));
+    const env = envDict(body.env, issues, ENV_VALUE_MAX_CHARS);
     timeoutGiven = "timeout" in body;
     if (timeoutGiven && (stream || !paging)) timeout = laxFloat(body.timeout, ["body", "timeout"], issues, 0);
     if (cmd !== null) spec = { command: cmd, cwd, env };

@@ -84,7 +84,10 @@ export function queryInt(raw: string | undefined, loc: Loc, issues: Issues, ge: 
     issues.push({ type: "int_parsing", loc, msg: "Input should be a valid integer, unable to parse string as an integer", input: raw });
     return null;
   }
-  const value = Number(v);
+  // Past 2^53 every integer means the same here (an offset past any output, a tail or line past
+  // any end), as Python's unbounded ints do for the reference: clamped so it stays an exact,
+  // finite JSON number (a 400-digit one would be Infinity, sent on as `null`).
+  const value = Math.min(Number(v), Number.MAX_SAFE_INTEGER);
   return bounds(value, raw, loc, issues, ge, le) ? value : null;
 }
 
@@ -141,8 +144,8 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-/** `env`: a `{str: str}` dictionary of legal environment variables, or null. */
-export function envDict(raw: unknown, issues: Issues): Record<string, string> | null {
+/** `env`: a `{str: str}` dictionary of legal environment variables (values of at most `maxValueChars`), or null. */
+export function envDict(raw: unknown, issues: Issues, maxValueChars = Infinity): Record<string, string> | null {
   if (raw === undefined || raw === null) return null;
   if (typeof raw !== "object" || Array.isArray(raw)) {
     issues.push({ type: "dict_type", loc: ["body", "env"], msg: "Input should be a valid dictionary", input: raw });
@@ -156,7 +159,8 @@ export function envDict(raw: unknown, issues: Issues): Record<string, string> | 
       // (RESERVED_ENV_KEYS: names the link's records cannot carry, refused rather than lost.)
       const msg = "Value error, illegal environment variable name or value";
       issues.push({ type: "value_error", loc: ["body", "env", k], msg, input: v, ctx: { error: "illegal environment variable" } });
-    } else env[k] = v;
+    } else if (v.length > maxValueChars) issues.push(tooLong(["body", "env", k], v, maxValueChars, "characters"));
+    else env[k] = v;
   }
   return env;
 }

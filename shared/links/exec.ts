@@ -22,6 +22,8 @@
 import * as v from "valibot";
 import {
   COMMAND_MAX_BYTES,
+  CWD_MAX_CHARS,
+  ENV_VALUE_MAX_CHARS,
   EXECUTE_WAIT_MAX_SECONDS,
   INPUT_MAX_CHARS,
   OtCode,
@@ -32,7 +34,7 @@ import {
   parseStatusQuery,
 } from "../open-terminal.ts";
 import type { ExecuteCall, Parsed, StatusQuery } from "../open-terminal.ts";
-import { PATH_MAX_CHARS, SHORT_TEXT_MAX_CHARS } from "./client.ts";
+import { SHORT_TEXT_MAX_CHARS } from "./client.ts";
 import { RequestId } from "./codec.ts";
 import { NULL_BODY_STATUSES } from "./tunnel.ts";
 
@@ -73,8 +75,8 @@ const ProcessId = v.pipe(v.string(), v.maxLength(SHORT_TEXT_MAX_CHARS));
 const EnvKey = v.pipe(v.string(), v.minLength(1), v.check((k) => !k.includes("=") && !k.includes("\0"), "not an environment name"));
 const ExecSpecSchema = v.object({
   command: noNul(COMMAND_MAX_BYTES),
-  cwd: v.nullable(noNul(PATH_MAX_CHARS)),
-  env: v.nullable(v.record(EnvKey, noNul(INPUT_MAX_CHARS))),
+  cwd: v.nullable(noNul(CWD_MAX_CHARS)),
+  env: v.nullable(v.record(EnvKey, noNul(ENV_VALUE_MAX_CHARS))),
 });
 
 const ExecuteCallSchema = v.variant("mode", [

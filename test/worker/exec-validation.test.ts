@@ -143,6 +143,30 @@ describe("the relay's HTTP mapping and message checks", () => {
     }
   });
 
+  it("hands the relay only calls its schema takes: huge numbers, long cwds and env values are settled at the edge", () => {
+    const decode = (op: unknown) => decodeHostToAgent(JSON.stringify({ t: "exec.req", id: 1, scope: "", op }));
+    const relayed = (method: string, path: string, query: string, text: string | null) => {
+      const parsed = parseExecHttp(method, path, q(query), text);
+      if (!parsed?.ok) return parsed;
+      return decode(parsed.value); // throws what the agent would answer 400 BAD_RELAY_MESSAGE
+    };
+    const huge = "9".repeat(400); // Infinity as a JavaScript number, a plain int to Python
+    // Past any output and any tail: the same as the largest exact integer.
+    expect(relayed("GET", "/execute/x/status", `offset=${huge}&tail=${huge}`, null)).toMatchObject({ op: { query: { offset: Number.MAX_SAFE_INTEGER, tail: Number.MAX_SAFE_INTEGER } } });
+    expect(relayed("GET", "/execute/x/status", "offset=9007199254740993", null)).toMatchObject({ op: { query: { offset: Number.MAX_SAFE_INTEGER } } });
+    expect(relayed("POST", "/execute", `tail=${huge}`, body({ command: "ls" }))).toMatchObject({ op: { call: { tail: Number.MAX_SAFE_INTEGER } } });
+    // Too long for the relay: a 422 naming the field, not a malformed relay message.
+    expect(relayed("POST", "/execute", "", body({ command: "ls", cwd: `/${"a".repeat(5000)}` }))).toMatchObject({
+      ok: false,
+      reply: { status: 422, body: { detail: [{ type: "string_too_long", loc: ["body", "cwd"], ctx: { max_length: 4096 } }] } },
+    });
+    expect(relayed("POST", "/execute", "", body({ command: "ls", env: { K: "v".repeat((1 << 20) + 1) } }))).toMatchObject({
+      ok: false,
+      reply: { status: 422, body: { detail: [{ type: "string_too_long", loc: ["body", "env", "K"] }] } },
+    });
+    expect(relayed("POST", "/execute", "", body({ command: "ls", cwd: `/${"a".repeat(4095)}`, env: { K: "v".repeat(1 << 20) } }))).toMatchObject({ op: { op: "execute" } });
+  });
+
   it("knows how long the edge should wait for an answer", () => {
     expect(replyDeadlineMs({ op: "execute", call: { mode: "sync", spec, timeout: null } })).toBeNull();
     expect(replyDeadlineMs({ op: "execute", call: { mode: "sync", spec, timeout: 30 } })).toBe(45_000);
