@@ -25,6 +25,7 @@ import type { ExitReason } from "../shared/links/client.ts";
 import { LinkDecodeError } from "../shared/links/codec.ts";
 import { ApiError } from "../shared/errors.ts";
 import { createTimeoutMs } from "../shared/kind-validation.ts";
+import { EPHEMERAL_ID_MIN } from "../shared/validation.ts";
 import { readConfig, terminalConfig, type Env } from "./env.ts";
 import { fail, ok, unwrap, type Result } from "./errors.ts";
 import type { ScreenRequest, ScreenResult } from "../shared/screen.ts";
@@ -70,7 +71,7 @@ export class HostDO extends DurableObject<Env> {
    * AGENT_OFFLINE). The exit names its session by `started_at`: a create that reuses the id of a
    * session still ending waits for that one's exit first, and that exit is not the new session's.
    */
-  private readonly creating = new Map<number, { exit?: { exit_code: number; signal: number }; startedAt?: string | undefined }>();
+  private readonly creating = new Map<number, { exit?: { exit_code: number; signal: number }; startedAt?: string | undefined; ephemeral?: boolean }>();
   /** Names and owners of `/api/terminals` sessions. */
   private readonly names: SessionNames;
   /** A URL server's proxy WebSockets, relayed from here (url-server-ws.ts). */
@@ -225,23 +226,32 @@ export class HostDO extends DurableObject<Env> {
 
   /**
    * Creates a session, or answers "exists" for a live one. `terminal_id` 0 asks for a free id
-   * (ephemeral sessions, and WebSocket attaches without an id).
+   * (ephemeral sessions, and WebSocket attaches without an id). `maxEphemeral`: refuse (429
+   * TOO_MANY_SESSIONS) when the server already holds that many ephemeral sessions of the
+   * ephemeral id range (the Open Terminal API's OPEN_TERMINAL_MAX_SESSIONS). Both limits count
+   * the creates still waiting for the agent, so calls at once cannot pass them together.
    */
-  async createSession(params: CreateSessionParams): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
+  async createSession(params: CreateSessionParams, maxEphemeral?: number): Promise<Result<{ status: "created" | "exists"; meta: SessionMeta }>> {
     try {
       if (params.terminal_id !== 0) {
         const existing = this.store.indexed(params.terminal_id);
         if (existing && this.agentSocket()) return ok({ status: "exists", meta: existing });
       } else {
-        params = { ...params, terminal_id: this.store.allocateEphemeralId() };
+        params = { ...params, terminal_id: this.store.allocateEphemeralId(this.creating) };
       }
-      const count = this.store.count();
+      const pendingNew = [...this.creating.entries()].filter(([id]) => id !== params.terminal_id && !this.store.indexed(id));
       const { maxSessionsPerServer } = readConfig(this.env);
-      if (count >= maxSessionsPerServer) {
+      if (this.store.count() + pendingNew.length >= maxSessionsPerServer) {
         throw new ApiError(429, "TOO_MANY_SESSIONS", `At most ${maxSessionsPerServer} sessions per server`);
       }
+      if (maxEphemeral !== undefined) {
+        const isEphemeral = (id: number, ephemeral: boolean | undefined) => ephemeral === true && id >= EPHEMERAL_ID_MIN;
+        const held = this.store.allIndexed().filter((m) => isEphemeral(m.terminal_id, m.ephemeral)).length;
+        const coming = pendingNew.filter(([id, p]) => isEphemeral(id, p.ephemeral)).length;
+        if (held + coming >= maxEphemeral) throw new ApiError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${maxEphemeral}) reached`);
+      }
       const id = params.terminal_id;
-      const pending = this.creating.get(id) ?? {};
+      const pending = this.creating.get(id) ?? { ephemeral: params.ephemeral };
       const mine = !this.creating.has(id);
       this.creating.set(id, pending);
       let result;

@@ -62,9 +62,9 @@ export class HostStore {
     this.sql.exec("DELETE FROM sessions WHERE terminal_id = ?", terminalId);
   }
 
-  /** A free id in the ephemeral range; 429 TOO_MANY_SESSIONS when every one is taken. */
-  allocateEphemeralId(): number {
-    const taken = new Set(this.allIndexed().map((m) => m.terminal_id));
+  /** A free id in the ephemeral range (neither indexed nor among `creating`'s); 429 TOO_MANY_SESSIONS when every one is taken. */
+  allocateEphemeralId(creating: ReadonlyMap<number, unknown> = new Map()): number {
+    const taken = new Set([...this.allIndexed().map((m) => m.terminal_id), ...creating.keys()]);
     const span = EPHEMERAL_ID_MAX - EPHEMERAL_ID_MIN + 1;
     for (let i = 0; i < EPHEMERAL_ID_PICKS; i++) {
       const id = EPHEMERAL_ID_MIN + Math.floor(Math.random() * span);

@@ -17,7 +17,7 @@ import { ApiError } from "../shared/errors.ts";
 import { EXEC_USER_MAX_CHARS } from "../shared/links/exec.ts";
 import { OPEN_TERMINAL_MAX_SESSIONS, pyIsoUtc } from "../shared/open-terminal.ts";
 import type { TerminalInfo } from "../shared/open-terminal.ts";
-import { EPHEMERAL_ID_MIN, parseCreateParams } from "../shared/validation.ts";
+import { parseCreateParams } from "../shared/validation.ts";
 import { hostStub as host, terminalStub } from "./addresses.ts";
 import { sha256Hex } from "./auth.ts";
 import type { Env } from "./env.ts";
@@ -97,17 +97,15 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     if (!(await stub.status()).online) {
       return terminalError(503, "AGENT_OFFLINE", "Terminal service unavailable: the host's agent is offline");
     }
-    const ephemeral = (await stub.sessionMetas()).filter((m) => m.ephemeral && m.terminal_id >= EPHEMERAL_ID_MIN).length;
-    if (ephemeral >= OPEN_TERMINAL_MAX_SESSIONS) {
-      return terminalError(429, "TOO_MANY_SESSIONS", `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`);
-    }
     const params = parseCreateParams({ ephemeral: true }, 0);
     // In multi-user mode the agent runs the session as this user's OS account.
     const asserted = user(request);
     if (owner !== null && asserted !== null) params.ot_user = { scope: owner, user: asserted.slice(0, EXEC_USER_MAX_CHARS) };
     // It starts where the chat's file tools are (`POST /files/cwd` under the same X-Session-Id).
     if (wanted !== null) params.ot_cwd_of = { scope: owner ?? (await scopeOf(request)), session: wanted };
-    const created = await terminalCall(async () => unwrap(await stub.createSession(params)));
+    // The HostDO counts and creates in one step (429 TOO_MANY_SESSIONS past the limit): checked
+    // here, calls at once all passed the count before any was created.
+    const created = await terminalCall(async () => unwrap(await stub.createSession(params, OPEN_TERMINAL_MAX_SESSIONS)));
     if (created instanceof Response) return created;
     const name = wanted ?? String(created.meta.terminal_id);
     await stub.nameSession({ name, terminal_id: created.meta.terminal_id, owner });

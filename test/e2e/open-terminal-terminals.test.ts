@@ -294,4 +294,18 @@ describe("the session limit", () => {
     for (const id of made) await stack.api(`/api/terminals/${id}`, { method: "DELETE" });
     expect((await stack.api("/api/terminals", { method: "POST" })).status).toBe(200);
   });
+
+  it("holds when many creates come at once (they counted before any was made, and all passed)", async () => {
+    const ephemeral = async () => ((await (await stack.api("/api/terminals")).json()) as TerminalInfo[]).filter((t) => Number(t.id) >= 40_000);
+    for (const t of await ephemeral()) await stack.api(`/api/terminals/${t.id}`, { method: "DELETE" });
+    const calls = 3 * OPEN_TERMINAL_MAX_SESSIONS;
+    const answers = await Promise.all(Array.from({ length: calls }, () => stack.api("/api/terminals", { method: "POST" })));
+    const made = await Promise.all(answers.filter((r) => r.status === 200).map(async (r) => ((await r.json()) as TerminalInfo).id));
+    const refused = answers.filter((r) => r.status === 429);
+    expect(made.length + refused.length).toBe(calls);
+    expect(made).toHaveLength(OPEN_TERMINAL_MAX_SESSIONS);
+    expect(await refused[0]!.json()).toEqual({ error: `Maximum number of terminal sessions (${OPEN_TERMINAL_MAX_SESSIONS}) reached`, code: "TOO_MANY_SESSIONS" });
+    expect(await ephemeral()).toHaveLength(OPEN_TERMINAL_MAX_SESSIONS);
+    for (const id of made) await stack.api(`/api/terminals/${id}`, { method: "DELETE" });
+  });
 });
