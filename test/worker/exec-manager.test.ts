@@ -170,6 +170,21 @@ describe("the background model (on a PTY)", () => {
     expect((await m.status(started.id, { wait: null, offset: 0, tail: 1 })).output).toHaveLength(1);
   });
 
+  it("keeps running a command that points every descriptor away from its terminal (no hang-up)", async () => {
+    const m = manager();
+    const gate = new ShellGate();
+    const out = join(dir, "redirected.txt");
+    const p = await m.start(spec(`echo start; exec </dev/null >${out} 2>&1; echo redirected; ${gate.wait}; echo finished`), noWait);
+    await until("the command to redirect its descriptors", () => existsSync(out) && readFileSync(out, "utf8").includes("redirected"));
+    // Its terminal's last slave descriptor is closed: hung up, it would end now (SIGHUP, exit -1).
+    expect(await m.status(p.id, { wait: 0.5, offset: 0, tail: null })).toMatchObject({ status: "running", exit_code: null });
+    gate.open();
+    const done = await m.status(p.id, { wait: 3600, offset: 0, tail: null });
+    expect(done).toMatchObject({ status: "done", exit_code: 0 });
+    expect(text(done)).toBe("start\r\n");
+    expect(readFileSync(out, "utf8")).toBe("redirected\nfinished\n");
+  });
+
   it("runs with TERM=xterm-256color whatever the agent's TERM, unless the request sets its own", async () => {
     const m = manager({ baseEnv: { PATH: process.env.PATH, TERM: "dumb" } });
     const own = await m.start(spec("echo $TERM"), { wait: 10, tail: null });

@@ -1,5 +1,5 @@
 /** The PTY host: /execute's PTYs forked by a small process of the agent's, relayed over its pipes. */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +7,7 @@ import { taggedCommand } from "../../worker/agent/launch.ts";
 import { PtyHost, ptyHostProgram, type PipedProcess, type PtyProcess } from "../../worker/agent/exec/pty-host.ts";
 import { PtyRun } from "../../worker/agent/exec/pty-run.ts";
 import { processTree } from "../support/ndjson.ts";
+import { ShellGate } from "../support/shell-gate.ts";
 import { until } from "../support/waiters.ts";
 import { encodeFrame, FrameReader, PTY_HOST_FRAME_MAX_BYTES, PtyHostKind, PtyHostProtocolError } from "../../worker/agent/exec/pty-host-protocol.ts";
 
@@ -71,6 +72,19 @@ describe("PTY host", () => {
     expect(await run.exit).toEqual({ exitCode: 3, signal: 0 });
     expect(run.text()).toContain(`tty:${TAG}\r\n`);
     expect(run.text()).toContain("err\r\n");
+  });
+
+  it("does not hang up a command that points every descriptor away from its PTY", async () => {
+    const gate = new ShellGate();
+    const marker = join(dir, "redirected");
+    const proc = await host.spawn(request(`exec </dev/null >/dev/null 2>&1; touch ${marker}; ${gate.wait}; exit 7`));
+    const run = collect(proc);
+    await until("the command to redirect its descriptors", () => existsSync(marker));
+    // Hung up (SIGHUP), it would end within moments of its last slave descriptor's close.
+    const early = await Promise.race([run.exit, new Promise((resolve) => setTimeout(() => resolve("still running"), 500))]);
+    expect(early).toBe("still running");
+    gate.open();
+    expect(await run.exit).toEqual({ exitCode: 7, signal: 0 });
   });
 
   it("types input into the command's PTY", async () => {

@@ -19,7 +19,7 @@
  * test (test/worker/pty-tail.test.ts) fails when an upgrade renames them, instead of output
  * silently going missing again.
  */
-import { readSync } from "node:fs";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type { IPty } from "node-pty";
 
@@ -32,6 +32,22 @@ export const PTY_DRAIN_MAX_BYTES = 1 << 20; // 1 MiB
 interface UnixTerminalFields {
   _socket?: Readable & { destroy(error?: Error): unknown };
   _fd?: number;
+  /** The slave's path (`/dev/pts/N`). */
+  _pty?: string;
+  /** Set by node-pty when it has reaped the process and the master is still open (its `onexit`). */
+  _boundClose?: boolean;
+}
+
+/** {@link listenWholly}'s options. */
+export interface ListenOptions {
+  /**
+   * Keep the PTY's slave side open in this process until the process has exited: a command that
+   * points all its descriptors elsewhere (`exec </dev/null >log 2>&1; …`) closes the last slave
+   * descriptor, the master then reads EIO and node-pty closes it, and the kernel hangs the
+   * terminal up: SIGHUP kills the command mid-way, reported as done (exit -1). Held, the master
+   * reads nothing until the exit, as a terminal whose program went quiet.
+   */
+  holdSlave?: boolean;
 }
 
 /** True when `proc` has the node-pty fields {@link listenWholly} drains through. */
@@ -46,20 +62,66 @@ export function drainable(proc: IPty): boolean {
  * the last one. Call once per PTY, right after spawning it. On a node-pty without the fields it
  * drains through (see {@link drainable}) it listens as node-pty alone would.
  */
-export function listenWholly(proc: IPty, onData: (data: Buffer) => void, onExit: (exit: { exitCode: number; signal: number }) => void): void {
+export function listenWholly(
+  proc: IPty,
+  onData: (data: Buffer) => void,
+  onExit: (exit: { exitCode: number; signal: number }) => void,
+  options: ListenOptions = {},
+): void {
   proc.onData((data) => onData(data as unknown as Buffer));
   proc.onExit(({ exitCode, signal }) => onExit({ exitCode, signal: signal ?? 0 }));
   if (!drainable(proc)) return;
-  const { _socket: stream, _fd: fd } = proc as unknown as Required<UnixTerminalFields>;
+  const fields = proc as unknown as UnixTerminalFields;
+  const { _socket: stream, _fd: fd } = fields as Required<UnixTerminalFields>;
+  const release = options.holdSlave ? holdSlave(fields) : () => {};
   const destroy = stream.destroy.bind(stream);
   let drained = false;
   stream.destroy = (error?: Error) => {
+    release();
     if (!drained) {
       drained = true;
       drain(stream, fd, onData);
     }
     return destroy(error);
   };
+}
+
+/**
+ * Opens the slave of `fields`' PTY (not as this process's controlling terminal; close-on-exec, as
+ * Node opens every file) and returns what closes it. It is closed the moment node-pty has reaped
+ * the process (it sets `_boundClose` then, and would otherwise wait 200 ms for the EIO that only
+ * the last slave descriptor's close brings), or when the stream is destroyed (a kill). Call right
+ * after spawning, before the loop runs: the master is not read before then, so no EIO was seen.
+ * A slave that cannot be opened is not held (as before).
+ */
+function holdSlave(fields: UnixTerminalFields): () => void {
+  let slave: number | null = null;
+  try {
+    if (typeof fields._pty === "string") slave = openSync(fields._pty, constants.O_RDWR | constants.O_NOCTTY);
+  } catch {
+    slave = null;
+  }
+  if (slave === null) return () => {};
+  const release = () => {
+    if (slave === null) return;
+    try {
+      closeSync(slave);
+    } catch {
+      /* already closed */
+    }
+    slave = null;
+  };
+  let bound = fields._boundClose;
+  Object.defineProperty(fields, "_boundClose", {
+    configurable: true,
+    enumerable: true,
+    get: () => bound,
+    set: (value: boolean | undefined) => {
+      bound = value;
+      if (value) release();
+    },
+  });
+  return release;
 }
 
 /**

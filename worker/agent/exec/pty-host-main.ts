@@ -150,6 +150,8 @@ export function runPtyHost(): void {
         forget([proc]);
         send(encodeFrame(PtyHostKind.EXIT, id, { exitCode, signal }));
       },
+      // Background commands only come here: one that points its descriptors elsewhere keeps running (pty-tail.ts).
+      { holdSlave: true },
     );
   };
 

@@ -40,7 +40,8 @@ function forked(proc: pty.IPty): PtyProcess {
   const queue = ptyInputQueue(proc);
   return {
     pid: proc.pid,
-    listen: (onData, onExit) => listenWholly(proc, onData, onExit),
+    // The slave is held: a command that points its descriptors elsewhere keeps running (pty-tail.ts).
+    listen: (onData, onExit) => listenWholly(proc, onData, onExit, { holdSlave: true }),
     write: (data) => {
       if ((queue?.pending() ?? 0) + data.byteLength > PTY_RUN_INPUT_QUEUE_MAX_BYTES) return Promise.resolve("full");
       try {
