@@ -123,8 +123,9 @@ export function openTerminalTerminals(api: ApiFamily, scopeOf: (r: RouteRequest)
     const { serverId } = request.scope;
     const name = decodeName(request.params["session_id"]);
     // Open WebUI names the user of a WebSocket in the query (browsers cannot set its headers); a
-    // client that can may send X-User-Id, as on HTTP. Neither: the API key acts for no one user.
-    const wsUser = new URL(request.url).searchParams.get("user_id") ?? (request.headers.get("X-User-Id") || null);
+    // client that can may send X-User-Id, as on HTTP. Neither, or empty ones (as an empty header on
+    // HTTP, callerUserId): the API key acts for no one user.
+    const wsUser = new URL(request.url).searchParams.get("user_id") || request.headers.get("X-User-Id") || null;
     // Before auth the principal is unknown: match the asserted user's part of the owner only
     // (the TerminalDO then checks the key; a wrong one learns nothing either way).
     const userPart = wsUser === null ? null : `:${await sha256Hex(wsUser)}`;

@@ -61,6 +61,16 @@ describe("two Open WebUI users on one key", () => {
     expect((await call("DELETE", "/api/terminals/chat-alice", as("alice"))).body).toEqual({ status: "deleted" });
   });
 
+  it("leave the single user's sessions to a WebSocket that names an empty user, as HTTP does an empty X-User-Id", async () => {
+    expect((await call("POST", "/api/terminals", { "X-Session-Id": "chat-solo" })).body).toMatchObject({ id: "chat-solo" });
+    expect((await call("GET", "/api/terminals/chat-solo", as(""))).status).toBe(200);
+    const solo = await RawClient.connect(`${stack.url}/api/terminals/chat-solo?user_id=`, stack.apiKey);
+    clients.push(solo);
+    solo.type("echo solo-$((20+22))\r");
+    await solo.waitForText("solo-42");
+    expect((await call("DELETE", "/api/terminals/chat-solo", {})).body).toEqual({ status: "deleted" });
+  });
+
   it("see and reach only their own processes", async () => {
     const started = await call("POST", "/execute", as("alice"), { command: "sleep 30" });
     const id = started.body.id as string;
