@@ -25,7 +25,7 @@ export const INPUT_MAX_CHARS = 1 << 20; // 1 Mi characters
 /** Longest `cwd`, in characters (Linux's PATH_MAX; no longer path can be a working directory). */
 export const CWD_MAX_CHARS = PATH_MAX_CHARS;
 /** Longest value of one `env` variable, in characters (one past 128 KiB already fails to start, E2BIG). */
-export const ENV_VALUE_MAX_CHARS = INPUT_MAX_CHARS;
+export const EXEC_ENV_VALUE_MAX_CHARS = INPUT_MAX_CHARS;
 
 /** One output record of a process: `output` (PTY, stdout and stderr merged) or a pipe's. */
 export interface OutputEntry {
@@ -109,7 +109,7 @@ export function parseExecuteRequest(params: URLSearchParams, bodyText: string | 
     const cwd = str(body, "cwd", issues, false);
     if (cwd !== null && cwd.length > CWD_MAX_CHARS) issues.push(tooLong(["body", "cwd"], cwd, CWD_MAX_CHARS, "characters"));
     else if (cwd !== null && hasNul(cwd)) issues.push(nulIssue(["body", "cwd"], cwd));
-    const env = envDict(body.env, issues, ENV_VALUE_MAX_CHARS);
+    const env = envDict(body.env, issues, EXEC_ENV_VALUE_MAX_CHARS);
     timeoutGiven = "timeout" in body;
     if (timeoutGiven && (stream || !paging)) timeout = laxFloat(body.timeout, ["body", "timeout"], issues, 0);
     if (cmd !== null) spec = { command: cmd, cwd, env };

@@ -23,7 +23,7 @@ import * as v from "valibot";
 import {
   COMMAND_MAX_BYTES,
   CWD_MAX_CHARS,
-  ENV_VALUE_MAX_CHARS,
+  EXEC_ENV_VALUE_MAX_CHARS,
   EXECUTE_WAIT_MAX_SECONDS,
   INPUT_MAX_CHARS,
   OtCode,
@@ -76,7 +76,7 @@ const EnvKey = v.pipe(v.string(), v.minLength(1), v.check((k) => !k.includes("="
 const ExecSpecSchema = v.object({
   command: noNul(COMMAND_MAX_BYTES),
   cwd: v.nullable(noNul(CWD_MAX_CHARS)),
-  env: v.nullable(v.record(EnvKey, noNul(ENV_VALUE_MAX_CHARS))),
+  env: v.nullable(v.record(EnvKey, noNul(EXEC_ENV_VALUE_MAX_CHARS))),
 });
 
 const ExecuteCallSchema = v.variant("mode", [
