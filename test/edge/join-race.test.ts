@@ -15,9 +15,7 @@ import { putServer } from "../../edge/registry.ts";
 import { setServerEnabled } from "../../edge/server-access.ts";
 import { createShareLink, revokeShareLink } from "../../edge/share-links.ts";
 import { decodeServerFrame, encodeClientFrame } from "../../shared/links/client.ts";
-import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
-import { Waiters } from "../support/waiters.ts";
-import { collect } from "./worker-client.ts";
+import { collect, withAgent } from "./worker-client.ts";
 
 const bindings = env as unknown as Env;
 const db = bindings.DB;
@@ -31,13 +29,7 @@ async function terminal() {
   const server = uid("jr");
   await putServer(db, { id: server, name: server, url: "", token: "t".repeat(16) });
   const stub = terminalStub(bindings, server, 1);
-  const waiters = new Waiters();
-  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
-  const toAgent = collect(agent, waiters);
-  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
-  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
-  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  const { waiters } = await withAgent(stub);
   /** A join as the Worker makes it once the caller's auth passed, with the credential that can end it. */
   const join = async (query: Record<string, string>) => {
     const res = await stub.fetch(`https://do/client?${new URLSearchParams(query)}`, { headers: { Upgrade: "websocket" } });

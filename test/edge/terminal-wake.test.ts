@@ -13,22 +13,11 @@ import { TerminalDO } from "../../edge/terminal-do.ts";
 import type { TerminalHub } from "../../edge/terminal-hub.ts";
 import type { ClientAttachment } from "../../edge/terminal-sockets.ts";
 import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
-import { until, Waiters } from "../support/waiters.ts";
-import { collect } from "./worker-client.ts";
+import { until } from "../support/waiters.ts";
+import { collect, withAgent } from "./worker-client.ts";
 
 const bindings = env as unknown as Env;
 
-/** Attaches an agent to terminal `stub` (HELLO answered by RESUME) and configures the terminal; answers what the test needs. */
-async function withAgent(stub: ReturnType<typeof terminalStub>): Promise<{ waiters: Waiters; agent: WebSocket; toAgent: Uint8Array[] }> {
-  const waiters = new Waiters();
-  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
-  const toAgent = collect(agent, waiters);
-  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
-  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
-  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
-  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
-  return { waiters, agent, toAgent };
-}
 
 it("keeps the PTY's last size where a wake-up reads it, for the INFO of read-only joiners", async () => {
   const stub = terminalStub(bindings, "wake-size", 1);

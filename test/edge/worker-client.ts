@@ -7,7 +7,9 @@ import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Env } from "../../edge/env.ts";
+import type { terminalStub } from "../../edge/addresses.ts";
 import handler from "../../edge/index.ts";
+import { decodeEdgeFrame, encodeAgentFrame } from "../../shared/links/data.ts";
 import { Waiters } from "../support/waiters.ts";
 
 export const KEY = "test-admin-key";
@@ -121,4 +123,19 @@ export function collect(ws: WebSocket, waiters: Waiters): Uint8Array[] {
     });
   });
   return got;
+}
+
+/**
+ * Attaches a test-played agent to terminal `stub` (its HELLO, for terminal 1, answered by the DO's
+ * RESUME) and configures the terminal (8 clients, no idle timeout).
+ */
+export async function withAgent(stub: ReturnType<typeof terminalStub>): Promise<{ waiters: Waiters; agent: WebSocket; toAgent: Uint8Array[] }> {
+  const waiters = new Waiters();
+  const agent = (await stub.fetch("https://do/agent", { headers: { Upgrade: "websocket" } })).webSocket!;
+  const toAgent = collect(agent, waiters);
+  const meta = { terminal_id: 1, shell: "bash", cwd: "/", started_at: "2026-01-01T00:00:00.000Z", ephemeral: false };
+  agent.send(encodeAgentFrame({ t: "hello", hello: { end: 0, oldest: 0, size: { cols: 80, rows: 24 }, meta } }));
+  await waiters.until(() => toAgent.some((m) => decodeEdgeFrame(m).t === "resume"), "the DO's RESUME");
+  await stub.configure(meta, { maxClients: 8, idleTimeoutMs: 0 });
+  return { waiters, agent, toAgent };
 }
