@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import type { Readable } from "node:stream";
 import * as pty from "node-pty";
 import { describe, expect, it } from "vitest";
-import { drainable, listenWholly } from "../../worker/agent/pty-tail.ts";
+import { drainable, listenWholly, slaveHoldable } from "../../worker/agent/pty-tail.ts";
 import { until } from "../support/waiters.ts";
 
 /** Starts `script` on a PTY: its output so far, and a promise of all of it and its exit once it ended. */
@@ -33,9 +33,10 @@ function run(script: string, control: (proc: pty.IPty) => void = () => {}) {
 }
 
 describe("a PTY's output, all of it, before its exit", () => {
-  it("finds node-pty's fields it drains through (an upgrade that renames them fails here)", () => {
+  it("finds node-pty's fields it drains through and holds a slave by (an upgrade that renames them fails here)", () => {
     const proc = pty.spawn("/bin/true", [], { cols: 80, rows: 24, env: { PATH: "/usr/bin:/bin" }, encoding: null });
     expect(drainable(proc)).toBe(true);
+    expect(slaveHoldable(proc)).toBe(true);
     proc.kill();
   });
 

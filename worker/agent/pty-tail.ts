@@ -50,6 +50,16 @@ export interface ListenOptions {
   holdSlave?: boolean;
 }
 
+/**
+ * True when `proc` has the node-pty fields that tell when it reaped its process (`_boundClose`)
+ * and name its slave (`_pty`): without them a held slave would be let go only by node-pty's 200 ms
+ * fallback timer after each exit, so it is not held (see {@link ListenOptions.holdSlave}).
+ */
+export function slaveHoldable(proc: IPty): boolean {
+  const fields = proc as unknown as UnixTerminalFields;
+  return typeof fields._boundClose === "boolean" && typeof fields._pty === "string";
+}
+
 /** True when `proc` has the node-pty fields {@link listenWholly} drains through. */
 export function drainable(proc: IPty): boolean {
   const fields = proc as unknown as UnixTerminalFields;
@@ -73,7 +83,7 @@ export function listenWholly(
   if (!drainable(proc)) return;
   const fields = proc as unknown as UnixTerminalFields;
   const { _socket: stream, _fd: fd } = fields as Required<UnixTerminalFields>;
-  const release = options.holdSlave ? holdSlave(fields) : () => {};
+  const release = options.holdSlave && slaveHoldable(proc) ? holdSlave(fields) : () => {};
   const destroy = stream.destroy.bind(stream);
   let drained = false;
   stream.destroy = (error?: Error) => {
@@ -97,7 +107,7 @@ export function listenWholly(
 function holdSlave(fields: UnixTerminalFields): () => void {
   let slave: number | null = null;
   try {
-    if (typeof fields._pty === "string") slave = openSync(fields._pty, constants.O_RDWR | constants.O_NOCTTY);
+    slave = openSync(fields._pty!, constants.O_RDWR | constants.O_NOCTTY);
   } catch {
     slave = null;
   }
